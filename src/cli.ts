@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { buildConfig, readConfigFile, type Config, type RawSettings } from './config.js';
+import { runDemo } from './demo.js';
+import { InputError } from './input-error.js';
+import { createLogger } from './log.js';
+import { toPercent } from './percent.js';
+import { startProxy } from './server.js';
+
+const USAGE = `drum-splitter — canary traffic splitter for DRUM model servers
+
+Usage:
+  drum-splitter serve [options]     run the proxy
+  drum-splitter demo [--listen H:P] two built-in DRUM stand-ins behind the proxy at 5%
+  drum-splitter --help | --version
+
+Options for serve (a --config file takes the same settings; flags win):
+  --listen HOST:PORT         traffic address (default 0.0.0.0:8000; [::]:PORT for dual-stack)
+  --upstream NAME=URL        an upstream, repeatable; the first is the baseline, which takes
+                             the rest of the traffic (default flask=http://127.0.0.1:8080
+                             and fastapi=http://127.0.0.1:8081)
+  --weight NAME=PERCENT      an upstream's share, repeatable, up to two decimals; listed order
+                             is split_clients line order (default: 100% to the baseline)
+  --key TEMPLATE             split key, nginx variables (default \${remote_addr}\${uri});
+                             $remote_addr $uri $request_uri $args $host $arg_NAME
+                             $http_NAME $cookie_NAME
+  --config FILE              YAML file with these settings (listen, upstreams, weights, key,
+                             trustProxy, upstreamHeader, overrideHeader, timeout, bodyLimit,
+                             upstreamKeepAlive, accessLog, logLevel)
+  --trust-proxy              take $remote_addr from the last X-Forwarded-For entry
+  --no-upstream-header       do not add X-Drum-Splitter-Upstream to responses
+  --override-header NAME     header that forces a request to the upstream it names (off)
+  --timeout DURATION         upstream response timeout, e.g. 120s (default 120s)
+  --body-limit SIZE          largest request body, e.g. 100MB (default 100MB)
+  --upstream-keepalive DUR   idle upstream connection lifetime (default 1s; keep it below
+                             the upstream's own keep-alive, 2s for gunicorn)
+  --access-log               log every request as a JSON line
+  --log-level LEVEL          fatal|error|warn|info|debug|trace|silent (default info)
+
+Exit codes: 0 stopped cleanly, 1 could not run (e.g. address in use), 2 bad flag or config.`;
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+  listen: { type: 'string' },
+  upstream: { type: 'string', multiple: true },
+  weight: { type: 'string', multiple: true },
+  key: { type: 'string' },
+  config: { type: 'string' },
+  'trust-proxy': { type: 'boolean' },
+  'no-upstream-header': { type: 'boolean' },
+  'override-header': { type: 'string' },
+  timeout: { type: 'string' },
+  'body-limit': { type: 'string' },
+  'upstream-keepalive': { type: 'string' },
+  'access-log': { type: 'boolean' },
+  'log-level': { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+/** Flags as settings; only those given, so they override the file key by key. */
+function flagSettings(v: Values): RawSettings {
+  const s: RawSettings = {};
+  if (v.listen !== undefined) s.listen = v.listen;
+  if (v.upstream !== undefined) s.upstreams = v.upstream;
+  if (v.weight !== undefined) s.weights = v.weight;
+  if (v.key !== undefined) s.key = v.key;
+  if (v['trust-proxy'] !== undefined) s.trustProxy = v['trust-proxy'];
+  if (v['no-upstream-header'] !== undefined) s.upstreamHeader = !v['no-upstream-header'];
+  if (v['override-header'] !== undefined) s.overrideHeader = v['override-header'];
+  if (v.timeout !== undefined) s.timeout = v.timeout;
+  if (v['body-limit'] !== undefined) s.bodyLimit = v['body-limit'];
+  if (v['upstream-keepalive'] !== undefined) s.upstreamKeepAlive = v['upstream-keepalive'];
+  if (v['access-log'] !== undefined) s.accessLog = v['access-log'];
+  if (v['log-level'] !== undefined) s.logLevel = v['log-level'];
+  return s;
+}
+
+export function configFromArgs(v: Values): Config {
+  const file = v.config === undefined ? {} : readConfigFile(v.config);
+  return buildConfig({ ...file, ...flagSettings(v) });
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function serve(config: Config): Promise<void> {
+  const log = createLogger(config.logLevel);
+  const proxy = await startProxy(config, log);
+  const weights = Object.fromEntries(config.weights.map(([n, h]) => [n, toPercent(h)]));
+  log.info(
+    {
+      listen: `${proxy.address.address}:${proxy.address.port}`,
+      upstreams: Object.fromEntries(config.upstreams.map((u) => [u.name, u.url.href])),
+      baseline: config.upstreams[0]!.name,
+      weights,
+    },
+    'listening',
+  );
+  const stop = (signal: string): void => {
+    log.info({ signal }, 'shutting down');
+    void proxy.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new InputError((err as Error).message.split('\n')[0]!);
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    console.log(version());
+    return 0;
+  }
+  const [command, ...extra] = positionals;
+  if (values.help || command === undefined || command === 'help') {
+    console.log(USAGE);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  if (extra.length > 0) throw new InputError(`unexpected argument "${extra[0]}"`);
+  if (command === 'serve') {
+    await serve(configFromArgs(values));
+    return -1; // keeps running until a signal
+  }
+  if (command === 'demo') {
+    await runDemo(values.listen ?? '127.0.0.1:8000');
+    return -1;
+  }
+  throw new InputError(`unknown command "${command}" (try serve, demo or --help)`);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof InputError) {
+      console.error(`drum-splitter: ${err.message}`);
+      process.exitCode = 2;
+    } else {
+      const e = err as NodeJS.ErrnoException;
+      console.error(`drum-splitter: ${e.code === 'EADDRINUSE' ? `address in use: ${e.message}` : e.message}`);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,235 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parse as parseYaml } from 'yaml';
+import { InputError } from './input-error.js';
+import { DEFAULT_KEY, compileKey } from './key.js';
+import { parsePercent } from './percent.js';
+import { compileSplit, type Share } from './split.js';
+
+export interface Upstream {
+  readonly name: string;
+  readonly url: URL;
+}
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface Config {
+  readonly listen: HostPort;
+  /** In the order given; the first is the baseline, which takes whatever the weights leave. */
+  readonly upstreams: readonly Upstream[];
+  /** Listed shares in hundredths of a percent, in the order given (the split_clients lines). */
+  readonly weights: readonly Share[];
+  readonly key: string;
+  /** Take $remote_addr from the last X-Forwarded-For entry, like nginx's realip module. */
+  readonly trustProxy: boolean;
+  /** Add X-Drum-Splitter-Upstream to every response. */
+  readonly upstreamHeader: boolean;
+  /** Request header that forces a named upstream; undefined = off. */
+  readonly overrideHeader: string | undefined;
+  /** How long an upstream may take to send response headers, or between body chunks. */
+  readonly timeoutMs: number;
+  /** Largest request body accepted, in bytes. */
+  readonly bodyLimit: number;
+  /** How long an idle upstream connection is kept; below the upstream's own keep-alive timeout. */
+  readonly upstreamKeepAliveMs: number;
+  readonly accessLog: boolean;
+  readonly logLevel: string;
+}
+
+/** Settings as read from a file or flags, before validation. Every field optional. */
+export interface RawSettings {
+  listen?: unknown;
+  upstreams?: unknown;
+  weights?: unknown;
+  key?: unknown;
+  trustProxy?: unknown;
+  upstreamHeader?: unknown;
+  overrideHeader?: unknown;
+  timeout?: unknown;
+  bodyLimit?: unknown;
+  upstreamKeepAlive?: unknown;
+  accessLog?: unknown;
+  logLevel?: unknown;
+}
+
+const SETTINGS: readonly (keyof RawSettings)[] = [
+  'listen', 'upstreams', 'weights', 'key', 'trustProxy', 'upstreamHeader', 'overrideHeader',
+  'timeout', 'bodyLimit', 'upstreamKeepAlive', 'accessLog', 'logLevel',
+];
+
+export const DEFAULTS = {
+  listen: '0.0.0.0:8000',
+  // The seed's addresses: Flask/Gunicorn on 8080, FastAPI/Uvicorn on 8081.
+  upstreams: [['flask', 'http://127.0.0.1:8080'], ['fastapi', 'http://127.0.0.1:8081']],
+  timeout: '120s', // gunicorn's default worker timeout
+  bodyLimit: '100MB',
+  // gunicorn closes idle keep-alive connections after 2 s; reusing one it is closing fails
+  // the request, and we never retry, so we let go of idle connections first.
+  upstreamKeepAlive: '1s',
+} as const;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function parseHostPort(value: unknown, field: string): HostPort {
+  if (typeof value !== 'string') throw new InputError('must be HOST:PORT', field);
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(value);
+  const port = Number(m?.[3]);
+  if (m === null || port > 65535) {
+    throw new InputError(`"${value}" is not HOST:PORT (e.g. 0.0.0.0:8000 or [::]:8000)`, field);
+  }
+  return { host: m[1] ?? m[2]!, port };
+}
+
+function parseUpstreamUrl(name: string, value: unknown): URL {
+  const field = `upstreams.${name}`;
+  if (!/^[A-Za-z][A-Za-z0-9_-]*$/.test(name)) {
+    throw new InputError('an upstream name is a letter then letters, digits, "_" or "-"', field);
+  }
+  let url: URL;
+  try {
+    url = new URL(String(value));
+  } catch {
+    throw new InputError(`"${String(value)}" is not a URL`, field);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new InputError(`"${String(value)}" must be an http:// or https:// URL`, field);
+  }
+  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    throw new InputError(`"${String(value)}" may have a path but no query, fragment or credentials`, field);
+  }
+  return url;
+}
+
+/** Ordered name → value pairs from a YAML mapping or from repeated NAME=VALUE flags. */
+function pairs(value: unknown, field: string): [string, unknown][] {
+  if (Array.isArray(value)) {
+    return value.map((item) => {
+      if (Array.isArray(item) && item.length === 2) return [String(item[0]), item[1]];
+      const m = typeof item === 'string' ? /^([^=]+)=(.*)$/.exec(item) : null;
+      if (m === null) throw new InputError(`"${String(item)}" is not NAME=VALUE`, field);
+      return [m[1]!.trim(), m[2]!.trim()];
+    });
+  }
+  if (value !== null && typeof value === 'object') return Object.entries(value);
+  throw new InputError('must be a mapping of NAME: VALUE', field);
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3,
+};
+
+export function parseSize(value: unknown, field: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(String(value).trim());
+  const unit = SIZE_UNITS[m?.[2]?.toLowerCase() ?? 'none'];
+  if (m === null || unit === undefined) {
+    throw new InputError(`"${String(value)}" is not a size such as 100MB, 10MiB or 1048576`, field);
+  }
+  return Math.floor(Number(m[1]) * unit);
+}
+
+const TIME_UNITS: Record<string, number> = { '': 1000, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+export function parseDuration(value: unknown, field: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|)$/.exec(String(value).trim());
+  const ms = m === null ? NaN : Number(m[1]) * TIME_UNITS[m[2]!]!;
+  if (!(ms > 0)) throw new InputError(`"${String(value)}" is not a duration such as 120s, 500ms or 2m`, field);
+  return Math.round(ms);
+}
+
+function parseBoolean(value: unknown, field: string): boolean {
+  if (typeof value === 'boolean') return value;
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new InputError(`"${String(value)}" is not true or false`, field);
+}
+
+export function parseHeaderName(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(value)) {
+    throw new InputError(`"${String(value)}" is not an HTTP header name`, field);
+  }
+  return value.toLowerCase();
+}
+
+/** Reads a YAML config file into raw settings, rejecting unknown keys. */
+export function readConfigFile(path: string): RawSettings {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InputError(`cannot read ${path}: ${(err as Error).message}`, '--config');
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new InputError(`${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`, '--config');
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new InputError(`${path} must hold a mapping of settings`, '--config');
+  }
+  for (const key of Object.keys(doc)) {
+    if (!SETTINGS.includes(key as keyof RawSettings)) {
+      throw new InputError(`unknown setting "${key}" in ${path}; known: ${SETTINGS.join(', ')}`, '--config');
+    }
+  }
+  return doc as RawSettings;
+}
+
+/** Validates raw settings (file merged with flags, flags winning) into a Config. */
+export function buildConfig(raw: RawSettings): Config {
+  const upstreams = pairs(raw.upstreams ?? DEFAULTS.upstreams, 'upstreams').map(([name, url]) => ({
+    name,
+    url: parseUpstreamUrl(name, url),
+  }));
+  const names = new Set<string>();
+  for (const { name } of upstreams) {
+    if (names.has(name)) throw new InputError(`"${name}" is named twice`, 'upstreams');
+    names.add(name);
+  }
+  if (upstreams.length === 0) throw new InputError('at least one upstream is needed', 'upstreams');
+
+  const weights: Share[] = pairs(raw.weights ?? [], 'weights').map(([name, value]) => {
+    if (!names.has(name)) {
+      throw new InputError(`"${name}" is not an upstream (have: ${[...names].join(', ')})`, 'weights');
+    }
+    return [name, parsePercent(value, `weights.${name}`)];
+  });
+  if (new Set(weights.map(([n]) => n)).size !== weights.length) {
+    throw new InputError('an upstream is weighted twice', 'weights');
+  }
+  compileSplit(weights, undefined); // rejects a total over 100%
+
+  const key = String(raw.key ?? DEFAULT_KEY);
+  compileKey(key);
+
+  const logLevel = String(raw.logLevel ?? 'info');
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new InputError(`"${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`, 'logLevel');
+  }
+  const listen = parseHostPort(raw.listen ?? DEFAULTS.listen, 'listen');
+  if (isIP(listen.host) === 0 && listen.host !== 'localhost') {
+    throw new InputError(`"${listen.host}" is not an IP address`, 'listen');
+  }
+
+  return {
+    listen,
+    upstreams,
+    weights,
+    key,
+    trustProxy: parseBoolean(raw.trustProxy ?? false, 'trustProxy'),
+    upstreamHeader: parseBoolean(raw.upstreamHeader ?? true, 'upstreamHeader'),
+    overrideHeader:
+      raw.overrideHeader === undefined || raw.overrideHeader === null || raw.overrideHeader === false
+        ? undefined
+        : parseHeaderName(raw.overrideHeader, 'overrideHeader'),
+    timeoutMs: parseDuration(raw.timeout ?? DEFAULTS.timeout, 'timeout'),
+    bodyLimit: parseSize(raw.bodyLimit ?? DEFAULTS.bodyLimit, 'bodyLimit'),
+    upstreamKeepAliveMs: parseDuration(raw.upstreamKeepAlive ?? DEFAULTS.upstreamKeepAlive, 'upstreamKeepAlive'),
+    accessLog: parseBoolean(raw.accessLog ?? false, 'accessLog'),
+    logLevel,
+  };
+}

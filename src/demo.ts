@@ -1,0 +1,79 @@
+import { request } from 'node:http';
+import { buildConfig, parseHostPort } from './config.js';
+import { createLogger } from './log.js';
+import { UPSTREAM_HEADER } from './proxy.js';
+import { startProxy } from './server.js';
+import { createStandin } from './standin.js';
+
+const CLIENTS = 400;
+const REQUESTS_PER_CLIENT = 5;
+const CSV = 'x1,x2,x3\n1,2,3\n4,5,6\n';
+
+/**
+ * POSTs the demo CSV from a given local address, as if from a distinct host, so the split
+ * key changes (undici's connector ignores localAddress; node:http honours it).
+ * Resolves to the upstream that answered.
+ */
+function predictFrom(localAddress: string, url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', localAddress, headers: { 'content-type': 'text/csv' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(String(res.headers[UPSTREAM_HEADER.toLowerCase()])));
+    });
+    req.on('error', reject);
+    req.end(CSV);
+  });
+}
+
+/**
+ * Two DRUM stand-ins behind the proxy at 5% to the second, a burst of predictions from
+ * many client addresses (127.0.x.y, all loopback), the split that came out, then it keeps
+ * serving for curl.
+ */
+export async function runDemo(listen: string): Promise<void> {
+  const flask = createStandin('flask');
+  const fastapi = createStandin('fastapi');
+  const flaskUrl = await flask.listen({ host: '127.0.0.1', port: 0 });
+  const fastapiUrl = await fastapi.listen({ host: '127.0.0.1', port: 0 });
+  const config = buildConfig({
+    listen,
+    upstreams: [`flask=${flaskUrl}`, `fastapi=${fastapiUrl}`],
+    weights: ['fastapi=5'],
+  });
+  const proxy = await startProxy(config, createLogger('warn'));
+  const { host, port } = parseHostPort(listen, '--listen');
+  const target = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${proxy.address.port || port}`;
+
+  console.log(`drum-splitter demo: flask stand-in ${flaskUrl}, fastapi stand-in ${fastapiUrl}`);
+  console.log(`proxy on ${target}, split_clients "\${remote_addr}\${uri}" { 5% fastapi; * flask; }`);
+
+  const served = new Map<string, number>();
+  const clientsOn = new Map<string, Set<string>>();
+  for (let c = 0; c < CLIENTS; c++) {
+    const localAddress = `127.0.${1 + Math.floor(c / 250)}.${1 + (c % 250)}`;
+    for (let r = 0; r < REQUESTS_PER_CLIENT; r++) {
+      const upstream = await predictFrom(localAddress, `${target}/predict/`);
+      served.set(upstream, (served.get(upstream) ?? 0) + 1);
+      clientsOn.set(localAddress, (clientsOn.get(localAddress) ?? new Set()).add(upstream));
+    }
+  }
+
+  const total = CLIENTS * REQUESTS_PER_CLIENT;
+  console.log(`\nsent ${total} POST /predict/ from ${CLIENTS} client addresses:`);
+  for (const name of ['flask', 'fastapi']) {
+    const n = served.get(name) ?? 0;
+    console.log(`  ${name.padEnd(8)} ${String(n).padStart(5)}  ${((100 * n) / total).toFixed(1)}%`);
+  }
+  const sticky = [...clientsOn.values()].every((s) => s.size === 1);
+  console.log(`  every client stayed on one backend: ${sticky ? 'yes' : 'NO'}`);
+  console.log(`\nstill serving; try:
+  curl -s ${target}/info/
+  curl -s -X POST -H 'Content-Type: text/csv' --data-binary $'a,b\\n1,2\\n' ${target}/predict/ -i
+Ctrl-C to stop.`);
+
+  const stop = (): void => {
+    void Promise.all([proxy.close(), flask.close(), fastapi.close()]).then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}

@@ -1,0 +1,67 @@
+/**
+ * Header handling for both directions, on Node's flat raw-header arrays
+ * ([name, value, name, value, ...]) so names keep their case and values their bytes.
+ */
+
+/** RFC 9110 §7.6.1 connection-specific fields, plus the legacy ones proxies also drop. */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'proxy-authenticate', 'proxy-authorization',
+  // Node answers "Expect: 100-continue" itself before we forward, so it must not go on.
+  'expect',
+]);
+
+/** Names listed in the Connection header are hop-by-hop for this message too. */
+function connectionTokens(raw: readonly string[]): Set<string> | undefined {
+  let tokens: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.toLowerCase() !== 'connection') continue;
+    tokens ??= new Set();
+    for (const t of raw[i + 1]!.split(',')) tokens.add(t.trim().toLowerCase());
+  }
+  return tokens;
+}
+
+/**
+ * Copies raw headers minus hop-by-hop ones and those in `drop` (lower-case names).
+ * Returns the kept pairs, flat.
+ */
+export function endToEnd(raw: readonly string[], drop?: ReadonlySet<string>): string[] {
+  const listed = connectionTokens(raw);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i]!.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || listed?.has(lower) || drop?.has(lower)) continue;
+    out.push(raw[i]!, raw[i + 1]!);
+  }
+  return out;
+}
+
+const FORWARDED = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'] as const;
+export const FORWARDED_HEADERS: ReadonlySet<string> = new Set(FORWARDED);
+
+/** The value an X-Forwarded-* header gets: what came in, with ours appended. */
+function appended(incoming: string | string[] | undefined, ours: string): string {
+  if (incoming === undefined || incoming === '') return ours;
+  return `${Array.isArray(incoming) ? incoming.join(', ') : incoming}, ${ours}`;
+}
+
+/**
+ * The request headers sent upstream: end-to-end headers as received, then
+ * X-Forwarded-For/-Proto/-Host with this hop appended (like nginx's
+ * $proxy_add_x_forwarded_for).
+ */
+export function upstreamRequestHeaders(
+  raw: readonly string[],
+  incoming: Readonly<Record<string, string | string[] | undefined>>,
+  hop: { readonly clientAddr: string; readonly proto: string; readonly host: string | undefined },
+  drop: ReadonlySet<string>,
+): string[] {
+  const out = endToEnd(raw, drop);
+  out.push(
+    'X-Forwarded-For', appended(incoming['x-forwarded-for'], hop.clientAddr),
+    'X-Forwarded-Proto', appended(incoming['x-forwarded-proto'], hop.proto),
+  );
+  if (hop.host !== undefined) out.push('X-Forwarded-Host', appended(incoming['x-forwarded-host'], hop.host));
+  return out;
+}

@@ -1,0 +1,187 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isIP } from 'node:net';
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { FORWARDED_HEADERS, upstreamRequestHeaders } from './headers.js';
+import { compileKey, type RequestFacts } from './key.js';
+import { parseHost, parsePath } from './nginx-uri.js';
+import { sendError } from './reply.js';
+import { hashKey, pickByHash, type SplitTable } from './split.js';
+import { BodyTooLarge, forward, type Backend } from './upstream.js';
+
+export const UPSTREAM_HEADER = 'X-Drum-Splitter-Upstream';
+
+/** The live split; its table is replaced whole on a weight change, never edited. */
+export interface Routes {
+  readonly table: SplitTable;
+}
+
+export interface ProxyDeps {
+  readonly config: Config;
+  readonly routes: Routes;
+  readonly backends: ReadonlyMap<string, Backend>;
+  readonly log: Logger;
+}
+
+/** One request on its way through the stages. */
+interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly started: number;
+  /** The TCP peer, IPv4 without the ::ffff: prefix. */
+  readonly clientAddr: string;
+  /** The path and query to send upstream, as received. */
+  readonly path: string;
+  readonly facts: RequestFacts;
+  /** Bytes announced by Content-Length, or -1 for a chunked body, 0 for none. */
+  readonly bodyLength: number;
+  backend?: Backend;
+}
+
+/** Node reports IPv4 peers of a dual-stack socket as ::ffff:a.b.c.d; nginx as a.b.c.d. */
+export function plainAddress(address: string | undefined): string {
+  if (address === undefined) return '';
+  return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
+}
+
+/** The last X-Forwarded-For entry, as nginx's realip module takes it, if it is an address. */
+function forwardedFor(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const list = Array.isArray(header) ? header.join(',') : header;
+  const last = list.slice(list.lastIndexOf(',') + 1).trim();
+  return isIP(last) === 0 ? undefined : last;
+}
+
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/i;
+
+export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
+  const { config, routes, backends, log } = deps;
+  const splitKey = compileKey(config.key);
+  const dropHeaders = new Set<string>(FORWARDED_HEADERS);
+  if (config.overrideHeader !== undefined) dropHeaders.add(config.overrideHeader);
+  const upstreamHeader = (name: string): string[] => (config.upstreamHeader ? [UPSTREAM_HEADER, name] : []);
+
+  /** Stage 1: what nginx would see — $uri, $args, $host, $remote_addr — or a 400. */
+  function readRequest(req: IncomingMessage, res: ServerResponse): Exchange | undefined {
+    const target = req.url ?? '';
+    let path = target;
+    let hostValue = req.headers.host;
+    if (!target.startsWith('/')) {
+      const m = ABSOLUTE_FORM.exec(target);
+      if (m === null) {
+        sendError(res, 400, 'bad_request', `request target "${target}" is not a path or an absolute URL`);
+        return undefined;
+      }
+      hostValue = m[1];
+      path = m[2]!.startsWith('/') ? m[2]! : `/${m[2]!}`;
+    }
+    const parsed = parsePath(path);
+    if (parsed === null) {
+      sendError(res, 400, 'bad_request', `request target "${target}" is malformed or climbs above the root`);
+      return undefined;
+    }
+    const host = hostValue === undefined ? '' : parseHost(hostValue);
+    if (host === null) {
+      sendError(res, 400, 'bad_request', `Host "${hostValue}" is not a valid host name`);
+      return undefined;
+    }
+    const clientAddr = plainAddress(req.socket.remoteAddress);
+    const remoteAddr = (config.trustProxy ? forwardedFor(req.headers['x-forwarded-for']) : undefined) ?? clientAddr;
+    const length = req.headers['content-length'];
+    return {
+      req,
+      res,
+      started: performance.now(),
+      clientAddr,
+      path,
+      facts: { remoteAddr, requestUri: target, uri: parsed.uri, args: parsed.args, host, headers: req.headers },
+      bodyLength: length !== undefined ? Number(length) : req.headers['transfer-encoding'] !== undefined ? -1 : 0,
+    };
+  }
+
+  /** Stage 2: refuse a body over the limit without reading it (chunked ones are cut later). */
+  function admitBody(ex: Exchange): boolean {
+    if (ex.bodyLength <= config.bodyLimit) return true;
+    sendError(ex.res, 413, 'payload_too_large', `request body of ${ex.bodyLength} bytes is over the limit of ${config.bodyLimit}`, {}, true);
+    return false;
+  }
+
+  /** Stage 3: the tester's override header, else the split_clients bucket of the key. */
+  function chooseBackend(ex: Exchange): Backend | undefined {
+    let name: string | undefined;
+    const forced = config.overrideHeader === undefined ? undefined : ex.req.headers[config.overrideHeader];
+    if (typeof forced === 'string') {
+      if (!backends.has(forced)) {
+        sendError(ex.res, 400, 'unknown_upstream', `${config.overrideHeader}: "${forced}" is not an upstream`, {
+          upstreams: [...backends.keys()],
+        });
+        return undefined;
+      }
+      name = forced;
+    } else {
+      name = pickByHash(routes.table, hashKey(Buffer.from(splitKey(ex.facts), 'latin1')));
+    }
+    return backends.get(name!);
+  }
+
+  /** Stage 4: note how the exchange ends. */
+  function observe(ex: Exchange): void {
+    ex.res.once('close', () => {
+      const fields = {
+        method: ex.req.method,
+        url: ex.req.url,
+        client: ex.clientAddr,
+        upstream: ex.backend?.name,
+        status: ex.res.writableFinished ? ex.res.statusCode : 499,
+        ms: Math.round((performance.now() - ex.started) * 10) / 10,
+      };
+      if (config.accessLog) log.info(fields, 'request');
+    });
+  }
+
+  /** Stage 5: stream the request upstream and the answer back. */
+  function forwardTo(ex: Exchange, backend: Backend): void {
+    const { req, res } = ex;
+    const body =
+      ex.bodyLength === 0 ? null : ex.bodyLength === -1 ? Readable.from(capped(req, config.bodyLimit), { objectMode: false }) : req;
+    const headers = upstreamRequestHeaders(
+      req.rawHeaders,
+      req.headers,
+      { clientAddr: ex.clientAddr, proto: 'http', host: req.headers.host },
+      dropHeaders,
+    );
+    forward(
+      backend,
+      { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs, responseHeaders: upstreamHeader(backend.name) },
+      res,
+      (failure, err) => {
+        if (failure.status !== 413) log.warn({ upstream: backend.name, err: err.message, url: req.url }, failure.reason);
+        const error = failure.status === 413 ? 'payload_too_large' : failure.status === 504 ? 'gateway_timeout' : 'bad_gateway';
+        // An unread request body leaves the connection unusable: close it after answering.
+        sendError(res, failure.status, error, failure.reason, { upstream: backend.name }, !req.complete);
+      },
+    );
+  }
+
+  return function handle(req, res) {
+    const ex = readRequest(req, res);
+    if (ex === undefined) return;
+    observe(ex);
+    if (!admitBody(ex)) return;
+    const backend = chooseBackend(ex);
+    if (backend === undefined) return;
+    ex.backend = backend;
+    forwardTo(ex, backend);
+  };
+}
+
+/** A chunked body, stopped with BodyTooLarge once it passes `limit` bytes. */
+async function* capped(body: AsyncIterable<Buffer>, limit: number): AsyncGenerator<Buffer> {
+  let seen = 0;
+  for await (const chunk of body) {
+    seen += chunk.length;
+    if (seen > limit) throw new BodyTooLarge(`request body is over the limit of ${limit} bytes`);
+    yield chunk;
+  }
+}

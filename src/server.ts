@@ -1,0 +1,71 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { createProxy, type Routes } from './proxy.js';
+import { compileSplit } from './split.js';
+import { createBackend, type Backend } from './upstream.js';
+
+export interface RunningProxy {
+  readonly server: Server;
+  readonly address: AddressInfo;
+  readonly routes: Routes;
+  readonly backends: ReadonlyMap<string, Backend>;
+  /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes pools. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** Answers a request Node's parser rejected, in JSON like our other errors. */
+function rejectMalformed(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable || err.code === 'ECONNRESET') {
+    socket.destroy();
+    return;
+  }
+  const [status, text] =
+    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] :
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
+  const body = JSON.stringify({ error: 'bad_request', message: `malformed request: ${err.code ?? err.message}` });
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+export async function startProxy(config: Config, log: Logger): Promise<RunningProxy> {
+  const backends = new Map(config.upstreams.map((u) => [u.name, createBackend(u, config.upstreamKeepAliveMs)]));
+  const routes = { table: compileSplit(config.weights, config.upstreams[0]!.name) };
+  const server = createServer(
+    {
+      // A large upload may take longer than Node's default 300 s for a whole request;
+      // idle clients are cut by the socket timeout below instead.
+      requestTimeout: 0,
+      headersTimeout: 60_000,
+    },
+    createProxy({ config, routes, backends, log }),
+  );
+  server.setTimeout(config.timeoutMs + 10_000);
+  server.on('clientError', rejectMalformed);
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.listen.port, config.listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+
+  return {
+    server,
+    address,
+    routes,
+    backends,
+    async close(graceMs = 10_000) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+      await closed;
+      clearTimeout(timer);
+      await Promise.all([...backends.values()].map((b) => b.pool.close()));
+    },
+  };
+}

@@ -1,0 +1,52 @@
+import { fastify, type FastifyInstance } from 'fastify';
+
+/**
+ * A small stand-in for a DRUM model server: the routes the proxy, its health checks
+ * and the demo touch, answering the way DRUM does, without a model.
+ */
+export function createStandin(drumServer: string): FastifyInstance {
+  const app = fastify({ logger: false });
+  const started = Date.now();
+
+  // DRUM takes CSV (and other bodies) on its prediction routes; read any body as text.
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  app.get('/ping', async () => ({ message: 'OK' }));
+  app.get('/', async () => ({ message: 'OK' }));
+  app.get('/health/', async () => ({ message: 'OK' }));
+  app.get('/info/', async () => ({
+    drumServer,
+    drumVersion: 'stand-in',
+    language: 'python',
+    modelMetadata: { name: `${drumServer} stand-in`, targetType: 'regression' },
+  }));
+  app.get('/stats/', async () => {
+    const mem = process.memoryUsage();
+    return {
+      mem_info: {
+        drum_rss: Math.round(mem.rss / 2 ** 20),
+        total: 16384,
+        avail: 8192,
+        container_used: Math.round(mem.heapUsed / 2 ** 20),
+      },
+      time_info: { uptime_seconds: Math.round((Date.now() - started) / 1000) },
+    };
+  });
+
+  // One prediction per CSV data row: the mean of its numeric cells, rounded.
+  app.post('/predict/', async (req, reply) => {
+    const text = typeof req.body === 'string' ? req.body : '';
+    const rows = text.split(/\r?\n/).filter((l) => l.trim() !== '').slice(1);
+    if (rows.length === 0) {
+      return reply.code(422).send({ message: 'ERROR: Samples should be provided as a csv with a header row' });
+    }
+    const predictions = rows.map((row) => {
+      const cells = row.split(',').map(Number).filter((n) => Number.isFinite(n));
+      const mean = cells.length === 0 ? 0 : cells.reduce((a, b) => a + b, 0) / cells.length;
+      return Math.round(mean * 1000) / 1000;
+    });
+    return { predictions };
+  });
+
+  return app;
+}
