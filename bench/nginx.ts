@@ -1,0 +1,99 @@
+// Throw-away nginx instances: one foreground process (no master, 1 worker), with
+// its own prefix dir so it never touches /var/log/nginx or /var/lib/nginx.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { makeTempDir, removeTempDir, startChild, waitReady } from './proc.js';
+
+export function findNginx(): string | null {
+  // NGINX_BIN is authoritative when set (NGINX_BIN=none exercises the no-nginx path);
+  // otherwise probe PATH and the usual places, as /usr/sbin is often missing from a non-root PATH.
+  const env = process.env.NGINX_BIN;
+  const candidates = env ? [env] : ['nginx', '/usr/sbin/nginx', '/usr/local/nginx/sbin/nginx', '/usr/local/sbin/nginx'];
+  return candidates.find((c) => !spawnSync(c, ['-v'], { stdio: 'ignore' }).error) ?? null;
+}
+
+export function nginxVersion(bin: string): string {
+  const r = spawnSync(bin, ['-v'], { encoding: 'utf8' });
+  return /nginx\/(\S+)/.exec(`${r.stderr}${r.stdout}`)?.[1] ?? 'unknown';
+}
+
+/**
+ * keepalive_requests defaults to 1000 since nginx 1.19.10, while Node servers never
+ * close a busy keep-alive socket; raising it keeps wrk's connections equal for all targets.
+ */
+const KEEPALIVE_REQUESTS = 1_000_000;
+
+function mainConf(prefix: string, http: string): string {
+  return `worker_processes 1;
+daemon off;
+master_process off;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests ${KEEPALIVE_REQUESTS};
+  client_body_temp_path ${prefix}/tmp/client_body;
+  proxy_temp_path ${prefix}/tmp/proxy;
+  fastcgi_temp_path ${prefix}/tmp/fastcgi;
+  uwsgi_temp_path ${prefix}/tmp/uwsgi;
+  scgi_temp_path ${prefix}/tmp/scgi;
+${http}
+}
+`;
+}
+
+/** A fixed JSON answer: a model server whose cost is ~0, so it is never the bottleneck. */
+export function jsonServerHttp(port: number, body: string): string {
+  const quoted = body.replace(/\\/g, '\\\\').replace(/'/g, "\\'");
+  return `  server {
+    listen 127.0.0.1:${port};
+    location / { default_type application/json; return 200 '${quoted}'; }
+  }`;
+}
+
+/**
+ * What a user runs today for a canary: split_clients over two upstream blocks,
+ * tuned fairly (HTTP/1.1 keep-alive to the upstream, like the Node proxies' pools).
+ * A backend without `percent` becomes the "*" rest bucket, so list it last.
+ */
+export function splitClientsHttp(port: number, backends: Array<{ name: string; url: string; percent?: number }>, keepalive = 32): string {
+  const rules = backends.map((b) => `    ${b.percent === undefined ? '*' : `${b.percent}%`} ${b.name};`).join('\n');
+  const ups = backends.map((b) => `  upstream ${b.name} { server ${new URL(b.url).host}; keepalive ${keepalive}; keepalive_requests ${KEEPALIVE_REQUESTS}; }`).join('\n');
+  return `  split_clients "\${remote_addr}\${uri}" $backend {
+${rules}
+  }
+${ups}
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass http://$backend;
+    }
+  }`;
+}
+
+export interface NginxInstance { url: string; prefix: string; stop(): Promise<void> }
+
+export async function startNginx(bin: string, name: string, port: number, http: string): Promise<NginxInstance> {
+  const prefix = makeTempDir(`bench-nginx-${name}-`);
+  mkdirSync(join(prefix, 'tmp'));
+  mkdirSync(join(prefix, 'logs')); // nginx insists on <prefix>/logs existing for its default paths
+  const conf = join(prefix, 'nginx.conf');
+  writeFileSync(conf, mainConf(prefix, http));
+  // -e: send start-up errors to our prefix instead of the compiled-in /var/log/nginx path.
+  const child = startChild(bin, ['-p', prefix, '-c', conf, '-e', join(prefix, 'error.log')], { logDir: prefix, name: 'stdio' });
+  const url = `http://127.0.0.1:${port}/`;
+  const stop = async (): Promise<void> => { await child.stop(); removeTempDir(prefix); };
+  try {
+    await waitReady(url, child);
+  } catch (e) {
+    let errLog = '';
+    try { errLog = readFileSync(join(prefix, 'error.log'), 'utf8').slice(-2000); } catch { /* never written */ }
+    await stop();
+    throw new Error(`nginx ${name}: ${(e as Error).message}\n${errLog}`);
+  }
+  return { url, prefix, stop };
+}

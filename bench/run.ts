@@ -1,0 +1,194 @@
+// `npm run bench`: drum-splitter next to nginx split_clients and @fastify/http-proxy,
+// all in front of one near-free upstream, measured by wrk one target at a time.
+// Markdown goes to stdout (paste into the README as is); progress goes to stderr.
+// Env: BENCH_DURATION (10), BENCH_CONNECTIONS (32), BENCH_WARMUP (2), NGINX_BIN.
+// Flags: --json FILE (raw numbers), --only a,b (direct and nginx always run: they are the ratios' bases).
+import { existsSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, release, type as osType, arch } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { findNginx, jsonServerHttp, nginxVersion, splitClientsHttp, startNginx } from './nginx.js';
+import { freePort, installCleanup, makeTempDir, startChild, track, waitReady } from './proc.js';
+import { errorSummary, runWrk, wrkArgs, wrkAvailable, type WrkOptions, type WrkResult } from './wrk.js';
+
+const UPSTREAM_BODY = '{"predictions":[0.5]}';
+const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/run.js -> repo root
+const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
+
+interface Started { url: string; stop(): Promise<void> }
+interface Ctx { upstreamUrl: string; nginx: string | null; logDir: string }
+/** A row of the table. New rows (recording on/off, workers 1/2) are just more entries. */
+interface Target { name: string; start(ctx: Ctx): Promise<Started> }
+/** Thrown by start() when a row cannot run here; the row is printed with the reason, not as a failure. */
+class Skip extends Error {}
+
+const NGINX_ROW = 'nginx split_clients';
+
+/** Start a node script as a child and wait for it to answer on `port`. */
+async function startNode(ctx: Ctx, name: string, script: string, args: string[], port: number): Promise<Started> {
+  const child = startChild(process.execPath, [script, ...args], { logDir: ctx.logDir, name, cwd: ROOT, env: { ...process.env, NODE_ENV: 'production' } });
+  const url = `http://127.0.0.1:${port}/`;
+  try {
+    await waitReady(url, child);
+  } catch (e) {
+    await child.stop();
+    throw e;
+  }
+  return { url, stop: () => child.stop() };
+}
+
+const targets: Target[] = [
+  { name: 'direct', start: async (ctx) => ({ url: ctx.upstreamUrl, stop: async () => {} }) },
+  {
+    name: 'drum-splitter',
+    async start(ctx) {
+      const cli = `${ROOT}dist/src/cli.js`;
+      if (!existsSync(cli)) throw new Skip('not built (dist/src/cli.js missing)');
+      const port = await freePort();
+      const up = ctx.upstreamUrl.replace(/\/$/, '');
+      return startNode(ctx, 'drum-splitter', cli, ['serve', '--listen', `127.0.0.1:${port}`,
+        '--upstream', `flask=${up}`, '--upstream', `fastapi=${up}`, '--weight', 'fastapi=5'], port);
+    },
+  },
+  {
+    name: NGINX_ROW,
+    async start(ctx) {
+      if (!ctx.nginx) throw new Skip('skipped: nginx not installed');
+      const port = await freePort();
+      return startNginx(ctx.nginx, 'split', port, splitClientsHttp(port, [
+        { name: 'fastapi', url: ctx.upstreamUrl, percent: 5 },
+        { name: 'flask', url: ctx.upstreamUrl },
+      ]));
+    },
+  },
+  {
+    name: '@fastify/http-proxy',
+    async start(ctx) {
+      const port = await freePort();
+      return startNode(ctx, 'fastify-proxy', here('./fastify-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
+    },
+  },
+];
+
+async function startUpstream(ctx: Omit<Ctx, 'upstreamUrl'>): Promise<Started & { desc: string }> {
+  const port = await freePort();
+  if (ctx.nginx) {
+    const n = await startNginx(ctx.nginx, 'upstream', port, jsonServerHttp(port, UPSTREAM_BODY));
+    return { ...n, desc: `nginx ${nginxVersion(ctx.nginx)}, 1 worker, \`return 200 '${UPSTREAM_BODY}'\`` };
+  }
+  const s = await startNode({ ...ctx, upstreamUrl: '' }, 'upstream', here('./upstream.js'), [String(port)], port);
+  return { ...s, desc: `node:http fallback (nginx absent), fixed \`${UPSTREAM_BODY}\`` };
+}
+
+function envInt(name: string, def: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+function parseArgs(argv: string[]): { json?: string; only?: string[] } {
+  const out: { json?: string; only?: string[] } = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${a} needs a value`); return v; };
+    if (a === '--json') out.json = val();
+    else if (a === '--only') out.only = val().split(',').map((s) => s.trim());
+    else throw new Error(`unknown argument ${a} (use --json FILE, --only name1,name2)`);
+  }
+  return out;
+}
+
+interface Row { name: string; result?: WrkResult; note: string; failed?: boolean }
+
+const fmt = (n: number | null | undefined, d: number): string => (n == null || !Number.isFinite(n) ? '–' : n.toFixed(d));
+const ratio = (a: number | null | undefined, b: number | null | undefined): string =>
+  a == null || b == null || b === 0 ? '–' : `${(a / b).toFixed(2)}×`;
+
+function table(rows: Row[]): string {
+  const direct = rows.find((r) => r.name === 'direct')?.result;
+  const ngx = rows.find((r) => r.name === NGINX_ROW)?.result;
+  const head = ['target', 'req/s', 'p50 ms', 'p99 ms', 'req/s vs direct', 'req/s vs nginx', 'p99 vs nginx', 'notes'];
+  const body = rows.map((r) => {
+    const x = r.result;
+    return [r.name, x ? x.rps.toFixed(0) : '–', fmt(x?.p50Ms, 2), fmt(x?.p99Ms, 2),
+      ratio(x?.rps, direct?.rps), ratio(x?.rps, ngx?.rps), ratio(x?.p99Ms, ngx?.p99Ms), r.note];
+  });
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
+  const numeric = (i: number): boolean => i > 0 && i < head.length - 1;
+  const line = (cells: string[]): string => `| ${cells.map((c, i) => (numeric(i) ? c.padStart(w[i] ?? 0) : c.padEnd(w[i] ?? 0))).join(' | ')} |`;
+  return [line(head), `|${w.map((n, i) => (numeric(i) ? `${'-'.repeat(n + 1)}:` : '-'.repeat(n + 2))).join('|')}|`, ...body.map(line)].join('\n');
+}
+
+async function main(): Promise<number> {
+  if (!wrkAvailable()) {
+    process.stderr.write('bench: wrk not found on PATH (Debian/Ubuntu: apt-get install wrk)\n');
+    return 2;
+  }
+  const args = parseArgs(process.argv.slice(2));
+  installCleanup();
+  const duration = envInt('BENCH_DURATION', 10);
+  const connections = envInt('BENCH_CONNECTIONS', 32);
+  const warmup = envInt('BENCH_WARMUP', 2);
+  const wrkBase: Omit<WrkOptions, 'url' | 'durationSec'> = { threads: 1, connections };
+
+  const nginx = findNginx();
+  if (!nginx) process.stderr.write(`bench: nginx not found, "${NGINX_ROW}" is skipped and the upstream is node:http\n`);
+  const logDir = makeTempDir('bench-logs-');
+  const upstream = await startUpstream({ nginx, logDir });
+  const ctx: Ctx = { upstreamUrl: upstream.url, nginx, logDir };
+
+  const rows: Row[] = [];
+  try {
+    for (const t of targets) {
+      if (args.only && !args.only.includes(t.name) && t.name !== 'direct' && t.name !== NGINX_ROW) continue;
+      process.stderr.write(`bench: ${t.name} … `);
+      let s: Started | undefined;
+      try {
+        s = await t.start(ctx);
+        await runWrk({ ...wrkBase, url: s.url, durationSec: warmup }, 'wrk', track); // fills pools and JITs the hot path
+        const result = await runWrk({ ...wrkBase, url: s.url, durationSec: duration }, 'wrk', track);
+        const errs = errorSummary(result);
+        rows.push({ name: t.name, result, note: errs ? `ERRORS: ${errs}` : '' });
+        process.stderr.write(`${result.rps.toFixed(0)} req/s${errs ? ` (${errs})` : ''}\n`);
+      } catch (e) {
+        const skip = e instanceof Skip;
+        const msg = (e as Error).message;
+        rows.push({ name: t.name, note: skip ? msg : `failed: ${msg.split('\n')[0]}`, failed: !skip });
+        process.stderr.write(skip ? `${msg}\n` : `FAILED\n${msg}\n`);
+      } finally {
+        await s?.stop();
+      }
+    }
+  } finally {
+    await upstream.stop();
+  }
+
+  const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
+  const envShown = `BENCH_DURATION=${duration} BENCH_CONNECTIONS=${connections} BENCH_WARMUP=${warmup}`;
+  const out = [
+    `command: \`${envShown} npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\``,
+    `load: \`wrk ${wrkArgs({ ...wrkBase, durationSec: duration, url: '<target>' }).join(' ')}\`, ${warmup}s warm-up before each run, targets one after another, all on 127.0.0.1`,
+    `upstream: ${upstream.desc}`,
+    `node ${process.version} · nginx ${nginx ? nginxVersion(nginx) : 'absent'} · nproc ${availableParallelism()} · ${osType()} ${release()} ${arch()} · ${cpu}`,
+    '',
+    table(rows),
+    '',
+  ].join('\n');
+  process.stdout.write(out);
+
+  if (args.json) {
+    writeFileSync(args.json, JSON.stringify({
+      date: new Date().toISOString(), node: process.version, nginx: nginx ? nginxVersion(nginx) : null,
+      nproc: availableParallelism(), cpu, wrk: { ...wrkBase, durationSec: duration, warmupSec: warmup },
+      upstream: upstream.desc, rows,
+    }, null, 2));
+    process.stderr.write(`bench: raw numbers written to ${args.json}\n`);
+  }
+  return rows.some((r) => r.failed) ? 1 : 0;
+}
+
+main().then((code) => process.exit(code), (e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});

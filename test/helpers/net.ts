@@ -1,0 +1,152 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, request, type IncomingMessage, type RequestOptions, type Server, type ServerResponse } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { buildConfig, type RawSettings } from '../../src/config.js';
+import { startProxy, type RunningProxy } from '../../src/server.js';
+
+/** A real upstream on 127.0.0.1 with a handler of the test's choosing. */
+export interface TestUpstream {
+  readonly server: Server;
+  readonly url: string;
+  /** Requests seen, with their raw headers and full body bytes. */
+  readonly seen: { method: string; url: string; rawHeaders: string[]; headers: IncomingMessage['headers']; body: Buffer }[];
+  close(): Promise<void>;
+}
+
+export type UpstreamHandler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void;
+
+/** Echo: 200 with JSON of what arrived, or the handler's answer. Reads the whole body first. */
+export async function startUpstream(name: string, handler?: UpstreamHandler, opts: { readBody?: boolean } = {}): Promise<TestUpstream> {
+  const seen: TestUpstream['seen'] = [];
+  const server = createServer((req, res) => {
+    if (opts.readBody === false) {
+      seen.push({ method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, headers: req.headers, body: Buffer.alloc(0) });
+      handler!(req, res, Buffer.alloc(0));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      seen.push({ method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, headers: req.headers, body });
+      if (handler) return handler(req, res, body);
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ upstream: name, bytes: body.length }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    server,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+export const silentLog = pino({ level: 'silent' });
+
+/** Starts the proxy in-process on an ephemeral loopback port. */
+export async function startTestProxy(settings: RawSettings): Promise<RunningProxy & { url: string }> {
+  const proxy = await startProxy(buildConfig({ listen: '127.0.0.1:0', ...settings }), silentLog);
+  return Object.assign(proxy, { url: `http://127.0.0.1:${proxy.address.port}` });
+}
+
+export interface Reply {
+  status: number;
+  statusMessage: string;
+  headers: IncomingMessage['headers'];
+  rawHeaders: string[];
+  body: Buffer;
+}
+
+/** One request with node:http (which, unlike undici, honours localAddress), body collected. */
+export function send(url: string, opts: RequestOptions & { body?: Buffer | string } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const { body, ...options } = opts;
+    const req = request(url, { agent: false, ...options }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode!, statusMessage: res.statusMessage!, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks) }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * Writes raw bytes on a fresh TCP connection and resolves with everything read until the
+ * server closes it (send "Connection: close"). It does not half-close: like nginx, the
+ * proxy takes an early EOF from the client as the client going away.
+ */
+export function rawExchange(port: number, bytes: Buffer | string, localAddress?: string, host = '127.0.0.1'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host, ...(localAddress ? { localAddress } : {}) });
+    const chunks: Buffer[] = [];
+    socket.on('data', (c) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    socket.write(bytes);
+  });
+}
+
+const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+
+/** Runs the real CLI (from source, under tap's loader, so coverage counts it). */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(process.execPath, [...process.execArgv, CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI to completion. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawnCli(args, env);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Resolves once the child prints a line matching `pattern` on stdout. */
+export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => reject(new Error(`no line matching ${pattern} in ${timeoutMs} ms; got: ${buffered}`)), timeoutMs);
+    child.stdout!.on('data', (d) => {
+      buffered += d;
+      const line = buffered.split('\n').find((l) => pattern.test(l));
+      if (line !== undefined) {
+        clearTimeout(timer);
+        resolve(line);
+      }
+    });
+  });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}

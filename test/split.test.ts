@@ -1,0 +1,69 @@
+import t from 'tap';
+import { InputError } from '../src/input-error.js';
+import { parsePercent, toPercent } from '../src/percent.js';
+import { compileSplit, hashKey, pickByHash } from '../src/split.js';
+
+t.test('parsePercent: nginx two-decimal percentages as hundredths', async (t) => {
+  const good: [unknown, number][] = [
+    ['0', 0], [0, 0], ['1', 100], ['5%', 500], [37.55, 3755], ['37.5', 3750], ['99.99', 9999],
+    ['100', 10000], [' 7 ', 700], ['0.01', 1], ['12.', NaN],
+  ];
+  for (const [input, want] of good) {
+    if (Number.isNaN(want)) {
+      t.throws(() => parsePercent(input, 'w'), InputError, `${String(input)} rejected`);
+    } else {
+      t.equal(parsePercent(input, 'w'), want, `${String(input)} → ${want}`);
+    }
+  }
+  const bad: [unknown, RegExp][] = [
+    ['-1', /not a percentage/], ['37.555', /at most two decimals/], ['100.01', /over 100%/],
+    ['abc', /not a percentage/], [null, /must be a number/], [true, /must be a number/], ['1e2', /not a percentage/],
+    [0.1 + 0.2, /at most two decimals/], ['', /not a percentage/],
+  ];
+  for (const [input, message] of bad) {
+    t.throws(() => parsePercent(input, 'weights.fastapi'), { name: 'InputError', message }, `${String(input)} rejected`);
+  }
+  t.match(() => parsePercent('x', 'weights.fastapi'), Function);
+  t.throws(() => parsePercent('x', 'weights.fastapi'), { field: 'weights.fastapi', message: /^weights\.fastapi: / });
+  t.equal(toPercent(3755), 37.55);
+});
+
+t.test('compileSplit builds nginx thresholds', async (t) => {
+  // nginx: last += percent * 0xffffffff / 10000 (integer division, per line), star = 0.
+  t.same(compileSplit([['fastapi', 100]], 'flask'), {
+    upstreams: ['fastapi', 'flask'],
+    thresholds: [42949672, 0],
+  });
+  t.same(compileSplit([['a', 1000], ['b', 2550]], 'c'), {
+    upstreams: ['a', 'b', 'c'],
+    thresholds: [429496729, 429496729 + 1095216660, 0],
+  });
+  t.same(compileSplit([['a', 6000], ['b', 4000]], undefined), {
+    upstreams: ['a', 'b'],
+    thresholds: [2576980377, 2576980377 + 1717986918],
+  });
+  t.same(compileSplit([], 'flask'), { upstreams: ['flask'], thresholds: [0] }, 'no weights: all to the baseline');
+  t.same(compileSplit([['fastapi', 0], ['canary2', 500]], 'flask'), compileSplit([['canary2', 500]], 'flask'), '0% is left out');
+  t.same(compileSplit([['fastapi', 10000]], 'flask').thresholds, [0xffffffff, 0]);
+  t.throws(() => compileSplit([['a', 6000], ['b', 4001]], 'c'), { name: 'InputError', message: /100\.01%, over 100%/ });
+});
+
+t.test('pickByHash takes the first bound above the hash; * takes the rest', async (t) => {
+  const table = compileSplit([['a', 1000], ['b', 2550]], 'c');
+  const cases: [number, string | undefined][] = [
+    [0, 'a'], [429496728, 'a'], [429496729, 'b'], [1524713388, 'b'], [1524713389, 'c'], [0xffffffff, 'c'],
+  ];
+  for (const [hash, want] of cases) t.equal(pickByHash(table, hash), want, `hash ${hash} → ${want}`);
+  const full = compileSplit([['a', 6000], ['b', 4000]], undefined);
+  t.equal(pickByHash(full, 0xffffffff), undefined, 'without *, the top hash matches nothing, as in nginx');
+  t.equal(pickByHash(full, 0xfffffffe), 'b');
+});
+
+t.test('hashKey is MurmurHash2 with seed 0 over bytes (nginx ngx_murmur_hash2)', async (t) => {
+  // Reference values from the MurmurHash2 algorithm; the golden fixture checks nginx itself.
+  t.equal(hashKey(Buffer.from('')), 0);
+  t.equal(hashKey(Buffer.from('127.0.0.1/predict/')), hashKey(new TextEncoder().encode('127.0.0.1/predict/')));
+  t.not(hashKey(Buffer.from('a')), hashKey(Buffer.from('b')));
+  t.equal(hashKey(Buffer.from([0xc3, 0xa9])), hashKey(Buffer.from('é', 'utf8')), 'hashes UTF-8 bytes');
+  t.not(hashKey(Buffer.from('é', 'latin1')), hashKey(Buffer.from('é', 'utf8')));
+});
