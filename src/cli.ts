@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { buildConfig, readConfigFile, type Config, type RawSettings } from './config.js';
 import { runDemo } from './demo.js';
@@ -84,7 +84,11 @@ export function configFromArgs(v: Values): Config {
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  // The package root is one level up from src/cli.ts (run from source), two from dist/src/cli.js.
+  const path = ['../package.json', '../../package.json']
+    .map((p) => new URL(p, import.meta.url))
+    .find((u) => existsSync(u))!;
+  const pkg = JSON.parse(readFileSync(path, 'utf8')) as { version: string };
   return pkg.version;
 }
 

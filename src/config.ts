@@ -134,9 +134,10 @@ const TIME_UNITS: Record<string, number> = { '': 1000, ms: 1, s: 1000, m: 60_000
 
 export function parseDuration(value: unknown, field: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|)$/.exec(String(value).trim());
-  const ms = m === null ? NaN : Number(m[1]) * TIME_UNITS[m[2]!]!;
+  // Rounded before the check: "0.4ms" would otherwise become 0, which undici takes as "no timeout".
+  const ms = m === null ? NaN : Math.round(Number(m[1]) * TIME_UNITS[m[2]!]!);
   if (!(ms > 0)) throw new InputError(`"${String(value)}" is not a duration such as 120s, 500ms or 2m`, field);
-  return Math.round(ms);
+  return ms;
 }
 
 function parseBoolean(value: unknown, field: string): boolean {

@@ -1,5 +1,7 @@
 import { request } from 'node:http';
-import { buildConfig, parseHostPort } from './config.js';
+import { isIP } from 'node:net';
+import { buildConfig } from './config.js';
+import { InputError } from './input-error.js';
 import { createLogger } from './log.js';
 import { UPSTREAM_HEADER } from './proxy.js';
 import { startProxy } from './server.js';
@@ -26,23 +28,57 @@ function predictFrom(localAddress: string, url: string): Promise<string> {
 }
 
 /**
+ * The host the demo's clients, which send from 127.0.x.y, use to reach a proxy listening on
+ * `host`: a wildcard (0.0.0.0, or [::], which is dual-stack) on 127.0.0.1; an IPv6 address
+ * cannot be reached from those IPv4 clients at all.
+ */
+export function demoHost(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  if (isIP(host) === 6) {
+    throw new InputError(`the demo's clients send from 127.0.x.y and cannot reach ${host}; use an IPv4 address or [::]`, 'listen');
+  }
+  return host;
+}
+
+/**
  * Two DRUM stand-ins behind the proxy at 5% to the second, a burst of predictions from
  * many client addresses (127.0.x.y, all loopback), the split that came out, then it keeps
  * serving for curl.
  */
 export async function runDemo(listen: string): Promise<void> {
+  // Everything started so far; closed if a later step fails, or the open servers would
+  // keep the process alive after the error is reported.
+  const running: { close(): Promise<unknown> }[] = [];
+  const closeAll = (): Promise<unknown> => Promise.all(running.map((s) => s.close()));
+  try {
+    await demo(listen, running);
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+  const stop = (): void => {
+    void closeAll().then(() => process.exit(0));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+async function demo(listen: string, running: { close(): Promise<unknown> }[]): Promise<void> {
   const flask = createStandin('flask');
   const fastapi = createStandin('fastapi');
   const flaskUrl = await flask.listen({ host: '127.0.0.1', port: 0 });
+  running.push(flask);
   const fastapiUrl = await fastapi.listen({ host: '127.0.0.1', port: 0 });
+  running.push(fastapi);
   const config = buildConfig({
     listen,
     upstreams: [`flask=${flaskUrl}`, `fastapi=${fastapiUrl}`],
     weights: ['fastapi=5'],
   });
+  const host = demoHost(config.listen.host);
   const proxy = await startProxy(config, createLogger('warn'));
-  const { host, port } = parseHostPort(listen, '--listen');
-  const target = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${proxy.address.port || port}`;
+  running.push(proxy);
+  const target = `http://${host}:${proxy.address.port}`;
 
   console.log(`drum-splitter demo: flask stand-in ${flaskUrl}, fastapi stand-in ${fastapiUrl}`);
   console.log(`proxy on ${target}, split_clients "\${remote_addr}\${uri}" { 5% fastapi; * flask; }`);
@@ -70,10 +106,4 @@ export async function runDemo(listen: string): Promise<void> {
   curl -s ${target}/info/
   curl -s -X POST -H 'Content-Type: text/csv' --data-binary $'a,b\\n1,2\\n' ${target}/predict/ -i
 Ctrl-C to stop.`);
-
-  const stop = (): void => {
-    void Promise.all([proxy.close(), flask.close(), fastapi.close()]).then(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
 }

@@ -41,7 +41,8 @@ export function createStandin(drumServer: string): FastifyInstance {
       return reply.code(422).send({ message: 'ERROR: Samples should be provided as a csv with a header row' });
     }
     const predictions = rows.map((row) => {
-      const cells = row.split(',').map(Number).filter((n) => Number.isFinite(n));
+      // Number('') is 0, so empty cells are dropped first: a missing value is not a number.
+      const cells = row.split(',').filter((c) => c.trim() !== '').map(Number).filter((n) => Number.isFinite(n));
       const mean = cells.length === 0 ? 0 : cells.reduce((a, b) => a + b, 0) / cells.length;
       return Math.round(mean * 1000) / 1000;
     });

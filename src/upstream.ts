@@ -91,7 +91,8 @@ export function forward(
       res.writeHead(statusCode, statusMessage ?? '', headers);
     },
     onResponseData(c, chunk) {
-      if (!res.write(chunk)) {
+      // undici may still hand over what it already read after a pause: wait for one drain.
+      if (!res.write(chunk) && !c.paused) {
         c.pause();
         res.once('drain', () => c.resume());
       }

@@ -107,6 +107,16 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProc
   });
 }
 
+const BUILT_CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+
+/**
+ * Runs the compiled CLI, as a user does (`npm test` builds it first). For measurements of
+ * the process itself, where tap's TypeScript loader would distort memory.
+ */
+export function spawnBuiltCli(args: string[]): ChildProcess {
+  return spawn(process.execPath, [BUILT_CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
 export interface CliResult {
   code: number | null;
   stdout: string;

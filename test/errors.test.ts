@@ -1,0 +1,227 @@
+import { once } from 'node:events';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import t from 'tap';
+import { freePort, rawExchange, send, startTestProxy, startUpstream } from './helpers/net.js';
+
+const json = (b: Buffer): Record<string, unknown> => JSON.parse(b.toString()) as Record<string, unknown>;
+
+t.test('an upstream that refuses the connection → 502 naming it', async (t) => {
+  const port = await freePort();
+  const proxy = await startTestProxy({ upstreams: [`fastapi=http://127.0.0.1:${port}`] });
+  t.teardown(() => proxy.close());
+  const r = await send(`${proxy.url}/predict/`);
+  t.equal(r.status, 502);
+  t.equal(r.headers['content-type'], 'application/json; charset=utf-8');
+  t.same(json(r.body), { error: 'bad_gateway', message: 'upstream refused the connection', upstream: 'fastapi' });
+  t.equal((await send(`${proxy.url}/ping`)).status, 502, 'still serving');
+});
+
+t.test('an upstream that resets the connection → 502, and nothing is retried', async (t) => {
+  let requests = 0;
+  const upstream = await startUpstream('flask', (req) => {
+    requests++;
+    req.socket.destroy();
+  });
+  const proxy = await startTestProxy({ upstreams: [`flask=${upstream.url}`] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  for (const method of ['GET', 'POST', 'PUT']) {
+    const before = requests;
+    const r = await send(`${proxy.url}/predict/`, { method, body: method === 'GET' ? undefined : 'a,b\n1,2\n' });
+    t.equal(r.status, 502, `${method} → 502`);
+    t.match(json(r.body), { error: 'bad_gateway', message: /closed the connection/, upstream: 'flask' });
+    t.equal(requests - before, 1, `${method} reached the upstream exactly once`);
+  }
+});
+
+t.test('a 503 with Retry-After is passed on once, not retried', async (t) => {
+  let requests = 0;
+  const upstream = await startUpstream('flask', (_req, res) => {
+    requests++;
+    res.writeHead(503, { 'retry-after': '0', 'content-type': 'text/plain' }).end('busy');
+  });
+  const proxy = await startTestProxy({ upstreams: [`flask=${upstream.url}`] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const r = await send(`${proxy.url}/predict/`);
+  t.equal(r.status, 503);
+  t.equal(r.body.toString(), 'busy');
+  t.equal(r.headers['retry-after'], '0');
+  t.equal(requests, 1);
+});
+
+t.test('an upstream that does not answer in time → 504, once', async (t) => {
+  let requests = 0;
+  const upstream = await startUpstream('flask', () => {
+    requests++; // never answers
+  });
+  const proxy = await startTestProxy({ upstreams: [`flask=${upstream.url}`], timeout: '300ms' });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const started = Date.now();
+  const r = await send(`${proxy.url}/predict/`);
+  const took = Date.now() - started;
+  t.equal(r.status, 504);
+  t.same(json(r.body), { error: 'gateway_timeout', message: 'upstream timed out', upstream: 'flask' });
+  t.ok(took >= 280 && took < 3000, `answered after the 300 ms timeout (${took} ms)`);
+  t.equal(requests, 1);
+});
+
+t.test('an upstream that stalls mid-body → the client connection is cut', async (t) => {
+  const upstream = await startUpstream('flask', (_req, res) => {
+    res.writeHead(200, { 'content-length': '100' });
+    res.write('partial');
+  });
+  const proxy = await startTestProxy({ upstreams: [`flask=${upstream.url}`], timeout: '300ms' });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const raw = await rawExchange(proxy.address.port, 'GET / HTTP/1.1\r\nHost: h\r\n\r\n');
+  t.match(raw, /^HTTP\/1\.1 200 OK/);
+  t.match(raw, /partial$/, 'what arrived was passed on, then the connection closed short of Content-Length');
+});
+
+t.test('a body over the limit → 413 without reading it, and the upstream never sees it', async (t) => {
+  const upstream = await startUpstream('flask');
+  const proxy = await startTestProxy({ upstreams: [`flask=${upstream.url}`], bodyLimit: '1000' });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  // Announce 10 GB and send 5 bytes: the answer must come without waiting for the rest.
+  const raw = await rawExchange(proxy.address.port, 'POST /predict/ HTTP/1.1\r\nHost: h\r\nContent-Length: 10000000000\r\n\r\nhello');
+  t.match(raw, /^HTTP\/1\.1 413 /);
+  t.match(raw, /\r\nConnection: close\r\n/i);
+  t.match(raw, /"error":"payload_too_large"/);
+  t.equal(upstream.seen.length, 0);
+  const ok = await send(`${proxy.url}/predict/`, { method: 'POST', body: Buffer.alloc(1000) });
+  t.equal(ok.status, 200, 'exactly at the limit is fine');
+});
+
+t.test('a chunked body that passes the limit → 413, upstream request aborted', async (t) => {
+  let upstreamAborted = false;
+  const upstream = await startUpstream(
+    'flask',
+    (req) => {
+      req.resume();
+      req.on('aborted', () => (upstreamAborted = true));
+      req.on('close', () => (upstreamAborted ||= !req.complete));
+    },
+    { readBody: false },
+  );
+  const proxy = await startTestProxy({ upstreams: [`flask=${upstream.url}`], bodyLimit: '1000' });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = request(`${proxy.url}/predict/`, { method: 'POST', agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode!);
+    });
+    req.on('error', reject);
+    req.write(Buffer.alloc(600));
+    setTimeout(() => req.write(Buffer.alloc(600)), 50);
+  });
+  t.equal(status, 413);
+  await new Promise((r) => setTimeout(r, 100));
+  t.ok(upstreamAborted, 'the partial upstream request was aborted, not completed');
+});
+
+t.test('malformed requests → 400 (or 431) with a JSON message', async (t) => {
+  const upstream = await startUpstream('flask');
+  const proxy = await startTestProxy({ upstreams: [`flask=${upstream.url}`] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const cases: [string, RegExp, RegExp][] = [
+    ['GARBAGE\r\n\r\n', /^HTTP\/1\.1 400 /, /"malformed request: HPE_/],
+    ['GET /../etc/passwd HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n', /^HTTP\/1\.1 400 /, /climbs above the root/],
+    ['GET /a%zz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n', /^HTTP\/1\.1 400 /, /malformed/],
+    ['GET / HTTP/1.1\r\nHost: a..b\r\nConnection: close\r\n\r\n', /^HTTP\/1\.1 400 /, /not a valid host name/],
+    ['OPTIONS * HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n', /^HTTP\/1\.1 400 /, /not a path or an absolute URL/],
+    ['GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', /^HTTP\/1\.1 400 /, /HPE_/],
+    [`GET / HTTP/1.1\r\nHost: h\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`, /^HTTP\/1\.1 431 /, /HPE_HEADER_OVERFLOW/],
+  ];
+  for (const [bytes, status, message] of cases) {
+    const raw = await rawExchange(proxy.address.port, bytes);
+    t.match(raw, status, JSON.stringify(bytes.slice(0, 40)));
+    t.match(raw, message);
+    t.match(raw, /content-type: application\/json/i);
+  }
+  t.equal(upstream.seen.length, 0, 'none of them reached the upstream');
+  const absolute = await rawExchange(proxy.address.port, 'GET http://Model.Example/predict/?q=1 HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n');
+  t.match(absolute, /^HTTP\/1\.1 200 /, 'absolute-form targets are accepted');
+  t.equal(upstream.seen[0]!.url, '/predict/?q=1');
+});
+
+t.test('a client that aborts mid-upload: upstream request aborted, nothing leaks', async (t) => {
+  let upstreamClosed = 0;
+  const upstream = await startUpstream(
+    'flask',
+    (req, res) => {
+      req.resume();
+      req.on('end', () => res.end('ok'));
+      req.on('close', () => (upstreamClosed += req.complete ? 0 : 1));
+    },
+    { readBody: false },
+  );
+  const proxy = await startTestProxy({ upstreams: [`flask=${upstream.url}`] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const socket = connect(proxy.address.port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.write('POST /predict/ HTTP/1.1\r\nHost: h\r\nContent-Length: 10000000\r\n\r\n');
+  socket.write(Buffer.alloc(1_000_000));
+  await new Promise((r) => setTimeout(r, 100));
+  socket.destroy();
+  await new Promise((r) => setTimeout(r, 200));
+  t.equal(upstreamClosed, 1, 'the upstream request was torn down before its body was complete');
+  const backend = proxy.backends.get('flask')!;
+  t.equal(backend.pool.stats.running, 0, 'no request still running in the pool');
+  t.equal((await send(`${proxy.url}/ping`)).status, 200, 'still serving');
+  const open = await new Promise<number>((r) => proxy.server.getConnections((_e, n) => r(n)));
+  t.equal(open, 0, 'no client connection left open');
+});
+
+t.test('a client that aborts mid-download: upstream response torn down', async (t) => {
+  let upstreamGone = false;
+  const upstream = await startUpstream('flask', (req, res) => {
+    if (req.url !== '/stream') return res.end('pong');
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    const timer = setInterval(() => res.write(Buffer.alloc(64 * 1024)), 5);
+    res.on('close', () => {
+      clearInterval(timer);
+      upstreamGone = true;
+    });
+  });
+  const proxy = await startTestProxy({ upstreams: [`flask=${upstream.url}`] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  await new Promise<void>((resolve) => {
+    const req = request(`${proxy.url}/stream`, { agent: false }, (res) => {
+      res.once('data', () => {
+        req.destroy();
+        resolve();
+      });
+    });
+    req.end();
+  });
+  await new Promise((r) => setTimeout(r, 200));
+  t.ok(upstreamGone, 'the upstream stream was closed');
+  t.equal(proxy.backends.get('flask')!.pool.stats.running, 0);
+  t.equal((await send(`${proxy.url}/ping`)).status, 200, 'still serving');
+});
