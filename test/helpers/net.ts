@@ -139,7 +139,12 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Cli
 export function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
   return new Promise((resolve, reject) => {
     let buffered = '';
-    const timer = setTimeout(() => reject(new Error(`no line matching ${pattern} in ${timeoutMs} ms; got: ${buffered}`)), timeoutMs);
+    let errors = '';
+    child.stderr?.on('data', (d) => (errors += d));
+    const timer = setTimeout(
+      () => reject(new Error(`no line matching ${pattern} in ${timeoutMs} ms; stdout: ${buffered} stderr: ${errors}`)),
+      timeoutMs,
+    );
     child.stdout!.on('data', (d) => {
       buffered += d;
       const line = buffered.split('\n').find((l) => pattern.test(l));
