@@ -1,3 +1,5 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
 /**
  * Header handling for both directions, on Node's flat raw-header arrays
  * ([name, value, name, value, ...]) so names keep their case and values their bytes.
@@ -40,10 +42,12 @@ export function endToEnd(raw: readonly string[], drop?: ReadonlySet<string>): st
 const FORWARDED = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'] as const;
 export const FORWARDED_HEADERS: ReadonlySet<string> = new Set(FORWARDED);
 
-/** The value an X-Forwarded-* header gets: what came in, with ours appended. */
-function appended(incoming: string | string[] | undefined, ours: string): string {
-  if (incoming === undefined || incoming === '') return ours;
-  return `${Array.isArray(incoming) ? incoming.join(', ') : incoming}, ${ours}`;
+/**
+ * The value an X-Forwarded-* header gets: what came in, with ours appended. Node has
+ * already joined repeated X-Forwarded-* headers into one comma-separated string.
+ */
+function appended(incoming: string | undefined, ours: string): string {
+  return incoming === undefined || incoming === '' ? ours : `${incoming}, ${ours}`;
 }
 
 /**
@@ -53,15 +57,17 @@ function appended(incoming: string | string[] | undefined, ours: string): string
  */
 export function upstreamRequestHeaders(
   raw: readonly string[],
-  incoming: Readonly<Record<string, string | string[] | undefined>>,
+  incoming: IncomingHttpHeaders,
   hop: { readonly clientAddr: string; readonly proto: string; readonly host: string | undefined },
   drop: ReadonlySet<string>,
 ): string[] {
   const out = endToEnd(raw, drop);
   out.push(
-    'X-Forwarded-For', appended(incoming['x-forwarded-for'], hop.clientAddr),
-    'X-Forwarded-Proto', appended(incoming['x-forwarded-proto'], hop.proto),
+    'X-Forwarded-For', appended(incoming['x-forwarded-for'] as string | undefined, hop.clientAddr),
+    'X-Forwarded-Proto', appended(incoming['x-forwarded-proto'] as string | undefined, hop.proto),
   );
-  if (hop.host !== undefined) out.push('X-Forwarded-Host', appended(incoming['x-forwarded-host'], hop.host));
+  if (hop.host !== undefined) {
+    out.push('X-Forwarded-Host', appended(incoming['x-forwarded-host'] as string | undefined, hop.host));
+  }
   return out;
 }

@@ -1,7 +1,8 @@
 import type { ServerResponse } from 'node:http';
 
 /**
- * Answers with a JSON error body, as a proxy-generated response (no upstream reached it).
+ * Answers with a JSON error body, as a proxy-generated response, before any response
+ * headers have been sent.
  * `close` ends the connection afterwards, for when the request body was not read.
  */
 export function sendError(
@@ -12,10 +13,6 @@ export function sendError(
   extra: Record<string, unknown> = {},
   close = false,
 ): void {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return;
-  }
   const body = JSON.stringify({ error, message, ...extra });
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
