@@ -45,11 +45,13 @@ export function plainAddress(address: string | undefined): string {
   return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 }
 
-/** The last X-Forwarded-For entry, as nginx's realip module takes it, if it is an address. */
-function forwardedFor(header: string | string[] | undefined): string | undefined {
+/**
+ * The last X-Forwarded-For entry, as nginx's realip module takes it, if it is an address.
+ * Node has joined repeated X-Forwarded-For headers into one string.
+ */
+function forwardedFor(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
-  const list = Array.isArray(header) ? header.join(',') : header;
-  const last = list.slice(list.lastIndexOf(',') + 1).trim();
+  const last = header.slice(header.lastIndexOf(',') + 1).trim();
   return isIP(last) === 0 ? undefined : last;
 }
 
@@ -87,7 +89,7 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
       return undefined;
     }
     const clientAddr = plainAddress(req.socket.remoteAddress);
-    const remoteAddr = (config.trustProxy ? forwardedFor(req.headers['x-forwarded-for']) : undefined) ?? clientAddr;
+    const remoteAddr = (config.trustProxy ? forwardedFor(req.headers['x-forwarded-for'] as string | undefined) : undefined) ?? clientAddr;
     const length = req.headers['content-length'];
     return {
       req,

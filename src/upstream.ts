@@ -81,7 +81,6 @@ export function forward(
   const handler: Dispatcher.DispatchHandler = {
     onRequestStart(c) {
       controller = c;
-      if (res.destroyed) c.abort(new Error('client went away'));
     },
     onResponseStart(c, statusCode, _headers, statusMessage) {
       if (statusCode < 200) return; // 1xx: Node speaks 100-continue to the client itself

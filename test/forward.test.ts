@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
+import { pino } from 'pino';
 import t, { type Test } from 'tap';
+import { buildConfig } from '../src/config.js';
+import { startProxy } from '../src/server.js';
 import { UPSTREAM_HEADER } from '../src/proxy.js';
 import { compileSplit, hashKey, pickByHash } from '../src/split.js';
 import { rawExchange, send, startTestProxy, startUpstream, type TestUpstream } from './helpers/net.js';
@@ -235,4 +238,43 @@ t.test('an upstream URL path is prefixed to every request path', async (t) => {
   });
   await send(`${proxy.url}/predict/?x=1`);
   t.equal(upstream.seen[0]!.url, '/model/v1/predict/?x=1');
+});
+
+t.test('HTTP/1.0 without Host, and absolute-form targets', async (t) => {
+  const { upstream, proxy } = await oneUpstream(t);
+  const plain = await rawExchange(proxy.address.port, 'GET /info/ HTTP/1.0\r\n\r\n');
+  t.match(plain, /^HTTP\/1\.1 200 /);
+  t.equal(upstream.seen[0]!.headers['x-forwarded-host'], undefined, 'no Host, no X-Forwarded-Host');
+  for (const [target, path] of [['http://h.example', '/'], ['HTTP://h.example?x=1', '/?x=1'], ['http://h.example/p?q', '/p?q']]) {
+    const r = await rawExchange(proxy.address.port, `GET ${target} HTTP/1.1\r\nHost: h.example\r\nConnection: close\r\n\r\n`);
+    t.match(r, /^HTTP\/1\.1 200 /, target);
+    t.equal(upstream.seen.at(-1)!.url, path, `${target} goes upstream as ${path}`);
+  }
+  const badHost = await rawExchange(proxy.address.port, 'GET http://a..b/ HTTP/1.1\r\nHost: ok\r\nConnection: close\r\n\r\n');
+  t.match(badHost, /^HTTP\/1\.1 400 [^]*not a valid host name/, "an absolute-form target's host is the $host");
+});
+
+t.test('--access-log writes one JSON line per request, 499 for a client gone early', async (t) => {
+  const upstream = await startUpstream('flask', (req, res) => {
+    if (req.url === '/slow') setTimeout(() => res.end('late'), 300);
+    else res.end('ok');
+  });
+  const lines: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) });
+  const proxy = await startProxy(buildConfig({ listen: '127.0.0.1:0', upstreams: [`flask=${upstream.url}`], accessLog: true }), log);
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const port = proxy.address.port;
+  await send(`http://127.0.0.1:${port}/predict/?a=1`, { method: 'POST', body: 'x' });
+  const gone = request(`http://127.0.0.1:${port}/slow`, { agent: false });
+  gone.on('error', () => {});
+  gone.end();
+  setTimeout(() => gone.destroy(), 50);
+  await new Promise((r) => setTimeout(r, 500));
+  const requests = lines.filter((l) => l.msg === 'request');
+  t.match(requests[0], { method: 'POST', url: '/predict/?a=1', client: '127.0.0.1', upstream: 'flask', status: 200, ms: Number });
+  t.match(requests[1], { url: '/slow', status: 499 });
+  t.equal(requests.length, 2);
 });
