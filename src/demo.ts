@@ -41,6 +41,24 @@ export function demoHost(host: string): string {
 }
 
 /**
+ * The split the burst came out with: requests and share per backend, and whether every
+ * client stayed on one backend (the stickiness split_clients promises).
+ */
+export function splitReport(
+  served: ReadonlyMap<string, number>,
+  clientsOn: ReadonlyMap<string, ReadonlySet<string>>,
+  total: number,
+): string[] {
+  const lines = ['flask', 'fastapi'].map((name) => {
+    const n = served.get(name) ?? 0;
+    return `  ${name.padEnd(8)} ${String(n).padStart(5)}  ${((100 * n) / total).toFixed(1)}%`;
+  });
+  const sticky = [...clientsOn.values()].every((s) => s.size === 1);
+  lines.push(`  every client stayed on one backend: ${sticky ? 'yes' : 'NO'}`);
+  return lines;
+}
+
+/**
  * Two DRUM stand-ins behind the proxy at 5% to the second, a burst of predictions from
  * many client addresses (127.0.x.y, all loopback), the split that came out, then it keeps
  * serving for curl.
@@ -96,12 +114,7 @@ async function demo(listen: string, running: { close(): Promise<unknown> }[]): P
 
   const total = CLIENTS * REQUESTS_PER_CLIENT;
   console.log(`\nsent ${total} POST /predict/ from ${CLIENTS} client addresses:`);
-  for (const name of ['flask', 'fastapi']) {
-    const n = served.get(name) ?? 0;
-    console.log(`  ${name.padEnd(8)} ${String(n).padStart(5)}  ${((100 * n) / total).toFixed(1)}%`);
-  }
-  const sticky = [...clientsOn.values()].every((s) => s.size === 1);
-  console.log(`  every client stayed on one backend: ${sticky ? 'yes' : 'NO'}`);
+  for (const line of splitReport(served, clientsOn, total)) console.log(line);
   console.log(`\nstill serving; try:
   curl -s ${target}/info/
   curl -s -X POST -H 'Content-Type: text/csv' --data-binary $'a,b\\n1,2\\n' ${target}/predict/ -i

@@ -104,7 +104,7 @@ export function compileKey(template: string): KeyFunction {
   for (let m = re.exec(template); m !== null; m = re.exec(template)) {
     if (m.index > last) parts.push(template.slice(last, m.index));
     const braced = m[1];
-    const name = braced ?? m[2] ?? '';
+    const name = braced ?? m[2]!; // the unbraced alternative always matches, maybe empty
     if (braced !== undefined && !m[0].endsWith('}')) {
       throw new InputError(`missing "}" after "\${${braced}" in "${template}"`, 'key');
     }

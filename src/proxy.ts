@@ -66,7 +66,7 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
 
   /** Stage 1: what nginx would see — $uri, $args, $host, $remote_addr — or a 400. */
   function readRequest(req: IncomingMessage, res: ServerResponse): Exchange | undefined {
-    const target = req.url ?? '';
+    const target = req.url!; // always set on a server's request
     let path = target;
     let hostValue = req.headers.host;
     if (!target.startsWith('/')) {

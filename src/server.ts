@@ -15,16 +15,21 @@ export interface RunningProxy {
   close(graceMs?: number): Promise<void>;
 }
 
+/** The status for a request Node's parser rejected, by its error code. */
+export function malformedStatus(code: string | undefined): readonly [number, string] {
+  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'Request Header Fields Too Large'];
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'Request Timeout'];
+  return [400, 'Bad Request'];
+}
+
 /** Answers a request Node's parser rejected, in JSON like our other errors. */
 function rejectMalformed(err: NodeJS.ErrnoException, socket: Socket): void {
   if (!socket.writable || err.code === 'ECONNRESET') {
     socket.destroy();
     return;
   }
-  const [status, text] =
-    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large'] :
-    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request'];
-  const body = JSON.stringify({ error: 'bad_request', message: `malformed request: ${err.code ?? err.message}` });
+  const [status, text] = malformedStatus(err.code);
+  const body = JSON.stringify({ error: 'bad_request', message: `malformed request: ${err.code}` });
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );

@@ -83,15 +83,16 @@ export function forward(
       controller = c;
     },
     onResponseStart(c, statusCode, _headers, statusMessage) {
-      if (statusCode < 200) return; // 1xx: Node speaks 100-continue to the client itself
+      // 1xx, e.g. 103 Early Hints: informational, the final response follows. Not passed on.
+      if (statusCode < 200) return;
       const raw = (c.rawHeaders as Buffer[]).map((b) => b.toString('latin1'));
       const headers = endToEnd(raw);
       headers.push(...req.responseHeaders);
-      res.writeHead(statusCode, statusMessage ?? '', headers);
+      res.writeHead(statusCode, statusMessage, headers);
     },
     onResponseData(c, chunk) {
-      // undici may still hand over what it already read after a pause: wait for one drain.
-      if (!res.write(chunk) && !c.paused) {
+      // undici delivers nothing more until resumed, so one drain listener per pause.
+      if (!res.write(chunk)) {
         c.pause();
         res.once('drain', () => c.resume());
       }

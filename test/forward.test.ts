@@ -245,7 +245,7 @@ t.test('HTTP/1.0 without Host, and absolute-form targets', async (t) => {
   const plain = await rawExchange(proxy.address.port, 'GET /info/ HTTP/1.0\r\n\r\n');
   t.match(plain, /^HTTP\/1\.1 200 /);
   t.equal(upstream.seen[0]!.headers['x-forwarded-host'], undefined, 'no Host, no X-Forwarded-Host');
-  for (const [target, path] of [['http://h.example', '/'], ['HTTP://h.example?x=1', '/?x=1'], ['http://h.example/p?q', '/p?q']]) {
+  for (const [target, path] of [['http://h.example', '/'], ['HTTP://h.example?x=1', '/?x=1'], ['http://h.example/p?q', '/p?q']] as const) {
     const r = await rawExchange(proxy.address.port, `GET ${target} HTTP/1.1\r\nHost: h.example\r\nConnection: close\r\n\r\n`);
     t.match(r, /^HTTP\/1\.1 200 /, target);
     t.equal(upstream.seen.at(-1)!.url, path, `${target} goes upstream as ${path}`);
@@ -277,4 +277,15 @@ t.test('--access-log writes one JSON line per request, 499 for a client gone ear
   t.match(requests[0], { method: 'POST', url: '/predict/?a=1', client: '127.0.0.1', upstream: 'flask', status: 200, ms: Number });
   t.match(requests[1], { url: '/slow', status: 499 });
   t.equal(requests.length, 2);
+});
+
+t.test('103 Early Hints from the upstream are dropped; the final response passes', async (t) => {
+  const { proxy } = await oneUpstream(t, (_req, res) => {
+    res.writeEarlyHints({ link: '</model.css>; rel=preload' });
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('final');
+  });
+  const r = await rawExchange(proxy.address.port, 'GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n');
+  t.match(r, /^HTTP\/1\.1 200 OK\r\n/);
+  t.notMatch(r, /103/);
+  t.match(r, /\r\nfinal\r\n/, 'the final body, chunked');
 });

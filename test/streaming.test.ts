@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { freePort, spawnBuiltCli, startUpstream, waitForLine } from './helpers/net.js';
 
 const MiB = 2 ** 20;
@@ -45,7 +45,7 @@ async function upload(url: string, total: number): Promise<string> {
   return response;
 }
 
-async function startCliProxy(t: Parameters<Parameters<typeof t.test>[1]>[0], upstreamUrl: string) {
+async function startCliProxy(t: Test, upstreamUrl: string) {
   const port = await freePort();
   const child = spawnBuiltCli(['serve', '--listen', `127.0.0.1:${port}`, '--upstream', `flask=${upstreamUrl}`, '--body-limit', '2GiB']);
   t.teardown(() => {

@@ -1,0 +1,308 @@
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { buildConfig } from '../src/config.js';
+import { compileSplit, hashKey, pickByHash } from '../src/split.js';
+import { runCli, send, spawnCli, startUpstream, waitForLine, type CliResult, type Reply } from './helpers/net.js';
+
+// Every CLI run is a fresh Node process under tap's TypeScript loader (over a second of CPU
+// each), so the runs are started together, a few at a time, and the subtests await them.
+
+/** At most `n` CLI processes starting at once: more only thrash the CPUs and slow them all. */
+function limiter(n: number): <T>(job: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (job) => {
+    if (active >= n) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await job();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
+const slot = limiter(3);
+
+/** runCli, at most three at a time. */
+const run = (args: string[]): Promise<CliResult> => slot(() => runCli(args));
+
+/** The options the CLI declares, read from its source: [name, type] in declared order. */
+function declaredOptions(): [string, 'boolean' | 'string'][] {
+  const source = readFileSync(new URL('../src/cli.ts', import.meta.url), 'utf8');
+  const block = /const OPTIONS = \{([\s\S]*?)\n\} as const/.exec(source)![1]!;
+  const options = [...block.matchAll(/^\s+'?([a-z-]+)'?: \{ type: '(boolean|string)'/gm)].map(
+    (m): [string, 'boolean' | 'string'] => [m[1]!, m[2] as 'boolean' | 'string'],
+  );
+  if (options.length === 0 || options.length !== block.match(/type:/g)!.length) throw new Error('could not read OPTIONS in src/cli.ts');
+  return options;
+}
+
+/** A spawned `serve` with its stdout collected and its exit awaited. */
+interface Served {
+  child: () => ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** The 'listening' log line, parsed. */
+  listening: Promise<{ listen: string; upstreams: Record<string, string>; baseline: string; weights: Record<string, number> }>;
+  exited: Promise<[number | null, NodeJS.Signals | null]>;
+}
+
+function serve(args: string[]): Served {
+  let child: ChildProcess | undefined;
+  let stdout = '';
+  let stderr = '';
+  let exited!: Served['exited'];
+  const listening = slot(() => {
+    child = spawnCli(['serve', ...args]);
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    exited = new Promise((r) => child!.on('exit', (code, signal) => r([code, signal])));
+    return waitForLine(child, /"msg":"listening"/);
+  }).then((line) => JSON.parse(line));
+  listening.catch(() => {}); // awaited (and reported) by the subtest; not an unhandled rejection meanwhile
+  t.teardown(() => {
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return {
+    child: () => child!,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    listening,
+    get exited() {
+      return exited;
+    },
+  };
+}
+
+/** JSON log lines printed so far with this msg. */
+function logLines(s: Served, msg: string): Record<string, unknown>[] {
+  return s
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l['msg'] === msg);
+}
+
+async function stop(t: Test, s: Served, signal: NodeJS.Signals): Promise<void> {
+  s.child().kill(signal);
+  t.same(await s.exited, [0, null], `${signal}: exits with code 0`);
+  t.match(logLines(s, 'shutting down'), [{ signal }], `${signal}: logs "shutting down"`);
+  t.equal(s.stderr(), '', 'nothing on stderr');
+}
+
+/** One exit-2 error: exactly one line on stderr naming the problem, nothing on stdout. */
+function assertInputError(t: Test, r: CliResult, message: RegExp, name: string): void {
+  t.equal(r.code, 2, `${name}: exit code 2`);
+  t.equal(r.stdout, '', `${name}: nothing on stdout`);
+  t.match(r.stderr, /^drum-splitter: [^\n]+\n$/, `${name}: one line`);
+  t.match(r.stderr, message, `${name}: says what is wrong`);
+}
+
+const upstreamName = (r: Reply): string => (JSON.parse(r.body.toString()) as { upstream: string }).upstream;
+
+// Two real upstreams; /slow answers after 1.5 s, for --timeout.
+const slowTimers = new Set<NodeJS.Timeout>();
+const upstreamHandler = (name: string) => (req: IncomingMessage, res: ServerResponse, body: Buffer): void => {
+  const answer = () => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ upstream: name, bytes: body.length, forced: req.headers['x-force'] ?? null }));
+  };
+  if (req.url === '/slow') {
+    const timer = setTimeout(answer, 1500);
+    slowTimers.add(timer);
+  } else {
+    answer();
+  }
+};
+const flask = await startUpstream('flask', upstreamHandler('flask'));
+const fastapi = await startUpstream('fastapi', upstreamHandler('fastapi'));
+t.teardown(async () => {
+  for (const timer of slowTimers) clearTimeout(timer);
+  await Promise.all([flask.close(), fastapi.close()]);
+});
+
+const dir = t.testdir({
+  // Everything the flags below override is set differently here.
+  'overridden.yaml': `listen: 127.0.0.1:1\nlogLevel: silent\nupstreams:\n  flask: ${flask.url}\n  fastapi: ${fastapi.url}\nweights:\n  fastapi: 100\n`,
+  'unknown.yaml': 'weight:\n  fastapi: 5\n',
+});
+
+// A port that is taken, for "address in use".
+const holder = createServer();
+await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+const heldPort = (holder.address() as AddressInfo).port;
+t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
+
+const flagsWin = serve(['--config', join(dir, 'overridden.yaml'), '--listen', '127.0.0.1:0', '--weight', 'fastapi=0', '--log-level', 'info']);
+const allFlags = serve([
+  '--listen', '127.0.0.1:0',
+  '--upstream', `flask=${flask.url}`,
+  '--upstream', `fastapi=${fastapi.url}`,
+  '--weight', 'fastapi=50',
+  '--key', '$remote_addr',
+  '--trust-proxy',
+  '--no-upstream-header',
+  '--access-log',
+  '--override-header', 'X-Force',
+  '--timeout', '500ms',
+  '--body-limit', '1KB',
+  '--upstream-keepalive', '500ms',
+  '--log-level', 'info',
+]);
+
+const runs = {
+  help: run(['--help']),
+  version: run(['--version']),
+  none: run([]),
+  unknownCommand: run(['frobnicate']),
+  unknownFlag: run(['serve', '--bogus']),
+  missingValue: run(['serve', '--listen']),
+  extra: run(['serve', 'extra']),
+  badUrl: run(['serve', '--upstream', 'flask=ftp://127.0.0.1/']),
+  over100: run(['serve', '--weight', 'flask=60', '--weight', 'fastapi=40.01']),
+  unknownSetting: run(['serve', '--config', join(dir, 'unknown.yaml')]),
+  inUse: run(['serve', '--listen', `127.0.0.1:${heldPort}`]),
+  // 203.0.113.0/24 is TEST-NET-3 (RFC 5737), never a local address: listen fails, not "in use".
+  notLocal: run(['serve', '--listen', '203.0.113.7:8000']),
+};
+
+t.test('--help documents every option, on stdout, exit 0', async (t) => {
+  const r = await runs.help;
+  t.equal(r.code, 0);
+  t.equal(r.stderr, '');
+  const options = declaredOptions();
+  for (const [name, type] of options) {
+    if (name === 'help' || name === 'version') {
+      t.match(r.stdout, `--${name}`, `--${name} is mentioned`);
+    } else if (type === 'string') {
+      t.match(r.stdout, new RegExp(`^ +--${name} [A-Z]`, 'm'), `--${name} is documented with its value`);
+    } else {
+      t.match(r.stdout, new RegExp(`^ +--${name} {2,}\\w`, 'm'), `--${name} is documented`);
+    }
+  }
+  const mentioned = new Set([...r.stdout.matchAll(/--([a-z-]+)/g)].map((m) => m[1]!));
+  t.same([...mentioned].filter((m) => !options.some(([n]) => n === m)), [], 'and mentions no option that does not exist');
+
+  // The defaults it states are the ones serve really uses.
+  const d = buildConfig({});
+  t.match(r.stdout, `default ${d.listen.host}:${d.listen.port}`);
+  for (const u of d.upstreams) t.match(r.stdout, `${u.name}=${u.url.origin}`, `default upstream ${u.name}`);
+  t.match(r.stdout, `default ${d.key}`);
+  t.match(r.stdout, `default ${d.logLevel}`);
+});
+
+t.test('--version prints package.json\'s version', async (t) => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  t.same(await runs.version, { code: 0, stdout: `${pkg.version}\n`, stderr: '' });
+});
+
+t.test('no command: usage on stdout, exit 2', async (t) => {
+  const [none, help] = await Promise.all([runs.none, runs.help]);
+  t.equal(none.code, 2);
+  t.equal(none.stderr, '');
+  t.equal(none.stdout, help.stdout, 'the same usage as --help');
+});
+
+t.test('bad input: exit 2 and one line saying what is wrong', async (t) => {
+  const cases: [keyof typeof runs, RegExp][] = [
+    ['unknownCommand', /unknown command "frobnicate"/],
+    ['unknownFlag', /Unknown option '--bogus'/],
+    ['missingValue', /--listen.*argument missing/],
+    ['extra', /unexpected argument "extra"/],
+    ['badUrl', /upstreams\.flask: "ftp:\/\/127\.0\.0\.1\/" must be an http:\/\/ or https:\/\/ URL/],
+    ['over100', /weights: weights add up to 100\.01%, over 100%/],
+    ['unknownSetting', /--config: unknown setting "weight" in .*unknown\.yaml/],
+  ];
+  for (const [run, message] of cases) assertInputError(t, await runs[run], message, run);
+
+  // The unknown-setting error lists the settings a file may hold: --help documents the same ones.
+  const known = /known: ([\w, ]+)/.exec((await runs.unknownSetting).stderr)![1]!.split(', ');
+  const listed = /YAML file with these settings \(([^)]+)\)/.exec((await runs.help).stdout.replace(/\s+/g, ' '))![1]!.split(', ');
+  t.same(listed, known, 'the config keys in --help are the ones a file may use');
+});
+
+t.test('a proxy that cannot start: exit 1 and one line', async (t) => {
+  const inUse = await runs.inUse;
+  t.equal(inUse.code, 1);
+  t.match(inUse.stderr, new RegExp(`^drum-splitter: address in use: [^\\n]*127\\.0\\.0\\.1:${heldPort}\\n$`));
+  t.equal(inUse.stdout, '');
+  const notLocal = await runs.notLocal;
+  t.equal(notLocal.code, 1);
+  t.match(notLocal.stderr, /^drum-splitter: listen EADDRNOTAVAIL[^\n]*203\.0\.113\.7:8000\n$/);
+});
+
+// The file alone would send everything to fastapi (that a file's weights and their order are
+// honoured is shown in config.test.ts); --weight fastapi=0 sends everything to flask.
+t.test('serve --config FILE with flags: the flags win', async (t) => {
+  const info = await flagsWin.listening; // the file says logLevel: silent; --log-level info wins
+  t.not(info.listen, '127.0.0.1:1', 'listens where --listen says, not where the file does');
+  t.match(info, {
+    upstreams: { flask: `${flask.url}/`, fastapi: `${fastapi.url}/` },
+    baseline: 'flask',
+    weights: { fastapi: 0 },
+  }, 'upstreams from the file, weights from the flag');
+  const url = `http://${info.listen}`;
+  for (let i = 0; i < 8; i++) {
+    const r = await send(`${url}/predict/?n=${i}`, { method: 'POST', body: 'a\n1\n' });
+    t.equal(r.headers['x-drum-splitter-upstream'], 'flask', `request ${i}: flask, as --weight fastapi=0 says`);
+    t.equal(upstreamName(r), 'flask');
+  }
+  await stop(t, flagsWin, 'SIGTERM');
+});
+
+t.test('serve with every flag: each one takes effect', async (t) => {
+  const info = await allFlags.listening;
+  t.match(info, { upstreams: { flask: `${flask.url}/`, fastapi: `${fastapi.url}/` }, baseline: 'flask', weights: { fastapi: 50 } });
+  const url = `http://${info.listen}`;
+
+  // --key '$remote_addr' --trust-proxy: the split follows the last X-Forwarded-For entry.
+  const table = compileSplit([['fastapi', 5000]], 'flask');
+  const addrs = Array.from({ length: 40 }, (_, i) => `10.0.0.${i + 1}`);
+  const toFlask = addrs.find((a) => pickByHash(table, hashKey(Buffer.from(a))) === 'flask')!;
+  const toFastapi = addrs.find((a) => pickByHash(table, hashKey(Buffer.from(a))) === 'fastapi')!;
+  for (const [xff, want] of [[toFlask, 'flask'], [toFastapi, 'fastapi'], [`${toFlask}, ${toFastapi}`, 'fastapi'], [`${toFastapi},${toFlask}`, 'flask']]) {
+    const r = await send(`${url}/predict/`, { headers: { 'x-forwarded-for': xff! } });
+    t.equal(r.status, 200);
+    t.equal(upstreamName(r), want, `X-Forwarded-For: ${xff} → ${want}`);
+    // --no-upstream-header
+    t.equal(r.headers['x-drum-splitter-upstream'], undefined, 'no X-Drum-Splitter-Upstream');
+  }
+
+  // --override-header X-Force: the named upstream, whatever the split says; not passed on.
+  const forced = await send(`${url}/info/`, { headers: { 'x-forwarded-for': toFlask, 'X-Force': 'fastapi' } });
+  t.same(JSON.parse(forced.body.toString()), { upstream: 'fastapi', bytes: 0, forced: null }, 'X-Force: fastapi wins over the split');
+
+  // --body-limit 1KB: 1000 bytes pass, 1001 do not.
+  const fits = await send(`${url}/predict/`, { method: 'POST', body: 'x'.repeat(1000) });
+  t.equal(fits.status, 200, '1000 bytes fit in 1KB');
+  const tooBig = await send(`${url}/predict/`, { method: 'POST', body: 'x'.repeat(1001) });
+  t.equal(tooBig.status, 413, '1001 bytes are over 1KB');
+
+  // --timeout 500ms: an upstream that takes 1.5 s is a 504.
+  const slow = await send(`${url}/slow`);
+  t.equal(slow.status, 504, 'an upstream that takes 1.5 s is over --timeout 500ms');
+
+  // --access-log: a JSON line per request, written as each exchange closes.
+  for (let waited = 0; logLines(allFlags, 'request').length < 8 && waited < 3000; waited += 50) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const logged = logLines(allFlags, 'request');
+  t.match(logged, [
+    { method: 'GET', url: '/predict/', upstream: 'flask', status: 200 },
+    { upstream: 'fastapi' },
+    { upstream: 'fastapi' },
+    { upstream: 'flask' },
+    { method: 'GET', url: '/info/', upstream: 'fastapi', status: 200 },
+    { method: 'POST', status: 200 },
+    { method: 'POST', status: 413 },
+    { method: 'GET', url: '/slow', status: 504 },
+  ]);
+  t.equal(logged.length, 8, 'one access-log line per request');
+  await stop(t, allFlags, 'SIGTERM');
+});

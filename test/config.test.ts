@@ -1,0 +1,328 @@
+import { join } from 'node:path';
+import t from 'tap';
+import {
+  buildConfig,
+  parseDuration,
+  parseHeaderName,
+  parseHostPort,
+  parseSize,
+  readConfigFile,
+  type Config,
+  type RawSettings,
+} from '../src/config.js';
+
+/** The parts of a Config a user states, in plain values (URLs as hrefs). */
+function plain(c: Config) {
+  return {
+    listen: c.listen,
+    upstreams: c.upstreams.map((u) => [u.name, u.url.href]),
+    weights: c.weights.map(([n, h]) => [n, h]),
+  };
+}
+
+t.test('buildConfig with nothing given: the documented defaults', async (t) => {
+  const c = buildConfig({});
+  // As documented in --help and the issue: the seed's Flask (8080) and FastAPI (8081)
+  // servers, flask first and so the baseline taking 100%, traffic on 0.0.0.0:8000.
+  t.same(plain(c), {
+    listen: { host: '0.0.0.0', port: 8000 },
+    upstreams: [['flask', 'http://127.0.0.1:8080/'], ['fastapi', 'http://127.0.0.1:8081/']],
+    weights: [],
+  });
+  t.equal(c.key, '${remote_addr}${uri}');
+  t.equal(c.timeoutMs, 120_000, '120 s, gunicorn worker timeout');
+  t.equal(c.bodyLimit, 100_000_000, '100 MB');
+  t.equal(c.upstreamKeepAliveMs, 1000, '1 s, below gunicorn keep-alive of 2 s');
+  t.same(
+    [c.trustProxy, c.upstreamHeader, c.overrideHeader, c.accessLog, c.logLevel],
+    [false, true, undefined, false, 'info'],
+  );
+  t.same(buildConfig({ upstreams: null, weights: null, listen: null }).listen, { host: '0.0.0.0', port: 8000 }, 'YAML nulls mean "default"');
+});
+
+t.test('upstreams: NAME=URL flags or a mapping, in order, the first is the baseline', async (t) => {
+  const good: [unknown, [string, string][]][] = [
+    [['b=http://10.0.0.2:81', 'a=http://10.0.0.1:80'], [['b', 'http://10.0.0.2:81/'], ['a', 'http://10.0.0.1/']]],
+    [{ zeta: 'http://z:1', alpha: 'https://a/' }, [['zeta', 'http://z:1/'], ['alpha', 'https://a/']]],
+    [[' spaced = http://h:1 '], [['spaced', 'http://h:1/']]],
+    [['only=http://h:1/drum/base/'], [['only', 'http://h:1/drum/base/']]],
+    [['A_b-9=http://h:1'], [['A_b-9', 'http://h:1/']]],
+    [['eq=http://h:1/a=b'], [['eq', 'http://h:1/a=b']]],
+    [[['pair', 'http://h:1']], [['pair', 'http://h:1/']]],
+  ];
+  for (const [upstreams, want] of good) {
+    t.same(plain(buildConfig({ upstreams })).upstreams, want, JSON.stringify(upstreams));
+  }
+
+  const bad: [unknown, string, RegExp][] = [
+    [['x=not a url'], 'upstreams.x', /"not a url" is not a URL/],
+    [{ x: null }, 'upstreams.x', /"null" is not a URL/],
+    [['x=ftp://h/'], 'upstreams.x', /must be an http:\/\/ or https:\/\/ URL/],
+    [['x=http://h/?q=1'], 'upstreams.x', /no query, fragment or credentials/],
+    [['x=http://h/#frag'], 'upstreams.x', /no query, fragment or credentials/],
+    [['x=http://user@h/'], 'upstreams.x', /no query, fragment or credentials/],
+    [['x=http://:secret@h/'], 'upstreams.x', /no query, fragment or credentials/],
+    [['a=http://h:1', 'a=http://h:2'], 'upstreams', /"a" is named twice/],
+    [['9lives=http://h'], 'upstreams.9lives', /a letter then letters, digits/],
+    [['a.b=http://h'], 'upstreams.a.b', /a letter then letters, digits/],
+    [[], 'upstreams', /at least one upstream/],
+    [{}, 'upstreams', /at least one upstream/],
+    [['http://h:1'], 'upstreams', /"http:\/\/h:1" is not NAME=VALUE/],
+    [['=http://h:1'], 'upstreams', /is not NAME=VALUE/],
+    [[42], 'upstreams', /"42" is not NAME=VALUE/],
+    [[['a', 'http://h', 'extra']], 'upstreams', /is not NAME=VALUE/],
+    ['http://h:1', 'upstreams', /must be a mapping of NAME: VALUE/],
+    [7, 'upstreams', /must be a mapping/],
+  ];
+  for (const [upstreams, field, message] of bad) {
+    t.throws(() => buildConfig({ upstreams }), { name: 'InputError', field, message }, JSON.stringify(upstreams));
+  }
+});
+
+t.test('weights: shares of named upstreams in listed order, the baseline takes the rest', async (t) => {
+  const upstreams = ['flask=http://h:1', 'fastapi=http://h:2', 'canary=http://h:3'];
+  const good: [unknown, [string, number][]][] = [
+    [['fastapi=5'], [['fastapi', 500]]],
+    [['canary=0.01', 'fastapi=37.55'], [['canary', 1], ['fastapi', 3755]]],
+    [{ fastapi: 37.55, canary: 10 }, [['fastapi', 3755], ['canary', 1000]]],
+    [{ canary: '5%', fastapi: 0 }, [['canary', 500], ['fastapi', 0]]],
+    [['fastapi=60', 'canary=40'], [['fastapi', 6000], ['canary', 4000]]],
+    [['fastapi=100'], [['fastapi', 10000]]],
+    [['flask=30', 'fastapi=70'], [['flask', 3000], ['fastapi', 7000]]],
+    [[], []],
+  ];
+  for (const [weights, want] of good) {
+    t.same(plain(buildConfig({ upstreams, weights })).weights, want, JSON.stringify(weights));
+  }
+
+  const bad: [unknown, string, RegExp][] = [
+    [['nope=5'], 'weights', /"nope" is not an upstream \(have: flask, fastapi, canary\)/],
+    [['fastapi=5', 'fastapi=6'], 'weights', /weighted twice/],
+    [['fastapi=60', 'canary=40.01'], 'weights', /add up to 100.01%, over 100%/],
+    [{ fastapi: 100, canary: 0.01 }, 'weights', /over 100%/],
+    [['fastapi=37.555'], 'weights.fastapi', /at most two decimals/],
+    [['fastapi=-1'], 'weights.fastapi', /not a percentage/],
+    [['fastapi=101'], 'weights.fastapi', /over 100%/],
+    [['fastapi'], 'weights', /"fastapi" is not NAME=VALUE/],
+    [{ fastapi: null }, 'weights.fastapi', /must be a number of percent/],
+    ['fastapi=5', 'weights', /must be a mapping/],
+  ];
+  for (const [weights, field, message] of bad) {
+    t.throws(() => buildConfig({ upstreams, weights }), { name: 'InputError', field, message }, JSON.stringify(weights));
+  }
+});
+
+t.test('key: any nginx template, checked when the config is built', async (t) => {
+  t.equal(buildConfig({ key: '$http_x_user' }).key, '$http_x_user');
+  t.throws(() => buildConfig({ key: '$nope' }), { name: 'InputError', field: 'key', message: /unknown variable \$nope/ });
+  t.throws(() => buildConfig({ key: 5 }), { name: 'InputError', field: 'key', message: /uses no variable/ });
+});
+
+t.test('listen: HOST:PORT, IP addresses or localhost', async (t) => {
+  const good: [string, { host: string; port: number }][] = [
+    ['0.0.0.0:8000', { host: '0.0.0.0', port: 8000 }],
+    ['127.0.0.1:0', { host: '127.0.0.1', port: 0 }],
+    ['[::]:8000', { host: '::', port: 8000 }],
+    ['[::1]:65535', { host: '::1', port: 65535 }],
+    ['[::ffff:127.0.0.1]:80', { host: '::ffff:127.0.0.1', port: 80 }],
+    ['localhost:1', { host: 'localhost', port: 1 }],
+  ];
+  for (const [listen, want] of good) {
+    t.same(parseHostPort(listen, 'listen'), want, listen);
+    t.same(buildConfig({ listen }).listen, want, `${listen} in a config`);
+  }
+  t.same(parseHostPort('example.com:80', 'x'), { host: 'example.com', port: 80 }, 'parseHostPort leaves name checks to its caller');
+
+  const bad: [unknown, RegExp][] = [
+    ['127.0.0.1:65536', /"127.0.0.1:65536" is not HOST:PORT/],
+    ['127.0.0.1:123456', /is not HOST:PORT/],
+    ['127.0.0.1', /is not HOST:PORT/],
+    [':8000', /is not HOST:PORT/],
+    ['::1:8000', /is not HOST:PORT/],
+    ['[zz]:80', /"\[zz\]" is not an IP address/],
+    ['127.0.0.1:-1', /is not HOST:PORT/],
+    ['my host:80', /is not HOST:PORT/],
+    [8000, /must be HOST:PORT/],
+    ['example.com:80', /"example.com" is not an IP address/],
+    ['[1.2.3]:80', /"1.2.3" is not an IP address/],
+    ['999.1.1.1:80', /is not an IP address/],
+  ];
+  for (const [listen, message] of bad) {
+    t.throws(() => buildConfig({ listen }), { name: 'InputError', field: 'listen', message }, String(listen));
+  }
+  t.throws(() => parseHostPort('nope', '--listen'), { name: 'InputError', field: '--listen', message: /^--listen: / });
+});
+
+t.test('parseSize: bytes from 100MB, 10MiB, 1048576', async (t) => {
+  const good: [unknown, number][] = [
+    ['100MB', 100_000_000],
+    ['10MiB', 10 * 1024 * 1024],
+    ['1048576', 1_048_576],
+    [1048576, 1_048_576],
+    ['1.5GB', 1_500_000_000],
+    ['2gib', 2 * 1024 ** 3],
+    ['512 kb', 512_000],
+    ['1KiB', 1024],
+    ['7b', 7],
+    [' 3 MB ', 3_000_000],
+    ['0', 0],
+  ];
+  for (const [value, want] of good) t.equal(parseSize(value, 'bodyLimit'), want, String(value));
+  for (const value of ['', 'MB', '-1MB', '10 parsecs', '1e6', '1,000', '1.MB', null, true]) {
+    t.throws(() => parseSize(value, 'bodyLimit'), { name: 'InputError', field: 'bodyLimit', message: /is not a size such as 100MB/ }, String(value));
+  }
+  t.equal(buildConfig({ bodyLimit: '10MiB' }).bodyLimit, 10 * 1024 * 1024);
+  t.throws(() => buildConfig({ bodyLimit: 'lots' }), { name: 'InputError', field: 'bodyLimit' });
+});
+
+t.test('parseDuration: milliseconds from 120s, 500ms, 2m, 1h or plain seconds', async (t) => {
+  const good: [unknown, number][] = [
+    ['120s', 120_000],
+    ['500ms', 500],
+    ['2m', 120_000],
+    ['1h', 3_600_000],
+    ['30', 30_000],
+    [30, 30_000],
+    ['1.5s', 1500],
+    [' 2 s ', 2000],
+    ['0.5', 500],
+  ];
+  for (const [value, want] of good) t.equal(parseDuration(value, 'timeout'), want, String(value));
+  for (const value of ['0', 0, '0s', '0.4ms', '-1s', '-5', 'soon', '', '1d', '10S', '1.s', null]) {
+    t.throws(() => parseDuration(value, 'timeout'), { name: 'InputError', field: 'timeout', message: /is not a duration such as 120s/ }, String(value));
+  }
+  const c = buildConfig({ timeout: '2m', upstreamKeepAlive: '500ms' });
+  t.same([c.timeoutMs, c.upstreamKeepAliveMs], [120_000, 500]);
+  t.throws(() => buildConfig({ upstreamKeepAlive: 'never' }), { name: 'InputError', field: 'upstreamKeepAlive' });
+});
+
+t.test('booleans: trustProxy, upstreamHeader, accessLog take true/false or "true"/"false"', async (t) => {
+  const fields = ['trustProxy', 'upstreamHeader', 'accessLog'] as const;
+  for (const field of fields) {
+    for (const [value, want] of [[true, true], [false, false], ['true', true], ['false', false]] as const) {
+      t.equal(buildConfig({ [field]: value })[field], want, `${field}: ${JSON.stringify(value)}`);
+    }
+    for (const value of ['yes', 1, 'TRUE', '']) {
+      t.throws(
+        () => buildConfig({ [field]: value }),
+        { name: 'InputError', field, message: /is not true or false/ },
+        `${field}: ${JSON.stringify(value)}`,
+      );
+    }
+  }
+});
+
+t.test('overrideHeader: a header name, lower-cased; false or null turn it off', async (t) => {
+  t.equal(buildConfig({ overrideHeader: 'X-Drum-Upstream' }).overrideHeader, 'x-drum-upstream');
+  t.equal(parseHeaderName("X-A!#$%&'*+.^_`|~-9", 'h'), "x-a!#$%&'*+.^_`|~-9", 'every RFC 9110 token character');
+  for (const off of [undefined, null, false]) {
+    t.equal(buildConfig({ overrideHeader: off }).overrideHeader, undefined, `${String(off)} = off`);
+  }
+  for (const value of ['X Upstream', 'x:y', '', 'naïve', true, 42]) {
+    t.throws(
+      () => buildConfig({ overrideHeader: value }),
+      { name: 'InputError', field: 'overrideHeader', message: /is not an HTTP header name/ },
+      JSON.stringify(value),
+    );
+  }
+});
+
+t.test('logLevel: one of pino\'s levels', async (t) => {
+  for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) {
+    t.equal(buildConfig({ logLevel: level }).logLevel, level);
+  }
+  t.throws(() => buildConfig({ logLevel: 'verbose' }), {
+    name: 'InputError',
+    field: 'logLevel',
+    message: /"verbose" is not one of fatal, error, warn, info, debug, trace, silent/,
+  });
+});
+
+t.test('readConfigFile: YAML with the same settings', async (t) => {
+  const dir = t.testdir({
+    'full.yaml': [
+      '# every setting',
+      'listen: "[::]:9000"',
+      'upstreams:',
+      '  zulu: http://127.0.0.1:9001',
+      '  alpha: http://127.0.0.1:9002/base/',
+      '  mike: https://m.example:443',
+      'weights:',
+      '  mike: 37.55',
+      '  alpha: "5%"',
+      'key: ${remote_addr}${arg_user}',
+      'trustProxy: true',
+      'upstreamHeader: false',
+      'overrideHeader: X-Force',
+      'timeout: 30',
+      'bodyLimit: 10MiB',
+      'upstreamKeepAlive: 1500ms',
+      'accessLog: "true"',
+      'logLevel: warn',
+      '',
+    ].join('\n'),
+    'empty.yaml': '',
+    'comments.yaml': '# nothing set yet\n',
+    'list.yaml': '- listen: 0.0.0.0:1\n',
+    'scalar.yaml': 'just words\n',
+    'invalid.yaml': 'upstreams: [a\nweights: {\n',
+    'dup.yaml': 'logLevel: info\nlogLevel: warn\n',
+    'unknown.yaml': 'listen: 127.0.0.1:1\nweight: {fastapi: 5}\n',
+  });
+
+  const raw = readConfigFile(join(dir, 'full.yaml'));
+  const c = buildConfig(raw);
+  // Mapping order is split_clients line order and picks the baseline, so it must survive
+  // YAML parsing as written, not alphabetised.
+  t.same(plain(c), {
+    listen: { host: '::', port: 9000 },
+    upstreams: [['zulu', 'http://127.0.0.1:9001/'], ['alpha', 'http://127.0.0.1:9002/base/'], ['mike', 'https://m.example/']],
+    weights: [['mike', 3755], ['alpha', 500]],
+  });
+  t.same(
+    {
+      key: c.key, trustProxy: c.trustProxy, upstreamHeader: c.upstreamHeader, overrideHeader: c.overrideHeader,
+      timeoutMs: c.timeoutMs, bodyLimit: c.bodyLimit, upstreamKeepAliveMs: c.upstreamKeepAliveMs,
+      accessLog: c.accessLog, logLevel: c.logLevel,
+    },
+    {
+      key: '${remote_addr}${arg_user}', trustProxy: true, upstreamHeader: false, overrideHeader: 'x-force',
+      timeoutMs: 30_000, bodyLimit: 10 * 1024 * 1024, upstreamKeepAliveMs: 1500, accessLog: true, logLevel: 'warn',
+    },
+  );
+
+  t.same(readConfigFile(join(dir, 'empty.yaml')), {}, 'an empty file sets nothing');
+  t.same(readConfigFile(join(dir, 'comments.yaml')), {}, 'a file of comments sets nothing');
+
+  const bad: [string, RegExp][] = [
+    ['list.yaml', /list\.yaml must hold a mapping of settings/],
+    ['scalar.yaml', /scalar\.yaml must hold a mapping of settings/],
+    ['invalid.yaml', /invalid\.yaml is not valid YAML: \S/],
+    ['dup.yaml', /dup\.yaml is not valid YAML: .*unique/],
+    ['unknown.yaml', /unknown setting "weight" in .*unknown\.yaml; known: listen, upstreams, weights, key,/],
+    ['missing.yaml', /cannot read .*missing\.yaml: ENOENT/],
+    ['.', /cannot read .*: EISDIR/],
+  ];
+  for (const [file, message] of bad) {
+    const path = join(dir, file);
+    t.throws(() => readConfigFile(path), { name: 'InputError', field: '--config', message }, file);
+    t.throws(() => readConfigFile(path), { message: /^--config: [^\n]*$/ }, `${file}: one line`);
+  }
+});
+
+t.test('a file with bad values fails in buildConfig naming the setting', async (t) => {
+  const dir = t.testdir({
+    'port.yaml': 'listen: 8000\n',
+    'weights.yaml': 'upstreams:\n  a: http://h:1\n  b: http://h:2\nweights:\n  b: 60\n  a: 40.01\n',
+    'upstreams.yaml': 'upstreams: http://h:1\n',
+  });
+  const bad: [string, string, RegExp][] = [
+    ['port.yaml', 'listen', /must be HOST:PORT/],
+    ['weights.yaml', 'weights', /over 100%/],
+    ['upstreams.yaml', 'upstreams', /must be a mapping/],
+  ];
+  for (const [file, field, message] of bad) {
+    const raw: RawSettings = readConfigFile(join(dir, file));
+    t.throws(() => buildConfig(raw), { name: 'InputError', field, message }, file);
+  }
+});

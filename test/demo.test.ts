@@ -1,0 +1,150 @@
+import { createServer } from 'node:net';
+import t from 'tap';
+import { demoHost, splitReport } from '../src/demo.js';
+import { compileSplit, hashKey, pickByHash } from '../src/split.js';
+import { freePort, send, spawnCli, waitForLine, type CliResult } from './helpers/net.js';
+
+/** Runs the CLI to completion, or kills it after `ms`: a demo that fails must not hang. */
+function runCliWithin(args: string[], ms = 10_000): Promise<CliResult & { hung: boolean }> {
+  return new Promise((resolve) => {
+    const child = spawnCli(args);
+    let stdout = '';
+    let stderr = '';
+    let hung = false;
+    const timer = setTimeout(() => {
+      hung = true;
+      child.kill('SIGKILL');
+    }, ms);
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, hung });
+    });
+  });
+}
+
+/** The upstream the demo's split (5% fastapi, the rest flask, key ${remote_addr}${uri}) picks. */
+const table = compileSplit([['fastapi', 500]], 'flask');
+const expectedUpstream = (clientAddr: string, uri = '/predict/'): string =>
+  pickByHash(table, hashKey(Buffer.from(`${clientAddr}${uri}`, 'latin1')))!;
+
+/** The demo's 400 client addresses: 127.0.1.1 … 127.0.1.250, then 127.0.2.1 … 127.0.2.150. */
+const clients = Array.from({ length: 400 }, (_, c) => `127.0.${1 + Math.floor(c / 250)}.${1 + (c % 250)}`);
+
+t.test('demoHost: where the demo\'s 127.0.x.y clients reach the proxy', async (t) => {
+  const good: [string, string][] = [
+    ['0.0.0.0', '127.0.0.1'],
+    ['::', '127.0.0.1'],
+    ['127.0.0.1', '127.0.0.1'],
+    ['127.0.0.5', '127.0.0.5'],
+    ['localhost', 'localhost'],
+  ];
+  for (const [host, want] of good) t.equal(demoHost(host), want, host);
+  for (const host of ['::1', 'fd00::2', '::ffff:127.0.0.1']) {
+    t.throws(() => demoHost(host), { name: 'InputError', field: 'listen', message: /cannot reach .*use an IPv4 address or \[::\]/ }, host);
+  }
+});
+
+t.test('splitReport: counts, shares, and a warning when a client moved', async (t) => {
+  const on = (...sets: string[][]) => new Map(sets.map((s, i) => [`127.0.1.${i + 1}`, new Set(s)]));
+  t.same(
+    splitReport(new Map([['flask', 1885], ['fastapi', 115]]), on(['flask'], ['fastapi']), 2000),
+    [
+      '  flask     1885  94.3%',
+      '  fastapi    115  5.8%',
+      '  every client stayed on one backend: yes',
+    ],
+  );
+  t.same(
+    splitReport(new Map([['flask', 10]]), on(['flask'], ['flask', 'fastapi']), 10),
+    [
+      '  flask       10  100.0%',
+      '  fastapi      0  0.0%',
+      '  every client stayed on one backend: NO',
+    ],
+    'a backend that got nothing shows 0; a client on two backends is called out',
+  );
+});
+
+t.test('demo: a burst through the real proxy, the split it printed, then it serves curl', async (t) => {
+  const port = await freePort();
+  const target = `http://127.0.0.1:${port}`;
+  const child = spawnCli(['demo', '--listen', `127.0.0.1:${port}`]);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (code, signal) => r([code, signal])));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+
+  await waitForLine(child, /still serving/);
+  t.match(stdout, `proxy on ${target}, split_clients`, 'prints the address it serves on');
+  t.match(stdout, `curl -s ${target}/info/`, 'and curl commands for it');
+
+  t.match(stdout, /sent 2000 POST \/predict\/ from 400 client addresses:/);
+  const counts = Object.fromEntries(
+    [...stdout.matchAll(/^ {2}(flask|fastapi) +(\d+) +(\d+\.\d)%$/gm)].map((m) => [m[1], { n: Number(m[2]), pct: m[3] }]),
+  );
+  t.same(Object.keys(counts).sort(), ['fastapi', 'flask'], 'a line per backend');
+  const flask = counts['flask']!;
+  const fastapi = counts['fastapi']!;
+  t.equal(flask.n + fastapi.n, 2000, 'every request counted once');
+  t.equal(flask.pct, ((100 * flask.n) / 2000).toFixed(1), 'flask percentage matches its count');
+  t.equal(fastapi.pct, ((100 * fastapi.n) / 2000).toFixed(1), 'fastapi percentage matches its count');
+  t.ok(fastapi.n >= 40 && fastapi.n <= 180, `fastapi share ${fastapi.pct}% is between 2% and 9%`);
+  // The count is deterministic: the same 400 client addresses every run, the key is
+  // "${remote_addr}${uri}", and MurmurHash2 into nginx's split table has no randomness, so
+  // it is exactly the clients whose key falls in the 5% bucket times their 5 requests each
+  // (23 clients, 115 requests; 1885 to flask). Computed here, not copied from a run.
+  const onFastapi = clients.filter((a) => expectedUpstream(a) === 'fastapi').length;
+  t.equal(fastapi.n, onFastapi * 5, `fastapi served exactly its ${onFastapi} clients × 5 requests`);
+  t.match(stdout, /every client stayed on one backend: yes/);
+
+  // The curl the demo suggests, from a client the split sends to each backend.
+  const fastapiClient = clients.find((a) => expectedUpstream(a) === 'fastapi')!;
+  const flaskClient = clients.find((a) => expectedUpstream(a) === 'flask')!;
+  for (const [localAddress, upstream] of [[fastapiClient, 'fastapi'], [flaskClient, 'flask']] as const) {
+    const r = await send(`${target}/predict/`, {
+      method: 'POST',
+      localAddress,
+      headers: { 'content-type': 'text/csv' },
+      body: 'a,b\n1,2\n3,5.5\n',
+    });
+    t.equal(r.status, 200, `${localAddress}: 200`);
+    t.same(JSON.parse(r.body.toString()), { predictions: [1.5, 4.25] }, `${localAddress}: predictions`);
+    t.equal(r.headers['x-drum-splitter-upstream'], upstream, `${localAddress} → ${upstream}`);
+  }
+  const info = await send(`${target}/info/`, { localAddress: fastapiClient });
+  t.equal(info.headers['x-drum-splitter-upstream'], expectedUpstream(fastapiClient, '/info/'), '/info/ goes where the split says');
+  t.match(JSON.parse(info.body.toString()), { drumServer: info.headers['x-drum-splitter-upstream'] }, 'and that stand-in answers');
+
+  child.kill('SIGTERM');
+  t.same(await exited, [0, null], 'SIGTERM stops it cleanly with exit code 0');
+  t.equal(stderr, '', 'nothing on stderr');
+  await t.rejects(send(`${target}/ping`), { code: 'ECONNREFUSED' }, 'the proxy is gone');
+});
+
+t.test('demo: a failure is reported and the process exits (the stand-ins do not keep it up)', async (t) => {
+  // Hold 127.0.0.1:8000, the demo's default. If something else already holds it, it is just
+  // as busy; either way the demo cannot listen there.
+  const holder = createServer();
+  await new Promise<void>((resolve) => {
+    holder.once('error', () => resolve());
+    holder.listen(8000, '127.0.0.1', () => resolve());
+  });
+  t.teardown(() => new Promise<void>((r) => (holder.listening ? holder.close(() => r()) : r())));
+
+  const [busy, bad] = await Promise.all([runCliWithin(['demo']), runCliWithin(['demo', '--listen', '8000'])]);
+  t.same(
+    { hung: busy.hung, code: busy.code, stdout: busy.stdout },
+    { hung: false, code: 1, stdout: '' },
+    'address in use: exit 1, no hang',
+  );
+  t.match(busy.stderr, /^drum-splitter: address in use: .*127\.0\.0\.1:8000\n$/, 'one line naming the default address');
+
+  t.same({ hung: bad.hung, code: bad.code, stdout: bad.stdout }, { hung: false, code: 2, stdout: '' }, 'bad --listen: exit 2, no hang');
+  t.match(bad.stderr, /^drum-splitter: listen: "8000" is not HOST:PORT[^\n]*\n$/);
+});

@@ -1,0 +1,94 @@
+import t from 'tap';
+import { createStandin } from '../src/standin.js';
+import { send, type Reply } from './helpers/net.js';
+
+const app = createStandin('fastapi');
+const base = await app.listen({ host: '127.0.0.1', port: 0 });
+t.teardown(() => app.close());
+
+const json = (r: Reply): unknown => JSON.parse(r.body.toString('utf8'));
+
+function predict(body: string, contentType?: string): Promise<Reply> {
+  return send(`${base}/predict/`, {
+    method: 'POST',
+    headers: contentType === undefined ? {} : { 'content-type': contentType },
+    body,
+  });
+}
+
+t.test('health routes answer like DRUM: 200 {"message":"OK"}', async (t) => {
+  for (const path of ['/ping', '/', '/health/']) {
+    const r = await send(`${base}${path}`);
+    t.equal(r.status, 200, path);
+    t.match(r.headers['content-type'], /^application\/json/, path);
+    t.same(json(r), { message: 'OK' }, path);
+  }
+  t.equal((await send(`${base}/nope/`)).status, 404, 'other paths are not found');
+});
+
+t.test('/info/ names the server it stands in for', async (t) => {
+  const other = createStandin('flask');
+  const otherBase = await other.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(() => other.close());
+  for (const [url, name] of [[base, 'fastapi'], [otherBase, 'flask']] as const) {
+    const r = await send(`${url}/info/`);
+    t.equal(r.status, 200);
+    t.match(json(r), { drumServer: name, modelMetadata: { name: `${name} stand-in`, targetType: 'regression' } }, name);
+  }
+});
+
+t.test('/stats/ reports memory in MB and uptime like DRUM', async (t) => {
+  const r = await send(`${base}/stats/`);
+  t.equal(r.status, 200);
+  const stats = json(r) as { mem_info: Record<string, unknown>; time_info: { uptime_seconds: unknown } };
+  const rss = stats.mem_info['drum_rss'];
+  t.type(rss, 'number');
+  t.ok((rss as number) > 0, 'drum_rss is positive');
+  // In MB, not bytes: this process's RSS, give or take a few MB between the two readings.
+  t.ok(Math.abs((rss as number) - process.memoryUsage().rss / 2 ** 20) < 64, `drum_rss ${String(rss)} is this process's RSS in MB`);
+  t.type(stats.mem_info['container_used'], 'number');
+  t.type(stats.mem_info['total'], 'number');
+  t.type(stats.mem_info['avail'], 'number');
+  t.type(stats.time_info.uptime_seconds, 'number');
+  t.ok((stats.time_info.uptime_seconds as number) >= 0);
+});
+
+t.test('POST /predict/: one prediction per CSV data row, the mean of its numbers', async (t) => {
+  const cases: [string, string, number[]][] = [
+    ['two rows', 'x1,x2,x3\n1,2,3\n4,5,6\n', [2, 5]],
+    ['CRLF and blank lines', 'a,b\r\n1,2\r\n\r\n\n10,20\r\n', [1.5, 15]],
+    ['rounded to three decimals', 'a,b,c\n1,1,2\n0.0001,0,0\n', [1.333, 0]],
+    ['non-numeric cells are skipped', 'a,b,c\n1,x,3\n', [2]],
+    ['empty cells are missing values, not zeros', 'a,b,c\n1,,3\n4, ,\n', [2, 4]],
+    ['a row with no numbers predicts 0', 'a,b\nfoo,bar\n,\n', [0, 0]],
+    ['no trailing newline', 'a\n-7.5', [-7.5]],
+  ];
+  for (const [name, csv, predictions] of cases) {
+    const r = await predict(csv, 'text/csv');
+    t.equal(r.status, 200, name);
+    t.same(json(r), { predictions }, name);
+  }
+});
+
+t.test('POST /predict/ without data rows is a 422, as DRUM answers', async (t) => {
+  const cases: [string, string][] = [['header only', 'a,b,c\n'], ['empty', ''], ['blank lines', '\n\r\n']];
+  for (const [name, body] of cases) {
+    const r = await predict(body, 'text/csv');
+    t.equal(r.status, 422, name);
+    t.match(json(r), { message: /csv with a header row/ }, name);
+  }
+});
+
+t.test('POST /predict/ reads any content type as text', async (t) => {
+  for (const type of ['application/octet-stream', 'text/plain; charset=utf-8', 'application/x-whatever']) {
+    const r = await predict('a,b\n2,4\n', type);
+    t.equal(r.status, 200, type);
+    t.same(json(r), { predictions: [3] }, type);
+  }
+  const noType = await predict('a,b\n2,4\n');
+  t.same([noType.status, json(noType)], [200, { predictions: [3] }], 'no content type at all');
+  const bare = await send(`${base}/predict/`, { method: 'POST', headers: { 'content-length': '0' } });
+  t.same([bare.status, json(bare)], [422, { message: 'ERROR: Samples should be provided as a csv with a header row' }], 'no body at all: 422, not a crash');
+  const asJson = await predict('{"a": 1}', 'application/json');
+  t.equal(asJson.status, 422, 'JSON is not parsed as JSON either: one line, no data rows');
+});
