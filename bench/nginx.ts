@@ -1,9 +1,10 @@
-// Throw-away nginx instances: one foreground process (no master, 1 worker), with
-// its own prefix dir so it never touches /var/log/nginx or /var/lib/nginx.
+// Throw-away nginx instances for the bench and scripts/nginx-golden.ts: one foreground
+// process (no master, 1 worker), with its own prefix dir so it never touches
+// /var/log/nginx or /var/lib/nginx (the Debian build's compiled-in paths may not be writable).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeTempDir, removeTempDir, startChild, waitReady } from './proc.js';
+import { hostPort, makeTempDir, removeTempDir, startChild, waitReady } from './proc.js';
 
 export function findNginx(): string | null {
   // NGINX_BIN is authoritative when set (NGINX_BIN=none exercises the no-nginx path);
@@ -13,9 +14,10 @@ export function findNginx(): string | null {
   return candidates.find((c) => !spawnSync(c, ['-v'], { stdio: 'ignore' }).error) ?? null;
 }
 
-export function nginxVersion(bin: string): string {
+/** The bare version ("1.22.1"), or null when `bin -v` does not say one. */
+export function nginxVersion(bin: string): string | null {
   const r = spawnSync(bin, ['-v'], { encoding: 'utf8' });
-  return /nginx\/(\S+)/.exec(`${r.stderr}${r.stdout}`)?.[1] ?? 'unknown';
+  return /nginx\/(\S+)/.exec(`${r.stderr}${r.stdout}`)?.[1] ?? null;
 }
 
 /**
@@ -77,23 +79,32 @@ ${ups}
 
 export interface NginxInstance { url: string; prefix: string; stop(): Promise<void> }
 
-export async function startNginx(bin: string, name: string, port: number, http: string): Promise<NginxInstance> {
-  const prefix = makeTempDir(`bench-nginx-${name}-`);
+/**
+ * Start nginx with `http` as its http block (which holds the listen lines) and wait until
+ * it answers on `port` on every one of `hosts`. `url` is on the first host.
+ * The error's first line is a one-line reason, with nginx's own last log line when there is one.
+ */
+export async function startNginx(
+  bin: string, name: string, port: number, http: string, hosts: readonly [string, ...string[]] = ['127.0.0.1'],
+): Promise<NginxInstance> {
+  const prefix = makeTempDir(`nginx-${name}-`);
   mkdirSync(join(prefix, 'tmp'));
   mkdirSync(join(prefix, 'logs')); // nginx insists on <prefix>/logs existing for its default paths
   const conf = join(prefix, 'nginx.conf');
   writeFileSync(conf, mainConf(prefix, http));
   // -e: send start-up errors to our prefix instead of the compiled-in /var/log/nginx path.
   const child = startChild(bin, ['-p', prefix, '-c', conf, '-e', join(prefix, 'error.log')], { logDir: prefix, name: 'stdio' });
-  const url = `http://127.0.0.1:${port}/`;
+  const urls = hosts.map((h) => `http://${hostPort(h, port)}/`);
   const stop = async (): Promise<void> => { await child.stop(); removeTempDir(prefix); };
   try {
-    await waitReady(url, child);
+    for (const u of urls) await waitReady(u, child);
   } catch (e) {
     let errLog = '';
     try { errLog = readFileSync(join(prefix, 'error.log'), 'utf8').slice(-2000); } catch { /* never written */ }
+    const msg = (e as Error).message;
+    const last = (errLog || child.logTail()).trim().split('\n').pop() || msg.split('\n')[0];
     await stop();
-    throw new Error(`nginx ${name}: ${(e as Error).message}\n${errLog}`);
+    throw new Error(`nginx (${name}) failed to start: ${last}\n${msg}\n${errLog}`);
   }
-  return { url, prefix, stop };
+  return { url: urls[0]!, prefix, stop };
 }

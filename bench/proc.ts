@@ -82,22 +82,37 @@ export function startChild(cmd: string, args: string[], opts: SpawnOptions & { l
   };
 }
 
-/** Ask the kernel for a free loopback port. Racy in theory, fine on a quiet bench box. */
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
+/** `host:port` for a URL or an nginx listen: IPv6 literals need brackets. */
+export const hostPort = (host: string, port: number): string => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+function listenOnce(host: string, port: number): Promise<number | null> {
+  return new Promise((res) => {
     const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
+    s.once('error', () => res(null));
+    s.listen(port, host, () => {
       const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => res(port));
+      const p = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => res(p));
     });
   });
 }
 
-function tcpOk(port: number): Promise<boolean> {
+/**
+ * A port free on every one of `hosts`: the kernel picks it on the first, the rest are
+ * checked, then all are released. Racy in theory, fine on a quiet box.
+ */
+export async function freePort(hosts: readonly string[] = ['127.0.0.1']): Promise<number> {
+  const [first = '127.0.0.1', ...rest] = hosts;
+  for (let i = 0; i < 50; i++) {
+    const p = await listenOnce(first, 0);
+    if (p !== null && (await Promise.all(rest.map((h) => listenOnce(h, p)))).every((r) => r !== null)) return p;
+  }
+  throw new Error(`no port free on ${hosts.join(' and ')}`);
+}
+
+function tcpOk(host: string, port: number): Promise<boolean> {
   return new Promise((res) => {
-    const sock = connect(port, '127.0.0.1');
+    const sock = connect(port, host);
     sock.once('connect', () => { sock.destroy(); res(true); });
     sock.once('error', () => res(false));
   });
@@ -115,17 +130,18 @@ function httpStatus(url: string): Promise<number | null> {
 
 /** Poll until the port accepts TCP and GET url answers; fail fast if the child dies first. */
 export async function waitReady(url: string, child?: Child, timeoutMs = 10_000): Promise<number> {
-  const port = Number(new URL(url).port);
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1'); // [::1] -> ::1 for net.connect
+  const port = Number(u.port);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    const st = (await tcpOk(host, port)) ? await httpStatus(url) : null;
+    // Checked after the probe, so a dead child cannot pass because something else holds its port.
     if (child && child.proc.pid === undefined) throw new Error(`failed to spawn:\n${child.logTail()}`);
     if (child && (child.proc.exitCode !== null || child.proc.signalCode !== null)) {
       throw new Error(`exited (${child.proc.exitCode ?? child.proc.signalCode}) before ready:\n${child.logTail()}`);
     }
-    if (await tcpOk(port)) {
-      const st = await httpStatus(url);
-      if (st !== null) return st;
-    }
+    if (st !== null) return st;
     if (Date.now() > deadline) throw new Error(`not ready within ${timeoutMs} ms: ${url}\n${child?.logTail() ?? ''}`);
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -73,7 +73,7 @@ async function startUpstream(ctx: Omit<Ctx, 'upstreamUrl'>): Promise<Started & {
   const port = await freePort();
   if (ctx.nginx) {
     const n = await startNginx(ctx.nginx, 'upstream', port, jsonServerHttp(port, UPSTREAM_BODY));
-    return { ...n, desc: `nginx ${nginxVersion(ctx.nginx)}, 1 worker, \`return 200 '${UPSTREAM_BODY}'\`` };
+    return { ...n, desc: `nginx ${nginxVersion(ctx.nginx) ?? 'unknown'}, 1 worker, \`return 200 '${UPSTREAM_BODY}'\`` };
   }
   const s = await startNode({ ...ctx, upstreamUrl: '' }, 'upstream', here('./upstream.js'), [String(port)], port);
   return { ...s, desc: `node:http fallback (nginx absent), fixed \`${UPSTREAM_BODY}\`` };
@@ -133,6 +133,7 @@ async function main(): Promise<number> {
   const wrkBase: Omit<WrkOptions, 'url' | 'durationSec'> = { threads: 1, connections };
 
   const nginx = findNginx();
+  const version = nginx ? nginxVersion(nginx) ?? 'unknown' : null;
   if (!nginx) process.stderr.write(`bench: nginx not found, "${NGINX_ROW}" is skipped and the upstream is node:http\n`);
   const logDir = makeTempDir('bench-logs-');
   const upstream = await startUpstream({ nginx, logDir });
@@ -170,7 +171,7 @@ async function main(): Promise<number> {
     `command: \`${envShown} npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\``,
     `load: \`wrk ${wrkArgs({ ...wrkBase, durationSec: duration, url: '<target>' }).join(' ')}\`, ${warmup}s warm-up before each run, targets one after another, all on 127.0.0.1`,
     `upstream: ${upstream.desc}`,
-    `node ${process.version} · nginx ${nginx ? nginxVersion(nginx) : 'absent'} · nproc ${availableParallelism()} · ${osType()} ${release()} ${arch()} · ${cpu}`,
+    `node ${process.version} · nginx ${version ?? 'absent'} · nproc ${availableParallelism()} · ${osType()} ${release()} ${arch()} · ${cpu}`,
     '',
     table(rows),
     '',
@@ -179,7 +180,7 @@ async function main(): Promise<number> {
 
   if (args.json) {
     writeFileSync(args.json, JSON.stringify({
-      date: new Date().toISOString(), node: process.version, nginx: nginx ? nginxVersion(nginx) : null,
+      date: new Date().toISOString(), node: process.version, nginx: version,
       nproc: availableParallelism(), cpu, wrk: { ...wrkBase, durationSec: duration, warmupSec: warmup },
       upstream: upstream.desc, rows,
     }, null, 2));

@@ -1,10 +1,10 @@
 // Golden vectors for split_clients parity: drives a real nginx with raw request bytes
 // and records exactly which bytes it put in each variable and which bucket each split chose.
 // Usage: node dist/scripts/nginx-golden.js [out.json]   (NGINX_BIN overrides the binary)
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { findNginx, nginxVersion, startNginx, type NginxInstance } from '../bench/nginx.js';
+import { freePort, hostPort, installCleanup } from '../bench/proc.js';
 
 const OUT = process.argv[2] ?? 'test/fixtures/nginx-golden.json';
 const SEED = 0xd2a11;
@@ -38,89 +38,21 @@ function fail(msg: string): never {
   throw Object.assign(new Error(msg), { oneLine: true });
 }
 
-function nginxConf(dir: string, port: number): string {
+/** A one-line error from a multi-line one: the first line carries the reason. */
+const oneLine = (e: Error): never => fail(e.message.split('\n')[0] ?? '');
+
+/** Clients come from both loopbacks, so nginx listens on both. */
+const HOSTS = ['127.0.0.1', '::1'] as const;
+
+function goldenHttp(port: number): string {
   const splits = Object.entries(SPLITS).map(([name, s]) =>
     `  split_clients "${s.key}" $${name} { ${s.parts.map(([p, v]) => `${p === '*' ? '*' : `${p}%`} ${v};`).join(' ')} }`);
   const body = [...VARS, ...Object.keys(SPLITS)].map((v) => `\${${v}}`).join(String.fromCharCode(SEP));
-  // Every path lives under DIR: the Debian build's compiled-in /var/lib/nginx and /run
-  // may not be writable, and a foreground single process is easy to own and kill.
-  return `daemon off;
-master_process off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-${splits.join('\n')}
+  return `${splits.join('\n')}
   server {
-    listen 127.0.0.1:${port};
-    listen [::1]:${port};
+${HOSTS.map((h) => `    listen ${hostPort(h, port)};`).join('\n')}
     location / { default_type application/octet-stream; return 200 "${body}"; }
-  }
-}
-`;
-}
-
-/** A port free on both loopbacks (checked, then released; the race window is tiny). */
-async function freePort(): Promise<number> {
-  const listen = (host: string, port: number) => new Promise<number | null>((resolve) => {
-    const s = net.createServer();
-    s.once('error', () => resolve(null));
-    s.listen(port, host, () => { const p = (s.address() as net.AddressInfo).port; s.close(() => resolve(p)); });
-  });
-  for (let i = 0; i < 50; i++) {
-    const p = await listen('127.0.0.1', 0);
-    if (p !== null && (await listen('::1', p)) !== null) return p;
-  }
-  return fail('no port free on both 127.0.0.1 and ::1');
-}
-
-function canConnect(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port }, () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
-}
-
-async function startNginx(bin: string, dir: string, port: number): Promise<ChildProcess> {
-  mkdirSync(`${dir}/tmp`);
-  writeFileSync(`${dir}/nginx.conf`, nginxConf(dir, port));
-  // -e: start-up errors land in DIR, not the compiled-in log path.
-  const child = spawn(bin, ['-p', `${dir}/`, '-c', `${dir}/nginx.conf`, '-e', `${dir}/error.log`], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
-  child.once('error', (e) => { stderr += `\n${e.message}`; });
-  const why = () => {
-    let log = stderr;
-    try { log += readFileSync(`${dir}/error.log`, 'utf8'); } catch { /* not written yet */ }
-    const last = log.trim().split('\n').pop() ?? '';
-    return `nginx failed to start${last ? `: ${last}` : ''}`;
-  };
-  for (let i = 0; i < 200; i++) {
-    const up = (await canConnect('127.0.0.1', port)) && (await canConnect('::1', port));
-    // Checked after the await, so a spawn 'error' has been reported; and an exited nginx
-    // must not pass because something else grabbed the port.
-    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) fail(why());
-    if (up) return child;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  child.kill('SIGKILL');
-  return fail(`${why()} (not accepting after 10s)`);
-}
-
-async function stopNginx(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-  await exited;
-  clearTimeout(t);
+  }`;
 }
 
 // ---- request generator ------------------------------------------------------------
@@ -366,10 +298,8 @@ function parse(q: Req, reply: Buffer): Case {
 // ---- main -------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const bin = process.env.NGINX_BIN ?? (existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx');
-  const v = spawnSync(bin, ['-v'], { encoding: 'utf8' });
-  if (v.error) fail(`nginx not found (${bin}); set NGINX_BIN`);
-  const version = /nginx\/\S+/.exec(`${v.stderr}${v.stdout}`)?.[0] ?? fail(`cannot read version from ${bin} -v`);
+  const bin = findNginx() ?? fail(`nginx not found (${process.env.NGINX_BIN || 'nginx, /usr/sbin/nginx'}); set NGINX_BIN`);
+  const version = `nginx/${nginxVersion(bin) ?? fail(`cannot read version from ${bin} -v`)}`;
 
   const reqs: Req[] = [];
   let skipped = 0;
@@ -379,14 +309,12 @@ async function main(): Promise<void> {
     else reqs.push(q);
   }
 
-  const dir = mkdtempSync(`${tmpdir()}/nginx-golden-`);
-  let child: ChildProcess | undefined;
-  const onSignal = () => { child?.kill('SIGKILL'); rmSync(dir, { recursive: true, force: true }); process.exit(130); };
-  process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+  installCleanup(); // a signal or a crash still kills nginx and removes its prefix dir
+  let nginx: NginxInstance | undefined;
   const cases: Case[] = [];
   try {
-    const port = await freePort();
-    child = await startNginx(bin, dir, port);
+    const port = await freePort(HOSTS).catch(oneLine);
+    nginx = await startNginx(bin, 'golden', port, goldenHttp(port), HOSTS).catch(oneLine);
     let next = 0;
     const worker = async () => {
       while (next < reqs.length) {
@@ -401,8 +329,7 @@ async function main(): Promise<void> {
     };
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   } finally {
-    if (child) await stopNginx(child);
-    rmSync(dir, { recursive: true, force: true });
+    await nginx?.stop();
   }
 
   const json = ['{', `  "nginx": ${JSON.stringify(version)},`, '  "generator": "scripts/nginx-golden.ts",', '  "splits": {',
