@@ -18,10 +18,11 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY config ./config
 USER node
-# 8000: traffic.
+# 8000: traffic. The admin API listens on 127.0.0.1:9901 inside the container; to reach it from
+# outside, run with --admin 0.0.0.0:9901 and a token (DRUM_SPLITTER_ADMIN_TOKEN).
 EXPOSE 8000
-# Healthy while the traffic port accepts connections.
+# Healthy while the admin API answers /healthz.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-  CMD ["node", "-e", "require('net').connect(8000,'127.0.0.1').on('connect',()=>process.exit(0)).on('error',()=>process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:9901/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 ENTRYPOINT ["node", "dist/src/cli.js"]
 CMD ["serve", "--config", "config/drum-splitter.yaml"]

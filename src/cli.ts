@@ -1,18 +1,21 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { startApp } from './app.js';
 import { buildConfig, readConfigFile, type Config, type RawSettings } from './config.js';
 import { runDemo } from './demo.js';
 import { InputError } from './input-error.js';
 import { createLogger } from './log.js';
-import { toPercent } from './percent.js';
-import { startProxy } from './server.js';
+import { weightsCommand } from './weights-cli.js';
 
 const USAGE = `drum-splitter — canary traffic splitter for DRUM model servers
 
 Usage:
   drum-splitter serve [options]     run the proxy
   drum-splitter demo [--listen H:P] two built-in DRUM stand-ins behind the proxy at 5%
+  drum-splitter weights get|history            read the live split, or its audit trail
+  drum-splitter weights set NAME=PERCENT ...   change it (the baseline takes the rest)
+  drum-splitter weights rollback               every canary to 0%, at once
   drum-splitter --help | --version
 
 Options for serve (a --config file takes the same settings; flags win):
@@ -27,7 +30,8 @@ Options for serve (a --config file takes the same settings; flags win):
                              $http_NAME $cookie_NAME
   --config FILE              YAML file with these settings (listen, upstreams, weights, key,
                              trustProxy, upstreamHeader, overrideHeader, timeout, bodyLimit,
-                             upstreamKeepAlive, accessLog, logLevel)
+                             upstreamKeepAlive, accessLog, logLevel, admin, adminTokenFile,
+                             state); watched, its weights re-applied when they change
   --trust-proxy              take $remote_addr from the last X-Forwarded-For entry
   --no-upstream-header       do not add X-Drum-Splitter-Upstream to responses
   --override-header NAME     header that forces a request to the upstream it names (off)
@@ -37,8 +41,23 @@ Options for serve (a --config file takes the same settings; flags win):
                              the upstream's own keep-alive, 2s for gunicorn)
   --access-log               log every request as a JSON line
   --log-level LEVEL          fatal|error|warn|info|debug|trace|silent (default info)
+  --admin HOST:PORT          admin API address (default 127.0.0.1:9901); off loopback it
+                             needs a token
+  --admin-token-file FILE    admin tokens, NAME:TOKEN per line (or DRUM_SPLITTER_ADMIN_TOKEN)
+  --state FILE               keep the weights and their audit trail here across restarts
 
-Exit codes: 0 stopped cleanly, 1 could not run (e.g. address in use), 2 bad flag or config.`;
+Options for weights:
+  --admin URL                the admin API (default http://127.0.0.1:9901)
+  --token TOKEN              bearer token for writes (default DRUM_SPLITTER_ADMIN_TOKEN)
+  --reason TEXT              why, for the audit trail (set, rollback)
+
+Environment (start-up weights; wins over the config file and the state file):
+  MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE=NAME          100% to that upstream
+  MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT=N  the canary's share (plain or DRUM JSON)
+
+Exit codes: serve: 0 stopped cleanly, 1 could not run (e.g. address in use), 2 bad flag,
+config or environment. weights: 0 done, 1 admin API unreachable or failing, 2 bad usage or
+request rejected, 3 unauthorized.`;
 
 const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
@@ -56,6 +75,11 @@ const OPTIONS = {
   'upstream-keepalive': { type: 'string' },
   'access-log': { type: 'boolean' },
   'log-level': { type: 'string' },
+  admin: { type: 'string' },
+  'admin-token-file': { type: 'string' },
+  state: { type: 'string' },
+  token: { type: 'string' },
+  reason: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
@@ -75,12 +99,16 @@ function flagSettings(v: Values): RawSettings {
   if (v['upstream-keepalive'] !== undefined) s.upstreamKeepAlive = v['upstream-keepalive'];
   if (v['access-log'] !== undefined) s.accessLog = v['access-log'];
   if (v['log-level'] !== undefined) s.logLevel = v['log-level'];
+  if (v.admin !== undefined) s.admin = v.admin;
+  if (v['admin-token-file'] !== undefined) s.adminTokenFile = v['admin-token-file'];
+  if (v.state !== undefined) s.state = v.state;
   return s;
 }
 
-export function configFromArgs(v: Values): Config {
+/** The config file's own settings (watched later) and the config with flags applied. */
+export function configFromArgs(v: Values): { config: Config; file: RawSettings } {
   const file = v.config === undefined ? {} : readConfigFile(v.config);
-  return buildConfig({ ...file, ...flagSettings(v) });
+  return { config: buildConfig({ ...file, ...flagSettings(v) }), file };
 }
 
 function version(): string {
@@ -92,22 +120,29 @@ function version(): string {
   return pkg.version;
 }
 
-async function serve(config: Config): Promise<void> {
+async function serve(v: Values): Promise<void> {
+  const { config, file } = configFromArgs(v);
   const log = createLogger(config.logLevel);
-  const proxy = await startProxy(config, log);
-  const weights = Object.fromEntries(config.weights.map(([n, h]) => [n, toPercent(h)]));
+  const app = await startApp(config, {
+    env: process.env,
+    log,
+    ...(v.config === undefined ? {} : { configFile: { path: v.config, settings: file } }),
+  });
+  const { address, port } = app.proxy.address;
   log.info(
     {
-      listen: `${proxy.address.address}:${proxy.address.port}`,
+      listen: `${address}:${port}`,
+      admin: `${app.adminAddress.address}:${app.adminAddress.port}`,
       upstreams: Object.fromEntries(config.upstreams.map((u) => [u.name, u.url.href])),
       baseline: config.upstreams[0]!.name,
-      weights,
+      weights: app.store.view().weights,
+      source: app.store.view().source,
     },
     'listening',
   );
   const stop = (signal: string): void => {
     log.info({ signal }, 'shutting down');
-    void proxy.close().then(() => process.exit(0));
+    void app.close().then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
@@ -130,16 +165,24 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command === undefined && !values.help ? 2 : 0;
   }
+  if (command === 'weights') {
+    const [sub, ...args] = extra;
+    return weightsCommand(sub, args, {
+      admin: values.admin ?? 'http://127.0.0.1:9901',
+      token: values.token ?? process.env.DRUM_SPLITTER_ADMIN_TOKEN,
+      reason: values.reason,
+    });
+  }
   if (extra.length > 0) throw new InputError(`unexpected argument "${extra[0]}"`);
   if (command === 'serve') {
-    await serve(configFromArgs(values));
+    await serve(values);
     return -1; // keeps running until a signal
   }
   if (command === 'demo') {
     await runDemo(values.listen ?? '127.0.0.1:8000');
     return -1;
   }
-  throw new InputError(`unknown command "${command}" (try serve, demo or --help)`);
+  throw new InputError(`unknown command "${command}" (try serve, demo, weights or --help)`);
 }
 
 main(process.argv.slice(2)).then(

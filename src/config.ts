@@ -37,6 +37,11 @@ export interface Config {
   readonly upstreamKeepAliveMs: number;
   readonly accessLog: boolean;
   readonly logLevel: string;
+  /** The admin API's address, separate from traffic. */
+  readonly admin: HostPort;
+  readonly adminTokenFile: string | undefined;
+  /** Where the weights and their audit trail persist across restarts; undefined = not kept. */
+  readonly state: string | undefined;
 }
 
 /** Settings as read from a file or flags, before validation. Every field optional. */
@@ -53,11 +58,14 @@ export interface RawSettings {
   upstreamKeepAlive?: unknown;
   accessLog?: unknown;
   logLevel?: unknown;
+  admin?: unknown;
+  adminTokenFile?: unknown;
+  state?: unknown;
 }
 
 const SETTINGS: readonly (keyof RawSettings)[] = [
   'listen', 'upstreams', 'weights', 'key', 'trustProxy', 'upstreamHeader', 'overrideHeader',
-  'timeout', 'bodyLimit', 'upstreamKeepAlive', 'accessLog', 'logLevel',
+  'timeout', 'bodyLimit', 'upstreamKeepAlive', 'accessLog', 'logLevel', 'admin', 'adminTokenFile', 'state',
 ];
 
 export const DEFAULTS = {
@@ -69,6 +77,7 @@ export const DEFAULTS = {
   // gunicorn closes idle keep-alive connections after 2 s; reusing one it is closing fails
   // the request, and we never retry, so we let go of idle connections first.
   upstreamKeepAlive: '1s',
+  admin: '127.0.0.1:9901',
 } as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -154,6 +163,21 @@ export function parseHeaderName(value: unknown, field: string): string {
   return value.toLowerCase();
 }
 
+/** A listening address: HOST:PORT with an IP address (or localhost) for HOST. */
+function parseAddress(value: unknown, field: string): HostPort {
+  const address = parseHostPort(value, field);
+  if (isIP(address.host) === 0 && address.host !== 'localhost') {
+    throw new InputError(`"${address.host}" is not an IP address`, field);
+  }
+  return address;
+}
+
+function optionalPath(value: unknown, field: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || value === '') throw new InputError('must be a file path', field);
+  return value;
+}
+
 /** Reads a YAML config file into raw settings, rejecting unknown keys. */
 export function readConfigFile(path: string): RawSettings {
   let text: string;
@@ -211,10 +235,8 @@ export function buildConfig(raw: RawSettings): Config {
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new InputError(`"${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`, 'logLevel');
   }
-  const listen = parseHostPort(raw.listen ?? DEFAULTS.listen, 'listen');
-  if (isIP(listen.host) === 0 && listen.host !== 'localhost') {
-    throw new InputError(`"${listen.host}" is not an IP address`, 'listen');
-  }
+  const listen = parseAddress(raw.listen ?? DEFAULTS.listen, 'listen');
+  const admin = parseAddress(raw.admin ?? DEFAULTS.admin, 'admin');
 
   return {
     listen,
@@ -232,5 +254,8 @@ export function buildConfig(raw: RawSettings): Config {
     upstreamKeepAliveMs: parseDuration(raw.upstreamKeepAlive ?? DEFAULTS.upstreamKeepAlive, 'upstreamKeepAlive'),
     accessLog: parseBoolean(raw.accessLog ?? false, 'accessLog'),
     logLevel,
+    admin,
+    adminTokenFile: optionalPath(raw.adminTokenFile, 'adminTokenFile'),
+    state: optionalPath(raw.state, 'state'),
   };
 }

@@ -35,9 +35,13 @@ function rejectMalformed(err: NodeJS.ErrnoException, socket: Socket): void {
   );
 }
 
-export async function startProxy(config: Config, log: Logger): Promise<RunningProxy> {
+/** Starts the traffic listener; `routes` is the live split, shared with whoever changes it. */
+export async function startProxy(
+  config: Config,
+  log: Logger,
+  routes: Routes = { table: compileSplit(config.weights, config.upstreams[0]!.name) },
+): Promise<RunningProxy> {
   const backends = new Map(config.upstreams.map((u) => [u.name, createBackend(u, config.upstreamKeepAliveMs)]));
-  const routes = { table: compileSplit(config.weights, config.upstreams[0]!.name) };
   const server = createServer(
     {
       // A large upload may take longer than Node's default 300 s for a whole request;

@@ -43,17 +43,19 @@ t.test("the image's command serves, and its HEALTHCHECK tells up from down", asy
   const upstream = await startUpstream('flask');
   t.teardown(() => upstream.close());
   const port = await freePort();
+  const adminPort = await freePort();
   const [node, script, ...args] = [...execForm('ENTRYPOINT'), ...execForm('CMD')];
   t.equal(node, 'node');
   // The image's own command, with this test's addresses in place of the container's.
   const child = spawnBuiltCli([
-    ...args, '--listen', `127.0.0.1:${port}`, '--upstream', `flask=${upstream.url}`, '--upstream', `fastapi=${upstream.url}`,
+    ...args, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`,
+    '--upstream', `flask=${upstream.url}`, '--upstream', `fastapi=${upstream.url}`,
   ]);
   t.equal(script, 'dist/src/cli.js');
   await waitForLine(child, /"msg":"listening"/);
   t.equal((await send(`http://127.0.0.1:${port}/ping`)).status, 200);
 
-  const [hcNode, ...hcArgs] = execForm('HEALTHCHECK').map((a) => a.replace('8000', String(port)));
+  const [hcNode, ...hcArgs] = execForm('HEALTHCHECK').map((a) => a.replace('9901', String(adminPort)));
   t.equal(hcNode, 'node');
   t.equal(spawnSync(process.execPath, hcArgs).status, 0, 'healthy while serving');
   child.kill('SIGTERM');

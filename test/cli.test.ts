@@ -58,7 +58,8 @@ function serve(args: string[]): Served {
   let stderr = '';
   let exited!: Served['exited'];
   const listening = slot(() => {
-    child = spawnCli(['serve', ...args]);
+    // An ephemeral admin port, so concurrent runs do not collide on the default 9901.
+    child = spawnCli(['serve', '--admin', '127.0.0.1:0', ...args]);
     child.stdout!.on('data', (d) => (stdout += d));
     child.stderr!.on('data', (d) => (stderr += d));
     exited = new Promise((r) => child!.on('exit', (code, signal) => r([code, signal])));

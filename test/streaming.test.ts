@@ -47,7 +47,7 @@ async function upload(url: string, total: number): Promise<string> {
 
 async function startCliProxy(t: Test, upstreamUrl: string) {
   const port = await freePort();
-  const child = spawnBuiltCli(['serve', '--listen', `127.0.0.1:${port}`, '--upstream', `flask=${upstreamUrl}`, '--body-limit', '2GiB']);
+  const child = spawnBuiltCli(['serve', '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0', '--upstream', `flask=${upstreamUrl}`, '--body-limit', '2GiB']);
   t.teardown(() => {
     child.kill('SIGKILL');
   });

@@ -1,0 +1,103 @@
+import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { whoIs, type Tokens } from './auth.js';
+import { InputError } from './input-error.js';
+import type { WeightStore } from './weight-store.js';
+import { applyWeights, rolledBack } from './weights.js';
+
+export interface AdminDeps {
+  readonly store: WeightStore;
+  readonly upstreams: readonly string[];
+  readonly tokens: Tokens;
+  /** Whether each upstream answers, for /readyz. */
+  readonly probe: () => Promise<Record<string, boolean>>;
+  readonly log: Logger;
+}
+
+/** Admin request bodies are small; anything bigger is a mistake. */
+const BODY_LIMIT = 64 * 1024;
+const MAX_REASON = 500;
+
+/** Checks a JSON body's shape: an object with only `allowed` keys, `reason` a short string. */
+function readBody(body: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (body === undefined || body === null) return {};
+  if (typeof body !== 'object' || Array.isArray(body)) throw new InputError('must be a JSON object', 'body');
+  for (const key of Object.keys(body)) {
+    if (!allowed.includes(key)) throw new InputError(`unknown field; allowed: ${allowed.join(', ')}`, key);
+  }
+  const { reason } = body as { reason?: unknown };
+  if (reason !== undefined && reason !== null && (typeof reason !== 'string' || reason.length > MAX_REASON)) {
+    throw new InputError(`must be a string of at most ${MAX_REASON} characters`, 'reason');
+  }
+  return body as Record<string, unknown>;
+}
+
+export function createAdmin(deps: AdminDeps): FastifyInstance {
+  const { store, upstreams, tokens } = deps;
+  const app = fastify({ logger: false, bodyLimit: BODY_LIMIT });
+  // JSON only: fastify also parses text/plain by default, which must get 415 here.
+  app.removeContentTypeParser('text/plain');
+
+  /** Writes need a valid bearer token when any is configured. */
+  const writer = (req: FastifyRequest, reply: FastifyReply): string | undefined => {
+    const who = whoIs(tokens, req.headers.authorization);
+    if (who === undefined) {
+      void reply
+        .code(401)
+        .header('www-authenticate', 'Bearer realm="drum-splitter"')
+        .send({ error: 'unauthorized', message: 'a write needs Authorization: Bearer <token>' });
+    }
+    return who;
+  };
+
+  app.setErrorHandler((err: Error, _req, reply) => {
+    if (err instanceof InputError) {
+      return reply.code(400).send({ error: 'invalid', message: err.message, field: err.field });
+    }
+    // fastify's own: 415 content type, 413 body too large, 400 malformed or empty JSON.
+    const { statusCode = 500, code = 'error' } = err as { statusCode?: number; code?: string };
+    if (statusCode === 415) {
+      return reply.code(415).send({ error: 'unsupported_media_type', message: 'send Content-Type: application/json', field: 'content-type' });
+    }
+    if (statusCode === 413) {
+      return reply.code(413).send({ error: 'payload_too_large', message: `body is too large (over ${BODY_LIMIT} bytes)`, field: 'body' });
+    }
+    if (statusCode >= 500) deps.log.error({ err }, 'admin request failed');
+    return reply.code(statusCode).send({ error: code, message: err.message, ...(statusCode < 500 ? { field: 'body' } : {}) });
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: 'not_found', message: `no ${req.method} ${req.url}; see GET /weights, /history, /healthz, /readyz` }),
+  );
+
+  app.get('/weights', async () => store.view());
+
+  app.put('/weights', async (req, reply) => {
+    const who = writer(req, reply);
+    if (who === undefined) return reply;
+    const body = readBody(req.body, ['weights', 'reason']);
+    if (body.weights === undefined) throw new InputError('is required, e.g. {"weights": {"fastapi": 10}}', 'weights');
+    const shares = applyWeights(upstreams, store.state.shares, body.weights);
+    store.change(shares, { source: 'admin', who, reason: body.reason as string | undefined });
+    return store.view();
+  });
+
+  app.post('/rollback', async (req, reply) => {
+    const who = writer(req, reply);
+    if (who === undefined) return reply;
+    const body = readBody(req.body, ['reason']);
+    store.change(rolledBack(store.state.shares), { source: 'admin', who, reason: (body.reason as string | undefined) ?? 'rollback' });
+    return store.view();
+  });
+
+  app.get('/history', async () => ({ history: store.history }));
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const answering = await deps.probe();
+    const ready = Object.values(answering).some(Boolean);
+    return reply.code(ready ? 200 : 503).send({ ready, upstreams: answering });
+  });
+
+  return app;
+}

@@ -1,0 +1,129 @@
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { createAdmin } from './admin.js';
+import { loadTokens } from './auth.js';
+import { buildConfig, type Config, type RawSettings } from './config.js';
+import { watchConfig, type ConfigWatcher } from './config-watch.js';
+import { probeUpstreams } from './health.js';
+import { InputError } from './input-error.js';
+import { startProxy, type RunningProxy } from './server.js';
+import { compileSplit, type Share } from './split.js';
+import { readSnapshot, SnapshotWriter } from './state-file.js';
+import { WeightStore } from './weight-store.js';
+import { percentages, sharesFromEnv, type Snapshot } from './weights.js';
+
+export interface RunningApp {
+  readonly proxy: RunningProxy;
+  readonly admin: FastifyInstance;
+  readonly adminAddress: AddressInfo;
+  readonly store: WeightStore;
+  close(): Promise<void>;
+}
+
+export interface AppOptions {
+  readonly env: NodeJS.ProcessEnv;
+  readonly log: Logger;
+  /** The --config file and what it said at start, to watch and re-apply its weights. */
+  readonly configFile?: { readonly path: string; readonly settings: RawSettings };
+  readonly now?: () => Date;
+}
+
+const PROBE_TIMEOUT_MS = 2000;
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+function sameShares(a: readonly Share[], b: readonly Share[]): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * The whole process: the traffic proxy, the admin API and the live weights behind both.
+ * Start-up weights, weakest first: config file and flags; the --state file (the latest
+ * decision before a restart); the seed's MLOPS_RUNTIME_PARAM_* variables (its rollback lever).
+ */
+export async function startApp(config: Config, opts: AppOptions): Promise<RunningApp> {
+  const { env, log } = opts;
+  const now = opts.now ?? (() => new Date());
+  const upstreams = config.upstreams.map((u) => u.name);
+
+  const tokens = loadTokens(env, config.adminTokenFile);
+  if (tokens.size === 0 && !isLoopback(config.admin.host)) {
+    throw new InputError(
+      `the admin API on ${config.admin.host} is reachable from other hosts; set DRUM_SPLITTER_ADMIN_TOKEN or --admin-token-file`,
+      'admin',
+    );
+  }
+
+  const stored = config.state === undefined ? undefined : readSnapshot(config.state, upstreams);
+  const at = now().toISOString();
+  const snapshot: Snapshot = stored ?? {
+    state: { shares: config.weights, version: 1, updatedAt: at, source: 'startup' },
+    history: [{ at, version: 1, source: 'startup', who: 'startup', reason: 'initial weights', from: {}, to: percentages(upstreams, config.weights) }],
+  };
+  const writer = config.state === undefined ? undefined : new SnapshotWriter(config.state, (err) => log.error({ err: err.message }, 'cannot write the state file'));
+  const routes = { table: compileSplit([], upstreams[0]) };
+  const store = new WeightStore(upstreams, routes, snapshot, { now, log, persist: writer && ((s) => writer.save(s)) });
+  if (stored === undefined) writer?.save(snapshot);
+  else log.info({ state: config.state, version: stored.state.version }, 'weights restored from the state file');
+
+  const fromEnv = sharesFromEnv(env, upstreams, store.state.shares);
+  if (fromEnv !== undefined) store.change(fromEnv.shares, { source: 'env', who: 'environment', reason: fromEnv.reason });
+
+  const proxy = await startProxy(config, log, routes);
+  const admin = createAdmin({ store, upstreams, tokens, probe: () => probeUpstreams(proxy.backends.values(), PROBE_TIMEOUT_MS), log });
+  let adminAddress: AddressInfo;
+  try {
+    await admin.listen({ host: config.admin.host, port: config.admin.port });
+    adminAddress = admin.server.address() as AddressInfo;
+  } catch (err) {
+    await proxy.close(0);
+    throw err;
+  }
+
+  let watcher: ConfigWatcher | undefined;
+  if (opts.configFile !== undefined) {
+    const { path } = opts.configFile;
+    let fileWeights = buildConfig(opts.configFile.settings).weights;
+    watcher = watchConfig(
+      path,
+      (settings) => {
+        // An empty file is more likely half-written than meant: "no weights" would roll back.
+        if (Object.keys(settings).length === 0) {
+          log.error({ file: path }, 'config file change rejected: the file is empty; keeping the current weights');
+          return;
+        }
+        let fresh: Config;
+        try {
+          fresh = buildConfig(settings);
+        } catch (err) {
+          log.error({ file: path, err: (err as Error).message }, 'config file change rejected; keeping the current weights');
+          return;
+        }
+        const running = config.upstreams.map((u) => `${u.name}=${u.url.href}`).join(' ');
+        if (fresh.upstreams.map((u) => `${u.name}=${u.url.href}`).join(' ') !== running) {
+          log.warn({ file: path }, 'upstreams changed in the config file; they take effect on restart, weights not applied');
+          return;
+        }
+        if (sameShares(fresh.weights, fileWeights)) return;
+        fileWeights = fresh.weights;
+        store.change(fresh.weights, { source: 'file', who: path, reason: 'config file changed' });
+      },
+      (err) => log.error({ file: path, err: err.message }, 'config file change rejected; keeping the current weights'),
+    );
+  }
+
+  return {
+    proxy,
+    admin,
+    adminAddress,
+    store,
+    async close() {
+      watcher?.close();
+      await Promise.all([admin.close(), proxy.close()]);
+      await writer?.flush();
+    },
+  };
+}

@@ -1,0 +1,59 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { InputError } from './input-error.js';
+
+/** Admin tokens by name; only their SHA-256 digests are kept. */
+export type Tokens = ReadonlyMap<string, Buffer>;
+
+const digest = (token: string): Buffer => createHash('sha256').update(token).digest();
+
+/**
+ * Tokens from DRUM_SPLITTER_ADMIN_TOKEN (named "admin") and from a token file: one per line,
+ * `NAME:TOKEN` or a bare token (named "admin"); blank lines and # comments skipped.
+ */
+export function loadTokens(env: NodeJS.ProcessEnv, file: string | undefined): Tokens {
+  const tokens = new Map<string, Buffer>();
+  const fromEnv = env.DRUM_SPLITTER_ADMIN_TOKEN;
+  if (fromEnv !== undefined && fromEnv !== '') tokens.set('admin', digest(fromEnv));
+  if (file === undefined) return tokens;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new InputError(`cannot read ${file}: ${(err as Error).message}`, '--admin-token-file');
+  }
+  const before = tokens.size;
+  for (const [i, raw] of text.split('\n').entries()) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const colon = line.indexOf(':');
+    const [name, token] = colon === -1 ? ['admin', line] : [line.slice(0, colon).trim(), line.slice(colon + 1).trim()];
+    if (name === '' || token.length < 16) {
+      throw new InputError(`line ${i + 1}: want NAME:TOKEN with a token of 16 characters or more`, '--admin-token-file');
+    }
+    if (tokens.has(name)) {
+      // One token per name: a second would silently replace the first, which then stops working.
+      const by = name === 'admin' && fromEnv !== undefined && fromEnv !== '' ? 'DRUM_SPLITTER_ADMIN_TOKEN or an earlier line' : 'an earlier line';
+      throw new InputError(`line ${i + 1}: "${name}" already has a token (from ${by}); give each token its own NAME`, '--admin-token-file');
+    }
+    tokens.set(name, digest(token));
+  }
+  if (tokens.size === before) throw new InputError(`${file} holds no token`, '--admin-token-file');
+  return tokens;
+}
+
+/**
+ * Who sent a request: the token's name, "anonymous" when no tokens are configured, or
+ * undefined (→ 401). Every configured digest is compared, in constant time, whatever matches.
+ */
+export function whoIs(tokens: Tokens, authorization: string | undefined): string | undefined {
+  if (tokens.size === 0) return 'anonymous';
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+  if (m === null) return undefined;
+  const presented = digest(m[1]!);
+  let who: string | undefined;
+  for (const [name, expected] of tokens) {
+    if (timingSafeEqual(presented, expected)) who ??= name;
+  }
+  return who;
+}

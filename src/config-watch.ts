@@ -1,0 +1,95 @@
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { dirname } from 'node:path';
+import { readConfigFile, type RawSettings } from './config.js';
+import { InputError } from './input-error.js';
+
+export interface ConfigWatcher {
+  close(): void;
+}
+
+/**
+ * Watches `path` and calls onSettings with the freshly read settings each time the file's
+ * CONTENT changes (compare the bytes read with the last bytes read; spurious events and
+ * touch/rewrites of identical content call nothing). A read or parse failure calls onError
+ * with the InputError (or the fs error wrapped in an InputError naming the file) and keeps
+ * watching; the next good content calls onSettings again. A file that disappears (e.g.
+ * mid-swap) is not an error until it has stayed missing for the debounce period.
+ *
+ * The watch is on the directory holding `path`, never on the file: editors replace a file by
+ * renaming another over it, and Kubernetes updates a ConfigMap volume by pointing the `..data`
+ * symlink at a new directory, either of which leaves a watch on the old inode deaf. Any event
+ * in the directory (whatever file it names) restarts the debounce; when it runs out the file is
+ * read by its path, following symlinks. An in-place edit of a symlink's target in some other
+ * directory makes no event here and goes unseen until something in this directory changes.
+ *
+ * If the directory cannot be watched (it does not exist, or the inotify watch limit is
+ * reached), onError is called once, asynchronously, and live reload stays off. Neither the
+ * watch nor its timer keeps the process alive.
+ */
+export function watchConfig(
+  path: string,
+  onSettings: (settings: RawSettings) => void,
+  onError: (err: InputError) => void,
+  opts: { debounceMs?: number } = {},
+): ConfigWatcher {
+  const debounceMs = opts.debounceMs ?? 200;
+  const dir = dirname(path);
+  /** What the last read gave: the bytes, or the error that stopped it. */
+  let last = read();
+  let timer: NodeJS.Timeout | undefined;
+  let watcher: FSWatcher | undefined;
+  let closed = false;
+
+  function read(): Buffer | NodeJS.ErrnoException {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      return err as NodeJS.ErrnoException;
+    }
+  }
+
+  function wait(recheck: boolean): void {
+    clearTimeout(timer);
+    timer = setTimeout(check, debounceMs, recheck).unref();
+  }
+
+  /** Runs a debounce period after the last event; a recheck confirms that a file is gone. */
+  function check(recheck: boolean): void {
+    const now = read();
+    if (!Buffer.isBuffer(now) && now.code === 'ENOENT' && !recheck) return wait(true);
+    const same = Buffer.isBuffer(now)
+      ? Buffer.isBuffer(last) && now.equals(last)
+      : !Buffer.isBuffer(last) && now.message === last.message;
+    if (same) return;
+    last = now;
+    if (!Buffer.isBuffer(now)) return onError(new InputError(`cannot read ${path}: ${now.message}`, '--config'));
+    let settings: RawSettings;
+    try {
+      // Reads the file again; should it have changed since, its event brings another check.
+      settings = readConfigFile(path);
+    } catch (err) {
+      return onError(err as InputError);
+    }
+    onSettings(settings);
+  }
+
+  function close(): void {
+    closed = true;
+    clearTimeout(timer);
+    watcher?.close();
+  }
+
+  function failed(err: Error): void {
+    if (closed) return;
+    close();
+    onError(new InputError(`cannot watch ${dir} for changes to ${path}, live reload is off: ${err.message}`, '--config'));
+  }
+
+  try {
+    watcher = watch(dir, { persistent: false }, () => wait(false)).on('error', failed);
+  } catch (err) {
+    // Reported a tick later so that the caller holds the returned watcher first.
+    queueMicrotask(() => failed(err as Error));
+  }
+  return { close };
+}

@@ -1,0 +1,26 @@
+import type { Backend } from './upstream.js';
+
+/**
+ * Whether each upstream answers GET /ping with any HTTP response within `timeoutMs`.
+ * Any status counts: an upstream that is not DRUM still answers.
+ */
+export async function probeUpstreams(backends: Iterable<Backend>, timeoutMs: number): Promise<Record<string, boolean>> {
+  const entries = await Promise.all(
+    [...backends].map(async (b): Promise<[string, boolean]> => {
+      try {
+        const res = await b.pool.request({
+          method: 'GET',
+          path: `${b.basePath}/ping`,
+          headersTimeout: timeoutMs,
+          bodyTimeout: timeoutMs,
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        await res.body.dump();
+        return [b.name, true];
+      } catch {
+        return [b.name, false];
+      }
+    }),
+  );
+  return Object.fromEntries(entries);
+}

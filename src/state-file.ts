@@ -1,0 +1,213 @@
+import { readFileSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { InputError } from './input-error.js';
+import { compileSplit, type Share } from './split.js';
+import type { HistoryEntry, Percentages, Snapshot, Source, WeightState } from './weights.js';
+
+/**
+ * The --state file: `{"format": 1, "state": {...}, "history": [...]}`, pretty-printed
+ * for operators. A newer or older layout gets a new format number and is refused, not guessed at.
+ */
+export const STATE_FORMAT = 1;
+
+/** Every Source, so a typo'd or future source in the file is caught (the Record keeps this in step with the type). */
+const SOURCES: Record<Source, true> = { startup: true, env: true, file: true, admin: true, state: true };
+
+/** A problem found while checking the file's shape, reported as `state file X is corrupt: ...`. */
+class Corrupt extends Error {}
+
+type Obj = Record<string, unknown>;
+
+function object(value: unknown, where: string): Obj {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Corrupt(`${where} must be an object`);
+  return value as Obj;
+}
+
+function array(value: unknown, where: string): unknown[] {
+  if (!Array.isArray(value)) throw new Corrupt(`${where} must be an array`);
+  return value;
+}
+
+function string(value: unknown, where: string): string {
+  if (typeof value !== 'string') throw new Corrupt(`${where} must be a string`);
+  return value;
+}
+
+function version(value: unknown, where: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1) throw new Corrupt(`${where} must be a positive integer`);
+  return value as number;
+}
+
+function source(value: unknown, where: string): Source {
+  if (typeof value !== 'string' || !Object.hasOwn(SOURCES, value)) {
+    throw new Corrupt(`${where} must be one of ${Object.keys(SOURCES).join(', ')}`);
+  }
+  return value as Source;
+}
+
+function percentages(value: unknown, where: string): Percentages {
+  const obj = object(value, where);
+  for (const [name, percent] of Object.entries(obj)) {
+    if (typeof percent !== 'number' || !Number.isFinite(percent)) throw new Corrupt(`${where}.${name} must be a number`);
+  }
+  return obj as Percentages;
+}
+
+function shares(value: unknown, upstreams: readonly string[]): Share[] {
+  const out: Share[] = [];
+  array(value, 'state.shares').forEach((share, i) => {
+    const where = `state.shares[${i}]`;
+    if (
+      !Array.isArray(share) ||
+      share.length !== 2 ||
+      typeof share[0] !== 'string' ||
+      !Number.isInteger(share[1]) ||
+      share[1] < 0 ||
+      share[1] > 10000
+    ) {
+      throw new Corrupt(`${where} must be [upstream name, hundredths of a percent 0..10000], got ${JSON.stringify(share)}`);
+    }
+    const [name, hundredths] = share as [string, number];
+    if (!upstreams.includes(name)) throw new Corrupt(`${where} names "${name}", not an upstream (have: ${upstreams.join(', ')})`);
+    if (out.some(([seen]) => seen === name)) throw new Corrupt(`${where} names "${name}" a second time`);
+    out.push([name, hundredths]);
+  });
+  try {
+    compileSplit(out, upstreams[0]);
+  } catch (err) {
+    throw new Corrupt(`state.shares: ${(err as Error).message}`);
+  }
+  return out;
+}
+
+function historyEntry(value: unknown, i: number): HistoryEntry {
+  const where = `history[${i}]`;
+  const entry = object(value, where);
+  const reason = entry['reason'];
+  if (reason !== null && typeof reason !== 'string') throw new Corrupt(`${where}.reason must be a string or null`);
+  return {
+    at: string(entry['at'], `${where}.at`),
+    version: version(entry['version'], `${where}.version`),
+    source: source(entry['source'], `${where}.source`),
+    who: string(entry['who'], `${where}.who`),
+    reason,
+    from: percentages(entry['from'], `${where}.from`),
+    to: percentages(entry['to'], `${where}.to`),
+  };
+}
+
+function parseSnapshot(text: string, upstreams: readonly string[]): Snapshot {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new Corrupt(`not JSON (${(err as Error).message})`);
+  }
+  const file = object(parsed, 'the file');
+  if (file['format'] !== STATE_FORMAT) {
+    throw new Corrupt(`format is ${JSON.stringify(file['format'])}, this version reads format ${STATE_FORMAT}`);
+  }
+  const st = object(file['state'], 'state');
+  const state: WeightState = {
+    shares: shares(st['shares'], upstreams),
+    version: version(st['version'], 'state.version'),
+    updatedAt: string(st['updatedAt'], 'state.updatedAt'),
+    source: source(st['source'], 'state.source'),
+  };
+  // History entries may name upstreams that are no longer configured: they record the past.
+  const history = array(file['history'], 'history').map(historyEntry);
+  return { state, history };
+}
+
+/**
+ * Reads a snapshot; undefined if the file does not exist. Anything else wrong (unreadable,
+ * not JSON, wrong shape or format version, shares naming an upstream not in `upstreams`,
+ * shares over 100%) is an InputError for '--state' naming the file — never a silent reset.
+ */
+export function readSnapshot(path: string, upstreams: readonly string[]): Snapshot | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new InputError(`state file ${path} cannot be read (${(err as Error).message}); fix or remove it`, '--state');
+  }
+  try {
+    return parseSnapshot(text, upstreams);
+  } catch (err) {
+    throw new InputError(`state file ${path} is corrupt: ${(err as Error).message}; fix or remove it`, '--state');
+  }
+}
+
+/** The file's text: 2-space JSON with a trailing newline, shares as [[name, hundredths], ...]. */
+export function formatSnapshot(snapshot: Snapshot): string {
+  return `${JSON.stringify({ format: STATE_FORMAT, state: snapshot.state, history: snapshot.history }, null, 2)}\n`;
+}
+
+/**
+ * Persists snapshots atomically: a temp file in the same directory (mode 0600), fsync'd,
+ * renamed over the target, then the directory fsync'd — so the file is always the old
+ * snapshot or the new one, whole, even across a crash. Saves are serialized: while one is
+ * being written, later ones wait and only the newest of them is written next (coalescing),
+ * so the file always ends at the latest snapshot.
+ */
+export class SnapshotWriter {
+  #pending: Snapshot | undefined;
+  #running: Promise<void> | undefined;
+
+  constructor(
+    private readonly path: string,
+    private readonly onError: (err: Error) => void,
+  ) {}
+
+  /** Fire-and-forget; a failure goes to onError and the next save tries again. */
+  save(snapshot: Snapshot): void {
+    // Copy the history list: the caller may keep appending to its array before we write.
+    this.#pending = { state: snapshot.state, history: [...snapshot.history] };
+    this.#running ??= this.#drain();
+  }
+
+  /** Resolves when every snapshot saved so far is on disk (or its failure reported). */
+  flush(): Promise<void> {
+    return this.#running ?? Promise.resolve();
+  }
+
+  async #drain(): Promise<void> {
+    for (let next = this.#pending; next !== undefined; next = this.#pending) {
+      this.#pending = undefined;
+      try {
+        await this.#write(next);
+      } catch (err) {
+        this.onError(err as Error);
+      }
+    }
+    this.#running = undefined;
+  }
+
+  async #write(snapshot: Snapshot): Promise<void> {
+    const text = formatSnapshot(snapshot);
+    const dir = dirname(this.path);
+    const temp = join(dir, `.${basename(this.path)}.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      const file = await open(temp, 'wx', 0o600);
+      try {
+        await file.writeFile(text);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await rename(temp, this.path);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    const d = await open(dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  }
+}

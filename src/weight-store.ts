@@ -1,0 +1,83 @@
+import type { Logger } from 'pino';
+import type { Routes } from './proxy.js';
+import { compileSplit, type Share, type SplitTable } from './split.js';
+import { percentages, type HistoryEntry, type Percentages, type Snapshot, type Source, type WeightState } from './weights.js';
+
+/** The last this many changes are kept in the audit trail (and the state file). */
+export const HISTORY_LIMIT = 1000;
+
+export interface WeightView {
+  readonly weights: Percentages;
+  readonly version: number;
+  readonly updatedAt: string;
+  readonly source: Source;
+}
+
+export interface ChangeMeta {
+  readonly source: Source;
+  readonly who: string;
+  readonly reason?: string | null;
+}
+
+/**
+ * The live weights. A change compiles a new split table and swaps it into the routes in one
+ * assignment: a request reads the table once, so it sees the old split or the new one,
+ * never a mix, and requests already forwarded finish where they started.
+ */
+export class WeightStore {
+  #state: WeightState;
+  readonly #history: HistoryEntry[];
+
+  constructor(
+    private readonly upstreams: readonly string[],
+    private readonly routes: { table: SplitTable } & Routes,
+    snapshot: Snapshot,
+    private readonly deps: { now: () => Date; log: Logger; persist?: (snapshot: Snapshot) => void },
+  ) {
+    this.#state = snapshot.state;
+    this.#history = [...snapshot.history];
+    routes.table = this.#compile(snapshot.state.shares);
+  }
+
+  #compile(shares: readonly Share[]): SplitTable {
+    return compileSplit(shares, this.upstreams[0]);
+  }
+
+  get state(): WeightState {
+    return this.#state;
+  }
+
+  get history(): readonly HistoryEntry[] {
+    return this.#history;
+  }
+
+  view(): WeightView {
+    const { shares, version, updatedAt, source } = this.#state;
+    return { weights: percentages(this.upstreams, shares), version, updatedAt, source };
+  }
+
+  /**
+   * Applies validated shares. Returns false, recording nothing, when the effective split
+   * would not change.
+   */
+  change(shares: readonly Share[], meta: ChangeMeta): boolean {
+    if (sameShares(this.#state.shares, shares)) return false;
+    const table = this.#compile(shares);
+    const from = percentages(this.upstreams, this.#state.shares);
+    const to = percentages(this.upstreams, shares);
+    const at = this.deps.now().toISOString();
+    const version = this.#state.version + 1;
+    this.#state = { shares: [...shares], version, updatedAt: at, source: meta.source };
+    this.routes.table = table;
+    this.#history.push({ at, version, source: meta.source, who: meta.who, reason: meta.reason ?? null, from, to });
+    if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
+    this.deps.log.info({ version, source: meta.source, who: meta.who, reason: meta.reason, from, to }, 'weights changed');
+    this.deps.persist?.({ state: this.#state, history: this.#history });
+    return true;
+  }
+}
+
+/** Same lines in the same order: the same buckets for every key. */
+function sameShares(a: readonly Share[], b: readonly Share[]): boolean {
+  return a.length === b.length && a.every(([name, h], i) => b[i]![0] === name && b[i]![1] === h);
+}

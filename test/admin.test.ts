@@ -1,0 +1,158 @@
+/** The admin API, on real sockets, with traffic through the proxy following every change. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { startApp, type RunningApp } from '../src/app.js';
+import { buildConfig, type RawSettings } from '../src/config.js';
+import { compileSplit, hashKey, pickByHash, type Share } from '../src/split.js';
+import { freePort, send, silentLog, startUpstream, type Reply } from './helpers/net.js';
+
+const TOKEN = 'ops-token-0123456789';
+
+async function app(t: Test, settings: RawSettings = {}, env: NodeJS.ProcessEnv = {}): Promise<RunningApp & { admin_: string; traffic: string }> {
+  const flask = await startUpstream('flask');
+  const fastapi = await startUpstream('fastapi');
+  const running = await startApp(
+    buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=5'], ...settings }),
+    { env, log: silentLog },
+  );
+  t.teardown(async () => {
+    await running.close();
+    await Promise.all([flask.close(), fastapi.close()]);
+  });
+  return Object.assign(running, {
+    admin_: `http://127.0.0.1:${running.adminAddress.port}`,
+    traffic: `http://127.0.0.1:${running.proxy.address.port}`,
+  });
+}
+
+const body = (r: Reply): Record<string, unknown> => JSON.parse(r.body.toString()) as Record<string, unknown>;
+const put = (url: string, json: unknown, headers: Record<string, string> = {}): Promise<Reply> =>
+  send(url, { method: 'PUT', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(json) });
+
+/** A path whose ${remote_addr}${uri} key (from 127.0.0.1) lands on fastapi at `on`% but not at `off`%. */
+function pathBetween(off: number, on: number): string {
+  const bucket = (p: number, path: string): string =>
+    pickByHash(compileSplit([['fastapi', p * 100]] as Share[], 'flask'), hashKey(Buffer.from(`127.0.0.1${path}`)))!;
+  for (let i = 0; ; i++) {
+    const path = `/predict/${i}`;
+    if (bucket(off, path) === 'flask' && bucket(on, path) === 'fastapi') return path;
+  }
+}
+const servedBy = async (url: string): Promise<string> => String((await send(url)).headers['x-drum-splitter-upstream']);
+
+t.test('GET /weights, PUT /weights, POST /rollback, GET /history — and traffic follows', async (t) => {
+  const a = await app(t);
+  const moving = pathBetween(5, 10);
+  const start = body(await send(`${a.admin_}/weights`));
+  t.match(start, { weights: { flask: 95, fastapi: 5 }, version: 1, source: 'startup', updatedAt: String });
+  t.equal(await servedBy(a.traffic + moving), 'flask');
+
+  const changed = await put(`${a.admin_}/weights`, { weights: { fastapi: 10 }, reason: 'canary step 2' });
+  t.equal(changed.status, 200);
+  t.match(body(changed), { weights: { flask: 90, fastapi: 10 }, version: 2, source: 'admin' });
+  t.equal(await servedBy(a.traffic + moving), 'fastapi', 'the next request follows the new split');
+
+  const same = await put(`${a.admin_}/weights`, { weights: { flask: 90, fastapi: 10 } });
+  t.match(body(same), { version: 2 }, 'sending back what GET shows changes nothing');
+
+  const back = await send(`${a.admin_}/rollback`, { method: 'POST' });
+  t.match(body(back), { weights: { flask: 100, fastapi: 0 }, version: 3 });
+  t.equal(await servedBy(a.traffic + moving), 'flask');
+
+  const { history } = body(await send(`${a.admin_}/history`)) as { history: Record<string, unknown>[] };
+  t.match(history, [
+    { version: 1, source: 'startup', who: 'startup', to: { flask: 95, fastapi: 5 } },
+    { version: 2, source: 'admin', who: 'anonymous', reason: 'canary step 2', from: { fastapi: 5 }, to: { fastapi: 10 } },
+    { version: 3, source: 'admin', who: 'anonymous', reason: 'rollback', from: { fastapi: 10 }, to: { fastapi: 0 } },
+  ]);
+  t.equal(history.length, 3);
+});
+
+t.test('bad input → 400/413/415 JSON naming the field; the state is unchanged', async (t) => {
+  const a = await app(t, { upstreams: ['flask=http://127.0.0.1:1', 'fastapi=http://127.0.0.1:1', 'canary2=http://127.0.0.1:1'], weights: ['fastapi=60', 'canary2=30'] });
+  const cases: [string, unknown, number, Record<string, unknown>][] = [
+    ['unknown upstream', { weights: { django: 1 } }, 400, { field: 'weights.django', message: /not an upstream/ }],
+    ['not a number', { weights: { fastapi: 'ten' } }, 400, { field: 'weights.fastapi' }],
+    ['negative', { weights: { fastapi: -1 } }, 400, { field: 'weights.fastapi' }],
+    ['over 100', { weights: { fastapi: 101 } }, 400, { field: 'weights.fastapi', message: /over 100%/ }],
+    ['three decimals', { weights: { fastapi: 1.555 } }, 400, { field: 'weights.fastapi', message: /two decimals/ }],
+    ['total over 100%', { weights: { fastapi: 71 } }, 400, { field: 'weights', message: /101%, over 100%/ }],
+    ['baseline not the rest', { weights: { flask: 50 } }, 400, { field: 'weights.flask', message: /takes the rest, 10%/ }],
+    ['weights missing', { reason: 'x' }, 400, { field: 'weights', message: /is required/ }],
+    ['weights not an object', { weights: [1] }, 400, { field: 'weights' }],
+    ['unknown field', { weights: { fastapi: 1 }, weight: 2 }, 400, { field: 'weight', message: /unknown field/ }],
+    ['reason not a string', { weights: { fastapi: 1 }, reason: 7 }, 400, { field: 'reason' }],
+    ['body not an object', [1, 2], 400, { field: 'body' }],
+  ];
+  for (const [name, json, status, want] of cases) {
+    const r = await put(`${a.admin_}/weights`, json);
+    t.equal(r.status, status, name);
+    t.match(body(r), { error: 'invalid', ...want }, name);
+  }
+  const raw: [string, Record<string, string>, string, number, RegExp][] = [
+    ['wrong content type', { 'content-type': 'text/plain' }, 'fastapi=1', 415, /Content-Type: application\/json/],
+    ['form content type', { 'content-type': 'application/x-www-form-urlencoded' }, 'fastapi=1', 415, /Content-Type: application\/json/],
+    ['malformed JSON', { 'content-type': 'application/json' }, '{"weights": {', 400, /JSON|Unexpected|expected/i],
+    ['empty JSON body', { 'content-type': 'application/json' }, '', 400, /empty/i],
+    ['oversized', { 'content-type': 'application/json' }, JSON.stringify({ weights: { fastapi: 1 }, reason: 'x'.repeat(70_000) }), 413, /too large/i],
+  ];
+  for (const [name, headers, text, status, message] of raw) {
+    const r = await send(`${a.admin_}/weights`, { method: 'PUT', headers, body: text });
+    t.equal(r.status, status, name);
+    t.match(body(r), { message }, name);
+  }
+  t.match(body(await send(`${a.admin_}/weights`)), { version: 1, weights: { flask: 10, fastapi: 60, canary2: 30 } }, 'nothing changed');
+  t.equal((await send(`${a.admin_}/nope`)).status, 404);
+});
+
+t.test('writes need the bearer token when one is set; reads do not', async (t) => {
+  const dir = t.testdir({ tokens: `# ops team\nalice:${TOKEN}-alice\n\nrobot:${TOKEN}-robot\n` });
+  const a = await app(t, { adminTokenFile: join(dir, 'tokens') }, { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
+  t.equal((await send(`${a.admin_}/weights`)).status, 200);
+  const none = await put(`${a.admin_}/weights`, { weights: { fastapi: 7 } });
+  t.equal(none.status, 401);
+  t.equal(none.headers['www-authenticate'], 'Bearer realm="drum-splitter"');
+  t.equal((await put(`${a.admin_}/weights`, { weights: { fastapi: 7 } }, { authorization: 'Bearer wrong-token-000000000' })).status, 401);
+  t.equal((await send(`${a.admin_}/rollback`, { method: 'POST' })).status, 401);
+  t.equal((await put(`${a.admin_}/weights`, { weights: { fastapi: 7 } }, { authorization: `Bearer ${TOKEN}-alice` })).status, 200);
+  t.equal((await put(`${a.admin_}/weights`, { weights: { fastapi: 8 } }, { authorization: `Bearer ${TOKEN}` })).status, 200);
+  t.equal((await send(`${a.admin_}/rollback`, { method: 'POST', headers: { authorization: `bearer ${TOKEN}-robot`, 'content-type': 'application/json' }, body: '{"reason":"p99 regression"}' })).status, 200);
+  const { history } = body(await send(`${a.admin_}/history`)) as { history: { who: string; reason: string }[] };
+  t.same(history.slice(1).map((h) => [h.who, h.reason]), [['alice', null], ['admin', null], ['robot', 'p99 regression']]);
+});
+
+t.test('an admin API off loopback without a token refuses to start', async (t) => {
+  const config = buildConfig({ listen: '127.0.0.1:0', admin: '0.0.0.0:0', upstreams: ['flask=http://127.0.0.1:1'] });
+  await t.rejects(startApp(config, { env: {}, log: silentLog }), { name: 'InputError', field: 'admin', message: /DRUM_SPLITTER_ADMIN_TOKEN/ });
+  const ok = await startApp(config, { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog });
+  await ok.close();
+  t.pass('with a token it starts');
+});
+
+t.test('/healthz, and /readyz while at least one upstream answers', async (t) => {
+  const flask = await startUpstream('flask');
+  const dead = await freePort();
+  const a = await startApp(
+    buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=http://127.0.0.1:${dead}`] }),
+    { env: {}, log: silentLog },
+  );
+  t.teardown(() => a.close());
+  const base = `http://127.0.0.1:${a.adminAddress.port}`;
+  t.same(body(await send(`${base}/healthz`)), { status: 'ok' });
+  const ready = await send(`${base}/readyz`);
+  t.equal(ready.status, 200);
+  t.same(body(ready), { ready: true, upstreams: { flask: true, fastapi: false } });
+  await flask.close();
+  const down = await send(`${base}/readyz`);
+  t.equal(down.status, 503);
+  t.same(body(down), { ready: false, upstreams: { flask: false, fastapi: false } });
+});
+
+t.test('a token file that cannot be used stops start-up', async (t) => {
+  const dir = t.testdir({ tokens: 'short\n' });
+  const config = buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: ['flask=http://127.0.0.1:1'], adminTokenFile: join(dir, 'tokens') });
+  await t.rejects(startApp(config, { env: {}, log: silentLog }), { field: '--admin-token-file', message: /line 1/ });
+  writeFileSync(join(dir, 'tokens'), '');
+  await t.rejects(startApp(config, { env: {}, log: silentLog }), { message: /holds no token/ });
+});

@@ -1,0 +1,117 @@
+/** Where the weights come from: start-up precedence, the state file, the watched config file. */
+import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import t from 'tap';
+import { startApp } from '../src/app.js';
+import { buildConfig, readConfigFile, type RawSettings } from '../src/config.js';
+import { send, silentLog } from './helpers/net.js';
+
+const UPSTREAMS = ['flask=http://127.0.0.1:1', 'fastapi=http://127.0.0.1:1'];
+const base = { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: UPSTREAMS };
+
+/** Waits until `check` holds, polling; fails after `ms`. */
+async function until(check: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+t.test('start-up weights: config, then the state file, then the MLOPS variables', async (t) => {
+  const dir = t.testdir();
+  const state = join(dir, 'state.json');
+  const first = await startApp(buildConfig({ ...base, weights: ['fastapi=5'], state }), { env: {}, log: silentLog });
+  t.match(first.store.view(), { weights: { fastapi: 5 }, version: 1, source: 'startup' });
+  first.store.change([['fastapi', 2500]], { source: 'admin', who: 'alice', reason: 'step 4' });
+  await first.close();
+  t.match(JSON.parse(readFileSync(state, 'utf8')), { format: 1, state: { version: 2, source: 'admin' } }, 'persisted on close');
+
+  const second = await startApp(buildConfig({ ...base, weights: ['fastapi=5'], state }), { env: {}, log: silentLog });
+  t.match(second.store.view(), { weights: { flask: 75, fastapi: 25 }, version: 2, source: 'admin' }, 'the state file wins over the config');
+  t.equal(second.store.history.length, 2, 'the audit trail survived the restart');
+  await second.close();
+
+  const third = await startApp(buildConfig({ ...base, weights: ['fastapi=5'], state }), {
+    env: { MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE: '{"type": "string", "payload": "flask"}' },
+    log: silentLog,
+  });
+  t.match(third.store.view(), { weights: { flask: 100, fastapi: 0 }, version: 3, source: 'env' }, "the seed's Level 1 rollback wins");
+  t.match(third.store.history.at(-1), { source: 'env', who: 'environment', reason: 'MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE=flask' });
+  await third.close();
+
+  const canary = await startApp(buildConfig({ ...base }), { env: { MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT: '10' }, log: silentLog });
+  t.match(canary.store.view(), { weights: { fastapi: 10 }, source: 'env' });
+  await canary.close();
+
+  await t.rejects(
+    startApp(buildConfig({ ...base }), { env: { MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT: '{"type":"numeric"' }, log: silentLog }),
+    { name: 'InputError', field: 'MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT' },
+  );
+});
+
+t.test('a corrupt state file stops start-up with a clear error', async (t) => {
+  const dir = t.testdir({ 'state.json': '{"format": 1, "state": ' });
+  await t.rejects(startApp(buildConfig({ ...base, state: join(dir, 'state.json') }), { env: {}, log: silentLog }), {
+    name: 'InputError',
+    field: '--state',
+    message: /state\.json is corrupt.*fix or remove it/,
+  });
+});
+
+/** A Kubernetes ConfigMap volume: FILE → ..data/FILE, ..data → ..<timestamp>/ */
+function configMap(dir: string, yaml: string, stamp: string): string {
+  mkdirSync(join(dir, `..${stamp}`));
+  writeFileSync(join(dir, `..${stamp}`, 'drum-splitter.yaml'), yaml);
+  symlinkSync(`..${stamp}`, join(dir, '..data_tmp'));
+  renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  return join(dir, 'drum-splitter.yaml');
+}
+function swap(dir: string, yaml: string, stamp: string, old: string): void {
+  configMap(dir, yaml, stamp);
+  rmSync(join(dir, `..${old}`), { recursive: true });
+}
+const yaml = (weights: string, extra = ''): string =>
+  `upstreams:\n  flask: http://127.0.0.1:1\n  fastapi: http://127.0.0.1:1\nweights:\n  ${weights}\n${extra}`;
+
+t.test('the watched config file (a ConfigMap): changes apply, bad edits do not, last change wins', async (t) => {
+  const dir = t.testdir();
+  const path = configMap(dir, yaml('fastapi: 5'), 'v1');
+  symlinkSync('..data/drum-splitter.yaml', path);
+  const lines: { msg: string; err?: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
+  const settings: RawSettings = readConfigFile(path);
+  const app = await startApp(buildConfig({ ...settings, listen: '127.0.0.1:0', admin: '127.0.0.1:0' }), { env: {}, log, configFile: { path, settings } });
+  t.teardown(() => app.close());
+  const admin = `http://127.0.0.1:${app.adminAddress.port}`;
+  const fastapi = (): number => app.store.view().weights.fastapi!;
+
+  swap(dir, yaml('fastapi: 10'), 'v2', 'v1');
+  await until(() => fastapi() === 10);
+  t.match(app.store.history.at(-1), { source: 'file', who: path, reason: 'config file changed', from: { fastapi: 5 }, to: { fastapi: 10 } });
+
+  swap(dir, yaml('fastapi: [oops'), 'v3', 'v2');
+  await until(() => lines.some((l) => /rejected/.test(l.msg)));
+  t.equal(fastapi(), 10, 'a bad edit leaves the last good weights');
+  swap(dir, '', 'v3b', 'v3');
+  await until(() => lines.some((l) => /the file is empty/.test(l.msg)));
+  t.equal(fastapi(), 10, 'an empty file (half-written?) is not taken as "no weights"');
+  swap(dir, yaml('fastapi: 150'), 'v4', 'v3b');
+  await until(() => lines.some((l) => /rejected/.test(l.msg) && /over 100%/.test(l.err ?? '')));
+  t.equal(fastapi(), 10);
+
+  // The admin API changes it; an edit of the file that leaves its weights alone keeps that.
+  await send(`${admin}/weights`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"weights":{"fastapi":20}}' });
+  t.equal(fastapi(), 20);
+  swap(dir, yaml('fastapi: 10', '# a comment\n'), 'v5', 'v4');
+  await new Promise((r) => setTimeout(r, 600));
+  t.equal(fastapi(), 20, "an edit that leaves the file's weights as they were changes nothing");
+  // Changing the file's weights applies them: the last change wins, whichever its source.
+  swap(dir, yaml('fastapi: 15'), 'v6', 'v5');
+  await until(() => fastapi() === 15);
+
+  swap(dir, yaml('fastapi: 30').replace('http://127.0.0.1:1\nweights', 'http://127.0.0.1:2\nweights'), 'v7', 'v6');
+  await until(() => lines.some((l) => /take effect on restart/.test(l.msg)));
+  t.equal(fastapi(), 15, 'changed upstreams need a restart; their weights are not applied');
+});

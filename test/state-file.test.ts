@@ -1,0 +1,286 @@
+import t from 'tap';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
+import { formatSnapshot, readSnapshot, SnapshotWriter } from '../src/state-file.js';
+import type { HistoryEntry, Snapshot } from '../src/weights.js';
+
+const UPSTREAMS = ['drum', 'fastapi', 'shadow'];
+
+/** Version `version` of the weights with `entries` history lines, the last one for this version. */
+function snapshot(version: number, entries = Math.min(version, 5)): Snapshot {
+  const history: HistoryEntry[] = [];
+  for (let v = version - entries + 1; v <= version; v++) {
+    history.push({
+      at: new Date(Date.UTC(2025, 0, 1, 0, 0, v)).toISOString(),
+      version: v,
+      source: v % 2 === 0 ? 'admin' : 'file',
+      who: v % 2 === 0 ? '10.0.0.7' : 'weights.yaml',
+      reason: v % 3 === 0 ? null : `step ${v}`,
+      from: { drum: 100 - ((v - 1) % 100), fastapi: (v - 1) % 100, shadow: 0 },
+      to: { drum: 100 - (v % 100), fastapi: v % 100, shadow: 0 },
+    });
+  }
+  return {
+    state: {
+      shares: [['fastapi', (version % 100) * 100], ['shadow', 0]],
+      version,
+      updatedAt: new Date(Date.UTC(2025, 0, 1, 0, 0, version)).toISOString(),
+      source: version === 1 ? 'startup' : 'admin',
+    },
+    history,
+  };
+}
+
+const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Collects onError's errors. */
+function errorSink(): { errors: Error[]; onError: (err: Error) => void } {
+  const errors: Error[] = [];
+  return { errors, onError: (err) => errors.push(err) };
+}
+
+t.test('a saved snapshot reads back as it was, in the documented layout', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'state.json');
+  const { errors, onError } = errorSink();
+  const writer = new SnapshotWriter(path, onError);
+  const snap = snapshot(7);
+  writer.save(snap);
+  await writer.flush();
+  t.same(errors, []);
+  t.same(readSnapshot(path, UPSTREAMS), snap);
+  const text = readFileSync(path, 'utf8');
+  t.equal(text, formatSnapshot(snap));
+  t.match(text, /^\{\n {2}"format": 1,\n {2}"state": \{\n {4}"shares": \[\n/);
+  t.ok(text.endsWith('}\n'), 'trailing newline');
+  t.same(JSON.parse(text).state.shares, [['fastapi', 700], ['shadow', 0]], 'shares as [[name, hundredths], ...]');
+  t.same(readdirSync(dir), ['state.json'], 'no temp file left');
+});
+
+t.test('an operator-written file is read; history may name upstreams no longer configured', async (t) => {
+  const path = join(t.testdir(), 'state.json');
+  const file = {
+    format: 1,
+    state: { shares: [['drum', 2500], ['fastapi', 7500]], version: 3, updatedAt: 'yesterday', source: 'state' },
+    history: [
+      { at: 'x', version: 3, source: 'env', who: 'env', reason: 'r', from: { drum: 100, retired: 0 }, to: { drum: 25, fastapi: 75 } },
+    ],
+    note: 'extra keys are ignored',
+  };
+  writeFileSync(path, JSON.stringify(file));
+  t.same(readSnapshot(path, UPSTREAMS), { state: file.state, history: file.history }, 'baseline listed, 100% in all');
+});
+
+t.test('a missing file is no state yet', async (t) => {
+  const dir = t.testdir();
+  t.equal(readSnapshot(join(dir, 'state.json'), UPSTREAMS), undefined);
+  t.equal(readSnapshot(join(dir, 'nope', 'state.json'), UPSTREAMS), undefined, 'missing directory too');
+});
+
+t.test('a corrupt file is an InputError naming the file, never a reset', async (t) => {
+  const dir = t.testdir();
+  const good = JSON.parse(formatSnapshot(snapshot(4))) as Record<string, unknown>;
+  /** The good file with one change made to a copy. */
+  const edited = (edit: (file: any) => void): string => {
+    const copy = structuredClone(good);
+    edit(copy);
+    return JSON.stringify(copy);
+  };
+  const share = (value: unknown) => edited((f) => (f.state.shares[0] = value));
+  const cases: [string, string, RegExp][] = [
+    ['truncated', formatSnapshot(snapshot(4)).slice(0, 150), /not JSON \(/],
+    ['empty', '', /not JSON/],
+    ['an array', '[]', /the file must be an object/],
+    ['null', 'null', /the file must be an object/],
+    ['format 2', edited((f) => (f.format = 2)), /format is 2, this version reads format 1/],
+    ['no format', edited((f) => delete f.format), /format is undefined/],
+    ['format "1"', edited((f) => (f.format = '1')), /format is "1"/],
+    ['no state', edited((f) => delete f.state), /state must be an object/],
+    ['shares not an array', edited((f) => (f.state.shares = { fastapi: 10 })), /state\.shares must be an array/],
+    ['share not a tuple', share('fastapi'), /state\.shares\[0\] must be \[upstream name, hundredths of a percent 0\.\.10000\], got "fastapi"/],
+    ['share too short', share(['fastapi']), /state\.shares\[0\] must be \[upstream name/],
+    ['share too long', share(['fastapi', 1, 2]), /state\.shares\[0\] must be \[upstream name/],
+    ['share name not a string', share([1, 100]), /state\.shares\[0\] must be \[upstream name/],
+    ['share as a string', share(['fastapi', '400']), /state\.shares\[0\] must be \[upstream name/],
+    ['share fractional', share(['fastapi', 4.5]), /state\.shares\[0\] must be \[upstream name/],
+    ['share negative', share(['fastapi', -1]), /state\.shares\[0\] must be \[upstream name/],
+    ['share over 100%', share(['fastapi', 10001]), /state\.shares\[0\] must be \[upstream name/],
+    ['unknown upstream', share(['nginx', 100]), /state\.shares\[0\] names "nginx", not an upstream \(have: drum, fastapi, shadow\)/],
+    ['named twice', edited((f) => (f.state.shares[1] = ['fastapi', 0])), /state\.shares\[1\] names "fastapi" a second time/],
+    ['total over 100%', edited((f) => (f.state.shares = [['fastapi', 6000], ['shadow', 5000]])), /state\.shares: weights: weights add up to 110%, over 100%/],
+    ['version 0', edited((f) => (f.state.version = 0)), /state\.version must be a positive integer/],
+    ['version fractional', edited((f) => (f.state.version = 1.5)), /state\.version must be a positive integer/],
+    ['version a string', edited((f) => (f.state.version = '4')), /state\.version must be a positive integer/],
+    ['updatedAt', edited((f) => (f.state.updatedAt = 1735689600)), /state\.updatedAt must be a string/],
+    ['source unknown', edited((f) => (f.state.source = 'cron')), /state\.source must be one of startup, env, file, admin, state/],
+    ['source not a string', edited((f) => (f.state.source = 1)), /state\.source must be one of/],
+    ['inherited source name', edited((f) => (f.state.source = 'toString')), /state\.source must be one of/],
+    ['history missing', edited((f) => delete f.history), /history must be an array/],
+    ['history entry not an object', edited((f) => (f.history[1] = 'changed')), /history\[1\] must be an object/],
+    ['history at', edited((f) => delete f.history[0].at), /history\[0\]\.at must be a string/],
+    ['history version', edited((f) => (f.history[0].version = -3)), /history\[0\]\.version must be a positive integer/],
+    ['history source', edited((f) => (f.history[0].source = 'ADMIN')), /history\[0\]\.source must be one of/],
+    ['history who', edited((f) => (f.history[0].who = null)), /history\[0\]\.who must be a string/],
+    ['history reason', edited((f) => (f.history[0].reason = 5)), /history\[0\]\.reason must be a string or null/],
+    ['history reason missing', edited((f) => delete f.history[0].reason), /history\[0\]\.reason must be a string or null/],
+    ['history from', edited((f) => (f.history[0].from = [100])), /history\[0\]\.from must be an object/],
+    ['history to value', edited((f) => (f.history[2].to.fastapi = '5')), /history\[2\]\.to\.fastapi must be a number/],
+    ['history to infinite', edited((f) => (f.history[2].to.fastapi = 'INF')).replace('"INF"', '1e999'), /history\[2\]\.to\.fastapi must be a number/],
+  ];
+  for (const [name, text, problem] of cases) {
+    const path = join(dir, `${name.replace(/\W+/g, '-')}.json`);
+    writeFileSync(path, text);
+    const message = new RegExp(`^--state: state file ${escape(path)} is corrupt: ${problem.source}.*; fix or remove it$`);
+    t.throws(() => readSnapshot(path, UPSTREAMS), { name: 'InputError', field: '--state', message }, name);
+  }
+});
+
+t.test('an unreadable path is an InputError naming the file', async (t) => {
+  const path = t.testdir({ 'state.json': {} }) + '/state.json';
+  const message = new RegExp(`^--state: state file ${escape(path)} cannot be read \\(EISDIR.*\\); fix or remove it$`);
+  t.throws(() => readSnapshot(path, UPSTREAMS), { name: 'InputError', field: '--state', message });
+});
+
+t.test('the file is mode 0600, also when it was there before with wider access', async (t) => {
+  const dir = t.testdir({ 'state.json': formatSnapshot(snapshot(1)) });
+  const path = join(dir, 'state.json');
+  chmodSync(path, 0o644);
+  const writer = new SnapshotWriter(path, (err) => t.fail(err.message));
+  writer.save(snapshot(2));
+  await writer.flush();
+  t.equal(statSync(path).mode & 0o777, 0o600);
+  t.equal(readSnapshot(path, UPSTREAMS)?.state.version, 2);
+});
+
+t.test('a reader polling during 200 saves always sees a whole file; no temp files stay', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'state.json');
+  const writer = new SnapshotWriter(path, (err) => t.fail(err.message));
+  // Big snapshots (1000 history lines, ~250 kB) so a non-atomic write would be caught half-done.
+  writer.save(snapshot(1000, 1000));
+  await writer.flush();
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const reader = new Worker(
+    `const { readFileSync } = require('node:fs');
+     const { workerData, parentPort } = require('node:worker_threads');
+     const stop = new Int32Array(workerData.stop);
+     const seen = new Set();
+     let reads = 0, bad = 0;
+     parentPort.postMessage('reading');
+     while (Atomics.load(stop, 0) === 0) {
+       reads++;
+       try {
+         const file = JSON.parse(readFileSync(workerData.path, 'utf8'));
+         if (file.history.length !== 1000 || file.history[999].version !== file.state.version) bad++;
+         seen.add(file.state.version);
+       } catch { bad++; }
+     }
+     parentPort.postMessage({ reads, bad, versions: seen.size });`,
+    { eval: true, workerData: { path, stop: stop.buffer } },
+  );
+  const messages: unknown[] = [];
+  const done = new Promise<unknown>((resolve, reject) => {
+    reader.on('message', (m) => {
+      messages.push(m);
+      if (messages.length === 2) resolve(m);
+    });
+    reader.on('error', reject);
+  });
+  while (messages.length === 0) await sleep(1);
+  for (let version = 1001; version <= 1200; version++) {
+    writer.save(snapshot(version, 1000)); // not awaited: saves pile up while writes run
+    await new Promise(setImmediate);
+  }
+  await writer.flush();
+  Atomics.store(stop, 0, 1);
+  const result = (await done) as { reads: number; bad: number; versions: number };
+  t.equal(result.bad, 0, `every one of ${result.reads} reads parsed whole`);
+  t.ok(result.versions > 1, `the reader saw the file change (${result.versions} versions)`);
+  t.same(readSnapshot(path, UPSTREAMS), snapshot(1200, 1000), 'the file ends at the last save');
+  t.same(readdirSync(dir), ['state.json'], 'no temp file left');
+});
+
+t.test('saves made while one is written coalesce into one write of the newest', async (t) => {
+  const dir = t.testdir();
+  const path = join(dir, 'state.json');
+  const writer = new SnapshotWriter(path, (err) => t.fail(err.message));
+  // Every rename over the target is an inotify event naming it: count them.
+  let renames = 0;
+  const watcher = watch(dir, (_event, name) => {
+    if (name === 'state.json') renames++;
+  });
+  t.teardown(() => watcher.close());
+  const settle = async (): Promise<number> => {
+    let last = -1;
+    while (last !== renames) {
+      last = renames;
+      await sleep(50);
+    }
+    return renames;
+  };
+  // Calibration: saves awaited one by one are each written, and the watcher sees each.
+  for (let version = 1; version <= 5; version++) {
+    writer.save(snapshot(version));
+    await writer.flush();
+  }
+  t.equal(await settle(), 5, 'each awaited save is one rename');
+  renames = 0;
+  for (let version = 6; version <= 105; version++) writer.save(snapshot(version));
+  await writer.flush();
+  // The first save starts writing at once; the 99 made meanwhile collapse into the newest.
+  t.equal(await settle(), 2, '100 quick saves are 2 renames');
+  t.same(readSnapshot(path, UPSTREAMS), snapshot(105));
+});
+
+t.test('flush waits for saves made during it and resolves when idle', async (t) => {
+  const path = join(t.testdir(), 'state.json');
+  const writer = new SnapshotWriter(path, (err) => t.fail(err.message));
+  await writer.flush();
+  writer.save(snapshot(1));
+  const flushed = writer.flush();
+  writer.save(snapshot(2));
+  await flushed;
+  t.equal(readSnapshot(path, UPSTREAMS)?.state.version, 2);
+});
+
+t.test('the history saved is the one at save() time, even if the caller appends to its array', async (t) => {
+  const path = join(t.testdir(), 'state.json');
+  const writer = new SnapshotWriter(path, (err) => t.fail(err.message));
+  const snap = snapshot(3);
+  const history = snap.history as HistoryEntry[];
+  writer.save(snap);
+  history.push(snapshot(4).history.at(-1)!);
+  await writer.flush();
+  t.equal(readSnapshot(path, UPSTREAMS)?.history.length, 3);
+});
+
+t.test('a write error goes to onError, and a later save succeeds once the cause is gone', async (t) => {
+  const dir = t.testdir({ sub: {} });
+  const sub = join(dir, 'sub');
+  const path = join(sub, 'state.json');
+  const { errors, onError } = errorSink();
+  const writer = new SnapshotWriter(path, onError);
+  rmSync(sub, { recursive: true });
+  t.doesNotThrow(() => writer.save(snapshot(1)));
+  await writer.flush();
+  t.equal(errors.length, 1);
+  t.match(errors[0], { code: 'ENOENT' });
+  mkdirSync(sub);
+  writer.save(snapshot(2));
+  await writer.flush();
+  t.equal(errors.length, 1, 'no new error');
+  t.same(readSnapshot(path, UPSTREAMS), snapshot(2));
+});
+
+t.test('a failed rename goes to onError and leaves no temp file', async (t) => {
+  const dir = t.testdir({ 'state.json': { 'in-the-way': 'x' } });
+  const { errors, onError } = errorSink();
+  const writer = new SnapshotWriter(join(dir, 'state.json'), onError);
+  writer.save(snapshot(1));
+  await writer.flush();
+  t.equal(errors.length, 1);
+  t.match(errors[0], { syscall: 'rename' });
+  t.same(readdirSync(dir), ['state.json']);
+});
