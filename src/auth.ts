@@ -5,6 +5,9 @@ import { InputError } from './input-error.js';
 /** Admin tokens by name; only their SHA-256 digests are kept. */
 export type Tokens = ReadonlyMap<string, Buffer>;
 
+/** Shorter tokens are guessable; the same floor for the environment and the file. */
+const MIN_TOKEN = 16;
+
 const digest = (token: string): Buffer => createHash('sha256').update(token).digest();
 
 /**
@@ -14,7 +17,12 @@ const digest = (token: string): Buffer => createHash('sha256').update(token).dig
 export function loadTokens(env: NodeJS.ProcessEnv, file: string | undefined): Tokens {
   const tokens = new Map<string, Buffer>();
   const fromEnv = env.DRUM_SPLITTER_ADMIN_TOKEN;
-  if (fromEnv !== undefined && fromEnv !== '') tokens.set('admin', digest(fromEnv));
+  if (fromEnv !== undefined && fromEnv !== '') {
+    if (fromEnv.length < MIN_TOKEN) {
+      throw new InputError(`must be ${MIN_TOKEN} characters or more`, 'DRUM_SPLITTER_ADMIN_TOKEN');
+    }
+    tokens.set('admin', digest(fromEnv));
+  }
   if (file === undefined) return tokens;
   let text: string;
   try {
@@ -28,8 +36,8 @@ export function loadTokens(env: NodeJS.ProcessEnv, file: string | undefined): To
     if (line === '' || line.startsWith('#')) continue;
     const colon = line.indexOf(':');
     const [name, token] = colon === -1 ? ['admin', line] : [line.slice(0, colon).trim(), line.slice(colon + 1).trim()];
-    if (name === '' || token.length < 16) {
-      throw new InputError(`line ${i + 1}: want NAME:TOKEN with a token of 16 characters or more`, '--admin-token-file');
+    if (name === '' || token.length < MIN_TOKEN) {
+      throw new InputError(`line ${i + 1}: want NAME:TOKEN with a token of ${MIN_TOKEN} characters or more`, '--admin-token-file');
     }
     if (tokens.has(name)) {
       // One token per name: a second would silently replace the first, which then stops working.

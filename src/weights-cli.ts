@@ -1,3 +1,4 @@
+import { request } from 'undici';
 import { InputError } from './input-error.js';
 
 /** Exit codes of `drum-splitter weights`: what a script can branch on. */
@@ -53,37 +54,41 @@ export async function weightsCommand(sub: string | undefined, args: readonly str
     throw new InputError(`unknown weights command "${sub ?? ''}" (get, set, rollback, history)`);
   }
 
-  let res: Response;
+  let status: number;
+  let text: string;
   try {
-    res = await fetch(base + path, {
-      method,
+    // undici rather than fetch: fetch refuses some ports outright (6000, 5060, …).
+    const res = await request(base + path, {
+      method: method as 'GET' | 'PUT' | 'POST',
       headers: {
         ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         ...(opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` }),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(10_000),
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
     });
+    status = res.statusCode;
+    text = await res.body.text();
   } catch (err) {
-    // fetch's own message is "fetch failed"; the cause says why (ECONNREFUSED, or "bad port"
-    // for the ports fetch refuses, such as 6000).
-    const { cause } = err as { cause?: { code?: string; message?: string } };
-    const why = cause?.code ?? cause?.message ?? (err as Error).message;
-    console.error(`drum-splitter: cannot reach the admin API at ${base}: ${why}`);
+    console.error(`drum-splitter: cannot reach the admin API at ${base}: ${(err as Error).message}`);
     return EXIT.unreachable;
   }
-  const text = await res.text();
-  if (res.ok) {
-    console.log(JSON.stringify(JSON.parse(text), null, 2));
+  const json = parseJson(text);
+  if (status >= 200 && status < 300) {
+    console.log(json === undefined ? text : JSON.stringify(json, null, 2));
     return EXIT.ok;
   }
-  let message = text;
+  const message = (json as { message?: unknown } | undefined)?.message;
+  console.error(`drum-splitter: ${status} from ${base}${path}: ${typeof message === 'string' ? message : text}`);
+  if (status === 401) return EXIT.unauthorized;
+  return status >= 500 ? EXIT.unreachable : EXIT.rejected;
+}
+
+function parseJson(text: string): unknown {
   try {
-    message = (JSON.parse(text) as { message?: string }).message ?? text;
+    return JSON.parse(text) as unknown;
   } catch {
-    // not JSON: show it as it came
+    return undefined;
   }
-  console.error(`drum-splitter: ${res.status} from ${base}${path}: ${message}`);
-  if (res.status === 401) return EXIT.unauthorized;
-  return res.status >= 500 ? EXIT.unreachable : EXIT.rejected;
 }

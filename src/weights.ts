@@ -44,8 +44,9 @@ export function percentages(upstreams: readonly string[], shares: readonly Share
 /**
  * A weight change as asked for ({"fastapi": 10}), validated against the upstreams and applied
  * to `current`: a named share takes its new value in its old place (new ones are appended, as
- * extra split_clients lines), others keep theirs. The baseline may be named only with the
- * value it would get anyway, so a GET's weights can be sent back as they are.
+ * extra split_clients lines), others keep theirs. The baseline's line, if it has one, is never
+ * rewritten (that would move the canary's hash range, and so its clients); the baseline may be
+ * named only with the share it gets anyway, so a GET's weights can be sent back as they are.
  */
 export function applyWeights(
   upstreams: readonly string[],
@@ -64,19 +65,18 @@ export function applyWeights(
       throw new InputError(`"${name}" is not an upstream (have: ${upstreams.join(', ')})`, `${field}.${name}`);
     }
     const hundredths = parsePercent(value, `${field}.${name}`);
-    if (name === baseline && !next.has(baseline)) baselineAsked = hundredths;
+    if (name === baseline) baselineAsked = hundredths;
     else next.set(name, hundredths);
   }
   const shares = [...next];
   const rest = 10000 - shares.reduce((sum, [, h]) => sum + h, 0);
   if (rest < 0) throw new InputError(`weights add up to ${toPercent(10000 - rest)}%, over 100%`, field);
-  if (baselineAsked !== undefined) {
-    if (baselineAsked !== rest) {
-      throw new InputError(
-        `${baseline} is the baseline and takes the rest, ${toPercent(rest)}%; leave it out or send ${toPercent(rest)}`,
-        `${field}.${baseline}`,
-      );
-    }
+  const baselineGets = (next.get(baseline) ?? 0) + rest;
+  if (baselineAsked !== undefined && baselineAsked !== baselineGets) {
+    throw new InputError(
+      `${baseline} is the baseline and takes the rest, ${toPercent(baselineGets)}%; leave it out or send ${toPercent(baselineGets)}`,
+      `${field}.${baseline}`,
+    );
   }
   return shares;
 }

@@ -156,3 +156,13 @@ t.test('a token file that cannot be used stops start-up', async (t) => {
   writeFileSync(join(dir, 'tokens'), '');
   await t.rejects(startApp(config, { env: {}, log: silentLog }), { message: /holds no token/ });
 });
+
+t.test('an admin port already taken: start-up fails and the traffic port is let go', async (t) => {
+  const holder = await startUpstream('holder');
+  t.teardown(() => holder.close());
+  const adminPort = Number(new URL(holder.url).port);
+  const trafficPort = await freePort();
+  const config = buildConfig({ listen: `127.0.0.1:${trafficPort}`, admin: `127.0.0.1:${adminPort}`, upstreams: ['flask=http://127.0.0.1:1'] });
+  await t.rejects(startApp(config, { env: {}, log: silentLog }), { code: 'EADDRINUSE' });
+  await t.rejects(send(`http://127.0.0.1:${trafficPort}/`), { code: 'ECONNREFUSED' }, 'the traffic listener was closed again');
+});

@@ -115,3 +115,16 @@ t.test('the watched config file (a ConfigMap): changes apply, bad edits do not, 
   await until(() => lines.some((l) => /take effect on restart/.test(l.msg)));
   t.equal(fastapi(), 15, 'changed upstreams need a restart; their weights are not applied');
 });
+
+t.test('a state file that cannot be written is logged; the change still applies', async (t) => {
+  const dir = t.testdir({ data: {} });
+  const lines: { msg: string; err?: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
+  const app = await startApp(buildConfig({ ...base, state: join(dir, 'data', 'state.json') }), { env: {}, log });
+  await until(() => app.store.state.version === 1 && lines.some((l) => l.msg === 'weights changed') === false);
+  rmSync(join(dir, 'data'), { recursive: true });
+  t.ok(app.store.change([['fastapi', 700]], { source: 'admin', who: 'alice' }));
+  await app.close();
+  t.match(lines.find((l) => l.msg === 'cannot write the state file'), { err: /ENOENT/ });
+  t.equal(app.store.view().weights.fastapi, 7, 'the live weights changed all the same');
+});

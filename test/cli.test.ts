@@ -48,7 +48,7 @@ interface Served {
   stdout: () => string;
   stderr: () => string;
   /** The 'listening' log line, parsed. */
-  listening: Promise<{ listen: string; upstreams: Record<string, string>; baseline: string; weights: Record<string, number> }>;
+  listening: Promise<{ listen: string; admin: string; upstreams: Record<string, string>; baseline: string; weights: Record<string, number> }>;
   exited: Promise<[number | null, NodeJS.Signals | null]>;
 }
 
@@ -128,7 +128,9 @@ t.teardown(async () => {
   await Promise.all([flask.close(), fastapi.close()]);
 });
 
+const ADMIN_TOKEN = 'cli-test-token-0123456789';
 const dir = t.testdir({
+  tokens: `ops:${ADMIN_TOKEN}\n`,
   // Everything the flags below override is set differently here.
   'overridden.yaml': `listen: 127.0.0.1:1\nlogLevel: silent\nupstreams:\n  flask: ${flask.url}\n  fastapi: ${fastapi.url}\nweights:\n  fastapi: 100\n`,
   'unknown.yaml': 'weight:\n  fastapi: 5\n',
@@ -155,6 +157,8 @@ const allFlags = serve([
   '--body-limit', '1KB',
   '--upstream-keepalive', '500ms',
   '--log-level', 'info',
+  '--admin-token-file', join(dir, 'tokens'),
+  '--state', join(dir, 'state.json'),
 ]);
 
 const runs = {
@@ -305,5 +309,16 @@ t.test('serve with every flag: each one takes effect', async (t) => {
     { method: 'GET', url: '/slow', status: 504 },
   ]);
   t.equal(logged.length, 8, 'one access-log line per request');
+
+  // --admin-token-file: writes need one of its tokens, and the audit trail names it;
+  // --state: the change is on disk when the process has stopped.
+  const admin = `http://${info.admin}`;
+  const change = (auth: Record<string, string>): Promise<Reply> =>
+    send(`${admin}/weights`, { method: 'PUT', headers: { 'content-type': 'application/json', ...auth }, body: '{"weights":{"fastapi":20}}' });
+  t.equal((await change({})).status, 401, 'no token, no write');
+  t.equal((await change({ authorization: `Bearer ${ADMIN_TOKEN}` })).status, 200);
   await stop(t, allFlags, 'SIGTERM');
+  const saved = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { state: { shares: unknown }; history: { who: string }[] };
+  t.same(saved.state.shares, [['fastapi', 2000]]);
+  t.equal(saved.history.at(-1)!.who, 'ops');
 });

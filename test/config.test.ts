@@ -315,9 +315,15 @@ t.test('a file with bad values fails in buildConfig naming the setting', async (
     'port.yaml': 'listen: 8000\n',
     'weights.yaml': 'upstreams:\n  a: http://h:1\n  b: http://h:2\nweights:\n  b: 60\n  a: 40.01\n',
     'upstreams.yaml': 'upstreams: http://h:1\n',
+    'state.yaml': 'state: 5\n',
+    'tokens.yaml': "adminTokenFile: ''\n",
+    'admin.yaml': 'admin: example.com:9901\n',
   });
   const bad: [string, string, RegExp][] = [
     ['port.yaml', 'listen', /must be HOST:PORT/],
+    ['state.yaml', 'state', /must be a file path/],
+    ['tokens.yaml', 'adminTokenFile', /must be a file path/],
+    ['admin.yaml', 'admin', /"example.com" is not an IP address/],
     ['weights.yaml', 'weights', /over 100%/],
     ['upstreams.yaml', 'upstreams', /must be a mapping/],
   ];

@@ -1,0 +1,121 @@
+import { chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { loadTokens, whoIs, type Tokens } from '../src/auth.js';
+
+const TOKEN = 'a-long-enough-token-123';
+const FIELD = '--admin-token-file';
+
+/** Who each presented Authorization header resolves to. */
+const names = (tokens: Tokens, headers: (string | undefined)[]): (string | undefined)[] => headers.map((h) => whoIs(tokens, h));
+
+t.test('loadTokens from DRUM_SPLITTER_ADMIN_TOKEN', async (t) => {
+  t.equal(loadTokens({}, undefined).size, 0, 'none set: no tokens');
+  t.equal(loadTokens({ DRUM_SPLITTER_ADMIN_TOKEN: '' }, undefined).size, 0, 'empty: no tokens');
+  t.throws(() => loadTokens({ DRUM_SPLITTER_ADMIN_TOKEN: 'abc' }, undefined), {
+    name: 'InputError', field: 'DRUM_SPLITTER_ADMIN_TOKEN', message: /16 characters or more/,
+  }, 'a short token is refused, as in the file');
+  const tokens = loadTokens({ DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, undefined);
+  t.same([...tokens.keys()], ['admin'], 'named "admin"');
+  t.equal(whoIs(tokens, `Bearer ${TOKEN}`), 'admin');
+  t.notOk([...tokens.values()].some((d) => d.toString('latin1').includes(TOKEN)), 'only a digest is kept');
+});
+
+t.test('loadTokens from a token file', async (t) => {
+  const dir = t.testdir({
+    tokens: [
+      '# ops team',
+      '',
+      `alice:${TOKEN}-alice`,
+      `  robot : ${TOKEN}-robot  `,
+      '   # indented comment',
+      '\t',
+      `${TOKEN}-bare`,
+      `colons:${TOKEN}:with:colons`,
+      `crlf:${TOKEN}-crlf\r`,
+      '',
+    ].join('\n'),
+  });
+  const tokens = loadTokens({}, join(dir, 'tokens'));
+  t.same([...tokens.keys()], ['alice', 'robot', 'admin', 'colons', 'crlf']);
+  t.same(
+    names(tokens, [`Bearer ${TOKEN}-alice`, `Bearer ${TOKEN}-robot`, `Bearer ${TOKEN}-bare`, `Bearer ${TOKEN}:with:colons`, `Bearer ${TOKEN}-crlf`]),
+    ['alice', 'robot', 'admin', 'colons', 'crlf'],
+  );
+  t.equal(whoIs(tokens, `Bearer ${TOKEN}`), undefined, 'a prefix of a token is not the token');
+});
+
+t.test('loadTokens: the environment and the file together', async (t) => {
+  const dir = t.testdir({ tokens: `alice:${TOKEN}-alice\n` });
+  const tokens = loadTokens({ DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, join(dir, 'tokens'));
+  t.same(names(tokens, [`Bearer ${TOKEN}`, `Bearer ${TOKEN}-alice`]), ['admin', 'alice']);
+});
+
+t.test('loadTokens rejects a token file it cannot use', async (t) => {
+  const dir = t.testdir({
+    short: `alice:${TOKEN}\nbob:short\n`,
+    shortBare: '0123456789abcde\n',
+    noName: `:${TOKEN}\n`,
+    noToken: 'alice:\n',
+    empty: '',
+    onlyComments: '# nothing here\n\n   \n',
+    twice: `alice:${TOKEN}-one\nalice:${TOKEN}-two\n`,
+    twoBare: `${TOKEN}-one\n${TOKEN}-two\n`,
+    bare: `${TOKEN}-file\n`,
+    dir: {},
+  });
+  const cases: [string, NodeJS.ProcessEnv, string, RegExp][] = [
+    ['a short token', {}, 'short', /line 2: want NAME:TOKEN with a token of 16 characters or more/],
+    ['a short bare token (15 characters)', {}, 'shortBare', /line 1: want NAME:TOKEN/],
+    ['no name', {}, 'noName', /line 1: want NAME:TOKEN/],
+    ['no token', {}, 'noToken', /line 1: want NAME:TOKEN/],
+    ['an empty file', {}, 'empty', /holds no token/],
+    ['only comments', {}, 'onlyComments', /holds no token/],
+    ['a name twice', {}, 'twice', /line 2: "alice" already has a token/],
+    ['two bare tokens', {}, 'twoBare', /line 2: "admin" already has a token/],
+    ['a bare token and DRUM_SPLITTER_ADMIN_TOKEN', { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, 'bare', /line 1: "admin" already has a token \(from DRUM_SPLITTER_ADMIN_TOKEN/],
+    ['a missing file', {}, 'missing', /cannot read .*missing: ENOENT/],
+    ['a directory', {}, 'dir', /cannot read .*dir: EISDIR/],
+  ];
+  for (const [name, env, file, message] of cases) {
+    t.throws(() => loadTokens(env, join(dir, file)), { name: 'InputError', field: FIELD, message }, name);
+  }
+  t.throws(() => loadTokens({ DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, join(dir, 'empty')), { field: FIELD, message: /holds no token/ }, 'an empty file even with the variable set');
+  t.ok(loadTokens({}, join(dir, 'bare')).has('admin'), 'a 16-character-or-longer bare token is fine');
+});
+
+t.test('loadTokens rejects a token file it may not read', { skip: process.getuid?.() === 0 && 'root reads any file' }, async (t) => {
+  const dir = t.testdir({ tokens: `alice:${TOKEN}\n` });
+  chmodSync(join(dir, 'tokens'), 0o000);
+  t.teardown(() => chmodSync(join(dir, 'tokens'), 0o600));
+  t.throws(() => loadTokens({}, join(dir, 'tokens')), { name: 'InputError', field: FIELD, message: /cannot read .*EACCES/ });
+});
+
+t.test('whoIs', async (t) => {
+  t.same(names(new Map(), [undefined, '', `Bearer ${TOKEN}`, 'Basic x']), ['anonymous', 'anonymous', 'anonymous', 'anonymous'], 'no tokens: anyone is "anonymous"');
+
+  const tokens = loadTokens({ DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, undefined);
+  const cases: [string, string | undefined, string | undefined][] = [
+    ['no header', undefined, undefined],
+    ['an empty header', '', undefined],
+    ['the scheme alone', 'Bearer', undefined],
+    ['the scheme and a space', 'Bearer ', undefined],
+    ['the wrong scheme', `Basic ${TOKEN}`, undefined],
+    ['the token without a scheme', TOKEN, undefined],
+    ['no space after the scheme', `Bearer${TOKEN}`, undefined],
+    ['the wrong token', 'Bearer wrong-token-0000000000', undefined],
+    ['the token with more after it', `Bearer ${TOKEN} extra`, undefined],
+    ['the token with a character more', `Bearer ${TOKEN}4`, undefined],
+    ['the right token', `Bearer ${TOKEN}`, 'admin'],
+    ['"bearer" in lower case', `bearer ${TOKEN}`, 'admin'],
+    ['"BEARER" in upper case', `BEARER ${TOKEN}`, 'admin'],
+    ['extra spaces', `Bearer   ${TOKEN}  `, 'admin'],
+  ];
+  for (const [name, header, want] of cases) t.equal(whoIs(tokens, header), want, name);
+});
+
+t.test('whoIs: each token maps to its own name', async (t) => {
+  const dir = t.testdir({ tokens: `alice:${TOKEN}-alice\nrobot:${TOKEN}-robot\n` });
+  const tokens = loadTokens({}, join(dir, 'tokens'));
+  t.same(names(tokens, [`Bearer ${TOKEN}-robot`, `Bearer ${TOKEN}-alice`, `Bearer ${TOKEN}`]), ['robot', 'alice', undefined]);
+});
