@@ -175,6 +175,9 @@ const runs = {
   inUse: run(['serve', '--listen', `127.0.0.1:${heldPort}`]),
   // 203.0.113.0/24 is TEST-NET-3 (RFC 5737), never a local address: listen fails, not "in use".
   notLocal: run(['serve', '--listen', '203.0.113.7:8000']),
+  badEnv: slot(() =>
+    runCli(['serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE: '{"type": "string", "payload": "django"}' }),
+  ),
 };
 
 t.test('--help documents every option, on stdout, exit 0', async (t) => {
@@ -223,6 +226,7 @@ t.test('bad input: exit 2 and one line saying what is wrong', async (t) => {
     ['badUrl', /upstreams\.flask: "ftp:\/\/127\.0\.0\.1\/" must be an http:\/\/ or https:\/\/ URL/],
     ['over100', /weights: weights add up to 100\.01%, over 100%/],
     ['unknownSetting', /--config: unknown setting "weight" in .*unknown\.yaml/],
+    ['badEnv', /MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE: "django" is not an upstream \(have: flask, fastapi\)/],
   ];
   for (const [run, message] of cases) assertInputError(t, await runs[run], message, run);
 
