@@ -8,7 +8,7 @@ import { watchConfig, type ConfigWatcher } from './config-watch.js';
 import { probeUpstreams } from './health.js';
 import { InputError } from './input-error.js';
 import { startProxy, type RunningProxy } from './server.js';
-import { compileSplit, type Share } from './split.js';
+import { compileSplit, sameShares } from './split.js';
 import { readSnapshot, SnapshotWriter } from './state-file.js';
 import { WeightStore } from './weight-store.js';
 import { percentages, sharesFromEnv, type Snapshot } from './weights.js';
@@ -33,10 +33,6 @@ const PROBE_TIMEOUT_MS = 2000;
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
-}
-
-function sameShares(a: readonly Share[], b: readonly Share[]): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /**

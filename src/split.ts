@@ -55,3 +55,8 @@ export function pickByHash(table: SplitTable, hash: number): string | undefined 
   }
   return undefined;
 }
+
+/** The same lines in the same order: the same bucket for every key. */
+export function sameShares(a: readonly Share[], b: readonly Share[]): boolean {
+  return a.length === b.length && a.every(([name, h], i) => b[i]![0] === name && b[i]![1] === h);
+}

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Routes } from './proxy.js';
-import { compileSplit, type Share, type SplitTable } from './split.js';
+import { compileSplit, sameShares, type Share, type SplitTable } from './split.js';
 import { percentages, type HistoryEntry, type Percentages, type Snapshot, type Source, type WeightState } from './weights.js';
 
 /** The last this many changes are kept in the audit trail (and the state file). */
@@ -75,9 +75,4 @@ export class WeightStore {
     this.deps.persist?.({ state: this.#state, history: this.#history });
     return true;
   }
-}
-
-/** Same lines in the same order: the same buckets for every key. */
-function sameShares(a: readonly Share[], b: readonly Share[]): boolean {
-  return a.length === b.length && a.every(([name, h], i) => b[i]![0] === name && b[i]![1] === h);
 }

@@ -6,26 +6,11 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { buildConfig } from '../src/config.js';
 import { compileSplit, hashKey, pickByHash } from '../src/split.js';
-import { runCli, send, spawnCli, startUpstream, waitForLine, type CliResult, type Reply } from './helpers/net.js';
+import { limiter, runCli, send, spawnCli, startUpstream, waitForLine, type CliResult, type Reply } from './helpers/net.js';
 
 // Every CLI run is a fresh Node process under tap's TypeScript loader (over a second of CPU
 // each), so the runs are started together, a few at a time, and the subtests await them.
 
-/** At most `n` CLI processes starting at once: more only thrash the CPUs and slow them all. */
-function limiter(n: number): <T>(job: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return async (job) => {
-    if (active >= n) await new Promise<void>((r) => waiting.push(r));
-    active++;
-    try {
-      return await job();
-    } finally {
-      active--;
-      waiting.shift()?.();
-    }
-  };
-}
 const slot = limiter(3);
 
 /** runCli, at most three at a time. */

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { InputError } from '../src/input-error.js';
 import { parsePercent, toPercent } from '../src/percent.js';
-import { compileSplit, hashKey, pickByHash } from '../src/split.js';
+import { compileSplit, hashKey, pickByHash, sameShares, type Share } from '../src/split.js';
 
 t.test('parsePercent: nginx two-decimal percentages as hundredths', async (t) => {
   const good: [unknown, number][] = [
@@ -66,4 +66,16 @@ t.test('hashKey is MurmurHash2 with seed 0 over bytes (nginx ngx_murmur_hash2)',
   t.not(hashKey(Buffer.from('a')), hashKey(Buffer.from('b')));
   t.equal(hashKey(Buffer.from([0xc3, 0xa9])), hashKey(Buffer.from('é', 'utf8')), 'hashes UTF-8 bytes');
   t.not(hashKey(Buffer.from('é', 'latin1')), hashKey(Buffer.from('é', 'utf8')));
+});
+
+t.test('sameShares: same lines in the same order', async (t) => {
+  const cases: [Share[], Share[], boolean][] = [
+    [[], [], true],
+    [[['fastapi', 500]], [['fastapi', 500]], true],
+    [[['fastapi', 500]], [['fastapi', 600]], false],
+    [[['fastapi', 500]], [['canary', 500]], false],
+    [[['a', 100], ['b', 200]], [['b', 200], ['a', 100]], false],
+    [[['fastapi', 500]], [['fastapi', 500], ['canary', 0]], false],
+  ];
+  for (const [a, b, want] of cases) t.equal(sameShares(a, b), want, `${JSON.stringify(a)} ~ ${JSON.stringify(b)}`);
 });

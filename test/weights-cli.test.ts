@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import { startApp } from '../src/app.js';
 import { buildConfig } from '../src/config.js';
 import { weightArgs, weightsCommand, type ClientOptions } from '../src/weights-cli.js';
-import { freePort, runCli, silentLog, startUpstream, type CliResult } from './helpers/net.js';
+import { limiter, freePort, runCli, silentLog, startUpstream, type CliResult } from './helpers/net.js';
 
 // `drum-splitter weights` as a user runs it: the real CLI, a fresh Node process each time (over
 // a second of CPU under tap's TypeScript loader), against a real in-process app. The runs are
@@ -11,21 +11,6 @@ import { freePort, runCli, silentLog, startUpstream, type CliResult } from './he
 
 const TOKEN = 'a-long-enough-token-123';
 
-/** At most `n` jobs at once: more CLI processes only thrash the CPUs and slow them all. */
-function limiter(n: number): <T>(job: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const waiting: (() => void)[] = [];
-  return async (job) => {
-    if (active >= n) await new Promise<void>((r) => waiting.push(r));
-    active++;
-    try {
-      return await job();
-    } finally {
-      active--;
-      waiting.shift()?.();
-    }
-  };
-}
 const slot = limiter(3);
 
 /** The CLI with no token in its environment unless given one. */

@@ -169,3 +169,22 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * At most `n` jobs at once. Each CLI process costs about a second of CPU to start; more
+ * than a few together only thrash this 2-core machine and slow them all.
+ */
+export function limiter(n: number): <T>(job: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (job) => {
+    if (active >= n) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await job();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
