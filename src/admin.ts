@@ -1,6 +1,7 @@
 import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { whoIs, type Tokens } from './auth.js';
+import { sendMetrics, type Metrics } from './metrics.js';
 import { InputError } from './input-error.js';
 import type { WeightStore } from './weight-store.js';
 import { applyWeights, rolledBack } from './weights.js';
@@ -11,6 +12,7 @@ export interface AdminDeps {
   readonly tokens: Tokens;
   /** Whether each upstream answers, for /readyz. */
   readonly probe: () => Promise<Record<string, boolean>>;
+  readonly metrics: Metrics;
   readonly log: Logger;
 }
 
@@ -66,7 +68,7 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
     return reply.code(statusCode).send({ error: code, message: err.message, ...(statusCode < 500 ? { field: 'body' } : {}) });
   });
   app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ error: 'not_found', message: `no ${req.method} ${req.url}; see GET /weights, /history, /healthz, /readyz` }),
+    reply.code(404).send({ error: 'not_found', message: `no ${req.method} ${req.url}; see GET /weights, /history, /healthz, /readyz, /metrics` }),
   );
 
   app.get('/weights', async () => store.view());
@@ -92,6 +94,11 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
   app.get('/history', async () => ({ history: store.history }));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.hijack();
+    await sendMetrics(deps.metrics, reply.raw);
+  });
 
   app.get('/readyz', async (_req, reply) => {
     const answering = await deps.probe();

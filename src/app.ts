@@ -1,15 +1,18 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { Gauge } from 'prom-client';
 import { createAdmin } from './admin.js';
 import { loadTokens } from './auth.js';
 import { buildConfig, type Config, type RawSettings } from './config.js';
 import { watchConfig, type ConfigWatcher } from './config-watch.js';
 import { probeUpstreams } from './health.js';
+import { createMetrics, type Metrics } from './metrics.js';
 import { InputError } from './input-error.js';
 import { startProxy, type RunningProxy } from './server.js';
 import { compileSplit, sameShares } from './split.js';
 import { readSnapshot, SnapshotWriter } from './state-file.js';
+import { UpstreamPoller } from './upstream-poller.js';
 import { WeightStore } from './weight-store.js';
 import { percentages, sharesFromEnv, type Snapshot } from './weights.js';
 
@@ -18,6 +21,7 @@ export interface RunningApp {
   readonly admin: FastifyInstance;
   readonly adminAddress: AddressInfo;
   readonly store: WeightStore;
+  readonly metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -68,13 +72,26 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
   const fromEnv = sharesFromEnv(env, upstreams, store.state.shares);
   if (fromEnv !== undefined) store.change(fromEnv.shares, { source: 'env', who: 'environment', reason: fromEnv.reason });
 
-  const proxy = await startProxy(config, log, routes);
-  const admin = createAdmin({ store, upstreams, tokens, probe: () => probeUpstreams(proxy.backends.values(), PROBE_TIMEOUT_MS), log });
+  const metrics = createMetrics();
+  new Gauge({
+    name: 'drum_split_weight_percent',
+    help: "Each upstream's share of the traffic now, in percent.",
+    labelNames: ['server_type'],
+    registers: [metrics.registry],
+    collect() {
+      for (const [name, percent] of Object.entries(store.view().weights)) this.set({ server_type: name }, percent);
+    },
+  });
+  const proxy = await startProxy(config, log, routes, metrics);
+  const poller = new UpstreamPoller(proxy.backends.values(), metrics, { intervalMs: config.pollIntervalMs, timeoutMs: PROBE_TIMEOUT_MS, now: Date.now, log });
+  poller.start();
+  const admin = createAdmin({ store, upstreams, tokens, probe: () => probeUpstreams(proxy.backends.values(), PROBE_TIMEOUT_MS), metrics, log });
   let adminAddress: AddressInfo;
   try {
     await admin.listen({ host: config.admin.host, port: config.admin.port });
     adminAddress = admin.server.address() as AddressInfo;
   } catch (err) {
+    poller.stop();
     await proxy.close(0);
     throw err;
   }
@@ -116,8 +133,10 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
     admin,
     adminAddress,
     store,
+    metrics,
     async close() {
       watcher?.close();
+      poller.stop();
       await Promise.all([admin.close(), proxy.close()]);
       await writer?.flush();
     },

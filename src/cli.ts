@@ -31,7 +31,8 @@ Options for serve (a --config file takes the same settings; flags win):
   --config FILE              YAML file with these settings (listen, upstreams, weights, key,
                              trustProxy, upstreamHeader, overrideHeader, timeout, bodyLimit,
                              upstreamKeepAlive, accessLog, logLevel, admin, adminTokenFile,
-                             state); watched, its weights re-applied when they change
+                             state, pollInterval, metricsOnTraffic); watched, its weights
+                             re-applied when they change
   --trust-proxy              take $remote_addr from the last X-Forwarded-For entry
   --no-upstream-header       do not add X-Drum-Splitter-Upstream to responses
   --override-header NAME     header that forces a request to the upstream it names (off)
@@ -45,6 +46,9 @@ Options for serve (a --config file takes the same settings; flags win):
                              needs a token
   --admin-token-file FILE    admin tokens, NAME:TOKEN per line (or DRUM_SPLITTER_ADMIN_TOKEN)
   --state FILE               keep the weights and their audit trail here across restarts
+  --poll-interval DURATION   how often upstreams' /ping and /stats/ are read (default 15s)
+  --metrics-on-traffic       also answer GET /metrics on the traffic port (off; it is always
+                             on the admin API)
 
 Options for weights:
   --admin URL                the admin API (default http://127.0.0.1:9901)
@@ -78,6 +82,8 @@ const OPTIONS = {
   admin: { type: 'string' },
   'admin-token-file': { type: 'string' },
   state: { type: 'string' },
+  'poll-interval': { type: 'string' },
+  'metrics-on-traffic': { type: 'boolean' },
   token: { type: 'string' },
   reason: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
@@ -102,6 +108,8 @@ function flagSettings(v: Values): RawSettings {
   if (v.admin !== undefined) s.admin = v.admin;
   if (v['admin-token-file'] !== undefined) s.adminTokenFile = v['admin-token-file'];
   if (v.state !== undefined) s.state = v.state;
+  if (v['poll-interval'] !== undefined) s.pollInterval = v['poll-interval'];
+  if (v['metrics-on-traffic'] !== undefined) s.metricsOnTraffic = v['metrics-on-traffic'];
   return s;
 }
 

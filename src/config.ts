@@ -42,6 +42,10 @@ export interface Config {
   readonly adminTokenFile: string | undefined;
   /** Where the weights and their audit trail persist across restarts; undefined = not kept. */
   readonly state: string | undefined;
+  /** How often each upstream's /ping and /stats/ are polled. */
+  readonly pollIntervalMs: number;
+  /** Also answer GET /metrics on the traffic port (it then shadows an upstream's /metrics). */
+  readonly metricsOnTraffic: boolean;
 }
 
 /** Settings as read from a file or flags, before validation. Every field optional. */
@@ -61,11 +65,14 @@ export interface RawSettings {
   admin?: unknown;
   adminTokenFile?: unknown;
   state?: unknown;
+  pollInterval?: unknown;
+  metricsOnTraffic?: unknown;
 }
 
 const SETTINGS: readonly (keyof RawSettings)[] = [
   'listen', 'upstreams', 'weights', 'key', 'trustProxy', 'upstreamHeader', 'overrideHeader',
   'timeout', 'bodyLimit', 'upstreamKeepAlive', 'accessLog', 'logLevel', 'admin', 'adminTokenFile', 'state',
+  'pollInterval', 'metricsOnTraffic',
 ];
 
 export const DEFAULTS = {
@@ -78,6 +85,7 @@ export const DEFAULTS = {
   // the request, and we never retry, so we let go of idle connections first.
   upstreamKeepAlive: '1s',
   admin: '127.0.0.1:9901',
+  pollInterval: '15s',
 } as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -257,5 +265,7 @@ export function buildConfig(raw: RawSettings): Config {
     admin,
     adminTokenFile: optionalPath(raw.adminTokenFile, 'adminTokenFile'),
     state: optionalPath(raw.state, 'state'),
+    pollIntervalMs: parseDuration(raw.pollInterval ?? DEFAULTS.pollInterval, 'pollInterval'),
+    metricsOnTraffic: parseBoolean(raw.metricsOnTraffic ?? false, 'metricsOnTraffic'),
   };
 }

@@ -7,6 +7,7 @@ import { FORWARDED_HEADERS, upstreamRequestHeaders } from './headers.js';
 import { compileKey, type RequestFacts } from './key.js';
 import { parseHost, parsePath } from './nginx-uri.js';
 import { sendError } from './reply.js';
+import { methodLabel, NO_UPSTREAM, type Metrics } from './metrics.js';
 import { hashKey, pickByHash, type SplitTable } from './split.js';
 import { BodyTooLarge, forward, type Backend } from './upstream.js';
 
@@ -22,6 +23,7 @@ export interface ProxyDeps {
   readonly routes: Routes;
   readonly backends: ReadonlyMap<string, Backend>;
   readonly log: Logger;
+  readonly metrics: Metrics;
 }
 
 /** One request on its way through the stages. */
@@ -37,6 +39,8 @@ interface Exchange {
   /** Bytes announced by Content-Length, or -1 for a chunked body, 0 for none. */
   readonly bodyLength: number;
   backend?: Backend;
+  /** Set when drum-splitter wrote the response itself rather than passing the upstream's. */
+  answeredByProxy?: boolean;
 }
 
 /** Node reports IPv4 peers of a dual-stack socket as ::ffff:a.b.c.d; nginx as a.b.c.d. */
@@ -58,7 +62,7 @@ function forwardedFor(header: string | undefined): string | undefined {
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/i;
 
 export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { config, routes, backends, log } = deps;
+  const { config, routes, backends, log, metrics } = deps;
   const splitKey = compileKey(config.key);
   const dropHeaders = new Set<string>(FORWARDED_HEADERS);
   if (config.overrideHeader !== undefined) dropHeaders.add(config.overrideHeader);
@@ -105,6 +109,7 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
   /** Stage 2: refuse a body over the limit without reading it (chunked ones are cut later). */
   function admitBody(ex: Exchange): boolean {
     if (ex.bodyLength <= config.bodyLimit) return true;
+    ex.answeredByProxy = true;
     sendError(ex.res, 413, 'payload_too_large', `request body of ${ex.bodyLength} bytes is over the limit of ${config.bodyLimit}`, {}, true);
     return false;
   }
@@ -115,6 +120,7 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
     const forced = config.overrideHeader === undefined ? undefined : ex.req.headers[config.overrideHeader];
     if (typeof forced === 'string') {
       if (!backends.has(forced)) {
+        ex.answeredByProxy = true;
         sendError(ex.res, 400, 'unknown_upstream', `${config.overrideHeader}: "${forced}" is not an upstream`, {
           upstreams: [...backends.keys()],
         });
@@ -127,18 +133,23 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
     return backends.get(name!);
   }
 
-  /** Stage 4: note how the exchange ends. */
+  /** Stage 4: count, time and (with --access-log) log the exchange as it ends. */
   function observe(ex: Exchange): void {
     ex.res.once('close', () => {
-      const fields = {
-        method: ex.req.method,
-        url: ex.req.url,
-        client: ex.clientAddr,
-        upstream: ex.backend?.name,
-        status: ex.res.writableFinished ? ex.res.statusCode : 499,
-        ms: Math.round((performance.now() - ex.started) * 10) / 10,
-      };
-      if (config.accessLog) log.info(fields, 'request');
+      const finished = ex.res.writableFinished;
+      const status = finished ? ex.res.statusCode : 499; // nginx's code for a client that left
+      const serverType = ex.backend?.name ?? NO_UPSTREAM;
+      const seconds = (performance.now() - ex.started) / 1000;
+      const origin = ex.answeredByProxy || !finished ? 'proxy' : 'upstream';
+      metrics.requests.inc({ server_type: serverType, status: String(status), method: methodLabel(ex.req.method), origin });
+      if (ex.backend !== undefined) {
+        metrics.duration.observe({ server_type: serverType }, seconds);
+        metrics.inFlight.dec({ server_type: serverType });
+      }
+      if (config.accessLog) {
+        const fields = { method: ex.req.method, url: ex.req.url, client: ex.clientAddr, upstream: ex.backend?.name, status, ms: Math.round(seconds * 10000) / 10 };
+        log.info(fields, 'request');
+      }
     });
   }
 
@@ -161,6 +172,7 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
         if (failure.status !== 413) log.warn({ upstream: backend.name, err: err.message, url: req.url }, failure.reason);
         const error = failure.status === 413 ? 'payload_too_large' : failure.status === 504 ? 'gateway_timeout' : 'bad_gateway';
         // An unread request body leaves the connection unusable: close it after answering.
+        ex.answeredByProxy = true;
         sendError(res, failure.status, error, failure.reason, { upstream: backend.name }, !req.complete);
       },
     );
@@ -168,12 +180,16 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
 
   return function handle(req, res) {
     const ex = readRequest(req, res);
-    if (ex === undefined) return;
+    if (ex === undefined) {
+      metrics.requests.inc({ server_type: NO_UPSTREAM, status: '400', method: methodLabel(req.method), origin: 'proxy' });
+      return;
+    }
     observe(ex);
     if (!admitBody(ex)) return;
     const backend = chooseBackend(ex);
     if (backend === undefined) return;
     ex.backend = backend;
+    metrics.inFlight.inc({ server_type: backend.name });
     forwardTo(ex, backend);
   };
 }

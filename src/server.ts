@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
+import { createMetrics, sendMetrics, type Metrics } from './metrics.js';
 import { createProxy, type Routes } from './proxy.js';
 import { compileSplit } from './split.js';
 import { createBackend, type Backend } from './upstream.js';
@@ -11,6 +12,7 @@ export interface RunningProxy {
   readonly address: AddressInfo;
   readonly routes: Routes;
   readonly backends: ReadonlyMap<string, Backend>;
+  readonly metrics: Metrics;
   /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes pools. */
   close(graceMs?: number): Promise<void>;
 }
@@ -40,8 +42,10 @@ export async function startProxy(
   config: Config,
   log: Logger,
   routes: Routes = { table: compileSplit(config.weights, config.upstreams[0]!.name) },
+  metrics: Metrics = createMetrics(),
 ): Promise<RunningProxy> {
   const backends = new Map(config.upstreams.map((u) => [u.name, createBackend(u, config.upstreamKeepAliveMs)]));
+  const proxy = createProxy({ config, routes, backends, log, metrics });
   const server = createServer(
     {
       // A large upload may take longer than Node's default 300 s for a whole request;
@@ -49,7 +53,12 @@ export async function startProxy(
       requestTimeout: 0,
       headersTimeout: 60_000,
     },
-    createProxy({ config, routes, backends, log }),
+    config.metricsOnTraffic
+      ? (req, res) => {
+          if (req.method === 'GET' && req.url === '/metrics') void sendMetrics(metrics, res);
+          else proxy(req, res);
+        }
+      : proxy,
   );
   server.setTimeout(config.timeoutMs + 10_000);
   server.on('clientError', rejectMalformed);
@@ -68,6 +77,7 @@ export async function startProxy(
     address,
     routes,
     backends,
+    metrics,
     async close(graceMs = 10_000) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();

@@ -144,6 +144,8 @@ const allFlags = serve([
   '--log-level', 'info',
   '--admin-token-file', join(dir, 'tokens'),
   '--state', join(dir, 'state.json'),
+  '--poll-interval', '1s',
+  '--metrics-on-traffic',
 ]);
 
 const runs = {
@@ -298,6 +300,13 @@ t.test('serve with every flag: each one takes effect', async (t) => {
     { method: 'GET', url: '/slow', status: 504 },
   ]);
   t.equal(logged.length, 8, 'one access-log line per request');
+
+  // --metrics-on-traffic: the traffic port answers /metrics itself, counting what went by;
+  // --poll-interval 1s: the upstreams have been polled by now.
+  const scraped = (await send(`${url}/metrics`)).body.toString();
+  t.match(scraped, /^drum_requests_total\{server_type="none",status="413",method="POST",origin="proxy"\} 1$/m, 'the 413, refused before routing');
+  t.match(scraped, /^drum_requests_total\{server_type="flask",status="504",method="GET",origin="proxy"\} 1$/m, 'the 504');
+  t.match(scraped, /^drum_upstream_up\{server_type="flask"\} 1$/m);
 
   // --admin-token-file: writes need one of its tokens, and the audit trail names it;
   // --state: the change is on disk when the process has stopped.

@@ -1,0 +1,60 @@
+import type { ServerResponse } from 'node:http';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Model serving: from a 1 ms cached answer to a 30 s batch prediction. */
+export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Methods get their own label value; anything else is "other", so clients cannot grow the series. */
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+export const methodLabel = (method: string | undefined): string => (method !== undefined && METHODS.has(method) ? method : 'other');
+
+/** Who answered: the upstream, or drum-splitter itself (502, 504, 413, 400, 499). */
+export type Origin = 'upstream' | 'proxy';
+
+/** The server_type of a request refused before an upstream was chosen. */
+export const NO_UPSTREAM = 'none';
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly requests: Counter<'server_type' | 'status' | 'method' | 'origin'>;
+  readonly duration: Histogram<'server_type'>;
+  readonly inFlight: Gauge<'server_type'>;
+}
+
+/**
+ * The registry and the request-path metrics, named as the seed's dashboard queries them
+ * (drum_requests_total, drum_request_duration_seconds), plus Node's own under drum_splitter_.
+ * Gauges read from elsewhere (weights, upstream health and memory) are added by their owners.
+ */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'drum_splitter_' });
+  return {
+    registry,
+    requests: new Counter({
+      name: 'drum_requests_total',
+      help: 'Requests by upstream (server_type), HTTP status, method, and who answered (origin).',
+      labelNames: ['server_type', 'status', 'method', 'origin'],
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: 'drum_request_duration_seconds',
+      help: 'Time from request to the end of the response, by upstream.',
+      labelNames: ['server_type'],
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    }),
+    inFlight: new Gauge({
+      name: 'drum_requests_in_flight',
+      help: 'Requests being forwarded now, by upstream.',
+      labelNames: ['server_type'],
+      registers: [registry],
+    }),
+  };
+}
+
+/** The Prometheus text exposition of every metric. */
+export async function sendMetrics(metrics: Metrics, res: ServerResponse): Promise<void> {
+  const text = await metrics.registry.metrics();
+  res.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': Buffer.byteLength(text) }).end(text);
+}

@@ -1,0 +1,136 @@
+import type { Logger } from 'pino';
+import { Gauge } from 'prom-client';
+import type { Metrics } from './metrics.js';
+import type { Backend } from './upstream.js';
+
+const MiB = 1024 * 1024;
+/** DRUM's /stats/ is a few hundred bytes; an upstream answering more is not DRUM. */
+const STATS_LIMIT = 64 * 1024;
+
+/** DRUM's /stats/ memory fields (reported in MB) and the `type` label each becomes. */
+const MEMORY_FIELDS = [['drum_rss', 'rss'], ['container_used', 'container_used']] as const;
+
+export interface PollerOptions {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** Milliseconds, for the down-time gauge; injected so a test can drive the clock. */
+  readonly now: () => number;
+  readonly log: Logger;
+}
+
+/**
+ * Polls every upstream's GET /ping (health) and DRUM's GET /stats/ (memory) and exports
+ * drum_upstream_up, drum_upstream_down_seconds and drum_memory_bytes — the seed's
+ * "no response to /ping > 30 s" and memory triggers read these. An upstream without a usable
+ * /stats/ (not DRUM) simply has no memory series, and is logged once.
+ */
+export class UpstreamPoller {
+  readonly #backends: readonly Backend[];
+  readonly #up: Gauge<'server_type'>;
+  readonly #memory: Gauge<'server_type' | 'type'>;
+  /** When each upstream last answered /ping (ms); the start time until it first does. */
+  readonly #lastAnswered = new Map<string, number>();
+  readonly #answering = new Set<string>();
+  readonly #noStats = new Set<string>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(backends: Iterable<Backend>, metrics: Metrics, private readonly opts: PollerOptions) {
+    this.#backends = [...backends];
+    const started = opts.now();
+    for (const b of this.#backends) this.#lastAnswered.set(b.name, started);
+    const registers = [metrics.registry];
+    this.#up = new Gauge({ name: 'drum_upstream_up', help: 'Whether the upstream answered its last GET /ping (1) or not (0).', labelNames: ['server_type'], registers });
+    this.#memory = new Gauge({ name: 'drum_memory_bytes', help: "The upstream's memory from DRUM's /stats/ (type rss or container_used).", labelNames: ['server_type', 'type'], registers });
+    const { lastAnswered, answering } = { lastAnswered: this.#lastAnswered, answering: this.#answering };
+    new Gauge({
+      name: 'drum_upstream_down_seconds',
+      help: 'Seconds since the upstream last answered GET /ping; 0 while it answers.',
+      labelNames: ['server_type'],
+      registers,
+      collect() {
+        const now = opts.now();
+        for (const [name, at] of lastAnswered) this.set({ server_type: name }, answering.has(name) ? 0 : (now - at) / 1000);
+      },
+    });
+  }
+
+  start(): void {
+    void this.pollAll();
+    this.#timer = setInterval(() => void this.pollAll(), this.opts.intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** One round over every upstream; resolves when all answered or timed out. */
+  async pollAll(): Promise<void> {
+    await Promise.all(this.#backends.map((b) => Promise.all([this.#ping(b), this.#stats(b)])));
+  }
+
+  /** GET `path`; the body only if `keepBody`, and then at most STATS_LIMIT bytes of it. */
+  async #get(b: Backend, path: string, keepBody: boolean): Promise<{ status: number; text: string }> {
+    const res = await b.pool.request({
+      method: 'GET',
+      path: b.basePath + path,
+      headersTimeout: this.opts.timeoutMs,
+      bodyTimeout: this.opts.timeoutMs,
+      signal: AbortSignal.timeout(this.opts.timeoutMs),
+    });
+    if (!keepBody) {
+      await res.body.dump();
+      return { status: res.statusCode, text: '' };
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > STATS_LIMIT) {
+        res.body.destroy();
+        throw new Error(`${path} answered more than ${STATS_LIMIT} bytes`);
+      }
+      chunks.push(chunk);
+    }
+    return { status: res.statusCode, text: Buffer.concat(chunks).toString('utf8') };
+  }
+
+  async #ping(b: Backend): Promise<void> {
+    let answered = false;
+    try {
+      answered = (await this.#get(b, '/ping', false)).status < 500;
+    } catch {
+      // refused, reset or timed out: down
+    }
+    this.#up.set({ server_type: b.name }, answered ? 1 : 0);
+    if (answered) {
+      this.#answering.add(b.name);
+      this.#lastAnswered.set(b.name, this.opts.now());
+    } else {
+      this.#answering.delete(b.name);
+    }
+  }
+
+  async #stats(b: Backend): Promise<void> {
+    let mem: Record<string, unknown> | undefined;
+    try {
+      const { status, text } = await this.#get(b, '/stats/', true);
+      const parsed = status === 200 ? (JSON.parse(text) as { mem_info?: unknown }) : undefined;
+      if (parsed?.mem_info !== null && typeof parsed?.mem_info === 'object') mem = parsed.mem_info as Record<string, unknown>;
+    } catch {
+      // unreachable or not JSON: no memory series
+    }
+    for (const [field, type] of MEMORY_FIELDS) {
+      const mb = mem?.[field];
+      if (typeof mb === 'number' && Number.isFinite(mb)) this.#memory.set({ server_type: b.name, type }, mb * MiB);
+      else this.#memory.remove({ server_type: b.name, type });
+    }
+    const usable = typeof mem?.drum_rss === 'number';
+    if (!usable && !this.#noStats.has(b.name)) {
+      this.#noStats.add(b.name);
+      this.opts.log.info({ upstream: b.name }, 'no DRUM /stats/ memory from this upstream; drum_memory_bytes has no series for it');
+    } else if (usable) {
+      this.#noStats.delete(b.name);
+    }
+  }
+}
