@@ -1,0 +1,91 @@
+/**
+ * A real Prometheus (Debian's) scrapes drum-splitter and answers the seed's dashboard queries,
+ * as written in CANARY_DEPLOYMENT.md, per server_type.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { request } from 'undici';
+import { startApp } from '../src/app.js';
+import { buildConfig } from '../src/config.js';
+import { freePort, send, silentLog, startUpstream } from './helpers/net.js';
+
+const PROMETHEUS = process.env.PROMETHEUS ?? 'prometheus';
+const available = spawnSync(PROMETHEUS, ['--version']).status === 0;
+const MiB = 1024 * 1024;
+
+const SEED_QUERIES = {
+  rate: 'sum(rate(drum_requests_total[5m])) by (server_type)',
+  p99: 'histogram_quantile(0.99, sum(rate(drum_request_duration_seconds_bucket[5m])) by (le, server_type))',
+  errors: 'sum(rate(drum_requests_total{status=~"5.."}[5m])) by (server_type) / sum(rate(drum_requests_total[5m])) by (server_type)',
+  memory: 'avg(drum_memory_bytes{type="rss"}) by (server_type)',
+};
+
+const drumLike = (rssMb: number) => (req: { url?: string }, res: { statusCode: number; end: (s: string) => void }) => {
+  if (req.url === '/stats/') return res.end(JSON.stringify({ mem_info: { drum_rss: rssMb } }));
+  res.statusCode = req.url === '/fail' ? 500 : 200;
+  res.end('{}');
+};
+
+t.test('the seed dashboard queries, on a real Prometheus', { skip: available ? false : `${PROMETHEUS} not installed (Debian package prometheus)` }, async (t) => {
+  const flask = await startUpstream('flask', drumLike(100));
+  const fastapi = await startUpstream('fastapi', drumLike(150));
+  const app = await startApp(
+    buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', overrideHeader: 'X-To', pollInterval: '500ms', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=5'] }),
+    { env: {}, log: silentLog },
+  );
+  const dir = t.testdir();
+  const promPort = await freePort();
+  writeFileSync(join(dir, 'prometheus.yml'), [
+    'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+    'scrape_configs:',
+    '  - job_name: drum-splitter',
+    `    static_configs: [{ targets: ["127.0.0.1:${app.adminAddress.port}"] }]`,
+    '',
+  ].join('\n'));
+  const prom = spawn(PROMETHEUS, [
+    `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
+    `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn',
+  ], { stdio: 'ignore' });
+  t.teardown(async () => {
+    prom.kill('SIGKILL');
+    await app.close();
+    await Promise.all([flask.close(), fastapi.close()]);
+  });
+
+  const query = async (q: string): Promise<Record<string, number>> => {
+    const res = await request(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`);
+    const body = (await res.body.json()) as { data: { result: { metric: { server_type: string }; value: [number, string] }[] } };
+    return Object.fromEntries(body.data.result.map((r) => [r.metric.server_type, Number(r.value[1])]));
+  };
+
+  // Traffic for about 6 s, across several scrapes: per round 7 good and 3 failing on flask,
+  // 5 good on fastapi — so flask's error rate is 3/10 whatever the timing.
+  const traffic = `http://127.0.0.1:${app.proxy.address.port}`;
+  const until = Date.now() + 6000;
+  while (Date.now() < until) {
+    await Promise.all([
+      ...Array.from({ length: 7 }, () => send(`${traffic}/predict/`, { headers: { 'x-to': 'flask' } })),
+      ...Array.from({ length: 3 }, () => send(`${traffic}/fail`, { headers: { 'x-to': 'flask' } })),
+      ...Array.from({ length: 5 }, () => send(`${traffic}/predict/`, { method: 'POST', body: 'a,b\n1,2\n', headers: { 'x-to': 'fastapi' } })),
+    ]);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await new Promise((r) => setTimeout(r, 1500)); // one more scrape after the last round
+
+  const rate = await query(SEED_QUERIES.rate);
+  t.ok(rate.flask! > 0 && rate.fastapi! > 0, `request rate per server_type: ${JSON.stringify(rate)}`);
+  t.ok(Math.abs(rate.flask! / rate.fastapi! - 2) < 0.2, 'flask gets twice the rate of fastapi, as sent');
+
+  const p99 = await query(SEED_QUERIES.p99);
+  for (const s of ['flask', 'fastapi']) t.ok(p99[s]! > 0 && p99[s]! <= 30, `${s} p99 ${p99[s]} s`);
+
+  const errors = await query(SEED_QUERIES.errors);
+  t.ok(Math.abs(errors.flask! - 0.3) < 0.02, `flask error rate ${errors.flask} ≈ 3/10`);
+  // No 5xx series exists for fastapi, so the seed's division has no result for it: Prometheus
+  // drops series without a match on the other side (the panel shows no line, not 0).
+  t.same(Object.keys(errors), ['flask'], 'fastapi, which had no 5xx, has no error-rate series');
+
+  t.same(await query(SEED_QUERIES.memory), { flask: 100 * MiB, fastapi: 150 * MiB }, 'memory per server_type, in bytes');
+});
