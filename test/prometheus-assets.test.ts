@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { startApp } from '../src/app.js';
+import { buildConfig } from '../src/config.js';
 import { parse } from 'yaml';
+import { silentLog } from './helpers/net.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const rulesPath = `${root}config/prometheus/drum-splitter-rules.yaml`;
@@ -16,18 +19,24 @@ const rulesTestPath = `${root}config/prometheus/drum-splitter-rules.test.yaml`;
 const dashboardPath = `${root}config/grafana/drum-splitter-dashboard.json`;
 const seedPath = `${root}../shared/seeds/CANARY_DEPLOYMENT.md`;
 
-/** The metrics drum-splitter exports (the contract); the histogram by its series' names. */
-const EXPORTED = new Set([
-  'drum_requests_total',
-  'drum_request_duration_seconds_bucket',
-  'drum_request_duration_seconds_sum',
-  'drum_request_duration_seconds_count',
-  'drum_memory_bytes',
-  'drum_upstream_up',
-  'drum_upstream_down_seconds',
-  'drum_split_weight_percent',
-  'drum_requests_in_flight',
-]);
+/**
+ * The metrics drum-splitter really exports, read off a running app's registry (the histogram
+ * by its series' names), so a renamed metric fails here rather than in someone's Grafana.
+ */
+const EXPORTED = await (async () => {
+  const app = await startApp(buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: ['flask=http://127.0.0.1:1'] }), { env: {}, log: silentLog });
+  const families = await app.metrics.registry.getMetricsAsJSON();
+  await app.close();
+  return new Set(
+    families
+      .filter((f) => f.name.startsWith('drum_') && !f.name.startsWith('drum_splitter_'))
+      .flatMap((f) => (String(f.type) === 'histogram' ? ['_bucket', '_sum', '_count'].map((x) => f.name + x) : [f.name])),
+  );
+})();
+
+t.test("the seed's metric names are among those exported", async (t) => {
+  for (const name of ['drum_requests_total', 'drum_request_duration_seconds_bucket', 'drum_memory_bytes']) t.ok(EXPORTED.has(name), name);
+});
 
 /** CANARY_DEPLOYMENT.md "Monitoring Dashboard": panel title -> query, as the seed writes them. */
 const SEED_PANELS: Record<string, string> = {
