@@ -10,7 +10,7 @@ import { probeUpstreams } from './health.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { InputError } from './input-error.js';
 import { startProxy, type RunningProxy } from './server.js';
-import { compileSplit, sameShares } from './split.js';
+import { sameShares, type Share } from './split.js';
 import { readSnapshot, SnapshotWriter } from './state-file.js';
 import { UpstreamPoller } from './upstream-poller.js';
 import { WeightStore } from './weight-store.js';
@@ -64,8 +64,7 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
     history: [{ at, version: 1, source: 'startup', who: 'startup', reason: 'initial weights', from: {}, to: percentages(upstreams, config.weights) }],
   };
   const writer = config.state === undefined ? undefined : new SnapshotWriter(config.state, (err) => log.error({ err: err.message }, 'cannot write the state file'));
-  const routes = { table: compileSplit([], upstreams[0]) };
-  const store = new WeightStore(upstreams, routes, snapshot, { now, log, persist: writer && ((s) => writer.save(s)) });
+  const store = new WeightStore(upstreams, snapshot, { now, log, persist: writer && ((s) => writer.save(s)) });
   if (stored === undefined) writer?.save(snapshot);
   else log.info({ state: config.state, version: stored.state.version }, 'weights restored from the state file');
 
@@ -82,7 +81,7 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
       for (const [name, percent] of Object.entries(store.view().weights)) this.set({ server_type: name }, percent);
     },
   });
-  const proxy = await startProxy(config, log, routes, metrics);
+  const proxy = await startProxy(config, log, store.routes, metrics);
   const poller = new UpstreamPoller(proxy.backends.values(), metrics, { intervalMs: config.pollIntervalMs, timeoutMs: PROBE_TIMEOUT_MS, now: Date.now, log });
   poller.start();
   const admin = createAdmin({ store, upstreams, tokens, probe: () => probeUpstreams(proxy.backends.values(), PROBE_TIMEOUT_MS), metrics, log });
@@ -99,7 +98,16 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
   let watcher: ConfigWatcher | undefined;
   if (opts.configFile !== undefined) {
     const { path } = opts.configFile;
-    let fileWeights = buildConfig(opts.configFile.settings).weights;
+    const nameUrls = (c: Config): string[] => c.upstreams.map((u) => `${u.name}=${u.url.href}`);
+    const running = nameUrls(config);
+    /** The file's weights, checked against the running upstreams (which flags may have set). */
+    const weightsIn = (settings: RawSettings): readonly Share[] => buildConfig({ ...settings, upstreams: running }).weights;
+    let fileWeights: readonly Share[] | undefined;
+    try {
+      fileWeights = weightsIn(opts.configFile.settings);
+    } catch {
+      // Valid only with the flags that override it: any valid edit of the file applies.
+    }
     watcher = watchConfig(
       path,
       (settings) => {
@@ -108,21 +116,20 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
           log.error({ file: path }, 'config file change rejected: the file is empty; keeping the current weights');
           return;
         }
-        let fresh: Config;
+        let weights: readonly Share[];
         try {
-          fresh = buildConfig(settings);
+          if (settings.upstreams !== undefined && nameUrls(buildConfig({ upstreams: settings.upstreams })).join(' ') !== running.join(' ')) {
+            log.warn({ file: path }, 'upstreams changed in the config file; they take effect on restart, weights not applied');
+            return;
+          }
+          weights = weightsIn(settings);
         } catch (err) {
           log.error({ file: path, err: (err as Error).message }, 'config file change rejected; keeping the current weights');
           return;
         }
-        const running = config.upstreams.map((u) => `${u.name}=${u.url.href}`).join(' ');
-        if (fresh.upstreams.map((u) => `${u.name}=${u.url.href}`).join(' ') !== running) {
-          log.warn({ file: path }, 'upstreams changed in the config file; they take effect on restart, weights not applied');
-          return;
-        }
-        if (sameShares(fresh.weights, fileWeights)) return;
-        fileWeights = fresh.weights;
-        store.change(fresh.weights, { source: 'file', who: path, reason: 'config file changed' });
+        if (fileWeights !== undefined && sameShares(weights, fileWeights)) return;
+        fileWeights = weights;
+        store.change(weights, { source: 'file', who: path, reason: 'config file changed' });
       },
       (err) => log.error({ file: path, err: err.message }, 'config file change rejected; keeping the current weights'),
     );

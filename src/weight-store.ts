@@ -27,16 +27,21 @@ export interface ChangeMeta {
 export class WeightStore {
   #state: WeightState;
   readonly #history: HistoryEntry[];
+  readonly #routes: { table: SplitTable };
 
   constructor(
     private readonly upstreams: readonly string[],
-    private readonly routes: { table: SplitTable } & Routes,
     snapshot: Snapshot,
     private readonly deps: { now: () => Date; log: Logger; persist?: (snapshot: Snapshot) => void },
   ) {
     this.#state = snapshot.state;
     this.#history = [...snapshot.history];
-    routes.table = this.#compile(snapshot.state.shares);
+    this.#routes = { table: this.#compile(snapshot.state.shares) };
+  }
+
+  /** The live split the proxy reads; only this store replaces its table. */
+  get routes(): Routes {
+    return this.#routes;
   }
 
   #compile(shares: readonly Share[]): SplitTable {
@@ -68,7 +73,7 @@ export class WeightStore {
     const at = this.deps.now().toISOString();
     const version = this.#state.version + 1;
     this.#state = { shares: [...shares], version, updatedAt: at, source: meta.source };
-    this.routes.table = table;
+    this.#routes.table = table;
     this.#history.push({ at, version, source: meta.source, who: meta.who, reason: meta.reason ?? null, from, to });
     if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
     this.deps.log.info({ version, source: meta.source, who: meta.who, reason: meta.reason, from, to }, 'weights changed');

@@ -128,3 +128,17 @@ t.test('a state file that cannot be written is logged; the change still applies'
   t.match(lines.find((l) => l.msg === 'cannot write the state file'), { err: /ENOENT/ });
   t.equal(app.store.view().weights.fastapi, 7, 'the live weights changed all the same');
 });
+
+t.test('a config file that relies on flags: its weights are checked against the running upstreams', async (t) => {
+  const dir = t.testdir({ 'drum.yaml': 'weights:\n  canary: 150\n' });
+  const path = join(dir, 'drum.yaml');
+  const settings = readConfigFile(path);
+  // As `serve --config drum.yaml --upstream main=… --upstream canary=… --weight canary=5`.
+  const config = buildConfig({ ...settings, listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: ['main=http://127.0.0.1:1', 'canary=http://127.0.0.1:1'], weights: ['canary=5'] });
+  const app = await startApp(config, { env: {}, log: silentLog, configFile: { path, settings } });
+  t.teardown(() => app.close());
+  t.equal(app.store.view().weights.canary, 5, 'starts, though the file alone would not (150%, and no upstreams of its own)');
+  writeFileSync(path, 'weights:\n  canary: 12\n');
+  await until(() => app.store.view().weights.canary === 12);
+  t.match(app.store.history.at(-1), { source: 'file', to: { main: 88, canary: 12 } });
+});
