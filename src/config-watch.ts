@@ -1,6 +1,6 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
-import { readConfigFile, type RawSettings } from './config.js';
+import { parseConfigText, type RawSettings } from './config.js';
 import { InputError } from './input-error.js';
 
 export interface ConfigWatcher {
@@ -65,8 +65,7 @@ export function watchConfig(
     if (!Buffer.isBuffer(now)) return onError(new InputError(`cannot read ${path}: ${now.message}`, '--config'));
     let settings: RawSettings;
     try {
-      // Reads the file again; should it have changed since, its event brings another check.
-      settings = readConfigFile(path);
+      settings = parseConfigText(now.toString('utf8'), path);
     } catch (err) {
       return onError(err as InputError);
     }

@@ -194,6 +194,11 @@ export function readConfigFile(path: string): RawSettings {
   } catch (err) {
     throw new InputError(`cannot read ${path}: ${(err as Error).message}`, '--config');
   }
+  return parseConfigText(text, path);
+}
+
+/** Parses a config file's text (read from `path`) into raw settings, rejecting unknown keys. */
+export function parseConfigText(text: string, path: string): RawSettings {
   let doc: unknown;
   try {
     doc = parseYaml(text);
