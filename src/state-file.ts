@@ -13,7 +13,7 @@ import type { HistoryEntry, Percentages, Snapshot, Source, WeightState } from '.
 export const STATE_FORMAT = 1;
 
 /** Every Source, so a typo'd or future source in the file is caught (the Record keeps this in step with the type). */
-const SOURCES: Record<Source, true> = { startup: true, env: true, file: true, admin: true, state: true };
+const SOURCES: Record<Source, true> = { startup: true, env: true, file: true, admin: true };
 
 /** A problem found while checking the file's shape, reported as `state file X is corrupt: ...`. */
 class Corrupt extends Error {}

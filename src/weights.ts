@@ -3,7 +3,7 @@ import { parsePercent, toPercent } from './percent.js';
 import type { Share } from './split.js';
 
 /** Where a weight change came from. */
-export type Source = 'startup' | 'env' | 'file' | 'admin' | 'state';
+export type Source = 'startup' | 'env' | 'file' | 'admin';
 
 /** Every upstream's effective share in percent, the baseline's being the rest. */
 export type Percentages = Record<string, number>;

@@ -63,7 +63,7 @@ t.test('an operator-written file is read; history may name upstreams no longer c
   const path = join(t.testdir(), 'state.json');
   const file = {
     format: 1,
-    state: { shares: [['drum', 2500], ['fastapi', 7500]], version: 3, updatedAt: 'yesterday', source: 'state' },
+    state: { shares: [['drum', 2500], ['fastapi', 7500]], version: 3, updatedAt: 'yesterday', source: 'file' },
     history: [
       { at: 'x', version: 3, source: 'env', who: 'env', reason: 'r', from: { drum: 100, retired: 0 }, to: { drum: 25, fastapi: 75 } },
     ],
@@ -114,7 +114,7 @@ t.test('a corrupt file is an InputError naming the file, never a reset', async (
     ['version fractional', edited((f) => (f.state.version = 1.5)), /state\.version must be a positive integer/],
     ['version a string', edited((f) => (f.state.version = '4')), /state\.version must be a positive integer/],
     ['updatedAt', edited((f) => (f.state.updatedAt = 1735689600)), /state\.updatedAt must be a string/],
-    ['source unknown', edited((f) => (f.state.source = 'cron')), /state\.source must be one of startup, env, file, admin, state/],
+    ['source unknown', edited((f) => (f.state.source = 'cron')), /state\.source must be one of startup, env, file, admin;/],
     ['source not a string', edited((f) => (f.state.source = 1)), /state\.source must be one of/],
     ['inherited source name', edited((f) => (f.state.source = 'toString')), /state\.source must be one of/],
     ['history missing', edited((f) => delete f.history), /history must be an array/],
