@@ -114,7 +114,7 @@ t.test('a corrupt file is an InputError naming the file, never a reset', async (
     ['version fractional', edited((f) => (f.state.version = 1.5)), /state\.version must be a positive integer/],
     ['version a string', edited((f) => (f.state.version = '4')), /state\.version must be a positive integer/],
     ['updatedAt', edited((f) => (f.state.updatedAt = 1735689600)), /state\.updatedAt must be a string/],
-    ['source unknown', edited((f) => (f.state.source = 'cron')), /state\.source must be one of startup, env, file, admin;/],
+    ['source unknown', edited((f) => (f.state.source = 'cron')), /state\.source must be one of startup, env, file, admin/],
     ['source not a string', edited((f) => (f.state.source = 1)), /state\.source must be one of/],
     ['inherited source name', edited((f) => (f.state.source = 'toString')), /state\.source must be one of/],
     ['history missing', edited((f) => delete f.history), /history must be an array/],
