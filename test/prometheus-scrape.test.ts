@@ -60,8 +60,20 @@ t.test('the seed dashboard queries, on a real Prometheus', { skip: available ? f
     return Object.fromEntries(body.data.result.map((r) => [r.metric.server_type, Number(r.value[1])]));
   };
 
-  // Traffic for about 6 s, across several scrapes: per round 7 good and 3 failing on flask,
-  // 5 good on fastapi — so flask's error rate is 3/10 whatever the timing.
+  /** Polls `q` until `ok` holds of its result (Prometheus starts slowly on a busy machine). */
+  const eventually = async (q: string, ok: (r: Record<string, number>) => boolean): Promise<Record<string, number>> => {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const r = await query(q).catch(() => ({}));
+      if (ok(r) || Date.now() > deadline) return r;
+      await new Promise((res) => setTimeout(res, 250));
+    }
+  };
+  // Traffic only once Prometheus scrapes the proxy, so it lands across several scrapes.
+  await eventually('up{job="drum-splitter"} == 1', (r) => Object.keys(r).length > 0);
+
+  // Traffic for about 6 s: per round 7 good and 3 failing on flask, 5 good on fastapi — so
+  // flask's error rate is 3/10 whatever the timing.
   const traffic = `http://127.0.0.1:${app.proxy.address.port}`;
   const until = Date.now() + 6000;
   while (Date.now() < until) {
@@ -72,7 +84,15 @@ t.test('the seed dashboard queries, on a real Prometheus', { skip: available ? f
     ]);
     await new Promise((r) => setTimeout(r, 50));
   }
-  await new Promise((r) => setTimeout(r, 1500)); // one more scrape after the last round
+  // Until the scrapes after the last round are in: the count has not moved for 2.5 s
+  // (more than two scrape intervals).
+  let total = -1;
+  let since = Date.now();
+  await eventually('sum(drum_requests_total)', (r) => {
+    const now = Object.values(r)[0] ?? 0;
+    if (now !== total) [total, since] = [now, Date.now()];
+    return now > 0 && Date.now() - since > 2500;
+  });
 
   const rate = await query(SEED_QUERIES.rate);
   t.ok(rate.flask! > 0 && rate.fastapi! > 0, `request rate per server_type: ${JSON.stringify(rate)}`);

@@ -1,0 +1,426 @@
+import { closeSync, fstat, ftruncate, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { promisify } from 'node:util';
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import sonicBoom from 'sonic-boom';
+
+// sonic-boom is CommonJS: Node gives ESM only its default export (module.exports, the class,
+// which also carries itself as .SonicBoom); TypeScript types that default as the module.
+const { SonicBoom } = sonicBoom;
+type SonicBoom = InstanceType<typeof SonicBoom>;
+
+/**
+ * Request recording for replay (issue 5): the JSONL line format, the pure helpers the request
+ * path uses to decide what to record, and the file writer.
+ *
+ * The file is a contract with the seed's Option A replay script (CANARY_DEPLOYMENT.md), which
+ * reads it with `RequestRecord.from_dict(json.loads(line))`: `method`, `path`, `headers`,
+ * `body_hex` (bytes.fromhex) and `timestamp` are the fields it uses. Lines are pure ASCII
+ * (every character past U+007F is written as a \uXXXX escape, as Python's json.dumps does), so
+ * the script's `open()` reads them whatever the locale's encoding.
+ */
+
+/** One JSONL line: the seed's fields first (timestamp epoch seconds float, method, path incl. query, headers with original names, body_hex, content_type), then ours. */
+export interface RecordLine {
+  timestamp: number;
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body_hex: string;
+  content_type: string;
+  id: string;
+  upstream: string;
+  status: number;
+  latency_ms: number;
+  body_truncated: boolean;
+  response?: { status: number; body_hex: string; body_truncated: boolean };
+}
+
+/**
+ * Request headers whose values are replaced by "[REDACTED]" unless configured otherwise:
+ * the generic credentials, and DataRobot's —
+ * - `datarobot-key`: the prediction-server key the dedicated Prediction API requires next to
+ *   `Authorization: Bearer <API key>` (DataRobot's Prediction API documentation);
+ * - `x-datarobot-api-token`, `x-datarobot-api-key`: the API token/key headers DataRobot's
+ *   agent, MCP and GenAI components accept in place of `Authorization`;
+ * - `x-datarobot-authorization`, `x-datarobot-identity-token`: the bearer/identity tokens
+ *   those components forward on a user's behalf.
+ */
+export const DEFAULT_REDACT: readonly string[] = Object.freeze([
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'x-api-key',
+  'datarobot-key',
+  'x-datarobot-api-token',
+  'x-datarobot-api-key',
+  'x-datarobot-authorization',
+  'x-datarobot-identity-token',
+]);
+
+const REDACTED = '[REDACTED]';
+
+/**
+ * Headers from Node's rawHeaders (original names; repeated ones joined with ", "), with the named ones (case-insensitive) replaced by "[REDACTED]".
+ * A repeated header keeps the spelling of its first occurrence. Repeated Cookie headers are joined
+ * with "; " instead (RFC 9110 §5.3 excepts them from comma joining; RFC 6265 §5.4), as Node does.
+ */
+export function recordHeaders(rawHeaders: readonly string[], redact: ReadonlySet<string>): Record<string, string> {
+  const hidden = new Set<string>();
+  for (const name of redact) hidden.add(name.toLowerCase());
+  const byName = new Map<string, [name: string, value: string]>();
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const value = rawHeaders[i + 1]!;
+    const lower = name.toLowerCase();
+    const seen = byName.get(lower);
+    if (seen === undefined) byName.set(lower, [name, value]);
+    else seen[1] += (lower === 'cookie' ? '; ' : ', ') + value;
+  }
+  // Object.fromEntries defines own properties, so even a header named "__proto__" is kept.
+  return Object.fromEntries([...byName].map(([lower, [name, value]]) => [name, hidden.has(lower) ? REDACTED : value]));
+}
+
+/** Sampling decision: rate in [0,1]; `random` injected (default Math.random). rate 0 never, 1 always. */
+export function sampled(rate: number, random: () => number = Math.random): boolean {
+  if (rate >= 1) return true;
+  if (!(rate > 0)) return false; // 0, negative and NaN: never
+  return random() < rate;
+}
+
+/** DRUM's prediction routes (custom_model_runner's Flask and FastAPI servers). */
+export const DEFAULT_RECORD_PATHS: readonly string[] = Object.freeze([
+  '/predict/',
+  '/predictions/',
+  '/transform/',
+  '/invocations',
+  '/predictUnstructured/',
+  '/predictionsUnstructured/',
+]);
+
+const withoutTrailingSlash = (path: string): string => (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path);
+
+/** Path matches one of the record paths (exact DRUM routes like "/predict/", ignoring the query string; a trailing slash optional). */
+export function recordable(path: string, paths: readonly string[]): boolean {
+  const query = path.indexOf('?');
+  const route = withoutTrailingSlash(query < 0 ? path : path.slice(0, query));
+  return paths.some((p) => withoutTrailingSlash(p) === route);
+}
+
+/** Why a line was not written. */
+export type DropReason = 'queue_full' | 'write_error' | 'closed';
+const DROP_REASONS: readonly DropReason[] = ['queue_full', 'write_error', 'closed'];
+
+export interface RecorderMetrics {
+  /** Lines on disk (counted when the OS accepted their last byte). */
+  readonly records: Counter;
+  /** Lines not recorded, by reason. After close(), records + dropped = lines offered to write(). */
+  readonly dropped: Counter<'reason'>;
+  /** Failed writes, opens and closes of a record file. */
+  readonly errors: Counter;
+}
+
+export function createRecorderMetrics(registry: Registry): RecorderMetrics {
+  const metrics: RecorderMetrics = {
+    records: new Counter({
+      name: 'drum_recorder_records_total',
+      help: 'Recorded requests written to the record file.',
+      registers: [registry],
+    }),
+    dropped: new Counter({
+      name: 'drum_recorder_dropped_total',
+      help: 'Sampled requests not recorded, by reason: queue_full (write buffer full), write_error (file write failed), closed (after shutdown began).',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    errors: new Counter({
+      name: 'drum_recorder_write_errors_total',
+      help: 'Record file write, open and close failures.',
+      registers: [registry],
+    }),
+  };
+  // Every reason is exported from the start, so rate() and alerts see 0 rather than nothing.
+  for (const reason of DROP_REASONS) metrics.dropped.inc({ reason }, 0);
+  return metrics;
+}
+
+/** Characters past U+007F as \uXXXX escapes (UTF-16 units, as Python's json.dumps writes them). */
+const ascii = (json: string): string => json.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
+/** One value as ASCII JSON; undefined becomes null, as in an array, so the line stays valid JSON. */
+const value = (v: unknown): string => ascii(JSON.stringify([v]).slice(1, -1));
+
+/**
+ * The hex string itself, after checking it is hex (an even number of hex digits): JSON-safe as
+ * it stands, so a 20 MB body is not run through JSON.stringify, and readable by bytes.fromhex.
+ */
+function hex(field: string, s: string): string {
+  if (Buffer.from(s, 'hex').length * 2 !== s.length) throw new TypeError(`${field} is not a hex string`);
+  return s;
+}
+
+/** The line's JSON in the contract's field order (whatever the caller's), ASCII only, newline-terminated. */
+function serialize(l: RecordLine): string {
+  let json =
+    `{"timestamp":${value(l.timestamp)},"method":${value(l.method)},"path":${value(l.path)},"headers":${value(l.headers)},` +
+    `"body_hex":"${hex('body_hex', l.body_hex)}","content_type":${value(l.content_type)},"id":${value(l.id)},` +
+    `"upstream":${value(l.upstream)},"status":${value(l.status)},"latency_ms":${value(l.latency_ms)},"body_truncated":${value(l.body_truncated)}`;
+  const r = l.response;
+  if (r !== undefined) {
+    json += `,"response":{"status":${value(r.status)},"body_hex":"${hex('response.body_hex', r.body_hex)}","body_truncated":${value(r.body_truncated)}}`;
+  }
+  return `${json}}\n`;
+}
+
+/** After a failed write, lines are dropped (write_error) for this long before the file is tried again. */
+const RETRY_MS = 1000;
+/** A write error is logged at most once per this interval; the others are counted in the next log line. */
+const LOG_EVERY_MS = 60_000;
+
+const fstatAsync = promisify(fstat);
+const ftruncateAsync = promisify(ftruncate);
+
+interface SinkOwner {
+  written(lines: number, bytes: number): void;
+  failed(sink: Sink, err: Error, lostLines: number, lostBytes: number): void;
+  recovered(): void;
+}
+
+/**
+ * One record file behind one sonic-boom. It knows the byte length of every line it accepted,
+ * so sonic-boom's 'write' events (bytes the OS took) tell which lines are complete on disk.
+ * On an error, the lines not complete are lost; a line cut by a short write (a full disk) is
+ * truncated away, so the file ends with a complete line.
+ */
+class Sink {
+  readonly done: Promise<void>;
+  private settle!: () => void;
+  private readonly boom: SonicBoom;
+  private lens: number[] = [];
+  private head = 0;
+  /** Bytes of lens[head] already on disk. */
+  private partial = 0;
+
+  constructor(
+    readonly path: string,
+    private readonly owner: SinkOwner,
+  ) {
+    this.done = new Promise((resolve) => (this.settle = resolve));
+    this.boom = new SonicBoom({ dest: path, append: true, mode: 0o600 });
+    this.boom.on('write', (n: number) => this.onWrite(n));
+    this.boom.on('error', (err: Error) => this.onError(err));
+    this.boom.on('close', () => this.settle());
+  }
+
+  write(json: string): void {
+    this.lens.push(json.length); // ASCII: characters are bytes
+    this.boom.write(json);
+  }
+
+  /** Writes what is buffered, then closes; `done` resolves after. Only called on a sink that has not failed. */
+  end(): void {
+    this.boom.end();
+  }
+
+  private onWrite(n: number): void {
+    let lines = 0;
+    let bytes = 0;
+    let left = this.partial + n;
+    while (this.head < this.lens.length && left >= this.lens[this.head]!) {
+      const len = this.lens[this.head++]!;
+      left -= len;
+      bytes += len;
+      lines++;
+    }
+    this.partial = left;
+    if (this.head > 1024 && this.head * 2 > this.lens.length) {
+      this.lens = this.lens.slice(this.head);
+      this.head = 0;
+    }
+    if (lines > 0) this.owner.written(lines, bytes);
+  }
+
+  private onError(err: Error): void {
+    const lost = this.lens.slice(this.head);
+    const partial = this.partial;
+    this.lens = [];
+    this.head = 0;
+    this.partial = 0;
+    this.owner.failed(this, err, lost.length, lost.reduce((a, b) => a + b, 0));
+    const fd = (this.boom as unknown as { fd: number }).fd;
+    const finish = (): void => {
+      if (fd >= 0) this.boom.destroy(); // closes the descriptor; what it still buffered is counted lost
+      this.owner.recovered();
+      this.settle();
+    };
+    if (partial === 0) return finish();
+    // A short write (a full disk) left the start of a line: cut the file back to the end of the
+    // last whole line. Appends go to the end, so that part is the file's last `partial` bytes.
+    fstatAsync(fd)
+      .then((stats) => ftruncateAsync(fd, Math.max(0, stats.size - partial)))
+      .then(finish, finish);
+  }
+}
+
+/**
+ * Where a writer starts: the highest-numbered existing file (FILE is 0), appended to as the
+ * seed's recorder does, unless it does not end with a newline (a crashed writer's last line):
+ * then the next number, so no line of ours is glued to a broken one.
+ */
+function startingFile(path: string): { index: number; bytes: number } {
+  const base = basename(path);
+  let index = 0;
+  try {
+    for (const name of readdirSync(dirname(path))) {
+      const suffix = name.startsWith(`${base}.`) ? name.slice(base.length + 1) : '';
+      if (/^[1-9][0-9]{0,8}$/.test(suffix)) index = Math.max(index, Number(suffix));
+    }
+  } catch {
+    // No directory: the first write fails and is reported like any write error.
+  }
+  const file = fileName(path, index);
+  try {
+    const { size } = statSync(file);
+    if (size === 0) return { index, bytes: 0 };
+    const last = Buffer.alloc(1);
+    const fd = openSync(file, 'r');
+    try {
+      readSync(fd, last, 0, 1, size - 1);
+    } finally {
+      closeSync(fd);
+    }
+    return last[0] === 0x0a ? { index, bytes: size } : { index: index + 1, bytes: 0 };
+  } catch {
+    return { index, bytes: 0 };
+  }
+}
+
+const fileName = (path: string, index: number): string => (index === 0 ? path : `${path}.${index}`);
+
+/**
+ * Appends RecordLines to a JSONL file with sonic-boom (asynchronous writes; the request path
+ * only serializes and hands the line over). Files are created with mode 0600.
+ *
+ * - Bound: `maxBufferBytes` caps the bytes of lines accepted but not yet taken by the OS. A line
+ *   that would pass it is dropped (reason "queue_full"); so is any line longer than the bound.
+ * - Rotation: with `rotateBytes`, a line that would take the current file past that size starts
+ *   the next file: FILE, FILE.1, FILE.2, ... in writing order (unlike logrotate, higher is newer;
+ *   `cat $(ls -v FILE FILE.*)` gives the whole recording in order). A line longer than
+ *   rotateBytes gets a file of its own. A writer continues the highest-numbered existing file.
+ * - Errors (disk full, a directory removed before a file is opened, ...): counted, logged at most
+ *   once a minute, never thrown. The lines not yet on disk are dropped ("write_error"), a half-
+ *   written line is truncated away, and for a second lines are dropped before the file is
+ *   opened again.
+ * - close(): no more lines are accepted ("closed"); resolves when every accepted line is on disk
+ *   or counted dropped, and the files are closed. Every line in the files is complete JSON.
+ */
+export class RecordWriter {
+  private readonly path: string;
+  private readonly maxBufferBytes: number;
+  private readonly rotateBytes: number;
+  private readonly metrics: RecorderMetrics;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private index: number;
+  /** Bytes in the current file, counting lines accepted for it. */
+  private fileBytes: number;
+  private sink: Sink | undefined;
+  private readonly sinks = new Set<Sink>();
+  private pendingBytes = 0;
+  /** While the current file is failed: no new file before this time (Infinity while cleaning up). */
+  private retryAt = 0;
+  private lastLogAt = -Infinity;
+  private unlogged = 0;
+  private closed = false;
+
+  constructor(opts: { path: string; maxBufferBytes: number; rotateBytes?: number; metrics: RecorderMetrics; log: Logger; now?: () => number }) {
+    this.path = opts.path;
+    this.maxBufferBytes = opts.maxBufferBytes;
+    this.rotateBytes = opts.rotateBytes ?? Infinity;
+    this.metrics = opts.metrics;
+    this.log = opts.log;
+    this.now = opts.now ?? Date.now;
+    ({ index: this.index, bytes: this.fileBytes } = startingFile(this.path));
+  }
+
+  /** Queues the line; false when it was dropped. Never blocks, never throws. */
+  write(line: RecordLine): boolean {
+    if (this.closed) return this.drop('closed');
+    let json: string;
+    try {
+      json = serialize(line);
+    } catch (err) {
+      this.metrics.errors.inc();
+      this.report(err as Error, 'recorder: a record could not be serialized; it is dropped');
+      return this.drop('write_error');
+    }
+    if (this.pendingBytes + json.length > this.maxBufferBytes) return this.drop('queue_full');
+    if (this.sink === undefined && this.now() < this.retryAt) return this.drop('write_error');
+    if (this.fileBytes > 0 && this.fileBytes + json.length > this.rotateBytes) {
+      this.sink?.end();
+      this.sink = undefined;
+      this.index++;
+      this.fileBytes = 0;
+    }
+    this.sink ??= this.open();
+    this.sink.write(json);
+    this.pendingBytes += json.length;
+    this.fileBytes += json.length;
+    return true;
+  }
+
+  /** Stops accepting lines and resolves when everything accepted is written (or counted lost) and closed. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.sink?.end();
+    this.sink = undefined;
+    await Promise.all([...this.sinks].map((s) => s.done));
+  }
+
+  /** What the files report back. */
+  private readonly owner: SinkOwner = {
+    written: (lines, bytes) => {
+      this.pendingBytes -= bytes;
+      this.metrics.records.inc(lines);
+    },
+    failed: (sink, err, lostLines, lostBytes) => {
+      this.pendingBytes -= lostBytes;
+      this.metrics.errors.inc();
+      this.metrics.dropped.inc({ reason: 'write_error' }, lostLines);
+      if (this.sink === sink) {
+        this.sink = undefined;
+        this.fileBytes -= lostBytes;
+      }
+      this.retryAt = Infinity;
+      this.report(err, 'recorder: writing the record file failed; records are dropped until it works again', { file: sink.path, lost: lostLines });
+    },
+    recovered: () => {
+      this.retryAt = this.now() + RETRY_MS;
+    },
+  };
+
+  private open(): Sink {
+    const sink = new Sink(fileName(this.path, this.index), this.owner);
+    this.sinks.add(sink);
+    void sink.done.then(() => this.sinks.delete(sink));
+    return sink;
+  }
+
+  private drop(reason: DropReason): false {
+    this.metrics.dropped.inc({ reason });
+    return false;
+  }
+
+  /** Logs at most once per LOG_EVERY_MS; the errors in between are counted in the next line. */
+  private report(err: Error, message: string, fields: object = {}): void {
+    const now = this.now();
+    if (now - this.lastLogAt < LOG_EVERY_MS) {
+      this.unlogged++;
+      return;
+    }
+    this.log.error({ err, ...fields, errors_not_logged: this.unlogged }, message);
+    this.lastLogAt = now;
+    this.unlogged = 0;
+  }
+}
