@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import type { RecordLine } from '../src/recorder.js';
 import { extractSeedScript, runSeedReplay, seedReplayAvailable } from './helpers/seed-replay.js';
 
 // The seed's Option A replay script (CANARY_DEPLOYMENT.md), run unchanged by Debian's python3,
@@ -90,14 +91,7 @@ async function startStandIn(drift: boolean): Promise<{ url: string; seen: Seen[]
 
 /** What the seed's WSGI RequestRecorderMiddleware writes: CGI names, so Title-Case headers
  * (HTTP_X_REQUEST_ID -> X-Request-Id), and never Content-Type/Content-Length among them. */
-interface SeedRecord {
-  timestamp: number;
-  method: string;
-  path: string;
-  headers: Record<string, string>;
-  body_hex: string;
-  content_type: string;
-}
+type SeedRecord = Pick<RecordLine, 'timestamp' | 'method' | 'path' | 'headers' | 'body_hex' | 'content_type'>;
 
 const wsgiHeaders = (extra: Record<string, string> = {}): Record<string, string> => ({
   Host: 'canary.example:8080',
