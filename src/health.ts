@@ -1,5 +1,18 @@
 import type { Backend } from './upstream.js';
 
+/** GET `path` on an upstream within `timeoutMs`, body discarded; resolves to the status. */
+export async function getStatus(b: Backend, path: string, timeoutMs: number): Promise<number> {
+  const res = await b.pool.request({
+    method: 'GET',
+    path: b.basePath + path,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  await res.body.dump();
+  return res.statusCode;
+}
+
 /**
  * Whether each upstream answers GET /ping with any HTTP response within `timeoutMs`.
  * Any status counts: an upstream that is not DRUM still answers.
@@ -8,14 +21,7 @@ export async function probeUpstreams(backends: Iterable<Backend>, timeoutMs: num
   const entries = await Promise.all(
     [...backends].map(async (b): Promise<[string, boolean]> => {
       try {
-        const res = await b.pool.request({
-          method: 'GET',
-          path: `${b.basePath}/ping`,
-          headersTimeout: timeoutMs,
-          bodyTimeout: timeoutMs,
-          signal: AbortSignal.timeout(timeoutMs),
-        });
-        await res.body.dump();
+        await getStatus(b, '/ping', timeoutMs);
         return [b.name, true];
       } catch {
         return [b.name, false];

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
+import { getStatus } from './health.js';
 import type { Metrics } from './metrics.js';
 import type { Backend } from './upstream.js';
 
@@ -69,26 +70,22 @@ export class UpstreamPoller {
     await Promise.all(this.#backends.map((b) => Promise.all([this.#ping(b), this.#stats(b)])));
   }
 
-  /** GET `path`; the body only if `keepBody`, and then at most STATS_LIMIT bytes of it. */
-  async #get(b: Backend, path: string, keepBody: boolean): Promise<{ status: number; text: string }> {
+  /** GET /stats/, reading at most STATS_LIMIT bytes of the body. */
+  async #readStats(b: Backend): Promise<{ status: number; text: string }> {
     const res = await b.pool.request({
       method: 'GET',
-      path: b.basePath + path,
+      path: `${b.basePath}/stats/`,
       headersTimeout: this.opts.timeoutMs,
       bodyTimeout: this.opts.timeoutMs,
       signal: AbortSignal.timeout(this.opts.timeoutMs),
     });
-    if (!keepBody) {
-      await res.body.dump();
-      return { status: res.statusCode, text: '' };
-    }
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
       size += chunk.length;
       if (size > STATS_LIMIT) {
         res.body.destroy();
-        throw new Error(`${path} answered more than ${STATS_LIMIT} bytes`);
+        throw new Error(`/stats/ answered more than ${STATS_LIMIT} bytes`);
       }
       chunks.push(chunk);
     }
@@ -98,7 +95,7 @@ export class UpstreamPoller {
   async #ping(b: Backend): Promise<void> {
     let answered = false;
     try {
-      answered = (await this.#get(b, '/ping', false)).status < 500;
+      answered = (await getStatus(b, '/ping', this.opts.timeoutMs)) < 500;
     } catch {
       // refused, reset or timed out: down
     }
@@ -114,7 +111,7 @@ export class UpstreamPoller {
   async #stats(b: Backend): Promise<void> {
     let mem: Record<string, unknown> | undefined;
     try {
-      const { status, text } = await this.#get(b, '/stats/', true);
+      const { status, text } = await this.#readStats(b);
       const parsed = status === 200 ? (JSON.parse(text) as { mem_info?: unknown }) : undefined;
       if (parsed?.mem_info !== null && typeof parsed?.mem_info === 'object') mem = parsed.mem_info as Record<string, unknown>;
     } catch {
