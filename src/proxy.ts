@@ -66,7 +66,8 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
   const splitKey = compileKey(config.key);
   const dropHeaders = new Set<string>(FORWARDED_HEADERS);
   if (config.overrideHeader !== undefined) dropHeaders.add(config.overrideHeader);
-  const upstreamHeader = (name: string): string[] => (config.upstreamHeader ? [UPSTREAM_HEADER, name] : []);
+  // Built once per upstream rather than per request: the response header naming it.
+  const upstreamHeader = new Map([...backends.keys()].map((name) => [name, config.upstreamHeader ? [UPSTREAM_HEADER, name] : []]));
 
   /** Stage 1: what nginx would see — $uri, $args, $host, $remote_addr — or a 400. */
   function readRequest(req: IncomingMessage, res: ServerResponse): Exchange | undefined {
@@ -166,7 +167,7 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
     );
     forward(
       backend,
-      { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs, responseHeaders: upstreamHeader(backend.name) },
+      { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs, responseHeaders: upstreamHeader.get(backend.name)! },
       res,
       (failure, err) => {
         if (failure.status !== 413) log.warn({ upstream: backend.name, err: err.message, url: req.url }, failure.reason);
