@@ -2,7 +2,9 @@ import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Logger } from 'pino';
 import { whoIs, type Tokens } from './auth.js';
 import { sendMetrics, type Metrics } from './metrics.js';
+import { parseRate } from './config.js';
 import { InputError } from './input-error.js';
+import type { Recording } from './recording.js';
 import type { WeightStore } from './weight-store.js';
 import { applyWeights, rolledBack } from './weights.js';
 
@@ -10,6 +12,7 @@ export interface AdminDeps {
   readonly store: WeightStore;
   readonly upstreams: readonly string[];
   readonly tokens: Tokens;
+  readonly recording: Recording;
   /** Whether each upstream answers, for /readyz. */
   readonly probe: () => Promise<Record<string, boolean>>;
   readonly metrics: Metrics;
@@ -68,7 +71,7 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
     return reply.code(statusCode).send({ error: code, message: err.message, ...(statusCode < 500 ? { field: 'body' } : {}) });
   });
   app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ error: 'not_found', message: `no ${req.method} ${req.url}; see GET /weights, /history, /healthz, /readyz, /metrics` }),
+    reply.code(404).send({ error: 'not_found', message: `no ${req.method} ${req.url}; see GET /weights, /history, /recording, /healthz, /readyz, /metrics` }),
   );
 
   app.get('/weights', async () => store.view());
@@ -92,6 +95,25 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
   });
 
   app.get('/history', async () => ({ history: store.history }));
+
+  app.get('/recording', async () => deps.recording.view());
+
+  app.put('/recording', async (req, reply) => {
+    const who = writer(req, reply);
+    if (who === undefined) return reply;
+    const body = readBody(req.body, ['enabled', 'sampleRate', 'reason']);
+    const { enabled, sampleRate } = body;
+    if (enabled === undefined && sampleRate === undefined) {
+      throw new InputError('send "enabled" and/or "sampleRate", e.g. {"enabled": true, "sampleRate": 0.01}', 'body');
+    }
+    if (enabled !== undefined && typeof enabled !== 'boolean') throw new InputError('must be true or false', 'enabled');
+    if (sampleRate !== undefined && typeof sampleRate !== 'number') throw new InputError('must be a number from 0 to 1', 'sampleRate');
+    const from = deps.recording.view();
+    deps.recording.change({ enabled, sampleRate: sampleRate === undefined ? undefined : parseRate(sampleRate, 'sampleRate') });
+    const to = deps.recording.view();
+    deps.log.info({ who, reason: body.reason, from: { enabled: from.enabled, sampleRate: from.sampleRate }, to: { enabled: to.enabled, sampleRate: to.sampleRate } }, 'recording changed');
+    return to;
+  });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 

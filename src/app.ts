@@ -11,6 +11,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { InputError } from './input-error.js';
 import { startProxy, type RunningProxy } from './server.js';
 import { sameShares, type Share } from './split.js';
+import { recordFromEnv } from './recording.js';
 import { readSnapshot, SnapshotWriter } from './state-file.js';
 import { UpstreamPoller } from './upstream-poller.js';
 import { WeightStore } from './weight-store.js';
@@ -81,10 +82,10 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
       for (const [name, percent] of Object.entries(store.view().weights)) this.set({ server_type: name }, percent);
     },
   });
-  const proxy = await startProxy(config, log, store.routes, metrics);
+  const proxy = await startProxy({ ...config, record: recordFromEnv(env, config.record) }, log, store.routes, metrics);
   const poller = new UpstreamPoller(proxy.backends.values(), metrics, { intervalMs: config.pollIntervalMs, timeoutMs: PROBE_TIMEOUT_MS, now: Date.now, log });
   poller.start();
-  const admin = createAdmin({ store, upstreams, tokens, probe: () => probeUpstreams(proxy.backends.values(), PROBE_TIMEOUT_MS), metrics, log });
+  const admin = createAdmin({ store, upstreams, tokens, recording: proxy.recording, probe: () => probeUpstreams(proxy.backends.values(), PROBE_TIMEOUT_MS), metrics, log });
   let adminAddress: AddressInfo;
   try {
     await admin.listen({ host: config.admin.host, port: config.admin.port });

@@ -31,8 +31,10 @@ Options for serve (a --config file takes the same settings; flags win):
   --config FILE              YAML file with these settings (listen, upstreams, weights, key,
                              trustProxy, upstreamHeader, overrideHeader, timeout, bodyLimit,
                              upstreamKeepAlive, accessLog, logLevel, admin, adminTokenFile,
-                             state, pollInterval, metricsOnTraffic); watched, its weights
-                             re-applied when they change
+                             state, pollInterval, metricsOnTraffic, record, recordSample,
+                             recordPaths, recordMaxBody, recordRotateBytes, recordQueue,
+                             recordResponses, recordRedact, recordNoRedact); watched, its
+                             weights re-applied when they change
   --trust-proxy              take $remote_addr from the last X-Forwarded-For entry
   --no-upstream-header       do not add X-Drum-Splitter-Upstream to responses
   --override-header NAME     header that forces a request to the upstream it names (off)
@@ -49,15 +51,33 @@ Options for serve (a --config file takes the same settings; flags win):
   --poll-interval DURATION   how often upstreams' /ping and /stats/ are read (default 15s)
   --metrics-on-traffic       also answer GET /metrics on the traffic port (off; it is always
                              on the admin API)
+  --record FILE              record sampled requests to this JSONL file, for the seed's
+                             replay script (switchable at runtime: PUT /recording)
+  --record-sample RATE       share of requests recorded, 0..1 (default 0.01)
+  --record-paths LIST        routes recorded, comma-separated (default DRUM's prediction
+                             routes: /predict/ /predictions/ /transform/ /invocations
+                             /predictUnstructured/ /predictionsUnstructured/)
+  --record-max-body SIZE     body bytes kept per record (default 10MB); a bigger body is
+                             forwarded whole and recorded truncated
+  --record-rotate-bytes SIZE start FILE.1, FILE.2, ... past this size (default: never)
+  --record-queue SIZE        records waiting for the disk before new ones are dropped
+                             (default 16MB)
+  --record-responses         also record each response's status and body (capped)
+  --record-redact LIST       more headers to record as "[REDACTED]", comma-separated
+                             (always: Authorization, Cookie, X-Api-Key, DataRobot keys...)
+  --record-no-redact         do not redact the default headers (only --record-redact ones)
 
 Options for weights:
   --admin URL                the admin API (default http://127.0.0.1:9901)
   --token TOKEN              bearer token for writes (default DRUM_SPLITTER_ADMIN_TOKEN)
   --reason TEXT              why, for the audit trail (set, rollback)
 
-Environment (start-up weights; wins over the config file and the state file):
+Environment (at start; wins over flags, the config file and the state file):
   MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE=NAME          100% to that upstream
   MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT=N  the canary's share (plain or DRUM JSON)
+  DRUM_RECORD_REQUESTS=true|false    recording on or off (on without --record writes
+                                     /var/log/drum/recorded_requests.jsonl)
+  DRUM_RECORD_SAMPLE_RATE=RATE       the recorded share, 0..1
 
 Exit codes: serve: 0 stopped cleanly, 1 could not run (e.g. address in use), 2 bad flag,
 config or environment. weights: 0 done, 1 admin API unreachable or failing, 2 bad usage or
@@ -84,6 +104,15 @@ const OPTIONS = {
   state: { type: 'string' },
   'poll-interval': { type: 'string' },
   'metrics-on-traffic': { type: 'boolean' },
+  record: { type: 'string' },
+  'record-sample': { type: 'string' },
+  'record-paths': { type: 'string', multiple: true },
+  'record-max-body': { type: 'string' },
+  'record-rotate-bytes': { type: 'string' },
+  'record-queue': { type: 'string' },
+  'record-responses': { type: 'boolean' },
+  'record-redact': { type: 'string', multiple: true },
+  'record-no-redact': { type: 'boolean' },
   token: { type: 'string' },
   reason: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
@@ -110,6 +139,15 @@ function flagSettings(v: Values): RawSettings {
   if (v.state !== undefined) s.state = v.state;
   if (v['poll-interval'] !== undefined) s.pollInterval = v['poll-interval'];
   if (v['metrics-on-traffic'] !== undefined) s.metricsOnTraffic = v['metrics-on-traffic'];
+  if (v.record !== undefined) s.record = v.record;
+  if (v['record-sample'] !== undefined) s.recordSample = v['record-sample'];
+  if (v['record-paths'] !== undefined) s.recordPaths = v['record-paths'];
+  if (v['record-max-body'] !== undefined) s.recordMaxBody = v['record-max-body'];
+  if (v['record-rotate-bytes'] !== undefined) s.recordRotateBytes = v['record-rotate-bytes'];
+  if (v['record-queue'] !== undefined) s.recordQueue = v['record-queue'];
+  if (v['record-responses'] !== undefined) s.recordResponses = v['record-responses'];
+  if (v['record-redact'] !== undefined) s.recordRedact = v['record-redact'];
+  if (v['record-no-redact'] !== undefined) s.recordNoRedact = v['record-no-redact'];
   return s;
 }
 
@@ -145,6 +183,7 @@ async function serve(v: Values): Promise<void> {
       baseline: config.upstreams[0]!.name,
       weights: app.store.view().weights,
       source: app.store.view().source,
+      recording: app.proxy.recording.enabled ? { file: app.proxy.recording.file, sampleRate: app.proxy.recording.sampleRate } : 'off',
     },
     'listening',
   );

@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { InputError } from './input-error.js';
 import { DEFAULT_KEY, compileKey } from './key.js';
 import { parsePercent } from './percent.js';
+import { DEFAULT_RECORD_PATHS, DEFAULT_REDACT } from './recorder.js';
 import { compileSplit, type Share } from './split.js';
 
 export interface Upstream {
@@ -46,6 +47,29 @@ export interface Config {
   readonly pollIntervalMs: number;
   /** Also answer GET /metrics on the traffic port (it then shadows an upstream's /metrics). */
   readonly metricsOnTraffic: boolean;
+  readonly record: RecordSettings;
+}
+
+/** Request recording for replay (see recorder.ts for the file format). */
+export interface RecordSettings {
+  /** The JSONL file; undefined = no file, so recording cannot be switched on. */
+  readonly file: string | undefined;
+  /** Whether recording is on at start (it can be switched at runtime). */
+  readonly enabled: boolean;
+  /** Share of matching requests recorded, 0..1. */
+  readonly sampleRate: number;
+  /** Routes recorded (exact, a trailing slash optional). */
+  readonly paths: readonly string[];
+  /** Bytes of a request (and response) body kept in a record; the rest is forwarded, not kept. */
+  readonly maxBody: number;
+  /** Start a new numbered file when the current one would pass this size; undefined = never. */
+  readonly rotateBytes: number | undefined;
+  /** Bytes of records waiting for the disk before new ones are dropped. */
+  readonly queueBytes: number;
+  /** Also record the response's status and body (capped at maxBody). */
+  readonly responses: boolean;
+  /** Lower-case header names whose values are recorded as "[REDACTED]". */
+  readonly redact: readonly string[];
 }
 
 /** Settings as read from a file or flags, before validation. Every field optional. */
@@ -67,12 +91,22 @@ export interface RawSettings {
   state?: unknown;
   pollInterval?: unknown;
   metricsOnTraffic?: unknown;
+  record?: unknown;
+  recordSample?: unknown;
+  recordPaths?: unknown;
+  recordMaxBody?: unknown;
+  recordRotateBytes?: unknown;
+  recordQueue?: unknown;
+  recordResponses?: unknown;
+  recordRedact?: unknown;
+  recordNoRedact?: unknown;
 }
 
 const SETTINGS: readonly (keyof RawSettings)[] = [
   'listen', 'upstreams', 'weights', 'key', 'trustProxy', 'upstreamHeader', 'overrideHeader',
   'timeout', 'bodyLimit', 'upstreamKeepAlive', 'accessLog', 'logLevel', 'admin', 'adminTokenFile', 'state',
-  'pollInterval', 'metricsOnTraffic',
+  'pollInterval', 'metricsOnTraffic', 'record', 'recordSample', 'recordPaths', 'recordMaxBody', 'recordRotateBytes',
+  'recordQueue', 'recordResponses', 'recordRedact', 'recordNoRedact',
 ];
 
 export const DEFAULTS = {
@@ -86,6 +120,9 @@ export const DEFAULTS = {
   upstreamKeepAlive: '1s',
   admin: '127.0.0.1:9901',
   pollInterval: '15s',
+  recordSample: 0.01, // the seed's DRUM_RECORD_SAMPLE_RATE
+  recordMaxBody: '10MB',
+  recordQueue: '16MB',
 } as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -186,6 +223,48 @@ function optionalPath(value: unknown, field: string): string | undefined {
   return value;
 }
 
+/** A share from 0 to 1, e.g. a sample rate. */
+export function parseRate(value: unknown, field: string): number {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+  if (!(n >= 0 && n <= 1)) throw new InputError(`"${String(value)}" is not a rate from 0 to 1, e.g. 0.01 for 1%`, field);
+  return n;
+}
+
+/** A list from YAML, or from flags: repeated and/or comma-separated. */
+function parseList(value: unknown, field: string): string[] {
+  const items = Array.isArray(value) ? value : [value];
+  if (!items.every((v) => typeof v === 'string')) throw new InputError('must be a list of strings (or comma-separated)', field);
+  return (items as string[]).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+}
+
+function recordSettings(raw: RawSettings): RecordSettings {
+  const file = optionalPath(raw.record, 'record');
+  const paths = parseList(raw.recordPaths ?? [...DEFAULT_RECORD_PATHS], 'recordPaths');
+  if (paths.length === 0) throw new InputError('needs at least one path, e.g. /predict/', 'recordPaths');
+  const notPath = paths.find((p) => !p.startsWith('/'));
+  if (notPath !== undefined) throw new InputError(`"${notPath}" is not a path (it must start with /)`, 'recordPaths');
+  const extra = raw.recordRedact === undefined ? [] : parseList(raw.recordRedact, 'recordRedact').map((n) => parseHeaderName(n, 'recordRedact'));
+  // Dropping the default list must be said explicitly; an empty or edited list does not do it.
+  const redact = parseBoolean(raw.recordNoRedact ?? false, 'recordNoRedact') ? extra : [...DEFAULT_REDACT, ...extra];
+  return {
+    file,
+    enabled: file !== undefined,
+    sampleRate: parseRate(raw.recordSample ?? DEFAULTS.recordSample, 'recordSample'),
+    paths,
+    maxBody: parseSize(raw.recordMaxBody ?? DEFAULTS.recordMaxBody, 'recordMaxBody'),
+    rotateBytes: raw.recordRotateBytes === undefined ? undefined : positiveSize(raw.recordRotateBytes, 'recordRotateBytes'),
+    queueBytes: positiveSize(raw.recordQueue ?? DEFAULTS.recordQueue, 'recordQueue'),
+    responses: parseBoolean(raw.recordResponses ?? false, 'recordResponses'),
+    redact: [...new Set(redact)],
+  };
+}
+
+function positiveSize(value: unknown, field: string): number {
+  const n = parseSize(value, field);
+  if (n === 0) throw new InputError('must be more than 0 bytes', field);
+  return n;
+}
+
 /** Reads a YAML config file into raw settings, rejecting unknown keys. */
 export function readConfigFile(path: string): RawSettings {
   let text: string;
@@ -272,5 +351,6 @@ export function buildConfig(raw: RawSettings): Config {
     state: optionalPath(raw.state, 'state'),
     pollIntervalMs: parseDuration(raw.pollInterval ?? DEFAULTS.pollInterval, 'pollInterval'),
     metricsOnTraffic: parseBoolean(raw.metricsOnTraffic ?? false, 'metricsOnTraffic'),
+    record: recordSettings(raw),
   };
 }

@@ -1,5 +1,8 @@
+import { mkdtempSync } from 'node:fs';
 import { request } from 'node:http';
 import { isIP } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { buildConfig } from './config.js';
 import { InputError } from './input-error.js';
 import { createLogger } from './log.js';
@@ -10,6 +13,7 @@ import { createStandin } from './standin.js';
 const CLIENTS = 400;
 const REQUESTS_PER_CLIENT = 5;
 const CSV = 'x1,x2,x3\n1,2,3\n4,5,6\n';
+const RECORD_SAMPLE = 0.1;
 
 /**
  * POSTs the demo CSV from a given local address, as if from a distinct host, so the split
@@ -88,10 +92,13 @@ async function demo(listen: string, running: { close(): Promise<unknown> }[]): P
   running.push(flask);
   const fastapiUrl = await fastapi.listen({ host: '127.0.0.1', port: 0 });
   running.push(fastapi);
+  const recordFile = join(mkdtempSync(join(tmpdir(), 'drum-splitter-demo-')), 'recorded_requests.jsonl');
   const config = buildConfig({
     listen,
     upstreams: [`flask=${flaskUrl}`, `fastapi=${fastapiUrl}`],
     weights: ['fastapi=5'],
+    record: recordFile,
+    recordSample: RECORD_SAMPLE,
   });
   const host = demoHost(config.listen.host);
   const proxy = await startProxy(config, createLogger('warn'));
@@ -100,6 +107,7 @@ async function demo(listen: string, running: { close(): Promise<unknown> }[]): P
 
   console.log(`drum-splitter demo: flask stand-in ${flaskUrl}, fastapi stand-in ${fastapiUrl}`);
   console.log(`proxy on ${target}, split_clients "\${remote_addr}\${uri}" { 5% fastapi; * flask; }`);
+  console.log(`recording ${RECORD_SAMPLE * 100}% of predictions to ${recordFile}`);
 
   const served = new Map<string, number>();
   const clientsOn = new Map<string, Set<string>>();
@@ -118,5 +126,8 @@ async function demo(listen: string, running: { close(): Promise<unknown> }[]): P
   console.log(`\nstill serving; try:
   curl -s ${target}/info/
   curl -s -X POST -H 'Content-Type: text/csv' --data-binary $'a,b\\n1,2\\n' ${target}/predict/ -i
+  wc -l ${recordFile}
+replay the recording against both stand-ins with the seed's Option A script (while this runs):
+  python3 shadow_replay_test.py --flask-url ${flaskUrl} --fastapi-url ${fastapiUrl} --requests-file ${recordFile}
 Ctrl-C to stop.`);
 }

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { createRecorderMetrics, type RecorderMetrics } from './recorder.js';
 
 /** Model serving: from a 1 ms cached answer to a 30 s batch prediction. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -19,6 +20,7 @@ export interface Metrics {
   readonly requests: Counter<'server_type' | 'status' | 'method' | 'origin'>;
   readonly duration: Histogram<'server_type'>;
   readonly inFlight: Gauge<'server_type'>;
+  readonly recorder: RecorderMetrics;
 }
 
 /**
@@ -50,6 +52,7 @@ export function createMetrics(): Metrics {
       labelNames: ['server_type'],
       registers: [registry],
     }),
+    recorder: createRecorderMetrics(registry),
   };
 }
 

@@ -9,7 +9,8 @@ import { parseHost, parsePath } from './nginx-uri.js';
 import { sendError } from './reply.js';
 import { methodLabel, NO_UPSTREAM, type Metrics } from './metrics.js';
 import { hashKey, pickByHash, type SplitTable } from './split.js';
-import { BodyTooLarge, forward, type Backend } from './upstream.js';
+import type { PendingRecord, Recording } from './recording.js';
+import { BodyTooLarge, classifyFailure, forward, type Backend, type ForwardBody, type ForwardFailure } from './upstream.js';
 
 export const UPSTREAM_HEADER = 'X-Drum-Splitter-Upstream';
 
@@ -24,6 +25,7 @@ export interface ProxyDeps {
   readonly backends: ReadonlyMap<string, Backend>;
   readonly log: Logger;
   readonly metrics: Metrics;
+  readonly recording: Recording;
 }
 
 /** One request on its way through the stages. */
@@ -41,6 +43,8 @@ interface Exchange {
   backend?: Backend;
   /** Set when drum-splitter wrote the response itself rather than passing the upstream's. */
   answeredByProxy?: boolean;
+  /** Set for a sampled request once its body is read; written out when the exchange ends. */
+  record?: PendingRecord;
 }
 
 /** Node reports IPv4 peers of a dual-stack socket as ::ffff:a.b.c.d; nginx as a.b.c.d. */
@@ -62,7 +66,7 @@ function forwardedFor(header: string | undefined): string | undefined {
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/i;
 
 export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { config, routes, backends, log, metrics } = deps;
+  const { config, routes, backends, log, metrics, recording } = deps;
   const splitKey = compileKey(config.key);
   const dropHeaders = new Set<string>(FORWARDED_HEADERS);
   if (config.overrideHeader !== undefined) dropHeaders.add(config.overrideHeader);
@@ -147,6 +151,9 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
         metrics.duration.observe({ server_type: serverType }, seconds);
         metrics.inFlight.dec({ server_type: serverType });
       }
+      if (ex.record !== undefined) {
+        recording.finish(ex.record, { upstream: serverType, status, latencyMs: seconds * 1000 });
+      }
       if (config.accessLog) {
         const fields = { method: ex.req.method, url: ex.req.url, client: ex.clientAddr, upstream: ex.backend?.name, status, ms: Math.round(seconds * 10000) / 10 };
         log.info(fields, 'request');
@@ -154,28 +161,73 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
     });
   }
 
-  /** Stage 5: stream the request upstream and the answer back. */
-  function forwardTo(ex: Exchange, backend: Backend): void {
+  /** The request body as it arrives: a chunked one is cut off past the body limit. */
+  function incomingBody(ex: Exchange): Readable | null {
+    if (ex.bodyLength === 0) return null;
+    return ex.bodyLength === -1 ? Readable.from(capped(ex.req, config.bodyLimit), { objectMode: false }) : ex.req;
+  }
+
+  /**
+   * Stage 5, for a sampled request only: read the body into memory (up to the record cap), so
+   * the record has it, and forward those same bytes. A body over the cap is forwarded whole
+   * (what was read, then the rest as it streams in) and its record says it was truncated.
+   */
+  async function record(ex: Exchange): Promise<ForwardBody | undefined> {
+    const pending = recording.start(ex.req, ex.path);
+    const source = incomingBody(ex);
+    let body: ForwardBody = null;
+    if (source !== null) {
+      const read: Buffer[] = [];
+      const chunks = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+      try {
+        for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
+          read.push(next.value);
+          pending.body.add(next.value);
+          if (pending.body.truncated) break;
+        }
+      } catch (err) {
+        // Over the body limit: refused as the streaming path would; the client gone: nothing to do.
+        if (err instanceof BodyTooLarge) refuse(ex, classifyFailure(err), err);
+        return undefined;
+      }
+      body = pending.body.truncated ? Readable.from(readThenRest(read, chunks), { objectMode: false }) : Buffer.concat(read);
+    }
+    ex.record = pending;
+    return body;
+  }
+
+  /** Answers for a failed forward, closing the connection if the request body was not read. */
+  function refuse(ex: Exchange, failure: ForwardFailure, err: Error): void {
     const { req, res } = ex;
-    const body =
-      ex.bodyLength === 0 ? null : ex.bodyLength === -1 ? Readable.from(capped(req, config.bodyLimit), { objectMode: false }) : req;
+    if (failure.status !== 413) log.warn({ upstream: ex.backend!.name, err: err.message, url: req.url }, failure.reason);
+    const error = failure.status === 413 ? 'payload_too_large' : failure.status === 504 ? 'gateway_timeout' : 'bad_gateway';
+    ex.answeredByProxy = true;
+    sendError(res, failure.status, error, failure.reason, { upstream: ex.backend!.name }, !req.complete);
+  }
+
+  /** Stage 6: send the request upstream and stream the answer back. */
+  function forwardTo(ex: Exchange, backend: Backend, body: ForwardBody): void {
+    const { req, res } = ex;
     const headers = upstreamRequestHeaders(
       req.rawHeaders,
       req.headers,
       { clientAddr: ex.clientAddr, proto: 'http', host: req.headers.host },
       dropHeaders,
     );
+    const response = ex.record?.response;
     forward(
       backend,
-      { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs, responseHeaders: upstreamHeader.get(backend.name)! },
-      res,
-      (failure, err) => {
-        if (failure.status !== 413) log.warn({ upstream: backend.name, err: err.message, url: req.url }, failure.reason);
-        const error = failure.status === 413 ? 'payload_too_large' : failure.status === 504 ? 'gateway_timeout' : 'bad_gateway';
-        // An unread request body leaves the connection unusable: close it after answering.
-        ex.answeredByProxy = true;
-        sendError(res, failure.status, error, failure.reason, { upstream: backend.name }, !req.complete);
+      {
+        method: req.method!,
+        path: ex.path,
+        headers,
+        body,
+        timeoutMs: config.timeoutMs,
+        responseHeaders: upstreamHeader.get(backend.name)!,
+        ...(response === undefined ? {} : { onData: (chunk: Buffer) => response.add(chunk) }),
       },
+      res,
+      (failure, err) => refuse(ex, failure, err),
     );
   }
 
@@ -191,8 +243,20 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
     if (backend === undefined) return;
     ex.backend = backend;
     metrics.inFlight.inc({ server_type: backend.name });
-    forwardTo(ex, backend);
+    if (!recording.wants(ex.path)) {
+      forwardTo(ex, backend, incomingBody(ex));
+      return;
+    }
+    void record(ex).then((body) => {
+      if (body !== undefined) forwardTo(ex, backend, body);
+    });
   };
+}
+
+/** The chunks already read, then the rest of the body as it arrives. */
+async function* readThenRest(read: readonly Buffer[], rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
+  yield* read;
+  for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
 }
 
 /** A chunked body, stopped with BodyTooLarge once it passes `limit` bytes. */

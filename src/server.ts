@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { createMetrics, sendMetrics, type Metrics } from './metrics.js';
 import { createProxy, type Routes } from './proxy.js';
+import { Recording } from './recording.js';
 import { compileSplit } from './split.js';
 import { createBackend, type Backend } from './upstream.js';
 
@@ -13,7 +14,8 @@ export interface RunningProxy {
   readonly routes: Routes;
   readonly backends: ReadonlyMap<string, Backend>;
   readonly metrics: Metrics;
-  /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes pools. */
+  readonly recording: Recording;
+  /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes pools and writes out the recording. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -45,7 +47,8 @@ export async function startProxy(
   metrics: Metrics = createMetrics(),
 ): Promise<RunningProxy> {
   const backends = new Map(config.upstreams.map((u) => [u.name, createBackend(u, config.upstreamKeepAliveMs)]));
-  const proxy = createProxy({ config, routes, backends, log, metrics });
+  const recording = new Recording(config.record, { metrics: metrics.recorder, log });
+  const proxy = createProxy({ config, routes, backends, log, metrics, recording });
   const server = createServer(
     {
       // A large upload may take longer than Node's default 300 s for a whole request;
@@ -78,6 +81,7 @@ export async function startProxy(
     routes,
     backends,
     metrics,
+    recording,
     async close(graceMs = 10_000) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
@@ -85,6 +89,7 @@ export async function startProxy(
       await closed;
       clearTimeout(timer);
       await Promise.all([...backends.values()].map((b) => b.pool.close()));
+      await recording.close();
     },
   };
 }

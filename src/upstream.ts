@@ -50,14 +50,19 @@ export function classifyFailure(err: Error): ForwardFailure {
   return { status: 502, reason: `upstream failed: ${code || err.message}` };
 }
 
+/** A streamed body, one read into memory (sent with its Content-Length), or none. */
+export type ForwardBody = Readable | Buffer | null;
+
 export interface ForwardRequest {
   readonly method: string;
   readonly path: string;
   readonly headers: string[];
-  readonly body: Readable | null;
+  readonly body: ForwardBody;
   readonly timeoutMs: number;
   /** Extra response headers, e.g. X-Drum-Splitter-Upstream. */
   readonly responseHeaders: readonly string[];
+  /** Sees each response body chunk as it passes (for recording). */
+  readonly onData?: (chunk: Buffer) => void;
 }
 
 /**
@@ -91,6 +96,7 @@ export function forward(
       res.writeHead(statusCode, statusMessage, headers);
     },
     onResponseData(c, chunk) {
+      req.onData?.(chunk);
       // undici delivers nothing more until resumed, so one drain listener per pause.
       if (!res.write(chunk)) {
         c.pause();

@@ -1,0 +1,181 @@
+import { randomUUID } from 'node:crypto';
+import { statSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { parseRate, type RecordSettings } from './config.js';
+import { endToEnd } from './headers.js';
+import { InputError } from './input-error.js';
+import { recordable, recordHeaders, RecordWriter, sampled, type RecorderMetrics } from './recorder.js';
+
+/** Where the seed's replay step reads recorded requests; DRUM_RECORD_REQUESTS=true without --record writes there. */
+export const SEED_RECORD_FILE = '/var/log/drum/recorded_requests.jsonl';
+
+const TRUE = new Set(['true', '1', 'yes', 'on']);
+const FALSE = new Set(['false', '0', 'no', 'off', '']);
+
+/**
+ * The seed's switches: DRUM_RECORD_REQUESTS (true/false) and DRUM_RECORD_SAMPLE_RATE. Like the
+ * other start-up environment variables, they win over flags and the config file.
+ */
+export function recordFromEnv(env: NodeJS.ProcessEnv, settings: RecordSettings): RecordSettings {
+  let { file, enabled, sampleRate } = settings;
+  const on = env.DRUM_RECORD_REQUESTS?.trim().toLowerCase();
+  if (on !== undefined) {
+    if (TRUE.has(on)) {
+      enabled = true;
+      file ??= SEED_RECORD_FILE;
+    } else if (FALSE.has(on)) {
+      enabled = false;
+    } else {
+      throw new InputError(`"${env.DRUM_RECORD_REQUESTS}" is not true or false`, 'DRUM_RECORD_REQUESTS');
+    }
+  }
+  if (env.DRUM_RECORD_SAMPLE_RATE !== undefined) sampleRate = parseRate(env.DRUM_RECORD_SAMPLE_RATE, 'DRUM_RECORD_SAMPLE_RATE');
+  return { ...settings, file, enabled, sampleRate };
+}
+
+/** What is captured of one body: the first `limit` bytes, and whether there was more. */
+export class Capture {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+
+  constructor(private readonly limit: number) {}
+
+  add(chunk: Buffer): void {
+    if (this.size >= this.limit) {
+      this.truncated ||= chunk.length > 0;
+      return;
+    }
+    const kept = chunk.length <= this.limit - this.size ? chunk : chunk.subarray(0, this.limit - this.size);
+    this.truncated ||= kept.length < chunk.length;
+    this.chunks.push(kept);
+    this.size += kept.length;
+  }
+
+  hex(): string {
+    return Buffer.concat(this.chunks, this.size).toString('hex');
+  }
+}
+
+/** A sampled request's record, completed when its exchange ends. */
+export interface PendingRecord {
+  readonly timestamp: number;
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly contentType: string;
+  readonly body: Capture;
+  readonly response: Capture | undefined;
+}
+
+export interface RecordingView {
+  readonly enabled: boolean;
+  readonly file: string | null;
+  readonly sampleRate: number;
+  readonly paths: readonly string[];
+  readonly maxBody: number;
+  readonly responses: boolean;
+  readonly redact: readonly string[];
+}
+
+/**
+ * Recording as it runs: the switch and the rate (changeable at runtime), which requests are
+ * sampled, and the writer their lines go to.
+ */
+export class Recording {
+  enabled: boolean;
+  sampleRate: number;
+  readonly maxBody: number;
+  readonly #settings: RecordSettings;
+  readonly #redact: ReadonlySet<string>;
+  readonly #writer: RecordWriter | undefined;
+  readonly #random: () => number;
+
+  constructor(settings: RecordSettings, deps: { metrics: RecorderMetrics; log: Logger; random?: () => number }) {
+    if (settings.file !== undefined) {
+      const dir = dirname(settings.file);
+      let isDir = false;
+      try {
+        isDir = statSync(dir).isDirectory();
+      } catch {
+        // reported below
+      }
+      if (!isDir) throw new InputError(`${dir} is not a directory, so ${settings.file} cannot be written`, 'record');
+    }
+    this.#settings = settings;
+    this.enabled = settings.enabled;
+    this.sampleRate = settings.sampleRate;
+    this.maxBody = settings.maxBody;
+    this.#redact = new Set(settings.redact);
+    this.#random = deps.random ?? Math.random;
+    this.#writer =
+      settings.file === undefined
+        ? undefined
+        : new RecordWriter({ path: settings.file, maxBufferBytes: settings.queueBytes, rotateBytes: settings.rotateBytes, metrics: deps.metrics, log: deps.log });
+  }
+
+  get file(): string | undefined {
+    return this.#settings.file;
+  }
+
+  /** Whether this request is recorded: recording on, a recorded route, and sampled. */
+  wants(path: string): boolean {
+    return this.enabled && recordable(path, this.#settings.paths) && sampled(this.sampleRate, this.#random);
+  }
+
+  /** Starts a record of a request whose body will be captured into the record's `body`. */
+  start(req: IncomingMessage, path: string): PendingRecord {
+    return {
+      timestamp: Date.now() / 1000,
+      method: req.method!,
+      path,
+      // As received, minus hop-by-hop fields (a replayed Transfer-Encoding would contradict
+      // the Content-Length the replaying client sets).
+      headers: recordHeaders(endToEnd(req.rawHeaders), this.#redact),
+      contentType: req.headers['content-type'] ?? '',
+      body: new Capture(this.maxBody),
+      response: this.#settings.responses ? new Capture(this.maxBody) : undefined,
+    };
+  }
+
+  /** Queues the finished record's line; the writer drops and counts it if it cannot keep up. */
+  finish(record: PendingRecord, outcome: { upstream: string; status: number; latencyMs: number }): void {
+    const { response } = record;
+    this.#writer?.write({
+      timestamp: record.timestamp,
+      method: record.method,
+      path: record.path,
+      headers: record.headers,
+      body_hex: record.body.hex(),
+      content_type: record.contentType,
+      id: randomUUID(),
+      upstream: outcome.upstream,
+      status: outcome.status,
+      latency_ms: Math.round(outcome.latencyMs * 1000) / 1000,
+      body_truncated: record.body.truncated,
+      ...(response === undefined ? {} : { response: { status: outcome.status, body_hex: response.hex(), body_truncated: response.truncated } }),
+    });
+  }
+
+  /** Switches recording and/or sets the rate; switching on needs a file. */
+  change(patch: { enabled?: boolean; sampleRate?: number }): void {
+    if (patch.enabled === true && this.#writer === undefined) {
+      throw new InputError('recording has no file; start drum-splitter with --record FILE', 'enabled');
+    }
+    if (patch.enabled !== undefined) this.enabled = patch.enabled;
+    if (patch.sampleRate !== undefined) this.sampleRate = patch.sampleRate;
+  }
+
+  view(): RecordingView {
+    const s = this.#settings;
+    return { enabled: this.enabled, file: s.file ?? null, sampleRate: this.sampleRate, paths: s.paths, maxBody: s.maxBody, responses: s.responses, redact: s.redact };
+  }
+
+  /** Writes every queued line and closes the file. */
+  async close(): Promise<void> {
+    this.enabled = false;
+    await this.#writer?.close();
+  }
+}
