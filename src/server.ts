@@ -15,7 +15,7 @@ export interface RunningProxy {
   readonly backends: ReadonlyMap<string, Backend>;
   readonly metrics: Metrics;
   readonly recording: Recording;
-  /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes pools and writes out the recording. */
+  /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes pools and writes out the recording. Idempotent. */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -75,6 +75,17 @@ export async function startProxy(
   });
   const address = server.address() as AddressInfo;
 
+  let closing: Promise<void> | undefined;
+  async function close(graceMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+    await closed;
+    clearTimeout(timer);
+    await Promise.all([...backends.values()].map((b) => b.pool.close()));
+    await recording.close();
+  }
+
   return {
     server,
     address,
@@ -82,14 +93,7 @@ export async function startProxy(
     backends,
     metrics,
     recording,
-    async close(graceMs = 10_000) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-      await closed;
-      clearTimeout(timer);
-      await Promise.all([...backends.values()].map((b) => b.pool.close()));
-      await recording.close();
-    },
+    // A second call (a second signal, a test's teardown) waits for the first.
+    close: (graceMs = 10_000) => (closing ??= close(graceMs)),
   };
 }

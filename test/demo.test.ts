@@ -1,6 +1,9 @@
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { dirname } from 'node:path';
 import t from 'tap';
 import { demoHost, splitReport } from '../src/demo.js';
+import type { RecordLine } from '../src/recorder.js';
 import { compileSplit, hashKey, pickByHash } from '../src/split.js';
 import { freePort, send, spawnCli, waitForLine, type CliResult } from './helpers/net.js';
 
@@ -125,6 +128,20 @@ t.test('demo: a burst through the real proxy, the split it printed, then it serv
   t.same(await exited, [0, null], 'SIGTERM stops it cleanly with exit code 0');
   t.equal(stderr, '', 'nothing on stderr');
   await t.rejects(send(`${target}/ping`), { code: 'ECONNREFUSED' }, 'the proxy is gone');
+
+  // Recording is on: 10% of the 2,002 predictions (the /info/ GET is not a recorded route),
+  // every line complete after SIGTERM, each the CSV a client sent and the backend it got.
+  const file = /^recording 10% of predictions to (.+)$/m.exec(stdout)![1]!;
+  t.match(stdout, `--requests-file ${file}`, "prints the seed's replay command for the file");
+  const lines = readFileSync(file, 'utf8').split('\n');
+  t.equal(lines.pop(), '', 'the file ends with a complete line');
+  t.teardown(() => rmSync(dirname(file), { recursive: true, force: true }));
+  const recorded = lines.map((l) => JSON.parse(l) as RecordLine);
+  // Binomial(2002, 0.1): mean 200, standard deviation 13.4; five of them either side.
+  t.ok(recorded.length >= 133 && recorded.length <= 268, `${recorded.length} lines recorded, about 10% of 2,002`);
+  const sent = new Set([Buffer.from('x1,x2,x3\n1,2,3\n4,5,6\n').toString('hex'), Buffer.from('a,b\n1,2\n3,5.5\n').toString('hex')]);
+  t.ok(recorded.every((r) => r.method === 'POST' && r.path === '/predict/' && sent.has(r.body_hex) && r.status === 200), 'each a POST /predict/ with the CSV sent');
+  t.ok(recorded.some((r) => r.upstream === 'flask') && recorded.every((r) => r.upstream === 'flask' || r.upstream === 'fastapi'), 'and who served it');
 });
 
 t.test('demo: a failure is reported and the process exits (the stand-ins do not keep it up)', async (t) => {

@@ -1,15 +1,17 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import type { RecordLine } from '../src/recorder.js';
+import { send, startTestProxy } from './helpers/net.js';
 import { extractSeedScript, runSeedReplay, seedReplayAvailable } from './helpers/seed-replay.js';
 
 // The seed's Option A replay script (CANARY_DEPLOYMENT.md), run unchanged by Debian's python3,
-// over a JSONL file written by hand in the seed's Option B recorder format.
+// over a JSONL file written by hand in the seed's Option B recorder format, and over one
+// recorded by drum-splitter.
 
 t.test('extractSeedScript finds only the Option A block, and says so when it is missing', async (t) => {
   const md = [
@@ -247,4 +249,62 @@ t.test('seed script quirks our reports must allow for', { skip }, async (t) => {
   t.match(results[2], { flask_status: 200, fastapi_status: 200, diff: null, error: null });
   t.equal(flask.seen.length, 3);
   t.equal(fastapi.seen.length, 3);
+});
+
+t.test('a file recorded by drum-splitter replays with the seed script unchanged', { skip }, async (t) => {
+  const workDir = await mkdtemp(join(tmpdir(), 'seed-replay-'));
+  const flask = await startStandIn(false);
+  const fastapi = await startStandIn(true);
+  const jsonl = join(workDir, 'recorded_requests.jsonl');
+  const proxy = await startTestProxy({
+    upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`],
+    weights: ['fastapi=50'],
+    record: jsonl,
+    recordSample: 1,
+    recordPaths: ['/predict/', '/predictUnstructured/', '/invocations', '/ping'],
+  });
+  t.teardown(async () => {
+    await proxy.close();
+    for (const s of [flask.server, fastapi.server]) {
+      s.closeAllConnections();
+      await new Promise((r) => s.close(r));
+    }
+    await rm(workDir, { recursive: true, force: true });
+  });
+
+  // The hand-written records above, sent through the proxy as a client would, with
+  // Content-Type and a credential among the headers.
+  for (const r of records) {
+    const headers: Record<string, string> = { 'X-Request-Id': r.headers['X-Request-Id'] ?? 'none', Authorization: 'Bearer secret-token' };
+    if (r.content_type !== '') headers['Content-Type'] = r.content_type;
+    const reply = await send(proxy.url + r.path, { method: r.method, headers, body: Buffer.from(r.body_hex, 'hex') });
+    t.equal(reply.status, 200, `${r.method} ${r.path} through the proxy`);
+  }
+  await proxy.close(); // writes out every queued line
+  const recorded = (await readFile(jsonl, 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l) as RecordLine);
+  t.same(
+    recorded.map((r) => [r.method, r.path, r.body_hex, r.headers['Authorization']]),
+    records.map((r) => [r.method, r.path, r.body_hex, '[REDACTED]']),
+    'one line per request, in order, bodies as sent, the credential redacted',
+  );
+  flask.seen.length = 0;
+  fastapi.seen.length = 0;
+
+  // Replayed straight at the two stand-ins, as the seed's step 2 does.
+  const { report, results, stdout } = await runSeedReplay({ jsonl, flaskUrl: flask.url, fastapiUrl: fastapi.url, workDir });
+  t.match(stdout, /^Loaded 6 requests for replay\n/);
+  t.match(report, { total_requests: 6, errors: 0, response_mismatches: 1, match_rate: '83.33%' });
+  t.same(
+    results.map((r) => [r.path, r.flask_status, r.fastapi_status]),
+    records.map((r) => [r.path, 200, 200]),
+  );
+  for (const up of [flask, fastapi]) {
+    for (const rec of records) {
+      const got = up.seen.find((s) => s.url === rec.path && s.body.equals(Buffer.from(rec.body_hex, 'hex')));
+      t.ok(got, `${up.url} got ${rec.method} ${rec.path} byte for byte`);
+      // Our lines carry Content-Type among the headers, so the replay sends it.
+      t.equal(got?.headers['content-type'], rec.content_type === '' ? undefined : rec.content_type);
+      t.equal(got?.headers['x-request-id'], rec.headers['X-Request-Id'] ?? 'none');
+    }
+  }
 });

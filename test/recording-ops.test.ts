@@ -1,0 +1,737 @@
+/**
+ * Recording in operation, end to end on real sockets and files: a full queue, a failing disk
+ * (/dev/full), the flush on SIGTERM/SIGINT of the real CLI, rotation, the admin switch, the
+ * seed's DRUM_RECORD_* environment, and the record settings (flags, YAML, validation).
+ */
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import t, { type Test } from 'tap';
+import { startApp, type RunningApp } from '../src/app.js';
+import { buildConfig, parseConfigText, type RawSettings, type RecordSettings } from '../src/config.js';
+import { DEFAULT_RECORD_PATHS, DEFAULT_REDACT } from '../src/recorder.js';
+import { recordFromEnv, SEED_RECORD_FILE } from '../src/recording.js';
+import { startProxy, type RunningProxy } from '../src/server.js';
+import { limiter, send, silentLog, spawnCli, startUpstream, waitForLine, type CliResult, type Reply } from './helpers/net.js';
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/** A deterministic, binary body for request `i` (every byte value occurs). */
+function payload(i: number, size: number): Buffer {
+  const b = Buffer.alloc(size);
+  for (let j = 0; j < size; j++) b[j] = (i * 7 + j * 13) & 0xff;
+  return b;
+}
+
+/** POSTs request `i`'s payload to `url`/PATH?i=N. */
+const post = (base: string, path: string, i: number, size: number, headers: Record<string, string> = {}): Promise<Reply> =>
+  send(`${base}${path}?i=${i}`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', ...headers }, body: payload(i, size) });
+
+/** Runs `n` jobs, `concurrency` at a time; results in job order. */
+async function pool<T>(n: number, concurrency: number, job: (i: number) => Promise<T>): Promise<T[]> {
+  const results: T[] = new Array<T>(n);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, concurrency) }, async () => {
+      while (next < n) {
+        const i = next++;
+        results[i] = await job(i);
+      }
+    }),
+  );
+  return results;
+}
+
+/** The upstream answers with the request body it got, byte for byte. */
+async function echoUpstream(t: Test): Promise<string> {
+  const up = await startUpstream('flask', (_req, res, body) => {
+    res.setHeader('content-type', 'application/octet-stream');
+    res.end(body);
+  });
+  t.teardown(() => up.close());
+  return up.url;
+}
+
+/** The sum of a metric's samples whose labels include `labels` (all of them when none are given). */
+async function metric(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const { values } = await registry.getSingleMetric(name)!.get();
+  return values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((sum, v) => sum + v.value, 0);
+}
+
+const counters = async (registry: Registry) => ({
+  records: await metric(registry, 'drum_recorder_records_total'),
+  dropped: await metric(registry, 'drum_recorder_dropped_total'),
+  queueFull: await metric(registry, 'drum_recorder_dropped_total', { reason: 'queue_full' }),
+  writeError: await metric(registry, 'drum_recorder_dropped_total', { reason: 'write_error' }),
+  closed: await metric(registry, 'drum_recorder_dropped_total', { reason: 'closed' }),
+  errors: await metric(registry, 'drum_recorder_write_errors_total'),
+});
+
+/** Polls until `done` holds (at most `ms`). */
+async function until(done: () => Promise<boolean> | boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Calls `close` at most once, whether from the test body or its teardown. */
+function once(close: () => Promise<void>): () => Promise<void> {
+  let closing: Promise<void> | undefined;
+  return () => (closing ??= close());
+}
+
+type Line = Record<string, unknown> & { path: string; body_hex: string; id: string; headers: Record<string, string> };
+
+/** Every line of a record file, parsed; fails the test if the file does not end with a whole line. */
+function readLines(t: Test, file: string): Line[] {
+  const text = readFileSync(file, 'latin1');
+  if (text === '') return [];
+  t.ok(text.endsWith('\n'), `${file} ends with a whole line`);
+  return text
+    .slice(0, -1)
+    .split('\n')
+    .map((l) => JSON.parse(l) as Line);
+}
+
+/** The `i` of a recorded path such as /predict/?i=12. */
+const indexOf = (l: Line): number => Number(/[?&]i=(\d+)/.exec(l.path)![1]);
+
+const mode = (file: string): number => statSync(file).mode & 0o777;
+
+/** A logger whose JSON lines land in `lines`. */
+function arrayLogger(): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, log: pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) }) };
+}
+
+/** An in-process proxy on an ephemeral loopback port, closed (once) on teardown. */
+async function proxyFor(t: Test, settings: RawSettings, log: Logger = silentLog): Promise<RunningProxy & { url: string; stop: () => Promise<void> }> {
+  const proxy = await startProxy(buildConfig({ listen: '127.0.0.1:0', ...settings }), log);
+  const stop = once(() => proxy.close());
+  t.teardown(stop);
+  return Object.assign(proxy, { url: `http://127.0.0.1:${proxy.address.port}`, stop });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real CLI: started at load, a few at a time (about a second of CPU each), awaited by the
+// subtests below. Each gets its own in-process upstream and files in this file's testdir.
+
+const slot = limiter(2);
+const cliUpstream = await startUpstream('flask', (_req, res, body) => {
+  res.setHeader('content-type', 'application/octet-stream');
+  res.end(body);
+});
+t.teardown(() => cliUpstream.close());
+const cliDir = t.testdir({
+  'drum.yaml': [
+    `upstreams:\n  flask: ${cliUpstream.url}`,
+    'recordSample: 0.5', // overridden by --record-sample, itself overridden by DRUM_RECORD_SAMPLE_RATE
+    'recordPaths: [/from-file/]', // overridden by --record-paths
+    'recordMaxBody: 1KB',
+    'recordResponses: true',
+    'recordRedact:\n  - X-From-File',
+    'recordQueue: 1MB',
+    'recordRotateBytes: 10MB',
+    '',
+  ].join('\n'),
+});
+/** Nothing the test runner's environment says about recording reaches the CLIs unless set here. */
+const HERMETIC: NodeJS.ProcessEnv = { DRUM_RECORD_REQUESTS: undefined, DRUM_RECORD_SAMPLE_RATE: undefined, DRUM_SPLITTER_ADMIN_TOKEN: undefined };
+
+interface Listening {
+  listen: string;
+  admin: string;
+  recording: unknown;
+}
+
+interface Served {
+  child: () => ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  listening: Promise<Listening>;
+  closed: () => Promise<[number | null, NodeJS.Signals | null]>;
+}
+
+/** `serve` on ephemeral ports (traffic and admin), killed on teardown if still running. */
+function serve(args: string[], env: NodeJS.ProcessEnv): Served {
+  let child: ChildProcess | undefined;
+  let stdout = '';
+  let stderr = '';
+  let closed!: Promise<[number | null, NodeJS.Signals | null]>;
+  const listening = slot(async () => {
+    child = spawnCli(['serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args], { ...HERMETIC, ...env });
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    closed = new Promise((r) => child!.on('close', (code, signal) => r([code, signal])));
+    return JSON.parse(await waitForLine(child, /"msg":"listening"/)) as Listening;
+  });
+  listening.catch(() => {}); // reported by the subtest that awaits it
+  t.teardown(() => {
+    if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return { child: () => child!, stdout: () => stdout, stderr: () => stderr, listening, closed: () => closed };
+}
+
+/** A CLI run expected to end by itself; killed (and reported as code null) after 20 s. */
+function run(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+  return slot(
+    () =>
+      new Promise<CliResult>((resolve) => {
+        const child = spawnCli(args, { ...HERMETIC, ...env });
+        let stdout = '';
+        let stderr = '';
+        child.stdout!.on('data', (d) => (stdout += d));
+        child.stderr!.on('data', (d) => (stderr += d));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+        child.on('close', (code) => {
+          clearTimeout(timer);
+          resolve({ code, stdout, stderr });
+        });
+      }),
+  );
+}
+
+const upstreamFlag = ['--upstream', `flask=${cliUpstream.url}`];
+const cli = {
+  term: serve([...upstreamFlag, '--record', join(cliDir, 'term.jsonl'), '--record-sample', '1'], {}),
+  int: serve(
+    [
+      '--config', join(cliDir, 'drum.yaml'),
+      '--record', join(cliDir, 'int.jsonl'),
+      '--record-sample', '0.01',
+      '--record-paths', '/predict/,/invocations',
+      '--record-paths', '/extra/',
+    ],
+    { DRUM_RECORD_SAMPLE_RATE: '1' },
+  ),
+  maybe: run(['serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...upstreamFlag, '--record', join(cliDir, 'maybe.jsonl')], {
+    DRUM_RECORD_REQUESTS: 'maybe',
+  }),
+  noDir: run(['serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...upstreamFlag, '--record', join(cliDir, 'nonexistent-dir', 'x.jsonl')], {}),
+};
+
+/** An exit-2 input error: nothing on stdout, exactly one stderr line. */
+function assertInputError(t: Test, r: CliResult, line: RegExp): void {
+  t.equal(r.code, 2, 'exit code 2');
+  t.equal(r.stdout, '', 'nothing on stdout');
+  t.match(r.stderr, /^drum-splitter: [^\n]+\n$/, 'exactly one line on stderr');
+  t.match(r.stderr, line);
+}
+
+/** JSON log lines of a served CLI with this msg. */
+const logLines = (s: Served, msg: string): Record<string, unknown>[] =>
+  s
+    .stdout()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.msg === msg);
+
+// ---------------------------------------------------------------------------------------------
+// 1. A full queue
+
+t.test('queue overflow through the proxy: clients unaffected, drops counted, the file holds exactly the recorded lines', async (t) => {
+  const upstream = await echoUpstream(t);
+  const file = join(t.testdir(), 'rec.jsonl');
+  // A 2 KB queue and lines of about 1.5 KB (600-byte bodies, hex-encoded, plus the fields):
+  // one line fits at a time, so concurrent finishes overflow it.
+  const proxy = await proxyFor(t, { upstreams: [`flask=${upstream}`], record: file, recordSample: 1, recordQueue: '2KB' });
+  const n = 200;
+  const size = 600;
+  const replies = await pool(n, 32, (i) => post(proxy.url, '/predict/', i, size));
+  t.ok(replies.every((r) => r.status === 200), 'every client gets 200');
+  t.ok(replies.every((r, i) => r.body.equals(payload(i, size))), "every client gets the upstream's body, byte-exact");
+
+  const before = await counters(proxy.metrics.registry);
+  t.ok(before.queueFull > 0, `drum_recorder_dropped_total{reason="queue_full"} > 0 (${before.queueFull})`);
+
+  await proxy.stop();
+  const c = await counters(proxy.metrics.registry);
+  t.ok(c.records > 0, `some lines were recorded (${c.records})`);
+  t.equal(c.records + c.dropped, n, 'records_total + dropped_total (all reasons) = sampled requests');
+  t.same([c.writeError, c.closed, c.errors], [0, 0, 0], 'drops are all queue_full; no write errors');
+
+  const lines = readLines(t, file);
+  t.equal(lines.length, c.records, 'the file has records_total lines');
+  t.ok(lines.every((l) => Buffer.byteLength(JSON.stringify(l)) < 2000), 'each line fits the 2 KB queue');
+  t.equal(new Set(lines.map(indexOf)).size, lines.length, 'each recorded request once');
+  t.ok(
+    lines.every((l) => l.body_hex === payload(indexOf(l), size).toString('hex') && l.status === 200 && l.upstream === 'flask'),
+    'each line is its request, whole',
+  );
+  t.equal(mode(file), 0o600);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 2. A failing disk
+
+t.test('writing to /dev/full: traffic unaffected, errors counted, logged once', async (t) => {
+  const upstream = await echoUpstream(t);
+  const { log, lines: logs } = arrayLogger();
+  const proxy = await proxyFor(t, { upstreams: [`flask=${upstream}`], record: '/dev/full', recordSample: 1 }, log);
+  const size = 700;
+  const batch = async (from: number, n: number): Promise<void> => {
+    const replies = await pool(n, 8, (i) => post(proxy.url, '/predict/', from + i, size));
+    t.ok(replies.every((r) => r.status === 200), `requests ${from}..${from + n - 1}: all 200`);
+    t.ok(replies.every((r, i) => r.body.equals(payload(from + i, size))), `requests ${from}..${from + n - 1}: the upstream's bodies`);
+  };
+  const errors = (): Promise<number> => metric(proxy.metrics.registry, 'drum_recorder_write_errors_total');
+
+  await batch(0, 30);
+  await until(async () => (await errors()) >= 1);
+  // Past the writer's 1 s pause after a failure: the file is tried (and fails) again.
+  await new Promise((r) => setTimeout(r, 1100));
+  await batch(30, 30);
+  await until(async () => (await errors()) >= 2);
+  await proxy.stop();
+
+  const c = await counters(proxy.metrics.registry);
+  t.ok(c.errors >= 2, `drum_recorder_write_errors_total >= 2 (${c.errors}): the file failed on two attempts`);
+  t.equal(c.writeError, 60, 'every sampled request is dropped with reason write_error');
+  t.same([c.records, c.queueFull, c.closed], [0, 0, 0], 'none recorded, none dropped for another reason');
+
+  const errorLogs = logs.filter((l) => (l.level as number) >= 40);
+  t.equal(errorLogs.length, 1, 'one log line for all of it, not one per request or per failure');
+  t.match(errorLogs[0], { level: 50, msg: /writing the record file failed/, file: '/dev/full', err: { code: 'ENOSPC' }, errors_not_logged: 0 });
+});
+
+// ---------------------------------------------------------------------------------------------
+// 3. The flush on shutdown (the real CLI)
+
+t.test('CLI: SIGTERM right after the last response writes every record out, exit 0, mode 0600', async (t) => {
+  const file = join(cliDir, 'term.jsonl');
+  const info = await cli.term.listening;
+  t.match(info.recording, { file, sampleRate: 1 }, 'the listening line says where it records');
+  const n = 300;
+  // The last requests are big (800 KB lines, written 16 KB at a time), so their records are
+  // still on their way to the disk when the signal arrives.
+  const size = (i: number): number => (i >= n - 8 ? 400_000 : 1024);
+  const replies = await pool(n, 16, (i) => post(`http://${info.listen}`, '/predict/', i, size(i)));
+  cli.term.child().kill('SIGTERM');
+  t.same(await cli.term.closed(), [0, null], 'exits with code 0');
+  t.ok(replies.every((r, i) => r.status === 200 && r.body.equals(payload(i, size(i)))), 'every request answered by the upstream');
+  t.match(logLines(cli.term, 'shutting down'), [{ signal: 'SIGTERM' }]);
+  t.equal(cli.term.stderr(), '', 'nothing on stderr');
+
+  const lines = readLines(t, file);
+  t.equal(lines.length, n, 'one line per request: none lost in the shutdown');
+  t.same(lines.map(indexOf).sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i), 'each request exactly once');
+  t.ok(lines.every((l) => l.body_hex === payload(indexOf(l), size(indexOf(l))).toString('hex') && l.body_truncated === false), 'every body whole');
+  t.equal(mode(file), 0o600, 'the record file is 0600');
+});
+
+t.test('CLI: SIGINT flushes too; a YAML config with record keys, flags over it, DRUM_RECORD_SAMPLE_RATE over both', async (t) => {
+  const file = join(cliDir, 'int.jsonl');
+  const info = await cli.int.listening;
+  const admin = `http://${info.admin}`;
+  const view = JSON.parse((await send(`${admin}/recording`)).body.toString()) as unknown;
+  t.same(
+    view,
+    {
+      enabled: true,
+      file,
+      sampleRate: 1, // DRUM_RECORD_SAMPLE_RATE=1 over --record-sample 0.01 over recordSample: 0.5
+      paths: ['/predict/', '/invocations', '/extra/'], // --record-paths, repeated and comma-separated, over the file's
+      maxBody: 1000, // the file's recordMaxBody: 1KB
+      responses: true,
+      redact: [...DEFAULT_REDACT, 'x-from-file'],
+    },
+    'GET /recording shows the merged settings',
+  );
+  t.match(info.recording, { file, sampleRate: 1 });
+
+  const base = `http://${info.listen}`;
+  const size = 1500;
+  const secret = { authorization: 'Bearer s3cret-token', 'x-from-file': 'hidden', 'x-visible': 'shown' };
+  const recorded = await pool(30, 8, (i) => post(base, i % 2 === 0 ? '/predict/' : '/extra', i, size, secret));
+  const notRecorded = await pool(5, 5, (i) => post(base, '/from-file/', 100 + i, size));
+  t.ok([...recorded, ...notRecorded].every((r) => r.status === 200), 'all 200');
+  cli.int.child().kill('SIGINT');
+  t.same(await cli.int.closed(), [0, null], 'exits with code 0');
+  t.match(logLines(cli.int, 'shutting down'), [{ signal: 'SIGINT' }]);
+  t.equal(cli.int.stderr(), '');
+
+  const lines = readLines(t, file);
+  t.equal(lines.length, 30, 'the recorded routes only, every one of them');
+  t.same(lines.map(indexOf).sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i));
+  const first = lines[0]!;
+  const i = indexOf(first);
+  t.match(first, {
+    method: 'POST',
+    content_type: 'application/octet-stream',
+    body_hex: payload(i, size).subarray(0, 1000).toString('hex'),
+    body_truncated: true,
+    status: 200,
+    response: { status: 200, body_hex: payload(i, size).subarray(0, 1000).toString('hex'), body_truncated: true },
+  });
+  const headers = Object.fromEntries(Object.entries(first.headers).map(([k, v]) => [k.toLowerCase(), v]));
+  t.match(headers, { authorization: '[REDACTED]', 'x-from-file': '[REDACTED]', 'x-visible': 'shown' }, 'default and configured redaction');
+  t.equal(mode(file), 0o600);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 4. Rotation
+
+t.test('rotation through the proxy: FILE, FILE.1, ... each within 4 KB, every request once, in order', async (t) => {
+  const upstream = await echoUpstream(t);
+  const dir = t.testdir();
+  const file = join(dir, 'rec.jsonl');
+  const proxy = await proxyFor(t, { upstreams: [`flask=${upstream}`], record: file, recordSample: 1, recordRotateBytes: '4KB' });
+  const sizes = Array.from({ length: 41 }, (_, i) => (i === 20 ? 3000 : 300)); // request 20's line alone is over 4 KB
+  for (const [i, size] of sizes.entries()) {
+    const r = await post(proxy.url, '/predict/', i, size);
+    t.equal(r.status, 200, `request ${i}`);
+  }
+  await proxy.stop();
+
+  const files = readdirSync(dir)
+    .filter((f) => f === 'rec.jsonl' || /^rec\.jsonl\.[1-9]\d*$/.test(f))
+    .sort((a, b) => Number(a.slice(10) || 0) - Number(b.slice(10) || 0));
+  t.ok(files.length >= 5, `several files (${files.join(' ')})`);
+  t.same(files, ['rec.jsonl', ...files.slice(1).map((_, k) => `rec.jsonl.${k + 1}`)], 'FILE, FILE.1, FILE.2, ... with no gap');
+  const all: Line[] = [];
+  for (const f of files) {
+    const path = join(dir, f);
+    const lines = readLines(t, path);
+    all.push(...lines);
+    if (lines.length > 1) t.ok(statSync(path).size <= 4000, `${f}: ${statSync(path).size} bytes, within 4 KB`);
+    else t.ok(lines.length === 1, `${f}: a single line may pass 4 KB`);
+    t.equal(mode(path), 0o600, `${f} is 0600`);
+  }
+  t.same(all.map(indexOf), sizes.map((_, i) => i), 'every request once, in order across the files');
+  t.ok(all.every((l) => l.body_hex === payload(indexOf(l), sizes[indexOf(l)]!).toString('hex')), 'bodies whole');
+  t.equal(files.filter((f) => statSync(join(dir, f)).size > 4000).length, 1, 'only the big line passes 4 KB');
+});
+
+// ---------------------------------------------------------------------------------------------
+// 5. The admin API
+
+const TOKEN = 'recording-ops-token-0123456789';
+
+async function app(t: Test, settings: RawSettings, env: NodeJS.ProcessEnv = {}, log: Logger = silentLog): Promise<RunningApp & { adminUrl: string; traffic: string; stop: () => Promise<void> }> {
+  const upstream = await echoUpstream(t);
+  const running = await startApp(buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${upstream}`], ...settings }), { env, log });
+  const stop = once(() => running.close());
+  t.teardown(stop);
+  return Object.assign(running, {
+    adminUrl: `http://127.0.0.1:${running.adminAddress.port}`,
+    traffic: `http://127.0.0.1:${running.proxy.address.port}`,
+    stop,
+  });
+}
+
+const json = (r: Reply): Record<string, unknown> => JSON.parse(r.body.toString()) as Record<string, unknown>;
+const putRecording = (admin: string, body: unknown, headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` }): Promise<Reply> =>
+  send(`${admin}/recording`, { method: 'PUT', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+
+t.test('admin API: GET /recording, PUT /recording switches what the proxy records', async (t) => {
+  const file = join(t.testdir(), 'rec.jsonl');
+  const { log, lines: logs } = arrayLogger();
+  const a = await app(t, { record: file, recordSample: 1 }, { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log);
+  const get = async (): Promise<Record<string, unknown>> => json(await send(`${a.adminUrl}/recording`));
+  const start = { enabled: true, file, sampleRate: 1, paths: [...DEFAULT_RECORD_PATHS], maxBody: 10_000_000, responses: false, redact: [...DEFAULT_REDACT] };
+  t.same(await get(), start, 'GET /recording: enabled, file, sampleRate, paths, maxBody, responses, redact');
+
+  let i = 0;
+  const phase = async (name: string): Promise<void> => {
+    for (let k = 0; k < 3; k++) {
+      const r = await send(`${a.traffic}/predict/?phase=${name}&i=${i++}`, { method: 'POST', body: name });
+      t.equal(r.status, 200, `phase ${name}: 200`);
+    }
+  };
+  await phase('A'); // recorded
+
+  // Writes need the token; reads do not.
+  const noToken = await putRecording(a.adminUrl, { enabled: false }, {});
+  t.equal(noToken.status, 401, 'PUT without a token: 401');
+  t.equal(noToken.headers['www-authenticate'], 'Bearer realm="drum-splitter"');
+  t.equal((await putRecording(a.adminUrl, { enabled: false }, { authorization: 'Bearer not-the-token-000000' })).status, 401, 'a wrong token: 401');
+  t.same(await get(), start, 'a refused write changes nothing');
+
+  const off = await putRecording(a.adminUrl, { enabled: false, reason: 'pause for the incident' });
+  t.equal(off.status, 200);
+  t.same(json(off), { ...start, enabled: false }, 'the answer is the new view');
+  await phase('B'); // not recorded: off
+
+  t.same(json(await putRecording(a.adminUrl, { sampleRate: 0 })), { ...start, enabled: false, sampleRate: 0 }, 'sampleRate alone');
+  t.same(json(await putRecording(a.adminUrl, { enabled: true })), { ...start, sampleRate: 0 }, 'enabled alone keeps the rate');
+  await phase('C'); // not recorded: rate 0
+
+  t.same(json(await putRecording(a.adminUrl, { enabled: true, sampleRate: 1 })), start);
+  await phase('D'); // recorded
+
+  // Bad writes: 400/415 JSON naming the field, nothing changed.
+  const bad: [string, unknown, number, Record<string, unknown>][] = [
+    ['sampleRate over 1', { sampleRate: 2 }, 400, { error: 'invalid', field: 'sampleRate' }],
+    ['sampleRate negative', { sampleRate: -0.5 }, 400, { error: 'invalid', field: 'sampleRate' }],
+    ['sampleRate a string', { sampleRate: '0.5' }, 400, { error: 'invalid', field: 'sampleRate' }],
+    ['enabled not a boolean', { enabled: 'yes' }, 400, { error: 'invalid', field: 'enabled' }],
+    ['enabled null', { enabled: null }, 400, { error: 'invalid', field: 'enabled' }],
+    ['valid enabled, bad sampleRate', { enabled: false, sampleRate: 2 }, 400, { error: 'invalid', field: 'sampleRate' }],
+    ['nothing to change', {}, 400, { error: 'invalid', field: 'body', message: /enabled.*sampleRate/ }],
+    ['only a reason', { reason: 'x' }, 400, { error: 'invalid', field: 'body' }],
+    ['unknown field', { bogus: 1 }, 400, { error: 'invalid', field: 'bogus', message: /unknown field/ }],
+    ['not an object', [true], 400, { error: 'invalid', field: 'body' }],
+  ];
+  for (const [name, body, status, want] of bad) {
+    const r = await putRecording(a.adminUrl, body);
+    t.equal(r.status, status, `${name}: ${status}`);
+    t.match(json(r), want, `${name}: JSON naming the field`);
+  }
+  const plain = await send(`${a.adminUrl}/recording`, { method: 'PUT', headers: { 'content-type': 'text/plain', authorization: `Bearer ${TOKEN}` }, body: 'enabled=false' });
+  t.equal(plain.status, 415, 'text/plain: 415');
+  t.match(json(plain), { error: 'unsupported_media_type', field: 'content-type' });
+  t.same(await get(), start, 'no bad write changed anything');
+
+  // The audit trail: who and why, from and to.
+  const changes = logs.filter((l) => l.msg === 'recording changed');
+  t.equal(changes.length, 4, 'each accepted change is logged');
+  t.match(changes[0], { who: 'admin', reason: 'pause for the incident', from: { enabled: true, sampleRate: 1 }, to: { enabled: false, sampleRate: 1 } });
+
+  await a.stop();
+  const lines = readLines(t, file);
+  t.same(
+    lines.map((l) => /phase=(\w)/.exec(l.path)![1]),
+    ['A', 'A', 'A', 'D', 'D', 'D'],
+    'recorded while on at rate 1; not while off, nor at rate 0',
+  );
+});
+
+t.test('admin API: started without a record file, recording cannot be switched on', async (t) => {
+  const a = await app(t, {}, { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
+  const view = json(await send(`${a.adminUrl}/recording`));
+  t.match(view, { enabled: false, file: null, sampleRate: 0.01 });
+  const on = await putRecording(a.adminUrl, { enabled: true, sampleRate: 0.5 });
+  t.equal(on.status, 400);
+  t.match(json(on), { error: 'invalid', field: 'enabled', message: /--record/ });
+  t.same(json(await send(`${a.adminUrl}/recording`)), view, 'still off, and the rate in the same request not applied');
+  t.equal((await putRecording(a.adminUrl, { enabled: false, sampleRate: 0.5 })).status, 200, 'switching off or setting the rate is fine');
+  t.equal(json(await send(`${a.adminUrl}/recording`)).sampleRate, 0.5);
+});
+
+// ---------------------------------------------------------------------------------------------
+// 6. The seed's environment
+
+t.test('recordFromEnv: DRUM_RECORD_REQUESTS and DRUM_RECORD_SAMPLE_RATE', async (t) => {
+  const withFile = buildConfig({ record: '/data/rec.jsonl' }).record;
+  const noFile = buildConfig({}).record;
+  const off = { ...withFile, enabled: false };
+
+  const good: [string, RecordSettings, NodeJS.ProcessEnv, Partial<RecordSettings>][] = [
+    ['unset, with a file', withFile, {}, withFile],
+    ['unset, without a file', noFile, {}, noFile],
+    ['unrelated variables', noFile, { DRUM_RECORD: 'true', RECORD_REQUESTS: 'true' }, noFile],
+    ['true with a file', off, { DRUM_RECORD_REQUESTS: 'true' }, { ...withFile, enabled: true }],
+    ['true without a file: the seed\'s file', noFile, { DRUM_RECORD_REQUESTS: 'true' }, { ...noFile, enabled: true, file: SEED_RECORD_FILE }],
+    ['false: off, the file kept', withFile, { DRUM_RECORD_REQUESTS: 'false' }, { ...withFile, enabled: false }],
+    ['1', off, { DRUM_RECORD_REQUESTS: '1' }, { enabled: true }],
+    ['yes', off, { DRUM_RECORD_REQUESTS: 'yes' }, { enabled: true }],
+    ['on', off, { DRUM_RECORD_REQUESTS: 'on' }, { enabled: true }],
+    [' TRUE ', off, { DRUM_RECORD_REQUESTS: ' TRUE ' }, { enabled: true }],
+    ['0', withFile, { DRUM_RECORD_REQUESTS: '0' }, { enabled: false, file: withFile.file }],
+    ['no', withFile, { DRUM_RECORD_REQUESTS: 'no' }, { enabled: false }],
+    ['off', withFile, { DRUM_RECORD_REQUESTS: 'off' }, { enabled: false }],
+    ['False', withFile, { DRUM_RECORD_REQUESTS: 'False' }, { enabled: false }],
+    ['sample 0.5', withFile, { DRUM_RECORD_SAMPLE_RATE: '0.5' }, { ...withFile, sampleRate: 0.5 }],
+    ['sample 0', withFile, { DRUM_RECORD_SAMPLE_RATE: '0' }, { sampleRate: 0 }],
+    ['sample 1', withFile, { DRUM_RECORD_SAMPLE_RATE: '1' }, { sampleRate: 1 }],
+    ['sample 1e-3', withFile, { DRUM_RECORD_SAMPLE_RATE: '1e-3' }, { sampleRate: 0.001 }],
+    ['both', noFile, { DRUM_RECORD_REQUESTS: 'true', DRUM_RECORD_SAMPLE_RATE: '0.25' }, { enabled: true, file: SEED_RECORD_FILE, sampleRate: 0.25 }],
+  ];
+  for (const [name, settings, env, want] of good) {
+    const frozen = structuredClone(settings);
+    const got = recordFromEnv(env, settings);
+    t.match(got, want, name);
+    t.same(
+      { ...got, enabled: undefined, file: undefined, sampleRate: undefined },
+      { ...settings, enabled: undefined, file: undefined, sampleRate: undefined },
+      `${name}: the other settings untouched`,
+    );
+    t.same(settings, frozen, `${name}: the input is not modified`);
+  }
+
+  const bad: [NodeJS.ProcessEnv, string, RegExp][] = [
+    [{ DRUM_RECORD_REQUESTS: 'maybe' }, 'DRUM_RECORD_REQUESTS', /"maybe" is not true or false/],
+    [{ DRUM_RECORD_REQUESTS: 'truthy' }, 'DRUM_RECORD_REQUESTS', /not true or false/],
+    [{ DRUM_RECORD_SAMPLE_RATE: '1.5' }, 'DRUM_RECORD_SAMPLE_RATE', /"1\.5" is not a rate from 0 to 1/],
+    [{ DRUM_RECORD_SAMPLE_RATE: '-0.1' }, 'DRUM_RECORD_SAMPLE_RATE', /not a rate/],
+    [{ DRUM_RECORD_SAMPLE_RATE: 'abc' }, 'DRUM_RECORD_SAMPLE_RATE', /not a rate/],
+    [{ DRUM_RECORD_SAMPLE_RATE: '' }, 'DRUM_RECORD_SAMPLE_RATE', /not a rate/],
+    [{ DRUM_RECORD_SAMPLE_RATE: '50%' }, 'DRUM_RECORD_SAMPLE_RATE', /not a rate/],
+    [{ DRUM_RECORD_REQUESTS: 'true', DRUM_RECORD_SAMPLE_RATE: 'NaN' }, 'DRUM_RECORD_SAMPLE_RATE', /not a rate/],
+  ];
+  for (const [env, field, message] of bad) {
+    t.throws(() => recordFromEnv(env, withFile), { name: 'InputError', field, message: new RegExp(`^${field}: .*${message.source}`) }, JSON.stringify(env));
+  }
+});
+
+t.test('startApp applies DRUM_RECORD_*: off keeps the file, so it can be switched on at runtime', async (t) => {
+  const file = join(t.testdir(), 'rec.jsonl');
+  const a = await app(t, { record: file, recordSample: 1 }, { DRUM_RECORD_REQUESTS: 'false', DRUM_RECORD_SAMPLE_RATE: '0.2' });
+  t.same(json(await send(`${a.adminUrl}/recording`)), { enabled: false, file, sampleRate: 0.2, paths: [...DEFAULT_RECORD_PATHS], maxBody: 10_000_000, responses: false, redact: [...DEFAULT_REDACT] });
+  t.equal(a.proxy.recording.enabled, false);
+  const on = await putRecording(a.adminUrl, { enabled: true, sampleRate: 1 }, {}); // no tokens: loopback writes are anonymous
+  t.equal(on.status, 200, 'switched on at runtime: the file was kept');
+  t.equal((await post(a.traffic, '/predict/', 0, 10)).status, 200);
+  await a.stop();
+  t.equal(readLines(t, file).length, 1);
+});
+
+t.test(
+  `DRUM_RECORD_REQUESTS=true without --record: ${SEED_RECORD_FILE}, whose directory must exist`,
+  { skip: existsSync('/var/log/drum') ? '/var/log/drum exists on this machine' : false },
+  async (t) => {
+    const config = buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: ['flask=http://127.0.0.1:1'] });
+    // Should it start after all, it is closed again rather than left running.
+    const started = startApp(config, { env: { DRUM_RECORD_REQUESTS: 'true' }, log: silentLog }).then(async (a) => {
+      await a.close();
+      return a;
+    });
+    await t.rejects(started, {
+      name: 'InputError',
+      field: 'record',
+      message: /\/var\/log\/drum is not a directory/,
+    });
+  },
+);
+
+t.test('CLI: DRUM_RECORD_REQUESTS=maybe → exit 2, one line', async (t) => {
+  assertInputError(t, await cli.maybe, /^drum-splitter: DRUM_RECORD_REQUESTS: "maybe" is not true or false\n$/);
+});
+
+t.test('CLI: --record in a directory that does not exist → exit 2, one line naming the directory', async (t) => {
+  const missing = join(cliDir, 'nonexistent-dir');
+  const r = await cli.noDir;
+  assertInputError(t, r, /^drum-splitter: record: /);
+  t.ok(r.stderr.includes(`${missing} is not a directory`), 'names the directory');
+  t.notOk(existsSync(missing), 'nothing created');
+});
+
+t.test('a record file whose directory is missing or a file: startProxy refuses, nothing listens', async (t) => {
+  const dir = t.testdir({ plain: 'x' });
+  for (const record of [join(dir, 'missing', 'rec.jsonl'), join(dir, 'plain', 'rec.jsonl')]) {
+    await t.rejects(
+      startProxy(buildConfig({ listen: '127.0.0.1:0', upstreams: ['flask=http://127.0.0.1:1'], record }), silentLog),
+      { name: 'InputError', field: 'record', message: /is not a directory, so .* cannot be written/ },
+      record,
+    );
+  }
+  // With recording off, a file is still checked: it could be switched on at runtime.
+  await t.rejects(
+    startProxy(buildConfig({ listen: '127.0.0.1:0', upstreams: ['flask=http://127.0.0.1:1'], record: join(dir, 'missing', 'x') }), silentLog),
+    { name: 'InputError', field: 'record' },
+  );
+});
+
+// ---------------------------------------------------------------------------------------------
+// 7. Settings
+
+t.test('record settings: defaults, and what each key accepts', async (t) => {
+  t.same(
+    buildConfig({}).record,
+    {
+      file: undefined,
+      enabled: false,
+      sampleRate: 0.01,
+      paths: ['/predict/', '/predictions/', '/transform/', '/invocations', '/predictUnstructured/', '/predictionsUnstructured/'],
+      maxBody: 10_000_000,
+      rotateBytes: undefined,
+      queueBytes: 16_000_000,
+      responses: false,
+      redact: [...DEFAULT_REDACT],
+    },
+    'defaults: no file, off, 1%, the six DRUM routes, 10 MB bodies, a 16 MB queue, no responses, the default redaction',
+  );
+  t.same(buildConfig({ record: null }).record.file, undefined, 'YAML null means no file');
+
+  const good: [string, RawSettings, Partial<RecordSettings>][] = [
+    ['record set → enabled', { record: '/data/rec.jsonl' }, { file: '/data/rec.jsonl', enabled: true }],
+    ['recordSample string', { recordSample: '0.25' }, { sampleRate: 0.25 }],
+    ['recordSample number', { recordSample: 0.25 }, { sampleRate: 0.25 }],
+    ['recordSample 0', { recordSample: 0 }, { sampleRate: 0 }],
+    ['recordSample 1', { recordSample: '1' }, { sampleRate: 1 }],
+    ['recordPaths comma-separated', { recordPaths: '/a,/b' }, { paths: ['/a', '/b'] }],
+    ['recordPaths list, items comma-separated', { recordPaths: ['/a', '/b,/c'] }, { paths: ['/a', '/b', '/c'] }],
+    ['recordPaths spaces and empty items', { recordPaths: [' /a , ', '/b'] }, { paths: ['/a', '/b'] }],
+    ['recordRedact lower-cased, added to the defaults', { recordRedact: 'X-Secret' }, { redact: [...DEFAULT_REDACT, 'x-secret'] }],
+    ['recordRedact list', { recordRedact: ['X-A', 'x-b,X-C'] }, { redact: [...DEFAULT_REDACT, 'x-a', 'x-b', 'x-c'] }],
+    ['recordRedact a default again: no duplicate', { recordRedact: 'Authorization' }, { redact: [...DEFAULT_REDACT] }],
+    ['recordNoRedact: only the extra ones', { recordNoRedact: true, recordRedact: 'X-Secret' }, { redact: ['x-secret'] }],
+    ['recordNoRedact alone: none', { recordNoRedact: 'true' }, { redact: [] }],
+    ['recordNoRedact false', { recordNoRedact: false }, { redact: [...DEFAULT_REDACT] }],
+    ['recordMaxBody 1KB', { recordMaxBody: '1KB' }, { maxBody: 1000 }],
+    ['recordMaxBody 1KiB', { recordMaxBody: '1KiB' }, { maxBody: 1024 }],
+    ['recordMaxBody 0: no body kept', { recordMaxBody: '0' }, { maxBody: 0 }],
+    ['recordRotateBytes', { recordRotateBytes: '4KB' }, { rotateBytes: 4000 }],
+    ['recordRotateBytes a number', { recordRotateBytes: 4096 }, { rotateBytes: 4096 }],
+    ['recordQueue', { recordQueue: '2KB' }, { queueBytes: 2000 }],
+    ['recordResponses', { recordResponses: true }, { responses: true }],
+    ['recordResponses string', { recordResponses: 'true' }, { responses: true }],
+  ];
+  for (const [name, raw, want] of good) t.match(buildConfig(raw).record, want, name);
+  t.same(buildConfig({ recordNoRedact: true }).record.redact, [], 'recordNoRedact alone: exactly none');
+
+  const bad: [string, RawSettings, string][] = [
+    ['record empty', { record: '' }, 'record'],
+    ['record a number', { record: 5 }, 'record'],
+    ['recordSample negative', { recordSample: -0.1 }, 'recordSample'],
+    ['recordSample over 1', { recordSample: 1.1 }, 'recordSample'],
+    ['recordSample not a number', { recordSample: 'x' }, 'recordSample'],
+    ['recordSample empty', { recordSample: '' }, 'recordSample'],
+    ['recordSample a boolean', { recordSample: true }, 'recordSample'],
+    ['recordPaths not a path', { recordPaths: 'a' }, 'recordPaths'],
+    ['recordPaths one not a path', { recordPaths: ['/a', 'b'] }, 'recordPaths'],
+    ['recordPaths empty list', { recordPaths: [] }, 'recordPaths'],
+    ['recordPaths empty string', { recordPaths: '' }, 'recordPaths'],
+    ['recordPaths not strings', { recordPaths: [1] }, 'recordPaths'],
+    ['recordRedact not a header name', { recordRedact: 'bad header' }, 'recordRedact'],
+    ['recordRedact not strings', { recordRedact: [7] }, 'recordRedact'],
+    ['recordNoRedact not a boolean', { recordNoRedact: 'yes' }, 'recordNoRedact'],
+    ['recordRotateBytes 0', { recordRotateBytes: '0' }, 'recordRotateBytes'],
+    ['recordRotateBytes not a size', { recordRotateBytes: 'big' }, 'recordRotateBytes'],
+    ['recordQueue 0', { recordQueue: '0' }, 'recordQueue'],
+    ['recordQueue 0 bytes', { recordQueue: '0MB' }, 'recordQueue'],
+    ['recordMaxBody not a size', { recordMaxBody: '-1' }, 'recordMaxBody'],
+    ['recordResponses not a boolean', { recordResponses: 'maybe' }, 'recordResponses'],
+  ];
+  for (const [name, raw, field] of bad) {
+    t.throws(() => buildConfig(raw), { name: 'InputError', field, message: new RegExp(`^${field}: `) }, name);
+  }
+  t.throws(() => buildConfig({ recordPaths: 'a' }), { message: /"a" is not a path \(it must start with \/\)/ });
+  t.throws(() => buildConfig({ recordPaths: [] }), { message: /at least one path/ });
+});
+
+t.test('a YAML config file with the record keys; an unknown record key is refused', async (t) => {
+  const yaml = [
+    'record: /data/rec.jsonl',
+    'recordSample: 0.25',
+    'recordPaths:\n  - /predict/\n  - /a,/b',
+    'recordMaxBody: 1KB',
+    'recordRotateBytes: 4KB',
+    'recordQueue: 2MB',
+    'recordResponses: true',
+    'recordRedact: [X-Secret]',
+    'recordNoRedact: false',
+    '',
+  ].join('\n');
+  const raw = parseConfigText(yaml, 'drum.yaml');
+  t.same(buildConfig(raw).record, {
+    file: '/data/rec.jsonl',
+    enabled: true,
+    sampleRate: 0.25,
+    paths: ['/predict/', '/a', '/b'],
+    maxBody: 1000,
+    rotateBytes: 4000,
+    queueBytes: 2_000_000,
+    responses: true,
+    redact: [...DEFAULT_REDACT, 'x-secret'],
+  });
+  t.throws(() => parseConfigText('recordFoo: 1\n', 'drum.yaml'), { name: 'InputError', field: '--config', message: /unknown setting "recordFoo" in drum\.yaml/ });
+  t.throws(() => parseConfigText('record_sample: 1\n', 'drum.yaml'), { field: '--config', message: /unknown setting "record_sample"/ });
+  t.throws(() => buildConfig(parseConfigText('recordSample: 2\n', 'drum.yaml')), { name: 'InputError', field: 'recordSample' }, 'a known key with a bad value');
+});
