@@ -1,20 +1,25 @@
-// `npm run bench`: drum-splitter next to nginx split_clients and @fastify/http-proxy,
-// all in front of one near-free upstream, measured by wrk one target at a time.
+// `npm run bench`: drum-splitter (recording off, 1%, 100%) next to nginx split_clients and
+// @fastify/http-proxy, all in front of one near-free upstream, measured by wrk one target at a
+// time with DRUM predictions: POST /predict/ with a small CSV body.
 // Markdown goes to stdout (paste into the README as is); progress goes to stderr.
 // Env: BENCH_DURATION (10), BENCH_CONNECTIONS (32), BENCH_WARMUP (2), NGINX_BIN.
 // Flags: --json FILE (raw numbers), --only a,b (direct and nginx always run: they are the ratios' bases).
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { availableParallelism, cpus, release, type as osType, arch } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { findNginx, jsonServerHttp, nginxVersion, splitClientsHttp, startNginx } from './nginx.js';
 import { freePort, installCleanup, makeTempDir, startChild, track, waitReady } from './proc.js';
-import { errorSummary, runWrk, wrkArgs, wrkAvailable, type WrkOptions, type WrkResult } from './wrk.js';
+import { errorSummary, postScript, runWrk, wrkArgs, wrkAvailable, type WrkOptions, type WrkResult } from './wrk.js';
 
 const UPSTREAM_BODY = '{"predictions":[0.5]}';
+/** What each request sends: a prediction, the route drum-splitter records by default. */
+const REQUEST_PATH = 'predict/';
+const REQUEST_BODY = 'x1,x2,x3,x4\n0.25,1.5,3,-2\n';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/run.js -> repo root
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 
-interface Started { url: string; stop(): Promise<void> }
+interface Started { url: string; stop(): Promise<void>; /** Set by stop(): what the run left behind, for the notes. */ note?: string }
 interface Ctx { upstreamUrl: string; nginx: string | null; logDir: string }
 /** A row of the table. New rows (recording on/off, workers 1/2) are just more entries. */
 interface Target { name: string; start(ctx: Ctx): Promise<Started> }
@@ -36,19 +41,42 @@ async function startNode(ctx: Ctx, name: string, script: string, args: string[],
   return { url, stop: () => child.stop() };
 }
 
-const targets: Target[] = [
-  { name: 'direct', start: async (ctx) => ({ url: ctx.upstreamUrl, stop: async () => {} }) },
-  {
-    name: 'drum-splitter',
+/** drum-splitter as a user runs it (defaults), 5% to the canary, with these extra flags. */
+function drumSplitter(name: string, extra: (ctx: Ctx) => string[], check?: (ctx: Ctx) => string): Target {
+  return {
+    name,
     async start(ctx) {
       const cli = `${ROOT}dist/src/cli.js`;
       if (!existsSync(cli)) throw new Skip('not built (dist/src/cli.js missing)');
       const port = await freePort();
       const up = ctx.upstreamUrl.replace(/\/$/, '');
-      return startNode(ctx, 'drum-splitter', cli, ['serve', '--listen', `127.0.0.1:${port}`,
-        '--upstream', `flask=${up}`, '--upstream', `fastapi=${up}`, '--weight', 'fastapi=5'], port);
+      const started = await startNode(ctx, name, cli, ['serve', '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0',
+        '--upstream', `flask=${up}`, '--upstream', `fastapi=${up}`, '--weight', 'fastapi=5', ...extra(ctx)], port);
+      if (check === undefined) return started;
+      const withNote: Started = { url: started.url, stop: async () => { await started.stop(); withNote.note = check(ctx); } };
+      return withNote;
     },
-  },
+  };
+}
+
+const DRUM_SPLITTER_ROW = 'drum-splitter';
+const RECORDING_ROW = 'drum-splitter recording';
+
+/** A recording row: its file in the log dir, and after the run how many lines it holds. */
+function recording(rate: number): Target {
+  const file = (ctx: Ctx): string => join(ctx.logDir, `recorded-${rate}.jsonl`);
+  return drumSplitter(`${RECORDING_ROW} ${rate * 100}%`, (ctx) => ['--record', file(ctx), '--record-sample', String(rate)], (ctx) => {
+    const lines = existsSync(file(ctx)) ? readFileSync(file(ctx), 'utf8').split('\n').length - 1 : 0;
+    return `${lines} lines recorded`;
+  });
+}
+
+
+const targets: Target[] = [
+  { name: 'direct', start: async (ctx) => ({ url: ctx.upstreamUrl, stop: async () => {} }) },
+  drumSplitter(DRUM_SPLITTER_ROW, () => []),
+  recording(0.01),
+  recording(1),
   {
     name: NGINX_ROW,
     async start(ctx) {
@@ -108,11 +136,14 @@ const ratio = (a: number | null | undefined, b: number | null | undefined): stri
 function table(rows: Row[]): string {
   const direct = rows.find((r) => r.name === 'direct')?.result;
   const ngx = rows.find((r) => r.name === NGINX_ROW)?.result;
+  const off = rows.find((r) => r.name === DRUM_SPLITTER_ROW)?.result;
+  const cost = (r: Row): string =>
+    r.name.startsWith(RECORDING_ROW) && r.result && off ? `throughput cost ${(100 * (1 - r.result.rps / off.rps)).toFixed(1)}% vs off` : '';
   const head = ['target', 'req/s', 'p50 ms', 'p99 ms', 'req/s vs direct', 'req/s vs nginx', 'p99 vs nginx', 'notes'];
   const body = rows.map((r) => {
     const x = r.result;
     return [r.name, x ? x.rps.toFixed(0) : '–', fmt(x?.p50Ms, 2), fmt(x?.p99Ms, 2),
-      ratio(x?.rps, direct?.rps), ratio(x?.rps, ngx?.rps), ratio(x?.p99Ms, ngx?.p99Ms), r.note];
+      ratio(x?.rps, direct?.rps), ratio(x?.rps, ngx?.rps), ratio(x?.p99Ms, ngx?.p99Ms), [cost(r), r.note].filter((n) => n !== '').join('; ')];
   });
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
   const numeric = (i: number): boolean => i > 0 && i < head.length - 1;
@@ -130,12 +161,14 @@ async function main(): Promise<number> {
   const duration = envInt('BENCH_DURATION', 10);
   const connections = envInt('BENCH_CONNECTIONS', 32);
   const warmup = envInt('BENCH_WARMUP', 2);
-  const wrkBase: Omit<WrkOptions, 'url' | 'durationSec'> = { threads: 1, connections };
+  const logDir = makeTempDir('bench-logs-');
+  const script = join(logDir, 'predict.lua');
+  writeFileSync(script, postScript(REQUEST_BODY, 'text/csv'));
+  const wrkBase: Omit<WrkOptions, 'url' | 'durationSec'> = { threads: 1, connections, script };
 
   const nginx = findNginx();
   const version = nginx ? nginxVersion(nginx) ?? 'unknown' : null;
   if (!nginx) process.stderr.write(`bench: nginx not found, "${NGINX_ROW}" is skipped and the upstream is node:http\n`);
-  const logDir = makeTempDir('bench-logs-');
   const upstream = await startUpstream({ nginx, logDir });
   const ctx: Ctx = { upstreamUrl: upstream.url, nginx, logDir };
 
@@ -147,10 +180,14 @@ async function main(): Promise<number> {
       let s: Started | undefined;
       try {
         s = await t.start(ctx);
-        await runWrk({ ...wrkBase, url: s.url, durationSec: warmup }, 'wrk', track); // fills pools and JITs the hot path
-        const result = await runWrk({ ...wrkBase, url: s.url, durationSec: duration }, 'wrk', track);
+        const url = s.url + REQUEST_PATH;
+        await runWrk({ ...wrkBase, url, durationSec: warmup }, 'wrk', track); // fills pools and JITs the hot path
+        const result = await runWrk({ ...wrkBase, url, durationSec: duration }, 'wrk', track);
         const errs = errorSummary(result);
-        rows.push({ name: t.name, result, note: errs ? `ERRORS: ${errs}` : '' });
+        await s.stop();
+        const notes = [errs ? `ERRORS: ${errs}` : '', s.note ?? ''].filter((n) => n !== '');
+        s = undefined;
+        rows.push({ name: t.name, result, note: notes.join('; ') });
         process.stderr.write(`${result.rps.toFixed(0)} req/s${errs ? ` (${errs})` : ''}\n`);
       } catch (e) {
         const skip = e instanceof Skip;
@@ -169,7 +206,7 @@ async function main(): Promise<number> {
   const envShown = `BENCH_DURATION=${duration} BENCH_CONNECTIONS=${connections} BENCH_WARMUP=${warmup}`;
   const out = [
     `command: \`${envShown} npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\``,
-    `load: \`wrk ${wrkArgs({ ...wrkBase, durationSec: duration, url: '<target>' }).join(' ')}\`, ${warmup}s warm-up before each run, targets one after another, all on 127.0.0.1`,
+    `load: \`wrk ${wrkArgs({ ...wrkBase, script: 'predict.lua', durationSec: duration, url: `<target>/${REQUEST_PATH}` }).join(' ')}\` (POST, \`Content-Type: text/csv\`, ${REQUEST_BODY.length}-byte CSV body), ${warmup}s warm-up before each run, targets one after another, all on 127.0.0.1`,
     `upstream: ${upstream.desc}`,
     `node ${process.version} · nginx ${version ?? 'absent'} · nproc ${availableParallelism()} · ${osType()} ${release()} ${arch()} · ${cpu}`,
     '',

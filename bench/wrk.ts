@@ -7,6 +7,8 @@ export interface WrkOptions {
   connections: number;
   durationSec: number;
   timeoutSec?: number;
+  /** A wrk Lua script (e.g. setting the method and body). */
+  script?: string;
 }
 
 export interface WrkResult {
@@ -30,6 +32,7 @@ export function wrkAvailable(bin = 'wrk'): boolean {
 export function wrkArgs(o: WrkOptions): string[] {
   const a = [`-t${o.threads}`, `-c${o.connections}`, `-d${o.durationSec}s`, '--latency'];
   if (o.timeoutSec !== undefined) a.push(`--timeout`, `${o.timeoutSec}s`);
+  if (o.script !== undefined) a.push('-s', o.script);
   return [...a, o.url];
 }
 
@@ -89,4 +92,10 @@ export function runWrk(o: WrkOptions, bin = 'wrk', onSpawn?: (p: ChildProcess) =
       else res(parseWrk(out));
     });
   });
+}
+
+/** A wrk script sending every request as a POST with this body and content type. */
+export function postScript(body: string, contentType: string): string {
+  const lua = (v: string): string => JSON.stringify(v); // a JSON string is a valid Lua string here: ASCII, \n and \" escapes
+  return `wrk.method = "POST"\nwrk.body = ${lua(body)}\nwrk.headers["Content-Type"] = ${lua(contentType)}\n`;
 }

@@ -151,8 +151,10 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
         metrics.duration.observe({ server_type: serverType }, seconds);
         metrics.inFlight.dec({ server_type: serverType });
       }
-      if (ex.record !== undefined) {
-        recording.finish(ex.record, { upstream: serverType, status, latencyMs: seconds * 1000 });
+      // Only requests whose body arrived whole: a body cut off (client gone, over the body limit) is no request to replay.
+      if (ex.record !== undefined && ex.req.complete) {
+        const response = { status: ex.res.headersSent ? ex.res.statusCode : status, complete: finished };
+        recording.finish(ex.record, { upstream: serverType, status, latencyMs: seconds * 1000, response });
       }
       if (config.accessLog) {
         const fields = { method: ex.req.method, url: ex.req.url, client: ex.clientAddr, upstream: ex.backend?.name, status, ms: Math.round(seconds * 10000) / 10 };
@@ -243,7 +245,7 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
     if (backend === undefined) return;
     ex.backend = backend;
     metrics.inFlight.inc({ server_type: backend.name });
-    if (!recording.wants(ex.path)) {
+    if (!recording.wants(ex.facts.uri)) {
       forwardTo(ex, backend, incomingBody(ex));
       return;
     }

@@ -120,9 +120,9 @@ export class Recording {
     return this.#settings.file;
   }
 
-  /** Whether this request is recorded: recording on, a recorded route, and sampled. */
-  wants(path: string): boolean {
-    return this.enabled && recordable(path, this.#settings.paths) && sampled(this.sampleRate, this.#random);
+  /** Whether this request is recorded: recording on, a recorded route ($uri, decoded as the upstream's router sees it), and sampled. */
+  wants(uri: string): boolean {
+    return this.enabled && recordable(uri, this.#settings.paths) && sampled(this.sampleRate, this.#random);
   }
 
   /** Starts a record of a request whose body will be captured into the record's `body`. */
@@ -141,7 +141,14 @@ export class Recording {
   }
 
   /** Queues the finished record's line; the writer drops and counts it if it cannot keep up. */
-  finish(record: PendingRecord, outcome: { upstream: string; status: number; latencyMs: number }): void {
+  /**
+   * `status` is what the client got (499 if it left); `response` what the upstream sent: its
+   * status, and the body as far as it passed (`complete` false if the exchange broke off).
+   */
+  finish(
+    record: PendingRecord,
+    outcome: { upstream: string; status: number; latencyMs: number; response: { status: number; complete: boolean } },
+  ): void {
     const { response } = record;
     this.#writer?.write({
       timestamp: record.timestamp,
@@ -155,7 +162,9 @@ export class Recording {
       status: outcome.status,
       latency_ms: Math.round(outcome.latencyMs * 1000) / 1000,
       body_truncated: record.body.truncated,
-      ...(response === undefined ? {} : { response: { status: outcome.status, body_hex: response.hex(), body_truncated: response.truncated } }),
+      ...(response === undefined
+        ? {}
+        : { response: { status: outcome.response.status, body_hex: response.hex(), body_truncated: response.truncated || !outcome.response.complete } }),
     });
   }
 

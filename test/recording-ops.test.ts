@@ -4,6 +4,7 @@
  * seed's DRUM_RECORD_* environment, and the record settings (flags, YAML, validation).
  */
 import type { ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -122,9 +123,19 @@ async function proxyFor(t: Test, settings: RawSettings, log: Logger = silentLog)
 // subtests below. Each gets its own in-process upstream and files in this file's testdir.
 
 const slot = limiter(2);
-const cliUpstream = await startUpstream('flask', (_req, res, body) => {
-  res.setHeader('content-type', 'application/octet-stream');
-  res.end(body);
+/** Echoes bodies up to 64 KB; answers a bigger one with its SHA-256, so the answer is short. */
+const cliAnswer = (body: Buffer): Buffer => (body.length <= 65_536 ? body : Buffer.from(createHash('sha256').update(body).digest('hex')));
+/** Requests with X-Barrier: K are held until K of them have arrived, then answered together. */
+const held: (() => void)[] = [];
+const cliUpstream = await startUpstream('flask', (req, res, body) => {
+  const answer = (): void => {
+    res.setHeader('content-type', 'application/octet-stream');
+    res.end(cliAnswer(body));
+  };
+  const barrier = Number(req.headers['x-barrier'] ?? 0);
+  if (barrier === 0) return answer();
+  held.push(answer);
+  if (held.length >= barrier) for (const release of held.splice(0)) release();
 });
 t.teardown(() => cliUpstream.close());
 const cliDir = t.testdir({
@@ -198,7 +209,7 @@ function run(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
 
 const upstreamFlag = ['--upstream', `flask=${cliUpstream.url}`];
 const cli = {
-  term: serve([...upstreamFlag, '--record', join(cliDir, 'term.jsonl'), '--record-sample', '1'], {}),
+  term: serve([...upstreamFlag, '--record', join(cliDir, 'term.jsonl'), '--record-sample', '1', '--record-queue', '64MB'], {}),
   int: serve(
     [
       '--config', join(cliDir, 'drum.yaml'),
@@ -267,6 +278,38 @@ t.test('queue overflow through the proxy: clients unaffected, drops counted, the
   t.equal(mode(file), 0o600);
 });
 
+/**
+ * Known bug, reported rather than fixed here: a line holds the body as hex (2 bytes a byte), so
+ * a 10 MB body (the default recordMaxBody) makes a ~20 MB line, over the default 16 MB
+ * recordQueue; a line longer than the queue is always dropped, so with the defaults no body over
+ * ~8 MB is ever recorded. The assertion of the intended behaviour is a TODO until it is fixed.
+ */
+const QUEUE_BUG = 'bug: with the defaults, a body over ~8 MB makes a line longer than the 16 MB recordQueue and is dropped (queue_full) even by an idle writer';
+
+t.test('with the default settings, a body under the default recordMaxBody (10 MB) is recorded', async (t) => {
+  const upstream = await echoUpstream(t);
+  const file = join(t.testdir(), 'rec.jsonl');
+  const proxy = await proxyFor(t, { upstreams: [`flask=${upstream}`], record: file, recordSample: 1 });
+  t.equal(proxy.recording.maxBody, 10_000_000);
+  const sizes = [1_000_000, 9_000_000];
+  for (const [i, size] of sizes.entries()) {
+    const r = await post(proxy.url, '/predict/', i, size);
+    t.equal(r.status, 200, `${size} bytes: 200`);
+    t.ok(r.body.equals(payload(i, size)), `${size} bytes: forwarded and answered whole`);
+  }
+  await proxy.stop();
+  const c = await counters(proxy.metrics.registry);
+  t.equal(c.records + c.dropped, sizes.length, 'each request recorded or counted as dropped');
+  const lines = readLines(t, file);
+  t.ok(lines.some((l) => indexOf(l) === 0), 'the 1 MB body is recorded');
+  t.same(
+    lines.map(indexOf),
+    [0, 1],
+    'the 9 MB body is recorded too',
+    { todo: QUEUE_BUG },
+  );
+});
+
 // ---------------------------------------------------------------------------------------------
 // 2. A failing disk
 
@@ -307,14 +350,20 @@ t.test('CLI: SIGTERM right after the last response writes every record out, exit
   const file = join(cliDir, 'term.jsonl');
   const info = await cli.term.listening;
   t.match(info.recording, { file, sampleRate: 1 }, 'the listening line says where it records');
-  const n = 300;
-  // The last requests are big (800 KB lines, written 16 KB at a time), so their records are
-  // still on their way to the disk when the signal arrives.
-  const size = (i: number): number => (i >= n - 8 ? 400_000 : 1024);
-  const replies = await pool(n, 16, (i) => post(`http://${info.listen}`, '/predict/', i, size(i)));
+  // 300 requests, then 8 with 1 MB bodies that the upstream answers together, briefly: their
+  // 2 MB lines all join the writer's queue at once and are still being written when the signal
+  // arrives (without the flush on shutdown, most of them are lost).
+  const small = 300;
+  const big = 8;
+  const n = small + big;
+  const size = (i: number): number => (i >= small ? 1_000_000 : 1024);
+  const url = `http://${info.listen}`;
+  const replies = await pool(small, 16, (i) => post(url, '/predict/', i, size(i)));
+  const last = Array.from({ length: big }, (_, k) => post(url, '/predict/', small + k, size(small + k), { 'x-barrier': String(big) }));
+  replies.push(...(await Promise.all(last)));
   cli.term.child().kill('SIGTERM');
   t.same(await cli.term.closed(), [0, null], 'exits with code 0');
-  t.ok(replies.every((r, i) => r.status === 200 && r.body.equals(payload(i, size(i)))), 'every request answered by the upstream');
+  t.ok(replies.every((r, i) => r.status === 200 && r.body.equals(cliAnswer(payload(i, size(i))))), 'every request answered by the upstream');
   t.match(logLines(cli.term, 'shutting down'), [{ signal: 'SIGTERM' }]);
   t.equal(cli.term.stderr(), '', 'nothing on stderr');
 
@@ -621,11 +670,11 @@ t.test('a record file whose directory is missing or a file: startProxy refuses, 
       record,
     );
   }
-  // With recording off, a file is still checked: it could be switched on at runtime.
-  await t.rejects(
-    startProxy(buildConfig({ listen: '127.0.0.1:0', upstreams: ['flask=http://127.0.0.1:1'], record: join(dir, 'missing', 'x') }), silentLog),
-    { name: 'InputError', field: 'record' },
-  );
+  // With recording off (DRUM_RECORD_REQUESTS=false), the file is still checked: it can be switched on at runtime.
+  const config = buildConfig({ listen: '127.0.0.1:0', upstreams: ['flask=http://127.0.0.1:1'], record: join(dir, 'missing', 'x') });
+  const off = recordFromEnv({ DRUM_RECORD_REQUESTS: 'false' }, config.record);
+  t.equal(off.enabled, false);
+  await t.rejects(startProxy({ ...config, record: off }, silentLog), { name: 'InputError', field: 'record' }, 'checked while off too');
 });
 
 // ---------------------------------------------------------------------------------------------

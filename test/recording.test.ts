@@ -23,7 +23,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const unhex = (s: string): Buffer => Buffer.from(s, 'hex');
+const unhex = (s: string | undefined): Buffer => Buffer.from(s ?? '', 'hex');
 
 /** Rejects if `p` has not settled within `ms`, so a missing event fails the test instead of hanging it. */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -133,7 +133,13 @@ async function halfThenRest(url: string, body: Buffer, between: () => Promise<vo
     req.on('error', reject);
   });
   req.write(body.subarray(0, body.length / 2));
-  await between();
+  try {
+    await between();
+  } catch (err) {
+    status.catch(() => {}); // the destroyed request's "socket hang up" is not the failure
+    req.destroy();
+    throw err;
+  }
   req.end(body.subarray(body.length / 2));
   return status;
 }
@@ -294,7 +300,6 @@ t.test('line format: field order, path with query, headers, upstream, status, id
   t.equal(b.body_hex, '', 'no body');
   t.equal(b.content_type, '', 'no Content-Type');
   t.ok(b.latency_ms > 0, `latency_ms ${b.latency_ms} > 0`);
-  t.ok(b.latency_ms < a.latency_ms, 'the undelayed upstream was faster');
 
   for (const line of lines) {
     t.match(line.id, UUID);
@@ -328,7 +333,6 @@ t.test('not sampled: streamed through untouched, no line; sampled: held until th
     t.ok(state.bodies.at(-1)!.equals(body), `${label}: whole body upstream`);
     t.equal(state.headers.at(-1)!['content-length'], String(body.length));
     t.same(await rig.finish(), [], `${label}: no line`);
-    t.notOk(existsSync(rig.file), `${label}: no file created`);
   }
 
   reset();
@@ -374,6 +378,7 @@ t.test('sampling: the rate holds; default and custom record paths', async (t) =>
     const sigma = Math.sqrt(n * 0.1 * 0.9);
     t.ok(Math.abs(lines.length - 200) <= 5 * sigma, `${lines.length} lines, expected 200 ± ${(5 * sigma).toFixed(0)}`);
     t.equal(new Set(lines.map((l) => l.path)).size, lines.length, 'each sampled request once');
+    t.equal(await metricValue(rig, 'drum_recorder_records_total'), lines.length, 'drum_recorder_records_total counts them all');
     t.ok(lines.every((l) => l.status === 200 && unhex(l.body_hex).toString() === `{"i":${l.path.slice('/predict/?i='.length)}}`), 'each line has its own body');
   });
 
@@ -382,6 +387,8 @@ t.test('sampling: the rate holds; default and custom record paths', async (t) =>
     const recorded = [
       '/predict/', '/predict', '/predict/?x=1', '/predictions/', '/predictions?y=2&z', '/transform/', '/transform',
       '/invocations', '/invocations/', '/invocations?x=%2F', '/predictUnstructured/', '/predictUnstructured', '/predictionsUnstructured/', '/predictionsUnstructured?q',
+      // Matched on $uri, decoded and normalised as the upstream's router sees it; recorded as sent.
+      '/pr%65dict/', '//invocations',
     ];
     const skipped = ['/info/', '/ping', '/predict/x', '/predict/x/', '/', '/health/', '/Predict/', '/predictx', '/stats/?predict/'];
     for (const path of [...recorded, ...skipped]) t.equal((await send(`${rig.proxy.url}${path}`, { method: 'POST', body: 'x' })).status, 200, path);
@@ -454,11 +461,14 @@ t.test('recordMaxBody: bodies over it are forwarded whole, recorded cut and mark
   const exact = randomBytes(1000);
   const exactChunked = randomBytes(1000);
   const oneOver = randomBytes(1001);
+  const capThenMore = randomBytes(2000);
   t.equal((await post(`${rig.proxy.url}/predict/?c=cl5000`, big)).status, 200);
   t.equal((await postChunked(`${rig.proxy.url}/predict/?c=ch5000`, [bigChunked.subarray(0, 700), bigChunked.subarray(700, 1300), bigChunked.subarray(1300)])).status, 200);
   t.equal((await post(`${rig.proxy.url}/predict/?c=cl1000`, exact)).status, 200);
   t.equal((await postChunked(`${rig.proxy.url}/predict/?c=ch1000`, [exactChunked.subarray(0, 400), exactChunked.subarray(400)])).status, 200);
   t.equal((await post(`${rig.proxy.url}/predict/?c=cl1001`, oneOver)).status, 200);
+  // The cap filled exactly by one chunk, then more.
+  t.equal((await postChunked(`${rig.proxy.url}/predict/?c=ch2000`, [capThenMore.subarray(0, 1000), capThenMore.subarray(1000)])).status, 200);
   const lines = await rig.finish();
 
   const expect: [string, Buffer, boolean, Record<string, string | undefined>][] = [
@@ -467,6 +477,7 @@ t.test('recordMaxBody: bodies over it are forwarded whole, recorded cut and mark
     ['cl1000', exact, false, { 'content-length': '1000', 'transfer-encoding': undefined }],
     ['ch1000', exactChunked, false, { 'content-length': '1000', 'transfer-encoding': undefined }],
     ['cl1001', oneOver, true, { 'content-length': '1001', 'transfer-encoding': undefined }],
+    ['ch2000', capThenMore, true, { 'content-length': undefined, 'transfer-encoding': 'chunked' }],
   ];
   for (const [i, [c, body, truncated, framing]] of expect.entries()) {
     const seen = u.seen[i]!;
@@ -491,7 +502,7 @@ t.test('recordMaxBody: past the cap, a sampled body streams on without waiting f
   t.ok(state.bodies[0]!.equals(body), 'all of it, in order');
   const [line] = await rig.finish();
   t.equal(line?.body_truncated, true);
-  t.ok(unhex(line?.body_hex ?? '').equals(body.subarray(0, 1000)));
+  t.ok(unhex(line?.body_hex).equals(body.subarray(0, 1000)));
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -501,8 +512,7 @@ t.test('bodyLimit: a sampled chunked body over it → 413, the upstream never ca
   const { u, state } = await streamingUpstream(t);
   const rig = await recordingProxy(t, { flask: u }, { bodyLimit: '2KB' });
   const parts = Array.from({ length: 10 }, () => randomBytes(1000));
-  const r = await postChunked(`${rig.proxy.url}/predict/`, parts).catch((err: Error) => err);
-  if (r instanceof Error) throw r;
+  const r = await postChunked(`${rig.proxy.url}/predict/`, parts);
   t.equal(r.status, 413);
   t.equal(r.headers['content-type'], 'application/json; charset=utf-8');
   t.match(JSON.parse(r.body.toString()), { error: 'payload_too_large', message: /over the limit of 2000 bytes/ });
@@ -519,7 +529,7 @@ t.test('bodyLimit: a sampled chunked body over it → 413, the upstream never ca
 
   // recordMaxBody below bodyLimit: buffering stops at the cap and the rest streams, so the
   // limit is hit while forwarding. The client must still get the 413, and the upstream no
-  // complete request. (A line with status 413 is written in this case: see the report.)
+  // complete request, and no line: the body never arrived whole.
   const bodiesBefore = state.bodies.length;
   const capped = await recordingProxy(t, { flask: u }, { bodyLimit: '2KB', recordMaxBody: '1KB' });
   const r2 = await postChunked(`${capped.proxy.url}/predict/?capped`, parts);
@@ -527,6 +537,7 @@ t.test('bodyLimit: a sampled chunked body over it → 413, the upstream never ca
   t.match(JSON.parse(r2.body.toString()), { error: 'payload_too_large' });
   await sleep(50);
   t.equal(state.bodies.length, bodiesBefore, 'no complete request reached the upstream');
+  t.same(await capped.finish(), [], 'no line for a body cut off past the cap');
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -589,19 +600,42 @@ t.test('recordResponses: the upstream answer is recorded, capped in the record o
   t.same(lineFor(t, lines, '/predict/?small').response, { status: 201, body_hex: small.toString('hex'), body_truncated: false }, 'a response under the cap is whole');
 });
 
+t.test('recordResponses: a response cut off is recorded with the upstream status, marked incomplete', async (t) => {
+  const u = await upstream(t, 'flask', (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    res.write(Buffer.alloc(100, 7)); // and never ends
+  });
+  const rig = await recordingProxy(t, { flask: u }, { recordResponses: true });
+  await new Promise<void>((resolve, reject) => {
+    const req = request(`${rig.proxy.url}/predict/`, { method: 'POST', agent: false }, (res) => {
+      res.once('data', () => {
+        req.destroy(); // the client leaves mid-response
+        resolve();
+      });
+    });
+    req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+    req.end('a,b\n1,2\n');
+  });
+  const deadline = Date.now() + 3000;
+  while ((await metricValue(rig, 'drum_requests_total', { status: '499' })) < 1 && Date.now() < deadline) await sleep(10);
+  const [line] = await rig.finish();
+  t.equal(line?.status, 499, 'the client left: 499, as in the metrics');
+  t.same(line?.response, { status: 200, body_hex: Buffer.alloc(100, 7).toString('hex'), body_truncated: true }, "the upstream's status, the part that passed, marked cut");
+});
+
 // ---------------------------------------------------------------------------------------------
 // 10. An upstream that refuses connections
 
 t.test('an upstream that refuses the connection: 502 to the client and in the line', async (t) => {
   const port = await freePort();
-  const rig = await recordingProxy(t, { fastapi: `http://127.0.0.1:${port}` }, { recordResponses: true });
+  const rig = await recordingProxy(t, { fastapi: `http://127.0.0.1:${port}` });
   const body = randomBytes(300);
   const r = await post(`${rig.proxy.url}/predict/`, body);
   t.equal(r.status, 502);
   t.match(JSON.parse(r.body.toString()), { error: 'bad_gateway', upstream: 'fastapi' });
   const lines = await rig.finish();
   t.equal(lines.length, 1);
-  t.match(lines[0], { upstream: 'fastapi', status: 502, body_truncated: false, response: { status: 502 } });
+  t.match(lines[0], { upstream: 'fastapi', status: 502, body_truncated: false });
   t.ok(unhex(lines[0]!.body_hex).equals(body), 'the request body is still recorded, for replay');
 });
 
