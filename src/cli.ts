@@ -61,7 +61,7 @@ Options for serve (a --config file takes the same settings; flags win):
                              forwarded whole and recorded truncated
   --record-rotate-bytes SIZE start FILE.1, FILE.2, ... past this size (default: never)
   --record-queue SIZE        records waiting for the disk before new ones are dropped
-                             (default 16MB)
+                             (default 64MB; at least one record of the largest body)
   --record-responses         also record each response's status and body (capped)
   --record-redact LIST       more headers to record as "[REDACTED]", comma-separated
                              (always: Authorization, Cookie, X-Api-Key, DataRobot keys...)

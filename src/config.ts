@@ -122,7 +122,7 @@ export const DEFAULTS = {
   pollInterval: '15s',
   recordSample: 0.01, // the seed's DRUM_RECORD_SAMPLE_RATE
   recordMaxBody: '10MB',
-  recordQueue: '16MB',
+  recordQueue: '64MB', // three of the longest lines the default cap allows (hex: 2 bytes a byte)
 } as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -225,7 +225,7 @@ function optionalPath(value: unknown, field: string): string | undefined {
 
 /** A share from 0 to 1, e.g. a sample rate. */
 export function parseRate(value: unknown, field: string): number {
-  const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(value) ? Number(value) : NaN;
   if (!(n >= 0 && n <= 1)) throw new InputError(`"${String(value)}" is not a rate from 0 to 1, e.g. 0.01 for 1%`, field);
   return n;
 }
@@ -246,15 +246,18 @@ function recordSettings(raw: RawSettings): RecordSettings {
   const extra = raw.recordRedact === undefined ? [] : parseList(raw.recordRedact, 'recordRedact').map((n) => parseHeaderName(n, 'recordRedact'));
   // Dropping the default list must be said explicitly; an empty or edited list does not do it.
   const redact = parseBoolean(raw.recordNoRedact ?? false, 'recordNoRedact') ? extra : [...DEFAULT_REDACT, ...extra];
+  const maxBody = parseSize(raw.recordMaxBody ?? DEFAULTS.recordMaxBody, 'recordMaxBody');
+  const responses = parseBoolean(raw.recordResponses ?? false, 'recordResponses');
+  const queueBytes = positiveSize(raw.recordQueue ?? DEFAULTS.recordQueue, 'recordQueue');
   return {
     file,
     enabled: file !== undefined,
     sampleRate: parseRate(raw.recordSample ?? DEFAULTS.recordSample, 'recordSample'),
     paths,
-    maxBody: parseSize(raw.recordMaxBody ?? DEFAULTS.recordMaxBody, 'recordMaxBody'),
+    maxBody,
     rotateBytes: raw.recordRotateBytes === undefined ? undefined : positiveSize(raw.recordRotateBytes, 'recordRotateBytes'),
-    queueBytes: positiveSize(raw.recordQueue ?? DEFAULTS.recordQueue, 'recordQueue'),
-    responses: parseBoolean(raw.recordResponses ?? false, 'recordResponses'),
+    queueBytes,
+    responses,
     redact: [...new Set(redact)],
   };
 }

@@ -303,7 +303,8 @@ const fileName = (path: string, index: number): string => (index === 0 ? path : 
  * only serializes and hands the line over). Files are created with mode 0600.
  *
  * - Bound: `maxBufferBytes` caps the bytes of lines accepted but not yet taken by the OS. A line
- *   that would pass it is dropped (reason "queue_full"); so is any line longer than the bound.
+ *   that would pass it is dropped (reason "queue_full"), unless nothing is waiting: a line longer
+ *   than the bound is taken into an empty queue (it is in memory already).
  * - Rotation: with `rotateBytes`, a line that would take the current file past that size starts
  *   the next file: FILE, FILE.1, FILE.2, ... in writing order (unlike logrotate, higher is newer;
  *   `cat $(ls -v FILE FILE.*)` gives the whole recording in order). A line longer than
@@ -355,7 +356,8 @@ export class RecordWriter {
       this.report(err as Error, 'recorder: a record could not be serialized; it is dropped');
       return this.drop('write_error');
     }
-    if (this.pendingBytes + json.length > this.maxBufferBytes) return this.drop('queue_full');
+    // An empty queue takes any line, so a body near the cap is recorded whatever the bound.
+    if (this.pendingBytes > 0 && this.pendingBytes + json.length > this.maxBufferBytes) return this.drop('queue_full');
     if (this.sink === undefined && this.now() < this.retryAt) return this.drop('write_error');
     if (this.fileBytes > 0 && this.fileBytes + json.length > this.rotateBytes) {
       this.sink?.end();

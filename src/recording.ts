@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -96,13 +96,14 @@ export class Recording {
   constructor(settings: RecordSettings, deps: { metrics: RecorderMetrics; log: Logger; random?: () => number }) {
     if (settings.file !== undefined) {
       const dir = dirname(settings.file);
-      let isDir = false;
+      let usable = false;
       try {
-        isDir = statSync(dir).isDirectory();
+        accessSync(dir, constants.W_OK);
+        usable = statSync(dir).isDirectory();
       } catch {
         // reported below
       }
-      if (!isDir) throw new InputError(`${dir} is not a directory, so ${settings.file} cannot be written`, 'record');
+      if (!usable) throw new InputError(`${dir} is not a writable directory, so ${settings.file} cannot be written (create it, or pass --record FILE)`, 'record');
     }
     this.#settings = settings;
     this.enabled = settings.enabled;

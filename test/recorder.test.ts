@@ -399,15 +399,19 @@ t.test('overflow: a full buffer drops and counts lines, the file holds whole lin
   // Once written, the buffer has room again.
   await until(async () => (await value('drum_recorder_records_total')) === 5);
   t.equal(writer.write(record(attempted)), true);
-  t.equal(writer.write(record(attempted + 1, { body_hex: 'ab'.repeat(lineBytes * 6) })), false, 'a line longer than the bound never fits');
+  const long = (i: number): RecordLine => record(i, { body_hex: 'ab'.repeat(lineBytes * 6) });
+  t.equal(writer.write(long(attempted + 1)), false, 'a line longer than the bound does not join a queue');
+  await until(async () => (await value('drum_recorder_records_total')) === 6);
+  t.equal(writer.write(long(attempted + 2)), true, 'but an empty queue takes it');
+  t.equal(writer.write(record(attempted + 3)), false, 'and nothing joins it while it waits');
   await writer.close();
 
   const back = readLines(t, file);
-  t.same(back.map((l) => l.id), [0, 1, 2, 3, 4, attempted].map((i) => record(i).id));
+  t.same(back.map((l) => l.id), [0, 1, 2, 3, 4, attempted, attempted + 2].map((i) => record(i).id));
   const records = await value('drum_recorder_records_total');
   const dropped = await value('drum_recorder_dropped_total', { reason: 'queue_full' });
-  t.equal(records, 6);
-  t.equal(records + dropped, attempted + 2, 'records_total + dropped = attempted');
+  t.equal(records, 7);
+  t.equal(records + dropped, attempted + 4, 'records_total + dropped = attempted');
 });
 
 t.test('a line that cannot be serialized is dropped and counted, not thrown; a missing field is null', async (t) => {
