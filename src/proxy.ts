@@ -153,7 +153,8 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
       }
       // Only requests whose body arrived whole: a body cut off (client gone, over the body limit) is no request to replay.
       if (ex.record !== undefined && ex.req.complete) {
-        const response = { status: ex.res.headersSent ? ex.res.statusCode : status, complete: finished };
+        // Status 0 when no response had started, as the seed's replay script writes "no answer".
+        const response = { status: ex.res.headersSent ? ex.res.statusCode : 0, complete: finished };
         recording.finish(ex.record, { upstream: serverType, status, latencyMs: seconds * 1000, response });
       }
       if (config.accessLog) {

@@ -143,8 +143,8 @@ const cliDir = t.testdir({
     `upstreams:\n  flask: ${cliUpstream.url}`,
     'recordSample: 0.5', // overridden by --record-sample, itself overridden by DRUM_RECORD_SAMPLE_RATE
     'recordPaths: [/from-file/]', // overridden by --record-paths
-    'recordMaxBody: 1KB',
-    'recordResponses: true',
+    'recordMaxBody: 2KB', // overridden by --record-max-body
+    'recordResponses: false', // overridden by --record-responses
     'recordRedact:\n  - X-From-File',
     'recordQueue: 1MB',
     'recordRotateBytes: 10MB',
@@ -209,7 +209,18 @@ function run(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
 
 const upstreamFlag = ['--upstream', `flask=${cliUpstream.url}`];
 const cli = {
-  term: serve([...upstreamFlag, '--record', join(cliDir, 'term.jsonl'), '--record-sample', '1', '--record-queue', '64MB'], {}),
+  term: serve(
+    [
+      ...upstreamFlag,
+      '--record', join(cliDir, 'term.jsonl'),
+      '--record-sample', '1',
+      '--record-queue', '64MB',
+      '--record-rotate-bytes', '1GB',
+      '--record-no-redact',
+      '--record-redact', 'X-Only',
+    ],
+    {},
+  ),
   int: serve(
     [
       '--config', join(cliDir, 'drum.yaml'),
@@ -217,6 +228,8 @@ const cli = {
       '--record-sample', '0.01',
       '--record-paths', '/predict/,/invocations',
       '--record-paths', '/extra/',
+      '--record-max-body', '1KB',
+      '--record-responses',
     ],
     { DRUM_RECORD_SAMPLE_RATE: '1' },
   ),
@@ -341,6 +354,8 @@ t.test('CLI: SIGTERM right after the last response writes every record out, exit
   const file = join(cliDir, 'term.jsonl');
   const info = await cli.term.listening;
   t.match(info.recording, { file, sampleRate: 1 }, 'the listening line says where it records');
+  const view = JSON.parse((await send(`http://${info.admin}/recording`)).body.toString()) as { redact: string[] };
+  t.same(view.redact, ['x-only'], '--record-no-redact drops the default list; --record-redact names stay');
   // 300 requests, then 8 with 1 MB bodies that the upstream answers together, briefly: their
   // 2 MB lines all join the writer's queue at once and are still being written when the signal
   // arrives (without the flush on shutdown, most of them are lost).
@@ -377,8 +392,8 @@ t.test('CLI: SIGINT flushes too; a YAML config with record keys, flags over it, 
       file,
       sampleRate: 1, // DRUM_RECORD_SAMPLE_RATE=1 over --record-sample 0.01 over recordSample: 0.5
       paths: ['/predict/', '/invocations', '/extra/'], // --record-paths, repeated and comma-separated, over the file's
-      maxBody: 1000, // the file's recordMaxBody: 1KB
-      responses: true,
+      maxBody: 1000, // --record-max-body 1KB over the file's 2KB
+      responses: true, // --record-responses over the file's false
       redact: [...DEFAULT_REDACT, 'x-from-file'],
     },
     'GET /recording shows the merged settings',

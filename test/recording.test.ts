@@ -618,6 +618,25 @@ t.test('recordResponses: a response cut off is recorded with the upstream status
   });
   const deadline = Date.now() + 3000;
   while ((await metricValue(rig, 'drum_requests_total', { status: '499' })) < 1 && Date.now() < deadline) await sleep(10);
+  // A second client leaves after sending its whole body, before any response.
+  const silent = await upstream(t, 'fastapi', () => {});
+  const rig2 = await recordingProxy(t, { fastapi: silent }, { recordResponses: true });
+  const socket = connect(rig2.proxy.address.port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.write('POST /predict/?left HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc');
+  await within(
+    (async () => {
+      while (silent.seen.length === 0) await sleep(10);
+    })(),
+    3000,
+    'the request reached the upstream',
+  );
+  socket.destroy();
+  const waitUntil = Date.now() + 3000;
+  while ((await metricValue(rig2, 'drum_requests_total', { status: '499' })) < 1 && Date.now() < waitUntil) await sleep(10);
+  const [left] = await rig2.finish();
+  t.match(left, { path: '/predict/?left', status: 499, body_hex: Buffer.from('abc').toString('hex'), response: { status: 0, body_hex: '', body_truncated: true } }, 'no response yet: status 0');
+
   const [line] = await rig.finish();
   t.equal(line?.status, 499, 'the client left: 499, as in the metrics');
   t.same(line?.response, { status: 200, body_hex: Buffer.alloc(100, 7).toString('hex'), body_truncated: true }, "the upstream's status, the part that passed, marked cut");
