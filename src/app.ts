@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
 import { createAdmin } from './admin.js';
+import { startWorkers } from './cluster.js';
 import { loadTokens } from './auth.js';
 import { buildConfig, type Config, type RawSettings } from './config.js';
 import { watchConfig, type ConfigWatcher } from './config-watch.js';
@@ -18,7 +19,8 @@ import { WeightStore } from './weight-store.js';
 import { percentages, sharesFromEnv, type Snapshot } from './weights.js';
 
 export interface RunningApp {
-  readonly proxy: RunningProxy;
+  /** The traffic listener: this process's, or (--workers) the workers' as the primary sees them. */
+  readonly proxy: Pick<RunningProxy, 'address' | 'backends' | 'recording' | 'metrics' | 'close'>;
   readonly admin: FastifyInstance;
   readonly adminAddress: AddressInfo;
   readonly store: WeightStore;
@@ -65,7 +67,16 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
     history: [{ at, version: 1, source: 'startup', who: 'startup', reason: 'initial weights', from: {}, to: percentages(upstreams, config.weights) }],
   };
   const writer = config.state === undefined ? undefined : new SnapshotWriter(config.state, (err) => log.error({ err: err.message }, 'cannot write the state file'));
-  const store = new WeightStore(upstreams, snapshot, { now, log, persist: writer && ((s) => writer.save(s)) });
+  // Workers (if any) hear of every change; they exist only later, so this is bound then.
+  let toWorkers: ((shares: readonly Share[]) => void) | undefined;
+  const store = new WeightStore(upstreams, snapshot, {
+    now,
+    log,
+    persist: (s) => {
+      writer?.save(s);
+      toWorkers?.(s.state.shares);
+    },
+  });
   if (stored === undefined) writer?.save(snapshot);
   else log.info({ state: config.state, version: stored.state.version }, 'weights restored from the state file');
 
@@ -82,10 +93,18 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
       for (const [name, percent] of Object.entries(store.view().weights)) this.set({ server_type: name }, percent);
     },
   });
-  const proxy = await startProxy({ ...config, record: recordFromEnv(env, config.record) }, log, store.routes, metrics);
+  const trafficConfig = { ...config, record: recordFromEnv(env, config.record) };
+  let proxy: RunningApp['proxy'];
+  if (config.workers > 1) {
+    const workers = await startWorkers(trafficConfig, { log, metrics, shares: () => store.state.shares });
+    toWorkers = (shares) => workers.weightsChanged(shares);
+    proxy = workers;
+  } else {
+    proxy = await startProxy(trafficConfig, log, { routes: store.routes, metrics });
+  }
   const poller = new UpstreamPoller(proxy.backends.values(), metrics, { intervalMs: config.pollIntervalMs, timeoutMs: PROBE_TIMEOUT_MS, now: Date.now, log });
   poller.start();
-  const admin = createAdmin({ store, upstreams, tokens, recording: proxy.recording, probe: () => probeUpstreams(proxy.backends.values(), PROBE_TIMEOUT_MS), metrics, log });
+  const admin = createAdmin({ store, upstreams, tokens, recording: proxy.recording, probe: () => probeUpstreams(proxy.backends.values(), PROBE_TIMEOUT_MS), metrics: proxy.metrics, log });
   let adminAddress: AddressInfo;
   try {
     await admin.listen({ host: config.admin.host, port: config.admin.port });
@@ -141,7 +160,7 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
     admin,
     adminAddress,
     store,
-    metrics,
+    metrics: proxy.metrics,
     async close() {
       watcher?.close();
       poller.stop();

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { startApp } from './app.js';
+import { isWorker, runWorker } from './cluster.js';
 import { buildConfig, readConfigFile, type Config, type RawSettings } from './config.js';
 import { runDemo } from './demo.js';
 import { InputError } from './input-error.js';
@@ -33,7 +34,7 @@ Options for serve (a --config file takes the same settings; flags win):
                              upstreamKeepAlive, accessLog, logLevel, admin, adminTokenFile,
                              state, pollInterval, metricsOnTraffic, record, recordSample,
                              recordPaths, recordMaxBody, recordRotateBytes, recordQueue,
-                             recordResponses, recordRedact, recordNoRedact); watched, its
+                             recordResponses, recordRedact, recordNoRedact, workers); watched, its
                              weights re-applied when they change
   --trust-proxy              take $remote_addr from the last X-Forwarded-For entry
   --no-upstream-header       do not add X-Drum-Splitter-Upstream to responses
@@ -50,7 +51,10 @@ Options for serve (a --config file takes the same settings; flags win):
   --state FILE               keep the weights and their audit trail here across restarts
   --poll-interval DURATION   how often upstreams' /ping and /stats/ are read (default 15s)
   --metrics-on-traffic       also answer GET /metrics on the traffic port (off; it is always
-                             on the admin API)
+                             on the admin API; only with --workers 1)
+  --workers N|auto           traffic worker processes (default 1: this process serves
+                             traffic; auto: one per CPU); weights, recording and metrics
+                             stay one, in the primary
   --record FILE              record sampled requests to this JSONL file, for the seed's
                              replay script (switchable at runtime: PUT /recording)
   --record-sample RATE       share of requests recorded, 0..1 (default 0.01)
@@ -104,6 +108,7 @@ const OPTIONS = {
   state: { type: 'string' },
   'poll-interval': { type: 'string' },
   'metrics-on-traffic': { type: 'boolean' },
+  workers: { type: 'string' },
   record: { type: 'string' },
   'record-sample': { type: 'string' },
   'record-paths': { type: 'string', multiple: true },
@@ -139,6 +144,7 @@ function flagSettings(v: Values): RawSettings {
   if (v.state !== undefined) s.state = v.state;
   if (v['poll-interval'] !== undefined) s.pollInterval = v['poll-interval'];
   if (v['metrics-on-traffic'] !== undefined) s.metricsOnTraffic = v['metrics-on-traffic'];
+  if (v.workers !== undefined) s.workers = v.workers;
   if (v.record !== undefined) s.record = v.record;
   if (v['record-sample'] !== undefined) s.recordSample = v['record-sample'];
   if (v['record-paths'] !== undefined) s.recordPaths = v['record-paths'];
@@ -169,6 +175,7 @@ function version(): string {
 async function serve(v: Values): Promise<void> {
   const { config, file } = configFromArgs(v);
   const log = createLogger(config.logLevel);
+  if (isWorker()) return runWorker(config, log);
   const app = await startApp(config, {
     env: process.env,
     log,
@@ -184,6 +191,7 @@ async function serve(v: Values): Promise<void> {
       weights: app.store.view().weights,
       source: app.store.view().source,
       recording: app.proxy.recording.enabled ? { file: app.proxy.recording.file, sampleRate: app.proxy.recording.sampleRate } : 'off',
+      workers: config.workers,
     },
     'listening',
   );

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { InputError } from './input-error.js';
@@ -48,6 +49,8 @@ export interface Config {
   /** Also answer GET /metrics on the traffic port (it then shadows an upstream's /metrics). */
   readonly metricsOnTraffic: boolean;
   readonly record: RecordSettings;
+  /** Proxy processes (node:cluster); 1 = this process serves traffic itself. */
+  readonly workers: number;
 }
 
 /** Request recording for replay (see recorder.ts for the file format). */
@@ -100,13 +103,14 @@ export interface RawSettings {
   recordResponses?: unknown;
   recordRedact?: unknown;
   recordNoRedact?: unknown;
+  workers?: unknown;
 }
 
 const SETTINGS: readonly (keyof RawSettings)[] = [
   'listen', 'upstreams', 'weights', 'key', 'trustProxy', 'upstreamHeader', 'overrideHeader',
   'timeout', 'bodyLimit', 'upstreamKeepAlive', 'accessLog', 'logLevel', 'admin', 'adminTokenFile', 'state',
   'pollInterval', 'metricsOnTraffic', 'record', 'recordSample', 'recordPaths', 'recordMaxBody', 'recordRotateBytes',
-  'recordQueue', 'recordResponses', 'recordRedact', 'recordNoRedact',
+  'recordQueue', 'recordResponses', 'recordRedact', 'recordNoRedact', 'workers',
 ];
 
 export const DEFAULTS = {
@@ -262,6 +266,19 @@ function recordSettings(raw: RawSettings): RecordSettings {
   };
 }
 
+const MAX_WORKERS = 256;
+
+/** A count of worker processes, or "auto" for one per CPU. */
+function parseWorkers(value: unknown, metricsOnTraffic: boolean): number {
+  const n = value === 'auto' ? availableParallelism() : typeof value === 'number' ? value : /^\d+$/.test(String(value)) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
+    throw new InputError(`"${String(value)}" is not a number of workers from 1 to ${MAX_WORKERS}, or auto`, 'workers');
+  }
+  // Each worker would answer with its own counts only; the admin API's /metrics has them all.
+  if (n > 1 && metricsOnTraffic) throw new InputError('metricsOnTraffic needs workers: 1; with more, scrape the admin API /metrics', 'workers');
+  return n;
+}
+
 function positiveSize(value: unknown, field: string): number {
   const n = parseSize(value, field);
   if (n === 0) throw new InputError('must be more than 0 bytes', field);
@@ -332,6 +349,7 @@ export function buildConfig(raw: RawSettings): Config {
   }
   const listen = parseAddress(raw.listen ?? DEFAULTS.listen, 'listen');
   const admin = parseAddress(raw.admin ?? DEFAULTS.admin, 'admin');
+  const metricsOnTraffic = parseBoolean(raw.metricsOnTraffic ?? false, 'metricsOnTraffic');
 
   return {
     listen,
@@ -353,7 +371,8 @@ export function buildConfig(raw: RawSettings): Config {
     adminTokenFile: optionalPath(raw.adminTokenFile, 'adminTokenFile'),
     state: optionalPath(raw.state, 'state'),
     pollIntervalMs: parseDuration(raw.pollInterval ?? DEFAULTS.pollInterval, 'pollInterval'),
-    metricsOnTraffic: parseBoolean(raw.metricsOnTraffic ?? false, 'metricsOnTraffic'),
+    metricsOnTraffic,
     record: recordSettings(raw),
+    workers: parseWorkers(raw.workers ?? 1, metricsOnTraffic),
   };
 }

@@ -21,6 +21,8 @@ export interface Metrics {
   readonly duration: Histogram<'server_type'>;
   readonly inFlight: Gauge<'server_type'>;
   readonly recorder: RecorderMetrics;
+  /** The text exposition: this registry's, or (with --workers) every process's, aggregated. */
+  text(): Promise<string>;
 }
 
 /**
@@ -53,11 +55,12 @@ export function createMetrics(): Metrics {
       registers: [registry],
     }),
     recorder: createRecorderMetrics(registry),
+    text: () => registry.metrics(),
   };
 }
 
 /** The Prometheus text exposition of every metric. */
 export async function sendMetrics(metrics: Metrics, res: ServerResponse): Promise<void> {
-  const text = await metrics.registry.metrics();
+  const text = await metrics.text();
   res.writeHead(200, { 'content-type': metrics.registry.contentType, 'content-length': Buffer.byteLength(text) }).end(text);
 }

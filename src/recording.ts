@@ -6,7 +6,14 @@ import type { Logger } from 'pino';
 import { parseRate, type RecordSettings } from './config.js';
 import { endToEnd } from './headers.js';
 import { InputError } from './input-error.js';
-import { recordable, recordHeaders, RecordWriter, sampled, type RecorderMetrics } from './recorder.js';
+import { recordable, recordHeaders, RecordWriter, sampled, type RecorderMetrics, type RecordLine } from './recorder.js';
+
+/** Where finished records go: the file's writer, or (in a --workers worker) the primary's. */
+export interface RecordSink {
+  /** Queues the line; false when it was dropped (and counted). Never throws. */
+  write(line: RecordLine): boolean;
+  close(): Promise<void>;
+}
 
 /** Where the seed's replay step reads recorded requests; DRUM_RECORD_REQUESTS=true without --record writes there. */
 export const SEED_RECORD_FILE = '/var/log/drum/recorded_requests.jsonl';
@@ -90,11 +97,19 @@ export class Recording {
   readonly maxBody: number;
   readonly #settings: RecordSettings;
   readonly #redact: ReadonlySet<string>;
-  readonly #writer: RecordWriter | undefined;
+  readonly #sink: RecordSink | undefined;
   readonly #random: () => number;
+  readonly #onChange: ((view: RecordingView) => void) | undefined;
 
-  constructor(settings: RecordSettings, deps: { metrics: RecorderMetrics; log: Logger; random?: () => number }) {
-    if (settings.file !== undefined) {
+  /**
+   * With `sink`, lines go there instead of to a writer of the file (which is then not opened
+   * here); `onChange` hears every runtime switch.
+   */
+  constructor(
+    settings: RecordSettings,
+    deps: { metrics: RecorderMetrics; log: Logger; random?: () => number; sink?: RecordSink; onChange?: (view: RecordingView) => void },
+  ) {
+    if (settings.file !== undefined && deps.sink === undefined) {
       const dir = dirname(settings.file);
       let usable = false;
       try {
@@ -111,10 +126,12 @@ export class Recording {
     this.maxBody = settings.maxBody;
     this.#redact = new Set(settings.redact);
     this.#random = deps.random ?? Math.random;
-    this.#writer =
-      settings.file === undefined
+    this.#onChange = deps.onChange;
+    this.#sink =
+      deps.sink ??
+      (settings.file === undefined
         ? undefined
-        : new RecordWriter({ path: settings.file, maxBufferBytes: settings.queueBytes, rotateBytes: settings.rotateBytes, metrics: deps.metrics, log: deps.log });
+        : new RecordWriter({ path: settings.file, maxBufferBytes: settings.queueBytes, rotateBytes: settings.rotateBytes, metrics: deps.metrics, log: deps.log }));
   }
 
   get file(): string | undefined {
@@ -151,7 +168,7 @@ export class Recording {
     outcome: { upstream: string; status: number; latencyMs: number; response: { status: number; complete: boolean } },
   ): void {
     const { response } = record;
-    this.#writer?.write({
+    this.write({
       timestamp: record.timestamp,
       method: record.method,
       path: record.path,
@@ -169,13 +186,19 @@ export class Recording {
     });
   }
 
+  /** A finished line, from this process or a worker, to the sink. */
+  write(line: RecordLine): void {
+    this.#sink?.write(line);
+  }
+
   /** Switches recording and/or sets the rate; switching on needs a file. */
   change(patch: { enabled?: boolean; sampleRate?: number }): void {
-    if (patch.enabled === true && this.#writer === undefined) {
+    if (patch.enabled === true && this.#sink === undefined) {
       throw new InputError('recording has no file; start drum-splitter with --record FILE', 'enabled');
     }
     if (patch.enabled !== undefined) this.enabled = patch.enabled;
     if (patch.sampleRate !== undefined) this.sampleRate = patch.sampleRate;
+    this.#onChange?.(this.view());
   }
 
   view(): RecordingView {
@@ -186,6 +209,6 @@ export class Recording {
   /** Writes every queued line and closes the file. */
   async close(): Promise<void> {
     this.enabled = false;
-    await this.#writer?.close();
+    await this.#sink?.close();
   }
 }

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { createMetrics, sendMetrics, type Metrics } from './metrics.js';
 import { createProxy, type Routes } from './proxy.js';
-import { Recording } from './recording.js';
+import { Recording, type RecordSink } from './recording.js';
 import { compileSplit } from './split.js';
 import { createBackend, type Backend } from './upstream.js';
 
@@ -39,15 +39,20 @@ function rejectMalformed(err: NodeJS.ErrnoException, socket: Socket): void {
   );
 }
 
-/** Starts the traffic listener; `routes` is the live split, shared with whoever changes it. */
-export async function startProxy(
-  config: Config,
-  log: Logger,
-  routes: Routes = { table: compileSplit(config.weights, config.upstreams[0]!.name) },
-  metrics: Metrics = createMetrics(),
-): Promise<RunningProxy> {
+export interface ProxyOptions {
+  /** The live split, shared with whoever changes it (default: the config's weights, fixed). */
+  readonly routes?: Routes;
+  readonly metrics?: Metrics;
+  /** Where records go instead of the config's file (a --workers worker sends them to the primary). */
+  readonly recordSink?: RecordSink;
+}
+
+/** Starts the traffic listener. */
+export async function startProxy(config: Config, log: Logger, opts: ProxyOptions = {}): Promise<RunningProxy> {
+  const routes = opts.routes ?? { table: compileSplit(config.weights, config.upstreams[0]!.name) };
+  const metrics = opts.metrics ?? createMetrics();
   const backends = new Map(config.upstreams.map((u) => [u.name, createBackend(u, config.upstreamKeepAliveMs)]));
-  const recording = new Recording(config.record, { metrics: metrics.recorder, log });
+  const recording = new Recording(config.record, { metrics: metrics.recorder, log, ...(opts.recordSink === undefined ? {} : { sink: opts.recordSink }) });
   const proxy = createProxy({ config, routes, backends, log, metrics, recording });
   const server = createServer(
     {

@@ -53,6 +53,13 @@ export function classifyFailure(err: Error): ForwardFailure {
 /** A streamed body, one read into memory (sent with its Content-Length), or none. */
 export type ForwardBody = Readable | Buffer | null;
 
+/** Raw header Buffers as latin1 strings, as Node's rawHeaders are. */
+function latin1(raw: readonly Buffer[]): string[] {
+  const out = new Array<string>(raw.length);
+  for (let i = 0; i < raw.length; i++) out[i] = raw[i]!.toString('latin1');
+  return out;
+}
+
 export interface ForwardRequest {
   readonly method: string;
   readonly path: string;
@@ -77,42 +84,46 @@ export function forward(
   res: ServerResponse,
   onFailure: (failure: ForwardFailure, err: Error) => void,
 ): void {
-  let controller: Dispatcher.DispatchController | undefined;
+  let abort: ((err: Error) => void) | undefined;
   const onClientGone = (): void => {
-    if (!res.writableFinished) controller?.abort(new Error('client went away'));
+    if (!res.writableFinished) abort?.(new Error('client went away'));
   };
   res.once('close', onClientGone);
 
+  // undici's own handler interface (what its Pool calls internally): raw header Buffers, and
+  // false from onHeaders/onData to pause. The newer onRequestStart/onResponse* style is
+  // adapted onto this one per request, parsing every header into an object we do not use.
   const handler: Dispatcher.DispatchHandler = {
-    onRequestStart(c) {
-      controller = c;
+    onConnect(abortRequest) {
+      abort = abortRequest;
     },
-    onResponseStart(c, statusCode, _headers, statusMessage) {
+    onHeaders(statusCode, rawHeaders, resume, statusMessage) {
       // 1xx, e.g. 103 Early Hints: informational, the final response follows. Not passed on.
-      if (statusCode < 200) return;
-      const raw = (c.rawHeaders as Buffer[]).map((b) => b.toString('latin1'));
-      const headers = endToEnd(raw);
+      if (statusCode < 200) return true;
+      const headers = endToEnd(latin1(rawHeaders));
       headers.push(...req.responseHeaders);
       res.writeHead(statusCode, statusMessage, headers);
-    },
-    onResponseData(c, chunk) {
-      req.onData?.(chunk);
       // undici delivers nothing more until resumed, so one drain listener per pause.
-      if (!res.write(chunk)) {
-        c.pause();
-        res.once('drain', () => c.resume());
-      }
+      resumeUpstream = resume;
+      return true;
     },
-    onResponseEnd() {
+    onData(chunk) {
+      req.onData?.(chunk);
+      if (res.write(chunk)) return true;
+      res.once('drain', resumeUpstream!);
+      return false;
+    },
+    onComplete() {
       res.off('close', onClientGone);
       res.end();
     },
-    onResponseError(_c, err) {
+    onError(err) {
       res.off('close', onClientGone);
       if (res.headersSent) res.destroy(err);
       else if (!res.destroyed) onFailure(classifyFailure(err), err);
     },
   };
+  let resumeUpstream: (() => void) | undefined;
 
   backend.pool.dispatch(
     {

@@ -1,0 +1,242 @@
+import cluster, { type Worker } from 'node:cluster';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import type { Config } from './config.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import type { RecordLine, RecorderMetrics } from './recorder.js';
+import { Recording, type RecordSink } from './recording.js';
+import { startProxy, type RunningProxy } from './server.js';
+import { compileSplit, type Share } from './split.js';
+import { createBackend } from './upstream.js';
+
+/**
+ * --workers N: the primary keeps the one copy of everything that must be one — weights and
+ * their audit trail, the admin API, upstream polling, the record file — and N workers
+ * (node:cluster, sharing the listening socket) serve traffic. The primary tells workers of
+ * every weight and recording change; workers send it their records, and their metrics when
+ * /metrics is scraped (aggregated with prom-client's AggregatorRegistry).
+ */
+
+/** What a worker needs to be in step: the split and the recording switch. */
+interface WorkerState {
+  readonly shares: readonly Share[];
+  readonly recording: { readonly enabled: boolean; readonly sampleRate: number };
+}
+
+type ToWorker =
+  | { readonly drum: 'state'; readonly state: WorkerState }
+  | { readonly drum: 'metrics'; readonly id: number }
+  | { readonly drum: 'stop' };
+
+type ToPrimary =
+  | { readonly drum: 'record'; readonly line: RecordLine }
+  | { readonly drum: 'metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] };
+
+/** The environment variable carrying a new worker's starting state. */
+const STATE_ENV = 'DRUM_SPLITTER_WORKER_STATE';
+/** How long /metrics waits for the workers' counts. */
+const METRICS_TIMEOUT_MS = 5000;
+/** How long a stopping worker may take before it is killed. */
+const STOP_GRACE_MS = 15_000;
+
+/** The traffic side as the primary sees it: what startProxy gives in a single process. */
+export type TrafficPlane = Pick<RunningProxy, 'address' | 'backends' | 'recording' | 'metrics' | 'close'> & {
+  /** Tells every worker of a new split. */
+  weightsChanged(shares: readonly Share[]): void;
+};
+
+export function isWorker(): boolean {
+  return cluster.isWorker;
+}
+
+/** Primary: forks `config.workers` workers and resolves once every one is listening. */
+export async function startWorkers(
+  config: Config,
+  deps: { log: Logger; metrics: Metrics; shares: () => readonly Share[] },
+): Promise<TrafficPlane> {
+  const { log, metrics } = deps;
+  const state = (): WorkerState => ({ shares: deps.shares(), recording: { enabled: recording.enabled, sampleRate: recording.sampleRate } });
+  const broadcast = (msg: ToWorker): void => {
+    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send(msg);
+  };
+  const recording = new Recording(config.record, {
+    metrics: metrics.recorder,
+    log,
+    onChange: () => broadcast({ drum: 'state', state: state() }),
+  });
+  // The primary's own pools, for /readyz and the poller; traffic uses the workers'.
+  const backends = new Map(config.upstreams.map((u) => [u.name, createBackend(u, config.upstreamKeepAliveMs)]));
+
+  let stopping = false;
+  let nextMetricsId = 0;
+  const pendingMetrics = new Map<number, (m: MetricObjectWithValues<MetricValue<string>>[]) => void>();
+
+  const onMessage = (_worker: Worker, msg: ToPrimary): void => {
+    if (msg.drum === 'record') recording.write(msg.line);
+    else if (msg.drum === 'metrics') pendingMetrics.get(msg.id)?.(msg.metrics);
+  };
+  cluster.on('message', onMessage);
+
+  const fork = (): Worker => cluster.fork({ [STATE_ENV]: JSON.stringify(state()) });
+  const onExit = (worker: Worker, code: number | null, signal: string | null): void => {
+    if (stopping) return;
+    log.error({ worker: worker.id, code, signal }, 'a worker died; starting another');
+    fork();
+  };
+  cluster.on('exit', onExit);
+  // A change made while a worker was starting reaches it here, once it can hear.
+  const onListening = (worker: Worker): void => {
+    worker.send({ drum: 'state', state: state() } satisfies ToWorker);
+  };
+  cluster.on('listening', onListening);
+
+  const listening = new Promise<AddressInfo>((resolve, reject) => {
+    let ready = 0;
+    const onReady = (_w: Worker, address: { address: string; port: number; addressType: number | string }): void => {
+      if (++ready < config.workers) return;
+      cluster.off('listening', onReady);
+      cluster.off('exit', onEarlyExit);
+      resolve({ address: address.address, port: address.port, family: address.addressType === 6 ? 'IPv6' : 'IPv4' });
+    };
+    // A worker that cannot start (address in use) exits before listening: so does the primary.
+    const onEarlyExit = (worker: Worker, code: number | null): void => {
+      stopping = true;
+      reject(new Error(`worker ${worker.id} exited with code ${code} before listening (see its log line)`));
+    };
+    cluster.on('listening', onReady);
+    cluster.on('exit', onEarlyExit);
+  });
+  for (let i = 0; i < config.workers; i++) fork();
+
+  async function stop(): Promise<void> {
+    stopping = true;
+    const exits = Object.values(cluster.workers ?? {}).map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          if (w === undefined || w.isDead()) return resolve();
+          const timer = setTimeout(() => w.kill('SIGKILL'), STOP_GRACE_MS);
+          w.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          if (w.isConnected()) w.send({ drum: 'stop' } satisfies ToWorker);
+        }),
+    );
+    await Promise.all(exits);
+    cluster.off('message', onMessage);
+    cluster.off('exit', onExit);
+    cluster.off('listening', onListening);
+    await Promise.all([...backends.values()].map((b) => b.pool.close()));
+    // Every record a worker sent arrived before its exit; now they go to disk.
+    await recording.close();
+  }
+
+  let address: AddressInfo;
+  try {
+    address = await listening;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+
+  /** Every process's metrics, summed (or as each metric's aggregator says). */
+  async function text(): Promise<string> {
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+    const replies = workers.map(
+      (w) =>
+        new Promise<MetricObjectWithValues<MetricValue<string>>[]>((resolve) => {
+          const id = nextMetricsId++;
+          const timer = setTimeout(() => {
+            pendingMetrics.delete(id);
+            resolve([]); // a worker too busy to answer is left out rather than failing the scrape
+          }, METRICS_TIMEOUT_MS);
+          pendingMetrics.set(id, (m) => {
+            clearTimeout(timer);
+            pendingMetrics.delete(id);
+            resolve(m);
+          });
+          w.send({ drum: 'metrics', id } satisfies ToWorker);
+        }),
+    );
+    const all = [await metrics.registry.getMetricsAsJSON(), ...(await Promise.all(replies))];
+    return AggregatorRegistry.aggregate(all).metrics();
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    backends,
+    recording,
+    metrics: { ...metrics, text },
+    weightsChanged: () => broadcast({ drum: 'state', state: state() }),
+    close: () => (closing ??= stop()),
+  };
+}
+
+/**
+ * Records from a worker go to the primary, which owns the file. At most `maxBytes` of them
+ * may be on their way at once; past that they are dropped and counted, as the writer does.
+ */
+class PrimarySink implements RecordSink {
+  #pending = 0;
+  readonly #sent = new Set<Promise<void>>();
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly metrics: RecorderMetrics,
+  ) {}
+
+  write(line: RecordLine): boolean {
+    const size = line.body_hex.length + (line.response?.body_hex.length ?? 0) + 1024;
+    if (this.#pending > 0 && this.#pending + size > this.maxBytes) {
+      this.metrics.dropped.inc({ reason: 'queue_full' });
+      return false;
+    }
+    this.#pending += size;
+    const sent = new Promise<void>((resolve) => {
+      process.send!({ drum: 'record', line } satisfies ToPrimary, undefined, undefined, (err) => {
+        this.#pending -= size;
+        if (err) this.metrics.dropped.inc({ reason: 'closed' });
+        resolve();
+      });
+    });
+    this.#sent.add(sent);
+    void sent.then(() => this.#sent.delete(sent));
+    return true;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#sent);
+  }
+}
+
+/** Worker: serves traffic with the state the primary sends; stops when it says so (or goes away). */
+export async function runWorker(config: Config, log: Logger): Promise<void> {
+  const initial = JSON.parse(process.env[STATE_ENV] ?? 'null') as WorkerState;
+  const baseline = config.upstreams[0]!.name;
+  const routes = { table: compileSplit(initial.shares, baseline) };
+  const metrics = createMetrics();
+  const proxy = await startProxy(config, log, { routes, metrics, recordSink: new PrimarySink(config.record.queueBytes, metrics.recorder) });
+  const apply = (s: WorkerState): void => {
+    routes.table = compileSplit(s.shares, baseline);
+    proxy.recording.enabled = s.recording.enabled;
+    proxy.recording.sampleRate = s.recording.sampleRate;
+  };
+  apply(initial);
+
+  const stop = (): void => {
+    void proxy.close().then(() => process.disconnect());
+  };
+  process.on('message', (msg: ToWorker) => {
+    if (msg.drum === 'state') apply(msg.state);
+    else if (msg.drum === 'metrics') {
+      void metrics.registry.getMetricsAsJSON().then((m) => process.send!({ drum: 'metrics', id: msg.id, metrics: m } satisfies ToPrimary));
+    } else stop();
+  });
+  // The primary decides when to stop (a terminal's Ctrl-C reaches every process in the group).
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => {});
+  // Without a primary there is no one to stop us, and no one to take records.
+  process.once('disconnect', () => void proxy.close().then(() => process.exit(0)));
+}

@@ -1,0 +1,124 @@
+/** --workers: the real CLI with two worker processes behind one port, one primary owning the state. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { buildConfig } from '../src/config.js';
+import type { RecordLine } from '../src/recorder.js';
+import { send, spawnCli, startUpstream, waitForLine } from './helpers/net.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The pids of a process's children (the workers of a primary). */
+function children(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').map(Number);
+  } catch {
+    return []; // pgrep exits 1 when there are none
+  }
+}
+
+/** A counter's total over the series whose labels include `labels`, from exposition text. */
+function total(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = /^(\w+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (m === null || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+t.test('workers: validated like any setting', async (t) => {
+  t.equal(buildConfig({}).workers, 1, 'one process by default');
+  t.equal(buildConfig({ workers: '3' }).workers, 3);
+  t.ok(buildConfig({ workers: 'auto' }).workers >= 1, 'auto: one per CPU');
+  for (const bad of ['0', '-1', '1.5', 'x', '257', 0]) {
+    t.throws(() => buildConfig({ workers: bad }), { name: 'InputError', field: 'workers', message: /is not a number of workers from 1 to 256, or auto/ }, String(bad));
+  }
+  t.throws(() => buildConfig({ workers: 2, metricsOnTraffic: true }), { field: 'workers', message: /scrape the admin API \/metrics/ });
+  t.equal(buildConfig({ workers: 1, metricsOnTraffic: true }).workers, 1);
+});
+
+t.test('two workers: one split, one recording, one /metrics, a clean stop', async (t) => {
+  const dir = t.testdir();
+  const file = join(dir, 'rec.jsonl');
+  const flask = await startUpstream('flask');
+  const fastapi = await startUpstream('fastapi');
+  t.teardown(() => Promise.all([flask.close(), fastapi.close()]));
+  const token = 'cluster-test-token-0123456789';
+  const child = spawnCli(
+    [
+      'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2', '--poll-interval', '1h',
+      '--upstream', `flask=${flask.url}`, '--upstream', `fastapi=${fastapi.url}`, '--weight', 'fastapi=50',
+      '--record', file, '--record-sample', '1',
+    ],
+    { DRUM_SPLITTER_ADMIN_TOKEN: token, DRUM_RECORD_REQUESTS: undefined, DRUM_RECORD_SAMPLE_RATE: undefined },
+  );
+  let stdout = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const listening = JSON.parse(await waitForLine(child, /"msg":"listening"/, 30_000)) as { listen: string; admin: string; workers: number };
+  t.equal(listening.workers, 2);
+  const [workerA, workerB] = children(child.pid!);
+  t.equal(children(child.pid!).length, 2, 'two worker processes');
+  const url = `http://${listening.listen}`;
+  const admin = `http://${listening.admin}`;
+  const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+
+  // Each request on a new connection (the primary deals connections to the workers in turn),
+  // from its own client address, so the split key differs.
+  const burst = async (n: number, path = '/predict/'): Promise<string[]> => {
+    const served: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = await send(`${url}${path}?i=${i}`, { method: 'POST', body: `row ${i}`, localAddress: `127.0.0.${1 + i}` });
+      t.equal(r.status, 200);
+      served.push(String(r.headers['x-drum-splitter-upstream']));
+    }
+    return served;
+  };
+  const first = await burst(40);
+  t.ok(first.includes('flask') && first.includes('fastapi'), 'a 50% split reaches both upstreams');
+
+  // A weight change in the primary reaches both workers.
+  const put = await send(`${admin}/weights`, { method: 'PUT', headers: auth, body: JSON.stringify({ weights: { fastapi: 100 } }) });
+  t.equal(put.status, 200);
+  t.same(new Set(await burst(40)), new Set(['fastapi']), 'every worker moved everything to fastapi');
+
+  // Recording switched off in the primary: no worker records.
+  const off = await send(`${admin}/recording`, { method: 'PUT', headers: auth, body: JSON.stringify({ enabled: false }) });
+  t.match(JSON.parse(off.body.toString()), { enabled: false });
+  await burst(10);
+
+  // /metrics adds up every worker, plus the primary's own (weights, recorder).
+  const metrics = (await send(`${admin}/metrics`)).body.toString();
+  t.equal(total(metrics, 'drum_requests_total'), 90, 'all 90 requests, whichever worker served them');
+  t.equal(total(metrics, 'drum_requests_total', { server_type: 'fastapi' }), 40 + first.filter((u) => u === 'fastapi').length + 10);
+  t.equal(total(metrics, 'drum_request_duration_seconds_count'), 90);
+  t.equal(total(metrics, 'drum_split_weight_percent', { server_type: 'fastapi' }), 100, 'the weight gauge once, not per worker');
+  t.equal(total(metrics, 'drum_requests_in_flight'), 0);
+
+  // A worker that dies is replaced; traffic goes on.
+  process.kill(workerA!, 'SIGKILL');
+  const deadline = Date.now() + 20_000;
+  while ((children(child.pid!).length < 2 || children(child.pid!).includes(workerA!)) && Date.now() < deadline) await sleep(100);
+  t.equal(children(child.pid!).length, 2, 'a new worker took its place');
+  t.ok(children(child.pid!).includes(workerB!), 'the other worker kept running');
+  await sleep(500); // the new worker's listening socket
+  t.same(new Set(await burst(10)), new Set(['fastapi']), 'the new worker has the current split');
+  t.match(stdout, /"msg":"a worker died; starting another"/);
+
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'SIGTERM: exit 0');
+  t.same(children(child.pid!), [], 'no worker left behind');
+  const lines = readFileSync(file, 'utf8').split('\n');
+  t.equal(lines.pop(), '', 'the file ends with a whole line');
+  const records = lines.map((l) => JSON.parse(l) as RecordLine);
+  t.equal(records.length, 80, "one file: both workers' records of the 80 requests before recording was switched off");
+  t.equal(new Set(records.map((r) => r.path)).size, 40, 'each path twice (two bursts)');
+  t.ok(records.every((r) => r.body_hex === Buffer.from(`row ${/i=(\d+)/.exec(r.path)![1]}`).toString('hex')), 'each with its own body');
+});
