@@ -4,19 +4,17 @@
 // Markdown goes to stdout (paste into the README as is); progress goes to stderr.
 // Env: BENCH_DURATION (10), BENCH_CONNECTIONS (32), BENCH_WARMUP (2), NGINX_BIN.
 // Flags: --json FILE (raw numbers), --only a,b (direct and nginx always run: they are the ratios' bases).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { availableParallelism, cpus, release, type as osType, arch } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { findNginx, jsonServerHttp, nginxVersion, splitClientsHttp, startNginx } from './nginx.js';
-import { freePort, installCleanup, makeTempDir, startChild, track, waitReady } from './proc.js';
+import {
+  DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, countLines, cpuModel, drumSplitterArgs, envInt, machineLine, startNode, startUpstream,
+} from './common.js';
+import { findNginx, nginxVersion, splitClientsHttp, startNginx } from './nginx.js';
+import { freePort, installCleanup, makeTempDir, track } from './proc.js';
 import { errorSummary, postScript, runWrk, wrkArgs, wrkAvailable, type WrkOptions, type WrkResult } from './wrk.js';
 
-const UPSTREAM_BODY = '{"predictions":[0.5]}';
-/** What each request sends: a prediction, the route drum-splitter records by default. */
-const REQUEST_PATH = 'predict/';
-const REQUEST_BODY = 'x1,x2,x3,x4\n0.25,1.5,3,-2\n';
-const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/run.js -> repo root
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 
 interface Started { url: string; stop(): Promise<void>; /** Set by stop(): what the run left behind, for the notes. */ note?: string }
@@ -28,30 +26,14 @@ class Skip extends Error {}
 
 const NGINX_ROW = 'nginx split_clients';
 
-/** Start a node script as a child and wait for it to answer on `port`. */
-async function startNode(ctx: Ctx, name: string, script: string, args: string[], port: number): Promise<Started> {
-  const child = startChild(process.execPath, [script, ...args], { logDir: ctx.logDir, name, cwd: ROOT, env: { ...process.env, NODE_ENV: 'production' } });
-  const url = `http://127.0.0.1:${port}/`;
-  try {
-    await waitReady(url, child);
-  } catch (e) {
-    await child.stop();
-    throw e;
-  }
-  return { url, stop: () => child.stop() };
-}
-
 /** drum-splitter as a user runs it (defaults), 5% to the canary, with these extra flags. */
 function drumSplitter(name: string, extra: (ctx: Ctx) => string[], check?: (ctx: Ctx) => string): Target {
   return {
     name,
     async start(ctx) {
-      const cli = `${ROOT}dist/src/cli.js`;
-      if (!existsSync(cli)) throw new Skip('not built (dist/src/cli.js missing)');
+      if (!existsSync(DRUM_SPLITTER_CLI)) throw new Skip('not built (dist/src/cli.js missing)');
       const port = await freePort();
-      const up = ctx.upstreamUrl.replace(/\/$/, '');
-      const started = await startNode(ctx, name, cli, ['serve', '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0',
-        '--upstream', `flask=${up}`, '--upstream', `fastapi=${up}`, '--weight', 'fastapi=5', ...extra(ctx)], port);
+      const started = await startNode(ctx.logDir, name, DRUM_SPLITTER_CLI, [...drumSplitterArgs(port, ctx.upstreamUrl), ...extra(ctx)], port);
       if (check === undefined) return started;
       const withNote: Started = { url: started.url, stop: async () => { await started.stop(); withNote.note = check(ctx); } };
       return withNote;
@@ -65,10 +47,8 @@ const RECORDING_ROW = 'drum-splitter recording';
 /** A recording row: its file in the log dir, and after the run how many lines it holds. */
 function recording(rate: number): Target {
   const file = (ctx: Ctx): string => join(ctx.logDir, `recorded-${rate}.jsonl`);
-  return drumSplitter(`${RECORDING_ROW} ${rate * 100}%`, (ctx) => ['--record', file(ctx), '--record-sample', String(rate)], (ctx) => {
-    const lines = existsSync(file(ctx)) ? readFileSync(file(ctx), 'utf8').split('\n').length - 1 : 0;
-    return `${lines} lines recorded`;
-  });
+  return drumSplitter(`${RECORDING_ROW} ${rate * 100}%`, (ctx) => ['--record', file(ctx), '--record-sample', String(rate)],
+    (ctx) => `${countLines(file(ctx))} lines recorded`);
 }
 
 
@@ -92,28 +72,10 @@ const targets: Target[] = [
     name: '@fastify/http-proxy',
     async start(ctx) {
       const port = await freePort();
-      return startNode(ctx, 'fastify-proxy', here('./fastify-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
+      return startNode(ctx.logDir, 'fastify-proxy', here('./fastify-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
     },
   },
 ];
-
-async function startUpstream(ctx: Omit<Ctx, 'upstreamUrl'>): Promise<Started & { desc: string }> {
-  const port = await freePort();
-  if (ctx.nginx) {
-    const n = await startNginx(ctx.nginx, 'upstream', port, jsonServerHttp(port, UPSTREAM_BODY));
-    return { ...n, desc: `nginx ${nginxVersion(ctx.nginx) ?? 'unknown'}, 1 worker, \`return 200 '${UPSTREAM_BODY}'\`` };
-  }
-  const s = await startNode({ ...ctx, upstreamUrl: '' }, 'upstream', here('./upstream.js'), [String(port)], port);
-  return { ...s, desc: `node:http fallback (nginx absent), fixed \`${UPSTREAM_BODY}\`` };
-}
-
-function envInt(name: string, def: number): number {
-  const v = process.env[name];
-  if (v === undefined || v === '') return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${v}"`);
-  return n;
-}
 
 function parseArgs(argv: string[]): { json?: string; only?: string[] } {
   const out: { json?: string; only?: string[] } = {};
@@ -169,7 +131,7 @@ async function main(): Promise<number> {
   const nginx = findNginx();
   const version = nginx ? nginxVersion(nginx) ?? 'unknown' : null;
   if (!nginx) process.stderr.write(`bench: nginx not found, "${NGINX_ROW}" is skipped and the upstream is node:http\n`);
-  const upstream = await startUpstream({ nginx, logDir });
+  const upstream = await startUpstream(nginx, logDir);
   const ctx: Ctx = { upstreamUrl: upstream.url, nginx, logDir };
 
   const rows: Row[] = [];
@@ -202,13 +164,13 @@ async function main(): Promise<number> {
     await upstream.stop();
   }
 
-  const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
+  const cpu = cpuModel();
   const envShown = `BENCH_DURATION=${duration} BENCH_CONNECTIONS=${connections} BENCH_WARMUP=${warmup}`;
   const out = [
     `command: \`${envShown} npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\``,
     `load: \`wrk ${wrkArgs({ ...wrkBase, script: 'predict.lua', durationSec: duration, url: `<target>/${REQUEST_PATH}` }).join(' ')}\` (POST, \`Content-Type: text/csv\`, ${REQUEST_BODY.length}-byte CSV body), ${warmup}s warm-up before each run, targets one after another, all on 127.0.0.1`,
     `upstream: ${upstream.desc}`,
-    `node ${process.version} · nginx ${version ?? 'absent'} · nproc ${availableParallelism()} · ${osType()} ${release()} ${arch()} · ${cpu}`,
+    machineLine(version),
     '',
     table(rows),
     '',

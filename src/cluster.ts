@@ -84,7 +84,6 @@ export async function startWorkers(
     log.error({ worker: worker.id, code, signal }, 'a worker died; starting another');
     fork();
   };
-  cluster.on('exit', onExit);
   // A change made while a worker was starting reaches it here, once it can hear.
   const onListening = (worker: Worker): void => {
     worker.send({ drum: 'state', state: state() } satisfies ToWorker);
@@ -139,6 +138,8 @@ export async function startWorkers(
     await stop();
     throw err;
   }
+  // From now on a worker that dies is replaced.
+  cluster.on('exit', onExit);
 
   /** Every process's metrics, summed (or as each metric's aggregator says). */
   async function text(): Promise<string> {
@@ -217,7 +218,14 @@ export async function runWorker(config: Config, log: Logger): Promise<void> {
   const baseline = config.upstreams[0]!.name;
   const routes = { table: compileSplit(initial.shares, baseline) };
   const metrics = createMetrics();
-  const proxy = await startProxy(config, log, { routes, metrics, recordSink: new PrimarySink(config.record.queueBytes, metrics.recorder) });
+  let proxy: RunningProxy;
+  try {
+    proxy = await startProxy(config, log, { routes, metrics, recordSink: new PrimarySink(config.record.queueBytes, metrics.recorder) });
+  } catch (err) {
+    // The caller reports err; then the process must end, or its IPC channel keeps it up.
+    setImmediate(() => process.exit(1));
+    throw err;
+  }
   const apply = (s: WorkerState): void => {
     routes.table = compileSplit(s.shares, baseline);
     proxy.recording.enabled = s.recording.enabled;

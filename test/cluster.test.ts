@@ -1,6 +1,7 @@
 /** --workers: the real CLI with two worker processes behind one port, one primary owning the state. */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { buildConfig } from '../src/config.js';
@@ -82,6 +83,8 @@ t.test('two workers: one split, one recording, one /metrics, a clean stop', asyn
     return served;
   };
   const first = await burst(40);
+  const before = (await send(`${admin}/metrics`)).body.toString();
+  t.equal(total(before, 'drum_requests_total'), 40);
   t.ok(first.includes('flask') && first.includes('fastapi'), 'a 50% split reaches both upstreams');
 
   // A weight change in the primary reaches both workers.
@@ -112,6 +115,16 @@ t.test('two workers: one split, one recording, one /metrics, a clean stop', asyn
   t.same(new Set(await burst(10)), new Set(['fastapi']), 'the new worker has the current split');
   t.match(stdout, /"msg":"a worker died; starting another"/);
 
+  // A worker that cannot answer (stopped) is left out of /metrics after 5 s rather than hanging it.
+  const [stopped] = children(child.pid!);
+  process.kill(stopped!, 'SIGSTOP');
+  const started = Date.now();
+  const partial = await send(`${admin}/metrics`);
+  process.kill(stopped!, 'SIGCONT');
+  t.equal(partial.status, 200, '/metrics answers without the stopped worker');
+  t.ok(Date.now() - started >= 4500, 'after waiting for it');
+  t.ok(total(partial.body.toString(), 'drum_requests_total') < 100, 'with the other worker\'s counts only');
+
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'SIGTERM: exit 0');
   t.same(children(child.pid!), [], 'no worker left behind');
@@ -121,4 +134,48 @@ t.test('two workers: one split, one recording, one /metrics, a clean stop', asyn
   t.equal(records.length, 80, "one file: both workers' records of the 80 requests before recording was switched off");
   t.equal(new Set(records.map((r) => r.path)).size, 40, 'each path twice (two bursts)');
   t.ok(records.every((r) => r.body_hex === Buffer.from(`row ${/i=(\d+)/.exec(r.path)![1]}`).toString('hex')), 'each with its own body');
+});
+
+t.test('workers: an address in use stops them all, and the primary, with exit 1', async (t) => {
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise((r) => holder.close(r)));
+  const port = (holder.address() as AddressInfo).port;
+  const child = spawnCli(['serve', '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0', '--workers', '2', '--upstream', 'a=http://127.0.0.1:1']);
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  t.equal(code, 1);
+  t.match(stderr, `drum-splitter: address in use: bind EADDRINUSE 127.0.0.1:${port}`, "a worker's reason");
+  t.match(stderr, /drum-splitter: worker \d+ exited with code 1 before listening/, "and the primary's");
+  t.same(children(child.pid!), [], 'no worker left behind');
+});
+
+t.test('workers: records past the queue bound are dropped and counted where they are', async (t) => {
+  const dir = t.testdir();
+  const file = join(dir, 'rec.jsonl');
+  const up = await startUpstream('flask');
+  t.teardown(() => up.close());
+  const child = spawnCli(
+    ['serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2', '--poll-interval', '1h', '--upstream', `flask=${up.url}`, '--record', file, '--record-sample', '1', '--record-queue', '4KB'],
+    { DRUM_RECORD_REQUESTS: undefined, DRUM_RECORD_SAMPLE_RATE: undefined },
+  );
+  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const listening = JSON.parse(await waitForLine(child, /"msg":"listening"/, 30_000)) as { listen: string; admin: string };
+  const body = 'x'.repeat(1500);
+  const n = 300;
+  const replies = await Promise.all(Array.from({ length: n }, () => send(`http://${listening.listen}/predict/`, { method: 'POST', body })));
+  t.ok(replies.every((r) => r.status === 200), 'traffic unaffected');
+  await sleep(500);
+  const metrics = (await send(`http://${listening.admin}/metrics`)).body.toString();
+  const records = total(metrics, 'drum_recorder_records_total');
+  const dropped = total(metrics, 'drum_recorder_dropped_total', { reason: 'queue_full' });
+  t.ok(dropped > 0, `some dropped (${dropped})`);
+  t.equal(records + dropped, n, 'every sampled request is a record or a counted drop');
+  child.kill('SIGTERM');
+  t.equal(await exited, 0);
+  t.equal(readFileSync(file, 'utf8').split('\n').length - 1, records, 'the file has the records counted');
 });

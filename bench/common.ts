@@ -1,0 +1,67 @@
+// What `npm run bench` (run.ts) and `npm run soak` (soak.ts) set up the same way, so the two
+// measure the same thing: the request sent, the upstream, drum-splitter's command line, the
+// machine line. (run.ts runs its bench on import, so soak.ts cannot import from it.)
+import { existsSync, readFileSync } from 'node:fs';
+import { arch, availableParallelism, cpus, release, type as osType } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { jsonServerHttp, nginxVersion, startNginx } from './nginx.js';
+import { freePort, startChild, waitReady, type Child } from './proc.js';
+
+export const UPSTREAM_BODY = '{"predictions":[0.5]}';
+/** What each request sends: a prediction, the route drum-splitter records by default. */
+export const REQUEST_PATH = 'predict/';
+export const REQUEST_BODY = 'x1,x2,x3,x4\n0.25,1.5,3,-2\n';
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/common.js -> repo root
+export const DRUM_SPLITTER_CLI = `${ROOT}dist/src/cli.js`;
+
+export interface Running { url: string; stop(): Promise<void> }
+
+/** Start a node script as a child and wait for it to answer on `port`. */
+export async function startNode(logDir: string, name: string, script: string, args: string[], port: number): Promise<Running & { child: Child }> {
+  const child = startChild(process.execPath, [script, ...args], { logDir, name, cwd: ROOT, env: { ...process.env, NODE_ENV: 'production' } });
+  const url = `http://127.0.0.1:${port}/`;
+  try {
+    await waitReady(url, child);
+  } catch (e) {
+    await child.stop();
+    throw e;
+  }
+  return { url, child, stop: () => child.stop() };
+}
+
+/** The near-free model server: nginx when installed, else a node:http stand-in. */
+export async function startUpstream(nginx: string | null, logDir: string): Promise<Running & { desc: string }> {
+  const port = await freePort();
+  if (nginx) {
+    const n = await startNginx(nginx, 'upstream', port, jsonServerHttp(port, UPSTREAM_BODY));
+    return { ...n, desc: `nginx ${nginxVersion(nginx) ?? 'unknown'}, 1 worker, \`return 200 '${UPSTREAM_BODY}'\`` };
+  }
+  const s = await startNode(logDir, 'upstream', fileURLToPath(new URL('./upstream.js', import.meta.url)), [String(port)], port);
+  return { ...s, desc: `node:http fallback (nginx absent), fixed \`${UPSTREAM_BODY}\`` };
+}
+
+/** drum-splitter's `serve` arguments as a user runs it (defaults), 5% to the canary. */
+export function drumSplitterArgs(port: number, upstreamUrl: string): string[] {
+  const up = upstreamUrl.replace(/\/$/, '');
+  return ['serve', '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0',
+    '--upstream', `flask=${up}`, '--upstream', `fastapi=${up}`, '--weight', 'fastapi=5'];
+}
+
+export function envInt(name: string, def: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+/** Lines in a recording (0 when none was written). */
+export function countLines(file: string): number {
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').length - 1 : 0;
+}
+
+export const cpuModel = (): string => cpus()[0]?.model.trim() ?? 'unknown CPU';
+
+export function machineLine(nginxVersion: string | null): string {
+  return `node ${process.version} · nginx ${nginxVersion ?? 'absent'} · nproc ${availableParallelism()} · ${osType()} ${release()} ${arch()} · ${cpuModel()}`;
+}
