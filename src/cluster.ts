@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Config } from './config.js';
@@ -29,7 +29,7 @@ type ToWorker =
   | { readonly drum: 'metrics'; readonly id: number }
   | { readonly drum: 'stop' };
 
-type ToPrimary =
+export type ToPrimary =
   | { readonly drum: 'record'; readonly line: RecordLine }
   | { readonly drum: 'metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] };
 
@@ -50,6 +50,9 @@ export function isWorker(): boolean {
   return cluster.isWorker;
 }
 
+/** The primary's workers (those starting, serving or stopping). */
+const workers = (): Worker[] => Object.values(cluster.workers!) as Worker[];
+
 /** Primary: forks `config.workers` workers and resolves once every one is listening. */
 export async function startWorkers(
   config: Config,
@@ -58,7 +61,7 @@ export async function startWorkers(
   const { log, metrics } = deps;
   const state = (): WorkerState => ({ shares: deps.shares(), recording: { enabled: recording.enabled, sampleRate: recording.sampleRate } });
   const broadcast = (msg: ToWorker): void => {
-    for (const w of Object.values(cluster.workers ?? {})) if (w?.isConnected()) w.send(msg);
+    for (const w of workers()) if (w.isConnected()) w.send(msg);
   };
   const recording = new Recording(config.record, {
     metrics: metrics.recorder,
@@ -96,7 +99,7 @@ export async function startWorkers(
       if (++ready < config.workers) return;
       cluster.off('listening', onReady);
       cluster.off('exit', onEarlyExit);
-      resolve({ address: address.address, port: address.port, family: address.addressType === 6 ? 'IPv6' : 'IPv4' });
+      resolve({ address: address.address, port: address.port, family: isIP(address.address) === 6 ? 'IPv6' : 'IPv4' });
     };
     // A worker that cannot start (address in use) exits before listening: so does the primary.
     const onEarlyExit = (worker: Worker, code: number | null): void => {
@@ -110,10 +113,10 @@ export async function startWorkers(
 
   async function stop(): Promise<void> {
     stopping = true;
-    const exits = Object.values(cluster.workers ?? {}).map(
+    const exits = workers().map(
       (w) =>
         new Promise<void>((resolve) => {
-          if (w === undefined || w.isDead()) return resolve();
+          if (w.isDead()) return resolve();
           const timer = setTimeout(() => w.kill('SIGKILL'), STOP_GRACE_MS);
           w.once('exit', () => {
             clearTimeout(timer);
@@ -143,8 +146,7 @@ export async function startWorkers(
 
   /** Every process's metrics, summed (or as each metric's aggregator says). */
   async function text(): Promise<string> {
-    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
-    const replies = workers.map(
+    const replies = workers().filter((w) => w.isConnected()).map(
       (w) =>
         new Promise<MetricObjectWithValues<MetricValue<string>>[]>((resolve) => {
           const id = nextMetricsId++;
@@ -179,13 +181,15 @@ export async function startWorkers(
  * Records from a worker go to the primary, which owns the file. At most `maxBytes` of them
  * may be on their way at once; past that they are dropped and counted, as the writer does.
  */
-class PrimarySink implements RecordSink {
+export class PrimarySink implements RecordSink {
   #pending = 0;
   readonly #sent = new Set<Promise<void>>();
 
+  /** `send` is process.send: it calls back once the message is handed to the channel, or failed. */
   constructor(
     private readonly maxBytes: number,
     private readonly metrics: RecorderMetrics,
+    private readonly send: (msg: ToPrimary, done: (err: Error | null) => void) => void,
   ) {}
 
   write(line: RecordLine): boolean {
@@ -196,7 +200,7 @@ class PrimarySink implements RecordSink {
     }
     this.#pending += size;
     const sent = new Promise<void>((resolve) => {
-      process.send!({ drum: 'record', line } satisfies ToPrimary, undefined, undefined, (err) => {
+      this.send({ drum: 'record', line }, (err) => {
         this.#pending -= size;
         if (err) this.metrics.dropped.inc({ reason: 'closed' });
         resolve();
@@ -214,13 +218,13 @@ class PrimarySink implements RecordSink {
 
 /** Worker: serves traffic with the state the primary sends; stops when it says so (or goes away). */
 export async function runWorker(config: Config, log: Logger): Promise<void> {
-  const initial = JSON.parse(process.env[STATE_ENV] ?? 'null') as WorkerState;
+  const initial = JSON.parse(process.env[STATE_ENV]!) as WorkerState;
   const baseline = config.upstreams[0]!.name;
   const routes = { table: compileSplit(initial.shares, baseline) };
   const metrics = createMetrics();
   let proxy: RunningProxy;
   try {
-    proxy = await startProxy(config, log, { routes, metrics, recordSink: new PrimarySink(config.record.queueBytes, metrics.recorder) });
+    proxy = await startProxy(config, log, { routes, metrics, recordSink: new PrimarySink(config.record.queueBytes, metrics.recorder, (msg, done) => process.send!(msg, undefined, undefined, done)) });
   } catch (err) {
     // The caller reports err; then the process must end, or its IPC channel keeps it up.
     setImmediate(() => process.exit(1));

@@ -4,7 +4,10 @@ import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
+import { Registry } from 'prom-client';
+import { PrimarySink, type ToPrimary } from '../src/cluster.js';
 import { buildConfig } from '../src/config.js';
+import { createRecorderMetrics } from '../src/recorder.js';
 import type { RecordLine } from '../src/recorder.js';
 import { send, spawnCli, startUpstream, waitForLine } from './helpers/net.js';
 
@@ -157,7 +160,8 @@ t.test('workers: records past the queue bound are dropped and counted where they
   const up = await startUpstream('flask');
   t.teardown(() => up.close());
   const child = spawnCli(
-    ['serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--workers', '2', '--poll-interval', '1h', '--upstream', `flask=${up.url}`, '--record', file, '--record-sample', '1', '--record-queue', '4KB'],
+    // On IPv6 loopback this time, with responses recorded too.
+    ['serve', '--listen', '[::1]:0', '--admin', '127.0.0.1:0', '--workers', '2', '--poll-interval', '1h', '--upstream', `flask=${up.url}`, '--record', file, '--record-sample', '1', '--record-queue', '4KB', '--record-responses'],
     { DRUM_RECORD_REQUESTS: undefined, DRUM_RECORD_SAMPLE_RATE: undefined },
   );
   const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
@@ -167,7 +171,8 @@ t.test('workers: records past the queue bound are dropped and counted where they
   const listening = JSON.parse(await waitForLine(child, /"msg":"listening"/, 30_000)) as { listen: string; admin: string };
   const body = 'x'.repeat(1500);
   const n = 300;
-  const replies = await Promise.all(Array.from({ length: n }, () => send(`http://${listening.listen}/predict/`, { method: 'POST', body })));
+  const port = /:(\d+)$/.exec(listening.listen)![1];
+  const replies = await Promise.all(Array.from({ length: n }, () => send(`http://[::1]:${port}/predict/`, { method: 'POST', body })));
   t.ok(replies.every((r) => r.status === 200), 'traffic unaffected');
   await sleep(500);
   const metrics = (await send(`http://${listening.admin}/metrics`)).body.toString();
@@ -178,4 +183,33 @@ t.test('workers: records past the queue bound are dropped and counted where they
   child.kill('SIGTERM');
   t.equal(await exited, 0);
   t.equal(readFileSync(file, 'utf8').split('\n').length - 1, records, 'the file has the records counted');
+});
+
+t.test('PrimarySink: a bound on the bytes on their way to the primary; a failed send is counted', async (t) => {
+  const registry = new Registry();
+  const metrics = createRecorderMetrics(registry);
+  const pending: ((err: Error | null) => void)[] = [];
+  const sent: ToPrimary[] = [];
+  const sink = new PrimarySink(5000, metrics, (msg, done) => {
+    sent.push(msg);
+    pending.push(done);
+  });
+  const line = (bytes: number, response = false): RecordLine => ({
+    timestamp: 1, method: 'POST', path: '/predict/', headers: {}, body_hex: 'ab'.repeat(bytes), content_type: '', id: 'x',
+    upstream: 'flask', status: 200, latency_ms: 1, body_truncated: false,
+    ...(response ? { response: { status: 200, body_hex: 'cd'.repeat(bytes), body_truncated: false } } : {}),
+  });
+  t.equal(sink.write(line(1000)), true, 'about 3 KB on its way');
+  t.equal(sink.write(line(500)), false, 'another 2 KB would pass 5 KB: dropped');
+  t.equal(sink.write(line(10)), true, 'a small one fits');
+  t.equal(sink.write(line(400, true)), false, 'a response counts too');
+  pending.shift()!(null);
+  pending.shift()!(new Error('channel closed'));
+  await sink.close();
+  t.equal(sink.write(line(10_000)), true, 'nothing on its way: even a line over the bound goes');
+  pending.shift()!(null);
+  await sink.close();
+  t.same(sent.map((m) => (m.drum === 'record' ? m.line.body_hex.length : -1)), [2000, 20, 20_000]);
+  const dropped = await registry.getSingleMetric('drum_recorder_dropped_total')!.get();
+  t.same(Object.fromEntries(dropped.values.map((v) => [v.labels.reason, v.value])), { queue_full: 2, write_error: 0, closed: 1 });
 });
