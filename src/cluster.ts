@@ -50,8 +50,6 @@ export function isWorker(): boolean {
   return cluster.isWorker;
 }
 
-/** The primary's workers (those starting, serving or stopping). */
-const workers = (): Worker[] => Object.values(cluster.workers!) as Worker[];
 
 /** Primary: forks `config.workers` workers and resolves once every one is listening. */
 export async function startWorkers(
@@ -60,8 +58,10 @@ export async function startWorkers(
 ): Promise<TrafficPlane> {
   const { log, metrics } = deps;
   const state = (): WorkerState => ({ shares: deps.shares(), recording: { enabled: recording.enabled, sampleRate: recording.sampleRate } });
+  /** Each worker not yet exited, and the promise of its exit. */
+  const running = new Map<Worker, Promise<void>>();
   const broadcast = (msg: ToWorker): void => {
-    for (const w of workers()) if (w.isConnected()) w.send(msg);
+    for (const w of running.keys()) if (w.isConnected()) w.send(msg);
   };
   const recording = new Recording(config.record, {
     metrics: metrics.recorder,
@@ -81,7 +81,10 @@ export async function startWorkers(
   };
   cluster.on('message', onMessage);
 
-  const fork = (): Worker => cluster.fork({ [STATE_ENV]: JSON.stringify(state()) });
+  const fork = (): void => {
+    const w = cluster.fork({ [STATE_ENV]: JSON.stringify(state()) });
+    running.set(w, new Promise((resolve) => w.once('exit', () => resolve(void running.delete(w)))));
+  };
   const onExit = (worker: Worker, code: number | null, signal: string | null): void => {
     if (stopping) return;
     log.error({ worker: worker.id, code, signal }, 'a worker died; starting another');
@@ -113,18 +116,11 @@ export async function startWorkers(
 
   async function stop(): Promise<void> {
     stopping = true;
-    const exits = workers().map(
-      (w) =>
-        new Promise<void>((resolve) => {
-          if (w.isDead()) return resolve();
-          const timer = setTimeout(() => w.kill('SIGKILL'), STOP_GRACE_MS);
-          w.once('exit', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          if (w.isConnected()) w.send({ drum: 'stop' } satisfies ToWorker);
-        }),
-    );
+    const exits = [...running].map(([w, exited]) => {
+      const timer = setTimeout(() => w.kill('SIGKILL'), STOP_GRACE_MS);
+      if (w.isConnected()) w.send({ drum: 'stop' } satisfies ToWorker);
+      return exited.then(() => clearTimeout(timer));
+    });
     await Promise.all(exits);
     cluster.off('message', onMessage);
     cluster.off('exit', onExit);
@@ -146,7 +142,7 @@ export async function startWorkers(
 
   /** Every process's metrics, summed (or as each metric's aggregator says). */
   async function text(): Promise<string> {
-    const replies = workers().filter((w) => w.isConnected()).map(
+    const replies = [...running.keys()].filter((w) => w.isConnected()).map(
       (w) =>
         new Promise<MetricObjectWithValues<MetricValue<string>>[]>((resolve) => {
           const id = nextMetricsId++;
