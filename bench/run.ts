@@ -1,6 +1,7 @@
-// `npm run bench`: drum-splitter (recording off, 1%, 100%) next to nginx split_clients and
-// @fastify/http-proxy, all in front of one near-free upstream, measured by wrk one target at a
-// time with DRUM predictions: POST /predict/ with a small CSV body.
+// `npm run bench`: drum-splitter (recording off, 1%, 100%; 1 and 2 workers) next to nginx
+// split_clients, @fastify/http-proxy, a bare node:http + undici proxy (the floor under our request
+// path) and node:http answering itself (Node's ceiling), all in front of one near-free upstream,
+// measured by wrk one target at a time with DRUM predictions: POST /predict/, a small CSV body.
 // Markdown goes to stdout (paste into the README as is); progress goes to stderr.
 // Env: BENCH_DURATION (10), BENCH_CONNECTIONS (32), BENCH_WARMUP (2), NGINX_BIN.
 // Flags: --json FILE (raw numbers), --only a,b (direct and nginx always run: they are the ratios' bases).
@@ -57,6 +58,7 @@ const targets: Target[] = [
   drumSplitter(DRUM_SPLITTER_ROW, () => []),
   recording(0.01),
   recording(1),
+  drumSplitter(`${DRUM_SPLITTER_ROW} --workers 2`, () => ['--workers', '2']),
   {
     name: NGINX_ROW,
     async start(ctx) {
@@ -66,6 +68,22 @@ const targets: Target[] = [
         { name: 'fastapi', url: ctx.upstreamUrl, percent: 5 },
         { name: 'flask', url: ctx.upstreamUrl },
       ]));
+    },
+  },
+  {
+    // The floor: what node:http and undici cost with none of our features.
+    name: 'bare node:http + undici proxy',
+    async start(ctx) {
+      const port = await freePort();
+      return startNode(ctx.logDir, 'bare-proxy', here('./bare-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
+    },
+  },
+  {
+    // The ceiling: Node answering the prediction itself, no upstream (a proxy does this and more).
+    name: 'node:http, no proxy',
+    async start(ctx) {
+      const port = await freePort();
+      return startNode(ctx.logDir, 'node-http', here('./upstream.js'), [String(port)], port);
     },
   },
   {

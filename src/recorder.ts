@@ -101,11 +101,16 @@ export const DEFAULT_RECORD_PATHS: readonly string[] = Object.freeze([
 
 const withoutTrailingSlash = (path: string): string => (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path);
 
-/** Path matches one of the record paths (exact DRUM routes like "/predict/", ignoring the query string; a trailing slash optional). */
-export function recordable(path: string, paths: readonly string[]): boolean {
-  const query = path.indexOf('?');
-  const route = withoutTrailingSlash(query < 0 ? path : path.slice(0, query));
-  return paths.some((p) => withoutTrailingSlash(p) === route);
+/**
+ * A test of whether a path is one of the record paths (exact DRUM routes like "/predict/",
+ * ignoring the query string; a trailing slash optional). Compiled once: it runs on every request.
+ */
+export function recordable(paths: readonly string[]): (path: string) => boolean {
+  const routes = new Set(paths.map(withoutTrailingSlash));
+  return (path) => {
+    const query = path.indexOf('?');
+    return routes.has(withoutTrailingSlash(query < 0 ? path : path.slice(0, query)));
+  };
 }
 
 /** Why a line was not written. */

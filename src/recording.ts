@@ -99,6 +99,7 @@ export class Recording {
   readonly #redact: ReadonlySet<string>;
   readonly #sink: RecordSink | undefined;
   readonly #random: () => number;
+  readonly #recordable: (path: string) => boolean;
   readonly #onChange: ((view: RecordingView) => void) | undefined;
 
   /**
@@ -126,6 +127,7 @@ export class Recording {
     this.maxBody = settings.maxBody;
     this.#redact = new Set(settings.redact);
     this.#random = deps.random ?? Math.random;
+    this.#recordable = recordable(settings.paths);
     this.#onChange = deps.onChange;
     this.#sink =
       deps.sink ??
@@ -140,7 +142,7 @@ export class Recording {
 
   /** Whether this request is recorded: recording on, a recorded route ($uri, decoded as the upstream's router sees it), and sampled. */
   wants(uri: string): boolean {
-    return this.enabled && recordable(uri, this.#settings.paths) && sampled(this.sampleRate, this.#random);
+    return this.enabled && this.#recordable(uri) && sampled(this.sampleRate, this.#random);
   }
 
   /** Starts a record of a request whose body will be captured into the record's `body`. */
