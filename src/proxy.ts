@@ -40,11 +40,11 @@ interface Exchange {
   readonly facts: RequestFacts;
   /** Bytes announced by Content-Length, or -1 for a chunked body, 0 for none. */
   readonly bodyLength: number;
-  backend?: Backend;
+  backend: Backend | undefined;
   /** Set when drum-splitter wrote the response itself rather than passing the upstream's. */
-  answeredByProxy?: boolean;
+  answeredByProxy: boolean;
   /** Set for a sampled request once its body is read; written out when the exchange ends. */
-  record?: PendingRecord;
+  record: PendingRecord | undefined;
 }
 
 /** Node reports IPv4 peers of a dual-stack socket as ::ffff:a.b.c.d; nginx as a.b.c.d. */
@@ -108,6 +108,10 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
       path,
       facts: { remoteAddr, requestUri: target, uri: parsed.uri, args: parsed.args, host, headers: req.headers },
       bodyLength: length !== undefined ? Number(length) : req.headers['transfer-encoding'] !== undefined ? -1 : 0,
+      // Every field from the start: one object shape for every exchange keeps the stages' property access monomorphic.
+      backend: undefined,
+      answeredByProxy: false,
+      record: undefined,
     };
   }
 
