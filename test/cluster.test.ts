@@ -9,6 +9,7 @@ import { PrimarySink, type ToPrimary } from '../src/cluster.js';
 import { buildConfig } from '../src/config.js';
 import { createRecorderMetrics } from '../src/recorder.js';
 import type { RecordLine } from '../src/recorder.js';
+import { sampleSum } from './helpers/metrics.js';
 import { send, spawnCli, startUpstream, waitForLine } from './helpers/net.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -20,18 +21,6 @@ function children(pid: number): number[] {
   } catch {
     return []; // pgrep exits 1 when there are none
   }
-}
-
-/** A counter's total over the series whose labels include `labels`, from exposition text. */
-function total(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^(\w+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (m === null || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
-  }
-  return sum;
 }
 
 t.test('workers: validated like any setting', async (t) => {
@@ -87,7 +76,7 @@ t.test('two workers: one split, one recording, one /metrics, a clean stop', asyn
   };
   const first = await burst(40);
   const before = (await send(`${admin}/metrics`)).body.toString();
-  t.equal(total(before, 'drum_requests_total'), 40);
+  t.equal(sampleSum(before, 'drum_requests_total'), 40);
   t.ok(first.includes('flask') && first.includes('fastapi'), 'a 50% split reaches both upstreams');
 
   // A weight change in the primary reaches both workers.
@@ -102,11 +91,11 @@ t.test('two workers: one split, one recording, one /metrics, a clean stop', asyn
 
   // /metrics adds up every worker, plus the primary's own (weights, recorder).
   const metrics = (await send(`${admin}/metrics`)).body.toString();
-  t.equal(total(metrics, 'drum_requests_total'), 90, 'all 90 requests, whichever worker served them');
-  t.equal(total(metrics, 'drum_requests_total', { server_type: 'fastapi' }), 40 + first.filter((u) => u === 'fastapi').length + 10);
-  t.equal(total(metrics, 'drum_request_duration_seconds_count'), 90);
-  t.equal(total(metrics, 'drum_split_weight_percent', { server_type: 'fastapi' }), 100, 'the weight gauge once, not per worker');
-  t.equal(total(metrics, 'drum_requests_in_flight'), 0);
+  t.equal(sampleSum(metrics, 'drum_requests_total'), 90, 'all 90 requests, whichever worker served them');
+  t.equal(sampleSum(metrics, 'drum_requests_total', { server_type: 'fastapi' }), 40 + first.filter((u) => u === 'fastapi').length + 10);
+  t.equal(sampleSum(metrics, 'drum_request_duration_seconds_count'), 90);
+  t.equal(sampleSum(metrics, 'drum_split_weight_percent', { server_type: 'fastapi' }), 100, 'the weight gauge once, not per worker');
+  t.equal(sampleSum(metrics, 'drum_requests_in_flight'), 0);
 
   // A worker that dies is replaced; traffic goes on.
   process.kill(workerA!, 'SIGKILL');
@@ -126,7 +115,7 @@ t.test('two workers: one split, one recording, one /metrics, a clean stop', asyn
   process.kill(stopped!, 'SIGCONT');
   t.equal(partial.status, 200, '/metrics answers without the stopped worker');
   t.ok(Date.now() - started >= 4500, 'after waiting for it');
-  t.ok(total(partial.body.toString(), 'drum_requests_total') < 100, 'with the other worker\'s counts only');
+  t.ok(sampleSum(partial.body.toString(), 'drum_requests_total') < 100, 'with the other worker\'s counts only');
 
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'SIGTERM: exit 0');
@@ -176,8 +165,8 @@ t.test('workers: records past the queue bound are dropped and counted where they
   t.ok(replies.every((r) => r.status === 200), 'traffic unaffected');
   await sleep(500);
   const metrics = (await send(`http://${listening.admin}/metrics`)).body.toString();
-  const records = total(metrics, 'drum_recorder_records_total');
-  const dropped = total(metrics, 'drum_recorder_dropped_total', { reason: 'queue_full' });
+  const records = sampleSum(metrics, 'drum_recorder_records_total');
+  const dropped = sampleSum(metrics, 'drum_recorder_dropped_total', { reason: 'queue_full' });
   t.ok(dropped > 0, `some dropped (${dropped})`);
   t.equal(records + dropped, n, 'every sampled request is a record or a counted drop');
   child.kill('SIGTERM');

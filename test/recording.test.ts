@@ -12,6 +12,7 @@ import t, { type Test } from 'tap';
 import type { RawSettings } from '../src/config.js';
 import type { RecordLine } from '../src/recorder.js';
 import { compileSplit, hashKey, pickByHash } from '../src/split.js';
+import { sampleSum } from './helpers/metrics.js';
 import { freePort, rawExchange, send, startTestProxy, startUpstream, type Reply, type TestUpstream, type UpstreamHandler } from './helpers/net.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -178,17 +179,9 @@ async function streamingUpstream(t: Test) {
   return { u, state, reset };
 }
 
-/** Sum of a metric's series (from its text exposition) whose labels include all of `labels`. */
+/** Sum of a metric's series whose labels include all of `labels`. */
 async function metricValue(rig: Rig, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await rig.proxy.metrics.registry.getSingleMetricAsString(name);
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = /^(\w+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (m === null || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
-  }
-  return sum;
+  return sampleSum(await rig.proxy.metrics.registry.getSingleMetricAsString(name), name, labels);
 }
 
 // ---------------------------------------------------------------------------------------------
