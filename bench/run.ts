@@ -3,9 +3,10 @@
 // path) and node:http answering itself (Node's ceiling), all in front of one near-free upstream,
 // measured by wrk one target at a time with DRUM predictions: POST /predict/, a small CSV body.
 // Markdown goes to stdout (paste into the README as is); progress goes to stderr.
-// Env: BENCH_DURATION (10), BENCH_CONNECTIONS (32), BENCH_WARMUP (2), NGINX_BIN.
+// Env: BENCH_DURATION (10), BENCH_CONNECTIONS (32), BENCH_WARMUP (2), BENCH_ROUNDS (1: each
+// target once; more: every target once a round, in a rotated order, median shown), NGINX_BIN.
 // Flags: --json FILE (raw numbers), --only a,b (direct and nginx always run: they are the ratios' bases).
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -48,7 +49,10 @@ const RECORDING_ROW = 'drum-splitter recording';
 /** A recording row: its file in the log dir, and after the run how many lines it holds. */
 function recording(rate: number): Target {
   const file = (ctx: Ctx): string => join(ctx.logDir, `recorded-${rate}.jsonl`);
-  return drumSplitter(`${RECORDING_ROW} ${rate * 100}%`, (ctx) => ['--record', file(ctx), '--record-sample', String(rate)],
+  return drumSplitter(`${RECORDING_ROW} ${rate * 100}%`, (ctx) => {
+    rmSync(file(ctx), { force: true }); // each run its own count
+    return ['--record', file(ctx), '--record-sample', String(rate)];
+  },
     (ctx) => `${countLines(file(ctx))} lines recorded`);
 }
 
@@ -109,6 +113,17 @@ function parseArgs(argv: string[]): { json?: string; only?: string[] } {
 
 interface Row { name: string; result?: WrkResult; note: string; failed?: boolean }
 
+/** A target's row from its rounds: the run with the median throughput, or the failure if one failed. */
+function medianRow(runs: Row[]): Row {
+  const failed = runs.find((r) => r.result === undefined);
+  if (failed !== undefined) return failed;
+  const sorted = [...runs].sort((a, b) => a.result!.rps - b.result!.rps);
+  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  if (runs.length === 1) return median;
+  const spread = `median of ${runs.length} (${sorted[0]!.result!.rps.toFixed(0)}–${sorted.at(-1)!.result!.rps.toFixed(0)} req/s)`;
+  return { ...median, note: [spread, median.note].filter((n) => n !== '').join('; ') };
+}
+
 const fmt = (n: number | null | undefined, d: number): string => (n == null || !Number.isFinite(n) ? '–' : n.toFixed(d));
 const ratio = (a: number | null | undefined, b: number | null | undefined): string =>
   a == null || b == null || b === 0 ? '–' : `${(a / b).toFixed(2)}×`;
@@ -141,6 +156,7 @@ async function main(): Promise<number> {
   const duration = envInt('BENCH_DURATION', 10);
   const connections = envInt('BENCH_CONNECTIONS', 32);
   const warmup = envInt('BENCH_WARMUP', 2);
+  const rounds = envInt('BENCH_ROUNDS', 1);
   const logDir = makeTempDir('bench-logs-');
   const script = join(logDir, 'predict.lua');
   writeFileSync(script, postScript(REQUEST_BODY, 'text/csv'));
@@ -152,38 +168,49 @@ async function main(): Promise<number> {
   const upstream = await startUpstream(nginx, logDir);
   const ctx: Ctx = { upstreamUrl: upstream.url, nginx, logDir };
 
-  const rows: Row[] = [];
+  /** One measurement of one target: start it, warm it up, wrk it, stop it. */
+  async function measure(t: Target): Promise<Row> {
+    process.stderr.write(`bench: ${t.name} … `);
+    let s: Started | undefined;
+    try {
+      s = await t.start(ctx);
+      const url = s.url + REQUEST_PATH;
+      await runWrk({ ...wrkBase, url, durationSec: warmup }, 'wrk', track); // fills pools and JITs the hot path
+      const result = await runWrk({ ...wrkBase, url, durationSec: duration }, 'wrk', track);
+      const errs = errorSummary(result);
+      await s.stop();
+      const notes = [errs ? `ERRORS: ${errs}` : '', s.note ?? ''].filter((n) => n !== '');
+      s = undefined;
+      process.stderr.write(`${result.rps.toFixed(0)} req/s${errs ? ` (${errs})` : ''}\n`);
+      return { name: t.name, result, note: notes.join('; ') };
+    } catch (e) {
+      const skip = e instanceof Skip;
+      const msg = (e as Error).message;
+      process.stderr.write(skip ? `${msg}\n` : `FAILED\n${msg}\n`);
+      return { name: t.name, note: skip ? msg : `failed: ${msg.split('\n')[0]}`, failed: !skip };
+    } finally {
+      await s?.stop();
+    }
+  }
+
+  const chosen = targets.filter((t) => !args.only || args.only.includes(t.name) || t.name === 'direct' || t.name === NGINX_ROW);
+  const runs = new Map<string, Row[]>(chosen.map((t) => [t.name, []]));
   try {
-    for (const t of targets) {
-      if (args.only && !args.only.includes(t.name) && t.name !== 'direct' && t.name !== NGINX_ROW) continue;
-      process.stderr.write(`bench: ${t.name} … `);
-      let s: Started | undefined;
-      try {
-        s = await t.start(ctx);
-        const url = s.url + REQUEST_PATH;
-        await runWrk({ ...wrkBase, url, durationSec: warmup }, 'wrk', track); // fills pools and JITs the hot path
-        const result = await runWrk({ ...wrkBase, url, durationSec: duration }, 'wrk', track);
-        const errs = errorSummary(result);
-        await s.stop();
-        const notes = [errs ? `ERRORS: ${errs}` : '', s.note ?? ''].filter((n) => n !== '');
-        s = undefined;
-        rows.push({ name: t.name, result, note: notes.join('; ') });
-        process.stderr.write(`${result.rps.toFixed(0)} req/s${errs ? ` (${errs})` : ''}\n`);
-      } catch (e) {
-        const skip = e instanceof Skip;
-        const msg = (e as Error).message;
-        rows.push({ name: t.name, note: skip ? msg : `failed: ${msg.split('\n')[0]}`, failed: !skip });
-        process.stderr.write(skip ? `${msg}\n` : `FAILED\n${msg}\n`);
-      } finally {
-        await s?.stop();
+    for (let round = 0; round < rounds; round++) {
+      // Each round starts one target later: on a shared machine the order alone moves numbers
+      // by several percent, so no target should always run right after the same one.
+      for (let i = 0; i < chosen.length; i++) {
+        const t = chosen[(i + round) % chosen.length]!;
+        runs.get(t.name)!.push(await measure(t));
       }
     }
   } finally {
     await upstream.stop();
   }
+  const rows = chosen.map((t) => medianRow(runs.get(t.name)!));
 
   const cpu = cpuModel();
-  const envShown = `BENCH_DURATION=${duration} BENCH_CONNECTIONS=${connections} BENCH_WARMUP=${warmup}`;
+  const envShown = `BENCH_DURATION=${duration} BENCH_CONNECTIONS=${connections} BENCH_WARMUP=${warmup} BENCH_ROUNDS=${rounds}`;
   const out = [
     `command: \`${envShown} npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\``,
     `load: \`wrk ${wrkArgs({ ...wrkBase, script: 'predict.lua', durationSec: duration, url: `<target>/${REQUEST_PATH}` }).join(' ')}\` (POST, \`Content-Type: text/csv\`, ${REQUEST_BODY.length}-byte CSV body), ${warmup}s warm-up before each run, targets one after another, all on 127.0.0.1`,
