@@ -8,7 +8,7 @@ import type { RecordLine, RecorderMetrics } from './recorder.js';
 import { Recording, type RecordSink } from './recording.js';
 import { startProxy, type RunningProxy } from './server.js';
 import { compileSplit, type Share } from './split.js';
-import { createBackend } from './upstream.js';
+import { closeBackends, createBackends } from './upstream.js';
 
 /**
  * --workers N: the primary keeps the one copy of everything that must be one — weights and
@@ -69,7 +69,7 @@ export async function startWorkers(
     onChange: () => broadcast({ drum: 'state', state: state() }),
   });
   // The primary's own pools, for /readyz and the poller; traffic uses the workers'.
-  const backends = new Map(config.upstreams.map((u) => [u.name, createBackend(u, config.upstreamKeepAliveMs)]));
+  const backends = createBackends(config);
 
   let stopping = false;
   let nextMetricsId = 0;
@@ -125,7 +125,7 @@ export async function startWorkers(
     cluster.off('message', onMessage);
     cluster.off('exit', onExit);
     cluster.off('listening', onListening);
-    await Promise.all([...backends.values()].map((b) => b.pool.close()));
+    await closeBackends(backends);
     // Every record a worker sent arrived before its exit; now they go to disk.
     await recording.close();
   }

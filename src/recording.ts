@@ -94,7 +94,6 @@ export interface RecordingView {
 export class Recording {
   enabled: boolean;
   sampleRate: number;
-  readonly maxBody: number;
   readonly #settings: RecordSettings;
   readonly #redact: ReadonlySet<string>;
   readonly #sink: RecordSink | undefined;
@@ -124,7 +123,6 @@ export class Recording {
     this.#settings = settings;
     this.enabled = settings.enabled;
     this.sampleRate = settings.sampleRate;
-    this.maxBody = settings.maxBody;
     this.#redact = new Set(settings.redact);
     this.#random = deps.random ?? Math.random;
     this.#recordable = recordable(settings.paths);
@@ -138,6 +136,10 @@ export class Recording {
 
   get file(): string | undefined {
     return this.#settings.file;
+  }
+
+  get maxBody(): number {
+    return this.#settings.maxBody;
   }
 
   /** Whether this request is recorded: recording on, a recorded route ($uri, decoded as the upstream's router sees it), and sampled. */

@@ -6,7 +6,7 @@ import { createMetrics, sendMetrics, type Metrics } from './metrics.js';
 import { createProxy, type Routes } from './proxy.js';
 import { Recording, type RecordSink } from './recording.js';
 import { compileSplit } from './split.js';
-import { createBackend, type Backend } from './upstream.js';
+import { closeBackends, createBackends, type Backend } from './upstream.js';
 
 export interface RunningProxy {
   readonly server: Server;
@@ -51,7 +51,7 @@ export interface ProxyOptions {
 export async function startProxy(config: Config, log: Logger, opts: ProxyOptions = {}): Promise<RunningProxy> {
   const routes = opts.routes ?? { table: compileSplit(config.weights, config.upstreams[0]!.name) };
   const metrics = opts.metrics ?? createMetrics();
-  const backends = new Map(config.upstreams.map((u) => [u.name, createBackend(u, config.upstreamKeepAliveMs)]));
+  const backends = createBackends(config);
   const recording = new Recording(config.record, { metrics: metrics.recorder, log, ...(opts.recordSink === undefined ? {} : { sink: opts.recordSink }) });
   const proxy = createProxy({ config, routes, backends, log, metrics, recording });
   const server = createServer(
@@ -87,7 +87,7 @@ export async function startProxy(config: Config, log: Logger, opts: ProxyOptions
     const timer = setTimeout(() => server.closeAllConnections(), graceMs);
     await closed;
     clearTimeout(timer);
-    await Promise.all([...backends.values()].map((b) => b.pool.close()));
+    await closeBackends(backends);
     await recording.close();
   }
 

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
-import type { Upstream } from './config.js';
+import type { Config, Upstream } from './config.js';
 import { endToEnd } from './headers.js';
 
 /** An upstream with its own keep-alive connection pool. */
@@ -24,6 +24,15 @@ export function createBackend(upstream: Upstream, keepAliveMs: number): Backend 
       keepAliveMaxTimeout: keepAliveMs,
     }),
   };
+}
+
+/** A pool per configured upstream, by name. */
+export function createBackends(config: Config): Map<string, Backend> {
+  return new Map(config.upstreams.map((u) => [u.name, createBackend(u, config.upstreamKeepAliveMs)]));
+}
+
+export async function closeBackends(backends: ReadonlyMap<string, Backend>): Promise<void> {
+  await Promise.all([...backends.values()].map((b) => b.pool.close()));
 }
 
 /** Why a forward failed before the response started, as the client will be told. */
