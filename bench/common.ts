@@ -14,7 +14,7 @@ export const REQUEST_BODY = 'x1,x2,x3,x4\n0.25,1.5,3,-2\n';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/common.js -> repo root
 export const DRUM_SPLITTER_CLI = `${ROOT}dist/src/cli.js`;
 
-export interface Running { url: string; stop(): Promise<void> }
+export interface Running { url: string; /** The server's process, whose CPU and memory the bench reads. */ pid: number | undefined; stop(): Promise<void> }
 
 /** Start a node script as a child and wait for it to answer on `port`. */
 export async function startNode(logDir: string, name: string, script: string, args: string[], port: number): Promise<Running & { child: Child }> {
@@ -26,7 +26,7 @@ export async function startNode(logDir: string, name: string, script: string, ar
     await child.stop();
     throw e;
   }
-  return { url, child, stop: () => child.stop() };
+  return { url, child, pid: child.proc.pid, stop: () => child.stop() };
 }
 
 /** The near-free model server: nginx when installed, else a node:http stand-in. */

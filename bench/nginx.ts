@@ -77,7 +77,7 @@ ${ups}
   }`;
 }
 
-export interface NginxInstance { url: string; prefix: string; stop(): Promise<void> }
+export interface NginxInstance { url: string; prefix: string; pid: number | undefined; stop(): Promise<void> }
 
 /**
  * Start nginx with `http` as its http block (which holds the listen lines) and wait until
@@ -106,5 +106,5 @@ export async function startNginx(
     await stop();
     throw new Error(`nginx (${name}) failed to start: ${last}\n${msg}\n${errLog}`);
   }
-  return { url: urls[0]!, prefix, stop };
+  return { url: urls[0]!, prefix, pid: child.proc.pid, stop };
 }

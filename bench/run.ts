@@ -2,6 +2,8 @@
 // split_clients, @fastify/http-proxy, a bare node:http + undici proxy (the floor under our request
 // path) and node:http answering itself (Node's ceiling), all in front of one near-free upstream,
 // measured by wrk one target at a time with DRUM predictions: POST /predict/, a small CSV body.
+// Besides wrk's numbers, each row shows what the target itself spent during the measured run
+// (bench/usage.ts): CPU µs per request and peak RSS, summed over its processes (workers included).
 // Markdown goes to stdout (paste into the README as is); progress goes to stderr.
 // Env: BENCH_DURATION (10), BENCH_CONNECTIONS (32), BENCH_WARMUP (2), BENCH_ROUNDS (1: each
 // target once; more: every target once a round, in a rotated order, median shown), NGINX_BIN.
@@ -15,12 +17,13 @@ import {
 } from './common.js';
 import { findNginx, nginxVersion, splitClientsHttp, startNginx } from './nginx.js';
 import { freePort, installCleanup, makeTempDir, track } from './proc.js';
+import { meter, type Usage } from './usage.js';
 import { errorSummary, postScript, runWrk, wrkArgs, wrkAvailable, type WrkOptions, type WrkResult } from './wrk.js';
 
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 
-interface Started { url: string; stop(): Promise<void>; /** Set by stop(): what the run left behind, for the notes. */ note?: string }
-interface Ctx { upstreamUrl: string; nginx: string | null; logDir: string }
+interface Started { url: string; pid: number | undefined; stop(): Promise<void>; /** Set by stop(): what the run left behind, for the notes. */ note?: string }
+interface Ctx { upstreamUrl: string; upstreamPid: number | undefined; nginx: string | null; logDir: string }
 /** A row of the table. New rows (recording on/off, workers 1/2) are just more entries. */
 interface Target { name: string; start(ctx: Ctx): Promise<Started> }
 /** Thrown by start() when a row cannot run here; the row is printed with the reason, not as a failure. */
@@ -37,7 +40,7 @@ function drumSplitter(name: string, extra: (ctx: Ctx) => string[], check?: (ctx:
       const port = await freePort();
       const started = await startNode(ctx.logDir, name, DRUM_SPLITTER_CLI, [...drumSplitterArgs(port, ctx.upstreamUrl), ...extra(ctx)], port);
       if (check === undefined) return started;
-      const withNote: Started = { url: started.url, stop: async () => { await started.stop(); withNote.note = check(ctx); } };
+      const withNote: Started = { url: started.url, pid: started.pid, stop: async () => { await started.stop(); withNote.note = check(ctx); } };
       return withNote;
     },
   };
@@ -58,7 +61,7 @@ function recording(rate: number): Target {
 
 
 const targets: Target[] = [
-  { name: 'direct', start: async (ctx) => ({ url: ctx.upstreamUrl, stop: async () => {} }) },
+  { name: 'direct', start: async (ctx) => ({ url: ctx.upstreamUrl, pid: ctx.upstreamPid, stop: async () => {} }) },
   drumSplitter(DRUM_SPLITTER_ROW, () => []),
   recording(0.01),
   recording(1),
@@ -111,17 +114,23 @@ function parseArgs(argv: string[]): { json?: string; only?: string[] } {
   return out;
 }
 
-interface Row { name: string; result?: WrkResult; note: string; failed?: boolean }
+interface Row { name: string; result?: WrkResult; usage?: Usage; note: string; failed?: boolean }
 
 /** A target's row from its rounds: the run with the median throughput, or the failure if one failed. */
 function medianRow(runs: Row[]): Row {
   const failed = runs.find((r) => r.result === undefined);
   if (failed !== undefined) return failed;
   const sorted = [...runs].sort((a, b) => a.result!.rps - b.result!.rps);
-  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  const mid = Math.floor((sorted.length - 1) / 2);
+  const median = sorted[mid]!;
   if (runs.length === 1) return median;
+  // Each column its own median (peak RSS its maximum): the run with the median throughput need not have the median CPU.
+  const usages = runs.flatMap((r) => (r.usage === undefined ? [] : [r.usage]));
+  const usage = usages.length === runs.length
+    ? { cpuUsPerRequest: usages.map((u) => u.cpuUsPerRequest).sort((a, b) => a - b)[mid]!, peakRssMb: Math.max(...usages.map((u) => u.peakRssMb)) }
+    : undefined;
   const spread = `median of ${runs.length} (${sorted[0]!.result!.rps.toFixed(0)}–${sorted.at(-1)!.result!.rps.toFixed(0)} req/s)`;
-  return { ...median, note: [spread, median.note].filter((n) => n !== '').join('; ') };
+  return { ...median, usage, note: [spread, median.note].filter((n) => n !== '').join('; ') };
 }
 
 const fmt = (n: number | null | undefined, d: number): string => (n == null || !Number.isFinite(n) ? '–' : n.toFixed(d));
@@ -132,13 +141,21 @@ function table(rows: Row[]): string {
   const direct = rows.find((r) => r.name === 'direct')?.result;
   const ngx = rows.find((r) => r.name === NGINX_ROW)?.result;
   const off = rows.find((r) => r.name === DRUM_SPLITTER_ROW)?.result;
-  const cost = (r: Row): string =>
-    r.name.startsWith(RECORDING_ROW) && r.result && off ? `throughput cost ${(100 * (1 - r.result.rps / off.rps)).toFixed(1)}% vs off` : '';
-  const head = ['target', 'req/s', 'p50 ms', 'p99 ms', 'req/s vs direct', 'req/s vs nginx', 'p99 vs nginx', 'notes'];
+  const offRow = rows.find((r) => r.name === DRUM_SPLITTER_ROW);
+  const ngxCpu = rows.find((r) => r.name === NGINX_ROW)?.usage?.cpuUsPerRequest;
+  const cost = (r: Row): string => {
+    if (!r.name.startsWith(RECORDING_ROW) || !r.result || !off) return '';
+    const offCpu = offRow?.usage?.cpuUsPerRequest;
+    const cpu = r.usage && offCpu ? `, CPU/req +${(100 * (r.usage.cpuUsPerRequest / offCpu - 1)).toFixed(1)}%` : '';
+    return `vs off: throughput ${(100 * (r.result.rps / off.rps - 1)).toFixed(1)}%${cpu}`;
+  };
+  const head = ['target', 'req/s', 'p50 ms', 'p99 ms', 'req/s vs direct', 'req/s vs nginx', 'p99 vs nginx', 'CPU µs/req', 'CPU vs nginx', 'peak RSS MB', 'notes'];
   const body = rows.map((r) => {
     const x = r.result;
+    const u = r.usage;
     return [r.name, x ? x.rps.toFixed(0) : '–', fmt(x?.p50Ms, 2), fmt(x?.p99Ms, 2),
-      ratio(x?.rps, direct?.rps), ratio(x?.rps, ngx?.rps), ratio(x?.p99Ms, ngx?.p99Ms), [cost(r), r.note].filter((n) => n !== '').join('; ')];
+      ratio(x?.rps, direct?.rps), ratio(x?.rps, ngx?.rps), ratio(x?.p99Ms, ngx?.p99Ms),
+      fmt(u?.cpuUsPerRequest, 1), ratio(u?.cpuUsPerRequest, ngxCpu), fmt(u?.peakRssMb, 1), [cost(r), r.note].filter((n) => n !== '').join('; ')];
   });
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
   const numeric = (i: number): boolean => i > 0 && i < head.length - 1;
@@ -166,7 +183,7 @@ async function main(): Promise<number> {
   const version = nginx ? nginxVersion(nginx) ?? 'unknown' : null;
   if (!nginx) process.stderr.write(`bench: nginx not found, "${NGINX_ROW}" is skipped and the upstream is node:http\n`);
   const upstream = await startUpstream(nginx, logDir);
-  const ctx: Ctx = { upstreamUrl: upstream.url, nginx, logDir };
+  const ctx: Ctx = { upstreamUrl: upstream.url, upstreamPid: upstream.pid, nginx, logDir };
 
   /** One measurement of one target: start it, warm it up, wrk it, stop it. */
   async function measure(t: Target): Promise<Row> {
@@ -176,13 +193,15 @@ async function main(): Promise<number> {
       s = await t.start(ctx);
       const url = s.url + REQUEST_PATH;
       await runWrk({ ...wrkBase, url, durationSec: warmup }, 'wrk', track); // fills pools and JITs the hot path
+      const cpu = s.pid === undefined ? undefined : meter(s.pid);
       const result = await runWrk({ ...wrkBase, url, durationSec: duration }, 'wrk', track);
+      const usage = result.requests > 0 ? cpu?.stop(result.requests) : undefined;
       const errs = errorSummary(result);
       await s.stop();
       const notes = [errs ? `ERRORS: ${errs}` : '', s.note ?? ''].filter((n) => n !== '');
       s = undefined;
       process.stderr.write(`${result.rps.toFixed(0)} req/s${errs ? ` (${errs})` : ''}\n`);
-      return { name: t.name, result, note: notes.join('; ') };
+      return { name: t.name, result, ...(usage === undefined ? {} : { usage }), note: notes.join('; ') };
     } catch (e) {
       const skip = e instanceof Skip;
       const msg = (e as Error).message;

@@ -5,7 +5,7 @@
 // throughput figure; meanwhile the proxy's RSS is read from /proc every 5 s.
 // Markdown goes to stdout, progress to stderr. Exit 1 when a bar fails (or the soak breaks).
 // Env: SOAK_MINUTES (10), SOAK_CONNECTIONS (32), NGINX_BIN. Flag: --no-record.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, countLines, drumSplitterArgs, envInt, machineLine, startNode, startUpstream,
@@ -13,6 +13,7 @@ import {
 import { findNginx, nginxVersion } from './nginx.js';
 import { freePort, installCleanup, makeTempDir, track } from './proc.js';
 import { postScript, runWrk, wrkArgs, wrkAvailable, type WrkOptions } from './wrk.js';
+import { statusMb } from './usage.js';
 
 /** One wrk run. It divides a minute, so every minute's throughput comes from its own runs. */
 const RUN_SEC = 30;
@@ -21,20 +22,6 @@ const PEAK_BAR_MB = 100;
 /** Growth allowed from minute 2 (minute 1 is warm-up: pools, JIT, recorder buffers) to the last minute. */
 const GROWTH_BAR = 0.1;
 const RECORD_SAMPLE = '0.01';
-
-/**
- * A /proc/PID/status field in MB, or null once the process is gone. The kernel's view rather
- * than process.memoryUsage(): it is what a container's memory limit sees, and VmHWM (the
- * high-water mark) catches a spike that falls between two samples.
- */
-function statusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
-  try {
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m?.[1] ? Number(m[1]) / 1024 : null;
-  } catch {
-    return null;
-  }
-}
 
 interface Minute { requests: number; seconds: number; errors: number; rss: number[] }
 
