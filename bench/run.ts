@@ -116,6 +116,8 @@ function parseArgs(argv: string[]): { json?: string; only?: string[] } {
 
 interface Row { name: string; result?: WrkResult; usage?: Usage; note: string; failed?: boolean }
 
+const medianOf = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+
 /** A target's row from its rounds: the run with the median throughput, or the failure if one failed. */
 function medianRow(runs: Row[]): Row {
   const failed = runs.find((r) => r.result === undefined);
@@ -127,7 +129,7 @@ function medianRow(runs: Row[]): Row {
   // Each column its own median (peak RSS its maximum): the run with the median throughput need not have the median CPU.
   const usages = runs.flatMap((r) => (r.usage === undefined ? [] : [r.usage]));
   const usage = usages.length === runs.length
-    ? { cpuUsPerRequest: usages.map((u) => u.cpuUsPerRequest).sort((a, b) => a - b)[mid]!, peakRssMb: Math.max(...usages.map((u) => u.peakRssMb)) }
+    ? { cpuUsPerRequest: medianOf(usages.map((u) => u.cpuUsPerRequest)), systemUsPerRequest: medianOf(usages.map((u) => u.systemUsPerRequest)), peakRssMb: Math.max(...usages.map((u) => u.peakRssMb)) }
     : undefined;
   const spread = `median of ${runs.length} (${sorted[0]!.result!.rps.toFixed(0)}–${sorted.at(-1)!.result!.rps.toFixed(0)} req/s)`;
   return { ...median, usage, note: [spread, median.note].filter((n) => n !== '').join('; ') };
@@ -149,13 +151,13 @@ function table(rows: Row[]): string {
     const cpu = r.usage && offCpu ? `, CPU/req +${(100 * (r.usage.cpuUsPerRequest / offCpu - 1)).toFixed(1)}%` : '';
     return `vs off: throughput ${(100 * (r.result.rps / off.rps - 1)).toFixed(1)}%${cpu}`;
   };
-  const head = ['target', 'req/s', 'p50 ms', 'p99 ms', 'req/s vs direct', 'req/s vs nginx', 'p99 vs nginx', 'CPU µs/req', 'CPU vs nginx', 'peak RSS MB', 'notes'];
+  const head = ['target', 'req/s', 'p50 ms', 'p99 ms', 'req/s vs direct', 'req/s vs nginx', 'p99 vs nginx', 'CPU µs/req', 'of it kernel', 'CPU vs nginx', 'peak RSS MB', 'notes'];
   const body = rows.map((r) => {
     const x = r.result;
     const u = r.usage;
     return [r.name, x ? x.rps.toFixed(0) : '–', fmt(x?.p50Ms, 2), fmt(x?.p99Ms, 2),
       ratio(x?.rps, direct?.rps), ratio(x?.rps, ngx?.rps), ratio(x?.p99Ms, ngx?.p99Ms),
-      fmt(u?.cpuUsPerRequest, 1), ratio(u?.cpuUsPerRequest, ngxCpu), fmt(u?.peakRssMb, 1), [cost(r), r.note].filter((n) => n !== '').join('; ')];
+      fmt(u?.cpuUsPerRequest, 1), fmt(u?.systemUsPerRequest, 1), ratio(u?.cpuUsPerRequest, ngxCpu), fmt(u?.peakRssMb, 1), [cost(r), r.note].filter((n) => n !== '').join('; ')];
   });
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
   const numeric = (i: number): boolean => i > 0 && i < head.length - 1;

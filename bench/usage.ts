@@ -34,14 +34,17 @@ function clockTicks(): number {
   return ticksPerSecond;
 }
 
-/** CPU seconds (user + system) the processes have used so far. */
-export function cpuSeconds(pids: readonly number[]): number {
-  let ticks = 0;
+/** CPU seconds the processes have used so far, in user space and in the kernel. */
+export function cpuSeconds(pids: readonly number[]): { user: number; system: number } {
+  let user = 0;
+  let system = 0;
   for (const pid of pids) {
     const f = statFields(pid);
-    if (f !== null) ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+    if (f === null) continue;
+    user += Number(f[11]); // utime (field 14)
+    system += Number(f[12]); // stime (field 15)
   }
-  return ticks / clockTicks();
+  return { user: user / clockTicks(), system: system / clockTicks() };
 }
 
 /**
@@ -58,8 +61,8 @@ export function statusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
   }
 }
 
-/** What a run cost: CPU per request, and the tree's summed peak RSS. */
-export interface Usage { cpuUsPerRequest: number; peakRssMb: number }
+/** What a run cost: CPU per request (and the kernel's part of it), and the tree's summed peak RSS. */
+export interface Usage { cpuUsPerRequest: number; systemUsPerRequest: number; peakRssMb: number }
 
 /** Starts counting the tree's CPU; `stop(requests)` gives the cost of what ran in between. */
 export function meter(pid: number): { stop(requests: number): Usage } {
@@ -68,7 +71,13 @@ export function meter(pid: number): { stop(requests: number): Usage } {
     stop(requests) {
       const tree = processTree(pid);
       const peak = tree.reduce((sum, p) => sum + (statusMb(p, 'VmHWM') ?? 0), 0);
-      return { cpuUsPerRequest: ((cpuSeconds(tree) - before) * 1e6) / requests, peakRssMb: peak };
+      const after = cpuSeconds(tree);
+      const perRequest = (seconds: number): number => (seconds * 1e6) / requests;
+      return {
+        cpuUsPerRequest: perRequest(after.user + after.system - before.user - before.system),
+        systemUsPerRequest: perRequest(after.system - before.system),
+        peakRssMb: peak,
+      };
     },
   };
 }
