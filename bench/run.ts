@@ -135,6 +135,8 @@ function medianRow(runs: Row[]): Row {
   return { ...median, usage, note: [spread, median.note].filter((n) => n !== '').join('; ') };
 }
 
+/** `a` against `b` as a signed percentage: +3.1%, -16.4%. */
+const change = (a: number, b: number): string => `${a >= b ? '+' : ''}${(100 * (a / b - 1)).toFixed(1)}%`;
 const fmt = (n: number | null | undefined, d: number): string => (n == null || !Number.isFinite(n) ? '–' : n.toFixed(d));
 const ratio = (a: number | null | undefined, b: number | null | undefined): string =>
   a == null || b == null || b === 0 ? '–' : `${(a / b).toFixed(2)}×`;
@@ -148,8 +150,8 @@ function table(rows: Row[]): string {
   const cost = (r: Row): string => {
     if (!r.name.startsWith(RECORDING_ROW) || !r.result || !off) return '';
     const offCpu = offRow?.usage?.cpuUsPerRequest;
-    const cpu = r.usage && offCpu ? `, CPU/req +${(100 * (r.usage.cpuUsPerRequest / offCpu - 1)).toFixed(1)}%` : '';
-    return `vs off: throughput ${(100 * (r.result.rps / off.rps - 1)).toFixed(1)}%${cpu}`;
+    const cpu = r.usage && offCpu ? `, CPU/req ${change(r.usage.cpuUsPerRequest, offCpu)}` : '';
+    return `vs off: throughput ${change(r.result.rps, off.rps)}${cpu}`;
   };
   const head = ['target', 'req/s', 'p50 ms', 'p99 ms', 'req/s vs direct', 'req/s vs nginx', 'p99 vs nginx', 'CPU µs/req', 'of it kernel', 'CPU vs nginx', 'peak RSS MB', 'notes'];
   const body = rows.map((r) => {
