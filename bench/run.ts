@@ -235,7 +235,7 @@ async function main(): Promise<number> {
   const cpu = cpuModel();
   const envShown = `BENCH_DURATION=${duration} BENCH_CONNECTIONS=${connections} BENCH_WARMUP=${warmup} BENCH_ROUNDS=${rounds}`;
   const out = [
-    `command: \`${envShown} npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\``,
+    `command: \`${envShown} npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(' ')}` : ''}\``,
     `load: \`wrk ${wrkArgs({ ...wrkBase, script: 'predict.lua', durationSec: duration, url: `<target>/${REQUEST_PATH}` }).join(' ')}\` (POST, \`Content-Type: text/csv\`, ${REQUEST_BODY.length}-byte CSV body), ${warmup}s warm-up before each run, targets one after another, all on 127.0.0.1`,
     `upstream: ${upstream.desc}`,
     machineLine(version),
