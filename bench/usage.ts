@@ -64,8 +64,12 @@ export function statusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
 /** What a run cost: CPU per request (and the kernel's part of it), and the tree's summed peak RSS. */
 export interface Usage { cpuUsPerRequest: number; systemUsPerRequest: number; peakRssMb: number }
 
-/** Starts counting the tree's CPU; `stop(requests)` gives the cost of what ran in between. */
-export function meter(pid: number): { stop(requests: number): Usage } {
+/**
+ * Starts counting the tree's CPU; `stop(requests)` gives the cost of what ran in between.
+ * Undefined where there is no /proc to read (not Linux): the columns then show "–".
+ */
+export function meter(pid: number): { stop(requests: number): Usage } | undefined {
+  if (statFields(pid) === null) return undefined;
   const before = cpuSeconds(processTree(pid));
   return {
     stop(requests) {
