@@ -1,6 +1,7 @@
 // `npm run bench`: drum-splitter (recording off, 1%, 100%; 1 and 2 workers) next to nginx
 // split_clients, @fastify/http-proxy, a bare node:http + undici proxy (the floor under our request
-// path) and node:http answering itself (Node's ceiling), all in front of one near-free upstream,
+// path), node:http with a minimal hand-rolled client (the floor under any undici replacement) and
+// node:http answering itself (Node's ceiling), all in front of one near-free upstream,
 // measured by wrk one target at a time with DRUM predictions: POST /predict/, a small CSV body.
 // Besides wrk's numbers, each row shows what the target itself spent during the measured run
 // (bench/usage.ts): CPU µs per request and peak RSS, summed over its processes (workers included).
@@ -86,8 +87,16 @@ const targets: Target[] = [
     },
   },
   {
+    // Not a usable proxy: the bound on what any client replacing undici could give (minimal-proxy.ts).
+    name: 'node:http + minimal hand-rolled client',
+    async start(ctx) {
+      const port = await freePort();
+      return startNode(ctx.logDir, 'minimal-proxy', here('./minimal-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
+    },
+  },
+  {
     // The ceiling: Node answering the prediction itself, no upstream (a proxy does this and more).
-    name: 'node:http, no proxy',
+    name: 'node:http answering itself',
     async start(ctx) {
       const port = await freePort();
       return startNode(ctx.logDir, 'node-http', here('./upstream.js'), [String(port)], port);
