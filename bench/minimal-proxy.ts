@@ -1,9 +1,9 @@
 // How far below undici an HTTP client could take a Node proxy: node:http in, and out a hand-rolled
 // keep-alive client that writes each request (its body read whole first: this bench's is 26 bytes)
 // with one socket write and reads only what this bench's upstream sends (a status line, headers, a
-// Content-Length body). No streaming, no chunked responses,
-// no timeouts, no errors handled, no header filtering: not a proxy anyone should run, only the
-// lower bound on what replacing undici could buy (see the README's Performance section).
+// Content-Length body). No streaming, no chunked responses, no timeouts, no errors handled, no
+// header filtering: not a proxy anyone should run, only the lower bound on what replacing undici
+// could buy (see the README's Performance section).
 // Usage: node dist/bench/minimal-proxy.js PORT UPSTREAM_URL
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';

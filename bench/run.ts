@@ -132,13 +132,16 @@ function medianRow(runs: Row[]): Row {
   const failed = runs.find((r) => r.result === undefined);
   if (failed !== undefined) return failed;
   const sorted = [...runs].sort((a, b) => a.result!.rps - b.result!.rps);
-  const mid = Math.floor((sorted.length - 1) / 2);
-  const median = sorted[mid]!;
+  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
   if (runs.length === 1) return median;
   // Each column its own median (peak RSS its maximum): the run with the median throughput need not have the median CPU.
   const usages = runs.flatMap((r) => (r.usage === undefined ? [] : [r.usage]));
   const usage = usages.length === runs.length
-    ? { cpuUsPerRequest: medianOf(usages.map((u) => u.cpuUsPerRequest)), systemUsPerRequest: medianOf(usages.map((u) => u.systemUsPerRequest)), peakRssMb: Math.max(...usages.map((u) => u.peakRssMb)) }
+    ? {
+      cpuUsPerRequest: medianOf(usages.map((u) => u.cpuUsPerRequest)),
+      systemUsPerRequest: medianOf(usages.map((u) => u.systemUsPerRequest)),
+      peakRssMb: Math.max(...usages.map((u) => u.peakRssMb)),
+    }
     : undefined;
   const spread = `median of ${runs.length} (${sorted[0]!.result!.rps.toFixed(0)}–${sorted.at(-1)!.result!.rps.toFixed(0)} req/s)`;
   return { ...median, usage, note: [spread, median.note].filter((n) => n !== '').join('; ') };
@@ -152,13 +155,14 @@ const ratio = (a: number | null | undefined, b: number | null | undefined): stri
 
 function table(rows: Row[]): string {
   const direct = rows.find((r) => r.name === 'direct')?.result;
-  const ngx = rows.find((r) => r.name === NGINX_ROW)?.result;
-  const off = rows.find((r) => r.name === DRUM_SPLITTER_ROW)?.result;
+  const ngxRow = rows.find((r) => r.name === NGINX_ROW);
+  const ngx = ngxRow?.result;
+  const ngxCpu = ngxRow?.usage?.cpuUsPerRequest;
   const offRow = rows.find((r) => r.name === DRUM_SPLITTER_ROW);
-  const ngxCpu = rows.find((r) => r.name === NGINX_ROW)?.usage?.cpuUsPerRequest;
+  const off = offRow?.result;
+  const offCpu = offRow?.usage?.cpuUsPerRequest;
   const cost = (r: Row): string => {
     if (!r.name.startsWith(RECORDING_ROW) || !r.result || !off) return '';
-    const offCpu = offRow?.usage?.cpuUsPerRequest;
     const cpu = r.usage && offCpu ? `, CPU/req ${change(r.usage.cpuUsPerRequest, offCpu)}` : '';
     return `vs off: throughput ${change(r.result.rps, off.rps)}${cpu}`;
   };
