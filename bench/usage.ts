@@ -1,7 +1,7 @@
 // What a target costs the machine while wrk runs, read from Linux's /proc: CPU time (user +
 // system, every thread) and peak RSS of the target's process and its children (--workers).
 // Throughput on a shared 2-core box moves with whatever else runs; CPU per request is what the
-// target itself spent, so it compares targets (and recording on/off) far more steadily.
+// target itself spent, so it compares targets (and recording on/off) somewhat more steadily.
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 
