@@ -16,6 +16,16 @@ export const DRUM_SPLITTER_CLI = `${ROOT}dist/src/cli.js`;
 
 export interface Running { url: string; /** The server's process, whose CPU and memory the bench reads. */ pid: number | undefined; stop(): Promise<void> }
 
+/** The middle value (the mean of the middle two for an even count). */
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
+
+/** `n` with its sign, to `d` decimals: +1.2, -3.0. */
+export const signed = (n: number, d: number): string => `${n >= 0 ? '+' : ''}${n.toFixed(d)}`;
+
 /** Start a node script as a child and wait for it to answer on `port`. */
 export async function startNode(logDir: string, name: string, script: string, args: string[], port: number): Promise<Running & { child: Child }> {
   const child = startChild(process.execPath, [script, ...args], { logDir, name, cwd: ROOT, env: { ...process.env, NODE_ENV: 'production' } });

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import {
-  DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, countLines, cpuModel, drumSplitterArgs, envInt, machineLine, startNode, startUpstream,
+  DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, countLines, cpuModel, drumSplitterArgs, envInt, machineLine, median, signed, startNode, startUpstream,
 } from './common.js';
 import { findNginx, nginxVersion, splitClientsHttp, startNginx } from './nginx.js';
 import { freePort, installCleanup, makeTempDir, track } from './proc.js';
@@ -125,30 +125,28 @@ function parseArgs(argv: string[]): { json?: string; only?: string[] } {
 
 interface Row { name: string; result?: WrkResult; usage?: Usage; note: string; failed?: boolean }
 
-const medianOf = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-
 /** A target's row from its rounds: the run with the median throughput, or the failure if one failed. */
 function medianRow(runs: Row[]): Row {
   const failed = runs.find((r) => r.result === undefined);
   if (failed !== undefined) return failed;
   const sorted = [...runs].sort((a, b) => a.result!.rps - b.result!.rps);
-  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
-  if (runs.length === 1) return median;
+  const middle = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  if (runs.length === 1) return middle;
   // Each column its own median (peak RSS its maximum): the run with the median throughput need not have the median CPU.
   const usages = runs.flatMap((r) => (r.usage === undefined ? [] : [r.usage]));
   const usage = usages.length === runs.length
     ? {
-      cpuUsPerRequest: medianOf(usages.map((u) => u.cpuUsPerRequest)),
-      systemUsPerRequest: medianOf(usages.map((u) => u.systemUsPerRequest)),
+      cpuUsPerRequest: median(usages.map((u) => u.cpuUsPerRequest)),
+      systemUsPerRequest: median(usages.map((u) => u.systemUsPerRequest)),
       peakRssMb: Math.max(...usages.map((u) => u.peakRssMb)),
     }
     : undefined;
   const spread = `median of ${runs.length} (${sorted[0]!.result!.rps.toFixed(0)}–${sorted.at(-1)!.result!.rps.toFixed(0)} req/s)`;
-  return { ...median, usage, note: [spread, median.note].filter((n) => n !== '').join('; ') };
+  return { ...middle, usage, note: [spread, middle.note].filter((n) => n !== '').join('; ') };
 }
 
 /** `a` against `b` as a signed percentage: +3.1%, -16.4%. */
-const change = (a: number, b: number): string => `${a >= b ? '+' : ''}${(100 * (a / b - 1)).toFixed(1)}%`;
+const change = (a: number, b: number): string => `${signed(100 * (a / b - 1), 1)}%`;
 const fmt = (n: number | null | undefined, d: number): string => (n == null || !Number.isFinite(n) ? '–' : n.toFixed(d));
 const ratio = (a: number | null | undefined, b: number | null | undefined): string =>
   a == null || b == null || b === 0 ? '–' : `${(a / b).toFixed(2)}×`;

@@ -8,7 +8,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, countLines, drumSplitterArgs, envInt, machineLine, startNode, startUpstream,
+  DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, countLines, drumSplitterArgs, envInt, machineLine, median, signed, startNode, startUpstream,
 } from './common.js';
 import { findNginx, nginxVersion } from './nginx.js';
 import { freePort, installCleanup, makeTempDir, track } from './proc.js';
@@ -25,13 +25,7 @@ const RECORD_SAMPLE = '0.01';
 
 interface Minute { requests: number; seconds: number; errors: number; rss: number[] }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 const mb = (n: number): string => n.toFixed(1);
-const signed = (n: number, d: number): string => `${n >= 0 ? '+' : ''}${n.toFixed(d)}`;
 
 function table(minutes: Minute[]): string {
   const head = ['minute', 'req/s', 'RSS min MB', 'RSS median MB', 'RSS max MB', 'errors'];
