@@ -1,4 +1,4 @@
-import { closeSync, fstat, ftruncate, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstat, fstatSync, ftruncate, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
@@ -118,11 +118,14 @@ export type DropReason = 'queue_full' | 'write_error' | 'closed';
 const DROP_REASONS: readonly DropReason[] = ['queue_full', 'write_error', 'closed'];
 
 export interface RecorderMetrics {
-  /** Lines on disk (counted when the OS accepted their last byte). */
+  /**
+   * Lines on disk (counted when the OS accepted their last byte). Those in a record file that is
+   * deleted later went with it, and stay counted.
+   */
   readonly records: Counter;
   /** Lines not recorded, by reason. After close(), records + dropped = lines offered to write(). */
   readonly dropped: Counter<'reason'>;
-  /** Failed writes, opens and closes of a record file. */
+  /** Failed writes, opens and closes of a record file, and record files found removed or replaced. */
   readonly errors: Counter;
 }
 
@@ -141,7 +144,7 @@ export function createRecorderMetrics(registry: Registry): RecorderMetrics {
     }),
     errors: new Counter({
       name: 'drum_recorder_write_errors_total',
-      help: 'Record file write, open and close failures.',
+      help: 'Record file write, open and close failures, and record files found removed or replaced.',
       registers: [registry],
     }),
   };
@@ -223,6 +226,27 @@ class Sink {
     this.boom.write(json);
   }
 
+  /**
+   * Why the path no longer names the file this sink has open (it was removed, or another was
+   * renamed over it), or undefined while it does or the file is still being opened.
+   */
+  gone(): Error | undefined {
+    const fd = this.fd;
+    if (fd < 0) return undefined;
+    try {
+      const here = statSync(this.path);
+      const mine = fstatSync(fd);
+      return here.dev === mine.dev && here.ino === mine.ino ? undefined : new Error('another file took its place');
+    } catch (err) {
+      return err as Error; // ENOENT: removed, or its directory was
+    }
+  }
+
+  /** sonic-boom's descriptor: -1 until the file is open. */
+  private get fd(): number {
+    return (this.boom as unknown as { fd: number }).fd;
+  }
+
   /** Writes what is buffered, then closes; `done` resolves after. Only called on a sink that has not failed. */
   end(): void {
     this.boom.end();
@@ -253,7 +277,7 @@ class Sink {
     this.head = 0;
     this.partial = 0;
     this.owner.failed(this, err, lost.length, lost.reduce((a, b) => a + b, 0));
-    const fd = (this.boom as unknown as { fd: number }).fd;
+    const fd = this.fd;
     const finish = (): void => {
       if (fd >= 0) this.boom.destroy(); // closes the descriptor; what it still buffered is counted lost
       this.owner.recovered();
@@ -268,11 +292,7 @@ class Sink {
   }
 }
 
-/**
- * Where a writer starts: the highest-numbered existing file (FILE is 0), appended to as the
- * seed's recorder does, unless it does not end with a newline (a crashed writer's last line):
- * then the next number, so no line of ours is glued to a broken one.
- */
+/** Where a writer starts: the highest-numbered existing file (FILE is 0), as continueAt() finds it. */
 function startingFile(path: string): { index: number; bytes: number } {
   const base = basename(path);
   let index = 0;
@@ -284,6 +304,15 @@ function startingFile(path: string): { index: number; bytes: number } {
   } catch {
     // No directory: the first write fails and is reported like any write error.
   }
+  return continueAt(path, index);
+}
+
+/**
+ * File `index` and its size, to be appended to as the seed's recorder does, unless it does not
+ * end with a newline (a crashed writer's last line): then the next number, so no line of ours
+ * is glued to a broken one. A file that does not exist (yet) has 0 bytes.
+ */
+function continueAt(path: string, index: number): { index: number; bytes: number } {
   const file = fileName(path, index);
   try {
     const { size } = statSync(file);
@@ -318,6 +347,14 @@ const fileName = (path: string, index: number): string => (index === 0 ? path : 
  *   once a minute, never thrown. The lines not yet on disk are dropped ("write_error"), a half-
  *   written line is truncated away, and for a second lines are dropped before the file is
  *   opened again.
+ * - A file removed or replaced (deleted, its directory deleted, moved away, another renamed over
+ *   it): an open descriptor would keep writing to a file no longer at the path, so before each
+ *   line the writer checks that the path still names the file it has open (same device and
+ *   inode). If not, that is counted as an error and logged like one, the old file is closed, and
+ *   the line goes to the file now at the path, taken as a new writer would take it (appended to,
+ *   or created; the directory is not: if it is gone, the open fails as above and is retried a
+ *   second later). Lines accepted before the change was seen were written to the old file and
+ *   counted as records; if it was deleted, they are lost with it.
  * - close(): no more lines are accepted ("closed"); resolves when every accepted line is on disk
  *   or counted dropped, and the files are closed. Every line in the files is complete JSON.
  */
@@ -363,6 +400,7 @@ export class RecordWriter {
     }
     // An empty queue takes any line, so a body near the cap is recorded whatever the bound.
     if (this.pendingBytes > 0 && this.pendingBytes + json.length > this.maxBufferBytes) return this.drop('queue_full');
+    if (this.sink !== undefined) this.recheck(this.sink);
     if (this.sink === undefined && this.now() < this.retryAt) return this.drop('write_error');
     if (this.fileBytes > 0 && this.fileBytes + json.length > this.rotateBytes) {
       this.sink?.end();
@@ -406,6 +444,17 @@ export class RecordWriter {
       this.retryAt = this.now() + RETRY_MS;
     },
   };
+
+  /** If the current file was removed or replaced: counts and reports it, closes it, and starts again from what is at its path now. */
+  private recheck(sink: Sink): void {
+    const why = sink.gone();
+    if (why === undefined) return;
+    this.metrics.errors.inc();
+    this.report(why, 'recorder: the record file was removed or replaced; records go to a new file at its path', { file: sink.path });
+    sink.end();
+    this.sink = undefined;
+    ({ index: this.index, bytes: this.fileBytes } = continueAt(this.path, this.index));
+  }
 
   private open(): Sink {
     const sink = new Sink(fileName(this.path, this.index), this.owner);

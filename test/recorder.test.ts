@@ -1,6 +1,6 @@
 /** The request recorder's file writer and helpers, on real files (t.testdir), /dev/full and a size-limited child. */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -471,28 +471,74 @@ t.test('write errors on /dev/full: counted, dropped, logged once a minute, never
   t.equal(await value('drum_recorder_records_total'), 0);
 });
 
-t.test('a removed directory: the lines are dropped, and recording resumes once it is back', async (t) => {
+t.test('a record directory removed mid-run: noticed, counted, logged once; recording resumes at the path once it is back', async (t) => {
   const dir = join(t.testdir(), 'records');
   mkdirSync(dir);
   const file = join(dir, 'rec.jsonl');
-  const lineBytes = JSON.stringify(record(0)).length + 1;
-  const { writer, value, logs, clock } = harness({ path: file, rotateBytes: lineBytes });
+  const { writer, value, logs, clock } = harness({ path: file });
   t.equal(writer.write(record(0)), true);
   await until(async () => (await value('drum_recorder_records_total')) === 1);
   rmSync(dir, { recursive: true });
 
-  t.equal(writer.write(record(1)), true, 'rotates to rec.jsonl.1, which cannot be created');
-  await until(async () => (await value('drum_recorder_write_errors_total')) === 1);
-  t.equal(await value('drum_recorder_dropped_total', { reason: 'write_error' }), 1);
-  t.match(logs[0], { err: { code: 'ENOENT' }, file: `${file}.1` });
+  t.equal(writer.write(record(1)), true, 'accepted: the new file cannot be created, which shows later');
+  t.equal(await value('drum_recorder_write_errors_total'), 1, 'the removal is counted as the line is written');
+  t.equal(logs.length, 1);
+  t.match(logs[0], { level: 50, msg: /record file was removed or replaced/, file, err: { code: 'ENOENT' } });
+  await until(async () => (await value('drum_recorder_dropped_total', { reason: 'write_error' })) === 1);
+  t.equal(await value('drum_recorder_write_errors_total'), 2, 'and the failed open of a new file');
+  t.equal(writer.write(record(2)), false, 'dropped for a second after the failure');
 
   mkdirSync(dir);
   clock.now += 2000;
-  t.equal(writer.write(record(2)), true);
+  t.equal(writer.write(record(3)), true);
+  t.equal(writer.write(record(4)), true);
   await writer.close();
-  t.same(readLines(t, `${file}.1`).map((l) => l.id), [record(2).id], 'the file is created once the directory is back');
-  t.equal(mode(`${file}.1`), 0o600);
-  t.equal(await value('drum_recorder_records_total'), 2);
+  t.same(readLines(t, file).map((l) => l.id), [record(3).id, record(4).id], 'a new file at the path, once the directory is back');
+  t.equal(mode(file), 0o600);
+  t.equal(logs.length, 1, 'logged once: the failed open came within the minute');
+  const records = await value('drum_recorder_records_total');
+  const dropped = await value('drum_recorder_dropped_total', { reason: 'write_error' });
+  t.same([records, dropped], [3, 2], 'the line written before the removal is counted as a record: it was on disk, and went with the directory');
+});
+
+t.test('a record file replaced or removed: later lines go to the file now at the path', async (t) => {
+  const dir = t.testdir();
+  const file = join(dir, 'rec.jsonl');
+  const { writer, value, logs, clock } = harness({ path: file });
+  writer.write(record(0));
+  await until(async () => (await value('drum_recorder_records_total')) === 1);
+
+  // Renamed over, as an editor or a rotation tool does: appended to, since it ends with a whole line.
+  writeFileSync(join(dir, 'new'), `${JSON.stringify(record(100))}\n`);
+  renameSync(join(dir, 'new'), file);
+  t.equal(writer.write(record(1)), true);
+  t.equal(writer.write(record(2)), true);
+  t.equal(await value('drum_recorder_write_errors_total'), 1, 'counted once');
+  t.match(logs, [{ level: 50, msg: /record file was removed or replaced/, file, err: { message: /another file/ } }]);
+  await until(async () => (await value('drum_recorder_records_total')) === 3);
+  t.same(readLines(t, file).map((l) => l.id), [record(100).id, record(1).id, record(2).id]);
+
+  // Moved away: a new file at the path at once.
+  renameSync(file, join(dir, 'rec.jsonl.old'));
+  t.equal(writer.write(record(3)), true);
+  await until(async () => (await value('drum_recorder_records_total')) === 4);
+  t.same(readLines(t, file).map((l) => l.id), [record(3).id]);
+  t.equal(readLines(t, join(dir, 'rec.jsonl.old')).length, 3, 'the moved file is left as it was');
+
+  // Replaced by one whose last line is cut: not glued to it, the next number instead.
+  clock.now += 60_000;
+  writeFileSync(join(dir, 'new'), '{"cut');
+  renameSync(join(dir, 'new'), file);
+  t.equal(writer.write(record(4)), true);
+  await writer.close();
+  t.equal(readFileSync(file, 'utf8'), '{"cut');
+  t.same(readLines(t, `${file}.1`).map((l) => l.id), [record(4).id]);
+
+  t.equal(await value('drum_recorder_write_errors_total'), 3);
+  t.equal(logs.length, 2, 'the second change within the minute is not logged, the third after it is');
+  t.match(logs[1], { errors_not_logged: 1 });
+  t.equal(await value('drum_recorder_records_total'), 5);
+  t.equal(await value('drum_recorder_dropped_total', { reason: 'write_error' }), 0);
 });
 
 t.test('a record path that is a directory: write errors, nothing thrown', async (t) => {
