@@ -7,13 +7,22 @@ export interface ConfigWatcher {
   close(): void;
 }
 
+/** Whether two reads gave the same: equal bytes, or errors with the same message. */
+const same = (a: Buffer | Error, b: Buffer | Error): boolean =>
+  Buffer.isBuffer(a) ? Buffer.isBuffer(b) && a.equals(b) : !Buffer.isBuffer(b) && a.message === b.message;
+
 /**
  * Watches `path` and calls onSettings with the freshly read settings each time the file's
- * CONTENT changes (compare the bytes read with the last bytes read; spurious events and
- * touch/rewrites of identical content call nothing). A read or parse failure calls onError
- * with the InputError (or the fs error wrapped in an InputError naming the file) and keeps
- * watching; the next good content calls onSettings again. A file that disappears (e.g.
- * mid-swap) is not an error until it has stayed missing for the debounce period.
+ * CONTENT changes (compare the bytes read with the last bytes acted on; spurious events and
+ * touch/rewrites of identical content call nothing). New content counts only once it has held
+ * still: a debounce period after the last event the file is read, and if the bytes differ from
+ * the previous read it is read again a period later, until two reads in a row agree. A file
+ * written in parts (the upstreams, then the weights) is not applied half-way, where it would
+ * move the split for a moment (no weights: all traffic to the baseline). A parse failure of
+ * settled content, or a read failure, calls onError with the InputError (or the fs error wrapped
+ * in an InputError naming the file) and keeps watching; the next good content calls onSettings
+ * again. A file that disappears (e.g. mid-swap) is not an error until it has stayed missing for
+ * the debounce period.
  *
  * The watch is on the directory holding `path`, never on the file: editors replace a file by
  * renaming another over it, and Kubernetes updates a ConfigMap volume by pointing the `..data`
@@ -34,8 +43,10 @@ export function watchConfig(
 ): ConfigWatcher {
   const debounceMs = opts.debounceMs ?? 200;
   const dir = dirname(path);
-  /** What the last read gave: the bytes, or the error that stopped it. */
+  /** What the last content acted on was: the bytes, or the error that stopped the read. */
   let last = read();
+  /** What the previous read gave: content is settled when a read finds the same. */
+  let previous = last;
   let timer: NodeJS.Timeout | undefined;
   let watcher: FSWatcher | undefined;
   let closed = false;
@@ -56,11 +67,12 @@ export function watchConfig(
   /** Runs a debounce period after the last event; a recheck confirms that a file is gone. */
   function check(recheck: boolean): void {
     const now = read();
+    const before = previous;
+    previous = now;
     if (!Buffer.isBuffer(now) && now.code === 'ENOENT' && !recheck) return wait(true);
-    const same = Buffer.isBuffer(now)
-      ? Buffer.isBuffer(last) && now.equals(last)
-      : !Buffer.isBuffer(last) && now.message === last.message;
-    if (same) return;
+    if (same(now, last)) return;
+    // Still being written, maybe: wait for a second read to find the same bytes.
+    if (Buffer.isBuffer(now) && !same(now, before)) return wait(false);
     last = now;
     if (!Buffer.isBuffer(now)) return onError(new InputError(`cannot read ${path}: ${now.message}`, '--config'));
     let settings: RawSettings;

@@ -124,6 +124,30 @@ t.test('the Kubernetes ConfigMap volume swap is applied exactly once', async (t)
   t.same(await w.quiet(), [], 'a swap to identical content calls nothing');
 });
 
+t.test('a file written in two parts is applied once, when whole: the canary does not drop to 0% in between', async (t) => {
+  const upstreams = 'upstreams:\n  flask: http://flask:8080\n  fastapi: http://fastapi:8080\n';
+  const dir = t.testdir({ 'c.yaml': `${upstreams}weights:\n  fastapi: 10%\n` });
+  const path = join(dir, 'c.yaml');
+  const w = watched(t, path);
+  writeFileSync(path, upstreams); // no weights yet: all to the baseline, if applied
+  await sleep(DEBOUNCE * 1.5);
+  writeFileSync(path, `${upstreams}weights:\n  fastapi: 15%\n`);
+  t.same(await w.next(), { settings: { upstreams: { flask: 'http://flask:8080', fastapi: 'http://fastapi:8080' }, weights: { fastapi: '15%' } } }, 'the whole file');
+  t.same(await w.quiet(), [], 'exactly once');
+});
+
+t.test('a file that keeps changing is applied once it has held still for a debounce period', async (t) => {
+  const dir = t.testdir({ 'c.yaml': A });
+  const path = join(dir, 'c.yaml');
+  const w = watched(t, path);
+  for (let pct = 11; pct <= 16; pct++) {
+    writeFileSync(path, `weights:\n  fastapi: ${pct}%\n`);
+    await sleep(DEBOUNCE * 1.5);
+  }
+  t.same(await w.next(), settingsOf(16), 'the content it settled on');
+  t.same(await w.quiet(), [], 'and nothing in between');
+});
+
 t.test('identical content rewritten, touched or renamed over calls nothing', async (t) => {
   const dir = t.testdir({ 'c.yaml': A });
   const path = join(dir, 'c.yaml');
@@ -250,7 +274,7 @@ t.test('a directory that cannot be watched is reported once, a tick later', asyn
   });
   mkdirSync(join(dir, 'missing'));
   writeFileSync(path, A);
-  t.same(await w.quiet(300), [], 'nothing more: the 200 ms default debounce has passed');
+  t.same(await w.quiet(500), [], 'nothing more, though a change would be in by now with the 200 ms default debounce (two reads)');
 
   const closed = watched(t, join(dir, 'absent', 'c.yaml'));
   closed.watcher.close();
