@@ -10,9 +10,14 @@ const MIN_TOKEN = 16;
 
 const digest = (token: string): Buffer => createHash('sha256').update(token).digest();
 
+/** whoIs reads the token as the header's one run of non-whitespace: a token with whitespace in it could never match. */
+const WHITESPACE = /\s/;
+const NO_WHITESPACE = 'the token contains whitespace, which a Bearer header cannot carry';
+
 /**
  * Tokens from DRUM_SPLITTER_ADMIN_TOKEN (named "admin") and from a token file: one per line,
- * `NAME:TOKEN` or a bare token (named "admin"); blank lines and # comments skipped.
+ * `NAME:TOKEN` or a bare token (named "admin"); blank lines and # comments skipped. A token with
+ * whitespace in it (a trailing newline in the variable included) is refused.
  */
 export function loadTokens(env: NodeJS.ProcessEnv, file: string | undefined): Tokens {
   const tokens = new Map<string, Buffer>();
@@ -21,6 +26,7 @@ export function loadTokens(env: NodeJS.ProcessEnv, file: string | undefined): To
     if (fromEnv.length < MIN_TOKEN) {
       throw new InputError(`must be ${MIN_TOKEN} characters or more`, 'DRUM_SPLITTER_ADMIN_TOKEN');
     }
+    if (WHITESPACE.test(fromEnv)) throw new InputError(NO_WHITESPACE, 'DRUM_SPLITTER_ADMIN_TOKEN');
     tokens.set('admin', digest(fromEnv));
   }
   if (file === undefined) return tokens;
@@ -39,6 +45,7 @@ export function loadTokens(env: NodeJS.ProcessEnv, file: string | undefined): To
     if (name === '' || token.length < MIN_TOKEN) {
       throw new InputError(`line ${i + 1}: want NAME:TOKEN with a token of ${MIN_TOKEN} characters or more`, '--admin-token-file');
     }
+    if (WHITESPACE.test(token)) throw new InputError(`line ${i + 1}: ${NO_WHITESPACE}`, '--admin-token-file');
     if (tokens.has(name)) {
       // One token per name: a second would silently replace the first, which then stops working.
       const by = name === 'admin' && fromEnv !== undefined && fromEnv !== '' ? 'DRUM_SPLITTER_ADMIN_TOKEN or an earlier line' : 'an earlier line';

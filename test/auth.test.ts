@@ -15,6 +15,11 @@ t.test('loadTokens from DRUM_SPLITTER_ADMIN_TOKEN', async (t) => {
   t.throws(() => loadTokens({ DRUM_SPLITTER_ADMIN_TOKEN: 'abc' }, undefined), {
     name: 'InputError', field: 'DRUM_SPLITTER_ADMIN_TOKEN', message: /16 characters or more/,
   }, 'a short token is refused, as in the file');
+  for (const [name, token] of [['a space', `${TOKEN} ${TOKEN}`], ['a trailing newline, as a Secret file often ends', `${TOKEN}\n`]]) {
+    t.throws(() => loadTokens({ DRUM_SPLITTER_ADMIN_TOKEN: token }, undefined), {
+      name: 'InputError', field: 'DRUM_SPLITTER_ADMIN_TOKEN', message: /the token contains whitespace, which a Bearer header cannot carry/,
+    }, `whitespace is refused: ${name}`);
+  }
   const tokens = loadTokens({ DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, undefined);
   t.same([...tokens.keys()], ['admin'], 'named "admin"');
   t.equal(whoIs(tokens, `Bearer ${TOKEN}`), 'admin');
@@ -62,6 +67,9 @@ t.test('loadTokens rejects a token file it cannot use', async (t) => {
     twice: `alice:${TOKEN}-one\nalice:${TOKEN}-two\n`,
     twoBare: `${TOKEN}-one\n${TOKEN}-two\n`,
     bare: `${TOKEN}-file\n`,
+    spaced: `alice:${TOKEN}-alice\nbob:${TOKEN} ${TOKEN}\n`,
+    tabbedBare: `# a comment\n${TOKEN}\tsecond-half\n`,
+    nbsp: `carol:${TOKEN}\u00a0x\n`,
     dir: {},
   });
   const cases: [string, NodeJS.ProcessEnv, string, RegExp][] = [
@@ -74,6 +82,9 @@ t.test('loadTokens rejects a token file it cannot use', async (t) => {
     ['a name twice', {}, 'twice', /line 2: "alice" already has a token/],
     ['two bare tokens', {}, 'twoBare', /line 2: "admin" already has a token/],
     ['a bare token and DRUM_SPLITTER_ADMIN_TOKEN', { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, 'bare', /line 1: "admin" already has a token \(from DRUM_SPLITTER_ADMIN_TOKEN/],
+    ['a token with a space', {}, 'spaced', /line 2: the token contains whitespace, which a Bearer header cannot carry/],
+    ['a bare token with a tab', {}, 'tabbedBare', /line 2: the token contains whitespace/],
+    ['a token with a no-break space', {}, 'nbsp', /line 1: the token contains whitespace/],
     ['a missing file', {}, 'missing', /cannot read .*missing: ENOENT/],
     ['a directory', {}, 'dir', /cannot read .*dir: EISDIR/],
   ];
