@@ -25,7 +25,8 @@ export interface RunningApp {
   readonly adminAddress: AddressInfo;
   readonly store: WeightStore;
   readonly metrics: Metrics;
-  close(): Promise<void>;
+  /** Drains and stops everything; resolves to the number of requests cut at the drain timeout. */
+  close(): Promise<number>;
 }
 
 export interface AppOptions {
@@ -164,8 +165,9 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
     async close() {
       watcher?.close();
       poller.stop();
-      await Promise.all([admin.close(), proxy.close()]);
+      const [, cut] = await Promise.all([admin.close(), proxy.close()]);
       await writer?.flush();
+      return cut;
     },
   };
 }

@@ -31,16 +31,27 @@ Options for serve (a --config file takes the same settings; flags win):
                              $http_NAME $cookie_NAME
   --config FILE              YAML file with these settings (listen, upstreams, weights, key,
                              trustProxy, upstreamHeader, overrideHeader, timeout, bodyLimit,
-                             upstreamKeepAlive, accessLog, logLevel, admin, adminTokenFile,
+                             bufferMemory, bufferDir, requestBuffering, responseBuffering,
+                             drainTimeout, upstreamKeepAlive, accessLog, logLevel, admin, adminTokenFile,
                              state, pollInterval, metricsOnTraffic, record, recordSample,
                              recordPaths, recordMaxBody, recordRotateBytes, recordQueue,
-                             recordResponses, recordRedact, recordNoRedact, workers); watched, its
+                             recordMemory, recordResponses, recordRedact, recordNoRedact, workers); watched, its
                              weights re-applied when they change
   --trust-proxy              take $remote_addr from the last X-Forwarded-For entry
   --no-upstream-header       do not add X-Drum-Splitter-Upstream to responses
   --override-header NAME     header that forces a request to the upstream it names (off)
   --timeout DURATION         upstream response timeout, e.g. 120s (default 120s)
   --body-limit SIZE          largest request body, e.g. 100MB (default 100MB)
+  --buffer-memory SIZE       per request and per answer, bytes held in memory while
+                             buffering; the rest goes to a temp file (default 64KB)
+  --buffer-dir DIR           where those temp files go, 0600, removed when the exchange
+                             ends (default: the system's temp directory)
+  --no-request-buffering     stream request bodies upstream as they arrive instead of
+                             reading them whole before connecting (per upstream: config)
+  --no-response-buffering    let a slow client slow the upstream down instead of holding
+                             its answer for the client (per upstream: config)
+  --drain-timeout DURATION   on SIGTERM, how long requests in flight may finish before
+                             they are cut (default: --timeout)
   --upstream-keepalive DUR   idle upstream connection lifetime (default 1s; keep it below
                              the upstream's own keep-alive, 2s for gunicorn)
   --access-log               log every request as a JSON line
@@ -66,6 +77,8 @@ Options for serve (a --config file takes the same settings; flags win):
   --record-rotate-bytes SIZE start FILE.1, FILE.2, ... past this size (default: never)
   --record-queue SIZE        records waiting for the disk before new ones are dropped
                              (default 64MB; at least one record of the largest body)
+  --record-memory SIZE       bodies held in memory at once for records in flight; past
+                             it a request passes unrecorded (default: --record-queue / 4)
   --record-responses         also record each response's status and body (capped)
   --record-redact LIST       more headers to record as "[REDACTED]", comma-separated
                              (always: Authorization, Cookie, X-Api-Key, DataRobot keys...)
@@ -84,8 +97,11 @@ Environment (at start; wins over flags, the config file and the state file):
   DRUM_RECORD_SAMPLE_RATE=RATE       the recorded share, 0..1
 
 Exit codes: serve: 0 stopped cleanly, 1 could not run (e.g. address in use), 2 bad flag,
-config or environment. weights: 0 done, 1 admin API unreachable or failing, 2 bad usage or
+config or environment, 3 stopped but cut requests still in flight at --drain-timeout. weights: 0 done, 1 admin API unreachable or failing, 2 bad usage or
 request rejected, 3 unauthorized.`;
+
+/** serve's exit code when shutdown had to cut requests still in flight. */
+const EXIT_CUT = 3;
 
 const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
@@ -100,6 +116,11 @@ const OPTIONS = {
   'override-header': { type: 'string' },
   timeout: { type: 'string' },
   'body-limit': { type: 'string' },
+  'buffer-memory': { type: 'string' },
+  'buffer-dir': { type: 'string' },
+  'no-request-buffering': { type: 'boolean' },
+  'no-response-buffering': { type: 'boolean' },
+  'drain-timeout': { type: 'string' },
   'upstream-keepalive': { type: 'string' },
   'access-log': { type: 'boolean' },
   'log-level': { type: 'string' },
@@ -115,6 +136,7 @@ const OPTIONS = {
   'record-max-body': { type: 'string' },
   'record-rotate-bytes': { type: 'string' },
   'record-queue': { type: 'string' },
+  'record-memory': { type: 'string' },
   'record-responses': { type: 'boolean' },
   'record-redact': { type: 'string', multiple: true },
   'record-no-redact': { type: 'boolean' },
@@ -136,6 +158,11 @@ function flagSettings(v: Values): RawSettings {
   if (v['override-header'] !== undefined) s.overrideHeader = v['override-header'];
   if (v.timeout !== undefined) s.timeout = v.timeout;
   if (v['body-limit'] !== undefined) s.bodyLimit = v['body-limit'];
+  if (v['buffer-memory'] !== undefined) s.bufferMemory = v['buffer-memory'];
+  if (v['buffer-dir'] !== undefined) s.bufferDir = v['buffer-dir'];
+  if (v['no-request-buffering'] !== undefined) s.requestBuffering = !v['no-request-buffering'];
+  if (v['no-response-buffering'] !== undefined) s.responseBuffering = !v['no-response-buffering'];
+  if (v['drain-timeout'] !== undefined) s.drainTimeout = v['drain-timeout'];
   if (v['upstream-keepalive'] !== undefined) s.upstreamKeepAlive = v['upstream-keepalive'];
   if (v['access-log'] !== undefined) s.accessLog = v['access-log'];
   if (v['log-level'] !== undefined) s.logLevel = v['log-level'];
@@ -151,6 +178,7 @@ function flagSettings(v: Values): RawSettings {
   if (v['record-max-body'] !== undefined) s.recordMaxBody = v['record-max-body'];
   if (v['record-rotate-bytes'] !== undefined) s.recordRotateBytes = v['record-rotate-bytes'];
   if (v['record-queue'] !== undefined) s.recordQueue = v['record-queue'];
+  if (v['record-memory'] !== undefined) s.recordMemory = v['record-memory'];
   if (v['record-responses'] !== undefined) s.recordResponses = v['record-responses'];
   if (v['record-redact'] !== undefined) s.recordRedact = v['record-redact'];
   if (v['record-no-redact'] !== undefined) s.recordNoRedact = v['record-no-redact'];
@@ -196,8 +224,11 @@ async function serve(v: Values): Promise<void> {
     'listening',
   );
   const stop = (signal: string): void => {
-    log.info({ signal }, 'shutting down');
-    void app.close().then(() => process.exit(0));
+    log.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, 'shutting down');
+    void app.close().then((cut) => {
+      log.info({ cut }, cut === 0 ? 'stopped: every request in flight was answered' : `stopped: ${cut} requests cut at the drain timeout`);
+      process.exit(cut === 0 ? 0 : EXIT_CUT);
+    });
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

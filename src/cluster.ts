@@ -31,14 +31,15 @@ type ToWorker =
 
 export type ToPrimary =
   | { readonly drum: 'record'; readonly line: RecordLine }
-  | { readonly drum: 'metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] };
+  | { readonly drum: 'metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] }
+  | { readonly drum: 'stopped'; readonly cut: number };
 
 /** The environment variable carrying a new worker's starting state. */
 const STATE_ENV = 'DRUM_SPLITTER_WORKER_STATE';
 /** How long /metrics waits for the workers' counts. */
 const METRICS_TIMEOUT_MS = 5000;
-/** How long a stopping worker may take before it is killed. */
-const STOP_GRACE_MS = 15_000;
+/** How long a stopping worker may take past its drain timeout before it is killed. */
+const STOP_GRACE_MS = 5000;
 
 /** The traffic side as the primary sees it: what startProxy gives in a single process. */
 export type TrafficPlane = Pick<RunningProxy, 'address' | 'backends' | 'recording' | 'metrics' | 'close'> & {
@@ -75,9 +76,12 @@ export async function startWorkers(
   let nextMetricsId = 0;
   const pendingMetrics = new Map<number, (m: MetricObjectWithValues<MetricValue<string>>[]) => void>();
 
+  /** Requests the workers cut at their drain timeout, as they report it when they stop. */
+  let cut = 0;
   const onMessage = (_worker: Worker, msg: ToPrimary): void => {
     if (msg.drum === 'record') recording.write(msg.line);
     else if (msg.drum === 'metrics') pendingMetrics.get(msg.id)?.(msg.metrics);
+    else cut += msg.cut;
   };
   cluster.on('message', onMessage);
 
@@ -114,10 +118,10 @@ export async function startWorkers(
   });
   for (let i = 0; i < config.workers; i++) fork();
 
-  async function stop(): Promise<void> {
+  async function stop(): Promise<number> {
     stopping = true;
     const exits = [...running].map(([w, exited]) => {
-      const timer = setTimeout(() => w.kill('SIGKILL'), STOP_GRACE_MS);
+      const timer = setTimeout(() => w.kill('SIGKILL'), config.drainTimeoutMs + STOP_GRACE_MS);
       if (w.isConnected()) w.send({ drum: 'stop' } satisfies ToWorker);
       return exited.then(() => clearTimeout(timer));
     });
@@ -128,6 +132,7 @@ export async function startWorkers(
     await closeBackends(backends);
     // Every record a worker sent arrived before its exit; now they go to disk.
     await recording.close();
+    return cut;
   }
 
   let address: AddressInfo;
@@ -162,7 +167,7 @@ export async function startWorkers(
     return AggregatorRegistry.aggregate(all).metrics();
   }
 
-  let closing: Promise<void> | undefined;
+  let closing: Promise<number> | undefined;
   return {
     address,
     backends,
@@ -234,7 +239,7 @@ export async function runWorker(config: Config, log: Logger): Promise<void> {
   apply(initial);
 
   const stop = (): void => {
-    void proxy.close().then(() => process.disconnect());
+    void proxy.close().then((cut) => process.send!({ drum: 'stopped', cut } satisfies ToPrimary, undefined, undefined, () => process.disconnect()));
   };
   process.on('message', (msg: ToWorker) => {
     if (msg.drum === 'state') apply(msg.state);

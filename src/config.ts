@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { InputError } from './input-error.js';
@@ -11,6 +11,16 @@ import { compileSplit, type Share } from './split.js';
 export interface Upstream {
   readonly name: string;
   readonly url: URL;
+  /** Read the whole request body before connecting (nginx's proxy_request_buffering). */
+  readonly requestBuffering: boolean;
+  /** Take the answer as fast as the upstream sends it, holding it for a slow client (proxy_buffering). */
+  readonly responseBuffering: boolean;
+}
+
+/** Where bodies wait: per exchange and direction, this much in memory, the rest in a temp file in `dir`. */
+export interface BufferConfig {
+  readonly memory: number;
+  readonly dir: string;
 }
 
 export interface HostPort {
@@ -35,6 +45,9 @@ export interface Config {
   readonly timeoutMs: number;
   /** Largest request body accepted, in bytes. */
   readonly bodyLimit: number;
+  readonly buffer: BufferConfig;
+  /** How long shutdown waits for requests in flight before cutting them. */
+  readonly drainTimeoutMs: number;
   /** How long an idle upstream connection is kept; below the upstream's own keep-alive timeout. */
   readonly upstreamKeepAliveMs: number;
   readonly accessLog: boolean;
@@ -69,6 +82,8 @@ export interface RecordSettings {
   readonly rotateBytes: number | undefined;
   /** Bytes of records waiting for the disk before new ones are dropped. */
   readonly queueBytes: number;
+  /** Bytes of bodies held in memory at once for records still in flight; past it, requests pass unrecorded. */
+  readonly memoryBytes: number;
   /** Also record the response's status and body (capped at maxBody). */
   readonly responses: boolean;
   /** Lower-case header names whose values are recorded as "[REDACTED]". */
@@ -86,6 +101,11 @@ export interface RawSettings {
   overrideHeader?: unknown;
   timeout?: unknown;
   bodyLimit?: unknown;
+  bufferMemory?: unknown;
+  bufferDir?: unknown;
+  requestBuffering?: unknown;
+  responseBuffering?: unknown;
+  drainTimeout?: unknown;
   upstreamKeepAlive?: unknown;
   accessLog?: unknown;
   logLevel?: unknown;
@@ -100,6 +120,7 @@ export interface RawSettings {
   recordMaxBody?: unknown;
   recordRotateBytes?: unknown;
   recordQueue?: unknown;
+  recordMemory?: unknown;
   recordResponses?: unknown;
   recordRedact?: unknown;
   recordNoRedact?: unknown;
@@ -108,9 +129,9 @@ export interface RawSettings {
 
 const SETTINGS: readonly (keyof RawSettings)[] = [
   'listen', 'upstreams', 'weights', 'key', 'trustProxy', 'upstreamHeader', 'overrideHeader',
-  'timeout', 'bodyLimit', 'upstreamKeepAlive', 'accessLog', 'logLevel', 'admin', 'adminTokenFile', 'state',
+  'timeout', 'bodyLimit', 'bufferMemory', 'bufferDir', 'requestBuffering', 'responseBuffering', 'drainTimeout', 'upstreamKeepAlive', 'accessLog', 'logLevel', 'admin', 'adminTokenFile', 'state',
   'pollInterval', 'metricsOnTraffic', 'record', 'recordSample', 'recordPaths', 'recordMaxBody', 'recordRotateBytes',
-  'recordQueue', 'recordResponses', 'recordRedact', 'recordNoRedact', 'workers',
+  'recordQueue', 'recordMemory', 'recordResponses', 'recordRedact', 'recordNoRedact', 'workers',
 ];
 
 export const DEFAULTS = {
@@ -119,6 +140,7 @@ export const DEFAULTS = {
   upstreams: [['flask', 'http://127.0.0.1:8080'], ['fastapi', 'http://127.0.0.1:8081']],
   timeout: '120s', // gunicorn's default worker timeout
   bodyLimit: '100MB',
+  bufferMemory: '64KB', // per exchange and direction; nginx's proxy buffers are 8 × 8 KB
   // gunicorn closes idle keep-alive connections after 2 s; reusing one it is closing fails
   // the request, and we never retry, so we let go of idle connections first.
   upstreamKeepAlive: '1s',
@@ -139,6 +161,25 @@ export function parseHostPort(value: unknown, field: string): HostPort {
     throw new InputError(`"${value}" is not HOST:PORT (e.g. 0.0.0.0:8000 or [::]:8000)`, field);
   }
   return { host: m[1] ?? m[2]!, port };
+}
+
+const UPSTREAM_KEYS = ['url', 'requestBuffering', 'responseBuffering'];
+
+/** An upstream: its URL, or in a config file { url, requestBuffering?, responseBuffering? }. */
+function parseUpstream(name: string, value: unknown, buffering: { request: boolean; response: boolean }): Upstream {
+  const field = `upstreams.${name}`;
+  if (value === null || typeof value !== 'object') {
+    return { name, url: parseUpstreamUrl(name, value), requestBuffering: buffering.request, responseBuffering: buffering.response };
+  }
+  const unknown = Object.keys(value).find((k) => !UPSTREAM_KEYS.includes(k));
+  if (unknown !== undefined) throw new InputError(`unknown key "${unknown}"; known: ${UPSTREAM_KEYS.join(', ')}`, field);
+  const v = value as { url?: unknown; requestBuffering?: unknown; responseBuffering?: unknown };
+  return {
+    name,
+    url: parseUpstreamUrl(name, v.url),
+    requestBuffering: parseBoolean(v.requestBuffering ?? buffering.request, `${field}.requestBuffering`),
+    responseBuffering: parseBoolean(v.responseBuffering ?? buffering.response, `${field}.responseBuffering`),
+  };
 }
 
 function parseUpstreamUrl(name: string, value: unknown): URL {
@@ -253,6 +294,8 @@ function recordSettings(raw: RawSettings): RecordSettings {
   const maxBody = parseSize(raw.recordMaxBody ?? DEFAULTS.recordMaxBody, 'recordMaxBody');
   const responses = parseBoolean(raw.recordResponses ?? false, 'recordResponses');
   const queueBytes = positiveSize(raw.recordQueue ?? DEFAULTS.recordQueue, 'recordQueue');
+  // A quarter of the queue by default: bodies in flight and lines waiting for the disk together stay bounded.
+  const memoryBytes = raw.recordMemory === undefined ? Math.floor(queueBytes / 4) : positiveSize(raw.recordMemory, 'recordMemory');
   return {
     file,
     enabled: file !== undefined,
@@ -261,6 +304,7 @@ function recordSettings(raw: RawSettings): RecordSettings {
     maxBody,
     rotateBytes: raw.recordRotateBytes === undefined ? undefined : positiveSize(raw.recordRotateBytes, 'recordRotateBytes'),
     queueBytes,
+    memoryBytes,
     responses,
     redact: [...new Set(redact)],
   };
@@ -318,10 +362,11 @@ export function parseConfigText(text: string, path: string): RawSettings {
 
 /** Validates raw settings (file merged with flags, flags winning) into a Config. */
 export function buildConfig(raw: RawSettings): Config {
-  const upstreams = pairs(raw.upstreams ?? DEFAULTS.upstreams, 'upstreams').map(([name, url]) => ({
-    name,
-    url: parseUpstreamUrl(name, url),
-  }));
+  const buffering = {
+    request: parseBoolean(raw.requestBuffering ?? true, 'requestBuffering'),
+    response: parseBoolean(raw.responseBuffering ?? true, 'responseBuffering'),
+  };
+  const upstreams = pairs(raw.upstreams ?? DEFAULTS.upstreams, 'upstreams').map(([name, value]) => parseUpstream(name, value, buffering));
   const names = new Set<string>();
   for (const { name } of upstreams) {
     if (names.has(name)) throw new InputError(`"${name}" is named twice`, 'upstreams');
@@ -350,6 +395,7 @@ export function buildConfig(raw: RawSettings): Config {
   const listen = parseAddress(raw.listen ?? DEFAULTS.listen, 'listen');
   const admin = parseAddress(raw.admin ?? DEFAULTS.admin, 'admin');
   const metricsOnTraffic = parseBoolean(raw.metricsOnTraffic ?? false, 'metricsOnTraffic');
+  const timeoutMs = parseDuration(raw.timeout ?? DEFAULTS.timeout, 'timeout');
 
   return {
     listen,
@@ -362,8 +408,13 @@ export function buildConfig(raw: RawSettings): Config {
       raw.overrideHeader === undefined || raw.overrideHeader === null || raw.overrideHeader === false
         ? undefined
         : parseHeaderName(raw.overrideHeader, 'overrideHeader'),
-    timeoutMs: parseDuration(raw.timeout ?? DEFAULTS.timeout, 'timeout'),
+    timeoutMs,
     bodyLimit: parseSize(raw.bodyLimit ?? DEFAULTS.bodyLimit, 'bodyLimit'),
+    buffer: {
+      memory: positiveSize(raw.bufferMemory ?? DEFAULTS.bufferMemory, 'bufferMemory'),
+      dir: optionalPath(raw.bufferDir, 'bufferDir') ?? tmpdir(),
+    },
+    drainTimeoutMs: raw.drainTimeout === undefined ? timeoutMs : parseDuration(raw.drainTimeout, 'drainTimeout'),
     upstreamKeepAliveMs: parseDuration(raw.upstreamKeepAlive ?? DEFAULTS.upstreamKeepAlive, 'upstreamKeepAlive'),
     accessLog: parseBoolean(raw.accessLog ?? false, 'accessLog'),
     logLevel,

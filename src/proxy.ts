@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
@@ -10,9 +10,13 @@ import { sendError } from './reply.js';
 import { methodLabel, NO_UPSTREAM, type Metrics } from './metrics.js';
 import { hashKey, pickByHash, type SplitTable } from './split.js';
 import type { PendingRecord, Recording } from './recording.js';
+import { BufferFailed, SpillFile } from './spill.js';
 import { BodyTooLarge, classifyFailure, forward, type Backend, type ForwardBody, type ForwardFailure } from './upstream.js';
 
 export const UPSTREAM_HEADER = 'X-Drum-Splitter-Upstream';
+
+/** More request headers than this get 431: Node would otherwise drop the rest silently, Content-Length among them. */
+export const MAX_HEADERS = 1000;
 
 /** The live split; its table is replaced whole on a weight change, never edited. */
 export interface Routes {
@@ -28,6 +32,18 @@ export interface ProxyDeps {
   readonly recording: Recording;
 }
 
+/** The request handler, and what shutdown needs of it. */
+export interface Proxy {
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  /** Exchanges not yet ended. */
+  readonly inFlight: number;
+  /**
+   * Shutdown: every answer from now on carries Connection: close, and connections whose
+   * answer is already on its way are closed once it ends. Resolves when nothing is in flight.
+   */
+  drain(): Promise<void>;
+}
+
 /** One request on its way through the stages. */
 interface Exchange {
   readonly req: IncomingMessage;
@@ -41,10 +57,15 @@ interface Exchange {
   /** Bytes announced by Content-Length, or -1 for a chunked body, 0 for none. */
   readonly bodyLength: number;
   backend: Backend | undefined;
-  /** Set when drum-splitter wrote the response itself rather than passing the upstream's. */
-  answeredByProxy: boolean;
-  /** Set for a sampled request once its body is read; written out when the exchange ends. */
+  /**
+   * Set once drum-splitter answered (or cut) the exchange itself: the one "already answered"
+   * guard every stage checks, and whose fault it was, for counting.
+   */
+  failure: ForwardFailure | undefined;
+  /** Set for a sampled request; written out when the exchange ends. */
   record: PendingRecord | undefined;
+  /** The request body's overflow file, removed when the exchange ends. */
+  spill: SpillFile | undefined;
 }
 
 /** Node reports IPv4 peers of a dual-stack socket as ::ffff:a.b.c.d; nginx as a.b.c.d. */
@@ -63,40 +84,75 @@ function forwardedFor(header: string | undefined): string | undefined {
   return isIP(last) === 0 ? undefined : last;
 }
 
+/** The `error` field of our JSON answer for each failure status. */
+const ERROR_NAMES: Record<ForwardFailure['status'], string> = {
+  400: 'bad_request',
+  413: 'payload_too_large',
+  500: 'buffer_failed',
+  502: 'bad_gateway',
+  504: 'gateway_timeout',
+};
+
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/i;
 
-export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
+/** How many times a header occurs in Node's flat rawHeaders list. */
+function occurrences(raw: readonly string[], lowerName: string): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === lowerName.length && raw[i]!.toLowerCase() === lowerName) n++;
+  return n;
+}
+
+/** A refusal before any upstream is involved: [status, error, message]. */
+type Refusal = readonly [400 | 431, string, string];
+
+/** Why a request cannot be taken as it stands, or undefined. The request's fault in every case. */
+export function refusal(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVersion'>, host: string | undefined): Refusal | undefined {
+  if (req.rawHeaders.length > 2 * MAX_HEADERS) {
+    return [431, 'too_many_headers', `${req.rawHeaders.length / 2} request headers; at most ${MAX_HEADERS} are taken`];
+  }
+  if (host === undefined && req.httpVersion === '1.1') return [400, 'bad_request', 'an HTTP/1.1 request needs a Host header'];
+  // undici would refuse to send it; nginx refuses it too ("client sent duplicate host header").
+  if (host !== undefined && occurrences(req.rawHeaders, 'host') > 1) return [400, 'bad_request', 'the request has more than one Host header'];
+  return undefined;
+}
+
+export function createProxy(deps: ProxyDeps): Proxy {
   const { config, routes, backends, log, metrics, recording } = deps;
   const splitKey = compileKey(config.key);
   const dropHeaders = new Set<string>(FORWARDED_HEADERS);
   if (config.overrideHeader !== undefined) dropHeaders.add(config.overrideHeader);
+  // A buffered body is sent with the Content-Length of what was read, whatever the client said.
+  const dropForBuffered = new Set([...dropHeaders, 'content-length']);
   // Built once per upstream rather than per request: the response header naming it.
   const upstreamHeader = new Map([...backends.keys()].map((name) => [name, config.upstreamHeader ? [UPSTREAM_HEADER, name] : []]));
+  const settingsOf = new Map(config.upstreams.map((u) => [u.name, u]));
+  const live = new Set<Exchange>();
+  let draining: (() => void) | undefined;
 
-  /** Stage 1: what nginx would see — $uri, $args, $host, $remote_addr — or a 400. */
-  function readRequest(req: IncomingMessage, res: ServerResponse): Exchange | undefined {
+  /** The one way drum-splitter answers for itself: marks the exchange answered, whose fault it was, and replies. */
+  function answer(ex: Exchange, failure: ForwardFailure, error: string, extra: Record<string, unknown> = {}): void {
+    ex.failure = failure;
+    // An unread body would be taken as the next request: the connection goes with the answer.
+    sendError(ex.res, failure.status, error, failure.reason, extra, !ex.req.complete);
+  }
+
+  /** Stage 1: what nginx would see — $uri, $args, $host, $remote_addr — or a reason to refuse. */
+  function readRequest(req: IncomingMessage, res: ServerResponse): Exchange | Refusal {
     const target = req.url!; // always set on a server's request
     let path = target;
     let hostValue = req.headers.host;
+    const refused = refusal(req, hostValue);
+    if (refused !== undefined) return refused;
     if (!target.startsWith('/')) {
       const m = ABSOLUTE_FORM.exec(target);
-      if (m === null) {
-        sendError(res, 400, 'bad_request', `request target "${target}" is not a path or an absolute URL`);
-        return undefined;
-      }
+      if (m === null) return [400, 'bad_request', `request target "${target}" is not a path or an absolute URL`];
       hostValue = m[1];
       path = m[2]!.startsWith('/') ? m[2]! : `/${m[2]!}`;
     }
     const parsed = parsePath(path);
-    if (parsed === null) {
-      sendError(res, 400, 'bad_request', `request target "${target}" is malformed or climbs above the root`);
-      return undefined;
-    }
+    if (parsed === null) return [400, 'bad_request', `request target "${target}" is malformed or climbs above the root`];
     const host = hostValue === undefined ? '' : parseHost(hostValue);
-    if (host === null) {
-      sendError(res, 400, 'bad_request', `Host "${hostValue}" is not a valid host name`);
-      return undefined;
-    }
+    if (host === null) return [400, 'bad_request', `Host "${hostValue}" is not a valid host name`];
     const clientAddr = plainAddress(req.socket.remoteAddress);
     const remoteAddr = (config.trustProxy ? forwardedFor(req.headers['x-forwarded-for'] as string | undefined) : undefined) ?? clientAddr;
     const length = req.headers['content-length'];
@@ -110,29 +166,63 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
       bodyLength: length !== undefined ? Number(length) : req.headers['transfer-encoding'] !== undefined ? -1 : 0,
       // Every field from the start: one object shape for every exchange keeps the stages' property access monomorphic.
       backend: undefined,
-      answeredByProxy: false,
+      failure: undefined,
       record: undefined,
+      spill: undefined,
     };
   }
 
-  /** Stage 2: refuse a body over the limit without reading it (chunked ones are cut later). */
+  /** Stage 2: count, time and (with --access-log) log the exchange as it ends; tidy up after it. */
+  function observe(ex: Exchange): void {
+    live.add(ex);
+    ex.res.once('close', () => {
+      live.delete(ex);
+      void ex.spill?.close();
+      const finished = ex.res.writableFinished;
+      const { failure, backend } = ex;
+      // A body cut by the upstream is its failure (502/504), not a client that left (499, nginx's code).
+      const status = failure !== undefined ? failure.status : finished ? ex.res.statusCode : 499;
+      // Only an upstream's own failure counts against it; the client's and ours count as no upstream's.
+      const serverType = backend !== undefined && (failure === undefined || failure.blame === 'upstream') ? backend.name : NO_UPSTREAM;
+      const seconds = (performance.now() - ex.started) / 1000;
+      const origin = failure !== undefined || !finished ? 'proxy' : 'upstream';
+      metrics.requests.inc({ server_type: serverType, status: String(status), method: methodLabel(ex.req.method), origin });
+      if (backend !== undefined) {
+        if (serverType !== NO_UPSTREAM) metrics.duration.observe({ server_type: serverType }, seconds);
+        metrics.inFlight.dec({ server_type: backend.name });
+      }
+      // Only requests whose body arrived whole: a body cut off (client gone, over the body limit) is no request to replay.
+      if (ex.record !== undefined && ex.req.complete) {
+        // Status 0 when no response had started, as the seed's replay script writes "no answer".
+        const response = { status: ex.res.headersSent ? ex.res.statusCode : 0, complete: finished && failure === undefined };
+        recording.finish(ex.record, { upstream: backend!.name, status, latencyMs: seconds * 1000, response });
+      } else if (ex.record !== undefined) {
+        recording.discard(ex.record);
+      }
+      if (config.accessLog) {
+        const fields = { method: ex.req.method, url: ex.req.url, client: ex.clientAddr, upstream: backend?.name, status, ms: Math.round(seconds * 10000) / 10 };
+        log.info(fields, 'request');
+      }
+      if (draining !== undefined && live.size === 0) draining();
+    });
+  }
+
+  /** Stage 3: refuse a body over the limit without reading it (chunked ones are cut as they are read). */
   function admitBody(ex: Exchange): boolean {
     if (ex.bodyLength <= config.bodyLimit) return true;
-    ex.answeredByProxy = true;
-    sendError(ex.res, 413, 'payload_too_large', `request body of ${ex.bodyLength} bytes is over the limit of ${config.bodyLimit}`, {}, true);
+    const reason = `request body of ${ex.bodyLength} bytes is over the limit of ${config.bodyLimit}`;
+    answer(ex, { status: 413, reason, blame: 'client' }, 'payload_too_large');
     return false;
   }
 
-  /** Stage 3: the tester's override header, else the split_clients bucket of the key. */
+  /** Stage 4: the tester's override header, else the split_clients bucket of the key. */
   function chooseBackend(ex: Exchange): Backend | undefined {
     let name: string | undefined;
     const forced = config.overrideHeader === undefined ? undefined : ex.req.headers[config.overrideHeader];
     if (typeof forced === 'string') {
       if (!backends.has(forced)) {
-        ex.answeredByProxy = true;
-        sendError(ex.res, 400, 'unknown_upstream', `${config.overrideHeader}: "${forced}" is not an upstream`, {
-          upstreams: [...backends.keys()],
-        });
+        const reason = `${config.overrideHeader}: "${forced}" is not an upstream`;
+        answer(ex, { status: 400, reason, blame: 'client' }, 'unknown_upstream', { upstreams: [...backends.keys()] });
         return undefined;
       }
       name = forced;
@@ -142,85 +232,83 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
     return backends.get(name!);
   }
 
-  /** Stage 4: count, time and (with --access-log) log the exchange as it ends. */
-  function observe(ex: Exchange): void {
-    ex.res.once('close', () => {
-      const finished = ex.res.writableFinished;
-      const status = finished ? ex.res.statusCode : 499; // nginx's code for a client that left
-      const serverType = ex.backend?.name ?? NO_UPSTREAM;
-      const seconds = (performance.now() - ex.started) / 1000;
-      const origin = ex.answeredByProxy || !finished ? 'proxy' : 'upstream';
-      metrics.requests.inc({ server_type: serverType, status: String(status), method: methodLabel(ex.req.method), origin });
-      if (ex.backend !== undefined) {
-        metrics.duration.observe({ server_type: serverType }, seconds);
-        metrics.inFlight.dec({ server_type: serverType });
-      }
-      // Only requests whose body arrived whole: a body cut off (client gone, over the body limit) is no request to replay.
-      if (ex.record !== undefined && ex.req.complete) {
-        // Status 0 when no response had started, as the seed's replay script writes "no answer".
-        const response = { status: ex.res.headersSent ? ex.res.statusCode : 0, complete: finished };
-        recording.finish(ex.record, { upstream: serverType, status, latencyMs: seconds * 1000, response });
-      }
-      if (config.accessLog) {
-        const fields = { method: ex.req.method, url: ex.req.url, client: ex.clientAddr, upstream: ex.backend?.name, status, ms: Math.round(seconds * 10000) / 10 };
-        log.info(fields, 'request');
-      }
-    });
+  /** The request body as it arrives: a chunked one cut off past the body limit, each chunk seen by the record. */
+  async function* bodyChunks(ex: Exchange): AsyncGenerator<Buffer> {
+    let seen = 0;
+    for await (const chunk of ex.req as AsyncIterable<Buffer>) {
+      seen += chunk.length;
+      if (seen > config.bodyLimit) throw new BodyTooLarge(`request body is over the limit of ${config.bodyLimit} bytes`);
+      ex.record?.body.add(chunk);
+      yield chunk;
+    }
   }
 
-  /** The request body as it arrives: a chunked one is cut off past the body limit. */
-  function incomingBody(ex: Exchange): Readable | null {
+  /** Stage 5, streaming: the body goes upstream as it arrives (--no-request-buffering). */
+  function streamBody(ex: Exchange): ForwardBody {
     if (ex.bodyLength === 0) return null;
-    return ex.bodyLength === -1 ? Readable.from(capped(ex.req, config.bodyLimit), { objectMode: false }) : ex.req;
+    // Nothing to count or keep: hand undici the request itself.
+    if (ex.bodyLength > 0 && ex.record === undefined) return ex.req;
+    return Readable.from(bodyChunks(ex), { objectMode: false });
   }
 
   /**
-   * Stage 5, for a sampled request only: read the body into memory (up to the record cap), so
-   * the record has it, and forward those same bytes. A body over the cap is forwarded whole
-   * (what was read, then the rest as it streams in) and its record says it was truncated.
+   * Stage 5, buffered (nginx's proxy_request_buffering): the whole body is read before an
+   * upstream connection is taken, so a slow client holds none of the upstream's workers. Up to
+   * --buffer-memory stays in memory, the rest goes to a temp file. Undefined if the exchange
+   * was answered meanwhile (over the limit, the disk failed) or the client left.
    */
-  async function record(ex: Exchange): Promise<ForwardBody | undefined> {
-    const pending = recording.start(ex.req, ex.path);
-    const source = incomingBody(ex);
-    let body: ForwardBody = null;
-    if (source !== null) {
-      const read: Buffer[] = [];
-      const chunks = source[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-      try {
-        for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
-          read.push(next.value);
-          pending.body.add(next.value);
-          if (pending.body.truncated) break;
+  async function bufferBody(ex: Exchange): Promise<{ body: ForwardBody; length: number } | undefined> {
+    const held: Buffer[] = [];
+    let length = 0;
+    try {
+      for await (const chunk of bodyChunks(ex)) {
+        length += chunk.length;
+        if (ex.spill !== undefined) {
+          await ex.spill.append(chunk);
+        } else if (length <= config.buffer.memory) {
+          held.push(chunk);
+        } else {
+          ex.spill = await SpillFile.create(config.buffer.dir);
+          const spill = ex.spill;
+          await Promise.all([...held, chunk].map((c) => spill.append(c)));
+          held.length = 0;
         }
-      } catch (err) {
-        // Over the body limit: refused as the streaming path would; the client gone: nothing to do.
-        if (err instanceof BodyTooLarge) refuse(ex, classifyFailure(err), err);
-        return undefined;
       }
-      body = pending.body.truncated ? Readable.from(readThenRest(read, chunks), { objectMode: false }) : Buffer.concat(read);
+    } catch (err) {
+      // The client gone: nothing to answer. Over the limit or our disk: say so.
+      if (err instanceof BodyTooLarge || err instanceof BufferFailed) refuse(ex, classifyFailure(err), err);
+      return undefined;
     }
-    ex.record = pending;
-    return body;
+    if (ex.res.destroyed) return undefined;
+    const spill = ex.spill;
+    if (spill === undefined) return { body: length === 0 ? null : held.length === 1 ? held[0]! : Buffer.concat(held, length), length };
+    return { body: Readable.from(readBack(spill), { objectMode: false }), length };
   }
 
-  /** Answers for a failed forward, closing the connection if the request body was not read. */
-  function refuse(ex: Exchange, failure: ForwardFailure, err: Error): void {
+  /** Answers for a failed forward; a failure in the middle of the answer's body cuts the connection. */
+  function refuse(ex: Exchange, failure: ForwardFailure, err: Error, midBody = false): void {
     const { req, res } = ex;
-    if (failure.status !== 413) log.warn({ upstream: ex.backend!.name, err: err.message, url: req.url }, failure.reason);
-    const error = failure.status === 413 ? 'payload_too_large' : failure.status === 504 ? 'gateway_timeout' : 'bad_gateway';
-    ex.answeredByProxy = true;
-    sendError(res, failure.status, error, failure.reason, { upstream: ex.backend!.name }, !req.complete);
+    const upstream = ex.backend!.name;
+    if (failure.status !== 413) {
+      const fields = { upstream, err: err.message, url: req.url, status: failure.status, blame: failure.blame };
+      if (failure.blame === 'client') log.info(fields, failure.reason);
+      else log.warn(fields, midBody ? `${failure.reason} in the middle of the answer; connection cut` : failure.reason);
+    }
+    if (!midBody) return answer(ex, failure, ERROR_NAMES[failure.status], { upstream });
+    ex.failure = failure;
+    res.destroy();
   }
 
-  /** Stage 6: send the request upstream and stream the answer back. */
-  function forwardTo(ex: Exchange, backend: Backend, body: ForwardBody): void {
+  /** Stage 6: send the request upstream and pass the answer back. */
+  function forwardTo(ex: Exchange, backend: Backend, body: ForwardBody, bufferedLength: number | undefined): void {
     const { req, res } = ex;
     const headers = upstreamRequestHeaders(
       req.rawHeaders,
       req.headers,
       { clientAddr: ex.clientAddr, proto: 'http', host: req.headers.host },
-      dropHeaders,
+      bufferedLength === undefined ? dropHeaders : dropForBuffered,
     );
+    if (bufferedLength !== undefined && (bufferedLength > 0 || ex.bodyLength !== 0)) headers.push('Content-Length', String(bufferedLength));
     const response = ex.record?.response;
     forward(
       backend,
@@ -232,16 +320,32 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
         timeoutMs: config.timeoutMs,
         responseHeaders: upstreamHeader.get(backend.name)!,
         ...(response === undefined ? {} : { onData: (chunk: Buffer) => response.add(chunk) }),
+        bufferResponse: settingsOf.get(backend.name)!.responseBuffering,
+        buffer: config.buffer,
       },
       res,
-      (failure, err) => refuse(ex, failure, err),
+      (failure, err, midBody) => refuse(ex, failure, err, midBody),
     );
   }
 
-  return function handle(req, res) {
+  /** Stages 5 and 6, once the backend is known. */
+  async function pass(ex: Exchange, backend: Backend): Promise<void> {
+    if (!settingsOf.get(backend.name)!.requestBuffering || ex.bodyLength === 0) {
+      forwardTo(ex, backend, streamBody(ex), undefined);
+      return;
+    }
+    const buffered = await bufferBody(ex);
+    if (buffered !== undefined && ex.failure === undefined) forwardTo(ex, backend, buffered.body, buffered.length);
+  }
+
+  function handle(req: IncomingMessage, res: ServerResponse): void {
+    // During shutdown every answer closes its connection.
+    if (draining !== undefined) res.shouldKeepAlive = false;
     const ex = readRequest(req, res);
-    if (ex === undefined) {
-      metrics.requests.inc({ server_type: NO_UPSTREAM, status: '400', method: methodLabel(req.method), origin: 'proxy' });
+    if (!('req' in ex)) {
+      const [status, error, message] = ex;
+      metrics.requests.inc({ server_type: NO_UPSTREAM, status: String(status), method: methodLabel(req.method), origin: 'proxy' });
+      sendError(res, status, error, message, {}, !req.complete);
       return;
     }
     observe(ex);
@@ -250,28 +354,32 @@ export function createProxy(deps: ProxyDeps): (req: IncomingMessage, res: Server
     if (backend === undefined) return;
     ex.backend = backend;
     metrics.inFlight.inc({ server_type: backend.name });
-    if (!recording.wants(ex.facts.uri)) {
-      forwardTo(ex, backend, incomingBody(ex));
-      return;
-    }
-    void record(ex).then((body) => {
-      if (body !== undefined) forwardTo(ex, backend, body);
-    });
+    if (recording.wants(ex.facts.uri)) ex.record = recording.start(req, ex.path, ex.bodyLength);
+    void pass(ex, backend);
+  }
+
+  return {
+    handle,
+    get inFlight() {
+      return live.size;
+    },
+    drain() {
+      const done = new Promise<void>((resolve) => (draining = resolve));
+      for (const ex of live) {
+        if (!ex.res.headersSent) ex.res.shouldKeepAlive = false;
+        else {
+          // Already on its way with keep-alive: close the connection once it is delivered.
+          const socket: Socket = ex.req.socket;
+          ex.res.once('finish', () => socket.end());
+        }
+      }
+      if (live.size === 0) draining!();
+      return done;
+    },
   };
 }
 
-/** The chunks already read, then the rest of the body as it arrives. */
-async function* readThenRest(read: readonly Buffer[], rest: AsyncIterator<Buffer>): AsyncGenerator<Buffer> {
-  yield* read;
-  for (let next = await rest.next(); !next.done; next = await rest.next()) yield next.value;
-}
-
-/** A chunked body, stopped with BodyTooLarge once it passes `limit` bytes. */
-async function* capped(body: AsyncIterable<Buffer>, limit: number): AsyncGenerator<Buffer> {
-  let seen = 0;
-  for await (const chunk of body) {
-    seen += chunk.length;
-    if (seen > limit) throw new BodyTooLarge(`request body is over the limit of ${limit} bytes`);
-    yield chunk;
-  }
+/** A spilled request body, read back from its file (a failed read is a BufferFailed: ours, not the upstream's). */
+async function* readBack(spill: SpillFile): AsyncGenerator<Buffer> {
+  for (let chunk = await spill.read(64 * 1024); chunk !== null; chunk = await spill.read(64 * 1024)) yield chunk;
 }

@@ -114,8 +114,8 @@ export function recordable(paths: readonly string[]): (path: string) => boolean 
 }
 
 /** Why a line was not written. */
-export type DropReason = 'queue_full' | 'write_error' | 'closed';
-const DROP_REASONS: readonly DropReason[] = ['queue_full', 'write_error', 'closed'];
+export type DropReason = 'queue_full' | 'write_error' | 'closed' | 'memory';
+const DROP_REASONS: readonly DropReason[] = ['queue_full', 'write_error', 'closed', 'memory'];
 
 export interface RecorderMetrics {
   /**
@@ -138,7 +138,7 @@ export function createRecorderMetrics(registry: Registry): RecorderMetrics {
     }),
     dropped: new Counter({
       name: 'drum_recorder_dropped_total',
-      help: 'Sampled requests not recorded, by reason: queue_full (write buffer full), write_error (file write failed), closed (after shutdown began).',
+      help: 'Sampled requests not recorded, by reason: queue_full (write buffer full), write_error (file write failed), closed (after shutdown began), memory (bodies held for records in flight over --record-memory).',
       labelNames: ['reason'],
       registers: [registry],
     }),

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { parseRate, type RecordSettings } from './config.js';
 import { endToEnd } from './headers.js';
 import { InputError } from './input-error.js';
-import { recordable, recordHeaders, RecordWriter, sampled, type RecorderMetrics, type RecordLine } from './recorder.js';
+import { recordable, recordHeaders, RecordWriter, sampled, type DropReason, type RecorderMetrics, type RecordLine } from './recorder.js';
 
 /** Where finished records go: the file's writer, or (in a --workers worker) the primary's. */
 export interface RecordSink {
@@ -42,20 +42,50 @@ export function recordFromEnv(env: NodeJS.ProcessEnv, settings: RecordSettings):
   return { ...settings, file, enabled, sampleRate };
 }
 
-/** What is captured of one body: the first `limit` bytes, and whether there was more. */
+/** Bytes of bodies held for records in flight, all of them together; nothing is taken past `limit`. */
+export class MemoryBudget {
+  held = 0;
+
+  constructor(readonly limit: number) {}
+
+  take(n: number): boolean {
+    if (this.held + n > this.limit) return false;
+    this.held += n;
+    return true;
+  }
+
+  give(n: number): void {
+    this.held -= n;
+  }
+}
+
+/**
+ * What is captured of one body: the first `limit` bytes, and whether there was more. The bytes
+ * are taken from `budget`; a capture the budget cannot hold lets go of what it has and says so.
+ */
 export class Capture {
-  private readonly chunks: Buffer[] = [];
+  private chunks: Buffer[] = [];
   private size = 0;
   truncated = false;
+  overBudget = false;
 
-  constructor(private readonly limit: number) {}
+  constructor(
+    private readonly limit: number,
+    private readonly budget: MemoryBudget,
+  ) {}
 
   add(chunk: Buffer): void {
+    if (this.overBudget) return;
     if (this.size >= this.limit) {
       this.truncated ||= chunk.length > 0;
       return;
     }
     const kept = chunk.length <= this.limit - this.size ? chunk : chunk.subarray(0, this.limit - this.size);
+    if (!this.budget.take(kept.length)) {
+      this.overBudget = true;
+      this.release();
+      return;
+    }
     this.truncated ||= kept.length < chunk.length;
     this.chunks.push(kept);
     this.size += kept.length;
@@ -63,6 +93,13 @@ export class Capture {
 
   hex(): string {
     return Buffer.concat(this.chunks, this.size).toString('hex');
+  }
+
+  /** Gives the bytes back to the budget; the capture is empty after. */
+  release(): void {
+    this.budget.give(this.size);
+    this.chunks = [];
+    this.size = 0;
   }
 }
 
@@ -100,6 +137,8 @@ export class Recording {
   readonly #random: () => number;
   readonly #recordable: (path: string) => boolean;
   readonly #onChange: ((view: RecordingView) => void) | undefined;
+  readonly #budget: MemoryBudget;
+  readonly #metrics: RecorderMetrics;
 
   /**
    * With `sink`, lines go there instead of to a writer of the file (which is then not opened
@@ -127,6 +166,8 @@ export class Recording {
     this.#random = deps.random ?? Math.random;
     this.#recordable = recordable(settings.paths);
     this.#onChange = deps.onChange;
+    this.#budget = new MemoryBudget(settings.memoryBytes);
+    this.#metrics = deps.metrics;
     this.#sink =
       deps.sink ??
       (settings.file === undefined
@@ -147,8 +188,23 @@ export class Recording {
     return this.enabled && this.#recordable(uri) && sampled(this.sampleRate, this.#random);
   }
 
-  /** Starts a record of a request whose body will be captured into the record's `body`. */
-  start(req: IncomingMessage, path: string): PendingRecord {
+  /** Bytes of bodies held for records in flight now. */
+  get heldBytes(): number {
+    return this.#budget.held;
+  }
+
+  /**
+   * Starts a record of a request whose body will be captured into the record's `body`; undefined
+   * (dropped, reason "memory") when the bodies already held leave no room for this one's.
+   */
+  start(req: IncomingMessage, path: string, bodyLength: number): PendingRecord | undefined {
+    // A Content-Length body is known to fit or not before a byte is read: try it now, so it
+    // streams unrecorded rather than being dropped halfway.
+    const expected = Math.min(Math.max(bodyLength, 0), this.maxBody);
+    if (this.#budget.held + expected > this.#budget.limit) {
+      this.#metrics.dropped.inc({ reason: 'memory' satisfies DropReason });
+      return undefined;
+    }
     return {
       timestamp: Date.now() / 1000,
       method: req.method!,
@@ -157,21 +213,26 @@ export class Recording {
       // the Content-Length the replaying client sets).
       headers: recordHeaders(endToEnd(req.rawHeaders), this.#redact),
       contentType: req.headers['content-type'] ?? '',
-      body: new Capture(this.maxBody),
-      response: this.#settings.responses ? new Capture(this.maxBody) : undefined,
+      body: new Capture(this.maxBody, this.#budget),
+      response: this.#settings.responses ? new Capture(this.maxBody, this.#budget) : undefined,
     };
   }
 
-  /** Queues the finished record's line; the writer drops and counts it if it cannot keep up. */
   /**
-   * `status` is what the client got (499 if it left); `response` what the upstream sent: its
-   * status, and the body as far as it passed (`complete` false if the exchange broke off).
+   * Queues the finished record's line (the writer drops and counts it if it cannot keep up) and
+   * frees its bodies. `status` is what the client got (499 if it left); `response` what the
+   * upstream sent: its status, and the body as far as it passed (`complete` false if the exchange
+   * broke off). A record whose bodies passed the memory budget is dropped ("memory").
    */
   finish(
     record: PendingRecord,
     outcome: { upstream: string; status: number; latencyMs: number; response: { status: number; complete: boolean } },
   ): void {
     const { response } = record;
+    if (record.body.overBudget || response?.overBudget === true) {
+      this.#metrics.dropped.inc({ reason: 'memory' satisfies DropReason });
+      return this.discard(record);
+    }
     this.write({
       timestamp: record.timestamp,
       method: record.method,
@@ -188,6 +249,13 @@ export class Recording {
         ? {}
         : { response: { status: outcome.response.status, body_hex: response.hex(), body_truncated: response.truncated || !outcome.response.complete } }),
     });
+    this.discard(record);
+  }
+
+  /** Frees a record's bodies without writing it (its request never arrived whole). */
+  discard(record: PendingRecord): void {
+    record.body.release();
+    record.response?.release();
   }
 
   /** A finished line, from this process or a worker, to the sink. */

@@ -1,8 +1,11 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { accessSync, constants, statSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { InputError } from './input-error.js';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { createMetrics, sendMetrics, type Metrics } from './metrics.js';
+import { createMetrics, NO_UPSTREAM, sendMetrics, type Metrics } from './metrics.js';
 import { createProxy, type Routes } from './proxy.js';
 import { Recording, type RecordSink } from './recording.js';
 import { compileSplit } from './split.js';
@@ -15,8 +18,13 @@ export interface RunningProxy {
   readonly backends: ReadonlyMap<string, Backend>;
   readonly metrics: Metrics;
   readonly recording: Recording;
-  /** Stops accepting, lets requests in flight finish (up to `graceMs`), then closes pools and writes out the recording. Idempotent. */
-  close(graceMs?: number): Promise<void>;
+  /**
+   * Drains as nginx's graceful quit does: stops accepting, closes idle connections, lets the
+   * requests in flight finish with Connection: close for up to `graceMs` (default: the
+   * config's drain timeout), then cuts the rest; closes the pools and writes out the
+   * recording. Resolves to the number of requests cut. Idempotent.
+   */
+  close(graceMs?: number): Promise<number>;
 }
 
 /** The status for a request Node's parser rejected, by its error code. */
@@ -26,17 +34,34 @@ export function malformedStatus(code: string | undefined): readonly [number, str
   return [400, 'Bad Request'];
 }
 
-/** Answers a request Node's parser rejected, in JSON like our other errors. */
-function rejectMalformed(err: NodeJS.ErrnoException, socket: Socket): void {
+/** Answers on a raw socket, in JSON like our other errors, and closes it. */
+function rawAnswer(socket: Duplex, status: number, text: string, message: string): void {
+  const body = JSON.stringify({ error: 'bad_request', message });
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** Answers (and counts) a request Node's parser rejected; a socket already gone just goes. */
+function rejectMalformed(err: NodeJS.ErrnoException, socket: Duplex, metrics: Metrics): void {
   if (!socket.writable || err.code === 'ECONNRESET') {
     socket.destroy();
     return;
   }
   const [status, text] = malformedStatus(err.code);
-  const body = JSON.stringify({ error: 'bad_request', message: `malformed request: ${err.code}` });
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  metrics.requests.inc({ server_type: NO_UPSTREAM, status: String(status), method: 'other', origin: 'proxy' });
+  rawAnswer(socket, status, text, `malformed request: ${err.code}`);
+}
+
+/** A writable directory for spill files, or an InputError saying why not. */
+function checkBufferDir(dir: string): void {
+  try {
+    accessSync(dir, constants.W_OK);
+    if (statSync(dir).isDirectory()) return;
+  } catch {
+    // reported below
+  }
+  throw new InputError(`${dir} is not a writable directory for buffered bodies (create it, or pass --buffer-dir DIR)`, 'bufferDir');
 }
 
 export interface ProxyOptions {
@@ -51,6 +76,7 @@ export interface ProxyOptions {
 export async function startProxy(config: Config, log: Logger, opts: ProxyOptions = {}): Promise<RunningProxy> {
   const routes = opts.routes ?? { table: compileSplit(config.weights, config.upstreams[0]!.name) };
   const metrics = opts.metrics ?? createMetrics();
+  if (config.upstreams.some((u) => u.requestBuffering || u.responseBuffering)) checkBufferDir(config.buffer.dir);
   const backends = createBackends(config);
   const recording = new Recording(config.record, { metrics: metrics.recorder, log, ...(opts.recordSink === undefined ? {} : { sink: opts.recordSink }) });
   const proxy = createProxy({ config, routes, backends, log, metrics, recording });
@@ -60,16 +86,25 @@ export async function startProxy(config: Config, log: Logger, opts: ProxyOptions
       // idle clients are cut by the socket timeout below instead.
       requestTimeout: 0,
       headersTimeout: 60_000,
+      // Answered by the proxy in JSON, and counted, rather than with Node's bare 400.
+      requireHostHeader: false,
     },
     config.metricsOnTraffic
       ? (req, res) => {
           if (req.method === 'GET' && req.url === '/metrics') void sendMetrics(metrics, res);
-          else proxy(req, res);
+          else proxy.handle(req, res);
         }
-      : proxy,
+      : proxy.handle,
   );
+  // Node drops headers past this count silently (Content-Length among them); the proxy answers 431 instead.
+  server.maxHeadersCount = 0;
   server.setTimeout(config.timeoutMs + 10_000);
-  server.on('clientError', rejectMalformed);
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => rejectMalformed(err, socket, metrics));
+  // Without a listener Node drops a CONNECT's socket without a word; a canary proxy is no tunnel.
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    metrics.requests.inc({ server_type: NO_UPSTREAM, status: '400', method: 'other', origin: 'proxy' });
+    rawAnswer(socket, 400, 'Bad Request', `${req.method} is not proxied`);
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -80,15 +115,23 @@ export async function startProxy(config: Config, log: Logger, opts: ProxyOptions
   });
   const address = server.address() as AddressInfo;
 
-  let closing: Promise<void> | undefined;
-  async function close(graceMs: number): Promise<void> {
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  let closing: Promise<number> | undefined;
+  async function close(graceMs: number): Promise<number> {
+    const drained = proxy.drain();
+    server.close();
     server.closeIdleConnections();
-    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-    await closed;
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      drained.then(() => 0),
+      new Promise<number>((resolve) => (timer = setTimeout(() => resolve(proxy.inFlight), graceMs))),
+    ]);
     clearTimeout(timer);
+    if (late > 0) log.warn({ cut: late, drainTimeoutMs: graceMs }, `shutdown: ${late} requests still in flight at the drain timeout were cut`);
+    // What is left: connections mid-headers, and those cut.
+    server.closeAllConnections();
     await closeBackends(backends);
     await recording.close();
+    return late;
   }
 
   return {
@@ -99,6 +142,6 @@ export async function startProxy(config: Config, log: Logger, opts: ProxyOptions
     metrics,
     recording,
     // A second call (a second signal, a test's teardown) waits for the first.
-    close: (graceMs = 10_000) => (closing ??= close(graceMs)),
+    close: (graceMs = config.drainTimeoutMs) => (closing ??= close(graceMs)),
   };
 }

@@ -3,6 +3,9 @@ import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { Config, Upstream } from './config.js';
 import { endToEnd } from './headers.js';
+import { BufferFailed, SpillFile } from './spill.js';
+
+export { BufferFailed };
 
 /** An upstream with its own keep-alive connection pool. */
 export interface Backend {
@@ -13,7 +16,7 @@ export interface Backend {
   readonly pool: Pool;
 }
 
-export function createBackend(upstream: Upstream, keepAliveMs: number): Backend {
+export function createBackend(upstream: Pick<Upstream, 'name' | 'url'>, keepAliveMs: number): Backend {
   return {
     name: upstream.name,
     origin: upstream.url.origin,
@@ -35,10 +38,14 @@ export async function closeBackends(backends: ReadonlyMap<string, Backend>): Pro
   await Promise.all([...backends.values()].map((b) => b.pool.close()));
 }
 
-/** Why a forward failed before the response started, as the client will be told. */
+/** Whose fault a failed exchange is: it decides which backend, if any, the failure is counted against. */
+export type Blame = 'upstream' | 'client' | 'proxy';
+
+/** Why a forward failed, as the client will be told. */
 export interface ForwardFailure {
-  readonly status: 502 | 504 | 413;
+  readonly status: 400 | 413 | 500 | 502 | 504;
   readonly reason: string;
+  readonly blame: Blame;
 }
 
 export class BodyTooLarge extends Error {
@@ -46,20 +53,24 @@ export class BodyTooLarge extends Error {
 }
 
 const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+/** undici refuses these before a byte is sent (two Host headers, a body shorter than its Content-Length): the request's fault. */
+const REFUSED = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH']);
 
-/** Maps an error from undici to what the client hears: nginx's 502/504 split. */
+/** Maps a failed forward to what the client hears (nginx's 502/504 split) and whose fault it is. */
 export function classifyFailure(err: Error): ForwardFailure {
-  if (err instanceof BodyTooLarge) return { status: 413, reason: err.message };
+  if (err instanceof BodyTooLarge) return { status: 413, reason: err.message, blame: 'client' };
+  if (err instanceof BufferFailed) return { status: 500, reason: err.message, blame: 'proxy' };
   const code = (err as { code?: string }).code ?? '';
-  if (TIMEOUTS.has(code)) return { status: 504, reason: 'upstream timed out' };
-  if (code === 'ECONNREFUSED') return { status: 502, reason: 'upstream refused the connection' };
+  if (REFUSED.has(code)) return { status: 400, reason: `request cannot be forwarded: ${err.message}`, blame: 'client' };
+  if (TIMEOUTS.has(code)) return { status: 504, reason: 'upstream timed out', blame: 'upstream' };
+  if (code === 'ECONNREFUSED') return { status: 502, reason: 'upstream refused the connection', blame: 'upstream' };
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
-    return { status: 502, reason: 'upstream closed the connection' };
+    return { status: 502, reason: 'upstream closed the connection', blame: 'upstream' };
   }
-  return { status: 502, reason: `upstream failed: ${code || err.message}` };
+  return { status: 502, reason: `upstream failed: ${code || err.message}`, blame: 'upstream' };
 }
 
-/** A streamed body, one read into memory (sent with its Content-Length), or none. */
+/** A streamed body, one in memory (sent with its Content-Length), or none. */
 export type ForwardBody = Readable | Buffer | null;
 
 /** Raw header Buffers as latin1 strings, as Node's rawHeaders are. */
@@ -67,6 +78,12 @@ function latin1(raw: readonly Buffer[]): string[] {
   const out = new Array<string>(raw.length);
   for (let i = 0; i < raw.length; i++) out[i] = raw[i]!.toString('latin1');
   return out;
+}
+
+/** How much of an answer is held for a slow client in memory before the rest goes to a temp file, and where. */
+export interface BufferSettings {
+  readonly memory: number;
+  readonly dir: string;
 }
 
 export interface ForwardRequest {
@@ -79,23 +96,156 @@ export interface ForwardRequest {
   readonly responseHeaders: readonly string[];
   /** Sees each response body chunk as it passes (for recording). */
   readonly onData?: (chunk: Buffer) => void;
+  /**
+   * Read the answer as fast as the upstream sends it, holding what the client has not taken
+   * (nginx's proxy_buffering); false: the upstream waits for the client, where that is safe.
+   */
+  readonly bufferResponse: boolean;
+  /** Where held answers go. */
+  readonly buffer: BufferSettings;
 }
 
 /**
- * Streams one request to `backend` and its response into `res`, both ways with
- * backpressure and no buffering. undici does not retry a request that has been sent;
- * nothing here retries either. `onFailure` is called at most once, and only while the
- * response has not started; after that a failure cuts the client connection, as nginx does.
+ * Whether the upstream keeps its connection open after this answer, as far as its headers tell.
+ * undici 7 kills the process when a connection that the upstream closes after the answer (as
+ * Gunicorn's sync workers do) ends while its parser is paused for a slow client (nodejs/undici
+ * #5360; fixed in undici 8, which needs Node 22). Such an answer is held instead of paused. An
+ * HTTP/1.0 upstream with a Content-Length and no "Connection: close" is taken to keep it.
+ */
+export function keepsConnection(rawHeaders: readonly Buffer[]): boolean {
+  let framed = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toString('latin1').toLowerCase();
+    if (name === 'connection') {
+      const tokens = rawHeaders[i + 1]!.toString('latin1').toLowerCase().split(',').map((t) => t.trim());
+      if (tokens.includes('close')) return false;
+      if (tokens.includes('keep-alive')) return true;
+    } else if (name === 'content-length' || name === 'transfer-encoding') {
+      framed = true;
+    }
+  }
+  // Without either, the answer ends when the connection does.
+  return framed;
+}
+
+/** Bytes read back from a spill file at a time. */
+const SPILL_READ = 64 * 1024;
+
+/**
+ * The part of an answer a slow client has not taken, beyond what its response already holds
+ * in memory: appended to a spill file as the upstream sends it, written to the client as the
+ * client drains. Once one exists, every later chunk of the answer goes through it, in order.
+ */
+class Overflow {
+  readonly #file: Promise<SpillFile>;
+  #ending = false;
+  #pumping = false;
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly buffer: BufferSettings,
+    private readonly fail: (err: Error) => void,
+  ) {
+    this.#file = SpillFile.create(buffer.dir);
+    this.#file.catch(() => {}); // reported by the first push
+    res.on('drain', () => void this.#pump());
+  }
+
+  /** undici's resume, while the upstream waits for the disk. */
+  #paused: (() => void) | undefined;
+  /** Bytes pushed and not yet on disk: held in memory meanwhile. */
+  #unwritten = 0;
+
+  /**
+   * Queues a chunk; false when the upstream must wait for the disk (`resume` is called then).
+   * Only an upstream that may be paused safely waits (see keepsConnection); for the others a
+   * chunk waits in memory until the file takes it.
+   */
+  push(chunk: Buffer, resume: (() => void) | undefined): boolean {
+    this.#unwritten += chunk.length;
+    this.#file
+      .then((f) => f.append(chunk))
+      .then(
+        () => {
+          this.#unwritten -= chunk.length;
+          if (this.#paused !== undefined && this.#unwritten <= this.buffer.memory) {
+            const go = this.#paused;
+            this.#paused = undefined;
+            go();
+          }
+          void this.#pump();
+        },
+        (err: Error) => this.#failed(err),
+      );
+    if (resume === undefined || this.#unwritten <= this.buffer.memory) return true;
+    this.#paused = resume;
+    return false;
+  }
+
+  /** The upstream is done: end the answer once the client has taken everything. */
+  end(): void {
+    this.#ending = true;
+    void this.#pump();
+  }
+
+  /** Removes the file (the exchange is over, however it ended). */
+  close(): void {
+    void this.#file.then((f) => f.close(), () => {});
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#pumping || this.res.destroyed) return;
+    this.#pumping = true;
+    try {
+      const file = await this.#file;
+      while (file.pending > 0 && this.res.writableLength < this.buffer.memory && !this.res.destroyed) {
+        this.res.write((await file.read(SPILL_READ))!);
+      }
+      if (this.#ending && file.pending === 0 && !this.res.destroyed) {
+        this.res.end();
+        this.close();
+      }
+    } catch (err) {
+      this.#failed(err as Error);
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #failed(err: Error): void {
+    this.close();
+    this.fail(new BufferFailed(`cannot hold the answer for a slow client: ${err.message}`));
+  }
+}
+
+/**
+ * Sends one request to `backend` and its answer into `res`. The request body goes as given
+ * (the proxy buffers it first, or streams it). The answer is written to the client as it
+ * arrives; with `req.bufferResponse` (or when pausing is unsafe, see keepsConnection), what a
+ * slow client cannot take yet is held (memory, then a temp file) so the upstream is never kept
+ * waiting; otherwise the upstream is paused until the client drains. undici does not retry a request that has been sent; nothing here retries
+ * either. `onFailure` is called at most once: before the answer started (the proxy answers
+ * with an error) or in the middle of its body (`midBody`; the proxy cuts the connection, as
+ * nginx does). A client that leaves aborts the upstream request and calls nothing.
  */
 export function forward(
   backend: Backend,
   req: ForwardRequest,
   res: ServerResponse,
-  onFailure: (failure: ForwardFailure, err: Error) => void,
+  onFailure: (failure: ForwardFailure, err: Error, midBody: boolean) => void,
 ): void {
   let abort: ((err: Error) => void) | undefined;
+  let overflow: Overflow | undefined;
+  let failed = false;
+  const fail = (err: Error): void => {
+    if (failed || res.destroyed) return;
+    failed = true;
+    res.off('close', onClientGone);
+    onFailure(classifyFailure(err), err, res.headersSent);
+  };
+  let complete = false;
   const onClientGone = (): void => {
-    if (!res.writableFinished) abort?.(new Error('client went away'));
+    overflow?.close();
+    if (!complete) abort?.(new Error('client went away'));
   };
   res.once('close', onClientGone);
 
@@ -112,28 +262,47 @@ export function forward(
       const headers = endToEnd(latin1(rawHeaders));
       headers.push(...req.responseHeaders);
       res.writeHead(statusCode, statusMessage, headers);
-      // undici delivers nothing more until resumed, so one drain listener per pause.
       resumeUpstream = resume;
+      pausable = keepsConnection(rawHeaders);
+      hold = req.bufferResponse || !pausable;
       return true;
     },
     onData(chunk) {
       req.onData?.(chunk);
-      if (res.write(chunk)) return true;
-      res.once('drain', resumeUpstream!);
-      return false;
+      const { buffer } = req;
+      if (overflow !== undefined) return overflow.push(chunk, pausable ? resumeUpstream : undefined);
+      if (!hold) {
+        if (res.write(chunk)) return true;
+        // undici delivers nothing more until resumed, so one drain listener per pause.
+        res.once('drain', resumeUpstream!);
+        return false;
+      }
+      // A client keeping up takes every chunk at once; a slow one fills its share of memory first.
+      if (res.writableLength < buffer.memory) {
+        res.write(chunk);
+        return true;
+      }
+      overflow = new Overflow(res, buffer, (err) => {
+        abort?.(err);
+        fail(err);
+      });
+      return overflow.push(chunk, pausable ? resumeUpstream : undefined);
     },
     onComplete() {
+      complete = true;
+      if (overflow !== undefined) return overflow.end();
       res.off('close', onClientGone);
       res.end();
     },
     onError(err) {
-      res.off('close', onClientGone);
-      if (res.headersSent) res.destroy(err);
-      else if (!res.destroyed) onFailure(classifyFailure(err), err);
+      overflow?.close();
+      fail(err);
     },
   };
   let resumeUpstream: (() => void) | undefined;
-
+  /** Whether pausing the upstream is safe, and whether this answer is held for a slow client rather than paused. */
+  let pausable = false;
+  let hold = false;
   backend.pool.dispatch(
     {
       origin: backend.origin,

@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -140,6 +141,12 @@ const allFlags = serve([
   '--override-header', 'X-Force',
   '--timeout', '500ms',
   '--body-limit', '1KB',
+  // Taken and checked at start (a missing --buffer-dir would stop it); what they do: protect.test.ts.
+  '--buffer-memory', '1MB',
+  '--buffer-dir', tmpdir(),
+  '--no-request-buffering',
+  '--no-response-buffering',
+  '--drain-timeout', '5s',
   '--upstream-keepalive', '500ms',
   '--log-level', 'info',
   '--admin-token-file', join(dir, 'tokens'),

@@ -150,7 +150,7 @@ t.test('workers: records past the queue bound are dropped and counted where they
   t.teardown(() => up.close());
   const child = spawnCli(
     // On IPv6 loopback this time, with responses recorded too.
-    ['serve', '--listen', '[::1]:0', '--admin', '127.0.0.1:0', '--workers', '2', '--poll-interval', '1h', '--upstream', `flask=${up.url}`, '--record', file, '--record-sample', '1', '--record-queue', '4KB', '--record-responses'],
+    ['serve', '--listen', '[::1]:0', '--admin', '127.0.0.1:0', '--workers', '2', '--poll-interval', '1h', '--upstream', `flask=${up.url}`, '--record', file, '--record-sample', '1', '--record-queue', '4KB', '--record-memory', '10MB', '--record-responses'],
     { DRUM_RECORD_REQUESTS: undefined, DRUM_RECORD_SAMPLE_RATE: undefined },
   );
   const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
@@ -200,5 +200,5 @@ t.test('PrimarySink: a bound on the bytes on their way to the primary; a failed 
   await sink.close();
   t.same(sent.map((m) => (m.drum === 'record' ? m.line.body_hex.length : -1)), [2000, 20, 20_000]);
   const dropped = await registry.getSingleMetric('drum_recorder_dropped_total')!.get();
-  t.same(Object.fromEntries(dropped.values.map((v) => [v.labels.reason, v.value])), { queue_full: 2, write_error: 0, closed: 1 });
+  t.same(Object.fromEntries(dropped.values.map((v) => [v.labels.reason, v.value])), { queue_full: 2, write_error: 0, closed: 1, memory: 0 });
 });

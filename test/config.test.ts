@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import {
@@ -77,6 +78,38 @@ t.test('upstreams: NAME=URL flags or a mapping, in order, the first is the basel
   for (const [upstreams, field, message] of bad) {
     t.throws(() => buildConfig({ upstreams }), { name: 'InputError', field, message }, JSON.stringify(upstreams));
   }
+});
+
+t.test('buffering: on by default for every upstream, switched off globally or per upstream; memory, directory, drain', async (t) => {
+  const buffering = (c: ReturnType<typeof buildConfig>): [string, boolean, boolean][] =>
+    c.upstreams.map((u) => [u.name, u.requestBuffering, u.responseBuffering]);
+  const d = buildConfig({});
+  t.same(buffering(d), [['flask', true, true], ['fastapi', true, true]], 'both directions buffered, as nginx does');
+  t.same(d.buffer, { memory: 64_000, dir: tmpdir() }, '64 KB per body in memory, then the system temp directory');
+  t.equal(d.drainTimeoutMs, d.timeoutMs, 'the drain waits as long as a request may take');
+  t.equal(buildConfig({ timeout: '5s' }).drainTimeoutMs, 5000, '… whatever --timeout says');
+  t.equal(buildConfig({ timeout: '5s', drainTimeout: '30s' }).drainTimeoutMs, 30_000);
+  t.same(buildConfig({ bufferMemory: '1MiB', bufferDir: '/var/tmp' }).buffer, { memory: 1024 ** 2, dir: '/var/tmp' });
+  t.same(buffering(buildConfig({ requestBuffering: false })), [['flask', false, true], ['fastapi', false, true]]);
+  t.same(buffering(buildConfig({ responseBuffering: 'false' })), [['flask', true, false], ['fastapi', true, false]]);
+  const perUpstream = buildConfig({
+    requestBuffering: false,
+    upstreams: { flask: 'http://h:1', fastapi: { url: 'http://h:2', requestBuffering: true, responseBuffering: false }, other: { url: 'http://h:3' } },
+  });
+  t.same(buffering(perUpstream), [['flask', false, true], ['fastapi', true, false], ['other', false, true]], 'an upstream\'s own setting wins over the global one');
+  t.equal(perUpstream.upstreams[1]!.url.href, 'http://h:2/');
+
+  const bad: [RawSettings, string, RegExp][] = [
+    [{ bufferMemory: '0' }, 'bufferMemory', /more than 0 bytes/],
+    [{ bufferMemory: 'lots' }, 'bufferMemory', /not a size/],
+    [{ bufferDir: '' }, 'bufferDir', /file path/],
+    [{ requestBuffering: 'no' }, 'requestBuffering', /not true or false/],
+    [{ drainTimeout: '0s' }, 'drainTimeout', /not a duration/],
+    [{ upstreams: { a: { url: 'http://h', buffering: false } } }, 'upstreams.a', /unknown key "buffering"; known: url, requestBuffering, responseBuffering/],
+    [{ upstreams: { a: { url: 'http://h', responseBuffering: 1 } } }, 'upstreams.a.responseBuffering', /not true or false/],
+    [{ upstreams: { a: { requestBuffering: false } } }, 'upstreams.a', /"undefined" is not a URL/],
+  ];
+  for (const [raw, field, message] of bad) t.throws(() => buildConfig(raw), { name: 'InputError', field, message }, JSON.stringify(raw));
 });
 
 t.test('weights: shares of named upstreams in listed order, the baseline takes the rest', async (t) => {

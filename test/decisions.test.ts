@@ -1,28 +1,64 @@
 /** Small pure decisions on the request path, as tables. */
 import t from 'tap';
-import { plainAddress } from '../src/proxy.js';
+import { MAX_HEADERS, plainAddress, refusal } from '../src/proxy.js';
 import { malformedStatus } from '../src/server.js';
-import { BodyTooLarge, classifyFailure } from '../src/upstream.js';
+import { BodyTooLarge, BufferFailed, classifyFailure, keepsConnection, type Blame } from '../src/upstream.js';
 
 const withCode = (code: string | undefined, message = 'x'): Error => Object.assign(new Error(message), { code });
 
-t.test('classifyFailure: what the client hears for each upstream failure', async (t) => {
-  const cases: [Error, number, string | RegExp][] = [
-    [new BodyTooLarge('request body is over the limit of 10 bytes'), 413, 'request body is over the limit of 10 bytes'],
-    [withCode('UND_ERR_HEADERS_TIMEOUT'), 504, 'upstream timed out'],
-    [withCode('UND_ERR_BODY_TIMEOUT'), 504, 'upstream timed out'],
-    [withCode('UND_ERR_CONNECT_TIMEOUT'), 504, 'upstream timed out'],
-    [withCode('ECONNREFUSED'), 502, 'upstream refused the connection'],
-    [withCode('ECONNRESET'), 502, 'upstream closed the connection'],
-    [withCode('UND_ERR_SOCKET'), 502, 'upstream closed the connection'],
-    [withCode('EPIPE'), 502, 'upstream closed the connection'],
-    [withCode('ENOTFOUND'), 502, 'upstream failed: ENOTFOUND'],
-    [withCode(undefined, 'something odd'), 502, 'upstream failed: something odd'],
+t.test('classifyFailure: what the client hears for each failure, and whose fault it is', async (t) => {
+  const cases: [Error, number, string | RegExp, Blame][] = [
+    [new BodyTooLarge('request body is over the limit of 10 bytes'), 413, 'request body is over the limit of 10 bytes', 'client'],
+    [new BufferFailed('cannot buffer: ENOSPC'), 500, 'cannot buffer: ENOSPC', 'proxy'],
+    [withCode('UND_ERR_INVALID_ARG', 'duplicate host header'), 400, 'request cannot be forwarded: duplicate host header', 'client'],
+    [withCode('UND_ERR_NOT_SUPPORTED', 'x'), 400, /cannot be forwarded/, 'client'],
+    [withCode('UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'x'), 400, /cannot be forwarded/, 'client'],
+    [withCode('UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'x'), 502, 'upstream failed: UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'upstream'],
+    [withCode('UND_ERR_HEADERS_TIMEOUT'), 504, 'upstream timed out', 'upstream'],
+    [withCode('UND_ERR_BODY_TIMEOUT'), 504, 'upstream timed out', 'upstream'],
+    [withCode('UND_ERR_CONNECT_TIMEOUT'), 504, 'upstream timed out', 'upstream'],
+    [withCode('ECONNREFUSED'), 502, 'upstream refused the connection', 'upstream'],
+    [withCode('ECONNRESET'), 502, 'upstream closed the connection', 'upstream'],
+    [withCode('UND_ERR_SOCKET'), 502, 'upstream closed the connection', 'upstream'],
+    [withCode('EPIPE'), 502, 'upstream closed the connection', 'upstream'],
+    [withCode('ENOTFOUND'), 502, 'upstream failed: ENOTFOUND', 'upstream'],
+    [withCode(undefined, 'something odd'), 502, 'upstream failed: something odd', 'upstream'],
   ];
-  for (const [err, status, reason] of cases) {
+  for (const [err, status, reason, blame] of cases) {
     const got = classifyFailure(err);
-    t.equal(got.status, status, `${(err as { code?: string }).code ?? err.name} → ${status}`);
+    const label = `${(err as { code?: string }).code ?? err.name}`;
+    t.equal(got.status, status, `${label} → ${status}`);
     t.match(got.reason, reason);
+    t.equal(got.blame, blame, `${label}: the ${blame}'s fault`);
+  }
+});
+
+t.test('keepsConnection: whether an answer may be paused safely (undici 7 crashes otherwise)', async (t) => {
+  const cases: [string[], boolean][] = [
+    [['Content-Length', '5'], true],
+    [['Transfer-Encoding', 'chunked'], true],
+    [['Content-Length', '5', 'Connection', 'close'], false],
+    [['connection', 'Upgrade, Close'], false],
+    [['Connection', 'keep-alive'], true],
+    [['Content-Type', 'text/plain'], false],
+  ];
+  for (const [raw, want] of cases) t.equal(keepsConnection(raw.map((h) => Buffer.from(h, 'latin1'))), want, raw.join(': '));
+});
+
+t.test('refusal: requests refused before an upstream is chosen', async (t) => {
+  const raw = (...pairs: string[]): string[] => pairs;
+  const many = Array.from({ length: 2 * (MAX_HEADERS + 1) }, (_, i) => (i % 2 === 0 ? `X-${i}` : '1'));
+  const cases: [string[], string, string | undefined, number | undefined][] = [
+    [raw('Host', 'h'), '1.1', 'h', undefined],
+    [raw(), '1.0', undefined, undefined],
+    [raw(), '1.1', undefined, 400],
+    [raw('Host', 'a', 'host', 'b'), '1.1', 'a', 400],
+    [many.slice(2), '1.1', undefined, 400],
+    [['Host', 'h', ...many.slice(4)], '1.1', 'h', undefined],
+    [many, '1.1', 'h', 431],
+  ];
+  for (const [rawHeaders, httpVersion, host, status] of cases) {
+    t.equal(refusal({ rawHeaders, httpVersion }, host)?.[0], status, `${rawHeaders.length / 2} headers, HTTP/${httpVersion}, Host ${host}`);
   }
 });
 

@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import t from 'tap';
@@ -106,35 +107,41 @@ t.test('a body over the limit → 413 without reading it, and the upstream never
   t.equal(ok.status, 200, 'exactly at the limit is fine');
 });
 
-t.test('a chunked body that passes the limit → 413, upstream request aborted', async (t) => {
-  let upstreamAborted = false;
-  const upstream = await startUpstream(
-    'flask',
-    (req) => {
-      req.resume();
-      req.on('aborted', () => (upstreamAborted = true));
-      req.on('close', () => (upstreamAborted ||= !req.complete));
-    },
-    { readBody: false },
-  );
-  const proxy = await startTestProxy({ upstreams: [`flask=${upstream.url}`], bodyLimit: '1000' });
-  t.teardown(async () => {
-    await proxy.close();
-    await upstream.close();
-  });
-  const status = await new Promise<number>((resolve, reject) => {
-    const req = request(`${proxy.url}/predict/`, { method: 'POST', agent: false }, (res) => {
-      res.resume();
-      resolve(res.statusCode!);
+for (const requestBuffering of [true, false]) {
+  const mode = requestBuffering ? 'buffered' : 'streamed (--no-request-buffering)';
+  t.test(`${mode}: a chunked body that passes the limit → 413; the upstream never gets it whole`, async (t) => {
+    let reached = 0;
+    let upstreamAborted = false;
+    const upstream = await startUpstream(
+      'flask',
+      (req) => {
+        reached++;
+        req.resume();
+        req.on('aborted', () => (upstreamAborted = true));
+        req.on('close', () => (upstreamAborted ||= !req.complete));
+      },
+      { readBody: false },
+    );
+    const proxy = await startTestProxy({ upstreams: [`flask=${upstream.url}`], bodyLimit: '1000', requestBuffering });
+    t.teardown(async () => {
+      await proxy.close();
+      await upstream.close();
     });
-    req.on('error', reject);
-    req.write(Buffer.alloc(600));
-    setTimeout(() => req.write(Buffer.alloc(600)), 50);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${proxy.url}/predict/`, { method: 'POST', agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
+      req.on('error', reject);
+      req.write(Buffer.alloc(600));
+      setTimeout(() => req.write(Buffer.alloc(600)), 50);
+    });
+    t.equal(status, 413);
+    await new Promise((r) => setTimeout(r, 100));
+    if (requestBuffering) t.equal(reached, 0, 'the upstream was never contacted: the body is read before connecting');
+    else t.ok(upstreamAborted, 'the partial upstream request was aborted, not completed');
   });
-  t.equal(status, 413);
-  await new Promise((r) => setTimeout(r, 100));
-  t.ok(upstreamAborted, 'the partial upstream request was aborted, not completed');
-});
+}
 
 t.test('malformed requests → 400 (or 431) with a JSON message', async (t) => {
   const upstream = await startUpstream('flask');
@@ -164,36 +171,49 @@ t.test('malformed requests → 400 (or 431) with a JSON message', async (t) => {
   t.equal(upstream.seen[0]!.url, '/predict/?q=1');
 });
 
-t.test('a client that aborts mid-upload: upstream request aborted, nothing leaks', async (t) => {
-  let upstreamClosed = 0;
-  const upstream = await startUpstream(
-    'flask',
-    (req, res) => {
-      req.resume();
-      req.on('end', () => res.end('ok'));
-      req.on('close', () => (upstreamClosed += req.complete ? 0 : 1));
-    },
-    { readBody: false },
-  );
-  const proxy = await startTestProxy({ upstreams: [`flask=${upstream.url}`] });
-  t.teardown(async () => {
-    await proxy.close();
-    await upstream.close();
+for (const requestBuffering of [true, false]) {
+  const mode = requestBuffering ? 'buffered' : 'streamed (--no-request-buffering)';
+  t.test(`${mode}: a client that aborts mid-upload: nothing reaches the upstream whole, nothing leaks`, async (t) => {
+    let reached = 0;
+    let upstreamClosed = 0;
+    const upstream = await startUpstream(
+      'flask',
+      (req, res) => {
+        reached++;
+        req.resume();
+        req.on('end', () => res.end('ok'));
+        req.on('close', () => (upstreamClosed += req.complete ? 0 : 1));
+      },
+      { readBody: false },
+    );
+    const bufferDir = t.testdir({});
+    // 100 KB of memory: the 1 MB sent spills to a file, which must be gone afterwards.
+    const proxy = await startTestProxy({ upstreams: [`flask=${upstream.url}`], requestBuffering, bufferDir, bufferMemory: '100KB' });
+    t.teardown(async () => {
+      await proxy.close();
+      await upstream.close();
+    });
+    const socket = connect(proxy.address.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write('POST /predict/ HTTP/1.1\r\nHost: h\r\nContent-Length: 10000000\r\n\r\n');
+    socket.write(Buffer.alloc(1_000_000));
+    await new Promise((r) => setTimeout(r, 100));
+    if (requestBuffering) t.equal(readdirSync(bufferDir).length, 1, 'the body so far waits in a spill file');
+    socket.destroy();
+    await new Promise((r) => setTimeout(r, 200));
+    if (requestBuffering) {
+      t.equal(reached, 0, 'the upstream was never contacted');
+      t.same(readdirSync(bufferDir), [], 'the spill file is removed');
+    } else {
+      t.equal(upstreamClosed, 1, 'the upstream request was torn down before its body was complete');
+    }
+    const backend = proxy.backends.get('flask')!;
+    t.equal(backend.pool.stats.running, 0, 'no request still running in the pool');
+    t.equal((await send(`${proxy.url}/ping`)).status, 200, 'still serving');
+    const open = await new Promise<number>((r) => proxy.server.getConnections((_e, n) => r(n)));
+    t.equal(open, 0, 'no client connection left open');
   });
-  const socket = connect(proxy.address.port, '127.0.0.1');
-  await once(socket, 'connect');
-  socket.write('POST /predict/ HTTP/1.1\r\nHost: h\r\nContent-Length: 10000000\r\n\r\n');
-  socket.write(Buffer.alloc(1_000_000));
-  await new Promise((r) => setTimeout(r, 100));
-  socket.destroy();
-  await new Promise((r) => setTimeout(r, 200));
-  t.equal(upstreamClosed, 1, 'the upstream request was torn down before its body was complete');
-  const backend = proxy.backends.get('flask')!;
-  t.equal(backend.pool.stats.running, 0, 'no request still running in the pool');
-  t.equal((await send(`${proxy.url}/ping`)).status, 200, 'still serving');
-  const open = await new Promise<number>((r) => proxy.server.getConnections((_e, n) => r(n)));
-  t.equal(open, 0, 'no client connection left open');
-});
+}
 
 t.test('a client that aborts mid-download: upstream response torn down', async (t) => {
   let upstreamGone = false;

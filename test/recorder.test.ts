@@ -288,7 +288,7 @@ t.test('metrics: names, and every drop reason exported from the start', async (t
   const text = await registry.metrics();
   t.match(text, /^drum_recorder_records_total 0$/m);
   t.match(text, /^drum_recorder_write_errors_total 0$/m);
-  for (const reason of ['queue_full', 'write_error', 'closed']) t.match(text, new RegExp(`^drum_recorder_dropped_total\\{reason="${reason}"\\} 0$`, 'm'));
+  for (const reason of ['queue_full', 'write_error', 'closed', 'memory']) t.match(text, new RegExp(`^drum_recorder_dropped_total\\{reason="${reason}"\\} 0$`, 'm'));
 });
 
 t.test('close() flushes: every accepted line is in the file, in order, mode 0600', async (t) => {

@@ -81,8 +81,8 @@ async function until(done: () => Promise<boolean> | boolean, ms = 5000): Promise
 }
 
 /** Calls `close` at most once, whether from the test body or its teardown. */
-function once(close: () => Promise<void>): () => Promise<void> {
-  let closing: Promise<void> | undefined;
+function once(close: () => Promise<unknown>): () => Promise<unknown> {
+  let closing: Promise<unknown> | undefined;
   return () => (closing ??= close());
 }
 
@@ -111,7 +111,7 @@ function arrayLogger(): { log: Logger; lines: Record<string, unknown>[] } {
 }
 
 /** An in-process proxy on an ephemeral loopback port, closed (once) on teardown. */
-async function proxyFor(t: Test, settings: RawSettings, log: Logger = silentLog): Promise<RunningProxy & { url: string; stop: () => Promise<void> }> {
+async function proxyFor(t: Test, settings: RawSettings, log: Logger = silentLog): Promise<RunningProxy & { url: string; stop: () => Promise<unknown> }> {
   const proxy = await startProxy(buildConfig({ listen: '127.0.0.1:0', ...settings }), log);
   const stop = once(() => proxy.close());
   t.teardown(stop);
@@ -264,7 +264,8 @@ t.test('queue overflow through the proxy: clients unaffected, drops counted, the
   const file = join(t.testdir(), 'rec.jsonl');
   // A 2 KB queue and lines of about 1.5 KB (600-byte bodies, hex-encoded, plus the fields):
   // one line fits at a time, so concurrent finishes overflow it.
-  const proxy = await proxyFor(t, { upstreams: [`flask=${upstream}`], record: file, recordSample: 1, recordQueue: '2KB' });
+  // recordMemory apart from the queue: this test is about the queue.
+  const proxy = await proxyFor(t, { upstreams: [`flask=${upstream}`], record: file, recordSample: 1, recordQueue: '2KB', recordMemory: '10MB' });
   const n = 200;
   const size = 600;
   const replies = await pool(n, 32, (i) => post(proxy.url, '/predict/', i, size));
@@ -468,7 +469,7 @@ t.test('rotation through the proxy: FILE, FILE.1, ... each within 4 KB, every re
 
 const TOKEN = 'recording-ops-token-0123456789';
 
-async function app(t: Test, settings: RawSettings, env: NodeJS.ProcessEnv = {}, log: Logger = silentLog): Promise<RunningApp & { adminUrl: string; traffic: string; stop: () => Promise<void> }> {
+async function app(t: Test, settings: RawSettings, env: NodeJS.ProcessEnv = {}, log: Logger = silentLog): Promise<RunningApp & { adminUrl: string; traffic: string; stop: () => Promise<unknown> }> {
   const upstream = await echoUpstream(t);
   const running = await startApp(buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${upstream}`], ...settings }), { env, log });
   const stop = once(() => running.close());
@@ -700,10 +701,11 @@ t.test('record settings: defaults, and what each key accepts', async (t) => {
       maxBody: 10_000_000,
       rotateBytes: undefined,
       queueBytes: 64_000_000,
+      memoryBytes: 16_000_000,
       responses: false,
       redact: [...DEFAULT_REDACT],
     },
-    'defaults: no file, off, 1%, the six DRUM routes, 10 MB bodies, a 64 MB queue, no responses, the default redaction',
+    'defaults: no file, off, 1%, the six DRUM routes, 10 MB bodies, a 64 MB queue, a quarter of it for bodies in flight, no responses, the default redaction',
   );
   t.same(buildConfig({ record: null }).record.file, undefined, 'YAML null means no file');
 
@@ -727,7 +729,8 @@ t.test('record settings: defaults, and what each key accepts', async (t) => {
     ['recordMaxBody 0: no body kept', { recordMaxBody: '0' }, { maxBody: 0 }],
     ['recordRotateBytes', { recordRotateBytes: '4KB' }, { rotateBytes: 4000 }],
     ['recordRotateBytes a number', { recordRotateBytes: 4096 }, { rotateBytes: 4096 }],
-    ['recordQueue', { recordQueue: '2KB' }, { queueBytes: 2000 }],
+    ['recordQueue, and recordMemory a quarter of it', { recordQueue: '2KB' }, { queueBytes: 2000, memoryBytes: 500 }],
+    ['recordMemory', { recordMemory: '5MB' }, { memoryBytes: 5_000_000 }],
     ['recordResponses', { recordResponses: true }, { responses: true }],
     ['recordResponses string', { recordResponses: 'true' }, { responses: true }],
   ];
@@ -754,6 +757,7 @@ t.test('record settings: defaults, and what each key accepts', async (t) => {
     ['recordRotateBytes not a size', { recordRotateBytes: 'big' }, 'recordRotateBytes'],
     ['recordQueue 0', { recordQueue: '0' }, 'recordQueue'],
     ['recordQueue 0 bytes', { recordQueue: '0MB' }, 'recordQueue'],
+    ['recordMemory 0', { recordMemory: '0' }, 'recordMemory'],
     ['recordMaxBody not a size', { recordMaxBody: '-1' }, 'recordMaxBody'],
     ['recordResponses not a boolean', { recordResponses: 'maybe' }, 'recordResponses'],
   ];
@@ -772,6 +776,7 @@ t.test('a YAML config file with the record keys; an unknown record key is refuse
     'recordMaxBody: 1KB',
     'recordRotateBytes: 4KB',
     'recordQueue: 2MB',
+    'recordMemory: 3MB',
     'recordResponses: true',
     'recordRedact: [X-Secret]',
     'recordNoRedact: false',
@@ -786,6 +791,7 @@ t.test('a YAML config file with the record keys; an unknown record key is refuse
     maxBody: 1000,
     rotateBytes: 4000,
     queueBytes: 2_000_000,
+    memoryBytes: 3_000_000,
     responses: true,
     redact: [...DEFAULT_REDACT, 'x-secret'],
   });

@@ -76,8 +76,8 @@ async function recordingProxy(t: Test, upstreams: Record<string, TestUpstream | 
     recordSample: 1,
     ...settings,
   });
-  let closing: Promise<void> | undefined;
-  const close = (): Promise<void> => (closing ??= proxy.close());
+  let closing: Promise<unknown> | undefined;
+  const close = (): Promise<unknown> => (closing ??= proxy.close());
   t.teardown(close);
   return {
     proxy,
@@ -305,15 +305,16 @@ t.test('line format: field order, path with query, headers, upstream, status, id
 // ---------------------------------------------------------------------------------------------
 // 3. Streaming when not sampled, buffering when sampled
 
-t.test('not sampled: streamed through untouched, no line; sampled: held until the body is complete', async (t) => {
+t.test('--no-request-buffering: streamed through untouched, sampled or not; buffered (the default): held until the body is complete', async (t) => {
   const { u, state, reset } = await streamingUpstream(t);
   const body = randomBytes(64 * 1024);
 
-  const unsampled: [string, RawSettings, string][] = [
-    ['recordSample 0', { recordSample: 0 }, '/predict/'],
-    ['a path not recorded, at rate 1', {}, '/info/'],
+  const streamed: [string, RawSettings, string][] = [
+    ['recordSample 0', { recordSample: 0, requestBuffering: false }, '/predict/'],
+    ['a path not recorded, at rate 1', { requestBuffering: false }, '/info/'],
+    ['sampled', { requestBuffering: false }, '/predict/'],
   ];
-  for (const [label, settings, path] of unsampled) {
+  for (const [label, settings, path] of streamed) {
     reset();
     const calls = state.calls;
     const rig = await recordingProxy(t, { flask: u }, settings);
@@ -325,7 +326,9 @@ t.test('not sampled: streamed through untouched, no line; sampled: held until th
     t.equal(state.calls - calls, 1);
     t.ok(state.bodies.at(-1)!.equals(body), `${label}: whole body upstream`);
     t.equal(state.headers.at(-1)!['content-length'], String(body.length));
-    t.same(await rig.finish(), [], `${label}: no line`);
+    const lines = await rig.finish();
+    if (label === 'sampled') t.ok(unhex(lines[0]!.body_hex).equals(body), 'sampled: recorded whole from the passing chunks');
+    else t.same(lines, [], `${label}: no line`);
   }
 
   reset();
@@ -333,9 +336,9 @@ t.test('not sampled: streamed through untouched, no line; sampled: held until th
   const rig = await recordingProxy(t, { flask: u });
   const status = await halfThenRest(`${rig.proxy.url}/predict/`, body, async () => {
     await sleep(200);
-    t.equal(state.calls - calls, 0, 'sampled: the upstream is not called while the body is incomplete');
+    t.equal(state.calls - calls, 0, 'buffered: the upstream is not called while the body is incomplete');
   });
-  t.equal(status, 200, 'sampled: answered once the rest arrived');
+  t.equal(status, 200, 'buffered: answered once the rest arrived');
   t.equal(state.calls - calls, 1);
   t.ok(state.bodies.at(-1)!.equals(body));
   const lines = await rig.finish();
@@ -466,11 +469,12 @@ t.test('recordMaxBody: bodies over it are forwarded whole, recorded cut and mark
 
   const expect: [string, Buffer, boolean, Record<string, string | undefined>][] = [
     ['cl5000', big, true, { 'content-length': '5000', 'transfer-encoding': undefined }],
-    ['ch5000', bigChunked, true, { 'content-length': undefined, 'transfer-encoding': 'chunked' }],
+    // Buffered, so a chunked body goes upstream with the Content-Length of what was read.
+    ['ch5000', bigChunked, true, { 'content-length': '5000', 'transfer-encoding': undefined }],
     ['cl1000', exact, false, { 'content-length': '1000', 'transfer-encoding': undefined }],
     ['ch1000', exactChunked, false, { 'content-length': '1000', 'transfer-encoding': undefined }],
     ['cl1001', oneOver, true, { 'content-length': '1001', 'transfer-encoding': undefined }],
-    ['ch2000', capThenMore, true, { 'content-length': undefined, 'transfer-encoding': 'chunked' }],
+    ['ch2000', capThenMore, true, { 'content-length': '2000', 'transfer-encoding': undefined }],
   ];
   for (const [i, [c, body, truncated, framing]] of expect.entries()) {
     const seen = u.seen[i]!;
@@ -483,9 +487,9 @@ t.test('recordMaxBody: bodies over it are forwarded whole, recorded cut and mark
   }
 });
 
-t.test('recordMaxBody: past the cap, a sampled body streams on without waiting for the rest', async (t) => {
+t.test('--no-request-buffering, recordMaxBody: past the cap, a sampled body streams on without waiting for the rest', async (t) => {
   const { u, state } = await streamingUpstream(t);
-  const rig = await recordingProxy(t, { flask: u }, { recordMaxBody: '1KB' });
+  const rig = await recordingProxy(t, { flask: u }, { recordMaxBody: '1KB', requestBuffering: false });
   const body = randomBytes(8000); // the first half, 4000 bytes, is past the cap
   const status = await halfThenRest(`${rig.proxy.url}/predict/`, body, async () => {
     await within(state.firstData!, 3000, 'upstream sees bytes past the cap');

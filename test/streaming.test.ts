@@ -3,7 +3,8 @@
  * by sampling its resident set size from /proc while a large body passes.
  */
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { request } from 'node:http';
 import t, { type Test } from 'tap';
 import { freePort, spawnBuiltCli, startUpstream, waitForLine } from './helpers/net.js';
@@ -45,9 +46,9 @@ async function upload(url: string, total: number): Promise<string> {
   return response;
 }
 
-async function startCliProxy(t: Test, upstreamUrl: string) {
+async function startCliProxy(t: Test, upstreamUrl: string, extra: string[] = []) {
   const port = await freePort();
-  const child = spawnBuiltCli(['serve', '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0', '--upstream', `flask=${upstreamUrl}`, '--body-limit', '2GiB']);
+  const child = spawnBuiltCli(['serve', '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0', '--upstream', `flask=${upstreamUrl}`, '--body-limit', '2GiB', ...extra]);
   t.teardown(() => {
     child.kill('SIGKILL');
   });
@@ -77,16 +78,16 @@ t.test('a 1 GiB upload grows the proxy RSS by less than 50 MB', async (t) => {
   t.ok(growth < 50 * MiB, `RSS grew ${(growth / MiB).toFixed(1)} MB (baseline ${(baseline / MiB).toFixed(0)} MB)`);
 });
 
-t.test('a slow client does not make the proxy buffer the response', async (t) => {
-  const total = 512 * MiB;
-  let written = 0;
+/** An upstream sending `total` bytes of 1s as fast as its client takes them; `written` so far. */
+async function bigUpstream(t: Test, total: number) {
+  const state = { written: 0 };
   const upstream = await startUpstream('flask', (req, res) => {
     if (req.url !== '/big') return void res.end('ok'); // the proxy's own /ping and /stats/ polls
     const chunk = Buffer.alloc(MiB, 1);
     res.writeHead(200, { 'content-length': total });
     const pump = (): void => {
-      while (written < total) {
-        written += chunk.length;
+      while (state.written < total) {
+        state.written += chunk.length;
         if (!res.write(chunk)) return void res.once('drain', pump);
       }
       res.end();
@@ -94,25 +95,62 @@ t.test('a slow client does not make the proxy buffer the response', async (t) =>
     pump();
   });
   t.teardown(() => upstream.close());
-  const proxy = await startCliProxy(t, upstream.url);
-  const baseline = rssOf(proxy.pid);
-  const watch = watchRss(proxy.pid);
-  let got = 0;
-  let stalled = { upstreamWrote: 0, growth: 0 };
-  await new Promise<void>((resolve, reject) => {
-    request(`${proxy.url}/big`, { agent: false }, (res) => {
-      res.pause(); // a client that reads nothing for a while
-      setTimeout(() => {
-        stalled = { upstreamWrote: written, growth: rssOf(proxy.pid) - baseline };
-      }, 1400);
-      setTimeout(() => {
+  return { upstream, state };
+}
+
+/** GETs /big, reads nothing until `stalled()` resolves, then everything; resolves to the bytes read. */
+function stallingClient(url: string, stalled: () => Promise<void>): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    request(`${url}/big`, { agent: false }, (res) => {
+      res.pause();
+      let got = 0;
+      void stalled().then(() => {
         res.on('data', (c: Buffer) => (got += c.length));
-        res.on('end', resolve);
+        res.on('end', () => resolve(got));
         res.resume();
-      }, 1500);
+      }, reject);
     })
       .on('error', reject)
       .end();
+  });
+}
+
+t.test('a slow client: the proxy takes the whole answer at once into a 0600 temp file, not memory, and removes it', async (t) => {
+  const total = 256 * MiB;
+  const { upstream, state } = await bigUpstream(t, total);
+  const bufferDir = t.testdir({});
+  const proxy = await startCliProxy(t, upstream.url, ['--buffer-dir', bufferDir]);
+  const baseline = rssOf(proxy.pid);
+  const watch = watchRss(proxy.pid);
+  let spill = { files: 0, mode: 0, growth: 0 };
+  const got = await stallingClient(proxy.url, async () => {
+    // The upstream is done long before the client reads a byte: no worker of its is held.
+    for (let i = 0; i < 300 && state.written < total; i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 200));
+    const files = readdirSync(bufferDir);
+    spill = { files: files.length, mode: files.length === 1 ? statSync(join(bufferDir, files[0]!)).mode & 0o777 : 0, growth: rssOf(proxy.pid) - baseline };
+  });
+  const growth = watch.stop() - baseline;
+  t.equal(got, total, 'the whole response arrived');
+  t.equal(state.written, total, 'the upstream wrote all of it while the client read nothing');
+  t.equal(spill.files, 1, 'held in one temp file');
+  t.equal(spill.mode, 0o600, 'readable by the proxy only');
+  t.ok(spill.growth < 50 * MiB, `RSS grew ${(spill.growth / MiB).toFixed(1)} MB while holding ${total / MiB} MB for the client`);
+  t.ok(growth < 100 * MiB, `peak RSS growth over the whole transfer: ${(growth / MiB).toFixed(1)} MB`);
+  for (let i = 0; i < 40 && readdirSync(bufferDir).length > 0; i++) await new Promise((r) => setTimeout(r, 25));
+  t.same(readdirSync(bufferDir), [], 'the temp file is removed when the exchange ends');
+});
+
+t.test('--no-response-buffering: a slow client slows the upstream down, and the proxy holds nothing', async (t) => {
+  const total = 512 * MiB;
+  const { upstream, state } = await bigUpstream(t, total);
+  const proxy = await startCliProxy(t, upstream.url, ['--no-response-buffering']);
+  const baseline = rssOf(proxy.pid);
+  const watch = watchRss(proxy.pid);
+  let stalled = { upstreamWrote: 0, growth: 0 };
+  const got = await stallingClient(proxy.url, async () => {
+    await new Promise((r) => setTimeout(r, 1400));
+    stalled = { upstreamWrote: state.written, growth: rssOf(proxy.pid) - baseline };
   });
   const growth = watch.stop() - baseline;
   t.equal(got, total, 'the whole response arrived');
