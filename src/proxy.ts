@@ -308,7 +308,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       { clientAddr: ex.clientAddr, proto: 'http', host: req.headers.host },
       bufferedLength === undefined ? dropHeaders : dropForBuffered,
     );
-    if (bufferedLength !== undefined && (bufferedLength > 0 || ex.bodyLength !== 0)) headers.push('Content-Length', String(bufferedLength));
+    if (bufferedLength !== undefined) headers.push('Content-Length', String(bufferedLength));
     const response = ex.record?.response;
     forward(
       backend,
@@ -339,8 +339,6 @@ export function createProxy(deps: ProxyDeps): Proxy {
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
-    // During shutdown every answer closes its connection.
-    if (draining !== undefined) res.shouldKeepAlive = false;
     const ex = readRequest(req, res);
     if (!('req' in ex)) {
       const [status, error, message] = ex;
