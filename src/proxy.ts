@@ -328,12 +328,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
     );
   }
 
-  /** Stages 5 and 6, once the backend is known. */
-  async function pass(ex: Exchange, backend: Backend): Promise<void> {
-    if (!settingsOf.get(backend.name)!.requestBuffering || ex.bodyLength === 0) {
-      forwardTo(ex, backend, streamBody(ex), undefined);
-      return;
-    }
+  /** Stage 5 buffered, then stage 6. */
+  async function bufferThenForward(ex: Exchange, backend: Backend): Promise<void> {
     const buffered = await bufferBody(ex);
     if (buffered !== undefined && ex.failure === undefined) forwardTo(ex, backend, buffered.body, buffered.length);
   }
@@ -353,7 +349,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
     ex.backend = backend;
     metrics.inFlight.inc({ server_type: backend.name });
     if (recording.wants(ex.facts.uri)) ex.record = recording.start(req, ex.path, ex.bodyLength);
-    void pass(ex, backend);
+    // A body to buffer takes a detour; everything else goes on in this tick.
+    if (ex.bodyLength !== 0 && settingsOf.get(backend.name)!.requestBuffering) void bufferThenForward(ex, backend);
+    else forwardTo(ex, backend, streamBody(ex), undefined);
   }
 
   return {

@@ -112,12 +112,12 @@ export interface ForwardRequest {
  * #5360; fixed in undici 8, which needs Node 22). Such an answer is held instead of paused. An
  * HTTP/1.0 upstream with a Content-Length and no "Connection: close" is taken to keep it.
  */
-export function keepsConnection(rawHeaders: readonly Buffer[]): boolean {
+export function keepsConnection(raw: readonly string[]): boolean {
   let framed = false;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!.toString('latin1').toLowerCase();
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
     if (name === 'connection') {
-      const tokens = rawHeaders[i + 1]!.toString('latin1').toLowerCase().split(',').map((t) => t.trim());
+      const tokens = raw[i + 1]!.toLowerCase().split(',').map((t) => t.trim());
       if (tokens.includes('close')) return false;
       if (tokens.includes('keep-alive')) return true;
     } else if (name === 'content-length' || name === 'transfer-encoding') {
@@ -259,34 +259,35 @@ export function forward(
     onHeaders(statusCode, rawHeaders, resume, statusMessage) {
       // 1xx, e.g. 103 Early Hints: informational, the final response follows. Not passed on.
       if (statusCode < 200) return true;
-      const headers = endToEnd(latin1(rawHeaders));
+      upstreamHeaders = latin1(rawHeaders);
+      const headers = endToEnd(upstreamHeaders);
       headers.push(...req.responseHeaders);
       res.writeHead(statusCode, statusMessage, headers);
       resumeUpstream = resume;
-      pausable = keepsConnection(rawHeaders);
-      hold = req.bufferResponse || !pausable;
       return true;
     },
     onData(chunk) {
       req.onData?.(chunk);
-      const { buffer } = req;
-      if (overflow !== undefined) return overflow.push(chunk, pausable ? resumeUpstream : undefined);
-      if (!hold) {
+      if (overflow !== undefined) return overflow.push(chunk, pausable());
+      if (!req.bufferResponse) {
         if (res.write(chunk)) return true;
+        const resume = pausable();
         // undici delivers nothing more until resumed, so one drain listener per pause.
-        res.once('drain', resumeUpstream!);
-        return false;
+        if (resume !== undefined) {
+          res.once('drain', resume);
+          return false;
+        }
+        // It cannot wait for the client: from here on its answer is held, as a buffered one is.
+        overflow = holder();
+        return true;
       }
       // A client keeping up takes every chunk at once; a slow one fills its share of memory first.
-      if (res.writableLength < buffer.memory) {
+      if (res.writableLength < req.buffer.memory) {
         res.write(chunk);
         return true;
       }
-      overflow = new Overflow(res, buffer, (err) => {
-        abort?.(err);
-        fail(err);
-      });
-      return overflow.push(chunk, pausable ? resumeUpstream : undefined);
+      overflow = holder();
+      return overflow.push(chunk, pausable());
     },
     onComplete() {
       complete = true;
@@ -300,9 +301,16 @@ export function forward(
     },
   };
   let resumeUpstream: (() => void) | undefined;
-  /** Whether pausing the upstream is safe, and whether this answer is held for a slow client rather than paused. */
-  let pausable = false;
-  let hold = false;
+  /** The answer's headers as received, read again only if the client turns out slow. */
+  let upstreamHeaders: string[] = [];
+  let keeps: boolean | undefined;
+  /** undici's resume if the upstream may be paused safely (see keepsConnection), else undefined. */
+  const pausable = (): (() => void) | undefined => ((keeps ??= keepsConnection(upstreamHeaders)) ? resumeUpstream : undefined);
+  const holder = (): Overflow =>
+    new Overflow(res, req.buffer, (err) => {
+      abort?.(err);
+      fail(err);
+    });
   backend.pool.dispatch(
     {
       origin: backend.origin,
