@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { NO_UPSTREAM, type Outcome } from './outcomes.js';
 import { createRecorderMetrics, type RecorderMetrics } from './recorder.js';
 
 /** Model serving: from a 1 ms cached answer to a 30 s batch prediction. */
@@ -8,12 +9,6 @@ export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 /** Methods get their own label value; anything else is "other", so clients cannot grow the series. */
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 export const methodLabel = (method: string | undefined): string => (method !== undefined && METHODS.has(method) ? method : 'other');
-
-/** Who answered: the upstream, or drum-splitter itself (502, 504, 413, 400, 499). */
-export type Origin = 'upstream' | 'proxy';
-
-/** The server_type of a request refused before an upstream was chosen. */
-export const NO_UPSTREAM = 'none';
 
 export interface Metrics {
   readonly registry: Registry;
@@ -56,6 +51,15 @@ export function createMetrics(): Metrics {
     }),
     recorder: createRecorderMetrics(registry),
     text: () => registry.metrics(),
+  };
+}
+
+/** drum_requests_total and drum_request_duration_seconds from each outcome. */
+export function countOutcome(metrics: Metrics): (outcome: Outcome) => void {
+  return (o) => {
+    metrics.requests.inc({ server_type: o.serverType, status: String(o.status), method: methodLabel(o.method), origin: o.origin });
+    // Our own quick refusals would flatter an upstream's latency: only what counts against it is timed.
+    if (o.serverType !== NO_UPSTREAM) metrics.duration.observe({ server_type: o.serverType }, o.seconds);
   };
 }
 

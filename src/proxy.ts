@@ -7,7 +7,8 @@ import { FORWARDED_HEADERS, upstreamRequestHeaders } from './headers.js';
 import { compileKey, type RequestFacts } from './key.js';
 import { parseHost, parsePath } from './nginx-uri.js';
 import { sendError } from './reply.js';
-import { methodLabel, NO_UPSTREAM, type Metrics } from './metrics.js';
+import type { Metrics } from './metrics.js';
+import { NO_UPSTREAM, type Outcomes } from './outcomes.js';
 import { hashKey, pickByHash, type SplitTable } from './split.js';
 import type { PendingRecord, Recording } from './recording.js';
 import { BufferFailed, SpillFile } from './spill.js';
@@ -30,6 +31,8 @@ export interface ProxyDeps {
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly recording: Recording;
+  /** Where each exchange's outcome is published. */
+  readonly outcomes: Outcomes;
 }
 
 /** The request handler, and what shutdown needs of it. */
@@ -117,7 +120,10 @@ export function refusal(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVersion'>
 }
 
 export function createProxy(deps: ProxyDeps): Proxy {
-  const { config, routes, backends, log, metrics, recording } = deps;
+  const { config, routes, backends, log, metrics, recording, outcomes } = deps;
+  if (config.accessLog) {
+    outcomes.subscribe((o) => log.info({ method: o.method, url: o.url, client: o.client, upstream: o.upstream, status: o.status, ms: Math.round(o.seconds * 10000) / 10 }, 'request'));
+  }
   const splitKey = compileKey(config.key);
   const dropHeaders = new Set<string>(FORWARDED_HEADERS);
   if (config.overrideHeader !== undefined) dropHeaders.add(config.overrideHeader);
@@ -186,11 +192,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const serverType = backend !== undefined && (failure === undefined || failure.blame === 'upstream') ? backend.name : NO_UPSTREAM;
       const seconds = (performance.now() - ex.started) / 1000;
       const origin = failure !== undefined || !finished ? 'proxy' : 'upstream';
-      metrics.requests.inc({ server_type: serverType, status: String(status), method: methodLabel(ex.req.method), origin });
-      if (backend !== undefined) {
-        if (serverType !== NO_UPSTREAM) metrics.duration.observe({ server_type: serverType }, seconds);
-        metrics.inFlight.dec({ server_type: backend.name });
-      }
+      if (backend !== undefined) metrics.inFlight.dec({ server_type: backend.name });
+      const { method, url } = ex.req;
+      const clientGone = !finished && failure === undefined;
+      outcomes.publish({ serverType, upstream: backend?.name, status, origin, method, url, client: ex.clientAddr, seconds, clientGone });
       // Only requests whose body arrived whole: a body cut off (client gone, over the body limit) is no request to replay.
       if (ex.record !== undefined && ex.req.complete) {
         // Status 0 when no response had started, as the seed's replay script writes "no answer".
@@ -198,10 +203,6 @@ export function createProxy(deps: ProxyDeps): Proxy {
         recording.finish(ex.record, { upstream: backend!.name, status, latencyMs: seconds * 1000, response });
       } else if (ex.record !== undefined) {
         recording.discard(ex.record);
-      }
-      if (config.accessLog) {
-        const fields = { method: ex.req.method, url: ex.req.url, client: ex.clientAddr, upstream: backend?.name, status, ms: Math.round(seconds * 10000) / 10 };
-        log.info(fields, 'request');
       }
       if (draining !== undefined && live.size === 0) draining();
     });
@@ -338,8 +339,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const ex = readRequest(req, res);
     if (!('req' in ex)) {
       const [status, error, message] = ex;
-      metrics.requests.inc({ server_type: NO_UPSTREAM, status: String(status), method: methodLabel(req.method), origin: 'proxy' });
       sendError(res, status, error, message, {}, !req.complete);
+      const client = plainAddress(req.socket.remoteAddress);
+      outcomes.publish({ serverType: NO_UPSTREAM, upstream: undefined, status, origin: 'proxy', method: req.method, url: req.url, client, seconds: 0, clientGone: false });
       return;
     }
     observe(ex);

@@ -5,8 +5,9 @@ import type { Duplex } from 'node:stream';
 import { InputError } from './input-error.js';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
-import { createMetrics, NO_UPSTREAM, sendMetrics, type Metrics } from './metrics.js';
-import { createProxy, type Routes } from './proxy.js';
+import { countOutcome, createMetrics, sendMetrics, type Metrics } from './metrics.js';
+import { NO_UPSTREAM, Outcomes } from './outcomes.js';
+import { createProxy, plainAddress, type Routes } from './proxy.js';
 import { Recording, type RecordSink } from './recording.js';
 import { compileSplit } from './split.js';
 import { closeBackends, createBackends, type Backend } from './upstream.js';
@@ -18,6 +19,8 @@ export interface RunningProxy {
   readonly backends: ReadonlyMap<string, Backend>;
   readonly metrics: Metrics;
   readonly recording: Recording;
+  /** Every exchange's outcome, as it ends. */
+  readonly outcomes: Outcomes;
   /**
    * Drains as nginx's graceful quit does: stops accepting, closes idle connections, lets the
    * requests in flight finish with Connection: close for up to `graceMs` (default: the
@@ -42,15 +45,21 @@ function rawAnswer(socket: Duplex, status: number, text: string, message: string
   );
 }
 
-/** Answers (and counts) a request Node's parser rejected; a socket already gone just goes. */
-function rejectMalformed(err: NodeJS.ErrnoException, socket: Duplex, metrics: Metrics): void {
+/** Answers a request refused before it was one (Node's parser, CONNECT), and publishes its outcome. */
+function refuseRaw(outcomes: Outcomes, socket: Duplex, status: number, text: string, message: string, method?: string): void {
+  rawAnswer(socket, status, text, message);
+  const client = plainAddress((socket as { remoteAddress?: string }).remoteAddress);
+  outcomes.publish({ serverType: NO_UPSTREAM, upstream: undefined, status, origin: 'proxy', method, url: undefined, client, seconds: 0, clientGone: false });
+}
+
+/** Answers a request Node's parser rejected; a socket already gone just goes. */
+function rejectMalformed(err: NodeJS.ErrnoException, socket: Duplex, outcomes: Outcomes): void {
   if (!socket.writable || err.code === 'ECONNRESET') {
     socket.destroy();
     return;
   }
   const [status, text] = malformedStatus(err.code);
-  metrics.requests.inc({ server_type: NO_UPSTREAM, status: String(status), method: 'other', origin: 'proxy' });
-  rawAnswer(socket, status, text, `malformed request: ${err.code}`);
+  refuseRaw(outcomes, socket, status, text, `malformed request: ${err.code}`);
 }
 
 /** A writable directory for spill files, or an InputError saying why not. */
@@ -79,7 +88,9 @@ export async function startProxy(config: Config, log: Logger, opts: ProxyOptions
   if (config.upstreams.some((u) => u.requestBuffering || u.responseBuffering)) checkBufferDir(config.buffer.dir);
   const backends = createBackends(config);
   const recording = new Recording(config.record, { metrics: metrics.recorder, log, ...(opts.recordSink === undefined ? {} : { sink: opts.recordSink }) });
-  const proxy = createProxy({ config, routes, backends, log, metrics, recording });
+  const outcomes = new Outcomes();
+  outcomes.subscribe(countOutcome(metrics));
+  const proxy = createProxy({ config, routes, backends, log, metrics, recording, outcomes });
   const server = createServer(
     {
       // A large upload may take longer than Node's default 300 s for a whole request;
@@ -99,11 +110,10 @@ export async function startProxy(config: Config, log: Logger, opts: ProxyOptions
   // Node drops headers past this count silently (Content-Length among them); the proxy answers 431 instead.
   server.maxHeadersCount = 0;
   server.setTimeout(config.timeoutMs + 10_000);
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => rejectMalformed(err, socket, metrics));
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => rejectMalformed(err, socket, outcomes));
   // Without a listener Node drops a CONNECT's socket without a word; a canary proxy is no tunnel.
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    metrics.requests.inc({ server_type: NO_UPSTREAM, status: '400', method: 'other', origin: 'proxy' });
-    rawAnswer(socket, 400, 'Bad Request', `${req.method} is not proxied`);
+    refuseRaw(outcomes, socket, 400, 'Bad Request', `${req.method} is not proxied`, req.method);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -141,6 +151,7 @@ export async function startProxy(config: Config, log: Logger, opts: ProxyOptions
     backends,
     metrics,
     recording,
+    outcomes,
     // A second call (a second signal, a test's teardown) waits for the first.
     close: (graceMs = config.drainTimeoutMs) => (closing ??= close(graceMs)),
   };

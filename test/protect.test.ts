@@ -276,15 +276,19 @@ t.test(`a tiny --buffer-memory, responseBuffering ${responseBuffering}: answers 
 
 t.test('a held answer whose file is damaged: cut, counted as ours, never as the upstream\'s', async (t) => {
   const bufferDir = t.testdir({});
-  const { url, counted } = await rig(t, (_req, res) => res.end(Buffer.alloc(32 * 2 ** 20)), { bufferDir });
+  let sent!: () => void;
+  const upstreamDone = new Promise<void>((r) => (sent = r));
+  const { url, counted } = await rig(t, (_req, res) => res.end(Buffer.alloc(32 * 2 ** 20), sent), { bufferDir });
   const download = await new Promise<{ complete: boolean }>((resolve) => {
     request(`${url}/big`, { agent: false }, (res) => {
       res.pause();
-      setTimeout(() => {
+      // Once the whole answer is in the file (the upstream done, the disk caught up), cut the file short.
+      void upstreamDone.then(async () => {
+        await sleep(300);
         for (const f of readdirSync(bufferDir)) truncateSync(join(bufferDir, f), 0);
         res.on('close', () => resolve({ complete: res.complete }));
         res.resume();
-      }, 500);
+      });
     }).end();
   });
   t.equal(download.complete, false);

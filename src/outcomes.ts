@@ -1,0 +1,47 @@
+/** Who wrote the answer: the upstream, or drum-splitter itself (its 502, 504, 413, 400, 431, 499). */
+export type Origin = 'upstream' | 'proxy';
+
+/** The server_type of an exchange counted against no upstream. */
+export const NO_UPSTREAM = 'none';
+
+/**
+ * What one exchange came to, published once when it ends. Metrics and the access log are
+ * built from these; anything else that judges the backends (rollout windows, shadow
+ * comparisons) subscribes the same way rather than reading counters back.
+ */
+export interface Outcome {
+  /** Whom it counts against: the upstream's name, or "none" (the request's or the proxy's own fault). */
+  readonly serverType: string;
+  /** The upstream it was sent to, if one was chosen, whether or not it counts against it. */
+  readonly upstream: string | undefined;
+  /** What the client got: the upstream's status, ours, 499 for a client that left. */
+  readonly status: number;
+  readonly origin: Origin;
+  readonly method: string | undefined;
+  readonly url: string | undefined;
+  /** The client's address ($remote_addr before any X-Forwarded-For). */
+  readonly client: string;
+  /** From the request's arrival to the end of its answer. */
+  readonly seconds: number;
+  /** The client left before the answer was complete. */
+  readonly clientGone: boolean;
+}
+
+export type OutcomeListener = (outcome: Outcome) => void;
+
+/** A small typed publish/subscribe for outcomes; one per proxy, so in-process proxies stay apart. */
+export class Outcomes {
+  #listeners: readonly OutcomeListener[] = [];
+
+  /** Adds a listener; returns the function that removes it. */
+  subscribe(listener: OutcomeListener): () => void {
+    this.#listeners = [...this.#listeners, listener];
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
+    };
+  }
+
+  publish(outcome: Outcome): void {
+    for (const listener of this.#listeners) listener(outcome);
+  }
+}
