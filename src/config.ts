@@ -6,7 +6,7 @@ import { InputError } from './input-error.js';
 import { DEFAULT_KEY, compileKey } from './key.js';
 import { parsePercent } from './percent.js';
 import { DEFAULT_RECORD_PATHS, DEFAULT_REDACT } from './recorder.js';
-import { compileSplit, type Share } from './split.js';
+import { checkShares, type Share } from './split.js';
 
 export interface Upstream {
   readonly name: string;
@@ -374,16 +374,8 @@ export function buildConfig(raw: RawSettings): Config {
   }
   if (upstreams.length === 0) throw new InputError('at least one upstream is needed', 'upstreams');
 
-  const weights: Share[] = pairs(raw.weights ?? [], 'weights').map(([name, value]) => {
-    if (!names.has(name)) {
-      throw new InputError(`"${name}" is not an upstream (have: ${[...names].join(', ')})`, 'weights');
-    }
-    return [name, parsePercent(value, `weights.${name}`)];
-  });
-  if (new Set(weights.map(([n]) => n)).size !== weights.length) {
-    throw new InputError('an upstream is weighted twice', 'weights');
-  }
-  compileSplit(weights, undefined); // rejects a total over 100%
+  const weights: Share[] = pairs(raw.weights ?? [], 'weights').map(([name, value]) => [name, parsePercent(value, `weights.${name}`)]);
+  checkShares(weights, [...names], 'weights');
 
   const key = String(raw.key ?? DEFAULT_KEY);
   compileKey(key);

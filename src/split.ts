@@ -1,5 +1,6 @@
 import murmurhash from 'murmurhash';
 import { InputError } from './input-error.js';
+import { toPercent } from './percent.js';
 
 /** One `split_clients` line: an upstream and its share in hundredths of a percent. */
 export type Share = readonly [upstream: string, hundredths: number];
@@ -16,19 +17,38 @@ export interface SplitTable {
 const HASH_SPACE = 0xffffffff;
 
 /**
+ * The one check of split_clients lines, whoever wrote them (config file and flags, state
+ * file, admin API, environment, the store itself): each names an upstream, once, with a
+ * whole number of hundredths from 0 to 10000, and together they make at most 100%. A
+ * problem with one line names `field.upstream`; the total names `field`.
+ */
+export function checkShares(shares: readonly Share[], upstreams: readonly string[], field: string): void {
+  const seen = new Set<string>();
+  let sum = 0;
+  for (const [name, hundredths] of shares) {
+    if (!upstreams.includes(name)) throw new InputError(`"${name}" is not an upstream (have: ${upstreams.join(', ')})`, `${field}.${name}`);
+    if (seen.has(name)) throw new InputError(`"${name}" is weighted twice`, `${field}.${name}`);
+    if (!Number.isInteger(hundredths) || hundredths < 0 || hundredths > 10000) {
+      throw new InputError(`${hundredths} is not a whole number of hundredths of a percent from 0 to 10000`, `${field}.${name}`);
+    }
+    seen.add(name);
+    sum += hundredths;
+  }
+  if (sum > 10000) throw new InputError(`weights add up to ${toPercent(sum)}%, over 100%`, field);
+}
+
+/**
  * Builds the table exactly as nginx's split_clients does: shares in the order listed,
  * each adding `percent * 0xffffffff / 10000` (integer division) to a running bound, and
  * `rest` (the baseline) as the trailing `*`. A 0% share is left out: nginx refuses 0%,
- * and leaving it out yields the same buckets as a config without that line.
+ * and leaving it out yields the same buckets as a config without that line. The shares
+ * must have passed checkShares.
  */
 export function compileSplit(shares: readonly Share[], rest: string | undefined): SplitTable {
   const upstreams: string[] = [];
   const thresholds: number[] = [];
-  let sum = 0;
   let bound = 0;
   for (const [upstream, hundredths] of shares) {
-    sum += hundredths;
-    if (sum > 10000) throw new InputError(`weights add up to ${sum / 100}%, over 100%`, 'weights');
     if (hundredths === 0) continue;
     bound += Math.floor((hundredths * HASH_SPACE) / 10000);
     upstreams.push(upstream);

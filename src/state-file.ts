@@ -3,7 +3,7 @@ import { open, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { InputError } from './input-error.js';
-import { compileSplit, type Share } from './split.js';
+import { checkShares, type Share } from './split.js';
 import type { HistoryEntry, Percentages, Snapshot, Source, WeightState } from './weights.js';
 
 /**
@@ -59,25 +59,15 @@ function shares(value: unknown, upstreams: readonly string[]): Share[] {
   const out: Share[] = [];
   array(value, 'state.shares').forEach((share, i) => {
     const where = `state.shares[${i}]`;
-    if (
-      !Array.isArray(share) ||
-      share.length !== 2 ||
-      typeof share[0] !== 'string' ||
-      !Number.isInteger(share[1]) ||
-      share[1] < 0 ||
-      share[1] > 10000
-    ) {
+    if (!Array.isArray(share) || share.length !== 2 || typeof share[0] !== 'string' || typeof share[1] !== 'number') {
       throw new Corrupt(`${where} must be [upstream name, hundredths of a percent 0..10000], got ${JSON.stringify(share)}`);
     }
-    const [name, hundredths] = share as [string, number];
-    if (!upstreams.includes(name)) throw new Corrupt(`${where} names "${name}", not an upstream (have: ${upstreams.join(', ')})`);
-    if (out.some(([seen]) => seen === name)) throw new Corrupt(`${where} names "${name}" a second time`);
-    out.push([name, hundredths]);
+    out.push(share as [string, number]);
   });
   try {
-    compileSplit(out, upstreams[0]);
+    checkShares(out, upstreams, 'state.shares');
   } catch (err) {
-    throw new Corrupt(`state.shares: ${(err as Error).message}`);
+    throw new Corrupt((err as Error).message);
   }
   return out;
 }

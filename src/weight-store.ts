@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Routes } from './proxy.js';
-import { compileSplit, sameShares, type Share, type SplitTable } from './split.js';
+import { checkShares, compileSplit, sameShares, type Share, type SplitTable } from './split.js';
 import { percentages, type HistoryEntry, type Percentages, type Snapshot, type Source, type WeightState } from './weights.js';
 
 /** The last this many changes are kept in the audit trail (and the state file). */
@@ -62,10 +62,11 @@ export class WeightStore {
   }
 
   /**
-   * Applies validated shares. Returns false, recording nothing, when the effective split
-   * would not change.
+   * Applies shares, checked here too since any writer may call this (an InputError changes
+   * nothing). Returns false, recording nothing, when the effective split would not change.
    */
   change(shares: readonly Share[], meta: ChangeMeta): boolean {
+    checkShares(shares, this.upstreams, 'weights');
     if (sameShares(this.#state.shares, shares)) return false;
     const table = this.#compile(shares);
     const from = percentages(this.upstreams, this.#state.shares);

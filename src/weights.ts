@@ -1,6 +1,6 @@
 import { InputError } from './input-error.js';
 import { parsePercent, toPercent } from './percent.js';
-import type { Share } from './split.js';
+import { checkShares, type Share } from './split.js';
 
 /** Where a weight change came from. */
 export type Source = 'startup' | 'env' | 'file' | 'admin';
@@ -61,16 +61,13 @@ export function applyWeights(
   const next = new Map(current);
   let baselineAsked: number | undefined;
   for (const [name, value] of Object.entries(asked)) {
-    if (!upstreams.includes(name)) {
-      throw new InputError(`"${name}" is not an upstream (have: ${upstreams.join(', ')})`, `${field}.${name}`);
-    }
     const hundredths = parsePercent(value, `${field}.${name}`);
     if (name === baseline) baselineAsked = hundredths;
     else next.set(name, hundredths);
   }
   const shares = [...next];
+  checkShares(shares, upstreams, field);
   const rest = 10000 - shares.reduce((sum, [, h]) => sum + h, 0);
-  if (rest < 0) throw new InputError(`weights add up to ${toPercent(10000 - rest)}%, over 100%`, field);
   const baselineGets = (next.get(baseline) ?? 0) + rest;
   if (baselineAsked !== undefined && baselineAsked !== baselineGets) {
     throw new InputError(

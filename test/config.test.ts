@@ -129,8 +129,8 @@ t.test('weights: shares of named upstreams in listed order, the baseline takes t
   }
 
   const bad: [unknown, string, RegExp][] = [
-    [['nope=5'], 'weights', /"nope" is not an upstream \(have: flask, fastapi, canary\)/],
-    [['fastapi=5', 'fastapi=6'], 'weights', /weighted twice/],
+    [['nope=5'], 'weights.nope', /"nope" is not an upstream \(have: flask, fastapi, canary\)/],
+    [['fastapi=5', 'fastapi=6'], 'weights.fastapi', /"fastapi" is weighted twice/],
     [['fastapi=60', 'canary=40.01'], 'weights', /add up to 100.01%, over 100%/],
     [{ fastapi: 100, canary: 0.01 }, 'weights', /over 100%/],
     [['fastapi=37.555'], 'weights.fastapi', /at most two decimals/],

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { InputError } from '../src/input-error.js';
 import { parsePercent, toPercent } from '../src/percent.js';
-import { compileSplit, hashKey, pickByHash, sameShares, type Share } from '../src/split.js';
+import { checkShares, compileSplit, hashKey, pickByHash, sameShares, type Share } from '../src/split.js';
 
 t.test('parsePercent: nginx two-decimal percentages as hundredths', async (t) => {
   const good: [unknown, number][] = [
@@ -44,7 +44,31 @@ t.test('compileSplit builds nginx thresholds', async (t) => {
   t.same(compileSplit([], 'flask'), { upstreams: ['flask'], thresholds: [0] }, 'no weights: all to the baseline');
   t.same(compileSplit([['fastapi', 0], ['canary2', 500]], 'flask'), compileSplit([['canary2', 500]], 'flask'), '0% is left out');
   t.same(compileSplit([['fastapi', 10000]], 'flask').thresholds, [0xffffffff, 0]);
-  t.throws(() => compileSplit([['a', 6000], ['b', 4001]], 'c'), { name: 'InputError', message: /100\.01%, over 100%/ });
+});
+
+t.test('checkShares: the one check of split_clients lines', async (t) => {
+  const upstreams = ['flask', 'fastapi', 'canary'];
+  const good: [string, Share[]][] = [
+    ['none', []],
+    ['one', [['fastapi', 500]]],
+    ['exactly 100%', [['fastapi', 6000], ['canary', 4000]]],
+    ['zero shares', [['fastapi', 0], ['canary', 0]]],
+    ['the baseline listed', [['flask', 5000], ['fastapi', 5000]]],
+  ];
+  for (const [name, shares] of good) t.doesNotThrow(() => checkShares(shares, upstreams, 'weights'), name);
+  const bad: [string, Share[], string, RegExp][] = [
+    ['unknown upstream', [['nginx', 100]], 'w.nginx', /^w\.nginx: "nginx" is not an upstream \(have: flask, fastapi, canary\)$/],
+    ['twice', [['fastapi', 100], ['fastapi', 0]], 'w.fastapi', /^w\.fastapi: "fastapi" is weighted twice$/],
+    ['fractional', [['fastapi', 4.5]], 'w.fastapi', /^w\.fastapi: 4\.5 is not a whole number of hundredths of a percent from 0 to 10000$/],
+    ['negative', [['fastapi', -1]], 'w.fastapi', /-1 is not a whole number/],
+    ['over 100% alone', [['fastapi', 10001]], 'w.fastapi', /10001 is not a whole number/],
+    ['not a number', [['fastapi', NaN]], 'w.fastapi', /NaN is not a whole number/],
+    ['total over 100%', [['fastapi', 6000], ['canary', 4001]], 'w', /^w: weights add up to 100\.01%, over 100%$/],
+    ['a line checked before the total', [['fastapi', 9000], ['nginx', 9000]], 'w.nginx', /not an upstream/],
+  ];
+  for (const [name, shares, field, message] of bad) {
+    t.throws(() => checkShares(shares, upstreams, 'w'), { name: 'InputError', field, message }, name);
+  }
 });
 
 t.test('pickByHash takes the first bound above the hash; * takes the rest', async (t) => {
