@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { InputError } from './input-error.js';
 import { checkShares, type Share } from './split.js';
-import type { HistoryEntry, Percentages, Snapshot, Source, WeightState } from './weights.js';
+import type { HistoryEntry, Percentages, RecordedSource, Snapshot, WeightState } from './weights.js';
 
 /**
  * The --state file: `{"format": 1, "state": {...}, "history": [...]}`, pretty-printed
@@ -12,8 +12,12 @@ import type { HistoryEntry, Percentages, Snapshot, Source, WeightState } from '.
  */
 export const STATE_FORMAT = 1;
 
-/** Every Source, so a typo'd or future source in the file is caught (the Record keeps this in step with the type). */
-const SOURCES: Record<Source, true> = { startup: true, env: true, file: true, admin: true };
+/**
+ * A source is ours (startup, env, file, admin) or any lower-case word: a newer version may
+ * record sources this one does not know ("controller"), and its state file must still load,
+ * the word kept as written. Ours are such words too, so the one pattern says both.
+ */
+const SOURCE = /^[a-z][a-z0-9-]{0,39}$/;
 
 /** A problem found while checking the file's shape, reported as `state file X is corrupt: ...`. */
 class Corrupt extends Error {}
@@ -40,11 +44,11 @@ function version(value: unknown, where: string): number {
   return value as number;
 }
 
-function source(value: unknown, where: string): Source {
-  if (typeof value !== 'string' || !Object.hasOwn(SOURCES, value)) {
-    throw new Corrupt(`${where} must be one of ${Object.keys(SOURCES).join(', ')}`);
+function source(value: unknown, where: string): RecordedSource {
+  if (typeof value !== 'string' || !SOURCE.test(value)) {
+    throw new Corrupt(`${where} must be a lower-case word such as admin or file, got ${JSON.stringify(value)}`);
   }
-  return value as Source;
+  return value;
 }
 
 function percentages(value: unknown, where: string): Percentages {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Routes } from './proxy.js';
 import { checkShares, compileSplit, sameShares, type Share, type SplitTable } from './split.js';
-import { percentages, type HistoryEntry, type Percentages, type Snapshot, type Source, type WeightState } from './weights.js';
+import { percentages, type HistoryEntry, type Percentages, type RecordedSource, type Snapshot, type Source, type WeightState } from './weights.js';
 
 /** The last this many changes are kept in the audit trail (and the state file). */
 export const HISTORY_LIMIT = 1000;
@@ -10,7 +10,7 @@ export interface WeightView {
   readonly weights: Percentages;
   readonly version: number;
   readonly updatedAt: string;
-  readonly source: Source;
+  readonly source: RecordedSource;
 }
 
 export interface ChangeMeta {

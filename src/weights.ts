@@ -2,8 +2,14 @@ import { InputError } from './input-error.js';
 import { parsePercent, toPercent } from './percent.js';
 import { checkShares, type Share } from './split.js';
 
-/** Where a weight change came from. */
+/** Where a weight change came from, as this version writes it. */
 export type Source = 'startup' | 'env' | 'file' | 'admin';
+
+/**
+ * A source as recorded: one of ours, or a word a newer version wrote (a rollout controller's,
+ * say), kept as it is so that this version can still start from that version's state file.
+ */
+export type RecordedSource = Source | (string & {});
 
 /** Every upstream's effective share in percent, the baseline's being the rest. */
 export type Percentages = Record<string, number>;
@@ -13,14 +19,14 @@ export interface WeightState {
   readonly shares: readonly Share[];
   readonly version: number;
   readonly updatedAt: string;
-  readonly source: Source;
+  readonly source: RecordedSource;
 }
 
 /** One line of the audit trail. */
 export interface HistoryEntry {
   readonly at: string;
   readonly version: number;
-  readonly source: Source;
+  readonly source: RecordedSource;
   readonly who: string;
   readonly reason: string | null;
   readonly from: Percentages;

@@ -51,6 +51,21 @@ t.test('start-up weights: config, then the state file, then the MLOPS variables'
   );
 });
 
+t.test('a state file from a newer version, with a source this one does not know, is started from', async (t) => {
+  const at = '2025-01-01T00:00:00.000Z';
+  const state = join(t.testdir(), 'state.json');
+  const to = { flask: 70, fastapi: 30 };
+  writeFileSync(state, JSON.stringify({
+    format: 1,
+    state: { shares: [['fastapi', 3000]], version: 4, updatedAt: at, source: 'controller' },
+    history: [{ at, version: 4, source: 'controller', who: 'rollout', reason: 'step 3', from: { flask: 80, fastapi: 20 }, to }],
+  }));
+  const app = await startApp(buildConfig({ ...base, state }), { env: {}, log: silentLog });
+  t.teardown(() => app.close());
+  const got = await send(`http://127.0.0.1:${app.adminAddress.port}/weights`);
+  t.match(JSON.parse(got.body.toString()), { weights: to, version: 4, source: 'controller' });
+});
+
 t.test('a corrupt state file stops start-up with a clear error', async (t) => {
   const dir = t.testdir({ 'state.json': '{"format": 1, "state": ' });
   await t.rejects(startApp(buildConfig({ ...base, state: join(dir, 'state.json') }), { env: {}, log: silentLog }), {

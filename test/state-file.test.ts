@@ -73,6 +73,18 @@ t.test('an operator-written file is read; history may name upstreams no longer c
   t.same(readSnapshot(path, UPSTREAMS), { state: file.state, history: file.history }, 'baseline listed, 100% in all');
 });
 
+t.test('a source this version does not know (a newer one wrote it) loads, kept as written', async (t) => {
+  const path = join(t.testdir(), 'state.json');
+  const file = JSON.parse(formatSnapshot(snapshot(2))) as { state: { source: string }; history: { source: string }[] };
+  file.state.source = 'controller';
+  file.history[1]!.source = 'argo-rollouts2';
+  writeFileSync(path, JSON.stringify(file));
+  t.match(readSnapshot(path, UPSTREAMS), { state: { source: 'controller' }, history: [{ source: 'file' }, { source: 'argo-rollouts2' }] });
+  file.state.source = 'a'.repeat(40);
+  writeFileSync(path, JSON.stringify(file));
+  t.equal(readSnapshot(path, UPSTREAMS)?.state.source, 'a'.repeat(40), 'up to 40 characters');
+});
+
 t.test('a missing file is no state yet', async (t) => {
   const dir = t.testdir();
   t.equal(readSnapshot(join(dir, 'state.json'), UPSTREAMS), undefined);
@@ -114,14 +126,15 @@ t.test('a corrupt file is an InputError naming the file, never a reset', async (
     ['version fractional', edited((f) => (f.state.version = 1.5)), /state\.version must be a positive integer/],
     ['version a string', edited((f) => (f.state.version = '4')), /state\.version must be a positive integer/],
     ['updatedAt', edited((f) => (f.state.updatedAt = 1735689600)), /state\.updatedAt must be a string/],
-    ['source unknown', edited((f) => (f.state.source = 'cron')), /state\.source must be one of startup, env, file, admin/],
-    ['source not a string', edited((f) => (f.state.source = 1)), /state\.source must be one of/],
-    ['inherited source name', edited((f) => (f.state.source = 'toString')), /state\.source must be one of/],
+    ['source not a word', edited((f) => (f.state.source = 'cron job')), /state\.source must be a lower-case word such as admin or file, got "cron job"/],
+    ['source not a string', edited((f) => (f.state.source = 1)), /state\.source must be a lower-case word .*, got 1/],
+    ['source empty', edited((f) => (f.state.source = '')), /state\.source must be a lower-case word/],
+    ['source too long', edited((f) => (f.state.source = 'a'.repeat(41))), /state\.source must be a lower-case word/],
     ['history missing', edited((f) => delete f.history), /history must be an array/],
     ['history entry not an object', edited((f) => (f.history[1] = 'changed')), /history\[1\] must be an object/],
     ['history at', edited((f) => delete f.history[0].at), /history\[0\]\.at must be a string/],
     ['history version', edited((f) => (f.history[0].version = -3)), /history\[0\]\.version must be a positive integer/],
-    ['history source', edited((f) => (f.history[0].source = 'ADMIN')), /history\[0\]\.source must be one of/],
+    ['history source', edited((f) => (f.history[0].source = 'ADMIN')), /history\[0\]\.source must be a lower-case word .*, got "ADMIN"/],
     ['history who', edited((f) => (f.history[0].who = null)), /history\[0\]\.who must be a string/],
     ['history reason', edited((f) => (f.history[0].reason = 5)), /history\[0\]\.reason must be a string or null/],
     ['history reason missing', edited((f) => delete f.history[0].reason), /history\[0\]\.reason must be a string or null/],
