@@ -68,16 +68,10 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
     history: [{ at, version: 1, source: 'startup', who: 'startup', reason: 'initial weights', from: {}, to: percentages(upstreams, config.weights) }],
   };
   const writer = config.state === undefined ? undefined : new SnapshotWriter(config.state, (err) => log.error({ err: err.message }, 'cannot write the state file'));
-  // Workers (if any) hear of every change; they exist only later, so this is bound then.
-  let toWorkers: ((shares: readonly Share[]) => void) | undefined;
-  const store = new WeightStore(upstreams, snapshot, {
-    now,
-    log,
-    persist: (s) => {
-      writer?.save(s);
-      toWorkers?.(s.state.shares);
-    },
-  });
+  // The state file is written by the store itself, before any listener hears: keeping a
+  // decision across restarts is part of accepting it, so no listener (its order, its failure,
+  // its unsubscribing) may skip it. Listeners are for those who follow the weights.
+  const store = new WeightStore(upstreams, snapshot, { now, log, persist: (s) => writer?.save(s) });
   if (stored === undefined) writer?.save(snapshot);
   else log.info({ state: config.state, version: stored.state.version }, 'weights restored from the state file');
 
@@ -98,7 +92,7 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
   let proxy: RunningApp['proxy'];
   if (config.workers > 1) {
     const workers = await startWorkers(trafficConfig, { log, metrics, shares: () => store.state.shares });
-    toWorkers = (shares) => workers.weightsChanged(shares);
+    store.subscribe((s) => workers.weightsChanged(s.state.shares));
     proxy = workers;
   } else {
     proxy = await startProxy(trafficConfig, log, { routes: store.routes, metrics });

@@ -13,6 +13,12 @@ export interface WeightView {
   readonly source: RecordedSource;
 }
 
+/**
+ * Hears of an accepted change. `history` is the store's own list, growing with later
+ * changes: read it now, copy what you keep.
+ */
+export type WeightListener = (snapshot: Snapshot) => void;
+
 export interface ChangeMeta {
   readonly source: Source;
   readonly who: string;
@@ -28,6 +34,7 @@ export class WeightStore {
   #state: WeightState;
   readonly #history: HistoryEntry[];
   readonly #routes: { table: SplitTable };
+  readonly #listeners = new Set<WeightListener>();
 
   constructor(
     private readonly upstreams: readonly string[],
@@ -56,6 +63,20 @@ export class WeightStore {
     return this.#history;
   }
 
+  /**
+   * Calls `listener` after every accepted change, once `persist` has it, synchronously and in
+   * the order subscribed. A listener that throws is logged: the change stands, the caller
+   * and the other listeners carry on. Returns the function that unsubscribes.
+   */
+  subscribe(listener: WeightListener): () => void {
+    // Our own wrapper, so that one function subscribed twice is two subscriptions.
+    const own: WeightListener = (snapshot) => listener(snapshot);
+    this.#listeners.add(own);
+    return () => {
+      this.#listeners.delete(own);
+    };
+  }
+
   view(): WeightView {
     const { shares, version, updatedAt, source } = this.#state;
     return { weights: percentages(this.upstreams, shares), version, updatedAt, source };
@@ -78,7 +99,15 @@ export class WeightStore {
     this.#history.push({ at, version, source: meta.source, who: meta.who, reason: meta.reason ?? null, from, to });
     if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
     this.deps.log.info({ version, source: meta.source, who: meta.who, reason: meta.reason, from, to }, 'weights changed');
-    this.deps.persist?.({ state: this.#state, history: this.#history });
+    const snapshot = { state: this.#state, history: this.#history };
+    this.deps.persist?.(snapshot);
+    for (const listener of this.#listeners) {
+      try {
+        listener(snapshot);
+      } catch (err) {
+        this.deps.log.error({ err: (err as Error).message, version }, 'a weights listener failed');
+      }
+    }
     return true;
   }
 }

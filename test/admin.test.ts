@@ -43,6 +43,8 @@ const servedBy = async (url: string): Promise<string> => String((await send(url)
 
 t.test('GET /weights, PUT /weights, POST /rollback, GET /history — and traffic follows', async (t) => {
   const a = await app(t);
+  const heard: string[] = [];
+  a.store.subscribe(({ state }) => heard.push(`v${state.version} ${state.source} ${JSON.stringify(state.shares)}`));
   const moving = pathBetween(5, 10);
   const start = body(await send(`${a.admin_}/weights`));
   t.match(start, { weights: { flask: 95, fastapi: 5 }, version: 1, source: 'startup', updatedAt: String });
@@ -59,6 +61,8 @@ t.test('GET /weights, PUT /weights, POST /rollback, GET /history — and traffic
   const back = await send(`${a.admin_}/rollback`, { method: 'POST' });
   t.match(body(back), { weights: { flask: 100, fastapi: 0 }, version: 3 });
   t.equal(await servedBy(a.traffic + moving), 'flask');
+
+  t.same(heard, ['v2 admin [["fastapi",1000]]', 'v3 admin [["fastapi",0]]'], 'a subscriber heard each change, not the one that changed nothing');
 
   const { history } = body(await send(`${a.admin_}/history`)) as { history: Record<string, unknown>[] };
   t.match(history, [

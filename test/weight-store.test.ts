@@ -1,4 +1,5 @@
 /** The live weights as every writer sees them: checks, compare-and-set, listeners. */
+import { pino } from 'pino';
 import t from 'tap';
 import { WeightStore } from '../src/weight-store.js';
 import type { Snapshot } from '../src/weights.js';
@@ -10,7 +11,7 @@ const start: Snapshot = {
   state: { shares: [['fastapi', 500]], version: 1, updatedAt: AT, source: 'startup' },
   history: [{ at: AT, version: 1, source: 'startup', who: 'startup', reason: null, from: {}, to: { flask: 95, fastapi: 5 } }],
 };
-const store = (persist?: (s: Snapshot) => void): WeightStore => new WeightStore(UPSTREAMS, start, { now: () => new Date(AT), log: silentLog, persist });
+const store = (persist?: (s: Snapshot) => void, log = silentLog): WeightStore => new WeightStore(UPSTREAMS, start, { now: () => new Date(AT), log, persist });
 
 t.test('change checks the shares whoever calls it; a bad change changes nothing', async (t) => {
   const s = store();
@@ -18,4 +19,37 @@ t.test('change checks the shares whoever calls it; a bad change changes nothing'
   t.throws(() => s.change([['canary', 100]], { source: 'admin', who: 'x' }), { name: 'InputError', field: 'weights.canary' });
   t.same(s.state, start.state);
   t.equal(s.history.length, 1);
+});
+
+t.test('subscribe: every accepted change, after persisting, in order; unsubscribe stops it', async (t) => {
+  const heard: string[] = [];
+  const s = store((snap) => heard.push(`persist v${snap.state.version}`));
+  const first = (snap: Snapshot): void => void heard.push(`first v${snap.state.version} ${snap.history.at(-1)!.who}`);
+  const unsubscribe = s.subscribe(first);
+  const again = s.subscribe(first);
+  s.subscribe((snap) => heard.push(`second v${snap.state.version} ${snap.state.shares[0]![1]}`));
+  s.change([['fastapi', 1000]], { source: 'admin', who: 'alice' });
+  s.change([['fastapi', 1000]], { source: 'admin', who: 'bob' }); // no change: nobody hears
+  unsubscribe();
+  unsubscribe();
+  s.change([['fastapi', 0]], { source: 'env', who: 'carol' });
+  t.same(heard, [
+    'persist v2', 'first v2 alice', 'first v2 alice', 'second v2 1000',
+    'persist v3', 'first v3 carol', 'second v3 0',
+  ], 'the same function subscribed twice is two subscriptions, each ended on its own');
+  again();
+});
+
+t.test('a listener that throws is logged; the change stands and the others still hear', async (t) => {
+  const lines: { msg: string; err?: string; version?: number }[] = [];
+  const s = store(undefined, pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) }));
+  const heard: number[] = [];
+  s.subscribe(() => {
+    throw new Error('worker channel closed');
+  });
+  s.subscribe((snap) => heard.push(snap.state.version));
+  t.equal(s.change([['fastapi', 700]], { source: 'admin', who: 'x' }), true);
+  t.same(heard, [2]);
+  t.equal(s.state.version, 2);
+  t.match(lines.find((l) => l.msg === 'a weights listener failed'), { err: 'worker channel closed', version: 2 });
 });
