@@ -1,10 +1,10 @@
 /** The request recorder's file writer and helpers, on real files (t.testdir), /dev/full and a size-limited child. */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import {
   createRecorderMetrics,
   DEFAULT_RECORD_PATHS,
@@ -15,6 +15,9 @@ import {
   sampled,
   type RecordLine,
 } from '../src/recorder.js';
+import { mode, readLines } from './helpers/files.js';
+import { metricSum } from './helpers/metrics.js';
+import { until } from './helpers/wait.js';
 
 /** The seed's fields, in the seed's order, then ours: the order every line is written in. */
 const FIELD_ORDER = ['timestamp', 'method', 'path', 'headers', 'body_hex', 'content_type', 'id', 'upstream', 'status', 'latency_ms', 'body_truncated'];
@@ -58,34 +61,8 @@ function harness(opts: { path: string; maxBufferBytes?: number; rotateBytes?: nu
     log,
     ...(opts.realClock ? {} : { now: () => clock.now }),
   });
-  const value = async (name: string, labels: Record<string, string> = {}): Promise<number> => {
-    const { values } = await registry.getSingleMetric(name)!.get();
-    return values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x))?.value ?? 0;
-  };
-  return { registry, logs, writer, clock, value };
+  return { registry, logs, writer, clock, value: (name, labels) => metricSum(registry, name, labels) };
 }
-
-/** Polls until `done` holds (at most 5 s). */
-async function until(done: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + 5000;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-/** Every line of the file, parsed; fails if the file does not end with a newline or a line is not JSON. */
-function readLines(t: Test, file: string): Record<string, unknown>[] {
-  const text = readFileSync(file, 'latin1');
-  if (text === '') return [];
-  t.ok(text.endsWith('\n'), `${basename(file)} ends with a whole line`);
-  return text
-    .slice(0, -1)
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
-const mode = (file: string): number => statSync(file).mode & 0o777;
 
 /** Record files of `base` in writing order: FILE, FILE.1, FILE.2, ... */
 const recordFiles = (dir: string, base: string): string[] =>

@@ -12,8 +12,10 @@ import t, { type Test } from 'tap';
 import type { RawSettings } from '../src/config.js';
 import type { RecordLine } from '../src/recorder.js';
 import { compileSplit, hashKey, pickByHash } from '../src/split.js';
-import { sampleSum } from './helpers/metrics.js';
+import { readLines } from './helpers/files.js';
+import { metricSum } from './helpers/metrics.js';
 import { freePort, rawExchange, send, startTestProxy, startUpstream, type Reply, type TestUpstream, type UpstreamHandler } from './helpers/net.js';
+import { until } from './helpers/wait.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -31,18 +33,6 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
   const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Every line of a record file, parsed; [] when nothing was ever written (the file is opened lazily). */
-function readLines(t: Test, file: string): RecordLine[] {
-  if (!existsSync(file)) return [];
-  const text = readFileSync(file, 'latin1');
-  if (text === '') return [];
-  t.ok(text.endsWith('\n'), 'the file ends with a whole line');
-  return text
-    .slice(0, -1)
-    .split('\n')
-    .map((l) => JSON.parse(l) as RecordLine);
 }
 
 /** The one line whose path is `path`; fails the test if there is not exactly one. */
@@ -84,7 +74,8 @@ async function recordingProxy(t: Test, upstreams: Record<string, TestUpstream | 
     file,
     async finish() {
       await close();
-      return readLines(t, file);
+      // The file is opened lazily: none when nothing was ever written.
+      return existsSync(file) ? readLines<RecordLine>(t, file) : [];
     },
   };
 }
@@ -177,11 +168,6 @@ async function streamingUpstream(t: Test) {
     { readBody: false },
   );
   return { u, state, reset };
-}
-
-/** Sum of a metric's series whose labels include all of `labels`. */
-async function metricValue(rig: Rig, name: string, labels: Record<string, string> = {}): Promise<number> {
-  return sampleSum(await rig.proxy.metrics.registry.getSingleMetricAsString(name), name, labels);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -374,7 +360,7 @@ t.test('sampling: the rate holds; default and custom record paths', async (t) =>
     const sigma = Math.sqrt(n * 0.1 * 0.9);
     t.ok(Math.abs(lines.length - 200) <= 5 * sigma, `${lines.length} lines, expected 200 ± ${(5 * sigma).toFixed(0)}`);
     t.equal(new Set(lines.map((l) => l.path)).size, lines.length, 'each sampled request once');
-    t.equal(await metricValue(rig, 'drum_recorder_records_total'), lines.length, 'drum_recorder_records_total counts them all');
+    t.equal(await metricSum(rig.proxy.metrics.registry, 'drum_recorder_records_total'), lines.length, 'drum_recorder_records_total counts them all');
     t.ok(lines.every((l) => l.status === 200 && unhex(l.body_hex).toString() === `{"i":${l.path.slice('/predict/?i='.length)}}`), 'each line has its own body');
   });
 
@@ -554,9 +540,8 @@ t.test('a client that leaves mid-body on a sampled request: no upstream call, no
     socket.write(randomBytes(5000));
     await sleep(100);
     socket.destroy();
-    const deadline = Date.now() + 3000;
-    while ((await metricValue(rig, 'drum_requests_total', { status: '499' })) < i + 1 && Date.now() < deadline) await sleep(10);
-    t.equal(await metricValue(rig, 'drum_requests_total', { server_type: 'flask', status: '499', method: 'POST', origin: 'proxy' }), i + 1, `${head.split(' ')[1]}: counted as 499`);
+    await until(async () => (await metricSum(rig.proxy.metrics.registry, 'drum_requests_total', { status: '499' })) >= i + 1, 3000);
+    t.equal(await metricSum(rig.proxy.metrics.registry, 'drum_requests_total', { server_type: 'flask', status: '499', method: 'POST', origin: 'proxy' }), i + 1, `${head.split(' ')[1]}: counted as 499`);
   }
   await sleep(100);
   t.equal(state.calls, 0, 'the upstream was never called');
@@ -613,24 +598,16 @@ t.test('recordResponses: a response cut off is recorded with the upstream status
     req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
     req.end('a,b\n1,2\n');
   });
-  const deadline = Date.now() + 3000;
-  while ((await metricValue(rig, 'drum_requests_total', { status: '499' })) < 1 && Date.now() < deadline) await sleep(10);
+  await until(async () => (await metricSum(rig.proxy.metrics.registry, 'drum_requests_total', { status: '499' })) >= 1, 3000);
   // A second client leaves after sending its whole body, before any response.
   const silent = await upstream(t, 'fastapi', () => {});
   const rig2 = await recordingProxy(t, { fastapi: silent }, { recordResponses: true });
   const socket = connect(rig2.proxy.address.port, '127.0.0.1');
   await once(socket, 'connect');
   socket.write('POST /predict/?left HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc');
-  await within(
-    (async () => {
-      while (silent.seen.length === 0) await sleep(10);
-    })(),
-    3000,
-    'the request reached the upstream',
-  );
+  await until(() => silent.seen.length > 0, 3000);
   socket.destroy();
-  const waitUntil = Date.now() + 3000;
-  while ((await metricValue(rig2, 'drum_requests_total', { status: '499' })) < 1 && Date.now() < waitUntil) await sleep(10);
+  await until(async () => (await metricSum(rig2.proxy.metrics.registry, 'drum_requests_total', { status: '499' })) >= 1, 3000);
   const [left] = await rig2.finish();
   t.match(left, { path: '/predict/?left', status: 499, body_hex: Buffer.from('abc').toString('hex'), response: { status: 0, body_hex: '', body_truncated: true } }, 'no response yet: status 0');
 
@@ -661,11 +638,11 @@ t.test('an upstream that refuses the connection: 502 to the client and in the li
 t.test('drum_recorder_records_total counts the lines written', async (t) => {
   const u = await upstream(t, 'flask');
   const rig = await recordingProxy(t, { flask: u });
-  t.equal(await metricValue(rig, 'drum_recorder_records_total'), 0, 'none before any request');
+  t.equal(await metricSum(rig.proxy.metrics.registry, 'drum_recorder_records_total'), 0, 'none before any request');
   for (let i = 0; i < 7; i++) await post(`${rig.proxy.url}/predict/?i=${i}`, Buffer.from(`${i}`));
   for (let i = 0; i < 5; i++) await send(`${rig.proxy.url}/info/?i=${i}`); // not a recorded route
   const lines = await rig.finish();
   t.equal(lines.length, 7);
-  t.equal(await metricValue(rig, 'drum_recorder_records_total'), lines.length, 'the counter equals the lines in the file');
-  t.equal(await metricValue(rig, 'drum_recorder_dropped_total'), 0, 'nothing dropped');
+  t.equal(await metricSum(rig.proxy.metrics.registry, 'drum_recorder_records_total'), lines.length, 'the counter equals the lines in the file');
+  t.equal(await metricSum(rig.proxy.metrics.registry, 'drum_recorder_dropped_total'), 0, 'nothing dropped');
 });

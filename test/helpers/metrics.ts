@@ -1,3 +1,5 @@
+import type { Registry } from 'prom-client';
+
 /** The sum of a metric's samples, in Prometheus text exposition, whose labels include all of `labels`. */
 export function sampleSum(text: string, name: string, labels: Record<string, string> = {}): number {
   let sum = 0;
@@ -8,4 +10,9 @@ export function sampleSum(text: string, name: string, labels: Record<string, str
     if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
   }
   return sum;
+}
+
+/** sampleSum over one metric of a prom-client registry. */
+export async function metricSum(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return sampleSum(await registry.getSingleMetricAsString(name), name, labels);
 }
