@@ -1,5 +1,4 @@
 import { tmpdir } from 'node:os';
-import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
@@ -7,7 +6,8 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { buildConfig } from '../src/config.js';
 import { compileSplit, hashKey, pickByHash } from '../src/split.js';
-import { limiter, runCli, send, spawnCli, startUpstream, waitForLine, type CliResult, type Reply } from './helpers/net.js';
+import { assertInputError, logLines, serveCli, type Served } from './helpers/cli.js';
+import { limiter, runCli, send, startUpstream, type CliResult, type Reply } from './helpers/net.js';
 
 // Every CLI run is a fresh Node process under tap's TypeScript loader (over a second of CPU
 // each), so the runs are started together, a few at a time, and the subtests await them.
@@ -28,67 +28,14 @@ function declaredOptions(): [string, 'boolean' | 'string'][] {
   return options;
 }
 
-/** A spawned `serve` with its stdout collected and its exit awaited. */
-interface Served {
-  child: () => ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  /** The 'listening' log line, parsed. */
-  listening: Promise<{ listen: string; admin: string; upstreams: Record<string, string>; baseline: string; weights: Record<string, number> }>;
-  exited: Promise<[number | null, NodeJS.Signals | null]>;
-}
-
-function serve(args: string[]): Served {
-  let child: ChildProcess | undefined;
-  let stdout = '';
-  let stderr = '';
-  let exited!: Served['exited'];
-  const listening = slot(() => {
-    // An ephemeral admin port, so concurrent runs do not collide on the default 9901.
-    child = spawnCli(['serve', '--admin', '127.0.0.1:0', ...args]);
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    exited = new Promise((r) => child!.on('exit', (code, signal) => r([code, signal])));
-    return waitForLine(child, /"msg":"listening"/);
-  }).then((line) => JSON.parse(line));
-  listening.catch(() => {}); // awaited (and reported) by the subtest; not an unhandled rejection meanwhile
-  t.teardown(() => {
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return {
-    child: () => child!,
-    stdout: () => stdout,
-    stderr: () => stderr,
-    listening,
-    get exited() {
-      return exited;
-    },
-  };
-}
-
-/** JSON log lines printed so far with this msg. */
-function logLines(s: Served, msg: string): Record<string, unknown>[] {
-  return s
-    .stdout()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((l) => l['msg'] === msg);
-}
+/** `serve ARGS`, at most three CLIs at a time. */
+const serve = (args: string[]): Served => serveCli(t, args, {}, slot);
 
 async function stop(t: Test, s: Served, signal: NodeJS.Signals): Promise<void> {
   s.child().kill(signal);
-  t.same(await s.exited, [0, null], `${signal}: exits with code 0`);
+  t.same(await s.exited(), [0, null], `${signal}: exits with code 0`);
   t.match(logLines(s, 'shutting down'), [{ signal }], `${signal}: logs "shutting down"`);
   t.equal(s.stderr(), '', 'nothing on stderr');
-}
-
-/** One exit-2 error: exactly one line on stderr naming the problem, nothing on stdout. */
-function assertInputError(t: Test, r: CliResult, message: RegExp, name: string): void {
-  t.equal(r.code, 2, `${name}: exit code 2`);
-  t.equal(r.stdout, '', `${name}: nothing on stdout`);
-  t.match(r.stderr, /^drum-splitter: [^\n]+\n$/, `${name}: one line`);
-  t.match(r.stderr, message, `${name}: says what is wrong`);
 }
 
 const upstreamName = (r: Reply): string => (JSON.parse(r.body.toString()) as { upstream: string }).upstream;

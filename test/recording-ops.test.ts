@@ -3,9 +3,8 @@
  * (/dev/full), the flush on SIGTERM/SIGINT of the real CLI, rotation, the admin switch, the
  * seed's DRUM_RECORD_* environment, and the record settings (flags, YAML, validation).
  */
-import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -15,7 +14,11 @@ import { buildConfig, parseConfigText, type RawSettings, type RecordSettings } f
 import { DEFAULT_RECORD_PATHS, DEFAULT_REDACT } from '../src/recorder.js';
 import { recordFromEnv, SEED_RECORD_FILE } from '../src/recording.js';
 import { startProxy, type RunningProxy } from '../src/server.js';
-import { limiter, send, silentLog, spawnCli, startUpstream, waitForLine, type CliResult, type Reply } from './helpers/net.js';
+import { assertInputError, logLines, serveCli, type Served } from './helpers/cli.js';
+import { mode, readLines } from './helpers/files.js';
+import { metricSum } from './helpers/metrics.js';
+import { runCli, send, silentLog, startUpstream, type CliResult, type Reply } from './helpers/net.js';
+import { until } from './helpers/wait.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -56,29 +59,14 @@ async function echoUpstream(t: Test): Promise<string> {
   return up.url;
 }
 
-/** The sum of a metric's samples whose labels include `labels` (all of them when none are given). */
-async function metric(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const { values } = await registry.getSingleMetric(name)!.get();
-  return values.filter((v) => Object.entries(labels).every(([k, x]) => v.labels[k] === x)).reduce((sum, v) => sum + v.value, 0);
-}
-
 const counters = async (registry: Registry) => ({
-  records: await metric(registry, 'drum_recorder_records_total'),
-  dropped: await metric(registry, 'drum_recorder_dropped_total'),
-  queueFull: await metric(registry, 'drum_recorder_dropped_total', { reason: 'queue_full' }),
-  writeError: await metric(registry, 'drum_recorder_dropped_total', { reason: 'write_error' }),
-  closed: await metric(registry, 'drum_recorder_dropped_total', { reason: 'closed' }),
-  errors: await metric(registry, 'drum_recorder_write_errors_total'),
+  records: await metricSum(registry, 'drum_recorder_records_total'),
+  dropped: await metricSum(registry, 'drum_recorder_dropped_total'),
+  queueFull: await metricSum(registry, 'drum_recorder_dropped_total', { reason: 'queue_full' }),
+  writeError: await metricSum(registry, 'drum_recorder_dropped_total', { reason: 'write_error' }),
+  closed: await metricSum(registry, 'drum_recorder_dropped_total', { reason: 'closed' }),
+  errors: await metricSum(registry, 'drum_recorder_write_errors_total'),
 });
-
-/** Polls until `done` holds (at most `ms`). */
-async function until(done: () => Promise<boolean> | boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Calls `close` at most once, whether from the test body or its teardown. */
 function once(close: () => Promise<unknown>): () => Promise<unknown> {
@@ -88,21 +76,8 @@ function once(close: () => Promise<unknown>): () => Promise<unknown> {
 
 type Line = Record<string, unknown> & { path: string; body_hex: string; id: string; headers: Record<string, string> };
 
-/** Every line of a record file, parsed; fails the test if the file does not end with a whole line. */
-function readLines(t: Test, file: string): Line[] {
-  const text = readFileSync(file, 'latin1');
-  if (text === '') return [];
-  t.ok(text.endsWith('\n'), `${file} ends with a whole line`);
-  return text
-    .slice(0, -1)
-    .split('\n')
-    .map((l) => JSON.parse(l) as Line);
-}
-
 /** The `i` of a recorded path such as /predict/?i=12. */
 const indexOf = (l: Line): number => Number(/[?&]i=(\d+)/.exec(l.path)![1]);
-
-const mode = (file: string): number => statSync(file).mode & 0o777;
 
 /** A logger whose JSON lines land in `lines`. */
 function arrayLogger(): { log: Logger; lines: Record<string, unknown>[] } {
@@ -119,142 +94,37 @@ async function proxyFor(t: Test, settings: RawSettings, log: Logger = silentLog)
 }
 
 // ---------------------------------------------------------------------------------------------
-// The real CLI: four processes (about a second of CPU each), started at load two at a time and
-// awaited by the subtests below; they share one in-process upstream and this file's testdir.
+// The real CLI, spawned by the tests that use it
 
-const slot = limiter(2);
 /** Echoes bodies up to 64 KB; answers a bigger one with its SHA-256, so the answer is short. */
 const cliAnswer = (body: Buffer): Buffer => (body.length <= 65_536 ? body : Buffer.from(createHash('sha256').update(body).digest('hex')));
-/** Requests with X-Barrier: K are held until K of them have arrived, then answered together. */
-const held: (() => void)[] = [];
-const cliUpstream = await startUpstream('flask', (req, res, body) => {
-  const answer = (): void => {
-    res.setHeader('content-type', 'application/octet-stream');
-    res.end(cliAnswer(body));
-  };
-  const barrier = Number(req.headers['x-barrier'] ?? 0);
-  if (barrier === 0) return answer();
-  held.push(answer);
-  if (held.length >= barrier) for (const release of held.splice(0)) release();
-});
-t.teardown(() => cliUpstream.close());
-const cliDir = t.testdir({
-  'drum.yaml': [
-    `upstreams:\n  flask: ${cliUpstream.url}`,
-    'recordSample: 0.5', // overridden by --record-sample, itself overridden by DRUM_RECORD_SAMPLE_RATE
-    'recordPaths: [/from-file/]', // overridden by --record-paths
-    'recordMaxBody: 2KB', // overridden by --record-max-body
-    'recordResponses: false', // overridden by --record-responses
-    'recordRedact:\n  - X-From-File',
-    'recordQueue: 1MB',
-    'recordRotateBytes: 10MB',
-    '',
-  ].join('\n'),
-});
+
+/** An upstream answering cliAnswer; requests with X-Barrier: K are held until K have arrived, then answered together. */
+async function cliUpstream(t: Test): Promise<string> {
+  const held: (() => void)[] = [];
+  const up = await startUpstream('flask', (req, res, body) => {
+    const answer = (): void => {
+      res.setHeader('content-type', 'application/octet-stream');
+      res.end(cliAnswer(body));
+    };
+    const barrier = Number(req.headers['x-barrier'] ?? 0);
+    if (barrier === 0) return answer();
+    held.push(answer);
+    if (held.length >= barrier) for (const release of held.splice(0)) release();
+  });
+  t.teardown(() => up.close());
+  return up.url;
+}
+
 /** Nothing the test runner's environment says about recording reaches the CLIs unless set here. */
 const HERMETIC: NodeJS.ProcessEnv = { DRUM_RECORD_REQUESTS: undefined, DRUM_RECORD_SAMPLE_RATE: undefined, DRUM_SPLITTER_ADMIN_TOKEN: undefined };
 
-interface Listening {
-  listen: string;
-  admin: string;
-  recording: unknown;
-}
+/** `serve` on ephemeral ports (traffic and admin). */
+const serve = (t: Test, args: string[], env: NodeJS.ProcessEnv = {}): Served => serveCli(t, ['--listen', '127.0.0.1:0', ...args], { ...HERMETIC, ...env });
 
-interface Served {
-  child: () => ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  listening: Promise<Listening>;
-  closed: () => Promise<[number | null, NodeJS.Signals | null]>;
-}
-
-/** `serve` on ephemeral ports (traffic and admin), killed on teardown if still running. */
-function serve(args: string[], env: NodeJS.ProcessEnv): Served {
-  let child: ChildProcess | undefined;
-  let stdout = '';
-  let stderr = '';
-  let closed!: Promise<[number | null, NodeJS.Signals | null]>;
-  const listening = slot(async () => {
-    child = spawnCli(['serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args], { ...HERMETIC, ...env });
-    child.stdout!.on('data', (d) => (stdout += d));
-    child.stderr!.on('data', (d) => (stderr += d));
-    closed = new Promise((r) => child!.on('close', (code, signal) => r([code, signal])));
-    return JSON.parse(await waitForLine(child, /"msg":"listening"/)) as Listening;
-  });
-  listening.catch(() => {}); // reported by the subtest that awaits it
-  t.teardown(() => {
-    if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return { child: () => child!, stdout: () => stdout, stderr: () => stderr, listening, closed: () => closed };
-}
-
-/** A CLI run expected to end by itself; killed (and reported as code null) after 20 s. */
-function run(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
-  return slot(
-    () =>
-      new Promise<CliResult>((resolve) => {
-        const child = spawnCli(args, { ...HERMETIC, ...env });
-        let stdout = '';
-        let stderr = '';
-        child.stdout!.on('data', (d) => (stdout += d));
-        child.stderr!.on('data', (d) => (stderr += d));
-        const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-        child.on('close', (code) => {
-          clearTimeout(timer);
-          resolve({ code, stdout, stderr });
-        });
-      }),
-  );
-}
-
-const upstreamFlag = ['--upstream', `flask=${cliUpstream.url}`];
-const cli = {
-  term: serve(
-    [
-      ...upstreamFlag,
-      '--record', join(cliDir, 'term.jsonl'),
-      '--record-sample', '1',
-      '--record-queue', '64MB',
-      '--record-rotate-bytes', '1GB',
-      '--record-no-redact',
-      '--record-redact', 'X-Only',
-    ],
-    {},
-  ),
-  int: serve(
-    [
-      '--config', join(cliDir, 'drum.yaml'),
-      '--record', join(cliDir, 'int.jsonl'),
-      '--record-sample', '0.01',
-      '--record-paths', '/predict/,/invocations',
-      '--record-paths', '/extra/',
-      '--record-max-body', '1KB',
-      '--record-responses',
-    ],
-    { DRUM_RECORD_SAMPLE_RATE: '1' },
-  ),
-  maybe: run(['serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...upstreamFlag, '--record', join(cliDir, 'maybe.jsonl')], {
-    DRUM_RECORD_REQUESTS: 'maybe',
-  }),
-  noDir: run(['serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...upstreamFlag, '--record', join(cliDir, 'nonexistent-dir', 'x.jsonl')], {}),
-};
-
-/** An exit-2 input error: nothing on stdout, exactly one stderr line. */
-function assertInputError(t: Test, r: CliResult, line: RegExp): void {
-  t.equal(r.code, 2, 'exit code 2');
-  t.equal(r.stdout, '', 'nothing on stdout');
-  t.match(r.stderr, /^drum-splitter: [^\n]+\n$/, 'exactly one line on stderr');
-  t.match(r.stderr, line);
-}
-
-/** JSON log lines of a served CLI with this msg. */
-const logLines = (s: Served, msg: string): Record<string, unknown>[] =>
-  s
-    .stdout()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((l) => l.msg === msg);
+/** A `serve` expected to end by itself; killed (and reported as code null) after 20 s. */
+const runServe = (args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> =>
+  runCli(['serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args], { ...HERMETIC, ...env }, 20_000);
 
 // ---------------------------------------------------------------------------------------------
 // 1. A full queue
@@ -281,7 +151,7 @@ t.test('queue overflow through the proxy: clients unaffected, drops counted, the
   t.equal(c.records + c.dropped, n, 'records_total + dropped_total (all reasons) = sampled requests');
   t.same([c.writeError, c.closed, c.errors], [0, 0, 0], 'drops are all queue_full; no write errors');
 
-  const lines = readLines(t, file);
+  const lines = readLines<Line>(t, file);
   t.equal(lines.length, c.records, 'the file has records_total lines');
   t.ok(lines.every((l) => Buffer.byteLength(JSON.stringify(l)) < 2000), 'each line fits the 2 KB queue');
   t.equal(new Set(lines.map(indexOf)).size, lines.length, 'each recorded request once');
@@ -306,7 +176,7 @@ t.test('with the default settings, a body under the default recordMaxBody (10 MB
   await proxy.stop();
   const c = await counters(proxy.metrics.registry);
   t.equal(c.records + c.dropped, sizes.length, 'each request recorded or counted as dropped');
-  const lines = readLines(t, file);
+  const lines = readLines<Line>(t, file);
   t.ok(lines.some((l) => indexOf(l) === 0), 'the 1 MB body is recorded');
   t.same(
     lines.map(indexOf),
@@ -328,7 +198,7 @@ t.test('writing to /dev/full: traffic unaffected, errors counted, logged once', 
     t.ok(replies.every((r) => r.status === 200), `requests ${from}..${from + n - 1}: all 200`);
     t.ok(replies.every((r, i) => r.body.equals(payload(from + i, size))), `requests ${from}..${from + n - 1}: the upstream's bodies`);
   };
-  const errors = (): Promise<number> => metric(proxy.metrics.registry, 'drum_recorder_write_errors_total');
+  const errors = (): Promise<number> => metricSum(proxy.metrics.registry, 'drum_recorder_write_errors_total');
 
   await batch(0, 30);
   await until(async () => (await errors()) >= 1);
@@ -352,8 +222,17 @@ t.test('writing to /dev/full: traffic unaffected, errors counted, logged once', 
 // 3. The flush on shutdown (the real CLI)
 
 t.test('CLI: SIGTERM right after the last response writes every record out, exit 0, mode 0600', async (t) => {
-  const file = join(cliDir, 'term.jsonl');
-  const info = await cli.term.listening;
+  const file = join(t.testdir(), 'term.jsonl');
+  const term = serve(t, [
+    '--upstream', `flask=${await cliUpstream(t)}`,
+    '--record', file,
+    '--record-sample', '1',
+    '--record-queue', '64MB',
+    '--record-rotate-bytes', '1GB',
+    '--record-no-redact',
+    '--record-redact', 'X-Only',
+  ]);
+  const info = await term.listening;
   t.match(info.recording, { file, sampleRate: 1 }, 'the listening line says where it records');
   const view = JSON.parse((await send(`http://${info.admin}/recording`)).body.toString()) as { redact: string[] };
   t.same(view.redact, ['x-only'], '--record-no-redact drops the default list; --record-redact names stay');
@@ -368,13 +247,13 @@ t.test('CLI: SIGTERM right after the last response writes every record out, exit
   const replies = await pool(small, 16, (i) => post(url, '/predict/', i, size(i)));
   const last = Array.from({ length: big }, (_, k) => post(url, '/predict/', small + k, size(small + k), { 'x-barrier': String(big) }));
   replies.push(...(await Promise.all(last)));
-  cli.term.child().kill('SIGTERM');
-  t.same(await cli.term.closed(), [0, null], 'exits with code 0');
+  term.child().kill('SIGTERM');
+  t.same(await term.exited(), [0, null], 'exits with code 0');
   t.ok(replies.every((r, i) => r.status === 200 && r.body.equals(cliAnswer(payload(i, size(i))))), 'every request answered by the upstream');
-  t.match(logLines(cli.term, 'shutting down'), [{ signal: 'SIGTERM' }]);
-  t.equal(cli.term.stderr(), '', 'nothing on stderr');
+  t.match(logLines(term, 'shutting down'), [{ signal: 'SIGTERM' }]);
+  t.equal(term.stderr(), '', 'nothing on stderr');
 
-  const lines = readLines(t, file);
+  const lines = readLines<Line>(t, file);
   t.equal(lines.length, n, 'one line per request: none lost in the shutdown');
   t.same(lines.map(indexOf).sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i), 'each request exactly once');
   t.ok(lines.every((l) => l.body_hex === payload(indexOf(l), size(indexOf(l))).toString('hex') && l.body_truncated === false), 'every body whole');
@@ -382,8 +261,34 @@ t.test('CLI: SIGTERM right after the last response writes every record out, exit
 });
 
 t.test('CLI: SIGINT flushes too; a YAML config with record keys, flags over it, DRUM_RECORD_SAMPLE_RATE over both', async (t) => {
-  const file = join(cliDir, 'int.jsonl');
-  const info = await cli.int.listening;
+  const dir = t.testdir({
+    'drum.yaml': [
+      `upstreams:\n  flask: ${await cliUpstream(t)}`,
+      'recordSample: 0.5', // overridden by --record-sample, itself overridden by DRUM_RECORD_SAMPLE_RATE
+      'recordPaths: [/from-file/]', // overridden by --record-paths
+      'recordMaxBody: 2KB', // overridden by --record-max-body
+      'recordResponses: false', // overridden by --record-responses
+      'recordRedact:\n  - X-From-File',
+      'recordQueue: 1MB',
+      'recordRotateBytes: 10MB',
+      '',
+    ].join('\n'),
+  });
+  const file = join(dir, 'int.jsonl');
+  const int = serve(
+    t,
+    [
+      '--config', join(dir, 'drum.yaml'),
+      '--record', file,
+      '--record-sample', '0.01',
+      '--record-paths', '/predict/,/invocations',
+      '--record-paths', '/extra/',
+      '--record-max-body', '1KB',
+      '--record-responses',
+    ],
+    { DRUM_RECORD_SAMPLE_RATE: '1' },
+  );
+  const info = await int.listening;
   const admin = `http://${info.admin}`;
   const view = JSON.parse((await send(`${admin}/recording`)).body.toString()) as unknown;
   t.same(
@@ -407,12 +312,12 @@ t.test('CLI: SIGINT flushes too; a YAML config with record keys, flags over it, 
   const recorded = await pool(30, 8, (i) => post(base, i % 2 === 0 ? '/predict/' : '/extra', i, size, secret));
   const notRecorded = await pool(5, 5, (i) => post(base, '/from-file/', 100 + i, size));
   t.ok([...recorded, ...notRecorded].every((r) => r.status === 200), 'all 200');
-  cli.int.child().kill('SIGINT');
-  t.same(await cli.int.closed(), [0, null], 'exits with code 0');
-  t.match(logLines(cli.int, 'shutting down'), [{ signal: 'SIGINT' }]);
-  t.equal(cli.int.stderr(), '');
+  int.child().kill('SIGINT');
+  t.same(await int.exited(), [0, null], 'exits with code 0');
+  t.match(logLines(int, 'shutting down'), [{ signal: 'SIGINT' }]);
+  t.equal(int.stderr(), '');
 
-  const lines = readLines(t, file);
+  const lines = readLines<Line>(t, file);
   t.equal(lines.length, 30, 'the recorded routes only, every one of them');
   t.same(lines.map(indexOf).sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i));
   const first = lines[0]!;
@@ -453,7 +358,7 @@ t.test('rotation through the proxy: FILE, FILE.1, ... each within 4 KB, every re
   const all: Line[] = [];
   for (const f of files) {
     const path = join(dir, f);
-    const lines = readLines(t, path);
+    const lines = readLines<Line>(t, path);
     all.push(...lines);
     if (lines.length > 1) t.ok(statSync(path).size <= 4000, `${f}: ${statSync(path).size} bytes, within 4 KB`);
     else t.ok(lines.length === 1, `${f}: a single line may pass 4 KB`);
@@ -550,7 +455,7 @@ t.test('admin API: GET /recording, PUT /recording switches what the proxy record
   t.match(changes[0], { who: 'admin', reason: 'pause for the incident', from: { enabled: true, sampleRate: 1 }, to: { enabled: false, sampleRate: 1 } });
 
   await a.stop();
-  const lines = readLines(t, file);
+  const lines = readLines<Line>(t, file);
   t.same(
     lines.map((l) => /phase=(\w)/.exec(l.path)![1]),
     ['A', 'A', 'A', 'D', 'D', 'D'],
@@ -638,7 +543,7 @@ t.test('startApp applies DRUM_RECORD_*: off keeps the file, so it can be switche
   t.equal(on.status, 200, 'switched on at runtime: the file was kept');
   t.equal((await post(a.traffic, '/predict/', 0, 10)).status, 200);
   await a.stop();
-  t.equal(readLines(t, file).length, 1);
+  t.equal(readLines<Line>(t, file).length, 1);
 });
 
 t.test(
@@ -660,12 +565,13 @@ t.test(
 );
 
 t.test('CLI: DRUM_RECORD_REQUESTS=maybe → exit 2, one line', async (t) => {
-  assertInputError(t, await cli.maybe, /^drum-splitter: DRUM_RECORD_REQUESTS: "maybe" is not true or false\n$/);
+  const r = await runServe(['--upstream', `flask=${await cliUpstream(t)}`, '--record', join(t.testdir(), 'maybe.jsonl')], { DRUM_RECORD_REQUESTS: 'maybe' });
+  assertInputError(t, r, /^drum-splitter: DRUM_RECORD_REQUESTS: "maybe" is not true or false\n$/);
 });
 
 t.test('CLI: --record in a directory that does not exist → exit 2, one line naming the directory', async (t) => {
-  const missing = join(cliDir, 'nonexistent-dir');
-  const r = await cli.noDir;
+  const missing = join(t.testdir(), 'nonexistent-dir');
+  const r = await runServe(['--upstream', `flask=${await cliUpstream(t)}`, '--record', join(missing, 'x.jsonl')], {});
   assertInputError(t, r, /^drum-splitter: record: /);
   t.ok(r.stderr.includes(`${missing} is not a writable directory`), 'names the directory');
   t.notOk(existsSync(missing), 'nothing created');
