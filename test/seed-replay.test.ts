@@ -1,12 +1,10 @@
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import type { RecordLine } from '../src/recorder.js';
-import { send, startTestProxy } from './helpers/net.js';
+import { send, startTestProxy, startUpstream, type UpstreamHandler } from './helpers/net.js';
 import { extractSeedScript, runSeedReplay, seedReplayAvailable } from './helpers/seed-replay.js';
 
 // The seed's Option A replay script (CANARY_DEPLOYMENT.md), run unchanged by Debian's python3,
@@ -33,13 +31,6 @@ t.test('extractSeedScript finds only the Option A block, and says so when it is 
   t.throws(() => extractSeedScript('```python\n# scripts/shadow_replay_test.py\nx = 1\n'), /never closed/);
 });
 
-interface Seen {
-  method: string;
-  url: string;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
 /** Predictions from a CSV body: one per data row, the sum of its cells. */
 function csvPredictions(body: Buffer): number[] {
   const [, ...rows] = body.toString('utf8').trim().split('\n');
@@ -50,46 +41,35 @@ function csvPredictions(body: Buffer): number[] {
  * A DRUM stand-in. `drift` is the one deliberate difference: the "fastapi" one adds 1 to any
  * prediction over 100, which only one recorded request produces.
  */
-async function startStandIn(drift: boolean): Promise<{ url: string; seen: Seen[]; server: Server }> {
-  const seen: Seen[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
-      const path = req.url!.split('?')[0];
-      const json = (v: unknown) => {
-        res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify(v));
-      };
-      if (req.method === 'GET' && path === '/ping') return json({ message: 'OK' });
-      if (req.method === 'POST' && path === '/predict/') {
-        return json({ predictions: csvPredictions(body).map((p) => (drift && p > 100 ? p + 1 : p)) });
-      }
-      if (req.method === 'POST' && path === '/invocations') {
-        const { rows } = JSON.parse(body.toString('utf8')) as { rows: number[][] };
-        return json({ predictions: rows.map((r) => r.reduce((s, c) => s + c, 0)) });
-      }
-      if (req.method === 'POST' && path === '/predictUnstructured/') {
-        // Not JSON: the script compares such 200 bodies byte for byte, but only if they
-        // decode as text (see the quirks test); ?raw=1 answers raw bytes.
-        const digest = createHash('sha256').update(body).digest();
-        if (req.url!.endsWith('?raw=1')) {
-          res.setHeader('content-type', 'application/octet-stream');
-          return res.end(Buffer.concat([Buffer.from([0xff, 0xfe, 0xfd]), digest]));
-        }
-        res.setHeader('content-type', 'text/plain');
-        return res.end(digest.toString('hex'));
-      }
-      if (path === '/hangup') return req.socket.destroy();
-      res.statusCode = 404;
-      res.end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen, server };
-}
+const drum = (drift: boolean): UpstreamHandler => (req, res, body) => {
+  const path = req.url!.split('?')[0];
+  const json = (v: unknown) => {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(v));
+  };
+  if (req.method === 'GET' && path === '/ping') return json({ message: 'OK' });
+  if (req.method === 'POST' && path === '/predict/') {
+    return json({ predictions: csvPredictions(body).map((p) => (drift && p > 100 ? p + 1 : p)) });
+  }
+  if (req.method === 'POST' && path === '/invocations') {
+    const { rows } = JSON.parse(body.toString('utf8')) as { rows: number[][] };
+    return json({ predictions: rows.map((r) => r.reduce((s, c) => s + c, 0)) });
+  }
+  if (req.method === 'POST' && path === '/predictUnstructured/') {
+    // Not JSON: the script compares such 200 bodies byte for byte, but only if they
+    // decode as text (see the quirks test); ?raw=1 answers raw bytes.
+    const digest = createHash('sha256').update(body).digest();
+    if (req.url!.endsWith('?raw=1')) {
+      res.setHeader('content-type', 'application/octet-stream');
+      return res.end(Buffer.concat([Buffer.from([0xff, 0xfe, 0xfd]), digest]));
+    }
+    res.setHeader('content-type', 'text/plain');
+    return res.end(digest.toString('hex'));
+  }
+  if (path === '/hangup') return req.socket.destroy();
+  res.statusCode = 404;
+  res.end();
+};
 
 /** What the seed's WSGI RequestRecorderMiddleware writes: CGI names, so Title-Case headers
  * (HTTP_X_REQUEST_ID -> X-Request-Id), and never Content-Type/Content-Length among them. */
@@ -163,13 +143,10 @@ const skip = seedReplayAvailable();
 
 t.test('the seed replay script runs unchanged on our JSONL', { skip }, async (t) => {
   const workDir = await mkdtemp(join(tmpdir(), 'seed-replay-'));
-  const flask = await startStandIn(false);
-  const fastapi = await startStandIn(true);
+  const flask = await startUpstream('flask', drum(false));
+  const fastapi = await startUpstream('fastapi', drum(true));
   t.teardown(async () => {
-    for (const s of [flask.server, fastapi.server]) {
-      s.closeAllConnections();
-      await new Promise((r) => s.close(r));
-    }
+    await Promise.all([flask.close(), fastapi.close()]);
     await rm(workDir, { recursive: true, force: true });
   });
 
@@ -219,13 +196,10 @@ t.test('the seed replay script runs unchanged on our JSONL', { skip }, async (t)
 
 t.test('seed script quirks our reports must allow for', { skip }, async (t) => {
   const workDir = await mkdtemp(join(tmpdir(), 'seed-replay-'));
-  const flask = await startStandIn(false);
-  const fastapi = await startStandIn(false);
+  const flask = await startUpstream('flask', drum(false));
+  const fastapi = await startUpstream('fastapi', drum(false));
   t.teardown(async () => {
-    for (const s of [flask.server, fastapi.server]) {
-      s.closeAllConnections();
-      await new Promise((r) => s.close(r));
-    }
+    await Promise.all([flask.close(), fastapi.close()]);
     await rm(workDir, { recursive: true, force: true });
   });
   const quirks: Partial<SeedRecord>[] = [
@@ -253,8 +227,8 @@ t.test('seed script quirks our reports must allow for', { skip }, async (t) => {
 
 t.test('a file recorded by drum-splitter replays with the seed script unchanged', { skip }, async (t) => {
   const workDir = await mkdtemp(join(tmpdir(), 'seed-replay-'));
-  const flask = await startStandIn(false);
-  const fastapi = await startStandIn(true);
+  const flask = await startUpstream('flask', drum(false));
+  const fastapi = await startUpstream('fastapi', drum(true));
   const jsonl = join(workDir, 'recorded_requests.jsonl');
   const proxy = await startTestProxy({
     upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`],
@@ -265,10 +239,7 @@ t.test('a file recorded by drum-splitter replays with the seed script unchanged'
   });
   t.teardown(async () => {
     await proxy.close();
-    for (const s of [flask.server, fastapi.server]) {
-      s.closeAllConnections();
-      await new Promise((r) => s.close(r));
-    }
+    await Promise.all([flask.close(), fastapi.close()]);
     await rm(workDir, { recursive: true, force: true });
   });
 
