@@ -12,7 +12,7 @@ import { NO_UPSTREAM, type Outcomes } from './outcomes.js';
 import { hashKey, pickByHash, type SplitTable } from './split.js';
 import type { PendingRecord, Recording } from './recording.js';
 import { BufferFailed, SpillFile } from './spill.js';
-import { BodyTooLarge, classifyFailure, forward, type Backend, type ForwardBody, type ForwardFailure } from './upstream.js';
+import { BodyTooLarge, classifyFailure, dispatch, tapped, toClient, type Backend, type ClientAnswer, type ForwardBody, type ForwardFailure } from './upstream.js';
 
 export const UPSTREAM_HEADER = 'X-Drum-Splitter-Upstream';
 
@@ -311,22 +311,15 @@ export function createProxy(deps: ProxyDeps): Proxy {
     );
     if (bufferedLength !== undefined) headers.push('Content-Length', String(bufferedLength));
     const response = ex.record?.response;
-    forward(
-      backend,
-      {
-        method: req.method!,
-        path: ex.path,
-        headers,
-        body,
-        timeoutMs: config.timeoutMs,
-        responseHeaders: upstreamHeader.get(backend.name)!,
-        ...(response === undefined ? {} : { onData: (chunk: Buffer) => response.add(chunk) }),
-        bufferResponse: settingsOf.get(backend.name)!.responseBuffering,
-        buffer: config.buffer,
-      },
-      res,
-      (failure, err, midBody) => refuse(ex, failure, err, midBody),
-    );
+    const delivery: ClientAnswer = {
+      responseHeaders: upstreamHeader.get(backend.name)!,
+      bufferResponse: settingsOf.get(backend.name)!.responseBuffering,
+      buffer: config.buffer,
+    };
+    dispatch(backend, { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs }, (call) => {
+      const client = toClient(res, call, delivery, (failure, err, midBody) => refuse(ex, failure, err, midBody));
+      return response === undefined ? client : tapped(client, (chunk) => response.add(chunk));
+    });
   }
 
   /** Stage 5 buffered, then stage 6. */

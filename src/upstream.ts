@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { Pool, type Dispatcher } from 'undici';
+import { Pool } from 'undici';
 import type { Config, Upstream } from './config.js';
 import { endToEnd } from './headers.js';
 import { BufferFailed, SpillFile } from './spill.js';
@@ -84,25 +84,6 @@ function latin1(raw: readonly Buffer[]): string[] {
 export interface BufferSettings {
   readonly memory: number;
   readonly dir: string;
-}
-
-export interface ForwardRequest {
-  readonly method: string;
-  readonly path: string;
-  readonly headers: string[];
-  readonly body: ForwardBody;
-  readonly timeoutMs: number;
-  /** Extra response headers, e.g. X-Drum-Splitter-Upstream. */
-  readonly responseHeaders: readonly string[];
-  /** Sees each response body chunk as it passes (for recording). */
-  readonly onData?: (chunk: Buffer) => void;
-  /**
-   * Read the answer as fast as the upstream sends it, holding what the client has not taken
-   * (nginx's proxy_buffering); false: the upstream waits for the client, where that is safe.
-   */
-  readonly bufferResponse: boolean;
-  /** Where held answers go. */
-  readonly buffer: BufferSettings;
 }
 
 /**
@@ -217,23 +198,110 @@ class Overflow {
   }
 }
 
+/** An upstream call in progress, for whatever receives its answer: it can abort the call. */
+export interface Call {
+  abort(err: Error): void;
+}
+
 /**
- * Sends one request to `backend` and its answer into `res`. The request body goes as given
- * (the proxy buffers it first, or streams it). The answer is written to the client as it
- * arrives; with `req.bufferResponse` (or when pausing is unsafe, see keepsConnection), what a
- * slow client cannot take yet is held (memory, then a temp file) so the upstream is never kept
- * waiting; otherwise the upstream is paused until the client drains. undici does not retry a request that has been sent; nothing here retries
- * either. `onFailure` is called at most once: before the answer started (the proxy answers
- * with an error) or in the middle of its body (`midBody`; the proxy cuts the connection, as
- * nginx does). A client that leaves aborts the upstream request and calls nothing.
+ * What receives an upstream's answer: undici's handler narrowed to what a receiver needs. The
+ * client's response is one (toClient); a tap that keeps a copy for the record wraps it
+ * (tapped), and a collector for comparing two answers is another, so a copy of an exchange is a
+ * second sink, not a second code path. `data` returns false to pause the upstream until the
+ * `resume` given with the head is called.
  */
-export function forward(
-  backend: Backend,
-  req: ForwardRequest,
+export interface AnswerSink {
+  head(status: number, statusText: string, headers: string[], resume: () => void): void;
+  data(chunk: Buffer): boolean;
+  end(): void;
+  error(err: Error): void;
+}
+
+export interface UpstreamRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: string[];
+  readonly body: ForwardBody;
+  readonly timeoutMs: number;
+}
+
+/**
+ * Sends one request to `backend`; its answer goes to the sink `open` makes, given the call so
+ * it can abort it. undici does not retry a request that has been sent, and nothing here does.
+ */
+export function dispatch(backend: Backend, request: UpstreamRequest, open: (call: Call) => AnswerSink): void {
+  let abortRequest: ((err: Error) => void) | undefined;
+  const sink = open({ abort: (err) => abortRequest?.(err) });
+  // undici's own handler interface (what its Pool calls internally): raw header Buffers, and
+  // false from onData to pause. The newer onRequestStart/onResponse* style is adapted onto
+  // this one per request, parsing every header into an object we do not use.
+  backend.pool.dispatch(
+    {
+      origin: backend.origin,
+      method: request.method,
+      path: backend.basePath + request.path,
+      headers: request.headers,
+      body: request.body,
+      headersTimeout: request.timeoutMs,
+      bodyTimeout: request.timeoutMs,
+    },
+    {
+      onConnect(abort) {
+        abortRequest = abort;
+      },
+      onHeaders(status, rawHeaders, resume, statusText) {
+        // 1xx, e.g. 103 Early Hints: informational, the final answer follows. Not passed on.
+        if (status >= 200) sink.head(status, statusText, latin1(rawHeaders), resume);
+        return true;
+      },
+      onData: (chunk) => sink.data(chunk),
+      onComplete: () => sink.end(),
+      onError: (err) => sink.error(err),
+    },
+  );
+}
+
+/** A sink that sees each body chunk before passing it on (the record keeps a copy this way). */
+export function tapped(sink: AnswerSink, onChunk: (chunk: Buffer) => void): AnswerSink {
+  return {
+    head: (status, statusText, headers, resume) => sink.head(status, statusText, headers, resume),
+    data(chunk) {
+      onChunk(chunk);
+      return sink.data(chunk);
+    },
+    end: () => sink.end(),
+    error: (err) => sink.error(err),
+  };
+}
+
+/** How the client's response takes an answer. */
+export interface ClientAnswer {
+  /** Extra response headers, e.g. X-Drum-Splitter-Upstream. */
+  readonly responseHeaders: readonly string[];
+  /**
+   * Read the answer as fast as the upstream sends it, holding what the client has not taken
+   * (nginx's proxy_buffering); false: the upstream waits for the client, where that is safe.
+   */
+  readonly bufferResponse: boolean;
+  /** Where held answers go. */
+  readonly buffer: BufferSettings;
+}
+
+/**
+ * The client's response as a sink. The answer is written to the client as it arrives; with
+ * `bufferResponse` (or when pausing is unsafe, see keepsConnection), what a slow client cannot
+ * take yet is held (memory, then a temp file) so the upstream is never kept waiting; otherwise
+ * the upstream is paused until the client drains. `onFailure` is called at most once: before
+ * the answer started (the proxy answers with an error) or in the middle of its body
+ * (`midBody`; the proxy cuts the connection, as nginx does). A client that leaves aborts the
+ * call and calls nothing.
+ */
+export function toClient(
   res: ServerResponse,
+  call: Call,
+  opts: ClientAnswer,
   onFailure: (failure: ForwardFailure, err: Error, midBody: boolean) => void,
-): void {
-  let abort: ((err: Error) => void) | undefined;
+): AnswerSink {
   let overflow: Overflow | undefined;
   let failed = false;
   const fail = (err: Error): void => {
@@ -245,31 +313,33 @@ export function forward(
   let complete = false;
   const onClientGone = (): void => {
     overflow?.close();
-    if (!complete) abort?.(new Error('client went away'));
+    if (!complete) call.abort(new Error('client went away'));
   };
   res.once('close', onClientGone);
 
-  // undici's own handler interface (what its Pool calls internally): raw header Buffers, and
-  // false from onHeaders/onData to pause. The newer onRequestStart/onResponse* style is
-  // adapted onto this one per request, parsing every header into an object we do not use.
-  const handler: Dispatcher.DispatchHandler = {
-    onConnect(abortRequest) {
-      abort = abortRequest;
-    },
-    onHeaders(statusCode, rawHeaders, resume, statusMessage) {
-      // 1xx, e.g. 103 Early Hints: informational, the final response follows. Not passed on.
-      if (statusCode < 200) return true;
-      upstreamHeaders = latin1(rawHeaders);
-      const headers = endToEnd(upstreamHeaders);
-      headers.push(...req.responseHeaders);
-      res.writeHead(statusCode, statusMessage, headers);
+  let resumeUpstream: (() => void) | undefined;
+  /** The answer's headers as received, read again only if the client turns out slow. */
+  let upstreamHeaders: string[] = [];
+  let keeps: boolean | undefined;
+  /** undici's resume if the upstream may be paused safely (see keepsConnection), else undefined. */
+  const pausable = (): (() => void) | undefined => ((keeps ??= keepsConnection(upstreamHeaders)) ? resumeUpstream : undefined);
+  const holder = (): Overflow =>
+    new Overflow(res, opts.buffer, (err) => {
+      call.abort(err);
+      fail(err);
+    });
+
+  return {
+    head(status, statusText, headers, resume) {
+      upstreamHeaders = headers;
+      const out = endToEnd(headers);
+      out.push(...opts.responseHeaders);
+      res.writeHead(status, statusText, out);
       resumeUpstream = resume;
-      return true;
     },
-    onData(chunk) {
-      req.onData?.(chunk);
+    data(chunk) {
       if (overflow !== undefined) return overflow.push(chunk, pausable());
-      if (!req.bufferResponse) {
+      if (!opts.bufferResponse) {
         if (res.write(chunk)) return true;
         const resume = pausable();
         // undici delivers nothing more until resumed, so one drain listener per pause.
@@ -282,45 +352,22 @@ export function forward(
         return true;
       }
       // A client keeping up takes every chunk at once; a slow one fills its share of memory first.
-      if (res.writableLength < req.buffer.memory) {
+      if (res.writableLength < opts.buffer.memory) {
         res.write(chunk);
         return true;
       }
       overflow = holder();
       return overflow.push(chunk, pausable());
     },
-    onComplete() {
+    end() {
       complete = true;
       if (overflow !== undefined) return overflow.end();
       res.off('close', onClientGone);
       res.end();
     },
-    onError(err) {
+    error(err) {
       overflow?.close();
       fail(err);
     },
   };
-  let resumeUpstream: (() => void) | undefined;
-  /** The answer's headers as received, read again only if the client turns out slow. */
-  let upstreamHeaders: string[] = [];
-  let keeps: boolean | undefined;
-  /** undici's resume if the upstream may be paused safely (see keepsConnection), else undefined. */
-  const pausable = (): (() => void) | undefined => ((keeps ??= keepsConnection(upstreamHeaders)) ? resumeUpstream : undefined);
-  const holder = (): Overflow =>
-    new Overflow(res, req.buffer, (err) => {
-      abort?.(err);
-      fail(err);
-    });
-  backend.pool.dispatch(
-    {
-      origin: backend.origin,
-      method: req.method,
-      path: backend.basePath + req.path,
-      headers: req.headers,
-      body: req.body,
-      headersTimeout: req.timeoutMs,
-      bodyTimeout: req.timeoutMs,
-    },
-    handler,
-  );
 }

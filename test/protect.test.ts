@@ -3,7 +3,7 @@
  * against a backend, what a backend does always is, and shutdown drains.
  */
 import { once } from 'node:events';
-import { readdirSync, rmSync, truncateSync } from 'node:fs';
+import { readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { request, type IncomingMessage } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
@@ -279,19 +279,27 @@ t.test('a held answer whose file is damaged: cut, counted as ours, never as the 
   let sent!: () => void;
   const upstreamDone = new Promise<void>((r) => (sent = r));
   const { url, counted } = await rig(t, (_req, res) => res.end(Buffer.alloc(32 * 2 ** 20), sent), { bufferDir });
-  const download = await new Promise<{ complete: boolean }>((resolve) => {
+  const download = await new Promise<{ complete: boolean; bytes: number }>((resolve) => {
     request(`${url}/big`, { agent: false }, (res) => {
       res.pause();
-      // Once the whole answer is in the file (the upstream done, the disk caught up), cut the file short.
+      let bytes = 0;
+      // Once the whole answer is in (the upstream done, the file no longer growing), cut the file short.
       void upstreamDone.then(async () => {
-        await sleep(300);
-        for (const f of readdirSync(bufferDir)) truncateSync(join(bufferDir, f), 0);
-        res.on('close', () => resolve({ complete: res.complete }));
+        const size = (): number => readdirSync(bufferDir).reduce((n, f) => n + statSync(join(bufferDir, f)).size, 0);
+        for (let last = -1; size() !== last || last === 0; ) {
+          last = size();
+          await sleep(200);
+        }
+        const files = readdirSync(bufferDir);
+        t.equal(files.length, 1, `the answer waits in a spill file`);
+        for (const f of files) truncateSync(join(bufferDir, f), 0);
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('close', () => resolve({ complete: res.complete, bytes }));
         res.resume();
       });
     }).end();
   });
-  t.equal(download.complete, false);
+  t.equal(download.complete, false, `cut after ${download.bytes} bytes`);
   await sleep(20);
   t.equal(await counted({ server_type: 'none', status: '500', origin: 'proxy' }), 1);
 });
