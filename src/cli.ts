@@ -201,9 +201,10 @@ function version(): string {
 }
 
 async function serve(v: Values): Promise<void> {
+  // A worker takes the primary's config: the file may have been edited since the primary read it.
+  if (isWorker()) return runWorker();
   const { config, file } = configFromArgs(v);
   const log = createLogger(config.logLevel);
-  if (isWorker()) return runWorker(config, log);
   const app = await startApp(config, {
     env: process.env,
     log,

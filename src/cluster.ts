@@ -2,7 +2,8 @@ import cluster, { type Worker } from 'node:cluster';
 import { isIP, type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import type { Config } from './config.js';
+import type { Config, Upstream } from './config.js';
+import { createLogger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import type { RecordLine, RecorderMetrics } from './recorder.js';
 import { Recording, type RecordSink } from './recording.js';
@@ -34,8 +35,14 @@ export type ToPrimary =
   | { readonly drum: 'metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] }
   | { readonly drum: 'stopped'; readonly cut: number };
 
-/** The environment variable carrying a new worker's starting state. */
-const STATE_ENV = 'DRUM_SPLITTER_WORKER_STATE';
+/** A worker's start: the primary's resolved config, and the state of the moment. */
+interface WorkerStart {
+  readonly config: ConfigJSON;
+  readonly state: WorkerState;
+}
+
+/** The environment variable carrying a new worker's WorkerStart. */
+const START_ENV = 'DRUM_SPLITTER_WORKER_START';
 /** How long /metrics waits for the workers' counts. */
 const METRICS_TIMEOUT_MS = 5000;
 /** How long a stopping worker may take past its drain timeout before it is killed. */
@@ -49,6 +56,26 @@ export type TrafficPlane = Pick<RunningProxy, 'address' | 'backends' | 'recordin
 
 export function isWorker(): boolean {
   return cluster.isWorker;
+}
+
+/** Config as JSON: the upstreams' URLs as strings; the rest is plain data already (JSON drops the undefined ones). */
+type ConfigJSON = Omit<Config, 'upstreams'> & { readonly upstreams: readonly (Omit<Upstream, 'url'> & { readonly url: string })[] };
+
+export function configToJSON(config: Config): ConfigJSON {
+  return { ...config, upstreams: config.upstreams.map((u) => ({ ...u, url: u.url.href })) };
+}
+
+/** The config again, its settings left unset back as undefined keys, so it is the same object. */
+export function configFromJSON(json: ConfigJSON): Config {
+  const { overrideHeader, adminTokenFile, state, record } = json;
+  return {
+    ...json,
+    overrideHeader,
+    adminTokenFile,
+    state,
+    record: { ...record, file: record.file, rotateBytes: record.rotateBytes },
+    upstreams: json.upstreams.map((u) => ({ ...u, url: new URL(u.url) })),
+  };
 }
 
 
@@ -85,14 +112,17 @@ export async function startWorkers(
   };
   cluster.on('message', onMessage);
 
-  const fork = (): void => {
-    const w = cluster.fork({ [STATE_ENV]: JSON.stringify(state()) });
+  const fork = (): Worker => {
+    // The config as the primary resolved it: the file may have changed since, or broken.
+    const w = cluster.fork({ [START_ENV]: JSON.stringify({ config: configToJSON(config), state: state() } satisfies WorkerStart) });
     running.set(w, new Promise((resolve) => w.once('exit', () => resolve(void running.delete(w)))));
+    return w;
   };
   const onExit = (worker: Worker, code: number | null, signal: string | null): void => {
     if (stopping) return;
     log.error({ worker: worker.id, code, signal }, 'a worker died; starting another');
-    fork();
+    const w = fork();
+    w.once('listening', () => log.info({ worker: w.id }, 'the new worker is listening'));
   };
   // A change made while a worker was starting reaches it here, once it can hear.
   const onListening = (worker: Worker): void => {
@@ -217,9 +247,15 @@ export class PrimarySink implements RecordSink {
   }
 }
 
-/** Worker: serves traffic with the state the primary sends; stops when it says so (or goes away). */
-export async function runWorker(config: Config, log: Logger): Promise<void> {
-  const initial = JSON.parse(process.env[STATE_ENV]!) as WorkerState;
+/**
+ * Worker: serves traffic with the config and state the primary sends; stops when it says so
+ * (or goes away). It reads neither the config file nor the environment's settings.
+ */
+export async function runWorker(): Promise<void> {
+  const start = JSON.parse(process.env[START_ENV]!) as WorkerStart;
+  const config = configFromJSON(start.config);
+  const initial = start.state;
+  const log = createLogger(config.logLevel);
   const baseline = config.upstreams[0]!.name;
   const routes = { table: compileSplit(initial.shares, baseline) };
   const metrics = createMetrics();

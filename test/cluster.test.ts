@@ -1,11 +1,11 @@
 /** --workers: the real CLI with two worker processes behind one port, one primary owning the state. */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { Registry } from 'prom-client';
-import { PrimarySink, type ToPrimary } from '../src/cluster.js';
+import { configFromJSON, configToJSON, PrimarySink, type ToPrimary } from '../src/cluster.js';
 import { buildConfig } from '../src/config.js';
 import { createRecorderMetrics } from '../src/recorder.js';
 import type { RecordLine } from '../src/recorder.js';
@@ -98,12 +98,11 @@ t.test('two workers: one split, one recording, one /metrics, a clean stop', asyn
   t.equal(sampleSum(metrics, 'drum_requests_in_flight'), 0);
 
   // A worker that dies is replaced; traffic goes on.
+  let replaced = waitForLine(child, /"msg":"the new worker is listening"/, 30_000);
   process.kill(workerA!, 'SIGKILL');
-  const deadline = Date.now() + 20_000;
-  while ((children(child.pid!).length < 2 || children(child.pid!).includes(workerA!)) && Date.now() < deadline) await sleep(100);
+  await replaced;
   t.equal(children(child.pid!).length, 2, 'a new worker took its place');
   t.ok(children(child.pid!).includes(workerB!), 'the other worker kept running');
-  await sleep(500); // the new worker's listening socket
   t.same(new Set(await burst(10)), new Set(['fastapi']), 'the new worker has the current split');
   t.match(stdout, /"msg":"a worker died; starting another"/);
 
@@ -126,6 +125,35 @@ t.test('two workers: one split, one recording, one /metrics, a clean stop', asyn
   t.equal(records.length, 80, "one file: both workers' records of the 80 requests before recording was switched off");
   t.equal(new Set(records.map((r) => r.path)).size, 40, 'each path twice (two bursts)');
   t.ok(records.every((r) => r.body_hex === Buffer.from(`row ${/i=(\d+)/.exec(r.path)![1]}`).toString('hex')), 'each with its own body');
+});
+
+t.test('workers: a replacement runs with the settings the primary has, not the config file as it is now', async (t) => {
+  const dir = t.testdir();
+  const config = join(dir, 'drum.yaml');
+  const up = await startUpstream('flask');
+  t.teardown(() => up.close());
+  writeFileSync(config, `upstreams:\n  flask: ${up.url}\nworkers: 2\npollInterval: 1h\nlisten: 127.0.0.1:0\nadmin: 127.0.0.1:0\n`);
+  const child = spawnCli(['serve', '--config', config]);
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const listening = JSON.parse(await waitForLine(child, /"msg":"listening"/, 30_000)) as { listen: string; admin: string };
+  const [dead] = children(child.pid!);
+  // Edited into something no process could start with.
+  writeFileSync(config, 'upstreams: [not, a, mapping\n');
+  const replaced = waitForLine(child, /"msg":"the new worker is listening"/, 30_000);
+  process.kill(dead!, 'SIGKILL');
+  await replaced;
+  t.equal(children(child.pid!).length, 2, 'a replacement is running');
+  for (let i = 0; i < 20; i++) t.equal((await send(`http://${listening.listen}/predict/`, { method: 'POST', body: 'x' })).status, 200);
+  const started = Date.now();
+  const scrape = await send(`http://${listening.admin}/metrics`);
+  t.equal(scrape.status, 200);
+  t.ok(Date.now() - started < 2000, 'promptly: no worker to wait for');
+  t.equal(sampleSum(scrape.body.toString(), 'drum_requests_total'), 20, "both workers' counts");
+  child.kill('SIGTERM');
+  t.equal(await exited, 0);
 });
 
 t.test('workers: an address in use stops them all, and the primary, with exit 1', async (t) => {
@@ -172,6 +200,20 @@ t.test('workers: records past the queue bound are dropped and counted where they
   child.kill('SIGTERM');
   t.equal(await exited, 0);
   t.equal(readFileSync(file, 'utf8').split('\n').length - 1, records, 'the file has the records counted');
+});
+
+t.test('configToJSON / configFromJSON: what a worker starts with is the primary\'s config exactly', async (t) => {
+  const config = {
+    ...buildConfig({
+      upstreams: { flask: 'http://127.0.0.1:8080/base/', fastapi: { url: 'https://[::1]:8081', requestBuffering: false } },
+      weights: ['fastapi=12.5'], overrideHeader: 'X-Force', state: '/tmp/state.json', record: '/tmp/rec.jsonl', recordRotateBytes: '1MB', workers: 2,
+    }),
+    record: { ...buildConfig({}).record, file: '/var/log/drum/recorded_requests.jsonl', enabled: true, sampleRate: 0.5 },
+  };
+  const back = configFromJSON(JSON.parse(JSON.stringify(configToJSON(config))) as ReturnType<typeof configToJSON>);
+  t.same(back, config);
+  t.ok(back.upstreams.every((u) => u.url instanceof URL), 'URLs again');
+  t.same(configFromJSON(JSON.parse(JSON.stringify(configToJSON(buildConfig({})))) as ReturnType<typeof configToJSON>), buildConfig({}), 'undefined settings stay undefined');
 });
 
 t.test('PrimarySink: a bound on the bytes on their way to the primary; a failed send is counted', async (t) => {
