@@ -5,7 +5,8 @@ import { sendMetrics, type Metrics } from './metrics.js';
 import { parseRate } from './config.js';
 import { InputError } from './input-error.js';
 import type { Recording } from './recording.js';
-import type { WeightStore } from './weight-store.js';
+import type { Share } from './split.js';
+import type { ChangeMeta, WeightStore, WeightView } from './weight-store.js';
 import { applyWeights, rolledBack } from './weights.js';
 
 export interface AdminDeps {
@@ -35,6 +36,25 @@ function readBody(body: unknown, allowed: readonly string[]): Record<string, unk
     throw new InputError(`must be a string of at most ${MAX_REASON} characters`, 'reason');
   }
   return body as Record<string, unknown>;
+}
+
+/**
+ * The version a weight write is conditional on: the body's "version" or an If-Match header
+ * ("3" as GET /weights's ETag gives it, or a bare 3); undefined when neither is given.
+ */
+function expectedVersion(body: Record<string, unknown>, ifMatch: string | undefined): number | undefined {
+  const inBody = body.version;
+  if (inBody !== undefined && !(Number.isSafeInteger(inBody) && (inBody as number) >= 0)) {
+    throw new InputError('must be the version GET /weights gave, e.g. 3', 'version');
+  }
+  if (ifMatch === undefined) return inBody as number | undefined;
+  const m = /^(?:"(\d{1,15})"|(\d{1,15}))$/.exec(ifMatch);
+  if (m === null) throw new InputError('must be the ETag GET /weights gave, e.g. "3"', 'if-match');
+  const inHeader = Number(m[1] ?? m[2]);
+  if (inBody !== undefined && inBody !== inHeader) {
+    throw new InputError(`says version ${inHeader} and the body's "version" ${String(inBody)}; send one`, 'if-match');
+  }
+  return inHeader;
 }
 
 export function createAdmin(deps: AdminDeps): FastifyInstance {
@@ -74,24 +94,40 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
     reply.code(404).send({ error: 'not_found', message: `no ${req.method} ${req.url}; see GET /weights, /history, /recording, /healthz, /readyz, /metrics` }),
   );
 
-  app.get('/weights', async () => store.view());
+  /** The weights, their version also as the ETag that If-Match sends back. */
+  const weights = (reply: FastifyReply): WeightView => {
+    const view = store.view();
+    void reply.header('etag', `"${view.version}"`);
+    return view;
+  };
+
+  /** A weight write; 409 naming the version in force when the writer's is stale. */
+  const write = (reply: FastifyReply, shares: readonly Share[], meta: ChangeMeta, expectVersion: number | undefined): FastifyReply | WeightView => {
+    if (store.change(shares, meta, { expectVersion }) === 'conflict') {
+      const { version } = store.state;
+      return reply.code(409).send({ error: 'conflict', message: `weights are at version ${version}, not ${expectVersion}`, version });
+    }
+    return weights(reply);
+  };
+
+  app.get('/weights', async (_req, reply) => weights(reply));
 
   app.put('/weights', async (req, reply) => {
     const who = writer(req, reply);
     if (who === undefined) return reply;
-    const body = readBody(req.body, ['weights', 'reason']);
+    const body = readBody(req.body, ['weights', 'reason', 'version']);
+    const expectVersion = expectedVersion(body, req.headers['if-match']);
     if (body.weights === undefined) throw new InputError('is required, e.g. {"weights": {"fastapi": 10}}', 'weights');
     const shares = applyWeights(upstreams, store.state.shares, body.weights);
-    store.change(shares, { source: 'admin', who, reason: body.reason as string | undefined });
-    return store.view();
+    return write(reply, shares, { source: 'admin', who, reason: body.reason as string | undefined }, expectVersion);
   });
 
   app.post('/rollback', async (req, reply) => {
     const who = writer(req, reply);
     if (who === undefined) return reply;
-    const body = readBody(req.body, ['reason']);
-    store.change(rolledBack(store.state.shares), { source: 'admin', who, reason: (body.reason as string | undefined) ?? 'rollback' });
-    return store.view();
+    const body = readBody(req.body, ['reason', 'version']);
+    const expectVersion = expectedVersion(body, req.headers['if-match']);
+    return write(reply, rolledBack(store.state.shares), { source: 'admin', who, reason: (body.reason as string | undefined) ?? 'rollback' }, expectVersion);
   });
 
   app.get('/history', async () => ({ history: store.history }));

@@ -19,6 +19,9 @@ export interface WeightView {
  */
 export type WeightListener = (snapshot: Snapshot) => void;
 
+/** What change() did: applied it, found it changed nothing, or refused it for a stale version. */
+export type ChangeResult = 'changed' | 'unchanged' | 'conflict';
+
 export interface ChangeMeta {
   readonly source: Source;
   readonly who: string;
@@ -84,11 +87,14 @@ export class WeightStore {
 
   /**
    * Applies shares, checked here too since any writer may call this (an InputError changes
-   * nothing). Returns false, recording nothing, when the effective split would not change.
+   * nothing). With `expectVersion`, only if the weights are still at that version: a writer
+   * that decided on an older view is refused ('conflict') before anything else, even if its
+   * change would be none. 'unchanged', recording nothing, when the split would stay as it is.
    */
-  change(shares: readonly Share[], meta: ChangeMeta): boolean {
+  change(shares: readonly Share[], meta: ChangeMeta, opts: { expectVersion?: number | undefined } = {}): ChangeResult {
     checkShares(shares, this.upstreams, 'weights');
-    if (sameShares(this.#state.shares, shares)) return false;
+    if (opts.expectVersion !== undefined && opts.expectVersion !== this.#state.version) return 'conflict';
+    if (sameShares(this.#state.shares, shares)) return 'unchanged';
     const table = this.#compile(shares);
     const from = percentages(this.upstreams, this.#state.shares);
     const to = percentages(this.upstreams, shares);
@@ -108,6 +114,6 @@ export class WeightStore {
         this.deps.log.error({ err: (err as Error).message, version }, 'a weights listener failed');
       }
     }
-    return true;
+    return 'changed';
   }
 }

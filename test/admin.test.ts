@@ -110,6 +110,59 @@ t.test('bad input → 400/413/415 JSON naming the field; the state is unchanged'
   t.equal((await send(`${a.admin_}/nope`)).status, 404);
 });
 
+t.test('compare-and-set: a write naming a stale version (body or If-Match) gets 409 and changes nothing', async (t) => {
+  const a = await app(t);
+  const heard: number[] = [];
+  a.store.subscribe(({ state }) => heard.push(state.version));
+  const etag = async (): Promise<string | undefined> => (await send(`${a.admin_}/weights`)).headers.etag as string | undefined;
+  t.equal(await etag(), '"1"', 'GET /weights has the version as its ETag');
+
+  const byBody = await put(`${a.admin_}/weights`, { weights: { fastapi: 10 }, version: 1 });
+  t.match([byBody.status, byBody.headers.etag, body(byBody)], [200, '"2"', { version: 2, weights: { fastapi: 10 } }]);
+  const stale = await put(`${a.admin_}/weights`, { weights: { fastapi: 50 }, version: 1 });
+  t.equal(stale.status, 409);
+  t.same(body(stale), { error: 'conflict', message: 'weights are at version 2, not 1', version: 2 });
+  const staleNoop = await put(`${a.admin_}/weights`, { weights: { fastapi: 10 } }, { 'if-match': '"1"' });
+  t.match([staleNoop.status, body(staleNoop)], [409, { version: 2 }], 'stale is stale, even when the change would be none');
+
+  const quoted = await put(`${a.admin_}/weights`, { weights: { fastapi: 20 } }, { 'if-match': await etag() as string });
+  t.match([quoted.status, body(quoted)], [200, { version: 3, weights: { fastapi: 20 } }], 'If-Match with the ETag as GET gave it');
+  const bare = await put(`${a.admin_}/weights`, { weights: { fastapi: 30 }, version: 3 }, { 'if-match': '3' });
+  t.match([bare.status, body(bare)], [200, { version: 4 }], 'a bare number, and the body agreeing');
+  const same = await put(`${a.admin_}/weights`, { weights: { fastapi: 30 } }, { 'if-match': '4' });
+  t.match([same.status, same.headers.etag, body(same)], [200, '"4"', { version: 4 }], 'no change at the current version: 200, same version');
+
+  const staleRollback = await send(`${a.admin_}/rollback`, { method: 'POST', headers: { 'if-match': '"3"' } });
+  t.match([staleRollback.status, body(staleRollback)], [409, { error: 'conflict', message: 'weights are at version 4, not 3', version: 4 }]);
+  const rollback = await send(`${a.admin_}/rollback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"version": 4}' });
+  t.match([rollback.status, rollback.headers.etag, body(rollback)], [200, '"5"', { version: 5, weights: { fastapi: 0 } }]);
+
+  t.same(heard, [2, 3, 4, 5], 'refused writes told nobody');
+  t.match(body(await send(`${a.admin_}/weights`)), { version: 5, weights: { flask: 100, fastapi: 0 } });
+});
+
+t.test('a malformed or contradictory version is a 400 naming it', async (t) => {
+  const a = await app(t);
+  const cases: [string, Record<string, unknown>, Record<string, string>, string, RegExp][] = [
+    ['body and header differ', { weights: { fastapi: 7 }, version: 1 }, { 'if-match': '"2"' }, 'if-match', /says version 2 and the body's "version" 1; send one/],
+    ['a weak ETag', { weights: { fastapi: 7 } }, { 'if-match': 'W/"1"' }, 'if-match', /must be the ETag GET \/weights gave, e.g. "3"/],
+    ['a list of ETags', { weights: { fastapi: 7 } }, { 'if-match': '"1", "2"' }, 'if-match', /must be the ETag/],
+    ['any', { weights: { fastapi: 7 } }, { 'if-match': '*' }, 'if-match', /must be the ETag/],
+    ['version as text', { weights: { fastapi: 7 }, version: '1' }, {}, 'version', /must be the version GET \/weights gave, e.g. 3/],
+    ['version fractional', { weights: { fastapi: 7 }, version: 1.5 }, {}, 'version', /must be the version/],
+    ['version negative', { weights: { fastapi: 7 }, version: -1 }, {}, 'version', /must be the version/],
+    ['version null', { weights: { fastapi: 7 }, version: null }, {}, 'version', /must be the version/],
+  ];
+  for (const [name, json, headers, field, message] of cases) {
+    const r = await put(`${a.admin_}/weights`, json, headers);
+    t.equal(r.status, 400, name);
+    t.match(body(r), { error: 'invalid', field, message }, name);
+  }
+  const rollback = await send(`${a.admin_}/rollback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"version": "x"}' });
+  t.match([rollback.status, body(rollback)], [400, { field: 'version' }]);
+  t.match(body(await send(`${a.admin_}/weights`)), { version: 1, weights: { fastapi: 5 } }, 'nothing changed');
+});
+
 t.test('writes need the bearer token when one is set; reads do not', async (t) => {
   const dir = t.testdir({ tokens: `# ops team\nalice:${TOKEN}-alice\n\nrobot:${TOKEN}-robot\n` });
   const a = await app(t, { adminTokenFile: join(dir, 'tokens') }, { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });

@@ -1,7 +1,7 @@
 /** The live weights as every writer sees them: checks, compare-and-set, listeners. */
 import { pino } from 'pino';
 import t from 'tap';
-import { WeightStore } from '../src/weight-store.js';
+import { HISTORY_LIMIT, WeightStore } from '../src/weight-store.js';
 import type { Snapshot } from '../src/weights.js';
 import { silentLog } from './helpers/net.js';
 
@@ -48,8 +48,28 @@ t.test('a listener that throws is logged; the change stands and the others still
     throw new Error('worker channel closed');
   });
   s.subscribe((snap) => heard.push(snap.state.version));
-  t.equal(s.change([['fastapi', 700]], { source: 'admin', who: 'x' }), true);
+  t.equal(s.change([['fastapi', 700]], { source: 'admin', who: 'x' }), 'changed');
   t.same(heard, [2]);
   t.equal(s.state.version, 2);
   t.match(lines.find((l) => l.msg === 'a weights listener failed'), { err: 'worker channel closed', version: 2 });
+});
+
+t.test('change with expectVersion: only at that version; a conflict changes nothing and tells nobody', async (t) => {
+  const heard: number[] = [];
+  const s = store((snap) => heard.push(snap.state.version));
+  const alice = { source: 'admin', who: 'alice' } as const;
+  t.equal(s.change([['fastapi', 1000]], alice, { expectVersion: 1 }), 'changed');
+  t.equal(s.change([['fastapi', 2000]], alice, { expectVersion: 1 }), 'conflict');
+  t.equal(s.change([['fastapi', 1000]], alice, { expectVersion: 1 }), 'conflict', 'a stale version is a conflict even when nothing would change');
+  t.equal(s.change([['fastapi', 1000]], alice, { expectVersion: 2 }), 'unchanged');
+  t.equal(s.change([['fastapi', 1000]], alice), 'unchanged');
+  t.same([s.state.version, s.state.shares, s.history.length, heard], [2, [['fastapi', 1000]], 2, [2]]);
+  t.equal(s.change([['fastapi', 3000]], alice, { expectVersion: undefined }), 'changed', 'undefined: no condition');
+});
+
+t.test('the audit trail keeps the last HISTORY_LIMIT changes', async (t) => {
+  const s = store();
+  for (let i = 1; i <= HISTORY_LIMIT; i++) s.change([['fastapi', i % 2 === 0 ? 500 : 600]], { source: 'admin', who: `w${i}` });
+  t.equal(s.history.length, HISTORY_LIMIT);
+  t.match([s.history[0], s.history.at(-1)], [{ version: 2, who: 'w1' }, { version: HISTORY_LIMIT + 1, who: `w${HISTORY_LIMIT}` }]);
 });
