@@ -1,7 +1,8 @@
 import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { whoIs, type Tokens } from './auth.js';
-import { sendMetrics, type Metrics } from './metrics.js';
+import { MetricsUnavailable } from './cluster.js';
+import type { Metrics } from './metrics.js';
 import { parseRate } from './config.js';
 import { InputError } from './input-error.js';
 import type { Recording } from './recording.js';
@@ -154,8 +155,15 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/metrics', async (_req, reply) => {
-    reply.hijack();
-    await sendMetrics(deps.metrics, reply.raw);
+    let text: string;
+    try {
+      text = await deps.metrics.text();
+    } catch (err) {
+      // Part of the workers' counts would look to Prometheus like a counter reset: better none.
+      if (err instanceof MetricsUnavailable) return reply.code(503).send({ error: 'metrics_unavailable', message: err.message, workers: err.missing });
+      throw err;
+    }
+    return reply.type(deps.metrics.registry.contentType).send(text);
   });
 
   app.get('/readyz', async (_req, reply) => {

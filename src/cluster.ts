@@ -30,9 +30,12 @@ type ToWorker =
   | { readonly drum: 'metrics'; readonly id: number }
   | { readonly drum: 'stop' };
 
+/** One process's metrics, as AggregatorRegistry takes them. */
+type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
+
 export type ToPrimary =
   | { readonly drum: 'record'; readonly line: RecordLine }
-  | { readonly drum: 'metrics'; readonly id: number; readonly metrics: MetricObjectWithValues<MetricValue<string>>[] }
+  | { readonly drum: 'metrics'; readonly id: number; readonly metrics: WorkerMetrics }
   | { readonly drum: 'stopped'; readonly cut: number };
 
 /** A worker's start: the primary's resolved config, and the state of the moment. */
@@ -78,6 +81,15 @@ export function configFromJSON(json: ConfigJSON): Config {
   };
 }
 
+/** /metrics cannot be summed: some workers did not send their counts in time. */
+export class MetricsUnavailable extends Error {
+  constructor(
+    readonly missing: number,
+    total: number,
+  ) {
+    super(`${missing} of ${total} workers did not answer within ${METRICS_TIMEOUT_MS} ms; a smaller sum would read as a counter reset`);
+  }
+}
 
 /** Primary: forks `config.workers` workers and resolves once every one is listening. */
 export async function startWorkers(
@@ -88,6 +100,8 @@ export async function startWorkers(
   const state = (): WorkerState => ({ shares: deps.shares(), recording: { enabled: recording.enabled, sampleRate: recording.sampleRate } });
   /** Each worker not yet exited, and the promise of its exit. */
   const running = new Map<Worker, Promise<void>>();
+  /** The running workers that have listened: only they can have counts. */
+  const serving = new Set<Worker>();
   const broadcast = (msg: ToWorker): void => {
     for (const w of running.keys()) if (w.isConnected()) w.send(msg);
   };
@@ -101,7 +115,7 @@ export async function startWorkers(
 
   let stopping = false;
   let nextMetricsId = 0;
-  const pendingMetrics = new Map<number, (m: MetricObjectWithValues<MetricValue<string>>[]) => void>();
+  const pendingMetrics = new Map<number, (m: WorkerMetrics) => void>();
 
   /** Requests the workers cut at their drain timeout, as they report it when they stop. */
   let cut = 0;
@@ -115,7 +129,16 @@ export async function startWorkers(
   const fork = (): Worker => {
     // The config as the primary resolved it: the file may have changed since, or broken.
     const w = cluster.fork({ [START_ENV]: JSON.stringify({ config: configToJSON(config), state: state() } satisfies WorkerStart) });
-    running.set(w, new Promise((resolve) => w.once('exit', () => resolve(void running.delete(w)))));
+    running.set(
+      w,
+      new Promise((resolve) =>
+        w.once('exit', () => {
+          running.delete(w);
+          serving.delete(w);
+          resolve();
+        }),
+      ),
+    );
     return w;
   };
   const onExit = (worker: Worker, code: number | null, signal: string | null): void => {
@@ -126,6 +149,7 @@ export async function startWorkers(
   };
   // A change made while a worker was starting reaches it here, once it can hear.
   const onListening = (worker: Worker): void => {
+    serving.add(worker);
     worker.send({ drum: 'state', state: state() } satisfies ToWorker);
   };
   cluster.on('listening', onListening);
@@ -175,26 +199,31 @@ export async function startWorkers(
   // From now on a worker that dies is replaced.
   cluster.on('exit', onExit);
 
-  /** Every process's metrics, summed (or as each metric's aggregator says). */
+  /** A worker's counts; undefined if it does not answer in time, none if it exits first. */
+  const ask = (w: Worker): Promise<WorkerMetrics | undefined> =>
+    new Promise((resolve) => {
+      const id = nextMetricsId++;
+      // Its counts went with it: the next scrape will not have them either.
+      const exited = (): void => done([]);
+      const done = (m: WorkerMetrics | undefined): void => {
+        clearTimeout(timer);
+        pendingMetrics.delete(id);
+        w.off('exit', exited);
+        resolve(m);
+      };
+      const timer = setTimeout(() => done(undefined), METRICS_TIMEOUT_MS);
+      pendingMetrics.set(id, done);
+      w.once('exit', exited);
+      w.send({ drum: 'metrics', id } satisfies ToWorker);
+    });
+
+  /** Every process's metrics, summed (or as each metric's aggregator says); all of them or none. */
   async function text(): Promise<string> {
-    const replies = [...running.keys()].filter((w) => w.isConnected()).map(
-      (w) =>
-        new Promise<MetricObjectWithValues<MetricValue<string>>[]>((resolve) => {
-          const id = nextMetricsId++;
-          const timer = setTimeout(() => {
-            pendingMetrics.delete(id);
-            resolve([]); // a worker too busy to answer is left out rather than failing the scrape
-          }, METRICS_TIMEOUT_MS);
-          pendingMetrics.set(id, (m) => {
-            clearTimeout(timer);
-            pendingMetrics.delete(id);
-            resolve(m);
-          });
-          w.send({ drum: 'metrics', id } satisfies ToWorker);
-        }),
-    );
-    const all = [await metrics.registry.getMetricsAsJSON(), ...(await Promise.all(replies))];
-    return AggregatorRegistry.aggregate(all).metrics();
+    const asked = [...serving].filter((w) => w.isConnected());
+    const replies = await Promise.all(asked.map(ask));
+    const missing = replies.filter((m) => m === undefined).length;
+    if (missing > 0) throw new MetricsUnavailable(missing, asked.length);
+    return AggregatorRegistry.aggregate([await metrics.registry.getMetricsAsJSON(), ...(replies as WorkerMetrics[])]).metrics();
   }
 
   let closing: Promise<number> | undefined;

@@ -5,12 +5,16 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { Registry } from 'prom-client';
-import { configFromJSON, configToJSON, PrimarySink, type ToPrimary } from '../src/cluster.js';
+import { createAdmin } from '../src/admin.js';
+import { configFromJSON, configToJSON, MetricsUnavailable, PrimarySink, type ToPrimary } from '../src/cluster.js';
+import { createMetrics } from '../src/metrics.js';
+import type { Recording } from '../src/recording.js';
+import type { WeightStore } from '../src/weight-store.js';
 import { buildConfig } from '../src/config.js';
 import { createRecorderMetrics } from '../src/recorder.js';
 import type { RecordLine } from '../src/recorder.js';
 import { sampleSum } from './helpers/metrics.js';
-import { send, spawnCli, startUpstream, waitForLine } from './helpers/net.js';
+import { send, silentLog, spawnCli, startUpstream, waitForLine } from './helpers/net.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -106,15 +110,37 @@ t.test('two workers: one split, one recording, one /metrics, a clean stop', asyn
   t.same(new Set(await burst(10)), new Set(['fastapi']), 'the new worker has the current split');
   t.match(stdout, /"msg":"a worker died; starting another"/);
 
-  // A worker that cannot answer (stopped) is left out of /metrics after 5 s rather than hanging it.
-  const [stopped] = children(child.pid!);
+  // A worker that cannot answer (stopped) fails the scrape: a smaller sum would read as a counter reset.
+  const full = sampleSum((await send(`${admin}/metrics`)).body.toString(), 'drum_requests_total');
+  const [stopped, other] = children(child.pid!);
   process.kill(stopped!, 'SIGSTOP');
-  const started = Date.now();
-  const partial = await send(`${admin}/metrics`);
+  t.teardown(() => {
+    try {
+      process.kill(stopped!, 'SIGCONT'); // stopped, it could not even exit
+    } catch {
+      // it has exited
+    }
+  });
+  let started = Date.now();
+  const silent = await send(`${admin}/metrics`);
+  t.equal(silent.status, 503, '/metrics fails while a worker does not answer');
+  t.ok(Date.now() - started < 7000, 'once it has waited for it');
+  t.match(JSON.parse(silent.body.toString()), { error: 'metrics_unavailable', message: /1 of 2 workers did not answer/, workers: 1 });
   process.kill(stopped!, 'SIGCONT');
-  t.equal(partial.status, 200, '/metrics answers without the stopped worker');
-  t.ok(Date.now() - started >= 4500, 'after waiting for it');
-  t.ok(sampleSum(partial.body.toString(), 'drum_requests_total') < 100, 'with the other worker\'s counts only');
+  const back = await send(`${admin}/metrics`);
+  t.equal(back.status, 200, 'it answers again');
+  t.equal(sampleSum(back.body.toString(), 'drum_requests_total'), full, 'with the full counts');
+
+  // A worker that dies while a scrape waits for it is not waited for: its counts are gone.
+  process.kill(other!, 'SIGSTOP');
+  started = Date.now();
+  const scrape = send(`${admin}/metrics`);
+  await sleep(300);
+  replaced = waitForLine(child, /"msg":"the new worker is listening"/, 30_000);
+  process.kill(other!, 'SIGKILL');
+  t.equal((await scrape).status, 200, 'the scrape answers without the dead worker');
+  t.ok(Date.now() - started < 3000, 'as soon as it died');
+  await replaced;
 
   child.kill('SIGTERM');
   t.equal(await exited, 0, 'SIGTERM: exit 0');
@@ -200,6 +226,21 @@ t.test('workers: records past the queue bound are dropped and counted where they
   child.kill('SIGTERM');
   t.equal(await exited, 0);
   t.equal(readFileSync(file, 'utf8').split('\n').length - 1, records, 'the file has the records counted');
+});
+
+t.test('admin /metrics: 503 when the workers cannot all be counted; any other failure is a 500', async (t) => {
+  const metrics = createMetrics();
+  const admin = (text: () => Promise<string>): ReturnType<typeof createAdmin> =>
+    createAdmin({ store: {} as WeightStore, upstreams: [], tokens: new Map(), recording: {} as Recording, probe: async () => ({}), metrics: { ...metrics, text }, log: silentLog });
+  const silent = await admin(() => Promise.reject(new MetricsUnavailable(2, 3))).inject({ method: 'GET', url: '/metrics' });
+  t.equal(silent.statusCode, 503);
+  t.same(silent.json(), { error: 'metrics_unavailable', message: '2 of 3 workers did not answer within 5000 ms; a smaller sum would read as a counter reset', workers: 2 });
+  const broken = await admin(() => Promise.reject(new Error('boom'))).inject({ method: 'GET', url: '/metrics' });
+  t.equal(broken.statusCode, 500);
+  const fine = await admin(async () => 'x_total 1\n').inject({ method: 'GET', url: '/metrics' });
+  t.equal(fine.statusCode, 200);
+  t.equal(fine.headers['content-type'], metrics.registry.contentType);
+  t.equal(fine.body, 'x_total 1\n');
 });
 
 t.test('configToJSON / configFromJSON: what a worker starts with is the primary\'s config exactly', async (t) => {
