@@ -3,6 +3,9 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { InputError } from './input-error.js';
+import { SETTING_KEYS, type RawSettings, type SettingKey } from './settings.js';
+
+export type { RawSettings };
 import { DEFAULT_KEY, compileKey } from './key.js';
 import { parsePercent } from './percent.js';
 import { DEFAULT_RECORD_PATHS, DEFAULT_REDACT } from './recorder.js';
@@ -90,49 +93,6 @@ export interface RecordSettings {
   readonly redact: readonly string[];
 }
 
-/** Settings as read from a file or flags, before validation. Every field optional. */
-export interface RawSettings {
-  listen?: unknown;
-  upstreams?: unknown;
-  weights?: unknown;
-  key?: unknown;
-  trustProxy?: unknown;
-  upstreamHeader?: unknown;
-  overrideHeader?: unknown;
-  timeout?: unknown;
-  bodyLimit?: unknown;
-  bufferMemory?: unknown;
-  bufferDir?: unknown;
-  requestBuffering?: unknown;
-  responseBuffering?: unknown;
-  drainTimeout?: unknown;
-  upstreamKeepAlive?: unknown;
-  accessLog?: unknown;
-  logLevel?: unknown;
-  admin?: unknown;
-  adminTokenFile?: unknown;
-  state?: unknown;
-  pollInterval?: unknown;
-  metricsOnTraffic?: unknown;
-  record?: unknown;
-  recordSample?: unknown;
-  recordPaths?: unknown;
-  recordMaxBody?: unknown;
-  recordRotateBytes?: unknown;
-  recordQueue?: unknown;
-  recordMemory?: unknown;
-  recordResponses?: unknown;
-  recordRedact?: unknown;
-  recordNoRedact?: unknown;
-  workers?: unknown;
-}
-
-const SETTINGS: readonly (keyof RawSettings)[] = [
-  'listen', 'upstreams', 'weights', 'key', 'trustProxy', 'upstreamHeader', 'overrideHeader',
-  'timeout', 'bodyLimit', 'bufferMemory', 'bufferDir', 'requestBuffering', 'responseBuffering', 'drainTimeout', 'upstreamKeepAlive', 'accessLog', 'logLevel', 'admin', 'adminTokenFile', 'state',
-  'pollInterval', 'metricsOnTraffic', 'record', 'recordSample', 'recordPaths', 'recordMaxBody', 'recordRotateBytes',
-  'recordQueue', 'recordMemory', 'recordResponses', 'recordRedact', 'recordNoRedact', 'workers',
-];
 
 export const DEFAULTS = {
   listen: '0.0.0.0:8000',
@@ -353,8 +313,8 @@ export function parseConfigText(text: string, path: string): RawSettings {
     throw new InputError(`${path} must hold a mapping of settings`, '--config');
   }
   for (const key of Object.keys(doc)) {
-    if (!SETTINGS.includes(key as keyof RawSettings)) {
-      throw new InputError(`unknown setting "${key}" in ${path}; known: ${SETTINGS.join(', ')}`, '--config');
+    if (!SETTING_KEYS.includes(key as SettingKey)) {
+      throw new InputError(`unknown setting "${key}" in ${path}; known: ${SETTING_KEYS.join(', ')}`, '--config');
     }
   }
   return doc as RawSettings;

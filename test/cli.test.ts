@@ -5,6 +5,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { buildConfig } from '../src/config.js';
+import { allOptions } from '../src/settings.js';
 import { compileSplit, hashKey, pickByHash } from '../src/split.js';
 import { assertInputError, logLines, serveCli, type Served } from './helpers/cli.js';
 import { limiter, runCli, send, startUpstream, type CliResult, type Reply } from './helpers/net.js';
@@ -19,13 +20,7 @@ const run = (args: string[]): Promise<CliResult> => slot(() => runCli(args));
 
 /** The options the CLI declares, read from its source: [name, type] in declared order. */
 function declaredOptions(): [string, 'boolean' | 'string'][] {
-  const source = readFileSync(new URL('../src/cli.ts', import.meta.url), 'utf8');
-  const block = /const OPTIONS = \{([\s\S]*?)\n\} as const/.exec(source)![1]!;
-  const options = [...block.matchAll(/^\s+'?([a-z-]+)'?: \{ type: '(boolean|string)'/gm)].map(
-    (m): [string, 'boolean' | 'string'] => [m[1]!, m[2] as 'boolean' | 'string'],
-  );
-  if (options.length === 0 || options.length !== block.match(/type:/g)!.length) throw new Error('could not read OPTIONS in src/cli.ts');
-  return options;
+  return Object.entries(allOptions()).map(([name, o]): [string, 'boolean' | 'string'] => [name, o.type]);
 }
 
 /** `serve ARGS`, at most three CLIs at a time. */

@@ -45,27 +45,31 @@ const step = async (args: string[], env?: NodeJS.ProcessEnv): Promise<Step> => {
   return { ...r, view: app.store.view() };
 };
 const canary = (async () => {
-  const get = await step(['weights', 'get', '--admin', admin]);
-  const set = await step(['weights', 'set', 'fastapi=10', '--reason', 'step 2', '--token', TOKEN, '--admin', admin]);
-  const envToken = await step(['weights', 'set', 'fastapi=20', '--reason', 'step 3', '--admin', admin], { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
-  const rollback = await step(['weights', 'rollback', '--reason', 'p99 regression', '--token', TOKEN, '--admin', admin]);
-  // HOST:PORT, without a scheme, as --admin also takes.
-  const history = await step(['weights', 'history', '--admin', `127.0.0.1:${app.adminAddress.port}`]);
+  const get = await step(['weights', 'get', '--admin-url', admin]);
+  const set = await step(['weights', 'set', 'fastapi=10', '--reason', 'step 2', '--token', TOKEN, '--admin-url', admin]);
+  const envToken = await step(['weights', 'set', 'fastapi=20', '--reason', 'step 3', '--admin-url', admin], { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
+  const rollback = await step(['weights', 'rollback', '--reason', 'p99 regression', '--token', TOKEN, '--admin-url', admin]);
+  // HOST:PORT, without a scheme, as serve's --admin takes it.
+  const history = await step(['weights', 'history', '--admin-url', `127.0.0.1:${app.adminAddress.port}`]);
   return { get, set, envToken, rollback, history };
 })();
 canary.catch(() => {}); // awaited (and reported) by the subtest
 
 // Runs that change nothing, whenever a slot is free.
 const runs = {
-  noToken: run(['weights', 'set', 'fastapi=50', '--admin', admin]),
-  notANumber: run(['weights', 'set', 'fastapi=abc', '--token', TOKEN, '--admin', admin]),
-  noPairs: run(['weights', 'set', '--token', TOKEN, '--admin', admin]),
-  noEquals: run(['weights', 'set', 'fastapi', '--token', TOKEN, '--admin', admin]),
-  bogus: run(['weights', 'bogus', '--admin', admin]),
-  unreachable: run(['weights', 'get', '--admin', `http://127.0.0.1:${dead}`]),
-  // No --admin: the default address, where nothing listens during the tests.
+  noToken: run(['weights', 'set', 'fastapi=50', '--admin-url', admin]),
+  notANumber: run(['weights', 'set', 'fastapi=abc', '--token', TOKEN, '--admin-url', admin]),
+  noPairs: run(['weights', 'set', '--token', TOKEN, '--admin-url', admin]),
+  noEquals: run(['weights', 'set', 'fastapi', '--token', TOKEN, '--admin-url', admin]),
+  bogus: run(['weights', 'bogus', '--admin-url', admin]),
+  unreachable: run(['weights', 'get', '--admin-url', `http://127.0.0.1:${dead}`]),
+  // No --admin-url: the default address, where nothing listens during the tests.
   byDefault: run(['weights', 'get']),
-  badUrl: run(['weights', 'get', '--admin', 'http://[bad']),
+  badUrl: run(['weights', 'get', '--admin-url', 'http://[bad']),
+  // The old spelling still works, with a warning.
+  oldSpelling: run(['weights', 'get', '--admin', admin]),
+  serveFlag: run(['weights', 'get', '--listen', '127.0.0.1:1', '--admin-url', admin]),
+  weightsFlagToServe: run(['serve', '--reason', 'x']),
 };
 for (const p of Object.values(runs)) p.catch(() => {});
 
@@ -215,4 +219,13 @@ t.test('weightsCommand: a 2xx that is not JSON is printed as it came', async (t)
   t.equal(r.code, 0);
   t.equal(r.stderr, '');
   t.equal(r.stdout, 'hello, not JSON\n', 'the body as it came');
+});
+
+t.test('each command takes only its own flags; --admin is the old spelling of --admin-url for weights', async (t) => {
+  const old = await runs.oldSpelling;
+  t.equal(old.code, 0);
+  t.match(JSON.parse(old.stdout), { weights: { flask: Number } }, 'the admin API it names answered');
+  t.equal(old.stderr, 'drum-splitter: warning: --admin URL is the old spelling for weights; use --admin-url URL\n');
+  failed(t, await runs.serveFlag, 2, /--listen is not an option of weights/);
+  failed(t, await runs.weightsFlagToServe, 2, /--reason is not an option of serve/);
 });
