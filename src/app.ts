@@ -19,8 +19,8 @@ import { WeightStore } from './weight-store.js';
 import { percentages, sharesFromEnv, type Snapshot } from './weights.js';
 
 export interface RunningApp {
-  /** The traffic listener: this process's, or (--workers) the workers' as the primary sees them. */
-  readonly proxy: Pick<RunningProxy, 'address' | 'backends' | 'recording' | 'metrics' | 'close'>;
+  /** The traffic listener: this process's, or (--workers) the workers' as the primary sees them; its outcomes are every process's. */
+  readonly proxy: Pick<RunningProxy, 'address' | 'backends' | 'recording' | 'metrics' | 'outcomes' | 'close'>;
   readonly admin: FastifyInstance;
   readonly adminAddress: AddressInfo;
   readonly store: WeightStore;

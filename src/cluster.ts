@@ -6,6 +6,7 @@ import type { Config, Upstream } from './config.js';
 import { createLogger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import type { RecordLine, RecorderMetrics } from './recorder.js';
+import { Outcomes, type Outcome } from './outcomes.js';
 import { Recording, type RecordSink } from './recording.js';
 import { startProxy, type RunningProxy } from './server.js';
 import { compileSplit, type Share } from './split.js';
@@ -36,6 +37,7 @@ type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 export type ToPrimary =
   | { readonly drum: 'record'; readonly line: RecordLine }
   | { readonly drum: 'metrics'; readonly id: number; readonly metrics: WorkerMetrics }
+  | { readonly drum: 'outcomes'; readonly batch: readonly Outcome[] }
   | { readonly drum: 'stopped'; readonly cut: number };
 
 /** A worker's start: the primary's resolved config, and the state of the moment. */
@@ -48,11 +50,14 @@ interface WorkerStart {
 const START_ENV = 'DRUM_SPLITTER_WORKER_START';
 /** How long /metrics waits for the workers' counts. */
 const METRICS_TIMEOUT_MS = 5000;
+/** A worker sends its outcomes at most this long after they happen, or once this many wait. */
+const OUTCOME_FLUSH_MS = 100;
+const OUTCOME_BATCH = 256;
 /** How long a stopping worker may take past its drain timeout before it is killed. */
 const STOP_GRACE_MS = 5000;
 
 /** The traffic side as the primary sees it: what startProxy gives in a single process. */
-export type TrafficPlane = Pick<RunningProxy, 'address' | 'backends' | 'recording' | 'metrics' | 'close'> & {
+export type TrafficPlane = Pick<RunningProxy, 'address' | 'backends' | 'recording' | 'metrics' | 'outcomes' | 'close'> & {
   /** Tells every worker of a new split. */
   weightsChanged(shares: readonly Share[]): void;
 };
@@ -119,9 +124,12 @@ export async function startWorkers(
 
   /** Requests the workers cut at their drain timeout, as they report it when they stop. */
   let cut = 0;
+  // The whole process's outcomes: every worker's, as they send them. Counters come from /metrics, not from these.
+  const outcomes = new Outcomes();
   const onMessage = (_worker: Worker, msg: ToPrimary): void => {
     if (msg.drum === 'record') recording.write(msg.line);
     else if (msg.drum === 'metrics') pendingMetrics.get(msg.id)?.(msg.metrics);
+    else if (msg.drum === 'outcomes') for (const o of msg.batch) outcomes.publish(o);
     else cut += msg.cut;
   };
   cluster.on('message', onMessage);
@@ -232,6 +240,7 @@ export async function startWorkers(
     backends,
     recording,
     metrics: { ...metrics, text },
+    outcomes,
     weightsChanged: () => broadcast({ drum: 'state', state: state() }),
     close: () => (closing ??= stop()),
   };
@@ -303,8 +312,12 @@ export async function runWorker(): Promise<void> {
   };
   apply(initial);
 
+  const flush = batchOutcomes(proxy.outcomes, (batch) => process.send!({ drum: 'outcomes', batch } satisfies ToPrimary));
   const stop = (): void => {
-    void proxy.close().then((cut) => process.send!({ drum: 'stopped', cut } satisfies ToPrimary, undefined, undefined, () => process.disconnect()));
+    void proxy.close().then((cut) => {
+      flush(); // before 'stopped': the channel keeps their order
+      process.send!({ drum: 'stopped', cut } satisfies ToPrimary, undefined, undefined, () => process.disconnect());
+    });
   };
   process.on('message', (msg: ToWorker) => {
     if (msg.drum === 'state') apply(msg.state);
@@ -317,4 +330,28 @@ export async function runWorker(): Promise<void> {
   process.on('SIGTERM', () => {});
   // Without a primary there is no one to stop us, and no one to take records.
   process.once('disconnect', () => void proxy.close().then(() => process.exit(0)));
+}
+
+/**
+ * Collects a worker's outcomes and hands them on in batches (one IPC message per batch rather than
+ * per exchange): at most OUTCOME_FLUSH_MS after the first of a batch, or once OUTCOME_BATCH wait.
+ * Returns the function that sends what waits now.
+ */
+export function batchOutcomes(source: Outcomes, send: (batch: readonly Outcome[]) => void, flushMs = OUTCOME_FLUSH_MS, max = OUTCOME_BATCH): () => void {
+  let batch: Outcome[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    clearTimeout(timer);
+    timer = undefined;
+    if (batch.length === 0) return;
+    const out = batch;
+    batch = [];
+    send(out);
+  };
+  source.subscribe((o) => {
+    batch.push(o);
+    if (batch.length >= max) flush();
+    else timer ??= setTimeout(flush, flushMs).unref();
+  });
+  return flush;
 }
