@@ -1,8 +1,7 @@
 import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { whoIs, type Tokens } from './auth.js';
-import { MetricsUnavailable } from './cluster.js';
-import type { Metrics } from './metrics.js';
+import { MetricsUnavailable, type Metrics } from './metrics.js';
 import { parseRate } from './config.js';
 import { InputError } from './input-error.js';
 import type { Recording } from './recording.js';

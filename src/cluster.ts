@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Config, Upstream } from './config.js';
 import { createLogger } from './log.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { createMetrics, MetricsUnavailable, type Metrics } from './metrics.js';
 import type { RecordLine, RecorderMetrics } from './recorder.js';
 import { Outcomes, type Outcome } from './outcomes.js';
 import { Recording, type RecordSink } from './recording.js';
@@ -87,14 +87,6 @@ export function configFromJSON(json: ConfigJSON): Config {
 }
 
 /** /metrics cannot be summed: some workers did not send their counts in time. */
-export class MetricsUnavailable extends Error {
-  constructor(
-    readonly missing: number,
-    total: number,
-  ) {
-    super(`${missing} of ${total} workers did not answer within ${METRICS_TIMEOUT_MS} ms; a smaller sum would read as a counter reset`);
-  }
-}
 
 /** Primary: forks `config.workers` workers and resolves once every one is listening. */
 export async function startWorkers(
@@ -230,7 +222,7 @@ export async function startWorkers(
     const asked = [...serving].filter((w) => w.isConnected());
     const replies = await Promise.all(asked.map(ask));
     const missing = replies.filter((m) => m === undefined).length;
-    if (missing > 0) throw new MetricsUnavailable(missing, asked.length);
+    if (missing > 0) throw new MetricsUnavailable(`${missing} of ${asked.length} workers did not answer within ${METRICS_TIMEOUT_MS} ms; a smaller sum would read as a counter reset`, missing);
     return AggregatorRegistry.aggregate([await metrics.registry.getMetricsAsJSON(), ...(replies as WorkerMetrics[])]).metrics();
   }
 

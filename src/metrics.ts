@@ -63,6 +63,17 @@ export function countOutcome(metrics: Metrics): (outcome: Outcome) => void {
   };
 }
 
+/** The exposition would be incomplete (with --workers, a worker did not answer): better none than a smaller sum. */
+export class MetricsUnavailable extends Error {
+  constructor(
+    message: string,
+    /** How many processes did not answer. */
+    readonly missing: number,
+  ) {
+    super(message);
+  }
+}
+
 /** The Prometheus text exposition of every metric. */
 export async function sendMetrics(metrics: Metrics, res: ServerResponse): Promise<void> {
   const text = await metrics.text();

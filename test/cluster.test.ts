@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { Registry } from 'prom-client';
 import { createAdmin } from '../src/admin.js';
-import { configFromJSON, configToJSON, MetricsUnavailable, PrimarySink, type ToPrimary } from '../src/cluster.js';
+import { configFromJSON, configToJSON, PrimarySink, type ToPrimary } from '../src/cluster.js';
+import { MetricsUnavailable } from '../src/metrics.js';
 import { createMetrics } from '../src/metrics.js';
 import type { Recording } from '../src/recording.js';
 import type { WeightStore } from '../src/weight-store.js';
@@ -232,7 +233,7 @@ t.test('admin /metrics: 503 when the workers cannot all be counted; any other fa
   const metrics = createMetrics();
   const admin = (text: () => Promise<string>): ReturnType<typeof createAdmin> =>
     createAdmin({ store: {} as WeightStore, upstreams: [], tokens: new Map(), recording: {} as Recording, probe: async () => ({}), metrics: { ...metrics, text }, log: silentLog });
-  const silent = await admin(() => Promise.reject(new MetricsUnavailable(2, 3))).inject({ method: 'GET', url: '/metrics' });
+  const silent = await admin(() => Promise.reject(new MetricsUnavailable('2 of 3 workers did not answer within 5000 ms; a smaller sum would read as a counter reset', 2))).inject({ method: 'GET', url: '/metrics' });
   t.equal(silent.statusCode, 503);
   t.same(silent.json(), { error: 'metrics_unavailable', message: '2 of 3 workers did not answer within 5000 ms; a smaller sum would read as a counter reset', workers: 2 });
   const broken = await admin(() => Promise.reject(new Error('boom'))).inject({ method: 'GET', url: '/metrics' });
