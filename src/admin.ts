@@ -1,6 +1,6 @@
 import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { whoIs, type Tokens } from './auth.js';
+import { loopbackHost, whoIs, type Tokens } from './auth.js';
 import { MetricsUnavailable, type Metrics } from './metrics.js';
 import { parseRate } from './config.js';
 import { InputError } from './input-error.js';
@@ -71,6 +71,10 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
         .code(401)
         .header('www-authenticate', 'Bearer realm="drum-splitter"')
         .send({ error: 'unauthorized', message: 'a write needs Authorization: Bearer <token>' });
+    } else if (tokens.size === 0 && !loopbackHost(req.headers.host)) {
+      const message = `without a token, writes are taken only with a loopback Host (localhost, 127.0.0.1, [::1]), not "${req.headers.host ?? ''}"; set DRUM_SPLITTER_ADMIN_TOKEN to write from elsewhere`;
+      void reply.code(403).send({ error: 'forbidden', message });
+      return undefined;
     }
     return who;
   };

@@ -72,3 +72,14 @@ export function whoIs(tokens: Tokens, authorization: string | undefined): string
   }
   return who;
 }
+
+/**
+ * Whether a Host header names this machine's loopback (localhost, 127.x.x.x, [::1], any port).
+ * Anonymous writes need one: a web page whose name an attacker re-points at 127.0.0.1 (DNS
+ * rebinding) reaches a loopback listener, but its requests still carry that name as Host.
+ */
+export function loopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const name = /^(\[[^\]]*\]|[^:]*)(?::\d{1,5})?$/.exec(host)?.[1]?.toLowerCase();
+  return name === 'localhost' || name === '[::1]' || (name !== undefined && /^127(?:\.\d{1,3}){3}$/.test(name));
+}

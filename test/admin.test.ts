@@ -223,3 +223,17 @@ t.test('an admin port already taken: start-up fails and the traffic port is let 
   await t.rejects(startApp(config, { env: {}, log: silentLog }), { code: 'EADDRINUSE' });
   await t.rejects(send(`http://127.0.0.1:${trafficPort}/`), { code: 'ECONNREFUSED' }, 'the traffic listener was closed again');
 });
+
+t.test('anonymous writes only with a loopback Host (DNS rebinding); with a token, any Host', async (t) => {
+  const open = await app(t);
+  const rebound = await put(`${open.admin_}/weights`, { weights: { fastapi: 50 } }, { host: 'attacker.example:9901' });
+  t.equal(rebound.status, 403);
+  t.match(body(rebound), { error: 'forbidden', message: /loopback Host .*not "attacker\.example:9901"/ });
+  t.equal(open.store.view().weights.fastapi, 5, 'nothing changed');
+  t.equal((await put(`${open.admin_}/weights`, { weights: { fastapi: 6 } }, { host: 'localhost:9901' })).status, 200, 'localhost is loopback');
+  t.equal((await send(`${open.admin_}/weights`, { headers: { host: 'attacker.example' } })).status, 200, 'reads stay open');
+
+  const guarded = await app(t, {}, { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
+  const remote = await put(`${guarded.admin_}/weights`, { weights: { fastapi: 7 } }, { host: 'drum-splitter.internal:9901', authorization: `Bearer ${TOKEN}` });
+  t.equal(remote.status, 200, 'a token is what counts then');
+});

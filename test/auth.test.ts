@@ -1,7 +1,7 @@
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { loadTokens, whoIs, type Tokens } from '../src/auth.js';
+import { loadTokens, loopbackHost, whoIs, type Tokens } from '../src/auth.js';
 
 const TOKEN = 'a-long-enough-token-123';
 const FIELD = '--admin-token-file';
@@ -129,4 +129,23 @@ t.test('whoIs: each token maps to its own name', async (t) => {
   const dir = t.testdir({ tokens: `alice:${TOKEN}-alice\nrobot:${TOKEN}-robot\n` });
   const tokens = loadTokens({}, join(dir, 'tokens'));
   t.same(names(tokens, [`Bearer ${TOKEN}-robot`, `Bearer ${TOKEN}-alice`, `Bearer ${TOKEN}`]), ['robot', 'alice', undefined]);
+});
+
+t.test('loopbackHost: which Host headers name this machine', async (t) => {
+  const cases: [string | undefined, boolean][] = [
+    ['localhost', true],
+    ['LOCALHOST:9901', true],
+    ['127.0.0.1:9901', true],
+    ['127.1.2.3', true],
+    ['[::1]:9901', true],
+    ['[::1]', true],
+    [undefined, false],
+    ['', false],
+    ['localhost.attacker.example', false],
+    ['127.0.0.1.attacker.example', false],
+    ['attacker.example:9901', false],
+    ['[::2]:9901', false],
+    ['10.0.0.1', false],
+  ];
+  for (const [host, want] of cases) t.equal(loopbackHost(host), want, String(host));
 });
