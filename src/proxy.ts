@@ -261,6 +261,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   async function bufferBody(ex: Exchange): Promise<{ body: ForwardBody; length: number } | undefined> {
     const held: Buffer[] = [];
     let length = 0;
+    let whole = false;
     try {
       for await (const chunk of bodyChunks(ex)) {
         length += chunk.length;
@@ -275,13 +276,17 @@ export function createProxy(deps: ProxyDeps): Proxy {
           held.length = 0;
         }
       }
+      whole = true;
     } catch (err) {
-      // The client gone: nothing to answer. Over the limit or our disk: say so.
+      // Over the limit or our disk: say so. The client gone: nothing to answer.
       if (err instanceof BodyTooLarge || err instanceof BufferFailed) refuse(ex, classifyFailure(err), err);
+    }
+    const spill = ex.spill;
+    if (!whole || ex.res.destroyed) {
+      // Nothing goes upstream. The exchange may have ended while the file was being made, before it could remove it.
+      void spill?.close();
       return undefined;
     }
-    if (ex.res.destroyed) return undefined;
-    const spill = ex.spill;
     if (spill === undefined) return { body: length === 0 ? null : held.length === 1 ? held[0]! : Buffer.concat(held, length), length };
     return { body: Readable.from(readBack(spill), { objectMode: false }), length };
   }
