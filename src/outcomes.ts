@@ -27,6 +27,11 @@ export interface Outcome {
   readonly clientGone: boolean;
 }
 
+/** The outcome of a request refused before any upstream was chosen: ours, at once, counted against none. */
+export function refused(status: number, method: string | undefined, url: string | undefined, client: string): Outcome {
+  return { serverType: NO_UPSTREAM, upstream: undefined, status, origin: 'proxy', method, url, client, seconds: 0, clientGone: false };
+}
+
 export type OutcomeListener = (outcome: Outcome) => void;
 
 /** A small typed publish/subscribe for outcomes; one per proxy, so in-process proxies stay apart. */

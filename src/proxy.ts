@@ -8,7 +8,7 @@ import { compileKey, type RequestFacts } from './key.js';
 import { parseHost, parsePath } from './nginx-uri.js';
 import { sendError } from './reply.js';
 import type { Metrics } from './metrics.js';
-import { NO_UPSTREAM, type Outcomes } from './outcomes.js';
+import { NO_UPSTREAM, refused, type Outcomes } from './outcomes.js';
 import { hashKey, pickByHash, type SplitTable } from './split.js';
 import type { PendingRecord, Recording } from './recording.js';
 import { BufferFailed, SpillFile } from './spill.js';
@@ -178,7 +178,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     };
   }
 
-  /** Stage 2: count, time and (with --access-log) log the exchange as it ends; tidy up after it. */
+  /** Stage 2: when the exchange ends, publish its one outcome (counters and the access log hear it), finish its record, tidy up. */
   function observe(ex: Exchange): void {
     live.add(ex);
     ex.res.once('close', () => {
@@ -338,8 +338,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     if (!('req' in ex)) {
       const [status, error, message] = ex;
       sendError(res, status, error, message, {}, !req.complete);
-      const client = plainAddress(req.socket.remoteAddress);
-      outcomes.publish({ serverType: NO_UPSTREAM, upstream: undefined, status, origin: 'proxy', method: req.method, url: req.url, client, seconds: 0, clientGone: false });
+      outcomes.publish(refused(status, req.method, req.url, plainAddress(req.socket.remoteAddress)));
       return;
     }
     observe(ex);

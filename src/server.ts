@@ -6,7 +6,7 @@ import { InputError } from './input-error.js';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { countOutcome, createMetrics, sendMetrics, type Metrics } from './metrics.js';
-import { NO_UPSTREAM, Outcomes } from './outcomes.js';
+import { Outcomes, refused } from './outcomes.js';
 import { createProxy, plainAddress, type Routes } from './proxy.js';
 import { Recording, type RecordSink } from './recording.js';
 import { compileSplit } from './split.js';
@@ -48,8 +48,7 @@ function rawAnswer(socket: Duplex, status: number, text: string, message: string
 /** Answers a request refused before it was one (Node's parser, CONNECT), and publishes its outcome. */
 function refuseRaw(outcomes: Outcomes, socket: Duplex, status: number, text: string, message: string, method?: string): void {
   rawAnswer(socket, status, text, message);
-  const client = plainAddress((socket as { remoteAddress?: string }).remoteAddress);
-  outcomes.publish({ serverType: NO_UPSTREAM, upstream: undefined, status, origin: 'proxy', method, url: undefined, client, seconds: 0, clientGone: false });
+  outcomes.publish(refused(status, method, undefined, plainAddress((socket as { remoteAddress?: string }).remoteAddress)));
 }
 
 /** Answers a request Node's parser rejected; a socket already gone just goes. */
