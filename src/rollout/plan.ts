@@ -1,0 +1,241 @@
+import { InputError } from '../common/input-error.js';
+import { parsePercent, toPercent } from '../common/percent.js';
+import { parseDuration } from '../common/units.js';
+
+/**
+ * The rollout plan: the canary's steps, what each must meet before the next, and when to roll back.
+ * Its defaults are the seed runbooks' (CANARY_DEPLOYMENT.md, ROLLBACK_PLAN.md); where they are vague
+ * or disagree, the choice is said next to the value.
+ */
+
+/** What the canary must stay under, compared with the baseline, to move past a step. */
+export interface StepCriteria {
+  /** The canary's 5xx share, e.g. 0.001 for 0.1%. */
+  readonly maxErrorRate: number;
+  /** The canary's p99 over the baseline's, minus 1: 0.2 = 20% slower. */
+  readonly maxP99Increase: number;
+  /** The canary's memory over the baseline's, minus 1. */
+  readonly maxMemoryIncrease: number;
+}
+
+export interface RolloutStep extends StepCriteria {
+  /** The canary's share in percent, 0 < weight ≤ 100, at most two decimals. */
+  readonly weight: number;
+  readonly holdMs: number;
+  /** A person must approve before the rollout moves past this step (the seed's phase prerequisites). */
+  readonly approve: boolean;
+}
+
+export interface RollbackThresholds {
+  readonly maxErrorRate: number; // immediate to 0%
+  readonly maxP99Increase: number; // gradual reduction
+  readonly maxMemoryIncrease: number; // gradual reduction
+  readonly pingTimeoutMs: number; // immediate
+  readonly maxRssGrowthPerHour: number; // immediate
+  readonly reductionWaitMs: number;
+}
+
+export interface RolloutPlan {
+  readonly canary: string;
+  readonly baseline: string;
+  readonly intervalMs: number;
+  readonly windowMs: number;
+  readonly minRequests: number;
+  readonly steps: readonly RolloutStep[];
+  readonly rollback: RollbackThresholds;
+  readonly notify: readonly string[];
+}
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+// CANARY_DEPLOYMENT.md "Success Criteria for Each Step": the 1%, 5% and 10% columns.
+const AT_1: StepCriteria = { maxErrorRate: 0.001, maxP99Increase: 0.3, maxMemoryIncrease: 0.5 };
+const AT_5: StepCriteria = { maxErrorRate: 0.001, maxP99Increase: 0.25, maxMemoryIncrease: 0.4 };
+const AT_10: StepCriteria = { maxErrorRate: 0.001, maxP99Increase: 0.2, maxMemoryIncrease: 0.3 };
+
+const step = (weight: number, holdMs: number, criteria: StepCriteria, approve = false): RolloutStep =>
+  Object.freeze({ weight, holdMs, approve, ...criteria });
+
+/**
+ * The seed's phases 2 to 5. The seed gives criteria only up to 10%; the later steps keep the
+ * strictest (10%) ones. Approval sits on the last step of a phase, before 25%, 75% and 100%,
+ * where the seed asks for sign-off or a successful phase.
+ */
+export const DEFAULT_STEPS: readonly RolloutStep[] = Object.freeze([
+  // Phase 2 "2-3 weeks" for three steps: 5 days each, 15 days.
+  step(1, 5 * DAY, AT_1),
+  step(5, 5 * DAY, AT_5),
+  step(10, 5 * DAY, AT_10, true), // Phase 3 prerequisites: a week within thresholds, team sign-off
+  // Phase 3's schedule: 25% for 48 hours, 35% for 24, 50% for 72.
+  step(25, 48 * HOUR, AT_10),
+  step(35, 24 * HOUR, AT_10),
+  step(50, 72 * HOUR, AT_10, true), // Phase 4 prerequisite: Phase 3 successful for 1 week
+  // Phase 4 "1-2 weeks": 75% on day 1, 90% on day 3, then 90% for the rest of a week.
+  step(75, 48 * HOUR, AT_10),
+  step(90, 5 * DAY, AT_10, true),
+  // Phase 5: "1 week observation" at 100% before Flask is decommissioned.
+  step(100, 7 * DAY, AT_10),
+]);
+
+export const DEFAULT_ROLLBACK: RollbackThresholds = Object.freeze({
+  // CANARY_DEPLOYMENT.md's CanaryThresholds and ROLLBACK_PLAN.md "Automatic Rollback Triggers":
+  // error rate > 1% (immediate), p99 and memory > 50% more (gradual reduction).
+  maxErrorRate: 0.01,
+  maxP99Increase: 0.5,
+  maxMemoryIncrease: 0.5,
+  // ROLLBACK_PLAN.md "Critical Triggers": no /ping answer in 30 s, RSS growing > 10% an hour.
+  pingTimeoutMs: 30 * SECOND,
+  maxRssGrowthPerHour: 0.1,
+  // ROLLBACK_PLAN.md "Gradual Reduction": 15 minutes between reductions.
+  reductionWaitMs: 15 * MINUTE,
+});
+
+const DEFAULT_INTERVAL = '30s';
+const DEFAULT_WINDOW = '5m'; // the seed's evaluation_window
+const DEFAULT_MIN_REQUESTS = 200;
+
+const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'steps', 'rollback', 'notify'];
+const STEP_KEYS = ['weight', 'hold', 'maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'approve'];
+const ROLLBACK_KEYS = ['maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'pingTimeout', 'maxRssGrowthPerHour', 'reductionWait'];
+
+/**
+ * The plan from the config file's `rollout:` value; undefined or null gives every default.
+ * upstreams are the configured names in order, the first being the baseline.
+ */
+export function parsePlan(raw: unknown, upstreams: readonly string[]): RolloutPlan {
+  if (upstreams.length < 2) {
+    throw new InputError(`a rollout needs at least 2 upstreams, the baseline (the first) and a canary; found ${upstreams.length}`, 'upstreams');
+  }
+  // YAML nulls mean "default", as in the rest of the config file.
+  const r = mapping(raw ?? {}, 'rollout', PLAN_KEYS);
+  const baseline = upstreams[0]!;
+  const intervalMs = parseDuration(r.interval ?? DEFAULT_INTERVAL, 'rollout.interval');
+  const windowMs = parseDuration(r.window ?? DEFAULT_WINDOW, 'rollout.window');
+  // A window shorter than the interval leaves requests between two checks that no check sees.
+  if (windowMs < intervalMs) {
+    throw new InputError(`${formatDuration(windowMs)} is shorter than the interval ${formatDuration(intervalMs)}`, 'rollout.window');
+  }
+  return {
+    canary: parseCanary(r.canary ?? upstreams[1], upstreams),
+    baseline,
+    intervalMs,
+    windowMs,
+    minRequests: positiveInteger(r.minRequests ?? DEFAULT_MIN_REQUESTS, 'rollout.minRequests'),
+    steps: r.steps == null ? DEFAULT_STEPS : parseSteps(r.steps),
+    rollback: parseRollback(r.rollback ?? {}),
+    notify: parseNotify(r.notify ?? []),
+  };
+}
+
+/** "1% 5d → 5% 5d → 10% 5d (approve) → 25% 48h → …", for logs. */
+export function describePlan(plan: RolloutPlan): string {
+  return plan.steps.map((s) => `${s.weight}% ${formatDuration(s.holdMs)}${s.approve ? ' (approve)' : ''}`).join(' → ');
+}
+
+/**
+ * A duration in the largest unit that states it exactly, so it reads back through parseDuration.
+ * Hours up to 72h, as the seed counts its monitoring periods ("48 hours", "72 hours"); days beyond.
+ */
+function formatDuration(ms: number): string {
+  if (ms % DAY === 0 && ms > 3 * DAY) return `${ms / DAY}d`;
+  const units: [string, number][] = [['h', HOUR], ['m', MINUTE], ['s', SECOND]];
+  const unit = units.find(([, size]) => ms % size === 0);
+  return unit === undefined ? `${ms}ms` : `${ms / unit[1]}${unit[0]}`;
+}
+
+function mapping(value: unknown, field: string, known: readonly string[]): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InputError('must be a mapping of KEY: VALUE', field);
+  const unknown = Object.keys(value).find((k) => !known.includes(k));
+  if (unknown !== undefined) throw new InputError(`unknown key "${unknown}"; known: ${known.join(', ')}`, field);
+  return value as Record<string, unknown>;
+}
+
+function parseCanary(value: unknown, upstreams: readonly string[]): string {
+  if (typeof value !== 'string' || !upstreams.includes(value)) {
+    throw new InputError(`"${String(value)}" is not an upstream; they are: ${upstreams.join(', ')}`, 'rollout.canary');
+  }
+  if (value === upstreams[0]) throw new InputError(`"${value}" is the baseline (the first upstream); the canary must be another`, 'rollout.canary');
+  return value;
+}
+
+function positiveInteger(value: unknown, field: string): number {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new InputError(`"${String(value)}" is not a whole number above 0`, field);
+  return n;
+}
+
+function parseSteps(value: unknown): RolloutStep[] {
+  if (!Array.isArray(value) || value.length === 0) {
+    throw new InputError('must be a non-empty list of steps, each { weight, hold, ... }', 'rollout.steps');
+  }
+  const steps: RolloutStep[] = [];
+  // The first step's omitted criteria are the seed's 1% ones; later steps' are the step before's.
+  let previous: StepCriteria = AT_1;
+  let previousHundredths = 0;
+  for (const [i, item] of value.entries()) {
+    const field = `rollout.steps[${i}]`;
+    const s = mapping(item, field, STEP_KEYS);
+    if (s.weight == null) throw new InputError("needs a weight, the canary's percent at this step", `${field}.weight`);
+    // In hundredths, as nginx's split_clients counts, so the comparison is exact.
+    const hundredths = parsePercent(s.weight, `${field}.weight`);
+    if (hundredths === 0) throw new InputError('must be above 0%; the rollout starts from 0% by itself', `${field}.weight`);
+    if (hundredths <= previousHundredths) {
+      throw new InputError(`${toPercent(hundredths)}% is not above the step before's ${toPercent(previousHundredths)}%`, `${field}.weight`);
+    }
+    if (s.hold == null) throw new InputError('needs a hold, how long to stay at this step, e.g. 48h', `${field}.hold`);
+    const holdMs = parseDuration(s.hold, `${field}.hold`);
+    const criteria: StepCriteria = {
+      maxErrorRate: s.maxErrorRate == null ? previous.maxErrorRate : errorRate(s.maxErrorRate, `${field}.maxErrorRate`),
+      maxP99Increase: s.maxP99Increase == null ? previous.maxP99Increase : increase(s.maxP99Increase, `${field}.maxP99Increase`),
+      maxMemoryIncrease: s.maxMemoryIncrease == null ? previous.maxMemoryIncrease : increase(s.maxMemoryIncrease, `${field}.maxMemoryIncrease`),
+    };
+    const approve = s.approve ?? false;
+    if (typeof approve !== 'boolean') throw new InputError(`"${String(approve)}" is not true or false`, `${field}.approve`);
+    steps.push(step(toPercent(hundredths), holdMs, criteria, approve));
+    previous = criteria;
+    previousHundredths = hundredths;
+  }
+  return steps;
+}
+
+function parseRollback(value: unknown): RollbackThresholds {
+  const r = mapping(value, 'rollout.rollback', ROLLBACK_KEYS);
+  const d = DEFAULT_ROLLBACK;
+  return {
+    maxErrorRate: r.maxErrorRate == null ? d.maxErrorRate : errorRate(r.maxErrorRate, 'rollout.rollback.maxErrorRate'),
+    maxP99Increase: r.maxP99Increase == null ? d.maxP99Increase : increase(r.maxP99Increase, 'rollout.rollback.maxP99Increase'),
+    maxMemoryIncrease: r.maxMemoryIncrease == null ? d.maxMemoryIncrease : increase(r.maxMemoryIncrease, 'rollout.rollback.maxMemoryIncrease'),
+    pingTimeoutMs: r.pingTimeout == null ? d.pingTimeoutMs : parseDuration(r.pingTimeout, 'rollout.rollback.pingTimeout'),
+    maxRssGrowthPerHour: r.maxRssGrowthPerHour == null ? d.maxRssGrowthPerHour : increase(r.maxRssGrowthPerHour, 'rollout.rollback.maxRssGrowthPerHour'),
+    reductionWaitMs: r.reductionWait == null ? d.reductionWaitMs : parseDuration(r.reductionWait, 'rollout.rollback.reductionWait'),
+  };
+}
+
+/** A growth over the baseline as a fraction (0.2 = 20% more); above 1 is allowed, it is "more than double". */
+function increase(value: unknown, field: string): number {
+  // Numbers only: "20%" or "0.2" as text would leave it unclear whether 20 meant 20% or 20×.
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new InputError(`"${String(value)}" is not a number, e.g. 0.2 for 20%`, field);
+  if (value <= 0) throw new InputError(`${value} is not above 0`, field);
+  return value;
+}
+
+/** A share of requests, so below 1: 0.01 is 1%. */
+function errorRate(value: unknown, field: string): number {
+  const n = increase(value, field);
+  if (n >= 1) throw new InputError(`${n} is not below 1; an error rate is a fraction, e.g. 0.01 for 1%`, field);
+  return n;
+}
+
+function parseNotify(value: unknown): string[] {
+  if (!Array.isArray(value)) throw new InputError('must be a list of webhook URLs (http or https)', 'rollout.notify');
+  return value.map((item, i) => {
+    const field = `rollout.notify[${i}]`;
+    if (typeof item !== 'string' || !URL.canParse(item)) throw new InputError(`"${String(item)}" is not a URL`, field);
+    const url = new URL(item);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InputError(`"${item}" is not an http:// or https:// URL`, field);
+    return url.href;
+  });
+}
