@@ -1,0 +1,176 @@
+/**
+ * Pure statistics for the canary controller, which compares a baseline and a canary backend:
+ * latency quantiles, a one-sided Mann–Whitney U test (is the canary slower?) and a least-squares
+ * growth rate (is the canary's RSS climbing?). Inputs must not contain NaN.
+ */
+
+/**
+ * Exact sample quantile by the nearest-rank method: the value at 1-based rank ceil(q·n) of the
+ * ascending-sorted sample (q = 0 gives the first element). No interpolation, so the result is
+ * always an observed value: p99 of 1..100 is 99, p99 of 1..1000 is 990. Empty sample → NaN.
+ */
+export function quantile(sorted: readonly number[], q: number): number {
+  if (!(q >= 0 && q <= 1)) throw new RangeError(`quantile q must be within [0, 1], got ${q}`);
+  const n = sorted.length;
+  if (n === 0) return NaN;
+  // q·n carries binary rounding (0.07 * 100 is 7.000000000000001): snap to the integer it is
+  // meant to be, or ceil would step one rank too high.
+  const exact = q * n;
+  const near = Math.round(exact);
+  const rank = Math.abs(exact - near) < 1e-9 * n ? near : Math.ceil(exact);
+  return sorted[Math.max(rank, 1) - 1]!;
+}
+
+export interface MannWhitney {
+  /** The canary's U: pairs (c, b) with c > b, plus half the pairs with c = b. */
+  u: number;
+  /** (U − n1·n2/2 − 0.5) / σ, σ tie-corrected: the continuity-corrected standard score. */
+  z: number;
+  /** One-sided p-value of "canary values tend to be larger than baseline values". */
+  p: number;
+  n1: number;
+  n2: number;
+}
+
+/**
+ * One-sided Mann–Whitney U test, alternative "the canary is slower": the normal approximation with
+ * the tie-corrected variance and a continuity correction, as
+ * scipy.stats.mannwhitneyu(canary, baseline, alternative='greater', method='asymptotic', use_continuity=True).
+ * Either sample empty, or every value equal (no variance), → p = 1 and z = 0: no evidence either way.
+ * O(n log n): each sample is sorted once and the two are merged, tie group by tie group.
+ */
+export function mannWhitneyGreater(canary: readonly number[], baseline: readonly number[]): MannWhitney {
+  const n1 = canary.length;
+  const n2 = baseline.length;
+  if (n1 === 0 || n2 === 0) return { u: 0, z: 0, p: 1, n1, n2 };
+  // Float64Array sorts numerically, and faster than an array of numbers with a comparator.
+  const c = Float64Array.from(canary).sort();
+  const b = Float64Array.from(baseline).sort();
+  let i = 0;
+  let j = 0;
+  let u = 0;
+  let ties = 0;
+  while (i < n1 || j < n2) {
+    const v = Math.min(i < n1 ? c[i]! : Infinity, j < n2 ? b[j]! : Infinity);
+    // The j baseline values passed so far are all below v; the group of values equal to v splits its pairs half and half.
+    const below = j;
+    const i0 = i;
+    while (i < n1 && c[i] === v) i++;
+    while (j < n2 && b[j] === v) j++;
+    const inC = i - i0;
+    const inB = j - below;
+    u += inC * (below + inB / 2);
+    const t = inC + inB;
+    ties += t * t * t - t;
+  }
+  const n = n1 + n2;
+  const variance = ((n1 * n2) / 12) * (n + 1 - ties / (n * (n - 1)));
+  if (!(variance > 0)) return { u, z: 0, p: 1, n1, n2 };
+  // scipy subtracts the 0.5 whatever the sign of U − μ, since the p-value is always an upper tail.
+  const z = (u - (n1 * n2) / 2 - 0.5) / Math.sqrt(variance);
+  return { u, z, p: Math.min(1, 0.5 * erfc(z / Math.SQRT2)), n1, n2 };
+}
+
+// erfc by W. J. Cody's rational Chebyshev approximations ("Rational Chebyshev approximations for the
+// error function", Math. Comp. 23 (1969); the coefficients of his CALERF, netlib specfun), accurate to
+// about 1e-16 relative. erfc is computed directly rather than as 1 − erf so that the tiny p-values of a
+// clearly slower canary keep their relative precision.
+const A = [3.1611237438705656, 113.86415415105016, 377.48523768530202, 3209.3775891384695, 0.18577770618460315];
+const B = [23.601290952344122, 244.02463793444417, 1282.6165260773723, 2844.2368334391706];
+const C = [
+  0.56418849698867009, 8.8831497943883759, 66.119190637141634, 298.63513819740013, 881.95222124176909, 1712.0476126340706,
+  2051.0783778260715, 1230.3393547979972, 2.1531153547440383e-8,
+];
+const D = [15.744926110709835, 117.6939508913125, 537.18110186200986, 1621.3895745666902, 3290.7992357334597, 4362.6190901432472, 3439.3676741437216, 1230.3393548037495];
+const P = [0.30532663496123236, 0.36034489994980445, 0.12578172611122925, 0.016083785148742275, 6.5874916152983678e-4, 0.016315387137302097];
+const Q = [2.5685201922898224, 1.8729528499234604, 0.52790510295142842, 0.060518341312441319, 0.0023352049762686918];
+const ONE_OVER_SQRT_PI = 0.56418958354775628;
+/** Beyond this erfc(x) is below the smallest normal double: taken as 0. */
+const X_BIG = 26.543;
+
+function erfc(x: number): number {
+  const y = Math.abs(x);
+  if (y <= 0.46875) {
+    // Small |x|: erf by a rational function of x², then 1 − erf loses nothing as erf is below 0.5 here.
+    const ysq = y * y;
+    let num = A[4]! * ysq;
+    let den = ysq;
+    for (let k = 0; k < 3; k++) {
+      num = (num + A[k]!) * ysq;
+      den = (den + B[k]!) * ysq;
+    }
+    return 1 - (x * (num + A[3]!)) / (den + B[3]!);
+  }
+  let r: number;
+  if (y >= X_BIG) {
+    r = 0;
+  } else {
+    let num: number;
+    let den: number;
+    if (y <= 4) {
+      num = C[8]! * y;
+      den = y;
+      for (let k = 0; k < 7; k++) {
+        num = (num + C[k]!) * y;
+        den = (den + D[k]!) * y;
+      }
+      r = (num + C[7]!) / (den + D[7]!);
+    } else {
+      const inv = 1 / (y * y);
+      num = P[5]! * inv;
+      den = inv;
+      for (let k = 0; k < 4; k++) {
+        num = (num + P[k]!) * inv;
+        den = (den + Q[k]!) * inv;
+      }
+      r = (ONE_OVER_SQRT_PI - (inv * (num + P[4]!)) / (den + Q[4]!)) / y;
+    }
+    // exp(−y²) in two factors, y² split at a multiple of 1/16, to avoid the rounding error of squaring y.
+    const head = Math.trunc(y * 16) / 16;
+    r *= Math.exp(-head * head) * Math.exp(-(y - head) * (y + head));
+  }
+  return x < 0 ? 2 - r : r;
+}
+
+/** Least-squares slope, and the fitted y at the first point's x; both NaN with fewer than 2 points or no spread in x. */
+function fit(points: readonly (readonly [number, number])[]): { slope: number; atFirst: number } {
+  const n = points.length;
+  if (n < 2) return { slope: NaN, atFirst: NaN };
+  // x measured from the first point: timestamps in ms are ~1.7e12, whose squares would swamp the
+  // slope's digits, and equal x then give exactly zero spread rather than rounding noise.
+  const x0 = points[0]![0];
+  let mx = 0;
+  let my = 0;
+  for (const [x, y] of points) {
+    mx += x - x0;
+    my += y;
+  }
+  mx /= n;
+  my /= n;
+  let sxx = 0;
+  let sxy = 0;
+  for (const [x, y] of points) {
+    sxx += (x - x0 - mx) * (x - x0 - mx);
+    sxy += (x - x0 - mx) * (y - my);
+  }
+  if (sxx === 0) return { slope: NaN, atFirst: NaN };
+  const slope = sxy / sxx;
+  return { slope, atFirst: my - slope * mx };
+}
+
+/** Ordinary least-squares slope of y on x; NaN with fewer than 2 points or when every x is equal. */
+export function slope(points: readonly (readonly [x: number, y: number])[]): number {
+  return fit(points).slope;
+}
+
+/**
+ * Relative growth per hour: the least-squares slope of value on time (ms) × 3 600 000, divided by the
+ * fitted value at the first point's time, so 0.1 means "10% of the starting level per hour". Dividing
+ * by the fitted rather than the observed start keeps one noisy first sample from skewing the rate.
+ * NaN when there is no slope, or the fitted start is ≤ 0 (no level to be relative to).
+ */
+export function growthPerHour(points: readonly (readonly [ms: number, value: number])[]): number {
+  const { slope: perMs, atFirst } = fit(points);
+  // NaN > 0 is false, so a missing fit falls through to NaN with a non-positive start.
+  return atFirst > 0 ? (perMs * 3_600_000) / atFirst : NaN;
+}
