@@ -24,5 +24,5 @@ EXPOSE 8000
 # Healthy while the admin API answers /healthz.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9901/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-ENTRYPOINT ["node", "dist/src/cli.js"]
+ENTRYPOINT ["node", "dist/src/cli/main.js"]
 CMD ["serve", "--config", "config/drum-splitter.yaml"]

@@ -12,7 +12,7 @@ export const UPSTREAM_BODY = '{"predictions":[0.5]}';
 export const REQUEST_PATH = 'predict/';
 export const REQUEST_BODY = 'x1,x2,x3,x4\n0.25,1.5,3,-2\n';
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/common.js -> repo root
-export const DRUM_SPLITTER_CLI = `${ROOT}dist/src/cli.js`;
+export const DRUM_SPLITTER_CLI = `${ROOT}dist/src/cli/main.js`;
 
 export interface Running { url: string; /** The server's process, whose CPU and memory the bench reads. */ pid: number | undefined; stop(): Promise<void> }
 

@@ -37,7 +37,7 @@ function drumSplitter(name: string, extra: (ctx: Ctx) => string[], check?: (ctx:
   return {
     name,
     async start(ctx) {
-      if (!existsSync(DRUM_SPLITTER_CLI)) throw new Skip('not built (dist/src/cli.js missing)');
+      if (!existsSync(DRUM_SPLITTER_CLI)) throw new Skip('not built (dist/src/cli/main.js missing)');
       const port = await freePort();
       const started = await startNode(ctx.logDir, name, DRUM_SPLITTER_CLI, [...drumSplitterArgs(port, ctx.upstreamUrl), ...extra(ctx)], port);
       if (check === undefined) return started;

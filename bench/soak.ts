@@ -46,7 +46,7 @@ async function main(): Promise<number> {
     return 2;
   }
   if (!existsSync(DRUM_SPLITTER_CLI)) {
-    process.stderr.write('soak: dist/src/cli.js missing: run `npx tsc -p tsconfig.json` first\n');
+    process.stderr.write('soak: dist/src/cli/main.js missing: run `npx tsc -p tsconfig.json` first\n');
     return 2;
   }
   installCleanup();
@@ -124,7 +124,7 @@ async function main(): Promise<number> {
   const envShown = `SOAK_MINUTES=${soakMinutes} SOAK_CONNECTIONS=${connections}`;
   const out = [
     `command: \`${envShown} npm run soak${argv.length ? ` -- ${argv.join(' ')}` : ''}\``,
-    `proxy: \`node dist/src/cli.js ${proxyArgs.join(' ')}\``,
+    `proxy: \`node dist/src/cli/main.js ${proxyArgs.join(' ')}\``,
     `load: \`wrk ${wrkArgs({ ...wrkBase, script: 'predict.lua', url: `<proxy>/${REQUEST_PATH}` }).join(' ')}\` (POST, \`Content-Type: text/csv\`, ${REQUEST_BODY.length}-byte CSV body), ${(soakMinutes * 60) / RUN_SEC} runs back to back; RSS: VmRSS of the proxy's node process, every ${SAMPLE_MS / 1000} s`,
     `upstream: ${upstream.desc}`,
     machineLine(nginx ? nginxVersion(nginx) ?? 'unknown' : null),

@@ -2,25 +2,28 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
-import { createAdmin } from './admin.js';
-import { startWorkers } from './cluster.js';
-import { loadTokens } from './auth.js';
-import { buildConfig, type Config, type RawSettings } from './config.js';
-import { watchConfig, type ConfigWatcher } from './config-watch.js';
-import { probeUpstreams } from './health.js';
-import { createMetrics, type Metrics } from './metrics.js';
-import { InputError } from './input-error.js';
-import { startProxy, type RunningProxy } from './server.js';
-import { sameShares, type Share } from './split.js';
-import { recordFromEnv } from './recording.js';
-import { readSnapshot, SnapshotWriter } from './state-file.js';
-import { UpstreamPoller } from './upstream-poller.js';
-import { WeightStore } from './weight-store.js';
-import { percentages, sharesFromEnv, type Snapshot } from './weights.js';
+import { createAdmin } from './admin/server.js';
+import { startWorkers, type TrafficPlane } from './cluster.js';
+import { loadTokens } from './admin/auth.js';
+import { buildConfig, type Config, type RawSettings } from './config/config.js';
+import { resolveStartup } from './config/startup.js';
+import { createLogger } from './common/log.js';
+import { watchConfig, type ConfigWatcher } from './config/watch.js';
+import { probeUpstreams } from './observe/health.js';
+import { createMetrics, type Metrics } from './observe/metrics.js';
+import { InputError } from './common/input-error.js';
+import { startProxy } from './proxy/listener.js';
+import { sameShares, type Share } from './weights/shares.js';
+import { SnapshotWriter } from './weights/state-file.js';
+import { UpstreamPoller } from './observe/poller.js';
+import { WeightStore } from './weights/store.js';
 
 export interface RunningApp {
+  /** The configuration the start resolved. */
+  readonly config: Config;
+  readonly log: Logger;
   /** The traffic listener: this process's, or (--workers) the workers' as the primary sees them; its outcomes are every process's. */
-  readonly proxy: Pick<RunningProxy, 'address' | 'backends' | 'recording' | 'metrics' | 'outcomes' | 'close'>;
+  readonly proxy: TrafficPlane;
   readonly admin: FastifyInstance;
   readonly adminAddress: AddressInfo;
   readonly store: WeightStore;
@@ -29,11 +32,17 @@ export interface RunningApp {
   close(): Promise<number>;
 }
 
+/** The settings a start reads; see resolveStartup for which wins. */
+export interface AppSettings {
+  /** The --config file's settings, and its path to watch for weight changes. */
+  readonly file?: { readonly path: string; readonly settings: RawSettings };
+  readonly flags?: RawSettings;
+}
+
 export interface AppOptions {
   readonly env: NodeJS.ProcessEnv;
-  readonly log: Logger;
-  /** The --config file and what it said at start, to watch and re-apply its weights. */
-  readonly configFile?: { readonly path: string; readonly settings: RawSettings };
+  /** Default: JSON lines on stdout at the config's log level. */
+  readonly log?: Logger;
   readonly now?: () => Date;
 }
 
@@ -43,14 +52,12 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
-/**
- * The whole process: the traffic proxy, the admin API and the live weights behind both.
- * Start-up weights, weakest first: config file and flags; the --state file (the latest
- * decision before a restart); the seed's MLOPS_RUNTIME_PARAM_* variables (its rollback lever).
- */
-export async function startApp(config: Config, opts: AppOptions): Promise<RunningApp> {
-  const { env, log } = opts;
+/** The whole process: the traffic proxy, the admin API and the live weights behind both. */
+export async function startApp(settings: AppSettings, opts: AppOptions): Promise<RunningApp> {
+  const { env } = opts;
   const now = opts.now ?? (() => new Date());
+  const { config, snapshot, restored, envChange } = resolveStartup({ file: settings.file?.settings, flags: settings.flags, env, at: now().toISOString() });
+  const log = opts.log ?? createLogger(config.logLevel);
   const upstreams = config.upstreams.map((u) => u.name);
 
   const tokens = loadTokens(env, config.adminTokenFile);
@@ -61,22 +68,14 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
     );
   }
 
-  const stored = config.state === undefined ? undefined : readSnapshot(config.state, upstreams);
-  const at = now().toISOString();
-  const snapshot: Snapshot = stored ?? {
-    state: { shares: config.weights, version: 1, updatedAt: at, source: 'startup' },
-    history: [{ at, version: 1, source: 'startup', who: 'startup', reason: 'initial weights', from: {}, to: percentages(upstreams, config.weights) }],
-  };
   const writer = config.state === undefined ? undefined : new SnapshotWriter(config.state, (err) => log.error({ err: err.message }, 'cannot write the state file'));
   // The state file is written by the store itself, before any listener hears: keeping a
   // decision across restarts is part of accepting it, so no listener (its order, its failure,
   // its unsubscribing) may skip it. Listeners are for those who follow the weights.
   const store = new WeightStore(upstreams, snapshot, { now, log, persist: (s) => writer?.save(s) });
-  if (stored === undefined) writer?.save(snapshot);
-  else log.info({ state: config.state, version: stored.state.version }, 'weights restored from the state file');
-
-  const fromEnv = sharesFromEnv(env, upstreams, store.state.shares);
-  if (fromEnv !== undefined) store.change(fromEnv.shares, { source: 'env', who: 'environment', reason: fromEnv.reason });
+  if (!restored) writer?.save(snapshot);
+  else log.info({ state: config.state, version: snapshot.state.version }, 'weights restored from the state file');
+  if (envChange !== undefined) store.change(envChange.shares, { source: 'env', who: 'environment', reason: envChange.reason });
 
   const metrics = createMetrics();
   new Gauge({
@@ -88,15 +87,14 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
       for (const [name, percent] of Object.entries(store.view().weights)) this.set({ server_type: name }, percent);
     },
   });
-  const trafficConfig = { ...config, record: recordFromEnv(env, config.record) };
   let proxy: RunningApp['proxy'];
   if (config.workers > 1) {
-    const workers = await startWorkers(trafficConfig, { log, metrics, shares: () => store.state.shares });
-    store.subscribe((s) => workers.weightsChanged(s.state.shares));
+    const workers = await startWorkers(config, { log, metrics, shares: () => store.state.shares });
     proxy = workers;
   } else {
-    proxy = await startProxy(trafficConfig, log, { routes: store.routes, metrics });
+    proxy = await startProxy(config, log, { shares: store.state.shares, metrics });
   }
+  store.subscribe((s) => proxy.setShares(s.state.shares));
   const poller = new UpstreamPoller(proxy.backends.values(), metrics, { intervalMs: config.pollIntervalMs, timeoutMs: PROBE_TIMEOUT_MS, now: Date.now, log });
   poller.start();
   const admin = createAdmin({ store, upstreams, tokens, recording: proxy.recording, probe: () => probeUpstreams(proxy.backends.values(), PROBE_TIMEOUT_MS), metrics: proxy.metrics, log });
@@ -111,15 +109,15 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
   }
 
   let watcher: ConfigWatcher | undefined;
-  if (opts.configFile !== undefined) {
-    const { path } = opts.configFile;
+  if (settings.file !== undefined) {
+    const { path } = settings.file;
     const nameUrls = (c: Config): string[] => c.upstreams.map((u) => `${u.name}=${u.url.href}`);
     const running = nameUrls(config);
     /** The file's weights, checked against the running upstreams (which flags may have set). */
     const weightsIn = (settings: RawSettings): readonly Share[] => buildConfig({ ...settings, upstreams: running }).weights;
     let fileWeights: readonly Share[] | undefined;
     try {
-      fileWeights = weightsIn(opts.configFile.settings);
+      fileWeights = weightsIn(settings.file.settings);
     } catch {
       // Valid only with the flags that override it: any valid edit of the file applies.
     }
@@ -151,6 +149,8 @@ export async function startApp(config: Config, opts: AppOptions): Promise<Runnin
   }
 
   return {
+    config,
+    log,
     proxy,
     admin,
     adminAddress,

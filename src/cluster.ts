@@ -2,15 +2,17 @@ import cluster, { type Worker } from 'node:cluster';
 import { isIP, type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import type { Config, Upstream } from './config.js';
-import { createLogger } from './log.js';
-import { createMetrics, MetricsUnavailable, type Metrics } from './metrics.js';
-import type { RecordLine, RecorderMetrics } from './recorder.js';
-import { Outcomes, type Outcome } from './outcomes.js';
-import { Recording, type RecordSink } from './recording.js';
-import { startProxy, type RunningProxy } from './server.js';
-import { compileSplit, type Share } from './split.js';
-import { closeBackends, createBackends } from './upstream.js';
+import type { Config } from './config/config.js';
+import type { Upstream } from './proxy/options.js';
+import { createLogger } from './common/log.js';
+import { createMetrics, MetricsUnavailable, type Metrics } from './observe/metrics.js';
+import type { RecorderMetrics } from './record/writer.js';
+import type { RecordLine } from './record/line.js';
+import { Outcomes, type Outcome } from './observe/outcomes.js';
+import { Recording, type RecordSink } from './record/recording.js';
+import { startProxy, type RunningProxy } from './proxy/listener.js';
+import type { Share } from './weights/shares.js';
+import { closeBackends, createBackends } from './proxy/forward.js';
 
 /**
  * --workers N: the primary keeps the one copy of everything that must be one — weights and
@@ -56,11 +58,11 @@ const OUTCOME_BATCH = 256;
 /** How long a stopping worker may take past its drain timeout before it is killed. */
 const STOP_GRACE_MS = 5000;
 
-/** The traffic side as the primary sees it: what startProxy gives in a single process. */
-export type TrafficPlane = Pick<RunningProxy, 'address' | 'backends' | 'recording' | 'metrics' | 'outcomes' | 'close'> & {
-  /** Tells every worker of a new split. */
-  weightsChanged(shares: readonly Share[]): void;
-};
+/**
+ * The traffic side as the primary sees it: what startProxy gives in a single process
+ * (setShares tells every worker of the new split).
+ */
+export type TrafficPlane = Pick<RunningProxy, 'address' | 'backends' | 'recording' | 'metrics' | 'outcomes' | 'close' | 'setShares'>;
 
 export function isWorker(): boolean {
   return cluster.isWorker;
@@ -233,7 +235,7 @@ export async function startWorkers(
     recording,
     metrics: { ...metrics, text },
     outcomes,
-    weightsChanged: () => broadcast({ drum: 'state', state: state() }),
+    setShares: () => broadcast({ drum: 'state', state: state() }),
     close: () => (closing ??= stop()),
   };
 }
@@ -286,19 +288,17 @@ export async function runWorker(): Promise<void> {
   const config = configFromJSON(start.config);
   const initial = start.state;
   const log = createLogger(config.logLevel);
-  const baseline = config.upstreams[0]!.name;
-  const routes = { table: compileSplit(initial.shares, baseline) };
   const metrics = createMetrics();
   let proxy: RunningProxy;
   try {
-    proxy = await startProxy(config, log, { routes, metrics, recordSink: new PrimarySink(config.record.queueBytes, metrics.recorder, (msg, done) => process.send!(msg, undefined, undefined, done)) });
+    proxy = await startProxy(config, log, { shares: initial.shares, metrics, recordSink: new PrimarySink(config.record.queueBytes, metrics.recorder, (msg, done) => process.send!(msg, undefined, undefined, done)) });
   } catch (err) {
     // The caller reports err; then the process must end, or its IPC channel keeps it up.
     setImmediate(() => process.exit(1));
     throw err;
   }
   const apply = (s: WorkerState): void => {
-    routes.table = compileSplit(s.shares, baseline);
+    proxy.setShares(s.shares);
     proxy.recording.enabled = s.recording.enabled;
     proxy.recording.sampleRate = s.recording.sampleRate;
   };

@@ -3,17 +3,17 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startApp, type RunningApp } from '../src/app.js';
-import { buildConfig, type RawSettings } from '../src/config.js';
-import { compileSplit, hashKey, pickByHash, type Share } from '../src/split.js';
-import { freePort, send, silentLog, startUpstream, type Reply } from './helpers/net.js';
+import type { RawSettings } from '../src/config/config.js';
+import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
+import type { Share } from '../src/weights/shares.js';
+import { freePort, rawExchange, send, silentLog, startUpstream, type Reply } from './helpers/net.js';
 
 const TOKEN = 'ops-token-0123456789';
 
 async function app(t: Test, settings: RawSettings = {}, env: NodeJS.ProcessEnv = {}): Promise<RunningApp & { admin_: string; traffic: string }> {
   const flask = await startUpstream('flask');
   const fastapi = await startUpstream('fastapi');
-  const running = await startApp(
-    buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=5'], ...settings }),
+  const running = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=5'], ...settings } },
     { env, log: silentLog },
   );
   t.teardown(async () => {
@@ -180,7 +180,7 @@ t.test('writes need the bearer token when one is set; reads do not', async (t) =
 });
 
 t.test('an admin API off loopback without a token refuses to start', async (t) => {
-  const config = buildConfig({ listen: '127.0.0.1:0', admin: '0.0.0.0:0', upstreams: ['flask=http://127.0.0.1:1'] });
+  const config = { flags: { listen: '127.0.0.1:0', admin: '0.0.0.0:0', upstreams: ['flask=http://127.0.0.1:1'] } };
   await t.rejects(startApp(config, { env: {}, log: silentLog }), { name: 'InputError', field: 'admin', message: /DRUM_SPLITTER_ADMIN_TOKEN/ });
   const ok = await startApp(config, { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog });
   await ok.close();
@@ -190,8 +190,7 @@ t.test('an admin API off loopback without a token refuses to start', async (t) =
 t.test('/healthz, and /readyz while at least one upstream answers', async (t) => {
   const flask = await startUpstream('flask');
   const dead = await freePort();
-  const a = await startApp(
-    buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=http://127.0.0.1:${dead}`] }),
+  const a = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=http://127.0.0.1:${dead}`] } },
     { env: {}, log: silentLog },
   );
   t.teardown(() => a.close());
@@ -208,7 +207,7 @@ t.test('/healthz, and /readyz while at least one upstream answers', async (t) =>
 
 t.test('a token file that cannot be used stops start-up', async (t) => {
   const dir = t.testdir({ tokens: 'short\n' });
-  const config = buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: ['flask=http://127.0.0.1:1'], adminTokenFile: join(dir, 'tokens') });
+  const config = { flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: ['flask=http://127.0.0.1:1'], adminTokenFile: join(dir, 'tokens') } };
   await t.rejects(startApp(config, { env: {}, log: silentLog }), { field: '--admin-token-file', message: /line 1/ });
   writeFileSync(join(dir, 'tokens'), '');
   await t.rejects(startApp(config, { env: {}, log: silentLog }), { message: /holds no token/ });
@@ -219,7 +218,7 @@ t.test('an admin port already taken: start-up fails and the traffic port is let 
   t.teardown(() => holder.close());
   const adminPort = Number(new URL(holder.url).port);
   const trafficPort = await freePort();
-  const config = buildConfig({ listen: `127.0.0.1:${trafficPort}`, admin: `127.0.0.1:${adminPort}`, upstreams: ['flask=http://127.0.0.1:1'] });
+  const config = { flags: { listen: `127.0.0.1:${trafficPort}`, admin: `127.0.0.1:${adminPort}`, upstreams: ['flask=http://127.0.0.1:1'] } };
   await t.rejects(startApp(config, { env: {}, log: silentLog }), { code: 'EADDRINUSE' });
   await t.rejects(send(`http://127.0.0.1:${trafficPort}/`), { code: 'ECONNREFUSED' }, 'the traffic listener was closed again');
 });
@@ -232,6 +231,9 @@ t.test('anonymous writes only with a loopback Host (DNS rebinding); with a token
   t.equal(open.store.view().weights.fastapi, 5, 'nothing changed');
   t.equal((await put(`${open.admin_}/weights`, { weights: { fastapi: 6 } }, { host: 'localhost:9901' })).status, 200, 'localhost is loopback');
   t.equal((await send(`${open.admin_}/weights`, { headers: { host: 'attacker.example' } })).status, 200, 'reads stay open');
+  const port = Number(new URL(open.admin_).port);
+  const hostless = await rawExchange(port, 'POST /rollback HTTP/1.0\r\nContent-Length: 0\r\n\r\n');
+  t.match(hostless, /^HTTP\/1\.1 403 [^]*not \\"\\"/, 'no Host at all (HTTP/1.0) is no loopback Host either');
 
   const guarded = await app(t, {}, { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
   const remote = await put(`${guarded.admin_}/weights`, { weights: { fastapi: 7 } }, { host: 'drum-splitter.internal:9901', authorization: `Bearer ${TOKEN}` });

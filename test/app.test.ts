@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import t from 'tap';
 import { startApp } from '../src/app.js';
-import { buildConfig, readConfigFile, type RawSettings } from '../src/config.js';
+import { readConfigFile, type RawSettings } from '../src/config/config.js';
 import { send, silentLog } from './helpers/net.js';
 
 const UPSTREAMS = ['flask=http://127.0.0.1:1', 'fastapi=http://127.0.0.1:1'];
@@ -22,18 +22,18 @@ async function until(check: () => boolean, ms = 5000): Promise<void> {
 t.test('start-up weights: config, then the state file, then the MLOPS variables', async (t) => {
   const dir = t.testdir();
   const state = join(dir, 'state.json');
-  const first = await startApp(buildConfig({ ...base, weights: ['fastapi=5'], state }), { env: {}, log: silentLog });
+  const first = await startApp({ flags: { ...base, weights: ['fastapi=5'], state } }, { env: {}, log: silentLog });
   t.match(first.store.view(), { weights: { fastapi: 5 }, version: 1, source: 'startup' });
   first.store.change([['fastapi', 2500]], { source: 'admin', who: 'alice', reason: 'step 4' });
   await first.close();
   t.match(JSON.parse(readFileSync(state, 'utf8')), { format: 1, state: { version: 2, source: 'admin' } }, 'persisted on close');
 
-  const second = await startApp(buildConfig({ ...base, weights: ['fastapi=5'], state }), { env: {}, log: silentLog });
+  const second = await startApp({ flags: { ...base, weights: ['fastapi=5'], state } }, { env: {}, log: silentLog });
   t.match(second.store.view(), { weights: { flask: 75, fastapi: 25 }, version: 2, source: 'admin' }, 'the state file wins over the config');
   t.equal(second.store.history.length, 2, 'the audit trail survived the restart');
   await second.close();
 
-  const third = await startApp(buildConfig({ ...base, weights: ['fastapi=5'], state }), {
+  const third = await startApp({ flags: { ...base, weights: ['fastapi=5'], state } }, {
     env: { MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE: '{"type": "string", "payload": "flask"}' },
     log: silentLog,
   });
@@ -41,12 +41,12 @@ t.test('start-up weights: config, then the state file, then the MLOPS variables'
   t.match(third.store.history.at(-1), { source: 'env', who: 'environment', reason: 'MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE=flask' });
   await third.close();
 
-  const canary = await startApp(buildConfig({ ...base }), { env: { MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT: '10' }, log: silentLog });
+  const canary = await startApp({ flags: { ...base } }, { env: { MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT: '10' }, log: silentLog });
   t.match(canary.store.view(), { weights: { fastapi: 10 }, source: 'env' });
   await canary.close();
 
   await t.rejects(
-    startApp(buildConfig({ ...base }), { env: { MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT: '{"type":"numeric"' }, log: silentLog }),
+    startApp({ flags: { ...base } }, { env: { MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT: '{"type":"numeric"' }, log: silentLog }),
     { name: 'InputError', field: 'MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT' },
   );
 });
@@ -60,7 +60,7 @@ t.test('a state file from a newer version, with a source this one does not know,
     state: { shares: [['fastapi', 3000]], version: 4, updatedAt: at, source: 'controller' },
     history: [{ at, version: 4, source: 'controller', who: 'rollout', reason: 'step 3', from: { flask: 80, fastapi: 20 }, to }],
   }));
-  const app = await startApp(buildConfig({ ...base, state }), { env: {}, log: silentLog });
+  const app = await startApp({ flags: { ...base, state } }, { env: {}, log: silentLog });
   t.teardown(() => app.close());
   const got = await send(`http://127.0.0.1:${app.adminAddress.port}/weights`);
   t.match(JSON.parse(got.body.toString()), { weights: to, version: 4, source: 'controller' });
@@ -68,7 +68,7 @@ t.test('a state file from a newer version, with a source this one does not know,
 
 t.test('a corrupt state file stops start-up with a clear error', async (t) => {
   const dir = t.testdir({ 'state.json': '{"format": 1, "state": ' });
-  await t.rejects(startApp(buildConfig({ ...base, state: join(dir, 'state.json') }), { env: {}, log: silentLog }), {
+  await t.rejects(startApp({ flags: { ...base, state: join(dir, 'state.json') } }, { env: {}, log: silentLog }), {
     name: 'InputError',
     field: '--state',
     message: /state\.json is corrupt.*fix or remove it/,
@@ -97,7 +97,7 @@ t.test('the watched config file (a ConfigMap): changes apply, bad edits do not, 
   const lines: { msg: string; err?: string }[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
   const settings: RawSettings = readConfigFile(path);
-  const app = await startApp(buildConfig({ ...settings, listen: '127.0.0.1:0', admin: '127.0.0.1:0' }), { env: {}, log, configFile: { path, settings } });
+  const app = await startApp({ file: { path, settings }, flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0' } }, { env: {}, log });
   t.teardown(() => app.close());
   const admin = `http://127.0.0.1:${app.adminAddress.port}`;
   const fastapi = (): number => app.store.view().weights.fastapi!;
@@ -135,7 +135,7 @@ t.test('a state file that cannot be written is logged; the change still applies'
   const dir = t.testdir({ data: {} });
   const lines: { msg: string; err?: string }[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
-  const app = await startApp(buildConfig({ ...base, state: join(dir, 'data', 'state.json') }), { env: {}, log });
+  const app = await startApp({ flags: { ...base, state: join(dir, 'data', 'state.json') } }, { env: {}, log });
   await until(() => app.store.state.version === 1 && lines.some((l) => l.msg === 'weights changed') === false);
   rmSync(join(dir, 'data'), { recursive: true });
   t.equal(app.store.change([['fastapi', 700]], { source: 'admin', who: 'alice' }), 'changed');
@@ -149,8 +149,8 @@ t.test('a config file that relies on flags: its weights are checked against the 
   const path = join(dir, 'drum.yaml');
   const settings = readConfigFile(path);
   // As `serve --config drum.yaml --upstream main=… --upstream canary=… --weight canary=5`.
-  const config = buildConfig({ ...settings, listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: ['main=http://127.0.0.1:1', 'canary=http://127.0.0.1:1'], weights: ['canary=5'] });
-  const app = await startApp(config, { env: {}, log: silentLog, configFile: { path, settings } });
+  const flags = { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: ['main=http://127.0.0.1:1', 'canary=http://127.0.0.1:1'], weights: ['canary=5'] };
+  const app = await startApp({ file: { path, settings }, flags }, { env: {}, log: silentLog });
   t.teardown(() => app.close());
   t.equal(app.store.view().weights.canary, 5, 'starts, though the file alone would not (150%, and no upstreams of its own)');
   writeFileSync(path, 'weights:\n  canary: 12\n');

@@ -3,9 +3,10 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { buildConfig, readConfigFile } from '../src/config.js';
-import { parsePercent } from '../src/percent.js';
-import { compileSplit, type Share } from '../src/split.js';
+import { buildConfig, readConfigFile } from '../src/config/config.js';
+import { parsePercent } from '../src/common/percent.js';
+import { compileSplit } from '../src/proxy/split.js';
+import type { Share } from '../src/weights/shares.js';
 import { freePort, send, spawnBuiltCli, startUpstream, waitForLine } from './helpers/net.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -51,7 +52,7 @@ t.test("the image's command serves, and its HEALTHCHECK tells up from down", asy
     ...args, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`,
     '--upstream', `flask=${upstream.url}`, '--upstream', `fastapi=${upstream.url}`,
   ]);
-  t.equal(script, 'dist/src/cli.js');
+  t.equal(script, 'dist/src/cli/main.js');
   await waitForLine(child, /"msg":"listening"/);
   t.equal((await send(`http://127.0.0.1:${port}/ping`)).status, 200);
 

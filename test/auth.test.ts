@@ -1,7 +1,7 @@
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { loadTokens, loopbackHost, whoIs, type Tokens } from '../src/auth.js';
+import { loadTokens, loopbackHost, whoIs, type Tokens } from '../src/admin/auth.js';
 
 const TOKEN = 'a-long-enough-token-123';
 const FIELD = '--admin-token-file';

@@ -4,9 +4,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { buildConfig } from '../src/config.js';
-import { allOptions } from '../src/settings.js';
-import { compileSplit, hashKey, pickByHash } from '../src/split.js';
+import { buildConfig } from '../src/config/config.js';
+import { allOptions } from '../src/config/settings.js';
+import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
 import { assertInputError, logLines, serveCli, type Served } from './helpers/cli.js';
 import { limiter, runCli, send, startUpstream, type CliResult, type Reply } from './helpers/net.js';
 
@@ -49,75 +49,86 @@ const upstreamHandler = (name: string) => (req: IncomingMessage, res: ServerResp
     answer();
   }
 };
-const flask = await startUpstream('flask', upstreamHandler('flask'));
-const fastapi = await startUpstream('fastapi', upstreamHandler('fastapi'));
-t.teardown(async () => {
-  for (const timer of slowTimers) clearTimeout(timer);
-  await Promise.all([flask.close(), fastapi.close()]);
-});
-
 const ADMIN_TOKEN = 'cli-test-token-0123456789';
-const dir = t.testdir({
-  tokens: `ops:${ADMIN_TOKEN}\n`,
-  // Everything the flags below override is set differently here.
-  'overridden.yaml': `listen: 127.0.0.1:1\nlogLevel: silent\nupstreams:\n  flask: ${flask.url}\n  fastapi: ${fastapi.url}\nweights:\n  fastapi: 100\n`,
-  'unknown.yaml': 'weight:\n  fastapi: 5\n',
+
+/** The upstreams, the config files and every CLI run the subtests read, started together. */
+async function startAll() {
+  const flask = await startUpstream('flask', upstreamHandler('flask'));
+  const fastapi = await startUpstream('fastapi', upstreamHandler('fastapi'));
+  t.teardown(async () => {
+    for (const timer of slowTimers) clearTimeout(timer);
+    await Promise.all([flask.close(), fastapi.close()]);
+  });
+
+  const dir = t.testdir({
+    tokens: `ops:${ADMIN_TOKEN}\n`,
+    // Everything the flags below override is set differently here.
+    'overridden.yaml': `listen: 127.0.0.1:1\nlogLevel: silent\nupstreams:\n  flask: ${flask.url}\n  fastapi: ${fastapi.url}\nweights:\n  fastapi: 100\n`,
+    'unknown.yaml': 'weight:\n  fastapi: 5\n',
+  });
+
+  // A port that is taken, for "address in use".
+  const holder = createServer();
+  await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+  const heldPort = (holder.address() as AddressInfo).port;
+  t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
+
+  const flagsWin = serve(['--config', join(dir, 'overridden.yaml'), '--listen', '127.0.0.1:0', '--weight', 'fastapi=0', '--log-level', 'info']);
+  const allFlags = serve([
+    '--listen', '127.0.0.1:0',
+    '--upstream', `flask=${flask.url}`,
+    '--upstream', `fastapi=${fastapi.url}`,
+    '--weight', 'fastapi=50',
+    '--key', '$remote_addr',
+    '--trust-proxy',
+    '--no-upstream-header',
+    '--access-log',
+    '--override-header', 'X-Force',
+    '--timeout', '500ms',
+    '--body-limit', '1KB',
+    // Taken and checked at start (a missing --buffer-dir would stop it); what they do: protect.test.ts.
+    '--buffer-memory', '1MB',
+    '--buffer-dir', tmpdir(),
+    '--no-request-buffering',
+    '--no-response-buffering',
+    '--drain-timeout', '5s',
+    '--upstream-keepalive', '500ms',
+    '--log-level', 'info',
+    '--admin-token-file', join(dir, 'tokens'),
+    '--state', join(dir, 'state.json'),
+    '--poll-interval', '1s',
+    '--metrics-on-traffic',
+  ]);
+
+  const runs = {
+    help: run(['--help']),
+    version: run(['--version']),
+    none: run([]),
+    unknownCommand: run(['frobnicate']),
+    unknownFlag: run(['serve', '--bogus']),
+    missingValue: run(['serve', '--listen']),
+    extra: run(['serve', 'extra']),
+    badUrl: run(['serve', '--upstream', 'flask=ftp://127.0.0.1/']),
+    over100: run(['serve', '--weight', 'flask=60', '--weight', 'fastapi=40.01']),
+    unknownSetting: run(['serve', '--config', join(dir, 'unknown.yaml')]),
+    inUse: run(['serve', '--listen', `127.0.0.1:${heldPort}`]),
+    // 203.0.113.0/24 is TEST-NET-3 (RFC 5737), never a local address: listen fails, not "in use".
+    notLocal: run(['serve', '--listen', '203.0.113.7:8000']),
+    badEnv: slot(() =>
+      runCli(['serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE: '{"type": "string", "payload": "django"}' }),
+    ),
+  };
+  return { flask, fastapi, dir, heldPort, flagsWin, allFlags, runs };
+}
+
+let started!: Awaited<ReturnType<typeof startAll>>;
+// Not at module load: tap (and a reader) may import a test file without running it.
+t.before(async () => {
+  started = await startAll();
 });
-
-// A port that is taken, for "address in use".
-const holder = createServer();
-await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
-const heldPort = (holder.address() as AddressInfo).port;
-t.teardown(() => new Promise<void>((r) => holder.close(() => r())));
-
-const flagsWin = serve(['--config', join(dir, 'overridden.yaml'), '--listen', '127.0.0.1:0', '--weight', 'fastapi=0', '--log-level', 'info']);
-const allFlags = serve([
-  '--listen', '127.0.0.1:0',
-  '--upstream', `flask=${flask.url}`,
-  '--upstream', `fastapi=${fastapi.url}`,
-  '--weight', 'fastapi=50',
-  '--key', '$remote_addr',
-  '--trust-proxy',
-  '--no-upstream-header',
-  '--access-log',
-  '--override-header', 'X-Force',
-  '--timeout', '500ms',
-  '--body-limit', '1KB',
-  // Taken and checked at start (a missing --buffer-dir would stop it); what they do: protect.test.ts.
-  '--buffer-memory', '1MB',
-  '--buffer-dir', tmpdir(),
-  '--no-request-buffering',
-  '--no-response-buffering',
-  '--drain-timeout', '5s',
-  '--upstream-keepalive', '500ms',
-  '--log-level', 'info',
-  '--admin-token-file', join(dir, 'tokens'),
-  '--state', join(dir, 'state.json'),
-  '--poll-interval', '1s',
-  '--metrics-on-traffic',
-]);
-
-const runs = {
-  help: run(['--help']),
-  version: run(['--version']),
-  none: run([]),
-  unknownCommand: run(['frobnicate']),
-  unknownFlag: run(['serve', '--bogus']),
-  missingValue: run(['serve', '--listen']),
-  extra: run(['serve', 'extra']),
-  badUrl: run(['serve', '--upstream', 'flask=ftp://127.0.0.1/']),
-  over100: run(['serve', '--weight', 'flask=60', '--weight', 'fastapi=40.01']),
-  unknownSetting: run(['serve', '--config', join(dir, 'unknown.yaml')]),
-  inUse: run(['serve', '--listen', `127.0.0.1:${heldPort}`]),
-  // 203.0.113.0/24 is TEST-NET-3 (RFC 5737), never a local address: listen fails, not "in use".
-  notLocal: run(['serve', '--listen', '203.0.113.7:8000']),
-  badEnv: slot(() =>
-    runCli(['serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE: '{"type": "string", "payload": "django"}' }),
-  ),
-};
 
 t.test('--help documents every option, on stdout, exit 0', async (t) => {
-  const r = await runs.help;
+  const r = await started.runs.help;
   t.equal(r.code, 0);
   t.equal(r.stderr, '');
   const options = declaredOptions();
@@ -143,18 +154,18 @@ t.test('--help documents every option, on stdout, exit 0', async (t) => {
 
 t.test('--version prints package.json\'s version', async (t) => {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  t.same(await runs.version, { code: 0, stdout: `${pkg.version}\n`, stderr: '' });
+  t.same(await started.runs.version, { code: 0, stdout: `${pkg.version}\n`, stderr: '' });
 });
 
 t.test('no command: usage on stdout, exit 2', async (t) => {
-  const [none, help] = await Promise.all([runs.none, runs.help]);
+  const [none, help] = await Promise.all([started.runs.none, started.runs.help]);
   t.equal(none.code, 2);
   t.equal(none.stderr, '');
   t.equal(none.stdout, help.stdout, 'the same usage as --help');
 });
 
 t.test('bad input: exit 2 and one line saying what is wrong', async (t) => {
-  const cases: [keyof typeof runs, RegExp][] = [
+  const cases: [keyof typeof started.runs, RegExp][] = [
     ['unknownCommand', /unknown command "frobnicate"/],
     ['unknownFlag', /Unknown option '--bogus'/],
     ['missingValue', /--listen.*argument missing/],
@@ -164,20 +175,20 @@ t.test('bad input: exit 2 and one line saying what is wrong', async (t) => {
     ['unknownSetting', /--config: unknown setting "weight" in .*unknown\.yaml/],
     ['badEnv', /MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE: "django" is not an upstream \(have: flask, fastapi\)/],
   ];
-  for (const [run, message] of cases) assertInputError(t, await runs[run], message, run);
+  for (const [run, message] of cases) assertInputError(t, await started.runs[run], message, run);
 
   // The unknown-setting error lists the settings a file may hold: --help documents the same ones.
-  const known = /known: ([\w, ]+)/.exec((await runs.unknownSetting).stderr)![1]!.split(', ');
-  const listed = /YAML file with these settings \(([^)]+)\)/.exec((await runs.help).stdout.replace(/\s+/g, ' '))![1]!.split(', ');
+  const known = /known: ([\w, ]+)/.exec((await started.runs.unknownSetting).stderr)![1]!.split(', ');
+  const listed = /YAML file with these settings \(([^)]+)\)/.exec((await started.runs.help).stdout.replace(/\s+/g, ' '))![1]!.split(', ');
   t.same(listed, known, 'the config keys in --help are the ones a file may use');
 });
 
 t.test('a proxy that cannot start: exit 1 and one line', async (t) => {
-  const inUse = await runs.inUse;
+  const inUse = await started.runs.inUse;
   t.equal(inUse.code, 1);
-  t.match(inUse.stderr, new RegExp(`^drum-splitter: address in use: [^\\n]*127\\.0\\.0\\.1:${heldPort}\\n$`));
+  t.match(inUse.stderr, new RegExp(`^drum-splitter: address in use: [^\\n]*127\\.0\\.0\\.1:${started.heldPort}\\n$`));
   t.equal(inUse.stdout, '');
-  const notLocal = await runs.notLocal;
+  const notLocal = await started.runs.notLocal;
   t.equal(notLocal.code, 1);
   t.match(notLocal.stderr, /^drum-splitter: listen EADDRNOTAVAIL[^\n]*203\.0\.113\.7:8000\n$/);
 });
@@ -185,10 +196,10 @@ t.test('a proxy that cannot start: exit 1 and one line', async (t) => {
 // The file alone would send everything to fastapi (that a file's weights and their order are
 // honoured is shown in config.test.ts); --weight fastapi=0 sends everything to flask.
 t.test('serve --config FILE with flags: the flags win', async (t) => {
-  const info = await flagsWin.listening; // the file says logLevel: silent; --log-level info wins
+  const info = await started.flagsWin.listening; // the file says logLevel: silent; --log-level info wins
   t.not(info.listen, '127.0.0.1:1', 'listens where --listen says, not where the file does');
   t.match(info, {
-    upstreams: { flask: `${flask.url}/`, fastapi: `${fastapi.url}/` },
+    upstreams: { flask: `${started.flask.url}/`, fastapi: `${started.fastapi.url}/` },
     baseline: 'flask',
     weights: { fastapi: 0 },
   }, 'upstreams from the file, weights from the flag');
@@ -198,12 +209,12 @@ t.test('serve --config FILE with flags: the flags win', async (t) => {
     t.equal(r.headers['x-drum-splitter-upstream'], 'flask', `request ${i}: flask, as --weight fastapi=0 says`);
     t.equal(upstreamName(r), 'flask');
   }
-  await stop(t, flagsWin, 'SIGTERM');
+  await stop(t, started.flagsWin, 'SIGTERM');
 });
 
 t.test('serve with every flag: each one takes effect', async (t) => {
-  const info = await allFlags.listening;
-  t.match(info, { upstreams: { flask: `${flask.url}/`, fastapi: `${fastapi.url}/` }, baseline: 'flask', weights: { fastapi: 50 } });
+  const info = await started.allFlags.listening;
+  t.match(info, { upstreams: { flask: `${started.flask.url}/`, fastapi: `${started.fastapi.url}/` }, baseline: 'flask', weights: { fastapi: 50 } });
   const url = `http://${info.listen}`;
 
   // --key '$remote_addr' --trust-proxy: the split follows the last X-Forwarded-For entry.
@@ -234,10 +245,10 @@ t.test('serve with every flag: each one takes effect', async (t) => {
   t.equal(slow.status, 504, 'an upstream that takes 1.5 s is over --timeout 500ms');
 
   // --access-log: a JSON line per request, written as each exchange closes.
-  for (let waited = 0; logLines(allFlags, 'request').length < 8 && waited < 3000; waited += 50) {
+  for (let waited = 0; logLines(started.allFlags, 'request').length < 8 && waited < 3000; waited += 50) {
     await new Promise((r) => setTimeout(r, 50));
   }
-  const logged = logLines(allFlags, 'request');
+  const logged = logLines(started.allFlags, 'request');
   t.match(logged, [
     { method: 'GET', url: '/predict/', upstream: 'flask', status: 200 },
     { upstream: 'fastapi' },
@@ -264,8 +275,8 @@ t.test('serve with every flag: each one takes effect', async (t) => {
     send(`${admin}/weights`, { method: 'PUT', headers: { 'content-type': 'application/json', ...auth }, body: '{"weights":{"fastapi":20}}' });
   t.equal((await change({})).status, 401, 'no token, no write');
   t.equal((await change({ authorization: `Bearer ${ADMIN_TOKEN}` })).status, 200);
-  await stop(t, allFlags, 'SIGTERM');
-  const saved = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { state: { shares: unknown }; history: { who: string }[] };
+  await stop(t, started.allFlags, 'SIGTERM');
+  const saved = JSON.parse(readFileSync(join(started.dir, 'state.json'), 'utf8')) as { state: { shares: unknown }; history: { who: string }[] };
   t.same(saved.state.shares, [['fastapi', 2000]]);
   t.equal(saved.history.at(-1)!.who, 'ops');
 });

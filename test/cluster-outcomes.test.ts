@@ -3,12 +3,12 @@ import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { batchOutcomes, startWorkers } from '../src/cluster.js';
-import { buildConfig } from '../src/config.js';
-import { createMetrics } from '../src/metrics.js';
-import { Outcomes, type Outcome } from '../src/outcomes.js';
+import { buildConfig } from '../src/config/config.js';
+import { createMetrics } from '../src/observe/metrics.js';
+import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
 import { send, silentLog, startUpstream } from './helpers/net.js';
 
-const outcome = (status: number): Outcome => ({ serverType: 'a', upstream: 'a', status, origin: 'upstream', method: 'GET', url: '/', client: '', seconds: 0, clientGone: false });
+const outcome = (status: number): Outcome => ({ id: 1, serverType: 'a', upstream: 'a', status, sentStatus: status, origin: 'upstream', method: 'GET', url: '/', client: '', seconds: 0, clientGone: false, bytes: 2, requestComplete: true });
 
 t.test('batchOutcomes: one message per batch, when it is full or a moment after its first outcome, or when asked', async (t) => {
   const bus = new Outcomes();
@@ -29,7 +29,7 @@ t.test('two real workers: the primary publishes every exchange of both, once', a
   t.teardown(() => up.close());
   // Workers run the real CLI from source, under the same TypeScript loader as this test.
   cluster.setupPrimary({
-    exec: fileURLToPath(new URL('../src/cli.ts', import.meta.url)),
+    exec: fileURLToPath(new URL('../src/cli/main.ts', import.meta.url)),
     args: ['serve'],
     execArgv: process.execArgv.filter((a) => !a.includes('/@tapjs/mock/')),
     silent: true,

@@ -2,9 +2,9 @@ import { mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, wat
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
-import type { RawSettings } from '../src/config.js';
-import { watchConfig } from '../src/config-watch.js';
-import type { InputError } from '../src/input-error.js';
+import type { RawSettings } from '../src/config/config.js';
+import { watchConfig } from '../src/config/watch.js';
+import type { InputError } from '../src/common/input-error.js';
 
 const DEBOUNCE = 50;
 const A = 'weights:\n  fastapi: 10%\n';

@@ -10,7 +10,7 @@ import {
   readConfigFile,
   type Config,
   type RawSettings,
-} from '../src/config.js';
+} from '../src/config/config.js';
 
 /** The parts of a Config a user states, in plain values (URLs as hrefs). */
 function plain(c: Config) {

@@ -1,8 +1,8 @@
 /** Small pure decisions on the request path, as tables. */
 import t from 'tap';
-import { MAX_HEADERS, plainAddress, refusal } from '../src/proxy.js';
-import { malformedStatus } from '../src/server.js';
-import { BodyTooLarge, BufferFailed, classifyFailure, keepsConnection, type Blame } from '../src/upstream.js';
+import { MAX_HEADERS, plainAddress, refusal } from '../src/proxy/handler.js';
+import { malformedStatus } from '../src/proxy/listener.js';
+import { BodyTooLarge, BufferFailed, classifyFailure, keepsConnection, type Blame } from '../src/proxy/forward.js';
 
 const withCode = (code: string | undefined, message = 'x'): Error => Object.assign(new Error(message), { code });
 

@@ -2,9 +2,9 @@ import { readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import t from 'tap';
-import { demoHost, splitReport } from '../src/demo.js';
-import type { RecordLine } from '../src/recorder.js';
-import { compileSplit, hashKey, pickByHash } from '../src/split.js';
+import { demoHost, splitReport } from '../src/cli/demo.js';
+import type { RecordLine } from '../src/record/line.js';
+import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
 import { freePort, runCli, send, spawnCli, waitForLine } from './helpers/net.js';
 
 /** The upstream the demo's split (5% fastapi, the rest flask, key ${remote_addr}${uri}) picks. */

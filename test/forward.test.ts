@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
-import { buildConfig } from '../src/config.js';
-import { startProxy } from '../src/server.js';
-import { UPSTREAM_HEADER } from '../src/proxy.js';
-import { compileSplit, hashKey, pickByHash } from '../src/split.js';
+import { buildConfig } from '../src/config/config.js';
+import { startProxy } from '../src/proxy/listener.js';
+import { UPSTREAM_HEADER } from '../src/proxy/handler.js';
+import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
 import { rawExchange, send, startTestProxy, startUpstream, type TestUpstream } from './helpers/net.js';
 
 async function oneUpstream(t: Test, handler?: Parameters<typeof startUpstream>[1], settings = {}) {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { argValue, compileKey, cookieValue, DEFAULT_KEY, type RequestFacts } from '../src/key.js';
+import { argValue, compileKey, cookieValue, DEFAULT_KEY, type RequestFacts } from '../src/proxy/key.js';
 
 const facts: RequestFacts = {
   remoteAddr: '10.1.2.3',

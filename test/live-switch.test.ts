@@ -5,15 +5,13 @@
 import { Agent, request } from 'undici';
 import t from 'tap';
 import { startApp } from '../src/app.js';
-import { buildConfig } from '../src/config.js';
-import { compileSplit, hashKey, pickByHash, type SplitTable } from '../src/split.js';
+import { compileSplit, hashKey, pickByHash, type SplitTable } from '../src/proxy/split.js';
 import { silentLog, startUpstream } from './helpers/net.js';
 
 t.test('100 flips under continuous load: zero failed or mis-served requests', async (t) => {
   const flask = await startUpstream('flask');
   const fastapi = await startUpstream('fastapi');
-  const app = await startApp(
-    buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=50'] }),
+  const app = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=50'] } },
     { env: {}, log: silentLog },
   );
   t.teardown(async () => {

@@ -3,10 +3,9 @@ import parsePrometheus from 'parse-prometheus-text-format';
 import { pino } from 'pino';
 import t from 'tap';
 import { startApp } from '../src/app.js';
-import { buildConfig } from '../src/config.js';
-import { createMetrics, methodLabel } from '../src/metrics.js';
-import { UpstreamPoller } from '../src/upstream-poller.js';
-import { createBackend } from '../src/upstream.js';
+import { createMetrics, methodLabel } from '../src/observe/metrics.js';
+import { UpstreamPoller } from '../src/observe/poller.js';
+import { createBackend } from '../src/proxy/forward.js';
 import { freePort, rawExchange, send, silentLog, startUpstream } from './helpers/net.js';
 
 const MiB = 1024 * 1024;
@@ -44,11 +43,10 @@ t.test('known traffic, one upstream down: counts, histograms, memory and health'
   const dead = await freePort();
   const logLines: { msg: string; upstream?: string }[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => logLines.push(JSON.parse(l) as { msg: string }) });
-  const app = await startApp(
-    buildConfig({
+  const app = await startApp({ flags: {
       listen: '127.0.0.1:0', admin: '127.0.0.1:0', overrideHeader: 'X-To', bodyLimit: '10',
       upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`, `down=http://127.0.0.1:${dead}`], weights: ['fastapi=5'],
-    }),
+    } },
     { env: {}, log },
   );
   t.teardown(async () => {
@@ -125,7 +123,7 @@ t.test('/metrics on the traffic port only when asked', async (t) => {
   const upstream = await startUpstream('flask');
   t.teardown(() => upstream.close());
   for (const metricsOnTraffic of [false, true]) {
-    const app = await startApp(buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${upstream.url}`], metricsOnTraffic }), { env: {}, log: silentLog });
+    const app = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${upstream.url}`], metricsOnTraffic } }, { env: {}, log: silentLog });
     const r = await send(`http://127.0.0.1:${app.proxy.address.port}/metrics`);
     const other = await send(`http://127.0.0.1:${app.proxy.address.port}/predict/`);
     await app.close();

@@ -4,11 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import { compileKey, argValue, cookieValue, type RequestFacts } from '../src/key.js';
-import { parseHost, parsePath } from '../src/nginx-uri.js';
-import { parsePercent } from '../src/percent.js';
-import { UPSTREAM_HEADER } from '../src/proxy.js';
-import { compileSplit, hashKey, pickByHash, type Share } from '../src/split.js';
+import { compileKey, argValue, cookieValue, type RequestFacts } from '../src/proxy/key.js';
+import { parseHost, parsePath } from '../src/proxy/nginx-uri.js';
+import { parsePercent } from '../src/common/percent.js';
+import { UPSTREAM_HEADER } from '../src/proxy/handler.js';
+import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
+import type { Share } from '../src/weights/shares.js';
 import { rawExchange, startTestProxy, startUpstream } from './helpers/net.js';
 
 interface Golden {

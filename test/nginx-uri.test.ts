@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseHost, parsePath } from '../src/nginx-uri.js';
+import { parseHost, parsePath } from '../src/proxy/nginx-uri.js';
 
 const hex = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
 

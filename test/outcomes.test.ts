@@ -1,6 +1,6 @@
 /** One outcome per exchange: what metrics, the access log and (next) the rollout windows are built from. */
 import t from 'tap';
-import { Outcomes, type Outcome } from '../src/outcomes.js';
+import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
 import { sampleSum } from './helpers/metrics.js';
 import { freePort, rawExchange, send, startTestProxy, startUpstream } from './helpers/net.js';
 
@@ -10,7 +10,7 @@ t.test('Outcomes: listeners hear each outcome once, until they unsubscribe', asy
   const b: number[] = [];
   const offA = bus.subscribe((o) => a.push(o.status));
   bus.subscribe((o) => b.push(o.status));
-  const outcome = (status: number): Outcome => ({ serverType: 'x', upstream: 'x', status, origin: 'upstream', method: 'GET', url: '/', client: '', seconds: 0, clientGone: false });
+  const outcome = (status: number): Outcome => ({ id: 1, serverType: 'x', upstream: 'x', status, sentStatus: status, origin: 'upstream', method: 'GET', url: '/', client: '', seconds: 0, clientGone: false, bytes: 0, requestComplete: true });
   bus.publish(outcome(200));
   offA();
   bus.publish(outcome(500));
@@ -27,20 +27,35 @@ t.test('every exchange publishes exactly one outcome, and the counters are built
   });
   const seen: Outcome[] = [];
   proxy.outcomes.subscribe((o) => seen.push(o));
-  t.equal((await send(`${proxy.url}/predict/`, { method: 'POST', body: 'a,b\n1,2\n' })).status, 200);
-  t.equal((await send(`${proxy.url}/ping`, { headers: { 'x-force': 'fastapi' } })).status, 502);
+  const ok = await send(`${proxy.url}/predict/`, { method: 'POST', body: 'a,b\n1,2\n' });
+  t.equal(ok.status, 200);
+  const bad = await send(`${proxy.url}/ping`, { headers: { 'x-force': 'fastapi' } });
+  t.equal(bad.status, 502);
   await rawExchange(proxy.address.port, 'GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n');
   await rawExchange(proxy.address.port, 'BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n');
   await new Promise((r) => setTimeout(r, 20));
   t.match(seen, [
-    { serverType: 'flask', upstream: 'flask', status: 200, origin: 'upstream', method: 'POST', url: '/predict/', client: '127.0.0.1', clientGone: false },
-    { serverType: 'fastapi', upstream: 'fastapi', status: 502, origin: 'proxy', method: 'GET', url: '/ping' },
-    { serverType: 'none', upstream: undefined, status: 400, origin: 'proxy', method: 'GET', url: '/x' },
-    { serverType: 'none', upstream: undefined, status: 400, origin: 'proxy', method: undefined, client: '127.0.0.1' },
+    { id: 1, serverType: 'flask', upstream: 'flask', status: 200, sentStatus: 200, origin: 'upstream', method: 'POST', url: '/predict/', client: '127.0.0.1', clientGone: false, bytes: ok.body.length, requestComplete: true },
+    { id: 2, serverType: 'fastapi', upstream: 'fastapi', status: 502, sentStatus: 502, origin: 'proxy', method: 'GET', url: '/ping', bytes: bad.body.length },
+    { id: 0, serverType: 'none', upstream: undefined, status: 400, origin: 'proxy', method: 'GET', url: '/x' },
+    { id: 0, serverType: 'none', upstream: undefined, status: 400, origin: 'proxy', method: undefined, client: '127.0.0.1' },
   ]);
+  t.ok(seen.every((o) => o.bytes > 0), 'every answer had a body, and its bytes are counted');
   t.equal(seen.length, 4, 'one each');
   t.ok(seen[0]!.seconds > 0 && seen[0]!.seconds < 5, 'timed');
   const text = await proxy.metrics.text();
   t.equal(sampleSum(text, 'drum_requests_total'), seen.length, 'drum_requests_total counts exactly the outcomes');
   t.equal(sampleSum(text, 'drum_request_duration_seconds_count'), 2, 'only the exchanges counted against an upstream are timed');
+});
+
+t.test('a client that leaves before the answer: 499, no status line sent, its bytes so far', async (t) => {
+  const up = await startUpstream('slow', (_req, res) => setTimeout(() => res.end('late'), 300));
+  const proxy = await startTestProxy({ upstreams: [`slow=${up.url}`] });
+  t.teardown(async () => {
+    await proxy.close(0);
+    await up.close();
+  });
+  const ended = new Promise<Outcome>((resolve) => proxy.outcomes.subscribe(resolve));
+  await t.rejects(send(`${proxy.url}/predict/`, { method: 'POST', body: 'x', signal: AbortSignal.timeout(50) }));
+  t.match(await ended, { status: 499, sentStatus: 0, clientGone: true, origin: 'proxy', bytes: 0, requestComplete: true, upstream: 'slow' });
 });

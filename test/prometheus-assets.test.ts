@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { startApp } from '../src/app.js';
-import { buildConfig } from '../src/config.js';
 import { parse } from 'yaml';
 import { silentLog } from './helpers/net.js';
 
@@ -24,7 +23,7 @@ const seedPath = `${root}../shared/seeds/CANARY_DEPLOYMENT.md`;
  * by its series' names), so a renamed metric fails here rather than in someone's Grafana.
  */
 const EXPORTED = await (async () => {
-  const app = await startApp(buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: ['flask=http://127.0.0.1:1'] }), { env: {}, log: silentLog });
+  const app = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: ['flask=http://127.0.0.1:1'] } }, { env: {}, log: silentLog });
   const families = await app.metrics.registry.getMetricsAsJSON();
   await app.close();
   return new Set(

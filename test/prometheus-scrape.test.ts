@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import t from 'tap';
 import { request } from 'undici';
 import { startApp } from '../src/app.js';
-import { buildConfig } from '../src/config.js';
 import { freePort, send, silentLog, startUpstream } from './helpers/net.js';
 
 const PROMETHEUS = process.env.PROMETHEUS ?? 'prometheus';
@@ -31,8 +30,7 @@ const drumLike = (rssMb: number) => (req: { url?: string }, res: { statusCode: n
 t.test('the seed dashboard queries, on a real Prometheus', { skip: available ? false : `${PROMETHEUS} not installed (Debian package prometheus)` }, async (t) => {
   const flask = await startUpstream('flask', drumLike(100));
   const fastapi = await startUpstream('fastapi', drumLike(150));
-  const app = await startApp(
-    buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', overrideHeader: 'X-To', pollInterval: '500ms', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=5'] }),
+  const app = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', overrideHeader: 'X-To', pollInterval: '500ms', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=5'] } },
     { env: {}, log: silentLog },
   );
   const dir = t.testdir();

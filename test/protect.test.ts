@@ -9,9 +9,9 @@ import { request, type IncomingMessage } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
 import t, { type Test } from 'tap';
-import { buildConfig, type RawSettings } from '../src/config.js';
-import { startProxy } from '../src/server.js';
-import { MAX_HEADERS } from '../src/proxy.js';
+import { buildConfig, type RawSettings } from '../src/config/config.js';
+import { startProxy } from '../src/proxy/listener.js';
+import { MAX_HEADERS } from '../src/proxy/handler.js';
 import { sampleSum } from './helpers/metrics.js';
 import { freePort, rawExchange, send, silentLog, spawnCli, startUpstream, waitForLine, type UpstreamHandler } from './helpers/net.js';
 

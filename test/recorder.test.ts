@@ -5,16 +5,9 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import t from 'tap';
-import {
-  createRecorderMetrics,
-  DEFAULT_RECORD_PATHS,
-  DEFAULT_REDACT,
-  recordable,
-  recordHeaders,
-  RecordWriter,
-  sampled,
-  type RecordLine,
-} from '../src/recorder.js';
+import { createRecorderMetrics, RecordWriter } from '../src/record/writer.js';
+import { DEFAULT_RECORD_PATHS, recordable, sampled } from '../src/record/policy.js';
+import { DEFAULT_REDACT, recordHeaders, type RecordLine } from '../src/record/line.js';
 import { mode, readLines } from './helpers/files.js';
 import { metricSum } from './helpers/metrics.js';
 import { until } from './helpers/wait.js';

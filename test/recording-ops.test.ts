@@ -10,10 +10,11 @@ import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import t, { type Test } from 'tap';
 import { startApp, type RunningApp } from '../src/app.js';
-import { buildConfig, parseConfigText, type RawSettings, type RecordSettings } from '../src/config.js';
-import { DEFAULT_RECORD_PATHS, DEFAULT_REDACT } from '../src/recorder.js';
-import { recordFromEnv, SEED_RECORD_FILE } from '../src/recording.js';
-import { startProxy, type RunningProxy } from '../src/server.js';
+import { buildConfig, parseConfigText, type RawSettings } from '../src/config/config.js';
+import { type RecordSettings, DEFAULT_RECORD_PATHS } from '../src/record/policy.js';
+import { DEFAULT_REDACT } from '../src/record/line.js';
+import { recordFromEnv, SEED_RECORD_FILE } from '../src/config/env.js';
+import { startProxy, type RunningProxy } from '../src/proxy/listener.js';
 import { assertInputError, logLines, serveCli, type Served } from './helpers/cli.js';
 import { mode, readLines } from './helpers/files.js';
 import { metricSum } from './helpers/metrics.js';
@@ -376,7 +377,7 @@ const TOKEN = 'recording-ops-token-0123456789';
 
 async function app(t: Test, settings: RawSettings, env: NodeJS.ProcessEnv = {}, log: Logger = silentLog): Promise<RunningApp & { adminUrl: string; traffic: string; stop: () => Promise<unknown> }> {
   const upstream = await echoUpstream(t);
-  const running = await startApp(buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${upstream}`], ...settings }), { env, log });
+  const running = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${upstream}`], ...settings } }, { env, log });
   const stop = once(() => running.close());
   t.teardown(stop);
   return Object.assign(running, {
@@ -550,7 +551,7 @@ t.test(
   `DRUM_RECORD_REQUESTS=true without --record: ${SEED_RECORD_FILE}, whose directory must exist`,
   { skip: existsSync('/var/log/drum') ? '/var/log/drum exists on this machine' : false },
   async (t) => {
-    const config = buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: ['flask=http://127.0.0.1:1'] });
+    const config = { flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: ['flask=http://127.0.0.1:1'] } };
     // Should it start after all, it is closed again rather than left running.
     const started = startApp(config, { env: { DRUM_RECORD_REQUESTS: 'true' }, log: silentLog }).then(async (a) => {
       await a.close();

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import type { RecordLine } from '../src/recorder.js';
+import type { RecordLine } from '../src/record/line.js';
 import { send, startTestProxy, startUpstream, type UpstreamHandler } from './helpers/net.js';
 import { extractSeedScript, runSeedReplay, seedReplayAvailable } from './helpers/seed-replay.js';
 

@@ -1,6 +1,6 @@
 /** The one table of serve's settings, and what is derived from it. */
 import t from 'tap';
-import { COMMAND_FLAGS, SETTING_KEYS, SETTINGS, settingsFromFlags, usageLines, wrapped } from '../src/settings.js';
+import { COMMAND_FLAGS, SETTING_KEYS, SETTINGS, settingsFromFlags, usageLines, wrapped } from '../src/config/settings.js';
 
 t.test('flags map to settings by the table: values, lists, switches, and switches that turn a setting off', async (t) => {
   t.same(

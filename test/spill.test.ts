@@ -2,8 +2,8 @@
 import { existsSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { Capture, MemoryBudget } from '../src/recording.js';
-import { SpillFile } from '../src/spill.js';
+import { Capture, MemoryBudget } from '../src/record/recording.js';
+import { SpillFile } from '../src/proxy/spill.js';
 
 t.test('bytes come back in the order appended, reads waiting for the disk; the file is 0600 and removed on close', async (t) => {
   const dir = t.testdir({});

@@ -1,7 +1,8 @@
 import t from 'tap';
-import { InputError } from '../src/input-error.js';
-import { parsePercent, toPercent } from '../src/percent.js';
-import { checkShares, compileSplit, hashKey, pickByHash, sameShares, type Share } from '../src/split.js';
+import { InputError } from '../src/common/input-error.js';
+import { parsePercent, toPercent } from '../src/common/percent.js';
+import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
+import { checkShares, sameShares, type Share } from '../src/weights/shares.js';
 
 t.test('parsePercent: nginx two-decimal percentages as hundredths', async (t) => {
   const good: [unknown, number][] = [

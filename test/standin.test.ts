@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createStandin } from '../src/standin.js';
+import { createStandin } from '../src/cli/standin.js';
 import { send, type Reply } from './helpers/net.js';
 
 const app = createStandin('fastapi');

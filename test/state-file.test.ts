@@ -3,8 +3,8 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, watc
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
-import { formatSnapshot, readSnapshot, SnapshotWriter } from '../src/state-file.js';
-import type { HistoryEntry, Snapshot } from '../src/weights.js';
+import { formatSnapshot, readSnapshot, SnapshotWriter } from '../src/weights/state-file.js';
+import type { HistoryEntry, Snapshot } from '../src/weights/shares.js';
 
 const UPSTREAMS = ['drum', 'fastapi', 'shadow'];
 

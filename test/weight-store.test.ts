@@ -1,8 +1,8 @@
 /** The live weights as every writer sees them: checks, compare-and-set, listeners. */
 import { pino } from 'pino';
 import t from 'tap';
-import { HISTORY_LIMIT, WeightStore } from '../src/weight-store.js';
-import type { Snapshot } from '../src/weights.js';
+import { HISTORY_LIMIT, WeightStore } from '../src/weights/store.js';
+import type { Snapshot } from '../src/weights/shares.js';
 import { silentLog } from './helpers/net.js';
 
 const UPSTREAMS = ['flask', 'fastapi'];

@@ -1,7 +1,6 @@
 import t, { type Test } from 'tap';
 import { startApp } from '../src/app.js';
-import { buildConfig } from '../src/config.js';
-import { weightArgs, weightsCommand, type ClientOptions } from '../src/weights-cli.js';
+import { weightArgs, weightsCommand, type ClientOptions } from '../src/cli/weights.js';
 import { limiter, freePort, runCli, silentLog, startUpstream, type CliResult } from './helpers/net.js';
 
 // `drum-splitter weights` as a user runs it: the real CLI, a fresh Node process each time (over
@@ -29,8 +28,7 @@ const odd = await startUpstream('odd', (req, res) => {
   res.setHeader('content-type', 'text/plain');
   res.end(res.statusCode === 500 ? 'upstream exploded' : 'hello, not JSON');
 });
-const app = await startApp(
-  buildConfig({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=5'] }),
+const app = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=5'] } },
   { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog },
 );
 t.teardown(() => Promise.all([app.close(), flask.close(), fastapi.close(), odd.close()]));

@@ -1,6 +1,6 @@
 import t from 'tap';
-import type { Share } from '../src/split.js';
-import { applyWeights, percentages, rolledBack, sharesFromEnv, type Percentages } from '../src/weights.js';
+import { sharesFromEnv } from '../src/config/env.js';
+import { applyWeights, percentages, rolledBack, type Percentages, type Share } from '../src/weights/shares.js';
 
 const TWO = ['flask', 'fastapi'];
 const THREE = ['flask', 'fastapi', 'canary2'];

@@ -3,8 +3,8 @@ import { createServer, request, type IncomingMessage, type RequestOptions, type 
 import { connect, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { buildConfig, type RawSettings } from '../../src/config.js';
-import { startProxy, type RunningProxy } from '../../src/server.js';
+import { buildConfig, type RawSettings } from '../../src/config/config.js';
+import { startProxy, type RunningProxy } from '../../src/proxy/listener.js';
 
 /** A real upstream on 127.0.0.1 with a handler of the test's choosing. */
 export interface TestUpstream {
@@ -97,7 +97,7 @@ export function rawExchange(port: number, bytes: Buffer | string, localAddress?:
   });
 }
 
-const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 /**
  * Runs the real CLI from source, under tap's TypeScript loader so coverage counts it; without
@@ -111,7 +111,7 @@ export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProc
   });
 }
 
-const BUILT_CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+const BUILT_CLI = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
 
 /**
  * Runs the compiled CLI, as a user does (`npm test` builds it first). For measurements of

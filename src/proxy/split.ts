@@ -1,9 +1,5 @@
 import murmurhash from 'murmurhash';
-import { InputError } from './input-error.js';
-import { toPercent } from './percent.js';
-
-/** One `split_clients` line: an upstream and its share in hundredths of a percent. */
-export type Share = readonly [upstream: string, hundredths: number];
+import type { Share } from '../weights/shares.js';
 
 /**
  * A compiled split_clients table. thresholds[i] is the exclusive upper bound of the
@@ -15,27 +11,6 @@ export interface SplitTable {
 }
 
 const HASH_SPACE = 0xffffffff;
-
-/**
- * The one check of split_clients lines, whoever wrote them (config file and flags, state
- * file, admin API, environment, the store itself): each names an upstream, once, with a
- * whole number of hundredths from 0 to 10000, and together they make at most 100%. A
- * problem with one line names `field.upstream`; the total names `field`.
- */
-export function checkShares(shares: readonly Share[], upstreams: readonly string[], field: string): void {
-  const seen = new Set<string>();
-  let sum = 0;
-  for (const [name, hundredths] of shares) {
-    if (!upstreams.includes(name)) throw new InputError(`"${name}" is not an upstream (have: ${upstreams.join(', ')})`, `${field}.${name}`);
-    if (seen.has(name)) throw new InputError(`"${name}" is weighted twice`, `${field}.${name}`);
-    if (!Number.isInteger(hundredths) || hundredths < 0 || hundredths > 10000) {
-      throw new InputError(`${hundredths} is not a whole number of hundredths of a percent from 0 to 10000`, `${field}.${name}`);
-    }
-    seen.add(name);
-    sum += hundredths;
-  }
-  if (sum > 10000) throw new InputError(`weights add up to ${toPercent(sum)}%, over 100%`, field);
-}
 
 /**
  * Builds the table exactly as nginx's split_clients does: shares in the order listed,
@@ -74,9 +49,4 @@ export function pickByHash(table: SplitTable, hash: number): string | undefined 
     if (hash < bound || bound === 0) return upstreams[i];
   }
   return undefined;
-}
-
-/** The same lines in the same order: the same bucket for every key. */
-export function sameShares(a: readonly Share[], b: readonly Share[]): boolean {
-  return a.length === b.length && a.every(([name, h], i) => b[i]![0] === name && b[i]![1] === h);
 }

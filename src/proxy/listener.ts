@@ -2,20 +2,26 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { InputError } from './input-error.js';
+import { InputError } from '../common/input-error.js';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
-import { countOutcome, createMetrics, sendMetrics, type Metrics } from './metrics.js';
-import { Outcomes, refused } from './outcomes.js';
-import { createProxy, plainAddress, type Routes } from './proxy.js';
-import { Recording, type RecordSink } from './recording.js';
+import type { ProxyConfig } from './options.js';
+import { countOutcome, createMetrics, sendMetrics, type Metrics } from '../observe/metrics.js';
+import { Outcomes, refused } from '../observe/outcomes.js';
+import { createProxy, plainAddress, type Routes } from './handler.js';
+import { Recording, type RecordSink } from '../record/recording.js';
 import { compileSplit } from './split.js';
-import { closeBackends, createBackends, type Backend } from './upstream.js';
+import type { Share } from '../weights/shares.js';
+import { closeBackends, createBackends, type Backend } from './forward.js';
 
 export interface RunningProxy {
   readonly server: Server;
   readonly address: AddressInfo;
-  readonly routes: Routes;
+  /**
+   * Replaces the split: a new table swapped in with one assignment. A request reads the
+   * table once, so it sees the old split or the new one, never a mix, and requests already
+   * forwarded finish where they started. The shares must have passed checkShares.
+   */
+  setShares(shares: readonly Share[]): void;
   readonly backends: ReadonlyMap<string, Backend>;
   readonly metrics: Metrics;
   readonly recording: Recording;
@@ -37,18 +43,18 @@ export function malformedStatus(code: string | undefined): readonly [number, str
   return [400, 'Bad Request'];
 }
 
-/** Answers on a raw socket, in JSON like our other errors, and closes it. */
-function rawAnswer(socket: Duplex, status: number, text: string, message: string): void {
+/** Answers on a raw socket, in JSON like our other errors, and closes it; returns the body's length. */
+function rawAnswer(socket: Duplex, status: number, text: string, message: string): number {
   const body = JSON.stringify({ error: 'bad_request', message });
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  const length = Buffer.byteLength(body);
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n${body}`);
+  return length;
 }
 
 /** Answers a request refused before it was one (Node's parser, CONNECT), and publishes its outcome. */
 function refuseRaw(outcomes: Outcomes, socket: Duplex, status: number, text: string, message: string, method?: string): void {
-  rawAnswer(socket, status, text, message);
-  outcomes.publish(refused(status, method, undefined, plainAddress((socket as { remoteAddress?: string }).remoteAddress)));
+  const bytes = rawAnswer(socket, status, text, message);
+  outcomes.publish(refused(status, method, undefined, plainAddress((socket as { remoteAddress?: string }).remoteAddress), bytes));
 }
 
 /** Answers a request Node's parser rejected; a socket already gone just goes. */
@@ -73,22 +79,24 @@ function checkBufferDir(dir: string): void {
 }
 
 export interface ProxyOptions {
-  /** The live split, shared with whoever changes it (default: the config's weights, fixed). */
-  readonly routes?: Routes;
+  /** The split at start (default: the config's weights); setShares changes it. */
+  readonly shares?: readonly Share[];
   readonly metrics?: Metrics;
   /** Where records go instead of the config's file (a --workers worker sends them to the primary). */
   readonly recordSink?: RecordSink;
 }
 
 /** Starts the traffic listener. */
-export async function startProxy(config: Config, log: Logger, opts: ProxyOptions = {}): Promise<RunningProxy> {
-  const routes = opts.routes ?? { table: compileSplit(config.weights, config.upstreams[0]!.name) };
+export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOptions = {}): Promise<RunningProxy> {
+  const baseline = config.upstreams[0]!.name;
+  const routes: Routes = { table: compileSplit(opts.shares ?? config.weights, baseline) };
   const metrics = opts.metrics ?? createMetrics();
   if (config.upstreams.some((u) => u.requestBuffering || u.responseBuffering)) checkBufferDir(config.buffer.dir);
   const backends = createBackends(config);
   const recording = new Recording(config.record, { metrics: metrics.recorder, log, ...(opts.recordSink === undefined ? {} : { sink: opts.recordSink }) });
   const outcomes = new Outcomes();
   outcomes.subscribe(countOutcome(metrics));
+  outcomes.subscribe((outcome) => recording.ended(outcome));
   const proxy = createProxy({ config, routes, backends, log, metrics, recording, outcomes });
   const server = createServer(
     {
@@ -146,7 +154,9 @@ export async function startProxy(config: Config, log: Logger, opts: ProxyOptions
   return {
     server,
     address,
-    routes,
+    setShares: (shares) => {
+      routes.table = compileSplit(shares, baseline);
+    },
     backends,
     metrics,
     recording,

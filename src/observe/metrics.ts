@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { NO_UPSTREAM, type Outcome } from './outcomes.js';
-import { createRecorderMetrics, type RecorderMetrics } from './recorder.js';
+import { createRecorderMetrics, type RecorderMetrics } from '../record/writer.js';
 
 /** Model serving: from a 1 ms cached answer to a 30 s batch prediction. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];

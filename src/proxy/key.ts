@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { InputError } from './input-error.js';
+import { InputError } from '../common/input-error.js';
 
 /** What nginx knows about a request, as binary (latin1) strings. */
 export interface RequestFacts {

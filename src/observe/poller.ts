@@ -1,8 +1,7 @@
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
-import { getStatus } from './health.js';
+import { getStatus, type Backend } from './health.js';
 import type { Metrics } from './metrics.js';
-import type { Backend } from './upstream.js';
 
 const MiB = 1024 * 1024;
 /** DRUM's /stats/ is a few hundred bytes; an upstream answering more is not DRUM. */

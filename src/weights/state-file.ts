@@ -2,9 +2,8 @@ import { readFileSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { InputError } from './input-error.js';
-import { checkShares, type Share } from './split.js';
-import type { HistoryEntry, Percentages, RecordedSource, Snapshot, WeightState } from './weights.js';
+import { InputError } from '../common/input-error.js';
+import { checkShares, type Share, type HistoryEntry, type Percentages, type RecordedSource, type Snapshot, type WeightState } from './shares.js';
 
 /**
  * The --state file: `{"format": 1, "state": {...}, "history": [...]}`, pretty-printed

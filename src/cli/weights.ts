@@ -1,5 +1,5 @@
 import { request } from 'undici';
-import { InputError } from './input-error.js';
+import { InputError } from '../common/input-error.js';
 
 /** Exit codes of `drum-splitter weights`: what a script can branch on. */
 export const EXIT = { ok: 0, unreachable: 1, rejected: 2, unauthorized: 3 } as const;

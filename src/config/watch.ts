@@ -1,7 +1,7 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseConfigText, type RawSettings } from './config.js';
-import { InputError } from './input-error.js';
+import { InputError } from '../common/input-error.js';
 
 export interface ConfigWatcher {
   close(): void;

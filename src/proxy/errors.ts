@@ -4,6 +4,7 @@ import type { ServerResponse } from 'node:http';
  * Answers with a JSON error body, as a proxy-generated response, before any response
  * headers have been sent.
  * `close` ends the connection afterwards, for when the request body was not read.
+ * Returns the body's length in bytes.
  */
 export function sendError(
   res: ServerResponse,
@@ -12,12 +13,14 @@ export function sendError(
   message: string,
   extra: Record<string, unknown> = {},
   close = false,
-): void {
+): number {
   const body = JSON.stringify({ error, message, ...extra });
+  const length = Buffer.byteLength(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
+    'content-length': length,
     ...(close ? { connection: 'close' } : {}),
   });
   res.end(body);
+  return length;
 }

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { InputError } from './input-error.js';
+import { InputError } from '../common/input-error.js';
 
 /** Admin tokens by name; only their SHA-256 digests are kept. */
 export type Tokens = ReadonlyMap<string, Buffer>;

@@ -3,10 +3,11 @@ import { accessSync, constants, statSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { parseRate, type RecordSettings } from './config.js';
-import { endToEnd } from './headers.js';
-import { InputError } from './input-error.js';
-import { recordable, recordHeaders, RecordWriter, sampled, type DropReason, type RecorderMetrics, type RecordLine } from './recorder.js';
+import { recordable, sampled, type RecordSettings } from './policy.js';
+import { endToEnd } from '../common/headers.js';
+import { InputError } from '../common/input-error.js';
+import { RecordWriter, type DropReason, type RecorderMetrics } from './writer.js';
+import { recordHeaders, type RecordLine } from './line.js';
 
 /** Where finished records go: the file's writer, or (in a --workers worker) the primary's. */
 export interface RecordSink {
@@ -15,32 +16,6 @@ export interface RecordSink {
   close(): Promise<void>;
 }
 
-/** Where the seed's replay step reads recorded requests; DRUM_RECORD_REQUESTS=true without --record writes there. */
-export const SEED_RECORD_FILE = '/var/log/drum/recorded_requests.jsonl';
-
-const TRUE = new Set(['true', '1', 'yes', 'on']);
-const FALSE = new Set(['false', '0', 'no', 'off', '']);
-
-/**
- * The seed's switches: DRUM_RECORD_REQUESTS (true/false) and DRUM_RECORD_SAMPLE_RATE. Like the
- * other start-up environment variables, they win over flags and the config file.
- */
-export function recordFromEnv(env: NodeJS.ProcessEnv, settings: RecordSettings): RecordSettings {
-  let { file, enabled, sampleRate } = settings;
-  const on = env.DRUM_RECORD_REQUESTS?.trim().toLowerCase();
-  if (on !== undefined) {
-    if (TRUE.has(on)) {
-      enabled = true;
-      file ??= SEED_RECORD_FILE;
-    } else if (FALSE.has(on)) {
-      enabled = false;
-    } else {
-      throw new InputError(`"${env.DRUM_RECORD_REQUESTS}" is not true or false`, 'DRUM_RECORD_REQUESTS');
-    }
-  }
-  if (env.DRUM_RECORD_SAMPLE_RATE !== undefined) sampleRate = parseRate(env.DRUM_RECORD_SAMPLE_RATE, 'DRUM_RECORD_SAMPLE_RATE');
-  return { ...settings, file, enabled, sampleRate };
-}
 
 /** Bytes of bodies held for records in flight, all of them together; nothing is taken past `limit`. */
 export class MemoryBudget {
@@ -114,6 +89,22 @@ export interface PendingRecord {
   readonly response: Capture | undefined;
 }
 
+/** How an exchange ended, as its outcome tells it (observe's Outcome is one). */
+export interface ExchangeEnd {
+  /** The exchange start() was given. */
+  readonly id: number;
+  readonly upstream: string | undefined;
+  /** What the client got (499 if it left). */
+  readonly status: number;
+  /** The status line sent to the client; 0 if none was. */
+  readonly sentStatus: number;
+  /** "upstream" when its whole answer reached the client. */
+  readonly origin: string;
+  readonly seconds: number;
+  /** The request's body arrived whole. */
+  readonly requestComplete: boolean;
+}
+
 export interface RecordingView {
   readonly enabled: boolean;
   readonly file: string | null;
@@ -139,6 +130,8 @@ export class Recording {
   readonly #onChange: ((view: RecordingView) => void) | undefined;
   readonly #budget: MemoryBudget;
   readonly #metrics: RecorderMetrics;
+  /** Records of exchanges in flight, by exchange; ended() completes them. */
+  readonly #pending = new Map<number, PendingRecord>();
 
   /**
    * With `sink`, lines go there instead of to a writer of the file (which is then not opened
@@ -194,10 +187,11 @@ export class Recording {
   }
 
   /**
-   * Starts a record of a request whose body will be captured into the record's `body`; undefined
-   * (dropped, reason "memory") when the bodies already held leave no room for this one's.
+   * Starts a record of exchange `id`, whose request body will be captured into the record's
+   * `body`; undefined (dropped, reason "memory") when the bodies already held leave no room for
+   * this one's. ended() completes it.
    */
-  start(req: IncomingMessage, path: string, bodyLength: number): PendingRecord | undefined {
+  start(id: number, req: IncomingMessage, path: string, bodyLength: number): PendingRecord | undefined {
     // A Content-Length body is known to fit or not before a byte is read: try it now, so it
     // streams unrecorded rather than being dropped halfway.
     const expected = Math.min(Math.max(bodyLength, 0), this.maxBody);
@@ -205,7 +199,7 @@ export class Recording {
       this.#metrics.dropped.inc({ reason: 'memory' satisfies DropReason });
       return undefined;
     }
-    return {
+    const record: PendingRecord = {
       timestamp: Date.now() / 1000,
       method: req.method!,
       path,
@@ -216,6 +210,21 @@ export class Recording {
       body: new Capture(this.maxBody, this.#budget),
       response: this.#settings.responses ? new Capture(this.maxBody, this.#budget) : undefined,
     };
+    this.#pending.set(id, record);
+    return record;
+  }
+
+  /**
+   * An exchange ended (every outcome comes here): its record, if it has one, is written, or
+   * dropped when its request body never arrived whole (a cut-off body is no request to replay).
+   */
+  ended(end: ExchangeEnd): void {
+    const record = this.#pending.get(end.id);
+    if (record === undefined) return;
+    this.#pending.delete(end.id);
+    if (!end.requestComplete) return this.#discard(record);
+    // Status 0 when no response had started, as the seed's replay script writes "no answer".
+    this.#finish(record, { upstream: end.upstream!, status: end.status, latencyMs: end.seconds * 1000, response: { status: end.sentStatus, complete: end.origin === 'upstream' } });
   }
 
   /**
@@ -224,14 +233,14 @@ export class Recording {
    * upstream sent: its status, and the body as far as it passed (`complete` false if the exchange
    * broke off). A record whose bodies passed the memory budget is dropped ("memory").
    */
-  finish(
+  #finish(
     record: PendingRecord,
     outcome: { upstream: string; status: number; latencyMs: number; response: { status: number; complete: boolean } },
   ): void {
     const { response } = record;
     if (record.body.overBudget || response?.overBudget === true) {
       this.#metrics.dropped.inc({ reason: 'memory' satisfies DropReason });
-      return this.discard(record);
+      return this.#discard(record);
     }
     this.write({
       timestamp: record.timestamp,
@@ -249,11 +258,11 @@ export class Recording {
         ? {}
         : { response: { status: outcome.response.status, body_hex: response.hex(), body_truncated: response.truncated || !outcome.response.complete } }),
     });
-    this.discard(record);
+    this.#discard(record);
   }
 
-  /** Frees a record's bodies without writing it (its request never arrived whole). */
-  discard(record: PendingRecord): void {
+  /** Frees a record's bodies without writing it. */
+  #discard(record: PendingRecord): void {
     record.body.release();
     record.response?.release();
   }

@@ -3,11 +3,11 @@ import { request } from 'node:http';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildConfig } from './config.js';
-import { InputError } from './input-error.js';
-import { createLogger } from './log.js';
-import { UPSTREAM_HEADER } from './proxy.js';
-import { startProxy } from './server.js';
+import { buildConfig } from '../config/config.js';
+import { InputError } from '../common/input-error.js';
+import { createLogger } from '../common/log.js';
+import { UPSTREAM_HEADER } from '../proxy/handler.js';
+import { startProxy } from '../proxy/listener.js';
 import { createStandin } from './standin.js';
 
 const CLIENTS = 400;

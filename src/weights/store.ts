@@ -1,7 +1,5 @@
 import type { Logger } from 'pino';
-import type { Routes } from './proxy.js';
-import { checkShares, compileSplit, sameShares, type Share, type SplitTable } from './split.js';
-import { percentages, type HistoryEntry, type Percentages, type RecordedSource, type Snapshot, type Source, type WeightState } from './weights.js';
+import { checkShares, percentages, sameShares, type HistoryEntry, type Percentages, type RecordedSource, type Share, type Snapshot, type Source, type WeightState } from './shares.js';
 
 /** The last this many changes are kept in the audit trail (and the state file). */
 export const HISTORY_LIMIT = 1000;
@@ -29,14 +27,12 @@ export interface ChangeMeta {
 }
 
 /**
- * The live weights. A change compiles a new split table and swaps it into the routes in one
- * assignment: a request reads the table once, so it sees the old split or the new one,
- * never a mix, and requests already forwarded finish where they started.
+ * The live weights, their version and audit trail. Whoever acts on a change (the proxy's
+ * split table, workers, the state file) subscribes; the store knows none of them.
  */
 export class WeightStore {
   #state: WeightState;
   readonly #history: HistoryEntry[];
-  readonly #routes: { table: SplitTable };
   readonly #listeners = new Set<WeightListener>();
 
   constructor(
@@ -46,16 +42,6 @@ export class WeightStore {
   ) {
     this.#state = snapshot.state;
     this.#history = [...snapshot.history];
-    this.#routes = { table: this.#compile(snapshot.state.shares) };
-  }
-
-  /** The live split the proxy reads; only this store replaces its table. */
-  get routes(): Routes {
-    return this.#routes;
-  }
-
-  #compile(shares: readonly Share[]): SplitTable {
-    return compileSplit(shares, this.upstreams[0]);
   }
 
   get state(): WeightState {
@@ -95,13 +81,11 @@ export class WeightStore {
     checkShares(shares, this.upstreams, 'weights');
     if (opts.expectVersion !== undefined && opts.expectVersion !== this.#state.version) return 'conflict';
     if (sameShares(this.#state.shares, shares)) return 'unchanged';
-    const table = this.#compile(shares);
     const from = percentages(this.upstreams, this.#state.shares);
     const to = percentages(this.upstreams, shares);
     const at = this.deps.now().toISOString();
     const version = this.#state.version + 1;
     this.#state = { shares: [...shares], version, updatedAt: at, source: meta.source };
-    this.#routes.table = table;
     this.#history.push({ at, version, source: meta.source, who: meta.who, reason: meta.reason ?? null, from, to });
     if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
     this.deps.log.info({ version, source: meta.source, who: meta.who, reason: meta.reason, from, to }, 'weights changed');

@@ -1,4 +1,12 @@
-import type { Backend } from './upstream.js';
+import type { Dispatcher } from 'undici';
+
+/** An upstream as polled: its name, path prefix and connection pool (the proxy's Backend is one). */
+export interface Backend {
+  readonly name: string;
+  /** Prefixed to every polled path. */
+  readonly basePath: string;
+  readonly pool: Pick<Dispatcher, 'request'>;
+}
 
 /** GET `path` on an upstream within `timeoutMs`, body discarded; resolves to the status. */
 export async function getStatus(b: Backend, path: string, timeoutMs: number): Promise<number> {

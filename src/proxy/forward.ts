@@ -1,8 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
-import type { Config, Upstream } from './config.js';
-import { endToEnd } from './headers.js';
+import type { ProxyConfig, Upstream } from './options.js';
+import { endToEnd } from '../common/headers.js';
 import { BufferFailed, SpillFile } from './spill.js';
 
 export { BufferFailed };
@@ -30,7 +30,7 @@ export function createBackend(upstream: Pick<Upstream, 'name' | 'url'>, keepAliv
 }
 
 /** A pool per configured upstream, by name. */
-export function createBackends(config: Config): Map<string, Backend> {
+export function createBackends(config: ProxyConfig): Map<string, Backend> {
   return new Map(config.upstreams.map((u) => [u.name, createBackend(u, config.upstreamKeepAliveMs)]));
 }
 

@@ -10,12 +10,16 @@ export const NO_UPSTREAM = 'none';
  * comparisons) subscribes the same way rather than reading counters back.
  */
 export interface Outcome {
+  /** The exchange's number in this process; 0 for a request refused before it became one. */
+  readonly id: number;
   /** Whom it counts against: the upstream's name, or "none" (the request's or the proxy's own fault). */
   readonly serverType: string;
   /** The upstream it was sent to, if one was chosen, whether or not it counts against it. */
   readonly upstream: string | undefined;
   /** What the client got: the upstream's status, ours, 499 for a client that left. */
   readonly status: number;
+  /** The status line the client was sent; 0 if none was (it left first). */
+  readonly sentStatus: number;
   readonly origin: Origin;
   readonly method: string | undefined;
   readonly url: string | undefined;
@@ -25,11 +29,15 @@ export interface Outcome {
   readonly seconds: number;
   /** The client left before the answer was complete. */
   readonly clientGone: boolean;
+  /** Bytes of the answer's body passed to the client (the upstream's, or our error's). */
+  readonly bytes: number;
+  /** The request's body arrived whole. */
+  readonly requestComplete: boolean;
 }
 
 /** The outcome of a request refused before any upstream was chosen: ours, at once, counted against none. */
-export function refused(status: number, method: string | undefined, url: string | undefined, client: string): Outcome {
-  return { serverType: NO_UPSTREAM, upstream: undefined, status, origin: 'proxy', method, url, client, seconds: 0, clientGone: false };
+export function refused(status: number, method: string | undefined, url: string | undefined, client: string, bytes: number): Outcome {
+  return { id: 0, serverType: NO_UPSTREAM, upstream: undefined, status, sentStatus: status, origin: 'proxy', method, url, client, seconds: 0, clientGone: false, bytes, requestComplete: false };
 }
 
 export type OutcomeListener = (outcome: Outcome) => void;

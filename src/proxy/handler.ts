@@ -2,17 +2,17 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isIP, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
-import { FORWARDED_HEADERS, upstreamRequestHeaders } from './headers.js';
+import type { ProxyConfig } from './options.js';
+import { FORWARDED_HEADERS, upstreamRequestHeaders } from '../common/headers.js';
 import { compileKey, type RequestFacts } from './key.js';
 import { parseHost, parsePath } from './nginx-uri.js';
-import { sendError } from './reply.js';
-import type { Metrics } from './metrics.js';
-import { NO_UPSTREAM, refused, type Outcomes } from './outcomes.js';
+import { sendError } from './errors.js';
+import type { Metrics } from '../observe/metrics.js';
+import { NO_UPSTREAM, refused, type Outcomes } from '../observe/outcomes.js';
 import { hashKey, pickByHash, type SplitTable } from './split.js';
-import type { PendingRecord, Recording } from './recording.js';
+import type { PendingRecord, Recording } from '../record/recording.js';
 import { BufferFailed, SpillFile } from './spill.js';
-import { BodyTooLarge, classifyFailure, dispatch, tapped, toClient, type Backend, type ClientAnswer, type ForwardBody, type ForwardFailure } from './upstream.js';
+import { BodyTooLarge, classifyFailure, dispatch, tapped, toClient, type Backend, type ClientAnswer, type ForwardBody, type ForwardFailure } from './forward.js';
 
 export const UPSTREAM_HEADER = 'X-Drum-Splitter-Upstream';
 
@@ -21,11 +21,11 @@ export const MAX_HEADERS = 1000;
 
 /** The live split; its table is replaced whole on a weight change, never edited. */
 export interface Routes {
-  readonly table: SplitTable;
+  table: SplitTable;
 }
 
 export interface ProxyDeps {
-  readonly config: Config;
+  readonly config: ProxyConfig;
   readonly routes: Routes;
   readonly backends: ReadonlyMap<string, Backend>;
   readonly log: Logger;
@@ -49,6 +49,8 @@ export interface Proxy {
 
 /** One request on its way through the stages. */
 interface Exchange {
+  /** Its number in this process, which its outcome and record carry. */
+  readonly id: number;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly started: number;
@@ -65,8 +67,10 @@ interface Exchange {
    * guard every stage checks, and whose fault it was, for counting.
    */
   failure: ForwardFailure | undefined;
-  /** Set for a sampled request; written out when the exchange ends. */
+  /** Set for a sampled request, whose bodies it captures; the recording completes it from the outcome. */
   record: PendingRecord | undefined;
+  /** Bytes of the answer's body passed to the client. */
+  bytes: number;
   /** The request body's overflow file, removed when the exchange ends. */
   spill: SpillFile | undefined;
 }
@@ -134,12 +138,13 @@ export function createProxy(deps: ProxyDeps): Proxy {
   const settingsOf = new Map(config.upstreams.map((u) => [u.name, u]));
   const live = new Set<Exchange>();
   let draining: (() => void) | undefined;
+  let exchanges = 0;
 
   /** The one way drum-splitter answers for itself: marks the exchange answered, whose fault it was, and replies. */
   function answer(ex: Exchange, failure: ForwardFailure, error: string, extra: Record<string, unknown> = {}): void {
     ex.failure = failure;
     // An unread body would be taken as the next request: the connection goes with the answer.
-    sendError(ex.res, failure.status, error, failure.reason, extra, !ex.req.complete);
+    ex.bytes = sendError(ex.res, failure.status, error, failure.reason, extra, !ex.req.complete);
   }
 
   /** Stage 1: what nginx would see — $uri, $args, $host, $remote_addr — or a reason to refuse. */
@@ -163,6 +168,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const remoteAddr = (config.trustProxy ? forwardedFor(req.headers['x-forwarded-for'] as string | undefined) : undefined) ?? clientAddr;
     const length = req.headers['content-length'];
     return {
+      id: ++exchanges,
       req,
       res,
       started: performance.now(),
@@ -174,11 +180,12 @@ export function createProxy(deps: ProxyDeps): Proxy {
       backend: undefined,
       failure: undefined,
       record: undefined,
+      bytes: 0,
       spill: undefined,
     };
   }
 
-  /** Stage 2: when the exchange ends, publish its one outcome (counters and the access log hear it), finish its record, tidy up. */
+  /** Stage 2: when the exchange ends, publish its one outcome (counters, the access log and the recording hear it), tidy up. */
   function observe(ex: Exchange): void {
     live.add(ex);
     ex.res.once('close', () => {
@@ -193,17 +200,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const seconds = (performance.now() - ex.started) / 1000;
       const origin = failure !== undefined || !finished ? 'proxy' : 'upstream';
       if (backend !== undefined) metrics.inFlight.dec({ server_type: backend.name });
-      const { method, url } = ex.req;
+      const { method, url, complete: requestComplete } = ex.req;
       const clientGone = !finished && failure === undefined;
-      outcomes.publish({ serverType, upstream: backend?.name, status, origin, method, url, client: ex.clientAddr, seconds, clientGone });
-      // Only requests whose body arrived whole: a body cut off (client gone, over the body limit) is no request to replay.
-      if (ex.record !== undefined && ex.req.complete) {
-        // Status 0 when no response had started, as the seed's replay script writes "no answer".
-        const response = { status: ex.res.headersSent ? ex.res.statusCode : 0, complete: finished && failure === undefined };
-        recording.finish(ex.record, { upstream: backend!.name, status, latencyMs: seconds * 1000, response });
-      } else if (ex.record !== undefined) {
-        recording.discard(ex.record);
-      }
+      const sentStatus = ex.res.headersSent ? ex.res.statusCode : 0;
+      outcomes.publish({ id: ex.id, serverType, upstream: backend?.name, status, sentStatus, origin, method, url, client: ex.clientAddr, seconds, clientGone, bytes: ex.bytes, requestComplete });
       if (draining !== undefined && live.size === 0) draining();
     });
   }
@@ -323,7 +323,17 @@ export function createProxy(deps: ProxyDeps): Proxy {
     };
     dispatch(backend, { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs }, (call) => {
       const client = toClient(res, call, delivery, (failure, err, midBody) => refuse(ex, failure, err, midBody));
-      return response === undefined ? client : tapped(client, (chunk) => response.add(chunk));
+      return tapped(
+        client,
+        response === undefined
+          ? (chunk) => {
+              ex.bytes += chunk.length;
+            }
+          : (chunk) => {
+              ex.bytes += chunk.length;
+              response.add(chunk);
+            },
+      );
     });
   }
 
@@ -337,8 +347,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const ex = readRequest(req, res);
     if (!('req' in ex)) {
       const [status, error, message] = ex;
-      sendError(res, status, error, message, {}, !req.complete);
-      outcomes.publish(refused(status, req.method, req.url, plainAddress(req.socket.remoteAddress)));
+      const bytes = sendError(res, status, error, message, {}, !req.complete);
+      outcomes.publish(refused(status, req.method, req.url, plainAddress(req.socket.remoteAddress), bytes));
       return;
     }
     observe(ex);
@@ -347,7 +357,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     if (backend === undefined) return;
     ex.backend = backend;
     metrics.inFlight.inc({ server_type: backend.name });
-    if (recording.wants(ex.facts.uri)) ex.record = recording.start(req, ex.path, ex.bodyLength);
+    if (recording.wants(ex.facts.uri)) ex.record = recording.start(ex.id, req, ex.path, ex.bodyLength);
     // A body to buffer takes a detour; everything else goes on in this tick.
     if (ex.bodyLength !== 0 && settingsOf.get(backend.name)!.requestBuffering) void bufferThenForward(ex, backend);
     else forwardTo(ex, backend, streamBody(ex), undefined);

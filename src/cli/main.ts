@@ -1,14 +1,13 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { startApp } from './app.js';
-import { isWorker, runWorker } from './cluster.js';
-import { buildConfig, readConfigFile, type Config, type RawSettings } from './config.js';
-import { allOptions, COMMAND_FLAGS, SETTING_KEYS, SETTINGS, settingsFromFlags, usageLines, WEIGHTS_FLAGS, wrapped } from './settings.js';
+import { startApp } from '../app.js';
+import { isWorker, runWorker } from '../cluster.js';
+import { readConfigFile } from '../config/config.js';
+import { allOptions, COMMAND_FLAGS, SETTING_KEYS, SETTINGS, settingsFromFlags, usageLines, WEIGHTS_FLAGS, wrapped } from '../config/settings.js';
 import { runDemo } from './demo.js';
-import { InputError } from './input-error.js';
-import { createLogger } from './log.js';
-import { weightsCommand } from './weights-cli.js';
+import { InputError } from '../common/input-error.js';
+import { weightsCommand } from './weights.js';
 
 /** --config's help: the keys a file may hold, wrapped. */
 const configHelp = [...wrapped(['YAML file with these settings (' + SETTING_KEYS[0]!, ...SETTING_KEYS.slice(1, -1), `${SETTING_KEYS.at(-1)!}); watched, its`], 64), 'weights re-applied when they change'];
@@ -49,15 +48,9 @@ const OPTIONS = allOptions();
 
 type Values = Readonly<Record<string, string | boolean | string[] | undefined>>;
 
-/** The config file's own settings (watched later) and the config with flags applied. */
-export function configFromArgs(v: Values): { config: Config; file: RawSettings } {
-  const file = v.config === undefined ? {} : readConfigFile(v.config as string);
-  return { config: buildConfig({ ...file, ...settingsFromFlags(v) }), file };
-}
-
 function version(): string {
-  // The package root is one level up from src/cli.ts (run from source), two from dist/src/cli.js.
-  const path = ['../package.json', '../../package.json']
+  // The package root is two levels up from src/cli/main.ts (run from source), three from dist/src/cli/main.js.
+  const path = ['../../package.json', '../../../package.json']
     .map((p) => new URL(p, import.meta.url))
     .find((u) => existsSync(u))!;
   const pkg = JSON.parse(readFileSync(path, 'utf8')) as { version: string };
@@ -67,13 +60,12 @@ function version(): string {
 async function serve(v: Values): Promise<void> {
   // A worker takes the primary's config: the file may have been edited since the primary read it.
   if (isWorker()) return runWorker();
-  const { config, file } = configFromArgs(v);
-  const log = createLogger(config.logLevel);
-  const app = await startApp(config, {
-    env: process.env,
-    log,
-    ...(v.config === undefined ? {} : { configFile: { path: v.config as string, settings: file } }),
-  });
+  const path = v.config as string | undefined;
+  const app = await startApp(
+    { flags: settingsFromFlags(v), ...(path === undefined ? {} : { file: { path, settings: readConfigFile(path) } }) },
+    { env: process.env },
+  );
+  const { config, log } = app;
   const { address, port } = app.proxy.address;
   log.info(
     {

@@ -2,58 +2,19 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
-import { InputError } from './input-error.js';
+import { InputError } from '../common/input-error.js';
 import { SETTING_KEYS, type RawSettings, type SettingKey } from './settings.js';
 
 export type { RawSettings };
-import { DEFAULT_KEY, compileKey } from './key.js';
-import { parsePercent } from './percent.js';
-import { DEFAULT_RECORD_PATHS, DEFAULT_REDACT } from './recorder.js';
-import { checkShares, type Share } from './split.js';
+import { DEFAULT_KEY, compileKey } from '../proxy/key.js';
+import { parsePercent } from '../common/percent.js';
+import { DEFAULT_RECORD_PATHS, parseRate, type RecordSettings } from '../record/policy.js';
+import type { HostPort, ProxyConfig, Upstream } from '../proxy/options.js';
+import { DEFAULT_REDACT } from '../record/line.js';
+import { checkShares, type Share } from '../weights/shares.js';
 
-export interface Upstream {
-  readonly name: string;
-  readonly url: URL;
-  /** Read the whole request body before connecting (nginx's proxy_request_buffering). */
-  readonly requestBuffering: boolean;
-  /** Take the answer as fast as the upstream sends it, holding it for a slow client (proxy_buffering). */
-  readonly responseBuffering: boolean;
-}
-
-/** Where bodies wait: per exchange and direction, this much in memory, the rest in a temp file in `dir`. */
-export interface BufferConfig {
-  readonly memory: number;
-  readonly dir: string;
-}
-
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
-
-export interface Config {
-  readonly listen: HostPort;
-  /** In the order given; the first is the baseline, which takes whatever the weights leave. */
-  readonly upstreams: readonly Upstream[];
-  /** Listed shares in hundredths of a percent, in the order given (the split_clients lines). */
-  readonly weights: readonly Share[];
-  readonly key: string;
-  /** Take $remote_addr from the last X-Forwarded-For entry, like nginx's realip module. */
-  readonly trustProxy: boolean;
-  /** Add X-Drum-Splitter-Upstream to every response. */
-  readonly upstreamHeader: boolean;
-  /** Request header that forces a named upstream; undefined = off. */
-  readonly overrideHeader: string | undefined;
-  /** How long an upstream may take to send response headers, or between body chunks. */
-  readonly timeoutMs: number;
-  /** Largest request body accepted, in bytes. */
-  readonly bodyLimit: number;
-  readonly buffer: BufferConfig;
-  /** How long shutdown waits for requests in flight before cutting them. */
-  readonly drainTimeoutMs: number;
-  /** How long an idle upstream connection is kept; below the upstream's own keep-alive timeout. */
-  readonly upstreamKeepAliveMs: number;
-  readonly accessLog: boolean;
+/** The whole resolved configuration: the traffic side's, and the process's own. */
+export interface Config extends ProxyConfig {
   readonly logLevel: string;
   /** The admin API's address, separate from traffic. */
   readonly admin: HostPort;
@@ -62,37 +23,9 @@ export interface Config {
   readonly state: string | undefined;
   /** How often each upstream's /ping and /stats/ are polled. */
   readonly pollIntervalMs: number;
-  /** Also answer GET /metrics on the traffic port (it then shadows an upstream's /metrics). */
-  readonly metricsOnTraffic: boolean;
-  readonly record: RecordSettings;
   /** Proxy processes (node:cluster); 1 = this process serves traffic itself. */
   readonly workers: number;
 }
-
-/** Request recording for replay (see recorder.ts for the file format). */
-export interface RecordSettings {
-  /** The JSONL file; undefined = no file, so recording cannot be switched on. */
-  readonly file: string | undefined;
-  /** Whether recording is on at start (it can be switched at runtime). */
-  readonly enabled: boolean;
-  /** Share of matching requests recorded, 0..1. */
-  readonly sampleRate: number;
-  /** Routes recorded (exact, a trailing slash optional). */
-  readonly paths: readonly string[];
-  /** Bytes of a request (and response) body kept in a record; the rest is forwarded, not kept. */
-  readonly maxBody: number;
-  /** Start a new numbered file when the current one would pass this size; undefined = never. */
-  readonly rotateBytes: number | undefined;
-  /** Bytes of records waiting for the disk before new ones are dropped. */
-  readonly queueBytes: number;
-  /** Bytes of bodies held in memory at once for records still in flight; past it, requests pass unrecorded. */
-  readonly memoryBytes: number;
-  /** Also record the response's status and body (capped at maxBody). */
-  readonly responses: boolean;
-  /** Lower-case header names whose values are recorded as "[REDACTED]". */
-  readonly redact: readonly string[];
-}
-
 
 export const DEFAULTS = {
   listen: '0.0.0.0:8000',
@@ -226,13 +159,6 @@ function optionalPath(value: unknown, field: string): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'string' || value === '') throw new InputError('must be a file path', field);
   return value;
-}
-
-/** A share from 0 to 1, e.g. a sample rate. */
-export function parseRate(value: unknown, field: string): number {
-  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(value) ? Number(value) : NaN;
-  if (!(n >= 0 && n <= 1)) throw new InputError(`"${String(value)}" is not a rate from 0 to 1, e.g. 0.01 for 1%`, field);
-  return n;
 }
 
 /** A list from YAML, or from flags: repeated and/or comma-separated. */

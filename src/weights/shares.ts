@@ -1,6 +1,34 @@
-import { InputError } from './input-error.js';
-import { parsePercent, toPercent } from './percent.js';
-import { checkShares, type Share } from './split.js';
+import { InputError } from '../common/input-error.js';
+import { parsePercent, toPercent } from '../common/percent.js';
+
+/** One `split_clients` line: an upstream and its share in hundredths of a percent. */
+export type Share = readonly [upstream: string, hundredths: number];
+
+/**
+ * The one check of split_clients lines, whoever wrote them (config file and flags, state
+ * file, admin API, environment, the store itself): each names an upstream, once, with a
+ * whole number of hundredths from 0 to 10000, and together they make at most 100%. A
+ * problem with one line names `field.upstream`; the total names `field`.
+ */
+export function checkShares(shares: readonly Share[], upstreams: readonly string[], field: string): void {
+  const seen = new Set<string>();
+  let sum = 0;
+  for (const [name, hundredths] of shares) {
+    if (!upstreams.includes(name)) throw new InputError(`"${name}" is not an upstream (have: ${upstreams.join(', ')})`, `${field}.${name}`);
+    if (seen.has(name)) throw new InputError(`"${name}" is weighted twice`, `${field}.${name}`);
+    if (!Number.isInteger(hundredths) || hundredths < 0 || hundredths > 10000) {
+      throw new InputError(`${hundredths} is not a whole number of hundredths of a percent from 0 to 10000`, `${field}.${name}`);
+    }
+    seen.add(name);
+    sum += hundredths;
+  }
+  if (sum > 10000) throw new InputError(`weights add up to ${toPercent(sum)}%, over 100%`, field);
+}
+
+/** The same lines in the same order: the same bucket for every key. */
+export function sameShares(a: readonly Share[], b: readonly Share[]): boolean {
+  return a.length === b.length && a.every(([name, h], i) => b[i]![0] === name && b[i]![1] === h);
+}
 
 /** Where a weight change came from, as this version writes it. */
 export type Source = 'startup' | 'env' | 'file' | 'admin';
@@ -89,61 +117,6 @@ export function rolledBack(current: readonly Share[]): Share[] {
   return current.map(([name]) => [name, 0]);
 }
 
-/** DRUM's runtime-parameter value: plain, or {"type": ..., "payload": ...}. */
-function runtimeParam(env: NodeJS.ProcessEnv, name: string, type: 'numeric' | 'string'): unknown {
-  const raw = env[`MLOPS_RUNTIME_PARAM_${name}`];
-  if (raw === undefined || raw.trim() === '') return undefined;
-  const field = `MLOPS_RUNTIME_PARAM_${name}`;
-  if (!raw.trim().startsWith('{')) return raw.trim();
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw);
-  } catch {
-    throw new InputError(`${JSON.stringify(raw)} is neither a plain value nor DRUM's JSON form`, field);
-  }
-  const p = parsed as { type?: unknown; payload?: unknown };
-  if (p.type !== type || p.payload === undefined || p.payload === null) {
-    throw new InputError(`expected {"type": "${type}", "payload": ...}, got ${raw}`, field);
-  }
-  return p.payload;
-}
-
-/**
- * The seed's runtime parameters, the rollback levers of its runbook:
- * DRUM_SERVER_TYPE=<upstream> sends 100% there (Level 1 rollback; wins), else
- * DRUM_FASTAPI_CANARY_PERCENT sets the canary's share — the upstream named "fastapi" if
- * there is one, else the first after the baseline. Undefined when neither is set.
- */
-export function sharesFromEnv(
-  env: NodeJS.ProcessEnv,
-  upstreams: readonly string[],
-  current: readonly Share[],
-): { shares: Share[]; reason: string } | undefined {
-  const serverType = runtimeParam(env, 'DRUM_SERVER_TYPE', 'string');
-  if (serverType !== undefined) {
-    const asked = String(serverType);
-    // DRUM's values are lower case; an upstream spelled otherwise matches too.
-    const name = upstreams.includes(asked) ? asked : upstreams.find((u) => u.toLowerCase() === asked.toLowerCase());
-    if (name === undefined) {
-      throw new InputError(`"${String(serverType)}" is not an upstream (have: ${upstreams.join(', ')})`, 'MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE');
-    }
-    const shares: Share[] = rolledBack(current);
-    if (name !== upstreams[0]) {
-      const i = shares.findIndex(([n]) => n === name);
-      if (i === -1) shares.push([name, 10000]);
-      else shares[i] = [name, 10000];
-    }
-    return { shares, reason: `MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE=${name}` };
-  }
-  const canaryPercent = runtimeParam(env, 'DRUM_FASTAPI_CANARY_PERCENT', 'numeric');
-  if (canaryPercent === undefined) return undefined;
-  const canary = upstreams.includes('fastapi') ? 'fastapi' : upstreams[1];
-  if (canary === undefined || canary === upstreams[0]) {
-    throw new InputError('there is no canary upstream to give a share to', 'MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT');
-  }
-  const shares = applyWeights(upstreams, current, { [canary]: canaryPercent }, 'MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT');
-  return { shares, reason: `MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT=${String(canaryPercent)}` };
-}
 
 /** What --state keeps across restarts. */
 export interface Snapshot {

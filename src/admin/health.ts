@@ -1,0 +1,25 @@
+import type { FastifyInstance } from 'fastify';
+import { MetricsUnavailable, type Metrics } from '../observe/metrics.js';
+
+/** /healthz (the process), /readyz (some upstream answers), /metrics (all or nothing with workers). */
+export function healthRoutes(app: FastifyInstance, deps: { probe: () => Promise<Record<string, boolean>>; metrics: Metrics }): void {
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const answering = await deps.probe();
+    const ready = Object.values(answering).some(Boolean);
+    return reply.code(ready ? 200 : 503).send({ ready, upstreams: answering });
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    let text: string;
+    try {
+      text = await deps.metrics.text();
+    } catch (err) {
+      // Part of the workers' counts would look to Prometheus like a counter reset: better none.
+      if (err instanceof MetricsUnavailable) return reply.code(503).send({ error: 'metrics_unavailable', message: err.message, workers: err.missing });
+      throw err;
+    }
+    return reply.type(deps.metrics.registry.contentType).send(text);
+  });
+}

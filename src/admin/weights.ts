@@ -1,0 +1,78 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { InputError } from '../common/input-error.js';
+import { applyWeights, rolledBack, type Share } from '../weights/shares.js';
+import type { ChangeMeta, WeightStore, WeightView } from '../weights/store.js';
+import { objectBody, REASON } from './schema.js';
+
+const VERSION = { type: 'integer', minimum: 0, description: 'the version GET /weights gave, e.g. 3' } as const;
+const PUT_WEIGHTS = objectBody(
+  { weights: { type: 'object', description: 'an object of upstream: percent, e.g. {"fastapi": 10}' }, reason: REASON, version: VERSION },
+  ['weights'],
+);
+const ROLLBACK = objectBody({ reason: REASON, version: VERSION });
+
+/**
+ * The version a weight write is conditional on: the body's "version" or an If-Match header
+ * ("3" as GET /weights's ETag gives it, or a bare 3); undefined when neither is given.
+ */
+function expectedVersion(inBody: number | undefined, ifMatch: string | undefined): number | undefined {
+  if (ifMatch === undefined) return inBody;
+  const m = /^(?:"(\d{1,15})"|(\d{1,15}))$/.exec(ifMatch);
+  if (m === null) throw new InputError('must be the ETag GET /weights gave, e.g. "3"', 'if-match');
+  const inHeader = Number(m[1] ?? m[2]);
+  if (inBody !== undefined && inBody !== inHeader) {
+    throw new InputError(`says version ${inHeader} and the body's "version" ${inBody}; send one`, 'if-match');
+  }
+  return inHeader;
+}
+
+/** GET/PUT /weights, POST /rollback, GET /history: the live weights, written with compare-and-set. */
+export function weightsRoutes(app: FastifyInstance, deps: { store: WeightStore; upstreams: readonly string[] }): void {
+  const { store, upstreams } = deps;
+
+  /** The weights, their version also as the ETag that If-Match sends back. */
+  const weights = (reply: FastifyReply): WeightView => {
+    const view = store.view();
+    void reply.header('etag', `"${view.version}"`);
+    return view;
+  };
+
+  /** A weight write; 409 naming the version in force when the writer's is stale. */
+  const write = (reply: FastifyReply, shares: readonly Share[], meta: ChangeMeta, expectVersion: number | undefined): FastifyReply | WeightView => {
+    if (store.change(shares, meta, { expectVersion }) === 'conflict') {
+      const { version } = store.state;
+      return reply.code(409).send({ error: 'conflict', message: `weights are at version ${version}, not ${expectVersion}`, version });
+    }
+    return weights(reply);
+  };
+
+  app.get('/weights', async (_req, reply) => weights(reply));
+
+  app.put<{ Body: { weights: unknown; reason?: string | null; version?: number } }>(
+    '/weights',
+    { schema: { body: PUT_WEIGHTS }, config: { write: true } },
+    async (req, reply) => {
+      const expectVersion = expectedVersion(req.body.version, req.headers['if-match']);
+      const shares = applyWeights(upstreams, store.state.shares, req.body.weights);
+      return write(reply, shares, { source: 'admin', who: req.who, reason: req.body.reason }, expectVersion);
+    },
+  );
+
+  app.post<{ Body: { reason?: string | null; version?: number } }>(
+    '/rollback',
+    {
+      schema: { body: ROLLBACK },
+      config: { write: true },
+      // A rollback needs no body: none is an empty one.
+      preValidation: async (req) => {
+        req.body ??= {};
+      },
+    },
+    async (req, reply) => {
+      const expectVersion = expectedVersion(req.body.version, req.headers['if-match']);
+      return write(reply, rolledBack(store.state.shares), { source: 'admin', who: req.who, reason: req.body.reason ?? 'rollback' }, expectVersion);
+    },
+  );
+
+  app.get('/history', async () => ({ history: store.history }));
+}

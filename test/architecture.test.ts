@@ -1,0 +1,45 @@
+/** The rule in the README's Architecture section: a folder imports only from folders below it. */
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+
+const SRC = fileURLToPath(new URL('../src/', import.meta.url));
+/** Bottom to top; a top-level file (app.ts, cluster.ts) is the layer "." */
+const LAYERS = ['common', 'weights', 'record', 'observe', 'proxy', 'rollout', 'config', 'admin', '.', 'cli'];
+
+const layerOf = (file: string): string => {
+  const rel = relative(SRC, file);
+  return rel.includes('/') ? rel.slice(0, rel.indexOf('/')) : '.';
+};
+
+function sources(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+}
+
+const files = sources(SRC);
+
+t.test('every source file is in a known layer', async (t) => {
+  t.strictSame(files.map(layerOf).filter((l) => !LAYERS.includes(l)), []);
+});
+
+/** The relative imports of `file` (given its text), and which of them reach a layer above. */
+function imports(file: string, text: string): { all: number; upward: string[] } {
+  const from = LAYERS.indexOf(layerOf(file));
+  const targets = [...text.matchAll(/\bfrom '(\.{1,2}\/[^']+)'/g)].map(([, spec]) => resolve(dirname(file), spec!));
+  const upward = targets.filter((target) => LAYERS.indexOf(layerOf(target)) > from).map((target) => `${relative(SRC, file)} imports ${relative(SRC, target)}`);
+  return { all: targets.length, upward };
+}
+
+t.test('no file imports from a layer above its own', async (t) => {
+  const found = files.map((file) => imports(file, readFileSync(file, 'utf8')));
+  t.ok(found.reduce((n, f) => n + f.all, 0) > 50, 'read the imports');
+  t.strictSame(found.flatMap((f) => f.upward), []);
+});
+
+t.test('the check sees an upward import, and lets a downward or sideways one pass', async (t) => {
+  const handler = join(SRC, 'proxy/handler.ts');
+  t.strictSame(imports(handler, "import { x } from '../config/config.js';").upward, ['proxy/handler.ts imports config/config.js']);
+  t.strictSame(imports(handler, "import { x } from '../app.js';").upward, ['proxy/handler.ts imports app.js']);
+  t.strictSame(imports(handler, "import { x } from './split.js';\nimport { y } from '../weights/shares.js';").upward, []);
+});
