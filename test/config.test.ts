@@ -1,12 +1,11 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { parseDuration, parseSize } from '../src/common/units.js';
 import {
   buildConfig,
-  parseDuration,
   parseHeaderName,
   parseHostPort,
-  parseSize,
   readConfigFile,
   type Config,
   type RawSettings,
@@ -208,12 +207,14 @@ t.test('parseSize: bytes from 100MB, 10MiB, 1048576', async (t) => {
   t.throws(() => buildConfig({ bodyLimit: 'lots' }), { name: 'InputError', field: 'bodyLimit' });
 });
 
-t.test('parseDuration: milliseconds from 120s, 500ms, 2m, 1h or plain seconds', async (t) => {
+t.test('parseDuration: milliseconds from 120s, 500ms, 2m, 1h, 7d or plain seconds', async (t) => {
   const good: [unknown, number][] = [
     ['120s', 120_000],
     ['500ms', 500],
     ['2m', 120_000],
     ['1h', 3_600_000],
+    ['48h', 172_800_000],
+    ['7d', 604_800_000],
     ['30', 30_000],
     [30, 30_000],
     ['1.5s', 1500],
@@ -221,7 +222,7 @@ t.test('parseDuration: milliseconds from 120s, 500ms, 2m, 1h or plain seconds', 
     ['0.5', 500],
   ];
   for (const [value, want] of good) t.equal(parseDuration(value, 'timeout'), want, String(value));
-  for (const value of ['0', 0, '0s', '0.4ms', '-1s', '-5', 'soon', '', '1d', '10S', '1.s', null]) {
+  for (const value of ['0', 0, '0s', '0.4ms', '-1s', '-5', 'soon', '', '1w', '10S', '1D', '1.s', null]) {
     t.throws(() => parseDuration(value, 'timeout'), { name: 'InputError', field: 'timeout', message: /is not a duration such as 120s/ }, String(value));
   }
   const c = buildConfig({ timeout: '2m', upstreamKeepAlive: '500ms' });

@@ -3,6 +3,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { InputError } from '../common/input-error.js';
+import { parseDuration, parseSize } from '../common/units.js';
 import { SETTING_KEYS, type RawSettings, type SettingKey } from './settings.js';
 
 export type { RawSettings };
@@ -107,29 +108,6 @@ function pairs(value: unknown, field: string): [string, unknown][] {
   }
   if (value !== null && typeof value === 'object') return Object.entries(value);
   throw new InputError('must be a mapping of NAME: VALUE', field);
-}
-
-const SIZE_UNITS: Record<string, number> = {
-  '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3,
-};
-
-export function parseSize(value: unknown, field: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(String(value).trim());
-  const unit = SIZE_UNITS[m?.[2]?.toLowerCase() ?? 'none'];
-  if (m === null || unit === undefined) {
-    throw new InputError(`"${String(value)}" is not a size such as 100MB, 10MiB or 1048576`, field);
-  }
-  return Math.floor(Number(m[1]) * unit);
-}
-
-const TIME_UNITS: Record<string, number> = { '': 1000, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-export function parseDuration(value: unknown, field: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|)$/.exec(String(value).trim());
-  // Rounded before the check: "0.4ms" would otherwise become 0, which undici takes as "no timeout".
-  const ms = m === null ? NaN : Math.round(Number(m[1]) * TIME_UNITS[m[2]!]!);
-  if (!(ms > 0)) throw new InputError(`"${String(value)}" is not a duration such as 120s, 500ms or 2m`, field);
-  return ms;
 }
 
 function parseBoolean(value: unknown, field: string): boolean {
