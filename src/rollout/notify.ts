@@ -1,0 +1,142 @@
+import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
+import { request } from 'undici';
+import { InputError } from '../common/input-error.js';
+
+/** Webhooks for rollout events: a JSON POST per event to each configured URL, off the controller's path. */
+
+export interface RolloutEvent {
+  /** e.g. 'promote', 'pause', 'hold', 'reduce', 'rollback', 'complete', 'abort', 'approve-needed' */
+  readonly action: string;
+  /** One line a person reads: "canary error rate 4.8% (n=1,204) over 1% → to 0%". */
+  readonly text: string;
+  /** Canary percent before. */
+  readonly from: number;
+  /** Canary percent after. */
+  readonly to: number;
+  /** ISO time. */
+  readonly at: string;
+  /** Anything else the controller adds (verdict numbers). */
+  readonly [key: string]: unknown;
+}
+
+/** Why an event did not reach a webhook: a full queue, a non-2xx answer, or no answer at all. */
+export type NotifyFailure = 'queue_full' | 'status' | 'error';
+
+export interface NotifierDeps {
+  readonly log: Logger;
+  /** Events not delivered, by reason, one per event and URL. */
+  readonly failures: Counter<'reason'>;
+  /** Per POST: headers, body and the whole exchange. Default 5000. */
+  readonly timeoutMs?: number;
+  /** Events waiting per URL behind the one being sent. Default 100. */
+  readonly maxQueue?: number;
+}
+
+/**
+ * A URL as it may be logged: no query string or fragment, no user:password (either can hold a
+ * webhook's secret).
+ */
+function shown(url: URL): string {
+  return `${url.protocol}//${url.host}${url.pathname}`;
+}
+
+/** One webhook: its events go one at a time, in order, so a slow receiver delays only its own. */
+class Lane {
+  /** Settles when the last accepted event has been sent or has failed; never rejects. */
+  tail: Promise<void> = Promise.resolve();
+  /** Accepted and not yet settled: the one in flight and those waiting behind it. */
+  private pending = 0;
+
+  constructor(
+    private readonly url: string,
+    private readonly shown: string,
+    private readonly deps: Required<NotifierDeps>,
+  ) {}
+
+  push(action: string, body: string): void {
+    if (this.pending > this.deps.maxQueue) {
+      // The newest goes: those queued are older and already owed.
+      this.fail(action, 'queue_full', {});
+      return;
+    }
+    this.pending++;
+    const go = (): Promise<void> => this.deliver(action, body).finally(() => this.pending--);
+    // Idle: start now rather than a microtask later, so what is in flight is never counted as waiting.
+    this.tail = this.pending === 1 ? go() : this.tail.then(go);
+  }
+
+  /**
+   * One POST, no retries: a promotion notice that arrives late, after later steps, misleads more
+   * than a missing one, and a failure is counted for alerting instead.
+   */
+  private async deliver(action: string, body: string): Promise<void> {
+    const timeoutMs = this.deps.timeoutMs;
+    let status: number;
+    try {
+      const res = await request(this.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'user-agent': 'drum-splitter' },
+        body,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        // The undici timeouts leave out connecting; this bounds the whole exchange.
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      status = res.statusCode;
+      // Read to the end so the connection can be reused; what it says does not matter, and
+      // dump() never rejects.
+      await res.body.dump();
+    } catch (err) {
+      this.fail(action, 'error', { error: (err as Error).message });
+      return;
+    }
+    if (status < 200 || status > 299) this.fail(action, 'status', { status });
+  }
+
+  fail(action: string, reason: NotifyFailure, detail: Record<string, unknown>): void {
+    this.deps.failures.inc({ reason });
+    this.deps.log.warn({ url: this.shown, reason, action, ...detail }, `rollout webhook not delivered: ${reason}`);
+  }
+}
+
+export class Notifier {
+  private readonly lanes: readonly Lane[];
+
+  /** Throws an InputError for a URL that is not http(s): better at startup than on every event. */
+  constructor(urls: readonly string[], deps: NotifierDeps) {
+    const full: Required<NotifierDeps> = { timeoutMs: 5000, maxQueue: 100, ...deps };
+    this.lanes = urls.map((raw, i) => {
+      let url: URL;
+      try {
+        url = new URL(raw);
+      } catch {
+        throw new InputError('not a URL', `webhook ${i + 1}`);
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+        throw new InputError(`${shown(url)} is not http or https`, `webhook ${i + 1}`);
+      }
+      return new Lane(raw, shown(url), full);
+    });
+  }
+
+  /** Queues a POST of the event to every URL; returns at once. */
+  send(event: RolloutEvent): void {
+    if (this.lanes.length === 0) return;
+    let body: string;
+    try {
+      // Slack's incoming webhooks show the top-level "text"; other receivers get every field.
+      body = JSON.stringify(event);
+    } catch (err) {
+      // A BigInt or a cycle among the controller's extra fields: nothing can be sent anywhere.
+      for (const lane of this.lanes) lane.fail(event.action, 'error', { error: (err as Error).message });
+      return;
+    }
+    for (const lane of this.lanes) lane.push(event.action, body);
+  }
+
+  /** Resolves when everything queued so far has been sent or has failed (for shutdown and tests). */
+  async flush(): Promise<void> {
+    await Promise.all(this.lanes.map((lane) => lane.tail));
+  }
+}
