@@ -139,7 +139,7 @@ export function describePlan(plan: RolloutPlan): string {
  * A duration in the largest unit that states it exactly, so it reads back through parseDuration.
  * Hours up to 72h, as the seed counts its monitoring periods ("48 hours", "72 hours"); days beyond.
  */
-function formatDuration(ms: number): string {
+export function formatDuration(ms: number): string {
   if (ms % DAY === 0 && ms > 3 * DAY) return `${ms / DAY}d`;
   const units: [string, number][] = [['h', HOUR], ['m', MINUTE], ['s', SECOND]];
   const unit = units.find(([, size]) => ms % size === 0);

@@ -1,0 +1,178 @@
+import type { RollbackThresholds, StepCriteria } from './plan.js';
+import { mannWhitneyGreater, quantile } from './stats.js';
+
+/** What one upstream did in the window, as the proxy saw it. */
+export interface SideStats {
+  readonly requests: number;
+  /** 5xx answers: the upstream's own, and our 502/504 for it. */
+  readonly errors: number;
+  /** Latency samples in seconds, ascending. */
+  readonly latencies: readonly number[];
+}
+
+/** Memory from DRUM's /stats/; undefined where the upstream does not report it. */
+export interface MemoryEvidence {
+  readonly baselineRss: number | undefined;
+  readonly canaryRss: number | undefined;
+  /** The canary's RSS growth per hour, fitted over the last hour of polls; undefined until there is enough. */
+  readonly canaryGrowthPerHour: number | undefined;
+  /** The canary's container_max_used reached container_limit; undefined where DRUM does not report them. */
+  readonly canaryOom: boolean | undefined;
+}
+
+export interface Evidence {
+  readonly baseline: SideStats;
+  readonly canary: SideStats;
+  readonly memory: MemoryEvidence;
+  /** How long the canary has not answered /ping, in ms; 0 while it answers. */
+  readonly canaryDownMs: number;
+}
+
+export type CheckName = 'error_rate' | 'p99' | 'memory' | 'rss_growth' | 'oom' | 'ping';
+
+/**
+ * A check's verdict. ok: within the step's criteria; miss: outside them, no rollback trigger;
+ * reduce / rollback: a rollback trigger; inconclusive: too few samples to say; unavailable: no
+ * data at all (an upstream that is not DRUM has no /stats/).
+ */
+export type CheckStatus = 'ok' | 'miss' | 'reduce' | 'rollback' | 'inconclusive' | 'unavailable';
+
+export interface CheckResult {
+  readonly check: CheckName;
+  readonly status: CheckStatus;
+  /** The measured value (a rate, a relative increase, milliseconds); null when there is none. */
+  readonly value: number | null;
+  /** The step's limit (null for the rollback-only checks). */
+  readonly limit: number | null;
+  /** The rollback trigger's limit. */
+  readonly rollbackLimit: number;
+  /** One line a person reads, with the numbers. */
+  readonly text: string;
+  readonly [extra: string]: unknown;
+}
+
+/**
+ * What the checks add up to, most severe first: rollback (canary to 0% now), reduce (the
+ * gradual reduction), inconclusive (too few requests: hold, do not count the time), miss
+ * (criteria missed: hold), pass.
+ */
+export type VerdictAction = 'rollback' | 'reduce' | 'inconclusive' | 'miss' | 'pass';
+
+export interface Verdict {
+  readonly action: VerdictAction;
+  readonly checks: readonly CheckResult[];
+  /** The checks that decided the action, joined; "all checks pass" for a pass. */
+  readonly text: string;
+}
+
+/** A latency increase counts as a regression only when the canary is also significantly slower. */
+export const SIGNIFICANCE = 0.01;
+
+const pct = (x: number, digits = 2): string => `${(x * 100).toFixed(digits).replace(/\.?0+$/, '')}%`;
+const num = (n: number): string => n.toLocaleString('en-US');
+const ms = (seconds: number): string => `${(seconds * 1000).toFixed(1)} ms`;
+
+/**
+ * Error rate: 5xx over requests. The immediate trigger fires on a full sample over the rollback
+ * limit, or, with fewer requests, once the errors alone put the rate over it for any sample of
+ * `minRequests` (3 errors when the limit is 1% of 200): a canary failing hard is not kept at its
+ * share for want of traffic. The step's criterion needs a full sample.
+ */
+export function errorRateCheck(canary: SideStats, step: number, rollback: number, minRequests: number): CheckResult {
+  const { requests: n, errors } = canary;
+  const rate = n === 0 ? 0 : errors / n;
+  const base = { check: 'error_rate' as const, value: n === 0 ? null : rate, limit: step, rollbackLimit: rollback, n, errors };
+  const measured = `canary error rate ${pct(rate)} (${num(errors)} of ${num(n)})`;
+  if (n >= minRequests ? rate > rollback : errors > rollback * minRequests) {
+    return { ...base, status: 'rollback', text: `${measured} over ${pct(rollback)}` };
+  }
+  if (n < minRequests) return { ...base, status: 'inconclusive', text: `${num(n)} canary requests, fewer than ${num(minRequests)}` };
+  if (rate >= step) return { ...base, status: 'miss', text: `${measured} not under ${pct(step)}` };
+  return { ...base, status: 'ok', text: `${measured} under ${pct(step)}` };
+}
+
+/**
+ * p99 of each side from its own samples; the increase is canary/baseline − 1. It counts against
+ * the canary only if a one-sided Mann–Whitney U test finds the canary slower (p < 0.01), so the
+ * noise of a small canary sample does not roll it back.
+ */
+export function p99Check(canary: SideStats, baseline: SideStats, step: number, rollback: number, minRequests: number): CheckResult {
+  const n = Math.min(canary.latencies.length, baseline.latencies.length);
+  const base = { check: 'p99' as const, limit: step, rollbackLimit: rollback };
+  // At 100% nothing is left to compare with; the absolute checks still judge the canary.
+  if (baseline.requests === 0 && canary.requests >= minRequests) {
+    return { ...base, value: null, status: 'unavailable', text: 'p99: the baseline takes no traffic to compare with' };
+  }
+  if (canary.requests < minRequests || baseline.requests < minRequests || n === 0) {
+    return { ...base, value: null, status: 'inconclusive', text: `p99: ${num(canary.requests)} canary and ${num(baseline.requests)} baseline requests, fewer than ${num(minRequests)} each` };
+  }
+  const c = quantile(canary.latencies, 0.99);
+  const b = quantile(baseline.latencies, 0.99);
+  const increase = b > 0 ? c / b - 1 : c > 0 ? Infinity : 0;
+  const test = mannWhitneyGreater(canary.latencies, baseline.latencies);
+  const measured = `canary p99 ${ms(c)} vs baseline ${ms(b)} (${increase >= 0 ? '+' : ''}${pct(increase, 1)}, Mann–Whitney p=${test.p.toPrecision(2)}, n=${num(canary.latencies.length)}/${num(baseline.latencies.length)})`;
+  const extra = { value: increase, canaryP99: c, baselineP99: b, p: test.p };
+  const slower = test.p < SIGNIFICANCE;
+  if (slower && increase > rollback) return { ...base, ...extra, status: 'reduce', text: `${measured} over +${pct(rollback, 1)}` };
+  if (slower && increase >= step) return { ...base, ...extra, status: 'miss', text: `${measured} not under +${pct(step, 1)}` };
+  const why = increase >= step ? `; not significant, so not a regression` : '';
+  return { ...base, ...extra, status: 'ok', text: `${measured}${why}` };
+}
+
+/** DRUM's drum_rss, canary over baseline. */
+export function memoryCheck(memory: MemoryEvidence, step: number, rollback: number): CheckResult {
+  const base = { check: 'memory' as const, limit: step, rollbackLimit: rollback };
+  const { canaryRss: c, baselineRss: b } = memory;
+  if (c === undefined || b === undefined || b <= 0) return { ...base, value: null, status: 'unavailable', text: 'memory: no DRUM /stats/ from both upstreams' };
+  const increase = c / b - 1;
+  const measured = `canary RSS ${Math.round(c / 2 ** 20)} MB vs baseline ${Math.round(b / 2 ** 20)} MB (${increase >= 0 ? '+' : ''}${pct(increase, 1)})`;
+  if (increase > rollback) return { ...base, value: increase, status: 'reduce', text: `${measured} over +${pct(rollback, 1)}` };
+  if (increase >= step) return { ...base, value: increase, status: 'miss', text: `${measured} not under +${pct(step, 1)}` };
+  return { ...base, value: increase, status: 'ok', text: measured };
+}
+
+/** A leak: the canary's RSS growing faster than the limit per hour (immediate rollback). */
+export function rssGrowthCheck(memory: MemoryEvidence, rollback: number): CheckResult {
+  const base = { check: 'rss_growth' as const, limit: null, rollbackLimit: rollback };
+  const g = memory.canaryGrowthPerHour;
+  if (g === undefined || !Number.isFinite(g)) return { ...base, value: null, status: 'unavailable', text: 'RSS growth: not enough /stats/ polls yet' };
+  const measured = `canary RSS growing ${pct(g, 1)} per hour`;
+  if (g > rollback) return { ...base, value: g, status: 'rollback', text: `${measured}, over ${pct(rollback, 1)}` };
+  return { ...base, value: g, status: 'ok', text: measured };
+}
+
+/** DRUM reports container_max_used reaching container_limit: the canary ran out of memory. */
+export function oomCheck(memory: MemoryEvidence): CheckResult {
+  const base = { check: 'oom' as const, limit: 0, rollbackLimit: 0 };
+  if (memory.canaryOom === undefined) return { ...base, value: null, status: 'unavailable', text: 'OOM: the canary does not report its container limit' };
+  if (memory.canaryOom) return { ...base, value: 1, status: 'rollback', text: 'canary reached its container memory limit (OOM)' };
+  return { ...base, value: 0, status: 'ok', text: 'no OOM' };
+}
+
+/** Deadlock: no answer to /ping for the timeout (immediate rollback). */
+export function pingCheck(downMs: number, timeoutMs: number): CheckResult {
+  const base = { check: 'ping' as const, value: downMs / 1000, limit: null, rollbackLimit: timeoutMs / 1000 };
+  if (downMs >= timeoutMs) return { ...base, status: 'rollback', text: `canary has not answered /ping for ${Math.round(downMs / 1000)} s (limit ${timeoutMs / 1000} s)` };
+  return { ...base, status: 'ok', text: downMs === 0 ? 'canary answers /ping' : `canary silent for ${Math.round(downMs / 1000)} s` };
+}
+
+const SEVERITY = ['rollback', 'reduce', 'inconclusive', 'miss'] as const satisfies readonly CheckStatus[];
+
+/** Every check over one window, and what they add up to (the most severe status any check has). */
+export function judge(e: Evidence, step: StepCriteria, rollback: RollbackThresholds, minRequests: number): Verdict {
+  const checks = [
+    errorRateCheck(e.canary, step.maxErrorRate, rollback.maxErrorRate, minRequests),
+    p99Check(e.canary, e.baseline, step.maxP99Increase, rollback.maxP99Increase, minRequests),
+    memoryCheck(e.memory, step.maxMemoryIncrease, rollback.maxMemoryIncrease),
+    rssGrowthCheck(e.memory, rollback.maxRssGrowthPerHour),
+    oomCheck(e.memory),
+    pingCheck(e.canaryDownMs, rollback.pingTimeoutMs),
+  ];
+  for (const status of SEVERITY) {
+    const deciding = checks.filter((c) => c.status === status);
+    if (deciding.length > 0) {
+      return { action: status, checks, text: deciding.map((c) => c.text).join('; ') };
+    }
+  }
+  return { action: 'pass', checks, text: 'all checks pass' };
+}

@@ -1,0 +1,185 @@
+import type { Verdict } from './checks.js';
+import { formatDuration, type RolloutPlan } from './plan.js';
+
+/**
+ * idle: never started. running: at a step, accumulating its hold. awaiting_approval: the
+ * step's hold is done and a person must approve the next. reducing: stepping the canary down,
+ * waiting `reductionWait` between reductions. paused: a person (or a recovery during a
+ * reduction) stopped it; the weight stays. Then the ends: complete (the last step held),
+ * rolled_back (the checks sent the canary to 0%), aborted (a person did).
+ */
+export type Phase = 'idle' | 'running' | 'awaiting_approval' | 'reducing' | 'paused' | 'complete' | 'rolled_back' | 'aborted';
+
+export const PHASES: readonly Phase[] = ['idle', 'running', 'awaiting_approval', 'reducing', 'paused', 'complete', 'rolled_back', 'aborted'];
+
+/** Phases in which the rollout owns the weight and the watchdog acts. */
+export const ACTIVE: ReadonlySet<Phase> = new Set(['running', 'awaiting_approval', 'reducing', 'paused']);
+
+export interface RolloutState {
+  readonly phase: Phase;
+  /** Index into the plan's steps; -1 before the first start. */
+  readonly step: number;
+  /** The canary's percent as the rollout last set it (or found it). */
+  readonly weight: number;
+  /** Conclusive, passing time held at this step, in ms. */
+  readonly heldMs: number;
+  /** When the last check ran (ms since the epoch); null before the first. */
+  readonly lastCheckAt: number | null;
+  /** While reducing: when the next check of the reduced canary is due. */
+  readonly reduceAt: number | null;
+  /** Why it is paused, awaiting approval or ended, for people. */
+  readonly note: string | null;
+}
+
+export const INITIAL: RolloutState = { phase: 'idle', step: -1, weight: 0, heldMs: 0, lastCheckAt: null, reduceAt: null, note: null };
+
+/** What the controller must do: set the canary's weight, and tell people. */
+export interface Transition {
+  readonly state: RolloutState;
+  /** The canary's new percent, when it changes. */
+  readonly weight?: number;
+  /** What happened, when something did: the decision log's action. */
+  readonly action?: DecisionAction;
+  readonly text?: string;
+}
+
+export type DecisionAction =
+  | 'start'
+  | 'promote'
+  | 'await_approval'
+  | 'approve'
+  | 'reduce'
+  | 'rollback'
+  | 'recovered'
+  | 'pause'
+  | 'resume'
+  | 'abort'
+  | 'complete'
+  | 'hold';
+
+/**
+ * The seed's gradual reduction (ROLLBACK_PLAN.md): over 50% → 50, 25–50 → 25, 10–25 → 5,
+ * 1–10 → 0. Ranges are taken as (lower, upper], so every step lowers the weight: 50 → 25,
+ * 25 → 5, 10 → 0.
+ */
+export function reducedWeight(weight: number): number {
+  if (weight > 50) return 50;
+  if (weight > 25) return 25;
+  if (weight > 10) return 5;
+  return 0;
+}
+
+/** The step to run at `weight`: the last whose weight is not above it (a reduced canary resumes there). */
+export function stepAt(plan: RolloutPlan, weight: number): number {
+  let found = 0;
+  plan.steps.forEach((s, i) => {
+    if (s.weight <= weight) found = i;
+  });
+  return found;
+}
+
+const fmt = (weight: number): string => `${weight}%`;
+
+/** A check of the window, every interval. */
+export function onCheck(plan: RolloutPlan, state: RolloutState, verdict: Verdict, now: number): Transition {
+  if (!ACTIVE.has(state.phase)) return { state };
+  const elapsed = state.lastCheckAt === null ? 0 : Math.max(0, now - state.lastCheckAt);
+  const checked = { ...state, lastCheckAt: now };
+  // The immediate triggers act in every active phase: a paused canary still takes traffic.
+  if (verdict.action === 'rollback') {
+    return { state: { ...checked, phase: 'rolled_back', weight: 0, reduceAt: null, note: verdict.text }, weight: 0, action: 'rollback', text: `${verdict.text} → canary to 0% at once` };
+  }
+  if (state.phase === 'reducing') {
+    // Judged again only once the wait is over and the reduced canary has a full sample.
+    if (now < state.reduceAt! || verdict.action === 'inconclusive') return { state: checked };
+    if (verdict.action === 'reduce') return reduce(plan, checked, verdict, now);
+    const note = `recovered at ${fmt(state.weight)} after a reduction (${verdict.text}); resume to continue`;
+    return { state: { ...checked, phase: 'paused', reduceAt: null, note }, action: 'recovered', text: note };
+  }
+  if (verdict.action === 'reduce') return reduce(plan, checked, verdict, now);
+  if (state.phase !== 'running') return { state: checked };
+  if (verdict.action === 'inconclusive') return { state: checked };
+  if (verdict.action === 'miss') {
+    const changed = state.heldMs > 0;
+    const next = { ...checked, heldMs: 0 };
+    return changed ? { state: next, action: 'hold', text: `${verdict.text}: the hold at ${fmt(state.weight)} starts again` } : { state: next };
+  }
+  const heldMs = state.heldMs + elapsed;
+  const step = plan.steps[state.step]!;
+  if (heldMs < step.holdMs) return { state: { ...checked, heldMs } };
+  if (state.step === plan.steps.length - 1) {
+    const text = `${fmt(step.weight)} held for its whole hold with every check passing: rollout complete`;
+    return { state: { ...checked, heldMs, phase: 'complete', note: text }, action: 'complete', text };
+  }
+  if (step.approve) {
+    const text = `${fmt(step.weight)} held with every check passing; waiting for approval to go to ${fmt(plan.steps[state.step + 1]!.weight)}`;
+    return { state: { ...checked, heldMs, phase: 'awaiting_approval', note: text }, action: 'await_approval', text };
+  }
+  return promote(plan, checked, `${fmt(step.weight)} held with every check passing`);
+}
+
+function promote(plan: RolloutPlan, state: RolloutState, why: string): Transition {
+  const step = state.step + 1;
+  const weight = plan.steps[step]!.weight;
+  return { state: { ...state, phase: 'running', step, weight, heldMs: 0, note: null }, weight, action: 'promote', text: `${why} → canary to ${fmt(weight)}` };
+}
+
+function reduce(plan: RolloutPlan, state: RolloutState, verdict: Verdict, now: number): Transition {
+  const weight = reducedWeight(state.weight);
+  if (weight === 0) {
+    return { state: { ...state, phase: 'rolled_back', weight: 0, reduceAt: null, note: verdict.text }, weight: 0, action: 'rollback', text: `${verdict.text} → canary to 0%` };
+  }
+  const next = { ...state, phase: 'reducing' as const, step: stepAt(plan, weight), weight, heldMs: 0, reduceAt: now + plan.rollback.reductionWaitMs, note: verdict.text };
+  return { state: next, weight, action: 'reduce', text: `${verdict.text} → canary reduced to ${fmt(weight)}, checked again in ${formatDuration(plan.rollback.reductionWaitMs)}` };
+}
+
+/** A person's command, or the refusal (a 409) when it does not fit the state. */
+export type Command = 'start' | 'pause' | 'resume' | 'approve' | 'abort';
+
+export class NotNow extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotNow';
+  }
+}
+
+export function onCommand(plan: RolloutPlan, state: RolloutState, command: Command, now: number): Transition {
+  const { phase } = state;
+  switch (command) {
+    case 'start': {
+      if (ACTIVE.has(phase)) throw new NotNow(`the rollout is already ${phase}; abort it first to start again`);
+      const weight = plan.steps[0]!.weight;
+      const text = `rollout started → canary to ${fmt(weight)}`;
+      return { state: { ...INITIAL, phase: 'running', step: 0, weight, lastCheckAt: now }, weight, action: 'start', text };
+    }
+    case 'pause': {
+      if (phase !== 'running' && phase !== 'awaiting_approval' && phase !== 'reducing') throw new NotNow(`nothing to pause: the rollout is ${phase}`);
+      const text = `paused at ${fmt(state.weight)}`;
+      return { state: { ...state, phase: 'paused', reduceAt: null, note: text }, action: 'pause', text };
+    }
+    case 'resume': {
+      if (phase !== 'paused') throw new NotNow(`nothing to resume: the rollout is ${phase}`);
+      const step = stepAt(plan, state.weight);
+      const weight = plan.steps[step]!.weight;
+      const text = `resumed at ${fmt(weight)}${weight === state.weight ? '' : ` (the step at or under ${fmt(state.weight)})`}`;
+      return { state: { ...state, phase: 'running', step, weight, heldMs: 0, lastCheckAt: now, note: null }, ...(weight === state.weight ? {} : { weight }), action: 'resume', text };
+    }
+    case 'approve': {
+      if (phase !== 'awaiting_approval') throw new NotNow(`nothing waits for approval: the rollout is ${phase}`);
+      return { ...promote(plan, { ...state, lastCheckAt: now }, `approved at ${fmt(state.weight)}`), action: 'approve' };
+    }
+    case 'abort': {
+      if (!ACTIVE.has(phase)) throw new NotNow(`nothing to abort: the rollout is ${phase}`);
+      const text = `aborted at ${fmt(state.weight)} → canary to 0%`;
+      return { state: { ...state, phase: 'aborted', weight: 0, reduceAt: null, note: text }, weight: 0, action: 'abort', text };
+    }
+  }
+}
+
+/** Someone else changed the canary's weight (admin, file, environment): the person wins, the rollout pauses. */
+export function onManualChange(state: RolloutState, weight: number, who: string): Transition {
+  if (!ACTIVE.has(state.phase) || weight === state.weight) return { state };
+  const text = `weights changed by ${who}: canary ${fmt(state.weight)} → ${fmt(weight)}; the rollout pauses (resume to continue from there)`;
+  if (state.phase === 'paused') return { state: { ...state, weight, note: text } };
+  return { state: { ...state, phase: 'paused', weight, reduceAt: null, note: text }, action: 'pause', text };
+}

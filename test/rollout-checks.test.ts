@@ -1,0 +1,125 @@
+/** Each rollout check's verdict, at the seed's thresholds just under and just over; and the window they read. */
+import t from 'tap';
+import {
+  errorRateCheck,
+  judge,
+  memoryCheck,
+  oomCheck,
+  p99Check,
+  pingCheck,
+  rssGrowthCheck,
+  type MemoryEvidence,
+  type SideStats,
+} from '../src/rollout/checks.js';
+import { DEFAULT_ROLLBACK, DEFAULT_STEPS } from '../src/rollout/plan.js';
+import { ExchangeWindow } from '../src/rollout/window.js';
+
+const MiB = 2 ** 20;
+const side = (requests: number, errors: number, latencies: number[] = []): SideStats => ({ requests, errors, latencies: [...latencies].sort((a, b) => a - b) });
+/** n latencies of `base` seconds spread by up to 10%, deterministic. */
+const spread = (n: number, base: number): number[] => Array.from({ length: n }, (_, i) => base * (1 + ((i * 37) % 100) / 1000));
+
+t.test('error rate: the seed step criterion (< 0.1%) and the immediate rollback (> 1%)', async (t) => {
+  const [step, rollback, min] = [0.001, 0.01, 200];
+  const table: [string, SideStats, string][] = [
+    ['no errors', side(10_000, 0), 'ok'],
+    ['just under 0.1%', side(10_000, 9), 'ok'],
+    ['at 0.1%: not under', side(10_000, 10), 'miss'],
+    ['just under 1%', side(10_000, 100), 'miss'],
+    ['just over 1%', side(10_000, 101), 'rollback'],
+    ['few requests, no errors', side(50, 0), 'inconclusive'],
+    ['few requests, 2 errors: could still be under 1% of 200', side(50, 2), 'inconclusive'],
+    ['few requests, 3 errors: over 1% of any 200', side(50, 3), 'rollback'],
+    ['no requests', side(0, 0), 'inconclusive'],
+  ];
+  for (const [name, canary, status] of table) t.equal(errorRateCheck(canary, step, rollback, min).status, status, name);
+  t.match(errorRateCheck(side(1204, 58), step, rollback, min), { value: 58 / 1204, text: 'canary error rate 4.82% (58 of 1,204) over 1%' });
+  t.equal(errorRateCheck(side(0, 0), step, rollback, min).value, null);
+});
+
+t.test('p99: the increase counts only when the canary is significantly slower', async (t) => {
+  const baseline = side(2000, 0, spread(2000, 0.1));
+  const table: [string, SideStats, string][] = [
+    ['the same', side(2000, 0, spread(2000, 0.1)), 'ok'],
+    ['15% slower: under the 20% of the 10% step', side(2000, 0, spread(2000, 0.115)), 'ok'],
+    ['25% slower: over 20%, under 50%', side(2000, 0, spread(2000, 0.125)), 'miss'],
+    ['twice as slow: over 50%', side(2000, 0, spread(2000, 0.2)), 'reduce'],
+    ['faster', side(2000, 0, spread(2000, 0.05)), 'ok'],
+    ['too few canary requests', side(20, 0, spread(20, 0.2)), 'inconclusive'],
+  ];
+  for (const [name, canary, status] of table) t.equal(p99Check(canary, baseline, 0.2, 0.5, 200).status, status, name);
+  // A few slow outliers in a small canary: its p99 is far over, but the bulk is not slower (p ≈ 0.28).
+  const noisy = side(200, 0, [...spread(195, 0.1), ...Array(5).fill(0.5)]);
+  const check = p99Check(noisy, baseline, 0.2, 0.5, 200);
+  t.match(check, { status: 'ok', text: /not significant, so not a regression/ });
+  t.ok((check.value as number) > 0.5, 'the raw p99 increase is over the rollback limit');
+  t.equal(p99Check(side(300, 0, []), side(300, 0, []), 0.2, 0.5, 200).status, 'inconclusive', 'counted but no samples');
+  const zero = side(300, 0, Array(300).fill(0));
+  t.equal(p99Check(side(300, 0, spread(300, 0.1)), zero, 0.2, 0.5, 200).value, Infinity, 'a zero baseline p99: any canary latency is an infinite increase');
+  t.equal(p99Check(zero, zero, 0.2, 0.5, 200).value, 0);
+  t.match(p99Check(side(2000, 0, spread(2000, 0.05)), baseline, 0.2, 0.5, 200).text, /\(-50%/);
+});
+
+t.test('memory: canary RSS over baseline, the seed 30% step limit and 50% reduction', async (t) => {
+  const mem = (canary: number | undefined, baseline: number | undefined): MemoryEvidence => ({
+    canaryRss: canary === undefined ? undefined : canary * MiB,
+    baselineRss: baseline === undefined ? undefined : baseline * MiB,
+    canaryGrowthPerHour: undefined,
+    canaryOom: undefined,
+  });
+  const table: [string, MemoryEvidence, string][] = [
+    ['equal', mem(100, 100), 'ok'],
+    ['+29%', mem(129, 100), 'ok'],
+    ['+30%: not under', mem(130, 100), 'miss'],
+    ['+50%: not over', mem(150, 100), 'miss'],
+    ['+51%', mem(151, 100), 'reduce'],
+    ['less', mem(80, 100), 'ok'],
+    ['no canary stats', mem(undefined, 100), 'unavailable'],
+    ['no baseline stats', mem(100, undefined), 'unavailable'],
+    ['a zero baseline', mem(100, 0), 'unavailable'],
+  ];
+  for (const [name, m, status] of table) t.equal(memoryCheck(m, 0.3, 0.5).status, status, name);
+  t.match(memoryCheck(mem(80, 100), 0.3, 0.5).text, /\(-20%\)/);
+});
+
+t.test('RSS growth (> 10%/h), OOM and /ping (> 30 s): immediate', async (t) => {
+  const g = (canaryGrowthPerHour: number | undefined): MemoryEvidence => ({ canaryRss: 1, baselineRss: 1, canaryGrowthPerHour, canaryOom: undefined });
+  t.equal(rssGrowthCheck(g(0.099), 0.1).status, 'ok');
+  t.equal(rssGrowthCheck(g(0.101), 0.1).status, 'rollback');
+  t.equal(rssGrowthCheck(g(undefined), 0.1).status, 'unavailable');
+  t.equal(rssGrowthCheck(g(NaN), 0.1).status, 'unavailable');
+  t.equal(oomCheck({ ...g(0), canaryOom: true }).status, 'rollback');
+  t.equal(oomCheck({ ...g(0), canaryOom: false }).status, 'ok');
+  t.equal(oomCheck(g(0)).status, 'unavailable');
+  t.match(pingCheck(0, 30_000), { status: 'ok', text: 'canary answers /ping' });
+  t.match(pingCheck(29_999, 30_000), { status: 'ok', text: 'canary silent for 30 s' });
+  t.equal(pingCheck(30_000, 30_000).status, 'rollback');
+});
+
+t.test('judge: the most severe status decides, with the deciding checks as its text', async (t) => {
+  const step = DEFAULT_STEPS[2]!;
+  const fine = { canaryRss: 100 * MiB, baselineRss: 100 * MiB, canaryGrowthPerHour: 0, canaryOom: false };
+  const base = { baseline: side(5000, 0, spread(5000, 0.1)), canary: side(500, 0, spread(500, 0.1)), memory: fine, canaryDownMs: 0 };
+  t.match(judge(base, step, DEFAULT_ROLLBACK, 200), { action: 'pass', text: 'all checks pass' });
+  t.equal(judge(base, step, DEFAULT_ROLLBACK, 200).checks.length, 6);
+  t.match(judge({ ...base, canary: side(500, 1, spread(500, 0.1)) }, step, DEFAULT_ROLLBACK, 200), { action: 'miss', text: /not under 0.1%/ });
+  t.match(judge({ ...base, canary: side(100, 0, spread(100, 0.1)) }, step, DEFAULT_ROLLBACK, 200), { action: 'inconclusive' });
+  t.match(judge({ ...base, memory: { ...fine, canaryRss: 200 * MiB } }, step, DEFAULT_ROLLBACK, 200), { action: 'reduce' });
+  const worst = judge({ ...base, canary: side(500, 50, spread(500, 0.3)), canaryDownMs: 60_000 }, step, DEFAULT_ROLLBACK, 200);
+  t.match(worst, { action: 'rollback', text: /error rate 10% .*; canary has not answered \/ping/ }, 'every immediate trigger named, the reduction not');
+});
+
+t.test('the window: exact counts, a bounded uniform latency sample per bucket, old buckets leave', async (t) => {
+  let draws = 0;
+  const w = new ExchangeWindow({ windowMs: 300, bucketMs: 100, samplePerBucket: 3, random: () => [0.1, 0.9][draws++ % 2]! });
+  for (let i = 0; i < 5; i++) w.add({ serverType: 'a', status: i === 0 ? 503 : 200, seconds: i }, 10);
+  // 5 values, 3 kept: i=3 draws 0.1 → slot floor(0.1*4)=0 replaced; i=4 draws 0.9 → floor(0.9*5)=4 ≥ 3, dropped.
+  t.same(w.stats('a', 50), { requests: 5, errors: 1, latencies: [1, 2, 3] });
+  t.same(w.stats('b', 50), { requests: 0, errors: 0, latencies: [] });
+  w.add({ serverType: 'a', status: 500, seconds: 9 }, 150);
+  w.add({ serverType: 'b', status: 200, seconds: 1 }, 150);
+  t.same(w.stats('a', 399), { requests: 6, errors: 2, latencies: [1, 2, 3, 9] }, 'both buckets in the window');
+  t.same(w.stats('a', 400), { requests: 1, errors: 1, latencies: [9] }, 'the first bucket [0,100) has left the window (100, 400]');
+  w.clear();
+  t.same(w.stats('b', 400), { requests: 0, errors: 0, latencies: [] });
+});

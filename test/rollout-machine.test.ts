@@ -1,0 +1,161 @@
+/** The rollout's state machine: pure transitions, on an injected clock. */
+import t from 'tap';
+import type { Verdict, VerdictAction } from '../src/rollout/checks.js';
+import { INITIAL, onCheck, onCommand, onManualChange, reducedWeight, stepAt, type Command, type RolloutState, type Transition } from '../src/rollout/machine.js';
+import { parsePlan, type RolloutPlan } from '../src/rollout/plan.js';
+
+const UPSTREAMS = ['flask', 'fastapi'];
+const MIN = 60_000;
+/** Three steps, one needing approval; holds of 10 minutes, checks every minute, reductions waiting 5 minutes. */
+const plan: RolloutPlan = parsePlan(
+  {
+    interval: '1m',
+    window: '5m',
+    steps: [
+      { weight: 5, hold: '10m' },
+      { weight: 30, hold: '10m', approve: true },
+      { weight: 60, hold: '10m' },
+      { weight: 100, hold: '10m' },
+    ],
+    rollback: { reductionWait: '5m' },
+  },
+  UPSTREAMS,
+);
+
+const verdict = (action: VerdictAction, text: string = action): Verdict => ({ action, checks: [], text });
+
+t.test('reducedWeight: the seed gradual reduction, every step lowering the weight', async (t) => {
+  const table: [number, number][] = [
+    [100, 50], [75, 50], [50.01, 50], [50, 25], [35, 25], [25.01, 25], [25, 5], [10.01, 5], [10, 0], [5, 0], [1, 0], [0.5, 0],
+  ];
+  for (const [from, to] of table) t.equal(reducedWeight(from), to, `${from}% → ${to}%`);
+});
+
+t.test('stepAt: the last step not above the weight', async (t) => {
+  const table: [number, number][] = [[0, 0], [4, 0], [5, 0], [29, 0], [30, 1], [59, 1], [60, 2], [99, 2], [100, 3]];
+  for (const [weight, step] of table) t.equal(stepAt(plan, weight), step, `${weight}%`);
+});
+
+/** Runs checks every minute from `state` with the verdicts given, returning every transition. */
+function run(state: RolloutState, start: number, verdicts: readonly VerdictAction[]): { state: RolloutState; transitions: Transition[]; now: number } {
+  const transitions: Transition[] = [];
+  let now = start;
+  for (const v of verdicts) {
+    now += MIN;
+    const tr = onCheck(plan, state, verdict(v), now);
+    transitions.push(tr);
+    state = tr.state;
+  }
+  return { state, transitions, now };
+}
+
+const started = (now = 0): RolloutState => onCommand(plan, INITIAL, 'start', now).state;
+
+t.test('a healthy canary: the whole plan, with the approval, in simulated minutes', async (t) => {
+  const start = onCommand(plan, INITIAL, 'start', 0);
+  t.match(start, { weight: 5, action: 'start', state: { phase: 'running', step: 0, weight: 5, heldMs: 0 } });
+  const first = run(start.state, 0, Array(10).fill('pass'));
+  t.equal(first.transitions.filter((x) => x.action !== undefined).length, 1, 'one decision in ten checks');
+  t.match(first.transitions.at(-1), { weight: 30, action: 'promote', state: { step: 1, weight: 30, heldMs: 0 } }, 'after 10 minutes of passes: the next step');
+  const second = run(first.state, first.now, Array(10).fill('pass'));
+  t.match(second.state, { phase: 'awaiting_approval', step: 1, weight: 30 });
+  t.match(second.transitions.at(-1), { action: 'await_approval', text: /waiting for approval to go to 60%/ });
+  t.equal(second.transitions.at(-1)!.weight, undefined, 'no weight change while waiting');
+  const idle = run(second.state, second.now, Array(30).fill('pass'));
+  t.match(idle.state, { phase: 'awaiting_approval', weight: 30 }, 'it waits, however long');
+  const approved = onCommand(plan, idle.state, 'approve', idle.now);
+  t.match(approved, { weight: 60, action: 'approve', state: { phase: 'running', step: 2 } });
+  const third = run(approved.state, idle.now, Array(10).fill('pass'));
+  t.match(third.state, { phase: 'running', step: 3, weight: 100 });
+  const last = run(third.state, third.now, Array(10).fill('pass'));
+  t.match(last.state, { phase: 'complete', weight: 100 });
+  t.match(last.transitions.at(-1), { action: 'complete' });
+  t.same(onCheck(plan, last.state, verdict('rollback'), last.now + MIN), { state: last.state }, 'a complete rollout no longer acts');
+});
+
+t.test('inconclusive windows hold the step and do not count toward the hold', async (t) => {
+  const r = run(started(), 0, ['pass', 'pass', 'inconclusive', 'inconclusive', 'inconclusive', 'pass', 'pass']);
+  t.equal(r.state.heldMs, 4 * MIN, 'only the minutes after a conclusive pass count');
+  t.ok(r.transitions.every((x) => x.action === undefined), 'no decision');
+});
+
+t.test('the first check after a restore with no check time counts nothing; a clock going back counts nothing', async (t) => {
+  const restored: RolloutState = { ...INITIAL, phase: 'running', step: 0, weight: 5, heldMs: 3 * MIN };
+  t.equal(onCheck(plan, restored, verdict('pass'), 10 * MIN).state.heldMs, 3 * MIN);
+  t.equal(onCheck(plan, { ...restored, lastCheckAt: 10 * MIN }, verdict('pass'), 9 * MIN).state.heldMs, 3 * MIN);
+});
+
+t.test('a missed criterion: hold, and the hold starts again', async (t) => {
+  const r = run(started(), 0, ['pass', 'pass', 'pass', 'miss']);
+  t.equal(r.state.heldMs, 0);
+  t.match(r.transitions.at(-1), { action: 'hold', text: /the hold at 5% starts again/ });
+  const again = run(r.state, r.now, ['miss']);
+  t.equal(again.transitions[0]!.action, undefined, 'a second miss with nothing held says nothing new');
+});
+
+t.test('an immediate trigger: to 0% at once, from any active phase', async (t) => {
+  const running = run(started(), 0, ['pass', 'rollback']);
+  t.match(running.transitions.at(-1), { weight: 0, action: 'rollback', state: { phase: 'rolled_back', weight: 0 } });
+  const paused = onCommand(plan, started(), 'pause', 0).state;
+  t.match(onCheck(plan, paused, verdict('rollback'), MIN), { weight: 0, action: 'rollback' }, 'a paused canary still takes traffic');
+});
+
+t.test('a gradual reduction: step down, wait, check again; recovered → paused', async (t) => {
+  const at60: RolloutState = { ...INITIAL, phase: 'running', step: 2, weight: 60, lastCheckAt: 0 };
+  const r1 = onCheck(plan, at60, verdict('reduce', 'p99 +80%'), MIN);
+  t.match(r1, { weight: 50, action: 'reduce', state: { phase: 'reducing', weight: 50, step: 1, reduceAt: MIN + 5 * MIN } });
+  t.match(r1.text, /p99 \+80% → canary reduced to 50%, checked again in 5m/);
+  const waiting = run(r1.state, MIN, ['reduce', 'reduce', 'reduce']);
+  t.ok(waiting.transitions.every((x) => x.action === undefined), 'nothing during the wait');
+  const r2 = onCheck(plan, waiting.state, verdict('reduce'), MIN + 5 * MIN);
+  t.match(r2, { weight: 25, action: 'reduce', state: { phase: 'reducing', weight: 25 } }, 'still bad after the wait: next reduction');
+  const r3 = onCheck(plan, r2.state, verdict('pass'), r2.state.reduceAt!);
+  t.match(r3, { action: 'recovered', state: { phase: 'paused', weight: 25 } });
+  t.equal(r3.weight, undefined, 'recovered: the weight stays');
+  const resumed = onCommand(plan, r3.state, 'resume', r3.state.lastCheckAt!);
+  t.match(resumed, { weight: 5, action: 'resume', state: { phase: 'running', step: 0, weight: 5 } }, 'resumes at the step at or under 25%');
+  t.match(resumed.text, /resumed at 5% \(the step at or under 25%\)/);
+});
+
+t.test('reductions down to 0% end the rollout', async (t) => {
+  const at10: RolloutState = { ...INITIAL, phase: 'running', step: 0, weight: 10, lastCheckAt: 0 };
+  t.match(onCheck(plan, at10, verdict('reduce'), MIN), { weight: 0, action: 'rollback', state: { phase: 'rolled_back' } });
+});
+
+t.test('approval steps and paused rollouts do not promote', async (t) => {
+  const awaiting: RolloutState = { ...INITIAL, phase: 'awaiting_approval', step: 1, weight: 30, lastCheckAt: 0 };
+  t.same(onCheck(plan, awaiting, verdict('miss'), MIN).action, undefined);
+  t.match(onCheck(plan, awaiting, verdict('reduce'), MIN), { weight: 25, action: 'reduce' }, 'but a regression is acted on');
+  const paused = onCommand(plan, started(), 'pause', 0).state;
+  t.same(run(paused, 0, Array(20).fill('pass')).state.phase, 'paused');
+});
+
+t.test('commands that do not fit the state are refused (409), changing nothing', async (t) => {
+  const running = started();
+  const rolledBack: RolloutState = { ...running, phase: 'rolled_back', weight: 0 };
+  const table: [string, RolloutState, Command, RegExp][] = [
+    ['start while running', running, 'start', /already running/],
+    ['approve while running', running, 'approve', /nothing waits for approval/],
+    ['resume while running', running, 'resume', /nothing to resume/],
+    ['pause before any start', INITIAL, 'pause', /nothing to pause: the rollout is idle/],
+    ['abort when rolled back', rolledBack, 'abort', /nothing to abort/],
+  ];
+  for (const [name, state, command, message] of table) t.throws(() => onCommand(plan, state, command, 0), { name: 'NotNow', message }, name);
+  t.match(onCommand(plan, rolledBack, 'start', 0), { weight: 5, action: 'start' }, 'a rolled-back rollout can start over');
+  t.match(onCommand(plan, running, 'abort', 0), { weight: 0, action: 'abort', state: { phase: 'aborted' } });
+  const pausedAt5 = onCommand(plan, running, 'pause', 0).state;
+  t.match(onCommand(plan, pausedAt5, 'resume', 0), { action: 'resume', text: 'resumed at 5%' });
+  t.equal(onCommand(plan, pausedAt5, 'resume', 0).weight, undefined, 'at a step weight already: no change');
+});
+
+t.test('a manual weight change pauses a running rollout; the person wins', async (t) => {
+  const running = started();
+  const tr = onManualChange(running, 20, 'alice');
+  t.match(tr, { action: 'pause', state: { phase: 'paused', weight: 20 } });
+  t.match(tr.text, /weights changed by alice: canary 5% → 20%; the rollout pauses/);
+  t.equal(tr.weight, undefined, 'the rollout does not undo it');
+  t.match(onManualChange(tr.state, 30, 'bob'), { state: { phase: 'paused', weight: 30 } });
+  t.equal(onManualChange(tr.state, 30, 'bob').action, undefined, 'already paused: noted, no second decision');
+  t.same(onManualChange(running, 5, 'alice'), { state: running }, 'the same weight: no change');
+  t.same(onManualChange(INITIAL, 50, 'alice'), { state: INITIAL }, 'no rollout: nothing to pause');
+});
