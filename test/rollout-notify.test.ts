@@ -142,8 +142,8 @@ t.test('a non-2xx answer counts "status", logged with the URL minus its query st
   t.equal(await n.total(), 1);
   const lines = n.lines();
   t.equal(lines.length, 1, 'logged once');
-  t.match(lines[0], { level: 40, url: `${up.url}/services/hook`, reason: 'status', status: 500, action: 'promote' });
-  t.notMatch(n.logged.join(''), /s3cret|frag/, 'no secret in the log');
+  t.match(lines[0], { level: 40, url: `${up.url}/…`, reason: 'status', status: 500, action: 'promote' });
+  t.notMatch(n.logged.join(''), /s3cret|frag|services\/hook/, 'no secret in the log');
 });
 
 t.test('a 3xx is not delivered either; a 204 is', async (t) => {
@@ -157,7 +157,7 @@ t.test('a 3xx is not delivered either; a 204 is', async (t) => {
   await n.notifier.flush();
   t.equal(up.seen.length, 2);
   t.equal(await n.count('status'), 1);
-  t.match(n.lines(), [{ url: `${up.url}/moved`, status: 302 }]);
+  t.match(n.lines(), [{ url: `${up.url}/…`, status: 302 }]);
 });
 
 t.test('a refused connection counts "error", logged without user, password or query', async (t) => {
@@ -169,7 +169,7 @@ t.test('a refused connection counts "error", logged without user, password or qu
   t.equal(await n.total(), 1);
   const lines = n.lines();
   t.equal(lines.length, 1);
-  t.match(lines[0], { level: 40, url: `http://127.0.0.1:${port}/hook`, reason: 'error', error: /ECONNREFUSED/ });
+  t.match(lines[0], { level: 40, url: `http://127.0.0.1:${port}/…`, reason: 'error', error: /ECONNREFUSED/ });
   t.notMatch(n.logged.join(''), /s3cret|pw/);
 });
 
@@ -189,7 +189,7 @@ t.test('send() returns while a receiver has not answered; the timeout then count
   await flushing;
   t.ok(atArrival.every((a) => a.returned && !a.flushed), 'the POST arrived, if at all, after send() returned and before it settled');
   t.equal(await n.count('error'), 1);
-  t.match(n.lines(), [{ url: silent.url + '/', reason: 'error', error: /timeout|abort/i }]);
+  t.match(n.lines(), [{ url: silent.url + '/…', reason: 'error', error: /timeout|abort/i }]);
 });
 
 t.test('an answer cut short after a 2xx still counts as delivered', async (t) => {
@@ -213,8 +213,8 @@ t.test('past maxQueue waiting, the newest are dropped and counted "queue_full"',
   for (let i = 0; i < 6; i++) n.notifier.send(event(`step-${i}`));
   t.equal(await n.count('queue_full'), 2);
   t.match(n.lines(), [
-    { level: 40, url: hook.up.url, reason: 'queue_full', action: 'step-4' },
-    { level: 40, url: hook.up.url, reason: 'queue_full', action: 'step-5' },
+    { level: 40, url: hook.up.url + '/…', reason: 'queue_full', action: 'step-4' },
+    { level: 40, url: hook.up.url + '/…', reason: 'queue_full', action: 'step-5' },
   ]);
   await until(() => hook.held.length === 1);
   hook.release();
@@ -240,7 +240,7 @@ t.test('one URL full does not drop events for another', async (t) => {
   await until(() => other.seen.length === 2);
   n.notifier.send(event('c'));
   t.equal(await n.count('queue_full'), 1);
-  t.match(n.lines(), [{ url: hook.up.url, reason: 'queue_full', action: 'c' }]);
+  t.match(n.lines(), [{ url: hook.up.url + '/…', reason: 'queue_full', action: 'c' }]);
   await until(() => hook.held.length === 1);
   hook.release();
   await n.notifier.flush();
@@ -266,13 +266,13 @@ t.test('an event that cannot be serialized is counted "error" per URL; send() do
   t.equal(up.seen.length, 0);
   t.equal(await n.count('error'), 2);
   t.match(n.lines(), [
-    { url: up.url + '/', reason: 'error', action: 'promote', error: /BigInt/ },
-    { url: `${up.url}/second`, reason: 'error' },
+    { url: up.url + '/…', reason: 'error', action: 'promote', error: /BigInt/ },
+    { url: up.url + '/…', reason: 'error' },
   ]);
   t.notMatch(n.logged.join(''), /s3cret/);
 });
 
 t.test('a URL that is not http(s) is refused at construction, without echoing it', async (t) => {
   t.throws(() => setup(['not a url?token=s3cret']), new InputError('not a URL', 'webhook 1'));
-  t.throws(() => setup(['http://127.0.0.1/', 'ftp://u:s3cret@example.com/x?k=s3cret']), new InputError('ftp://example.com/x is not http or https', 'webhook 2'));
+  t.throws(() => setup(['http://127.0.0.1/', 'ftp://u:s3cret@example.com/x?k=s3cret']), new InputError('ftp://example.com/… is not http or https', 'webhook 2'));
 });

@@ -34,11 +34,11 @@ export interface NotifierDeps {
 }
 
 /**
- * A URL as it may be logged: no query string or fragment, no user:password (either can hold a
- * webhook's secret).
+ * A URL as it may be logged: scheme and host only. A webhook's secret may be in any other part:
+ * user:password, the query, or the path (Slack's /services/T…/B…/<secret>).
  */
 function shown(url: URL): string {
-  return `${url.protocol}//${url.host}${url.pathname}`;
+  return `${url.protocol}//${url.host}/…`;
 }
 
 /** One webhook: its events go one at a time, in order, so a slow receiver delays only its own. */
