@@ -1,7 +1,12 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { Gauge } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
+import { AtomicFile } from './common/atomic-file.js';
+import { RolloutController, type ControllerDeps, type SavedRollout } from './rollout/controller.js';
+import { Notifier } from './rollout/notify.js';
+import { describePlan, type RolloutPlan } from './rollout/plan.js';
+import { formatSavedRollout, readSavedRollout, rolloutStatePath } from './rollout/saved.js';
 import { createAdmin } from './admin/server.js';
 import { startWorkers, type TrafficPlane } from './cluster.js';
 import { loadTokens } from './admin/auth.js';
@@ -28,6 +33,8 @@ export interface RunningApp {
   readonly adminAddress: AddressInfo;
   readonly store: WeightStore;
   readonly metrics: Metrics;
+  /** The canary controller; undefined with a single upstream. */
+  readonly rollout: RolloutController | undefined;
   /** Drains and stops everything; resolves to the number of requests cut at the drain timeout. */
   close(): Promise<number>;
 }
@@ -52,6 +59,38 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
+/** The canary controller with its webhooks and saved state; start() begins the checks. */
+function createRollout(
+  plan: RolloutPlan,
+  deps: Pick<ControllerDeps, 'store' | 'upstreams' | 'outcomes' | 'poller' | 'log' | 'saved'> & { metrics: Metrics; statePath: string | undefined },
+): { controller: RolloutController; start(): void; stop(): Promise<void> } {
+  const { log, metrics, statePath } = deps;
+  const failures = new Counter({ name: 'drum_rollout_notify_failures_total', help: 'Rollout webhooks not delivered, by reason.', labelNames: ['reason'], registers: [metrics.registry] });
+  const notifier = new Notifier(plan.notify, { log, failures });
+  const file = statePath === undefined ? undefined : new AtomicFile(rolloutStatePath(statePath), formatSavedRollout, (err) => log.error({ err: err.message }, 'cannot write the rollout state'));
+  const controller = new RolloutController({
+    ...deps,
+    plan,
+    registry: metrics.registry,
+    notifier,
+    now: Date.now,
+    setInterval: (fn, ms) => setInterval(fn, ms).unref(),
+    clearInterval: (timer) => clearInterval(timer as NodeJS.Timeout),
+    ...(file === undefined ? {} : { save: (saved: SavedRollout) => file.save(saved) }),
+  });
+  return {
+    controller,
+    start() {
+      controller.start();
+      log.info({ canary: plan.canary, baseline: plan.baseline, steps: describePlan(plan), phase: controller.state.phase }, 'rollout plan loaded; POST /rollout/start (or drum-splitter rollout start) to begin');
+    },
+    async stop() {
+      controller.stop();
+      await Promise.all([notifier.flush(), file?.flush()]);
+    },
+  };
+}
+
 /** The whole process: the traffic proxy, the admin API and the live weights behind both. */
 export async function startApp(settings: AppSettings, opts: AppOptions): Promise<RunningApp> {
   const { env } = opts;
@@ -73,6 +112,8 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
   // decision across restarts is part of accepting it, so no listener (its order, its failure,
   // its unsubscribing) may skip it. Listeners are for those who follow the weights.
   const store = new WeightStore(upstreams, snapshot, { now, log, persist: (s) => writer?.save(s) });
+  // Read before anything listens: a rollout state that does not fit the plan stops start-up.
+  const savedRollout = config.rollout === undefined || config.state === undefined ? undefined : readSavedRollout(rolloutStatePath(config.state), config.rollout);
   if (!restored) writer?.save(snapshot);
   else log.info({ state: config.state, version: snapshot.state.version }, 'weights restored from the state file');
   if (envChange !== undefined) store.change(envChange.shares, { source: 'env', who: 'environment', reason: envChange.reason });
@@ -96,17 +137,28 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
   }
   store.subscribe((s) => proxy.setShares(s.state.shares));
   const poller = new UpstreamPoller(proxy.backends.values(), metrics, { intervalMs: config.pollIntervalMs, timeoutMs: PROBE_TIMEOUT_MS, now: Date.now, log });
-  poller.start();
-  const admin = createAdmin({ store, upstreams, tokens, recording: proxy.recording, probe: () => probeUpstreams(proxy.backends.values(), PROBE_TIMEOUT_MS), metrics: proxy.metrics, log });
+  const rollout = config.rollout === undefined ? undefined : createRollout(config.rollout, { store, upstreams, outcomes: proxy.outcomes, poller, metrics, log, saved: savedRollout, statePath: config.state });
+  const admin = createAdmin({
+    store,
+    upstreams,
+    tokens,
+    recording: proxy.recording,
+    probe: () => probeUpstreams(proxy.backends.values(), PROBE_TIMEOUT_MS),
+    metrics: proxy.metrics,
+    log,
+    rollout: rollout?.controller,
+  });
   let adminAddress: AddressInfo;
   try {
     await admin.listen({ host: config.admin.host, port: config.admin.port });
     adminAddress = admin.server.address() as AddressInfo;
   } catch (err) {
-    poller.stop();
     await proxy.close(0);
     throw err;
   }
+  // Watching starts once everything listens: a failed start leaves nothing running.
+  rollout?.start();
+  poller.start();
 
   let watcher: ConfigWatcher | undefined;
   if (settings.file !== undefined) {
@@ -156,9 +208,11 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
     adminAddress,
     store,
     metrics: proxy.metrics,
+    rollout: rollout?.controller,
     async close() {
       watcher?.close();
       poller.stop();
+      await rollout?.stop();
       const [, cut] = await Promise.all([admin.close(), proxy.close()]);
       await writer?.flush();
       return cut;

@@ -134,11 +134,23 @@ t.test('demo: a failure is reported and the process exits (the stand-ins do not 
   });
   t.teardown(() => new Promise<void>((r) => (holder.listening ? holder.close(() => r()) : r())));
 
-  // A demo that fails must not hang: one still running after 10 s is killed (code null).
-  const [busy, bad] = await Promise.all([runCli(['demo'], {}, 10_000), runCli(['demo', '--listen', '8000'], {}, 10_000)]);
+  // A demo that fails must not hang: one still running after 30 s (a CLI under tap's TypeScript loader is slow on a busy machine) is killed (code null).
+  const [busy, bad] = await Promise.all([runCli(['demo'], {}, 30_000), runCli(['demo', '--listen', '8000'], {}, 30_000)]);
   t.same({ code: busy.code, stdout: busy.stdout }, { code: 1, stdout: '' }, 'address in use: exit 1, no hang');
   t.match(busy.stderr, /^drum-splitter: address in use: .*127\.0\.0\.1:8000\n$/, 'one line naming the default address');
 
   t.same({ code: bad.code, stdout: bad.stdout }, { code: 2, stdout: '' }, 'bad --listen: exit 2, no hang');
   t.match(bad.stderr, /^drum-splitter: listen: "8000" is not HOST:PORT[^\n]*\n$/);
+});
+
+t.test('demo --rollout: the canary is promoted, turns slow at 50%, is reduced step by step and rolled back', async (t) => {
+  const r = await runCli(['demo', '--rollout', '--listen', '127.0.0.1:0'], {}, 120_000);
+  t.equal(r.code, 0, r.stderr);
+  const decisions = r.stdout.split('\n').filter((l) => /^\s+\+\s*[\d.]+s/.test(l)).map((l) => /\+\s*[\d.]+s\s+(\S+)\s+(\d+)% →\s+(\d+)%/.exec(l)!.slice(1));
+  t.same(decisions.slice(0, 3), [['start', '0', '5'], ['promote', '5', '25'], ['promote', '25', '50']]);
+  const after = decisions.slice(3);
+  t.ok(after.length >= 1 && after.every(([action]) => ['reduce', 'rollback', 'recovered', 'hold'].includes(action!)), JSON.stringify(after));
+  t.same(after.at(-1), ['rollback', after.at(-1)![1], '0'], 'it ends at 0%');
+  t.match(r.stdout, /canary p99 [\d.]+ ms vs baseline [\d.]+ ms .* over \+50%/);
+  t.match(r.stdout, /ended rolled_back at 0%/);
 });

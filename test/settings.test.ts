@@ -1,6 +1,6 @@
 /** The one table of serve's settings, and what is derived from it. */
 import t from 'tap';
-import { COMMAND_FLAGS, SETTING_KEYS, SETTINGS, settingsFromFlags, usageLines, wrapped } from '../src/config/settings.js';
+import { COMMAND_FLAGS, FILE_ONLY, SETTING_KEYS, SETTINGS, settingsFromFlags, usageLines, wrapped } from '../src/config/settings.js';
 
 t.test('flags map to settings by the table: values, lists, switches, and switches that turn a setting off', async (t) => {
   t.same(
@@ -11,7 +11,8 @@ t.test('flags map to settings by the table: values, lists, switches, and switche
 });
 
 t.test('each setting once: unique keys and flags, every one a flag of serve and nothing else', async (t) => {
-  t.equal(new Set(SETTING_KEYS).size, SETTINGS.length);
+  t.equal(new Set(SETTING_KEYS).size, SETTINGS.length + FILE_ONLY.length, 'a key each, file-only ones included');
+  t.ok(FILE_ONLY.every((key) => !SETTINGS.some((s) => (s.key as string) === key)), 'a file-only key has no flag');
   t.equal(new Set(SETTINGS.map((s) => s.flag)).size, SETTINGS.length);
   t.same(Object.keys(COMMAND_FLAGS.serve!).sort(), [...SETTINGS.map((s) => s.flag), 'config'].sort());
 });

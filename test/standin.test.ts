@@ -92,3 +92,30 @@ t.test('POST /predict/ reads any content type as text', async (t) => {
   const asJson = await predict('{"a": 1}', 'application/json');
   t.equal(asJson.status, 422, 'JSON is not parsed as JSON either: one line, no data rows');
 });
+
+t.test('faults: errors at the given rate, added latency, extra memory in /stats/ — changeable while it runs', async (t) => {
+  const faults = { errorRate: 0, addedLatencyMs: 0, extraMemoryMb: 0 };
+  let draw = 0.5;
+  const faulty = createStandin('fastapi', faults, () => draw);
+  const url = await faulty.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(() => faulty.close());
+  const post = (): Promise<Reply> => send(`${url}/predict/`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: 'a\n1\n' });
+  t.equal((await post()).status, 200);
+  faults.errorRate = 0.6;
+  t.equal((await post()).status, 500, 'a draw of 0.5 under a rate of 0.6');
+  draw = 0.7;
+  t.equal((await post()).status, 200, 'a draw of 0.7 over it');
+  const before = (json(await send(`${url}/stats/`)) as { mem_info: { drum_rss: number } }).mem_info.drum_rss;
+  faults.extraMemoryMb = 500;
+  const after = (json(await send(`${url}/stats/`)) as { mem_info: { drum_rss: number } }).mem_info.drum_rss;
+  t.ok(after - before >= 450 && after - before <= 550, `drum_rss +${after - before} MB`);
+  faults.addedLatencyMs = 200;
+  let answered = false;
+  const slow = post().then((r) => {
+    answered = true;
+    return r;
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  t.notOk(answered, 'still waiting 50 ms in');
+  t.equal((await slow).status, 200);
+});

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap';
 import { startApp } from '../src/app.js';
-import { weightArgs, weightsCommand, type ClientOptions } from '../src/cli/weights.js';
+import type { ClientOptions } from '../src/cli/admin-client.js';
+import { weightArgs, weightsCommand } from '../src/cli/weights.js';
 import { limiter, freePort, runCli, silentLog, startUpstream, type CliResult } from './helpers/net.js';
 
 // `drum-splitter weights` as a user runs it: the real CLI, a fresh Node process each time (over

@@ -1,4 +1,4 @@
-import type { FastifySchemaValidationError } from 'fastify';
+import type { FastifyRequest, FastifySchemaValidationError } from 'fastify';
 import { InputError } from '../common/input-error.js';
 
 /** Admin request bodies are small; anything bigger is a mistake. */
@@ -13,6 +13,11 @@ export const AJV_OPTIONS = { coerceTypes: false, removeAdditional: false, useDef
 
 /** Every write may say why; the audit trail and the log keep it. */
 export const REASON = { type: ['string', 'null'], maxLength: MAX_REASON, description: `a string of at most ${MAX_REASON} characters` } as const;
+
+/** A route's preValidation for a body that may be left out: none is an empty one. */
+export async function optionalBody(req: FastifyRequest): Promise<void> {
+  req.body ??= {};
+}
 
 /** An object body with only the listed properties. */
 export function objectBody<P extends Record<string, object>>(properties: P, required: readonly (keyof P & string)[] = []) {

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { InputError } from '../common/input-error.js';
 import { applyWeights, rolledBack, type Share } from '../weights/shares.js';
 import type { ChangeMeta, WeightStore, WeightView } from '../weights/store.js';
-import { objectBody, REASON } from './schema.js';
+import { objectBody, optionalBody, REASON } from './schema.js';
 
 const VERSION = { type: 'integer', minimum: 0, description: 'the version GET /weights gave, e.g. 3' } as const;
 const PUT_WEIGHTS = objectBody(
@@ -63,10 +63,7 @@ export function weightsRoutes(app: FastifyInstance, deps: { store: WeightStore; 
     {
       schema: { body: ROLLBACK },
       config: { write: true },
-      // A rollback needs no body: none is an empty one.
-      preValidation: async (req) => {
-        req.body ??= {};
-      },
+      preValidation: optionalBody,
     },
     async (req, reply) => {
       const expectVersion = expectedVersion(req.body.version, req.headers['if-match']);

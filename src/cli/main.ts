@@ -6,7 +6,9 @@ import { isWorker, runWorker } from '../cluster.js';
 import { readConfigFile } from '../config/config.js';
 import { allOptions, COMMAND_FLAGS, SETTING_KEYS, SETTINGS, settingsFromFlags, usageLines, WEIGHTS_FLAGS, wrapped } from '../config/settings.js';
 import { runDemo } from './demo.js';
+import { runRolloutDemo } from './demo-rollout.js';
 import { InputError } from '../common/input-error.js';
+import { rolloutCommand } from './rollout.js';
 import { weightsCommand } from './weights.js';
 
 /** --config's help: the keys a file may hold, wrapped. */
@@ -17,9 +19,12 @@ const USAGE = `drum-splitter — canary traffic splitter for DRUM model servers
 Usage:
   drum-splitter serve [options]     run the proxy
   drum-splitter demo [--listen H:P] two built-in DRUM stand-ins behind the proxy at 5%
+  drum-splitter demo --rollout      a whole rollout in half a minute; the canary turns slow
   drum-splitter weights get|history            read the live split, or its audit trail
   drum-splitter weights set NAME=PERCENT ...   change it (the baseline takes the rest)
   drum-splitter weights rollback               every canary to 0%, at once
+  drum-splitter rollout status|decisions       the canary controller: where it is, why
+  drum-splitter rollout start|pause|resume|approve|abort
   drum-splitter --help | --version
 
 Options for serve (a --config file takes the same settings; flags win):
@@ -27,8 +32,11 @@ ${usageLines(SETTINGS.slice(0, 4))}
 ${usageLines([{ flag: 'config', arg: 'FILE', help: configHelp }])}
 ${usageLines(SETTINGS.slice(4))}
 
-Options for weights:
+Options for weights and rollout:
 ${usageLines(WEIGHTS_FLAGS)}
+
+Options for demo:
+${usageLines([{ flag: 'listen', arg: 'HOST:PORT', help: ['the proxy (default 127.0.0.1:8000)'] }, { flag: 'rollout', help: ['a whole rollout instead: promoted, then the canary turns', 'slow and is reduced step by step and rolled back'] }])}
 
 Environment (at start; wins over flags, the config file and the state file):
   MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE=NAME          100% to that upstream
@@ -38,8 +46,8 @@ Environment (at start; wins over flags, the config file and the state file):
   DRUM_RECORD_SAMPLE_RATE=RATE       the recorded share, 0..1
 
 Exit codes: serve: 0 stopped cleanly, 1 could not run (e.g. address in use), 2 bad flag,
-config or environment, 3 stopped but cut requests still in flight at --drain-timeout. weights: 0 done, 1 admin API unreachable or failing, 2 bad usage or
-request rejected, 3 unauthorized.`;
+config or environment, 3 stopped but cut requests still in flight at --drain-timeout. weights and rollout: 0 done, 1 admin API unreachable or
+failing, 2 bad usage or request rejected (or, for rollout, not possible now), 3 unauthorized.`;
 
 /** serve's exit code when shutdown had to cut requests still in flight. */
 const EXIT_CUT = 3;
@@ -109,24 +117,30 @@ export async function main(argv: string[]): Promise<number> {
     return command === undefined && !values.help ? 2 : 0;
   }
   const takes = COMMAND_FLAGS[command];
-  if (takes === undefined) throw new InputError(`unknown command "${command}" (try serve, demo, weights or --help)`);
+  if (takes === undefined) throw new InputError(`unknown command "${command}" (try serve, demo, weights, rollout or --help)`);
   const foreign = Object.keys(values).find((flag) => !(flag in takes));
   if (foreign !== undefined) throw new InputError(`--${foreign} is not an option of ${command} (see --help)`);
-  if (command === 'weights') {
+  if (command === 'weights' || command === 'rollout') {
     const [sub, ...args] = extra;
-    if (values.admin !== undefined) console.error('drum-splitter: warning: --admin URL is the old spelling for weights; use --admin-url URL');
-    return weightsCommand(sub, args, {
+    if (values.admin !== undefined) console.error(`drum-splitter: warning: --admin URL is the old spelling for ${command}; use --admin-url URL`);
+    const client = {
       admin: (values['admin-url'] ?? values.admin ?? 'http://127.0.0.1:9901') as string,
       token: (values.token as string | undefined) ?? process.env.DRUM_SPLITTER_ADMIN_TOKEN,
       reason: values.reason as string | undefined,
-    });
+    };
+    return command === 'weights' ? weightsCommand(sub, args, client) : rolloutCommand(sub, args, client);
   }
   if (extra.length > 0) throw new InputError(`unexpected argument "${extra[0]}"`);
   if (command === 'serve') {
     await serve(values);
     return -1; // keeps running until a signal
   }
-  await runDemo((values.listen as string | undefined) ?? '127.0.0.1:8000');
+  const listen = (values.listen as string | undefined) ?? '127.0.0.1:8000';
+  if (values.rollout === true) {
+    await runRolloutDemo(listen);
+    return 0;
+  }
+  await runDemo(listen);
   return -1;
 }
 

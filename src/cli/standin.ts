@@ -1,10 +1,22 @@
 import { fastify, type FastifyInstance } from 'fastify';
 
+/** Faults a stand-in can be told to show, changeable while it runs (the rollout demo turns its canary bad). */
+export interface Faults {
+  /** Share of predictions answered 500, 0..1. */
+  errorRate: number;
+  /** Milliseconds added to every prediction. */
+  addedLatencyMs: number;
+  /** Megabytes added to the drum_rss its /stats/ reports (both stand-ins share one process). */
+  extraMemoryMb: number;
+}
+
+export const NO_FAULTS: Readonly<Faults> = Object.freeze({ errorRate: 0, addedLatencyMs: 0, extraMemoryMb: 0 });
+
 /**
  * A small stand-in for a DRUM model server: the routes the proxy, its health checks
  * and the demo touch, answering the way DRUM does, without a model.
  */
-export function createStandin(drumServer: string): FastifyInstance {
+export function createStandin(drumServer: string, faults: Readonly<Faults> = NO_FAULTS, random: () => number = Math.random): FastifyInstance {
   const app = fastify({ logger: false });
   const started = Date.now();
 
@@ -24,7 +36,7 @@ export function createStandin(drumServer: string): FastifyInstance {
     const mem = process.memoryUsage();
     return {
       mem_info: {
-        drum_rss: Math.round(mem.rss / 2 ** 20),
+        drum_rss: Math.round(mem.rss / 2 ** 20) + faults.extraMemoryMb,
         total: 16384,
         avail: 8192,
         container_used: Math.round(mem.heapUsed / 2 ** 20),
@@ -35,6 +47,8 @@ export function createStandin(drumServer: string): FastifyInstance {
 
   // One prediction per CSV data row: the mean of its numeric cells, rounded.
   app.post('/predict/', async (req, reply) => {
+    if (faults.addedLatencyMs > 0) await new Promise((r) => setTimeout(r, faults.addedLatencyMs));
+    if (random() < faults.errorRate) return reply.code(500).send({ message: 'ERROR: stand-in fault' });
     const text = typeof req.body === 'string' ? req.body : '';
     const rows = text.split(/\r?\n/).filter((l) => l.trim() !== '').slice(1);
     if (rows.length === 0) {

@@ -1,24 +1,5 @@
-import { request } from 'undici';
 import { InputError } from '../common/input-error.js';
-
-/** Exit codes of `drum-splitter weights`: what a script can branch on. */
-export const EXIT = { ok: 0, unreachable: 1, rejected: 2, unauthorized: 3 } as const;
-
-export interface ClientOptions {
-  /** Admin API base URL, or HOST:PORT. */
-  readonly admin: string;
-  readonly token: string | undefined;
-  readonly reason: string | undefined;
-}
-
-function baseUrl(admin: string): string {
-  const url = /^https?:\/\//.test(admin) ? admin : `http://${admin}`;
-  try {
-    return new URL(url).href.replace(/\/$/, '');
-  } catch {
-    throw new InputError(`"${admin}" is not a URL or HOST:PORT`, '--admin');
-  }
-}
+import { callAdmin, type ClientOptions } from './admin-client.js';
 
 /** NAME=PERCENT arguments as the admin API's {"weights": {...}}; values stay text for it to check. */
 export function weightArgs(args: readonly string[]): Record<string, string> {
@@ -37,9 +18,8 @@ export function weightArgs(args: readonly string[]): Record<string, string> {
  * stdout, its error as one line on stderr. Resolves to the exit code.
  */
 export async function weightsCommand(sub: string | undefined, args: readonly string[], opts: ClientOptions): Promise<number> {
-  const base = baseUrl(opts.admin);
   const reason = opts.reason === undefined ? {} : { reason: opts.reason };
-  let method = 'GET';
+  let method: 'GET' | 'PUT' | 'POST' = 'GET';
   let path: string;
   let body: unknown;
   if (sub === 'get' || sub === 'history') {
@@ -54,41 +34,6 @@ export async function weightsCommand(sub: string | undefined, args: readonly str
     throw new InputError(`unknown weights command "${sub ?? ''}" (get, set, rollback, history)`);
   }
 
-  let status: number;
-  let text: string;
-  try {
-    // undici rather than fetch: fetch refuses some ports outright (6000, 5060, …).
-    const res = await request(base + path, {
-      method: method as 'GET' | 'PUT' | 'POST',
-      headers: {
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        ...(opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      headersTimeout: 10_000,
-      bodyTimeout: 10_000,
-    });
-    status = res.statusCode;
-    text = await res.body.text();
-  } catch (err) {
-    console.error(`drum-splitter: cannot reach the admin API at ${base}: ${(err as Error).message}`);
-    return EXIT.unreachable;
-  }
-  const json = parseJson(text);
-  if (status >= 200 && status < 300) {
-    console.log(json === undefined ? text : JSON.stringify(json, null, 2));
-    return EXIT.ok;
-  }
-  const message = (json as { message?: unknown } | undefined)?.message;
-  console.error(`drum-splitter: ${status} from ${base}${path}: ${typeof message === 'string' ? message : text}`);
-  if (status === 401) return EXIT.unauthorized;
-  return status >= 500 ? EXIT.unreachable : EXIT.rejected;
+  return callAdmin(opts, method, path, body);
 }
 
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
-}

@@ -8,6 +8,7 @@ import { SETTING_KEYS, type RawSettings, type SettingKey } from './settings.js';
 
 export type { RawSettings };
 import { DEFAULT_KEY, compileKey } from '../proxy/key.js';
+import { parsePlan, type RolloutPlan } from '../rollout/plan.js';
 import { parsePercent } from '../common/percent.js';
 import { DEFAULT_RECORD_PATHS, parseRate, type RecordSettings } from '../record/policy.js';
 import type { HostPort, ProxyConfig, Upstream } from '../proxy/options.js';
@@ -26,6 +27,8 @@ export interface Config extends ProxyConfig {
   readonly pollIntervalMs: number;
   /** Proxy processes (node:cluster); 1 = this process serves traffic itself. */
   readonly workers: number;
+  /** The canary controller's plan: the config's `rollout:`, or the seed's with two upstreams or more; undefined with one. */
+  readonly rollout: RolloutPlan | undefined;
 }
 
 export const DEFAULTS = {
@@ -281,5 +284,6 @@ export function buildConfig(raw: RawSettings): Config {
     metricsOnTraffic,
     record: recordSettings(raw),
     workers: parseWorkers(raw.workers ?? 1, metricsOnTraffic),
+    rollout: raw.rollout === undefined && upstreams.length < 2 ? undefined : parsePlan(raw.rollout, upstreams.map((u) => u.name)),
   };
 }

@@ -110,12 +110,18 @@ export const SETTINGS = [
   { key: 'recordNoRedact', flag: 'record-no-redact', kind: 'switch', help: ['do not redact the default headers (only --record-redact ones)'] },
 ] as const satisfies readonly Setting[];
 
-export type SettingKey = (typeof SETTINGS)[number]['key'];
+/** Settings only a config file gives: structures no flag could carry. */
+export const FILE_ONLY = [
+  // The canary controller's plan (src/rollout/plan.ts).
+  'rollout',
+] as const;
+
+export type SettingKey = (typeof SETTINGS)[number]['key'] | (typeof FILE_ONLY)[number];
 
 /** Settings as read from a file or flags, before they are checked: any of the table's keys. */
 export type RawSettings = { [K in SettingKey]?: unknown };
 
-export const SETTING_KEYS: readonly SettingKey[] = SETTINGS.map((s) => s.key);
+export const SETTING_KEYS: readonly SettingKey[] = [...SETTINGS.map((s) => s.key), ...FILE_ONLY];
 
 /** The settings the given flag values (by flag name, as parseArgs returns them) stand for; only those given. */
 export function settingsFromFlags(values: Readonly<Record<string, unknown>>): RawSettings {
@@ -169,15 +175,18 @@ type OptionSpec = { type: 'string' | 'boolean'; multiple?: true; short?: string 
 export const WEIGHTS_FLAGS = [
   { flag: 'admin-url', arg: 'URL', help: ['the admin API (default http://127.0.0.1:9901)'] },
   { flag: 'token', arg: 'TOKEN', help: ['bearer token for writes (default DRUM_SPLITTER_ADMIN_TOKEN)'] },
-  { flag: 'reason', arg: 'TEXT', help: ['why, for the audit trail (set, rollback)'] },
+  { flag: 'reason', arg: 'TEXT', help: ['why, for the audit trail (set, rollback, rollout commands)'] },
 ] as const;
+
+/** The admin API clients' flags; --admin is the old spelling of --admin-url there, still taken (with a warning). */
+const ADMIN_CLIENT_FLAGS: Readonly<Record<string, OptionSpec>> = { ...Object.fromEntries(WEIGHTS_FLAGS.map((f) => [f.flag, { type: 'string' }])), admin: { type: 'string' } };
 
 /** Which flags each command takes; any other is refused, so a flag given to the wrong command is never silently ignored. */
 export const COMMAND_FLAGS: Readonly<Record<string, Readonly<Record<string, OptionSpec>>>> = {
   serve: { ...settingOptions(), config: { type: 'string' } },
-  // --admin is the old spelling of --admin-url here, still taken (with a warning).
-  weights: { ...Object.fromEntries(WEIGHTS_FLAGS.map((f) => [f.flag, { type: 'string' }])), admin: { type: 'string' } },
-  demo: { listen: { type: 'string' } },
+  weights: ADMIN_CLIENT_FLAGS,
+  rollout: ADMIN_CLIENT_FLAGS,
+  demo: { listen: { type: 'string' }, rollout: { type: 'boolean' } },
 };
 
 /** Every flag any command takes, for parseArgs; which command may use which is checked after. */

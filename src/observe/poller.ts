@@ -10,6 +10,18 @@ const STATS_LIMIT = 64 * 1024;
 /** DRUM's /stats/ memory fields (reported in MB) and the `type` label each becomes. */
 const MEMORY_FIELDS = [['drum_rss', 'rss'], ['container_used', 'container_used']] as const;
 
+/** DRUM's /stats/ memory, in bytes; the container fields only where DRUM reports them. */
+export interface DrumMemory {
+  readonly rss: number;
+  readonly containerMaxUsed: number | undefined;
+  readonly containerLimit: number | undefined;
+}
+
+/** One poll of one upstream: whether it answered /ping, or what /stats/ said (undefined: no usable /stats/). */
+export type PollSample =
+  | { readonly upstream: string; readonly at: number; readonly kind: 'ping'; readonly answered: boolean }
+  | { readonly upstream: string; readonly at: number; readonly kind: 'stats'; readonly memory: DrumMemory | undefined };
+
 export interface PollerOptions {
   readonly intervalMs: number;
   readonly timeoutMs: number;
@@ -32,6 +44,7 @@ export class UpstreamPoller {
   readonly #lastAnswered = new Map<string, number>();
   readonly #answering = new Set<string>();
   readonly #noStats = new Set<string>();
+  readonly #listeners = new Set<(sample: PollSample) => void>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(backends: Iterable<Backend>, metrics: Metrics, private readonly opts: PollerOptions) {
@@ -62,6 +75,23 @@ export class UpstreamPoller {
 
   stop(): void {
     clearInterval(this.#timer);
+  }
+
+  /** Hears every poll's result (the rollout's watchdog does); returns the function that unsubscribes. */
+  subscribe(listener: (sample: PollSample) => void): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /** How long `upstream` (one of the polled) has not answered /ping, in ms (since the start if never); 0 while it answers. */
+  downMs(upstream: string): number {
+    return this.#answering.has(upstream) ? 0 : this.opts.now() - this.#lastAnswered.get(upstream)!;
+  }
+
+  #tell(sample: PollSample): void {
+    for (const listener of this.#listeners) listener(sample);
   }
 
   /** One round over every upstream; resolves when all answered or timed out. */
@@ -105,6 +135,7 @@ export class UpstreamPoller {
     } else {
       this.#answering.delete(b.name);
     }
+    this.#tell({ upstream: b.name, at: this.opts.now(), kind: 'ping', answered });
   }
 
   async #stats(b: Backend): Promise<void> {
@@ -128,5 +159,8 @@ export class UpstreamPoller {
     } else if (usable) {
       this.#noStats.delete(b.name);
     }
+    const mb = (field: string): number | undefined => (typeof mem?.[field] === 'number' && Number.isFinite(mem[field]) ? (mem[field] as number) * MiB : undefined);
+    const memory = usable ? { rss: mb('drum_rss')!, containerMaxUsed: mb('container_max_used'), containerLimit: mb('container_limit') } : undefined;
+    this.#tell({ upstream: b.name, at: this.opts.now(), kind: 'stats', memory });
   }
 }

@@ -31,7 +31,7 @@ export function sameShares(a: readonly Share[], b: readonly Share[]): boolean {
 }
 
 /** Where a weight change came from, as this version writes it. */
-export type Source = 'startup' | 'env' | 'file' | 'admin';
+export type Source = 'startup' | 'env' | 'file' | 'admin' | 'rollout';
 
 /**
  * A source as recorded: one of ours, or a word a newer version wrote (a rollout controller's,

@@ -1,7 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { AtomicFile, readKept } from '../common/atomic-file.js';
 import { InputError } from '../common/input-error.js';
 import { checkShares, type Share, type HistoryEntry, type Percentages, type RecordedSource, type Snapshot, type WeightState } from './shares.js';
 
@@ -120,13 +117,8 @@ function parseSnapshot(text: string, upstreams: readonly string[]): Snapshot {
  * shares over 100%) is an InputError for '--state' naming the file — never a silent reset.
  */
 export function readSnapshot(path: string, upstreams: readonly string[]): Snapshot | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new InputError(`state file ${path} cannot be read (${(err as Error).message}); fix or remove it`, '--state');
-  }
+  const text = readKept(path, 'state file');
+  if (text === undefined) return undefined;
   try {
     return parseSnapshot(text, upstreams);
   } catch (err) {
@@ -139,68 +131,14 @@ export function formatSnapshot(snapshot: Snapshot): string {
   return `${JSON.stringify({ format: STATE_FORMAT, state: snapshot.state, history: snapshot.history }, null, 2)}\n`;
 }
 
-/**
- * Persists snapshots atomically: a temp file in the same directory (mode 0600), fsync'd,
- * renamed over the target, then the directory fsync'd — so the file is always the old
- * snapshot or the new one, whole, even across a crash. Saves are serialized: while one is
- * being written, later ones wait and only the newest of them is written next (coalescing),
- * so the file always ends at the latest snapshot.
- */
-export class SnapshotWriter {
-  #pending: Snapshot | undefined;
-  #running: Promise<void> | undefined;
+/** The --state file's writer: every accepted change, atomically (see AtomicFile). */
+export class SnapshotWriter extends AtomicFile<Snapshot> {
+  constructor(path: string, onError: (err: Error) => void) {
+    super(path, formatSnapshot, onError);
+  }
 
-  constructor(
-    private readonly path: string,
-    private readonly onError: (err: Error) => void,
-  ) {}
-
-  /** Fire-and-forget; a failure goes to onError and the next save tries again. */
-  save(snapshot: Snapshot): void {
+  override save(snapshot: Snapshot): void {
     // Copy the history list: the caller may keep appending to its array before we write.
-    this.#pending = { state: snapshot.state, history: [...snapshot.history] };
-    this.#running ??= this.#drain();
-  }
-
-  /** Resolves when every snapshot saved so far is on disk (or its failure reported). */
-  flush(): Promise<void> {
-    return this.#running ?? Promise.resolve();
-  }
-
-  async #drain(): Promise<void> {
-    for (let next = this.#pending; next !== undefined; next = this.#pending) {
-      this.#pending = undefined;
-      try {
-        await this.#write(next);
-      } catch (err) {
-        this.onError(err as Error);
-      }
-    }
-    this.#running = undefined;
-  }
-
-  async #write(snapshot: Snapshot): Promise<void> {
-    const text = formatSnapshot(snapshot);
-    const dir = dirname(this.path);
-    const temp = join(dir, `.${basename(this.path)}.${randomBytes(6).toString('hex')}.tmp`);
-    try {
-      const file = await open(temp, 'wx', 0o600);
-      try {
-        await file.writeFile(text);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-      await rename(temp, this.path);
-    } catch (err) {
-      await rm(temp, { force: true });
-      throw err;
-    }
-    const d = await open(dir, 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
+    super.save({ state: snapshot.state, history: [...snapshot.history] });
   }
 }

@@ -1,0 +1,94 @@
+import { request } from 'node:http';
+import { startApp } from '../app.js';
+import { createLogger } from '../common/log.js';
+import type { Decision } from '../rollout/controller.js';
+import { formatDuration } from '../rollout/plan.js';
+import { demoHost } from './demo.js';
+import { createStandin, type Faults } from './standin.js';
+
+const CSV = 'x1,x2,x3\n1,2,3\n4,5,6\n';
+const LOAD_LOOPS = 8;
+/** Each loop's pause between predictions: about 250 a second in all, a DRUM pod's kind of load. */
+const PACE_MS = 30;
+const CLIENTS = 400;
+
+/** One prediction from a given local address (a distinct client for the split key); errors are part of the show. */
+function predict(url: string, localAddress: string): Promise<void> {
+  return new Promise((resolve) => {
+    const req = request(url, { method: 'POST', localAddress, headers: { 'content-type': 'text/csv' } }, (res) => {
+      res.resume();
+      res.on('end', resolve);
+      res.on('error', () => resolve());
+    });
+    req.on('error', () => resolve());
+    req.end(CSV);
+  });
+}
+
+const percent = (n: number): string => `${n}%`.padStart(4);
+
+/**
+ * A whole rollout in about half a minute: two DRUM stand-ins, steady traffic from 400 client
+ * addresses, the seed's plan with holds of seconds, and a canary that turns slow partway —
+ * the controller promotes it, then reduces it step by step and rolls it back, printing each
+ * decision as it makes it. `scale` stretches or shrinks every duration (tests run it faster).
+ */
+export async function runRolloutDemo(listen: string, opts: { scale?: number; print?: (line: string) => void } = {}): Promise<readonly Decision[]> {
+  const scale = opts.scale ?? 1;
+  const print = opts.print ?? ((line: string) => console.log(line));
+  const s = (seconds: number): string => formatDuration(Math.round(seconds * scale * 1000));
+  const faults: Faults = { errorRate: 0, addedLatencyMs: 0, extraMemoryMb: 0 };
+  const flask = createStandin('flask');
+  const fastapi = createStandin('fastapi', faults);
+  const flaskUrl = await flask.listen({ host: '127.0.0.1', port: 0 });
+  const fastapiUrl = await fastapi.listen({ host: '127.0.0.1', port: 0 });
+  const rollout = {
+    interval: s(1),
+    window: s(5),
+    minRequests: Math.max(10, Math.round(30 * scale)),
+    steps: [{ weight: 5, hold: s(6) }, { weight: 25, hold: s(6) }, { weight: 50, hold: s(6) }, { weight: 100, hold: s(6) }],
+    rollback: { reductionWait: s(3), pingTimeout: s(30) },
+  };
+  const app = await startApp(
+    { flags: { listen, admin: '127.0.0.1:0', upstreams: [`flask=${flaskUrl}`, `fastapi=${fastapiUrl}`], pollInterval: s(1), rollout } },
+    { env: {}, log: createLogger('error') },
+  );
+  const controller = app.rollout!;
+  const target = `http://${demoHost(app.config.listen.host)}:${app.proxy.address.port}/predict/`;
+  print(`drum-splitter rollout demo: flask stand-in ${flaskUrl}, fastapi stand-in ${fastapiUrl}, proxy ${target}`);
+  print(`plan: ${controller.view().plan.steps}; checks every ${s(1)} over ${s(5)}; reductions ${s(3)} apart`);
+  print(`the fastapi stand-in turns slow (+25 ms a prediction) once it reaches 50%\n`);
+
+  let loading = true;
+  const loops = Array.from({ length: LOAD_LOOPS }, async (_, loop) => {
+    for (let i = loop; loading; i += LOAD_LOOPS) {
+      const c = i % CLIENTS;
+      await predict(target, `127.0.${1 + Math.floor(c / 250)}.${1 + (c % 250)}`);
+      await new Promise((r) => setTimeout(r, PACE_MS));
+    }
+  });
+
+  const started = Date.now();
+  let shown = 0;
+  const show = (): void => {
+    for (const d of controller.decisions.slice(shown)) {
+      print(`  +${((Date.parse(d.at) - started) / 1000).toFixed(1).padStart(5)}s  ${d.action.padEnd(14)} ${percent(d.from)} → ${percent(d.to)}  ${d.text}`);
+    }
+    shown = controller.decisions.length;
+  };
+  controller.command('start', 'demo', 'the rollout demo');
+  const deadline = started + 120_000 * scale;
+  while (!['rolled_back', 'complete', 'aborted', 'paused'].includes(controller.state.phase) && Date.now() < deadline) {
+    if (controller.state.weight >= 50 && faults.addedLatencyMs === 0) faults.addedLatencyMs = 25;
+    show();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  show();
+  loading = false;
+  await Promise.all(loops);
+  print(`\nended ${controller.state.phase} at ${controller.state.weight}%; GET /rollout/decisions has each decision with every check's numbers.`);
+  const decisions = controller.decisions;
+  await app.close();
+  await Promise.all([flask.close(), fastapi.close()]);
+  return decisions;
+}

@@ -1,0 +1,272 @@
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Outcomes } from '../observe/outcomes.js';
+import type { DrumMemory, PollSample } from '../observe/poller.js';
+import { applyWeights, percentages } from '../weights/shares.js';
+import type { WeightStore } from '../weights/store.js';
+import { judge, type CheckName, type CheckResult, type MemoryEvidence, type Verdict } from './checks.js';
+import { ACTIVE, INITIAL, NotNow, onCheck, onCommand, onManualChange, PHASES, type Command, type DecisionAction, type RolloutState, type Transition } from './machine.js';
+import type { Notifier } from './notify.js';
+import { describePlan, type RolloutPlan } from './plan.js';
+import { growthPerHour } from './stats.js';
+import { ExchangeWindow } from './window.js';
+
+/** The weight store's source for the rollout's own changes. */
+export const ROLLOUT_SOURCE = 'rollout';
+/** The last this many decisions are kept (and saved). */
+export const DECISIONS_LIMIT = 1000;
+/** Latency samples kept per bucket and upstream: p99 and the U test over up to ten buckets of these. */
+const SAMPLE_PER_BUCKET = 4000;
+const HOUR = 3_600_000;
+
+/** One decision that changed something, with the numbers it was made on. */
+export interface Decision {
+  readonly at: string;
+  readonly action: DecisionAction;
+  readonly text: string;
+  /** The canary's percent before and after. */
+  readonly from: number;
+  readonly to: number;
+  readonly phase: RolloutState['phase'];
+  readonly step: number;
+  readonly who: string;
+  readonly reason: string | null;
+  readonly checks?: readonly CheckResult[];
+}
+
+/** What a restart resumes from (kept next to the --state file). */
+export interface SavedRollout {
+  readonly format: 1;
+  readonly state: RolloutState;
+  readonly decisions: readonly Decision[];
+}
+
+export interface RolloutView {
+  readonly plan: { readonly canary: string; readonly baseline: string; readonly steps: string; readonly intervalMs: number; readonly windowMs: number; readonly minRequests: number };
+  readonly phase: RolloutState['phase'];
+  readonly step: { readonly index: number; readonly of: number; readonly weight: number; readonly holdMs: number; readonly heldMs: number; readonly approve: boolean } | null;
+  readonly weight: number;
+  readonly weights: Record<string, number>;
+  readonly note: string | null;
+  readonly lastVerdict: (Verdict & { readonly at: string }) | null;
+  /** When the next check runs, or a reduction's wait ends (ISO); null when nothing is due. */
+  readonly nextCheckAt: string | null;
+  readonly reduceAt: string | null;
+}
+
+export interface ControllerDeps {
+  readonly plan: RolloutPlan;
+  readonly store: WeightStore;
+  readonly upstreams: readonly string[];
+  readonly outcomes: Outcomes;
+  /** Upstream polls (/ping, /stats/) and how long one has been silent. */
+  readonly poller: { subscribe(listener: (sample: PollSample) => void): () => void; downMs(upstream: string): number };
+  readonly registry: Registry;
+  readonly notifier: Notifier;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly setInterval: (fn: () => void, ms: number) => unknown;
+  readonly clearInterval: (timer: unknown) => void;
+  readonly saved?: SavedRollout | undefined;
+  readonly save?: (saved: SavedRollout) => void;
+}
+
+/**
+ * The canary controller: every interval it judges the window (checks.ts), feeds the verdict to
+ * the state machine (machine.ts) and carries out the transition — the weight through the store,
+ * a decision record, a log line, metrics, webhooks, the saved state. Commands come from the
+ * admin API; a weight change by anyone else pauses it.
+ */
+export class RolloutController {
+  #state: RolloutState;
+  readonly #decisions: Decision[];
+  #verdict: (Verdict & { at: string }) | null = null;
+  readonly #window: ExchangeWindow;
+  /** Each upstream's last DRUM memory, and the canary's RSS over the last hour. */
+  readonly #memory = new Map<string, DrumMemory | undefined>();
+  readonly #rssHistory: [number, number][] = [];
+  #timer: unknown;
+  /** When the check timer started: it fires every interval from then. */
+  #timerStart = 0;
+  readonly #unsubscribe: (() => void)[] = [];
+  readonly #metrics: { step: Gauge; state: Gauge<'state'>; check: Gauge<'check'>; decisions: Counter<'action'> };
+
+  constructor(private readonly deps: ControllerDeps) {
+    const { plan } = deps;
+    this.#state = deps.saved?.state ?? INITIAL;
+    this.#decisions = [...(deps.saved?.decisions ?? [])];
+    this.#window = new ExchangeWindow({ windowMs: plan.windowMs, bucketMs: plan.intervalMs, samplePerBucket: SAMPLE_PER_BUCKET, random: Math.random });
+    const registers = [deps.registry];
+    const self = this;
+    this.#metrics = {
+      step: new Gauge({ name: 'drum_rollout_step_percent', help: "The canary's percent as the rollout set it.", registers, collect() { this.set(self.#state.weight); } }),
+      state: new Gauge({
+        name: 'drum_rollout_state',
+        help: 'The rollout phase: 1 for the current one.',
+        labelNames: ['state'],
+        registers,
+        collect() {
+          for (const phase of PHASES) this.set({ state: phase }, phase === self.#state.phase ? 1 : 0);
+        },
+      }),
+      check: new Gauge({ name: 'drum_canary_check', help: "Each rollout check's last measured value (rates and increases as fractions, ping in seconds).", labelNames: ['check'], registers }),
+      decisions: new Counter({ name: 'drum_rollout_decisions_total', help: 'Rollout decisions that changed something, by action.', labelNames: ['action'], registers }),
+    };
+  }
+
+  /** Starts listening and checking; a restored active rollout carries on where it was. */
+  start(): void {
+    const { deps } = this;
+    this.#unsubscribe.push(
+      deps.outcomes.subscribe((o) => this.#window.add(o, deps.now())),
+      deps.poller.subscribe((s) => this.#polled(s)),
+      deps.store.subscribe((snapshot) => {
+        const last = snapshot.history.at(-1)!;
+        if (last.source !== ROLLOUT_SOURCE) this.#apply(onManualChange(this.#state, this.#canaryPercent(), last.who), last.who, last.reason);
+      }),
+    );
+    this.#timerStart = deps.now();
+    this.#timer = deps.setInterval(() => {
+      try {
+        this.check();
+      } catch (err) {
+        // A step the weights cannot take (other canaries' shares leave no room): nothing changed; said every interval until fixed.
+        deps.log.error({ err: (err as Error).message, phase: this.#state.phase, step: this.#state.step }, 'rollout: the next weight cannot be applied; holding');
+      }
+    }, deps.plan.intervalMs);
+    if (ACTIVE.has(this.#state.phase)) {
+      // Time spent stopped was not watched: it does not count toward the hold.
+      this.#state = { ...this.#state, lastCheckAt: deps.now() };
+      deps.log.info({ phase: this.#state.phase, weight: this.#state.weight, step: this.#state.step, heldMs: this.#state.heldMs }, 'rollout resumed from the saved state');
+      // The weights may have moved while we were down; the person's change wins, as live.
+      this.#apply(onManualChange(this.#state, this.#canaryPercent(), 'a change while stopped'), 'restart', null);
+    }
+  }
+
+  stop(): void {
+    this.deps.clearInterval(this.#timer);
+    for (const off of this.#unsubscribe.splice(0)) off();
+  }
+
+  /** One check of the window now (the timer's tick). */
+  check(): Verdict | undefined {
+    const { plan, now } = this.deps;
+    if (!ACTIVE.has(this.#state.phase)) return undefined;
+    const at = now();
+    const step = plan.steps[Math.max(0, this.#state.step)]!;
+    const verdict = judge(
+      {
+        baseline: this.#window.stats(plan.baseline, at),
+        canary: this.#window.stats(plan.canary, at),
+        memory: this.#memoryEvidence(at),
+        canaryDownMs: this.deps.poller.downMs(plan.canary),
+      },
+      step,
+      plan.rollback,
+      plan.minRequests,
+    );
+    this.#verdict = { ...verdict, at: new Date(at).toISOString() };
+    for (const c of verdict.checks) {
+      if (c.value !== null && Number.isFinite(c.value)) this.#metrics.check.set({ check: c.check satisfies CheckName }, c.value);
+    }
+    this.#apply(onCheck(plan, this.#state, verdict, at), 'rollout', null, verdict.checks);
+    return verdict;
+  }
+
+  /** A person's command; NotNow (a 409) when it does not fit the state. */
+  command(command: Command, who: string, reason: string | null): RolloutView {
+    const transition = onCommand(this.deps.plan, this.#state, command, this.deps.now());
+    if (command === 'start') this.#window.clear();
+    this.#apply(transition, who, reason);
+    return this.view();
+  }
+
+  view(): RolloutView {
+    const { plan } = this.deps;
+    const s = this.#state;
+    const step = plan.steps[s.step];
+    const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+    return {
+      plan: { canary: plan.canary, baseline: plan.baseline, steps: describePlan(plan), intervalMs: plan.intervalMs, windowMs: plan.windowMs, minRequests: plan.minRequests },
+      phase: s.phase,
+      step: step === undefined ? null : { index: s.step, of: plan.steps.length, weight: step.weight, holdMs: step.holdMs, heldMs: s.heldMs, approve: step.approve },
+      weight: s.weight,
+      weights: this.deps.store.view().weights,
+      note: s.note,
+      lastVerdict: this.#verdict,
+      nextCheckAt: ACTIVE.has(s.phase) ? iso(this.#timerStart + (Math.floor((this.deps.now() - this.#timerStart) / plan.intervalMs) + 1) * plan.intervalMs) : null,
+      reduceAt: iso(s.reduceAt),
+    };
+  }
+
+  get decisions(): readonly Decision[] {
+    return this.#decisions;
+  }
+
+  get state(): RolloutState {
+    return this.#state;
+  }
+
+  #canaryPercent(): number {
+    return percentages(this.deps.upstreams, this.deps.store.state.shares)[this.deps.plan.canary]!;
+  }
+
+  #polled(sample: PollSample): void {
+    if (sample.kind !== 'stats') return;
+    this.#memory.set(sample.upstream, sample.memory);
+    if (sample.upstream !== this.deps.plan.canary) return;
+    if (sample.memory === undefined) return;
+    this.#rssHistory.push([sample.at, sample.memory.rss]);
+    while (this.#rssHistory[0]![0] < sample.at - HOUR) this.#rssHistory.shift();
+  }
+
+  #memoryEvidence(now: number): MemoryEvidence {
+    const { canary, baseline } = this.deps.plan;
+    const c = this.#memory.get(canary);
+    // A fit needs a quarter of an hour of polls, or one restart's noise reads as a leak.
+    const span = this.#rssHistory.length > 0 ? now - this.#rssHistory[0]![0] : 0;
+    return {
+      canaryRss: c?.rss,
+      baselineRss: this.#memory.get(baseline)?.rss,
+      canaryGrowthPerHour: this.#rssHistory.length >= 3 && span >= HOUR / 4 ? growthPerHour(this.#rssHistory) : undefined,
+      canaryOom: c?.containerLimit === undefined || c.containerMaxUsed === undefined ? undefined : c.containerMaxUsed >= c.containerLimit,
+    };
+  }
+
+  /** Carries out a transition: the weight, then the record, log, metrics, webhooks and saved state. */
+  #apply(t: Transition, who: string, reason: string | null, checks?: readonly CheckResult[]): void {
+    const from = this.#state.weight;
+    const { store, upstreams, plan, log } = this.deps;
+    if (t.weight !== undefined && t.weight !== this.#canaryPercent()) {
+      const shares = applyWeights(upstreams, store.state.shares, { [plan.canary]: t.weight }, 'rollout');
+      // Set before the store tells its subscribers, so our own change is not taken for a person's.
+      this.#state = t.state;
+      store.change(shares, { source: ROLLOUT_SOURCE, who: who === 'rollout' ? 'rollout' : `rollout (${who})`, reason: t.text ?? null });
+      this.#window.clear();
+    }
+    this.#state = t.state;
+    if (t.action !== undefined) {
+      const decision: Decision = {
+        at: new Date(this.deps.now()).toISOString(),
+        action: t.action,
+        text: t.text!,
+        from,
+        to: t.state.weight,
+        phase: t.state.phase,
+        step: t.state.step,
+        who,
+        reason,
+        ...(checks === undefined ? {} : { checks }),
+      };
+      this.#decisions.push(decision);
+      if (this.#decisions.length > DECISIONS_LIMIT) this.#decisions.splice(0, this.#decisions.length - DECISIONS_LIMIT);
+      this.#metrics.decisions.inc({ action: t.action });
+      const level = t.action === 'rollback' || t.action === 'reduce' ? 'warn' : 'info';
+      log[level]({ action: t.action, from, to: t.state.weight, phase: t.state.phase, who, reason }, `rollout: ${t.text}`);
+      this.deps.notifier.send({ action: t.action, text: `drum-splitter rollout (${plan.canary}): ${t.text}`, from, to: t.state.weight, at: decision.at, phase: t.state.phase, who, reason });
+    }
+    this.deps.save?.({ format: 1, state: this.#state, decisions: this.#decisions });
+  }
+}
+
+export { NotNow };

@@ -1,0 +1,285 @@
+/** The canary controller on an injected clock: real store, real outcome stream, real metrics; whole plans in milliseconds. */
+import { Counter, Registry } from 'prom-client';
+import t, { type Test } from 'tap';
+import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
+import type { PollSample } from '../src/observe/poller.js';
+import { RolloutController, type SavedRollout } from '../src/rollout/controller.js';
+import { Notifier } from '../src/rollout/notify.js';
+import { parsePlan, type RolloutPlan } from '../src/rollout/plan.js';
+import { WeightStore } from '../src/weights/store.js';
+import { sampleSum } from './helpers/metrics.js';
+import { silentLog } from './helpers/net.js';
+
+const UPSTREAMS = ['flask', 'fastapi'];
+const MIN = 60_000;
+const MiB = 2 ** 20;
+
+const PLAN: RolloutPlan = parsePlan(
+  {
+    interval: '1m',
+    window: '5m',
+    minRequests: 50,
+    steps: [
+      { weight: 5, hold: '3m', maxMemoryIncrease: 0.3 },
+      { weight: 50, hold: '3m', approve: true },
+      { weight: 100, hold: '3m' },
+    ],
+    rollback: { reductionWait: '2m' },
+  },
+  UPSTREAMS,
+);
+
+/** A controller with its world: a clock moved by hand, traffic and polls fed in by the test. */
+function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt?: number } = {}) {
+  let now = 1_700_000_000_000;
+  const plan = opts.plan ?? PLAN;
+  const canaryAt = opts.canaryAt ?? 0;
+  const at = new Date(now).toISOString();
+  const store = new WeightStore(
+    UPSTREAMS,
+    {
+      state: { shares: [['fastapi', canaryAt * 100]], version: 1, updatedAt: at, source: 'startup' },
+      history: [{ at, version: 1, source: 'startup', who: 'startup', reason: null, from: {}, to: {} }],
+    },
+    { now: () => new Date(now), log: silentLog },
+  );
+  const outcomes = new Outcomes();
+  const pollListeners = new Set<(s: PollSample) => void>();
+  const down = new Map<string, number>();
+  const registry = new Registry();
+  const saves: SavedRollout[] = [];
+  let ticks = 0;
+  const controller = new RolloutController({
+    plan,
+    store,
+    upstreams: UPSTREAMS,
+    outcomes,
+    poller: {
+      subscribe: (l) => {
+        pollListeners.add(l);
+        return () => pollListeners.delete(l);
+      },
+      downMs: (name) => down.get(name) ?? 0,
+    },
+    registry,
+    notifier: new Notifier([], { log: silentLog, failures: new Counter({ name: 'n_total', help: 'n', labelNames: ['reason'], registers: [] }) }),
+    log: silentLog,
+    now: () => now,
+    setInterval: () => ++ticks,
+    clearInterval: () => undefined,
+    saved: opts.saved,
+    save: (s) => saves.push(s),
+  });
+  controller.start();
+  t.teardown(() => controller.stop());
+  let id = 0;
+  const traffic = (serverType: string, n: number, seconds: (i: number) => number, status: (i: number) => number = () => 200): void => {
+    for (let i = 0; i < n; i++) {
+      const outcome: Outcome = {
+        id: ++id, serverType, upstream: serverType, status: status(i), sentStatus: status(i), origin: 'upstream', method: 'POST', url: '/predict/',
+        client: '10.0.0.1', seconds: seconds(i), clientGone: false, bytes: 20, requestComplete: true,
+      };
+      outcomes.publish(outcome);
+    }
+  };
+  return {
+    controller,
+    store,
+    registry,
+    saves,
+    canary: () => store.view().weights.fastapi,
+    advance: (ms: number) => (now += ms),
+    now: () => now,
+    traffic,
+    /** A minute of traffic (both sides alike unless told), then the minute's check. */
+    minute(canary: { n?: number; slow?: number; errors?: number } = {}, baseline = 200) {
+      traffic('flask', baseline, (i) => 0.01 + (i % 10) / 1000);
+      const errors = canary.errors ?? 0;
+      traffic('fastapi', canary.n ?? 100, (i) => (0.01 + (i % 10) / 1000) * (canary.slow ?? 1), (i) => (i < errors ? 500 : 200));
+      now += MIN;
+      return controller.check();
+    },
+    poll: (sample: PollSample) => {
+      for (const l of pollListeners) l(sample);
+    },
+    setDown: (name: string, ms: number) => down.set(name, ms),
+  };
+}
+
+t.test('a healthy canary: 5% → 50% → approval → 100% → complete, every step in the store and the decision log', async (t) => {
+  const r = rig(t);
+  t.match(r.controller.view(), { phase: 'idle', nextCheckAt: null });
+  t.equal(r.controller.check(), undefined, 'idle: nothing is checked');
+  r.controller.command('start', 'alice', 'go');
+  r.advance(MIN / 2);
+  t.equal(r.controller.view().nextCheckAt, new Date(r.now() + MIN / 2).toISOString(), 'the timer fires every interval from the start');
+  t.equal(r.canary(), 5);
+  for (let i = 0; i < 3; i++) r.minute();
+  t.equal(r.canary(), 50, 'three passing minutes at 5%: 50%');
+  for (let i = 0; i < 3; i++) r.minute();
+  t.match(r.controller.view(), { phase: 'awaiting_approval', weight: 50, step: { index: 1, of: 3, approve: true } });
+  r.minute();
+  t.equal(r.canary(), 50, 'no promotion without approval');
+  t.throws(() => r.controller.command('start', 'alice', null), { name: 'NotNow' });
+  r.controller.command('approve', 'bob', 'looks good');
+  t.equal(r.canary(), 100);
+  // At 100% the baseline has no traffic left: p99 cannot be compared, the absolute checks judge.
+  for (let i = 0; i < 2; i++) r.minute({}, 0);
+  t.match(r.controller.view(), { phase: 'running', weight: 100, lastVerdict: { action: 'pass', checks: [{}, { check: 'p99', status: 'unavailable' }] } });
+  r.minute({}, 0);
+  t.equal(r.controller.view().phase, 'complete');
+  t.same(
+    r.controller.decisions.map((d) => [d.action, d.from, d.to, d.who]),
+    [
+      ['start', 0, 5, 'alice'],
+      ['promote', 5, 50, 'rollout'],
+      ['await_approval', 50, 50, 'rollout'],
+      ['approve', 50, 100, 'bob'],
+      ['complete', 100, 100, 'rollout'],
+    ],
+  );
+  t.match(r.controller.decisions[1], { text: '5% held with every check passing → canary to 50%', checks: [{ check: 'error_rate', status: 'ok' }] });
+  const history = r.store.history.slice(1).map((h) => [h.source, h.who, h.to.fastapi]);
+  t.same(history, [['rollout', 'rollout (alice)', 5], ['rollout', 'rollout', 50], ['rollout', 'rollout (bob)', 100]], 'the audit trail names the rollout and who told it');
+  const text = await r.registry.metrics();
+  t.equal(sampleSum(text, 'drum_rollout_step_percent'), 100);
+  t.equal(sampleSum(text, 'drum_rollout_state', { state: 'complete' }), 1);
+  t.equal(sampleSum(text, 'drum_rollout_state', { state: 'running' }), 0);
+  t.equal(sampleSum(text, 'drum_rollout_decisions_total', { action: 'promote' }), 1);
+  t.equal(sampleSum(text, 'drum_canary_check', { check: 'error_rate' }), 0);
+  t.equal(r.saves.at(-1)!.state.phase, 'complete', 'every transition saved');
+});
+
+t.test('a canary answering 5% errors is at 0% at the first check', async (t) => {
+  const r = rig(t);
+  r.controller.command('start', 'alice', null);
+  const verdict = r.minute({ errors: 5 });
+  t.match(verdict, { action: 'rollback' });
+  t.equal(r.canary(), 0);
+  t.match(r.controller.decisions.at(-1), { action: 'rollback', from: 5, to: 0, text: /canary error rate 5% \(5 of 100\) over 1% → canary to 0% at once/ });
+  t.equal(r.controller.view().phase, 'rolled_back');
+});
+
+t.test('a canary twice as slow is reduced step by step; recovered, it pauses', async (t) => {
+  const r = rig(t, { canaryAt: 0 });
+  r.controller.command('start', 'alice', null);
+  for (let i = 0; i < 3; i++) r.minute();
+  t.equal(r.canary(), 50);
+  const verdict = r.minute({ slow: 2 });
+  t.match(verdict, { action: 'reduce', checks: [{}, { check: 'p99', status: 'reduce' }] });
+  t.equal(r.canary(), 25, '50% → 25%');
+  r.minute({ slow: 2 });
+  t.equal(r.canary(), 25, 'it waits reductionWait before judging again');
+  r.minute({ slow: 2 });
+  t.equal(r.canary(), 5, 'still slow: 25% → 5%');
+  r.minute();
+  r.minute();
+  t.match(r.controller.view(), { phase: 'paused', weight: 5, note: /recovered at 5%/ });
+  r.controller.command('resume', 'alice', null);
+  t.match(r.controller.view(), { phase: 'running', weight: 5, step: { index: 0 } });
+});
+
+t.test('a manual weight change pauses the rollout, and the person wins', async (t) => {
+  const r = rig(t);
+  r.controller.command('start', 'alice', null);
+  r.store.change([['fastapi', 2000]], { source: 'admin', who: 'carol', reason: 'by hand' });
+  t.match(r.controller.view(), { phase: 'paused', weight: 20, note: /weights changed by carol: canary 5% → 20%/ });
+  t.match(r.controller.decisions.at(-1), { action: 'pause', who: 'carol', reason: 'by hand' });
+  for (let i = 0; i < 5; i++) r.minute();
+  t.equal(r.canary(), 20, 'paused: no promotion');
+});
+
+t.test('restored from the saved state, it carries on; a change made while it was down pauses it', async (t) => {
+  const first = rig(t);
+  first.controller.command('start', 'alice', null);
+  first.minute();
+  const saved = first.saves.at(-1)!;
+  const resumed = rig(t, { saved: { ...saved, state: { ...saved.state, lastCheckAt: 0 } }, canaryAt: 5 });
+  t.match(resumed.controller.view(), { phase: 'running', weight: 5 });
+  resumed.minute();
+  t.equal(resumed.controller.view().step!.heldMs, saved.state.heldMs + MIN, 'the time it was stopped does not count toward the hold');
+  t.equal(resumed.controller.decisions.length, 1, 'the decision log came back');
+  const moved = rig(t, { saved, canaryAt: 30 });
+  t.match(moved.controller.view(), { phase: 'paused', weight: 30, note: /a change while stopped/ });
+});
+
+t.test('memory: a leak or an OOM rolls back at once; a fat canary is reduced; no /stats/ is unavailable, not a failure', async (t) => {
+  const r = rig(t);
+  r.controller.command('start', 'alice', null);
+  r.minute();
+  t.match(r.controller.view().lastVerdict!.checks, [{}, {}, { check: 'memory', status: 'unavailable' }, { check: 'rss_growth', status: 'unavailable' }, { check: 'oom', status: 'unavailable' }]);
+  const stats = (upstream: string, rss: number, extra: { containerMaxUsed?: number; containerLimit?: number } = {}) =>
+    r.poll({ upstream, at: r.now(), kind: 'stats', memory: { rss: rss * MiB, containerMaxUsed: extra.containerMaxUsed, containerLimit: extra.containerLimit } });
+  stats('flask', 100);
+  stats('fastapi', 140);
+  t.match(r.minute(), { action: 'miss', text: /canary RSS 140 MB vs baseline 100 MB \(\+40%\) not under \+30%/ }, 'over the step limit (30%) but not the rollback one (50%): hold');
+
+  const fat = rig(t);
+  fat.controller.command('start', 'alice', null);
+  fat.poll({ upstream: 'flask', at: fat.now(), kind: 'stats', memory: { rss: 100 * MiB, containerMaxUsed: undefined, containerLimit: undefined } });
+  fat.poll({ upstream: 'fastapi', at: fat.now(), kind: 'stats', memory: { rss: 151 * MiB, containerMaxUsed: 100, containerLimit: 200 } });
+  for (let i = 0; i < 3; i++) fat.minute();
+  t.match(fat.controller.decisions.at(-1), { action: 'rollback', text: /canary RSS 151 MB vs baseline 100 MB/ }, 'at 5%, the gradual reduction is to 0%');
+
+  const oom = rig(t);
+  oom.controller.command('start', 'alice', null);
+  oom.poll({ upstream: 'fastapi', at: oom.now(), kind: 'stats', memory: { rss: 100 * MiB, containerMaxUsed: 512 * MiB, containerLimit: 512 * MiB } });
+  t.match(oom.minute(), { action: 'rollback', text: /container memory limit \(OOM\)/ });
+
+  const leak = rig(t);
+  leak.controller.command('start', 'alice', null);
+  // Seventy minutes of polls: the fit reads the last hour only.
+  for (let i = 0; i <= 70; i++) {
+    leak.poll({ upstream: 'fastapi', at: leak.now(), kind: 'stats', memory: { rss: (100 + i) * MiB, containerMaxUsed: undefined, containerLimit: undefined } });
+    leak.poll({ upstream: 'flask', at: leak.now(), kind: 'stats', memory: { rss: 100 * MiB, containerMaxUsed: undefined, containerLimit: undefined } });
+    leak.poll({ upstream: 'fastapi', at: leak.now(), kind: 'ping', answered: true });
+    leak.advance(MIN);
+  }
+  t.match(leak.controller.check(), { action: 'rollback', text: /canary RSS growing \d+(\.\d)?% per hour, over 10%/ }, '1 MB a minute on 110 MB an hour ago: over 50% an hour');
+  leak.poll({ upstream: 'fastapi', at: leak.now(), kind: 'stats', memory: undefined });
+});
+
+t.test('a canary silent on /ping past the timeout: to 0% at once', async (t) => {
+  const r = rig(t);
+  r.controller.command('start', 'alice', null);
+  r.setDown('fastapi', 31_000);
+  t.match(r.minute(), { action: 'rollback', text: /has not answered \/ping for 31 s/ });
+});
+
+t.test('too few canary requests: inconclusive, the hold does not advance', async (t) => {
+  const r = rig(t);
+  r.controller.command('start', 'alice', null);
+  for (let i = 0; i < 10; i++) t.match(r.minute({ n: 4 }), { action: 'inconclusive' });
+  t.equal(r.canary(), 5);
+  t.equal(r.controller.view().step!.heldMs, 0);
+});
+
+t.test('a step the weights cannot take (another canary holds too much): refused, nothing changes, the tick logs it', async (t) => {
+  const upstreams = ['flask', 'fastapi', 'canary2'];
+  const at = new Date(0).toISOString();
+  const store = new WeightStore(upstreams, { state: { shares: [['canary2', 6000]], version: 1, updatedAt: at, source: 'startup' }, history: [] }, { now: () => new Date(0), log: silentLog });
+  const plan = parsePlan({ interval: '1m', minRequests: 1, steps: [{ weight: 10, hold: '1m' }, { weight: 50, hold: '1m' }] }, upstreams);
+  let tick: () => void = () => undefined;
+  const lines: { msg: string; err?: string }[] = [];
+  const log = (await import('pino')).pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
+  const outcomes = new Outcomes();
+  let now = 0;
+  const controller = new RolloutController({
+    plan, store, upstreams, outcomes, registry: new Registry(), log,
+    poller: { subscribe: () => () => undefined, downMs: () => 0 },
+    notifier: new Notifier([], { log, failures: new Counter({ name: 'f_total', help: 'f', labelNames: ['reason'], registers: [] }) }),
+    now: () => now,
+    setInterval: (fn) => (tick = fn),
+    clearInterval: () => undefined,
+  });
+  controller.start();
+  t.teardown(() => controller.stop());
+  controller.command('start', 'alice', null);
+  t.equal(store.view().weights.fastapi, 10);
+  for (const serverType of ['flask', 'fastapi']) for (let i = 0; i < 5; i++) outcomes.publish({ id: i, serverType, upstream: serverType, status: 200, sentStatus: 200, origin: 'upstream', method: 'GET', url: '/', client: '', seconds: 0.01, clientGone: false, bytes: 1, requestComplete: true });
+  now += 60_000;
+  tick();
+  t.match(controller.state, { phase: 'running', step: 0, weight: 10 }, 'not promoted');
+  t.same(store.view().weights, { flask: 30, fastapi: 10, canary2: 60 });
+  t.match(lines.at(-1), { msg: 'rollout: the next weight cannot be applied; holding', err: /over 100%/ });
+});

@@ -1,0 +1,210 @@
+/**
+ * The rollout end to end, on short real durations: the whole app in-process, real upstreams on
+ * 127.0.0.1, real traffic through the proxy, the admin API and the rollout CLI.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { Agent, request } from 'undici';
+import { startApp, type RunningApp } from '../src/app.js';
+import { rolloutCommand } from '../src/cli/rollout.js';
+import { readConfigFile } from '../src/config/config.js';
+import { runCli, silentLog, startUpstream, type UpstreamHandler } from './helpers/net.js';
+import { until } from './helpers/wait.js';
+
+const TOKEN = 'rollout-e2e-token-0123456789';
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+/** An upstream answering after `ms`, with a 500 for every `errorEvery`-th request. */
+const behaving = (ms: number, errorEvery = 0): UpstreamHandler => {
+  let n = 0;
+  return (_req, res) => {
+    n++;
+    setTimeout(() => {
+      res.statusCode = errorEvery > 0 && n % errorEvery === 0 ? 500 : 200;
+      res.setHeader('content-type', 'application/json');
+      res.end('{"predictions":[1]}');
+    }, ms);
+  };
+};
+
+interface World {
+  app: RunningApp;
+  admin: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The app with a rollout plan of short holds, and a client sending a steady stream of
+ * predictions on many paths (so each weight sends its share of them to the canary).
+ */
+async function world(t: Test, canary: UpstreamHandler, rollout: Record<string, unknown>, extra: { state?: string; dir?: string } = {}): Promise<World> {
+  const flask = await startUpstream('flask', behaving(2));
+  const fastapi = await startUpstream('fastapi', canary);
+  const dir = extra.dir ?? t.testdir({});
+  const path = join(dir, 'drum.yaml');
+  writeFileSync(path, JSON.stringify({ upstreams: { flask: flask.url, fastapi: fastapi.url }, rollout }));
+  const app = await startApp(
+    { file: { path, settings: readConfigFile(path) }, flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', ...(extra.state === undefined ? {} : { state: extra.state }) } },
+    { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog },
+  );
+  const traffic = `http://127.0.0.1:${app.proxy.address.port}`;
+  const agent = new Agent({ connections: 8 });
+  let running = true;
+  const client = async (c: number): Promise<void> => {
+    for (let i = c; running; i += 4) {
+      try {
+        const res = await request(`${traffic}/predict/${i % 500}`, { method: 'POST', body: 'a\n1\n', dispatcher: agent });
+        await res.body.dump();
+      } catch {
+        // the app closing under us
+      }
+      // Paced (some hundreds a second in all), so the tests beside this one keep their CPU.
+      await new Promise((r) => setTimeout(r, 4));
+    }
+  };
+  const clients = [0, 1, 2, 3].map(client);
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    running = false;
+    await Promise.all(clients);
+    await app.close();
+    await agent.close();
+    await Promise.all([flask.close(), fastapi.close()]);
+  };
+  t.teardown(stop);
+  return { app, admin: `http://127.0.0.1:${app.adminAddress.port}`, stop };
+}
+
+async function call(url: string, method: 'GET' | 'POST' | 'PUT' = 'GET', body?: unknown, headers: Record<string, string> = auth): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await request(url, { method, headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
+}
+
+const FAST = { interval: '150ms', window: '1s', minRequests: 20 };
+
+t.test('a healthy canary goes 10 → 50 → 100 and completes; the CLI and the API show it', async (t) => {
+  const w = await world(t, behaving(2), { ...FAST, steps: [{ weight: 10, hold: '500ms' }, { weight: 50, hold: '500ms' }, { weight: 100, hold: '300ms' }] });
+  t.match(await call(`${w.admin}/rollout`), { status: 200, json: { phase: 'idle', plan: { canary: 'fastapi', baseline: 'flask', steps: '10% 500ms → 50% 500ms → 100% 300ms' } } });
+  t.match(await call(`${w.admin}/rollout/approve`, 'POST'), { status: 409, json: { error: 'conflict', message: /nothing waits for approval/, phase: 'idle' } });
+  t.match(await call(`${w.admin}/rollout/start`, 'POST', undefined, {}), { status: 401 }, 'commands need the token');
+  const started = await runCli(['rollout', 'start', '--admin-url', w.admin, '--reason', 'e2e'], { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
+  t.equal(started.code, 0, started.stderr);
+  t.match(JSON.parse(started.stdout), { phase: 'running', weight: 10 });
+  await until(() => w.app.rollout!.state.phase === 'complete', 20_000);
+  t.equal(w.app.store.view().weights.fastapi, 100);
+  const { json } = await call(`${w.admin}/rollout/decisions`);
+  t.same((json.decisions as { action: string; to: number }[]).map((d) => [d.action, d.to]), [['start', 10], ['promote', 50], ['promote', 100], ['complete', 100]]);
+  const status = await runCli(['rollout', 'status', '--admin-url', w.admin]);
+  t.match(JSON.parse(status.stdout), { phase: 'complete', weight: 100 }, 'rollout status reads without a token');
+  const metrics = await (await request(`${w.admin}/metrics`)).body.text();
+  t.match(metrics, /drum_rollout_step_percent 100/);
+  t.match(metrics, /drum_rollout_decisions_total\{action="promote"\} 2/);
+});
+
+t.test('a canary answering 5% errors is at 0% within two intervals of starting', async (t) => {
+  const w = await world(t, behaving(2, 20), { ...FAST, steps: [{ weight: 50, hold: '1h' }], rollback: { maxErrorRate: 0.01 } });
+  await call(`${w.admin}/rollout/start`, 'POST', { reason: 'e2e' });
+  const started = Date.now();
+  await until(() => w.app.rollout!.state.phase === 'rolled_back', 10_000);
+  t.equal(w.app.store.view().weights.fastapi, 0);
+  const decision = w.app.rollout!.decisions.at(-1)!;
+  t.match(decision, { action: 'rollback', from: 50, to: 0, text: /canary error rate [\d.]+% \(\d+ of \d+\) over 1%/ });
+  t.ok(Date.now() - started < 10_000, `rolled back ${Date.now() - started} ms after the start`);
+  t.ok(new Date(decision.at).getTime() - started <= 2 * 150 + 300, 'by the second check (with slack for a loaded machine)');
+});
+
+t.test('a canary twice as slow is reduced step by step to 0%', async (t) => {
+  const w = await world(t, behaving(8), { ...FAST, window: '2s', minRequests: 30, steps: [{ weight: 60, hold: '1h' }], rollback: { maxP99Increase: 0.5, reductionWait: '300ms' } });
+  await call(`${w.admin}/rollout/start`, 'POST');
+  await until(() => w.app.rollout!.state.phase === 'rolled_back', 20_000);
+  const decisions = w.app.rollout!.decisions;
+  const path = decisions.map((d) => d.to).filter((to, i, all) => i === 0 || to !== all[i - 1]);
+  t.same(path, [60, 50, 25, 5, 0], 'the seed reduction: 60 → 50 → 25 → 5 → 0');
+  // A small canary's window may come out not significantly slower once: it pauses, "recovered", until the next regression.
+  t.same(new Set(decisions.map((d) => d.action)), new Set(['start', 'reduce', 'rollback', ...(decisions.some((d) => d.action === 'recovered') ? ['recovered'] : [])]));
+  t.match(w.app.rollout!.decisions[1], { text: /canary p99 .* over \+50%/ });
+});
+
+t.test('a manual weight change pauses the rollout; resume carries on from the step under it', async (t) => {
+  const w = await world(t, behaving(2), { ...FAST, steps: [{ weight: 5, hold: '1h' }, { weight: 20, hold: '1h' }] });
+  await call(`${w.admin}/rollout/start`, 'POST');
+  t.match(await call(`${w.admin}/weights`, 'PUT', { weights: { fastapi: 30 }, reason: 'by hand' }), { status: 200 });
+  t.match(await call(`${w.admin}/rollout`), { json: { phase: 'paused', weight: 30, note: /weights changed by admin: canary 5% → 30%/ } });
+  t.match(await call(`${w.admin}/rollout/resume`, 'POST', { reason: 'go on' }), { status: 200, json: { phase: 'running', weight: 20 } });
+  t.equal(w.app.store.view().weights.fastapi, 20);
+});
+
+t.test('a restart resumes the rollout from the --state file', async (t) => {
+  const dir = t.testdir({});
+  const state = join(dir, 'state.json');
+  const plan = { ...FAST, steps: [{ weight: 5, hold: '1h' }, { weight: 20, hold: '1h', approve: true }] };
+  const first = await world(t, behaving(2), plan, { state, dir });
+  await call(`${first.admin}/rollout/start`, 'POST');
+  await first.stop();
+  const second = await world(t, behaving(2), plan, { state, dir });
+  t.match(await call(`${second.admin}/rollout`), { json: { phase: 'running', weight: 5, step: { index: 0 } } });
+  t.equal(second.app.store.view().weights.fastapi, 5, 'the weights came back with it');
+  t.match(await call(`${second.admin}/rollout/start`, 'POST'), { status: 409, json: { message: /already running/ } });
+  t.equal(second.app.rollout!.decisions.length, 1);
+});
+
+t.test('rollout CLI commands in-process: each maps to its call; bad usage is an InputError; a 409 is exit 2', async (t) => {
+  const w = await world(t, behaving(2), { ...FAST, steps: [{ weight: 5, hold: '1h' }] });
+  const opts = { admin: w.admin, token: TOKEN, reason: 'cli' };
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = console.log;
+  const error = console.error;
+  console.log = (s: string) => void out.push(s);
+  console.error = (s: string) => void err.push(s);
+  try {
+    t.equal(await rolloutCommand('start', [], opts), 0);
+    t.equal(await rolloutCommand('pause', [], opts), 0);
+    t.equal(await rolloutCommand('resume', [], opts), 0);
+    t.equal(await rolloutCommand('approve', [], opts), 2, 'nothing waits: 409 → exit 2');
+    t.equal(await rolloutCommand('decisions', [], { ...opts, reason: undefined }), 0);
+    t.equal(await rolloutCommand('abort', [], { ...opts, reason: undefined }), 0);
+    t.equal(await rolloutCommand('status', [], opts), 0);
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+  t.match(err, [/409 from .*\/rollout\/approve: nothing waits for approval/]);
+  t.match(JSON.parse(out.at(-1)!), { phase: 'aborted', weight: 0 });
+  t.same(
+    w.app.rollout!.decisions.map((d) => [d.action, d.reason]),
+    [['start', 'cli'], ['pause', 'cli'], ['resume', 'cli'], ['abort', null]],
+  );
+  await t.rejects(rolloutCommand('status', ['extra'], opts), { name: 'InputError', message: /takes no arguments/ });
+  await t.rejects(rolloutCommand('promote', [], opts), { name: 'InputError', message: /unknown rollout command "promote" \(status, decisions, start, pause, resume, approve, abort\)/ });
+  await t.rejects(rolloutCommand(undefined, [], opts), { name: 'InputError', message: /unknown rollout command ""/ });
+});
+
+t.test('a start the weights cannot take is a 400 naming why, and changes nothing', async (t) => {
+  const flask = await startUpstream('flask');
+  const fastapi = await startUpstream('fastapi');
+  const canary2 = await startUpstream('canary2');
+  const app = await startApp(
+    {
+      flags: {
+        listen: '127.0.0.1:0', admin: '127.0.0.1:0', weights: ['canary2=60'],
+        upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`, `canary2=${canary2.url}`],
+      },
+    },
+    { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog },
+  );
+  t.teardown(async () => {
+    await app.close();
+    await Promise.all([flask.close(), fastapi.close(), canary2.close()]);
+  });
+  const admin = `http://127.0.0.1:${app.adminAddress.port}`;
+  // The seed's plan starts at 1%, which fits beside canary2's 60%; with canary2 at 100% no canary share fits.
+  t.match(await call(`${admin}/rollout/start`, 'POST'), { status: 200, json: { weight: 1 } });
+  t.match(await call(`${admin}/rollout/abort`, 'POST'), { status: 200 });
+  t.match(await call(`${admin}/weights`, 'PUT', { weights: { canary2: 100 } }), { status: 200 });
+  t.match(await call(`${admin}/rollout/start`, 'POST'), { status: 400, json: { error: 'invalid', message: /over 100%/ } });
+  t.equal(app.rollout!.state.phase, 'aborted', 'the refused start changed nothing');
+});
