@@ -1,0 +1,163 @@
+import { constants } from 'node:fs';
+import { access, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import type { ParseArgsConfig } from 'node:util';
+import { compareAnswers } from '../compare/answers.js';
+import { InputError } from '../common/input-error.js';
+import { parseDuration } from '../common/units.js';
+import { readRecords } from './input.js';
+import { judge } from './judge.js';
+import { createProgress } from './progress.js';
+import { buildReport, type ResultRow } from './report.js';
+import { replayRecords } from './run.js';
+
+/** The flags of `drum-splitter replay`; the seed's spellings (--flask-url, --fastapi-url) and ours. */
+export const REPLAY_OPTIONS = {
+  'flask-url': { type: 'string' },
+  baseline: { type: 'string' },
+  'fastapi-url': { type: 'string' },
+  canary: { type: 'string' },
+  'requests-file': { type: 'string', multiple: true },
+  concurrency: { type: 'string' },
+  output: { type: 'string' },
+  timeout: { type: 'string' },
+  rate: { type: 'string' },
+  ignore: { type: 'string', multiple: true },
+  'noise-check': { type: 'boolean' },
+  strict: { type: 'boolean' },
+} as const satisfies NonNullable<ParseArgsConfig['options']>;
+
+export const REPLAY_USAGE: readonly string[] = [
+  '  drum-splitter replay --baseline URL --canary URL [options] FILE...',
+  '  (the seed\'s shadow_replay_test.py: each recorded request to both, answers compared)',
+  '  --baseline URL / --flask-url URL       the baseline (required)',
+  '  --canary URL / --fastapi-url URL       the canary (required)',
+  '  --requests-file FILE                   a recording (repeatable; or FILEs as arguments,',
+  '                                         e.g. rec.jsonl rec.jsonl.1 rec.jsonl.2)',
+  '  --concurrency N                        requests in flight to each backend (default 10)',
+  '  --rate N                               requests started per second (default: no limit)',
+  '  --timeout DURATION                     per request (default 30s)',
+  '  --output FILE                          the report (default shadow_test_results.json)',
+  '  --ignore PATH                          a JSON path whose differences do not count (repeatable)',
+  '  --noise-check                          send each request to the baseline twice; fields',
+  '                                         that differ between those two do not count',
+  '  --strict                               stop at a malformed line (exit 2) instead of skipping it',
+  '  Exit: 0 every Phase 1 criterion passes, 1 one fails or Ctrl-C, 2 bad usage',
+];
+
+export interface ReplayDeps {
+  /** One line for a person (no newline); default: stderr. */
+  readonly stderr?: (line: string) => void;
+  /** The seed's printed summary; default: stdout. */
+  readonly stdout?: (text: string) => void;
+  /** Whether stderr is a terminal, for a progress bar; default: process.stderr.isTTY. */
+  readonly stderrIsTTY?: boolean;
+  /** Where the progress bar draws; default: process.stderr. */
+  readonly barStream?: NodeJS.WritableStream;
+}
+
+const DEFAULT_OUTPUT = 'shadow_test_results.json';
+
+/** One of two spellings of a flag; both only if they agree. */
+function either(values: Record<string, unknown>, seed: string, ours: string): string {
+  const [a, b] = [values[seed] as string | undefined, values[ours] as string | undefined];
+  if (a !== undefined && b !== undefined && a !== b) throw new InputError(`--${seed} and --${ours} name the same backend; give one`);
+  const value = a ?? b;
+  if (value === undefined) throw new InputError(`replay needs --${ours} URL (or --${seed} URL)`);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new InputError(`"${value}" is not a URL`, `--${ours}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InputError(`"${value}" is not an http(s) URL`, `--${ours}`);
+  return value;
+}
+
+function positive(value: unknown, flag: string, integer: boolean): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!(n > 0) || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+    throw new InputError(`"${String(value)}" is not a positive ${integer ? 'whole ' : ''}number`, flag);
+  }
+  return n;
+}
+
+/**
+ * `drum-splitter replay`: reads the recordings, sends each request to both backends, writes
+ * the report to --output and resolves to the exit code. Bad usage throws InputError.
+ */
+export async function replayCommand(values: Record<string, unknown>, positionals: string[], deps: ReplayDeps = {}): Promise<number> {
+  const line = deps.stderr ?? ((text: string) => process.stderr.write(`${text}\n`));
+  const print = deps.stdout ?? ((text: string) => process.stdout.write(text));
+  const baseline = new URL(either(values, 'flask-url', 'baseline'));
+  const canary = new URL(either(values, 'fastapi-url', 'canary'));
+  const files = [...((values['requests-file'] as string[] | undefined) ?? []), ...positionals];
+  if (files.length === 0) throw new InputError('replay needs a recording: --requests-file FILE or FILE arguments');
+  const concurrency = positive(values.concurrency, '--concurrency', true) ?? 10;
+  const rate = positive(values.rate, '--rate', false);
+  const timeoutMs = parseDuration(values.timeout ?? '30s', '--timeout');
+  const ignore = (values.ignore as string[] | undefined) ?? [];
+  for (const path of ignore) {
+    // compareAnswers throws on a path it cannot parse: found now, not at the first answer.
+    const empty = { status: 200, body: new Uint8Array() };
+    try {
+      compareAnswers(empty, empty, { ignore: [path] });
+    } catch (err) {
+      throw new InputError((err as Error).message, '--ignore');
+    }
+  }
+  const output = (values.output as string | undefined) ?? DEFAULT_OUTPUT;
+  // A replay reads recordings and never writes one.
+  if (files.some((f) => resolve(f) === resolve(output))) throw new InputError(`--output ${output} is one of the recordings being replayed`);
+  try {
+    await access(dirname(resolve(output)), constants.W_OK);
+  } catch {
+    throw new InputError(`cannot write ${output}: its folder is missing or not writable`, '--output');
+  }
+
+  const { records, skipped } = await readRecords(files, values.strict === true);
+  const skips = skipped.counts.malformed + skipped.counts.truncated;
+  line(`replay: loaded ${records.length} requests for replay from ${files.length} file(s)${skips ? `, skipped ${skips} (${skipped.counts.malformed} malformed, ${skipped.counts.truncated} truncated)` : ''}`);
+
+  const stop = new AbortController();
+  const onSigint = (): void => {
+    line('replay: interrupted; reporting the requests done so far');
+    stop.abort();
+  };
+  // Once: a second Ctrl-C ends the process the usual way.
+  process.once('SIGINT', onSigint);
+  const progress = createProgress(records.length, {
+    tty: deps.stderrIsTTY ?? process.stderr.isTTY === true,
+    stream: deps.barStream ?? process.stderr,
+    line,
+  });
+  let rows: ResultRow[];
+  try {
+    rows = await replayRecords(records, {
+      baseline,
+      canary,
+      concurrency,
+      ...(rate === undefined ? {} : { rate }),
+      timeoutMs,
+      noiseCheck: values['noise-check'] === true,
+      signal: stop.signal,
+      onExchange: (exchange) => {
+        const row = judge(exchange, ignore);
+        progress.tick(row);
+        return row;
+      },
+    });
+  } finally {
+    progress.stop();
+    process.off('SIGINT', onSigint);
+  }
+
+  const report = buildReport(rows, skipped, stop.signal.aborted);
+  await writeFile(output, `${JSON.stringify(report, null, 2)}\n`);
+  print(`${JSON.stringify(report.summary, null, 2)}\n`);
+  const failed = report.criteria.filter((c) => !c.pass);
+  for (const c of report.criteria) line(`replay: ${c.pass ? 'pass' : 'FAIL'} ${c.name}: ${c.value ?? c.note} (threshold ${c.threshold})`);
+  line(`replay: ${rows.length} requests, ${report.summary.response_mismatches} mismatches, ${report.summary.errors} errors; report in ${output}`);
+  return stop.signal.aborted || failed.length > 0 ? 1 : 0;
+}

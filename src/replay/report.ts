@@ -1,0 +1,168 @@
+import type { Comparison, Difference } from '../compare/answers.js';
+import type { Skipped } from './input.js';
+
+/**
+ * The replay's output file: the seed's `summary` and `results` (scripts/shadow_replay_test.py
+ * in CANARY_DEPLOYMENT.md), key for key and formatted as it formats them, so whatever reads
+ * the seed's file reads ours; then what we add.
+ */
+
+/** One request, as the seed writes it (path … error), then ours (route … source). */
+export interface ResultRow {
+  readonly path: string;
+  readonly flask_status: number;
+  readonly fastapi_status: number;
+  readonly flask_latency_ms: number;
+  readonly fastapi_latency_ms: number;
+  /** Null when the answers match (or there was an error). */
+  readonly diff: string | null;
+  /**
+   * Null unless a backend gave no answer (unreachable, timeout). The seed counts only its own
+   * exceptions here and takes an unreachable backend for status 0, so its "errors" stay 0.
+   */
+  readonly error: string | null;
+  /** The path without its query string. */
+  readonly route: string;
+  readonly kind: Comparison['kind'] | null;
+  readonly differences: readonly Difference[];
+  /** FILE:LINE of the record. */
+  readonly source: string;
+}
+
+export interface Latency {
+  readonly p50: number;
+  readonly p95: number;
+  readonly p99: number;
+}
+
+export interface Summary {
+  readonly total_requests: number;
+  readonly errors: number;
+  readonly response_mismatches: number;
+  /** "99.50%", or "N/A" for no requests. */
+  readonly match_rate: string;
+  readonly flask_latency: Latency;
+  readonly fastapi_latency: Latency;
+  /** "12.3%" (positive: the canary is faster), or "N/A" where the baseline's is 0. */
+  readonly latency_improvement: { readonly p50: string; readonly p99: string };
+}
+
+export interface Criterion {
+  readonly name: string;
+  readonly threshold: number;
+  readonly value: number | null;
+  readonly pass: boolean;
+  readonly note?: string;
+}
+
+export interface RouteStats {
+  readonly count: number;
+  readonly mismatches: number;
+  readonly errors: number;
+  readonly flask_p99_ms: number;
+  readonly fastapi_p99_ms: number;
+}
+
+export interface Report {
+  readonly summary: Summary;
+  readonly criteria: readonly Criterion[];
+  readonly routes: Record<string, RouteStats>;
+  readonly skipped: Skipped;
+  /** Ctrl-C stopped the replay: the report covers only the requests that finished. */
+  readonly interrupted: boolean;
+  readonly results: readonly ResultRow[];
+}
+
+/** The seed's percentile: linear interpolation between closest ranks, 0 for no data. */
+export function percentile(data: readonly number[], p: number): number {
+  if (data.length === 0) return 0;
+  const sorted = [...data].sort((a, b) => a - b);
+  const k = (sorted.length - 1) * p;
+  const f = Math.floor(k);
+  const c = f + 1 < sorted.length ? f + 1 : f;
+  return sorted[f]! + (sorted[c]! - sorted[f]!) * (k - f);
+}
+
+const isMismatch = (r: ResultRow): boolean => r.error === null && r.diff !== null;
+
+/** The seed leaves requests with an error out of the latencies, on both sides. */
+function latencies(rows: readonly ResultRow[]): { flask: number[]; fastapi: number[] } {
+  const ok = rows.filter((r) => r.error === null);
+  return { flask: ok.map((r) => r.flask_latency_ms), fastapi: ok.map((r) => r.fastapi_latency_ms) };
+}
+
+const latency = (data: readonly number[]): Latency => ({ p50: percentile(data, 0.5), p95: percentile(data, 0.95), p99: percentile(data, 0.99) });
+
+/** The seed's `(1 - fastapi / flask) * 100` to one decimal, "N/A" when flask's is 0. */
+function improvement(flask: number, fastapi: number): string {
+  return flask ? `${((1 - fastapi / flask) * 100).toFixed(1)}%` : 'N/A';
+}
+
+export function summarize(rows: readonly ResultRow[]): Summary {
+  const total = rows.length;
+  const errors = rows.filter((r) => r.error !== null).length;
+  const mismatches = rows.filter(isMismatch).length;
+  const { flask, fastapi } = latencies(rows);
+  const [b, c] = [latency(flask), latency(fastapi)];
+  return {
+    total_requests: total,
+    errors,
+    response_mismatches: mismatches,
+    match_rate: total ? `${(((total - errors - mismatches) / total) * 100).toFixed(2)}%` : 'N/A',
+    flask_latency: b,
+    fastapi_latency: c,
+    latency_improvement: { p50: improvement(b.p50, c.p50), p99: improvement(b.p99, c.p99) },
+  };
+}
+
+/** The canary's p99 may be at most this times the baseline's (the seed: "within 20%"). */
+export const P99_RATIO = 1.2;
+
+/** The seed's Phase 1 success criteria, each with its number. */
+export function criteria(rows: readonly ResultRow[]): Criterion[] {
+  const total = rows.length;
+  const matched = rows.filter((r) => r.error === null && r.diff === null).length;
+  const { flask, fastapi } = latencies(rows);
+  const [b99, c99] = [percentile(flask, 0.99), percentile(fastapi, 0.99)];
+  const errorAnswers = rows.filter((r) => r.error === null && (r.flask_status >= 400 || r.fastapi_status >= 400));
+  const errorMatched = errorAnswers.filter((r) => r.diff === null).length;
+  return [
+    total === 0
+      ? { name: 'match_rate', threshold: 1, value: null, pass: false, note: 'no requests replayed' }
+      : { name: 'match_rate', threshold: 1, value: matched / total, pass: matched === total },
+    b99 > 0
+      ? { name: 'canary_p99_within_20_percent', threshold: P99_RATIO, value: c99 / b99, pass: c99 / b99 <= P99_RATIO }
+      : { name: 'canary_p99_within_20_percent', threshold: P99_RATIO, value: null, pass: false, note: 'no baseline latencies' },
+    errorAnswers.length === 0
+      ? { name: 'error_responses_match', threshold: 1, value: null, pass: true, note: 'no error responses' }
+      : { name: 'error_responses_match', threshold: 1, value: errorMatched / errorAnswers.length, pass: errorMatched === errorAnswers.length },
+    // Memory needs DRUM's /stats/ polled during the replay; until then this is only named.
+    { name: 'no_oom', threshold: 0, value: null, pass: true, note: 'not measured' },
+  ];
+}
+
+/** Per path without query string, in order of first appearance. */
+export function routeStats(rows: readonly ResultRow[]): Record<string, RouteStats> {
+  const byRoute = new Map<string, ResultRow[]>();
+  for (const r of rows) {
+    const list = byRoute.get(r.route);
+    if (list === undefined) byRoute.set(r.route, [r]);
+    else list.push(r);
+  }
+  const out: Record<string, RouteStats> = {};
+  for (const [route, list] of byRoute) {
+    const { flask, fastapi } = latencies(list);
+    out[route] = {
+      count: list.length,
+      mismatches: list.filter(isMismatch).length,
+      errors: list.filter((r) => r.error !== null).length,
+      flask_p99_ms: percentile(flask, 0.99),
+      fastapi_p99_ms: percentile(fastapi, 0.99),
+    };
+  }
+  return out;
+}
+
+export function buildReport(rows: readonly ResultRow[], skipped: Skipped, interrupted: boolean): Report {
+  return { summary: summarize(rows), criteria: criteria(rows), routes: routeStats(rows), skipped, interrupted, results: rows };
+}

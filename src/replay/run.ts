@@ -1,0 +1,110 @@
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from 'undici';
+import type { Answer } from '../compare/answers.js';
+import type { ReplayRecord } from './input.js';
+
+/** One send to one backend: its answer, or why there is none. */
+export interface Sent {
+  readonly answer?: Answer;
+  /** From sending to the last byte of the body, as the seed times it. */
+  readonly latencyMs: number;
+  readonly error?: string;
+}
+
+/** One record sent to both backends (and, with the noise check, to the baseline again). */
+export interface Exchange {
+  readonly record: ReplayRecord;
+  readonly baseline: Sent;
+  readonly canary: Sent;
+  readonly again?: Sent;
+}
+
+export interface RunOptions<T> {
+  readonly baseline: URL;
+  readonly canary: URL;
+  readonly concurrency: number;
+  /** Records started per second, overall; undefined for as fast as concurrency allows. */
+  readonly rate?: number;
+  readonly timeoutMs: number;
+  readonly noiseCheck: boolean;
+  /** Aborted: start nothing more, cut what is in flight, keep only what finished. */
+  readonly signal: AbortSignal;
+  /** Called as each exchange finishes; what it returns is what replayRecords collects. */
+  readonly onExchange: (exchange: Exchange) => T;
+}
+
+class Target {
+  readonly pool: Pool;
+  /** The backend URL's path without trailing slashes: the seed sends f"{base_url}{record.path}". */
+  readonly basePath: string;
+
+  constructor(url: URL, connections: number) {
+    this.pool = new Pool(url.origin, { connections });
+    this.basePath = url.pathname.replace(/\/+$/, '');
+  }
+}
+
+async function send(target: Target, record: ReplayRecord, timeoutMs: number, stop: AbortSignal): Promise<Sent> {
+  const start = performance.now();
+  // One limit for the whole exchange, connecting and the body included; undici's own
+  // headers/body timeouts (300 s by default) are turned off so that they cannot cut a longer --timeout.
+  const timeout = AbortSignal.timeout(timeoutMs);
+  try {
+    const res = await target.pool.request({
+      method: record.method,
+      path: target.basePath + record.path,
+      headers: record.headers as string[],
+      body: record.body.length > 0 ? record.body : null,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      signal: AbortSignal.any([stop, timeout]),
+    });
+    const body = new Uint8Array(await res.body.arrayBuffer());
+    const type = res.headers['content-type'];
+    const answer: Answer = typeof type === 'string' ? { status: res.statusCode, body, contentType: type } : { status: res.statusCode, body };
+    return { answer, latencyMs: performance.now() - start };
+  } catch (err) {
+    return { latencyMs: performance.now() - start, error: timeout.aborted ? `timeout after ${timeoutMs} ms` : (err as Error).message };
+  }
+}
+
+/**
+ * Sends every record to both backends at once, `concurrency` records at a time, each record
+ * started no sooner than its slot at `rate`. Resolves with onExchange's value for each finished
+ * exchange, in record order; a failed send is part of its exchange, never a rejection.
+ */
+export async function replayRecords<T>(records: readonly ReplayRecord[], opts: RunOptions<T>): Promise<T[]> {
+  const baseline = new Target(opts.baseline, opts.concurrency);
+  const canary = new Target(opts.canary, opts.concurrency);
+  const done: { value: T }[] = new Array(records.length);
+  const { signal, timeoutMs } = opts;
+  const interval = opts.rate === undefined ? 0 : 1000 / opts.rate;
+  const t0 = performance.now();
+  let next = 0;
+
+  const worker = async (): Promise<void> => {
+    while (!signal.aborted && next < records.length) {
+      const i = next++;
+      const wait = t0 + i * interval - performance.now();
+      // Rejects when interrupted; the loop's condition then ends the worker.
+      if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
+      if (signal.aborted) return;
+      const record = records[i]!;
+      const [b, c] = await Promise.all([send(baseline, record, timeoutMs, signal), send(canary, record, timeoutMs, signal)]);
+      // Sent after the first answer, not beside it, so a timestamp in the answer has moved on.
+      const again = opts.noiseCheck && b.answer && c.answer ? await send(baseline, record, timeoutMs, signal) : undefined;
+      if (signal.aborted) return;
+      const exchange: Exchange = again === undefined ? { record, baseline: b, canary: c } : { record, baseline: b, canary: c, again };
+      done[i] = { value: opts.onExchange(exchange) };
+    }
+  };
+
+  try {
+    await Promise.all(Array.from({ length: Math.min(opts.concurrency, records.length) }, worker));
+  } finally {
+    await Promise.all([baseline.pool.destroy(), canary.pool.destroy()]);
+  }
+  // Holes are records not done when interrupted; filter skips them.
+  return done.filter(() => true).map((d) => d.value);
+}

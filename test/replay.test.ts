@@ -1,0 +1,447 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import t, { type Test } from 'tap';
+import { InputError } from '../src/common/input-error.js';
+import type { RecordLine } from '../src/record/line.js';
+import { replayCommand, REPLAY_OPTIONS, REPLAY_USAGE } from '../src/replay/command.js';
+import type { Report } from '../src/replay/report.js';
+import { freePort, startUpstream, type TestUpstream, type UpstreamHandler } from './helpers/net.js';
+import { until } from './helpers/wait.js';
+
+// `drum-splitter replay` in-process against real upstreams on 127.0.0.1.
+
+const dir = await mkdtemp(join(tmpdir(), 'replay-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+
+let lines = 0;
+/** One line as our recorder writes it. */
+function ours(method: string, path: string, body: Buffer | string = '', more: Partial<RecordLine> = {}): string {
+  const bytes = Buffer.from(body);
+  const line: RecordLine = {
+    timestamp: 1_700_000_000.25,
+    method,
+    path,
+    headers: { Host: 'model.example', 'User-Agent': 'rec' },
+    body_hex: bytes.toString('hex'),
+    content_type: '',
+    id: `r${++lines}`,
+    upstream: 'flask',
+    status: 200,
+    latency_ms: 3.5,
+    body_truncated: false,
+    ...more,
+  };
+  return JSON.stringify(line);
+}
+
+async function file(name: string, ...content: string[]): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, content.map((l) => `${l}\n`).join(''));
+  return path;
+}
+
+/**
+ * Answers after a steady delay, so that the canary's p99 is within 20% of the baseline's
+ * however busy the machine (at 1 ms each, scheduling jitter alone can exceed 20%).
+ */
+const STEADY_MS = 40;
+
+/** A DRUM stand-in: CSV → one prediction per row (the sum of its cells), JSON and bytes echoed, /ping text. */
+function drum(variant: (path: string, body: Buffer) => { status: number; type?: string; body: Buffer | string } | undefined = () => undefined): UpstreamHandler {
+  return (req, res, body) => {
+    const path = req.url!;
+    const answer = variant(path, body) ?? standard(req.headers['content-type'], path, body);
+    if (answer.type !== undefined) res.setHeader('content-type', answer.type);
+    res.statusCode = answer.status;
+    setTimeout(() => res.end(answer.body), STEADY_MS);
+  };
+}
+
+function standard(type: string | undefined, path: string, body: Buffer): { status: number; type?: string; body: Buffer | string } {
+  if (path.startsWith('/ping')) return { status: 200, body: 'pong' };
+  if (type === 'text/csv') {
+    const [, ...rows] = body.toString('utf8').trim().split('\n');
+    const predictions = rows.map((r) => r.split(',').reduce((s, c) => s + Number(c), 0));
+    if (predictions.some(Number.isNaN)) return { status: 422, type: 'application/json', body: JSON.stringify({ message: 'bad csv' }) };
+    return { status: 200, type: 'application/json', body: JSON.stringify({ predictions }) };
+  }
+  if (type === 'application/json') return { status: 200, type: 'application/json', body };
+  return { status: 200, type: 'application/octet-stream', body };
+}
+
+const BINARY = Buffer.from([0xff, 0xfe, 0x00, 0x80, 0xc3]);
+
+/** CSV, JSON, binary (not UTF-8), a GET with a query, and a request both answer 422. */
+const standardFile = (name: string): Promise<string> =>
+  file(
+    name,
+    ours('POST', '/predict/', 'a,b\n1,2\n3,4\n', {
+      headers: { Host: 'model.example', 'Content-Type': 'text/csv', 'Content-Length': '12', Connection: 'keep-alive, X-Hop', 'X-Hop': '1', 'X-Trace': 't1', Authorization: '[REDACTED]' },
+    }),
+    ours('POST', '/predictUnstructured/', '{"x":[1,2]}', { headers: { 'Content-Type': 'application/json' } }),
+    ours('POST', '/predictUnstructured/', BINARY, { headers: { 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked' } }),
+    ours('GET', '/ping?verbose=1'),
+    ours('POST', '/predict/', 'a,b\n1,x\n', { headers: { 'Content-Type': 'text/csv' } }),
+  );
+
+interface Run {
+  code: number;
+  report: Report;
+  stderr: string[];
+  stdout: string;
+}
+
+async function replay(values: Record<string, unknown>, positionals: string[] = [], deps: { stderrIsTTY?: boolean; barStream?: NodeJS.WritableStream } = {}): Promise<Run> {
+  const stderr: string[] = [];
+  let stdout = '';
+  const output = (values.output as string | undefined) ?? join(dir, `out-${++lines}.json`);
+  const code = await replayCommand({ output, ...values }, positionals, { stderr: (l) => stderr.push(l), stdout: (s) => (stdout += s), stderrIsTTY: false, ...deps });
+  return { code, report: JSON.parse(await readFile(output, 'utf8')) as Report, stderr, stdout };
+}
+
+async function pair(t: Test, baseline: UpstreamHandler, canary: UpstreamHandler): Promise<[TestUpstream, TestUpstream]> {
+  const b = await startUpstream('flask', baseline);
+  const c = await startUpstream('fastapi', canary);
+  t.teardown(() => Promise.all([b.close(), c.close()]));
+  return [b, c];
+}
+
+const SUMMARY_KEYS = ['total_requests', 'errors', 'response_mismatches', 'match_rate', 'flask_latency', 'fastapi_latency', 'latency_improvement'];
+const SEED_RESULT_KEYS = ['path', 'flask_status', 'fastapi_status', 'flask_latency_ms', 'fastapi_latency_ms', 'diff', 'error'];
+
+t.test('the flags and usage main.ts wires in', async (t) => {
+  t.equal(REPLAY_OPTIONS['requests-file'].multiple, true);
+  t.equal(REPLAY_OPTIONS['noise-check'].type, 'boolean');
+  t.ok(REPLAY_USAGE.some((l) => l.includes('--flask-url')));
+});
+
+t.test('identical backends: every request matches, the seed summary keys, exit 0', async (t) => {
+  const [b, c] = await pair(t, drum(), drum());
+  const rec = await standardFile('same.jsonl');
+  const { code, report, stderr, stdout } = await replay({ 'flask-url': b.url, 'fastapi-url': c.url, 'requests-file': [rec] });
+  t.equal(code, 0);
+  t.strictSame(Object.keys(report.summary), SUMMARY_KEYS);
+  t.strictSame(Object.keys(report.summary.flask_latency), ['p50', 'p95', 'p99']);
+  t.strictSame(Object.keys(report.summary.latency_improvement), ['p50', 'p99']);
+  t.match(report.summary.latency_improvement.p50, /^-?\d+\.\d%$/);
+  t.equal(report.summary.total_requests, 5);
+  t.equal(report.summary.errors, 0);
+  t.equal(report.summary.response_mismatches, 0);
+  t.equal(report.summary.match_rate, '100.00%');
+  t.strictSame(Object.keys(report.results[0]!).slice(0, 7), SEED_RESULT_KEYS);
+  t.strictSame(
+    report.results.map((r) => [r.path, r.route, r.flask_status, r.fastapi_status, r.kind, r.diff, r.error]),
+    [
+      ['/predict/', '/predict/', 200, 200, 'json', null, null],
+      ['/predictUnstructured/', '/predictUnstructured/', 200, 200, 'json', null, null],
+      ['/predictUnstructured/', '/predictUnstructured/', 200, 200, 'bytes', null, null],
+      ['/ping?verbose=1', '/ping', 200, 200, 'text', null, null],
+      ['/predict/', '/predict/', 422, 422, 'json', null, null],
+    ],
+  );
+  t.equal(report.results[0]!.source, `${rec}:1`);
+  t.strictSame(
+    report.criteria.map((x) => [x.name, x.pass]),
+    [
+      ['match_rate', true],
+      ['canary_p99_within_20_percent', report.criteria[1]!.value! <= 1.2],
+      ['error_responses_match', true],
+      ['no_oom', true],
+    ],
+  );
+  t.equal(report.criteria[0]!.value, 1);
+  t.equal(report.criteria[2]!.value, 1);
+  t.equal(report.criteria[3]!.note, 'not measured');
+  t.strictSame(Object.keys(report.routes), ['/predict/', '/predictUnstructured/', '/ping']);
+  t.match(report.routes['/predict/'], { count: 2, mismatches: 0, errors: 0 });
+  t.equal(report.interrupted, false);
+  t.strictSame(report.skipped, { counts: { malformed: 0, truncated: 0 }, first: [] });
+  t.strictSame(JSON.parse(stdout), report.summary, 'the summary on stdout, as the seed prints it');
+  t.match(stderr[0], /loaded 5 requests for replay from 1 file\(s\)$/);
+  t.ok(stderr.includes('replay: 100% (5/5), 0 mismatches, 0 errors'), 'a plain line per tenth when not a terminal');
+
+  // What each backend received: the recorded request, minus what belonged to its connection.
+  for (const up of [b, c]) {
+    t.equal(up.seen.length, 5);
+    const [csv, , bin, ping] = up.seen;
+    t.equal(csv!.body.toString(), 'a,b\n1,2\n3,4\n');
+    t.equal(csv!.headers['x-trace'], 't1');
+    t.equal(csv!.headers['content-length'], '12');
+    t.notOk('x-hop' in csv!.headers, 'a header named in Connection is not resent');
+    t.notOk('authorization' in csv!.headers, 'a redacted header is not resent');
+    t.not(csv!.headers.host, 'model.example');
+    t.strictSame(bin!.body, BINARY);
+    t.notOk('transfer-encoding' in bin!.headers);
+    t.equal(ping!.method, 'GET');
+    t.equal(ping!.url, '/ping?verbose=1');
+  }
+});
+
+t.test('a canary that answers differently: mismatches counted and described, exit 1', async (t) => {
+  const [b, c] = await pair(
+    t,
+    drum(),
+    drum((path, body) => {
+      if (path === '/predict/' && body.includes('1,2')) return { status: 200, type: 'application/json', body: '{"predictions":[3.5,7]}' };
+      if (path === '/predict/' && body.includes('1,x')) return { status: 500, type: 'application/json', body: '{"message":"boom"}' };
+      if (body[0] === 0xff) return { status: 200, type: 'application/octet-stream', body: Buffer.concat([body, Buffer.from([1])]) };
+      if (body.includes('"x"')) return { status: 200, type: 'application/json', body: '{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6}' };
+      return undefined;
+    }),
+  );
+  const rec = await standardFile('differ.jsonl');
+  const { code, report } = await replay({ baseline: b.url, canary: c.url }, [rec]);
+  t.equal(code, 1);
+  t.equal(report.summary.response_mismatches, 4);
+  t.equal(report.summary.errors, 0);
+  t.equal(report.summary.match_rate, '20.00%');
+  const diffs = report.results.map((r) => r.diff);
+  t.match(diffs[0], /^differences at \$\.predictions/);
+  t.match(diffs[1], /^differences at .*, …$/, 'six differences: five named');
+  t.equal(report.results[1]!.differences.length, 7);
+  t.equal(diffs[2], 'Binary diff: 5 vs 6 bytes');
+  t.equal(diffs[3], null);
+  t.equal(diffs[4], 'Status mismatch: Flask=422, FastAPI=500');
+  t.match(report.criteria, [
+    { name: 'match_rate', value: 0.2, pass: false },
+    {},
+    { name: 'error_responses_match', value: 0, pass: false },
+    { name: 'no_oom', pass: true },
+  ]);
+  t.match(report.routes['/predict/'], { count: 2, mismatches: 2 });
+});
+
+t.test('a dead canary or baseline is an error per request, not a crash', async (t) => {
+  const [b] = await pair(t, drum(), drum());
+  const dead = `http://127.0.0.1:${await freePort()}`;
+  const rec = await file('dead.jsonl', ours('GET', '/ping'), ours('GET', '/ping'));
+  const canaryDown = await replay({ baseline: b.url, canary: dead, 'noise-check': true }, [rec]);
+  t.equal(canaryDown.code, 1);
+  t.match(canaryDown.report.summary, { total_requests: 2, errors: 2, response_mismatches: 0, match_rate: '0.00%' });
+  t.match(canaryDown.report.results[0], { flask_status: 200, fastapi_status: 0, diff: null, kind: null, error: /^canary: .*ECONNREFUSED/ });
+  t.equal(b.seen.length, 2, 'no noise-check send when there is nothing to compare');
+
+  const bothDown = await replay({ baseline: dead, canary: dead }, [rec]);
+  t.match(bothDown.report.results[0], { flask_status: 0, error: /^baseline: .*; canary: / });
+  t.strictSame(bothDown.report.summary.latency_improvement, { p50: 'N/A', p99: 'N/A' });
+  t.match(bothDown.report.criteria[1], { value: null, pass: false, note: 'no baseline latencies' });
+  t.match(bothDown.report.routes['/ping'], { count: 2, errors: 2, flask_p99_ms: 0 });
+});
+
+t.test('a canary that does not answer in --timeout is an error', async (t) => {
+  const [b, c] = await pair(t, drum(), () => undefined);
+  const rec = await file('slow.jsonl', ours('GET', '/ping'));
+  const { report } = await replay({ baseline: b.url, canary: c.url, timeout: '200ms' }, [rec]);
+  t.match(report.results[0], { error: 'canary: timeout after 200 ms', flask_status: 200 });
+});
+
+t.test('malformed and truncated lines are skipped and counted; --strict stops at the first malformed one', async (t) => {
+  const [b, c] = await pair(t, drum(), drum());
+  const rec = await file(
+    'bad.jsonl',
+    ours('GET', '/ping'),
+    'not json',
+    '{"method":"GET"}',
+    '[1]',
+    '{"method":"GET","path":"ping"}',
+    '{"method":"GET","path":"/x","headers":[]}',
+    '{"method":"GET","path":"/x","headers":{"A":1}}',
+    '{"method":"GET","path":"/x","body_hex":"zz"}',
+    '',
+    ours('POST', '/predict/', 'a\n1\n', { body_truncated: true }),
+    ...Array.from({ length: 5 }, () => '{"method":""}'),
+  );
+  const rotated = await file('bad.jsonl.1', `${ours('GET', '/ping?old')}\r`, '{"truncated line');
+  const { code, report, stderr } = await replay({ baseline: b.url, canary: c.url }, [rec, rotated]);
+  t.equal(code, 0, 'skipped lines do not fail the replay');
+  t.equal(report.summary.total_requests, 2);
+  t.strictSame(report.skipped.counts, { malformed: 13, truncated: 1 });
+  t.equal(report.skipped.first.length, 10);
+  t.strictSame(report.skipped.first.slice(0, 9), [
+    { source: `${rec}:2`, reason: 'malformed', detail: 'not JSON' },
+    { source: `${rec}:3`, reason: 'malformed', detail: 'no path starting with /' },
+    { source: `${rec}:4`, reason: 'malformed', detail: 'not a JSON object' },
+    { source: `${rec}:5`, reason: 'malformed', detail: 'no path starting with /' },
+    { source: `${rec}:6`, reason: 'malformed', detail: 'headers are not an object of strings' },
+    { source: `${rec}:7`, reason: 'malformed', detail: 'headers are not an object of strings' },
+    { source: `${rec}:8`, reason: 'malformed', detail: 'body_hex is not hex' },
+    { source: `${rec}:10`, reason: 'truncated', detail: 'body_truncated' },
+    { source: `${rec}:11`, reason: 'malformed', detail: 'no method' },
+  ]);
+  t.equal(report.results[1]!.source, `${rotated}:1`);
+  t.match(stderr[0], /loaded 2 requests .* from 2 file\(s\), skipped 14 \(13 malformed, 1 truncated\)/);
+  t.equal(b.seen.length, 2, 'a truncated record is never sent');
+
+  await t.rejects(replayCommand({ baseline: b.url, canary: c.url, strict: true }, [rec]), new InputError(`${rec}:2: not JSON (--strict stops at a malformed line)`));
+  await t.rejects(replayCommand({ baseline: b.url, canary: c.url }, [join(dir, 'missing.jsonl')]), { name: 'InputError', message: /cannot read .*missing\.jsonl/ });
+  await t.rejects(replayCommand({ baseline: b.url, canary: c.url }, [dir]), { name: 'InputError', message: /cannot read/ });
+});
+
+t.test('nothing to replay: a report that says so, exit 1', async (t) => {
+  const rec = await file('empty.jsonl', ours('GET', '/x', '', { body_truncated: true }));
+  const { code, report } = await replay({ baseline: 'http://127.0.0.1:1', canary: 'http://127.0.0.1:1' }, [rec]);
+  t.equal(code, 1);
+  t.equal(report.summary.match_rate, 'N/A');
+  t.match(report.criteria[0], { name: 'match_rate', value: null, pass: false, note: 'no requests replayed' });
+});
+
+t.test('--ignore makes a documented difference pass', async (t) => {
+  const answer = (version: string): UpstreamHandler => (_req, res) => {
+    res.setHeader('content-type', 'application/json');
+    setTimeout(() => res.end(JSON.stringify({ predictions: [1, 2], meta: { version } })), STEADY_MS);
+  };
+  const [b, c] = await pair(t, answer('flask-1'), answer('fastapi-1'));
+  const rec = await file('ignore.jsonl', ours('POST', '/predict/', 'a\n1\n', { headers: { 'Content-Type': 'text/csv' } }));
+  t.equal((await replay({ baseline: b.url, canary: c.url }, [rec])).report.summary.response_mismatches, 1);
+  const ignored = await replay({ baseline: b.url, canary: c.url, ignore: ['$.meta.version'] }, [rec]);
+  t.equal(ignored.code, 0);
+  t.equal(ignored.report.summary.match_rate, '100.00%');
+  await t.rejects(replayCommand({ baseline: b.url, canary: c.url, ignore: ['$.['] }, [rec]), { name: 'InputError', message: /^--ignore: / });
+});
+
+t.test('--noise-check cancels a field that differs between two baseline answers', async (t) => {
+  let tick = 0;
+  let flaky = 0;
+  const stamped =
+    (baseline: boolean): UpstreamHandler =>
+    (req, res) => {
+      // Every second /flaky request to the baseline (the noise-check one) fails.
+      if (baseline && req.url === '/flaky' && ++flaky % 2 === 0) {
+        res.destroy();
+        return;
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ predictions: [1], timestamp: ++tick }));
+    };
+  const [b, c] = await pair(t, stamped(true), stamped(false));
+  const rec = await file('noise.jsonl', ours('GET', '/predict'), ours('GET', '/flaky'));
+  const plain = await replay({ baseline: b.url, canary: c.url }, [rec]);
+  t.equal(plain.report.summary.response_mismatches, 2);
+  t.match(plain.report.results[0]!.diff, /\$\.timestamp/);
+  flaky = 0;
+  const checked = await replay({ baseline: b.url, canary: c.url, 'noise-check': true }, [rec]);
+  t.equal(checked.report.results[0]!.diff, null, 'the timestamp is noise');
+  t.match(checked.report.results[1]!.diff, /\$\.timestamp/, 'no noise known when the second baseline send fails');
+  t.equal(checked.report.results[1]!.error, null);
+});
+
+t.test('--rate spaces the requests out', async (t) => {
+  const arrivals: number[] = [];
+  const [b, c] = await pair(
+    t,
+    (_req, res) => {
+      arrivals.push(performance.now());
+      res.end('ok');
+    },
+    (_req, res) => res.end('ok'),
+  );
+  const rec = await file('rate.jsonl', ...Array.from({ length: 10 }, (_, i) => ours('GET', `/ping?${i}`)));
+  const { report } = await replay({ baseline: b.url, canary: c.url, rate: '20', concurrency: '10' }, [rec]);
+  t.equal(report.summary.total_requests, 10);
+  t.ok(arrivals[1]! - arrivals[0]! >= 40, `the second request ${arrivals[1]! - arrivals[0]!} ms after the first, at 20/s`);
+});
+
+t.test("the seed middleware's lines: no id or status, Content-Type only in content_type", async (t) => {
+  const [b, c] = await pair(t, drum(), drum());
+  const rec = await file(
+    'seed.jsonl',
+    JSON.stringify({ timestamp: 1_700_000_000.1, method: 'POST', path: '/predict/', headers: { 'User-Agent': 'curl/8', 'X-Request-Id': 'a1' }, body_hex: Buffer.from('a,b\n1,2\n').toString('hex'), content_type: 'text/csv' }),
+    JSON.stringify({ timestamp: 1_700_000_000.2, method: 'GET', path: '/ping' }),
+  );
+  const { code, report } = await replay({ baseline: b.url, canary: c.url }, [rec]);
+  t.equal(code, 0);
+  t.equal(report.summary.match_rate, '100.00%');
+  t.equal(b.seen[0]!.headers['content-type'], 'text/csv');
+  t.equal(b.seen[0]!.headers['x-request-id'], 'a1');
+  t.equal(report.results[0]!.kind, 'json');
+});
+
+t.test('bad usage is an InputError', async (t) => {
+  const rec = await file('usage.jsonl', ours('GET', '/ping'));
+  const ok = { baseline: 'http://127.0.0.1:1', canary: 'http://127.0.0.1:1' };
+  const cases: [Record<string, unknown>, string[], RegExp][] = [
+    [{ canary: ok.canary }, [rec], /needs --baseline URL \(or --flask-url URL\)/],
+    [{ baseline: ok.baseline }, [rec], /needs --canary URL \(or --fastapi-url URL\)/],
+    [{ ...ok, 'flask-url': 'http://127.0.0.1:2' }, [rec], /--flask-url and --baseline name the same backend/],
+    [{ ...ok, baseline: 'nope' }, [rec], /^--baseline: "nope" is not a URL/],
+    [{ ...ok, canary: 'ftp://x/' }, [rec], /^--canary: "ftp:\/\/x\/" is not an http\(s\) URL/],
+    [ok, [], /needs a recording/],
+    [{ ...ok, concurrency: '0' }, [rec], /^--concurrency: "0" is not a positive whole number/],
+    [{ ...ok, concurrency: '1.5' }, [rec], /^--concurrency/],
+    [{ ...ok, rate: 'x' }, [rec], /^--rate: "x" is not a positive number/],
+    [{ ...ok, rate: 'Infinity' }, [rec], /^--rate/],
+    [{ ...ok, timeout: 'soon' }, [rec], /^--timeout/],
+    [{ ...ok, output: rec }, [rec], /is one of the recordings being replayed/],
+    [{ ...ok, output: join(dir, 'no', 'such', 'out.json') }, [rec], /^--output: cannot write/],
+  ];
+  for (const [values, positionals, message] of cases) {
+    await t.rejects(replayCommand(values, positionals, { stderr: () => undefined }), { name: 'InputError', message }, message.source);
+  }
+  // The seed's and our spelling together are fine when they agree.
+  const [b, c] = await pair(t, drum(), drum());
+  t.equal((await replay({ baseline: b.url, 'flask-url': b.url, canary: c.url }, [rec])).code, 0);
+});
+
+t.test('Ctrl-C: stops sending, reports what was done, exit 1', async (t) => {
+  const slow: UpstreamHandler = (_req, res) => setTimeout(() => res.end('ok'), 30);
+  const [b, c] = await pair(t, slow, slow);
+  const rec = await file('sigint.jsonl', ...Array.from({ length: 40 }, (_, i) => ours('GET', `/ping?${i}`)));
+  const before = process.listeners('SIGINT');
+  const running = replay({ baseline: b.url, canary: c.url, rate: '50', concurrency: '4' }, [rec]);
+  await until(() => b.seen.length >= 4);
+  // Only the replay's handler: tap's own (signal-exit) must not see a Ctrl-C.
+  const added = process.listeners('SIGINT').filter((l) => !before.includes(l));
+  t.equal(added.length, 1);
+  added[0]!('SIGINT');
+  const { code, report, stderr } = await running;
+  t.equal(code, 1);
+  t.equal(report.interrupted, true);
+  t.ok(report.summary.total_requests >= 1 && report.summary.total_requests < 40, `${report.summary.total_requests} done`);
+  t.ok(stderr.includes('replay: interrupted; reporting the requests done so far'));
+  t.strictSame(process.listeners('SIGINT'), before, 'the handler is removed');
+});
+
+t.test('a progress bar on a terminal', async (t) => {
+  const [b, c] = await pair(t, drum(), drum());
+  const rec = await file('tty.jsonl', ours('GET', '/ping'), ours('GET', '/ping'));
+  let drawn = '';
+  const bar = Object.assign(
+    new Writable({
+      write(chunk: Buffer, _enc, done) {
+        drawn += chunk.toString();
+        done();
+      },
+    }),
+    { isTTY: true, columns: 100 },
+  );
+  const { code, stderr } = await replay({ baseline: b.url, canary: c.url }, [rec], { stderrIsTTY: true, barStream: bar });
+  t.equal(code, 0);
+  t.match(drawn, /replay \[.*\] 2\/2 \| 0 mismatches, 0 errors/);
+  t.notOk(stderr.some((l) => l.includes('100%')), 'no plain progress lines');
+});
+
+t.test('defaults: process stdout/stderr, shadow_test_results.json in the working directory', async (t) => {
+  const [b, c] = await pair(t, drum(), drum());
+  const rec = await file('defaults.jsonl', ours('GET', '/ping'));
+  const cwd = process.cwd();
+  const work = await mkdtemp(join(dir, 'cwd-'));
+  const writes = { out: '', err: '' };
+  const [out, err] = [process.stdout.write, process.stderr.write];
+  process.chdir(work);
+  process.stdout.write = ((s: string) => ((writes.out += s), true)) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => ((writes.err += s), true)) as typeof process.stderr.write;
+  let code: number;
+  try {
+    code = await replayCommand({ baseline: b.url, canary: c.url }, [rec]);
+  } finally {
+    [process.stdout.write, process.stderr.write] = [out, err];
+    process.chdir(cwd);
+  }
+  t.equal(code, 0);
+  const report = JSON.parse(await readFile(join(work, 'shadow_test_results.json'), 'utf8')) as Report;
+  t.equal(report.summary.total_requests, 1);
+  t.strictSame(JSON.parse(writes.out), report.summary);
+  t.match(writes.err, /replay: loaded 1 requests/);
+});
