@@ -63,7 +63,8 @@ t.test('demo: a burst through the real proxy, the split it printed, then it serv
     if (child.exitCode === null) child.kill('SIGKILL');
   });
 
-  await waitForLine(child, /still serving/);
+  // 2,000 predictions under the TypeScript loader: seconds on a quiet machine, much longer beside the rest of the suite.
+  await waitForLine(child, /still serving/, 60_000);
   t.match(stdout, `proxy on ${target}, split_clients`, 'prints the address it serves on');
   t.match(stdout, `curl -s ${target}/info/`, 'and curl commands for it');
 

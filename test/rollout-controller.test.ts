@@ -281,5 +281,5 @@ t.test('a step the weights cannot take (another canary holds too much): refused,
   tick();
   t.match(controller.state, { phase: 'running', step: 0, weight: 10 }, 'not promoted');
   t.same(store.view().weights, { flask: 30, fastapi: 10, canary2: 60 });
-  t.match(lines.at(-1), { msg: 'rollout: the next weight cannot be applied; holding', err: /over 100%/ });
+  t.match(lines.at(-1), { msg: 'rollout: the check could not be carried out; holding', err: /over 100%/ });
 });

@@ -59,8 +59,8 @@ async function world(t: Test, canary: UpstreamHandler, rollout: Record<string, u
       } catch {
         // the app closing under us
       }
-      // Paced (some hundreds a second in all), so the tests beside this one keep their CPU.
-      await new Promise((r) => setTimeout(r, 4));
+      // Paced (a few hundred a second in all), so the tests beside this one keep their CPU.
+      await new Promise((r) => setTimeout(r, 10));
     }
   };
   const clients = [0, 1, 2, 3].map(client);
@@ -117,15 +117,16 @@ t.test('a canary answering 5% errors is at 0% within two intervals of starting',
 });
 
 t.test('a canary twice as slow is reduced step by step to 0%', async (t) => {
-  const w = await world(t, behaving(8), { ...FAST, window: '2s', minRequests: 30, steps: [{ weight: 60, hold: '1h' }], rollback: { maxP99Increase: 0.5, reductionWait: '300ms' } });
+  const w = await world(t, behaving(8), { ...FAST, window: '2s', minRequests: 20, steps: [{ weight: 60, hold: '1h' }], rollback: { maxP99Increase: 0.5, reductionWait: '300ms' } });
   await call(`${w.admin}/rollout/start`, 'POST');
   await until(() => w.app.rollout!.state.phase === 'rolled_back', 20_000);
   const decisions = w.app.rollout!.decisions;
   const path = decisions.map((d) => d.to).filter((to, i, all) => i === 0 || to !== all[i - 1]);
   t.same(path, [60, 50, 25, 5, 0], 'the seed reduction: 60 → 50 → 25 → 5 → 0');
-  // A small canary's window may come out not significantly slower once: it pauses, "recovered", until the next regression.
-  t.same(new Set(decisions.map((d) => d.action)), new Set(['start', 'reduce', 'rollback', ...(decisions.some((d) => d.action === 'recovered') ? ['recovered'] : [])]));
-  t.match(w.app.rollout!.decisions[1], { text: /canary p99 .* over \+50%/ });
+  // Between reductions a window may miss the step's criterion only ("hold"), come out not significantly slower ("recovered") or
+  // be too small to judge ("pause"); paused, the canary is still reduced at the next regression.
+  t.ok(decisions.every((d) => ['start', 'hold', 'reduce', 'recovered', 'pause', 'rollback'].includes(d.action)), decisions.map((d) => d.action).join(' '));
+  t.match(decisions.find((d) => d.action === 'reduce'), { text: /canary p99 .* over \+50%/ });
 });
 
 t.test('a manual weight change pauses the rollout; resume carries on from the step under it', async (t) => {

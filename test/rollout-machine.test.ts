@@ -114,7 +114,22 @@ t.test('a gradual reduction: step down, wait, check again; recovered → paused'
   t.equal(r3.weight, undefined, 'recovered: the weight stays');
   const resumed = onCommand(plan, r3.state, 'resume', r3.state.lastCheckAt!);
   t.match(resumed, { weight: 5, action: 'resume', state: { phase: 'running', step: 0, weight: 5 } }, 'resumes at the step at or under 25%');
-  t.match(resumed.text, /resumed at 5% \(the step at or under 25%\)/);
+  t.match(resumed.text, /resumed at 5% \(the step at or under 25%, or the first\)/);
+});
+
+t.test('after a reduction, a canary too small to judge is waited for one window, then left paused to a person', async (t) => {
+  const reducing: RolloutState = { ...INITIAL, phase: 'reducing', step: 0, weight: 5, reduceAt: 10 * MIN, lastCheckAt: 9 * MIN };
+  t.equal(onCheck(plan, reducing, verdict('inconclusive'), 10 * MIN).action, undefined, 'the wait is over, the sample is not: wait');
+  t.equal(onCheck(plan, reducing, verdict('inconclusive'), 14 * MIN).action, undefined, 'still within a window after the wait');
+  t.match(onCheck(plan, reducing, verdict('inconclusive'), 15 * MIN), { action: 'pause', state: { phase: 'paused', weight: 5 }, text: /cannot judge the canary reduced to 5%/ });
+});
+
+t.test('pause and resume on the same step keeps the time held', async (t) => {
+  const held = run(started(), 0, ['pass', 'pass', 'pass', 'pass']);
+  const paused = onCommand(plan, held.state, 'pause', held.now).state;
+  const resumed = onCommand(plan, paused, 'resume', held.now + 60 * MIN);
+  t.match(resumed, { state: { phase: 'running', step: 0, heldMs: 4 * MIN }, text: 'resumed at 5%' });
+  t.equal(onCheck(plan, resumed.state, verdict('pass'), held.now + 61 * MIN).state.heldMs, 5 * MIN, 'the paused hour did not count');
 });
 
 t.test('reductions down to 0% end the rollout', async (t) => {
@@ -124,7 +139,8 @@ t.test('reductions down to 0% end the rollout', async (t) => {
 
 t.test('approval steps and paused rollouts do not promote', async (t) => {
   const awaiting: RolloutState = { ...INITIAL, phase: 'awaiting_approval', step: 1, weight: 30, lastCheckAt: 0 };
-  t.same(onCheck(plan, awaiting, verdict('miss'), MIN).action, undefined);
+  t.match(onCheck(plan, awaiting, verdict('miss', 'error rate 0.5%'), MIN), { action: 'hold', state: { phase: 'running', heldMs: 0 }, text: /error rate 0.5%: no longer ready for approval; the hold at 30% starts again/ });
+  t.equal(onCheck(plan, awaiting, verdict('inconclusive'), MIN).action, undefined, 'too little traffic to say: it keeps waiting');
   t.match(onCheck(plan, awaiting, verdict('reduce'), MIN), { weight: 25, action: 'reduce' }, 'but a regression is acted on');
   const paused = onCommand(plan, started(), 'pause', 0).state;
   t.same(run(paused, 0, Array(20).fill('pass')).state.phase, 'paused');
@@ -154,8 +170,7 @@ t.test('a manual weight change pauses a running rollout; the person wins', async
   t.match(tr, { action: 'pause', state: { phase: 'paused', weight: 20 } });
   t.match(tr.text, /weights changed by alice: canary 5% → 20%; the rollout pauses/);
   t.equal(tr.weight, undefined, 'the rollout does not undo it');
-  t.match(onManualChange(tr.state, 30, 'bob'), { state: { phase: 'paused', weight: 30 } });
-  t.equal(onManualChange(tr.state, 30, 'bob').action, undefined, 'already paused: noted, no second decision');
+  t.match(onManualChange(tr.state, 30, 'bob'), { action: 'pause', state: { phase: 'paused', weight: 30 }, text: /weights changed by bob: canary 20% → 30%; the rollout stays paused/ }, 'already paused: the change is still a decision, with who made it');
   t.same(onManualChange(running, 5, 'alice'), { state: running }, 'the same weight: no change');
   t.same(onManualChange(INITIAL, 50, 'alice'), { state: INITIAL }, 'no rollout: nothing to pause');
 });

@@ -30,7 +30,14 @@ t.test('anything else stops start-up with one line naming the file', async (t) =
     ['null', 'null', /is not a drum-splitter rollout state/],
     ['another format', JSON.stringify({ format: 2, state: INITIAL, decisions: [] }), /is not a drum-splitter rollout state/],
     ['an unknown phase', JSON.stringify({ format: 1, state: { ...INITIAL, phase: 'flying' }, decisions: [] }), /is not a drum-splitter rollout state/],
-    ['a step beyond the plan', JSON.stringify({ format: 1, state: { ...INITIAL, phase: 'running', step: 2, weight: 50 }, decisions: [] }), /is at step 3, but the plan has 2; remove it to start over/],
+    ['a step beyond the plan', JSON.stringify({ format: 1, state: { ...INITIAL, phase: 'running', step: 2, weight: 50 }, decisions: [] }), /is running at step 3, which the plan \(2 steps\) cannot continue/],
+    ['awaiting approval at the last step', JSON.stringify({ format: 1, state: { ...INITIAL, phase: 'awaiting_approval', step: 1, weight: 50 }, decisions: [] }), /is awaiting_approval at step 2, which the plan/],
+    ['running at no step', JSON.stringify({ format: 1, state: { ...INITIAL, phase: 'running', step: -1 }, decisions: [] }), /is not a drum-splitter rollout state/],
+    ['no time held', JSON.stringify({ format: 1, state: { ...INITIAL, heldMs: 'x' }, decisions: [] }), /is not a drum-splitter rollout state/],
+    ['a negative time held', JSON.stringify({ format: 1, state: { ...INITIAL, heldMs: -1 }, decisions: [] }), /is not a drum-splitter rollout state/],
+    ['a check time that is not a time', JSON.stringify({ format: 1, state: { ...INITIAL, lastCheckAt: 'now' }, decisions: [] }), /is not a drum-splitter rollout state/],
+    ['reducing with no time to check again', JSON.stringify({ format: 1, state: { ...INITIAL, phase: 'reducing', step: 0, weight: 5 }, decisions: [] }), /is not a drum-splitter rollout state/],
+    ['decisions not a list', JSON.stringify({ format: 1, state: INITIAL, decisions: {} }), /is not a drum-splitter rollout state/],
   ];
   for (const [name, text, message] of cases) {
     writeFileSync(path, text);

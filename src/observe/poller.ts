@@ -91,7 +91,14 @@ export class UpstreamPoller {
   }
 
   #tell(sample: PollSample): void {
-    for (const listener of this.#listeners) listener(sample);
+    for (const listener of this.#listeners) {
+      try {
+        listener(sample);
+      } catch (err) {
+        // A listener's fault must not stop the polling (pollAll's promise is not awaited).
+        this.opts.log.error({ err: (err as Error).message, upstream: sample.upstream }, 'a poll listener failed');
+      }
+    }
   }
 
   /** One round over every upstream; resolves when all answered or timed out. */

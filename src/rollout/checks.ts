@@ -53,8 +53,8 @@ export interface CheckResult {
 
 /**
  * What the checks add up to, most severe first: rollback (canary to 0% now), reduce (the
- * gradual reduction), inconclusive (too few requests: hold, do not count the time), miss
- * (criteria missed: hold), pass.
+ * gradual reduction), miss (criteria missed: hold, the hold starts again), inconclusive (too
+ * few requests: hold, the time does not count), pass.
  */
 export type VerdictAction = 'rollback' | 'reduce' | 'inconclusive' | 'miss' | 'pass';
 
@@ -156,7 +156,8 @@ export function pingCheck(downMs: number, timeoutMs: number): CheckResult {
   return { ...base, status: 'ok', text: downMs === 0 ? 'canary answers /ping' : `canary silent for ${Math.round(downMs / 1000)} s` };
 }
 
-const SEVERITY = ['rollback', 'reduce', 'inconclusive', 'miss'] as const satisfies readonly CheckStatus[];
+// A measured miss outranks a check that could not measure: an inconclusive p99 must not hide an error rate over the criterion.
+const SEVERITY = ['rollback', 'reduce', 'miss', 'inconclusive'] as const satisfies readonly CheckStatus[];
 
 /** Every check over one window, and what they add up to (the most severe status any check has). */
 export function judge(e: Evidence, step: StepCriteria, rollback: RollbackThresholds, minRequests: number): Verdict {

@@ -130,8 +130,8 @@ export class RolloutController {
       try {
         this.check();
       } catch (err) {
-        // A step the weights cannot take (other canaries' shares leave no room): nothing changed; said every interval until fixed.
-        deps.log.error({ err: (err as Error).message, phase: this.#state.phase, step: this.#state.step }, 'rollout: the next weight cannot be applied; holding');
+        // E.g. a step the weights cannot take (other canaries' shares leave no room): nothing changed; said every interval until fixed.
+        deps.log.error({ err: (err as Error).message, phase: this.#state.phase, step: this.#state.step }, 'rollout: the check could not be carried out; holding');
       }
     }, deps.plan.intervalMs);
     if (ACTIVE.has(this.#state.phase)) {
@@ -217,14 +217,14 @@ export class RolloutController {
     if (sample.upstream !== this.deps.plan.canary) return;
     if (sample.memory === undefined) return;
     this.#rssHistory.push([sample.at, sample.memory.rss]);
-    while (this.#rssHistory[0]![0] < sample.at - HOUR) this.#rssHistory.shift();
   }
 
   #memoryEvidence(now: number): MemoryEvidence {
     const { canary, baseline } = this.deps.plan;
     const c = this.#memory.get(canary);
-    // A fit needs a quarter of an hour of polls, or one restart's noise reads as a leak.
-    const span = this.#rssHistory.length > 0 ? now - this.#rssHistory[0]![0] : 0;
+    // The last hour only, however the polls came; a fit needs a quarter of an hour of them, or one restart's noise reads as a leak.
+    while (this.#rssHistory.length > 0 && this.#rssHistory[0]![0] < now - HOUR) this.#rssHistory.shift();
+    const span = this.#rssHistory.length > 0 ? this.#rssHistory.at(-1)![0] - this.#rssHistory[0]![0] : 0;
     return {
       canaryRss: c?.rss,
       baselineRss: this.#memory.get(baseline)?.rss,

@@ -90,13 +90,22 @@ export function onCheck(plan: RolloutPlan, state: RolloutState, verdict: Verdict
     return { state: { ...checked, phase: 'rolled_back', weight: 0, reduceAt: null, note: verdict.text }, weight: 0, action: 'rollback', text: `${verdict.text} → canary to 0% at once` };
   }
   if (state.phase === 'reducing') {
-    // Judged again only once the wait is over and the reduced canary has a full sample.
-    if (now < state.reduceAt! || verdict.action === 'inconclusive') return { state: checked };
+    if (now < state.reduceAt!) return { state: checked };
+    if (verdict.action === 'inconclusive') {
+      // Judged again once the reduced canary has a full sample; one that never gets one within a window is left to a person.
+      if (now < state.reduceAt! + plan.windowMs) return { state: checked };
+      const note = `cannot judge the canary reduced to ${fmt(state.weight)} (${verdict.text}); paused there, resume to continue`;
+      return { state: { ...checked, phase: 'paused', reduceAt: null, note }, action: 'pause', text: note };
+    }
     if (verdict.action === 'reduce') return reduce(plan, checked, verdict, now);
     const note = `recovered at ${fmt(state.weight)} after a reduction (${verdict.text}); resume to continue`;
     return { state: { ...checked, phase: 'paused', reduceAt: null, note }, action: 'recovered', text: note };
   }
   if (verdict.action === 'reduce') return reduce(plan, checked, verdict, now);
+  if (state.phase === 'awaiting_approval' && verdict.action === 'miss') {
+    const text = `${verdict.text}: no longer ready for approval; the hold at ${fmt(state.weight)} starts again`;
+    return { state: { ...checked, phase: 'running', heldMs: 0, note: null }, action: 'hold', text };
+  }
   if (state.phase !== 'running') return { state: checked };
   if (verdict.action === 'inconclusive') return { state: checked };
   if (verdict.action === 'miss') {
@@ -161,8 +170,10 @@ export function onCommand(plan: RolloutPlan, state: RolloutState, command: Comma
       if (phase !== 'paused') throw new NotNow(`nothing to resume: the rollout is ${phase}`);
       const step = stepAt(plan, state.weight);
       const weight = plan.steps[step]!.weight;
-      const text = `resumed at ${fmt(weight)}${weight === state.weight ? '' : ` (the step at or under ${fmt(state.weight)})`}`;
-      return { state: { ...state, phase: 'running', step, weight, heldMs: 0, lastCheckAt: now, note: null }, ...(weight === state.weight ? {} : { weight }), action: 'resume', text };
+      const text = `resumed at ${fmt(weight)}${weight === state.weight ? '' : ` (the step at or under ${fmt(state.weight)}, or the first)`}`;
+      // Back on the step it was paused at, the time already held stands.
+      const heldMs = step === state.step && weight === state.weight ? state.heldMs : 0;
+      return { state: { ...state, phase: 'running', step, weight, heldMs, lastCheckAt: now, note: null }, ...(weight === state.weight ? {} : { weight }), action: 'resume', text };
     }
     case 'approve': {
       if (phase !== 'awaiting_approval') throw new NotNow(`nothing waits for approval: the rollout is ${phase}`);
@@ -179,7 +190,6 @@ export function onCommand(plan: RolloutPlan, state: RolloutState, command: Comma
 /** Someone else changed the canary's weight (admin, file, environment): the person wins, the rollout pauses. */
 export function onManualChange(state: RolloutState, weight: number, who: string): Transition {
   if (!ACTIVE.has(state.phase) || weight === state.weight) return { state };
-  const text = `weights changed by ${who}: canary ${fmt(state.weight)} → ${fmt(weight)}; the rollout pauses (resume to continue from there)`;
-  if (state.phase === 'paused') return { state: { ...state, weight, note: text } };
+  const text = `weights changed by ${who}: canary ${fmt(state.weight)} → ${fmt(weight)}; the rollout ${state.phase === 'paused' ? 'stays paused' : 'pauses'} (resume to continue from there)`;
   return { state: { ...state, phase: 'paused', weight, reduceAt: null, note: text }, action: 'pause', text };
 }
