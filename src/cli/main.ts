@@ -8,6 +8,7 @@ import { allOptions, COMMAND_FLAGS, SETTING_KEYS, SETTINGS, settingsFromFlags, u
 import { runDemo } from './demo.js';
 import { runRolloutDemo } from './demo-rollout.js';
 import { InputError } from '../common/input-error.js';
+import { REPLAY_OPTIONS, REPLAY_USAGE, replayCommand } from '../replay/command.js';
 import { rolloutCommand } from './rollout.js';
 import { weightsCommand } from './weights.js';
 
@@ -25,6 +26,7 @@ Usage:
   drum-splitter weights rollback               every canary to 0%, at once
   drum-splitter rollout status|decisions       the canary controller: where it is, why
   drum-splitter rollout start|pause|resume|approve|abort
+  drum-splitter replay --baseline URL --canary URL FILE...   recorded requests to both, compared
   drum-splitter --help | --version
 
 Options for serve (a --config file takes the same settings; flags win):
@@ -34,6 +36,9 @@ ${usageLines(SETTINGS.slice(4))}
 
 Options for weights and rollout:
 ${usageLines(WEIGHTS_FLAGS)}
+
+Replay:
+${REPLAY_USAGE.join('\n')}
 
 Options for demo:
 ${usageLines([{ flag: 'listen', arg: 'HOST:PORT', help: ['the proxy (default 127.0.0.1:8000)'] }, { flag: 'rollout', help: ['a whole rollout instead: promoted, then the canary turns', 'slow and is reduced step by step and rolled back'] }])}
@@ -52,7 +57,9 @@ failing, 2 bad usage or request rejected (or, for rollout, not possible now), 3 
 /** serve's exit code when shutdown had to cut requests still in flight. */
 const EXIT_CUT = 3;
 
-const OPTIONS = allOptions();
+/** Every command's flags; replay's are declared with it (the replay layer sits above config). */
+const TAKES: Readonly<Record<string, Readonly<Record<string, unknown>>>> = { ...COMMAND_FLAGS, replay: REPLAY_OPTIONS };
+const OPTIONS = { ...allOptions(), ...REPLAY_OPTIONS };
 
 type Values = Readonly<Record<string, string | boolean | string[] | undefined>>;
 
@@ -116,8 +123,8 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command === undefined && !values.help ? 2 : 0;
   }
-  const takes = COMMAND_FLAGS[command];
-  if (takes === undefined) throw new InputError(`unknown command "${command}" (try serve, demo, weights, rollout or --help)`);
+  const takes = TAKES[command];
+  if (takes === undefined) throw new InputError(`unknown command "${command}" (try serve, demo, weights, rollout, replay or --help)`);
   const foreign = Object.keys(values).find((flag) => !(flag in takes));
   if (foreign !== undefined) throw new InputError(`--${foreign} is not an option of ${command} (see --help)`);
   if (command === 'weights' || command === 'rollout') {
@@ -130,6 +137,7 @@ export async function main(argv: string[]): Promise<number> {
     };
     return command === 'weights' ? weightsCommand(sub, args, client) : rolloutCommand(sub, args, client);
   }
+  if (command === 'replay') return replayCommand(values, extra);
   if (extra.length > 0) throw new InputError(`unexpected argument "${extra[0]}"`);
   if (command === 'serve') {
     await serve(values);
