@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import t from 'tap';
 import { startApp } from '../src/app.js';
 import { createMetrics, methodLabel } from '../src/observe/metrics.js';
-import { UpstreamPoller } from '../src/observe/poller.js';
+import { UpstreamPoller, type PollSample } from '../src/observe/poller.js';
 import { createBackend } from '../src/proxy/forward.js';
 import { freePort, rawExchange, send, silentLog, startUpstream } from './helpers/net.js';
 
@@ -167,6 +167,34 @@ t.test('UpstreamPoller: an oversized /stats/ is not read whole, and gives no mem
   const m = parsePrometheus(await metrics.registry.metrics());
   t.equal(value(m, 'drum_upstream_up', { server_type: 'big' }), 1);
   t.equal(value(m, 'drum_memory_bytes', { server_type: 'big', type: 'rss' }), undefined);
+  await backend.pool.close();
+});
+
+t.test('UpstreamPoller: listeners hear each poll; one that throws is logged and the others still hear', async (t) => {
+  const up = await startUpstream('flask', drumLike('{"mem_info": {"drum_rss": 2, "container_max_used": 3, "container_limit": 4}}'));
+  t.teardown(() => up.close());
+  const lines: { msg: string; err?: string }[] = [];
+  const log = pino({ level: 'error' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
+  const backend = createBackend({ name: 'flask', url: new URL(up.url) }, 1000);
+  const poller = new UpstreamPoller([backend], createMetrics(), { intervalMs: 60_000, timeoutMs: 500, now: () => 5, log });
+  const heard: PollSample[] = [];
+  poller.subscribe(() => {
+    throw new Error('listener broke');
+  });
+  const off = poller.subscribe((s) => heard.push(s));
+  await poller.pollAll();
+  t.same(
+    heard.sort((a, b) => a.kind.localeCompare(b.kind)),
+    [
+      { upstream: 'flask', at: 5, kind: 'ping', answered: true },
+      { upstream: 'flask', at: 5, kind: 'stats', memory: { rss: 2 * 2 ** 20, containerMaxUsed: 3 * 2 ** 20, containerLimit: 4 * 2 ** 20 } },
+    ],
+  );
+  t.match(lines, [{ msg: 'a poll listener failed', err: 'listener broke' }, { msg: 'a poll listener failed' }]);
+  t.equal(poller.downMs('flask'), 0, 'it answers');
+  off();
+  await poller.pollAll();
+  t.equal(heard.length, 2, 'unsubscribed: heard nothing more');
   await backend.pool.close();
 });
 

@@ -5,6 +5,7 @@ import type { ParseArgsConfig } from 'node:util';
 import { compareAnswers } from '../compare/answers.js';
 import { InputError } from '../common/input-error.js';
 import { parseDuration } from '../common/units.js';
+import { usageLines } from '../config/settings.js';
 import { readRecords } from './input.js';
 import { judge } from './judge.js';
 import { createProgress } from './progress.js';
@@ -27,21 +28,23 @@ export const REPLAY_OPTIONS = {
   strict: { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
+/** The replay part of --help: what it does, then a line per flag (every flag at a line's start, as for the other commands). */
 export const REPLAY_USAGE: readonly string[] = [
-  '  drum-splitter replay --baseline URL --canary URL [options] FILE...',
-  '  (the seed\'s shadow_replay_test.py: each recorded request to both, answers compared)',
-  '  --baseline URL / --flask-url URL       the baseline (required)',
-  '  --canary URL / --fastapi-url URL       the canary (required)',
-  '  --requests-file FILE                   a recording (repeatable; or FILEs as arguments,',
-  '                                         e.g. rec.jsonl rec.jsonl.1 rec.jsonl.2)',
-  '  --concurrency N                        requests in flight to each backend (default 10)',
-  '  --rate N                               requests started per second (default: no limit)',
-  '  --timeout DURATION                     per request (default 30s)',
-  '  --output FILE                          the report (default shadow_test_results.json)',
-  '  --ignore PATH                          a JSON path whose differences do not count (repeatable)',
-  '  --noise-check                          send each request to the baseline twice; fields',
-  '                                         that differ between those two do not count',
-  '  --strict                               stop at a malformed line (exit 2) instead of skipping it',
+  "  the seed's shadow_replay_test.py: each recorded request to both backends, answers compared",
+  usageLines([
+    { flag: 'baseline', arg: 'URL', help: ['the baseline (required; the seed calls it --flask-url)'] },
+    { flag: 'flask-url', arg: 'URL', help: ['the same'] },
+    { flag: 'canary', arg: 'URL', help: ['the canary (required; the seed calls it --fastapi-url)'] },
+    { flag: 'fastapi-url', arg: 'URL', help: ['the same'] },
+    { flag: 'requests-file', arg: 'FILE', help: ['a recording (repeatable; or FILEs as arguments, e.g.', 'rec.jsonl rec.jsonl.1 rec.jsonl.2)'] },
+    { flag: 'concurrency', arg: 'N', help: ['requests in flight to each backend (default 10)'] },
+    { flag: 'rate', arg: 'N', help: ['requests started per second (default: no limit)'] },
+    { flag: 'timeout', arg: 'DURATION', help: ['per request (default 30s)'] },
+    { flag: 'output', arg: 'FILE', help: ['the report (default shadow_test_results.json)'] },
+    { flag: 'ignore', arg: 'PATH', help: ['a JSON path whose differences do not count (repeatable)'] },
+    { flag: 'noise-check', help: ['send each request to the baseline twice; fields that differ', 'between those two do not count'] },
+    { flag: 'strict', help: ['stop at a malformed line (exit 2) instead of skipping it'] },
+  ]),
   '  Exit: 0 every Phase 1 criterion passes, 1 one fails or Ctrl-C, 2 bad usage',
 ];
 
