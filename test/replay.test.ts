@@ -101,6 +101,9 @@ async function replay(values: Record<string, unknown>, positionals: string[] = [
   return { code, report: JSON.parse(await readFile(output, 'utf8')) as Report, stderr, stdout };
 }
 
+/** What a backend received of the replayed requests (the replay also reads each backend's /stats/ before and after). */
+const sent = (up: TestUpstream): TestUpstream['seen'] => up.seen.filter((r) => r.url !== '/stats/');
+
 async function pair(t: Test, baseline: UpstreamHandler, canary: UpstreamHandler): Promise<[TestUpstream, TestUpstream]> {
   const b = await startUpstream('flask', baseline);
   const c = await startUpstream('fastapi', canary);
@@ -153,7 +156,8 @@ t.test('identical backends: every request matches, the seed summary keys, exit 0
   );
   t.equal(report.criteria[0]!.value, 1);
   t.equal(report.criteria[2]!.value, 1);
-  t.equal(report.criteria[3]!.note, 'not measured');
+  t.equal(report.criteria[3]!.note, 'not measured: no container limits in /stats/');
+  t.strictSame(report.memory, { flask: { before: null, after: null }, fastapi: { before: null, after: null } }, 'no DRUM /stats/ here');
   t.strictSame(Object.keys(report.routes), ['/predict/', '/predictUnstructured/', '/ping']);
   t.match(report.routes['/predict/'], { count: 2, mismatches: 0, errors: 0 });
   t.equal(report.interrupted, false);
@@ -164,8 +168,8 @@ t.test('identical backends: every request matches, the seed summary keys, exit 0
 
   // What each backend received: the recorded request, minus what belonged to its connection.
   for (const up of [b, c]) {
-    t.equal(up.seen.length, 5);
-    const [csv, , bin, ping] = up.seen;
+    t.equal(sent(up).length, 5);
+    const [csv, , bin, ping] = sent(up);
     t.equal(csv!.body.toString(), 'a,b\n1,2\n3,4\n');
     t.equal(csv!.headers['x-trace'], 't1');
     t.equal(csv!.headers['content-length'], '12');
@@ -221,7 +225,7 @@ t.test('a dead canary or baseline is an error per request, not a crash', async (
   t.equal(canaryDown.code, 1);
   t.match(canaryDown.report.summary, { total_requests: 2, errors: 2, response_mismatches: 0, match_rate: '0.00%' });
   t.match(canaryDown.report.results[0], { flask_status: 200, fastapi_status: 0, diff: null, kind: null, error: /^canary: .*ECONNREFUSED/ });
-  t.equal(b.seen.length, 2, 'no noise-check send when there is nothing to compare');
+  t.equal(sent(b).length, 2, 'no noise-check send when there is nothing to compare');
 
   const bothDown = await replay({ baseline: dead, canary: dead }, [rec]);
   t.match(bothDown.report.results[0], { flask_status: 0, error: /^baseline: .*; canary: / });
@@ -272,7 +276,7 @@ t.test('malformed and truncated lines are skipped and counted; --strict stops at
   ]);
   t.equal(report.results[1]!.source, `${rotated}:1`);
   t.match(stderr[0], /loaded 2 requests .* from 2 file\(s\), skipped 14 \(13 malformed, 1 truncated\)/);
-  t.equal(b.seen.length, 2, 'a truncated record is never sent');
+  t.equal(sent(b).length, 2, 'a truncated record is never sent');
 
   await t.rejects(replayCommand({ baseline: b.url, canary: c.url, strict: true }, [rec]), new InputError(`${rec}:2: not JSON (--strict stops at a malformed line)`));
   await t.rejects(replayCommand({ baseline: b.url, canary: c.url }, [join(dir, 'missing.jsonl')]), { name: 'InputError', message: /cannot read .*missing\.jsonl/ });
@@ -331,8 +335,8 @@ t.test('--rate spaces the requests out', async (t) => {
   const arrivals: number[] = [];
   const [b, c] = await pair(
     t,
-    (_req, res) => {
-      arrivals.push(performance.now());
+    (req, res) => {
+      if (req.url !== '/stats/') arrivals.push(performance.now());
       res.end('ok');
     },
     (_req, res) => res.end('ok'),
@@ -353,8 +357,8 @@ t.test("the seed middleware's lines: no id or status, Content-Type only in conte
   const { code, report } = await replay({ baseline: b.url, canary: c.url }, [rec]);
   t.equal(code, 0);
   t.equal(report.summary.match_rate, '100.00%');
-  t.equal(b.seen[0]!.headers['content-type'], 'text/csv');
-  t.equal(b.seen[0]!.headers['x-request-id'], 'a1');
+  t.equal(sent(b)[0]!.headers['content-type'], 'text/csv');
+  t.equal(sent(b)[0]!.headers['x-request-id'], 'a1');
   t.equal(report.results[0]!.kind, 'json');
 });
 
@@ -390,7 +394,7 @@ t.test('Ctrl-C: stops sending, reports what was done, exit 1', async (t) => {
   const rec = await file('sigint.jsonl', ...Array.from({ length: 40 }, (_, i) => ours('GET', `/ping?${i}`)));
   const before = process.listeners('SIGINT');
   const running = replay({ baseline: b.url, canary: c.url, rate: '50', concurrency: '4' }, [rec]);
-  await until(() => b.seen.length >= 4);
+  await until(() => sent(b).length >= 4);
   // Only the replay's handler: tap's own (signal-exit) must not see a Ctrl-C.
   const added = process.listeners('SIGINT').filter((l) => !before.includes(l));
   t.equal(added.length, 1);
@@ -444,4 +448,19 @@ t.test('defaults: process stdout/stderr, shadow_test_results.json in the working
   t.equal(report.summary.total_requests, 1);
   t.strictSame(JSON.parse(writes.out), report.summary);
   t.match(writes.err, /replay: loaded 1 requests/);
+});
+
+t.test("memory from each backend's /stats/ before and after; a canary at its container limit fails no_oom", async (t) => {
+  let canaryUsed = 100;
+  const stats = (used: () => number) => (path: string) =>
+    path === '/stats/' ? { status: 200, type: 'application/json', body: JSON.stringify({ mem_info: { drum_rss: 50, container_max_used: used(), container_limit: 512 } }) } : undefined;
+  const [b, c] = await pair(t, drum(stats(() => 100)), drum(stats(() => canaryUsed)));
+  const rec = await file('oom.jsonl', ours('POST', '/predict/', 'a,b\n1,2\n', { headers: { 'Content-Type': 'text/csv' } }));
+  const fine = await replay({ baseline: b.url, canary: c.url }, [rec]);
+  t.match(fine.report.memory.fastapi, { before: { rss: 50 * 2 ** 20, containerMaxUsed: 100 * 2 ** 20, containerLimit: 512 * 2 ** 20 }, after: { rss: 50 * 2 ** 20 } });
+  t.match(fine.report.criteria[3], { name: 'no_oom', value: 0, pass: true });
+  canaryUsed = 512;
+  const oom = await replay({ baseline: b.url, canary: c.url }, [rec]);
+  t.equal(oom.code, 1);
+  t.match(oom.report.criteria[3], { name: 'no_oom', value: 1, pass: false });
 });

@@ -38,3 +38,61 @@ export async function probeUpstreams(backends: Iterable<Backend>, timeoutMs: num
   );
   return Object.fromEntries(entries);
 }
+
+const MiB = 1024 * 1024;
+/** DRUM's /stats/ is a few hundred bytes; an upstream answering more is not DRUM. */
+const STATS_LIMIT = 64 * 1024;
+
+/** DRUM's /stats/ memory, in bytes; the container fields only where DRUM reports them. */
+export interface DrumMemory {
+  readonly rss: number;
+  readonly containerMaxUsed: number | undefined;
+  readonly containerLimit: number | undefined;
+}
+
+/**
+ * DRUM's GET /stats/ `mem_info` (values in MB), reading at most STATS_LIMIT bytes; undefined
+ * when the upstream is unreachable, answers otherwise than 200, or is not DRUM.
+ */
+export async function readMemInfo(b: Backend, timeoutMs: number): Promise<Record<string, unknown> | undefined> {
+  try {
+    const res = await b.pool.request({
+      method: 'GET',
+      path: `${b.basePath}/stats/`,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of res.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > STATS_LIMIT) {
+        res.body.destroy();
+        return undefined;
+      }
+      chunks.push(chunk);
+    }
+    const parsed = res.statusCode === 200 ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { mem_info?: unknown }) : undefined;
+    return parsed?.mem_info !== null && typeof parsed?.mem_info === 'object' ? (parsed.mem_info as Record<string, unknown>) : undefined;
+  } catch {
+    // unreachable, timed out, or not JSON
+    return undefined;
+  }
+}
+
+/** A mem_info field in MB, if it is a number. */
+export function memoryMb(mem: Record<string, unknown> | undefined, field: string): number | undefined {
+  const v = mem?.[field];
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+/** The memory a mem_info reports, in bytes; undefined without drum_rss (an upstream that is not DRUM). */
+export function drumMemory(mem: Record<string, unknown> | undefined): DrumMemory | undefined {
+  const mb = (field: string): number | undefined => {
+    const v = memoryMb(mem, field);
+    return v === undefined ? undefined : v * MiB;
+  };
+  const rss = mb('drum_rss');
+  return rss === undefined ? undefined : { rss, containerMaxUsed: mb('container_max_used'), containerLimit: mb('container_limit') };
+}

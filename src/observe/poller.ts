@@ -1,21 +1,12 @@
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
-import { getStatus, type Backend } from './health.js';
+import { drumMemory, getStatus, memoryMb, readMemInfo, type Backend, type DrumMemory } from './health.js';
 import type { Metrics } from './metrics.js';
 
 const MiB = 1024 * 1024;
-/** DRUM's /stats/ is a few hundred bytes; an upstream answering more is not DRUM. */
-const STATS_LIMIT = 64 * 1024;
 
 /** DRUM's /stats/ memory fields (reported in MB) and the `type` label each becomes. */
 const MEMORY_FIELDS = [['drum_rss', 'rss'], ['container_used', 'container_used']] as const;
-
-/** DRUM's /stats/ memory, in bytes; the container fields only where DRUM reports them. */
-export interface DrumMemory {
-  readonly rss: number;
-  readonly containerMaxUsed: number | undefined;
-  readonly containerLimit: number | undefined;
-}
 
 /** One poll of one upstream: whether it answered /ping, or what /stats/ said (undefined: no usable /stats/). */
 export type PollSample =
@@ -106,28 +97,6 @@ export class UpstreamPoller {
     await Promise.all(this.#backends.map((b) => Promise.all([this.#ping(b), this.#stats(b)])));
   }
 
-  /** GET /stats/, reading at most STATS_LIMIT bytes of the body. */
-  async #readStats(b: Backend): Promise<{ status: number; text: string }> {
-    const res = await b.pool.request({
-      method: 'GET',
-      path: `${b.basePath}/stats/`,
-      headersTimeout: this.opts.timeoutMs,
-      bodyTimeout: this.opts.timeoutMs,
-      signal: AbortSignal.timeout(this.opts.timeoutMs),
-    });
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of res.body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > STATS_LIMIT) {
-        res.body.destroy();
-        throw new Error(`/stats/ answered more than ${STATS_LIMIT} bytes`);
-      }
-      chunks.push(chunk);
-    }
-    return { status: res.statusCode, text: Buffer.concat(chunks).toString('utf8') };
-  }
-
   async #ping(b: Backend): Promise<void> {
     let answered = false;
     try {
@@ -146,28 +115,19 @@ export class UpstreamPoller {
   }
 
   async #stats(b: Backend): Promise<void> {
-    let mem: Record<string, unknown> | undefined;
-    try {
-      const { status, text } = await this.#readStats(b);
-      const parsed = status === 200 ? (JSON.parse(text) as { mem_info?: unknown }) : undefined;
-      if (parsed?.mem_info !== null && typeof parsed?.mem_info === 'object') mem = parsed.mem_info as Record<string, unknown>;
-    } catch {
-      // unreachable or not JSON: no memory series
-    }
+    const mem = await readMemInfo(b, this.opts.timeoutMs);
     for (const [field, type] of MEMORY_FIELDS) {
-      const mb = mem?.[field];
-      if (typeof mb === 'number' && Number.isFinite(mb)) this.#memory.set({ server_type: b.name, type }, mb * MiB);
+      const mb = memoryMb(mem, field);
+      if (mb !== undefined) this.#memory.set({ server_type: b.name, type }, mb * MiB);
       else this.#memory.remove({ server_type: b.name, type });
     }
-    const usable = typeof mem?.drum_rss === 'number';
-    if (!usable && !this.#noStats.has(b.name)) {
+    const memory = drumMemory(mem);
+    if (memory === undefined && !this.#noStats.has(b.name)) {
       this.#noStats.add(b.name);
       this.opts.log.info({ upstream: b.name }, 'no DRUM /stats/ memory from this upstream; drum_memory_bytes has no series for it');
-    } else if (usable) {
+    } else if (memory !== undefined) {
       this.#noStats.delete(b.name);
     }
-    const mb = (field: string): number | undefined => (typeof mem?.[field] === 'number' && Number.isFinite(mem[field]) ? (mem[field] as number) * MiB : undefined);
-    const memory = usable ? { rss: mb('drum_rss')!, containerMaxUsed: mb('container_max_used'), containerLimit: mb('container_limit') } : undefined;
     this.#tell({ upstream: b.name, at: this.opts.now(), kind: 'stats', memory });
   }
 }

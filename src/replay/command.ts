@@ -2,7 +2,9 @@ import { constants } from 'node:fs';
 import { access, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
+import { Pool } from 'undici';
 import { compareAnswers } from '../compare/answers.js';
+import { drumMemory, readMemInfo, type DrumMemory } from '../observe/health.js';
 import { InputError } from '../common/input-error.js';
 import { parseDuration } from '../common/units.js';
 import { usageLines } from '../config/settings.js';
@@ -11,6 +13,16 @@ import { judge } from './judge.js';
 import { createProgress } from './progress.js';
 import { buildReport, type ResultRow } from './report.js';
 import { replayRecords } from './run.js';
+
+/** A backend's DRUM /stats/ memory now; null when it reports none (not DRUM, or unreachable). */
+async function memoryOf(url: URL, timeoutMs: number): Promise<DrumMemory | null> {
+  const pool = new Pool(url.origin);
+  try {
+    return drumMemory(await readMemInfo({ name: url.href, basePath: url.pathname.replace(/\/+$/, ''), pool }, timeoutMs)) ?? null;
+  } finally {
+    await pool.close();
+  }
+}
 
 /** The flags of `drum-splitter replay`; the seed's spellings (--flask-url, --fastapi-url) and ours. */
 export const REPLAY_OPTIONS = {
@@ -135,6 +147,7 @@ export async function replayCommand(values: Record<string, unknown>, positionals
     stream: deps.barStream ?? process.stderr,
     line,
   });
+  const before = await Promise.all([memoryOf(baseline, timeoutMs), memoryOf(canary, timeoutMs)]);
   let rows: ResultRow[];
   try {
     rows = await replayRecords(records, {
@@ -156,7 +169,9 @@ export async function replayCommand(values: Record<string, unknown>, positionals
     process.off('SIGINT', onSigint);
   }
 
-  const report = buildReport(rows, skipped, stop.signal.aborted);
+  const after = await Promise.all([memoryOf(baseline, timeoutMs), memoryOf(canary, timeoutMs)]);
+  const memory = { flask: { before: before[0], after: after[0] }, fastapi: { before: before[1], after: after[1] } };
+  const report = buildReport(rows, skipped, stop.signal.aborted, memory);
   await writeFile(output, `${JSON.stringify(report, null, 2)}\n`);
   print(`${JSON.stringify(report.summary, null, 2)}\n`);
   const failed = report.criteria.filter((c) => !c.pass);

@@ -1,4 +1,5 @@
 import type { Comparison, Difference } from '../compare/answers.js';
+import type { DrumMemory } from '../observe/health.js';
 import type { Skipped } from './input.js';
 
 /**
@@ -63,9 +64,16 @@ export interface RouteStats {
   readonly fastapi_p99_ms: number;
 }
 
+/** DRUM's /stats/ memory of one backend before and after the replay, in bytes; null where it reports none. */
+export interface MemorySides {
+  readonly before: DrumMemory | null;
+  readonly after: DrumMemory | null;
+}
+
 export interface Report {
   readonly summary: Summary;
   readonly criteria: readonly Criterion[];
+  readonly memory: { readonly flask: MemorySides; readonly fastapi: MemorySides };
   readonly routes: Record<string, RouteStats>;
   readonly skipped: Skipped;
   /** Ctrl-C stopped the replay: the report covers only the requests that finished. */
@@ -118,8 +126,19 @@ export function summarize(rows: readonly ResultRow[]): Summary {
 /** The canary's p99 may be at most this times the baseline's (the seed: "within 20%"). */
 export const P99_RATIO = 1.2;
 
+/**
+ * The seed's "No OOM events during replay": a backend whose container_max_used reached its
+ * container_limit after the replay. Measured only where DRUM reports both.
+ */
+export function oomCriterion(memory: Report['memory']): Criterion {
+  const reported = [memory.flask.after, memory.fastapi.after].filter((m) => m !== null && m.containerLimit !== undefined && m.containerMaxUsed !== undefined);
+  if (reported.length === 0) return { name: 'no_oom', threshold: 0, value: null, pass: true, note: 'not measured: no container limits in /stats/' };
+  const ooms = reported.filter((m) => m!.containerMaxUsed! >= m!.containerLimit!).length;
+  return { name: 'no_oom', threshold: 0, value: ooms, pass: ooms === 0 };
+}
+
 /** The seed's Phase 1 success criteria, each with its number. */
-export function criteria(rows: readonly ResultRow[]): Criterion[] {
+export function criteria(rows: readonly ResultRow[], memory: Report['memory']): Criterion[] {
   const total = rows.length;
   const matched = rows.filter((r) => r.error === null && r.diff === null).length;
   const { flask, fastapi } = latencies(rows);
@@ -136,8 +155,7 @@ export function criteria(rows: readonly ResultRow[]): Criterion[] {
     errorAnswers.length === 0
       ? { name: 'error_responses_match', threshold: 1, value: null, pass: true, note: 'no error responses' }
       : { name: 'error_responses_match', threshold: 1, value: errorMatched / errorAnswers.length, pass: errorMatched === errorAnswers.length },
-    // Memory needs DRUM's /stats/ polled during the replay; until then this is only named.
-    { name: 'no_oom', threshold: 0, value: null, pass: true, note: 'not measured' },
+    oomCriterion(memory),
   ];
 }
 
@@ -163,6 +181,6 @@ export function routeStats(rows: readonly ResultRow[]): Record<string, RouteStat
   return out;
 }
 
-export function buildReport(rows: readonly ResultRow[], skipped: Skipped, interrupted: boolean): Report {
-  return { summary: summarize(rows), criteria: criteria(rows), routes: routeStats(rows), skipped, interrupted, results: rows };
+export function buildReport(rows: readonly ResultRow[], skipped: Skipped, interrupted: boolean, memory: Report['memory']): Report {
+  return { summary: summarize(rows), criteria: criteria(rows, memory), memory, routes: routeStats(rows), skipped, interrupted, results: rows };
 }

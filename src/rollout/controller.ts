@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Outcomes } from '../observe/outcomes.js';
-import type { DrumMemory, PollSample } from '../observe/poller.js';
+import type { DrumMemory } from '../observe/health.js';
+import type { PollSample } from '../observe/poller.js';
 import { applyWeights, percentages } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
 import { judge, type CheckName, type CheckResult, type MemoryEvidence, type Verdict } from './checks.js';
