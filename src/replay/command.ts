@@ -8,6 +8,7 @@ import { drumMemory, readMemInfo, type DrumMemory } from '../observe/health.js';
 import { InputError } from '../common/input-error.js';
 import { parseDuration } from '../common/units.js';
 import { usageLines } from '../config/settings.js';
+import { renderHtml } from './html.js';
 import { readRecords } from './input.js';
 import { judge } from './judge.js';
 import { createProgress } from './progress.js';
@@ -33,6 +34,7 @@ export const REPLAY_OPTIONS = {
   'requests-file': { type: 'string', multiple: true },
   concurrency: { type: 'string' },
   output: { type: 'string' },
+  html: { type: 'string' },
   timeout: { type: 'string' },
   rate: { type: 'string' },
   ignore: { type: 'string', multiple: true },
@@ -53,6 +55,7 @@ export const REPLAY_USAGE: readonly string[] = [
     { flag: 'rate', arg: 'N', help: ['requests started per second (default: no limit)'] },
     { flag: 'timeout', arg: 'DURATION', help: ['per request (default 30s)'] },
     { flag: 'output', arg: 'FILE', help: ['the report (default shadow_test_results.json)'] },
+    { flag: 'html', arg: 'FILE', help: ['the report also as one self-contained HTML page (verdicts,', 'latency CDFs, routes, mismatches)'] },
     { flag: 'ignore', arg: 'PATH', help: ['a JSON path whose differences do not count (repeatable)'] },
     { flag: 'noise-check', help: ['send each request to the baseline twice; fields that differ', 'between those two do not count'] },
     { flag: 'strict', help: ['stop at a malformed line (exit 2) instead of skipping it'] },
@@ -123,13 +126,20 @@ export async function replayCommand(values: Record<string, unknown>, positionals
     }
   }
   const output = (values.output as string | undefined) ?? DEFAULT_OUTPUT;
-  // A replay reads recordings and never writes one.
-  if (files.some((f) => resolve(f) === resolve(output))) throw new InputError(`--output ${output} is one of the recordings being replayed`);
-  try {
-    await access(dirname(resolve(output)), constants.W_OK);
-  } catch {
-    throw new InputError(`cannot write ${output}: its folder is missing or not writable`, '--output');
+  const html = values.html as string | undefined;
+  // Checked before the replay, which may take long, rather than failing at its end.
+  for (const [flag, target] of [['--output', output], ['--html', html]] as const) {
+    if (target === undefined) continue;
+    // A replay reads recordings and never writes one.
+    if (files.some((f) => resolve(f) === resolve(target))) throw new InputError(`${flag} ${target} is one of the recordings being replayed`);
+    try {
+      await access(dirname(resolve(target)), constants.W_OK);
+    } catch {
+      throw new InputError(`cannot write ${target}: its folder is missing or not writable`, flag);
+    }
   }
+  if (html !== undefined && resolve(html) === resolve(output)) throw new InputError(`--html ${html} is the --output file`);
+  const at = new Date().toISOString();
 
   const { records, skipped } = await readRecords(files, values.strict === true);
   const skips = skipped.counts.malformed + skipped.counts.truncated;
@@ -173,9 +183,10 @@ export async function replayCommand(values: Record<string, unknown>, positionals
   const memory = { flask: { before: before[0], after: after[0] }, fastapi: { before: before[1], after: after[1] } };
   const report = buildReport(rows, skipped, stop.signal.aborted, memory);
   await writeFile(output, `${JSON.stringify(report, null, 2)}\n`);
+  if (html !== undefined) await writeFile(html, renderHtml(report, { baseline: baseline.href, canary: canary.href, at }));
   print(`${JSON.stringify(report.summary, null, 2)}\n`);
   const failed = report.criteria.filter((c) => !c.pass);
   for (const c of report.criteria) line(`replay: ${c.pass ? 'pass' : 'FAIL'} ${c.name}: ${c.value ?? c.note} (threshold ${c.threshold})`);
-  line(`replay: ${rows.length} requests, ${report.summary.response_mismatches} mismatches, ${report.summary.errors} errors; report in ${output}`);
+  line(`replay: ${rows.length} requests, ${report.summary.response_mismatches} mismatches, ${report.summary.errors} errors; report in ${output}${html === undefined ? '' : ` and ${html}`}`);
   return stop.signal.aborted || failed.length > 0 ? 1 : 0;
 }
