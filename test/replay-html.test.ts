@@ -16,7 +16,7 @@ const meta = { baseline: 'flask-host', canary: 'fastapi-host', at: '2026-01-02T0
 const noMemory = { flask: { before: null, after: null }, fastapi: { before: null, after: null } };
 const noSkips = { counts: { malformed: 0, truncated: 0 }, first: [] };
 
-type Row = ResultRow & { method?: string };
+type Row = ResultRow;
 
 function row(over: Partial<Row>): Row {
   const path = over.path ?? '/predict/';
@@ -28,6 +28,7 @@ function row(over: Partial<Row>): Row {
     fastapi_latency_ms: 12,
     diff: null,
     error: null,
+    method: 'POST',
     route: path.replace(/\?.*$/s, ''),
     kind: 'json',
     differences: [],
@@ -52,8 +53,7 @@ const rows: Row[] = [
       { path: '$.gone', kind: 'removed', baseline: 'x'.repeat(400), canary: undefined },
     ],
   }),
-  // An older report's row: no method.
-  row({ path: '/predictUnstructured/', diff: 'Status mismatch: Flask=200, FastAPI=500', fastapi_status: 500, source: 'rec.jsonl:4', differences: [{ path: '$', kind: 'status', baseline: 200, canary: 500 }] }),
+  row({ method: 'PUT', path: '/predictUnstructured/', diff: 'Status mismatch: Flask=200, FastAPI=500', fastapi_status: 500, source: 'rec.jsonl:4', differences: [{ path: '$', kind: 'status', baseline: 200, canary: 500 }] }),
   row({ path: '/ping', error: 'canary: timeout', source: 'rec.jsonl:5' }),
 ];
 
@@ -92,7 +92,7 @@ t.test('a report with mismatches', async (t) => {
   t.match(html, /<h3>GET <code>\/x&#60;script&#62;alert\(1\)&#60;\/script&#62;\?q=&#34;a&#34;&#38;b=&#39;c&#39;<\/code> <small>rec.jsonl:3 · 200 vs 200<\/small><\/h3>/);
   t.match(html, '<tr><td><code>$.a</code></td><td>changed</td><td><code>&#34;&#60;b&#62;&#38;&#34;</code></td><td><code>2</code></td></tr>');
   t.match(html, /<td><code>\$.gone<\/code><\/td><td>removed<\/td><td><code>&#34;x{299}…<\/code><\/td><td><code>\(absent\)<\/code><\/td>/, 'a long value cut');
-  t.match(html, /<h3> <code>\/predictUnstructured\/<\/code> <small>rec.jsonl:4 · 200 vs 500<\/small>/, 'no method');
+  t.match(html, /<h3>PUT <code>\/predictUnstructured\/<\/code> <small>rec.jsonl:4 · 200 vs 500<\/small>/, 'each mismatch with its method');
   t.notMatch(html, 'rec.jsonl:5', 'an error is not a mismatch');
 
   // Self-contained: nothing fetched, nothing run.

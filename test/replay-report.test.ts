@@ -13,6 +13,7 @@ t.test('percentile interpolates between closest ranks as the seed does', async (
 
 const row = (flask: number, fastapi: number, more: Partial<ResultRow> = {}): ResultRow => ({
   path: '/predict/',
+  method: 'POST',
   flask_status: 200,
   fastapi_status: 200,
   flask_latency_ms: flask,

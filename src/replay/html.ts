@@ -1,4 +1,4 @@
-import type { Criterion, Report, ResultRow } from './report.js';
+import type { Criterion, Report } from './report.js';
 
 /**
  * The replay report as one HTML page for a person: verdicts, summary, both backends' latency
@@ -146,17 +146,14 @@ function routes(report: Report): string {
   return `<table><tr><th>route</th><th>requests</th><th>mismatches</th><th>errors</th><th>baseline p99 ms</th><th>canary p99 ms</th></tr>${rows.join('')}</table>`;
 }
 
-/** The method is on the row only once the replay records it; older reports lack it. */
-type Row = ResultRow & { readonly method?: string };
-
 function mismatches(report: Report): string {
-  const all = (report.results as readonly Row[]).filter((r) => r.error === null && r.diff !== null);
+  const all = report.results.filter((r) => r.error === null && r.diff !== null);
   if (all.length === 0) return '<p>None.</p>';
   const shown = all.slice(0, MAX_MISMATCHES).map((r) => {
     const diffs = r.differences.map(
       (d) => `<tr><td><code>${escape(d.path)}</code></td><td>${escape(d.kind)}</td><td><code>${escape(value(d.baseline))}</code></td><td><code>${escape(value(d.canary))}</code></td></tr>`,
     );
-    return `<div class="mismatch"><h3>${escape(r.method ?? '')} <code>${escape(r.path)}</code> <small>${escape(r.source)} · ${r.flask_status} vs ${r.fastapi_status}</small></h3>
+    return `<div class="mismatch"><h3>${escape(r.method)} <code>${escape(r.path)}</code> <small>${escape(r.source)} · ${r.flask_status} vs ${r.fastapi_status}</small></h3>
 <p>${escape(r.diff!)}</p>
 <table><tr><th>path</th><th>kind</th><th>baseline</th><th>canary</th></tr>${diffs.join('')}</table></div>`;
   });

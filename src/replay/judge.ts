@@ -26,6 +26,7 @@ export function judge(e: Exchange, ignore: readonly string[]): ResultRow {
     fastapi_latency_ms: c.latencyMs,
     diff,
     error,
+    method: record.method,
     route: record.path.replace(/\?.*$/s, ''),
     kind: comparison?.kind ?? null,
     differences: comparison?.differences ?? [],

@@ -22,6 +22,7 @@ export interface ResultRow {
    * exceptions here and takes an unreachable backend for status 0, so its "errors" stay 0.
    */
   readonly error: string | null;
+  readonly method: string;
   /** The path without its query string. */
   readonly route: string;
   readonly kind: Comparison['kind'] | null;
