@@ -248,6 +248,9 @@ t.test('a canary silent on /ping past the timeout: to 0% at once', async (t) => 
 
 t.test('too few canary requests: inconclusive, the hold does not advance', async (t) => {
   const r = rig(t);
+  // Traffic while idle is not kept: the first step judges its own.
+  r.traffic('fastapi', 500, () => 0.01);
+  r.traffic('flask', 500, () => 0.01);
   r.controller.command('start', 'alice', null);
   for (let i = 0; i < 10; i++) t.match(r.minute({ n: 4 }), { action: 'inconclusive' });
   t.equal(r.canary(), 5);

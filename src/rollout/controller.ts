@@ -119,7 +119,10 @@ export class RolloutController {
   start(): void {
     const { deps } = this;
     this.#unsubscribe.push(
-      deps.outcomes.subscribe((o) => this.#window.add(o, deps.now())),
+      // Only while it judges: an idle controller costs the request path one Set lookup.
+      deps.outcomes.subscribe((o) => {
+        if (ACTIVE.has(this.#state.phase)) this.#window.add(o, deps.now());
+      }),
       deps.poller.subscribe((s) => this.#polled(s)),
       deps.store.subscribe((snapshot) => {
         const last = snapshot.history.at(-1)!;
