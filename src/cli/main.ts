@@ -51,8 +51,9 @@ Environment (at start; wins over flags, the config file and the state file):
   DRUM_RECORD_SAMPLE_RATE=RATE       the recorded share, 0..1
 
 Exit codes: serve: 0 stopped cleanly, 1 could not run (e.g. address in use), 2 bad flag,
-config or environment, 3 stopped but cut requests still in flight at --drain-timeout. weights and rollout: 0 done, 1 admin API unreachable or
-failing, 2 bad usage or request rejected (or, for rollout, not possible now), 3 unauthorized.`;
+config or environment, 3 stopped but cut requests still in flight at --drain-timeout.
+weights and rollout: 0 done, 1 admin API unreachable or failing, 2 bad usage or request
+rejected (for rollout also: not possible now, a 409), 3 unauthorized.`;
 
 /** serve's exit code when shutdown had to cut requests still in flight. */
 const EXIT_CUT = 3;
