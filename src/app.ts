@@ -9,7 +9,7 @@ import { describePlan, type RolloutPlan } from './rollout/plan.js';
 import { formatSavedRollout, readSavedRollout, rolloutStatePath } from './rollout/saved.js';
 import { createAdmin } from './admin/server.js';
 import { startWorkers, type TrafficPlane } from './cluster.js';
-import { loadTokens } from './admin/auth.js';
+import { loadTokens, loopbackName } from './admin/auth.js';
 import { buildConfig, type Config, type RawSettings } from './config/config.js';
 import { resolveStartup } from './config/startup.js';
 import { createLogger } from './common/log.js';
@@ -55,10 +55,6 @@ export interface AppOptions {
 
 const PROBE_TIMEOUT_MS = 2000;
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\./.test(host);
-}
-
 /** The canary controller with its webhooks and saved state; start() begins the checks. */
 function createRollout(
   plan: RolloutPlan,
@@ -100,7 +96,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
   const upstreams = config.upstreams.map((u) => u.name);
 
   const tokens = loadTokens(env, config.adminTokenFile);
-  if (tokens.size === 0 && !isLoopback(config.admin.host)) {
+  if (tokens.size === 0 && !loopbackName(config.admin.host)) {
     throw new InputError(
       `the admin API on ${config.admin.host} is reachable from other hosts; set DRUM_SPLITTER_ADMIN_TOKEN or --admin-token-file`,
       'admin',

@@ -1,7 +1,7 @@
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { loadTokens, loopbackHost, whoIs, type Tokens } from '../src/admin/auth.js';
+import { loadTokens, loopbackHost, loopbackName, whoIs, type Tokens } from '../src/admin/auth.js';
 
 const TOKEN = 'a-long-enough-token-123';
 const FIELD = '--admin-token-file';
@@ -148,4 +148,12 @@ t.test('loopbackHost: which Host headers name this machine', async (t) => {
     ['10.0.0.1', false],
   ];
   for (const [host, want] of cases) t.equal(loopbackHost(host), want, String(host));
+});
+
+t.test('loopbackName: the listen address an anonymous admin API may use', async (t) => {
+  const cases: [string, boolean][] = [
+    ['localhost', true], ['LocalHost', true], ['127.0.0.1', true], ['127.1.2.3', true], ['::1', true], ['[::1]', true],
+    ['0.0.0.0', false], ['::', false], ['10.0.0.1', false], ['127.0.0.1.nip.io', false], ['localhost.example', false],
+  ];
+  for (const [name, want] of cases) t.equal(loopbackName(name), want, name);
 });

@@ -80,6 +80,12 @@ export function whoIs(tokens: Tokens, authorization: string | undefined): string
  */
 export function loopbackHost(host: string | undefined): boolean {
   if (host === undefined) return false;
-  const name = /^(\[[^\]]*\]|[^:]*)(?::\d{1,5})?$/.exec(host)?.[1]?.toLowerCase();
-  return name === 'localhost' || name === '[::1]' || (name !== undefined && /^127(?:\.\d{1,3}){3}$/.test(name));
+  const name = /^(\[[^\]]*\]|[^:]*)(?::\d{1,5})?$/.exec(host)?.[1];
+  return name !== undefined && loopbackName(name);
+}
+
+/** Whether a host name or address (no port; IPv6 bare or in brackets) is this machine's loopback: localhost, 127.x.x.x, ::1. */
+export function loopbackName(name: string): boolean {
+  const n = name.toLowerCase();
+  return n === 'localhost' || n === '::1' || n === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(n);
 }
