@@ -18,6 +18,7 @@ import { probeUpstreams } from './observe/health.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
 import { InputError } from './common/input-error.js';
 import { startProxy } from './proxy/listener.js';
+import { startShadow, type Shadow } from './shadow/shadow.js';
 import { sameShares, type Share } from './weights/shares.js';
 import { SnapshotWriter } from './weights/state-file.js';
 import { UpstreamPoller } from './observe/poller.js';
@@ -35,6 +36,7 @@ export interface RunningApp {
   readonly metrics: Metrics;
   /** The canary controller; undefined with a single upstream. */
   readonly rollout: RolloutController | undefined;
+  readonly shadow: Shadow;
   /** Drains and stops everything; resolves to the number of requests cut at the drain timeout. */
   close(): Promise<number>;
 }
@@ -124,12 +126,21 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
       for (const [name, percent] of Object.entries(store.view().weights)) this.set({ server_type: name }, percent);
     },
   });
+  // With --workers, a runtime switch of the shadow is passed on to them once they run.
+  let tellWorkers = (): void => {};
+  const shadow = startShadow(config, { registry: metrics.registry, log, onChange: () => tellWorkers() });
   let proxy: RunningApp['proxy'];
-  if (config.workers > 1) {
-    const workers = await startWorkers(config, { log, metrics, shares: () => store.state.shares });
-    proxy = workers;
-  } else {
-    proxy = await startProxy(config, log, { shares: store.state.shares, metrics });
+  try {
+    if (config.workers > 1) {
+      const workers = await startWorkers(config, { log, metrics, shares: () => store.state.shares, shadow });
+      tellWorkers = workers.sync;
+      proxy = workers;
+    } else {
+      proxy = await startProxy(config, log, { shares: store.state.shares, metrics, shadow: shadow.shadow });
+    }
+  } catch (err) {
+    await shadow.close();
+    throw err;
   }
   store.subscribe((s) => proxy.setShares(s.state.shares));
   const poller = new UpstreamPoller(proxy.backends.values(), metrics, { intervalMs: config.pollIntervalMs, timeoutMs: PROBE_TIMEOUT_MS, now: Date.now, log });
@@ -143,6 +154,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
     metrics: proxy.metrics,
     log,
     rollout: rollout?.controller,
+    shadow: shadow.shadow,
   });
   let adminAddress: AddressInfo;
   try {
@@ -150,6 +162,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
     adminAddress = admin.server.address() as AddressInfo;
   } catch (err) {
     await proxy.close(0);
+    await shadow.close();
     throw err;
   }
   // Watching starts once everything listens: a failed start leaves nothing running.
@@ -205,12 +218,13 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
     store,
     metrics: proxy.metrics,
     rollout: rollout?.controller,
+    shadow: shadow.shadow,
     async close() {
       watcher?.close();
       poller.stop();
       await rollout?.stop();
       const [, cut] = await Promise.all([admin.close(), proxy.close()]);
-      await writer?.flush();
+      await Promise.all([writer?.flush(), shadow.close()]);
       return cut;
     },
   };

@@ -13,6 +13,7 @@ import { Recording, type RecordSink } from './record/recording.js';
 import { startProxy, type RunningProxy } from './proxy/listener.js';
 import type { Share } from './weights/shares.js';
 import { closeBackends, createBackends } from './proxy/forward.js';
+import { startShadow, type RunningShadow, type ShadowLine, type ShadowResult } from './shadow/shadow.js';
 
 /**
  * --workers N: the primary keeps the one copy of everything that must be one — weights and
@@ -22,10 +23,11 @@ import { closeBackends, createBackends } from './proxy/forward.js';
  * /metrics is scraped (aggregated with prom-client's AggregatorRegistry).
  */
 
-/** What a worker needs to be in step: the split and the recording switch. */
+/** What a worker needs to be in step: the split, and the recording's and the shadow's switches. */
 interface WorkerState {
   readonly shares: readonly Share[];
   readonly recording: { readonly enabled: boolean; readonly sampleRate: number };
+  readonly shadow: { readonly enabled: boolean; readonly sampleRate: number };
 }
 
 type ToWorker =
@@ -38,6 +40,7 @@ type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 
 export type ToPrimary =
   | { readonly drum: 'record'; readonly line: RecordLine }
+  | { readonly drum: 'shadow'; readonly result: ShadowResult; readonly line: ShadowLine | undefined }
   | { readonly drum: 'metrics'; readonly id: number; readonly metrics: WorkerMetrics }
   | { readonly drum: 'outcomes'; readonly batch: readonly Outcome[] }
   | { readonly drum: 'stopped'; readonly cut: number };
@@ -93,10 +96,15 @@ export function configFromJSON(json: ConfigJSON): Config {
 /** Primary: forks `config.workers` workers and resolves once every one is listening. */
 export async function startWorkers(
   config: Config,
-  deps: { log: Logger; metrics: Metrics; shares: () => readonly Share[] },
-): Promise<TrafficPlane> {
+  deps: { log: Logger; metrics: Metrics; shares: () => readonly Share[]; shadow: RunningShadow },
+): Promise<TrafficPlane & { sync(): void }> {
   const { log, metrics } = deps;
-  const state = (): WorkerState => ({ shares: deps.shares(), recording: { enabled: recording.enabled, sampleRate: recording.sampleRate } });
+  const { shadow } = deps.shadow;
+  const state = (): WorkerState => ({
+    shares: deps.shares(),
+    recording: { enabled: recording.enabled, sampleRate: recording.sampleRate },
+    shadow: { enabled: shadow.enabled, sampleRate: shadow.sampleRate },
+  });
   /** Each worker not yet exited, and the promise of its exit. */
   const running = new Map<Worker, Promise<void>>();
   /** The running workers that have listened: only they can have counts. */
@@ -122,6 +130,7 @@ export async function startWorkers(
   const outcomes = new Outcomes();
   const onMessage = (_worker: Worker, msg: ToPrimary): void => {
     if (msg.drum === 'record') recording.write(msg.line);
+    else if (msg.drum === 'shadow') deps.shadow.finished(msg.result, msg.line);
     else if (msg.drum === 'metrics') pendingMetrics.get(msg.id)?.(msg.metrics);
     else if (msg.drum === 'outcomes') for (const o of msg.batch) outcomes.publish(o);
     else cut += msg.cut;
@@ -236,6 +245,7 @@ export async function startWorkers(
     metrics: { ...metrics, text },
     outcomes,
     setShares: () => broadcast({ drum: 'state', state: state() }),
+    sync: () => broadcast({ drum: 'state', state: state() }),
     close: () => (closing ??= stop()),
   };
 }
@@ -289,9 +299,19 @@ export async function runWorker(): Promise<void> {
   const initial = start.state;
   const log = createLogger(config.logLevel);
   const metrics = createMetrics();
+  const shadow = startShadow(config, {
+    registry: metrics.registry,
+    log,
+    report: (result, line) => process.send!({ drum: 'shadow', result, line } satisfies ToPrimary),
+  });
   let proxy: RunningProxy;
   try {
-    proxy = await startProxy(config, log, { shares: initial.shares, metrics, recordSink: new PrimarySink(config.record.queueBytes, metrics.recorder, (msg, done) => process.send!(msg, undefined, undefined, done)) });
+    proxy = await startProxy(config, log, {
+      shares: initial.shares,
+      metrics,
+      recordSink: new PrimarySink(config.record.queueBytes, metrics.recorder, (msg, done) => process.send!(msg, undefined, undefined, done)),
+      shadow: shadow.shadow,
+    });
   } catch (err) {
     // The caller reports err; then the process must end, or its IPC channel keeps it up.
     setImmediate(() => process.exit(1));
@@ -301,12 +321,15 @@ export async function runWorker(): Promise<void> {
     proxy.setShares(s.shares);
     proxy.recording.enabled = s.recording.enabled;
     proxy.recording.sampleRate = s.recording.sampleRate;
+    shadow.shadow.enabled = s.shadow.enabled;
+    shadow.shadow.sampleRate = s.shadow.sampleRate;
   };
   apply(initial);
 
   const flush = batchOutcomes(proxy.outcomes, (batch) => process.send!({ drum: 'outcomes', batch } satisfies ToPrimary));
   const stop = (): void => {
-    void proxy.close().then((cut) => {
+    void proxy.close().then(async (cut) => {
+      await shadow.close(); // its last results go before 'stopped'
       flush(); // before 'stopped': the channel keeps their order
       process.send!({ drum: 'stopped', cut } satisfies ToPrimary, undefined, undefined, () => process.disconnect());
     });

@@ -1,5 +1,8 @@
 /** With --workers, the primary hears every worker's outcomes: the stream a rollout judges from. */
 import cluster from 'node:cluster';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { batchOutcomes, startWorkers } from '../src/cluster.js';
@@ -7,6 +10,10 @@ import { buildConfig } from '../src/config/config.js';
 import { createMetrics } from '../src/observe/metrics.js';
 import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
 import { send, silentLog, startUpstream } from './helpers/net.js';
+import { startShadow, type ShadowLine } from '../src/shadow/shadow.js';
+import { until } from './helpers/wait.js';
+
+const WORKER_EXEC_ARGV = process.execArgv.filter((a) => !a.includes('/@tapjs/mock/'));
 
 const outcome = (status: number): Outcome => ({ id: 1, serverType: 'a', upstream: 'a', status, sentStatus: status, origin: 'upstream', method: 'GET', url: '/', client: '', seconds: 0, clientGone: false, bytes: 2, requestComplete: true });
 
@@ -31,11 +38,12 @@ t.test('two real workers: the primary publishes every exchange of both, once', a
   cluster.setupPrimary({
     exec: fileURLToPath(new URL('../src/cli/main.ts', import.meta.url)),
     args: ['serve'],
-    execArgv: process.execArgv.filter((a) => !a.includes('/@tapjs/mock/')),
+    execArgv: WORKER_EXEC_ARGV,
     silent: true,
   });
   const config = buildConfig({ listen: '127.0.0.1:0', upstreams: [`flask=${up.url}`], workers: 2, pollInterval: '1h', logLevel: 'silent' });
-  const plane = await startWorkers(config, { log: silentLog, metrics: createMetrics(), shares: () => [] });
+  const metrics = createMetrics();
+  const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [], shadow: startShadow(config, { registry: metrics.registry, log: silentLog }) });
   t.teardown(() => plane.close());
   const seen: Outcome[] = [];
   plane.outcomes.subscribe((o) => seen.push(o));
@@ -47,4 +55,42 @@ t.test('two real workers: the primary publishes every exchange of both, once', a
   t.equal(seen.length, n, 'every exchange once, the last ones flushed before the workers stopped');
   t.same(new Set(seen.map((o) => o.url)).size, n);
   t.ok(seen.every((o) => o.serverType === 'flask' && o.status === 200));
+});
+
+t.test('two real workers with a shadow: each copies, the primary counts and logs, and a switch reaches both', async (t) => {
+  const flask = await startUpstream('flask', (_req, res, body) => res.end(body));
+  const fastapi = await startUpstream('fastapi', (_req, res, body) => res.end(body.toString() === '7' ? 'seven' : body));
+  t.teardown(() => Promise.all([flask.close(), fastapi.close()]));
+  cluster.setupPrimary({ exec: fileURLToPath(new URL('../src/cli/main.ts', import.meta.url)), args: ['serve'], execArgv: WORKER_EXEC_ARGV, silent: true });
+  const log = join(mkdtempSync(join(tmpdir(), 'shadow-workers-')), 'mismatches.jsonl');
+  const config = buildConfig({
+    listen: '127.0.0.1:0',
+    upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`],
+    workers: 2,
+    pollInterval: '1h',
+    logLevel: 'silent',
+    shadowSample: 1,
+    shadowLog: log,
+  });
+  const metrics = createMetrics();
+  const shadow = startShadow(config, { registry: metrics.registry, log: silentLog, onChange: () => plane.sync() });
+  const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [], shadow });
+  t.teardown(() => plane.close());
+  const url = `http://127.0.0.1:${plane.address.port}/predict/`;
+  // A new connection each: the primary deals connections to the workers in turn.
+  const n = 20;
+  await Promise.all(Array.from({ length: n }, (_, i) => send(url, { method: 'POST', body: String(i), headers: { connection: 'close' } })));
+  await until(() => shadow.shadow.view().counts.match + shadow.shadow.view().counts.mismatch === n);
+  t.match(shadow.shadow.view().counts, { match: n - 1, mismatch: 1 });
+  const copies = fastapi.seen.filter((s) => s.headers['x-drum-splitter-shadow'] === '1');
+  t.equal(copies.length, n);
+
+  shadow.shadow.change({ enabled: false });
+  await new Promise((r) => setTimeout(r, 200)); // the message to the workers
+  await Promise.all(Array.from({ length: 4 }, () => send(url, { method: 'POST', body: 'x', headers: { connection: 'close' } })));
+  await plane.close();
+  await shadow.close();
+  t.equal(fastapi.seen.length, n, 'no copies once switched off, in either worker');
+  const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ShadowLine);
+  t.match(lines, [{ body_hex: Buffer.from('7').toString('hex'), shadow: { body_hex: Buffer.from('seven').toString('hex') } }], 'the mismatch, written once by the primary');
 });

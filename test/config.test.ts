@@ -366,3 +366,32 @@ t.test('a file with bad values fails in buildConfig naming the setting', async (
     t.throws(() => buildConfig(raw), { name: 'InputError', field, message }, file);
   }
 });
+
+t.test('shadow settings: defaults, and each bad value named', async (t) => {
+  const c = buildConfig({});
+  t.same(c.shadow, { upstream: 'fastapi', sampleRate: 0, paths: c.record.paths, maxInflight: 64, maxBody: 1_000_000, log: undefined, ignore: [] }, 'off, to the canary, on the record paths');
+  const three = ['a=http://127.0.0.1:1', 'b=http://127.0.0.1:2', 'c=http://127.0.0.1:3'];
+  t.match(buildConfig({ upstreams: three, shadow: 'c', shadowSample: '0.25', shadowPaths: '/x,/y', shadowMaxInflight: '8', shadowMaxBody: '2KB', shadowIgnore: ['$.t', '$..id'] }).shadow, {
+    upstream: 'c',
+    sampleRate: 0.25,
+    paths: ['/x', '/y'],
+    maxInflight: 8,
+    maxBody: 2000,
+    ignore: ['$.t', '$..id'],
+  });
+  t.equal(buildConfig({ upstreams: ['a=http://127.0.0.1:1'] }).shadow.upstream, undefined, 'one upstream: nothing to shadow to');
+  const bad: [RawSettings, string, RegExp][] = [
+    [{ shadow: 'nope' }, 'shadow', /"nope" is not an upstream; upstreams: flask, fastapi/],
+    [{ shadow: 'flask' }, 'shadow', /is the baseline/],
+    [{ upstreams: ['a=http://127.0.0.1:1'], shadowSample: 0.5 }, 'shadowSample', /needs a second upstream/],
+    [{ shadowSample: '5%' }, 'shadowSample', /is not a rate from 0 to 1/],
+    [{ shadowMaxInflight: '0' }, 'shadowMaxInflight', /is not a whole number above 0/],
+    [{ shadowMaxInflight: '1.5' }, 'shadowMaxInflight', /is not a whole number above 0/],
+    [{ shadowMaxBody: '0' }, 'shadowMaxBody', /more than 0 bytes/],
+    [{ shadowPaths: 'predict' }, 'shadowPaths', /is not a path/],
+    [{ shadowPaths: [] }, 'shadowPaths', /at least one path/],
+    [{ shadowIgnore: '$.a[' }, 'shadowIgnore', /./],
+    [{ shadowLog: '' }, 'shadowLog', /must be a file path/],
+  ];
+  for (const [raw, field, message] of bad) t.throws(() => buildConfig(raw), { name: 'InputError', field, message }, JSON.stringify(raw));
+});

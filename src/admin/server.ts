@@ -8,6 +8,8 @@ import { loopbackHost, whoIs, type Tokens } from './auth.js';
 import { healthRoutes } from './health.js';
 import { recordingRoutes } from './recording.js';
 import { rolloutRoutes } from './rollout.js';
+import { shadowRoutes } from './shadow.js';
+import type { Shadow } from '../shadow/shadow.js';
 import type { RolloutController } from '../rollout/controller.js';
 import { AJV_OPTIONS, BODY_LIMIT, schemaError } from './schema.js';
 import { weightsRoutes } from './weights.js';
@@ -34,6 +36,7 @@ export interface AdminDeps {
   readonly log: Logger;
   /** The canary controller, when there is one (two upstreams or more). */
   readonly rollout?: RolloutController | undefined;
+  readonly shadow: Shadow;
 }
 
 /**
@@ -82,11 +85,12 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
     return reply.code(statusCode).send({ error: code, message: err.message, ...(statusCode < 500 ? { field: 'body' } : {}) });
   });
   app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ error: 'not_found', message: `no ${req.method} ${req.url}; see GET /weights, /history, /recording, /rollout, /healthz, /readyz, /metrics` }),
+    reply.code(404).send({ error: 'not_found', message: `no ${req.method} ${req.url}; see GET /weights, /history, /recording, /shadow, /rollout, /healthz, /readyz, /metrics` }),
   );
 
   void app.register(async (scope) => weightsRoutes(scope, deps));
   void app.register(async (scope) => recordingRoutes(scope, deps));
+  void app.register(async (scope) => shadowRoutes(scope, deps));
   void app.register(async (scope) => healthRoutes(scope, deps));
   const { rollout } = deps;
   if (rollout !== undefined) void app.register(async (scope) => rolloutRoutes(scope, { rollout }));

@@ -1,3 +1,6 @@
+import { accessSync, constants, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+
 /**
  * A problem with what a user gave us: a flag, a config file, an admin request.
  * The CLI turns it into one line and exit code 2; the admin API into a 4xx JSON body.
@@ -11,4 +14,16 @@ export class InputError extends Error {
     super(field === undefined ? message : `${field}: ${message}`);
     this.name = 'InputError';
   }
+}
+
+/** Throws an InputError for `field` unless `file` can be created or written in its directory; `hint` says what to do. */
+export function checkWritableDir(file: string, field: string, hint: string): void {
+  const dir = dirname(file);
+  try {
+    accessSync(dir, constants.W_OK);
+    if (statSync(dir).isDirectory()) return;
+  } catch {
+    // reported below
+  }
+  throw new InputError(`${dir} is not a writable directory, so ${file} cannot be written (${hint})`, field);
 }

@@ -14,6 +14,8 @@ import { DEFAULT_RECORD_PATHS, parseRate, type RecordSettings } from '../record/
 import type { HostPort, ProxyConfig, Upstream } from '../proxy/options.js';
 import { DEFAULT_REDACT } from '../record/line.js';
 import { checkShares, type Share } from '../weights/shares.js';
+import type { ShadowSettings } from '../shadow/shadow.js';
+import { parseIgnorePath } from '../compare/answers.js';
 
 /** The whole resolved configuration: the traffic side's, and the process's own. */
 export interface Config extends ProxyConfig {
@@ -29,6 +31,7 @@ export interface Config extends ProxyConfig {
   readonly workers: number;
   /** The canary controller's plan: the config's `rollout:`, or the seed's with two upstreams or more; undefined with one. */
   readonly rollout: RolloutPlan | undefined;
+  readonly shadow: ShadowSettings;
 }
 
 export const DEFAULTS = {
@@ -46,6 +49,8 @@ export const DEFAULTS = {
   recordSample: 0.01, // the seed's DRUM_RECORD_SAMPLE_RATE
   recordMaxBody: '10MB',
   recordQueue: '64MB', // three of the longest lines the default cap allows (hex: 2 bytes a byte)
+  shadowMaxInflight: 64,
+  shadowMaxBody: '1MB', // with 64 in flight, at most 192 MB of bodies held (request and two answers each)
 } as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -149,12 +154,51 @@ function parseList(value: unknown, field: string): string[] {
   return (items as string[]).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
 }
 
+function shadowSettings(raw: RawSettings, upstreams: readonly Upstream[], recordPaths: readonly string[]): ShadowSettings {
+  const names = upstreams.map((u) => u.name);
+  const sampleRate = parseRate(raw.shadowSample ?? 0, 'shadowSample');
+  let upstream: string | undefined;
+  if (raw.shadow !== undefined) {
+    upstream = String(raw.shadow);
+    if (!names.includes(upstream)) throw new InputError(`"${upstream}" is not an upstream; upstreams: ${names.join(', ')}`, 'shadow');
+    if (upstream === names[0]) throw new InputError(`"${upstream}" is the baseline, whose requests are the ones copied; name another upstream`, 'shadow');
+  } else {
+    upstream = names[1];
+  }
+  if (sampleRate > 0 && upstream === undefined) throw new InputError('the shadow needs a second upstream to send copies to', 'shadowSample');
+  const paths = raw.shadowPaths === undefined ? recordPaths : pathList(raw.shadowPaths, 'shadowPaths');
+  const ignore = raw.shadowIgnore === undefined ? [] : parseList(raw.shadowIgnore, 'shadowIgnore');
+  for (const path of ignore) {
+    try {
+      parseIgnorePath(path);
+    } catch (err) {
+      throw new InputError((err as Error).message, 'shadowIgnore');
+    }
+  }
+  const log = optionalPath(raw.shadowLog, 'shadowLog');
+  return {
+    upstream,
+    sampleRate,
+    paths,
+    maxInflight: positiveInteger(raw.shadowMaxInflight ?? DEFAULTS.shadowMaxInflight, 'shadowMaxInflight'),
+    maxBody: positiveSize(raw.shadowMaxBody ?? DEFAULTS.shadowMaxBody, 'shadowMaxBody'),
+    log,
+    ignore,
+  };
+}
+
+/** Routes, e.g. the record paths: at least one, each starting with /. */
+function pathList(value: unknown, field: string): string[] {
+  const paths = parseList(value, field);
+  if (paths.length === 0) throw new InputError('needs at least one path, e.g. /predict/', field);
+  const notPath = paths.find((p) => !p.startsWith('/'));
+  if (notPath !== undefined) throw new InputError(`"${notPath}" is not a path (it must start with /)`, field);
+  return paths;
+}
+
 function recordSettings(raw: RawSettings): RecordSettings {
   const file = optionalPath(raw.record, 'record');
-  const paths = parseList(raw.recordPaths ?? [...DEFAULT_RECORD_PATHS], 'recordPaths');
-  if (paths.length === 0) throw new InputError('needs at least one path, e.g. /predict/', 'recordPaths');
-  const notPath = paths.find((p) => !p.startsWith('/'));
-  if (notPath !== undefined) throw new InputError(`"${notPath}" is not a path (it must start with /)`, 'recordPaths');
+  const paths = pathList(raw.recordPaths ?? [...DEFAULT_RECORD_PATHS], 'recordPaths');
   const extra = raw.recordRedact === undefined ? [] : parseList(raw.recordRedact, 'recordRedact').map((n) => parseHeaderName(n, 'recordRedact'));
   // Dropping the default list must be said explicitly; an empty or edited list does not do it.
   const redact = parseBoolean(raw.recordNoRedact ?? false, 'recordNoRedact') ? extra : [...DEFAULT_REDACT, ...extra];
@@ -187,6 +231,12 @@ function parseWorkers(value: unknown, metricsOnTraffic: boolean): number {
   }
   // Each worker would answer with its own counts only; the admin API's /metrics has them all.
   if (n > 1 && metricsOnTraffic) throw new InputError('metricsOnTraffic needs workers: 1; with more, scrape the admin API /metrics', 'workers');
+  return n;
+}
+
+function positiveInteger(value: unknown, field: string): number {
+  const n = typeof value === 'number' ? value : /^\s*\d+\s*$/.test(String(value)) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new InputError(`"${String(value)}" is not a whole number above 0`, field);
   return n;
 }
 
@@ -255,6 +305,7 @@ export function buildConfig(raw: RawSettings): Config {
   const admin = parseAddress(raw.admin ?? DEFAULTS.admin, 'admin');
   const metricsOnTraffic = parseBoolean(raw.metricsOnTraffic ?? false, 'metricsOnTraffic');
   const timeoutMs = parseDuration(raw.timeout ?? DEFAULTS.timeout, 'timeout');
+  const record = recordSettings(raw);
 
   return {
     listen,
@@ -282,7 +333,8 @@ export function buildConfig(raw: RawSettings): Config {
     state: optionalPath(raw.state, 'state'),
     pollIntervalMs: parseDuration(raw.pollInterval ?? DEFAULTS.pollInterval, 'pollInterval'),
     metricsOnTraffic,
-    record: recordSettings(raw),
+    record,
+    shadow: shadowSettings(raw, upstreams, record.paths),
     workers: parseWorkers(raw.workers ?? 1, metricsOnTraffic),
     rollout: raw.rollout === undefined && upstreams.length < 2 ? undefined : parsePlan(raw.rollout, upstreams.map((u) => u.name)),
   };

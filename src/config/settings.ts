@@ -108,6 +108,22 @@ export const SETTINGS = [
     help: ['more headers to record as "[REDACTED]", comma-separated', '(always: Authorization, Cookie, X-Api-Key, DataRobot keys...)'],
   },
   { key: 'recordNoRedact', flag: 'record-no-redact', kind: 'switch', help: ['do not redact the default headers (only --record-redact ones)'] },
+  {
+    key: 'shadowSample', flag: 'shadow-sample', kind: 'value', arg: 'RATE',
+    help: ["share of the baseline's requests also sent to the shadow", 'upstream and compared, 0..1 (default 0: off; switchable at', 'runtime: PUT /shadow)'],
+  },
+  { key: 'shadow', flag: 'shadow', kind: 'value', arg: 'NAME', help: ['the shadow upstream (default: the second upstream, the canary)'] },
+  {
+    key: 'shadowPaths', flag: 'shadow-paths', kind: 'list', arg: 'LIST',
+    help: ['routes shadowed, comma-separated (default: the record paths;', 'shadow only routes without side effects)'],
+  },
+  { key: 'shadowMaxInflight', flag: 'shadow-max-inflight', kind: 'value', arg: 'N', help: ['shadow copies in flight at once; past it one is dropped (64)'] },
+  {
+    key: 'shadowMaxBody', flag: 'shadow-max-body', kind: 'value', arg: 'SIZE',
+    help: ['body bytes kept per side of a copy; a copy with a larger', 'request or answer is dropped (default 1MB)'],
+  },
+  { key: 'shadowLog', flag: 'shadow-log', kind: 'value', arg: 'FILE', help: ['write each mismatch (request, both answers, diff) as JSONL, 0600'] },
+  { key: 'shadowIgnore', flag: 'shadow-ignore', kind: 'list', arg: 'LIST', help: ['JSON paths whose differences do not count, comma-separated'] },
 ] as const satisfies readonly Setting[];
 
 /** Settings only a config file gives: structures no flag could carry. */

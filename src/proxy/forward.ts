@@ -261,12 +261,25 @@ export function dispatch(backend: Backend, request: UpstreamRequest, open: (call
   );
 }
 
-/** A sink that sees each body chunk before passing it on (the record keeps a copy this way). */
-export function tapped(sink: AnswerSink, onChunk: (chunk: Buffer) => void): AnswerSink {
+/** What a tap sees of an answer passing through it: the head (optional), each body chunk. */
+export interface Tap {
+  readonly head?: ((status: number, headers: readonly string[]) => void) | undefined;
+  data(chunk: Buffer): void;
+}
+
+/** A sink that shows the answer to `tap` before passing it on (the record and the shadow keep their copies this way). */
+export function tapped(sink: AnswerSink, tap: Tap): AnswerSink {
+  const { head } = tap;
   return {
-    head: (status, statusText, headers, resume) => sink.head(status, statusText, headers, resume),
+    head:
+      head === undefined
+        ? (status, statusText, headers, resume) => sink.head(status, statusText, headers, resume)
+        : (status, statusText, headers, resume) => {
+            head(status, headers);
+            sink.head(status, statusText, headers, resume);
+          },
     data(chunk) {
-      onChunk(chunk);
+      tap.data(chunk);
       return sink.data(chunk);
     },
     end: () => sink.end(),

@@ -8,16 +8,38 @@ import { compileKey, type RequestFacts } from './key.js';
 import { parseHost, parsePath } from './nginx-uri.js';
 import { sendError } from './errors.js';
 import type { Metrics } from '../observe/metrics.js';
-import { NO_UPSTREAM, refused, type Outcomes } from '../observe/outcomes.js';
+import { NO_UPSTREAM, refused, type Outcome, type Outcomes } from '../observe/outcomes.js';
 import { hashKey, pickByHash, type SplitTable } from './split.js';
 import type { PendingRecord, Recording } from '../record/recording.js';
 import { BufferFailed, SpillFile } from './spill.js';
-import { BodyTooLarge, classifyFailure, dispatch, tapped, toClient, type Backend, type ClientAnswer, type ForwardBody, type ForwardFailure } from './forward.js';
+import { BodyTooLarge, classifyFailure, dispatch, tapped, toClient, type Backend, type ClientAnswer, type ForwardBody, type ForwardFailure, type Tap } from './forward.js';
 
 export const UPSTREAM_HEADER = 'X-Drum-Splitter-Upstream';
 
 /** More request headers than this get 431: Node would otherwise drop the rest silently, Content-Length among them. */
 export const MAX_HEADERS = 1000;
+
+/**
+ * What the live shadow (src/shadow) is given of an exchange it copies: the handler passes it
+ * the request's body and the primary's answer as they go by, never waiting for it.
+ */
+export interface ShadowCopy {
+  /** Each chunk of the request body. */
+  readonly body: { add(chunk: Buffer): void };
+  /** The primary's answer, each chunk of its body. */
+  readonly answer: { add(chunk: Buffer): void };
+  /** The request goes to the primary now, with these headers. */
+  sending(headers: readonly string[]): void;
+  /** The primary's answer has begun, with this status. */
+  head(status: number): void;
+}
+
+export interface Shadowing {
+  /** A copy of exchange `id`, sent by the split to `upstream`, for the shadow to fill; undefined when it is not copied. */
+  copy(id: number, req: IncomingMessage, path: string, uri: string, upstream: string, bodyLength: number): ShadowCopy | undefined;
+  /** Every exchange's end: a copied one is sent to the shadow now. */
+  ended(outcome: Outcome): void;
+}
 
 /** The live split; its table is replaced whole on a weight change, never edited. */
 export interface Routes {
@@ -33,6 +55,8 @@ export interface ProxyDeps {
   readonly recording: Recording;
   /** Where each exchange's outcome is published. */
   readonly outcomes: Outcomes;
+  /** The live shadow, which copies some exchanges; it hears their end from the outcomes. */
+  readonly shadow?: Shadowing;
 }
 
 /** The request handler, and what shutdown needs of it. */
@@ -69,6 +93,8 @@ interface Exchange {
   failure: ForwardFailure | undefined;
   /** Set for a sampled request, whose bodies it captures; the recording completes it from the outcome. */
   record: PendingRecord | undefined;
+  /** Set for a request the live shadow copies. */
+  shadow: ShadowCopy | undefined;
   /** Bytes of the answer's body passed to the client. */
   bytes: number;
   /** The request body's overflow file, removed when the exchange ends. */
@@ -124,7 +150,7 @@ export function refusal(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVersion'>
 }
 
 export function createProxy(deps: ProxyDeps): Proxy {
-  const { config, routes, backends, log, metrics, recording, outcomes } = deps;
+  const { config, routes, backends, log, metrics, recording, outcomes, shadow } = deps;
   if (config.accessLog) {
     outcomes.subscribe((o) => log.info({ method: o.method, url: o.url, client: o.client, upstream: o.upstream, status: o.status, ms: Math.round(o.seconds * 10000) / 10 }, 'request'));
   }
@@ -180,6 +206,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       backend: undefined,
       failure: undefined,
       record: undefined,
+      shadow: undefined,
       bytes: 0,
       spill: undefined,
     };
@@ -240,6 +267,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       seen += chunk.length;
       if (seen > config.bodyLimit) throw new BodyTooLarge(`request body is over the limit of ${config.bodyLimit} bytes`);
       ex.record?.body.add(chunk);
+      ex.shadow?.body.add(chunk);
       yield chunk;
     }
   }
@@ -248,7 +276,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   function streamBody(ex: Exchange): ForwardBody {
     if (ex.bodyLength === 0) return null;
     // Nothing to count or keep: hand undici the request itself.
-    if (ex.bodyLength > 0 && ex.record === undefined) return ex.req;
+    if (ex.bodyLength > 0 && ex.record === undefined && ex.shadow === undefined) return ex.req;
     return Readable.from(bodyChunks(ex), { objectMode: false });
   }
 
@@ -315,26 +343,36 @@ export function createProxy(deps: ProxyDeps): Proxy {
       bufferedLength === undefined ? dropHeaders : dropForBuffered,
     );
     if (bufferedLength !== undefined) headers.push('Content-Length', String(bufferedLength));
-    const response = ex.record?.response;
     const delivery: ClientAnswer = {
       responseHeaders: upstreamHeader.get(backend.name)!,
       bufferResponse: settingsOf.get(backend.name)!.responseBuffering,
       buffer: config.buffer,
     };
-    dispatch(backend, { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs }, (call) => {
-      const client = toClient(res, call, delivery, (failure, err, midBody) => refuse(ex, failure, err, midBody));
-      return tapped(
-        client,
-        response === undefined
-          ? (chunk) => {
-              ex.bytes += chunk.length;
-            }
-          : (chunk) => {
-              ex.bytes += chunk.length;
-              response.add(chunk);
-            },
-      );
-    });
+    ex.shadow?.sending(headers);
+    dispatch(backend, { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs }, (call) =>
+      tapped(toClient(res, call, delivery, (failure, err, midBody) => refuse(ex, failure, err, midBody)), answerTap(ex)),
+    );
+  }
+
+  /** What sees the answer's body on its way to the client: the byte count, and the copies the record and the shadow keep. */
+  function answerTap(ex: Exchange): Tap {
+    const response = ex.record?.response;
+    const copy = ex.shadow;
+    if (response === undefined && copy === undefined) {
+      return {
+        data(chunk) {
+          ex.bytes += chunk.length;
+        },
+      };
+    }
+    return {
+      head: copy && ((status) => copy.head(status)),
+      data(chunk) {
+        ex.bytes += chunk.length;
+        response?.add(chunk);
+        copy?.answer.add(chunk);
+      },
+    };
   }
 
   /** Stage 5 buffered, then stage 6. */
@@ -358,6 +396,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     ex.backend = backend;
     metrics.inFlight.inc({ server_type: backend.name });
     if (recording.wants(ex.facts.uri)) ex.record = recording.start(ex.id, req, ex.path, ex.bodyLength);
+    if (shadow !== undefined) ex.shadow = shadow.copy(ex.id, req, ex.path, ex.facts.uri, backend.name, ex.bodyLength);
     // A body to buffer takes a detour; everything else goes on in this tick.
     if (ex.bodyLength !== 0 && settingsOf.get(backend.name)!.requestBuffering) void bufferThenForward(ex, backend);
     else forwardTo(ex, backend, streamBody(ex), undefined);

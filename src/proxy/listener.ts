@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { ProxyConfig } from './options.js';
 import { countOutcome, createMetrics, sendMetrics, type Metrics } from '../observe/metrics.js';
 import { Outcomes, refused } from '../observe/outcomes.js';
-import { createProxy, plainAddress, type Routes } from './handler.js';
+import { createProxy, plainAddress, type Routes, type Shadowing } from './handler.js';
 import { Recording, type RecordSink } from '../record/recording.js';
 import { compileSplit } from './split.js';
 import type { Share } from '../weights/shares.js';
@@ -84,6 +84,8 @@ export interface ProxyOptions {
   readonly metrics?: Metrics;
   /** Where records go instead of the config's file (a --workers worker sends them to the primary). */
   readonly recordSink?: RecordSink;
+  /** The live shadow, if any: it copies exchanges as they pass and hears their outcomes. Its owner closes it. */
+  readonly shadow?: Shadowing;
 }
 
 /** Starts the traffic listener. */
@@ -97,7 +99,9 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
   const outcomes = new Outcomes();
   outcomes.subscribe(countOutcome(metrics));
   outcomes.subscribe((outcome) => recording.ended(outcome));
-  const proxy = createProxy({ config, routes, backends, log, metrics, recording, outcomes });
+  const { shadow } = opts;
+  if (shadow !== undefined) outcomes.subscribe((outcome) => shadow.ended(outcome));
+  const proxy = createProxy({ config, routes, backends, log, metrics, recording, outcomes, ...(shadow === undefined ? {} : { shadow }) });
   const server = createServer(
     {
       // A large upload may take longer than Node's default 300 s for a whole request;

@@ -1,11 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants, statSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { recordable, sampled, type RecordSettings } from './policy.js';
 import { endToEnd } from '../common/headers.js';
-import { InputError } from '../common/input-error.js';
+import { InputError, checkWritableDir } from '../common/input-error.js';
 import { RecordWriter, type DropReason, type RecorderMetrics } from './writer.js';
 import { recordHeaders, type RecordLine } from './line.js';
 
@@ -66,8 +64,12 @@ export class Capture {
     this.size += kept.length;
   }
 
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks, this.size);
+  }
+
   hex(): string {
-    return Buffer.concat(this.chunks, this.size).toString('hex');
+    return this.bytes().toString('hex');
   }
 
   /** Gives the bytes back to the budget; the capture is empty after. */
@@ -141,17 +143,7 @@ export class Recording {
     settings: RecordSettings,
     deps: { metrics: RecorderMetrics; log: Logger; random?: () => number; sink?: RecordSink; onChange?: (view: RecordingView) => void },
   ) {
-    if (settings.file !== undefined && deps.sink === undefined) {
-      const dir = dirname(settings.file);
-      let usable = false;
-      try {
-        accessSync(dir, constants.W_OK);
-        usable = statSync(dir).isDirectory();
-      } catch {
-        // reported below
-      }
-      if (!usable) throw new InputError(`${dir} is not a writable directory, so ${settings.file} cannot be written (create it, or pass --record FILE)`, 'record');
-    }
+    if (settings.file !== undefined && deps.sink === undefined) checkWritableDir(settings.file, 'record', 'create it, or pass --record FILE');
     this.#settings = settings;
     this.enabled = settings.enabled;
     this.sampleRate = settings.sampleRate;

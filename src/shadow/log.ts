@@ -1,0 +1,42 @@
+import type { Logger } from 'pino';
+import sonicBoom from 'sonic-boom';
+import { checkWritableDir } from '../common/input-error.js';
+import type { ShadowLine } from './shadow.js';
+
+const { SonicBoom } = sonicBoom;
+
+/** Bytes of mismatch lines waiting for the disk before new ones are dropped (and counted in the log). */
+const QUEUE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * --shadow-log: mismatches as JSONL, 0600 (bodies and headers of real requests). Lines the
+ * disk cannot take in time are dropped and said, never queued without bound.
+ */
+export class ShadowLog {
+  readonly #boom: InstanceType<typeof SonicBoom>;
+  readonly #log: Logger;
+  #dropped = 0;
+
+  constructor(path: string, log: Logger) {
+    checkWritableDir(path, 'shadowLog', 'create it, or pass another --shadow-log FILE');
+    this.#log = log;
+    this.#boom = new SonicBoom({ dest: path, append: true, mode: 0o600, maxLength: QUEUE_BYTES });
+    this.#boom.on('error', (err: Error) => log.error({ file: path, err: err.message }, 'cannot write the shadow log'));
+    this.#boom.on('drop', () => {
+      if (this.#dropped++ === 0) log.warn({ file: path }, 'the shadow log cannot keep up; mismatch lines are being dropped');
+    });
+  }
+
+  write(line: ShadowLine): void {
+    this.#boom.write(`${JSON.stringify(line)}\n`);
+  }
+
+  /** Writes what is queued and closes the file. */
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.#boom.once('close', () => resolve());
+      this.#boom.end();
+    });
+    if (this.#dropped > 0) this.#log.warn({ dropped: this.#dropped }, 'shadow log lines dropped (the disk could not keep up)');
+  }
+}

@@ -1,0 +1,412 @@
+import type { IncomingMessage } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import { compareAnswers, type Answer, type Comparison } from '../compare/answers.js';
+import { endToEnd } from '../common/headers.js';
+import { InputError } from '../common/input-error.js';
+import { DURATION_BUCKETS } from '../observe/metrics.js';
+import type { Outcome } from '../observe/outcomes.js';
+import { closeBackends, createBackend, dispatch, type AnswerSink, type Backend } from '../proxy/forward.js';
+import type { ProxyConfig } from '../proxy/options.js';
+import { ShadowLog } from './log.js';
+import type { ShadowCopy, Shadowing } from '../proxy/handler.js';
+import { recordHeaders } from '../record/line.js';
+import { recordable, sampled } from '../record/policy.js';
+import { Capture, MemoryBudget } from '../record/recording.js';
+
+/**
+ * The live shadow (Diffy's "dark traffic"): of the requests the split sends to the baseline, a
+ * sampled share is sent again to the shadow upstream once the client has its answer, and the
+ * two answers are compared as the replay compares them. The client's exchange never waits for
+ * the copy: the handler only hands it the bytes going by, the copy is sent from the exchange's
+ * outcome, over the shadow's own connection pool.
+ */
+
+export const SHADOW_HEADER = 'X-Drum-Splitter-Shadow';
+
+export interface ShadowSettings {
+  /** The upstream copies go to; undefined with a single upstream (no shadow possible). */
+  readonly upstream: string | undefined;
+  /** Share of the baseline's requests on the shadow paths copied at start, 0..1; 0 = off. */
+  readonly sampleRate: number;
+  /** Routes copied (exact, a trailing slash optional): by default the record paths, DRUM's side-effect-free prediction routes. */
+  readonly paths: readonly string[];
+  /** Copies in flight at once, from the client's request to the shadow's answer; past it a copy is dropped. */
+  readonly maxInflight: number;
+  /** Body bytes kept per side (request, each answer); a copy with a larger one is dropped. */
+  readonly maxBody: number;
+  /** Where mismatches are written (JSONL, 0600); undefined = counted only. */
+  readonly log: string | undefined;
+  /** JSON paths whose differences do not count (documented differences), as replay's --ignore. */
+  readonly ignore: readonly string[];
+}
+
+export type ShadowResult = 'match' | 'mismatch' | 'error' | 'dropped';
+const RESULTS: readonly ShadowResult[] = ['match', 'mismatch', 'error', 'dropped'];
+
+/** Why a copy was dropped: too many in flight, a body over --shadow-max-body, or the primary's exchange did not end whole. */
+export type DropReason = 'inflight' | 'body' | 'incomplete';
+const DROP_REASONS: readonly DropReason[] = ['inflight', 'body', 'incomplete'];
+
+export interface ShadowMetrics {
+  readonly results: Counter<'result'>;
+  readonly dropped: Counter<'reason'>;
+  /** Both sides of every pair that was compared, by upstream: their latencies side by side. */
+  readonly duration: Histogram<'server_type'>;
+}
+
+export function createShadowMetrics(registry: Registry): ShadowMetrics {
+  const metrics: ShadowMetrics = {
+    results: new Counter({
+      name: 'drum_shadow_requests_total',
+      help: 'Shadow copies by result: match, mismatch (answers differ), error (the shadow gave no answer), dropped (not sent or not compared; see drum_shadow_dropped_total).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    dropped: new Counter({
+      name: 'drum_shadow_dropped_total',
+      help: 'Shadow copies dropped, by reason: inflight (--shadow-max-inflight reached), body (a body over --shadow-max-body), incomplete (the primary exchange did not end whole).',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    duration: new Histogram({
+      name: 'drum_shadow_duration_seconds',
+      help: 'For each compared shadow pair, each side from sending upstream to the end of its answer, by upstream.',
+      labelNames: ['server_type'],
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    }),
+  };
+  for (const result of RESULTS) metrics.results.inc({ result }, 0);
+  for (const reason of DROP_REASONS) metrics.dropped.inc({ reason }, 0);
+  return metrics;
+}
+
+/** One side of a compared pair, as the shadow log writes it. */
+export interface ShadowSide {
+  readonly upstream: string;
+  readonly status: number;
+  readonly latency_ms: number;
+  readonly body_hex: string;
+}
+
+/**
+ * A mismatch in the shadow log: the request as the recording writes it (so `drum-splitter
+ * replay` takes the log as input), then both answers and their differences.
+ */
+export interface ShadowLine {
+  readonly timestamp: number;
+  readonly method: string;
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly body_hex: string;
+  readonly content_type: string;
+  readonly baseline: ShadowSide;
+  readonly shadow: ShadowSide;
+  readonly kind: Comparison['kind'];
+  readonly differences: Comparison['differences'];
+}
+
+/** Where finished copies are told: counted, and a mismatch's line written (in a --workers worker: sent to the primary). */
+export type ShadowReport = (result: ShadowResult, line: ShadowLine | undefined) => void;
+
+export interface ShadowView {
+  readonly enabled: boolean;
+  readonly sampleRate: number;
+  readonly upstream: string | null;
+  readonly paths: readonly string[];
+  readonly maxInflight: number;
+  readonly maxBody: number;
+  readonly log: string | null;
+  readonly ignore: readonly string[];
+  /** Copies in flight in this process now. */
+  readonly inflight: number;
+  /** Finished copies since start, by result (every process's). */
+  readonly counts: Readonly<Record<ShadowResult, number>>;
+  /** match / (match + mismatch), or null before any comparison. */
+  readonly matchRate: number | null;
+}
+
+/** The body's framing is the shadow's own: the copy is sent whole, with its length. */
+const FRAMING = new Set(['content-length', 'transfer-encoding']);
+
+/** One copy on its way: filled by the handler while the primary exchange runs, then sent and compared. */
+class Copy implements ShadowCopy {
+  readonly body: Capture;
+  readonly answer: Capture;
+  readonly at = Date.now() / 1000;
+  headers: readonly string[] = [];
+  sentAt = 0;
+  status = 0;
+
+  constructor(
+    readonly req: Pick<IncomingMessage, 'method' | 'rawHeaders' | 'headers'>,
+    readonly path: string,
+    maxBody: number,
+    budget: MemoryBudget,
+  ) {
+    this.body = new Capture(maxBody, budget);
+    this.answer = new Capture(maxBody, budget);
+  }
+
+  sending(headers: readonly string[]): void {
+    this.headers = headers;
+    this.sentAt = performance.now();
+  }
+
+  head(status: number): void {
+    this.status = status;
+  }
+
+  release(): void {
+    this.body.release();
+    this.answer.release();
+  }
+}
+
+/** The shadow's answer as it arrives: its status, and its body up to the limit (past it, the call is cut). */
+function collect(limit: number, call: { abort(err: Error): void }, done: (answer: Answer | undefined, err: Error | undefined) => void): AnswerSink {
+  let status = 0;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  return {
+    head(s) {
+      status = s;
+    },
+    data(chunk) {
+      size += chunk.length;
+      if (size > limit) {
+        call.abort(new BodyOverLimit());
+        return false;
+      }
+      chunks.push(chunk);
+      return true;
+    },
+    end() {
+      done({ status, body: Buffer.concat(chunks, size) }, undefined);
+    },
+    error: (err) => done(undefined, err),
+  };
+}
+
+class BodyOverLimit extends Error {}
+
+export interface ShadowDeps {
+  /** The baseline's name: only its requests are copied. */
+  readonly baseline: string;
+  /** The shadow upstream with a pool of its own, so copies never take the primary's connections. */
+  readonly target: Backend | undefined;
+  readonly metrics: ShadowMetrics;
+  readonly log: Logger;
+  /** Limit for the shadow's answer, as for the primary's. */
+  readonly timeoutMs: number;
+  /** Lower-case header names written as "[REDACTED]" in the log's request. */
+  readonly redact: readonly string[];
+  readonly report: ShadowReport;
+  readonly random?: () => number;
+  /** Hears every runtime switch (with --workers, the primary tells the workers). */
+  readonly onChange?: () => void;
+}
+
+/**
+ * The live shadow of one process: which exchanges are copied, sending and comparing them, and
+ * the runtime switch. Each process's copies are its own (and so is the in-flight limit); their
+ * results go to `report`.
+ */
+export class Shadow implements Shadowing {
+  enabled: boolean;
+  sampleRate: number;
+  readonly #settings: ShadowSettings;
+  readonly #deps: ShadowDeps;
+  readonly #wanted: (path: string) => boolean;
+  readonly #redact: ReadonlySet<string>;
+  /** Only a count: the in-flight limit is what bounds the bodies held. */
+  readonly #budget = new MemoryBudget(Infinity);
+  readonly #pending = new Map<number, Copy>();
+  #inflight = 0;
+  readonly #counts: Record<ShadowResult, number> = { match: 0, mismatch: 0, error: 0, dropped: 0 };
+  readonly #sending = new Set<Promise<void>>();
+
+  constructor(settings: ShadowSettings, deps: ShadowDeps) {
+    this.#settings = settings;
+    this.#deps = deps;
+    this.enabled = settings.sampleRate > 0 && settings.upstream !== undefined;
+    this.sampleRate = settings.sampleRate;
+    this.#wanted = recordable(settings.paths);
+    this.#redact = new Set(deps.redact);
+  }
+
+  copy(id: number, req: IncomingMessage, path: string, uri: string, upstream: string, bodyLength: number): ShadowCopy | undefined {
+    if (!this.enabled || upstream !== this.#deps.baseline || !this.#wanted(uri) || !sampled(this.sampleRate, this.#deps.random)) return undefined;
+    if (this.#inflight >= this.#settings.maxInflight) return this.#drop('inflight');
+    if (bodyLength > this.#settings.maxBody) return this.#drop('body');
+    const copy = new Copy(req, path, this.#settings.maxBody, this.#budget);
+    this.#inflight++;
+    this.#pending.set(id, copy);
+    return copy;
+  }
+
+  /** An exchange ended (every outcome comes here): its copy, if it has one, is sent if the primary's answer came whole. */
+  ended(outcome: Outcome): void {
+    const copy = this.#pending.get(outcome.id);
+    if (copy === undefined) return;
+    this.#pending.delete(outcome.id);
+    if (outcome.origin !== 'upstream' || !outcome.requestComplete || copy.status === 0) return this.#done(copy, 'dropped', 'incomplete');
+    if (copy.body.truncated || copy.answer.truncated) return this.#done(copy, 'dropped', 'body');
+    const primaryMs = performance.now() - copy.sentAt;
+    const sent = this.#send(copy, primaryMs);
+    this.#sending.add(sent);
+    void sent.finally(() => this.#sending.delete(sent));
+  }
+
+  #send(copy: Copy, primaryMs: number): Promise<void> {
+    const { target, timeoutMs } = this.#deps;
+    const body = copy.body.bytes();
+    const headers = endToEnd(copy.headers as string[], FRAMING);
+    // A request that had a body (even an empty one) has its length; one without (a GET) has none.
+    if (body.length > 0 || copy.req.headers['content-length'] !== undefined || copy.req.headers['transfer-encoding'] !== undefined) headers.push('Content-Length', String(body.length));
+    headers.push(SHADOW_HEADER, '1');
+    const start = performance.now();
+    return new Promise((resolve) => {
+      dispatch(target!, { method: copy.req.method!, path: copy.path, headers, body: body.length === 0 ? null : body, timeoutMs }, (call) =>
+        collect(this.#settings.maxBody, call, (answer, err) => {
+          const shadowMs = performance.now() - start;
+          if (answer !== undefined) this.#compare(copy, answer, primaryMs, shadowMs);
+          else if (err instanceof BodyOverLimit) this.#done(copy, 'dropped', 'body');
+          else this.#done(copy, 'error');
+          resolve();
+        }),
+      );
+    });
+  }
+
+  #compare(copy: Copy, answer: Answer, primaryMs: number, shadowMs: number): void {
+    const { metrics, baseline, target } = this.#deps;
+    const primary: Answer = { status: copy.status, body: copy.answer.bytes() };
+    const comparison = compareAnswers(primary, answer, { ignore: this.#settings.ignore });
+    metrics.duration.observe({ server_type: baseline }, primaryMs / 1000);
+    metrics.duration.observe({ server_type: target!.name }, shadowMs / 1000);
+    if (comparison.match) return this.#done(copy, 'match');
+    const ms = (x: number): number => Math.round(x * 1000) / 1000;
+    const line: ShadowLine = {
+      timestamp: copy.at,
+      method: copy.req.method!,
+      path: copy.path,
+      headers: recordHeaders(endToEnd(copy.req.rawHeaders), this.#redact),
+      body_hex: Buffer.from(copy.body.bytes()).toString('hex'),
+      content_type: copy.req.headers['content-type'] ?? '',
+      baseline: { upstream: baseline, status: primary.status, latency_ms: ms(primaryMs), body_hex: Buffer.from(primary.body).toString('hex') },
+      shadow: { upstream: target!.name, status: answer.status, latency_ms: ms(shadowMs), body_hex: Buffer.from(answer.body).toString('hex') },
+      kind: comparison.kind,
+      differences: comparison.differences,
+    };
+    this.#done(copy, 'mismatch', undefined, line);
+  }
+
+  /** A copy not taken. */
+  #drop(reason: DropReason): undefined {
+    this.#result('dropped', reason, undefined);
+    return undefined;
+  }
+
+  /** A copy is finished: its bodies freed, its result counted and reported. */
+  #done(copy: Copy, result: ShadowResult, reason?: DropReason, line?: ShadowLine): void {
+    copy.release();
+    this.#inflight--;
+    this.#result(result, reason, line);
+  }
+
+  #result(result: ShadowResult, reason: DropReason | undefined, line: ShadowLine | undefined): void {
+    const { metrics, report } = this.#deps;
+    metrics.results.inc({ result });
+    if (reason !== undefined) metrics.dropped.inc({ reason });
+    report(result, line);
+  }
+
+  /** A finished copy, this process's or a worker's: counted for the view. */
+  tally(result: ShadowResult): void {
+    this.#counts[result]++;
+  }
+
+  /** Switches the shadow and/or sets its rate (one of them given); switching on needs a shadow upstream and a rate above 0. */
+  change(patch: { enabled: boolean; sampleRate?: number } | { enabled?: boolean; sampleRate: number }): void {
+    if (this.#settings.upstream === undefined && patch.enabled === true) {
+      throw new InputError('there is no upstream to shadow to: start drum-splitter with a second upstream', 'enabled');
+    }
+    const rate = patch.sampleRate ?? this.sampleRate;
+    // A rate alone switches it on (or, 0, off).
+    const enabled = patch.enabled ?? rate > 0;
+    if (enabled && !(rate > 0)) throw new InputError('the shadow needs a sample rate above 0 to be on, e.g. {"enabled": true, "sampleRate": 0.1}', 'sampleRate');
+    this.enabled = enabled;
+    this.sampleRate = rate;
+    this.#deps.onChange?.();
+  }
+
+  view(): ShadowView {
+    const s = this.#settings;
+    const { match, mismatch } = this.#counts;
+    return {
+      enabled: this.enabled,
+      sampleRate: this.sampleRate,
+      upstream: s.upstream ?? null,
+      paths: s.paths,
+      maxInflight: s.maxInflight,
+      maxBody: s.maxBody,
+      log: s.log ?? null,
+      ignore: s.ignore,
+      inflight: this.#inflight,
+      counts: { ...this.#counts },
+      matchRate: match + mismatch === 0 ? null : match / (match + mismatch),
+    };
+  }
+
+  /** Stops copying; resolves once the copies already sent are compared. */
+  async close(): Promise<void> {
+    this.enabled = false;
+    await Promise.all(this.#sending);
+  }
+}
+
+/** A process's shadow, ready: `finished` counts a result and writes a mismatch (what a worker's reports come to). */
+export interface RunningShadow {
+  readonly shadow: Shadow;
+  readonly finished: ShadowReport;
+  /** Stops copying, waits for the copies sent, closes the pool and the log. */
+  close(): Promise<void>;
+}
+
+/**
+ * The shadow as the config sets it up. `report`, when given (a --workers worker), takes the
+ * results instead of this process counting them and writing the log.
+ */
+export function startShadow(
+  config: Pick<ProxyConfig, 'upstreams' | 'upstreamKeepAliveMs' | 'timeoutMs' | 'record'> & { readonly shadow: ShadowSettings },
+  deps: { registry: Registry; log: Logger; report?: ShadowReport; onChange?: () => void },
+): RunningShadow {
+  const settings = config.shadow;
+  const { log } = deps;
+  const upstream = config.upstreams.find((u) => u.name === settings.upstream);
+  const target = upstream === undefined ? undefined : createBackend(upstream, config.upstreamKeepAliveMs);
+  const file = settings.log === undefined || deps.report !== undefined ? undefined : new ShadowLog(settings.log, log);
+  const finished: ShadowReport = (result, line) => {
+    shadow.tally(result);
+    if (line !== undefined) file?.write(line);
+  };
+  const shadow: Shadow = new Shadow(settings, {
+    baseline: config.upstreams[0]!.name,
+    target,
+    metrics: createShadowMetrics(deps.registry),
+    log,
+    timeoutMs: config.timeoutMs,
+    redact: config.record.redact,
+    report: deps.report ?? finished,
+    ...(deps.onChange === undefined ? {} : { onChange: deps.onChange }),
+  });
+  const close = async (): Promise<void> => {
+    await shadow.close();
+    await Promise.all([target === undefined ? undefined : closeBackends(new Map([[target.name, target]])), file?.close()]);
+  };
+  let closing: Promise<void> | undefined;
+  return { shadow, finished, close: () => (closing ??= close()) };
+}
