@@ -80,13 +80,15 @@ export function configToJSON(config: Config): ConfigJSON {
 
 /** The config again, its settings left unset back as undefined keys, so it is the same object. */
 export function configFromJSON(json: ConfigJSON): Config {
-  const { overrideHeader, adminTokenFile, state, record } = json;
+  const { overrideHeader, adminTokenFile, state, rollout, record, shadow } = json;
   return {
     ...json,
     overrideHeader,
     adminTokenFile,
     state,
+    rollout,
     record: { ...record, file: record.file, rotateBytes: record.rotateBytes },
+    shadow: { ...shadow, upstream: shadow.upstream, log: shadow.log },
     upstreams: json.upstreams.map((u) => ({ ...u, url: new URL(u.url) })),
   };
 }
@@ -302,7 +304,9 @@ export async function runWorker(): Promise<void> {
   const shadow = startShadow(config, {
     registry: metrics.registry,
     log,
-    report: (result, line) => process.send!({ drum: 'shadow', result, line } satisfies ToPrimary),
+    // A copy may finish after the primary has gone (a worker stopping without it): with a
+    // callback, the closed channel is its error rather than the process's 'error' event.
+    report: (result, line) => process.send!({ drum: 'shadow', result, line } satisfies ToPrimary, undefined, undefined, () => {}),
   });
   let proxy: RunningProxy;
   try {

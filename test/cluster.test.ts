@@ -249,13 +249,16 @@ t.test('configToJSON / configFromJSON: what a worker starts with is the primary\
     ...buildConfig({
       upstreams: { flask: 'http://127.0.0.1:8080/base/', fastapi: { url: 'https://[::1]:8081', requestBuffering: false } },
       weights: ['fastapi=12.5'], overrideHeader: 'X-Force', state: '/tmp/state.json', record: '/tmp/rec.jsonl', recordRotateBytes: '1MB', workers: 2,
+      shadowSample: 0.5, shadowLog: '/tmp/shadow.jsonl', shadowIgnore: '$.t',
     }),
     record: { ...buildConfig({}).record, file: '/var/log/drum/recorded_requests.jsonl', enabled: true, sampleRate: 0.5 },
   };
   const back = configFromJSON(JSON.parse(JSON.stringify(configToJSON(config))) as ReturnType<typeof configToJSON>);
   t.same(back, config);
   t.ok(back.upstreams.every((u) => u.url instanceof URL), 'URLs again');
-  t.same(configFromJSON(JSON.parse(JSON.stringify(configToJSON(buildConfig({})))) as ReturnType<typeof configToJSON>), buildConfig({}), 'undefined settings stay undefined');
+  for (const raw of [{}, { upstreams: ['flask=http://127.0.0.1:8080'] }]) {
+    t.same(configFromJSON(JSON.parse(JSON.stringify(configToJSON(buildConfig(raw)))) as ReturnType<typeof configToJSON>), buildConfig(raw), 'undefined settings stay undefined');
+  }
 });
 
 t.test('PrimarySink: a bound on the bytes on their way to the primary; a failed send is counted', async (t) => {
