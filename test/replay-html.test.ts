@@ -82,6 +82,7 @@ t.test('a report with mismatches', async (t) => {
   t.match(svg, '#e6550d');
   t.match(svg, '(log scale)', '1 to 100 ms spans more than 20×');
   t.match(svg, /baseline p50 .*baseline p99 .*canary p50 .*canary p99/s);
+  t.match(svg, /text-anchor="end" y="\d+" fill="#1f6fb4">baseline p99 /, 'a label in the right half runs leftwards, inside the plot');
   t.match(svg, />baseline<\/text>.*>canary<\/text>/s, 'legend');
 
   t.match(html, '<tr><td>/predict/</td><td>2</td><td>0</td><td>0</td>');

@@ -65,7 +65,7 @@ ${lat('canary', s.fastapi_latency)}
 const W = 720;
 const H = 320;
 const LEFT = 56;
-const RIGHT = 16;
+const RIGHT = 32; // room for the last tick's label
 const TOP = 16;
 const BOTTOM = 44;
 
@@ -121,8 +121,13 @@ function cdfPlot(report: Report): string {
       ['p50', s.l.p50],
       ['p99', s.l.p99],
     ] as const;
-    // Labels stacked at the top, one line each, so close percentiles do not overprint.
-    const markers = marks.map(([label, v], j) => `<line x1="${x(v)}" y1="${TOP}" x2="${x(v)}" y2="${TOP + ph}" stroke="${s.colour}" stroke-dasharray="4 3"/><text x="${x(v) + 3}" y="${TOP + 12 + (i * 2 + j) * 12}" fill="${s.colour}">${s.name} ${label} ${num(v)}</text>`);
+    // Labels stacked at the top, one line each, so close percentiles do not overprint; in the
+    // right half they run leftwards from their line, so they stay inside the plot.
+    const markers = marks.map(([label, v], j) => {
+      const at = x(v);
+      const place = at > LEFT + pw / 2 ? `x="${at - 3}" text-anchor="end"` : `x="${at + 3}"`;
+      return `<line x1="${at}" y1="${TOP}" x2="${at}" y2="${TOP + ph}" stroke="${s.colour}" stroke-dasharray="4 3"/><text ${place} y="${TOP + 12 + (i * 2 + j) * 12}" fill="${s.colour}">${s.name} ${label} ${num(v)}</text>`;
+    });
     // A step function: up by 1/n at each sorted latency.
     let d = `M${x(s.data[0]!)},${y(0)}`;
     s.data.forEach((v, k) => {
