@@ -1,8 +1,8 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import t from 'tap';
-import { demoHost, splitReport } from '../src/cli/demo.js';
+import { demoCsv, demoHost, splitReport } from '../src/cli/demo.js';
 import type { RecordLine } from '../src/record/line.js';
 import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
 import { freePort, runCli, send, spawnCli, waitForLine } from './helpers/net.js';
@@ -110,19 +110,30 @@ t.test('demo: a burst through the real proxy, the split it printed, then it serv
   t.equal(stderr, '', 'nothing on stderr');
   await t.rejects(send(`${target}/ping`), { code: 'ECONNREFUSED' }, 'the proxy is gone');
 
-  // Recording is on: 10% of the 2,002 predictions (the /info/ GET is not a recorded route),
-  // every line complete after SIGTERM, each the CSV a client sent and the backend it got.
+  // Recording was on for the burst (closed for the replay): 10% of its 2,000 predictions, every
+  // line complete, each the CSV a client sent, the answer's status and the backend it got.
   const file = /^recording 10% of predictions to (.+)$/m.exec(stdout)![1]!;
   t.match(stdout, `--requests-file ${file}`, "prints the seed's replay command for the file");
   const lines = readFileSync(file, 'utf8').split('\n');
   t.equal(lines.pop(), '', 'the file ends with a complete line');
   t.teardown(() => rmSync(dirname(file), { recursive: true, force: true }));
   const recorded = lines.map((l) => JSON.parse(l) as RecordLine);
-  // Binomial(2002, 0.1): mean 200, standard deviation 13.4; five of them either side.
-  t.ok(recorded.length >= 133 && recorded.length <= 268, `${recorded.length} lines recorded, about 10% of 2,002`);
-  const sent = new Set([Buffer.from('x1,x2,x3\n1,2,3\n4,5,6\n').toString('hex'), Buffer.from('a,b\n1,2\n3,5.5\n').toString('hex')]);
-  t.ok(recorded.every((r) => r.method === 'POST' && r.path === '/predict/' && sent.has(r.body_hex) && r.status === 200), 'each a POST /predict/ with the CSV sent');
+  // Binomial(2000, 0.1): mean 200, standard deviation 13.4; five of them either side.
+  t.ok(recorded.length >= 133 && recorded.length <= 268, `${recorded.length} lines recorded, about 10% of 2,000`);
+  const sent = new Map(Array.from({ length: 400 }, (_, c) => [Buffer.from(demoCsv(c)).toString('hex'), demoCsv(c).includes('\n4,') ? 200 : 422]));
+  t.ok(recorded.every((r) => r.method === 'POST' && r.path === '/predict/' && sent.get(r.body_hex) === r.status), 'each a POST /predict/ with a CSV sent, and its answer status');
   t.ok(recorded.some((r) => r.upstream === 'flask') && recorded.every((r) => r.upstream === 'flask' || r.upstream === 'fastapi'), 'and who served it');
+
+  // The live shadow compared about 20% of flask's 1,885 predictions; the 422s differ in shape.
+  const [, compared, match, mismatch] = /^live shadow: (\d+) copies compared, (\d+) match, (\d+) mismatch$/m.exec(stdout)!.map(Number);
+  t.ok(compared! > 250 && compared! < 520 && match! + mismatch! === compared && mismatch! > 0, `live shadow: ${compared} compared, ${mismatch} mismatched`);
+  // The replay of the recording: the error answers are caught, exit 1, the report written.
+  t.match(stdout, /replay: FAIL error_responses_match/);
+  t.match(stdout, /exit code 1: the fastapi stand-in answers a 422 in FastAPI's shape/);
+  const report = JSON.parse(readFileSync(join(dirname(file), 'shadow_test_results.json'), 'utf8')) as { summary: { total_requests: number; response_mismatches: number } };
+  t.equal(report.summary.total_requests, recorded.length, 'every recorded request replayed');
+  t.equal(report.summary.response_mismatches, recorded.filter((r) => r.status === 422).length, 'the mismatches are exactly the 422s');
+  t.match(readFileSync(join(dirname(file), 'shadow_test_results.html'), 'utf8'), /<svg/, 'and its page, with its plot');
 });
 
 t.test('demo: a failure is reported and the process exits (the stand-ins do not keep it up)', async (t) => {

@@ -70,13 +70,18 @@ t.test('POST /predict/: one prediction per CSV data row, the mean of its numbers
   }
 });
 
-t.test('POST /predict/ without data rows is a 422, as DRUM answers', async (t) => {
+t.test('POST /predict/ without data rows is a 422, as DRUM answers (the fastapi stand-in in FastAPI\'s shape, {"detail": ...})', async (t) => {
   const cases: [string, string][] = [['header only', 'a,b,c\n'], ['empty', ''], ['blank lines', '\n\r\n']];
   for (const [name, body] of cases) {
     const r = await predict(body, 'text/csv');
     t.equal(r.status, 422, name);
-    t.match(json(r), { message: /csv with a header row/ }, name);
+    t.match(json(r), { detail: /csv with a header row/ }, name);
   }
+  const flask = createStandin('flask');
+  const flaskUrl = await flask.listen({ host: '127.0.0.1', port: 0 });
+  t.teardown(() => flask.close());
+  const r = await send(`${flaskUrl}/predict/`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: 'a\n' });
+  t.same([r.status, json(r)], [422, { message: 'ERROR: Samples should be provided as a csv with a header row' }], 'flask: {"message": ...}');
 });
 
 t.test('POST /predict/ reads any content type as text', async (t) => {
@@ -88,7 +93,7 @@ t.test('POST /predict/ reads any content type as text', async (t) => {
   const noType = await predict('a,b\n2,4\n');
   t.same([noType.status, json(noType)], [200, { predictions: [3] }], 'no content type at all');
   const bare = await send(`${base}/predict/`, { method: 'POST', headers: { 'content-length': '0' } });
-  t.same([bare.status, json(bare)], [422, { message: 'ERROR: Samples should be provided as a csv with a header row' }], 'no body at all: 422, not a crash');
+  t.same([bare.status, json(bare)], [422, { detail: 'ERROR: Samples should be provided as a csv with a header row' }], 'no body at all: 422, not a crash');
   const asJson = await predict('{"a": 1}', 'application/json');
   t.equal(asJson.status, 422, 'JSON is not parsed as JSON either: one line, no data rows');
 });

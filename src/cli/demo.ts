@@ -2,32 +2,46 @@ import { mkdtempSync } from 'node:fs';
 import { request } from 'node:http';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { buildConfig } from '../config/config.js';
 import { InputError } from '../common/input-error.js';
 import { createLogger } from '../common/log.js';
 import { UPSTREAM_HEADER } from '../proxy/handler.js';
 import { startProxy } from '../proxy/listener.js';
+import { createMetrics } from '../observe/metrics.js';
+import { replayCommand } from '../replay/command.js';
+import { startShadow } from '../shadow/shadow.js';
 import { createStandin } from './standin.js';
 
 const CLIENTS = 400;
 const REQUESTS_PER_CLIENT = 5;
-const CSV = 'x1,x2,x3\n1,2,3\n4,5,6\n';
 const RECORD_SAMPLE = 0.1;
+const SHADOW_SAMPLE = 0.2;
+/** Every this-many-th client sends a CSV with no data rows, which DRUM answers with a 422. */
+const MALFORMED_EVERY = 20;
+
+/** Client `c`'s CSV: its own numbers, or (one client in MALFORMED_EVERY) a header and no rows. */
+export const demoCsv = (c: number): string => (c % MALFORMED_EVERY === 0 ? 'x1,x2,x3\n' : `x1,x2,x3\n${c},2,3\n4,5,${c % 7}\n`);
+
+/** Waits for `done`, checking every 10 ms. */
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await sleep(10);
+}
 
 /**
  * POSTs the demo CSV from a given local address, as if from a distinct host, so the split
  * key changes (undici's connector ignores localAddress; node:http honours it).
  * Resolves to the upstream that answered.
  */
-function predictFrom(localAddress: string, url: string): Promise<string> {
+function predictFrom(localAddress: string, url: string, csv: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: 'POST', localAddress, headers: { 'content-type': 'text/csv' } }, (res) => {
       res.resume();
       res.on('end', () => resolve(String(res.headers[UPSTREAM_HEADER.toLowerCase()])));
     });
     req.on('error', reject);
-    req.end(CSV);
+    req.end(csv);
   });
 }
 
@@ -99,35 +113,62 @@ async function demo(listen: string, running: { close(): Promise<unknown> }[]): P
     weights: ['fastapi=5'],
     record: recordFile,
     recordSample: RECORD_SAMPLE,
+    shadowSample: SHADOW_SAMPLE,
   });
   const host = demoHost(config.listen.host);
-  const proxy = await startProxy(config, createLogger('warn'));
+  const log = createLogger('warn');
+  const metrics = createMetrics();
+  const shadow = startShadow(config, { registry: metrics.registry, log });
+  running.push(shadow);
+  const proxy = await startProxy(config, log, { metrics, shadow: shadow.shadow });
   running.push(proxy);
   const target = `http://${host}:${proxy.address.port}`;
 
   console.log(`drum-splitter demo: flask stand-in ${flaskUrl}, fastapi stand-in ${fastapiUrl}`);
   console.log(`proxy on ${target}, split_clients "\${remote_addr}\${uri}" { 5% fastapi; * flask; }`);
   console.log(`recording ${RECORD_SAMPLE * 100}% of predictions to ${recordFile}`);
+  console.log(`shadowing ${SHADOW_SAMPLE * 100}% of flask's predictions to fastapi, answers compared`);
 
   const served = new Map<string, number>();
   const clientsOn = new Map<string, Set<string>>();
   for (let c = 0; c < CLIENTS; c++) {
     const localAddress = `127.0.${1 + Math.floor(c / 250)}.${1 + (c % 250)}`;
     for (let r = 0; r < REQUESTS_PER_CLIENT; r++) {
-      const upstream = await predictFrom(localAddress, `${target}/predict/`);
+      const upstream = await predictFrom(localAddress, `${target}/predict/`, demoCsv(c));
       served.set(upstream, (served.get(upstream) ?? 0) + 1);
       clientsOn.set(localAddress, (clientsOn.get(localAddress) ?? new Set()).add(upstream));
     }
   }
 
   const total = CLIENTS * REQUESTS_PER_CLIENT;
-  console.log(`\nsent ${total} POST /predict/ from ${CLIENTS} client addresses:`);
+  console.log(`\nsent ${total} POST /predict/ from ${CLIENTS} client addresses (one in ${MALFORMED_EVERY} a CSV without rows):`);
   for (const line of splitReport(served, clientsOn, total)) console.log(line);
+
+  await until(() => shadow.shadow.view().inflight === 0);
+  const { counts } = shadow.shadow.view();
+  console.log(`\nlive shadow: ${counts.match + counts.mismatch} copies compared, ${counts.match} match, ${counts.mismatch} mismatch`);
+  shadow.shadow.change({ enabled: false });
+
+  // The recording is closed so the replay reads every line; the proxy serves on without it.
+  await proxy.recording.close();
+  const dir = dirname(recordFile);
+  const output = join(dir, 'shadow_test_results.json');
+  const html = join(dir, 'shadow_test_results.html');
+  console.log(`\nreplaying the recording against both stand-ins (drum-splitter replay):`);
+  const code = await replayCommand({ baseline: flaskUrl, canary: fastapiUrl, 'requests-file': [recordFile], output, html }, [], {
+    stdout: () => {},
+    // Its verdicts, not its progress lines.
+    stderr: (text) => (/^replay: \d+% /.test(text) ? undefined : console.log(`  ${text}`)),
+    stderrIsTTY: false,
+  });
+  console.log(`  exit code ${code}: the fastapi stand-in answers a 422 in FastAPI's shape ({"detail": ...}), flask's is {"message": ...}`);
+  console.log(`  open the report: file://${html}`);
   console.log(`\nstill serving; try:
   curl -s ${target}/info/
   curl -s -X POST -H 'Content-Type: text/csv' --data-binary $'a,b\\n1,2\\n' ${target}/predict/ -i
   wc -l ${recordFile}
-replay the recording against both stand-ins with the seed's Option A script (while this runs):
+replay the recording again (while this runs), or with the seed's Option A script:
+  drum-splitter replay --baseline ${flaskUrl} --canary ${fastapiUrl} ${recordFile}
   python3 shadow_replay_test.py --flask-url ${flaskUrl} --fastapi-url ${fastapiUrl} --requests-file ${recordFile}
 Ctrl-C to stop.`);
 }

@@ -52,7 +52,10 @@ export function createStandin(drumServer: string, faults: Readonly<Faults> = NO_
     const text = typeof req.body === 'string' ? req.body : '';
     const rows = text.split(/\r?\n/).filter((l) => l.trim() !== '').slice(1);
     if (rows.length === 0) {
-      return reply.code(422).send({ message: 'ERROR: Samples should be provided as a csv with a header row' });
+      const message = 'ERROR: Samples should be provided as a csv with a header row';
+      // FastAPI's own error shape ({"detail": ...}) where Flask's handler says {"message": ...}:
+      // the kind of difference a migration brings, which the demo's replay and shadow show.
+      return reply.code(422).send(drumServer === 'fastapi' ? { detail: message } : { message });
     }
     const predictions = rows.map((row) => {
       // Number('') is 0, so empty cells are dropped first: a missing value is not a number.
