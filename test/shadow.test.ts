@@ -1,13 +1,16 @@
 /** The live shadow: copies of the baseline's requests to the shadow upstream, compared, on real sockets. */
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startApp, type RunningApp } from '../src/app.js';
 import type { RawSettings } from '../src/config/config.js';
-import type { ShadowLine, ShadowView } from '../src/shadow/shadow.js';
+import { createShadowMetrics, DOWN_PAUSE_MS, Shadow, type ShadowLine, type ShadowView } from '../src/shadow/shadow.js';
+import { createBackend } from '../src/proxy/forward.js';
+import { Registry } from 'prom-client';
 import { ShadowLog } from '../src/shadow/log.js';
+import { readRecords } from '../src/replay/input.js';
 import { pino } from 'pino';
 import { freePort, send, silentLog, startUpstream, type Reply, type TestUpstream, type UpstreamHandler } from './helpers/net.js';
 import { until } from './helpers/wait.js';
@@ -98,6 +101,9 @@ t.test('copies of the baseline requests go to the shadow, marked; the client get
     differences: [{ path: '$.y', baseline: 1, canary: 2, kind: 'changed' }],
   });
   t.equal(lines[0]!.headers.authorization, '[REDACTED]', 'the log redacts as the recording does');
+  const { records, skipped } = await readRecords([log], true);
+  t.same(records.map((r) => Buffer.from(r.body).toString()), ['{"x":1}', '{"x":3}'], 'and drum-splitter replay takes the log as its input');
+  t.same(skipped.counts, { malformed: 0, truncated: 0 });
 });
 
 t.test('only the baseline share, only the shadow paths, only the sampled share', async (t) => {
@@ -114,10 +120,10 @@ t.test('only the baseline share, only the shadow paths, only the sampled share',
     'the canary request itself, then the copies (a GET without a body too)',
   );
 
-  t.equal((await put(a, { sampleRate: 0 })).status, 200, 'a rate of 0 switches it off');
+  t.equal((await put(a, { enabled: false })).status, 200, 'switched off');
   await predict(a, 3);
-  t.equal(traffic(a.fastapi).length, 4);
-  t.match(await view(a), { enabled: false, sampleRate: 0 });
+  t.equal(traffic(a.fastapi).length, 4, 'no more copies');
+  t.match(await view(a), { enabled: false, sampleRate: 1 });
 });
 
 t.test('a slow, failing or absent shadow changes nothing for the client', async (t) => {
@@ -134,13 +140,15 @@ t.test('a slow, failing or absent shadow changes nothing for the client', async 
     t.match((await view(a)).counts, { match: 1 });
   });
 
-  t.test('down: counted as an error', async (t) => {
+  t.test('down: counted as an error, then copies dropped for a second rather than a connection tried for each', async (t) => {
     const a = await app(t, { shadowSample: '1' }, { fastapiUrl: `http://127.0.0.1:${await freePort()}` });
-    const r = await predict(a, 1);
-    t.equal(r.status, 200);
+    t.equal((await predict(a, 1)).status, 200);
     await settled(a, 1);
-    t.match((await view(a)).counts, { error: 1, match: 0 });
+    t.equal((await predict(a, 2)).status, 200);
+    await settled(a, 2);
+    t.match((await view(a)).counts, { error: 1, dropped: 1, match: 0 });
     t.equal(await metric(a, 'drum_shadow_requests_total{result="error"}'), 1);
+    t.equal(await metric(a, 'drum_shadow_dropped_total{reason="down"}'), 1);
   });
 
   t.test('failing: its 500 is a mismatch, not the client error', async (t) => {
@@ -241,11 +249,14 @@ t.test('GET/PUT /shadow: the switch, with the token, and clear refusals', async 
     t.equal(r.status, status, JSON.stringify(json));
     if (message !== undefined) t.match(JSON.parse(r.body.toString()), { error: 'invalid', message });
   }
-  t.match(await view(a), { enabled: true, sampleRate: 0.5 });
-  t.match((await put(a, { enabled: false })).status, 200);
+  t.match(await view(a), { enabled: false, sampleRate: 0.5 }, 'a rate alone is only the rate, as for the recording');
+  t.equal((await put(a, { enabled: true })).status, 200);
+  t.match(await view(a), { enabled: true, sampleRate: 0.5 }, 'on at it');
+  const zero = await put(a, { sampleRate: 0 });
+  t.equal(zero.status, 400, 'on with a rate of 0 is refused');
+  t.match(JSON.parse(zero.body.toString()), { message: /to stop it, send \{"enabled": false\}/ });
+  t.equal((await put(a, { enabled: false })).status, 200);
   t.match(await view(a), { enabled: false, sampleRate: 0.5 }, 'off keeps the rate');
-  t.match((await put(a, { enabled: true })).status, 200);
-  t.match(await view(a), { enabled: true, sampleRate: 0.5 }, 'on again at it');
 
   const single = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${a.flask.url}`] } }, { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog });
   t.teardown(() => single.close());
@@ -279,4 +290,43 @@ t.test('the shadow log: 0600, a full queue dropped and said, a failing disk said
     startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', shadowLog: '/nonexistent/dir/m.jsonl' } }, { env: {}, log: silentLog }),
     { name: 'InputError', field: 'shadowLog', message: /\/nonexistent\/dir is not a writable directory/ },
   );
+});
+
+t.test('the pause after an unreachable shadow, on an injected clock: one attempt per DOWN_PAUSE_MS', async (t) => {
+  const registry = new Registry();
+  const results: string[] = [];
+  let now = 0;
+  const target = createBackend({ name: 'fastapi', url: new URL(`http://127.0.0.1:${await freePort()}`) }, 1000);
+  t.teardown(() => target.pool.close());
+  const shadow = new Shadow(
+    { upstream: 'fastapi', sampleRate: 1, paths: ['/predict/'], maxInflight: 8, maxBody: 1000, log: undefined, ignore: [] },
+    { baseline: 'flask', target, metrics: createShadowMetrics(registry), log: silentLog, timeoutMs: 1000, redact: [], report: (r) => results.push(r), now: () => now },
+  );
+  const req = { method: 'POST', rawHeaders: ['Content-Length', '2'], headers: { 'content-length': '2' } } as unknown as IncomingMessage;
+  /** One exchange of the baseline, answered whole, and its copy's end. */
+  const exchange = async (id: number): Promise<void> => {
+    const copy = shadow.copy(id, req, '/predict/', '/predict/', 'flask', 2);
+    if (copy === undefined) return;
+    copy.body.add(Buffer.from('{}'));
+    copy.sending(['Content-Length', '2']);
+    copy.head(200);
+    copy.answer.add(Buffer.from('{}'));
+    shadow.ended({ id, serverType: 'flask', upstream: 'flask', status: 200, sentStatus: 200, origin: 'upstream', method: 'POST', url: '/predict/', client: '', seconds: 0, clientGone: false, bytes: 2, requestComplete: true });
+    await shadow.close(); // waits for the copy sent, if any
+    shadow.enabled = true;
+  };
+  await exchange(1);
+  t.same(results, ['error'], 'refused: an error');
+  now = DOWN_PAUSE_MS - 1;
+  await exchange(2);
+  t.same(results, ['error', 'dropped'], 'within the pause: dropped, nothing sent');
+  // A copy taken before the refusal, whose exchange ends during the pause, is not sent either.
+  now = DOWN_PAUSE_MS;
+  const early = shadow.copy(3, req, '/predict/', '/predict/', 'flask', 0)!;
+  early.sending([]);
+  early.head(200);
+  await exchange(4);
+  t.same(results, ['error', 'dropped', 'error'], 'after it: tried again');
+  shadow.ended({ id: 3, serverType: 'flask', upstream: 'flask', status: 200, sentStatus: 200, origin: 'upstream', method: 'POST', url: '/predict/', client: '', seconds: 0, clientGone: false, bytes: 0, requestComplete: true });
+  t.same(results, ['error', 'dropped', 'error', 'dropped'], 'one taken before the refusal, ended after: dropped, not sent');
 });

@@ -6,9 +6,8 @@ import type { Recording } from '../record/recording.js';
 import type { WeightStore } from '../weights/store.js';
 import { loopbackHost, whoIs, type Tokens } from './auth.js';
 import { healthRoutes } from './health.js';
-import { recordingRoutes } from './recording.js';
 import { rolloutRoutes } from './rollout.js';
-import { shadowRoutes } from './shadow.js';
+import { switchRoutes } from './switch.js';
 import type { Shadow } from '../shadow/shadow.js';
 import type { RolloutController } from '../rollout/controller.js';
 import { AJV_OPTIONS, BODY_LIMIT, schemaError } from './schema.js';
@@ -89,8 +88,8 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
   );
 
   void app.register(async (scope) => weightsRoutes(scope, deps));
-  void app.register(async (scope) => recordingRoutes(scope, deps));
-  void app.register(async (scope) => shadowRoutes(scope, deps));
+  void app.register(async (scope) => switchRoutes(scope, { path: '/recording', what: 'recording', subject: deps.recording, log: deps.log }));
+  void app.register(async (scope) => switchRoutes(scope, { path: '/shadow', what: 'shadow', subject: deps.shadow, log: deps.log }));
   void app.register(async (scope) => healthRoutes(scope, deps));
   const { rollout } = deps;
   if (rollout !== undefined) void app.register(async (scope) => rolloutRoutes(scope, { rollout }));

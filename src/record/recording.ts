@@ -265,7 +265,7 @@ export class Recording {
   }
 
   /** Switches recording and/or sets the rate; switching on needs a file. */
-  change(patch: { enabled?: boolean; sampleRate?: number }): void {
+  change(patch: { enabled?: boolean | undefined; sampleRate?: number | undefined }): void {
     if (patch.enabled === true && this.#sink === undefined) {
       throw new InputError('recording has no file; start drum-splitter with --record FILE', 'enabled');
     }

@@ -45,9 +45,17 @@ export interface ShadowSettings {
 export type ShadowResult = 'match' | 'mismatch' | 'error' | 'dropped';
 const RESULTS: readonly ShadowResult[] = ['match', 'mismatch', 'error', 'dropped'];
 
-/** Why a copy was dropped: too many in flight, a body over --shadow-max-body, or the primary's exchange did not end whole. */
-export type DropReason = 'inflight' | 'body' | 'incomplete';
-const DROP_REASONS: readonly DropReason[] = ['inflight', 'body', 'incomplete'];
+/**
+ * Why a copy was dropped: too many in flight, a body over --shadow-max-body, the primary's
+ * exchange did not end whole, or the shadow could not be connected to a moment ago.
+ */
+export type DropReason = 'inflight' | 'body' | 'incomplete' | 'down';
+const DROP_REASONS: readonly DropReason[] = ['inflight', 'body', 'incomplete', 'down'];
+
+/** After a copy cannot connect, copies are dropped for this long: a dead shadow costs no connection attempt per request. */
+export const DOWN_PAUSE_MS = 1000;
+/** The errors that say the shadow is not there, rather than slow or failing one request. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
 export interface ShadowMetrics {
   readonly results: Counter<'result'>;
@@ -66,7 +74,7 @@ export function createShadowMetrics(registry: Registry): ShadowMetrics {
     }),
     dropped: new Counter({
       name: 'drum_shadow_dropped_total',
-      help: 'Shadow copies dropped, by reason: inflight (--shadow-max-inflight reached), body (a body over --shadow-max-body), incomplete (the primary exchange did not end whole).',
+      help: 'Shadow copies dropped, by reason: inflight (--shadow-max-inflight reached), body (a body over --shadow-max-body), incomplete (the primary exchange did not end whole), down (the shadow refused a connection in the last second).',
       labelNames: ['reason'],
       registers: [registry],
     }),
@@ -205,6 +213,8 @@ export interface ShadowDeps {
   readonly redact: readonly string[];
   readonly report: ShadowReport;
   readonly random?: () => number;
+  /** Milliseconds on a monotonic clock (default performance.now), for the pause after an unreachable shadow. */
+  readonly now?: () => number;
   /** Hears every runtime switch (with --workers, the primary tells the workers). */
   readonly onChange?: () => void;
 }
@@ -225,6 +235,9 @@ export class Shadow implements Shadowing {
   readonly #budget = new MemoryBudget(Infinity);
   readonly #pending = new Map<number, Copy>();
   #inflight = 0;
+  /** Until then (on #now's clock) the shadow is taken for unreachable and copies are dropped. */
+  #downUntil = -Infinity;
+  readonly #now: () => number;
   readonly #counts: Record<ShadowResult, number> = { match: 0, mismatch: 0, error: 0, dropped: 0 };
   readonly #sending = new Set<Promise<void>>();
 
@@ -235,11 +248,13 @@ export class Shadow implements Shadowing {
     this.sampleRate = settings.sampleRate;
     this.#wanted = recordable(settings.paths);
     this.#redact = new Set(deps.redact);
+    this.#now = deps.now ?? (() => performance.now());
   }
 
   copy(id: number, req: IncomingMessage, path: string, uri: string, upstream: string, bodyLength: number): ShadowCopy | undefined {
     if (!this.enabled || upstream !== this.#deps.baseline || !this.#wanted(uri) || !sampled(this.sampleRate, this.#deps.random)) return undefined;
     if (this.#inflight >= this.#settings.maxInflight) return this.#drop('inflight');
+    if (this.#now() < this.#downUntil) return this.#drop('down');
     if (bodyLength > this.#settings.maxBody) return this.#drop('body');
     const copy = new Copy(req, path, this.#settings.maxBody, this.#budget);
     this.#inflight++;
@@ -254,6 +269,8 @@ export class Shadow implements Shadowing {
     this.#pending.delete(outcome.id);
     if (outcome.origin !== 'upstream' || !outcome.requestComplete || copy.status === 0) return this.#done(copy, 'dropped', 'incomplete');
     if (copy.body.truncated || copy.answer.truncated) return this.#done(copy, 'dropped', 'body');
+    // Taken before the shadow was found unreachable: not sent either.
+    if (this.#now() < this.#downUntil) return this.#done(copy, 'dropped', 'down');
     const primaryMs = performance.now() - copy.sentAt;
     const sent = this.#send(copy, primaryMs);
     this.#sending.add(sent);
@@ -274,7 +291,10 @@ export class Shadow implements Shadowing {
           const shadowMs = performance.now() - start;
           if (answer !== undefined) this.#compare(copy, answer, primaryMs, shadowMs);
           else if (err instanceof BodyOverLimit) this.#done(copy, 'dropped', 'body');
-          else this.#done(copy, 'error');
+          else {
+            if (UNREACHABLE.has((err as NodeJS.ErrnoException).code!)) this.#downUntil = this.#now() + DOWN_PAUSE_MS;
+            this.#done(copy, 'error');
+          }
           resolve();
         }),
       );
@@ -329,15 +349,14 @@ export class Shadow implements Shadowing {
     this.#counts[result]++;
   }
 
-  /** Switches the shadow and/or sets its rate (one of them given); switching on needs a shadow upstream and a rate above 0. */
-  change(patch: { enabled: boolean; sampleRate?: number } | { enabled?: boolean; sampleRate: number }): void {
+  /** Switches the shadow and/or sets its rate; on needs a shadow upstream and a rate above 0. */
+  change(patch: { enabled?: boolean | undefined; sampleRate?: number | undefined }): void {
     if (this.#settings.upstream === undefined && patch.enabled === true) {
       throw new InputError('there is no upstream to shadow to: start drum-splitter with a second upstream', 'enabled');
     }
+    const enabled = patch.enabled ?? this.enabled;
     const rate = patch.sampleRate ?? this.sampleRate;
-    // A rate alone switches it on (or, 0, off).
-    const enabled = patch.enabled ?? rate > 0;
-    if (enabled && !(rate > 0)) throw new InputError('the shadow needs a sample rate above 0 to be on, e.g. {"enabled": true, "sampleRate": 0.1}', 'sampleRate');
+    if (enabled && !(rate > 0)) throw new InputError('the shadow needs a sample rate above 0 to be on, e.g. {"enabled": true, "sampleRate": 0.1}; to stop it, send {"enabled": false}', 'sampleRate');
     this.enabled = enabled;
     this.sampleRate = rate;
     this.#deps.onChange?.();
