@@ -75,3 +75,19 @@ export const cpuModel = (): string => cpus()[0]?.model.trim() ?? 'unknown CPU';
 export function machineLine(nginxVersion: string | null): string {
   return `node ${process.version} · nginx ${nginxVersion ?? 'absent'} · nproc ${availableParallelism()} · ${osType()} ${release()} ${arch()} · ${cpuModel()}`;
 }
+
+/**
+ * Measures every target once a round, each round starting one target later: on a shared
+ * machine the order alone moves numbers by several percent, so no target should always run
+ * right after the same one. Each target's measurements, by name, in round order.
+ */
+export async function rotatedRounds<T extends { name: string }, R>(targets: readonly T[], rounds: number, measure: (t: T) => Promise<R>): Promise<Map<string, R[]>> {
+  const runs = new Map<string, R[]>(targets.map((t) => [t.name, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[(i + round) % targets.length]!;
+      runs.get(t.name)!.push(await measure(t));
+    }
+  }
+  return runs;
+}

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import {
-  DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, countLines, cpuModel, drumSplitterArgs, envInt, machineLine, median, signed, startNode, startUpstream,
+  DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, countLines, cpuModel, drumSplitterArgs, envInt, machineLine, median, rotatedRounds, signed, startNode, startUpstream,
 } from './common.js';
 import { findNginx, nginxVersion, splitClientsHttp, startNginx } from './nginx.js';
 import { freePort, installCleanup, makeTempDir, track } from './proc.js';
@@ -228,16 +228,9 @@ async function main(): Promise<number> {
   }
 
   const chosen = targets.filter((t) => !args.only || args.only.includes(t.name) || t.name === 'direct' || t.name === NGINX_ROW);
-  const runs = new Map<string, Row[]>(chosen.map((t) => [t.name, []]));
+  let runs: Map<string, Row[]>;
   try {
-    for (let round = 0; round < rounds; round++) {
-      // Each round starts one target later: on a shared machine the order alone moves numbers
-      // by several percent, so no target should always run right after the same one.
-      for (let i = 0; i < chosen.length; i++) {
-        const t = chosen[(i + round) % chosen.length]!;
-        runs.get(t.name)!.push(await measure(t));
-      }
-    }
+    runs = await rotatedRounds(chosen, rounds, measure);
   } finally {
     await upstream.stop();
   }
