@@ -51,6 +51,15 @@ interface WorkerStart {
   readonly state: WorkerState;
 }
 
+/**
+ * Sends to a worker. A worker that is exiting can still look connected while its end of the
+ * channel is gone (EPIPE): with a callback that is the callback's error, not the Worker's
+ * 'error' event, which nothing would catch. Its 'exit' follows, and is what is waited for.
+ */
+function tell(w: Worker, msg: ToWorker): void {
+  w.send(msg, undefined, undefined, () => {});
+}
+
 /** The environment variable carrying a new worker's WorkerStart. */
 const START_ENV = 'DRUM_SPLITTER_WORKER_START';
 /** How long /metrics waits for the workers' counts. */
@@ -112,7 +121,7 @@ export async function startWorkers(
   /** The running workers that have listened: only they can have counts. */
   const serving = new Set<Worker>();
   const broadcast = (msg: ToWorker): void => {
-    for (const w of running.keys()) if (w.isConnected()) w.send(msg);
+    for (const w of running.keys()) if (w.isConnected()) tell(w, msg);
   };
   const recording = new Recording(config.record, {
     metrics: metrics.recorder,
@@ -163,7 +172,7 @@ export async function startWorkers(
   // A change made while a worker was starting reaches it here, once it can hear.
   const onListening = (worker: Worker): void => {
     serving.add(worker);
-    worker.send({ drum: 'state', state: state() } satisfies ToWorker);
+    tell(worker, { drum: 'state', state: state() });
   };
   cluster.on('listening', onListening);
 
@@ -189,7 +198,7 @@ export async function startWorkers(
     stopping = true;
     const exits = [...running].map(([w, exited]) => {
       const timer = setTimeout(() => w.kill('SIGKILL'), config.drainTimeoutMs + STOP_GRACE_MS);
-      if (w.isConnected()) w.send({ drum: 'stop' } satisfies ToWorker);
+      if (w.isConnected()) tell(w, { drum: 'stop' });
       return exited.then(() => clearTimeout(timer));
     });
     await Promise.all(exits);
@@ -227,7 +236,7 @@ export async function startWorkers(
       const timer = setTimeout(() => done(undefined), METRICS_TIMEOUT_MS);
       pendingMetrics.set(id, done);
       w.once('exit', exited);
-      w.send({ drum: 'metrics', id } satisfies ToWorker);
+      tell(w, { drum: 'metrics', id });
     });
 
   /** Every process's metrics, summed (or as each metric's aggregator says); all of them or none. */
