@@ -144,16 +144,26 @@ class Copy implements ShadowCopy {
   readonly body: Capture;
   readonly answer: Capture;
   readonly at = Date.now() / 1000;
+  // What is kept of the request itself (not the request, which a slow shadow would hold on to).
+  readonly method: string;
+  readonly rawHeaders: readonly string[];
+  readonly contentType: string;
+  /** It came with a body, even an empty one (a GET has none). */
+  readonly framed: boolean;
   headers: readonly string[] = [];
   sentAt = 0;
   status = 0;
 
   constructor(
-    readonly req: Pick<IncomingMessage, 'method' | 'rawHeaders' | 'headers'>,
+    req: Pick<IncomingMessage, 'method' | 'rawHeaders' | 'headers'>,
     readonly path: string,
     maxBody: number,
     budget: MemoryBudget,
   ) {
+    this.method = req.method!;
+    this.rawHeaders = req.rawHeaders;
+    this.contentType = req.headers['content-type'] ?? '';
+    this.framed = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
     this.body = new Capture(maxBody, budget);
     this.answer = new Capture(maxBody, budget);
   }
@@ -282,11 +292,11 @@ export class Shadow implements Shadowing {
     const body = copy.body.bytes();
     const headers = endToEnd(copy.headers as string[], FRAMING);
     // A request that had a body (even an empty one) has its length; one without (a GET) has none.
-    if (body.length > 0 || copy.req.headers['content-length'] !== undefined || copy.req.headers['transfer-encoding'] !== undefined) headers.push('Content-Length', String(body.length));
+    if (copy.framed) headers.push('Content-Length', String(body.length));
     headers.push(SHADOW_HEADER, '1');
     const start = performance.now();
     return new Promise((resolve) => {
-      dispatch(target!, { method: copy.req.method!, path: copy.path, headers, body: body.length === 0 ? null : body, timeoutMs }, (call) =>
+      dispatch(target!, { method: copy.method, path: copy.path, headers, body: body.length === 0 ? null : body, timeoutMs }, (call) =>
         collect(this.#settings.maxBody, call, (answer, err) => {
           const shadowMs = performance.now() - start;
           if (answer !== undefined) this.#compare(copy, answer, primaryMs, shadowMs);
@@ -311,11 +321,11 @@ export class Shadow implements Shadowing {
     const ms = (x: number): number => Math.round(x * 1000) / 1000;
     const line: ShadowLine = {
       timestamp: copy.at,
-      method: copy.req.method!,
+      method: copy.method,
       path: copy.path,
-      headers: recordHeaders(endToEnd(copy.req.rawHeaders), this.#redact),
+      headers: recordHeaders(endToEnd(copy.rawHeaders), this.#redact),
       body_hex: Buffer.from(copy.body.bytes()).toString('hex'),
-      content_type: copy.req.headers['content-type'] ?? '',
+      content_type: copy.contentType,
       baseline: { upstream: baseline, status: primary.status, latency_ms: ms(primaryMs), body_hex: Buffer.from(primary.body).toString('hex') },
       shadow: { upstream: target!.name, status: answer.status, latency_ms: ms(shadowMs), body_hex: Buffer.from(answer.body).toString('hex') },
       kind: comparison.kind,
