@@ -151,6 +151,16 @@ t.test('a slow, failing or absent shadow changes nothing for the client', async 
     t.equal(await metric(a, 'drum_shadow_dropped_total{reason="down"}'), 1);
   });
 
+  t.test('silent: shutdown does not wait for it; the copy cut is dropped', async (t) => {
+    const a = await app(t, { shadowSample: '1' }, { fastapi: () => {} });
+    t.equal((await predict(a, 1)).status, 200);
+    await until(async () => traffic(a.fastapi).length === 1);
+    const start = Date.now();
+    await a.close();
+    t.ok(Date.now() - start < 5000, `closed in ${Date.now() - start} ms, not after --timeout (120 s)`);
+    t.match(a.shadow.view(), { inflight: 0, counts: { dropped: 1, error: 0 } });
+  });
+
   t.test('failing: its 500 is a mismatch, not the client error', async (t) => {
     const a = await app(t, { shadowSample: '1' }, { fastapi: (_req, res) => res.writeHead(500).end('boom') });
     t.equal((await predict(a, 1)).status, 200);
@@ -303,8 +313,8 @@ t.test('the pause after an unreachable shadow, on an injected clock: one attempt
     { baseline: 'flask', target, metrics: createShadowMetrics(registry), log: silentLog, timeoutMs: 1000, redact: [], report: (r) => results.push(r), now: () => now },
   );
   const req = { method: 'POST', rawHeaders: ['Content-Length', '2'], headers: { 'content-length': '2' } } as unknown as IncomingMessage;
-  /** One exchange of the baseline, answered whole, and its copy's end. */
-  const exchange = async (id: number): Promise<void> => {
+  /** One exchange of the baseline, answered whole, and its copy's result (the `n`th). */
+  const exchange = async (id: number, n: number): Promise<void> => {
     const copy = shadow.copy(id, req, '/predict/', '/predict/', 'flask', 2);
     if (copy === undefined) return;
     copy.body.add(Buffer.from('{}'));
@@ -312,20 +322,19 @@ t.test('the pause after an unreachable shadow, on an injected clock: one attempt
     copy.head(200);
     copy.answer.add(Buffer.from('{}'));
     shadow.ended({ id, serverType: 'flask', upstream: 'flask', status: 200, sentStatus: 200, origin: 'upstream', method: 'POST', url: '/predict/', client: '', seconds: 0, clientGone: false, bytes: 2, requestComplete: true });
-    await shadow.close(); // waits for the copy sent, if any
-    shadow.enabled = true;
+    await until(() => results.length === n);
   };
-  await exchange(1);
+  await exchange(1, 1);
   t.same(results, ['error'], 'refused: an error');
   now = DOWN_PAUSE_MS - 1;
-  await exchange(2);
+  await exchange(2, 2);
   t.same(results, ['error', 'dropped'], 'within the pause: dropped, nothing sent');
   // A copy taken before the refusal, whose exchange ends during the pause, is not sent either.
   now = DOWN_PAUSE_MS;
   const early = shadow.copy(3, req, '/predict/', '/predict/', 'flask', 0)!;
   early.sending([]);
   early.head(200);
-  await exchange(4);
+  await exchange(4, 3);
   t.same(results, ['error', 'dropped', 'error'], 'after it: tried again');
   shadow.ended({ id: 3, serverType: 'flask', upstream: 'flask', status: 200, sentStatus: 200, origin: 'upstream', method: 'POST', url: '/predict/', client: '', seconds: 0, clientGone: false, bytes: 0, requestComplete: true });
   t.same(results, ['error', 'dropped', 'error', 'dropped'], 'one taken before the refusal, ended after: dropped, not sent');

@@ -24,9 +24,10 @@ const MALFORMED_EVERY = 20;
 /** Client `c`'s CSV: its own numbers, or (one client in MALFORMED_EVERY) a header and no rows. */
 export const demoCsv = (c: number): string => (c % MALFORMED_EVERY === 0 ? 'x1,x2,x3\n' : `x1,x2,x3\n${c},2,3\n4,5,${c % 7}\n`);
 
-/** Waits for `done`, checking every 10 ms. */
+/** Waits for `done`, checking every 10 ms (the first time after 10 ms: outcomes of the last answers may still be on their way). */
 async function until(done: () => boolean): Promise<void> {
-  while (!done()) await sleep(10);
+  do await sleep(10);
+  while (!done());
 }
 
 /**

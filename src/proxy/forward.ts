@@ -261,9 +261,9 @@ export function dispatch(backend: Backend, request: UpstreamRequest, open: (call
   );
 }
 
-/** What a tap sees of an answer passing through it: the head (optional), each body chunk. */
+/** What a tap sees of an answer passing through it: its status (if it asks), each body chunk. */
 export interface Tap {
-  readonly head?: ((status: number, headers: readonly string[]) => void) | undefined;
+  readonly head?: ((status: number) => void) | undefined;
   data(chunk: Buffer): void;
 }
 
@@ -275,7 +275,7 @@ export function tapped(sink: AnswerSink, tap: Tap): AnswerSink {
       head === undefined
         ? (status, statusText, headers, resume) => sink.head(status, statusText, headers, resume)
         : (status, statusText, headers, resume) => {
-            head(status, headers);
+            head(status);
             sink.head(status, statusText, headers, resume);
           },
     data(chunk) {

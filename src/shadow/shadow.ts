@@ -7,7 +7,7 @@ import { endToEnd } from '../common/headers.js';
 import { InputError } from '../common/input-error.js';
 import { DURATION_BUCKETS } from '../observe/metrics.js';
 import type { Outcome } from '../observe/outcomes.js';
-import { closeBackends, createBackend, dispatch, type AnswerSink, type Backend } from '../proxy/forward.js';
+import { createBackend, dispatch, type AnswerSink, type Backend } from '../proxy/forward.js';
 import type { ProxyConfig } from '../proxy/options.js';
 import { ShadowLog } from './log.js';
 import type { ShadowCopy, Shadowing } from '../proxy/handler.js';
@@ -74,7 +74,7 @@ export function createShadowMetrics(registry: Registry): ShadowMetrics {
     }),
     dropped: new Counter({
       name: 'drum_shadow_dropped_total',
-      help: 'Shadow copies dropped, by reason: inflight (--shadow-max-inflight reached), body (a body over --shadow-max-body), incomplete (the primary exchange did not end whole), down (the shadow refused a connection in the last second).',
+      help: 'Shadow copies dropped, by reason: inflight (--shadow-max-inflight reached), body (a body over --shadow-max-body), incomplete (the primary exchange did not end whole, or the process stopped first), down (the shadow refused a connection in the last second).',
       labelNames: ['reason'],
       registers: [registry],
     }),
@@ -250,6 +250,7 @@ export class Shadow implements Shadowing {
   readonly #now: () => number;
   readonly #counts: Record<ShadowResult, number> = { match: 0, mismatch: 0, error: 0, dropped: 0 };
   readonly #sending = new Set<Promise<void>>();
+  #closing = false;
 
   constructor(settings: ShadowSettings, deps: ShadowDeps) {
     this.#settings = settings;
@@ -301,6 +302,7 @@ export class Shadow implements Shadowing {
           const shadowMs = performance.now() - start;
           if (answer !== undefined) this.#compare(copy, answer, primaryMs, shadowMs);
           else if (err instanceof BodyOverLimit) this.#done(copy, 'dropped', 'body');
+          else if (this.#closing) this.#done(copy, 'dropped', 'incomplete');
           else {
             if (UNREACHABLE.has((err as NodeJS.ErrnoException).code!)) this.#downUntil = this.#now() + DOWN_PAUSE_MS;
             this.#done(copy, 'error');
@@ -390,9 +392,14 @@ export class Shadow implements Shadowing {
     };
   }
 
-  /** Stops copying; resolves once the copies already sent are compared. */
+  /**
+   * Stops copying and cuts the copies still out: shutdown does not wait for a slow shadow. Those
+   * count as dropped ("incomplete"). Resolves once every copy is accounted for.
+   */
   async close(): Promise<void> {
     this.enabled = false;
+    this.#closing = true;
+    await this.#deps.target?.pool.destroy();
     await Promise.all(this.#sending);
   }
 }
@@ -401,7 +408,7 @@ export class Shadow implements Shadowing {
 export interface RunningShadow {
   readonly shadow: Shadow;
   readonly finished: ShadowReport;
-  /** Stops copying, waits for the copies sent, closes the pool and the log. */
+  /** Stops copying, cuts the copies still out, closes the log. */
   close(): Promise<void>;
 }
 
@@ -434,7 +441,7 @@ export function startShadow(
   });
   const close = async (): Promise<void> => {
     await shadow.close();
-    await Promise.all([target === undefined ? undefined : closeBackends(new Map([[target.name, target]])), file?.close()]);
+    await file?.close();
   };
   let closing: Promise<void> | undefined;
   return { shadow, finished, close: () => (closing ??= close()) };
