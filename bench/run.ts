@@ -9,107 +9,15 @@
 // Env: BENCH_DURATION (10), BENCH_CONNECTIONS (32), BENCH_WARMUP (2), BENCH_ROUNDS (1: each
 // target once; more: every target once a round, in a rotated order, median shown), NGINX_BIN.
 // Flags: --json FILE (raw numbers), --only a,b (direct and nginx always run: they are the ratios' bases).
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import {
-  DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, countLines, cpuModel, drumSplitterArgs, envInt, machineLine, median, rotatedRounds, signed, startNode, startUpstream,
-} from './common.js';
-import { findNginx, nginxVersion, splitClientsHttp, startNginx } from './nginx.js';
-import { freePort, installCleanup, makeTempDir, track } from './proc.js';
+import { REQUEST_BODY, REQUEST_PATH, cpuModel, envInt, machineLine, median, rotatedRounds, signed, startUpstream } from './common.js';
+import { findNginx, nginxVersion } from './nginx.js';
+import { installCleanup, makeTempDir, track } from './proc.js';
+import { DRUM_SPLITTER_ROW, NGINX_ROW, RECORDING_ROW, Skip, targets, type Ctx, type Started, type Target } from './targets.js';
 import { meter, type Usage } from './usage.js';
 import { errorSummary, postScript, runWrk, wrkArgs, wrkAvailable, type WrkOptions, type WrkResult } from './wrk.js';
-
-const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
-
-interface Started { url: string; pid: number | undefined; stop(): Promise<void>; /** Set by stop(): what the run left behind, for the notes. */ note?: string }
-interface Ctx { upstreamUrl: string; upstreamPid: number | undefined; nginx: string | null; logDir: string }
-/** A row of the table. New rows (recording on/off, workers 1/2) are just more entries. */
-interface Target { name: string; start(ctx: Ctx): Promise<Started> }
-/** Thrown by start() when a row cannot run here; the row is printed with the reason, not as a failure. */
-class Skip extends Error {}
-
-const NGINX_ROW = 'nginx split_clients';
-
-/** drum-splitter as a user runs it (defaults), 5% to the canary, with these extra flags. */
-function drumSplitter(name: string, extra: (ctx: Ctx) => string[], check?: (ctx: Ctx) => string): Target {
-  return {
-    name,
-    async start(ctx) {
-      if (!existsSync(DRUM_SPLITTER_CLI)) throw new Skip('not built (dist/src/cli/main.js missing)');
-      const port = await freePort();
-      const started = await startNode(ctx.logDir, name, DRUM_SPLITTER_CLI, [...drumSplitterArgs(port, ctx.upstreamUrl), ...extra(ctx)], port);
-      if (check === undefined) return started;
-      const withNote: Started = { url: started.url, pid: started.pid, stop: async () => { await started.stop(); withNote.note = check(ctx); } };
-      return withNote;
-    },
-  };
-}
-
-const DRUM_SPLITTER_ROW = 'drum-splitter';
-const RECORDING_ROW = 'drum-splitter recording';
-
-/** A recording row: its file in the log dir, and after the run how many lines it holds. */
-function recording(rate: number): Target {
-  const file = (ctx: Ctx): string => join(ctx.logDir, `recorded-${rate}.jsonl`);
-  return drumSplitter(`${RECORDING_ROW} ${rate * 100}%`, (ctx) => {
-    rmSync(file(ctx), { force: true }); // each run its own count
-    return ['--record', file(ctx), '--record-sample', String(rate)];
-  },
-    (ctx) => `${countLines(file(ctx))} lines recorded`);
-}
-
-
-const targets: Target[] = [
-  { name: 'direct', start: async (ctx) => ({ url: ctx.upstreamUrl, pid: ctx.upstreamPid, stop: async () => {} }) },
-  drumSplitter(DRUM_SPLITTER_ROW, () => []),
-  recording(0.01),
-  recording(1),
-  drumSplitter(`${DRUM_SPLITTER_ROW} --workers 2`, () => ['--workers', '2']),
-  {
-    name: NGINX_ROW,
-    async start(ctx) {
-      if (!ctx.nginx) throw new Skip('skipped: nginx not installed');
-      const port = await freePort();
-      return startNginx(ctx.nginx, 'split', port, splitClientsHttp(port, [
-        { name: 'fastapi', url: ctx.upstreamUrl, percent: 5 },
-        { name: 'flask', url: ctx.upstreamUrl },
-      ]));
-    },
-  },
-  {
-    // The floor: what node:http and undici cost with none of our features.
-    name: 'bare node:http + undici proxy',
-    async start(ctx) {
-      const port = await freePort();
-      return startNode(ctx.logDir, 'bare-proxy', here('./bare-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
-    },
-  },
-  {
-    // Not a usable proxy: the bound on what any client replacing undici could give (minimal-proxy.ts).
-    name: 'node:http + minimal hand-rolled client',
-    async start(ctx) {
-      const port = await freePort();
-      return startNode(ctx.logDir, 'minimal-proxy', here('./minimal-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
-    },
-  },
-  {
-    // The ceiling: Node answering the prediction itself, no upstream (a proxy does this and more).
-    name: 'node:http answering itself',
-    async start(ctx) {
-      const port = await freePort();
-      return startNode(ctx.logDir, 'node-http', here('./upstream.js'), [String(port)], port);
-    },
-  },
-  {
-    name: '@fastify/http-proxy',
-    async start(ctx) {
-      const port = await freePort();
-      return startNode(ctx.logDir, 'fastify-proxy', here('./fastify-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
-    },
-  },
-];
 
 function parseArgs(argv: string[]): { json?: string; only?: string[] } {
   const out: { json?: string; only?: string[] } = {};

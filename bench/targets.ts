@@ -1,0 +1,101 @@
+// The targets every bench measures, one process (or two) each, in front of one upstream:
+// direct, drum-splitter in its configurations, nginx split_clients and the Node peers.
+// Shared by `npm run bench` (run.ts, wrk at saturation) and `npm run bench:latency`
+// (latency.ts, hey at fixed rates).
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DRUM_SPLITTER_CLI, countLines, drumSplitterArgs, startNode } from './common.js';
+import { splitClientsHttp, startNginx } from './nginx.js';
+import { freePort } from './proc.js';
+
+const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
+
+export interface Started { url: string; pid: number | undefined; stop(): Promise<void>; /** Set by stop(): what the run left behind, for the notes. */ note?: string }
+export interface Ctx { upstreamUrl: string; upstreamPid: number | undefined; nginx: string | null; logDir: string }
+/** A row of the table. New rows (recording on/off, workers 1/2) are just more entries. */
+export interface Target { name: string; start(ctx: Ctx): Promise<Started> }
+/** Thrown by start() when a row cannot run here; the row is printed with the reason, not as a failure. */
+export class Skip extends Error {}
+
+export const NGINX_ROW = 'nginx split_clients';
+
+/** drum-splitter as a user runs it (defaults), 5% to the canary, with these extra flags. */
+function drumSplitter(name: string, extra: (ctx: Ctx) => string[], check?: (ctx: Ctx) => string): Target {
+  return {
+    name,
+    async start(ctx) {
+      if (!existsSync(DRUM_SPLITTER_CLI)) throw new Skip('not built (dist/src/cli/main.js missing)');
+      const port = await freePort();
+      const started = await startNode(ctx.logDir, name, DRUM_SPLITTER_CLI, [...drumSplitterArgs(port, ctx.upstreamUrl), ...extra(ctx)], port);
+      if (check === undefined) return started;
+      const withNote: Started = { url: started.url, pid: started.pid, stop: async () => { await started.stop(); withNote.note = check(ctx); } };
+      return withNote;
+    },
+  };
+}
+
+export const DRUM_SPLITTER_ROW = 'drum-splitter';
+export const RECORDING_ROW = 'drum-splitter recording';
+
+/** A recording row: its file in the log dir, and after the run how many lines it holds. */
+function recording(rate: number): Target {
+  const file = (ctx: Ctx): string => join(ctx.logDir, `recorded-${rate}.jsonl`);
+  return drumSplitter(`${RECORDING_ROW} ${rate * 100}%`, (ctx) => {
+    rmSync(file(ctx), { force: true }); // each run its own count
+    return ['--record', file(ctx), '--record-sample', String(rate)];
+  },
+    (ctx) => `${countLines(file(ctx))} lines recorded`);
+}
+
+
+export const targets: Target[] = [
+  { name: 'direct', start: async (ctx) => ({ url: ctx.upstreamUrl, pid: ctx.upstreamPid, stop: async () => {} }) },
+  drumSplitter(DRUM_SPLITTER_ROW, () => []),
+  recording(0.01),
+  recording(1),
+  drumSplitter(`${DRUM_SPLITTER_ROW} --workers 2`, () => ['--workers', '2']),
+  {
+    name: NGINX_ROW,
+    async start(ctx) {
+      if (!ctx.nginx) throw new Skip('skipped: nginx not installed');
+      const port = await freePort();
+      return startNginx(ctx.nginx, 'split', port, splitClientsHttp(port, [
+        { name: 'fastapi', url: ctx.upstreamUrl, percent: 5 },
+        { name: 'flask', url: ctx.upstreamUrl },
+      ]));
+    },
+  },
+  {
+    // The floor: what node:http and undici cost with none of our features.
+    name: 'bare node:http + undici proxy',
+    async start(ctx) {
+      const port = await freePort();
+      return startNode(ctx.logDir, 'bare-proxy', here('./bare-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
+    },
+  },
+  {
+    // Not a usable proxy: the bound on what any client replacing undici could give (minimal-proxy.ts).
+    name: 'node:http + minimal hand-rolled client',
+    async start(ctx) {
+      const port = await freePort();
+      return startNode(ctx.logDir, 'minimal-proxy', here('./minimal-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
+    },
+  },
+  {
+    // The ceiling: Node answering the prediction itself, no upstream (a proxy does this and more).
+    name: 'node:http answering itself',
+    async start(ctx) {
+      const port = await freePort();
+      return startNode(ctx.logDir, 'node-http', here('./upstream.js'), [String(port)], port);
+    },
+  },
+  {
+    name: '@fastify/http-proxy',
+    async start(ctx) {
+      const port = await freePort();
+      return startNode(ctx.logDir, 'fastify-proxy', here('./fastify-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
+    },
+  },
+];
+
