@@ -6,11 +6,15 @@
 // is not a Node process competing with the targets on the same cores' runtime, and `-q` holds a
 // rate per worker (closed loop per worker: exact while a request takes less than its interval,
 // 20 / rate, i.e. up to 6.7 ms at 3,000 req/s, which every target here stays under at p50).
+// Two client patterns (BENCH_PATTERNS): "spread", up to 10 independent one-connection clients
+// (runSpread: the arrivals of many callers), and "bursts", hey -c 20 at the same total rate, whose
+// workers tick together and so send 20 requests at once every 20 / rate seconds — the pattern the
+// issue's first numbers were taken with, and the one where a single-threaded proxy queues.
 // Markdown to stdout, progress to stderr.
-// Env: BENCH_RATES (200,1000,3000), BENCH_DURATION (10), BENCH_WARMUP (2), BENCH_ROUNDS (3), NGINX_BIN.
+// Env: BENCH_RATES (200,1000,3000), BENCH_PATTERNS (spread,bursts), BENCH_DURATION (10), BENCH_WARMUP (2), BENCH_ROUNDS (3), NGINX_BIN.
 // Flags: --only a,b (direct always runs: what the others add is measured against it).
 import { REQUEST_BODY, REQUEST_PATH, envInt, machineLine, median, rotatedRounds, startUpstream } from './common.js';
-import { heyArgs, heyAvailable, runHey, type HeyOptions, type HeyResult } from './hey.js';
+import { heyArgs, heyAvailable, runHey, runSpread, type HeyOptions, type HeyResult } from './hey.js';
 import { findNginx, nginxVersion } from './nginx.js';
 import { installCleanup, makeTempDir } from './proc.js';
 import { DRUM_SPLITTER_ROW, NGINX_ROW, Skip, targets, type Ctx, type Started, type Target } from './targets.js';
@@ -23,6 +27,20 @@ const WORKERS = 20;
 const GATE = { rate: 1000, p50Ms: 0.3, p99Ms: 1 };
 
 interface Run { result?: HeyResult; note: string }
+
+type Pattern = 'spread' | 'bursts';
+const PATTERNS: Record<Pattern, string> = {
+  spread: 'spread: min(10, rate / 100) one-connection hey clients at unrelated phases (hey -c 1 -q rate/clients each)',
+  bursts: `bursts: one hey with -c ${WORKERS} -q rate/${WORKERS}, its workers ticking together`,
+};
+
+function parsePatterns(): Pattern[] {
+  const text = process.env.BENCH_PATTERNS ?? 'spread,bursts';
+  const patterns = text.split(',').map((p) => p.trim());
+  const bad = patterns.find((p) => !(p in PATTERNS));
+  if (bad !== undefined) throw new Error(`BENCH_PATTERNS: "${bad}" is not one of ${Object.keys(PATTERNS).join(', ')}`);
+  return patterns as Pattern[];
+}
 
 function parseRates(): number[] {
   const text = process.env.BENCH_RATES ?? '200,1000,3000';
@@ -47,6 +65,7 @@ async function main(): Promise<number> {
   }
   installCleanup();
   const rates = parseRates();
+  const patterns = parsePatterns();
   const names = parseOnly(process.argv.slice(2));
   const unknown = names.filter((n) => !targets.some((t) => t.name === n));
   if (unknown.length > 0) throw new Error(`no target named ${unknown.join(', ')}; targets: ${targets.map((t) => t.name).join(', ')}`);
@@ -60,14 +79,16 @@ async function main(): Promise<number> {
   const ctx: Ctx = { upstreamUrl: upstream.url, upstreamPid: upstream.pid, nginx, logDir };
   const load = (url: string, rate: number, durationSec: number): HeyOptions => ({ url, rate, workers: WORKERS, durationSec, body: REQUEST_BODY, contentType: 'text/csv' });
 
-  async function measure(t: Target, rate: number): Promise<Run> {
-    process.stderr.write(`bench:latency: ${rate} req/s ${t.name} … `);
+  const send = (pattern: Pattern, o: HeyOptions): Promise<HeyResult> => (pattern === 'spread' ? runSpread(o) : runHey(o));
+
+  async function measure(t: Target, rate: number, pattern: Pattern): Promise<Run> {
+    process.stderr.write(`bench:latency: ${pattern} ${rate} req/s ${t.name} … `);
     let s: Started | undefined;
     try {
       s = await t.start(ctx);
       const url = s.url + REQUEST_PATH;
-      await runHey(load(url, rate, warmup));
-      const result = await runHey(load(url, rate, duration));
+      await send(pattern, load(url, rate, warmup));
+      const result = await send(pattern, load(url, rate, duration));
       const failed = result.errors + result.non2xx;
       process.stderr.write(`p50 ${ms(result.p50Ms ?? undefined)} p99 ${ms(result.p99Ms ?? undefined)} ms${failed ? `, ${failed} failed` : ''}\n`);
       return { result, note: failed ? `${failed} failed` : '' };
@@ -81,10 +102,10 @@ async function main(): Promise<number> {
   }
 
   const sections: string[] = [];
-  let gate: string | undefined;
+  const gates: string[] = [];
   try {
-    for (const rate of rates) {
-      const runs = await rotatedRounds(chosen, rounds, (t) => measure(t, rate));
+    for (const pattern of patterns) for (const rate of rates) {
+      const runs = await rotatedRounds(chosen, rounds, (t) => measure(t, rate, pattern));
       const direct = runs.get('direct')!;
       /** A target's percentile in each round, and what it adds to direct's in that round. */
       const per = (name: string, key: 'p50Ms' | 'p99Ms'): { own: number; added: number } => {
@@ -100,7 +121,7 @@ async function main(): Promise<number> {
         return `| ${t.name} | ${ms(p50.own)} | ${ms(p99.own)} | ${t.name === 'direct' ? '–' : plus(p50.added)} | ${t.name === 'direct' ? '–' : plus(p99.added)} | ${byRound} | ${notes} |`;
       });
       sections.push([
-        `**${rate} req/s**`,
+        `**${rate} req/s, ${pattern}**`,
         '',
         '| target | p50 ms | p99 ms | adds p50 | adds p99 | p50/p99 per round | notes |',
         '| --- | ---: | ---: | ---: | ---: | --- | --- |',
@@ -111,12 +132,13 @@ async function main(): Promise<number> {
         const d50 = per(DRUM_SPLITTER_ROW, 'p50Ms').added - per(BARE_ROW, 'p50Ms').added;
         const d99 = per(DRUM_SPLITTER_ROW, 'p99Ms').added - per(BARE_ROW, 'p99Ms').added;
         const pass = d50 <= GATE.p50Ms && d99 <= GATE.p99Ms;
-        gate = `gate at ${GATE.rate} req/s — drum-splitter adds over the bare proxy: p50 ${plus(d50)} ms (≤ ${GATE.p50Ms}), p99 ${plus(d99)} ms (≤ ${GATE.p99Ms}): ${pass ? 'PASS' : 'FAIL'}`;
+        let gate = `${pattern}, gate at ${GATE.rate} req/s — drum-splitter adds over the bare proxy: p50 ${plus(d50)} ms (≤ ${GATE.p50Ms}), p99 ${plus(d99)} ms (≤ ${GATE.p99Ms}): ${pass ? 'PASS' : 'FAIL'}`;
         if (names.includes(NGINX_ROW)) {
           const ours = per(DRUM_SPLITTER_ROW, 'p50Ms').added;
           const theirs = per(NGINX_ROW, 'p50Ms').added;
           gate += `; stretch — drum-splitter's added p50 ${ms(ours)} ms vs 2× nginx's ${ms(2 * theirs)} ms: ${ours <= 2 * theirs ? 'met' : 'not met'}`;
         }
+        gates.push(gate);
       }
     }
   } finally {
@@ -124,12 +146,12 @@ async function main(): Promise<number> {
   }
   process.stdout.write([
     `command: \`BENCH_RATES=${rates.join(',')} BENCH_DURATION=${duration} BENCH_WARMUP=${warmup} BENCH_ROUNDS=${rounds} npm run bench:latency${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\``,
-    `load: \`hey ${heyArgs(load('<target>/predict/', rates[0]!, duration)).map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}\` (-q is per worker: ${WORKERS} workers share each rate), ${warmup}s warm-up, targets rotated each round, medians of ${rounds}; "adds" is the target's percentile minus direct's in the same round`,
+    `load: POST /predict/ with the bench's CSV, patterns — ${patterns.map((p) => PATTERNS[p]).join('; ')}; e.g. \`hey ${heyArgs(load('<target>/predict/', rates[0]!, duration)).map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(' ')}\`; ${warmup}s warm-up, targets rotated each round, medians of ${rounds}; "adds" is the target's percentile minus direct's in the same round`,
     `upstream: ${upstream.desc}`,
     machineLine(nginx ? nginxVersion(nginx) : null),
     '',
     ...sections,
-    ...(gate === undefined ? [] : [gate, '']),
+    ...gates.flatMap((g) => [g, '']),
   ].join('\n'));
   return 0;
 }
