@@ -1,3 +1,5 @@
+import { InputError } from '../common/input-error.js';
+
 /**
  * Compares two HTTP answers to the same request, the baseline's and the canary's, as the seed's
  * scripts/shadow_replay_test.py does with DeepDiff(ignore_order=True, significant_digits=5), with
@@ -123,6 +125,17 @@ export function parseIgnorePath(text: string): IgnorePath {
     segments.push({ step, deep });
   }
   return { text, status: false, segments };
+}
+
+/** Checks ignore paths where they are given (a flag, a setting), before any answer: the first bad one is an InputError for `field`. */
+export function checkIgnorePaths(paths: readonly string[], field: string): void {
+  for (const path of paths) {
+    try {
+      parseIgnorePath(path);
+    } catch (err) {
+      throw new InputError((err as Error).message, field);
+    }
+  }
 }
 
 /** `[*]`, `[12]`, `['key']` or `["key"]` at text[i]; the step and the offset after it. */

@@ -15,7 +15,7 @@ import type { HostPort, ProxyConfig, Upstream } from '../proxy/options.js';
 import { DEFAULT_REDACT } from '../record/line.js';
 import { checkShares, type Share } from '../weights/shares.js';
 import type { ShadowSettings } from '../shadow/shadow.js';
-import { parseIgnorePath } from '../compare/answers.js';
+import { checkIgnorePaths } from '../compare/answers.js';
 
 /** The whole resolved configuration: the traffic side's, and the process's own. */
 export interface Config extends ProxyConfig {
@@ -168,13 +168,7 @@ function shadowSettings(raw: RawSettings, upstreams: readonly Upstream[], record
   if (sampleRate > 0 && upstream === undefined) throw new InputError('the shadow needs a second upstream to send copies to', 'shadowSample');
   const paths = raw.shadowPaths === undefined ? recordPaths : pathList(raw.shadowPaths, 'shadowPaths');
   const ignore = raw.shadowIgnore === undefined ? [] : parseList(raw.shadowIgnore, 'shadowIgnore');
-  for (const path of ignore) {
-    try {
-      parseIgnorePath(path);
-    } catch (err) {
-      throw new InputError((err as Error).message, 'shadowIgnore');
-    }
-  }
+  checkIgnorePaths(ignore, 'shadowIgnore');
   const log = optionalPath(raw.shadowLog, 'shadowLog');
   return {
     upstream,
