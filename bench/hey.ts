@@ -29,9 +29,23 @@ export function heyAvailable(bin = 'hey'): boolean {
   return !spawnSync(bin, ['-h'], { stdio: 'ignore' }).error;
 }
 
-export function heyArgs(o: HeyOptions): string[] {
+/** hey's arguments for `o`; `extra` flags (e.g. -o csv) go before the URL. */
+export function heyArgs(o: HeyOptions, extra: readonly string[] = []): string[] {
   const perWorker = o.rate / o.workers;
-  return ['-z', `${o.durationSec}s`, '-c', String(o.workers), '-q', String(perWorker), '-m', 'POST', '-T', o.contentType, '-d', o.body, o.url];
+  return ['-z', `${o.durationSec}s`, '-c', String(o.workers), '-q', String(perWorker), '-m', 'POST', '-T', o.contentType, '-d', o.body, ...extra, o.url];
+}
+
+/** Runs hey and resolves to what it printed; a failure's output goes in the error. */
+function hey(args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('hey', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    track(child);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`hey exited ${code}: ${out.slice(-500)}`))));
+  });
 }
 
 export function parseHey(raw: string): HeyResult {
@@ -52,16 +66,8 @@ export function parseHey(raw: string): HeyResult {
   return { requests: ok + other + errors, rps: rps === null ? 0 : Number(rps[1]), p50Ms: pct(50), p99Ms: pct(99), non2xx: other, errors, raw };
 }
 
-export function runHey(o: HeyOptions): Promise<HeyResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('hey', heyArgs(o), { stdio: ['ignore', 'pipe', 'pipe'] });
-    track(child);
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(parseHey(out)) : reject(new Error(`hey exited ${code}: ${out.slice(-500)}`))));
-  });
+export async function runHey(o: HeyOptions): Promise<HeyResult> {
+  return parseHey(await hey(heyArgs(o)));
 }
 
 /** Requests a second each spread client sends, at least: one every 10 ms, well above any target's p99 here. */
@@ -100,15 +106,7 @@ export async function runSpread(o: Omit<HeyOptions, 'workers'>): Promise<HeyResu
     Array.from({ length: clients }, (_, i) =>
       new Promise<string>((resolve, reject) => {
         // Each one a little later, so no two start their tickers at the same moment.
-        setTimeout(() => {
-          const args = ['-z', `${o.durationSec}s`, '-c', '1', '-q', String(o.rate / clients), '-m', 'POST', '-T', o.contentType, '-d', o.body, '-o', 'csv', o.url];
-          const child = spawn('hey', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-          track(child);
-          let out = '';
-          child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-          child.on('error', reject);
-          child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`hey exited ${code}`))));
-        }, (i * 1000) / o.rate);
+        setTimeout(() => hey(heyArgs({ ...o, rate: o.rate / clients, workers: 1 }, ['-o', 'csv'])).then(resolve, reject), (i * 1000) / o.rate);
       }),
     ),
   );
