@@ -39,7 +39,7 @@ export async function probeUpstreams(backends: Iterable<Backend>, timeoutMs: num
   return Object.fromEntries(entries);
 }
 
-const MiB = 1024 * 1024;
+export const MiB = 1024 * 1024;
 /** DRUM's /stats/ is a few hundred bytes; an upstream answering more is not DRUM. */
 const STATS_LIMIT = 64 * 1024;
 

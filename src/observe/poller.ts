@@ -1,9 +1,8 @@
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
-import { drumMemory, getStatus, memoryMb, readMemInfo, type Backend, type DrumMemory } from './health.js';
+import { drumMemory, getStatus, memoryMb, MiB, readMemInfo, type Backend, type DrumMemory } from './health.js';
 import type { Metrics } from './metrics.js';
 
-const MiB = 1024 * 1024;
 
 /** DRUM's /stats/ memory fields (reported in MB) and the `type` label each becomes. */
 const MEMORY_FIELDS = [['drum_rss', 'rss'], ['container_used', 'container_used']] as const;

@@ -46,7 +46,8 @@ export const DEFAULT_REDACT: readonly string[] = Object.freeze([
   'x-datarobot-identity-token',
 ]);
 
-const REDACTED = '[REDACTED]';
+/** What a redacted header's value is recorded as. */
+export const REDACTED = '[REDACTED]';
 
 /**
  * Headers from Node's rawHeaders (original names; repeated ones joined with ", "), with the named ones (case-insensitive) replaced by "[REDACTED]".

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { endToEnd } from '../common/headers.js';
 import { InputError } from '../common/input-error.js';
+import { REDACTED } from '../record/line.js';
 
 /** One request to replay, as read from a recording line. */
 export interface ReplayRecord {
@@ -36,9 +37,6 @@ export const FIRST_SKIPPED = 10;
  */
 const NOT_RESENT = new Set(['host', 'content-length']);
 
-/** What our recorder writes for a redacted header: resending it is no credential, only noise. */
-const REDACTED = '[REDACTED]';
-
 type Parsed = { record: Omit<ReplayRecord, 'source'> } | { skip: SkipReason; detail: string };
 
 /**
@@ -66,6 +64,7 @@ export function parseLine(line: string): Parsed {
   // A cut body resent as if whole would be a different request.
   if (o.body_truncated === true) return { skip: 'truncated', detail: 'body_truncated' };
 
+  // A redacted value resent is no credential, only noise.
   const raw = Object.entries(headers as Record<string, string>).filter(([, v]) => v !== REDACTED).flat();
   const sent = endToEnd(raw, NOT_RESENT);
   // WSGI keeps Content-Type out of the HTTP_* variables, so the seed middleware's headers
