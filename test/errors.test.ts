@@ -215,6 +215,25 @@ for (const requestBuffering of [true, false]) {
   });
 }
 
+t.test('buffered: a client that leaves in the middle of a small announced body: the upstream is never contacted', async (t) => {
+  const upstream = await startUpstream('flask');
+  const proxy = await startTestProxy({ upstreams: [`flask=${upstream.url}`] });
+  t.teardown(async () => {
+    await proxy.close();
+    await upstream.close();
+  });
+  const socket = connect(proxy.address.port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.write('POST /predict/ HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\nsepal_length,');
+  await new Promise((r) => setTimeout(r, 50));
+  socket.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(upstream.seen.length, 0);
+  t.equal(proxy.backends.get('flask')!.pool.stats.running, 0, 'no request running in the pool');
+  t.equal((await send(`${proxy.url}/predict/`, { method: 'POST', body: 'a,b\n1,2\n' })).status, 200, 'still serving');
+  t.equal(upstream.seen.length, 1);
+});
+
 t.test('a client that aborts mid-download: upstream response torn down', async (t) => {
   let upstreamGone = false;
   const upstream = await startUpstream('flask', (req, res) => {
