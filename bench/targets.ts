@@ -91,6 +91,13 @@ export const targets: Target[] = [
     },
   },
   {
+    name: 'node-http-proxy',
+    async start(ctx) {
+      const port = await freePort();
+      return startNode(ctx.logDir, 'node-http-proxy', here('./node-http-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
+    },
+  },
+  {
     name: '@fastify/http-proxy',
     async start(ctx) {
       const port = await freePort();
