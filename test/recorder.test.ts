@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import t from 'tap';
-import { createRecorderMetrics, RecordWriter } from '../src/record/writer.js';
+import { BATCH_BYTES, createRecorderMetrics, FLUSH_MS, RecordWriter } from '../src/record/writer.js';
 import { DEFAULT_RECORD_PATHS, recordable, sampled } from '../src/record/policy.js';
 import { DEFAULT_REDACT, recordHeaders, type RecordLine } from '../src/record/line.js';
 import { mode, readLines } from './helpers/files.js';
@@ -285,6 +285,25 @@ t.test('close() flushes: every accepted line is in the file, in order, mode 0600
   again.writer.write(record(n));
   await again.writer.close();
   t.equal(readLines(t, file).length, n + 1);
+});
+
+t.test('batches: a few lines wait in memory up to FLUSH_MS, a full batch goes at once', async (t) => {
+  const dir = t.testdir();
+  const file = join(dir, 'rec.jsonl');
+  const { writer, value } = harness({ path: file, realClock: true });
+  t.teardown(() => writer.close());
+  writer.write(record(0));
+  writer.write(record(1));
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(statSync(file).size, 0, 'two lines are not a write yet');
+  const started = Date.now();
+  await until(async () => (await value('drum_recorder_records_total')) === 2, 3 * FLUSH_MS);
+  t.ok(Date.now() - started < 2 * FLUSH_MS, 'written within the flush interval');
+  t.equal(readLines(t, file).length, 2);
+  const lineBytes = JSON.stringify(record(2)).length + 1;
+  const batch = Math.ceil(BATCH_BYTES / lineBytes);
+  for (let i = 0; i < batch; i++) writer.write(record(2 + i));
+  await until(async () => (await value('drum_recorder_records_total')) === 2 + batch, FLUSH_MS / 2);
 });
 
 t.test('rotation: FILE, FILE.1, FILE.2, ... each under rotateBytes, 0600, no line lost', async (t) => {
