@@ -26,13 +26,13 @@ export function nginxVersion(bin: string): string | null {
  */
 const KEEPALIVE_REQUESTS = 1_000_000;
 
-function mainConf(prefix: string, http: string): string {
+function mainConf(prefix: string, http: string, workerConnections: number): string {
   return `worker_processes 1;
 daemon off;
 master_process off;
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections ${workerConnections}; }
 http {
   access_log off;
   keepalive_requests ${KEEPALIVE_REQUESTS};
@@ -46,12 +46,32 @@ ${http}
 `;
 }
 
+const quote = (body: string): string => `'${body.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+
 /** A fixed JSON answer: a model server whose cost is ~0, so it is never the bottleneck. */
 export function jsonServerHttp(port: number, body: string): string {
-  const quoted = body.replace(/\\/g, '\\\\').replace(/'/g, "\\'");
   return `  server {
     listen 127.0.0.1:${port};
-    location / { default_type application/json; return 200 '${quoted}'; }
+    location / { default_type application/json; return 200 ${quote(body)}; }
+  }`;
+}
+
+/**
+ * The same answer, sent only once the whole request body is read (into memory), as a model
+ * server does. `return` answers after the first buffer and discards the rest later, so a client
+ * still sending a big body sees its answer early: undici then resets the connection and never
+ * sends the rest, while nginx sends it all, and two proxies would not do the same work.
+ * `mirror_request_body` is the stock way to make nginx read the body first; the answer then comes
+ * from a named location, reached through the 404 of the location's (absent) files.
+ */
+export function bodyReadingJsonServerHttp(port: number, body: string): string {
+  return `  server {
+    listen 127.0.0.1:${port};
+    client_max_body_size 0;
+    client_body_buffer_size 16m;
+    location / { mirror /_body; mirror_request_body on; log_not_found off; error_page 404 =200 @answer; }
+    location = /_body { internal; return 204; }
+    location @answer { default_type application/json; return 200 ${quote(body)}; }
   }`;
 }
 
@@ -79,6 +99,15 @@ ${ups}
 
 export interface NginxInstance { url: string; prefix: string; pid: number | undefined; stop(): Promise<void> }
 
+export interface NginxOptions {
+  /**
+   * Connections (clients and upstreams together) the one worker may hold, 4,096 by default:
+   * nginx allocates them all at start. The process's RLIMIT_NOFILE must match, and with
+   * master_process off nginx never applies worker_rlimit_nofile: it is the parent's to raise.
+   */
+  workerConnections?: number;
+}
+
 /**
  * Start nginx with `http` as its http block (which holds the listen lines) and wait until
  * it answers on `port` on every one of `hosts`. `url` is on the first host.
@@ -86,12 +115,13 @@ export interface NginxInstance { url: string; prefix: string; pid: number | unde
  */
 export async function startNginx(
   bin: string, name: string, port: number, http: string, hosts: readonly [string, ...string[]] = ['127.0.0.1'],
+  opts: NginxOptions = {},
 ): Promise<NginxInstance> {
   const prefix = makeTempDir(`nginx-${name}-`);
   mkdirSync(join(prefix, 'tmp'));
   mkdirSync(join(prefix, 'logs')); // nginx insists on <prefix>/logs existing for its default paths
   const conf = join(prefix, 'nginx.conf');
-  writeFileSync(conf, mainConf(prefix, http));
+  writeFileSync(conf, mainConf(prefix, http, opts.workerConnections ?? 4096));
   // -e: send start-up errors to our prefix instead of the compiled-in /var/log/nginx path.
   const child = startChild(bin, ['-p', prefix, '-c', conf, '-e', join(prefix, 'error.log')], { logDir: prefix, name: 'stdio' });
   const urls = hosts.map((h) => `http://${hostPort(h, port)}/`);
