@@ -159,9 +159,14 @@ export function createProxy(deps: ProxyDeps): Proxy {
   if (config.overrideHeader !== undefined) dropHeaders.add(config.overrideHeader);
   // A buffered body is sent with the Content-Length of what was read, whatever the client said.
   const dropForBuffered = new Set([...dropHeaders, 'content-length']);
-  // Built once per upstream rather than per request: the response header naming it.
-  const upstreamHeader = new Map([...backends.keys()].map((name) => [name, config.upstreamHeader ? [UPSTREAM_HEADER, name] : []]));
   const settingsOf = new Map(config.upstreams.map((u) => [u.name, u]));
+  // Built once per upstream rather than per request: how its answers reach the client, with the header naming it.
+  const deliveries = new Map<string, ClientAnswer>(
+    [...backends.keys()].map((name) => [
+      name,
+      { responseHeaders: config.upstreamHeader ? [UPSTREAM_HEADER, name] : [], bufferResponse: settingsOf.get(name)!.responseBuffering, buffer: config.buffer },
+    ]),
+  );
   const live = new Set<Exchange>();
   let draining: (() => void) | undefined;
   let exchanges = 0;
@@ -226,7 +231,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const serverType = backend !== undefined && (failure === undefined || failure.blame === 'upstream') ? backend.name : NO_UPSTREAM;
       const seconds = (performance.now() - ex.started) / 1000;
       const origin = failure !== undefined || !finished ? 'proxy' : 'upstream';
-      if (backend !== undefined) metrics.inFlight.dec({ server_type: backend.name });
+      if (backend !== undefined) metrics.forwarding.set(backend.name, metrics.forwarding.get(backend.name)! - 1);
       const { method, url, complete: requestComplete } = ex.req;
       const clientGone = !finished && failure === undefined;
       const sentStatus = ex.res.headersSent ? ex.res.statusCode : 0;
@@ -287,11 +292,6 @@ export function createProxy(deps: ProxyDeps): Proxy {
    * was answered meanwhile (over the limit, the disk failed) or the client left.
    */
   async function bufferBody(ex: Exchange): Promise<{ body: ForwardBody; length: number } | undefined> {
-    if (ex.bodyLength > 0 && ex.bodyLength <= config.buffer.memory) {
-      const chunks = await announcedBody(ex);
-      if (chunks === undefined || ex.res.destroyed) return undefined;
-      return { body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, ex.bodyLength), length: ex.bodyLength };
-    }
     const held: Buffer[] = [];
     let length = 0;
     let whole = false;
@@ -325,30 +325,27 @@ export function createProxy(deps: ProxyDeps): Proxy {
   }
 
   /**
-   * A body whose Content-Length fits in memory (most predictions), read with the stream's
-   * events: async iteration (bodyChunks) costs several promises a chunk, a tenth of a small
-   * request's CPU. Admitted, so within the limit; Node ends the stream at Content-Length.
-   * Undefined if the client left first.
+   * Stage 5, buffered, for a body whose Content-Length fits in memory (most predictions): read
+   * with the stream's events and forwarded from its 'end', with no promise on the way — async
+   * iteration (bufferBody) costs several promises a chunk. Admitted, so within the limit; Node
+   * ends the stream at Content-Length. Nothing is sent if the client leaves first.
    */
-  function announcedBody(ex: Exchange): Promise<Buffer[] | undefined> {
+  function holdThenForward(ex: Exchange, backend: Backend): void {
     const { req } = ex;
-    return new Promise((resolve) => {
-      const chunks: Buffer[] = [];
-      const onData = (chunk: Buffer): void => {
-        ex.record?.body.add(chunk);
-        ex.shadow?.body.add(chunk);
-        chunks.push(chunk);
-      };
-      const onEnd = (): void => {
-        req.off('close', onClose);
-        resolve(chunks);
-      };
-      const onClose = (): void => {
-        req.off('data', onData).off('end', onEnd);
-        resolve(undefined);
-      };
-      req.on('data', onData).once('end', onEnd).once('close', onClose);
-    });
+    const chunks: Buffer[] = [];
+    const onData = (chunk: Buffer): void => {
+      ex.record?.body.add(chunk);
+      ex.shadow?.body.add(chunk);
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      req.off('close', onClose);
+      if (!ex.res.destroyed) forwardTo(ex, backend, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, ex.bodyLength), ex.bodyLength);
+    };
+    const onClose = (): void => {
+      req.off('data', onData).off('end', onEnd);
+    };
+    req.on('data', onData).once('end', onEnd).once('close', onClose);
   }
 
   /** Answers for a failed forward; a failure in the middle of the answer's body cuts the connection. */
@@ -375,11 +372,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       bufferedLength === undefined ? dropHeaders : dropForBuffered,
     );
     if (bufferedLength !== undefined) headers.push('Content-Length', String(bufferedLength));
-    const delivery: ClientAnswer = {
-      responseHeaders: upstreamHeader.get(backend.name)!,
-      bufferResponse: settingsOf.get(backend.name)!.responseBuffering,
-      buffer: config.buffer,
-    };
+    const delivery = deliveries.get(backend.name)!;
     ex.shadow?.sending(headers);
     dispatch(backend, { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs }, (call) =>
       tapped(toClient(res, call, delivery, (failure, err, midBody) => refuse(ex, failure, err, midBody)), answerTap(ex)),
@@ -426,12 +419,13 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const backend = chooseBackend(ex);
     if (backend === undefined) return;
     ex.backend = backend;
-    metrics.inFlight.inc({ server_type: backend.name });
+    metrics.forwarding.set(backend.name, (metrics.forwarding.get(backend.name) ?? 0) + 1);
     if (recording.wants(ex.facts.uri)) ex.record = recording.start(ex.id, req, ex.path, ex.bodyLength);
     if (shadow !== undefined) ex.shadow = shadow.copy(ex.id, req, ex.path, ex.facts.uri, backend.name, ex.bodyLength);
     // A body to buffer takes a detour; everything else goes on in this tick.
-    if (ex.bodyLength !== 0 && settingsOf.get(backend.name)!.requestBuffering) void bufferThenForward(ex, backend);
-    else forwardTo(ex, backend, streamBody(ex), undefined);
+    if (ex.bodyLength === 0 || !settingsOf.get(backend.name)!.requestBuffering) forwardTo(ex, backend, streamBody(ex), undefined);
+    else if (ex.bodyLength > 0 && ex.bodyLength <= config.buffer.memory) holdThenForward(ex, backend);
+    else void bufferThenForward(ex, backend);
   }
 
   return {

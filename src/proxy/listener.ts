@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { InputError } from '../common/input-error.js';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from './options.js';
-import { countOutcome, createMetrics, sendMetrics, type Metrics } from '../observe/metrics.js';
+import { createMetrics, sendMetrics, type Metrics } from '../observe/metrics.js';
 import { Outcomes, refused } from '../observe/outcomes.js';
 import { createProxy, plainAddress, type Routes, type Shadowing } from './handler.js';
 import { Recording, type RecordSink } from '../record/recording.js';
@@ -97,7 +97,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
   const backends = createBackends(config);
   const recording = new Recording(config.record, { metrics: metrics.recorder, log, ...(opts.recordSink === undefined ? {} : { sink: opts.recordSink }) });
   const outcomes = new Outcomes();
-  outcomes.subscribe(countOutcome(metrics));
+  outcomes.subscribe((outcome) => metrics.count(outcome));
   outcomes.subscribe((outcome) => recording.ended(outcome));
   const { shadow } = opts;
   if (shadow !== undefined) outcomes.subscribe((outcome) => shadow.ended(outcome));
