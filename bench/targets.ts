@@ -49,9 +49,31 @@ function recording(rate: number): Target {
 }
 
 
+export const ROLLOUT_ROW = `${DRUM_SPLITTER_ROW} rollout running`;
+
+/**
+ * drum-splitter with every feature of the request path on: an in-proxy rollout started over its
+ * admin API (the seed's plan, first step 1%), so each exchange also goes into the rollout's window.
+ */
+const rolloutRunning: Target = {
+  name: ROLLOUT_ROW,
+  async start(ctx) {
+    if (!existsSync(DRUM_SPLITTER_CLI)) throw new Skip('not built (dist/src/cli/main.js missing)');
+    const [port, admin] = [await freePort(), await freePort()];
+    const started = await startNode(ctx.logDir, 'rollout', DRUM_SPLITTER_CLI, [...drumSplitterArgs(port, ctx.upstreamUrl), '--admin', `127.0.0.1:${admin}`], port);
+    const res = await fetch(`http://127.0.0.1:${admin}/rollout/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"reason":"bench"}' });
+    if (!res.ok) {
+      await started.stop();
+      throw new Error(`POST /rollout/start: ${res.status} ${await res.text()}`);
+    }
+    return started;
+  },
+};
+
 export const targets: Target[] = [
   { name: 'direct', start: async (ctx) => ({ url: ctx.upstreamUrl, pid: ctx.upstreamPid, stop: async () => {} }) },
   drumSplitter(DRUM_SPLITTER_ROW, () => []),
+  rolloutRunning,
   recording(0.01),
   recording(1),
   drumSplitter(`${DRUM_SPLITTER_ROW} --workers 2`, () => ['--workers', '2']),
