@@ -17,7 +17,8 @@ const HOP_BY_HOP = new Set([
 function connectionTokens(raw: readonly string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    if (raw[i]!.toLowerCase() !== 'connection') continue;
+    // Lower-casing only names of the right length: every request has a few headers and rarely this one.
+    if (raw[i]!.length !== 10 || raw[i]!.toLowerCase() !== 'connection') continue;
     tokens ??= new Set();
     for (const t of raw[i + 1]!.split(',')) tokens.add(t.trim().toLowerCase());
   }
