@@ -26,7 +26,8 @@ t.test('every source file is in a known layer', async (t) => {
 /** The relative imports of `file` (given its text), and which of them reach a layer above. */
 function imports(file: string, text: string): { all: number; upward: string[] } {
   const from = LAYERS.indexOf(layerOf(file));
-  const targets = [...text.matchAll(/\bfrom '(\.{1,2}\/[^']+)'/g)].map(([, spec]) => resolve(dirname(file), spec!));
+  // Static imports and dynamic ones (a command's module, loaded when it runs): the rule is the same.
+  const targets = [...text.matchAll(/(?:\bfrom |\bimport\()'(\.{1,2}\/[^']+)'/g)].map(([, spec]) => resolve(dirname(file), spec!));
   const upward = targets.filter((target) => LAYERS.indexOf(layerOf(target)) > from).map((target) => `${relative(SRC, file)} imports ${relative(SRC, target)}`);
   return { all: targets.length, upward };
 }
@@ -41,5 +42,6 @@ t.test('the check sees an upward import, and lets a downward or sideways one pas
   const handler = join(SRC, 'proxy/handler.ts');
   t.strictSame(imports(handler, "import { x } from '../config/config.js';").upward, ['proxy/handler.ts imports config/config.js']);
   t.strictSame(imports(handler, "import { x } from '../app.js';").upward, ['proxy/handler.ts imports app.js']);
+  t.strictSame(imports(handler, "const { x } = await import('../app.js');").upward, ['proxy/handler.ts imports app.js'], 'a dynamic import too');
   t.strictSame(imports(handler, "import { x } from './split.js';\nimport { y } from '../weights/shares.js';").upward, []);
 });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { buildConfig } from '../src/config/config.js';
 import { allOptions } from '../src/config/settings.js';
-import { REPLAY_OPTIONS } from '../src/replay/command.js';
+import { REPLAY_OPTIONS } from '../src/replay/options.js';
 import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
 import { assertInputError, logLines, serveCli, type Served } from './helpers/cli.js';
 import { limiter, runCli, send, startUpstream, type CliResult, type Reply } from './helpers/net.js';

@@ -1,16 +1,13 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { startApp } from '../app.js';
-import { isWorker, runWorker } from '../cluster.js';
-import { readConfigFile } from '../config/config.js';
 import { allOptions, COMMAND_FLAGS, SETTING_KEYS, SETTINGS, settingsFromFlags, usageLines, WEIGHTS_FLAGS, wrapped } from '../config/settings.js';
-import { runDemo } from './demo.js';
-import { runRolloutDemo } from './demo-rollout.js';
 import { InputError } from '../common/input-error.js';
-import { REPLAY_OPTIONS, REPLAY_USAGE, replayCommand } from '../replay/command.js';
-import { rolloutCommand } from './rollout.js';
-import { weightsCommand } from './weights.js';
+import { REPLAY_OPTIONS, REPLAY_USAGE } from '../replay/options.js';
+
+// Each command's code is imported when that command runs (`await import` below), not here: a
+// process holds only what it runs. A --workers worker never loads fastify (the admin API is the
+// primary's), `serve` neither replay nor the demo, and a `weights` call not the proxy.
 
 /** --config's help: the keys a file may hold, wrapped. */
 const configHelp = [...wrapped(['YAML file with these settings (' + SETTING_KEYS[0]!, ...SETTING_KEYS.slice(1, -1), `${SETTING_KEYS.at(-1)!}); watched, its`], 64), 'weights re-applied when they change'];
@@ -75,7 +72,9 @@ function version(): string {
 
 async function serve(v: Values): Promise<void> {
   // A worker takes the primary's config: the file may have been edited since the primary read it.
+  const { isWorker, runWorker } = await import('../cluster.js');
   if (isWorker()) return runWorker();
+  const [{ startApp }, { readConfigFile }] = await Promise.all([import('../app.js'), import('../config/config.js')]);
   const path = v.config as string | undefined;
   const app = await startApp(
     { flags: settingsFromFlags(v), ...(path === undefined ? {} : { file: { path, settings: readConfigFile(path) } }) },
@@ -136,9 +135,10 @@ export async function main(argv: string[]): Promise<number> {
       token: (values.token as string | undefined) ?? process.env.DRUM_SPLITTER_ADMIN_TOKEN,
       reason: values.reason as string | undefined,
     };
-    return command === 'weights' ? weightsCommand(sub, args, client) : rolloutCommand(sub, args, client);
+    if (command === 'weights') return (await import('./weights.js')).weightsCommand(sub, args, client);
+    return (await import('./rollout.js')).rolloutCommand(sub, args, client);
   }
-  if (command === 'replay') return replayCommand(values, extra);
+  if (command === 'replay') return (await import('../replay/command.js')).replayCommand(values, extra);
   if (extra.length > 0) throw new InputError(`unexpected argument "${extra[0]}"`);
   if (command === 'serve') {
     await serve(values);
@@ -146,10 +146,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const listen = (values.listen as string | undefined) ?? '127.0.0.1:8000';
   if (values.rollout === true) {
-    await runRolloutDemo(listen);
+    await (await import('./demo-rollout.js')).runRolloutDemo(listen);
     return 0;
   }
-  await runDemo(listen);
+  await (await import('./demo.js')).runDemo(listen);
   return -1;
 }
 
