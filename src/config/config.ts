@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import { parse as parseYaml } from 'yaml';
 import { InputError } from '../common/input-error.js';
 import { parseDuration, parseSize } from '../common/units.js';
 import { SETTING_KEYS, type RawSettings, type SettingKey } from './settings.js';
@@ -251,11 +251,21 @@ export function readConfigFile(path: string): RawSettings {
   return parseConfigText(text, path);
 }
 
+/**
+ * The YAML parser, loaded by the first config file parsed: a process that reads none (serve
+ * without --config, a --workers worker, the other commands) does not hold it (~9 MB at rest).
+ * require() rather than import(): loaded on first use, parsing stays synchronous (the config
+ * watcher's timer calls it); the package is CommonJS either way.
+ */
+let yaml: typeof import('yaml') | undefined;
+const yamlParser = (): typeof import('yaml') => (yaml ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
+
 /** Parses a config file's text (read from `path`) into raw settings, rejecting unknown keys. */
 export function parseConfigText(text: string, path: string): RawSettings {
+  const { parse } = yamlParser();
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    doc = parse(text);
   } catch (err) {
     throw new InputError(`${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`, '--config');
   }
