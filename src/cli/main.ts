@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { allOptions, COMMAND_FLAGS, SETTING_KEYS, SETTINGS, settingsFromFlags, usageLines, WEIGHTS_FLAGS, wrapped } from '../config/settings.js';
 import { InputError } from '../common/input-error.js';
 import { REPLAY_OPTIONS, REPLAY_USAGE } from '../replay/options.js';
+import { tuneHeap } from '../heap.js';
 
 // Each command's code is imported when that command runs (`await import` below), not here: a
 // process holds only what it runs. A --workers worker never loads fastify (the admin API is the
@@ -71,6 +72,7 @@ function version(): string {
 }
 
 async function serve(v: Values): Promise<void> {
+  tuneHeap(); // before the heap grows and before undici compiles its parser
   // A worker takes the primary's config: the file may have been edited since the primary read it.
   const { isWorker, runWorker } = await import('../cluster.js');
   if (isWorker()) return runWorker();
