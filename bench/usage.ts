@@ -52,7 +52,7 @@ export function cpuSeconds(pids: readonly number[]): { user: number; system: num
  * than process.memoryUsage(): it is what a container's memory limit sees, and VmHWM (the
  * high-water mark) catches a spike that falls between two samples.
  */
-export function statusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number | null {
+export function statusMb(pid: number, field: 'VmRSS' | 'VmHWM' | 'RssAnon'): number | null {
   try {
     const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m?.[1] ? Number(m[1]) / 1024 : null;
