@@ -1,4 +1,4 @@
-// What `npm run bench` (run.ts) and `npm run soak` (soak.ts) set up the same way, so the two
+// What `npm run bench:throughput` (run.ts) and `npm run soak` (soak.ts) set up the same way, so the two
 // measure the same thing: the request sent, the upstream, drum-splitter's command line, the
 // machine line. (run.ts runs its bench on import, so soak.ts cannot import from it.)
 import { existsSync, readFileSync } from 'node:fs';

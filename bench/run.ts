@@ -1,8 +1,8 @@
-// `npm run bench`: drum-splitter (recording off, 1%, 100%; 1 and 2 workers) next to nginx
-// split_clients, @fastify/http-proxy, a bare node:http + undici proxy (the floor under our request
-// path), node:http with a minimal hand-rolled client (the floor under any undici replacement) and
-// node:http answering itself (Node's ceiling), all in front of one near-free upstream,
-// measured by wrk one target at a time with DRUM predictions: POST /predict/, a small CSV body.
+// `npm run bench:throughput` (the first of `npm run bench`'s four): drum-splitter (recording off,
+// 1%, 100%; 1 and 2 workers; a rollout running) next to nginx split_clients, node-http-proxy,
+// @fastify/http-proxy, a bare node:http + undici proxy (the floor under our request path),
+// node:http with a minimal hand-rolled client (the floor under any undici replacement) and
+// node:http answering itself (Node's ceiling), all in front of one near-free upstream, measured by wrk one target at a time with DRUM predictions: POST /predict/, a small CSV body.
 // Besides wrk's numbers, each row shows what the target itself spent during the measured run
 // (bench/usage.ts): CPU µs per request and peak RSS, summed over its processes (workers included).
 // Markdown goes to stdout (paste into the README as is); progress goes to stderr.
@@ -147,7 +147,7 @@ async function main(): Promise<number> {
   const cpu = cpuModel();
   const envShown = `BENCH_DURATION=${duration} BENCH_CONNECTIONS=${connections} BENCH_WARMUP=${warmup} BENCH_ROUNDS=${rounds}`;
   const out = [
-    `command: \`${envShown} npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(' ')}` : ''}\``,
+    `command: \`${envShown} npm run bench:throughput${process.argv.length > 2 ? ` -- ${process.argv.slice(2).map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(' ')}` : ''}\``,
     `load: \`wrk ${wrkArgs({ ...wrkBase, script: 'predict.lua', durationSec: duration, url: `<target>/${REQUEST_PATH}` }).join(' ')}\` (POST, \`Content-Type: text/csv\`, ${REQUEST_BODY.length}-byte CSV body), ${warmup}s warm-up before each run, targets one after another, all on 127.0.0.1`,
     `upstream: ${upstream.desc}`,
     machineLine(version),

@@ -1,6 +1,6 @@
 // The targets every bench measures, one process (or two) each, in front of one upstream:
 // direct, drum-splitter in its configurations, nginx split_clients and the Node peers.
-// Shared by `npm run bench` (run.ts, wrk at saturation) and `npm run bench:latency`
+// Shared by `npm run bench:throughput` (run.ts, wrk at saturation) and `npm run bench:latency`
 // (latency.ts, hey at fixed rates).
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
