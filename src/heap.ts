@@ -4,11 +4,12 @@ import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 /**
  * V8's heap sized for a small proxy process rather than for a batch job (issue 15: steady RSS
  * ≤ 110 MB and peak ≤ 140 MB under load; `npm run bench:memory`). With V8's defaults the RSS
- * under load was mostly garbage: each scavenge promoted ~1.5 MB of short-lived objects, which
- * piled up in old space until it held 4× what the last full collection left (17 → 72 MB); the
- * young generation grew to two 16 MB semi-spaces; and recompiling undici's llhttp WebAssembly
- * with TurboFan, after the first upstream request, took ~30 MB for a moment. Applied once, first
- * thing in `serve` (the primary and every worker); a V8 flag given to node itself wins.
+ * under load was mostly garbage: in about two runs of three each scavenge promoted ~1.5 MB of
+ * objects dead by the next full collection (in the others ~0.05 MB), which piled up in old space
+ * until it held 4× what the last full collection left (17 → 72 MB); the young generation grew to
+ * two 16 MB semi-spaces; and recompiling undici's llhttp WebAssembly with TurboFan, after the
+ * first upstream request, took ~30 MB for a moment. Applied once, first thing in `serve` (the
+ * primary and every worker); a V8 flag given to node itself wins.
  */
 export const HEAP = {
   /** A full collection once old space has grown by half of what the last one left, not by up to 3×. */
