@@ -26,9 +26,11 @@ export const median = (xs: number[]): number => {
 /** `n` with its sign, to `d` decimals: +1.2, -3.0. */
 export const signed = (n: number, d: number): string => `${n >= 0 ? '+' : ''}${n.toFixed(d)}`;
 
-/** Start a node script as a child and wait for it to answer on `port`. */
-export async function startNode(logDir: string, name: string, script: string, args: string[], port: number): Promise<Running & { child: Child }> {
-  const child = startChild(process.execPath, [script, ...args], { logDir, name, cwd: ROOT, env: { ...process.env, NODE_ENV: 'production' } });
+/** Start a node script (with node's own `nodeArgs`) as a child and wait for it to answer on `port`. */
+export async function startNode(
+  logDir: string, name: string, script: string, args: string[], port: number, nodeArgs: readonly string[] = [],
+): Promise<Running & { child: Child }> {
+  const child = startChild(process.execPath, [...nodeArgs, script, ...args], { logDir, name, cwd: ROOT, env: { ...process.env, NODE_ENV: 'production' } });
   const url = `http://127.0.0.1:${port}/`;
   try {
     await waitReady(url, child);

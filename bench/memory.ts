@@ -23,10 +23,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, ROOT, drumSplitterArgs, envInt, machineLine, median, rotatedRounds, startUpstream, type Running,
+  DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, ROOT, drumSplitterArgs, envInt, machineLine, median, rotatedRounds, startNode, startUpstream, type Running,
 } from './common.js';
 import { findNginx, nginxVersion } from './nginx.js';
-import { freePort, installCleanup, makeTempDir, startChild, track, waitReady } from './proc.js';
+import { freePort, installCleanup, makeTempDir, track } from './proc.js';
 import { meter, processTree, statusMb } from './usage.js';
 import { errorSummary, postScript, runWrk, wrkArgs, wrkAvailable, type WrkOptions } from './wrk.js';
 
@@ -104,15 +104,7 @@ async function dependencies(): Promise<string> {
 /** drum-splitter `args(port)` run by node with `nodeArgs`, once it answers on its port. */
 async function startProxy(logDir: string, name: string, nodeArgs: readonly string[], args: (port: number) => string[]): Promise<Running> {
   const port = await freePort();
-  const child = startChild(process.execPath, [...nodeArgs, DRUM_SPLITTER_CLI, ...args(port)], { logDir, name, cwd: ROOT, env: { ...process.env, NODE_ENV: 'production' } });
-  const url = `http://127.0.0.1:${port}/`;
-  try {
-    await waitReady(url, child);
-  } catch (e) {
-    await child.stop();
-    throw e;
-  }
-  return { url, pid: child.proc.pid, stop: () => child.stop() };
+  return startNode(logDir, name, DRUM_SPLITTER_CLI, args(port), port, nodeArgs);
 }
 
 async function main(): Promise<number> {
