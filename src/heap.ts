@@ -33,10 +33,14 @@ export function heapFlags(nodeArgs: readonly string[]): { flags: string[]; capSe
  * Sets heapFlags' flags in this process, and caps the young generation unless node was told its
  * size. Node's arguments: its command line's, and NODE_OPTIONS whole ("undefined" names no flag).
  */
-export function tuneHeap(nodeArgs: readonly string[] = [...process.execArgv, String(process.env.NODE_OPTIONS)]): void {
+export function tuneHeap(
+  nodeArgs: readonly string[] = [...process.execArgv, String(process.env.NODE_OPTIONS)],
+  setFlag: (flag: string) => void = setFlagsFromString,
+  cap: (mb: number) => unknown = capYoungGeneration,
+): void {
   const { flags, capSemiSpace } = heapFlags(nodeArgs);
-  for (const flag of flags) setFlagsFromString(flag);
-  if (capSemiSpace) capYoungGeneration(HEAP.maxSemiSpaceMb);
+  for (const flag of flags) setFlag(flag);
+  if (capSemiSpace) cap(HEAP.maxSemiSpaceMb);
 }
 
 /** The young generation's size now: both semi-spaces, in bytes. */

@@ -55,8 +55,13 @@ t.test('capYoungGeneration: in a fresh process, the young generation stays at th
   t.ok(newSpaceMb('none') > 4, 'without the cap the same allocation grows it further');
 });
 
-t.test('tuneHeap: sets the flags it is not told of', async (t) => {
-  // Given every setting already, it sets nothing (setting them here would change this process for the tests above).
-  tuneHeap(['--heap-growing-percent=0', '--wasm-tier-up', '--max-semi-space-size=16']);
-  t.pass('nothing to set');
+t.test('tuneHeap: sets the flags it is not told of, and caps the young generation unless told its size', async (t) => {
+  const run = (args: string[]): { set: string[]; capped: number[] } => {
+    const set: string[] = [];
+    const capped: number[] = [];
+    tuneHeap(args, (flag) => set.push(flag), (mb) => capped.push(mb));
+    return { set, capped };
+  };
+  t.strictSame(run([]), { set: ALL, capped: [HEAP.maxSemiSpaceMb] });
+  t.strictSame(run(['--heap-growing-percent=0', '--wasm-tier-up', '--max-semi-space-size=16']), { set: [], capped: [] }, 'node was given every setting');
 });
