@@ -49,6 +49,17 @@ function recording(rate: number): Target {
 }
 
 
+/** A proxy in bench/ (`SCRIPT.js PORT UPSTREAM_URL`) in front of the upstream: the peers and the floors. */
+function nodeProxy(name: string, script: string): Target {
+  return {
+    name,
+    async start(ctx) {
+      const port = await freePort();
+      return startNode(ctx.logDir, script, here(`./${script}.js`), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
+    },
+  };
+}
+
 export const ROLLOUT_ROW = `${DRUM_SPLITTER_ROW} rollout running`;
 
 /**
@@ -88,22 +99,10 @@ export const targets: Target[] = [
       ]));
     },
   },
-  {
-    // The floor: what node:http and undici cost with none of our features.
-    name: 'bare node:http + undici proxy',
-    async start(ctx) {
-      const port = await freePort();
-      return startNode(ctx.logDir, 'bare-proxy', here('./bare-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
-    },
-  },
-  {
-    // Not a usable proxy: the bound on what any client replacing undici could give (minimal-proxy.ts).
-    name: 'node:http + minimal hand-rolled client',
-    async start(ctx) {
-      const port = await freePort();
-      return startNode(ctx.logDir, 'minimal-proxy', here('./minimal-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
-    },
-  },
+  // The floor: what node:http and undici cost with none of our features.
+  nodeProxy('bare node:http + undici proxy', 'bare-proxy'),
+  // Not a usable proxy: the bound on what any client replacing undici could give (minimal-proxy.ts).
+  nodeProxy('node:http + minimal hand-rolled client', 'minimal-proxy'),
   {
     // The ceiling: Node answering the prediction itself, no upstream (a proxy does this and more).
     name: 'node:http answering itself',
@@ -112,19 +111,7 @@ export const targets: Target[] = [
       return startNode(ctx.logDir, 'node-http', here('./upstream.js'), [String(port)], port);
     },
   },
-  {
-    name: 'node-http-proxy',
-    async start(ctx) {
-      const port = await freePort();
-      return startNode(ctx.logDir, 'node-http-proxy', here('./node-http-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
-    },
-  },
-  {
-    name: '@fastify/http-proxy',
-    async start(ctx) {
-      const port = await freePort();
-      return startNode(ctx.logDir, 'fastify-proxy', here('./fastify-proxy.js'), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
-    },
-  },
+  nodeProxy('node-http-proxy', 'node-http-proxy'),
+  nodeProxy('@fastify/http-proxy', 'fastify-proxy'),
 ];
 
