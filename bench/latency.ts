@@ -17,9 +17,8 @@ import { REQUEST_BODY, REQUEST_PATH, envInt, machineLine, median, rotatedRounds,
 import { heyArgs, heyAvailable, runHey, runSpread, type HeyOptions, type HeyResult } from './hey.js';
 import { findNginx, nginxVersion } from './nginx.js';
 import { installCleanup, makeTempDir } from './proc.js';
-import { DRUM_SPLITTER_ROW, NGINX_ROW, Skip, targets, type Ctx, type Started, type Target } from './targets.js';
+import { BARE_ROW, DRUM_SPLITTER_ROW, NGINX_ROW, Skip, targets, type Ctx, type Started, type Target } from './targets.js';
 
-const BARE_ROW = 'bare node:http + undici proxy';
 const DEFAULT_ROWS = ['direct', NGINX_ROW, 'node:http answering itself', BARE_ROW, DRUM_SPLITTER_ROW];
 /** hey's workers: the rate is shared among them. */
 const WORKERS = 20;

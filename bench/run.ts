@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import { REQUEST_BODY, REQUEST_PATH, cpuModel, envInt, machineLine, median, rotatedRounds, signed, startUpstream } from './common.js';
 import { findNginx, nginxVersion } from './nginx.js';
 import { installCleanup, makeTempDir, track } from './proc.js';
-import { DRUM_SPLITTER_ROW, NGINX_ROW, RECORDING_ROW, Skip, targets, type Ctx, type Started, type Target } from './targets.js';
+import { BARE_HEAP_ROW, BARE_ROW, DRUM_SPLITTER_ROW, NGINX_ROW, RECORDING_ROW, ROLLOUT_ROW, Skip, targets, type Ctx, type Started, type Target } from './targets.js';
 import { meter, type Usage } from './usage.js';
 import { errorSummary, postScript, runWrk, wrkArgs, wrkAvailable, type WrkOptions, type WrkResult } from './wrk.js';
 
@@ -67,10 +67,18 @@ function table(rows: Row[]): string {
   const offRow = rows.find((r) => r.name === DRUM_SPLITTER_ROW);
   const off = offRow?.result;
   const offCpu = offRow?.usage?.cpuUsPerRequest;
+  const cpuOf = (name: string): number | undefined => rows.find((r) => r.name === name)?.usage?.cpuUsPerRequest;
   const cost = (r: Row): string => {
+    const cpu = r.usage?.cpuUsPerRequest;
+    const over = (base: string, what: string): string[] => {
+      const b = cpuOf(base);
+      return cpu && b ? [`CPU/req vs ${what} ${change(cpu, b)}`] : [];
+    };
+    // Issue 15, target 3: the features' CPU over the floor, under V8's defaults and under serve's heap settings.
+    if (r.name === DRUM_SPLITTER_ROW || r.name === ROLLOUT_ROW) return [...over(BARE_ROW, 'bare'), ...over(BARE_HEAP_ROW, 'bare with its heap settings')].join(', ');
     if (!r.name.startsWith(RECORDING_ROW) || !r.result || !off) return '';
-    const cpu = r.usage && offCpu ? `, CPU/req ${change(r.usage.cpuUsPerRequest, offCpu)}` : '';
-    return `vs off: throughput ${change(r.result.rps, off.rps)}${cpu}`;
+    const cpuVsOff = cpu && offCpu ? `, CPU/req ${change(cpu, offCpu)}` : '';
+    return `vs off: throughput ${change(r.result.rps, off.rps)}${cpuVsOff}`;
   };
   const head = ['target', 'req/s', 'p50 ms', 'p99 ms', 'req/s vs direct', 'req/s vs nginx', 'p99 vs nginx', 'CPU µs/req', 'of it kernel', 'CPU vs nginx', 'peak RSS MB', 'notes'];
   const body = rows.map((r) => {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { DRUM_SPLITTER_CLI, countLines, drumSplitterArgs, startNode } from './common.js';
 import { splitClientsHttp, startNginx } from './nginx.js';
 import { freePort } from './proc.js';
+import { HEAP, heapFlags } from '../src/heap.js';
 
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 
@@ -50,16 +51,18 @@ function recording(rate: number): Target {
 
 
 /** A proxy in bench/ (`SCRIPT.js PORT UPSTREAM_URL`) in front of the upstream: the peers and the floors. */
-function nodeProxy(name: string, script: string): Target {
+function nodeProxy(name: string, script: string, nodeArgs: readonly string[] = []): Target {
   return {
     name,
     async start(ctx) {
       const port = await freePort();
-      return startNode(ctx.logDir, script, here(`./${script}.js`), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port);
+      return startNode(ctx.logDir, script, here(`./${script}.js`), [String(port), ctx.upstreamUrl.replace(/\/$/, '')], port, nodeArgs);
     },
   };
 }
 
+export const BARE_ROW = 'bare node:http + undici proxy';
+export const BARE_HEAP_ROW = `${BARE_ROW} with drum-splitter's heap settings`;
 export const ROLLOUT_ROW = `${DRUM_SPLITTER_ROW} rollout running`;
 
 /**
@@ -100,7 +103,10 @@ export const targets: Target[] = [
     },
   },
   // The floor: what node:http and undici cost with none of our features.
-  nodeProxy('bare node:http + undici proxy', 'bare-proxy'),
+  nodeProxy(BARE_ROW, 'bare-proxy'),
+  // The floor again, under the V8 heap settings `serve` applies (src/heap.ts): drum-splitter's CPU
+  // over this row is what the features cost, over the row above also what the smaller heap costs.
+  nodeProxy(BARE_HEAP_ROW, 'bare-proxy', [...heapFlags([]).flags, `--max-semi-space-size=${HEAP.maxSemiSpaceMb}`]),
   // Not a usable proxy: the bound on what any client replacing undici could give (minimal-proxy.ts).
   nodeProxy('node:http + minimal hand-rolled client', 'minimal-proxy'),
   {

@@ -9,9 +9,9 @@ import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
  * until it held 4× what the last full collection left (17 → 72 MB); the young generation grew to
  * two 16 MB semi-spaces; and recompiling undici's llhttp WebAssembly with TurboFan, after the
  * first upstream request, took ~30 MB for a moment. Applied once, first thing in `serve` (the
- * primary and every worker); a V8 flag given to node itself wins. The price is collector CPU,
- * about 10 µs a request under load (README, Performance, Memory); `node --heap-growing-percent=0`
- * trades it back for RSS.
+ * primary and every worker); a V8 flag given to node itself wins. The price is collector CPU: the
+ * bare proxy under these settings takes ~40% more CPU a request (README, Performance, Memory);
+ * `node --heap-growing-percent=0 --max-semi-space-size=16` trades it back for RSS.
  */
 export const HEAP = {
   /** A full collection once old space has grown by half of what the last one left, not by up to 3×. */
