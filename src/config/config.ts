@@ -242,13 +242,16 @@ function positiveSize(value: unknown, field: string): number {
 
 /** Reads a YAML config file into raw settings, rejecting unknown keys. */
 export function readConfigFile(path: string): RawSettings {
-  let text: string;
+  return parseConfigText(readConfigText(path), path);
+}
+
+/** A config file's text. */
+export function readConfigText(path: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (err) {
     throw new InputError(`cannot read ${path}: ${(err as Error).message}`, '--config');
   }
-  return parseConfigText(text, path);
 }
 
 /**
@@ -262,6 +265,13 @@ const yamlParser = (): typeof import('yaml') => (yaml ??= createRequire(import.m
 
 /** Parses a config file's text (read from `path`) into raw settings, rejecting unknown keys. */
 export function parseConfigText(text: string, path: string): RawSettings {
+  const doc = parseConfigDocument(text, path);
+  for (const key of Object.keys(doc)) checkSettingKey(key, path);
+  return doc as RawSettings;
+}
+
+/** A config file's YAML as a mapping, its keys not yet checked (an empty file is an empty mapping). */
+export function parseConfigDocument(text: string, path: string): Record<string, unknown> {
   const { parse } = yamlParser();
   let doc: unknown;
   try {
@@ -273,12 +283,14 @@ export function parseConfigText(text: string, path: string): RawSettings {
   if (typeof doc !== 'object' || Array.isArray(doc)) {
     throw new InputError(`${path} must hold a mapping of settings`, '--config');
   }
-  for (const key of Object.keys(doc)) {
-    if (!SETTING_KEYS.includes(key as SettingKey)) {
-      throw new InputError(`unknown setting "${key}" in ${path}; known: ${SETTING_KEYS.join(', ')}`, '--config');
-    }
+  return doc as Record<string, unknown>;
+}
+
+/** Throws unless `key` is a setting a config file may hold. */
+export function checkSettingKey(key: string, path: string): void {
+  if (!SETTING_KEYS.includes(key as SettingKey)) {
+    throw new InputError(`unknown setting "${key}" in ${path}; known: ${SETTING_KEYS.join(', ')}`, '--config');
   }
-  return doc as RawSettings;
 }
 
 /** Validates raw settings (file merged with flags, flags winning) into a Config. */
