@@ -25,6 +25,8 @@ Usage:
   drum-splitter rollout status|decisions       the canary controller: where it is, why
   drum-splitter rollout start|pause|resume|approve|abort
   drum-splitter replay --baseline URL --canary URL FILE...   recorded requests to both, compared
+  drum-splitter check --config FILE            validate a config file (settings, rollout plan) as
+                                               serve reads it, starting nothing; --config repeatable
   drum-splitter --help | --version
 
 Options for serve (a --config file takes the same settings; flags win):
@@ -51,7 +53,8 @@ Environment (at start; wins over flags, the config file and the state file):
 Exit codes: serve: 0 stopped cleanly, 1 could not run (e.g. address in use), 2 bad flag,
 config or environment, 3 stopped but cut requests still in flight at --drain-timeout.
 weights and rollout: 0 done, 1 admin API unreachable or failing, 2 bad usage or request
-rejected (for rollout also: not possible now, a 409), 3 unauthorized.`;
+rejected (for rollout also: not possible now, a 409), 3 unauthorized.
+check: 0 every file good, 2 a problem (a line for each).`;
 
 /** serve's exit code when shutdown had to cut requests still in flight. */
 const EXIT_CUT = 3;
@@ -61,6 +64,8 @@ const TAKES: Readonly<Record<string, Readonly<Record<string, unknown>>>> = { ...
 const OPTIONS = { ...allOptions(), ...REPLAY_OPTIONS };
 
 type Values = Readonly<Record<string, string | boolean | string[] | undefined>>;
+/** parseArgs' record of each argument, in order. */
+type Token = { readonly kind: string; readonly name?: string; readonly value?: string };
 
 function version(): string {
   // The package root is two levels up from src/cli/main.ts (run from source), three from dist/src/cli/main.js.
@@ -111,11 +116,11 @@ async function serve(v: Values): Promise<void> {
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true, tokens: true });
   } catch (err) {
     throw new InputError((err as Error).message.split('\n')[0]!);
   }
-  const { values, positionals } = parsed as { values: Values; positionals: string[] };
+  const { values, positionals, tokens } = parsed as { values: Values; positionals: string[]; tokens: readonly Token[] };
   if (values.version) {
     console.log(version());
     return 0;
@@ -126,7 +131,7 @@ export async function main(argv: string[]): Promise<number> {
     return command === undefined && !values.help ? 2 : 0;
   }
   const takes = TAKES[command];
-  if (takes === undefined) throw new InputError(`unknown command "${command}" (try serve, demo, weights, rollout, replay or --help)`);
+  if (takes === undefined) throw new InputError(`unknown command "${command}" (try serve, demo, weights, rollout, replay, check or --help)`);
   const foreign = Object.keys(values).find((flag) => !(flag in takes));
   if (foreign !== undefined) throw new InputError(`--${foreign} is not an option of ${command} (see --help)`);
   if (command === 'weights' || command === 'rollout') {
@@ -142,6 +147,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (command === 'replay') return (await import('../replay/command.js')).replayCommand(values, extra);
   if (extra.length > 0) throw new InputError(`unexpected argument "${extra[0]}"`);
+  if (command === 'check') {
+    // Every --config given: values keeps only the last, as serve takes one file.
+    const files = tokens.flatMap((t) => (t.kind === 'option' && t.name === 'config' ? [t.value!] : []));
+    return (await import('./check.js')).checkCommand(files);
+  }
   if (command === 'serve') {
     await serve(values);
     return -1; // keeps running until a signal

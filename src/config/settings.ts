@@ -203,6 +203,8 @@ export const COMMAND_FLAGS: Readonly<Record<string, Readonly<Record<string, Opti
   weights: ADMIN_CLIENT_FLAGS,
   rollout: ADMIN_CLIENT_FLAGS,
   demo: { listen: { type: 'string' }, rollout: { type: 'boolean' } },
+  // Repeatable, but declared as serve's is (one spec per flag name in allOptions): main.ts reads every --config of check from parseArgs' tokens.
+  check: { config: { type: 'string' } },
 };
 
 /** Every flag any command takes, for parseArgs; which command may use which is checked after. */

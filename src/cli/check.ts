@@ -1,0 +1,114 @@
+import { InputError } from '../common/input-error.js';
+import { buildConfig, checkSettingKey, parseConfigDocument, readConfigText, type Config } from '../config/config.js';
+import { describePlan } from '../rollout/plan.js';
+
+/**
+ * `drum-splitter check --config FILE`: a config file judged by the very functions serve reads it
+ * with (readConfigText, parseConfigDocument, checkSettingKey, buildConfig and, through it,
+ * parsePlan), starting nothing. They stop at their first problem; to name every problem of a
+ * file, they are asked about parts of it (see problems()). The file alone is judged: flags, the
+ * environment and the files it names (tokens, state) are the pod's, not the file's.
+ */
+
+type Mapping = Record<string, unknown>;
+
+/** A judge throws an InputError at the first problem of what it is given. */
+type Judge = (settings: Mapping) => void;
+
+/** Checks each file; a line each on stdout when good, a line per problem on stderr; 0 if all are good, else 2. */
+export function checkCommand(files: readonly string[]): number {
+  if (files.length === 0) throw new InputError('check needs --config FILE (repeatable)');
+  let code = 0;
+  for (const file of files) {
+    const result = checkFile(file);
+    if (typeof result === 'string') {
+      console.log(`drum-splitter: ${file}: ok (${result})`);
+    } else {
+      for (const line of result) console.error(`drum-splitter: ${line}`);
+      code = 2;
+    }
+  }
+  return code;
+}
+
+/** The file's summary when good; else every problem found, each a line naming the file. */
+export function checkFile(path: string): string | string[] {
+  let doc: Mapping;
+  try {
+    doc = parseConfigDocument(readConfigText(path), path);
+  } catch (err) {
+    // Unreadable, not YAML, not a mapping: the message names the file; its "--config: " would add nothing.
+    const e = err as InputError;
+    return [e.message.slice(`${e.field!}: `.length)];
+  }
+  const known: Mapping = {};
+  const found: string[] = [];
+  for (const [key, value] of Object.entries(doc)) {
+    const unknown = attempt(() => checkSettingKey(key, path));
+    if (unknown === undefined) known[key] = value;
+    else found.push(unknown.message.slice('--config: '.length));
+  }
+  // The rollout plan's keys are looked into as the settings are: a bad hold and a bad threshold are two lines.
+  const inside = (key: string, good: Mapping): Judge | undefined => (key === 'rollout' ? (plan) => buildConfig({ ...good, rollout: plan }) : undefined);
+  found.push(...new Set(problems(known, (settings) => buildConfig(settings), 0, inside).map((p) => `${path}: ${p}`)));
+  return found.length > 0 ? found : summary(buildConfig(known));
+}
+
+/**
+ * Every problem `judge` finds in `settings`, though it stops at its first: each key alone,
+ * with the others at their defaults, so that one problem never hides another; a key failing
+ * alone again beside the keys found good (weights naming the file's own upstreams fail on the
+ * default ones); then the good keys together, as serve reads them, a problem at a time (each
+ * key may be fine alone, e.g. workers: 4 with metricsOnTraffic), the key at fault set aside
+ * after each. `depth` is the settings' place in a problem's field (1 for "rollout.steps");
+ * `inside` gives a judge for a failing key whose mapping is looked into the same way.
+ * A setting that depends on one found bad (weights naming an upstream whose URL is wrong) is
+ * judged against that one's default, and may be reported too, as a compiler reports the uses
+ * of a declaration that failed.
+ */
+function problems(settings: Mapping, judge: Judge, depth: number, inside?: (key: string, good: Mapping) => Judge | undefined): string[] {
+  const good: Mapping = {};
+  const failing: string[] = [];
+  for (const [key, value] of Object.entries(settings)) {
+    if (attempt(() => judge({ [key]: value })) === undefined) good[key] = value;
+    else failing.push(key);
+  }
+  const found: string[] = [];
+  for (const key of failing) {
+    const value = settings[key];
+    const err = attempt(() => judge({ ...good, [key]: value }));
+    if (err === undefined) {
+      good[key] = value;
+      continue;
+    }
+    const nested = inside?.(key, { ...good });
+    found.push(...(nested !== undefined && isMapping(value) ? problems(value, nested, depth + 1) : [err.message]));
+  }
+  for (let err = attempt(() => judge(good)); err !== undefined; err = attempt(() => judge(good))) {
+    found.push(err.message);
+    // The key at this depth the field points into: "rollout.steps[2].hold" is "rollout", then "steps".
+    const key = err.field!.split(/[.[]/)[depth];
+    // A problem outside this level (a plan's needing two upstreams) is not any of its keys'.
+    if (key === undefined || !Object.hasOwn(good, key)) break;
+    delete good[key];
+  }
+  return found;
+}
+
+/** Whatever serve's readers throw: they throw InputErrors, each naming its field. */
+function attempt(run: () => void): InputError | undefined {
+  try {
+    run();
+    return undefined;
+  } catch (err) {
+    return err as InputError;
+  }
+}
+
+const isMapping = (v: unknown): v is Mapping => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+function summary(config: Config): string {
+  const upstreams = `${config.upstreams.length} upstream${config.upstreams.length === 1 ? '' : 's'}`;
+  const plan = config.rollout === undefined ? 'no rollout plan' : `rollout plan: ${config.rollout.canary} ${describePlan(config.rollout)}`;
+  return `${upstreams}, ${plan}`;
+}
