@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import { AtomicFile } from './common/atomic-file.js';
 import { RolloutController, type ControllerDeps, type SavedRollout } from './rollout/controller.js';
+import { LocalEvidence } from './rollout/evidence.js';
 import { Notifier } from './rollout/notify.js';
 import { describePlan, type RolloutPlan } from './rollout/plan.js';
 import { formatSavedRollout, readSavedRollout, rolloutStatePath } from './rollout/saved.js';
@@ -16,6 +17,7 @@ import { createLogger } from './common/log.js';
 import { watchConfig, type ConfigWatcher } from './config/watch.js';
 import { probeUpstreams } from './observe/health.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
+import type { Outcomes } from './observe/outcomes.js';
 import { InputError } from './common/input-error.js';
 import { startProxy } from './proxy/listener.js';
 import { startShadow, type Shadow } from './shadow/shadow.js';
@@ -60,14 +62,16 @@ const PROBE_TIMEOUT_MS = 2000;
 /** The canary controller with its webhooks and saved state; start() begins the checks. */
 function createRollout(
   plan: RolloutPlan,
-  deps: Pick<ControllerDeps, 'store' | 'upstreams' | 'outcomes' | 'poller' | 'log' | 'saved'> & { metrics: Metrics; statePath: string | undefined },
+  deps: Pick<ControllerDeps, 'store' | 'upstreams' | 'log' | 'saved'> & { outcomes: Outcomes; poller: UpstreamPoller; metrics: Metrics; statePath: string | undefined },
 ): { controller: RolloutController; start(): void; stop(): Promise<void> } {
   const { log, metrics, statePath } = deps;
   const failures = new Counter({ name: 'drum_rollout_notify_failures_total', help: 'Rollout webhooks not delivered, by reason.', labelNames: ['reason'], registers: [metrics.registry] });
   const notifier = new Notifier(plan.notify, { log, failures });
   const file = statePath === undefined ? undefined : new AtomicFile(rolloutStatePath(statePath), formatSavedRollout, (err) => log.error({ err: err.message }, 'cannot write the rollout state'));
+  const { outcomes, poller, ...rest } = deps;
   const controller = new RolloutController({
-    ...deps,
+    ...rest,
+    evidence: new LocalEvidence({ plan, outcomes, poller, now: Date.now }),
     plan,
     registry: metrics.registry,
     notifier,

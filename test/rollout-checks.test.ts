@@ -96,6 +96,28 @@ t.test('RSS growth (> 10%/h), OOM and /ping (> 30 s): immediate', async (t) => {
   t.equal(pingCheck(30_000, 30_000).status, 'rollback');
 });
 
+t.test('p99 from histograms (the fleet, from Prometheus): the same verdicts as from samples', async (t) => {
+  const les = [0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.5, 1, 2.5];
+  const hist = (values: number[]): SideStats => ({
+    requests: values.length,
+    errors: 0,
+    latencies: { histogram: [...les, Infinity].map((le) => ({ le, count: values.filter((v) => v <= le).length })) },
+  });
+  const baseline = hist(spread(2000, 0.1));
+  const table: [string, number[], string][] = [
+    ['the same', spread(2000, 0.1), 'ok'],
+    ['twice as slow: over 50%', spread(2000, 0.2), 'reduce'],
+    ['faster', spread(2000, 0.05), 'ok'],
+    ['too few canary requests', spread(20, 0.2), 'inconclusive'],
+  ];
+  for (const [name, canary, status] of table) t.equal(p99Check(hist(canary), baseline, 0.2, 0.5, 200).status, status, name);
+  t.match(p99Check(hist(spread(2000, 0.2)), baseline, 0.2, 0.5, 200).text, /canary p99 .* vs baseline .*, n=2,000\/2,000\)/);
+  const counted = { requests: 300, errors: 0, latencies: { histogram: [{ le: Infinity, count: 0 }] } };
+  t.equal(p99Check(counted, counted, 0.2, 0.5, 200).status, 'inconclusive', 'counted but no observations in the histograms');
+  t.throws(() => p99Check(hist(spread(300, 0.1)), side(300, 0, spread(300, 0.1)), 0.2, 0.5, 200), TypeError, 'a histogram and a sample are not compared');
+  t.throws(() => p99Check(side(300, 0, spread(300, 0.1)), hist(spread(300, 0.1)), 0.2, 0.5, 200), TypeError);
+});
+
 t.test('judge: the most severe status decides, with the deciding checks as its text', async (t) => {
   const step = DEFAULT_STEPS[2]!;
   const fine = { canaryRss: 100 * MiB, baselineRss: 100 * MiB, canaryGrowthPerHour: 0, canaryOom: false };
@@ -107,6 +129,7 @@ t.test('judge: the most severe status decides, with the deciding checks as its t
   t.match(judge({ ...base, memory: { ...fine, canaryRss: 200 * MiB } }, step, DEFAULT_ROLLBACK, 200), { action: 'reduce' });
   const worst = judge({ ...base, canary: side(500, 50, spread(500, 0.3)), canaryDownMs: 60_000 }, step, DEFAULT_ROLLBACK, 200);
   t.match(worst, { action: 'rollback', text: /error rate 10% .*; canary has not answered \/ping/ }, 'every immediate trigger named, the reduction not');
+  t.same(judge({ ...base, canary: side(500, 50, spread(500, 0.3)), unavailable: 'Prometheus unreachable' }, step, DEFAULT_ROLLBACK, 200), { action: 'inconclusive', checks: [], text: 'Prometheus unreachable' }, 'no numbers: inconclusive, whatever they would have said');
 });
 
 t.test('the window: exact counts, a bounded uniform latency sample per bucket, old buckets leave', async (t) => {

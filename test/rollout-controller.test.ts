@@ -2,6 +2,7 @@
 import { Counter, Registry } from 'prom-client';
 import t, { type Test } from 'tap';
 import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
+import { LocalEvidence } from '../src/rollout/evidence.js';
 import type { PollSample } from '../src/observe/poller.js';
 import { RolloutController, type SavedRollout } from '../src/rollout/controller.js';
 import { Notifier } from '../src/rollout/notify.js';
@@ -53,14 +54,18 @@ function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt
     plan,
     store,
     upstreams: UPSTREAMS,
-    outcomes,
-    poller: {
-      subscribe: (l) => {
-        pollListeners.add(l);
-        return () => pollListeners.delete(l);
+    evidence: new LocalEvidence({
+      plan,
+      outcomes,
+      poller: {
+        subscribe: (l) => {
+          pollListeners.add(l);
+          return () => pollListeners.delete(l);
+        },
+        downMs: (name) => down.get(name) ?? 0,
       },
-      downMs: (name) => down.get(name) ?? 0,
-    },
+      now: () => now,
+    }),
     registry,
     notifier: new Notifier([], { log: silentLog, failures: new Counter({ name: 'n_total', help: 'n', labelNames: ['reason'], registers: [] }) }),
     log: silentLog,
@@ -268,8 +273,8 @@ t.test('a step the weights cannot take (another canary holds too much): refused,
   const outcomes = new Outcomes();
   let now = 0;
   const controller = new RolloutController({
-    plan, store, upstreams, outcomes, registry: new Registry(), log,
-    poller: { subscribe: () => () => undefined, downMs: () => 0 },
+    plan, store, upstreams, registry: new Registry(), log,
+    evidence: new LocalEvidence({ plan, outcomes, poller: { subscribe: () => () => undefined, downMs: () => 0 }, now: () => now }),
     notifier: new Notifier([], { log, failures: new Counter({ name: 'f_total', help: 'f', labelNames: ['reason'], registers: [] }) }),
     now: () => now,
     setInterval: (fn) => (tick = fn),

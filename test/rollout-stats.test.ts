@@ -1,5 +1,5 @@
 import t from 'tap';
-import { growthPerHour, mannWhitneyGreater, quantile, slope } from '../src/rollout/stats.js';
+import { growthPerHour, histogramQuantile, mannWhitneyGreater, mannWhitneyGreaterBinned, quantile, slope, type HistogramBucket } from '../src/rollout/stats.js';
 
 const range = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
 const oneTo = (n: number): number[] => range(n, (i) => i + 1);
@@ -130,6 +130,53 @@ t.test('mannWhitneyGreater: 50,000 values a side (sorting, not pairwise comparis
   t.equal(apart.p, 0);
   t.ok(apart.z > 37, `z ${apart.z}`);
   t.equal(mannWhitneyGreater(range(1000, (i) => i), range(1000, (i) => 1000 + i)).p, 1, 'the mirror image: p = 1');
+});
+
+/** Cumulative buckets of `values` for the bounds `les` (+Inf added), as Prometheus exposes a histogram. */
+const bucketsOf = (values: readonly number[], les: readonly number[]): HistogramBucket[] =>
+  [...les, Infinity].map((le) => ({ le, count: values.filter((v) => v <= le).length }));
+
+t.test('mannWhitneyGreaterBinned: a histogram is the sample with each bucket one tie group', async (t) => {
+  const les = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+  // Each value stands for its bucket: the test on the samples so mapped must equal the test on the buckets.
+  const bucketOf = (v: number): number => les.find((le) => v <= le) ?? Infinity;
+  const cases: [string, number[], number[]][] = [
+    ['the canary slower', range(300, (i) => 0.004 + ((i * 37) % 100) / 400), range(3000, (i) => 0.003 + ((i * 53) % 100) / 600)],
+    ['alike', range(200, (i) => ((i * 7) % 100) / 300), range(2000, (i) => ((i * 7) % 100) / 300)],
+    ['the canary faster', range(100, (i) => 0.001 * (i % 9)), range(500, (i) => 0.02 + (i % 50) / 100)],
+    ['some in +Inf', range(50, (i) => (i % 5 === 0 ? 3 : 0.2)), range(80, () => 0.2)],
+  ];
+  for (const [name, c, b] of cases) {
+    const binned = mannWhitneyGreaterBinned(bucketsOf(c, les), bucketsOf(b, les));
+    const sampled = mannWhitneyGreater(c.map(bucketOf), b.map(bucketOf));
+    t.equal(binned.u, sampled.u, `${name}: u`);
+    t.ok(Math.abs(binned.p - sampled.p) <= 1e-12 * Math.max(1, sampled.p), `${name}: p ${binned.p} vs ${sampled.p}`);
+    t.same([binned.n1, binned.n2], [c.length, b.length], `${name}: n`);
+  }
+  t.ok(mannWhitneyGreaterBinned(bucketsOf(cases[0]![1], les), bucketsOf(cases[0]![2], les)).p < 0.01, 'the slower canary is found slower');
+  t.same(mannWhitneyGreaterBinned(bucketsOf([], les), bucketsOf([0.1], les)), { u: 0, z: 0, p: 1, n1: 0, n2: 1 }, 'no canary observations: no evidence');
+  t.throws(() => mannWhitneyGreaterBinned(bucketsOf([1], les), bucketsOf([1], les.slice(1))), RangeError, 'different bounds refused');
+  t.throws(() => mannWhitneyGreaterBinned(bucketsOf([1], [0.1]), bucketsOf([1], [0.2])), RangeError, 'same count, other bounds refused');
+});
+
+t.test("histogramQuantile: PromQL's histogram_quantile", async (t) => {
+  const b = (...pairs: [number, number][]): HistogramBucket[] => pairs.map(([le, count]) => ({ le, count }));
+  const cases: [string, HistogramBucket[], number, number][] = [
+    ['in the first bucket, from 0', b([0.1, 10], [0.2, 20], [Infinity, 20]), 0.5, 0.1],
+    ['interpolated in the second', b([0.1, 10], [0.2, 20], [Infinity, 20]), 0.75, 0.15],
+    ['rank in +Inf: the highest finite bound', b([0.1, 10], [Infinity, 20]), 0.99, 0.1],
+    ['fractional counts (increase())', b([0.5, 2.5], [1, 5], [Infinity, 5]), 0.99, 0.5 + 0.5 * ((4.95 - 2.5) / 2.5)],
+    ['an empty bucket before the rank', b([0.1, 0], [0.2, 0], [0.4, 4], [Infinity, 4]), 0.5, 0.3],
+    ['q=0 in an empty first bucket: its lower bound', b([0.1, 0], [0.2, 4], [Infinity, 4]), 0, 0],
+    ['no observations', b([0.1, 0], [Infinity, 0]), 0.99, NaN],
+    ['only +Inf', b([Infinity, 3]), 0.5, NaN],
+    ['no buckets', [], 0.5, NaN],
+  ];
+  for (const [name, buckets, q, want] of cases) {
+    const got = histogramQuantile(buckets, q);
+    t.ok(Number.isNaN(want) ? Number.isNaN(got) : Math.abs(got - want) < 1e-12, `${name}: ${got}, want ${want}`);
+  }
+  t.throws(() => histogramQuantile(b([1, 1], [Infinity, 1]), 1.5), RangeError);
 });
 
 t.test('slope: ordinary least squares', async (t) => {

@@ -1,13 +1,28 @@
 import type { RollbackThresholds, StepCriteria } from './plan.js';
-import { mannWhitneyGreater, quantile } from './stats.js';
+import { histogramQuantile, mannWhitneyGreater, mannWhitneyGreaterBinned, quantile, type HistogramBucket, type MannWhitney } from './stats.js';
 
-/** What one upstream did in the window, as the proxy saw it. */
+/**
+ * Latencies in seconds: a sample, ascending (the proxy's own window), or a histogram's cumulative
+ * buckets (the fleet's, from Prometheus). Both sides of a comparison come from one source.
+ */
+export type Latencies = readonly number[] | { readonly histogram: readonly HistogramBucket[] };
+
+const count = (l: Latencies): number => ('histogram' in l ? (l.histogram.at(-1)?.count ?? 0) : l.length);
+const p99Of = (l: Latencies): number => ('histogram' in l ? histogramQuantile(l.histogram, 0.99) : quantile(l, 0.99));
+
+function slowerTest(canary: Latencies, baseline: Latencies): MannWhitney {
+  if ('histogram' in canary && 'histogram' in baseline) return mannWhitneyGreaterBinned(canary.histogram, baseline.histogram);
+  if (!('histogram' in canary) && !('histogram' in baseline)) return mannWhitneyGreater(canary, baseline);
+  throw new TypeError('a sample and a histogram cannot be compared');
+}
+
+/** What one upstream did in the window: as the proxy saw it, or as Prometheus saw the fleet. */
 export interface SideStats {
+  /** May be fractional from Prometheus (increase() extrapolates over the window). */
   readonly requests: number;
   /** 5xx answers: the upstream's own, and our 502/504 for it. */
   readonly errors: number;
-  /** Latency samples in seconds, ascending. */
-  readonly latencies: readonly number[];
+  readonly latencies: Latencies;
 }
 
 /** Memory from DRUM's /stats/; undefined where the upstream does not report it. */
@@ -26,6 +41,8 @@ export interface Evidence {
   readonly memory: MemoryEvidence;
   /** How long the canary has not answered /ping, in ms; 0 while it answers. */
   readonly canaryDownMs: number;
+  /** Why there are no numbers this time (Prometheus unreachable, say): the verdict is inconclusive. */
+  readonly unavailable?: string;
 }
 
 export type CheckName = 'error_rate' | 'p99' | 'memory' | 'rss_growth' | 'oom' | 'ping';
@@ -69,7 +86,8 @@ export interface Verdict {
 export const SIGNIFICANCE = 0.01;
 
 const pct = (x: number, digits = 2): string => `${(x * 100).toFixed(digits).replace(/\.?0+$/, '')}%`;
-const num = (n: number): string => n.toLocaleString('en-US');
+// Counts from Prometheus are fractional (increase() extrapolates): shown whole.
+const num = (n: number): string => Math.round(n).toLocaleString('en-US');
 const ms = (seconds: number): string => `${(seconds * 1000).toFixed(1)} ms`;
 
 /**
@@ -97,7 +115,7 @@ export function errorRateCheck(canary: SideStats, step: number, rollback: number
  * noise of a small canary sample does not roll it back.
  */
 export function p99Check(canary: SideStats, baseline: SideStats, step: number, rollback: number, minRequests: number): CheckResult {
-  const n = Math.min(canary.latencies.length, baseline.latencies.length);
+  const n = Math.min(count(canary.latencies), count(baseline.latencies));
   const base = { check: 'p99' as const, limit: step, rollbackLimit: rollback };
   // At 100% nothing is left to compare with; the absolute checks still judge the canary.
   if (baseline.requests === 0 && canary.requests >= minRequests) {
@@ -106,11 +124,11 @@ export function p99Check(canary: SideStats, baseline: SideStats, step: number, r
   if (canary.requests < minRequests || baseline.requests < minRequests || n === 0) {
     return { ...base, value: null, status: 'inconclusive', text: `p99: ${num(canary.requests)} canary and ${num(baseline.requests)} baseline requests, fewer than ${num(minRequests)} each` };
   }
-  const c = quantile(canary.latencies, 0.99);
-  const b = quantile(baseline.latencies, 0.99);
+  const c = p99Of(canary.latencies);
+  const b = p99Of(baseline.latencies);
   const increase = b > 0 ? c / b - 1 : c > 0 ? Infinity : 0;
-  const test = mannWhitneyGreater(canary.latencies, baseline.latencies);
-  const measured = `canary p99 ${ms(c)} vs baseline ${ms(b)} (${increase >= 0 ? '+' : ''}${pct(increase, 1)}, Mann–Whitney p=${test.p.toPrecision(2)}, n=${num(canary.latencies.length)}/${num(baseline.latencies.length)})`;
+  const test = slowerTest(canary.latencies, baseline.latencies);
+  const measured = `canary p99 ${ms(c)} vs baseline ${ms(b)} (${increase >= 0 ? '+' : ''}${pct(increase, 1)}, Mann–Whitney p=${test.p.toPrecision(2)}, n=${num(count(canary.latencies))}/${num(count(baseline.latencies))})`;
   const extra = { value: increase, canaryP99: c, baselineP99: b, p: test.p };
   const slower = test.p < SIGNIFICANCE;
   if (slower && increase > rollback) return { ...base, ...extra, status: 'reduce', text: `${measured} over +${pct(rollback, 1)}` };
@@ -161,6 +179,7 @@ const SEVERITY = ['rollback', 'reduce', 'miss', 'inconclusive'] as const satisfi
 
 /** Every check over one window, and what they add up to (the most severe status any check has). */
 export function judge(e: Evidence, step: StepCriteria, rollback: RollbackThresholds, minRequests: number): Verdict {
+  if (e.unavailable !== undefined) return { action: 'inconclusive', checks: [], text: e.unavailable };
   const checks = [
     errorRateCheck(e.canary, step.maxErrorRate, rollback.maxErrorRate, minRequests),
     p99Check(e.canary, e.baseline, step.maxP99Increase, rollback.maxP99Increase, minRequests),

@@ -1,24 +1,17 @@
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { Outcomes } from '../observe/outcomes.js';
-import type { DrumMemory } from '../observe/health.js';
-import type { PollSample } from '../observe/poller.js';
 import { applyWeights, percentages } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
-import { judge, type CheckName, type CheckResult, type MemoryEvidence, type Verdict } from './checks.js';
+import { judge, type CheckName, type CheckResult, type Verdict } from './checks.js';
+import type { EvidenceSource } from './evidence.js';
 import { ACTIVE, INITIAL, NotNow, onCheck, onCommand, onManualChange, PHASES, type Command, type DecisionAction, type RolloutState, type Transition } from './machine.js';
 import type { Notifier } from './notify.js';
 import { describePlan, type RolloutPlan } from './plan.js';
-import { growthPerHour } from './stats.js';
-import { ExchangeWindow } from './window.js';
 
 /** The weight store's source for the rollout's own changes. */
 export const ROLLOUT_SOURCE = 'rollout';
 /** The last this many decisions are kept (and saved). */
 export const DECISIONS_LIMIT = 1000;
-/** Latency samples kept per bucket and upstream: p99 and the U test over up to ten buckets of these. */
-const SAMPLE_PER_BUCKET = 4000;
-const HOUR = 3_600_000;
 
 /** One decision that changed something, with the numbers it was made on. */
 export interface Decision {
@@ -59,9 +52,8 @@ export interface ControllerDeps {
   readonly plan: RolloutPlan;
   readonly store: WeightStore;
   readonly upstreams: readonly string[];
-  readonly outcomes: Outcomes;
-  /** Upstream polls (/ping, /stats/) and how long one has been silent. */
-  readonly poller: { subscribe(listener: (sample: PollSample) => void): () => void; downMs(upstream: string): number };
+  /** This process's exchanges and polls (LocalEvidence), or the fleet's from Prometheus. */
+  readonly evidence: EvidenceSource;
   readonly registry: Registry;
   readonly notifier: Notifier;
   readonly log: Logger;
@@ -82,10 +74,6 @@ export class RolloutController {
   #state: RolloutState;
   readonly #decisions: Decision[];
   #verdict: (Verdict & { at: string }) | null = null;
-  readonly #window: ExchangeWindow;
-  /** Each upstream's last DRUM memory, and the canary's RSS over the last hour. */
-  readonly #memory = new Map<string, DrumMemory | undefined>();
-  readonly #rssHistory: [number, number][] = [];
   #timer: unknown;
   /** When the check timer started: it fires every interval from then. */
   #timerStart = 0;
@@ -93,10 +81,8 @@ export class RolloutController {
   readonly #metrics: { step: Gauge; state: Gauge<'state'>; check: Gauge<'check'>; decisions: Counter<'action'> };
 
   constructor(private readonly deps: ControllerDeps) {
-    const { plan } = deps;
     this.#state = deps.saved?.state ?? INITIAL;
     this.#decisions = [...(deps.saved?.decisions ?? [])];
-    this.#window = new ExchangeWindow({ windowMs: plan.windowMs, bucketMs: plan.intervalMs, samplePerBucket: SAMPLE_PER_BUCKET, random: Math.random });
     const registers = [deps.registry];
     const self = this;
     this.#metrics = {
@@ -118,12 +104,8 @@ export class RolloutController {
   /** Starts listening and checking; a restored active rollout carries on where it was. */
   start(): void {
     const { deps } = this;
+    deps.evidence.start(() => ACTIVE.has(this.#state.phase));
     this.#unsubscribe.push(
-      // Only while it judges: an idle controller costs the request path one Set lookup.
-      deps.outcomes.subscribe((o) => {
-        if (ACTIVE.has(this.#state.phase)) this.#window.add(o, deps.now());
-      }),
-      deps.poller.subscribe((s) => this.#polled(s)),
       deps.store.subscribe((snapshot) => {
         const last = snapshot.history.at(-1)!;
         if (last.source !== ROLLOUT_SOURCE) this.#apply(onManualChange(this.#state, this.#canaryPercent(), last.who), last.who, last.reason);
@@ -149,6 +131,7 @@ export class RolloutController {
 
   stop(): void {
     this.deps.clearInterval(this.#timer);
+    this.deps.evidence.stop();
     for (const off of this.#unsubscribe.splice(0)) off();
   }
 
@@ -158,17 +141,7 @@ export class RolloutController {
     if (!ACTIVE.has(this.#state.phase)) return undefined;
     const at = now();
     const step = plan.steps[Math.max(0, this.#state.step)]!;
-    const verdict = judge(
-      {
-        baseline: this.#window.stats(plan.baseline, at),
-        canary: this.#window.stats(plan.canary, at),
-        memory: this.#memoryEvidence(at),
-        canaryDownMs: this.deps.poller.downMs(plan.canary),
-      },
-      step,
-      plan.rollback,
-      plan.minRequests,
-    );
+    const verdict = judge(this.deps.evidence.gather(at), step, plan.rollback, plan.minRequests);
     this.#verdict = { ...verdict, at: new Date(at).toISOString() };
     for (const c of verdict.checks) {
       if (c.value !== null && Number.isFinite(c.value)) this.#metrics.check.set({ check: c.check satisfies CheckName }, c.value);
@@ -180,7 +153,7 @@ export class RolloutController {
   /** A person's command; NotNow (a 409) when it does not fit the state. */
   command(command: Command, who: string, reason: string | null): RolloutView {
     const transition = onCommand(this.deps.plan, this.#state, command, this.deps.now());
-    if (command === 'start') this.#window.clear();
+    if (command === 'start') this.deps.evidence.reset(this.deps.now());
     this.#apply(transition, who, reason);
     return this.view();
   }
@@ -215,28 +188,6 @@ export class RolloutController {
     return percentages(this.deps.upstreams, this.deps.store.state.shares)[this.deps.plan.canary]!;
   }
 
-  #polled(sample: PollSample): void {
-    if (sample.kind !== 'stats') return;
-    this.#memory.set(sample.upstream, sample.memory);
-    if (sample.upstream !== this.deps.plan.canary) return;
-    if (sample.memory === undefined) return;
-    this.#rssHistory.push([sample.at, sample.memory.rss]);
-  }
-
-  #memoryEvidence(now: number): MemoryEvidence {
-    const { canary, baseline } = this.deps.plan;
-    const c = this.#memory.get(canary);
-    // The last hour only, however the polls came; a fit needs a quarter of an hour of them, or one restart's noise reads as a leak.
-    while (this.#rssHistory.length > 0 && this.#rssHistory[0]![0] < now - HOUR) this.#rssHistory.shift();
-    const span = this.#rssHistory.length > 0 ? this.#rssHistory.at(-1)![0] - this.#rssHistory[0]![0] : 0;
-    return {
-      canaryRss: c?.rss,
-      baselineRss: this.#memory.get(baseline)?.rss,
-      canaryGrowthPerHour: this.#rssHistory.length >= 3 && span >= HOUR / 4 ? growthPerHour(this.#rssHistory) : undefined,
-      canaryOom: c?.containerLimit === undefined || c.containerMaxUsed === undefined ? undefined : c.containerMaxUsed >= c.containerLimit,
-    };
-  }
-
   /** Carries out a transition: the weight, then the record, log, metrics, webhooks and saved state. */
   #apply(t: Transition, who: string, reason: string | null, checks?: readonly CheckResult[]): void {
     const from = this.#state.weight;
@@ -246,7 +197,7 @@ export class RolloutController {
       // Set before the store tells its subscribers, so our own change is not taken for a person's.
       this.#state = t.state;
       store.change(shares, { source: ROLLOUT_SOURCE, who: who === 'rollout' ? 'rollout' : `rollout (${who})`, reason: t.text ?? null });
-      this.#window.clear();
+      this.deps.evidence.reset(this.deps.now());
     }
     this.#state = t.state;
     if (t.action !== undefined) {

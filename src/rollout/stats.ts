@@ -40,35 +40,81 @@ export interface MannWhitney {
  * O(n log n): each sample is sorted once and the two are merged, tie group by tie group.
  */
 export function mannWhitneyGreater(canary: readonly number[], baseline: readonly number[]): MannWhitney {
-  const n1 = canary.length;
-  const n2 = baseline.length;
-  if (n1 === 0 || n2 === 0) return { u: 0, z: 0, p: 1, n1, n2 };
   // Float64Array sorts numerically, and faster than an array of numbers with a comparator.
-  const c = Float64Array.from(canary).sort();
-  const b = Float64Array.from(baseline).sort();
+  return mannWhitneyGroups(tieGroups(Float64Array.from(canary).sort(), Float64Array.from(baseline).sort()));
+}
+
+/** Two ascending samples merged into groups of equal values: [how many of the canary's, of the baseline's], ascending. */
+function* tieGroups(c: Float64Array, b: Float64Array): Generator<readonly [number, number]> {
   let i = 0;
   let j = 0;
+  while (i < c.length || j < b.length) {
+    const v = Math.min(i < c.length ? c[i]! : Infinity, j < b.length ? b[j]! : Infinity);
+    const [i0, j0] = [i, j];
+    while (i < c.length && c[i] === v) i++;
+    while (j < b.length && b[j] === v) j++;
+    yield [i - i0, j - j0];
+  }
+}
+
+/** A histogram's bucket as Prometheus exposes it: the count of observations ≤ `le` (cumulative), +Inf last. */
+export interface HistogramBucket {
+  readonly le: number;
+  readonly count: number;
+}
+
+/**
+ * The same test on two histograms with the same bucket bounds (a metric's `_bucket` series from
+ * Prometheus): each bucket is one tie group, since the observations in it are known only to lie
+ * within its bounds. Coarse buckets make ties, and ties lower the variance the test credits, so
+ * the test is conservative rather than wrong. Counts may be fractional (increase() extrapolates).
+ */
+export function mannWhitneyGreaterBinned(canary: readonly HistogramBucket[], baseline: readonly HistogramBucket[]): MannWhitney {
+  if (canary.length !== baseline.length || canary.some((b, k) => b.le !== baseline[k]!.le)) {
+    throw new RangeError('the two histograms need the same bucket bounds');
+  }
+  return mannWhitneyGroups(canary.map((b, k) => [b.count - (canary[k - 1]?.count ?? 0), baseline[k]!.count - (baseline[k - 1]?.count ?? 0)] as const));
+}
+
+/** The U test from tie groups in ascending order of value. */
+function mannWhitneyGroups(groups: Iterable<readonly [inC: number, inB: number]>): MannWhitney {
+  let n1 = 0;
+  let n2 = 0;
   let u = 0;
   let ties = 0;
-  while (i < n1 || j < n2) {
-    const v = Math.min(i < n1 ? c[i]! : Infinity, j < n2 ? b[j]! : Infinity);
-    // The j baseline values passed so far are all below v; the group of values equal to v splits its pairs half and half.
-    const below = j;
-    const i0 = i;
-    while (i < n1 && c[i] === v) i++;
-    while (j < n2 && b[j] === v) j++;
-    const inC = i - i0;
-    const inB = j - below;
-    u += inC * (below + inB / 2);
+  for (const [inC, inB] of groups) {
+    // The n2 baseline values passed so far are all below this group; its own pairs split half and half.
+    u += inC * (n2 + inB / 2);
+    n1 += inC;
+    n2 += inB;
     const t = inC + inB;
     ties += t * t * t - t;
   }
+  if (n1 === 0 || n2 === 0) return { u: 0, z: 0, p: 1, n1, n2 };
   const n = n1 + n2;
   const variance = ((n1 * n2) / 12) * (n + 1 - ties / (n * (n - 1)));
   if (!(variance > 0)) return { u, z: 0, p: 1, n1, n2 };
   // scipy subtracts the 0.5 whatever the sign of U − μ, since the p-value is always an upper tail.
   const z = (u - (n1 * n2) / 2 - 0.5) / Math.sqrt(variance);
   return { u, z, p: Math.min(1, 0.5 * erfc(z / Math.SQRT2)), n1, n2 };
+}
+
+/**
+ * A quantile from cumulative buckets as PromQL's histogram_quantile computes it: the bucket
+ * holding rank q·total, interpolated linearly between its bounds (the first bucket's lower bound
+ * is 0); a rank in the +Inf bucket gives the highest finite bound. NaN with no observations.
+ */
+export function histogramQuantile(buckets: readonly HistogramBucket[], q: number): number {
+  if (!(q >= 0 && q <= 1)) throw new RangeError(`quantile q must be within [0, 1], got ${q}`);
+  const total = buckets.at(-1)?.count ?? 0;
+  if (!(total > 0)) return NaN;
+  const rank = q * total;
+  const k = buckets.findIndex((b) => b.count >= rank);
+  if (buckets[k]!.le === Infinity) return buckets[k - 1]?.le ?? NaN;
+  const lower = k === 0 ? 0 : buckets[k - 1]!.le;
+  const below = k === 0 ? 0 : buckets[k - 1]!.count;
+  const inBucket = buckets[k]!.count - below;
+  return inBucket === 0 ? lower : lower + (buckets[k]!.le - lower) * ((rank - below) / inBucket);
 }
 
 // erfc by W. J. Cody's rational Chebyshev approximations ("Rational Chebyshev approximations for the

@@ -1,0 +1,100 @@
+import type { Outcomes } from '../observe/outcomes.js';
+import type { DrumMemory } from '../observe/health.js';
+import type { PollSample } from '../observe/poller.js';
+import type { Evidence, MemoryEvidence } from './checks.js';
+import type { RolloutPlan } from './plan.js';
+import { growthPerHour } from './stats.js';
+import { ExchangeWindow } from './window.js';
+
+/**
+ * Where the controller's numbers come from. The same controller, checks and state machine judge
+ * either this process's own exchanges (LocalEvidence) or a fleet's, read from Prometheus
+ * (fleet/prometheus.ts).
+ */
+export interface EvidenceSource {
+  /** Begins collecting; `judging` says whether a rollout is active (an idle one collects nothing). */
+  start(judging: () => boolean): void;
+  stop(): void;
+  /** What the checks judge, for the window ending at `at`. */
+  gather(at: number): Evidence;
+  /** A new step (or rollout) judges only its own traffic, from `at` on. */
+  reset(at: number): void;
+}
+
+const HOUR = 3_600_000;
+/** Latency samples kept per bucket and upstream: p99 and the U test over up to ten buckets of these. */
+const SAMPLE_PER_BUCKET = 4000;
+
+/** The canary's RSS over the last hour, for the leak check: the same fit whichever source reads it. */
+export class RssHistory {
+  readonly #points: [number, number][] = [];
+
+  add(at: number, rss: number): void {
+    this.#points.push([at, rss]);
+  }
+
+  /** Growth per hour over the last hour; undefined until a quarter of an hour of points, or one restart's noise reads as a leak. */
+  growthPerHour(now: number): number | undefined {
+    while (this.#points.length > 0 && this.#points[0]![0] < now - HOUR) this.#points.shift();
+    const span = this.#points.length > 0 ? this.#points.at(-1)![0] - this.#points[0]![0] : 0;
+    return this.#points.length >= 3 && span >= HOUR / 4 ? growthPerHour(this.#points) : undefined;
+  }
+}
+
+/** One process's evidence: its own exchanges (the window) and its upstream polls (/ping, /stats/). */
+export class LocalEvidence implements EvidenceSource {
+  readonly #window: ExchangeWindow;
+  /** Each upstream's last DRUM memory. */
+  readonly #memory = new Map<string, DrumMemory | undefined>();
+  readonly #rss = new RssHistory();
+  readonly #unsubscribe: (() => void)[] = [];
+
+  constructor(
+    private readonly deps: {
+      readonly plan: RolloutPlan;
+      readonly outcomes: Outcomes;
+      /** Upstream polls (/ping, /stats/) and how long one has been silent. */
+      readonly poller: { subscribe(listener: (sample: PollSample) => void): () => void; downMs(upstream: string): number };
+      readonly now: () => number;
+    },
+  ) {
+    this.#window = new ExchangeWindow({ windowMs: deps.plan.windowMs, bucketMs: deps.plan.intervalMs, samplePerBucket: SAMPLE_PER_BUCKET, random: Math.random });
+  }
+
+  start(judging: () => boolean): void {
+    const { deps } = this;
+    this.#unsubscribe.push(
+      // Only while it judges: an idle controller costs the request path one Set lookup.
+      deps.outcomes.subscribe((o) => {
+        if (judging()) this.#window.add(o, deps.now());
+      }),
+      deps.poller.subscribe((s) => this.#polled(s)),
+    );
+  }
+
+  stop(): void {
+    for (const off of this.#unsubscribe.splice(0)) off();
+  }
+
+  reset(): void {
+    this.#window.clear();
+  }
+
+  gather(at: number): Evidence {
+    const { plan, poller } = this.deps;
+    const canary = this.#memory.get(plan.canary);
+    const memory: MemoryEvidence = {
+      canaryRss: canary?.rss,
+      baselineRss: this.#memory.get(plan.baseline)?.rss,
+      canaryGrowthPerHour: this.#rss.growthPerHour(at),
+      canaryOom: canary?.containerLimit === undefined || canary.containerMaxUsed === undefined ? undefined : canary.containerMaxUsed >= canary.containerLimit,
+    };
+    return { baseline: this.#window.stats(plan.baseline, at), canary: this.#window.stats(plan.canary, at), memory, canaryDownMs: poller.downMs(plan.canary) };
+  }
+
+  #polled(sample: PollSample): void {
+    if (sample.kind !== 'stats') return;
+    this.#memory.set(sample.upstream, sample.memory);
+    if (sample.upstream === this.deps.plan.canary && sample.memory !== undefined) this.#rss.add(sample.at, sample.memory.rss);
+  }
+}
