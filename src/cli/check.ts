@@ -55,13 +55,13 @@ export function checkFile(path: string): string | string[] {
 }
 
 /**
- * Every problem `judge` finds in `settings`, though it stops at its first: each key alone,
- * with the others at their defaults, so that one problem never hides another; a key failing
- * alone again beside the keys found good (weights naming the file's own upstreams fail on the
- * default ones); then the good keys together, as serve reads them, a problem at a time (each
- * key may be fine alone, e.g. workers: 4 with metricsOnTraffic), the key at fault set aside
- * after each. `depth` is the settings' place in a problem's field (1 for "rollout.steps");
- * `inside` gives a judge for a failing key whose mapping is looked into the same way.
+ * Every problem `judge` finds in `settings`, though it stops at its first. Each key alone, with
+ * the others at their defaults, so that one problem never hides another; then the keys good
+ * alone together, a problem at a time, the key at fault set aside after each (each of workers: 4
+ * and metricsOnTraffic is fine alone); then each key that failed alone again, beside the good
+ * ones (weights naming the file's own upstreams fail on the default ones). `depth` is the
+ * settings' place in a problem's field (1 for "rollout.steps"); `inside` gives a judge for a
+ * failing key whose mapping is looked into the same way.
  * A setting that depends on one found bad (weights naming an upstream whose URL is wrong) is
  * judged against that one's default, and may be reported too, as a compiler reports the uses
  * of a declaration that failed.
@@ -74,6 +74,15 @@ function problems(settings: Mapping, judge: Judge, depth: number, inside?: (key:
     else failing.push(key);
   }
   const found: string[] = [];
+  for (let err = attempt(() => judge(good)); err !== undefined; err = attempt(() => judge(good))) {
+    found.push(err.message);
+    // The key at this depth the field points into: "rollout.steps[2].hold" is "rollout", then "steps".
+    const key = err.field!.split(/[.[]/)[depth];
+    // A problem outside this level (a plan's needing two upstreams) is not any of its keys'.
+    if (key === undefined || !Object.hasOwn(good, key)) break;
+    delete good[key];
+  }
+  // From here on `good` passes together, so a key's failure beside it is that key's.
   for (const key of failing) {
     const value = settings[key];
     const err = attempt(() => judge({ ...good, [key]: value }));
@@ -83,14 +92,6 @@ function problems(settings: Mapping, judge: Judge, depth: number, inside?: (key:
     }
     const nested = inside?.(key, { ...good });
     found.push(...(nested !== undefined && isMapping(value) ? problems(value, nested, depth + 1) : [err.message]));
-  }
-  for (let err = attempt(() => judge(good)); err !== undefined; err = attempt(() => judge(good))) {
-    found.push(err.message);
-    // The key at this depth the field points into: "rollout.steps[2].hold" is "rollout", then "steps".
-    const key = err.field!.split(/[.[]/)[depth];
-    // A problem outside this level (a plan's needing two upstreams) is not any of its keys'.
-    if (key === undefined || !Object.hasOwn(good, key)) break;
-    delete good[key];
   }
   return found;
 }

@@ -1,0 +1,130 @@
+/**
+ * `drum-splitter check --config FILE`: the real CLI as a child process on real files. A good
+ * file is one line on stdout and exit 0; a bad one is a line per problem on stderr and exit 2.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { limiter, runCli, type CliResult } from './helpers/net.js';
+
+// Each run is a fresh Node under tap's TypeScript loader (about a second of CPU): two at a time.
+const slot = limiter(2);
+const check = (...args: string[]): Promise<CliResult> => slot(() => runCli(['check', ...args]));
+
+const dir = t.testdir({
+  'good.yaml': [
+    'upstreams: { flask: "http://drum-flask:8080", fastapi: "http://drum-fastapi:8080" }',
+    'weights: { fastapi: 0 }',
+    'rollout: { steps: [{ weight: 1, hold: 5d }, { weight: 100, hold: 7d, approve: true }] }',
+    '',
+  ].join('\n'),
+  'one-upstream.yaml': 'upstreams: { flask: "http://drum-flask:8080" }\n',
+  'empty.yaml': '',
+  // Each fails alone, on the default upstreams: only beside the file's own upstreams are they good.
+  'own-names.yaml': 'upstreams: { flask: "http://a:1", gpu: "http://b:1" }\nweights: { gpu: 5 }\nshadow: gpu\nrollout: { canary: gpu }\n',
+  'not-yaml.yaml': 'weights: [\n',
+  'list.yaml': '- listen\n',
+  'many.yaml': [
+    'listen: nowhere',
+    'bogus: 1',
+    'upstreams: { flask: "http://drum-flask:8080", gpu: "http://drum-gpu:8080" }',
+    'weights: { gpu: 5 }', // good: gpu is an upstream of this file
+    'timeout: forever',
+    'workers: 4', // fine alone, as metricsOnTraffic is: not together
+    'metricsOnTraffic: true',
+    'rollout:',
+    '  interval: soon',
+    '  steps: [{ weight: 5, hold: 1d }, { weight: 1, hold: 1d }]',
+    '  rollback: { maxErrorRate: 2 }',
+    '',
+  ].join('\n'),
+  // Good alone, bad together: the window against the interval, the canary against the upstreams.
+  'plan-together.yaml': 'upstreams: { flask: "http://a:1", gpu: "http://b:1" }\nrollout: { interval: 10m, window: 8m, canary: fastapi }\n',
+  'plan-scalar.yaml': 'rollout: 5\nweights: { fastapi: 500 }\n',
+  // A plan needs two upstreams: said once, not once for each key of the plan.
+  'plan-one-upstream.yaml': 'upstreams: { flask: "http://a:1" }\nrollout: { interval: soon, window: 5m }\n',
+  'plan-one-upstream-good.yaml': 'upstreams: { flask: "http://a:1" }\nrollout: { interval: 1s }\n',
+});
+const file = (name: string): string => join(dir, name);
+const unreadable = join(dir, 'a-directory.yaml');
+mkdirSync(unreadable);
+
+/** Exit 2, nothing on stdout, and exactly these lines on stderr. */
+function bad(t: Test, r: CliResult, lines: (string | RegExp)[]): void {
+  t.equal(r.code, 2, 'exit 2');
+  t.equal(r.stdout, '', 'nothing on stdout');
+  const got = r.stderr.trimEnd().split('\n');
+  t.equal(got.length, lines.length, `${lines.length} lines: ${r.stderr}`);
+  lines.forEach((line, i) => t.match(got[i], typeof line === 'string' ? `drum-splitter: ${line}` : line));
+}
+
+const runs = {
+  good: check('--config', file('good.yaml')),
+  oneUpstream: check('--config', file('one-upstream.yaml')),
+  empty: check('--config', file('empty.yaml')),
+  ownNames: check('--config', file('own-names.yaml')),
+  missing: check('--config', file('missing.yaml')),
+  directory: check('--config', unreadable),
+  notYaml: check('--config', file('not-yaml.yaml')),
+  list: check('--config', file('list.yaml')),
+  many: check('--config', file('many.yaml')),
+  planTogether: check('--config', file('plan-together.yaml')),
+  planScalar: check('--config', file('plan-scalar.yaml')),
+  planOneUpstream: check('--config', file('plan-one-upstream.yaml')),
+  planOneUpstreamGood: check('--config', file('plan-one-upstream-good.yaml')),
+  several: check('--config', file('good.yaml'), '--config', file('missing.yaml'), '--config', file('empty.yaml')),
+  none: check(),
+  foreign: check('--config', file('good.yaml'), '--listen', '127.0.0.1:0'),
+  extra: check('--config', file('good.yaml'), 'more.yaml'),
+};
+
+t.test('a good file: one line on stdout, exit 0', async (t) => {
+  t.same(await runs.good, { code: 0, stdout: `drum-splitter: ${file('good.yaml')}: ok (2 upstreams, rollout plan: fastapi 1% 5d → 100% 7d (approve))\n`, stderr: '' });
+  t.same(await runs.oneUpstream, { code: 0, stdout: `drum-splitter: ${file('one-upstream.yaml')}: ok (1 upstream, no rollout plan)\n`, stderr: '' });
+  t.match(await runs.empty, { code: 0, stdout: /: ok \(2 upstreams, rollout plan: fastapi 1% 5d → 5% 5d → 10% 5d \(approve\) → .* → 100% 7d\)\n$/, stderr: '' }, 'an empty file: the defaults, as serve takes them');
+  t.match(await runs.ownNames, { code: 0, stdout: /: ok \(2 upstreams, rollout plan: gpu 1% 5d/, stderr: '' }, 'settings naming the file\'s own upstreams');
+});
+
+t.test('a file that cannot be read or parsed: one line, exit 2', async (t) => {
+  bad(t, await runs.missing, [`cannot read ${file('missing.yaml')}: ENOENT`]);
+  bad(t, await runs.directory, [`cannot read ${unreadable}: EISDIR`]);
+  bad(t, await runs.notYaml, [`${file('not-yaml.yaml')} is not valid YAML: `]);
+  bad(t, await runs.list, [`${file('list.yaml')} must hold a mapping of settings`]);
+});
+
+t.test('every problem of a file, a line each', async (t) => {
+  const at = file('many.yaml');
+  bad(t, await runs.many, [
+    `unknown setting "bogus" in ${at}; known: listen, upstreams,`,
+    `${at}: workers: metricsOnTraffic needs workers: 1`,
+    `${at}: listen: "nowhere" is not HOST:PORT`,
+    `${at}: timeout: "forever" is not a duration`,
+    `${at}: rollout.interval: "soon" is not a duration`,
+    `${at}: rollout.steps[1].weight: 1% is not above the step before's 5%`,
+    `${at}: rollout.rollback.maxErrorRate: 2 is not below 1`,
+  ]);
+  bad(t, await runs.planTogether, [
+    `${file('plan-together.yaml')}: rollout.window: 8m is shorter than the interval 10m`,
+    `${file('plan-together.yaml')}: rollout.canary: "fastapi" is not an upstream; they are: flask, gpu`,
+  ]);
+  bad(t, await runs.planScalar, [
+    `${file('plan-scalar.yaml')}: rollout: must be a mapping of KEY: VALUE`,
+    `${file('plan-scalar.yaml')}: weights.fastapi: 500 is over 100%`,
+  ]);
+  const needsTwo = 'upstreams: a rollout needs at least 2 upstreams, the baseline (the first) and a canary; found 1';
+  bad(t, await runs.planOneUpstream, [`${file('plan-one-upstream.yaml')}: ${needsTwo}`]);
+  bad(t, await runs.planOneUpstreamGood, [`${file('plan-one-upstream-good.yaml')}: ${needsTwo}`]);
+});
+
+t.test('--config repeated: each file, exit 2 if any is bad', async (t) => {
+  const r = await runs.several;
+  t.equal(r.code, 2);
+  t.match(r.stdout, new RegExp(`^drum-splitter: ${file('good.yaml')}: ok .*\\ndrum-splitter: ${file('empty.yaml')}: ok .*\\n$`));
+  t.match(r.stderr, new RegExp(`^drum-splitter: cannot read ${file('missing.yaml')}: ENOENT[^\\n]*\\n$`));
+});
+
+t.test('bad usage: exit 2 and one line', async (t) => {
+  bad(t, await runs.none, ['check needs --config FILE (repeatable)']);
+  bad(t, await runs.foreign, ['--listen is not an option of check (see --help)']);
+  bad(t, await runs.extra, ['unexpected argument "more.yaml"']);
+});
