@@ -1,0 +1,166 @@
+import type { Logger } from 'pino';
+import { request } from 'undici';
+import type { Evidence, SideStats } from '../rollout/checks.js';
+import { RssHistory, type EvidenceSource } from '../rollout/evidence.js';
+import type { RolloutPlan } from '../rollout/plan.js';
+import type { HistogramBucket } from '../rollout/stats.js';
+
+/**
+ * The fleet's evidence, read from Prometheus: every replica's drum_* metrics summed, with the
+ * seed's queries (CANARY_DEPLOYMENT.md) in counting form — increase() over the step's own window
+ * where the dashboard shows rate(), since the checks need how many requests they judge.
+ */
+
+/** One PromQL instant query's answer: a vector of label sets and values. */
+export interface Sample {
+  readonly metric: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** The queries one check reads, by name; each side's are named `<what>:<upstream>`. */
+export function fleetQueries(plan: Pick<RolloutPlan, 'baseline' | 'canary'>, windowSeconds: number): Record<string, string> {
+  const w = `${Math.max(1, Math.round(windowSeconds))}s`;
+  const q: Record<string, string> = {};
+  for (const name of [plan.baseline, plan.canary]) {
+    const st = `server_type=${JSON.stringify(name)}`;
+    q[`requests:${name}`] = `sum(increase(drum_requests_total{${st}}[${w}]))`;
+    q[`errors:${name}`] = `sum(increase(drum_requests_total{${st},status=~"5.."}[${w}]))`;
+    q[`latency:${name}`] = `sum by (le) (increase(drum_request_duration_seconds_bucket{${st}}[${w}]))`;
+    q[`rss:${name}`] = `avg(drum_memory_bytes{type="rss",${st}})`;
+  }
+  // Every replica must have lost the canary: one replica's network trouble is not the canary's deadlock.
+  q.down = `min(drum_upstream_down_seconds{server_type=${JSON.stringify(plan.canary)}})`;
+  return q;
+}
+
+/** The only value of a one-series answer; undefined with no series (no traffic yet, no scrape). */
+const scalar = (samples: readonly Sample[] | undefined): number | undefined => (samples?.length === 1 ? samples[0]!.value : undefined);
+
+/** Cumulative buckets by `le`, ascending, +Inf last; empty without series. */
+function buckets(samples: readonly Sample[]): HistogramBucket[] {
+  return samples
+    .map((s) => ({ le: s.metric.le === '+Inf' ? Infinity : Number(s.metric.le), count: s.value }))
+    .filter((b) => !Number.isNaN(b.le))
+    .sort((a, b) => a.le - b.le);
+}
+
+function side(answers: Readonly<Record<string, readonly Sample[]>>, name: string): SideStats {
+  return {
+    requests: scalar(answers[`requests:${name}`]) ?? 0,
+    errors: scalar(answers[`errors:${name}`]) ?? 0,
+    latencies: { histogram: buckets(answers[`latency:${name}`] ?? []) },
+  };
+}
+
+/**
+ * Evidence from the answers to fleetQueries. A query without series counts as nothing seen: no
+ * requests (so too few: inconclusive, never a promotion), no memory (that check unavailable).
+ * DRUM's container limit is not exported, so the OOM check is unavailable here.
+ */
+export function evidenceFromAnswers(
+  plan: Pick<RolloutPlan, 'baseline' | 'canary'>,
+  answers: Readonly<Record<string, readonly Sample[]>>,
+  canaryGrowthPerHour: number | undefined,
+): Evidence {
+  return {
+    baseline: side(answers, plan.baseline),
+    canary: side(answers, plan.canary),
+    memory: { canaryRss: scalar(answers[`rss:${plan.canary}`]), baselineRss: scalar(answers[`rss:${plan.baseline}`]), canaryGrowthPerHour, canaryOom: undefined },
+    canaryDownMs: (scalar(answers.down) ?? 0) * 1000,
+  };
+}
+
+/** Prometheus's JSON answer to /api/v1/query, as far as we read it. */
+interface QueryAnswer {
+  status?: string;
+  error?: string;
+  data?: { resultType?: string; result?: { metric?: Record<string, string>; value?: [number, string] }[] };
+}
+
+/** A vector answer's samples; throws with Prometheus's own message for an error or another shape. */
+export function parseAnswer(body: unknown): Sample[] {
+  const a = body as QueryAnswer;
+  if (a?.status !== 'success') throw new Error(`Prometheus answered an error: ${a?.error ?? JSON.stringify(body).slice(0, 200)}`);
+  if (a.data?.resultType !== 'vector' || !Array.isArray(a.data.result)) throw new Error(`Prometheus answered a ${String(a.data?.resultType)}, not a vector`);
+  return a.data.result.map((r) => ({ metric: r.metric ?? {}, value: Number(r.value?.[1]) }));
+}
+
+export interface PrometheusOptions {
+  /** Prometheus's base URL, e.g. http://prometheus:9090. */
+  readonly url: string;
+  readonly plan: RolloutPlan;
+  readonly timeoutMs: number;
+  readonly log: Logger;
+}
+
+/**
+ * The fleet's EvidenceSource. Checks are synchronous, queries are not: refresh() asks Prometheus
+ * and keeps the answer, the controller's check then judges it (the fleet's timer runs refresh,
+ * then the check). An outage is said once in the log, and in every verdict while it lasts.
+ */
+export class PrometheusEvidence implements EvidenceSource {
+  #since = 0;
+  #last: Evidence | undefined;
+  #outage: string | undefined;
+  /** Set by reset(): a refresh that began before it read the previous step's traffic. */
+  #resets = 0;
+  readonly #rss = new RssHistory();
+
+  constructor(private readonly opts: PrometheusOptions) {}
+
+  start(): void {}
+
+  stop(): void {}
+
+  reset(at: number): void {
+    this.#since = at;
+    this.#last = undefined;
+    this.#resets++;
+  }
+
+  gather(): Evidence {
+    if (this.#outage !== undefined) return { ...NOTHING, unavailable: this.#outage };
+    return this.#last ?? { ...NOTHING, unavailable: 'no answer from Prometheus for this step yet' };
+  }
+
+  /** Queries Prometheus for the window ending at `at` (ms); never rejects. */
+  async refresh(at: number): Promise<void> {
+    const { plan } = this.opts;
+    const resets = this.#resets;
+    const windowMs = Math.min(plan.windowMs, at - this.#since);
+    const queries = Object.entries(fleetQueries(plan, windowMs / 1000));
+    let answers: Record<string, Sample[]>;
+    try {
+      answers = Object.fromEntries(await Promise.all(queries.map(async ([name, q]) => [name, await this.#query(q, at)] as const)));
+    } catch (err) {
+      const message = `Prometheus at ${this.opts.url}: ${(err as Error).message}`;
+      if (this.#outage === undefined) this.opts.log.warn({ prometheus: this.opts.url, err: (err as Error).message }, 'rollout: Prometheus unreachable or failing; holding the weights until it answers');
+      this.#outage = message;
+      return;
+    }
+    if (this.#outage !== undefined) this.opts.log.info({ prometheus: this.opts.url }, 'rollout: Prometheus answers again');
+    this.#outage = undefined;
+    if (resets !== this.#resets) return;
+    const rss = scalar(answers[`rss:${plan.canary}`]);
+    if (rss !== undefined) this.#rss.add(at, rss);
+    this.#last = evidenceFromAnswers(plan, answers, this.#rss.growthPerHour(at));
+  }
+
+  async #query(query: string, at: number): Promise<Sample[]> {
+    const url = new URL('/api/v1/query', this.opts.url);
+    url.searchParams.set('query', query);
+    url.searchParams.set('time', String(at / 1000));
+    const res = await request(url, { headersTimeout: this.opts.timeoutMs, bodyTimeout: this.opts.timeoutMs });
+    const text = await res.body.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new Error(`HTTP ${res.statusCode}, not JSON: ${text.slice(0, 200)}`);
+    }
+    return parseAnswer(body);
+  }
+}
+
+const EMPTY: SideStats = { requests: 0, errors: 0, latencies: { histogram: [] } };
+const NOTHING: Evidence = { baseline: EMPTY, canary: EMPTY, memory: { canaryRss: undefined, baselineRss: undefined, canaryGrowthPerHour: undefined, canaryOom: undefined }, canaryDownMs: 0 };
