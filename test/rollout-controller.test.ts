@@ -291,3 +291,18 @@ t.test('a step the weights cannot take (another canary holds too much): refused,
   t.same(store.view().weights, { flask: 30, fastapi: 10, canary2: 60 });
   t.match(lines.at(-1), { msg: 'rollout: the check could not be carried out; holding', err: /over 100%/ });
 });
+
+t.test("a fleet controller's claim: this process's own rollout cannot start while it holds", async (t) => {
+  const r = rig(t);
+  t.equal(r.controller.view().controller, null, 'no claim');
+  const view = r.controller.claim({ controller: 'http://controller:9902', who: 'controller', ttlMs: 30_000 });
+  t.same(view.controller, { controller: 'http://controller:9902', who: 'controller', until: new Date(r.now() + 30_000).toISOString() });
+  t.throws(() => r.controller.command('start', 'alice', null), { name: 'NotNow', message: "this fleet's rollout is run by the controller at http://controller:9902 (controller); start it there" });
+  r.advance(29_999);
+  t.throws(() => r.controller.command('start', 'alice', null), { name: 'NotNow' }, 'still held a millisecond before it lapses');
+  r.advance(1);
+  t.equal(r.controller.view().controller, null, 'lapsed: the controller stopped renewing it');
+  r.controller.command('start', 'alice', null);
+  t.throws(() => r.controller.claim({ controller: 'c', who: 'controller', ttlMs: 1000 }), { name: 'NotNow', message: 'an in-proxy rollout is running here; abort it before a fleet controller takes over' });
+  t.equal(r.controller.view().controller, null);
+});

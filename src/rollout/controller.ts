@@ -46,6 +46,17 @@ export interface RolloutView {
   /** When the next check runs, or a reduction's wait ends (ISO); null when nothing is due. */
   readonly nextCheckAt: string | null;
   readonly reduceAt: string | null;
+  /** The fleet controller that runs this replica's rollout, while its claim holds; this process's own cannot start. */
+  readonly controller: { readonly controller: string; readonly who: string; readonly until: string } | null;
+}
+
+/** A fleet controller's claim on this process (PUT /rollout/controller): one judge per fleet. */
+export interface Claim {
+  /** Where the controller is (its admin URL, or a name), shown to people. */
+  readonly controller: string;
+  /** The token's name that made the claim. */
+  readonly who: string;
+  readonly ttlMs: number;
 }
 
 export interface ControllerDeps {
@@ -74,6 +85,7 @@ export class RolloutController {
   #state: RolloutState;
   readonly #decisions: Decision[];
   #verdict: (Verdict & { at: string }) | null = null;
+  #claim: { controller: string; who: string; until: number } | undefined;
   #timer: unknown;
   /** When the check timer started: it fires every interval from then. */
   #timerStart = 0;
@@ -152,16 +164,37 @@ export class RolloutController {
 
   /** A person's command; NotNow (a 409) when it does not fit the state. */
   command(command: Command, who: string, reason: string | null): RolloutView {
+    const claim = this.#claimNow();
+    if (command === 'start' && claim !== undefined) {
+      throw new NotNow(`this fleet's rollout is run by the controller at ${claim.controller} (${claim.who}); start it there`);
+    }
     const transition = onCommand(this.deps.plan, this.#state, command, this.deps.now());
     if (command === 'start') this.deps.evidence.reset(this.deps.now());
     this.#apply(transition, who, reason);
     return this.view();
   }
 
+  /**
+   * A fleet controller takes over (or renews its hold): until the claim lapses, this process's own
+   * rollout cannot start. Refused (NotNow) while that rollout is active: two judges would fight.
+   */
+  claim(claim: Claim): RolloutView {
+    if (ACTIVE.has(this.#state.phase)) {
+      throw new NotNow(`an in-proxy rollout is ${this.#state.phase} here; abort it before a fleet controller takes over`);
+    }
+    this.#claim = { controller: claim.controller, who: claim.who, until: this.deps.now() + claim.ttlMs };
+    return this.view();
+  }
+
+  #claimNow(): { controller: string; who: string; until: number } | undefined {
+    return this.#claim !== undefined && this.#claim.until > this.deps.now() ? this.#claim : undefined;
+  }
+
   view(): RolloutView {
     const { plan } = this.deps;
     const s = this.#state;
     const step = plan.steps[s.step];
+    const claim = this.#claimNow();
     const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
     return {
       plan: { canary: plan.canary, baseline: plan.baseline, steps: describePlan(plan), intervalMs: plan.intervalMs, windowMs: plan.windowMs, minRequests: plan.minRequests },
@@ -173,6 +206,7 @@ export class RolloutController {
       lastVerdict: this.#verdict,
       nextCheckAt: ACTIVE.has(s.phase) ? iso(this.#timerStart + (Math.floor((this.deps.now() - this.#timerStart) / plan.intervalMs) + 1) * plan.intervalMs) : null,
       reduceAt: iso(s.reduceAt),
+      controller: claim === undefined ? null : { controller: claim.controller, who: claim.who, until: iso(claim.until)! },
     };
   }
 
