@@ -1,0 +1,300 @@
+import { promises as dns, type LookupAddress } from 'node:dns';
+import { isIPv6 } from 'node:net';
+import type { Logger } from 'pino';
+import { request } from 'undici';
+import { InputError } from '../common/input-error.js';
+
+/** Where the replicas' admin APIs are, asked again at every reconcile. */
+export interface ReplicaTargets {
+  /** The replicas' admin base URLs now: from --proxy URL (fixed) or --proxies-dns NAME:PORT (re-resolved each call). */
+  list(): Promise<string[]>;
+}
+
+/** A fixed list of admin base URLs (or HOST:PORT); a bad one is an InputError naming it. */
+export function staticTargets(urls: readonly string[]): ReplicaTargets {
+  const bases = [...new Set(urls.map(baseUrl))];
+  return { list: async () => [...bases] };
+}
+
+function baseUrl(value: string): string {
+  const url = /^https?:\/\//.test(value) ? value : `http://${value}`;
+  try {
+    return new URL(url).href.replace(/\/$/, '');
+  } catch {
+    throw new InputError(`"${value}" is not a URL or HOST:PORT`, '--proxy');
+  }
+}
+
+/** dns.promises.lookup with { all: true }: every address of a name. */
+export type Lookup = (hostname: string, options: { all: true }) => Promise<LookupAddress[]>;
+
+const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+const NAME_PORT = new RegExp(`^(${LABEL}(?:\\.${LABEL})*\\.?):(\\d{1,5})$`);
+
+/**
+ * NAME:PORT of a headless Service: every address NAME resolves to, each as http://ADDR:PORT
+ * (IPv6 in brackets). Resolved at every list(), so pods that come and go are followed; a
+ * failed lookup throws "cannot resolve NAME: …".
+ */
+export function dnsTargets(nameAndPort: string, lookup: Lookup = (name, opts) => dns.lookup(name, opts)): ReplicaTargets {
+  const m = NAME_PORT.exec(nameAndPort);
+  const port = Number(m?.[2]);
+  if (m === null || port < 1 || port > 65535) {
+    throw new InputError(
+      `"${nameAndPort}" is not NAME:PORT (a headless Service's DNS name and the admin port, e.g. drum-splitter-admin.default.svc.cluster.local:9901)`,
+      '--proxies-dns',
+    );
+  }
+  const name = m[1]!;
+  return {
+    async list() {
+      let addresses: LookupAddress[];
+      try {
+        addresses = await lookup(name, { all: true });
+      } catch (err) {
+        throw new Error(`cannot resolve ${name}: ${(err as Error).message}`);
+      }
+      const urls = addresses.map(({ address }) => (isIPv6(address) ? `http://[${address}]:${port}` : `http://${address}:${port}`));
+      return [...new Set(urls)];
+    },
+  };
+}
+
+export type ReplicaStatus = 'in_sync' | 'corrected' | 'unreachable' | 'unauthorized' | 'rejected';
+
+export interface ReplicaReport {
+  readonly url: string;
+  readonly status: ReplicaStatus;
+  /** What the replica had before this reconcile; null if it could not be read. */
+  readonly weights: Record<string, number> | null;
+  /** One line a person reads, e.g. "had flask=95, fastapi=5; set to flask=90, fastapi=10". */
+  readonly detail: string;
+  readonly at: string;
+}
+
+export interface FleetOptions {
+  readonly targets: ReplicaTargets;
+  /** Sent as Authorization: Bearer; the replicas' audit trails record its name. */
+  readonly token: string | undefined;
+  /** The most one request to a replica may take, connecting included. */
+  readonly timeoutMs: number;
+  readonly now: () => number;
+  readonly log: Logger;
+  /** Names this writer in the log lines. Default "controller". */
+  readonly who?: string;
+}
+
+type Weights = Record<string, number>;
+/** A replica's GET /weights, as far as we use it. */
+interface Read {
+  readonly weights: Weights;
+  readonly version: number;
+}
+/** How a replica's handling ended, before the URL and time are added. */
+type Outcome = Pick<ReplicaReport, 'status' | 'detail'>;
+/** An HTTP answer, its body parsed if it is JSON. */
+interface Reply {
+  readonly code: number;
+  readonly json: unknown;
+  readonly text: string;
+}
+/** An answer, or the error that kept us from getting one. */
+type Answer = Reply | { readonly error: string };
+
+/** A PUT that another writer beat to it, or whose result another writer replaced, is tried this many times in all. */
+const ATTEMPTS = 2;
+
+/**
+ * Applies one set of weights to every replica of a fleet and keeps it there: the caller calls
+ * reconcile() at every interval (awaiting each before the next), and a replica that restarted
+ * with old weights, drifted or was down is brought back at the next one.
+ */
+export class Fleet {
+  readonly #opts: FleetOptions;
+  readonly #who: string;
+  #reports = new Map<string, ReplicaReport>();
+  /** The weights of the last reconcile: a write to keep them is news, one to apply new weights is not. */
+  #desired: Readonly<Weights> | undefined;
+
+  constructor(opts: FleetOptions) {
+    this.#opts = opts;
+    this.#who = opts.who ?? 'controller';
+  }
+
+  /** The last report of each replica listed at the last reconcile, for GET /rollout and the log. */
+  get replicas(): readonly ReplicaReport[] {
+    return [...this.#reports.values()];
+  }
+
+  /**
+   * Brings every replica to `desired` (every upstream named, in percent, as GET /weights shows
+   * them). Replicas are handled concurrently and one failing never stops the others; resolves
+   * to a report per replica. Rejects only when the targets cannot be listed.
+   */
+  async reconcile(desired: Readonly<Weights>, reason: string): Promise<ReplicaReport[]> {
+    const urls = await this.#opts.targets.list();
+    const reports = await Promise.all(
+      urls.map(async (url): Promise<ReplicaReport> => {
+        const { before, outcome } = await this.#bring(url, desired, reason);
+        return { url, ...outcome, weights: before, at: new Date(this.#opts.now()).toISOString() };
+      }),
+    );
+    const previous = this.#reports;
+    const kept = this.#desired !== undefined && differing(desired, this.#desired).length === 0;
+    this.#reports = new Map(reports.map((r) => [r.url, r]));
+    this.#desired = { ...desired };
+    for (const report of reports) this.#tell(report, previous.get(report.url)?.status, kept);
+    for (const url of previous.keys()) {
+      if (!this.#reports.has(url)) this.#opts.log.info({ replica: url, who: this.#who }, `replica ${url} is no longer listed`);
+    }
+    return reports;
+  }
+
+  /** One replica: read, and while it differs, write with the version read and read back. */
+  async #bring(url: string, desired: Readonly<Weights>, reason: string): Promise<{ before: Weights | null; outcome: Outcome }> {
+    const first = await this.#read(url);
+    if (!('weights' in first)) return { before: null, outcome: first };
+    const before = first.weights;
+    let current: Read = first;
+    const done = (outcome: Outcome) => ({ before, outcome });
+    for (let attempt = 1; ; attempt++) {
+      const missing = Object.keys(desired).filter((name) => !(name in current.weights));
+      if (missing.length > 0) {
+        return done({
+          status: 'rejected',
+          detail: `has no upstream ${missing.join(', ')} (has ${Object.keys(current.weights).join(', ')}): its config differs`,
+        });
+      }
+      // Also after a 409: whoever wrote in between may have set just these weights.
+      if (differing(desired, current.weights).length === 0) return done({ status: 'in_sync', detail: `at ${show(desired, Object.keys(desired))}` });
+      if (attempt > ATTEMPTS) {
+        return done({
+          status: 'rejected',
+          detail: `another writer keeps changing its weights (now ${show(current.weights, Object.keys(desired))}, version ${current.version})`,
+        });
+      }
+      const put = await this.#call(url, 'PUT', { weights: desired, reason, version: current.version });
+      if ('code' in put && put.code === 409) {
+        // Someone wrote between our read and our write: read again, decide again.
+        const again = await this.#read(url);
+        if (!('weights' in again)) return done(again);
+        current = again;
+        continue;
+      }
+      const failed = this.#failure(put);
+      if (failed !== undefined) return done(failed);
+      const after = await this.#read(url);
+      if (!('weights' in after)) return done(after);
+      if (differing(desired, after.weights).length === 0) {
+        const changed = differing(desired, before);
+        return done({ status: 'corrected', detail: `had ${show(before, changed)}; set to ${show(desired, changed)}` });
+      }
+      // Another writer changed it right after ours: the same as a 409.
+      current = after;
+    }
+  }
+
+  /** GET /weights: the replica's weights and version, or why not. */
+  async #read(url: string): Promise<Read | Outcome> {
+    const answer = await this.#call(url, 'GET');
+    const failed = this.#failure(answer);
+    if (failed !== undefined) return failed;
+    const reply = answer as Reply;
+    const { weights, version } = (reply.json ?? {}) as { weights?: unknown; version?: unknown };
+    if (!isWeights(weights) || !Number.isInteger(version)) {
+      return { status: 'rejected', detail: `GET /weights answered without weights and a version, not as a drum-splitter admin API: ${oneLine(reply)}` };
+    }
+    return { weights, version: version as number };
+  }
+
+  /**
+   * What an answer says of the replica, or undefined for a 2xx. 401/403: our token (or its
+   * absence) is the problem; 5xx and no answer: try again later; other 4xx: it refuses these
+   * weights, and a person has to look.
+   */
+  #failure(answer: Answer): Outcome | undefined {
+    if ('error' in answer) return { status: 'unreachable', detail: answer.error };
+    const { code } = answer;
+    if (code >= 200 && code < 300) return undefined;
+    if (code === 401) {
+      const why = this.#opts.token === undefined ? 'no token was given and the replica wants one' : 'the token is not accepted';
+      return { status: 'unauthorized', detail: `401: ${why} (misconfigured)` };
+    }
+    if (code === 403) return { status: 'unauthorized', detail: `403: ${oneLine(answer)}` };
+    return { status: code >= 500 ? 'unreachable' : 'rejected', detail: `${code}: ${oneLine(answer)}` };
+  }
+
+  async #call(url: string, method: 'GET' | 'PUT', body?: unknown): Promise<Answer> {
+    const { token, timeoutMs } = this.#opts;
+    try {
+      const res = await request(`${url}/weights`, {
+        method,
+        headers: {
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        // headersTimeout starts once the request is sent: this bounds the connect too (a pod gone without a RST).
+        signal: AbortSignal.timeout(timeoutMs),
+        // A connection per request: a kept-alive one could be closed by a restarting replica just as we reuse it.
+        reset: true,
+      });
+      const text = await res.body.text();
+      return { code: res.statusCode, json: parseJson(text), text };
+    } catch (err) {
+      const e = err as Error;
+      return { error: e.name === 'TimeoutError' ? `${method} /weights: no answer within ${timeoutMs} ms` : e.message };
+    }
+  }
+
+  /**
+   * Logs a replica's status when it changes (an outage once, its end once), and every write;
+   * `kept`: the weights are the last reconcile's, so a replica that needed them had lost them.
+   */
+  #tell(report: ReplicaReport, was: ReplicaStatus | undefined, kept: boolean): void {
+    const { url, status, detail } = report;
+    const fields = { replica: url, status, weights: report.weights, detail, who: this.#who };
+    const { log } = this.#opts;
+    if (status === 'corrected') {
+      log.info(fields, kept ? `replica ${url} restarted with old weights or drifted: ${detail}` : `replica ${url} set to the fleet's weights: ${detail}`);
+      return;
+    }
+    if (status === was) return;
+    if (status === 'in_sync') {
+      // The end of an outage or a refusal; after our own correction it goes without saying.
+      if (was !== undefined && was !== 'corrected') log.info(fields, `replica ${url} is in sync again: ${detail}`);
+      return;
+    }
+    const what = { unreachable: 'is unreachable', unauthorized: `refuses the ${this.#who}'s writes`, rejected: 'rejects the weights' }[status];
+    log.warn(fields, `replica ${url} ${what}: ${detail}`);
+  }
+}
+
+/** The upstreams whose share in `weights` is not the desired one, compared in hundredths as the replicas keep them. */
+const differing = (desired: Readonly<Weights>, weights: Readonly<Weights>): string[] =>
+  Object.keys(desired).filter((name) => Math.round(desired[name]! * 100) !== Math.round(weights[name]! * 100));
+
+/** "flask=95, fastapi=5": the named upstreams of `weights`, in the order given. */
+const show = (weights: Readonly<Weights>, names: readonly string[]): string => names.map((n) => `${n}=${weights[n]}`).join(', ');
+
+function isWeights(value: unknown): value is Weights {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'number');
+}
+
+/** An error answer's message (the admin API's JSON "message"), else its text, on one short line. */
+function oneLine(answer: Reply): string {
+  const message = (answer.json as { message?: unknown } | undefined)?.message;
+  const text = typeof message === 'string' ? message : answer.text;
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
