@@ -1,13 +1,11 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { Counter, Gauge } from 'prom-client';
-import { AtomicFile } from './common/atomic-file.js';
-import { RolloutController, type ControllerDeps, type SavedRollout } from './rollout/controller.js';
+import { Gauge } from 'prom-client';
+import type { RolloutController } from './rollout/controller.js';
 import { LocalEvidence } from './rollout/evidence.js';
-import { Notifier } from './rollout/notify.js';
-import { describePlan, type RolloutPlan } from './rollout/plan.js';
-import { formatSavedRollout, readSavedRollout, rolloutStatePath } from './rollout/saved.js';
+import { runRollout } from './rollout/run.js';
+import { readSavedRollout, rolloutStatePath } from './rollout/saved.js';
 import { createAdmin } from './admin/server.js';
 import { startWorkers, type TrafficPlane } from './cluster.js';
 import { loadTokens, loopbackName } from './admin/auth.js';
@@ -17,7 +15,6 @@ import { createLogger } from './common/log.js';
 import { watchConfig, type ConfigWatcher } from './config/watch.js';
 import { probeUpstreams } from './observe/health.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
-import type { Outcomes } from './observe/outcomes.js';
 import { InputError } from './common/input-error.js';
 import { startProxy } from './proxy/listener.js';
 import { startShadow, type Shadow } from './shadow/shadow.js';
@@ -58,40 +55,6 @@ export interface AppOptions {
 }
 
 const PROBE_TIMEOUT_MS = 2000;
-
-/** The canary controller with its webhooks and saved state; start() begins the checks. */
-function createRollout(
-  plan: RolloutPlan,
-  deps: Pick<ControllerDeps, 'store' | 'upstreams' | 'log' | 'saved'> & { outcomes: Outcomes; poller: UpstreamPoller; metrics: Metrics; statePath: string | undefined },
-): { controller: RolloutController; start(): void; stop(): Promise<void> } {
-  const { log, metrics, statePath } = deps;
-  const failures = new Counter({ name: 'drum_rollout_notify_failures_total', help: 'Rollout webhooks not delivered, by reason.', labelNames: ['reason'], registers: [metrics.registry] });
-  const notifier = new Notifier(plan.notify, { log, failures });
-  const file = statePath === undefined ? undefined : new AtomicFile(rolloutStatePath(statePath), formatSavedRollout, (err) => log.error({ err: err.message }, 'cannot write the rollout state'));
-  const { outcomes, poller, ...rest } = deps;
-  const controller = new RolloutController({
-    ...rest,
-    evidence: new LocalEvidence({ plan, outcomes, poller, now: Date.now }),
-    plan,
-    registry: metrics.registry,
-    notifier,
-    now: Date.now,
-    setInterval: (fn, ms) => setInterval(fn, ms).unref(),
-    clearInterval: (timer) => clearInterval(timer as NodeJS.Timeout),
-    ...(file === undefined ? {} : { save: (saved: SavedRollout) => file.save(saved) }),
-  });
-  return {
-    controller,
-    start() {
-      controller.start();
-      log.info({ canary: plan.canary, baseline: plan.baseline, steps: describePlan(plan), phase: controller.state.phase }, 'rollout plan loaded; POST /rollout/start (or drum-splitter rollout start) to begin');
-    },
-    async stop() {
-      controller.stop();
-      await Promise.all([notifier.flush(), file?.flush()]);
-    },
-  };
-}
 
 /** The whole process: the traffic proxy, the admin API and the live weights behind both. */
 export async function startApp(settings: AppSettings, opts: AppOptions): Promise<RunningApp> {
@@ -148,7 +111,12 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
   }
   store.subscribe((s) => proxy.setShares(s.state.shares));
   const poller = new UpstreamPoller(proxy.backends.values(), metrics, { intervalMs: config.pollIntervalMs, timeoutMs: PROBE_TIMEOUT_MS, now: Date.now, log });
-  const rollout = config.rollout === undefined ? undefined : createRollout(config.rollout, { store, upstreams, outcomes: proxy.outcomes, poller, metrics, log, saved: savedRollout, statePath: config.state });
+  const rollout = config.rollout === undefined
+    ? undefined
+    : runRollout(config.rollout, {
+      store, upstreams, log, saved: savedRollout, statePath: config.state, registry: metrics.registry,
+      evidence: new LocalEvidence({ plan: config.rollout, outcomes: proxy.outcomes, poller, now: Date.now }),
+    });
   const admin = createAdmin({
     store,
     upstreams,

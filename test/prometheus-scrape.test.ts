@@ -2,16 +2,10 @@
  * A real Prometheus (Debian's) scrapes drum-splitter and answers the seed's dashboard queries,
  * as written in CANARY_DEPLOYMENT.md, per server_type.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import t from 'tap';
-import { request } from 'undici';
 import { startApp } from '../src/app.js';
-import { freePort, send, silentLog, startUpstream } from './helpers/net.js';
-
-const PROMETHEUS = process.env.PROMETHEUS ?? 'prometheus';
-const available = spawnSync(PROMETHEUS, ['--version']).status === 0;
+import { send, silentLog, startUpstream } from './helpers/net.js';
+import { prometheusMissing, startPrometheus } from './helpers/prometheus.js';
 const MiB = 1024 * 1024;
 
 const SEED_QUERIES = {
@@ -27,46 +21,18 @@ const drumLike = (rssMb: number) => (req: { url?: string }, res: { statusCode: n
   res.end('{}');
 };
 
-t.test('the seed dashboard queries, on a real Prometheus', { skip: available ? false : `${PROMETHEUS} not installed (Debian package prometheus)` }, async (t) => {
+t.test('the seed dashboard queries, on a real Prometheus', { skip: prometheusMissing }, async (t) => {
   const flask = await startUpstream('flask', drumLike(100));
   const fastapi = await startUpstream('fastapi', drumLike(150));
   const app = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', overrideHeader: 'X-To', pollInterval: '500ms', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=5'] } },
     { env: {}, log: silentLog },
   );
-  const dir = t.testdir();
-  const promPort = await freePort();
-  writeFileSync(join(dir, 'prometheus.yml'), [
-    'global: { scrape_interval: 1s, evaluation_interval: 1s }',
-    'scrape_configs:',
-    '  - job_name: drum-splitter',
-    `    static_configs: [{ targets: ["127.0.0.1:${app.adminAddress.port}"] }]`,
-    '',
-  ].join('\n'));
-  const prom = spawn(PROMETHEUS, [
-    `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn',
-  ], { stdio: 'ignore' });
+  const { query, eventually } = await startPrometheus(t, [`127.0.0.1:${app.adminAddress.port}`]);
   t.teardown(async () => {
-    prom.kill('SIGKILL');
     await app.close();
     await Promise.all([flask.close(), fastapi.close()]);
   });
 
-  const query = async (q: string): Promise<Record<string, number>> => {
-    const res = await request(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(q)}`);
-    const body = (await res.body.json()) as { data: { result: { metric: { server_type: string }; value: [number, string] }[] } };
-    return Object.fromEntries(body.data.result.map((r) => [r.metric.server_type, Number(r.value[1])]));
-  };
-
-  /** Polls `q` until `ok` holds of its result (Prometheus starts slowly on a busy machine). */
-  const eventually = async (q: string, ok: (r: Record<string, number>) => boolean): Promise<Record<string, number>> => {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const r = await query(q).catch(() => ({}));
-      if (ok(r) || Date.now() > deadline) return r;
-      await new Promise((res) => setTimeout(res, 250));
-    }
-  };
   // Traffic only once Prometheus scrapes the proxy, so it lands across several scrapes.
   await eventually('up{job="drum-splitter"} == 1', (r) => Object.keys(r).length > 0);
 

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { MetricsUnavailable, type Metrics } from '../observe/metrics.js';
 
 /** /healthz (the process), /readyz (some upstream answers), /metrics (all or nothing with workers). */
-export function healthRoutes(app: FastifyInstance, deps: { probe: () => Promise<Record<string, boolean>>; metrics: Metrics }): void {
+export function healthRoutes(app: FastifyInstance, deps: { probe: () => Promise<Record<string, boolean>>; metrics: Pick<Metrics, 'registry' | 'text'> }): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_req, reply) => {

@@ -14,10 +14,10 @@ const CLAIM_BODY = objectBody(
 );
 
 /** GET /rollout, GET /rollout/decisions, POST /rollout/{start,pause,resume,approve,abort}, PUT /rollout/controller (a fleet controller's claim). */
-export function rolloutRoutes(app: FastifyInstance, deps: { rollout: RolloutController }): void {
-  const { rollout } = deps;
+export function rolloutRoutes(app: FastifyInstance, deps: { rollout: RolloutController; extra?: () => Record<string, unknown> }): void {
+  const { rollout, extra } = deps;
 
-  app.get('/rollout', async () => rollout.view());
+  app.get('/rollout', async () => ({ ...rollout.view(), ...extra?.() }));
   app.get('/rollout/decisions', async () => ({ decisions: rollout.decisions }));
 
   const conflict = (reply: FastifyReply, err: unknown) => {

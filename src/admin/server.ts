@@ -28,14 +28,17 @@ export interface AdminDeps {
   readonly store: WeightStore;
   readonly upstreams: readonly string[];
   readonly tokens: Tokens;
-  readonly recording: Recording;
+  /** The proxy's switches; a fleet controller has neither. */
+  readonly recording?: Recording;
   /** Whether each upstream answers, for /readyz. */
   readonly probe: () => Promise<Record<string, boolean>>;
-  readonly metrics: Metrics;
+  readonly metrics: Pick<Metrics, 'registry' | 'text'>;
   readonly log: Logger;
   /** The canary controller, when there is one (two upstreams or more). */
   readonly rollout?: RolloutController | undefined;
-  readonly shadow: Shadow;
+  /** More for GET /rollout to show: the fleet controller's replicas and Prometheus. */
+  readonly rolloutExtra?: () => Record<string, unknown>;
+  readonly shadow?: Shadow;
 }
 
 /**
@@ -88,10 +91,10 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
   );
 
   void app.register(async (scope) => weightsRoutes(scope, deps));
-  void app.register(async (scope) => switchRoutes(scope, { path: '/recording', what: 'recording', subject: deps.recording, log: deps.log }));
-  void app.register(async (scope) => switchRoutes(scope, { path: '/shadow', what: 'shadow', subject: deps.shadow, log: deps.log }));
+  const { recording, shadow, rollout, rolloutExtra } = deps;
+  if (recording !== undefined) void app.register(async (scope) => switchRoutes(scope, { path: '/recording', what: 'recording', subject: recording, log: deps.log }));
+  if (shadow !== undefined) void app.register(async (scope) => switchRoutes(scope, { path: '/shadow', what: 'shadow', subject: shadow, log: deps.log }));
   void app.register(async (scope) => healthRoutes(scope, deps));
-  const { rollout } = deps;
-  if (rollout !== undefined) void app.register(async (scope) => rolloutRoutes(scope, { rollout }));
+  if (rollout !== undefined) void app.register(async (scope) => rolloutRoutes(scope, { rollout, ...(rolloutExtra === undefined ? {} : { extra: rolloutExtra }) }));
   return app;
 }

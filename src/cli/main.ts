@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { allOptions, COMMAND_FLAGS, SETTING_KEYS, SETTINGS, settingsFromFlags, usageLines, WEIGHTS_FLAGS, wrapped } from '../config/settings.js';
 import { InputError } from '../common/input-error.js';
 import { REPLAY_OPTIONS, REPLAY_USAGE } from '../replay/options.js';
+import { CONTROLLER_OPTIONS, CONTROLLER_USAGE } from '../fleet/options.js';
 import { tuneHeap } from '../heap.js';
 
 // Each command's code is imported when that command runs (`await import` below), not here: a
@@ -25,6 +26,7 @@ Usage:
   drum-splitter rollout status|decisions       the canary controller: where it is, why
   drum-splitter rollout start|pause|resume|approve|abort
   drum-splitter replay --baseline URL --canary URL FILE...   recorded requests to both, compared
+  drum-splitter controller --config FILE --prometheus URL --proxy URL...   a fleet's rollout
   drum-splitter check --config FILE            validate a config file (settings, rollout plan) as
                                                serve reads it, starting nothing; --config repeatable
   drum-splitter --help | --version
@@ -40,6 +42,9 @@ ${usageLines(WEIGHTS_FLAGS)}
 Replay:
 ${REPLAY_USAGE.join('\n')}
 
+Controller:
+${CONTROLLER_USAGE.join('\n')}
+
 Options for demo:
 ${usageLines([{ flag: 'listen', arg: 'HOST:PORT', help: ['the proxy (default 127.0.0.1:8000)'] }, { flag: 'rollout', help: ['a whole rollout instead: promoted, then the canary turns', 'slow and is reduced step by step and rolled back'] }])}
 
@@ -54,14 +59,15 @@ Exit codes: serve: 0 stopped cleanly, 1 could not run (e.g. address in use), 2 b
 config or environment, 3 stopped but cut requests still in flight at --drain-timeout.
 weights and rollout: 0 done, 1 admin API unreachable or failing, 2 bad usage or request
 rejected (for rollout also: not possible now, a 409), 3 unauthorized.
+controller: as serve, without 3.
 check: 0 every file good, 2 a problem (a line for each).`;
 
 /** serve's exit code when shutdown had to cut requests still in flight. */
 const EXIT_CUT = 3;
 
 /** Every command's flags; replay's are declared with it (the replay layer sits above config). */
-const TAKES: Readonly<Record<string, Readonly<Record<string, unknown>>>> = { ...COMMAND_FLAGS, replay: REPLAY_OPTIONS };
-const OPTIONS = { ...allOptions(), ...REPLAY_OPTIONS };
+const TAKES: Readonly<Record<string, Readonly<Record<string, unknown>>>> = { ...COMMAND_FLAGS, replay: REPLAY_OPTIONS, controller: CONTROLLER_OPTIONS };
+const OPTIONS = { ...allOptions(), ...REPLAY_OPTIONS, ...CONTROLLER_OPTIONS };
 
 type Values = Readonly<Record<string, string | boolean | string[] | undefined>>;
 /** parseArgs' record of each argument, in order. */
@@ -113,6 +119,33 @@ async function serve(v: Values): Promise<void> {
   process.once('SIGINT', stop);
 }
 
+async function controller(v: Values): Promise<void> {
+  const [path, prometheus] = [v.config as string | undefined, v.prometheus as string | undefined];
+  if (path === undefined || prometheus === undefined) throw new InputError('controller needs --config FILE and --prometheus URL (see --help)');
+  const [{ startController }, { readConfigFile }] = await Promise.all([import('../fleet/app.js'), import('../config/config.js')]);
+  const flag = (name: string): string | undefined => v[name] as string | undefined;
+  const running = await startController(
+    {
+      file: readConfigFile(path),
+      prometheus,
+      proxies: (v.proxy as string[] | undefined) ?? [],
+      proxiesDns: flag('proxies-dns'),
+      admin: flag('admin'),
+      adminTokenFile: flag('admin-token-file'),
+      token: flag('token'),
+      state: flag('state'),
+      logLevel: flag('log-level'),
+    },
+    { env: process.env },
+  );
+  const stop = (signal: string): void => {
+    running.log.info({ signal }, 'controller stopping');
+    void running.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
 export async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -131,7 +164,7 @@ export async function main(argv: string[]): Promise<number> {
     return command === undefined && !values.help ? 2 : 0;
   }
   const takes = TAKES[command];
-  if (takes === undefined) throw new InputError(`unknown command "${command}" (try serve, demo, weights, rollout, replay, check or --help)`);
+  if (takes === undefined) throw new InputError(`unknown command "${command}" (try serve, controller, demo, weights, rollout, replay, check or --help)`);
   const foreign = Object.keys(values).find((flag) => !(flag in takes));
   if (foreign !== undefined) throw new InputError(`--${foreign} is not an option of ${command} (see --help)`);
   if (command === 'weights' || command === 'rollout') {
@@ -155,6 +188,10 @@ export async function main(argv: string[]): Promise<number> {
   if (command === 'serve') {
     await serve(values);
     return -1; // keeps running until a signal
+  }
+  if (command === 'controller') {
+    await controller(values);
+    return -1;
   }
   const listen = (values.listen as string | undefined) ?? '127.0.0.1:8000';
   if (values.rollout === true) {

@@ -82,6 +82,11 @@ export interface FleetOptions {
   readonly log: Logger;
   /** Names this writer in the log lines. Default "controller". */
   readonly who?: string;
+  /**
+   * Renewed on every replica before its weights (PUT /rollout/controller): while it holds, the
+   * replica's own rollout cannot start. `controller` is shown in the replica's GET /rollout.
+   */
+  readonly claim?: { readonly controller: string; readonly ttlSeconds: number };
 }
 
 type Weights = Record<string, number>;
@@ -152,6 +157,8 @@ export class Fleet {
 
   /** One replica: read, and while it differs, write with the version read and read back. */
   async #bring(url: string, desired: Readonly<Weights>, reason: string): Promise<{ before: Weights | null; outcome: Outcome }> {
+    const refused = await this.#claim(url);
+    if (refused !== undefined) return { before: null, outcome: refused };
     const first = await this.#read(url);
     if (!('weights' in first)) return { before: null, outcome: first };
     const before = first.weights;
@@ -194,6 +201,16 @@ export class Fleet {
     }
   }
 
+  /** The claim renewed, or why the replica refuses it. A replica with no rollout (one upstream, a 404) has nothing to claim. */
+  async #claim(url: string): Promise<Outcome | undefined> {
+    const { claim } = this.#opts;
+    if (claim === undefined) return undefined;
+    const answer = await this.#call(url, 'PUT', claim, '/rollout/controller');
+    if ('code' in answer && answer.code === 404) return undefined;
+    if ('code' in answer && answer.code === 409) return { status: 'rejected', detail: `refuses the ${this.#who}: ${oneLine(answer)}` };
+    return this.#failure(answer);
+  }
+
   /** GET /weights: the replica's weights and version, or why not. */
   async #read(url: string): Promise<Read | Outcome> {
     const answer = await this.#call(url, 'GET');
@@ -224,10 +241,10 @@ export class Fleet {
     return { status: code >= 500 ? 'unreachable' : 'rejected', detail: `${code}: ${oneLine(answer)}` };
   }
 
-  async #call(url: string, method: 'GET' | 'PUT', body?: unknown): Promise<Answer> {
+  async #call(url: string, method: 'GET' | 'PUT', body?: unknown, path = '/weights'): Promise<Answer> {
     const { token, timeoutMs } = this.#opts;
     try {
-      const res = await request(`${url}/weights`, {
+      const res = await request(`${url}${path}`, {
         method,
         headers: {
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
@@ -245,7 +262,7 @@ export class Fleet {
       return { code: res.statusCode, json: parseJson(text), text };
     } catch (err) {
       const e = err as Error;
-      return { error: e.name === 'TimeoutError' ? `${method} /weights: no answer within ${timeoutMs} ms` : e.message };
+      return { error: e.name === 'TimeoutError' ? `${method} ${path}: no answer within ${timeoutMs} ms` : e.message };
     }
   }
 

@@ -1,0 +1,191 @@
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { Gauge } from 'prom-client';
+import { request } from 'undici';
+import { loadTokens, loopbackName } from '../admin/auth.js';
+import { createAdmin } from '../admin/server.js';
+import { InputError } from '../common/input-error.js';
+import { createLogger } from '../common/log.js';
+import type { Config, RawSettings } from '../config/config.js';
+import { resolveStartup } from '../config/startup.js';
+import { createMetrics } from '../observe/metrics.js';
+import type { RolloutController } from '../rollout/controller.js';
+import { runRollout } from '../rollout/run.js';
+import { readSavedRollout, rolloutStatePath } from '../rollout/saved.js';
+import { SnapshotWriter } from '../weights/state-file.js';
+import { WeightStore } from '../weights/store.js';
+import { CONTROLLER_ADMIN } from './options.js';
+import { PrometheusEvidence } from './prometheus.js';
+import { dnsTargets, Fleet, staticTargets, type ReplicaStatus } from './replicas.js';
+
+export interface ControllerSettings {
+  /** The replicas' config file, already read: the upstreams and the rollout plan. */
+  readonly file: RawSettings;
+  readonly prometheus: string;
+  readonly proxies?: readonly string[] | undefined;
+  readonly proxiesDns?: string | undefined;
+  readonly admin?: string | undefined;
+  readonly adminTokenFile?: string | undefined;
+  /** The token sent to the replicas. */
+  readonly token?: string | undefined;
+  readonly state?: string | undefined;
+  readonly logLevel?: string | undefined;
+}
+
+export interface RunningController {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly admin: FastifyInstance;
+  readonly adminAddress: AddressInfo;
+  /** The fleet's weights: what every replica is brought to. */
+  readonly store: WeightStore;
+  readonly rollout: RolloutController;
+  readonly fleet: Fleet;
+  close(): Promise<void>;
+}
+
+const TIMEOUT_MS = 5000;
+const STATUSES: readonly ReplicaStatus[] = ['in_sync', 'corrected', 'unreachable', 'unauthorized', 'rejected'];
+
+/**
+ * `drum-splitter controller`: the rollout's controller, checks and state machine as the proxy
+ * runs them, fed by Prometheus (the fleet's numbers), its weights applied to every replica. Each
+ * interval: ask Prometheus, judge, then bring every replica to the fleet's weights (a replica
+ * that restarted or drifted is corrected, and each renews the controller's claim on it). A
+ * change of the weights (a decision, a person through this admin API) is applied at once.
+ */
+export async function startController(settings: ControllerSettings, opts: { env: NodeJS.ProcessEnv; log?: Logger }): Promise<RunningController> {
+  const { env } = opts;
+  if ((settings.proxies?.length ?? 0) > 0 === (settings.proxiesDns !== undefined)) {
+    throw new InputError('name the replicas with --proxy URL (repeatable) or --proxies-dns NAME:PORT, one of the two', 'proxy');
+  }
+  let prometheus: URL;
+  try {
+    prometheus = new URL(settings.prometheus);
+  } catch {
+    throw new InputError(`--prometheus "${settings.prometheus}" is not a URL`, 'prometheus');
+  }
+  const targets = settings.proxiesDns !== undefined ? dnsTargets(settings.proxiesDns) : staticTargets(settings.proxies!);
+  // The replicas' own listener, token file and state file are theirs: the controller's come from its flags.
+  const { state: _replicasState, ...file } = settings.file;
+  const given = { admin: settings.admin ?? CONTROLLER_ADMIN, adminTokenFile: settings.adminTokenFile, state: settings.state, logLevel: settings.logLevel };
+  const flags: RawSettings = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+  const { config, snapshot, restored } = resolveStartup({ file, flags, env: {}, at: new Date().toISOString() });
+  const plan = config.rollout;
+  if (plan === undefined) throw new InputError('the config names one upstream: there is no canary to roll out', 'upstreams');
+  const log = opts.log ?? createLogger(config.logLevel);
+  const upstreams = config.upstreams.map((u) => u.name);
+  const tokens = loadTokens(env, config.adminTokenFile);
+  if (tokens.size === 0 && !loopbackName(config.admin.host)) {
+    throw new InputError(`the controller's admin API on ${config.admin.host} is reachable from other hosts; set DRUM_SPLITTER_ADMIN_TOKEN or --admin-token-file`, 'admin');
+  }
+
+  const writer = config.state === undefined ? undefined : new SnapshotWriter(config.state, (err) => log.error({ err: err.message }, 'cannot write the state file'));
+  const store = new WeightStore(upstreams, snapshot, { now: () => new Date(), log, persist: (s) => writer?.save(s) });
+  const saved = config.state === undefined ? undefined : readSavedRollout(rolloutStatePath(config.state), plan);
+  if (!restored) writer?.save(snapshot);
+
+  const metrics = createMetrics();
+  const registers = [metrics.registry];
+  // Built once the admin API listens: its claim on the replicas names where this controller is.
+  let fleet: Fleet | undefined;
+  new Gauge({
+    name: 'drum_fleet_replicas',
+    help: 'Replicas by what the last reconcile found: in_sync, corrected, unreachable, unauthorized, rejected.',
+    labelNames: ['status'],
+    registers,
+    collect() {
+      for (const status of STATUSES) this.set({ status }, fleet?.replicas.filter((r) => r.status === status).length ?? 0);
+    },
+  });
+  const evidence = new PrometheusEvidence({ url: prometheus.href, plan, timeoutMs: TIMEOUT_MS, log });
+
+  /** One reconcile at a time; a change meanwhile runs one more after it. */
+  let reconciling: Promise<void> | undefined;
+  let again = false;
+  let listingFailed = false;
+  const reconcile = (): Promise<void> => {
+    if (reconciling !== undefined) {
+      again = true;
+      return reconciling;
+    }
+    reconciling = (async () => {
+      do {
+        again = false;
+        const reason = store.history.at(-1)?.reason ?? "the fleet's weights";
+        try {
+          await fleet!.reconcile(store.view().weights, reason);
+          if (listingFailed) log.info('fleet: the replicas are listed again');
+          listingFailed = false;
+        } catch (err) {
+          if (!listingFailed) log.error({ err: (err as Error).message }, 'fleet: cannot list the replicas; retrying every interval');
+          listingFailed = true;
+        }
+      } while (again);
+    })().finally(() => (reconciling = undefined));
+    return reconciling;
+  };
+
+  // The check waits for Prometheus's answer, then the replicas follow; a tick still running skips the next.
+  let ticking = false;
+  const rollout = runRollout(plan, {
+    store, upstreams, evidence, log, saved, statePath: config.state, registry: metrics.registry,
+    setInterval: (check, ms) =>
+      setInterval(() => {
+        if (ticking) return;
+        ticking = true;
+        void evidence.refresh(Date.now()).then(check).then(reconcile).finally(() => (ticking = false));
+      }, ms).unref(),
+  });
+  store.subscribe(() => void reconcile());
+
+  const admin = createAdmin({
+    store,
+    upstreams,
+    tokens,
+    probe: async () => ({ prometheus: await ready(prometheus) }),
+    metrics,
+    log,
+    rollout: rollout.controller,
+    rolloutExtra: () => ({ fleet: { prometheus: prometheus.href, replicas: fleet?.replicas ?? [] } }),
+  });
+  await admin.listen({ host: config.admin.host, port: config.admin.port });
+  const adminAddress = admin.server.address() as AddressInfo;
+  fleet = new Fleet({
+    targets, token: settings.token ?? env.DRUM_SPLITTER_ADMIN_TOKEN, timeoutMs: TIMEOUT_MS, now: Date.now, log,
+    // Renewed every interval; three missed ones (a controller gone) free the replicas.
+    claim: { controller: `http://${hostname()}:${adminAddress.port}`, ttlSeconds: Math.min(3600, Math.max(30, Math.ceil((3 * plan.intervalMs) / 1000))) },
+  });
+  rollout.start();
+  // First of all, where the replicas are: a restarted controller reads them before it acts.
+  await reconcile();
+  log.info({ admin: `${adminAddress.address}:${adminAddress.port}`, prometheus: prometheus.href, weights: store.view().weights, replicas: fleet.replicas.map((r) => `${r.url} ${r.status}`) }, 'controller running');
+  return {
+    config,
+    log,
+    admin,
+    adminAddress,
+    store,
+    rollout: rollout.controller,
+    fleet,
+    async close() {
+      await rollout.stop();
+      await admin.close();
+      await reconciling;
+      await writer?.flush();
+    },
+  };
+}
+
+/** Prometheus's own readiness endpoint answers 200. */
+async function ready(prometheus: URL): Promise<boolean> {
+  try {
+    const res = await request(new URL('/-/ready', prometheus), { headersTimeout: 2000, bodyTimeout: 2000 });
+    await res.body.dump();
+    return res.statusCode === 200;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,59 @@
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import { AtomicFile } from '../common/atomic-file.js';
+import { RolloutController, type ControllerDeps, type SavedRollout } from './controller.js';
+import { Notifier } from './notify.js';
+import { describePlan, type RolloutPlan } from './plan.js';
+import { formatSavedRollout, rolloutStatePath } from './saved.js';
+
+export interface RunningRollout {
+  readonly controller: RolloutController;
+  start(): void;
+  /** Stops the checks, then delivers the webhooks and the saved state still pending. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The canary controller with its webhooks and saved state, as a process runs it: the proxy on
+ * its own exchanges, the fleet controller on Prometheus's numbers. start() begins the checks.
+ */
+export function runRollout(
+  plan: RolloutPlan,
+  deps: Pick<ControllerDeps, 'store' | 'upstreams' | 'evidence' | 'log' | 'saved'> & {
+    readonly registry: Registry;
+    readonly statePath: string | undefined;
+    /** The check timer; default: setInterval, unref'd. */
+    readonly setInterval?: ControllerDeps['setInterval'];
+    readonly log: Logger;
+  },
+): RunningRollout {
+  const { log, registry, statePath } = deps;
+  const failures = new Counter({ name: 'drum_rollout_notify_failures_total', help: 'Rollout webhooks not delivered, by reason.', labelNames: ['reason'], registers: [registry] });
+  const notifier = new Notifier(plan.notify, { log, failures });
+  const file = statePath === undefined ? undefined : new AtomicFile(rolloutStatePath(statePath), formatSavedRollout, (err) => log.error({ err: err.message }, 'cannot write the rollout state'));
+  const controller = new RolloutController({
+    store: deps.store,
+    upstreams: deps.upstreams,
+    evidence: deps.evidence,
+    log,
+    saved: deps.saved,
+    plan,
+    registry,
+    notifier,
+    now: Date.now,
+    setInterval: deps.setInterval ?? ((fn, ms) => setInterval(fn, ms).unref()),
+    clearInterval: (timer) => clearInterval(timer as NodeJS.Timeout),
+    ...(file === undefined ? {} : { save: (saved: SavedRollout) => file.save(saved) }),
+  });
+  return {
+    controller,
+    start() {
+      controller.start();
+      log.info({ canary: plan.canary, baseline: plan.baseline, steps: describePlan(plan), phase: controller.state.phase }, 'rollout plan loaded; POST /rollout/start (or drum-splitter rollout start) to begin');
+    },
+    async stop() {
+      controller.stop();
+      await Promise.all([notifier.flush(), file?.flush()]);
+    },
+  };
+}

@@ -1,0 +1,120 @@
+/**
+ * `drum-splitter controller` as a process: its flags and refusals, its admin API, and what it
+ * does when Prometheus or a replica fails. (The whole fleet with a real Prometheus: fleet-e2e.)
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import t from 'tap';
+import { request } from 'undici';
+import { startApp } from '../src/app.js';
+import { readConfigFile } from '../src/config/config.js';
+import { startController } from '../src/fleet/app.js';
+import { freePort, runCli, silentLog, spawnCli, startUpstream, waitForLine } from './helpers/net.js';
+import { until } from './helpers/wait.js';
+
+const TOKEN = 'fleet-controller-token-0123456789';
+const flask = await startUpstream('flask');
+const fastapi = await startUpstream('fastapi');
+const dir = t.testdir({});
+const path = join(dir, 'drum.yaml');
+writeFileSync(path, JSON.stringify({ upstreams: { flask: flask.url, fastapi: fastapi.url }, state: join(dir, 'replica-state.json'), rollout: { interval: '200ms', window: '2s', minRequests: 1, steps: [{ weight: 20, hold: '1h' }] } }));
+const single = join(dir, 'one.yaml');
+writeFileSync(single, JSON.stringify({ upstreams: { flask: flask.url } }));
+const replica = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`] } }, { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog });
+const stranger = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`] } }, { env: { DRUM_SPLITTER_ADMIN_TOKEN: 'another-token-0123456789' }, log: silentLog });
+t.teardown(() => Promise.all([replica.close(), stranger.close(), flask.close(), fastapi.close()]));
+const adminOf = (app: { adminAddress: { port: number } }): string => `http://127.0.0.1:${app.adminAddress.port}`;
+const deadPrometheus = `http://127.0.0.1:${await freePort()}`;
+
+t.test('bad settings: one line saying what is wrong, nothing started', async (t) => {
+  const file = readConfigFile(path);
+  const base = { file, prometheus: deadPrometheus, admin: '127.0.0.1:0' };
+  await t.rejects(startController({ ...base }, { env: {}, log: silentLog }), { message: /--proxy URL \(repeatable\) or --proxies-dns NAME:PORT, one of the two/ });
+  await t.rejects(startController({ ...base, proxies: ['http://a:1'], proxiesDns: 'a:1' }, { env: {}, log: silentLog }), { message: /one of the two/ });
+  await t.rejects(startController({ ...base, proxies: ['http://a:1'], prometheus: 'not a url' }, { env: {}, log: silentLog }), { message: '--prometheus "not a url" is not a URL' });
+  await t.rejects(startController({ ...base, proxies: ['http://a:1'], file: readConfigFile(single) }, { env: {}, log: silentLog }), { message: /one upstream: there is no canary/ });
+  await t.rejects(startController({ ...base, proxies: ['http://a:1'], admin: '0.0.0.0:0' }, { env: {}, log: silentLog }), { message: /reachable from other hosts; set DRUM_SPLITTER_ADMIN_TOKEN/ });
+  await t.rejects(startController({ ...base, proxiesDns: 'not a name' }, { env: {}, log: silentLog }), { message: /is not NAME:PORT/ });
+});
+
+t.test('Prometheus unreachable: inconclusive, no weight change, said once; a replica with another token: reported, the other driven', async (t) => {
+  const lines: { msg: string; level: number }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string; level: number }) });
+  const state = join(t.testdir({}), 'controller.json');
+  const c = await startController(
+    { file: readConfigFile(path), prometheus: deadPrometheus, proxies: [adminOf(replica), adminOf(stranger)], admin: '127.0.0.1:0', token: TOKEN, state },
+    { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log },
+  );
+  t.teardown(() => c.close());
+  const control = `http://127.0.0.1:${c.adminAddress.port}`;
+  const call = async (p: string, method: 'GET' | 'POST' = 'GET', body?: unknown) => {
+    const res = await request(`${control}${p}`, { method, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
+  };
+  t.match(await call('/readyz'), { status: 503, json: { ready: false, upstreams: { prometheus: false } } });
+  t.match(await call('/rollout/start', 'POST', { reason: 'test' }), { status: 200, json: { weight: 20 } });
+  await until(async () => ((await call('/rollout')).json.lastVerdict as { text?: string } | null)?.text?.includes('ECONNREFUSED') === true, 5000);
+  const view = (await call('/rollout')).json as { weight: number; lastVerdict: { action: string; checks: unknown[] }; fleet: { prometheus: string; replicas: { url: string; status: string; detail: string }[] } };
+  t.match(view, { weight: 20, lastVerdict: { action: 'inconclusive', checks: [] }, fleet: { prometheus: `${deadPrometheus}/` } });
+  await until(async () => ((await call('/rollout')).json.lastVerdict as { at: string }).at !== (view.lastVerdict as unknown as { at: string }).at, 3000);
+  t.equal(lines.filter((l) => /Prometheus unreachable or failing/.test(l.msg)).length, 1, 'the outage said once over several checks');
+  t.equal((await call('/rollout')).json.weight, 20, 'held');
+
+  const byUrl = Object.fromEntries(view.fleet.replicas.map((r) => [r.url, r]));
+  t.match(byUrl[adminOf(replica)], { status: /^(in_sync|corrected)$/ }, 'the replica with our token is driven');
+  t.match(byUrl[adminOf(stranger)], { status: 'unauthorized', detail: /401: the token is not accepted \(misconfigured\)/ });
+  t.match((await request(`${adminOf(replica)}/weights`).then((r) => r.body.json())) as object, { weights: { fastapi: 20 } });
+  t.match((await request(`${adminOf(replica)}/rollout`).then((r) => r.body.json())) as object, { controller: { controller: new RegExp(`:${c.adminAddress.port}$`) } });
+  const metrics = await request(`${control}/metrics`).then((r) => r.body.text());
+  t.match(metrics, /drum_fleet_replicas\{status="unauthorized"\} 1/);
+  t.match(metrics, /drum_rollout_step_percent 20/);
+
+  // A person's change through the controller pauses the rollout and reaches the replicas at once.
+  const res = await request(`${control}/weights`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ weights: { fastapi: 7 }, reason: 'hand' }) });
+  t.equal(res.statusCode, 200);
+  await res.body.dump();
+  await until(async () => ((await request(`${adminOf(replica)}/weights`).then((r) => r.body.json())) as { weights: { fastapi: number } }).weights.fastapi === 7, 3000);
+  t.match((await call('/rollout')).json, { phase: 'paused' });
+});
+
+t.test('a replica running its own rollout refuses the claim; one with other upstreams refuses the weights', async (t) => {
+  const busy = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`] } }, { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog });
+  const lone = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`] } }, { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog });
+  t.teardown(() => Promise.all([busy.close(), lone.close()]));
+  const own = await request(`${adminOf(busy)}/rollout/start`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
+  t.equal(own.statusCode, 200);
+  await own.body.dump();
+  const c = await startController({ file: readConfigFile(path), prometheus: deadPrometheus, proxies: [adminOf(busy), adminOf(lone)], admin: '127.0.0.1:0', token: TOKEN }, { env: {}, log: silentLog });
+  t.teardown(() => c.close());
+  const byUrl = Object.fromEntries(c.fleet.replicas.map((r) => [r.url, r]));
+  t.match(byUrl[adminOf(busy)], { status: 'rejected', detail: /refuses the controller: an in-proxy rollout is running here; abort it before a fleet controller takes over/ });
+  t.match(byUrl[adminOf(lone)], { status: 'rejected', detail: /has no upstream fastapi/ }, 'no rollout to claim (404), and its config differs');
+});
+
+t.test('replicas that cannot be listed: said once, retried', async (t) => {
+  const lines: { msg: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
+  const c = await startController(
+    { file: readConfigFile(path), prometheus: deadPrometheus, proxiesDns: 'no-such-name.invalid:9901', admin: '127.0.0.1:0' },
+    { env: {}, log },
+  );
+  t.teardown(() => c.close());
+  await until(() => lines.some((l) => l.msg === 'controller running'), 5000);
+  c.store.change([['fastapi', 300]], { source: 'admin', who: 'test', reason: 'a change' });
+  await until(async () => (await request(`http://127.0.0.1:${c.adminAddress.port}/rollout`).then((r) => r.body.json())) !== undefined, 1000);
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(lines.filter((l) => /cannot list the replicas/.test(l.msg)).length, 1);
+});
+
+t.test('the CLI: flags checked, then it runs until SIGTERM', async (t) => {
+  t.match(await runCli(['controller', '--config', path]), { code: 2, stderr: /controller needs --config FILE and --prometheus URL/ });
+  t.match(await runCli(['controller', '--config', path, '--prometheus', deadPrometheus]), { code: 2, stderr: /--proxy URL \(repeatable\) or --proxies-dns/ });
+  t.match(await runCli(['controller', '--listen', '1']), { code: 2, stderr: /--listen is not an option of controller/ });
+  const child = spawnCli(['controller', '--config', path, '--prometheus', deadPrometheus, '--proxy', adminOf(replica), '--admin', '127.0.0.1:0', '--log-level', 'info'], { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
+  await waitForLine(child, /"msg":"controller running"/);
+  const exited = new Promise<number | null>((r) => child.on('exit', r));
+  child.kill('SIGTERM');
+  t.equal(await exited, 0);
+  t.match((await runCli(['--help'])).stdout, /drum-splitter controller --config FILE --prometheus URL/);
+});

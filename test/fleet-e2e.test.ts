@@ -1,0 +1,137 @@
+/**
+ * A fleet end to end, on short real durations: three proxy replicas sharing one config, Debian's
+ * Prometheus scraping them every second, real upstreams, real traffic spread over the replicas,
+ * and the controller judging from Prometheus and driving every replica's admin API.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { Agent, request } from 'undici';
+import { startApp, type RunningApp } from '../src/app.js';
+import { readConfigFile } from '../src/config/config.js';
+import { startController, type RunningController } from '../src/fleet/app.js';
+import { freePort, silentLog, startUpstream, type UpstreamHandler } from './helpers/net.js';
+import { prometheusMissing, startPrometheus } from './helpers/prometheus.js';
+import { until } from './helpers/wait.js';
+
+const TOKEN = 'fleet-e2e-token-0123456789';
+const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+const FAST = { interval: '1s', window: '4s', minRequests: 20 };
+
+/** An upstream answering after `ms`, with a 500 for every `errorEvery`-th request. */
+const behaving = (ms: number, errorEvery = 0): UpstreamHandler => {
+  let n = 0;
+  return (_req, res) => {
+    n++;
+    setTimeout(() => {
+      res.statusCode = errorEvery > 0 && n % errorEvery === 0 ? 500 : 200;
+      res.end('{"predictions":[1]}');
+    }, ms);
+  };
+};
+
+const json = async (url: string, method: 'GET' | 'POST' | 'PUT' = 'GET', body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
+  const res = await request(url, { method, headers: auth, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
+};
+
+interface Fleet {
+  replicas: RunningApp[];
+  controller: RunningController;
+  control: string;
+  /** Each replica's canary weight now. */
+  canary(): Promise<number[]>;
+  /** Replica i stopped and started again on the same ports, from the config file alone. */
+  restart(i: number): Promise<void>;
+}
+
+async function fleet(t: Test, canary: UpstreamHandler, rollout: Record<string, unknown>): Promise<Fleet> {
+  const flask = await startUpstream('flask', behaving(2));
+  const fastapi = await startUpstream('fastapi', canary);
+  const path = join(t.testdir({}), 'drum.yaml');
+  writeFileSync(path, JSON.stringify({ upstreams: { flask: flask.url, fastapi: fastapi.url }, rollout }));
+  const ports = await Promise.all([0, 1, 2].map(async () => [await freePort(), await freePort()] as const));
+  const start = ([listen, admin]: readonly [number, number]): Promise<RunningApp> =>
+    startApp({ file: { path, settings: readConfigFile(path) }, flags: { listen: `127.0.0.1:${listen}`, admin: `127.0.0.1:${admin}` } }, { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog });
+  const replicas = await Promise.all(ports.map(start));
+  const prom = await startPrometheus(t, ports.map(([, admin]) => `127.0.0.1:${admin}`));
+  await prom.eventually('count(up{job="drum-splitter"} == 1)', (r) => Object.values(r)[0] === 3);
+
+  // Clients spread over the replicas, many paths each, so every weight sends its share to the canary.
+  const agent = new Agent({ connections: 12 });
+  let running = true;
+  const client = async (c: number): Promise<void> => {
+    for (let i = c; running; i += 6) {
+      const [listen] = ports[i % 3]!;
+      try {
+        const res = await request(`http://127.0.0.1:${listen}/predict/${i % 400}`, { method: 'POST', body: 'a\n1\n', dispatcher: agent });
+        await res.body.dump();
+      } catch {
+        await new Promise((r) => setTimeout(r, 20)); // a replica restarting under us
+      }
+    }
+  };
+  const clients = Array.from({ length: 6 }, (_, c) => client(c));
+
+  const controller = await startController(
+    { file: readConfigFile(path), prometheus: prom.url, proxies: ports.map(([, admin]) => `http://127.0.0.1:${admin}`), admin: '127.0.0.1:0', token: TOKEN },
+    { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog },
+  );
+  t.teardown(async () => {
+    running = false;
+    await Promise.all(clients);
+    await controller.close();
+    await Promise.all(replicas.map((r) => r.close()));
+    await agent.close();
+    await Promise.all([flask.close(), fastapi.close()]);
+  });
+  return {
+    replicas,
+    controller,
+    control: `http://127.0.0.1:${controller.adminAddress.port}`,
+    canary: async () => Promise.all(replicas.map(async (r) => (await json(`http://127.0.0.1:${r.adminAddress.port}/weights`)).json.weights as Record<string, number>)).then((w) => w.map((x) => x.fastapi!)),
+    async restart(i) {
+      await replicas[i]!.close();
+      replicas[i] = await start(ports[i]!);
+    },
+  };
+}
+
+t.test('a failing canary: every replica at 0% within a few scrape intervals', { skip: prometheusMissing }, async (t) => {
+  const f = await fleet(t, behaving(2, 5), { ...FAST, steps: [{ weight: 50, hold: '1h' }], rollback: { maxErrorRate: 0.01 } });
+  t.same(await f.canary(), [0, 0, 0], 'the config file: 0%');
+  t.match(await json(`${f.control}/readyz`), { status: 200, json: { ready: true, upstreams: { prometheus: true } } }, 'ready: Prometheus answers');
+  t.match(await json(`${f.control}/rollout/start`, 'POST', { reason: 'fleet e2e' }), { status: 200, json: { phase: 'running', weight: 50 } });
+  await until(async () => (await f.canary()).every((w) => w === 50), 3000);
+  t.pass('every replica took 50% at once');
+  // Replicas refuse a rollout of their own: one judge per fleet.
+  const own = await json(`http://127.0.0.1:${f.replicas[0]!.adminAddress.port}/rollout/start`, 'POST', {});
+  t.match(own, { status: 409, json: { message: /run by the controller/ } });
+  const started = Date.now();
+  await until(async () => (await f.canary()).every((w) => w === 0), 15_000);
+  t.comment(`rolled back on every replica ${((Date.now() - started) / 1000).toFixed(1)} s after they took 50%`);
+  const view = await json(`${f.control}/rollout`);
+  t.match(view.json, { phase: 'rolled_back', weight: 0, lastVerdict: { action: 'rollback', text: /canary error rate .* over 1%/ } });
+  t.equal((view.json.fleet as { replicas: { status: string }[] }).replicas.length, 3);
+  const decisions = (await json(`${f.control}/rollout/decisions`)).json.decisions as { action: string }[];
+  t.same(decisions.map((d) => d.action), ['start', 'rollback']);
+  const history = (await json(`http://127.0.0.1:${f.replicas[2]!.adminAddress.port}/history`)).json.history as { who: string; reason: string }[];
+  t.match(history.at(-1), { who: 'admin', reason: /canary error rate/ }, "the replica's audit trail: the controller's token, the decision's reason");
+});
+
+t.test('a healthy canary: the fleet steps up together; a replica restarted with old weights is corrected', { skip: prometheusMissing }, async (t) => {
+  const f = await fleet(t, behaving(2), { ...FAST, steps: [{ weight: 10, hold: '1500ms' }, { weight: 30, hold: '1500ms' }, { weight: 60, hold: '1h' }] });
+  await json(`${f.control}/rollout/start`, 'POST', {});
+  for (const step of [10, 30, 60]) {
+    await until(async () => (await f.canary()).every((w) => w === step), 20_000);
+    t.pass(`every replica at ${step}%`);
+  }
+  await f.restart(1);
+  t.same((await f.canary())[1], 0, 'restarted from its config: 0%');
+  const at = Date.now();
+  await until(async () => (await f.canary())[1] === 60, 3000);
+  t.comment(`corrected ${Date.now() - at} ms after its restart`);
+  const replicas = (await json(`${f.control}/rollout`)).json.fleet as { replicas: { url: string; status: string }[] };
+  t.ok(replicas.replicas.some((r) => r.status === 'corrected' || r.status === 'in_sync'));
+  t.match(await json(`http://127.0.0.1:${f.replicas[1]!.adminAddress.port}/rollout`), { json: { controller: { who: 'admin' } } }, 'the restarted replica is claimed again');
+});
