@@ -7,6 +7,7 @@ import t, { type Test } from 'tap';
 import { buildConfig } from '../src/config/config.js';
 import { allOptions } from '../src/config/settings.js';
 import { REPLAY_OPTIONS } from '../src/replay/options.js';
+import { CONTROLLER_OPTIONS } from '../src/fleet/options.js';
 import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
 import { assertInputError, logLines, serveCli, type Served } from './helpers/cli.js';
 import { limiter, runCli, send, startUpstream, type CliResult, type Reply } from './helpers/net.js';
@@ -21,7 +22,7 @@ const run = (args: string[]): Promise<CliResult> => slot(() => runCli(args));
 
 /** The options the CLI declares, read from its source: [name, type] in declared order. */
 function declaredOptions(): [string, 'boolean' | 'string'][] {
-  return Object.entries({ ...allOptions(), ...REPLAY_OPTIONS }).map(([name, o]): [string, 'boolean' | 'string'] => [name, o.type]);
+  return Object.entries({ ...allOptions(), ...REPLAY_OPTIONS, ...CONTROLLER_OPTIONS }).map(([name, o]): [string, 'boolean' | 'string'] => [name, o.type]);
 }
 
 /** `serve ARGS`, at most three CLIs at a time. */

@@ -33,7 +33,7 @@ t.test('bad settings: one line saying what is wrong, nothing started', async (t)
   await t.rejects(startController({ ...base }, { env: {}, log: silentLog }), { message: /--proxy URL \(repeatable\) or --proxies-dns NAME:PORT, one of the two/ });
   await t.rejects(startController({ ...base, proxies: ['http://a:1'], proxiesDns: 'a:1' }, { env: {}, log: silentLog }), { message: /one of the two/ });
   await t.rejects(startController({ ...base, proxies: ['http://a:1'], prometheus: 'not a url' }, { env: {}, log: silentLog }), { message: '--prometheus "not a url" is not a URL' });
-  await t.rejects(startController({ ...base, proxies: ['http://a:1'], file: readConfigFile(single) }, { env: {}, log: silentLog }), { message: /one upstream: there is no canary/ });
+  await t.rejects(startController({ file: readConfigFile(single), prometheus: deadPrometheus, proxies: ['http://a:1'] }, { env: {}, log: silentLog }), { message: /one upstream: there is no canary/ });
   await t.rejects(startController({ ...base, proxies: ['http://a:1'], admin: '0.0.0.0:0' }, { env: {}, log: silentLog }), { message: /reachable from other hosts; set DRUM_SPLITTER_ADMIN_TOKEN/ });
   await t.rejects(startController({ ...base, proxiesDns: 'not a name' }, { env: {}, log: silentLog }), { message: /is not NAME:PORT/ });
 });
@@ -65,7 +65,7 @@ t.test('Prometheus unreachable: inconclusive, no weight change, said once; a rep
   t.match(byUrl[adminOf(replica)], { status: /^(in_sync|corrected)$/ }, 'the replica with our token is driven');
   t.match(byUrl[adminOf(stranger)], { status: 'unauthorized', detail: /401: the token is not accepted \(misconfigured\)/ });
   t.match((await request(`${adminOf(replica)}/weights`).then((r) => r.body.json())) as object, { weights: { fastapi: 20 } });
-  t.match((await request(`${adminOf(replica)}/rollout`).then((r) => r.body.json())) as object, { controller: { controller: new RegExp(`:${c.adminAddress.port}$`) } });
+  t.match((await request(`${adminOf(replica)}/rollout`).then((r) => r.body.json())) as object, { controller: { controller: /^http:\/\/[^/]+:0$/ } }, 'claimed in the name of the controller\'s host and configured port');
   const metrics = await request(`${control}/metrics`).then((r) => r.body.text());
   t.match(metrics, /drum_fleet_replicas\{status="unauthorized"\} 1/);
   t.match(metrics, /drum_rollout_step_percent 20/);
@@ -92,19 +92,41 @@ t.test('a replica running its own rollout refuses the claim; one with other upst
   t.match(byUrl[adminOf(lone)], { status: 'rejected', detail: /has no upstream fastapi/ }, 'no rollout to claim (404), and its config differs');
 });
 
-t.test('replicas that cannot be listed: said once, retried', async (t) => {
+t.test('replicas that cannot be listed: said once, retried; a state file that cannot be written: said', async (t) => {
   const lines: { msg: string }[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
   const c = await startController(
-    { file: readConfigFile(path), prometheus: deadPrometheus, proxiesDns: 'no-such-name.invalid:9901', admin: '127.0.0.1:0' },
+    // A state file it cannot write: said, and the controller runs on.
+    { file: readConfigFile(path), prometheus: deadPrometheus, proxiesDns: 'no-such-name.invalid:9901', admin: '127.0.0.1:0', state: join(dir, 'missing-dir', 'state.json') },
     { env: {}, log },
   );
   t.teardown(() => c.close());
   await until(() => lines.some((l) => l.msg === 'controller running'), 5000);
-  c.store.change([['fastapi', 300]], { source: 'admin', who: 'test', reason: 'a change' });
+  c.store.change([['fastapi', 300]], { source: 'admin', who: 'test', reason: null });
   await until(async () => (await request(`http://127.0.0.1:${c.adminAddress.port}/rollout`).then((r) => r.body.json())) !== undefined, 1000);
   await new Promise((r) => setTimeout(r, 300));
   t.equal(lines.filter((l) => /cannot list the replicas/.test(l.msg)).length, 1);
+  t.ok(lines.some((l) => l.msg === 'cannot write the state file'));
+});
+
+t.test('a Prometheus that does not answer: checks do not pile up behind it', async (t) => {
+  const { createServer } = await import('node:http');
+  const held: import('node:http').ServerResponse[] = [];
+  const silent = createServer((_req, res) => held.push(res));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const res of held) res.destroy();
+    silent.close();
+  });
+  const c = await startController(
+    { file: readConfigFile(path), prometheus: `http://127.0.0.1:${(silent.address() as { port: number }).port}`, proxies: [adminOf(replica)], admin: '127.0.0.1:0', token: TOKEN },
+    { env: {}, log: silentLog },
+  );
+  t.teardown(() => c.close());
+  c.rollout.command('start', 'test', null);
+  await new Promise((r) => setTimeout(r, 1000));
+  t.equal(c.rollout.view().lastVerdict, null, 'no check yet: the first is still waiting for Prometheus');
+  t.equal(held.length, 9, 'one round of the nine queries, not a round per interval');
 });
 
 t.test('the CLI: flags checked, then it runs until SIGTERM', async (t) => {

@@ -36,6 +36,9 @@ const json = async (url: string, method: 'GET' | 'POST' | 'PUT' = 'GET', body?: 
 };
 
 interface Fleet {
+  /** The replicas' config file, and what it holds. */
+  path: string;
+  config: Record<string, unknown>;
   replicas: RunningApp[];
   controller: RunningController;
   control: string;
@@ -49,7 +52,8 @@ async function fleet(t: Test, canary: UpstreamHandler, rollout: Record<string, u
   const flask = await startUpstream('flask', behaving(2));
   const fastapi = await startUpstream('fastapi', canary);
   const path = join(t.testdir({}), 'drum.yaml');
-  writeFileSync(path, JSON.stringify({ upstreams: { flask: flask.url, fastapi: fastapi.url }, rollout }));
+  const config = { upstreams: { flask: flask.url, fastapi: fastapi.url }, rollout };
+  writeFileSync(path, JSON.stringify(config));
   const ports = await Promise.all([0, 1, 2].map(async () => [await freePort(), await freePort()] as const));
   const start = ([listen, admin]: readonly [number, number]): Promise<RunningApp> =>
     startApp({ file: { path, settings: readConfigFile(path) }, flags: { listen: `127.0.0.1:${listen}`, admin: `127.0.0.1:${admin}` } }, { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog });
@@ -86,6 +90,8 @@ async function fleet(t: Test, canary: UpstreamHandler, rollout: Record<string, u
     await Promise.all([flask.close(), fastapi.close()]);
   });
   return {
+    path,
+    config,
     replicas,
     controller,
     control: `http://127.0.0.1:${controller.adminAddress.port}`,
@@ -134,4 +140,13 @@ t.test('a healthy canary: the fleet steps up together; a replica restarted with 
   const replicas = (await json(`${f.control}/rollout`)).json.fleet as { replicas: { url: string; status: string }[] };
   t.ok(replicas.replicas.some((r) => r.status === 'corrected' || r.status === 'in_sync'));
   t.match(await json(`http://127.0.0.1:${f.replicas[1]!.adminAddress.port}/rollout`), { json: { controller: { who: 'admin' } } }, 'the restarted replica is claimed again');
+
+  // ROLLBACK_PLAN's lever: the ConfigMap edited to 0%. The replicas' watch applies it; the
+  // controller takes it as a person's change (the rollout pauses) instead of undoing it.
+  writeFileSync(f.path, JSON.stringify({ ...f.config, weights: { fastapi: 0 } }));
+  await until(async () => (await f.canary()).every((w) => w === 0), 10_000);
+  await new Promise((r) => setTimeout(r, 2500));
+  t.same(await f.canary(), [0, 0, 0], 'still 0% on every replica two intervals later: not undone');
+  t.match((await json(`${f.control}/rollout`)).json, { phase: 'paused', weights: { fastapi: 0 } });
+  t.match(((await json(`${f.control}/rollout/decisions`)).json.decisions as { action: string; who: string }[]).at(-1), { action: 'pause', who: /config file/ });
 });

@@ -275,7 +275,8 @@ async function listen(t: Test, server: Server): Promise<string> {
 
 t.test('another writer between our read and our write', async (t) => {
   const desired = { flask: 90, fastapi: 10 };
-  const by = { source: 'file', who: 'config' } as const;
+  // A person through the replica's own API (a change by its config file is taken, not fought: below).
+  const by = { source: 'admin', who: 'alice' } as const;
 
   t.test('once: 409, read again, written', async (t) => {
     const r = await replica(t);
@@ -283,7 +284,7 @@ t.test('another writer between our read and our write', async (t) => {
     const [report] = await fleet(staticTargets([url])).fleet.reconcile(desired, 'step 2');
     t.match(report, { status: 'corrected', weights: { flask: 95, fastapi: 5 }, detail: 'had flask=95, fastapi=5; set to flask=90, fastapi=10' });
     t.strictSame(await weightsOf(r), desired);
-    t.strictSame((await historyOf(r)).map((h) => h.who), ['startup', 'config', 'controller']);
+    t.strictSame((await historyOf(r)).map((h) => h.who), ['startup', 'alice', 'controller']);
   });
 
   t.test('it set the same weights: in sync, nothing written', async (t) => {
@@ -291,7 +292,7 @@ t.test('another writer between our read and our write', async (t) => {
     const url = await relay(t, r.url, (method) => void (method === 'PUT' && r.store.change([['fastapi', 1000]], by)));
     const [report] = await fleet(staticTargets([url])).fleet.reconcile(desired, 'step 2');
     t.match(report, { status: 'in_sync', weights: { flask: 95, fastapi: 5 }, detail: 'at flask=90, fastapi=10' });
-    t.strictSame((await historyOf(r)).map((h) => h.who), ['startup', 'config']);
+    t.strictSame((await historyOf(r)).map((h) => h.who), ['startup', 'alice']);
   });
 
   t.test('every time: rejected after the second try', async (t) => {
@@ -299,7 +300,7 @@ t.test('another writer between our read and our write', async (t) => {
     const url = await relay(t, r.url, (method, n) => void (method === 'PUT' && r.store.change([['fastapi', 2000 + n]], by)));
     const [report] = await fleet(staticTargets([url])).fleet.reconcile(desired, 'step 2');
     t.match(report, { status: 'rejected', weights: { flask: 95, fastapi: 5 }, detail: 'another writer keeps changing its weights (now flask=79.98, fastapi=20.02, version 3)' });
-    t.strictSame((await historyOf(r)).map((h) => h.who), ['startup', 'config', 'config'], 'we never wrote over it');
+    t.strictSame((await historyOf(r)).map((h) => h.who), ['startup', 'alice', 'alice'], 'we never wrote over it');
   });
 
   t.test('right after our write: read back, written again', async (t) => {
@@ -308,7 +309,7 @@ t.test('another writer between our read and our write', async (t) => {
     const url = await relay(t, r.url, (method, n) => void (method === 'GET' && n === 2 && r.store.change([['fastapi', 700]], by)));
     const [report] = await fleet(staticTargets([url])).fleet.reconcile(desired, 'step 2');
     t.match(report, { status: 'corrected', detail: 'had flask=95, fastapi=5; set to flask=90, fastapi=10' });
-    t.strictSame((await historyOf(r)).map((h) => h.who), ['startup', 'controller', 'config', 'controller']);
+    t.strictSame((await historyOf(r)).map((h) => h.who), ['startup', 'controller', 'alice', 'controller']);
   });
 
   t.test('the replica stops answering in between: unreachable, with what it had', async (t) => {
@@ -424,4 +425,14 @@ t.test('staticTargets: URLs or HOST:PORT, each once', async (t) => {
   const targets = staticTargets(['http://10.0.0.3:9901/', '10.0.0.3:9901', 'https://admin.example/drum/', '[::1]:9901']);
   t.strictSame(await targets.list(), ['http://10.0.0.3:9901', 'https://admin.example/drum', 'http://[::1]:9901']);
   t.throws(() => staticTargets(['http://[bad']), { name: 'InputError', field: '--proxy', message: '--proxy: "http://[bad" is not a URL or HOST:PORT' });
+});
+
+t.test("a replica's config file changed its weights: reported as file_changed, never written over", async (t) => {
+  const r = await replica(t);
+  r.store.change([['fastapi', 0]], { source: 'file', who: '/etc/drum-splitter/config.yaml', reason: 'config file changed' });
+  const { fleet: f } = fleet(staticTargets([r.url]));
+  const [report] = await f.reconcile({ flask: 90, fastapi: 10 }, 'step 2');
+  t.match(report, { status: 'file_changed', weights: { flask: 100, fastapi: 0 }, detail: 'its config file set flask=100, fastapi=0' });
+  t.strictSame(await weightsOf(r), { flask: 100, fastapi: 0 }, 'left as the file set it');
+  t.match(await f.reconcile({ flask: 100, fastapi: 0 }, 'the file'), [{ status: 'in_sync' }], 'once the fleet takes them: in sync');
 });

@@ -14,6 +14,7 @@ import { createMetrics } from '../observe/metrics.js';
 import type { RolloutController } from '../rollout/controller.js';
 import { runRollout } from '../rollout/run.js';
 import { readSavedRollout, rolloutStatePath } from '../rollout/saved.js';
+import { applyWeights } from '../weights/shares.js';
 import { SnapshotWriter } from '../weights/state-file.js';
 import { WeightStore } from '../weights/store.js';
 import { CONTROLLER_ADMIN } from './options.js';
@@ -47,7 +48,7 @@ export interface RunningController {
 }
 
 const TIMEOUT_MS = 5000;
-const STATUSES: readonly ReplicaStatus[] = ['in_sync', 'corrected', 'unreachable', 'unauthorized', 'rejected'];
+const STATUSES: readonly ReplicaStatus[] = ['in_sync', 'corrected', 'file_changed', 'unreachable', 'unauthorized', 'rejected'];
 
 /**
  * `drum-splitter controller`: the rollout's controller, checks and state machine as the proxy
@@ -89,15 +90,18 @@ export async function startController(settings: ControllerSettings, opts: { env:
 
   const metrics = createMetrics();
   const registers = [metrics.registry];
-  // Built once the admin API listens: its claim on the replicas names where this controller is.
-  let fleet: Fleet | undefined;
+  const fleet = new Fleet({
+    targets, token: settings.token ?? env.DRUM_SPLITTER_ADMIN_TOKEN, timeoutMs: TIMEOUT_MS, now: Date.now, log,
+    // Renewed every interval; three missed ones (a controller gone) free the replicas. The pod's name and port say whose.
+    claim: { controller: `http://${hostname()}:${config.admin.port}`, ttlSeconds: Math.min(3600, Math.max(30, Math.ceil((3 * plan.intervalMs) / 1000))) },
+  });
   new Gauge({
     name: 'drum_fleet_replicas',
     help: 'Replicas by what the last reconcile found: in_sync, corrected, unreachable, unauthorized, rejected.',
     labelNames: ['status'],
     registers,
     collect() {
-      for (const status of STATUSES) this.set({ status }, fleet?.replicas.filter((r) => r.status === status).length ?? 0);
+      for (const status of STATUSES) this.set({ status }, fleet.replicas.filter((r) => r.status === status).length);
     },
   });
   const evidence = new PrometheusEvidence({ url: prometheus.href, plan, timeoutMs: TIMEOUT_MS, log });
@@ -114,10 +118,14 @@ export async function startController(settings: ControllerSettings, opts: { env:
     reconciling = (async () => {
       do {
         again = false;
-        const reason = store.history.at(-1)?.reason ?? "the fleet's weights";
+        const reason = store.history.at(-1)!.reason ?? "the fleet's weights";
         try {
-          await fleet!.reconcile(store.view().weights, reason);
-          if (listingFailed) log.info('fleet: the replicas are listed again');
+          const reports = await fleet.reconcile(store.view().weights, reason);
+          // A replica's ConfigMap changed its weights: a person's change (ROLLBACK_PLAN's kubectl
+          // patch), taken as the fleet's — which pauses a running rollout — and sent to the rest.
+          const edited = reports.find((r) => r.status === 'file_changed');
+          if (edited !== undefined) adopt(edited.url, edited.weights!);
+          // Their return is said by the replicas' own reports (in sync again, corrected).
           listingFailed = false;
         } catch (err) {
           if (!listingFailed) log.error({ err: (err as Error).message }, 'fleet: cannot list the replicas; retrying every interval');
@@ -128,15 +136,26 @@ export async function startController(settings: ControllerSettings, opts: { env:
     return reconciling;
   };
 
-  // The check waits for Prometheus's answer, then the replicas follow; a tick still running skips the next.
+  // The canaries' shares only: the baseline takes the rest, as on the replica.
+  const adopt = (url: string, weights: Readonly<Record<string, number>>): void => {
+    const canaries = Object.fromEntries(upstreams.slice(1).map((name) => [name, weights[name]]));
+    store.change(applyWeights(upstreams, store.state.shares, canaries), { source: 'file', who: `${url}'s config file`, reason: 'the config file (ConfigMap) changed' });
+  };
+
+  // The check waits for Prometheus's answer, then the replicas follow; a tick still running
+  // skips the next, and one that outlives close() stops at its answer.
   let ticking = false;
+  let closed = false;
   const rollout = runRollout(plan, {
     store, upstreams, evidence, log, saved, statePath: config.state, registry: metrics.registry,
     setInterval: (check, ms) =>
       setInterval(() => {
         if (ticking) return;
         ticking = true;
-        void evidence.refresh(Date.now()).then(check).then(reconcile).finally(() => (ticking = false));
+        void evidence
+          .refresh(Date.now())
+          .then(() => (closed ? undefined : (check(), reconcile())))
+          .finally(() => (ticking = false));
       }, ms).unref(),
   });
   store.subscribe(() => void reconcile());
@@ -149,15 +168,10 @@ export async function startController(settings: ControllerSettings, opts: { env:
     metrics,
     log,
     rollout: rollout.controller,
-    rolloutExtra: () => ({ fleet: { prometheus: prometheus.href, replicas: fleet?.replicas ?? [] } }),
+    rolloutExtra: () => ({ fleet: { prometheus: prometheus.href, replicas: fleet.replicas } }),
   });
   await admin.listen({ host: config.admin.host, port: config.admin.port });
   const adminAddress = admin.server.address() as AddressInfo;
-  fleet = new Fleet({
-    targets, token: settings.token ?? env.DRUM_SPLITTER_ADMIN_TOKEN, timeoutMs: TIMEOUT_MS, now: Date.now, log,
-    // Renewed every interval; three missed ones (a controller gone) free the replicas.
-    claim: { controller: `http://${hostname()}:${adminAddress.port}`, ttlSeconds: Math.min(3600, Math.max(30, Math.ceil((3 * plan.intervalMs) / 1000))) },
-  });
   rollout.start();
   // First of all, where the replicas are: a restarted controller reads them before it acts.
   await reconcile();
@@ -171,6 +185,7 @@ export async function startController(settings: ControllerSettings, opts: { env:
     rollout: rollout.controller,
     fleet,
     async close() {
+      closed = true;
       await rollout.stop();
       await admin.close();
       await reconciling;

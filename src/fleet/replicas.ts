@@ -60,7 +60,12 @@ export function dnsTargets(nameAndPort: string, lookup: Lookup = (name, opts) =>
   };
 }
 
-export type ReplicaStatus = 'in_sync' | 'corrected' | 'unreachable' | 'unauthorized' | 'rejected';
+/**
+ * file_changed: the replica's own config file (the ConfigMap: ROLLBACK_PLAN's `kubectl patch
+ * configmap`) set other weights while it ran — a person's change, for the caller to take as the
+ * fleet's, never to undo.
+ */
+export type ReplicaStatus = 'in_sync' | 'corrected' | 'file_changed' | 'unreachable' | 'unauthorized' | 'rejected';
 
 export interface ReplicaReport {
   readonly url: string;
@@ -94,6 +99,8 @@ type Weights = Record<string, number>;
 interface Read {
   readonly weights: Weights;
   readonly version: number;
+  /** Who last set them: "file" when its watched config file did. */
+  readonly source: unknown;
 }
 /** How a replica's handling ended, before the URL and time are added. */
 type Outcome = Pick<ReplicaReport, 'status' | 'detail'>;
@@ -173,7 +180,9 @@ export class Fleet {
         });
       }
       // Also after a 409: whoever wrote in between may have set just these weights.
-      if (differing(desired, current.weights).length === 0) return done({ status: 'in_sync', detail: `at ${show(desired, Object.keys(desired))}` });
+      const changed = differing(desired, current.weights);
+      if (changed.length === 0) return done({ status: 'in_sync', detail: `at ${show(desired, Object.keys(desired))}` });
+      if (current.source === 'file') return done({ status: 'file_changed', detail: `its config file set ${show(current.weights, changed)}` });
       if (attempt > ATTEMPTS) {
         return done({
           status: 'rejected',
@@ -217,11 +226,11 @@ export class Fleet {
     const failed = this.#failure(answer);
     if (failed !== undefined) return failed;
     const reply = answer as Reply;
-    const { weights, version } = (reply.json ?? {}) as { weights?: unknown; version?: unknown };
+    const { weights, version, source } = (reply.json ?? {}) as { weights?: unknown; version?: unknown; source?: unknown };
     if (!isWeights(weights) || !Number.isInteger(version)) {
       return { status: 'rejected', detail: `GET /weights answered without weights and a version, not as a drum-splitter admin API: ${oneLine(reply)}` };
     }
-    return { weights, version: version as number };
+    return { weights, version: version as number, source };
   }
 
   /**
@@ -274,6 +283,10 @@ export class Fleet {
     const { url, status, detail } = report;
     const fields = { replica: url, status, weights: report.weights, detail, who: this.#who };
     const { log } = this.#opts;
+    if (status === 'file_changed') {
+      log.warn(fields, `replica ${url}: ${detail}; the fleet takes it (a person's change)`);
+      return;
+    }
     if (status === 'corrected') {
       log.info(fields, kept ? `replica ${url} restarted with old weights or drifted: ${detail}` : `replica ${url} set to the fleet's weights: ${detail}`);
       return;
