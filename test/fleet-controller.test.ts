@@ -109,6 +109,24 @@ t.test('replicas that cannot be listed: said once, retried; a state file that ca
   t.ok(lines.some((l) => l.msg === 'cannot write the state file'));
 });
 
+t.test('a restarted controller resumes its rollout from --state, and reads the replicas before it acts', async (t) => {
+  const state = join(t.testdir({}), 'controller.json');
+  const settings = { file: readConfigFile(path), prometheus: deadPrometheus, proxies: [adminOf(replica)], admin: '127.0.0.1:0', token: TOKEN, state };
+  const first = await startController(settings, { env: {}, log: silentLog });
+  first.rollout.command('start', 'alice', 'resume test');
+  await until(async () => ((await request(`${adminOf(replica)}/weights`).then((r) => r.body.json())) as { weights: { fastapi: number } }).weights.fastapi === 20, 3000);
+  await first.close();
+  // While it is down, someone moves the replica; the restarted controller finds it and corrects it.
+  const res = await request(`${adminOf(replica)}/weights`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{"weights":{"fastapi":3}}' });
+  await res.body.dump();
+  const again = await startController(settings, { env: {}, log: silentLog });
+  t.teardown(() => again.close());
+  t.match(again.rollout.view(), { phase: 'running', weight: 20 }, 'resumed where it was');
+  t.same(again.rollout.decisions.map((d) => d.action), ['start'], 'with its decision log');
+  t.match(again.fleet.replicas, [{ url: adminOf(replica), status: 'corrected', weights: { fastapi: 3 } }], 'read first (it had 3%), then corrected');
+  t.match(((await request(`${adminOf(replica)}/weights`).then((r) => r.body.json())) as { weights: object }).weights, { fastapi: 20 });
+});
+
 t.test('a Prometheus that does not answer: checks do not pile up behind it', async (t) => {
   const { createServer } = await import('node:http');
   const held: import('node:http').ServerResponse[] = [];
