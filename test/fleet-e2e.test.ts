@@ -10,7 +10,7 @@ import { Agent, request } from 'undici';
 import { startApp, type RunningApp } from '../src/app.js';
 import { readConfigFile } from '../src/config/config.js';
 import { startController, type RunningController } from '../src/fleet/app.js';
-import { freePort, silentLog, startUpstream, type UpstreamHandler } from './helpers/net.js';
+import { behaving, freePort, silentLog, startUpstream, type UpstreamHandler } from './helpers/net.js';
 import { prometheusMissing, startPrometheus } from './helpers/prometheus.js';
 import { until } from './helpers/wait.js';
 
@@ -18,17 +18,6 @@ const TOKEN = 'fleet-e2e-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 const FAST = { interval: '1s', window: '4s', minRequests: 20 };
 
-/** An upstream answering after `ms`, with a 500 for every `errorEvery`-th request. */
-const behaving = (ms: number, errorEvery = 0): UpstreamHandler => {
-  let n = 0;
-  return (_req, res) => {
-    n++;
-    setTimeout(() => {
-      res.statusCode = errorEvery > 0 && n % errorEvery === 0 ? 500 : 200;
-      res.end('{"predictions":[1]}');
-    }, ms);
-  };
-};
 
 const json = async (url: string, method: 'GET' | 'POST' | 'PUT' = 'GET', body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
   const res = await request(url, { method, headers: auth, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });

@@ -9,24 +9,12 @@ import { Agent, request } from 'undici';
 import { startApp, type RunningApp } from '../src/app.js';
 import { rolloutCommand } from '../src/cli/rollout.js';
 import { readConfigFile } from '../src/config/config.js';
-import { runCli, silentLog, startUpstream, type UpstreamHandler } from './helpers/net.js';
+import { behaving, runCli, silentLog, startUpstream, type UpstreamHandler } from './helpers/net.js';
 import { until } from './helpers/wait.js';
 
 const TOKEN = 'rollout-e2e-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
 
-/** An upstream answering after `ms`, with a 500 for every `errorEvery`-th request. */
-const behaving = (ms: number, errorEvery = 0): UpstreamHandler => {
-  let n = 0;
-  return (_req, res) => {
-    n++;
-    setTimeout(() => {
-      res.statusCode = errorEvery > 0 && n % errorEvery === 0 ? 500 : 200;
-      res.setHeader('content-type', 'application/json');
-      res.end('{"predictions":[1]}');
-    }, ms);
-  };
-};
 
 interface World {
   app: RunningApp;

@@ -1,5 +1,5 @@
 import { request } from 'undici';
-import { InputError } from '../common/input-error.js';
+import { baseUrl } from '../common/base-url.js';
 
 /** Exit codes of the admin clients (weights, rollout): what a script can branch on. */
 export const EXIT = { ok: 0, unreachable: 1, rejected: 2, unauthorized: 3 } as const;
@@ -11,21 +11,13 @@ export interface ClientOptions {
   readonly reason: string | undefined;
 }
 
-function baseUrl(admin: string): string {
-  const url = /^https?:\/\//.test(admin) ? admin : `http://${admin}`;
-  try {
-    return new URL(url).href.replace(/\/$/, '');
-  } catch {
-    throw new InputError(`"${admin}" is not a URL or HOST:PORT`, '--admin');
-  }
-}
 
 /**
  * One admin API call: its JSON answer on stdout, its error as one line on stderr. Resolves to
  * the exit code.
  */
 export async function callAdmin(opts: ClientOptions, method: 'GET' | 'PUT' | 'POST', path: string, body?: unknown): Promise<number> {
-  const base = baseUrl(opts.admin);
+  const base = baseUrl(opts.admin, '--admin');
   let status: number;
   let text: string;
   try {

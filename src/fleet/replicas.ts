@@ -2,6 +2,7 @@ import { promises as dns, type LookupAddress } from 'node:dns';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
 import { request } from 'undici';
+import { baseUrl } from '../common/base-url.js';
 import { InputError } from '../common/input-error.js';
 
 /** Where the replicas' admin APIs are, asked again at every reconcile. */
@@ -12,18 +13,10 @@ export interface ReplicaTargets {
 
 /** A fixed list of admin base URLs (or HOST:PORT); a bad one is an InputError naming it. */
 export function staticTargets(urls: readonly string[]): ReplicaTargets {
-  const bases = [...new Set(urls.map(baseUrl))];
+  const bases = [...new Set(urls.map((u) => baseUrl(u, '--proxy')))];
   return { list: async () => [...bases] };
 }
 
-function baseUrl(value: string): string {
-  const url = /^https?:\/\//.test(value) ? value : `http://${value}`;
-  try {
-    return new URL(url).href.replace(/\/$/, '');
-  } catch {
-    throw new InputError(`"${value}" is not a URL or HOST:PORT`, '--proxy');
-  }
-}
 
 /** dns.promises.lookup with { all: true }: every address of a name. */
 export type Lookup = (hostname: string, options: { all: true }) => Promise<LookupAddress[]>;

@@ -192,3 +192,16 @@ export function limiter(n: number): <T>(job: () => Promise<T>) => Promise<T> {
     }
   };
 }
+
+/** An upstream answering after `ms`, with a 500 for every `errorEvery`-th request. */
+export const behaving = (ms: number, errorEvery = 0): UpstreamHandler => {
+  let n = 0;
+  return (_req, res) => {
+    n++;
+    setTimeout(() => {
+      res.statusCode = errorEvery > 0 && n % errorEvery === 0 ? 500 : 200;
+      res.setHeader('content-type', 'application/json');
+      res.end('{"predictions":[1]}');
+    }, ms);
+  };
+};
