@@ -17,6 +17,7 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY config ./config
+COPY console ./console
 USER node
 # 8000: traffic. The admin API listens on 127.0.0.1:9901 inside the container; to reach it from
 # outside, run with --admin 0.0.0.0:9901 and a token (DRUM_SPLITTER_ADMIN_TOKEN).

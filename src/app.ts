@@ -21,6 +21,7 @@ import { startShadow, type Shadow } from './shadow/shadow.js';
 import { sameShares, type Share } from './weights/shares.js';
 import { SnapshotWriter } from './weights/state-file.js';
 import { UpstreamPoller } from './observe/poller.js';
+import { Series } from './observe/series.js';
 import { WeightStore } from './weights/store.js';
 
 export interface RunningApp {
@@ -52,9 +53,12 @@ export interface AppOptions {
   /** Default: JSON lines on stdout at the config's log level. */
   readonly log?: Logger;
   readonly now?: () => Date;
+  /** The console's sample interval (GET /series); default 10 s. */
+  readonly seriesIntervalMs?: number;
 }
 
 const PROBE_TIMEOUT_MS = 2000;
+const SERIES_INTERVAL_MS = 10_000;
 
 /** The whole process: the traffic proxy, the admin API and the live weights behind both. */
 export async function startApp(settings: AppSettings, opts: AppOptions): Promise<RunningApp> {
@@ -111,6 +115,9 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
   }
   store.subscribe((s) => proxy.setShares(s.state.shares));
   const poller = new UpstreamPoller(proxy.backends.values(), metrics, { intervalMs: config.pollIntervalMs, timeoutMs: PROBE_TIMEOUT_MS, now: Date.now, log });
+  const seriesMs = opts.seriesIntervalMs ?? SERIES_INTERVAL_MS;
+  const series = new Series({ upstreams, intervalMs: seriesMs, now: Date.now, random: Math.random });
+  series.listen(proxy.outcomes, poller);
   const rollout = config.rollout === undefined
     ? undefined
     : runRollout(config.rollout, {
@@ -127,6 +134,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
     log,
     rollout: rollout?.controller,
     shadow: shadow.shadow,
+    series: () => series.view(),
   });
   let adminAddress: AddressInfo;
   try {
@@ -140,6 +148,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
   // Watching starts once everything listens: a failed start leaves nothing running.
   rollout?.start();
   poller.start();
+  const seriesTimer = setInterval(() => series.tick(), seriesMs).unref();
 
   let watcher: ConfigWatcher | undefined;
   if (settings.file !== undefined) {
@@ -194,6 +203,8 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
     async close() {
       watcher?.close();
       poller.stop();
+      clearInterval(seriesTimer);
+      series.stop();
       await rollout?.stop();
       const [, cut] = await Promise.all([admin.close(), proxy.close()]);
       await Promise.all([writer?.flush(), shadow.close()]);

@@ -2,9 +2,11 @@ import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Logger } from 'pino';
 import { InputError } from '../common/input-error.js';
 import type { Metrics } from '../observe/metrics.js';
+import type { SeriesView } from '../observe/series.js';
 import type { Recording } from '../record/recording.js';
 import type { WeightStore } from '../weights/store.js';
 import { loopbackHost, whoIs, type Tokens } from './auth.js';
+import { consoleRoutes } from './console.js';
 import { healthRoutes } from './health.js';
 import { rolloutRoutes } from './rollout.js';
 import { switchRoutes } from './switch.js';
@@ -39,6 +41,8 @@ export interface AdminDeps {
   /** More for GET /rollout to show: the fleet controller's replicas and Prometheus. */
   readonly rolloutExtra?: () => Record<string, unknown>;
   readonly shadow?: Shadow;
+  /** The console's samples; with them, GET / serves the console (consoleRoutes). */
+  readonly series?: () => SeriesView;
 }
 
 /**
@@ -87,7 +91,7 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
     return reply.code(statusCode).send({ error: code, message: err.message, ...(statusCode < 500 ? { field: 'body' } : {}) });
   });
   app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ error: 'not_found', message: `no ${req.method} ${req.url}; see GET /weights, /history, /recording, /shadow, /rollout, /healthz, /readyz, /metrics` }),
+    reply.code(404).send({ error: 'not_found', message: `no ${req.method} ${req.url}; see GET / (the console), /weights, /history, /recording, /shadow, /rollout, /series, /healthz, /readyz, /metrics` }),
   );
 
   void app.register(async (scope) => weightsRoutes(scope, deps));
@@ -96,5 +100,7 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
   if (shadow !== undefined) void app.register(async (scope) => switchRoutes(scope, { path: '/shadow', what: 'shadow', subject: shadow, log: deps.log }));
   void app.register(async (scope) => healthRoutes(scope, deps));
   if (rollout !== undefined) void app.register(async (scope) => rolloutRoutes(scope, { rollout, ...(rolloutExtra === undefined ? {} : { extra: rolloutExtra }) }));
+  const { series } = deps;
+  if (series !== undefined) void app.register(async (scope) => consoleRoutes(scope, { series }));
   return app;
 }
