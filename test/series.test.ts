@@ -32,7 +32,7 @@ t.test('a point per interval: rate, error rate, nearest-rank p50 and p99, the la
   r.advance(10_000);
   r.series.tick();
   const view = r.series.view();
-  t.same({ ...view, samples: [] }, { intervalMs: 10_000, upstreams: ['flask', 'fastapi'], baseline: 'flask', samples: [] });
+  t.same({ ...view, samples: [] }, { intervalMs: 10_000, upstreams: ['flask', 'fastapi'], baseline: 'flask', samples: [], ping: { flask: null, fastapi: true } }, 'ping: the last answer, or null before any');
   t.same(view.samples, [{
     at: '2026-11-30T00:00:10.000Z',
     upstreams: {
@@ -63,7 +63,7 @@ t.test('bounded: a uniform sample of latencies, an hour of points; stop() stops 
 t.test('the console routes: our files with a strict CSP, uPlot bundled, a 404 for anything else', async (t) => {
   const dir = t.testdir({ 'index.html': '<!doctype html><title>console</title>', 'app.js': 'void 0;', 'notes.txt': 'not served' });
   const app = fastify();
-  consoleRoutes(app, { series: () => ({ intervalMs: 1, upstreams: ['a'], baseline: 'a', samples: [] }), assets: consoleAssets(dir) });
+  consoleRoutes(app, { series: () => ({ intervalMs: 1, upstreams: ['a'], baseline: 'a', samples: [], ping: { a: true } }), assets: consoleAssets(dir) });
   t.teardown(() => app.close());
   const page = await app.inject('/');
   t.match(page, { statusCode: 200, body: '<!doctype html><title>console</title>', headers: { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': CONSOLE_CSP, 'x-content-type-options': 'nosniff' } });
@@ -71,7 +71,7 @@ t.test('the console routes: our files with a strict CSP, uPlot bundled, a 404 fo
   t.match(await app.inject('/console/vendor/uPlot.iife.min.js'), { statusCode: 200, body: /uPlot/ });
   t.match(await app.inject('/console/vendor/uPlot.min.css'), { statusCode: 200, headers: { 'content-type': 'text/css; charset=utf-8' } });
   for (const path of ['/console/notes.txt', '/console/../package.json', '/console/nothing.js']) t.equal((await app.inject(path)).statusCode, 404, path);
-  t.same((await app.inject('/series')).json(), { intervalMs: 1, upstreams: ['a'], baseline: 'a', samples: [] });
+  t.same((await app.inject('/series')).json(), { intervalMs: 1, upstreams: ['a'], baseline: 'a', samples: [], ping: { a: true } });
   t.notOk(consoleAssets(undefined).has('index.html'), 'no console files: only the vendored ones');
 });
 

@@ -23,6 +23,8 @@ export interface SeriesView {
   readonly upstreams: readonly string[];
   readonly baseline: string;
   readonly samples: readonly SeriesPoint[];
+  /** Whether each upstream answered its last GET /ping (the poller's), null before the first. */
+  readonly ping: Readonly<Record<string, boolean | null>>;
 }
 
 /** Latencies kept per upstream and interval: p99 of a uniform sample, bounded memory whatever the rate. */
@@ -66,6 +68,7 @@ class Side {
 export class Series {
   readonly #sides = new Map<string, Side>();
   readonly #rss = new Map<string, number>();
+  readonly #ping = new Map<string, boolean>();
   readonly #points: SeriesPoint[] = [];
   readonly #unsubscribe: (() => void)[] = [];
 
@@ -86,7 +89,8 @@ export class Series {
     this.#unsubscribe.push(
       outcomes.subscribe((o) => this.#sides.get(o.serverType)?.add(o.status, o.seconds, random)),
       poller.subscribe((s) => {
-        if (s.kind === 'stats' && s.memory !== undefined) this.#rss.set(s.upstream, s.memory.rss);
+        if (s.kind === 'ping') this.#ping.set(s.upstream, s.answered);
+        else if (s.memory !== undefined) this.#rss.set(s.upstream, s.memory.rss);
       }),
     );
   }
@@ -107,6 +111,7 @@ export class Series {
 
   view(): SeriesView {
     const { upstreams, intervalMs } = this.opts;
-    return { intervalMs, upstreams, baseline: upstreams[0]!, samples: this.#points };
+    const ping = Object.fromEntries(upstreams.map((name) => [name, this.#ping.get(name) ?? null]));
+    return { intervalMs, upstreams, baseline: upstreams[0]!, samples: this.#points, ping };
   }
 }
