@@ -1,0 +1,429 @@
+// The drum-splitter console: reads the admin API every 2 s, writes through it with the token.
+// Plain browser JavaScript, no build step. The page's CSP allows only our own files: no inline
+// script or style, no eval; everything here goes through textContent (reasons are free text).
+'use strict';
+
+(() => {
+  const POLL_MS = 2000;
+  const CHART_HEIGHT = 180;
+  const TOKEN_KEY = 'drum-splitter.token';
+  const ACTIVE = new Set(['running', 'awaiting_approval', 'reducing', 'paused']);
+
+  const $ = (id) => document.getElementById(id);
+  const css = getComputedStyle(document.documentElement);
+  const COLOUR = {
+    baseline: css.getPropertyValue('--baseline').trim(),
+    canary: css.getPropertyValue('--canary').trim(),
+    other: css.getPropertyValue('--other').trim(),
+  };
+
+  /** An element with attributes and children (strings become text, never HTML). */
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs ?? {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === 'class') e.className = v;
+      else e.setAttribute(k, v === true ? '' : String(v));
+    }
+    e.append(...children.filter((c) => c !== undefined && c !== null));
+    return e;
+  }
+
+  // ---- formatting -------------------------------------------------------------------------
+  const dash = '—';
+  const pct = (p) => (p === null || p === undefined ? dash : `${+Number(p).toFixed(2)}%`);
+  const rate = (f) => (f === null || f === undefined ? dash : `${+(f * 100).toFixed(2)}%`);
+  const ms = (s) => (s === null || s === undefined ? dash : `${(s * 1000).toFixed(s < 0.01 ? 2 : 1)} ms`);
+  const rps = (r) => (r === null || r === undefined ? dash : r < 10 ? r.toFixed(1) : String(Math.round(r)));
+  const mb = (b) => (b === null || b === undefined ? dash : `${Math.round(b / 2 ** 20)} MB`);
+  const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour12: false });
+  const num = (v) => (v === null || v === undefined ? dash : typeof v === 'number' ? String(+v.toPrecision(4)) : String(v));
+  function duration(msec) {
+    if (msec < 1000) return `${Math.round(msec)} ms`;
+    if (msec < 60_000) return `${+(msec / 1000).toFixed(1)} s`;
+    if (msec < 3_600_000) return `${+(msec / 60_000).toFixed(1)} min`;
+    return `${+(msec / 3_600_000).toFixed(1)} h`;
+  }
+  const until = (iso) => {
+    const left = Date.parse(iso) - Date.now();
+    return `${left > 0 ? `in ${duration(left)}` : 'now'} (${clock(iso)})`;
+  };
+
+  // ---- who is who -------------------------------------------------------------------------
+  let baseline = null;
+  let canary = null;
+  const role = (name) => (name === baseline ? 'baseline' : name === canary ? 'canary' : 'other');
+
+  // ---- the token: this tab only, sent as a Bearer header, never in a URL or cookie -----------
+  let token = sessionStorage.getItem(TOKEN_KEY) ?? '';
+
+  function showToken(note) {
+    const on = token !== '';
+    for (const f of document.querySelectorAll('fieldset.needs-token')) f.disabled = !on;
+    $('read-only').hidden = on;
+    $('token-state').textContent = note ?? (on ? 'token set for this tab' : 'read-only');
+    $('forget-token').disabled = !on;
+  }
+
+  $('token-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const typed = $('token').value.trim();
+    $('token').value = '';
+    if (typed === '') return showToken('type a token first');
+    token = typed;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    showToken('token set for this tab; the server checks it at the first change');
+  });
+  $('forget-token').addEventListener('click', () => {
+    token = '';
+    sessionStorage.removeItem(TOKEN_KEY);
+    showToken('token forgotten: read-only');
+    $('token').focus();
+  });
+
+  // ---- confirmation dialog ----------------------------------------------------------------
+  const dialog = $('confirm');
+  $('confirm-ok').addEventListener('click', () => dialog.close('ok'));
+  $('confirm-cancel').addEventListener('click', () => dialog.close('cancel'));
+
+  /** Resolves true when confirmed; Escape or Cancel is false. Focus goes back where it was. */
+  function confirmDialog(title, text, okLabel) {
+    return new Promise((resolve) => {
+      const opener = document.activeElement;
+      $('confirm-title').textContent = title;
+      $('confirm-text').textContent = text;
+      $('confirm-ok').textContent = okLabel;
+      dialog.returnValue = '';
+      dialog.addEventListener(
+        'close',
+        () => {
+          resolve(dialog.returnValue === 'ok');
+          if (opener instanceof HTMLElement) opener.focus();
+        },
+        { once: true },
+      );
+      dialog.showModal();
+      $('confirm-ok').focus();
+    });
+  }
+
+  // ---- writes -----------------------------------------------------------------------------
+  /** Sends a write; shows what it did or the API's error in `out`. Resolves to the JSON, or null. */
+  async function write(method, path, body, out, said) {
+    out.className = 'result';
+    out.textContent = `${method} ${path}…`;
+    let answer = null;
+    try {
+      const res = await fetch(path, {
+        method,
+        cache: 'no-store',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify(body),
+      });
+      const json = await res.json().catch(() => ({}));
+      if (res.status === 401) {
+        out.className = 'result error';
+        out.textContent = 'The token was refused (401): check it, or forget it and type it again.';
+        showToken('token refused');
+      } else if (!res.ok) {
+        out.className = 'result error';
+        // The API's message already names the field.
+        out.textContent = `${res.status}: ${json.message ?? res.statusText}`;
+      } else {
+        out.className = 'result ok';
+        out.textContent = said(json);
+        answer = json;
+      }
+    } catch (err) {
+      out.className = 'result error';
+      out.textContent = `Not sent: ${err.message}`;
+    }
+    void poll();
+    return answer;
+  }
+
+  const reasonOf = (id) => $(id).value.trim() || null;
+
+  // ---- split ------------------------------------------------------------------------------
+  let weights = null;
+  const bars = new Map();
+  let weightDirty = false;
+
+  function renderWeights(w) {
+    weights = w;
+    const names = Object.keys(w.weights);
+    if (bars.size !== names.length) {
+      $('bars').replaceChildren();
+      bars.clear();
+      for (const name of names) {
+        const fill = el('div', { class: `fill bg-${role(name)}` });
+        const value = el('span', { class: 'pct' });
+        $('bars').append(el('div', { class: 'bar', 'data-upstream': name }, el('span', { class: `name c-${role(name)}` }, name), el('div', { class: 'track', 'aria-hidden': 'true' }, fill), value));
+        bars.set(name, { fill, value });
+      }
+      const select = $('weight-upstream');
+      select.replaceChildren(...names.filter((n) => n !== baseline).map((n) => el('option', { value: n, selected: n === canary }, n)));
+    }
+    for (const [name, p] of Object.entries(w.weights)) {
+      const bar = bars.get(name);
+      bar.fill.style.width = `${p}%`;
+      bar.value.textContent = pct(p);
+    }
+    if (!weightDirty && document.activeElement !== $('weight-value')) $('weight-value').value = String(w.weights[$('weight-upstream').value] ?? '');
+  }
+
+  $('weight-value').addEventListener('input', () => (weightDirty = true));
+  $('weight-upstream').addEventListener('change', () => {
+    weightDirty = false;
+    if (weights) $('weight-value').value = String(weights.weights[$('weight-upstream').value] ?? '');
+  });
+
+  $('weight-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!weights) return;
+    const name = $('weight-upstream').value;
+    const to = Number($('weight-value').value);
+    const from = weights.weights[name];
+    const rest = 100 - Object.entries(weights.weights).reduce((sum, [n, p]) => sum + (n === baseline ? 0 : n === name ? to : p), 0);
+    const text = `${name} ${pct(from)} → ${pct(to)}` + (baseline ? `; ${baseline} takes the rest: ${pct(weights.weights[baseline])} → ${pct(rest)}` : '');
+    if (!(await confirmDialog('Change the split', text, 'Set weight'))) return;
+    // Conditional on the weights the dialog showed: if they moved since, the API answers 409.
+    const done = await write('PUT', '/weights', { weights: { [name]: to }, reason: reasonOf('weight-reason'), version: weights.version }, $('weight-result'), (j) => `Done: ${name} is at ${pct(j.weights[name])} (version ${j.version}).`);
+    if (done) weightDirty = false;
+  });
+
+  $('rollback').addEventListener('click', async () => {
+    const text = `Every upstream but ${baseline ?? 'the baseline'} to 0% at once.`;
+    if (!(await confirmDialog('Roll back now', text, 'Roll back'))) return;
+    await write('POST', '/rollback', { reason: reasonOf('weight-reason') }, $('weight-result'), (j) => `Rolled back: ${Object.entries(j.weights).map(([n, p]) => `${n} ${pct(p)}`).join(', ')}.`);
+    weightDirty = false;
+  });
+
+  // ---- backends and charts ----------------------------------------------------------------
+  let ready = null;
+  const charts = [];
+
+  /** One uPlot chart, its width following its box. */
+  function chart(box, series, format) {
+    const opts = {
+      width: Math.max(box.clientWidth, 200),
+      height: CHART_HEIGHT,
+      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.colour, width: s.dash ? 1.5 : 2, dash: s.dash, spanGaps: false, value: (_u, v) => (v === null || v === undefined ? dash : format(v)) }))],
+      scales: { y: { range: (_u, _min, max) => [0, max === null || !(max > 0) ? 1 : max * 1.1] } },
+      axes: [{}, { size: 56 }],
+    };
+    const plot = new uPlot(opts, [[], ...series.map(() => [])], box);
+    new ResizeObserver(() => {
+      const width = Math.max(box.clientWidth, 200);
+      if (width !== plot.width) plot.setSize({ width, height: CHART_HEIGHT });
+    }).observe(box);
+    return plot;
+  }
+
+  function makeCharts(names) {
+    const side = (name) => ({ name, colour: COLOUR[role(name)] });
+    const defs = [
+      ['chart-rps', names.map((n) => ({ ...side(n), label: n, key: 'rps', scale: 1 })), (v) => rps(v)],
+      ['chart-errors', names.map((n) => ({ ...side(n), label: n, key: 'errorRate', scale: 100 })), (v) => `${+v.toFixed(2)}%`],
+      ['chart-latency', names.flatMap((n) => [
+        { ...side(n), label: `${n} p50`, key: 'p50', scale: 1000, dash: [5, 4] },
+        { ...side(n), label: `${n} p99`, key: 'p99', scale: 1000 },
+      ]), (v) => `${v.toFixed(1)} ms`],
+      ['chart-rss', names.map((n) => ({ ...side(n), label: n, key: 'rss', scale: 2 ** -20 })), (v) => `${Math.round(v)} MB`],
+    ];
+    for (const [id, series, format] of defs) {
+      const box = $(id);
+      box.replaceChildren();
+      charts.push({ plot: chart(box, series, format), series });
+    }
+  }
+
+  function renderSeries(s) {
+    $('interval').textContent = duration(s.intervalMs);
+    if (charts.length === 0) makeCharts(s.upstreams);
+    const xs = s.samples.map((p) => Date.parse(p.at) / 1000);
+    for (const { plot, series } of charts) {
+      const ys = series.map(({ name, key, scale }) => s.samples.map((p) => {
+        const v = p.upstreams[name]?.[key];
+        return v === null || v === undefined ? null : v * scale;
+      }));
+      plot.setData([xs, ...ys]);
+    }
+    renderBackends(s);
+  }
+
+  function renderBackends(s) {
+    const last = s.samples.at(-1)?.upstreams ?? {};
+    const rows = s.upstreams.map((name) => {
+      const p = last[name] ?? {};
+      const up = ready?.upstreams?.[name];
+      const ping = up === undefined ? el('td', {}, dash) : el('td', { class: up ? 'up' : 'down' }, up ? 'answers' : 'down');
+      return el('tr', { 'data-upstream': name },
+        el('th', { scope: 'row', class: `c-${role(name)}` }, name, role(name) === 'other' ? null : el('span', { class: 'muted' }, ` (${role(name)})`)),
+        ping,
+        el('td', { class: 'rps' }, rps(p.rps)),
+        el('td', { class: 'errors' }, rate(p.errorRate)),
+        el('td', { class: 'p50' }, ms(p.p50)),
+        el('td', { class: 'p99' }, ms(p.p99)),
+        el('td', { class: 'rss' }, mb(p.rss)),
+      );
+    });
+    $('backend-table').tBodies[0].replaceChildren(...rows);
+  }
+
+  // ---- rollout ----------------------------------------------------------------------------
+  function renderRollout(r, decisions) {
+    $('rollout-none').hidden = r !== null;
+    $('rollout-body').hidden = r === null;
+    if (r === null) return;
+    $('rollout-phase').replaceChildren(el('span', { class: 'phase' }, r.phase.replace(/_/g, ' ')), r.controller ? ` — run by the fleet controller ${r.controller.controller} (${r.controller.who})` : '');
+    $('rollout-weight').replaceChildren(el('span', { class: 'c-canary' }, r.plan.canary), ` at ${pct(r.weight)} (baseline `, el('span', { class: 'c-baseline' }, r.plan.baseline), ')');
+    $('rollout-step').textContent = r.step === null
+      ? dash
+      : `${r.step.index + 1} of ${r.step.of}: ${pct(r.step.weight)}, held ${duration(r.step.heldMs)} of ${duration(r.step.holdMs)}${r.step.approve ? ', then a person approves' : ''}`;
+    const next = [];
+    if (r.nextCheckAt) next.push(`check ${until(r.nextCheckAt)}`);
+    if (r.reduceAt) next.push(`reduction re-checked ${until(r.reduceAt)}`);
+    $('rollout-next').textContent = next.join('; ') || 'nothing due';
+    $('rollout-note').textContent = r.note ?? dash;
+
+    const steps = r.plan.steps.split(' → ');
+    const at = r.step?.index ?? -1;
+    const live = ACTIVE.has(r.phase);
+    $('plan').replaceChildren(...steps.map((text, i) => {
+      const state = r.phase === 'complete' || (live && i < at) ? 'done' : live && i === at ? 'current' : undefined;
+      return el('li', { class: state, 'aria-current': state === 'current' ? 'step' : undefined }, text);
+    }));
+
+    const v = r.lastVerdict;
+    $('verdict').replaceChildren(...(v === null ? ['no check yet'] : [el('span', { class: `s-${v.action}` }, v.action), ` at ${clock(v.at)}: ${v.text}`]));
+    $('checks').tBodies[0].replaceChildren(...(v?.checks ?? []).map((c) =>
+      el('tr', {}, el('td', {}, c.check), el('td', { class: `s-${c.status}` }, c.status), el('td', {}, num(c.value)), el('td', {}, num(c.limit)), el('td', {}, num(c.rollbackLimit)), el('td', {}, c.text))));
+
+    // Newest first; the API keeps 1,000, a page needs fewer.
+    const shown = (decisions ?? []).slice(-200).reverse();
+    $('decisions').tBodies[0].replaceChildren(...shown.map((d) =>
+      el('tr', { 'data-action': d.action },
+        el('td', { title: d.at }, clock(d.at)),
+        el('td', { class: `s-${d.action}` }, d.action.replace(/_/g, ' ')),
+        el('td', {}, `${pct(d.from)} → ${pct(d.to)}`),
+        el('td', {}, d.who),
+        el('td', {}, d.reason ?? ''),
+        el('td', {}, d.text))));
+  }
+
+  for (const button of document.querySelectorAll('#rollout-form button[data-command]')) {
+    button.addEventListener('click', async () => {
+      const command = button.dataset.command;
+      if (command === 'abort' && !(await confirmDialog('Abort the rollout', `${canary ?? 'The canary'} goes to 0% and the rollout ends.`, 'Abort'))) return;
+      await write('POST', `/rollout/${command}`, { reason: reasonOf('rollout-reason') }, $('rollout-result'), (j) => `${command}: now ${j.phase.replace(/_/g, ' ')}, canary at ${pct(j.weight)}.`);
+    });
+  }
+
+  // ---- recording and shadow ---------------------------------------------------------------
+  /** Fills a switch's form from the server unless someone is editing it. */
+  function switchForm(prefix, view) {
+    const form = $(`${prefix}-form`);
+    if (form.dataset.dirty === 'yes' || form.contains(document.activeElement)) return;
+    $(`${prefix}-enabled`).checked = view.enabled;
+    $(`${prefix}-rate`).value = String(+(view.sampleRate * 100).toFixed(6));
+  }
+
+  function renderRecording(v) {
+    $('recording').hidden = v === null;
+    if (v === null) return;
+    $('recording-state').textContent = v.enabled
+      ? `On: ${rate(v.sampleRate)} of the requests on ${v.paths.length} paths, to ${v.file}.`
+      : v.file === null ? 'Off, and no --record file: it cannot be switched on here.' : `Off (file ${v.file}, ${rate(v.sampleRate)} when on).`;
+    switchForm('recording', v);
+  }
+
+  function renderShadow(v) {
+    $('shadow').hidden = v === null;
+    if (v === null) return;
+    const c = v.counts;
+    const match = v.matchRate === null ? 'no copies compared yet' : `match rate ${rate(v.matchRate)}`;
+    $('shadow-state').textContent = `${v.enabled ? 'On' : 'Off'}: ${rate(v.sampleRate)} of the baseline's requests copied to ${v.upstream ?? dash}; ${match} (${c.match} match, ${c.mismatch} mismatch, ${c.error} error, ${c.dropped} dropped; ${v.inflight} in flight).`;
+    switchForm('shadow', v);
+  }
+
+  for (const prefix of ['recording', 'shadow']) {
+    const form = $(`${prefix}-form`);
+    form.addEventListener('input', () => (form.dataset.dirty = 'yes'));
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault();
+      const body = { enabled: $(`${prefix}-enabled`).checked, sampleRate: Number($(`${prefix}-rate`).value) / 100, reason: reasonOf(`${prefix}-reason`) };
+      const done = await write('PUT', `/${prefix}`, body, $(`${prefix}-result`), (j) => `${prefix} ${j.enabled ? 'on' : 'off'} at ${rate(j.sampleRate)}.`);
+      if (done) delete form.dataset.dirty;
+    });
+  }
+
+  // ---- polling ----------------------------------------------------------------------------
+  /** JSON of a read; null for a 404 (no rollout with one upstream, no switches on a controller). */
+  async function read(path) {
+    const res = await fetch(path, { cache: 'no-store' });
+    if (res.status === 404) return null;
+    const json = await res.json();
+    // /readyz answers 503 with the same body when no upstream answers.
+    if (!res.ok && !(path === '/readyz' && res.status === 503)) throw new Error(`${path}: ${res.status} ${json.message ?? ''}`);
+    return json;
+  }
+
+  let timer;
+  let busy = false;
+  let again = false;
+
+  async function poll() {
+    clearTimeout(timer);
+    timer = undefined;
+    if (busy) {
+      again = true;
+      return;
+    }
+    busy = true;
+    const problems = [];
+    try {
+      const paths = ['/weights', '/series', '/rollout', '/rollout/decisions', '/recording', '/shadow', '/readyz'];
+      const got = await Promise.allSettled(paths.map(read));
+      const [w, s, r, d, rec, sh, rz] = got.map((g, i) => {
+        if (g.status === 'fulfilled') return g.value;
+        problems.push(g.reason.message.startsWith('/') ? g.reason.message : `${paths[i]}: ${g.reason.message}`);
+        return undefined;
+      });
+      if (r !== undefined) {
+        baseline = r?.plan.baseline ?? baseline;
+        canary = r?.plan.canary ?? canary;
+      }
+      if (s) {
+        baseline ??= s.baseline;
+        canary ??= s.upstreams.find((n) => n !== s.baseline) ?? null;
+      }
+      if (rz !== undefined) ready = rz;
+      const parts = [[w, renderWeights], [s, renderSeries], [rec, renderRecording], [sh, renderShadow]];
+      for (const [value, render] of parts) if (value !== undefined) render(value);
+      if (r !== undefined) renderRollout(r, d?.decisions);
+    } catch (err) {
+      problems.push(err.message);
+    } finally {
+      busy = false;
+    }
+    $('updated').textContent = problems.length === 0 ? `live, updated ${clock(new Date().toISOString())}` : `not all read: ${problems.join('; ')}`;
+    $('updated').className = problems.length === 0 ? 'muted' : 'result error';
+    if (again) {
+      again = false;
+      return poll();
+    }
+    // Nothing is read while the tab is hidden; visibilitychange starts again.
+    if (!document.hidden) timer = setTimeout(poll, POLL_MS);
+  }
+
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) {
+      clearTimeout(timer);
+      timer = undefined;
+    } else void poll();
+  });
+
+  showToken();
+  void poll();
+})();

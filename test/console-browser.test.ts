@@ -1,0 +1,383 @@
+/**
+ * The console in a real browser: Debian's chromium driven by puppeteer-core (which downloads no
+ * browser), against the whole app in-process with real upstreams and real traffic through the
+ * proxy. Also the replay's HTML report, opened as a file. Skips without /usr/bin/chromium.
+ * CONSOLE_SCREENSHOT=docs/console.png also writes the README's screenshot.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import t, { type Test } from 'tap';
+import { Agent, request } from 'undici';
+import { startApp, type RunningApp } from '../src/app.js';
+import { readConfigFile } from '../src/config/config.js';
+import { replayCommand } from '../src/replay/command.js';
+import { behaving, silentLog, startUpstream, type UpstreamHandler } from './helpers/net.js';
+import { until } from './helpers/wait.js';
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} not installed (Debian package chromium)`;
+const SCREENSHOT = process.env.CONSOLE_SCREENSHOT;
+
+const TOKEN = 'console-browser-token-0123456789';
+const WHO = 'ops';
+
+let launched: Promise<Browser> | undefined;
+/** One chromium for the file, started on first use. Root in CI and here: no sandbox. */
+function browser(): Promise<Browser> {
+  launched ??= puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+  return launched;
+}
+t.teardown(async () => {
+  if (launched !== undefined) await (await launched).close();
+});
+
+interface Watched {
+  page: Page;
+  /** Console errors and warnings, uncaught exceptions, CSP violations, failed requests. */
+  problems: string[];
+}
+
+/** A fresh page that records everything that went wrong on it; closed at the test's end. */
+async function openPage(t: Test, viewport = { width: 1280, height: 900 }): Promise<Watched> {
+  const page = await (await browser()).newPage();
+  t.teardown(() => page.close());
+  await page.setViewport(viewport);
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warn') problems.push(`console ${m.type()}: ${m.text()}`);
+  });
+  page.on('pageerror', (err) => problems.push(`page error: ${(err as Error).message}`));
+  page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
+  // Chromium also logs these, but an event says exactly which directive refused what.
+  await page.evaluateOnNewDocument(() => {
+    document.addEventListener('securitypolicyviolation', (e) => console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`));
+  });
+  return { page, problems };
+}
+
+/** A DRUM-like upstream: /ping, /stats/ with its RSS, predictions from `predict`. */
+const drum = (rssMb: number, predict: UpstreamHandler): UpstreamHandler => (req, res, body) => {
+  res.setHeader('content-type', 'application/json');
+  if (req.url === '/ping') return res.end('{"message":"OK"}');
+  if (req.url === '/stats/') return res.end(JSON.stringify({ mem_info: { drum_rss: rssMb } }));
+  predict(req, res, body);
+};
+
+interface World {
+  app: RunningApp;
+  admin: string;
+}
+
+/**
+ * The app with two upstreams, a named token, a recording file and a rollout plan, and four paced
+ * clients sending predictions on many paths (so each weight sends its share to the canary).
+ */
+async function world(t: Test, opts: { canary?: UpstreamHandler; rollout?: Record<string, unknown>; weights?: string[]; seriesMs?: number } = {}): Promise<World> {
+  const flask = await startUpstream('flask', drum(120, behaving(2)));
+  const fastapi = await startUpstream('fastapi', drum(110, opts.canary ?? behaving(2)));
+  const dir = t.testdir({ tokens: `${WHO}:${TOKEN}\n` });
+  const path = join(dir, 'drum.yaml');
+  writeFileSync(path, JSON.stringify({ upstreams: { flask: flask.url, fastapi: fastapi.url }, ...(opts.rollout === undefined ? {} : { rollout: opts.rollout }) }));
+  const app = await startApp(
+    {
+      file: { path, settings: readConfigFile(path) },
+      flags: {
+        listen: '127.0.0.1:0', admin: '127.0.0.1:0', adminTokenFile: join(dir, 'tokens'), pollInterval: '300ms',
+        record: join(dir, 'recorded.jsonl'), recordSample: '0.05', ...(opts.weights === undefined ? {} : { weights: opts.weights }),
+      },
+    },
+    { env: {}, log: silentLog, seriesIntervalMs: opts.seriesMs ?? 250 },
+  );
+  const traffic = `http://127.0.0.1:${app.proxy.address.port}`;
+  const agent = new Agent({ connections: 8 });
+  let running = true;
+  const client = async (c: number): Promise<void> => {
+    for (let i = c; running; i += 4) {
+      try {
+        // Every tenth on DRUM's /predict/ itself: the route the recording and the shadow take.
+        const path = i % 10 === 0 ? '/predict/' : `/predict/${i % 500}`;
+        const res = await request(`${traffic}${path}`, { method: 'POST', body: 'a\n1\n', headers: { 'content-type': 'text/csv' }, dispatcher: agent });
+        await res.body.dump();
+      } catch {
+        // the app closing under us
+      }
+      // Paced (a few hundred a second in all), so chromium and the tests beside this one keep their CPU.
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  const clients = [0, 1, 2, 3].map(client);
+  t.teardown(async () => {
+    running = false;
+    await Promise.all(clients);
+    await app.close();
+    await agent.close();
+    await Promise.all([flask.close(), fastapi.close()]);
+  });
+  return { app, admin: `http://127.0.0.1:${app.adminAddress.port}` };
+}
+
+async function getJson(url: string): Promise<Record<string, unknown>> {
+  const res = await request(url);
+  return (await res.body.json()) as Record<string, unknown>;
+}
+
+/** The text of a backend's row cell, e.g. cell(page, 'fastapi', 'rps'). */
+const cell = (page: Page, upstream: string, column: string): Promise<string> =>
+  page.$eval(`#backend-table tr[data-upstream="${upstream}"] .${column}`, (e) => e.textContent ?? '');
+
+const barText = (page: Page, upstream: string): Promise<string> => page.$eval(`#bars .bar[data-upstream="${upstream}"] .pct`, (e) => e.textContent ?? '');
+
+/** Both backends' rate, latency and memory filled in from GET /series, as traffic flows. */
+async function waitForNumbers(page: Page): Promise<void> {
+  await page.waitForFunction(
+    () => ['flask', 'fastapi'].every((u) => {
+      const row = document.querySelector(`#backend-table tr[data-upstream="${u}"]`);
+      return row !== null && Number(row.querySelector('.rps')?.textContent) > 0 && /MB$/.test(row.querySelector('.rss')?.textContent ?? '');
+    }),
+    { timeout: 15_000 },
+  );
+}
+
+/** Waits for an element's text to match; on timeout, says what it shows instead. */
+async function waitForText(page: Page, selector: string, pattern: RegExp, timeout = 5000): Promise<string> {
+  try {
+    await page.waitForFunction((sel, source, flags) => new RegExp(source, flags).test(document.querySelector(sel)?.textContent ?? ''), { timeout }, selector, pattern.source, pattern.flags);
+  } catch {
+    const shown = await page.$eval(selector, (e) => e.textContent).catch(() => null);
+    throw new Error(`${selector} did not match ${pattern} within ${timeout} ms; it shows ${JSON.stringify(shown)}`);
+  }
+  return page.$eval(selector, (e) => e.textContent ?? '');
+}
+
+/** Whether every control that needs the token is disabled. */
+const controlsDisabled = (page: Page): Promise<boolean[]> =>
+  page.$$eval('fieldset.needs-token button, fieldset.needs-token input, fieldset.needs-token select', (all) => all.map((e) => e.matches(':disabled')));
+
+t.test('the console: live numbers, read-only without a token, the weight changed through its dialog with one', { skip }, async (t) => {
+  const w = await world(t, { weights: ['fastapi=10'] });
+  const { page, problems } = await openPage(t);
+  const res = await page.goto(`${w.admin}/`);
+  t.equal(res?.status(), 200);
+  t.match(res?.headers()['content-security-policy'], /default-src 'none'; script-src 'self'/);
+
+  await waitForNumbers(page);
+  t.equal(await barText(page, 'flask'), '90%');
+  t.equal(await barText(page, 'fastapi'), '10%');
+  for (const u of ['flask', 'fastapi']) {
+    t.match(await cell(page, u, 'p50'), /^\d+(\.\d+)? ms$/, `${u} p50`);
+    t.match(await cell(page, u, 'p99'), /^\d+(\.\d+)? ms$/, `${u} p99`);
+    t.match(await cell(page, u, 'errors'), /^\d+(\.\d+)?%$/, `${u} error rate`);
+    t.equal(await page.$eval(`#backend-table tr[data-upstream="${u}"] td`, (e) => e.textContent), 'answers', `${u} answers /ping`);
+  }
+  t.equal(await cell(page, 'flask', 'rss'), '120 MB');
+  t.equal(await cell(page, 'fastapi', 'rss'), '110 MB');
+  t.equal(await page.$$eval('.chart canvas', (c) => c.filter((e) => e.clientWidth > 0).length), 4, 'four charts drawn');
+  // The same two colours in the bars, the charts' legends and the table.
+  const colours = await page.evaluate(() => ({
+    bar: getComputedStyle(document.querySelector('#bars [data-upstream="fastapi"] .fill')!).backgroundColor,
+    row: getComputedStyle(document.querySelector('#backend-table tr[data-upstream="fastapi"] th')!).color,
+    legend: [...document.querySelectorAll('#chart-rps .u-series .u-marker')].map((m) => getComputedStyle(m).borderColor),
+  }));
+  t.equal(colours.bar, 'rgb(230, 85, 13)', 'the canary is orange');
+  t.equal(colours.row, 'rgb(230, 85, 13)');
+  t.same(colours.legend.slice(-2), ['rgb(31, 111, 180)', 'rgb(230, 85, 13)'], 'baseline blue, canary orange in the chart');
+  t.match(await page.$eval('#rollout-phase', (e) => e.textContent), 'idle', 'the seed plan waits');
+
+  // Without a token: every control disabled, and the page says why.
+  t.ok((await controlsDisabled(page)).every(Boolean), 'controls disabled');
+  t.ok(await page.$eval('#read-only', (e) => !(e as HTMLElement).hidden && (e as HTMLElement).offsetHeight > 0), 'the read-only hint shows');
+
+  // With it, typed and submitted from the keyboard.
+  await page.focus('#token');
+  await page.keyboard.type(TOKEN);
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => !(document.querySelector('#weight-form fieldset') as HTMLFieldSetElement).disabled);
+  t.ok((await controlsDisabled(page)).every((d) => !d), 'controls enabled');
+  t.equal(await page.evaluate(() => sessionStorage.getItem('drum-splitter.token')), TOKEN, 'kept in sessionStorage');
+  t.equal(await page.evaluate(() => document.cookie), '', 'no cookie');
+  t.notMatch(page.url(), TOKEN, 'not in the URL');
+  t.equal(await page.$eval('#token', (e) => (e as HTMLInputElement).value), '', 'the field is cleared');
+
+  // The weight: typed, then confirmed in the dialog, which names the change.
+  await page.click('#weight-value', { count: 3 });
+  await page.keyboard.type('20');
+  await page.type('#weight-reason', 'console e2e');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('dialog#confirm[open]');
+  t.match(await page.$eval('#confirm-text', (e) => e.textContent), 'fastapi 10% → 20%; flask takes the rest: 90% → 80%');
+  t.equal(await page.evaluate(() => document.activeElement?.id), 'confirm-ok', 'focus on the confirm button');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => document.querySelector('#bars [data-upstream="fastapi"] .pct')?.textContent === '20%', { timeout: 5000 });
+  t.match(await page.$eval('#weight-result', (e) => e.textContent), 'Done: fastapi is at 20%');
+  t.equal(await barText(page, 'flask'), '80%');
+  const history = (await getJson(`${w.admin}/history`)).history as { who: string; reason: string | null; to: Record<string, number>; source: string }[];
+  t.match(history.at(-1), { who: WHO, reason: 'console e2e', source: 'admin', to: { flask: 80, fastapi: 20 } }, 'the audit trail names the token and the reason');
+  t.equal(await page.evaluate(() => document.activeElement?.closest('form')?.id), 'weight-form', 'focus back in the form');
+
+  // Roll back: Escape cancels, and nothing changes.
+  await page.click('#rollback');
+  await page.waitForSelector('dialog#confirm[open]');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('dialog#confirm:not([open])');
+  t.equal(await page.evaluate(() => document.activeElement?.id), 'rollback', 'focus back on the button');
+  t.equal(w.app.store.view().weights.fastapi, 20, 'a cancelled rollback changes nothing');
+
+  // The shadow and the recording switched from their forms.
+  await page.click('#shadow-enabled');
+  await page.click('#shadow-rate', { count: 3 });
+  await page.keyboard.type('50');
+  await page.click('#shadow-form button[type="submit"]');
+  await waitForText(page, '#shadow-result', /shadow on at 50%/);
+  t.match(await getJson(`${w.admin}/shadow`), { enabled: true, sampleRate: 0.5 });
+  await waitForText(page, '#shadow-state', /match rate \d/, 10_000);
+  t.match(await page.$eval('#recording-state', (e) => e.textContent), /^On: 5% of the requests on 6 paths, to .*recorded\.jsonl\.$/);
+  t.equal(await page.$eval('#recording-rate', (e) => (e as HTMLInputElement).value), '5', 'the form shows the rate in percent');
+  await page.click('#recording-enabled');
+  await page.click('#recording-form button[type="submit"]');
+  await waitForText(page, '#recording-result', /recording off at 5%/);
+  t.match(await getJson(`${w.admin}/recording`), { enabled: false, sampleRate: 0.05 });
+  await waitForText(page, '#recording-state', /^Off \(file /);
+
+  // The API's own error message, field and all.
+  await page.click('#recording-rate', { count: 3 });
+  await page.keyboard.type('200');
+  // The input's max stops the form first; the API's check is the one that counts, so bypass it.
+  await page.$eval('#recording-form', (f) => ((f as HTMLFormElement).noValidate = true));
+  await page.click('#recording-form button[type="submit"]');
+  await waitForText(page, '#recording-result', /^400: sampleRate: must be a number from 0 to 1/);
+
+  // A wrong token: the write is refused and the page says so.
+  await page.click('#forget-token');
+  t.equal(await page.evaluate(() => sessionStorage.getItem('drum-splitter.token')), null, 'forgotten');
+  t.ok((await controlsDisabled(page)).every(Boolean), 'read-only again');
+  await page.type('#token', 'not-the-token-but-long-enough');
+  await page.keyboard.press('Enter');
+  await page.click('#weight-value', { count: 3 });
+  await page.keyboard.type('30');
+  await page.click('#weight-form button[type="submit"]');
+  await page.waitForSelector('dialog#confirm[open]');
+  await page.click('#confirm-ok');
+  await waitForText(page, '#weight-result', /token was refused \(401\)/);
+  t.equal(w.app.store.view().weights.fastapi, 20, 'nothing changed');
+
+  // Chromium logs a fetch's 4xx as a console error: only the two this test asked for.
+  t.same(problems, [
+    'console error: Failed to load resource: the server responded with a status of 400 (Bad Request)',
+    'console error: Failed to load resource: the server responded with a status of 401 (Unauthorized)',
+  ], 'no other console errors, no CSP violations');
+});
+
+t.test('on a 375 px phone: no horizontal scroll, charts as wide as the screen', { skip }, async (t) => {
+  const w = await world(t, { weights: ['fastapi=10'] });
+  const { page, problems } = await openPage(t, { width: 375, height: 812 });
+  await page.goto(`${w.admin}/`);
+  await waitForNumbers(page);
+  const sizes = await page.evaluate(() => ({
+    page: document.documentElement.scrollWidth,
+    viewport: window.innerWidth,
+    charts: [...document.querySelectorAll('.chart canvas')].map((c) => c.getBoundingClientRect().right),
+  }));
+  t.equal(sizes.viewport, 375);
+  t.ok(sizes.page <= sizes.viewport, `page ${sizes.page} px wide`);
+  t.ok(sizes.charts.length === 4 && sizes.charts.every((r) => r <= 375), `charts end at ${sizes.charts.join(', ')} px`);
+  // Wider again: the charts follow (ResizeObserver).
+  await page.setViewport({ width: 1280, height: 900 });
+  await page.waitForFunction(() => [...document.querySelectorAll('.chart canvas')].every((c) => c.getBoundingClientRect().width > 400), { timeout: 5000 });
+  t.same(problems, []);
+});
+
+t.test("a failing canary's rollback shows in the decision log within seconds", { skip }, async (t) => {
+  const w = await world(t, {
+    canary: behaving(2, 5),
+    rollout: { interval: '150ms', window: '1s', minRequests: 20, steps: [{ weight: 50, hold: '1h' }], rollback: { maxErrorRate: 0.01 } },
+  });
+  const { page, problems } = await openPage(t);
+  await page.evaluateOnNewDocument((token) => sessionStorage.setItem('drum-splitter.token', token), TOKEN);
+  await page.goto(`${w.admin}/`);
+  await page.waitForFunction(() => document.querySelector('#rollout-phase')?.textContent === 'idle');
+  await page.type('#rollout-reason', 'try fastapi');
+  await page.click('#rollout-form button[data-command="start"]');
+  const started = Date.now();
+  await page.waitForFunction(() => document.querySelector('#decisions tbody tr')?.getAttribute('data-action') === 'rollback', { timeout: 10_000 });
+  t.ok(Date.now() - started < 10_000, `in the log ${Date.now() - started} ms after the start`);
+  const rows = await page.$$eval('#decisions tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+  t.match(rows[0], [/\d\d:\d\d:\d\d/, 'rollback', '50% → 0%', 'rollout', '', /canary error rate [\d.]+% \(\d+ of \d+\) over 1%/], 'newest first, with its numbers');
+  t.match(rows.at(-1), [/./, 'start', '0% → 50%', WHO, 'try fastapi'], 'the start, by the token, with the reason');
+  await page.waitForFunction(() => document.querySelector('#rollout-phase')?.textContent === 'rolled back' && document.querySelector('#bars [data-upstream="fastapi"] .pct')?.textContent === '0%');
+  t.match(await page.$eval('#verdict', (e) => e.textContent), /^rollback at .*canary error rate/);
+  t.match(await page.$$eval('#checks tbody tr', (trs) => trs.map((tr) => tr.querySelector('td')?.textContent)), ['error_rate']);
+  t.same(problems, []);
+});
+
+t.test('a healthy canary mid-plan: its step highlighted, the verdict with its checks, the next check due', { skip }, async (t) => {
+  // Longer for the screenshot, so the charts have a line to show.
+  const w = await world(t, {
+    seriesMs: SCREENSHOT === undefined ? 250 : 1000,
+    rollout: {
+      interval: '500ms', window: '3s', minRequests: 20,
+      steps: [{ weight: 5, hold: '2s' }, { weight: 25, hold: '3s' }, { weight: 50, hold: '1h' }, { weight: 100, hold: '1h', approve: true }],
+    },
+  });
+  w.app.rollout!.command('start', WHO, 'canary for fastapi');
+  const { page, problems } = await openPage(t);
+  await page.evaluateOnNewDocument((token) => sessionStorage.setItem('drum-splitter.token', token), TOKEN);
+  await page.goto(`${w.admin}/`);
+  await until(() => w.app.rollout!.state.step === 2, 20_000);
+  await page.waitForFunction(() => document.querySelector('#plan li.current')?.textContent === '50% 1h', { timeout: 5000 });
+  t.same(await page.$$eval('#plan li', (lis) => lis.map((li) => [li.textContent, li.className, li.getAttribute('aria-current')])), [
+    ['5% 2s', 'done', null],
+    ['25% 3s', 'done', null],
+    ['50% 1h', 'current', 'step'],
+    ['100% 1h (approve)', '', null],
+  ]);
+  t.equal(await page.$eval('#rollout-phase', (e) => e.textContent), 'running');
+  t.match(await page.$eval('#rollout-step', (e) => e.textContent), /^3 of 4: 50%, held/);
+  t.match(await page.$eval('#rollout-next', (e) => e.textContent), /^check (in [\d.]+ (ms|s)|now) \(\d\d:\d\d:\d\d\)/);
+  await waitForText(page, '#verdict', /^pass at/, 10_000);
+  const checks = await page.$$eval('#checks tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].slice(0, 2).map((td) => td.textContent)));
+  t.ok(checks.some(([name, status]) => name === 'error_rate' && status === 'ok'), `the checks with their status: ${JSON.stringify(checks)}`);
+  t.same((await page.$$eval('#decisions tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-action')))), ['promote', 'promote', 'start'], 'newest first');
+  if (SCREENSHOT !== undefined) {
+    // A minute of traffic on the charts, the shadow comparing, the recording on.
+    await request(`${w.admin}/shadow`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ enabled: true, sampleRate: 0.2 }) });
+    await request(`${w.admin}/recording`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ enabled: true }) });
+    await new Promise((r) => setTimeout(r, 60_000));
+    await waitForText(page, '#verdict', /^pass at/, 10_000);
+    await page.screenshot({ path: resolve(SCREENSHOT), fullPage: true });
+    t.pass(`screenshot in ${SCREENSHOT}`);
+  }
+  t.same(problems, []);
+});
+
+t.test("the replay's HTML report draws its plot", { skip }, async (t) => {
+  const dir = t.testdir({});
+  // Both alike (the replay passes), each request slower than the last: curves that rise across the plot.
+  const answer: UpstreamHandler = (req, res) => {
+    res.setHeader('content-type', 'application/json');
+    setTimeout(() => res.end(JSON.stringify({ path: req.url })), 2 * Number(req.url!.slice(2)));
+  };
+  const b = await startUpstream('flask', answer);
+  const c = await startUpstream('fastapi', answer);
+  t.teardown(() => Promise.all([b.close(), c.close()]));
+  const rec = join(dir, 'rec.jsonl');
+  writeFileSync(rec, Array.from({ length: 20 }, (_, i) => `${JSON.stringify({ method: 'GET', path: `/r${i}`, headers: {}, body_hex: '' })}\n`).join(''));
+  const html = join(dir, 'report.html');
+  const code = await replayCommand({ baseline: b.url, canary: c.url, output: join(dir, 'report.json'), html }, [rec], { stderr: () => undefined, stdout: () => undefined, stderrIsTTY: false });
+  t.equal(code, 0);
+
+  const { page, problems } = await openPage(t);
+  await page.goto(pathToFileURL(html).href);
+  const plot = await page.$eval('svg[role="img"]', (svg) => {
+    const box = svg.getBoundingClientRect();
+    const curves = [...svg.querySelectorAll('path')].map((p) => ({ stroke: p.getAttribute('stroke'), length: p.getTotalLength(), box: { width: p.getBoundingClientRect().width, height: p.getBoundingClientRect().height } }));
+    return { width: box.width, height: box.height, curves, labels: [...svg.querySelectorAll('text')].map((e) => e.textContent) };
+  });
+  t.ok(plot.width > 600 && plot.height > 250, `the plot is ${plot.width}×${plot.height}`);
+  t.same(plot.curves.map((c) => c.stroke), ['#1f6fb4', '#e6550d'], 'baseline and canary curves');
+  t.ok(plot.curves.every((c) => c.length > 100 && c.box.width > 50 && c.box.height > 100), `both curves drawn across the plot: ${JSON.stringify(plot.curves)}`);
+  t.ok(plot.labels.some((l) => /^baseline p99 /.test(l ?? '')) && plot.labels.some((l) => /^canary p99 /.test(l ?? '')), 'p99 marks labelled');
+  t.match(await page.$eval('h1', (e) => e.textContent), /^Replay report: (PASS|FAIL)$/);
+  t.same(problems, []);
+});
