@@ -5,7 +5,7 @@
 
 (() => {
   const POLL_MS = 2000;
-  const CHART_HEIGHT = 180;
+  const CHART_HEIGHT = 160;
   const TOKEN_KEY = 'drum-splitter.token';
   const ACTIVE = new Set(['running', 'awaiting_approval', 'reducing', 'paused']);
 
@@ -200,7 +200,6 @@
   });
 
   // ---- backends and charts ----------------------------------------------------------------
-  let ready = null;
   const charts = [];
 
   /** One uPlot chart, its width following its box. */
@@ -248,33 +247,44 @@
         return v === null || v === undefined ? null : v * scale;
       }));
       plot.setData([xs, ...ys]);
+      // Not hovering: the legend shows the latest values.
+      if (plot.cursor.idx === null || plot.cursor.idx === undefined) plot.setLegend({ idx: xs.length - 1 });
     }
     renderBackends(s);
   }
 
+  /** A column per upstream (headed in its colour), a row per measure: fits a third of a laptop and a phone. */
+  const MEASURES = [
+    ['ping', '/ping'],
+    ['rps', 'req/s', (p) => rps(p.rps)],
+    ['errors', 'errors', (p) => rate(p.errorRate)],
+    ['p50', 'p50', (p) => ms(p.p50)],
+    ['p99', 'p99', (p) => ms(p.p99)],
+    ['rss', 'DRUM RSS', (p) => mb(p.rss)],
+  ];
+
   function renderBackends(s) {
+    const table = $('backend-table');
+    const head = el('tr', {}, el('td'), ...s.upstreams.map((name) =>
+      el('th', { scope: 'col', class: `c-${role(name)}` }, name, role(name) === 'other' ? null : el('span', { class: 'muted' }, role(name)))));
+    table.tHead.replaceChildren(head);
     const last = s.samples.at(-1)?.upstreams ?? {};
-    const rows = s.upstreams.map((name) => {
-      const p = last[name] ?? {};
-      const up = ready?.upstreams?.[name];
-      const ping = up === undefined ? el('td', {}, dash) : el('td', { class: up ? 'up' : 'down' }, up ? 'answers' : 'down');
-      return el('tr', { 'data-upstream': name },
-        el('th', { scope: 'row', class: `c-${role(name)}` }, name, role(name) === 'other' ? null : el('span', { class: 'muted' }, ` (${role(name)})`)),
-        ping,
-        el('td', { class: 'rps' }, rps(p.rps)),
-        el('td', { class: 'errors' }, rate(p.errorRate)),
-        el('td', { class: 'p50' }, ms(p.p50)),
-        el('td', { class: 'p99' }, ms(p.p99)),
-        el('td', { class: 'rss' }, mb(p.rss)),
-      );
-    });
-    $('backend-table').tBodies[0].replaceChildren(...rows);
+    table.tBodies[0].replaceChildren(...MEASURES.map(([key, label, show]) =>
+      el('tr', {}, el('th', { scope: 'row' }, label), ...s.upstreams.map((name) => {
+        const attrs = { 'data-upstream': name, 'data-measure': key };
+        if (key !== 'ping') return el('td', attrs, show(last[name] ?? {}));
+        // The poller's last GET /ping (every --poll-interval): no probe of our own per refresh.
+        const up = s.ping?.[name];
+        if (up === undefined || up === null) return el('td', attrs, 'not polled yet');
+        return el('td', { ...attrs, class: up ? 'up' : 'down' }, up ? 'answers' : 'down');
+      }))));
   }
 
   // ---- rollout ----------------------------------------------------------------------------
   function renderRollout(r, decisions) {
     $('rollout-none').hidden = r !== null;
     $('rollout-body').hidden = r === null;
+    $('judged').hidden = r === null;
     if (r === null) return;
     $('rollout-phase').replaceChildren(el('span', { class: 'phase' }, r.phase.replace(/_/g, ' ')), r.controller ? ` — run by the fleet controller ${r.controller.controller} (${r.controller.who})` : '');
     $('rollout-weight').replaceChildren(el('span', { class: 'c-canary' }, r.plan.canary), ` at ${pct(r.weight)} (baseline `, el('span', { class: 'c-baseline' }, r.plan.baseline), ')');
@@ -298,7 +308,9 @@
     const v = r.lastVerdict;
     $('verdict').replaceChildren(...(v === null ? ['no check yet'] : [el('span', { class: `s-${v.action}` }, v.action), ` at ${clock(v.at)}: ${v.text}`]));
     $('checks').tBodies[0].replaceChildren(...(v?.checks ?? []).map((c) =>
-      el('tr', {}, el('td', {}, c.check), el('td', { class: `s-${c.status}` }, c.status), el('td', {}, num(c.value)), el('td', {}, num(c.limit)), el('td', {}, num(c.rollbackLimit)), el('td', {}, c.text))));
+      // data-label: a phone shows each row as a card, the labels in place of the header.
+      el('tr', {}, el('td', {}, c.check), el('td', { class: `s-${c.status}` }, c.status), el('td', { 'data-label': 'value' }, num(c.value)),
+        el('td', { 'data-label': 'step limit' }, num(c.limit)), el('td', { 'data-label': 'rollback at' }, num(c.rollbackLimit)), el('td', {}, c.text))));
 
     // Newest first; the API keeps 1,000, a page needs fewer.
     const shown = (decisions ?? []).slice(-200).reverse();
@@ -307,8 +319,8 @@
         el('td', { title: d.at }, clock(d.at)),
         el('td', { class: `s-${d.action}` }, d.action.replace(/_/g, ' ')),
         el('td', {}, `${pct(d.from)} → ${pct(d.to)}`),
-        el('td', {}, d.who),
-        el('td', {}, d.reason ?? ''),
+        el('td', { 'data-label': 'by' }, d.who),
+        el('td', { 'data-label': 'reason' }, d.reason ?? ''),
         el('td', {}, d.text))));
   }
 
@@ -364,8 +376,7 @@
     const res = await fetch(path, { cache: 'no-store' });
     if (res.status === 404) return null;
     const json = await res.json();
-    // /readyz answers 503 with the same body when no upstream answers.
-    if (!res.ok && !(path === '/readyz' && res.status === 503)) throw new Error(`${path}: ${res.status} ${json.message ?? ''}`);
+    if (!res.ok) throw new Error(`${path}: ${res.status} ${json.message ?? ''}`);
     return json;
   }
 
@@ -383,9 +394,9 @@
     busy = true;
     const problems = [];
     try {
-      const paths = ['/weights', '/series', '/rollout', '/rollout/decisions', '/recording', '/shadow', '/readyz'];
+      const paths = ['/weights', '/series', '/rollout', '/rollout/decisions', '/recording', '/shadow'];
       const got = await Promise.allSettled(paths.map(read));
-      const [w, s, r, d, rec, sh, rz] = got.map((g, i) => {
+      const [w, s, r, d, rec, sh] = got.map((g, i) => {
         if (g.status === 'fulfilled') return g.value;
         problems.push(g.reason.message.startsWith('/') ? g.reason.message : `${paths[i]}: ${g.reason.message}`);
         return undefined;
@@ -398,7 +409,6 @@
         baseline ??= s.baseline;
         canary ??= s.upstreams.find((n) => n !== s.baseline) ?? null;
       }
-      if (rz !== undefined) ready = rz;
       const parts = [[w, renderWeights], [s, renderSeries], [rec, renderRecording], [sh, renderShadow]];
       for (const [value, render] of parts) if (value !== undefined) render(value);
       if (r !== undefined) renderRollout(r, d?.decisions);

@@ -123,9 +123,9 @@ async function getJson(url: string): Promise<Record<string, unknown>> {
   return (await res.body.json()) as Record<string, unknown>;
 }
 
-/** The text of a backend's row cell, e.g. cell(page, 'fastapi', 'rps'). */
-const cell = (page: Page, upstream: string, column: string): Promise<string> =>
-  page.$eval(`#backend-table tr[data-upstream="${upstream}"] .${column}`, (e) => e.textContent ?? '');
+/** The text of one backend's measure, e.g. cell(page, 'fastapi', 'rps'). */
+const cell = (page: Page, upstream: string, measure: string): Promise<string> =>
+  page.$eval(`#backend-table td[data-upstream="${upstream}"][data-measure="${measure}"]`, (e) => e.textContent ?? '');
 
 const barText = (page: Page, upstream: string): Promise<string> => page.$eval(`#bars .bar[data-upstream="${upstream}"] .pct`, (e) => e.textContent ?? '');
 
@@ -133,8 +133,8 @@ const barText = (page: Page, upstream: string): Promise<string> => page.$eval(`#
 async function waitForNumbers(page: Page): Promise<void> {
   await page.waitForFunction(
     () => ['flask', 'fastapi'].every((u) => {
-      const row = document.querySelector(`#backend-table tr[data-upstream="${u}"]`);
-      return row !== null && Number(row.querySelector('.rps')?.textContent) > 0 && /MB$/.test(row.querySelector('.rss')?.textContent ?? '');
+      const measure = (m: string): string => document.querySelector(`#backend-table td[data-upstream="${u}"][data-measure="${m}"]`)?.textContent ?? '';
+      return Number(measure('rps')) > 0 && /MB$/.test(measure('rss')) && measure('ping') === 'answers';
     }),
     { timeout: 15_000 },
   );
@@ -169,7 +169,7 @@ t.test('the console: live numbers, read-only without a token, the weight changed
     t.match(await cell(page, u, 'p50'), /^\d+(\.\d+)? ms$/, `${u} p50`);
     t.match(await cell(page, u, 'p99'), /^\d+(\.\d+)? ms$/, `${u} p99`);
     t.match(await cell(page, u, 'errors'), /^\d+(\.\d+)?%$/, `${u} error rate`);
-    t.equal(await page.$eval(`#backend-table tr[data-upstream="${u}"] td`, (e) => e.textContent), 'answers', `${u} answers /ping`);
+    t.equal(await cell(page, u, 'ping'), 'answers', `${u} answers /ping`);
   }
   t.equal(await cell(page, 'flask', 'rss'), '120 MB');
   t.equal(await cell(page, 'fastapi', 'rss'), '110 MB');
@@ -177,11 +177,11 @@ t.test('the console: live numbers, read-only without a token, the weight changed
   // The same two colours in the bars, the charts' legends and the table.
   const colours = await page.evaluate(() => ({
     bar: getComputedStyle(document.querySelector('#bars [data-upstream="fastapi"] .fill')!).backgroundColor,
-    row: getComputedStyle(document.querySelector('#backend-table tr[data-upstream="fastapi"] th')!).color,
+    heads: [...document.querySelectorAll('#backend-table thead th')].map((th) => [th.firstChild?.textContent, getComputedStyle(th).color]),
     legend: [...document.querySelectorAll('#chart-rps .u-series .u-marker')].map((m) => getComputedStyle(m).borderColor),
   }));
   t.equal(colours.bar, 'rgb(230, 85, 13)', 'the canary is orange');
-  t.equal(colours.row, 'rgb(230, 85, 13)');
+  t.same(colours.heads, [['flask', 'rgb(31, 111, 180)'], ['fastapi', 'rgb(230, 85, 13)']], 'the table: a column per backend, headed in its colour');
   t.same(colours.legend.slice(-2), ['rgb(31, 111, 180)', 'rgb(230, 85, 13)'], 'baseline blue, canary orange in the chart');
   t.match(await page.$eval('#rollout-phase', (e) => e.textContent), 'idle', 'the seed plan waits');
 
@@ -269,7 +269,7 @@ t.test('the console: live numbers, read-only without a token, the weight changed
   ], 'no other console errors, no CSP violations');
 });
 
-t.test('on a 375 px phone: no horizontal scroll, charts as wide as the screen', { skip }, async (t) => {
+t.test("on a 375 px phone: no horizontal scroll; the charts follow the page's width", { skip }, async (t) => {
   const w = await world(t, { weights: ['fastapi=10'] });
   const { page, problems } = await openPage(t, { width: 375, height: 812 });
   await page.goto(`${w.admin}/`);
@@ -282,9 +282,15 @@ t.test('on a 375 px phone: no horizontal scroll, charts as wide as the screen', 
   t.equal(sizes.viewport, 375);
   t.ok(sizes.page <= sizes.viewport, `page ${sizes.page} px wide`);
   t.ok(sizes.charts.length === 4 && sizes.charts.every((r) => r <= 375), `charts end at ${sizes.charts.join(', ')} px`);
-  // Wider again: the charts follow (ResizeObserver).
+  // On a laptop, four across: each chart follows its box's new width (ResizeObserver).
   await page.setViewport({ width: 1280, height: 900 });
-  await page.waitForFunction(() => [...document.querySelectorAll('.chart canvas')].every((c) => c.getBoundingClientRect().width > 400), { timeout: 5000 });
+  await page.waitForFunction(
+    () => [...document.querySelectorAll('.chart')].every((box) => {
+      const canvas = box.querySelector('canvas')!.getBoundingClientRect();
+      return Math.abs(canvas.width - box.clientWidth) < 2 && canvas.width < 330 && canvas.top === document.querySelector('.chart canvas')!.getBoundingClientRect().top;
+    }),
+    { timeout: 5000 },
+  );
   t.same(problems, []);
 });
 
