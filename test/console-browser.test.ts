@@ -4,7 +4,8 @@
  * proxy. Also the replay's HTML report, opened as a file. Skips without /usr/bin/chromium.
  * CONSOLE_SCREENSHOT=docs/console.png also writes the README's screenshot.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
@@ -72,19 +73,22 @@ interface World {
 
 /**
  * The app with two upstreams, a named token, a recording file and a rollout plan, and four paced
- * clients sending predictions on many paths (so each weight sends its share to the canary).
+ * clients sending predictions to DRUM's /predict/ with many query strings: the split key takes the
+ * query too, so each weight sends its share to the canary, and the recording and shadow see them all.
  */
 async function world(t: Test, opts: { canary?: UpstreamHandler; rollout?: Record<string, unknown>; weights?: string[]; seriesMs?: number } = {}): Promise<World> {
   const flask = await startUpstream('flask', drum(120, behaving(2)));
   const fastapi = await startUpstream('fastapi', drum(110, opts.canary ?? behaving(2)));
-  const dir = t.testdir({ tokens: `${WHO}:${TOKEN}\n` });
+  // Its own short-named directory: the recording's path shows on the page (and the screenshot).
+  const dir = mkdtempSync(join(tmpdir(), 'drum-console-'));
+  writeFileSync(join(dir, 'tokens'), `${WHO}:${TOKEN}\n`);
   const path = join(dir, 'drum.yaml');
   writeFileSync(path, JSON.stringify({ upstreams: { flask: flask.url, fastapi: fastapi.url }, ...(opts.rollout === undefined ? {} : { rollout: opts.rollout }) }));
   const app = await startApp(
     {
       file: { path, settings: readConfigFile(path) },
       flags: {
-        listen: '127.0.0.1:0', admin: '127.0.0.1:0', adminTokenFile: join(dir, 'tokens'), pollInterval: '300ms',
+        listen: '127.0.0.1:0', admin: '127.0.0.1:0', adminTokenFile: join(dir, 'tokens'), pollInterval: '300ms', key: '${remote_addr}${uri}${args}',
         record: join(dir, 'recorded.jsonl'), recordSample: '0.05', ...(opts.weights === undefined ? {} : { weights: opts.weights }),
       },
     },
@@ -96,9 +100,7 @@ async function world(t: Test, opts: { canary?: UpstreamHandler; rollout?: Record
   const client = async (c: number): Promise<void> => {
     for (let i = c; running; i += 4) {
       try {
-        // Every tenth on DRUM's /predict/ itself: the route the recording and the shadow take.
-        const path = i % 10 === 0 ? '/predict/' : `/predict/${i % 500}`;
-        const res = await request(`${traffic}${path}`, { method: 'POST', body: 'a\n1\n', headers: { 'content-type': 'text/csv' }, dispatcher: agent });
+        const res = await request(`${traffic}/predict/?client=${i % 500}`, { method: 'POST', body: 'a\n1\n', headers: { 'content-type': 'text/csv' }, dispatcher: agent });
         await res.body.dump();
       } catch {
         // the app closing under us
@@ -114,6 +116,7 @@ async function world(t: Test, opts: { canary?: UpstreamHandler; rollout?: Record
     await app.close();
     await agent.close();
     await Promise.all([flask.close(), fastapi.close()]);
+    rmSync(dir, { recursive: true, force: true });
   });
   return { app, admin: `http://127.0.0.1:${app.adminAddress.port}` };
 }
@@ -346,9 +349,8 @@ t.test('a healthy canary mid-plan: its step highlighted, the verdict with its ch
   t.ok(checks.some(([name, status]) => name === 'error_rate' && status === 'ok'), `the checks with their status: ${JSON.stringify(checks)}`);
   t.same((await page.$$eval('#decisions tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-action')))), ['promote', 'promote', 'start'], 'newest first');
   if (SCREENSHOT !== undefined) {
-    // A minute of traffic on the charts, the shadow comparing, the recording on.
+    // A minute of traffic on the charts, and the shadow comparing.
     await request(`${w.admin}/shadow`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ enabled: true, sampleRate: 0.2 }) });
-    await request(`${w.admin}/recording`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ enabled: true }) });
     await new Promise((r) => setTimeout(r, 60_000));
     await waitForText(page, '#verdict', /^pass at/, 10_000);
     await page.screenshot({ path: resolve(SCREENSHOT), fullPage: true });
