@@ -67,6 +67,11 @@ t.test('demo: a burst through the real proxy, the split it printed, then it serv
   await waitForLine(child, /still serving/, 60_000);
   t.match(stdout, `proxy on ${target}, split_clients`, 'prints the address it serves on');
   t.match(stdout, `curl -s ${target}/info/`, 'and curl commands for it');
+  const consoleUrl = /^console \(the admin API's page\): (http:\/\/127\.0\.0\.1:\d+\/)$/m.exec(stdout)?.[1];
+  t.ok(consoleUrl, 'and the console address');
+  const page = await send(consoleUrl!);
+  t.match(page, { status: 200, headers: { 'content-security-policy': /default-src 'none'/ } }, 'where the console answers');
+  t.match(stdout, `watch it, and steer it, in the console: ${consoleUrl}`);
 
   t.match(stdout, /sent 2000 POST \/predict\/ from 400 client addresses \(one in 20 a CSV without rows\):/);
   const counts = Object.fromEntries(

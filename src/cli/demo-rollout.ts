@@ -57,7 +57,8 @@ export async function runRolloutDemo(listen: string, opts: { scale?: number; pri
   const target = `http://${demoHost(app.config.listen.host)}:${app.proxy.address.port}/predict/`;
   print(`drum-splitter rollout demo: flask stand-in ${flaskUrl}, fastapi stand-in ${fastapiUrl}, proxy ${target}`);
   print(`plan: ${controller.view().plan.steps}; checks every ${s(1)} over ${s(5)}; reductions ${s(3)} apart`);
-  print(`the fastapi stand-in turns slow (+25 ms a prediction) once it reaches 50%\n`);
+  print(`the fastapi stand-in turns slow (+25 ms a prediction) once it reaches 50%`);
+  print(`watch it in the console: http://127.0.0.1:${app.adminAddress.port}/\n`);
 
   let loading = true;
   const loops = Array.from({ length: LOAD_LOOPS }, async (_, loop) => {

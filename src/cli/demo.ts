@@ -4,14 +4,11 @@ import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildConfig } from '../config/config.js';
 import { InputError } from '../common/input-error.js';
 import { createLogger } from '../common/log.js';
 import { UPSTREAM_HEADER } from '../proxy/handler.js';
-import { startProxy } from '../proxy/listener.js';
-import { createMetrics } from '../observe/metrics.js';
 import { replayCommand } from '../replay/command.js';
-import { startShadow } from '../shadow/shadow.js';
+import { startApp } from '../app.js';
 import { createStandin } from './standin.js';
 
 const CLIENTS = 400;
@@ -108,25 +105,29 @@ async function demo(listen: string, running: { close(): Promise<unknown> }[]): P
   const fastapiUrl = await fastapi.listen({ host: '127.0.0.1', port: 0 });
   running.push(fastapi);
   const recordFile = join(mkdtempSync(join(tmpdir(), 'drum-splitter-demo-')), 'recorded_requests.jsonl');
-  const config = buildConfig({
-    listen,
-    upstreams: [`flask=${flaskUrl}`, `fastapi=${fastapiUrl}`],
-    weights: ['fastapi=5'],
-    record: recordFile,
-    recordSample: RECORD_SAMPLE,
-    shadowSample: SHADOW_SAMPLE,
-  });
-  const host = demoHost(config.listen.host);
-  const log = createLogger('warn');
-  const metrics = createMetrics();
-  const shadow = startShadow(config, { registry: metrics.registry, log });
-  running.push(shadow);
-  const proxy = await startProxy(config, log, { metrics, shadow: shadow.shadow });
-  running.push(proxy);
+  // The whole app, as serve runs it: the proxy, and the admin API with the console.
+  const app = await startApp(
+    {
+      flags: {
+        listen,
+        admin: '127.0.0.1:0',
+        upstreams: [`flask=${flaskUrl}`, `fastapi=${fastapiUrl}`],
+        weights: ['fastapi=5'],
+        record: recordFile,
+        recordSample: RECORD_SAMPLE,
+        shadowSample: SHADOW_SAMPLE,
+      },
+    },
+    { env: {}, log: createLogger('warn') },
+  );
+  running.push({ close: () => app.close() });
+  const { proxy, shadow } = app;
+  const host = demoHost(app.config.listen.host);
   const target = `http://${host}:${proxy.address.port}`;
 
   console.log(`drum-splitter demo: flask stand-in ${flaskUrl}, fastapi stand-in ${fastapiUrl}`);
   console.log(`proxy on ${target}, split_clients "\${remote_addr}\${uri}" { 5% fastapi; * flask; }`);
+  console.log(`console (the admin API's page): http://127.0.0.1:${app.adminAddress.port}/`);
   console.log(`recording ${RECORD_SAMPLE * 100}% of predictions to ${recordFile}`);
   console.log(`shadowing ${SHADOW_SAMPLE * 100}% of flask's predictions to fastapi, answers compared`);
 
@@ -145,10 +146,10 @@ async function demo(listen: string, running: { close(): Promise<unknown> }[]): P
   console.log(`\nsent ${total} POST /predict/ from ${CLIENTS} client addresses (one in ${MALFORMED_EVERY} a CSV without rows):`);
   for (const line of splitReport(served, clientsOn, total)) console.log(line);
 
-  await until(() => shadow.shadow.view().inflight === 0);
-  const { counts } = shadow.shadow.view();
+  await until(() => shadow.view().inflight === 0);
+  const { counts } = shadow.view();
   console.log(`\nlive shadow: ${counts.match + counts.mismatch} copies compared, ${counts.match} match, ${counts.mismatch} mismatch`);
-  shadow.shadow.change({ enabled: false });
+  shadow.change({ enabled: false });
 
   // The recording is closed so the replay reads every line; the proxy serves on without it.
   await proxy.recording.close();
@@ -171,5 +172,6 @@ async function demo(listen: string, running: { close(): Promise<unknown> }[]): P
 replay the recording again (while this runs), or with the seed's Option A script:
   drum-splitter replay --baseline ${flaskUrl} --canary ${fastapiUrl} ${recordFile}
   python3 shadow_replay_test.py --flask-url ${flaskUrl} --fastapi-url ${fastapiUrl} --requests-file ${recordFile}
+watch it, and steer it, in the console: http://127.0.0.1:${app.adminAddress.port}/
 Ctrl-C to stop.`);
 }
