@@ -147,12 +147,16 @@
   // ---- split ------------------------------------------------------------------------------
   let weights = null;
   const bars = new Map();
+  let barsFor = '';
   let weightDirty = false;
 
   function renderWeights(w) {
     weights = w;
     const names = Object.keys(w.weights);
-    if (bars.size !== names.length) {
+    // Built again only when the upstreams or who is baseline and canary change (their colours).
+    const key = `${names.join(' ')}|${baseline}|${canary}`;
+    if (key !== barsFor) {
+      barsFor = key;
       $('bars').replaceChildren();
       bars.clear();
       for (const name of names) {
@@ -163,6 +167,8 @@
       }
       const select = $('weight-upstream');
       select.replaceChildren(...names.filter((n) => n !== baseline).map((n) => el('option', { value: n, selected: n === canary }, n)));
+      // A single upstream has nothing to shift.
+      $('weight-form').hidden = select.options.length === 0;
     }
     for (const [name, p] of Object.entries(w.weights)) {
       const bar = bars.get(name);
@@ -394,13 +400,25 @@
     busy = true;
     const problems = [];
     try {
-      const paths = ['/weights', '/series', '/rollout', '/rollout/decisions', '/recording', '/shadow'];
-      const got = await Promise.allSettled(paths.map(read));
-      const [w, s, r, d, rec, sh] = got.map((g, i) => {
-        if (g.status === 'fulfilled') return g.value;
-        problems.push(g.reason.message.startsWith('/') ? g.reason.message : `${paths[i]}: ${g.reason.message}`);
-        return undefined;
-      });
+      /** A read's JSON; undefined (and a line in the status) when it failed. */
+      const settle = async (path) => {
+        try {
+          return await read(path);
+        } catch (err) {
+          problems.push(err.message.startsWith('/') ? err.message : `${path}: ${err.message}`);
+          return undefined;
+        }
+      };
+      // The weights first: a single upstream has no rollout to ask for (a 404 the browser would log).
+      const w = await settle('/weights');
+      const single = w !== undefined && Object.keys(w.weights).length < 2;
+      const [s, r, d, rec, sh] = await Promise.all([
+        settle('/series'),
+        single ? null : settle('/rollout'),
+        single ? null : settle('/rollout/decisions'),
+        settle('/recording'),
+        settle('/shadow'),
+      ]);
       if (r !== undefined) {
         baseline = r?.plan.baseline ?? baseline;
         canary = r?.plan.canary ?? canary;
