@@ -69,7 +69,9 @@ function authorize(tokens: Tokens) {
 
 /** The admin API: one fastify app, a plugin per concern, JSON errors naming the field. */
 export function createAdmin(deps: AdminDeps): FastifyInstance {
-  const app = fastify({ logger: false, bodyLimit: BODY_LIMIT, ajv: { customOptions: AJV_OPTIONS }, schemaErrorFormatter: (errors) => schemaError(errors) });
+  // forceCloseConnections: closing the admin API cuts its connections; otherwise one a browser or Prometheus
+  // keeps open (idle, or opened ahead and never used) holds shutdown for minutes.
+  const app = fastify({ logger: false, forceCloseConnections: true, bodyLimit: BODY_LIMIT, ajv: { customOptions: AJV_OPTIONS }, schemaErrorFormatter: (errors) => schemaError(errors) });
   // JSON only: fastify also parses text/plain by default, which must get 415 here.
   app.removeContentTypeParser('text/plain');
   app.decorateRequest('who', '');
