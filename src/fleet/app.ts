@@ -69,7 +69,7 @@ export async function startController(settings: ControllerSettings, opts: { env:
     throw new InputError(`--prometheus "${settings.prometheus}" is not a URL`, 'prometheus');
   }
   const targets = settings.proxiesDns !== undefined ? dnsTargets(settings.proxiesDns) : staticTargets(settings.proxies!);
-  // The replicas' own listener, token file and state file are theirs: the controller's come from its flags.
+  // The replicas' state file is theirs; the controller's admin address (default 127.0.0.1:9902) and state come from its flags.
   const { state: _replicasState, ...file } = settings.file;
   const given = { admin: settings.admin ?? CONTROLLER_ADMIN, adminTokenFile: settings.adminTokenFile, state: settings.state, logLevel: settings.logLevel };
   const flags: RawSettings = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
@@ -97,7 +97,7 @@ export async function startController(settings: ControllerSettings, opts: { env:
   });
   new Gauge({
     name: 'drum_fleet_replicas',
-    help: 'Replicas by what the last reconcile found: in_sync, corrected, unreachable, unauthorized, rejected.',
+    help: 'Replicas by what the last reconcile found: in_sync, corrected, file_changed, unreachable, unauthorized, rejected.',
     labelNames: ['status'],
     registers,
     collect() {
