@@ -10,11 +10,11 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import t, { type Test } from 'tap';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { startApp, type RunningApp } from '../src/app.js';
 import { readConfigFile } from '../src/config/config.js';
 import { replayCommand } from '../src/replay/command.js';
-import { behaving, silentLog, startUpstream, type UpstreamHandler } from './helpers/net.js';
+import { behaving, silentLog, startUpstream, steadyTraffic, type UpstreamHandler } from './helpers/net.js';
 import { until } from './helpers/wait.js';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -99,27 +99,12 @@ async function world(t: Test, opts: { canary?: UpstreamHandler; rollout?: Record
     },
     { env: {}, log: silentLog, seriesIntervalMs: opts.seriesMs ?? 250 },
   );
-  const traffic = `http://127.0.0.1:${app.proxy.address.port}`;
-  const agent = new Agent({ connections: 8 });
-  let running = true;
-  const client = async (c: number): Promise<void> => {
-    for (let i = c; running; i += 4) {
-      try {
-        const res = await request(`${traffic}/predict/?client=${i % 500}`, { method: 'POST', body: 'a\n1\n', headers: { 'content-type': 'text/csv' }, dispatcher: agent });
-        await res.body.dump();
-      } catch {
-        // the app closing under us
-      }
-      // Paced (a few hundred a second in all), so chromium and the tests beside this one keep their CPU.
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
-  const clients = [0, 1, 2, 3].map(client);
+  const target = `http://127.0.0.1:${app.proxy.address.port}`;
+  // Paced, so chromium and the tests beside this one keep their CPU.
+  const traffic = steadyTraffic((i) => `${target}/predict/?client=${i % 500}`, { headers: { 'content-type': 'text/csv' } });
   t.teardown(async () => {
-    running = false;
-    await Promise.all(clients);
+    await traffic.stop();
     await app.close();
-    await agent.close();
     await Promise.all([flask.close(), fastapi.close()]);
     rmSync(dir, { recursive: true, force: true });
   });

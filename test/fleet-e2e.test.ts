@@ -6,11 +6,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { startApp, type RunningApp } from '../src/app.js';
 import { readConfigFile } from '../src/config/config.js';
 import { startController, type RunningController } from '../src/fleet/app.js';
-import { behaving, freePort, silentLog, startUpstream, type UpstreamHandler } from './helpers/net.js';
+import { behaving, freePort, silentLog, startUpstream, steadyTraffic, type UpstreamHandler } from './helpers/net.js';
 import { prometheusMissing, startPrometheus } from './helpers/prometheus.js';
 import { until } from './helpers/wait.js';
 
@@ -51,31 +51,16 @@ async function fleet(t: Test, canary: UpstreamHandler, rollout: Record<string, u
   await prom.eventually('count(up{job="drum-splitter"} == 1)', (r) => Object.values(r)[0] === 3);
 
   // Clients spread over the replicas, many paths each, so every weight sends its share to the canary.
-  const agent = new Agent({ connections: 12 });
-  let running = true;
-  const client = async (c: number): Promise<void> => {
-    for (let i = c; running; i += 6) {
-      const [listen] = ports[i % 3]!;
-      try {
-        const res = await request(`http://127.0.0.1:${listen}/predict/${i % 400}`, { method: 'POST', body: 'a\n1\n', dispatcher: agent });
-        await res.body.dump();
-      } catch {
-        await new Promise((r) => setTimeout(r, 20)); // a replica restarting under us
-      }
-    }
-  };
-  const clients = Array.from({ length: 6 }, (_, c) => client(c));
+  const traffic = steadyTraffic((i) => `http://127.0.0.1:${ports[i % 3]![0]}/predict/${i % 400}`, { clients: 6, pauseMs: 5 });
 
   const controller = await startController(
     { file: readConfigFile(path), prometheus: prom.url, proxies: ports.map(([, admin]) => `http://127.0.0.1:${admin}`), admin: '127.0.0.1:0', token: TOKEN },
     { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog },
   );
   t.teardown(async () => {
-    running = false;
-    await Promise.all(clients);
+    await traffic.stop();
     await controller.close();
     await Promise.all(replicas.map((r) => r.close()));
-    await agent.close();
     await Promise.all([flask.close(), fastapi.close()]);
   });
   return {

@@ -5,11 +5,11 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { Agent, request } from 'undici';
+import { request } from 'undici';
 import { startApp, type RunningApp } from '../src/app.js';
 import { rolloutCommand } from '../src/cli/rollout.js';
 import { readConfigFile } from '../src/config/config.js';
-import { behaving, runCli, silentLog, startUpstream, type UpstreamHandler } from './helpers/net.js';
+import { behaving, runCli, silentLog, startUpstream, steadyTraffic, type UpstreamHandler } from './helpers/net.js';
 import { until } from './helpers/wait.js';
 
 const TOKEN = 'rollout-e2e-token-0123456789';
@@ -36,30 +36,14 @@ async function world(t: Test, canary: UpstreamHandler, rollout: Record<string, u
     { file: { path, settings: readConfigFile(path) }, flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', ...(extra.state === undefined ? {} : { state: extra.state }) } },
     { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog },
   );
-  const traffic = `http://127.0.0.1:${app.proxy.address.port}`;
-  const agent = new Agent({ connections: 8 });
-  let running = true;
-  const client = async (c: number): Promise<void> => {
-    for (let i = c; running; i += 4) {
-      try {
-        const res = await request(`${traffic}/predict/${i % 500}`, { method: 'POST', body: 'a\n1\n', dispatcher: agent });
-        await res.body.dump();
-      } catch {
-        // the app closing under us
-      }
-      // Paced (a few hundred a second in all), so the tests beside this one keep their CPU.
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
-  const clients = [0, 1, 2, 3].map(client);
+  const target = `http://127.0.0.1:${app.proxy.address.port}`;
+  const traffic = steadyTraffic((i) => `${target}/predict/${i % 500}`);
   let stopped = false;
   const stop = async (): Promise<void> => {
     if (stopped) return;
     stopped = true;
-    running = false;
-    await Promise.all(clients);
+    await traffic.stop();
     await app.close();
-    await agent.close();
     await Promise.all([flask.close(), fastapi.close()]);
   };
   t.teardown(stop);

@@ -3,6 +3,7 @@ import { createServer, request, type IncomingMessage, type RequestOptions, type 
 import { connect, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { Agent, request as undiciRequest } from 'undici';
 import { buildConfig, type RawSettings } from '../../src/config/config.js';
 import { startProxy, type RunningProxy } from '../../src/proxy/listener.js';
 
@@ -205,3 +206,33 @@ export const behaving = (ms: number, errorEvery = 0): UpstreamHandler => {
     }, ms);
   };
 };
+
+/**
+ * Predictions in a steady loop until stop(): `clients` loops, the i-th request to `url(i)` (many
+ * paths or queries, so every weight sends its share to each upstream), paced by `pauseMs` so the
+ * tests beside keep their CPU. A failed request (an app or replica closing under us) is skipped.
+ */
+export function steadyTraffic(url: (i: number) => string, opts: { clients?: number; pauseMs?: number; headers?: Record<string, string> } = {}): { stop(): Promise<void> } {
+  const { clients = 4, pauseMs = 10, headers } = opts;
+  const agent = new Agent({ connections: 2 * clients });
+  let running = true;
+  const loop = async (c: number): Promise<void> => {
+    for (let i = c; running; i += clients) {
+      try {
+        const res = await undiciRequest(url(i), { method: 'POST', body: 'a\n1\n', ...(headers === undefined ? {} : { headers }), dispatcher: agent });
+        await res.body.dump();
+      } catch {
+        // the app closing under us
+      }
+      await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  };
+  const loops = Array.from({ length: clients }, (_, c) => loop(c));
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      await agent.close();
+    },
+  };
+}
