@@ -8,14 +8,13 @@ import { runRollout } from './rollout/run.js';
 import { readSavedRollout, rolloutStatePath } from './rollout/saved.js';
 import { createAdmin } from './admin/server.js';
 import { startWorkers, type TrafficPlane } from './cluster.js';
-import { loadTokens, loopbackName } from './admin/auth.js';
+import { guardedTokens } from './admin/auth.js';
 import { buildConfig, type Config, type RawSettings } from './config/config.js';
 import { resolveStartup } from './config/startup.js';
 import { createLogger } from './common/log.js';
 import { watchConfig, type ConfigWatcher } from './config/watch.js';
 import { probeUpstreams } from './observe/health.js';
 import { createMetrics, type Metrics } from './observe/metrics.js';
-import { InputError } from './common/input-error.js';
 import { startProxy } from './proxy/listener.js';
 import { startShadow, type Shadow } from './shadow/shadow.js';
 import { sameShares, type Share } from './weights/shares.js';
@@ -68,13 +67,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
   const log = opts.log ?? createLogger(config.logLevel);
   const upstreams = config.upstreams.map((u) => u.name);
 
-  const tokens = loadTokens(env, config.adminTokenFile);
-  if (tokens.size === 0 && !loopbackName(config.admin.host)) {
-    throw new InputError(
-      `the admin API on ${config.admin.host} is reachable from other hosts; set DRUM_SPLITTER_ADMIN_TOKEN or --admin-token-file`,
-      'admin',
-    );
-  }
+  const tokens = guardedTokens(env, config.adminTokenFile, config.admin.host, 'the admin API');
 
   const writer = config.state === undefined ? undefined : new SnapshotWriter(config.state, (err) => log.error({ err: err.message }, 'cannot write the state file'));
   // The state file is written by the store itself, before any listener hears: keeping a

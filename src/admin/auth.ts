@@ -89,3 +89,15 @@ export function loopbackName(name: string): boolean {
   const n = name.toLowerCase();
   return n === 'localhost' || n === '::1' || n === '[::1]' || /^127(?:\.\d{1,3}){3}$/.test(n);
 }
+
+/**
+ * The tokens of an admin listener at `host`, refusing to run one reachable from other hosts
+ * without any: `listener` names it in the error (the proxy's admin API, the controller's).
+ */
+export function guardedTokens(env: NodeJS.ProcessEnv, file: string | undefined, host: string, listener: string): Tokens {
+  const tokens = loadTokens(env, file);
+  if (tokens.size === 0 && !loopbackName(host)) {
+    throw new InputError(`${listener} on ${host} is reachable from other hosts; set DRUM_SPLITTER_ADMIN_TOKEN or --admin-token-file`, 'admin');
+  }
+  return tokens;
+}

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
 import { request } from 'undici';
-import { loadTokens, loopbackName } from '../admin/auth.js';
+import { guardedTokens } from '../admin/auth.js';
 import { createAdmin } from '../admin/server.js';
 import { InputError } from '../common/input-error.js';
 import { createLogger } from '../common/log.js';
@@ -78,10 +78,7 @@ export async function startController(settings: ControllerSettings, opts: { env:
   if (plan === undefined) throw new InputError('the config names one upstream: there is no canary to roll out', 'upstreams');
   const log = opts.log ?? createLogger(config.logLevel);
   const upstreams = config.upstreams.map((u) => u.name);
-  const tokens = loadTokens(env, config.adminTokenFile);
-  if (tokens.size === 0 && !loopbackName(config.admin.host)) {
-    throw new InputError(`the controller's admin API on ${config.admin.host} is reachable from other hosts; set DRUM_SPLITTER_ADMIN_TOKEN or --admin-token-file`, 'admin');
-  }
+  const tokens = guardedTokens(env, config.adminTokenFile, config.admin.host, "the controller's admin API");
 
   const writer = config.state === undefined ? undefined : new SnapshotWriter(config.state, (err) => log.error({ err: err.message }, 'cannot write the state file'));
   const store = new WeightStore(upstreams, snapshot, { now: () => new Date(), log, persist: (s) => writer?.save(s) });
