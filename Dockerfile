@@ -1,16 +1,17 @@
 # syntax=docker/dockerfile:1
 
-# Build: compile TypeScript with the dev dependencies, then drop them.
-FROM node:20-bookworm-slim AS build
+# Build: compile TypeScript with the dev dependencies, then drop them. The image brings Node 24:
+# the optional node-linux-* packages (a Node for `npm ci` on machines whose own is older) are left out.
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
 COPY bench ./bench
 COPY scripts ./scripts
-RUN npm ci --no-audit --no-fund && npm prune --omit=dev
+RUN npm ci --no-audit --no-fund --omit=optional && npm prune --omit=dev --omit=optional
 
 # Run: only the compiled code and production dependencies, as the unprivileged "node" user.
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/package.json ./

@@ -1,5 +1,5 @@
 // The floor under drum-splitter's request path: node:http in, one undici Pool out, with undici's
-// own handler interface, and nothing else — no split, no X-Forwarded-*, no hop-by-hop filtering,
+// handler interface, and nothing else — no split, no X-Forwarded-*, no hop-by-hop filtering,
 // no metrics, no recording. What is left between this and drum-splitter is what our features cost.
 // Usage: node dist/bench/bare-proxy.js PORT UPSTREAM_URL
 import { createServer } from 'node:http';
@@ -15,15 +15,14 @@ createServer((req, res) => {
   pool.dispatch(
     { method: req.method!, path: req.url!, headers: req.headers, body: req.headers['content-length'] === undefined ? null : req },
     {
-      onConnect() {},
-      onHeaders(status, raw, resume, text) {
-        res.writeHead(status, text, raw.map((b) => b.toString('latin1')));
-        res.on('drain', resume);
-        return true;
+      onRequestStart() {},
+      onResponseStart(controller, status, _headers, text) {
+        res.writeHead(status, text, (controller.rawHeaders as Buffer[]).map((b) => b.toString('latin1')));
+        res.on('drain', () => controller.resume());
       },
-      onData: (chunk) => res.write(chunk),
-      onComplete: () => res.end(),
-      onError: () => res.writeHead(502).end(),
+      onResponseData: (controller, chunk) => res.write(chunk) || controller.pause(),
+      onResponseEnd: () => res.end(),
+      onResponseError: () => res.writeHead(502).end(),
     },
   );
 }).listen(port, '127.0.0.1');

@@ -2,7 +2,7 @@
 import t from 'tap';
 import { MAX_HEADERS, plainAddress, refusal } from '../src/proxy/handler.js';
 import { malformedStatus } from '../src/proxy/listener.js';
-import { BodyTooLarge, BufferFailed, classifyFailure, keepsConnection, type Blame } from '../src/proxy/forward.js';
+import { BodyTooLarge, BufferFailed, classifyFailure, type Blame } from '../src/proxy/forward.js';
 
 const withCode = (code: string | undefined, message = 'x'): Error => Object.assign(new Error(message), { code });
 
@@ -31,18 +31,6 @@ t.test('classifyFailure: what the client hears for each failure, and whose fault
     t.match(got.reason, reason);
     t.equal(got.blame, blame, `${label}: the ${blame}'s fault`);
   }
-});
-
-t.test('keepsConnection: whether an answer may be paused safely (undici 7 crashes otherwise)', async (t) => {
-  const cases: [string[], boolean][] = [
-    [['Content-Length', '5'], true],
-    [['Transfer-Encoding', 'chunked'], true],
-    [['Content-Length', '5', 'Connection', 'close'], false],
-    [['connection', 'Upgrade, Close'], false],
-    [['Connection', 'keep-alive'], true],
-    [['Content-Type', 'text/plain'], false],
-  ];
-  for (const [raw, want] of cases) t.equal(keepsConnection(raw), want, raw.join(': '));
 });
 
 t.test('refusal: requests refused before an upstream is chosen', async (t) => {

@@ -6,6 +6,7 @@ import { buildConfig } from '../src/config/config.js';
 import { startProxy } from '../src/proxy/listener.js';
 import { UPSTREAM_HEADER } from '../src/proxy/handler.js';
 import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
+import { closeBackends, createBackend, dispatch } from '../src/proxy/forward.js';
 import { rawExchange, send, startTestProxy, startUpstream, type TestUpstream } from './helpers/net.js';
 
 async function oneUpstream(t: Test, handler?: Parameters<typeof startUpstream>[1], settings = {}) {
@@ -293,4 +294,24 @@ t.test('103 Early Hints from the upstream are dropped; the final response passes
   t.match(r, /^HTTP\/1\.1 200 OK\r\n/);
   t.notMatch(r, /103/);
   t.match(r, /\r\nfinal\r\n/, 'the final body, chunked');
+});
+
+t.test('a call aborted before it reaches a connection is never sent, and its sink hears why', async (t) => {
+  const upstream = await startUpstream('flask');
+  const backend = createBackend({ name: 'flask', url: new URL(upstream.url) }, 1000);
+  t.teardown(async () => {
+    await closeBackends(new Map([['flask', backend]]));
+    await upstream.close();
+  });
+  const heard = await new Promise<Error>((resolve) => {
+    dispatch(backend, { method: 'GET', path: '/never', headers: ['Host', 'h'], body: null, timeoutMs: 5000 }, (call) => {
+      // The client left at once: before undici has a connection for the request.
+      call.abort(new Error('client went away'));
+      return { head: () => resolve(new Error('an answer came')), data: () => true, end: () => resolve(new Error('an answer ended')), error: resolve };
+    });
+  });
+  t.equal(heard.message, 'client went away');
+  // A request that was sent would have been answered by now: keep-alive, loopback.
+  await send(`${upstream.url}/after`);
+  t.strictSame(upstream.seen.map((s) => s.url), ['/after'], 'the upstream saw only a later request of its own');
 });

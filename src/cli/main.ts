@@ -6,6 +6,7 @@ import { InputError } from '../common/input-error.js';
 import { REPLAY_OPTIONS, REPLAY_USAGE } from '../replay/options.js';
 import { CONTROLLER_OPTIONS, CONTROLLER_USAGE } from '../fleet/options.js';
 import { tuneHeap } from '../heap.js';
+import { unsupportedNode } from '../common/node-version.js';
 
 // Each command's code is imported when that command runs (`await import` below), not here: a
 // process holds only what it runs. A --workers worker never loads fastify (the admin API is the
@@ -163,6 +164,9 @@ export async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return command === undefined && !values.help ? 2 : 0;
   }
+  // Before a command loads undici, which fails on an older Node with a message about its own internals.
+  const old = unsupportedNode(process.versions.node);
+  if (old !== undefined) throw new InputError(old);
   const takes = TAKES[command];
   if (takes === undefined) throw new InputError(`unknown command "${command}" (try serve, controller, demo, weights, rollout, replay, check or --help)`);
   const foreign = Object.keys(values).find((flag) => !(flag in takes));

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 import type { ProxyConfig, Upstream } from './options.js';
 import { endToEnd } from '../common/headers.js';
 import { BufferFailed, SpillFile } from './spill.js';
@@ -86,29 +86,6 @@ export interface BufferSettings {
   readonly dir: string;
 }
 
-/**
- * Whether the upstream keeps its connection open after this answer, as far as its headers tell.
- * undici 7 kills the process when a connection that the upstream closes after the answer (as
- * Gunicorn's sync workers do) ends while its parser is paused for a slow client (nodejs/undici
- * #5360; fixed in undici 8, which needs Node 22). Such an answer is held instead of paused. An
- * HTTP/1.0 upstream with a Content-Length and no "Connection: close" is taken to keep it.
- */
-export function keepsConnection(raw: readonly string[]): boolean {
-  let framed = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (name === 'connection') {
-      const tokens = raw[i + 1]!.toLowerCase().split(',').map((t) => t.trim());
-      if (tokens.includes('close')) return false;
-      if (tokens.includes('keep-alive')) return true;
-    } else if (name === 'content-length' || name === 'transfer-encoding') {
-      framed = true;
-    }
-  }
-  // Without either, the answer ends when the connection does.
-  return framed;
-}
-
 /** Bytes read back from a spill file at a time. */
 const SPILL_READ = 64 * 1024;
 
@@ -131,17 +108,13 @@ class Overflow {
     res.on('drain', () => void this.#pump());
   }
 
-  /** undici's resume, while the upstream waits for the disk. */
-  #paused: (() => void) | undefined;
+  /** The upstream, while it waits for the disk. */
+  #paused: Resumable | undefined;
   /** Bytes pushed and not yet on disk: held in memory meanwhile. */
   #unwritten = 0;
 
-  /**
-   * Queues a chunk; false when the upstream must wait for the disk (`resume` is called then).
-   * Only an upstream that may be paused safely waits (see keepsConnection); for the others a
-   * chunk waits in memory until the file takes it.
-   */
-  push(chunk: Buffer, resume: (() => void) | undefined): boolean {
+  /** Queues a chunk; false when the upstream must wait for the disk (it is resumed then). */
+  push(chunk: Buffer, upstream: Resumable): boolean {
     this.#unwritten += chunk.length;
     this.#file
       .then((f) => f.append(chunk))
@@ -151,14 +124,14 @@ class Overflow {
           if (this.#paused !== undefined && this.#unwritten <= this.buffer.memory) {
             const go = this.#paused;
             this.#paused = undefined;
-            go();
+            go.resume();
           }
           void this.#pump();
         },
         (err: Error) => this.#failed(err),
       );
-    if (resume === undefined || this.#unwritten <= this.buffer.memory) return true;
-    this.#paused = resume;
+    if (this.#unwritten <= this.buffer.memory) return true;
+    this.#paused = upstream;
     return false;
   }
 
@@ -178,7 +151,9 @@ class Overflow {
     this.#pumping = true;
     try {
       const file = await this.#file;
-      while (file.pending > 0 && this.res.writableLength < this.buffer.memory && !this.res.destroyed) {
+      // Past its share of memory the response waits for 'drain', which comes only once a write
+      // has said "full" (a share under the socket's 16 KB high-water mark would wait forever).
+      while (file.pending > 0 && !this.res.destroyed && (this.res.writableLength < this.buffer.memory || !this.res.writableNeedDrain)) {
         this.res.write((await file.read(SPILL_READ))!);
       }
       if (this.#ending && file.pending === 0 && !this.res.destroyed) {
@@ -203,15 +178,21 @@ export interface Call {
   abort(err: Error): void;
 }
 
+/** What a paused upstream is resumed through (undici's controller for the call). */
+export interface Resumable {
+  resume(): void;
+}
+
 /**
  * What receives an upstream's answer: undici's handler narrowed to what a receiver needs. The
  * client's response is one (toClient); a tap that keeps a copy for the record wraps it
  * (tapped), and a collector for comparing two answers is another, so a copy of an exchange is a
  * second sink, not a second code path. `data` returns false to pause the upstream until the
- * `resume` given with the head is called.
+ * `upstream` given with the head is resumed; a chunk may still arrive while paused (undici
+ * delivers what it already read when the upstream closes the connection).
  */
 export interface AnswerSink {
-  head(status: number, statusText: string, headers: string[], resume: () => void): void;
+  head(status: number, statusText: string, headers: string[], upstream: Resumable): void;
   data(chunk: Buffer): boolean;
   end(): void;
   error(err: Error): void;
@@ -226,41 +207,44 @@ export interface UpstreamRequest {
 }
 
 /**
- * One upstream call, as undici's own handler interface (what its Pool calls internally): raw
- * header Buffers, and false from onData to pause. The newer onRequestStart/onResponse* style is
- * adapted onto this one per request, parsing every header into an object we do not use. A
- * class, not closures: a handful fewer allocations on every request.
+ * One upstream call, as undici's handler (onRequestStart/onResponse*). The answer's headers are
+ * read from the controller's raw Buffers, as the client will be sent them: undici's parsed
+ * object merges repeated names and loses their case. A class, not closures: a handful fewer
+ * allocations on every request.
  */
-class UpstreamCall implements Call {
-  #abort: ((err: Error) => void) | undefined;
+class UpstreamCall implements Call, Dispatcher.DispatchHandler {
+  #controller: Dispatcher.DispatchController | undefined;
+  /** An abort asked for before the request reached a connection, carried out when it does. */
+  #early: Error | undefined;
   readonly #sink: AnswerSink;
   constructor(open: (call: Call) => AnswerSink) {
     this.#sink = open(this);
   }
 
   abort(err: Error): void {
-    this.#abort?.(err);
+    if (this.#controller === undefined) this.#early ??= err;
+    else this.#controller.abort(err);
   }
 
-  onConnect(abort: (err: Error) => void): void {
-    this.#abort = abort;
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#early !== undefined) controller.abort(this.#early);
   }
 
-  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, _headers: unknown, statusText = ''): void {
     // 1xx, e.g. 103 Early Hints: informational, the final answer follows. Not passed on.
-    if (status >= 200) this.#sink.head(status, statusText, latin1(rawHeaders), resume);
-    return true;
+    if (status >= 200) this.#sink.head(status, statusText, latin1(controller.rawHeaders as Buffer[]), controller);
   }
 
-  onData(chunk: Buffer): boolean {
-    return this.#sink.data(chunk);
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.#sink.data(chunk)) controller.pause();
   }
 
-  onComplete(): void {
+  onResponseEnd(): void {
     this.#sink.end();
   }
 
-  onError(err: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     this.#sink.error(err);
   }
 }
@@ -297,9 +281,9 @@ class Tapped implements AnswerSink {
     private readonly tap: Tap,
   ) {}
 
-  head(status: number, statusText: string, headers: string[], resume: () => void): void {
+  head(status: number, statusText: string, headers: string[], upstream: Resumable): void {
     this.tap.head?.(status);
-    this.sink.head(status, statusText, headers, resume);
+    this.sink.head(status, statusText, headers, upstream);
   }
 
   data(chunk: Buffer): boolean {
@@ -327,7 +311,7 @@ export interface ClientAnswer {
   readonly responseHeaders: readonly string[];
   /**
    * Read the answer as fast as the upstream sends it, holding what the client has not taken
-   * (nginx's proxy_buffering); false: the upstream waits for the client, where that is safe.
+   * (nginx's proxy_buffering); false: the upstream waits for the client.
    */
   readonly bufferResponse: boolean;
   /** Where held answers go. */
@@ -336,12 +320,11 @@ export interface ClientAnswer {
 
 /**
  * The client's response as a sink. The answer is written to the client as it arrives; with
- * `bufferResponse` (or when pausing is unsafe, see keepsConnection), what a slow client cannot
- * take yet is held (memory, then a temp file) so the upstream is never kept waiting; otherwise
- * the upstream is paused until the client drains. `onFailure` is called at most once: before
- * the answer started (the proxy answers with an error) or in the middle of its body
- * (`midBody`; the proxy cuts the connection, as nginx does). A client that leaves aborts the
- * call and calls nothing.
+ * `bufferResponse`, what a slow client cannot take yet is held (memory, then a temp file) so the
+ * upstream is never kept waiting; otherwise the upstream is paused until the client drains.
+ * `onFailure` is called at most once: before the answer started (the proxy answers with an
+ * error) or in the middle of its body (`midBody`; the proxy cuts the connection, as nginx does).
+ * A client that leaves aborts the call and calls nothing.
  */
 export function toClient(
   res: ServerResponse,
@@ -356,10 +339,9 @@ class ClientSink implements AnswerSink {
   #overflow: Overflow | undefined;
   #failed = false;
   #complete = false;
-  #resumeUpstream: (() => void) | undefined;
-  /** The answer's headers as received, read again only if the client turns out slow. */
-  #upstreamHeaders: string[] = [];
-  #keeps: boolean | undefined;
+  #upstream: Resumable | undefined;
+  /** Paused until the client drains (unbuffered answers only). */
+  #waiting = false;
   readonly #onClientGone = (): void => {
     this.#overflow?.close();
     if (!this.#complete) this.call.abort(new Error('client went away'));
@@ -374,28 +356,27 @@ class ClientSink implements AnswerSink {
     res.once('close', this.#onClientGone);
   }
 
-  head(status: number, statusText: string, headers: string[], resume: () => void): void {
-    this.#upstreamHeaders = headers;
+  head(status: number, statusText: string, headers: string[], upstream: Resumable): void {
     const out = endToEnd(headers);
     out.push(...this.opts.responseHeaders);
     this.res.writeHead(status, statusText, out);
-    this.#resumeUpstream = resume;
+    this.#upstream = upstream;
   }
 
   data(chunk: Buffer): boolean {
     const { res, opts } = this;
-    if (this.#overflow !== undefined) return this.#overflow.push(chunk, this.#pausable());
+    if (this.#overflow !== undefined) return this.#overflow.push(chunk, this.#upstream!);
     if (!opts.bufferResponse) {
       if (res.write(chunk)) return true;
-      const resume = this.#pausable();
-      // undici delivers nothing more until resumed, so one drain listener per pause.
-      if (resume !== undefined) {
-        res.once('drain', resume);
-        return false;
+      // One drain listener per pause, however many chunks undici still delivers meanwhile.
+      if (!this.#waiting) {
+        this.#waiting = true;
+        res.once('drain', () => {
+          this.#waiting = false;
+          this.#upstream!.resume();
+        });
       }
-      // It cannot wait for the client: from here on its answer is held, as a buffered one is.
-      this.#overflow = this.#holder();
-      return true;
+      return false;
     }
     // A client keeping up takes every chunk at once; a slow one fills its share of memory first.
     if (res.writableLength < opts.buffer.memory) {
@@ -403,7 +384,7 @@ class ClientSink implements AnswerSink {
       return true;
     }
     this.#overflow = this.#holder();
-    return this.#overflow.push(chunk, this.#pausable());
+    return this.#overflow.push(chunk, this.#upstream!);
   }
 
   end(): void {
@@ -424,11 +405,6 @@ class ClientSink implements AnswerSink {
     this.#failed = true;
     res.off('close', this.#onClientGone);
     this.onFailure(classifyFailure(err), err, res.headersSent);
-  }
-
-  /** undici's resume if the upstream may be paused safely (see keepsConnection), else undefined. */
-  #pausable(): (() => void) | undefined {
-    return (this.#keeps ??= keepsConnection(this.#upstreamHeaders)) ? this.#resumeUpstream : undefined;
   }
 
   #holder(): Overflow {

@@ -1,0 +1,10 @@
+/** The oldest Node.js drum-splitter runs on: undici 8 needs 22.19, and Node 20 is past its end of life. */
+export const NODE_MIN = '22.19.0';
+
+/** Why this Node.js (`process.versions.node`) cannot run drum-splitter, or undefined when it can. */
+export function unsupportedNode(version: string): string | undefined {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  const [minMajor, minMinor] = NODE_MIN.split('.').map(Number) as [number, number];
+  if (major > minMajor || (major === minMajor && minor >= minMinor)) return undefined;
+  return `needs Node.js ${NODE_MIN} or newer, this is ${version}; \`npm ci\` installs Node 24 for the project: run it through npm (npm run demo, npx drum-splitter ...) or see the README's "Node.js"`;
+}
