@@ -2,6 +2,7 @@
 // measure the same thing: the request sent, the upstream, drum-splitter's command line, the
 // machine line. (run.ts runs its bench on import, so soak.ts cannot import from it.)
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { arch, availableParallelism, cpus, release, type as osType } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { jsonServerHttp, nginxVersion, startNginx } from './nginx.js';
@@ -11,8 +12,15 @@ export const UPSTREAM_BODY = '{"predictions":[0.5]}';
 /** What each request sends: a prediction, the route drum-splitter records by default. */
 export const REQUEST_PATH = 'predict/';
 export const REQUEST_BODY = 'x1,x2,x3,x4\n0.25,1.5,3,-2\n';
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/common.js -> repo root
-export const DRUM_SPLITTER_CLI = `${ROOT}dist/src/cli/main.js`;
+/** The repository (with a trailing slash): the nearest folder above this module holding a package.json — from dist/bench/ when built, from bench/ when a test imports the source. */
+export const ROOT = ((): string => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return `${dir}/`;
+})();
+/** The built files the benches start (`npm run build` makes them). */
+export const BUILT = `${ROOT}dist/`;
+export const DRUM_SPLITTER_CLI = `${BUILT}src/cli/main.js`;
 
 export interface Running { url: string; /** The server's process, whose CPU and memory the bench reads. */ pid: number | undefined; stop(): Promise<void> }
 
