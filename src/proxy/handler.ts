@@ -99,6 +99,8 @@ interface Exchange {
   bytes: number;
   /** The request body's overflow file, removed when the exchange ends. */
   spill: SpillFile | undefined;
+  /** Its index in the list of exchanges in flight. */
+  slot: number;
 }
 
 /** Node reports IPv4 peers of a dual-stack socket as ::ffff:a.b.c.d; nginx as a.b.c.d. */
@@ -115,6 +117,28 @@ function forwardedFor(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const last = header.slice(header.lastIndexOf(',') + 1).trim();
   return isIP(last) === 0 ? undefined : last;
+}
+
+/**
+ * What sees the answer's body on its way to the client: the byte count, and the copies the
+ * record and the shadow keep. A class, not an object literal: V8 may pretenure a literal's
+ * allocation site, and a tap allocated in old space keeps its exchange's young objects alive
+ * through every scavenge until the next full collection (with --no-request-buffering that
+ * promoted ~4.5 KB a request; bench:alloc).
+ */
+class AnswerTap implements Tap {
+  constructor(private readonly ex: Exchange) {}
+
+  head(status: number): void {
+    this.ex.shadow?.head(status);
+  }
+
+  data(chunk: Buffer): void {
+    const { ex } = this;
+    ex.bytes += chunk.length;
+    ex.record?.response?.add(chunk);
+    ex.shadow?.answer.add(chunk);
+  }
 }
 
 /** The `error` field of our JSON answer for each failure status. */
@@ -167,7 +191,14 @@ export function createProxy(deps: ProxyDeps): Proxy {
       { responseHeaders: config.upstreamHeader ? [UPSTREAM_HEADER, name] : [], bufferResponse: settingsOf.get(name)!.responseBuffering, buffer: config.buffer },
     ]),
   );
-  const live = new Set<Exchange>();
+  /**
+   * The exchanges in flight, an array with swap-remove rather than a Set: under steady churn a
+   * Set rebuilds its hash table every few dozen adds, and each retired table keeps a link to the
+   * next one and the entries it held. Once a retired table has reached old space, the young
+   * collector follows that chain from it, so every exchange added since the last full collection
+   * survived each scavenge and was promoted — ~2.2 KB a request, 5× the bare proxy's (bench:alloc).
+   */
+  const live: Exchange[] = [];
   let draining: (() => void) | undefined;
   let exchanges = 0;
 
@@ -214,14 +245,20 @@ export function createProxy(deps: ProxyDeps): Proxy {
       shadow: undefined,
       bytes: 0,
       spill: undefined,
+      slot: -1,
     };
   }
 
   /** Stage 2: when the exchange ends, publish its one outcome (counters, the access log and the recording hear it), tidy up. */
   function observe(ex: Exchange): void {
-    live.add(ex);
+    ex.slot = live.length;
+    live.push(ex);
     ex.res.once('close', () => {
-      live.delete(ex);
+      const last = live.pop()!;
+      if (last !== ex) {
+        live[ex.slot] = last;
+        last.slot = ex.slot;
+      }
       void ex.spill?.close();
       const finished = ex.res.writableFinished;
       const { failure, backend } = ex;
@@ -236,7 +273,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const clientGone = !finished && failure === undefined;
       const sentStatus = ex.res.headersSent ? ex.res.statusCode : 0;
       outcomes.publish({ id: ex.id, serverType, upstream: backend?.name, status, sentStatus, origin, method, url, client: ex.clientAddr, seconds, clientGone, bytes: ex.bytes, requestComplete });
-      if (draining !== undefined && live.size === 0) draining();
+      if (draining !== undefined && live.length === 0) draining();
     });
   }
 
@@ -375,29 +412,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const delivery = deliveries.get(backend.name)!;
     ex.shadow?.sending(headers);
     dispatch(backend, { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs }, (call) =>
-      tapped(toClient(res, call, delivery, (failure, err, midBody) => refuse(ex, failure, err, midBody)), answerTap(ex)),
+      tapped(toClient(res, call, delivery, (failure, err, midBody) => refuse(ex, failure, err, midBody)), new AnswerTap(ex)),
     );
-  }
-
-  /** What sees the answer's body on its way to the client: the byte count, and the copies the record and the shadow keep. */
-  function answerTap(ex: Exchange): Tap {
-    const response = ex.record?.response;
-    const copy = ex.shadow;
-    if (response === undefined && copy === undefined) {
-      return {
-        data(chunk) {
-          ex.bytes += chunk.length;
-        },
-      };
-    }
-    return {
-      head: copy && ((status) => copy.head(status)),
-      data(chunk) {
-        ex.bytes += chunk.length;
-        response?.add(chunk);
-        copy?.answer.add(chunk);
-      },
-    };
   }
 
   /** Stage 5 buffered, then stage 6. */
@@ -431,7 +447,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   return {
     handle,
     get inFlight() {
-      return live.size;
+      return live.length;
     },
     drain() {
       const done = new Promise<void>((resolve) => (draining = resolve));
@@ -443,7 +459,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
           ex.res.once('finish', () => socket.end());
         }
       }
-      if (live.size === 0) draining!();
+      if (live.length === 0) draining!();
       return done;
     },
   };
