@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { DRUM_SPLITTER_CLI, countLines, drumSplitterArgs, startNode } from './common.js';
 import { splitClientsHttp, startNginx } from './nginx.js';
 import { freePort } from './proc.js';
-import { HEAP, heapFlags } from '../src/heap.js';
+import { SERVE_HEAP_FLAGS } from '../src/heap.js';
 
 const here = (f: string): string => fileURLToPath(new URL(f, import.meta.url));
 
@@ -105,8 +105,8 @@ export const targets: Target[] = [
   // The floor: what node:http and undici cost with none of our features.
   nodeProxy(BARE_ROW, 'bare-proxy'),
   // The floor again, under the V8 heap settings `serve` applies (src/heap.ts): drum-splitter's CPU
-  // over this row is what the features cost, over the row above also what the smaller heap costs.
-  nodeProxy(BARE_HEAP_ROW, 'bare-proxy', [...heapFlags([]).flags, `--max-semi-space-size=${HEAP.maxSemiSpaceMb}`]),
+  // over this row is what the features cost.
+  nodeProxy(BARE_HEAP_ROW, 'bare-proxy', SERVE_HEAP_FLAGS),
   // Not a usable proxy: the bound on what any client replacing undici could give (minimal-proxy.ts).
   nodeProxy('node:http + minimal hand-rolled client', 'minimal-proxy'),
   {
