@@ -3,23 +3,27 @@
 // node:http upstream also in this process; the probe's count before and after, over the count.
 // Repeatable to about a percent here, where CPU time is not: the allocation-budget tests
 // (test/alloc-budget.test.ts) and `npm run bench:alloc` use it.
-// `npm run bench:alloc` prints drum-splitter's rows (defaults, recording 1%, a rollout running)
-// beside the bare node:http + undici proxy's. Env: BENCH_REQUESTS (20000), BENCH_WARMUP_REQUESTS
-// (5000), BENCH_CONNECTIONS (32); flags: --json FILE.
+// `npm run bench:alloc` prints drum-splitter's rows (defaults, recording 1%, a rollout running,
+// --no-request-buffering) beside the bare node:http + undici proxy's, and the recording gate in
+// the two forms this machine can resolve: bytes a request, and the share of CPU-profile samples
+// in recording code (src/record/, anywhere on the stack) with recording at 1%.
+// Env: BENCH_REQUESTS (20000), BENCH_WARMUP_REQUESTS (20000), BENCH_CONNECTIONS (32); flags: --json FILE.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Pool } from 'undici';
-import { BUILT, DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, UPSTREAM_BODY, drumSplitterArgs, envInt, machineLine, signed } from './common.js';
+import { BUILT, DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, UPSTREAM_BODY, drumSplitterArgs, envInt, machineLine, reportGate, signed } from './common.js';
 import { freePort, waitReady } from './proc.js';
 import type { AllocCounts } from './alloc-probe.js';
 
 export const PROBE = `${BUILT}bench/alloc-probe.js`;
+/** Recording's code, as the built CLI's profile names it. */
+const RECORD_CODE = /\/dist\/src\/record\//;
 const BARE_PROXY = `${BUILT}bench/bare-proxy.js`;
 
 /** A target: the script node runs with the probe, and its arguments given its port and the upstream's URL. */
@@ -152,12 +156,52 @@ export async function rolloutTarget(name: string): Promise<AllocTarget> {
   };
 }
 
+/** A V8 CPU profile (.cpuprofile), as much of it as cpuShare reads. */
+export interface CpuProfile {
+  readonly nodes: readonly { id: number; callFrame: { functionName: string; url: string }; children?: readonly number[] }[];
+  readonly samples: readonly number[];
+}
+
+/** The share of the profile's busy samples (all but "(idle)") whose stack has a frame from a script matching `code`. */
+export function cpuShare(profile: CpuProfile, code: RegExp): { share: number; samples: number } {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const within = new Map<number, boolean>();
+  const mark = (id: number, inside: boolean): void => {
+    const node = byId.get(id)!;
+    const here = inside || code.test(node.callFrame.url);
+    within.set(id, here);
+    for (const child of node.children ?? []) mark(child, here);
+  };
+  mark(profile.nodes[0]!.id, false);
+  let busy = 0;
+  let hits = 0;
+  for (const id of profile.samples) {
+    if (byId.get(id)!.callFrame.functionName === '(idle)') continue;
+    busy++;
+    if (within.get(id) === true) hits++;
+  }
+  return { share: busy === 0 ? 0 : hits / busy, samples: busy };
+}
+
+/** Runs `target` as allocationPerRequest does, with V8's CPU profiler on; its profile over the whole run. */
+async function profiled(target: AllocTarget, opts: AllocOptions): Promise<CpuProfile> {
+  const dir = mkdtempSync(join(tmpdir(), 'drum-prof-'));
+  try {
+    await allocationPerRequest({ ...target, nodeArgs: [...(target.nodeArgs ?? []), '--cpu-prof', '--cpu-prof-dir', dir] }, opts);
+    const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+    if (file === undefined) throw new Error(`${target.name}: no CPU profile written`);
+    return JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export const bareTarget: AllocTarget = { name: 'bare node:http + undici proxy', script: BARE_PROXY, args: (port, up) => [String(port), up] };
 
 async function main(): Promise<void> {
   const opts: AllocOptions = {
     requests: envInt('BENCH_REQUESTS', 20_000),
-    warmup: envInt('BENCH_WARMUP_REQUESTS', 5_000),
+    warmup: envInt('BENCH_WARMUP_REQUESTS', 20_000),
     connections: envInt('BENCH_CONNECTIONS', 32),
   };
   const json = process.argv[2] === '--json' ? process.argv[3] : undefined;
@@ -176,16 +220,31 @@ async function main(): Promise<void> {
     process.stderr.write(`${r.bytesPerRequest.toFixed(0)} B/req\n`);
     rows.push({ name: t.name, ...r });
   }
+  process.stderr.write('bench:alloc: CPU profile of drum-splitter recording 1% … ');
+  const profile = cpuShare(await profiled(targets[2]!, opts), RECORD_CODE);
+  process.stderr.write(`${(100 * profile.share).toFixed(2)}% of ${profile.samples} samples\n`);
   rmSync(recordDir, { recursive: true, force: true });
   const bare = rows[0]!.bytesPerRequest;
   const off = rows[1]!.bytesPerRequest;
+  const recording = rows[2]!.bytesPerRequest / off - 1;
+  const command = `BENCH_REQUESTS=${opts.requests} BENCH_WARMUP_REQUESTS=${opts.warmup} BENCH_CONNECTIONS=${opts.connections} npm run bench:alloc`;
   const lines = [
-    `command: \`BENCH_REQUESTS=${opts.requests} BENCH_WARMUP_REQUESTS=${opts.warmup} BENCH_CONNECTIONS=${opts.connections} npm run bench:alloc\``,
+    `command: \`${command}\``,
     machineLine(null),
     '',
     '| target | bytes allocated a request | vs bare | vs drum-splitter | promoted a request | collections | of them scavenges | collection pauses µs a request |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map((r) => `| ${r.name} | ${r.bytesPerRequest.toFixed(0)} | ${(r.bytesPerRequest / bare).toFixed(2)}× | ${signed(100 * (r.bytesPerRequest / off - 1), 1)}% | ${r.promotedPerRequest.toFixed(0)} | ${r.collections} | ${r.scavenges} | ${r.pauseUsPerRequest.toFixed(2)} |`),
+    '',
+    `CPU profile (\`node --cpu-prof\`) of drum-splitter recording 1% over the same run, start-up included: ${(100 * profile.share).toFixed(2)}% of ${profile.samples} busy samples have src/record/ code on their stack.`,
+    '',
+    reportGate({
+      name: 'recording 1%: bytes a request over recording off, and its share of the CPU profile',
+      bar: '≤ +3% bytes and ≤ 3% of samples',
+      figure: `${signed(100 * recording, 1)}% bytes (${rows[2]!.bytesPerRequest.toFixed(0)} vs ${off.toFixed(0)}), ${(100 * profile.share).toFixed(2)}% of samples`,
+      met: recording <= 0.03 && profile.share <= 0.03,
+      command,
+    }),
     '',
   ];
   process.stdout.write(lines.join('\n'));

@@ -1,7 +1,7 @@
 // What `npm run bench:throughput` (run.ts) and `npm run soak` (soak.ts) set up the same way, so the two
 // measure the same thing: the request sent, the upstream, drum-splitter's command line, the
 // machine line. (run.ts runs its bench on import, so soak.ts cannot import from it.)
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { arch, availableParallelism, cpus, release, type as osType } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -34,11 +34,11 @@ export const median = (xs: number[]): number => {
 /** `n` with its sign, to `d` decimals: +1.2, -3.0. */
 export const signed = (n: number, d: number): string => `${n >= 0 ? '+' : ''}${n.toFixed(d)}`;
 
-/** Start a node script (with node's own `nodeArgs`) as a child and wait for it to answer on `port`. */
+/** Start a node script (with node's own `nodeArgs`; by `bin`, default this node) as a child and wait for it to answer on `port`. */
 export async function startNode(
-  logDir: string, name: string, script: string, args: string[], port: number, nodeArgs: readonly string[] = [],
+  logDir: string, name: string, script: string, args: string[], port: number, nodeArgs: readonly string[] = [], bin = process.execPath,
 ): Promise<Running & { child: Child }> {
-  const child = startChild(process.execPath, [...nodeArgs, script, ...args], { logDir, name, cwd: ROOT, env: { ...process.env, NODE_ENV: 'production' } });
+  const child = startChild(bin, [...nodeArgs, script, ...args], { logDir, name, cwd: ROOT, env: { ...process.env, NODE_ENV: 'production' } });
   const url = `http://127.0.0.1:${port}/`;
   try {
     await waitReady(url, child);
@@ -100,4 +100,25 @@ export async function rotatedRounds<T extends { name: string }, R>(targets: read
     }
   }
   return runs;
+}
+
+/**
+ * One of the performance gates (docs/performance.md, Targets): its bar, what was measured, and
+ * whether it holds — true, false, or a word (e.g. "not shown") where the run cannot tell.
+ */
+export interface Gate {
+  readonly name: string;
+  readonly bar: string;
+  readonly figure: string;
+  readonly met: boolean | string;
+  /** The command that measured it. */
+  readonly command: string;
+}
+
+/** A gate's line for a bench's output; with BENCH_GATES set (`npm run bench` sets it) it is also appended there, for the summary. */
+export function reportGate(gate: Gate): string {
+  const file = process.env.BENCH_GATES;
+  if (file !== undefined && file !== '') appendFileSync(file, `${JSON.stringify({ ...gate, date: new Date().toISOString(), node: process.version })}\n`);
+  const verdict = gate.met === true ? 'PASS' : gate.met === false ? 'FAIL' : gate.met.toUpperCase();
+  return `gate — ${gate.name}: ${gate.figure} (bar: ${gate.bar}): ${verdict}`;
 }

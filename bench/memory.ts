@@ -1,33 +1,36 @@
-// `npm run bench:memory` (not CI): what drum-splitter holds in memory, against issue 15's bars for
-// one process — steady RSS under load ≤ 110 MB, peak ≤ 140 MB. Three tables:
+// `npm run bench:memory` (not CI): what drum-splitter holds in memory, and what V8's heap settings
+// trade between memory and CPU. Three tables:
 //   1. at rest, an empty Node, then Node importing each runtime dependency alone: the difference
 //      is what that dependency costs a process that loads it (an upper bound for what it adds to
 //      drum-splitter, where V8's heap and its compilers' work are there anyway: all of them
 //      together cost less than their sum);
 //   2. drum-splitter at rest: `serve` (the bench's two upstreams), with a --config file, and the
 //      processes of --workers 2 (the primary runs the admin API, a worker only the proxy);
-//   3. `serve` under the load of `npm run bench` (wrk, POST /predict/), RSS sampled every 250 ms:
-//      steady is the median once the first third of the run is over (the young generation and
-//      the pools have grown by then), peak the kernel's high-water mark (VmHWM). Next to it the
-//      same process with V8's defaults (node flags that src/heap.ts leaves alone), to show what
-//      its heap settings do.
+//   3. under the load of `npm run bench:throughput` (wrk, POST /predict/), drum-splitter and the
+//      bare node:http + undici proxy under each heap setting (HEAP_VARIANTS): req/s, CPU a request,
+//      p99, RSS sampled every 250 ms — steady is the median once the first third of the run is
+//      over (the young generation and the pools have grown by then), peak the kernel's
+//      high-water mark (VmHWM) — and the memory gate: drum-splitter's steady RSS against the bare
+//      proxy's under serve's settings.
 // RSS is the kernel's VmRSS, read SETTLE_MS after the process is ready (start-up garbage and lazy
 // compilation settle); "of it anonymous" (RssAnon) is the heap and other private memory, the rest
 // mostly the node binary's own code pages, mapped from its file.
-// Markdown to stdout, progress to stderr. Exit 1 when a bar fails.
+// Markdown to stdout, progress to stderr.
 // Env: BENCH_DURATION (30), BENCH_WARMUP (2), BENCH_CONNECTIONS (32), BENCH_ROUNDS (1: each load
-// target once, a fresh process; more: a round each, in a rotated order), NGINX_BIN.
-// Flag: --only deps,serve,load (which tables).
+// target once, a fresh process; more: a round each, in a rotated order), BENCH_HEAPS (the heap
+// settings to run, by name; default all), BENCH_SERVE_FLAGS (more flags for drum-splitter's rows),
+// NGINX_BIN. Flag: --only deps,serve,load (which tables).
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, ROOT, drumSplitterArgs, envInt, machineLine, median, rotatedRounds, startNode, startUpstream, type Running,
+  DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, ROOT, drumSplitterArgs, envInt, machineLine, median, reportGate, rotatedRounds, startNode, startUpstream, type Running,
 } from './common.js';
 import { findNginx, nginxVersion } from './nginx.js';
 import { freePort, installCleanup, makeTempDir, track } from './proc.js';
 import { fileURLToPath } from 'node:url';
+import { SERVE_HEAP_FLAGS } from '../src/heap.js';
 import { meter, processTree, statusMb } from './usage.js';
 import { errorSummary, postScript, runWrk, wrkArgs, wrkAvailable, type WrkOptions } from './wrk.js';
 
@@ -41,18 +44,21 @@ const REST_RUNS = 3;
 const DEPENDENCIES = ['fastify', 'undici', 'prom-client', 'pino', 'yaml', 'sonic-boom', 'murmurhash'];
 const PARTS = ['deps', 'serve', 'load'];
 const BARE = 'bare node:http + undici proxy';
+const SERVES = "serve's settings";
+/** The gate: drum-splitter's steady RSS under load at most this times the bare proxy's, same load and heap settings. */
+const RSS_GATE = 1.25;
 /**
- * The heap settings measured under load, as node flags. The first is V8's defaults (flags that
- * make src/heap.ts leave V8 as it is, each naming its default); "serve's settings" (no flag:
- * src/heap.ts chooses) runs for drum-splitter only.
+ * The heap settings measured under load, as node flags given to both proxies. The first is V8's
+ * defaults (flags that make src/heap.ts leave V8 as it is, each naming its default); for "serve's
+ * settings" drum-splitter gets no flag (src/heap.ts chooses) and the bare proxy the same settings
+ * as flags.
  */
-const HEAP_VARIANTS: readonly { name: string; node: readonly string[]; note?: string }[] = [
+const HEAP_VARIANTS: readonly { name: string; node: readonly string[]; bareNode?: readonly string[]; note?: string }[] = [
   { name: 'V8 defaults', node: ['--allocation-site-pretenuring', '--heap-growing-percent=0', '--max-semi-space-size=0', '--wasm-tier-up', '--wasm-dynamic-tiering'], note: 'each names its default' },
-  { name: "serve's settings", node: [] },
+  { name: SERVES, node: [], bareNode: SERVE_HEAP_FLAGS, note: `drum-splitter: no flag; the bare proxy: \`${SERVE_HEAP_FLAGS.join(' ')}\`` },
   { name: 'issue 15 settings', node: ['--allocation-site-pretenuring', '--heap-growing-percent=50', '--max-semi-space-size=8', '--no-wasm-tier-up', '--no-wasm-dynamic-tiering'], note: 'what serve applied before: semi-spaces capped at 8 MB, a full collection at 50% growth, llhttp kept in Liftoff' },
   { name: 'semi-spaces 16 MB', node: ['--allocation-site-pretenuring', '--heap-growing-percent=0', '--max-semi-space-size=16', '--wasm-tier-up', '--wasm-dynamic-tiering'] },
   { name: 'semi-spaces 8 MB', node: ['--allocation-site-pretenuring', '--heap-growing-percent=0', '--max-semi-space-size=8', '--wasm-tier-up', '--wasm-dynamic-tiering'] },
-  { name: 'no pretenuring', node: ['--no-allocation-site-pretenuring', '--heap-growing-percent=0', '--max-semi-space-size=0', '--wasm-tier-up', '--wasm-dynamic-tiering'] },
   { name: 'semi-spaces 8 MB, no pretenuring', node: ['--no-allocation-site-pretenuring', '--heap-growing-percent=0', '--max-semi-space-size=8', '--wasm-tier-up', '--wasm-dynamic-tiering'] },
   { name: 'llhttp in Liftoff', node: ['--allocation-site-pretenuring', '--heap-growing-percent=0', '--max-semi-space-size=0', '--no-wasm-tier-up', '--no-wasm-dynamic-tiering'] },
 ];
@@ -69,7 +75,7 @@ const chosenHeaps = (): typeof HEAP_VARIANTS => {
 };
 const LOAD_TARGETS: LoadTarget[] = chosenHeaps().flatMap((v) => [
   { name: `drum-splitter · ${v.name}`, proxy: 'drum-splitter', heap: v.name, script: DRUM_SPLITTER_CLI, node: v.node, args: (port: number, up: string) => [...drumSplitterArgs(port, up), ...SERVE_EXTRA] },
-  ...(v.node.length === 0 ? [] : [{ name: `${BARE} · ${v.name}`, proxy: BARE, heap: v.name, script: BARE_PROXY, node: v.node, args: (port: number, up: string) => [String(port), up.replace(/\/$/, '')] }]),
+  { name: `${BARE} · ${v.name}`, proxy: BARE, heap: v.name, script: BARE_PROXY, node: v.bareNode ?? v.node, args: (port: number, up: string) => [String(port), up.replace(/\/$/, '')] },
 ]);
 
 interface Reading { rss: number; anon: number }
@@ -150,13 +156,17 @@ async function main(): Promise<number> {
   const connections = envInt('BENCH_CONNECTIONS', 32);
   const rounds = envInt('BENCH_ROUNDS', 1);
   const logDir = makeTempDir('bench-memory-');
+  const commandLine = (): string => {
+    const env = Object.entries({ BENCH_HEAPS: process.env.BENCH_HEAPS, BENCH_SERVE_FLAGS: process.env.BENCH_SERVE_FLAGS })
+      .flatMap(([k, v]) => (v === undefined ? [] : [`${k}="${v}"`]));
+    return [`BENCH_DURATION=${duration} BENCH_WARMUP=${warmup} BENCH_CONNECTIONS=${connections} BENCH_ROUNDS=${rounds}`, ...env, `npm run bench:memory${argv.length ? ` -- ${argv.join(' ')}` : ''}`].join(' ');
+  };
   const script = join(logDir, 'predict.lua');
   writeFileSync(script, postScript(REQUEST_BODY, 'text/csv'));
   const wrkBase: Omit<WrkOptions, 'url' | 'durationSec'> = { threads: 1, connections, script };
   const nginx = findNginx();
 
   const sections: string[] = [];
-  const failures: string[] = [];
   if (parts.includes('deps')) sections.push(await dependencies());
 
   if (parts.includes('serve') || parts.includes('load')) {
@@ -256,22 +266,31 @@ async function main(): Promise<number> {
           '',
           table(['proxy', 'heap', 'req/s', 'CPU µs/req', 'CPU vs its V8 defaults', 'CPU vs bare, same heap', 'p99 ms', 'RSS at rest MB', 'steady MB', 'peak MB', 'steady vs bare, same heap', 'notes'], rows),
         ].join('\n'));
+        const ours = summary.get(`drum-splitter · ${SERVES}`);
+        const bare = summary.get(`${BARE} · ${SERVES}`);
+        if (ours !== undefined && bare !== undefined) {
+          sections.push(reportGate({
+            name: "memory: steady RSS under load against the bare proxy's (same load, same heap settings)",
+            bar: `≤ ${RSS_GATE}×`,
+            figure: `${(ours.steady / bare.steady).toFixed(2)}× (${mb(ours.steady)} vs ${mb(bare.steady)} MB; peaks ${mb(ours.peak)} and ${mb(bare.peak)} MB)`,
+            met: ours.steady <= RSS_GATE * bare.steady,
+            command: commandLine(),
+          }));
+        }
       }
     } finally {
       await upstream.stop();
     }
   }
 
-  const envShown = `BENCH_DURATION=${duration} BENCH_WARMUP=${warmup} BENCH_CONNECTIONS=${connections} BENCH_ROUNDS=${rounds}`;
   process.stdout.write([
-    `command: \`${envShown} npm run bench:memory${argv.length ? ` -- ${argv.join(' ')}` : ''}\``,
+    `command: \`${commandLine()}\``,
     machineLine(nginx ? nginxVersion(nginx) ?? 'unknown' : null),
     '',
     sections.join('\n\n'),
     '',
-    ...failures.map((f) => `FAIL: ${f}`),
   ].join('\n'));
-  return failures.length ? 1 : 0;
+  return 0;
 }
 
 main().then((code) => process.exit(code), (e: unknown) => {

@@ -12,10 +12,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
-import { REQUEST_BODY, REQUEST_PATH, cpuModel, envInt, machineLine, median, rotatedRounds, signed, startUpstream } from './common.js';
+import { REQUEST_BODY, REQUEST_PATH, cpuModel, envInt, machineLine, median, reportGate, rotatedRounds, signed, startUpstream } from './common.js';
 import { findNginx, nginxVersion } from './nginx.js';
 import { installCleanup, makeTempDir, track } from './proc.js';
-import { BARE_HEAP_ROW, BARE_ROW, DRUM_SPLITTER_ROW, NGINX_ROW, RECORDING_ROW, ROLLOUT_ROW, Skip, targets, type Ctx, type Started, type Target } from './targets.js';
+import { BARE_HEAP_ROW, BARE_ROW, DRUM_SPLITTER_ROW, FASTIFY_ROW, NGINX_ROW, NODE_HTTP_PROXY_ROW, RECORDING_ROW, ROLLOUT_ROW, Skip, targets, type Ctx, type Started, type Target } from './targets.js';
 import { meter, type Usage } from './usage.js';
 import { errorSummary, postScript, runWrk, wrkArgs, wrkAvailable, type WrkOptions, type WrkResult } from './wrk.js';
 
@@ -94,6 +94,50 @@ function table(rows: Row[]): string {
   return [line(head), `|${w.map((n, i) => (numeric(i) ? `${'-'.repeat(n + 1)}:` : '-'.repeat(n + 2))).join('|')}|`, ...body.map(line)].join('\n');
 }
 
+/** The gates this run can judge (docs/performance.md, Targets), as lines; rows the run left out leave theirs out. */
+function gates(rows: Row[], command: string): string[] {
+  const row = (name: string): Row | undefined => rows.find((r) => r.name === name && r.result !== undefined);
+  const ours = row(DRUM_SPLITTER_ROW);
+  const cpu = (r: Row | undefined): number | undefined => r?.usage?.cpuUsPerRequest;
+  const out: string[] = [];
+  const floor = row(BARE_HEAP_ROW);
+  if (cpu(ours) !== undefined && cpu(floor) !== undefined) {
+    const over = cpu(ours)! / cpu(floor)! - 1;
+    out.push(reportGate({
+      name: 'features: CPU a request over the bare node:http + undici proxy (same Node, same heap settings)',
+      bar: '≤ +15%',
+      figure: `${signed(100 * over, 1)}% (${cpu(ours)!.toFixed(1)} vs ${cpu(floor)!.toFixed(1)} µs)`,
+      met: over <= 0.15,
+      command,
+    }));
+  }
+  const nhp = row(NODE_HTTP_PROXY_ROW);
+  const fastify = row(FASTIFY_ROW);
+  if (ours !== undefined && nhp !== undefined && fastify !== undefined) {
+    const [a, b, c] = [ours.result!, nhp.result!, fastify.result!];
+    const lowerP99 = a.p99Ms !== null && b.p99Ms !== null && c.p99Ms !== null && a.p99Ms < b.p99Ms && a.p99Ms < c.p99Ms;
+    out.push(reportGate({
+      name: 'saturation against the Node peers',
+      bar: '> 1.1× node-http-proxy and ≥ 2× @fastify/http-proxy, with a lower p99 than both',
+      figure: `${(a.rps / b.rps).toFixed(2)}× node-http-proxy, ${(a.rps / c.rps).toFixed(2)}× @fastify/http-proxy; p99 ${fmt(a.p99Ms, 2)} vs ${fmt(b.p99Ms, 2)} and ${fmt(c.p99Ms, 2)} ms`,
+      met: a.rps / b.rps > 1.1 && a.rps / c.rps >= 2 && lowerP99,
+      command,
+    }));
+  }
+  const recording = row(`${RECORDING_ROW} 1%`);
+  if (cpu(ours) !== undefined && cpu(recording) !== undefined) {
+    const more = cpu(recording)! / cpu(ours)! - 1;
+    out.push(reportGate({
+      name: 'recording 1%: CPU a request over recording off',
+      bar: '≤ +3% (bench:alloc gives the bytes and the profile share, which this machine can resolve)',
+      figure: `${signed(100 * more, 1)}% (${cpu(recording)!.toFixed(1)} vs ${cpu(ours)!.toFixed(1)} µs)`,
+      met: more <= 0.03,
+      command,
+    }));
+  }
+  return out;
+}
+
 async function main(): Promise<number> {
   if (!wrkAvailable()) {
     process.stderr.write('bench: wrk not found on PATH (Debian/Ubuntu: apt-get install wrk)\n');
@@ -154,13 +198,16 @@ async function main(): Promise<number> {
 
   const cpu = cpuModel();
   const envShown = `BENCH_DURATION=${duration} BENCH_CONNECTIONS=${connections} BENCH_WARMUP=${warmup} BENCH_ROUNDS=${rounds}`;
+  const command = `${envShown} npm run bench:throughput${process.argv.length > 2 ? ` -- ${process.argv.slice(2).map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(' ')}` : ''}`;
   const out = [
-    `command: \`${envShown} npm run bench:throughput${process.argv.length > 2 ? ` -- ${process.argv.slice(2).map((a) => (/\s/.test(a) ? `"${a}"` : a)).join(' ')}` : ''}\``,
+    `command: \`${command}\``,
     `load: \`wrk ${wrkArgs({ ...wrkBase, script: 'predict.lua', durationSec: duration, url: `<target>/${REQUEST_PATH}` }).join(' ')}\` (POST, \`Content-Type: text/csv\`, ${REQUEST_BODY.length}-byte CSV body), ${warmup}s warm-up before each run, targets one after another, all on 127.0.0.1`,
     `upstream: ${upstream.desc}`,
     machineLine(version),
     '',
     table(rows),
+    '',
+    ...gates(rows, command),
     '',
   ].join('\n');
   process.stdout.write(out);

@@ -64,6 +64,8 @@ function nodeProxy(name: string, script: string, nodeArgs: readonly string[] = [
 export const BARE_ROW = 'bare node:http + undici proxy';
 export const BARE_HEAP_ROW = `${BARE_ROW} with drum-splitter's heap settings`;
 export const ROLLOUT_ROW = `${DRUM_SPLITTER_ROW} rollout running`;
+export const NODE_HTTP_PROXY_ROW = 'node-http-proxy';
+export const FASTIFY_ROW = '@fastify/http-proxy';
 
 /**
  * drum-splitter with every feature of the request path on: an in-proxy rollout started over its
@@ -117,7 +119,7 @@ export const targets: Target[] = [
       return startNode(ctx.logDir, 'node-http', here('./upstream.js'), [String(port)], port);
     },
   },
-  nodeProxy('node-http-proxy', 'node-http-proxy'),
-  nodeProxy('@fastify/http-proxy', 'fastify-proxy'),
+  nodeProxy(NODE_HTTP_PROXY_ROW, 'node-http-proxy'),
+  nodeProxy(FASTIFY_ROW, 'fastify-proxy'),
 ];
 

@@ -174,7 +174,7 @@ t.test('the proxy: 3 replicas, probes, drain inside the grace period, metrics an
   t.ok(graceMs > Number(seconds) * 1000 + drainMs, `grace ${graceMs} ms > preStop ${seconds} s + drain ${drainMs} ms`);
 
   t.same(proxy.spec!.template!.metadata.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9901', 'prometheus.io/path': '/metrics' });
-  t.same(c.resources, { requests: { cpu: '250m', memory: '128Mi' }, limits: { memory: '256Mi' } });
+  t.same(c.resources, { requests: { cpu: '250m', memory: '256Mi' }, limits: { memory: '512Mi' } });
 
   const pdb = find(base, 'PodDisruptionBudget', 'drum-splitter');
   t.ok(selects(pdb.spec!.selector!.matchLabels, podLabels(proxy)), 'the PDB covers the proxies');
