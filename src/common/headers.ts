@@ -13,12 +13,29 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
+/**
+ * Header names lower-cased, remembered: the same few names come on every request and answer
+ * ("Content-Type"), and lower-casing each anew was a string a header. Bounded, so a client's
+ * made-up names cannot grow it; past the bound a name is lower-cased each time.
+ */
+const LOWER = new Map<string, string>();
+const LOWER_MAX = 512;
+
+export function lowerName(name: string): string {
+  let lower = LOWER.get(name);
+  if (lower === undefined) {
+    lower = name.toLowerCase();
+    if (LOWER.size < LOWER_MAX) LOWER.set(name, lower);
+  }
+  return lower;
+}
+
 /** Names listed in the Connection header are hop-by-hop for this message too. */
 function connectionTokens(raw: readonly string[]): Set<string> | undefined {
   let tokens: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     // Lower-casing only names of the right length: every request has a few headers and rarely this one.
-    if (raw[i]!.length !== 10 || raw[i]!.toLowerCase() !== 'connection') continue;
+    if (raw[i]!.length !== 10 || lowerName(raw[i]!) !== 'connection') continue;
     tokens ??= new Set();
     for (const t of raw[i + 1]!.split(',')) tokens.add(t.trim().toLowerCase());
   }
@@ -33,7 +50,7 @@ export function endToEnd(raw: readonly string[], drop?: ReadonlySet<string>): st
   const listed = connectionTokens(raw);
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
-    const lower = raw[i]!.toLowerCase();
+    const lower = lowerName(raw[i]!);
     if (HOP_BY_HOP.has(lower) || listed?.has(lower) || drop?.has(lower)) continue;
     out.push(raw[i]!, raw[i + 1]!);
   }
