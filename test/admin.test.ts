@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
+import { CONSOLE_CSP } from '../src/admin/console.js';
 import { startApp, type RunningApp } from '../src/app.js';
 import type { RawSettings } from '../src/config/config.js';
 import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
@@ -58,7 +59,7 @@ t.test('GET /weights, PUT /weights, POST /rollback, GET /history — and traffic
   const same = await put(`${a.admin_}/weights`, { weights: { flask: 90, fastapi: 10 } });
   t.match(body(same), { version: 2 }, 'sending back what GET shows changes nothing');
 
-  const back = await send(`${a.admin_}/rollback`, { method: 'POST' });
+  const back = await send(`${a.admin_}/rollback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
   t.match(body(back), { weights: { flask: 100, fastapi: 0 }, version: 3 });
   t.equal(await servedBy(a.traffic + moving), 'flask');
 
@@ -132,7 +133,7 @@ t.test('compare-and-set: a write naming a stale version (body or If-Match) gets 
   const same = await put(`${a.admin_}/weights`, { weights: { fastapi: 30 } }, { 'if-match': '4' });
   t.match([same.status, same.headers.etag, body(same)], [200, '"4"', { version: 4 }], 'no change at the current version: 200, same version');
 
-  const staleRollback = await send(`${a.admin_}/rollback`, { method: 'POST', headers: { 'if-match': '"3"' } });
+  const staleRollback = await send(`${a.admin_}/rollback`, { method: 'POST', headers: { 'if-match': '"3"', 'content-type': 'application/json' }, body: '{}' });
   t.match([staleRollback.status, body(staleRollback)], [409, { error: 'conflict', message: 'weights are at version 4, not 3', version: 4 }]);
   const rollback = await send(`${a.admin_}/rollback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"version": 4}' });
   t.match([rollback.status, rollback.headers.etag, body(rollback)], [200, '"5"', { version: 5, weights: { fastapi: 0 } }]);
@@ -223,19 +224,114 @@ t.test('an admin port already taken: start-up fails and the traffic port is let 
   await t.rejects(send(`http://127.0.0.1:${trafficPort}/`), { code: 'ECONNREFUSED' }, 'the traffic listener was closed again');
 });
 
-t.test('anonymous writes only with a loopback Host (DNS rebinding); with a token, any Host', async (t) => {
+t.test('without a token, only a loopback Host (DNS rebinding), for reads of names, reasons and paths too; with a token, any Host', async (t) => {
   const open = await app(t);
   const rebound = await put(`${open.admin_}/weights`, { weights: { fastapi: 50 } }, { host: 'attacker.example:9901' });
   t.equal(rebound.status, 403);
   t.match(body(rebound), { error: 'forbidden', message: /loopback Host .*not "attacker\.example:9901"/ });
   t.equal(open.store.view().weights.fastapi, 5, 'nothing changed');
   t.equal((await put(`${open.admin_}/weights`, { weights: { fastapi: 6 } }, { host: 'localhost:9901' })).status, 200, 'localhost is loopback');
-  t.equal((await send(`${open.admin_}/weights`, { headers: { host: 'attacker.example' } })).status, 200, 'reads stay open');
   const port = Number(new URL(open.admin_).port);
-  const hostless = await rawExchange(port, 'POST /rollback HTTP/1.0\r\nContent-Length: 0\r\n\r\n');
+  const hostless = await rawExchange(port, 'POST /rollback HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
   t.match(hostless, /^HTTP\/1\.1 403 [^]*not \\"\\"/, 'no Host at all (HTTP/1.0) is no loopback Host either');
+
+  // A rebinding page could read token names and reasons (/history, the decision log), the recording's path, the metrics.
+  const reads = ['/history', '/recording', '/shadow', '/rollout', '/rollout/decisions', '/metrics', '/weights', '/series', '/readyz', '/', '/nope'];
+  for (const path of reads) {
+    const r = await send(`${open.admin_}${path}`, { headers: { host: 'attacker.example' } });
+    t.equal(r.status, 403, `GET ${path} with a rebinding Host`);
+    t.match(body(r), { error: 'forbidden', message: /answers only a loopback Host .*not "attacker\.example"; set DRUM_SPLITTER_ADMIN_TOKEN/ }, path);
+    t.equal((await send(`${open.admin_}${path}`)).status, path === '/nope' ? 404 : 200, `GET ${path} with a loopback Host`);
+  }
 
   const guarded = await app(t, {}, { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
   const remote = await put(`${guarded.admin_}/weights`, { weights: { fastapi: 7 } }, { host: 'drum-splitter.internal:9901', authorization: `Bearer ${TOKEN}` });
   t.equal(remote.status, 200, 'a token is what counts then');
+  for (const path of reads.slice(0, 4)) t.equal((await send(`${guarded.admin_}${path}`, { headers: { host: 'drum-splitter.internal:9901' } })).status, 200, `GET ${path} by another name, a token configured`);
+});
+
+t.test('no cross-site writes: without a token, a write from another origin is refused; every write needs Content-Type: application/json', async (t) => {
+  const a = await app(t);
+  const own = a.admin_;
+  const unchanged = (when: string): void => {
+    t.same(a.store.view().weights, { flask: 95, fastapi: 5 }, `${when}: the weights unchanged`);
+    t.equal(a.store.history.length, 1, `${when}: no history entry`);
+    t.equal(a.rollout!.state.phase, 'idle', `${when}: no rollout`);
+    t.same([a.proxy.recording.view().enabled, a.shadow.enabled], [false, false], `${when}: recording and shadow off`);
+  };
+
+  // The issue's forgery: curl -XPOST -H 'Origin: http://evil.example' http://127.0.0.1:ADMIN/rollback
+  const forged = await send(`${own}/rollback`, { method: 'POST', headers: { origin: 'http://evil.example' } });
+  t.equal(forged.status, 403);
+  t.match(body(forged), { error: 'forbidden', message: /without a token, a write from another web page \(Origin: http:\/\/evil\.example\) is refused; .*DRUM_SPLITTER_ADMIN_TOKEN/ });
+
+  const writes: [string, string, unknown][] = [
+    ['POST', '/rollback', {}],
+    ['PUT', '/weights', { weights: { fastapi: 50 } }],
+    ['PUT', '/recording', { enabled: true }],
+    ['PUT', '/shadow', { enabled: true }],
+    ...['start', 'pause', 'resume', 'approve', 'abort'].map((c): [string, string, unknown] => ['POST', `/rollout/${c}`, {}]),
+    ['PUT', '/rollout/controller', { controller: 'http://evil.example', ttlSeconds: 60 }],
+  ];
+  const port = Number(new URL(own).port);
+  const elsewhere: Record<string, string>[] = [
+    { origin: 'http://evil.example' },
+    { origin: 'null' },
+    { origin: `http://127.0.0.1:${port + 1}` },
+    { origin: `http://localhost:${port}` },
+    { origin: `https://127.0.0.1:${port}` },
+    { 'sec-fetch-site': 'cross-site' },
+    { 'sec-fetch-site': 'same-site' },
+    { origin: own, 'sec-fetch-site': 'same-site' },
+  ];
+  for (const [method, path, json] of writes) {
+    for (const headers of elsewhere) {
+      const r = await send(`${own}${path}`, { method, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(json) });
+      t.equal(r.status, 403, `${method} ${path} with ${JSON.stringify(headers)}`);
+    }
+    // What a beacon or a no-cors fetch sends without a body: no content type.
+    const bare = await send(`${own}${path}`, { method });
+    t.equal(bare.status, 415, `${method} ${path} without a body or content type`);
+    t.same(body(bare), { error: 'unsupported_media_type', message: 'send Content-Type: application/json with a JSON body ({} when there is nothing to say)', field: 'content-type' });
+    const form = await send(`${own}${path}`, { method, headers: { 'content-type': 'text/plain' } });
+    t.equal(form.status, 415, `${method} ${path} as text/plain without a body`);
+  }
+  unchanged('refused');
+
+  // The console's own calls, and scripts: taken.
+  const console_ = await send(`${own}/rollback`, { method: 'POST', headers: { origin: own, 'sec-fetch-site': 'same-origin', 'content-type': 'application/json' }, body: '{}' });
+  t.equal(console_.status, 200, 'the console, same origin');
+  t.equal((await put(`${own}/weights`, { weights: { fastapi: 5 } }, { host: `localhost:${port}`, origin: `http://LOCALHOST:${port}` })).status, 200, 'the console opened as localhost');
+  t.equal((await put(`${own}/weights`, { weights: { fastapi: 6 } }, { 'sec-fetch-site': 'none' })).status, 200, 'typed by the user');
+  const charset = await send(`${own}/rollout/start`, { method: 'POST', headers: { 'content-type': 'Application/JSON; charset=utf-8' }, body: '{"reason":"script"}' });
+  t.equal(charset.status, 200, 'a script: a JSON type with a charset');
+  t.same(a.store.history.slice(1).map((h) => [h.who, h.reason]), [['anonymous', 'rollback'], ['anonymous', null], ['anonymous', null], ['rollout (anonymous)', 'rollout started → canary to 1%']]);
+
+  // With a token, the token is what counts; the content type still must be JSON.
+  const guarded = await app(t, {}, { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
+  const withToken = await send(`${guarded.admin_}/rollback`, { method: 'POST', headers: { origin: 'http://evil.example', 'sec-fetch-site': 'cross-site', authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
+  t.equal(withToken.status, 200, 'a valid token from anywhere');
+  t.equal((await send(`${guarded.admin_}/rollback`, { method: 'POST', headers: { origin: 'http://evil.example' } })).status, 401, 'no token');
+  t.equal((await send(`${guarded.admin_}/rollback`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })).status, 415, 'a token, no content type');
+});
+
+t.test('every admin answer carries nosniff and the CSP: JSON, text, errors, 404s, refusals', async (t) => {
+  const open = await app(t);
+  const guarded = await app(t, {}, { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
+  const answers: [string, Promise<Reply>, number][] = [
+    ['GET /weights', send(`${open.admin_}/weights`), 200],
+    ['GET /metrics', send(`${open.admin_}/metrics`), 200],
+    ['GET /', send(`${open.admin_}/`), 200],
+    ['a 404', send(`${open.admin_}/nope<script>`), 404],
+    ['a 400', put(`${open.admin_}/weights`, { weights: { fastapi: 'x' } }), 400],
+    ['a 415', send(`${open.admin_}/rollback`, { method: 'POST' }), 415],
+    ['a 403', send(`${open.admin_}/weights`, { headers: { host: 'attacker.example' } }), 403],
+    ['a 401', send(`${guarded.admin_}/rollback`, { method: 'POST' }), 401],
+  ];
+  for (const [name, pending, status] of answers) {
+    const r = await pending;
+    t.equal(r.status, status, name);
+    t.equal(r.headers['x-content-type-options'], 'nosniff', `${name}: nosniff`);
+    t.equal(r.headers['content-security-policy'], CONSOLE_CSP, `${name}: the CSP`);
+  }
 });

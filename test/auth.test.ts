@@ -1,7 +1,7 @@
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { loadTokens, loopbackHost, loopbackName, whoIs, type Tokens } from '../src/admin/auth.js';
+import { loadTokens, loopbackHost, loopbackName, otherOrigin, whoIs, type Tokens } from '../src/admin/auth.js';
 
 const TOKEN = 'a-long-enough-token-123';
 const FIELD = '--admin-token-file';
@@ -156,4 +156,28 @@ t.test('loopbackName: the listen address an anonymous admin API may use', async 
     ['0.0.0.0', false], ['::', false], ['10.0.0.1', false], ['127.0.0.1.nip.io', false], ['localhost.example', false],
   ];
   for (const [name, want] of cases) t.equal(loopbackName(name), want, name);
+});
+
+t.test('otherOrigin: a write sent by a web page of another origin, as the browser says', async (t) => {
+  const host = '127.0.0.1:9901';
+  const cases: [Record<string, string>, string, string | undefined][] = [
+    [{}, 'http', undefined],
+    [{ origin: 'http://127.0.0.1:9901' }, 'http', undefined],
+    [{ origin: 'http://127.0.0.1:9901', 'sec-fetch-site': 'same-origin' }, 'http', undefined],
+    [{ 'sec-fetch-site': 'none' }, 'http', undefined],
+    [{ origin: 'HTTP://127.0.0.1:9901' }, 'http', undefined],
+    [{ origin: 'https://127.0.0.1:9901' }, 'https', undefined],
+    [{ origin: 'http://evil.example' }, 'http', 'Origin: http://evil.example'],
+    [{ origin: 'null' }, 'http', 'Origin: null'],
+    [{ origin: '' }, 'http', 'Origin: '],
+    [{ origin: 'http://127.0.0.1:9902' }, 'http', 'Origin: http://127.0.0.1:9902'],
+    [{ origin: 'http://localhost:9901' }, 'http', 'Origin: http://localhost:9901'],
+    [{ origin: 'https://127.0.0.1:9901' }, 'http', 'Origin: https://127.0.0.1:9901'],
+    [{ 'sec-fetch-site': 'same-site' }, 'http', 'Sec-Fetch-Site: same-site'],
+    [{ 'sec-fetch-site': 'cross-site', origin: 'http://127.0.0.1:9901' }, 'http', 'Sec-Fetch-Site: cross-site'],
+  ];
+  for (const [headers, protocol, want] of cases) t.equal(otherOrigin({ host, ...headers }, protocol), want, JSON.stringify(headers));
+  t.equal(otherOrigin({ host: 'localhost', origin: 'http://localhost:80' }, 'http'), undefined, 'the default port, spelled or not');
+  t.equal(otherOrigin({ origin: 'http://127.0.0.1:9901' }, 'http'), 'Origin: http://127.0.0.1:9901', 'no Host: no origin of our own');
+  t.equal(otherOrigin({ host: '127.0.0.1:99999', origin: 'http://127.0.0.1:99999' }, 'http'), 'Origin: http://127.0.0.1:99999', 'a Host that is no origin');
 });

@@ -5,6 +5,8 @@
  * CONSOLE_SCREENSHOT=docs/console.png also writes the README's screenshot.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -81,7 +83,7 @@ interface World {
  * clients sending predictions to DRUM's /predict/ with many query strings: the split key takes the
  * query too, so each weight sends its share to the canary, and the recording and shadow see them all.
  */
-async function world(t: Test, opts: { canary?: UpstreamHandler; rollout?: Record<string, unknown>; weights?: string[]; seriesMs?: number } = {}): Promise<World> {
+async function world(t: Test, opts: { canary?: UpstreamHandler; rollout?: Record<string, unknown>; weights?: string[]; seriesMs?: number; anonymous?: boolean } = {}): Promise<World> {
   const flask = await startUpstream('flask', drum(120, behaving(2)));
   const fastapi = await startUpstream('fastapi', drum(110, opts.canary ?? behaving(2)));
   // Its own short-named directory: the recording's path shows on the page (and the screenshot).
@@ -93,7 +95,7 @@ async function world(t: Test, opts: { canary?: UpstreamHandler; rollout?: Record
     {
       file: { path, settings: readConfigFile(path) },
       flags: {
-        listen: '127.0.0.1:0', admin: '127.0.0.1:0', adminTokenFile: join(dir, 'tokens'), pollInterval: '300ms', key: '${remote_addr}${uri}${args}',
+        listen: '127.0.0.1:0', admin: '127.0.0.1:0', ...(opts.anonymous === true ? {} : { adminTokenFile: join(dir, 'tokens') }), pollInterval: '300ms', key: '${remote_addr}${uri}${args}',
         record: join(dir, 'recorded.jsonl'), recordSample: '0.05', ...(opts.weights === undefined ? {} : { weights: opts.weights }),
       },
     },
@@ -260,6 +262,62 @@ t.test('the console: live numbers, read-only without a token, the weight changed
     'console error: Failed to load resource: the server responded with a status of 400 (Bad Request)',
     'console error: Failed to load resource: the server responded with a status of 401 (Unauthorized)',
   ], 'no other console errors, no CSP violations');
+});
+
+/**
+ * A page on another loopback origin that tries every way a browser has to POST to the admin API
+ * on its own: the issue's no-cors fetch and beacon, a text/plain body, a beacon with a JSON
+ * Blob, and a CORS fetch with the JSON type (which needs a preflight). Resolves in `window.tried`
+ * to what each fetch saw.
+ */
+const FORGER = (admin: string): string => `<!doctype html><title>elsewhere</title><script>
+const admin = ${JSON.stringify(admin)};
+const seen = (p) => p.then((r) => 'answered ' + r.type, (e) => 'failed: ' + e.message);
+window.tried = Promise.all([
+  seen(fetch(admin + '/rollback', { method: 'POST', mode: 'no-cors' })),
+  seen(fetch(admin + '/rollout/start', { method: 'POST', mode: 'no-cors', body: '{"reason":"forged"}' })),
+  seen(fetch(admin + '/rollback', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })),
+  navigator.sendBeacon(admin + '/rollout/start'),
+  (() => { try { return navigator.sendBeacon(admin + '/rollback', new Blob(['{}'], { type: 'application/json' })); } catch (e) { return 'threw: ' + e.message; } })(),
+]);
+</script>`;
+
+t.test('without a token: a page on another loopback origin cannot write (no-cors fetch, beacon); the console still can', { skip }, async (t) => {
+  const w = await world(t, { anonymous: true, weights: ['fastapi=10'], rollout: { interval: '1h', window: '1h', steps: [{ weight: 50, hold: '1h' }] } });
+  const elsewhere = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(FORGER(w.admin)));
+  await new Promise<void>((r) => elsewhere.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => elsewhere.close(() => r())));
+  const { page } = await openPage(t);
+  // What reached the admin API, from the browser's own network log (a beacon has no promise to wait on).
+  const reached: string[] = [];
+  page.on('response', (r) => {
+    if (r.url().startsWith(w.admin)) reached.push(`${r.request().method()} ${new URL(r.url()).pathname} ${r.status()}`);
+  });
+  await page.goto(`http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}/`);
+  const tried = await page.evaluate(() => (window as unknown as { tried: Promise<unknown[]> }).tried);
+  t.same(tried, ['answered opaque', 'answered opaque', 'failed: Failed to fetch', true, true], 'the page sent them all');
+  // The no-cors fetches and the beacon: sent, refused for their Origin. The JSON ones: preflighted (OPTIONS, no route), never sent.
+  const forged = ['POST /rollback 403', 'POST /rollout/start 403', 'POST /rollout/start 403', 'OPTIONS /rollback 404', 'OPTIONS /rollback 404'];
+  await until(() => reached.length >= forged.length);
+  t.same(reached.sort(), forged.sort(), 'what reached the admin API, and its answers');
+  t.same(w.app.store.view().weights, { flask: 90, fastapi: 10 }, 'the weights unchanged');
+  t.equal(w.app.store.history.length, 1, 'no history entry');
+  t.equal(w.app.rollout!.state.phase, 'idle', 'no rollout started');
+
+  // The console, on the admin's own origin: any word as the token, and its writes are taken.
+  const { page: console_, problems } = await openPage(t);
+  await console_.evaluateOnNewDocument(() => sessionStorage.setItem('drum-splitter.token', 'anything'));
+  await console_.goto(`${w.admin}/`);
+  await console_.waitForFunction(() => document.querySelector('#rollout-phase')?.textContent === 'idle');
+  await console_.click('#rollback');
+  await console_.waitForSelector('dialog#confirm[open]');
+  await console_.click('#confirm-ok');
+  await waitForText(console_, '#weight-result', /^Rolled back: flask 100%, fastapi 0%/);
+  await console_.type('#rollout-reason', 'from the console');
+  await console_.click('#rollout-form button[data-command="start"]');
+  await waitForText(console_, '#rollout-result', /^start: now running, canary at 50%/);
+  t.same(w.app.store.history.slice(1).map((h) => [h.who, h.reason]), [['anonymous', 'rollback'], ['rollout (anonymous)', 'rollout started → canary to 50%']]);
+  t.same(problems, []);
 });
 
 t.test("on a 375 px phone: no horizontal scroll; the charts follow the page's width", { skip }, async (t) => {

@@ -147,6 +147,26 @@ t.test('a Prometheus that does not answer: checks do not pile up behind it', asy
   t.equal(held.length, 9, 'one round of the nine queries, not a round per interval');
 });
 
+t.test("the controller's admin API without a token: no write from another origin, JSON only, no rebinding Host", async (t) => {
+  const c = await startController({ file: readConfigFile(path), prometheus: deadPrometheus, proxies: [`http://127.0.0.1:${await freePort()}`], admin: '127.0.0.1:0' }, { env: {}, log: silentLog });
+  t.teardown(() => c.close());
+  const control = `http://127.0.0.1:${c.adminAddress.port}`;
+  const post = async (p: string, headers: Record<string, string>, body?: string) => {
+    const res = await request(`${control}${p}`, { method: 'POST', headers, body });
+    return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
+  };
+  const before = c.store.view();
+  t.match(await post('/rollback', { origin: 'http://evil.example' }), { status: 403, json: { error: 'forbidden', message: /another web page \(Origin: http:\/\/evil\.example\)/ } });
+  t.match(await post('/rollout/start', { 'sec-fetch-site': 'same-site', 'content-type': 'application/json' }, '{}'), { status: 403 });
+  t.match(await post('/rollout/start', {}), { status: 415, json: { error: 'unsupported_media_type', field: 'content-type' } });
+  const history = await request(`${control}/history`, { headers: { host: 'attacker.example:9902' } });
+  t.equal(history.statusCode, 403, 'a rebinding Host reads no history');
+  await history.body.dump();
+  t.same(c.store.view(), before, 'nothing changed');
+  t.equal(c.rollout.state.phase, 'idle');
+  t.match(await post('/rollout/start', { 'content-type': 'application/json' }, '{"reason":"a script"}'), { status: 200, json: { phase: 'running' } });
+});
+
 t.test('the CLI: flags checked, then it runs until SIGTERM', async (t) => {
   t.match(await runCli(['controller', '--config', path]), { code: 2, stderr: /controller needs --config FILE and --prometheus URL/ });
   t.match(await runCli(['controller', '--config', path, '--prometheus', deadPrometheus]), { code: 2, stderr: /--proxy URL \(repeatable\) or --proxies-dns/ });

@@ -332,7 +332,7 @@ t.test('a replica without tokens, reached by a name that is not loopback: 403, u
   const r = await replica(t, { auth: 'none' });
   const url = await relay(t, r.url, () => undefined, 'drum-splitter-0.drum-splitter:9901');
   const [report] = await fleet(staticTargets([url])).fleet.reconcile({ flask: 90, fastapi: 10 }, 'step 2');
-  t.match(report, { status: 'unauthorized', detail: /^403: without a token, writes are taken only with a loopback Host .*not "drum-splitter-0\.drum-splitter:9901"/ });
+  t.match(report, { status: 'unauthorized', detail: /^403: without a token, the admin API answers only a loopback Host .*not "drum-splitter-0\.drum-splitter:9901"/ });
 });
 
 t.test('something that is not a drum-splitter admin API', async (t) => {

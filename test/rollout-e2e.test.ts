@@ -51,7 +51,9 @@ async function world(t: Test, canary: UpstreamHandler, rollout: Record<string, u
 }
 
 async function call(url: string, method: 'GET' | 'POST' | 'PUT' = 'GET', body?: unknown, headers: Record<string, string> = auth): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await request(url, { method, headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+  // Every write is JSON, a command without a reason too.
+  const write = method !== 'GET';
+  const res = await request(url, { method, headers: { ...headers, ...(write ? { 'content-type': 'application/json' } : {}) }, body: write ? JSON.stringify(body ?? {}) : undefined });
   return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
 }
 

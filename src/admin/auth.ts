@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
 import { InputError } from '../common/input-error.js';
 
 /** Admin tokens by name; only their SHA-256 digests are kept. */
@@ -75,13 +76,31 @@ export function whoIs(tokens: Tokens, authorization: string | undefined): string
 
 /**
  * Whether a Host header names this machine's loopback (localhost, 127.x.x.x, [::1], any port).
- * Anonymous writes need one: a web page whose name an attacker re-points at 127.0.0.1 (DNS
- * rebinding) reaches a loopback listener, but its requests still carry that name as Host.
+ * Without a token every request needs one: a web page whose name an attacker re-points at
+ * 127.0.0.1 (DNS rebinding) reaches a loopback listener, but its requests still carry that name
+ * as Host — and, from the same origin as far as the browser knows, it could read the answers.
  */
 export function loopbackHost(host: string | undefined): boolean {
   if (host === undefined) return false;
   const name = /^(\[[^\]]*\]|[^:]*)(?::\d{1,5})?$/.exec(host)?.[1];
   return name !== undefined && loopbackName(name);
+}
+
+/**
+ * Why a request comes from a web page of another origin, or undefined when it does not. Any page
+ * can make the browser POST to 127.0.0.1 (a no-cors fetch, a beacon, a form), with a loopback
+ * Host; the browser then names the page in Origin and says how near it is in Sec-Fetch-Site
+ * (another port of 127.0.0.1 is "same-site"). curl, the CLI and Node's fetch send neither.
+ * `protocol` and the Host make the admin API's own origin, the console's.
+ */
+export function otherOrigin(headers: IncomingHttpHeaders, protocol: string): string | undefined {
+  const site = headers['sec-fetch-site'];
+  if (site === 'cross-site' || site === 'same-site') return `Sec-Fetch-Site: ${site}`;
+  const { origin, host } = headers;
+  if (origin === undefined) return undefined;
+  // Both through URL: case and a default port (":80") spelled either way are the same origin.
+  const own = URL.parse(`${protocol}://${host ?? ''}`)?.origin;
+  return own !== undefined && URL.parse(origin)?.origin === own ? undefined : `Origin: ${origin}`;
 }
 
 /** Whether a host name or address (no port; IPv6 bare or in brackets) is this machine's loopback: localhost, 127.x.x.x, ::1. */

@@ -7,7 +7,8 @@ import type { SeriesView } from '../observe/series.js';
 
 /**
  * Nothing but our own files, no inline script or style: the page holds a token that can move
- * the traffic, so an injected script must not run and the page must not be framed.
+ * the traffic, so an injected script must not run and the page must not be framed. The admin
+ * API sends it with every answer (createAdmin).
  */
 export const CONSOLE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
@@ -50,7 +51,7 @@ export function consoleRoutes(app: FastifyInstance, deps: { series: () => Series
   const send = (name: string, reply: FastifyReply): FastifyReply | void => {
     const asset = assets.get(name);
     if (asset === undefined) return reply.callNotFound();
-    return reply.header('content-security-policy', CONSOLE_CSP).header('x-content-type-options', 'nosniff').header('cache-control', 'no-cache').type(asset.type).send(asset.body);
+    return reply.header('cache-control', 'no-cache').type(asset.type).send(asset.body);
   };
   app.get('/', async (_req, reply) => send('index.html', reply));
   app.get<{ Params: { '*': string } }>('/console/*', async (req, reply) => send(req.params['*'], reply));

@@ -5,8 +5,8 @@ import type { Metrics } from '../observe/metrics.js';
 import type { SeriesView } from '../observe/series.js';
 import type { Recording } from '../record/recording.js';
 import type { WeightStore } from '../weights/store.js';
-import { loopbackHost, whoIs, type Tokens } from './auth.js';
-import { consoleRoutes } from './console.js';
+import { loopbackHost, otherOrigin, whoIs, type Tokens } from './auth.js';
+import { CONSOLE_CSP, consoleRoutes } from './console.js';
 import { healthRoutes } from './health.js';
 import { rolloutRoutes } from './rollout.js';
 import { switchRoutes } from './switch.js';
@@ -17,7 +17,7 @@ import { weightsRoutes } from './weights.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** A write: it needs the token (or, with none configured, a loopback Host). */
+    /** A write: it needs the token (or, with none configured, a loopback Host and no other origin) and a JSON body. */
     write?: boolean;
   }
   interface FastifyRequest {
@@ -46,24 +46,38 @@ export interface AdminDeps {
 }
 
 /**
- * The one check of every write, before its body is read: a valid bearer token when any is
- * configured (401), else a loopback Host (403, against DNS rebinding).
+ * The one check of every request, before a body is read. Without tokens: a loopback Host, for
+ * reads too (403, against DNS rebinding). Then, for a write: a valid bearer token when any is
+ * configured (401); without tokens, no other origin (403, against a page in the user's browser
+ * writing cross-site); and a JSON content type (415).
  */
 function authorize(tokens: Tokens) {
-  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
+    const anonymous = tokens.size === 0;
+    if (anonymous && !loopbackHost(req.headers.host)) {
+      const message = `without a token, the admin API answers only a loopback Host (localhost, 127.0.0.1, [::1]), not "${req.headers.host ?? ''}"; set DRUM_SPLITTER_ADMIN_TOKEN to reach it by another name`;
+      return reply.code(403).send({ error: 'forbidden', message });
+    }
     if (req.routeOptions.config.write !== true) return;
     const who = whoIs(tokens, req.headers.authorization);
     if (who === undefined) {
-      await reply
+      return reply
         .code(401)
         .header('www-authenticate', 'Bearer realm="drum-splitter"')
         .send({ error: 'unauthorized', message: 'a write needs Authorization: Bearer <token>' });
-    } else if (tokens.size === 0 && !loopbackHost(req.headers.host)) {
-      const message = `without a token, writes are taken only with a loopback Host (localhost, 127.0.0.1, [::1]), not "${req.headers.host ?? ''}"; set DRUM_SPLITTER_ADMIN_TOKEN to write from elsewhere`;
-      await reply.code(403).send({ error: 'forbidden', message });
-    } else {
-      req.who = who;
     }
+    const other = anonymous ? otherOrigin(req.headers, req.protocol) : undefined;
+    if (other !== undefined) {
+      const message = `without a token, a write from another web page (${other}) is refused; use the console on this address, or a client that sends no Origin (curl, drum-splitter weights|rollout), or set DRUM_SPLITTER_ADMIN_TOKEN and send Authorization: Bearer <token>`;
+      return reply.code(403).send({ error: 'forbidden', message });
+    }
+    // JSON only, a body-less write too: a browser cannot send that from another origin without asking first (a CORS preflight, which gets no yes).
+    if (req.mediaType !== 'application/json') {
+      const message = 'send Content-Type: application/json with a JSON body ({} when there is nothing to say)';
+      return reply.code(415).send({ error: 'unsupported_media_type', message, field: 'content-type' });
+    }
+    req.who = who;
+    return undefined;
   };
 }
 
@@ -72,20 +86,17 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
   // forceCloseConnections: closing the admin API cuts its connections; otherwise one a browser or Prometheus
   // keeps open (idle, or opened ahead and never used) holds shutdown for minutes.
   const app = fastify({ logger: false, forceCloseConnections: true, bodyLimit: BODY_LIMIT, ajv: { customOptions: AJV_OPTIONS }, schemaErrorFormatter: (errors) => schemaError(errors) });
-  // JSON only: fastify also parses text/plain by default, which must get 415 here.
-  app.removeContentTypeParser('text/plain');
   app.decorateRequest('who', '');
+  // Every answer, errors and 404s included: the console's policy (none but our files run, no framing) and no type sniffing.
+  app.addHook('onRequest', async (_req, reply) => void reply.header('content-security-policy', CONSOLE_CSP).header('x-content-type-options', 'nosniff'));
   app.addHook('onRequest', authorize(deps.tokens));
 
   app.setErrorHandler((err: Error, _req, reply) => {
     if (err instanceof InputError) {
       return reply.code(400).send({ error: 'invalid', message: err.message, field: err.field });
     }
-    // fastify's own: 415 content type, 413 body too large, 400 malformed or empty JSON.
+    // fastify's own: 413 body too large, 400 malformed or empty JSON (authorize already sent any other type away).
     const { statusCode = 500, code = 'error' } = err as { statusCode?: number; code?: string };
-    if (statusCode === 415) {
-      return reply.code(415).send({ error: 'unsupported_media_type', message: 'send Content-Type: application/json', field: 'content-type' });
-    }
     if (statusCode === 413) {
       return reply.code(413).send({ error: 'payload_too_large', message: `body is too large (over ${BODY_LIMIT} bytes)`, field: 'body' });
     }

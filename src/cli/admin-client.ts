@@ -18,6 +18,8 @@ export interface ClientOptions {
  */
 export async function callAdmin(opts: ClientOptions, method: 'GET' | 'PUT' | 'POST', path: string, body?: unknown): Promise<number> {
   const base = baseUrl(opts.admin, '--admin');
+  // Every write is JSON, one with nothing to say as {}: the admin API takes no other.
+  const sent = method === 'GET' ? undefined : JSON.stringify(body ?? {});
   let status: number;
   let text: string;
   try {
@@ -25,10 +27,10 @@ export async function callAdmin(opts: ClientOptions, method: 'GET' | 'PUT' | 'PO
     const res = await request(base + path, {
       method,
       headers: {
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(sent === undefined ? {} : { 'content-type': 'application/json' }),
         ...(opts.token === undefined ? {} : { authorization: `Bearer ${opts.token}` }),
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: sent,
       headersTimeout: 10_000,
       bodyTimeout: 10_000,
     });
