@@ -194,13 +194,15 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
     rollout: rollout?.controller,
     shadow: shadow.shadow,
     async close() {
+      const started = Date.now();
       watcher?.close();
       poller.stop();
       clearInterval(seriesTimer);
       series.stop();
-      await rollout?.stop();
+      rollout?.stop();
+      // The listeners close and the requests in flight drain first: nothing else may hold them.
       const [, cut] = await Promise.all([admin.close(), proxy.close()]);
-      await Promise.all([writer?.flush(), shadow.close()]);
+      await Promise.all([rollout?.close(config.drainTimeoutMs - (Date.now() - started)), writer?.flush(), shadow.close()]);
       return cut;
     },
   };

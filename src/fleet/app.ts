@@ -182,11 +182,13 @@ export async function startController(settings: ControllerSettings, opts: { env:
     rollout: rollout.controller,
     fleet,
     async close() {
+      const started = Date.now();
       closed = true;
-      await rollout.stop();
+      rollout.stop();
+      // The admin API and the replicas first, as serve drains before its webhooks.
       await admin.close();
       await reconciling;
-      await writer?.flush();
+      await Promise.all([rollout.close(config.drainTimeoutMs - (Date.now() - started)), writer?.flush()]);
     },
   };
 }

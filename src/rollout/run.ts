@@ -6,11 +6,19 @@ import { Notifier } from './notify.js';
 import { describePlan, type RolloutPlan } from './plan.js';
 import { formatSavedRollout, rolloutStatePath } from './saved.js';
 
+/** Shutdown gives the webhooks what is left of the drain timeout, at most this long. */
+export const WEBHOOK_FLUSH_MS = 5000;
+
 export interface RunningRollout {
   readonly controller: RolloutController;
   start(): void;
-  /** Stops the checks, then delivers the webhooks and the saved state still pending. */
-  stop(): Promise<void>;
+  /** Stops the checks: no more decisions of its own. */
+  stop(): void;
+  /**
+   * After the drain: the webhooks still queued get min(5 s, `leftMs`), the rest are dropped
+   * (Notifier.close); then the saved state still pending is written.
+   */
+  close(leftMs: number): Promise<void>;
 }
 
 /**
@@ -51,9 +59,11 @@ export function runRollout(
       controller.start();
       log.info({ canary: plan.canary, baseline: plan.baseline, steps: describePlan(plan), phase: controller.state.phase }, 'rollout plan loaded; POST /rollout/start (or drum-splitter rollout start) to begin');
     },
-    async stop() {
+    stop() {
       controller.stop();
-      await Promise.all([notifier.flush(), file?.flush()]);
+    },
+    async close(leftMs) {
+      await Promise.all([notifier.close(Math.min(WEBHOOK_FLUSH_MS, Math.max(0, leftMs))), file?.flush()]);
     },
   };
 }
