@@ -31,7 +31,7 @@ interface Answer {
 }
 
 /** The app on `state`, its log lines in memory, and its admin API as a function. */
-async function app(t: Test, state: string, extra: Record<string, unknown> = {}, config?: string) {
+async function app(t: Test, state: string, extra: Record<string, unknown> = {}, config?: string, env: NodeJS.ProcessEnv = {}) {
   const lines: Record<string, any>[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, any>) });
   const running: RunningApp = await startApp(
@@ -39,7 +39,7 @@ async function app(t: Test, state: string, extra: Record<string, unknown> = {}, 
       flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=50'], state, pollInterval: '1h', ...extra },
       ...(config === undefined ? {} : { file: { path: config, settings: readConfigFile(config) } }),
     },
-    { env: {}, log },
+    { env, log },
   );
   let closed = false;
   const close = async (): Promise<void> => {
@@ -168,6 +168,18 @@ t.test('the state on a full filesystem (a 64 KiB tmpfs, filled): the rollback ap
   await a.close();
   const again = await app(t, state);
   t.match(again.app.store.view(), { weights: { fastapi: 0 }, version: 2 }, 'a restart keeps the rollback');
+  await again.close();
+
+  // The environment's change at start, the disk full again: applied, said, retried.
+  fill(tmpfs.dir!);
+  const env = await app(t, state, {}, undefined, { MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT: '10' });
+  t.match(env.app.store.view(), { weights: { fastapi: 10 }, source: 'env' });
+  t.match(await env.app.store.saved(), { cause: { code: 'ENOSPC' } });
+  t.match(await env.call('GET', '/readyz'), { status: 503, json: { notSaved: [/ENOSPC/] } });
+  t.ok((await env.failures('state')) >= 1);
+  rmSync(join(tmpfs.dir!, 'filler'));
+  await until(async () => (await env.call('GET', '/readyz')).status === 200, 5000);
+  t.equal(onDisk(state), 10);
 });
 
 t.test('the admin API over a state file the test holds: a change by another writer while a PUT is written is a 409; another failure a 500', async (t) => {
