@@ -11,6 +11,7 @@ import { startWorkers, type TrafficPlane } from './cluster.js';
 import { guardedTokens } from './admin/auth.js';
 import { buildConfig, type Config, type RawSettings } from './config/config.js';
 import { resolveStartup } from './config/startup.js';
+import { notSaved } from './common/atomic-file.js';
 import { createLogger } from './common/log.js';
 import { watchConfig, type ConfigWatcher } from './config/watch.js';
 import { probeUpstreams } from './observe/health.js';
@@ -18,7 +19,7 @@ import { createMetrics, type Metrics } from './observe/metrics.js';
 import { startProxy } from './proxy/listener.js';
 import { startShadow, type Shadow } from './shadow/shadow.js';
 import { sameShares, type Share } from './weights/shares.js';
-import { SnapshotWriter } from './weights/state-file.js';
+import { reportWriteFailure, SnapshotWriter, stateWriteFailures } from './weights/state-file.js';
 import { UpstreamPoller } from './observe/poller.js';
 import { Series } from './observe/series.js';
 import { WeightStore } from './weights/store.js';
@@ -69,18 +70,19 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
 
   const tokens = guardedTokens(env, config.adminTokenFile, config.admin.host, 'the admin API');
 
-  const writer = config.state === undefined ? undefined : new SnapshotWriter(config.state, (err) => log.error({ err: err.message }, 'cannot write the state file'));
+  const metrics = createMetrics();
+  const stateFailures = stateWriteFailures(metrics.registry);
+  const writer = config.state === undefined ? undefined : new SnapshotWriter(config.state, reportWriteFailure(log, stateFailures, 'state'));
   // The state file is written by the store itself, before any listener hears: keeping a
   // decision across restarts is part of accepting it, so no listener (its order, its failure,
   // its unsubscribing) may skip it. Listeners are for those who follow the weights.
-  const store = new WeightStore(upstreams, snapshot, { now, log, persist: (s) => writer?.save(s) });
+  const store = new WeightStore(upstreams, snapshot, { now, log, persist: writer });
   // Read before anything listens: a rollout state that does not fit the plan stops start-up.
   const savedRollout = config.rollout === undefined || config.state === undefined ? undefined : readSavedRollout(rolloutStatePath(config.state), config.rollout);
   if (!restored) writer?.save(snapshot);
   else log.info({ state: config.state, version: snapshot.state.version }, 'weights restored from the state file');
   if (envChange !== undefined) store.change(envChange.shares, { source: 'env', who: 'environment', reason: envChange.reason });
 
-  const metrics = createMetrics();
   new Gauge({
     name: 'drum_split_weight_percent',
     help: "Each upstream's share of the traffic now, in percent.",
@@ -114,7 +116,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
   const rollout = config.rollout === undefined
     ? undefined
     : runRollout(config.rollout, {
-      store, upstreams, log, saved: savedRollout, statePath: config.state, registry: metrics.registry,
+      store, upstreams, log, saved: savedRollout, statePath: config.state, registry: metrics.registry, stateFailures,
       evidence: new LocalEvidence({ plan: config.rollout, outcomes: proxy.outcomes, poller, now: Date.now }),
     });
   const admin = createAdmin({
@@ -128,6 +130,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
     rollout: rollout?.controller,
     shadow: shadow.shadow,
     series: () => series.view(),
+    notSaved: () => notSaved([writer, rollout?.file]),
   });
   let adminAddress: AddressInfo;
   try {
@@ -194,13 +197,15 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
     rollout: rollout?.controller,
     shadow: shadow.shadow,
     async close() {
+      const started = Date.now();
       watcher?.close();
       poller.stop();
       clearInterval(seriesTimer);
       series.stop();
-      await rollout?.stop();
+      rollout?.stop();
+      // The listeners close and the requests in flight drain first: nothing else may hold them.
       const [, cut] = await Promise.all([admin.close(), proxy.close()]);
-      await Promise.all([writer?.flush(), shadow.close()]);
+      await Promise.all([rollout?.close(config.drainTimeoutMs - (Date.now() - started)), writer?.close(), shadow.close()]);
       return cut;
     },
   };

@@ -4,6 +4,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { pino } from 'pino';
 import t from 'tap';
 import { request } from 'undici';
@@ -177,4 +178,47 @@ t.test('the CLI: flags checked, then it runs until SIGTERM', async (t) => {
   child.kill('SIGTERM');
   t.equal(await exited, 0);
   t.match((await runCli(['--help'])).stdout, /drum-splitter controller --config FILE --prometheus URL/);
+});
+
+t.test('SIGTERM with webhooks queued for a receiver that never answers: the admin API closes first, the webhooks get a bounded flush', async (t) => {
+  const held: Socket[] = [];
+  const hook = createNetServer((socket) => void held.push(socket));
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const socket of held) socket.destroy();
+    hook.close();
+  });
+  const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/`;
+  const file = join(t.testdir({}), 'drum.yaml');
+  writeFileSync(file, JSON.stringify({ upstreams: { flask: flask.url, fastapi: fastapi.url }, drainTimeout: '2s', rollout: { interval: '1h', window: '1h', notify: [hookUrl] } }));
+  const child = spawnCli(['controller', '--config', file, '--prometheus', deadPrometheus, '--proxy', adminOf(replica), '--admin', '127.0.0.1:0', '--log-level', 'info'], { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
+  t.teardown(() => void (child.exitCode === null && child.kill('SIGKILL')));
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  const running = JSON.parse(await waitForLine(child, /"msg":"controller running"/)) as { admin: string };
+  const statuses = new Set<number>();
+  for (let i = 0; i < 50; i++) {
+    const command = i === 0 ? 'start' : i % 2 === 1 ? 'pause' : 'resume';
+    const res = await request(`http://${running.admin}/rollout/${command}`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
+    statuses.add(res.statusCode);
+    await res.body.dump();
+  }
+  t.strictSame([...statuses], [200], 'every command taken');
+  await until(() => held.length === 1, 5000);
+  const exited = new Promise<number | null>((r) => child.on('exit', r));
+  const signalled = performance.now();
+  child.kill('SIGTERM');
+  const [host, port] = running.admin.split(':');
+  const refused = (): Promise<boolean> =>
+    new Promise((resolve) => {
+      const socket = connect(Number(port), host);
+      socket.on('connect', () => (socket.destroy(), resolve(false)));
+      socket.on('error', () => resolve(true));
+    });
+  await until(refused, 1000);
+  t.equal(await Promise.race([exited, new Promise((r) => setTimeout(r, 2000 + 5000 + 2000, 'still running'))]), 0);
+  const took = performance.now() - signalled;
+  t.ok(took < 2000 + 5000, `exited within the drain timeout plus the flush bound (${Math.round(took)} ms)`);
+  const lines = out.split('\n').filter((l) => l.includes('rollout webhooks')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.match(lines, [{ dropped: 50, msg: /^shutdown: 50 rollout webhooks still queued after \d+ ms were dropped$/ }]);
 });

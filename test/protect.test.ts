@@ -13,6 +13,7 @@ import { buildConfig, type RawSettings } from '../src/config/config.js';
 import { startProxy } from '../src/proxy/listener.js';
 import { MAX_HEADERS } from '../src/proxy/handler.js';
 import { sampleSum } from './helpers/metrics.js';
+import { until } from './helpers/wait.js';
 import { freePort, rawExchange, send, silentLog, spawnCli, startUpstream, waitForLine, type UpstreamHandler } from './helpers/net.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -252,6 +253,50 @@ t.test('SIGTERM past --drain-timeout: the rest are cut, said in the log and the 
   t.equal(await exited, 3, 'exit 3: stopped, but cut requests');
   t.ok(performance.now() - signalled < 5000, 'after the drain timeout, not a fixed 10 s');
   t.match(logged(/cut/), [{ cut: 1, msg: /1 requests still in flight at the drain timeout were cut/ }, { cut: 1, msg: 'stopped: 1 requests cut at the drain timeout' }]);
+});
+
+t.test('SIGTERM with 200 webhook events queued for a receiver that never answers: drained first, the webhooks bounded, the rest dropped and said', async (t) => {
+  // Accepts every connection and never answers.
+  const held: Socket[] = [];
+  const hook = createNetServer((socket) => void held.push(socket));
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const socket of held) socket.destroy();
+    hook.close();
+  });
+  const hookUrl = `http://127.0.0.1:${(hook.address() as AddressInfo).port}`;
+  const upstream = await slowUpstream(t, 800);
+  const dir = t.testdir({ 'drum.yaml': `rollout:\n  notify: ["${hookUrl}/a", "${hookUrl}/b"]\n` });
+  const { child, port, exited, logged } = await serve(t, upstream.url, ['--upstream', `fastapi=${upstream.url}`, '--config', join(dir, 'drum.yaml'), '--drain-timeout', '2s', '--log-level', 'info']);
+  const admin = (logged(/^listening$/)[0]!.admin as string).replace(/^/, 'http://');
+  // A decision each: start, then pause and resume in turn; 100 events for each of the two URLs.
+  const statuses = new Set<number>();
+  for (let i = 0; i < 100; i++) {
+    const command = i === 0 ? 'start' : i % 2 === 1 ? 'pause' : 'resume';
+    statuses.add((await send(`${admin}/rollout/${command}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status);
+  }
+  t.strictSame([...statuses], [200], 'every command taken');
+  await until(() => held.length === 2, 5000);
+  const inFlight = send(`http://127.0.0.1:${port}/slow`, { agent: false });
+  await sleep(200);
+  const signalled = performance.now();
+  child.kill('SIGTERM');
+  const refused = (): Promise<boolean> =>
+    new Promise((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.on('connect', () => (socket.destroy(), resolve(false)));
+      socket.on('error', () => resolve(true));
+    });
+  await until(refused, 1000);
+  t.ok(performance.now() - signalled < 1000, 'the traffic port stops accepting at once');
+  t.equal((await inFlight).body.toString(), 'late', 'the request in flight is answered');
+  const code = await Promise.race([exited, sleep(2000 + 5000 + 2000).then(() => 'still running')]);
+  const took = performance.now() - signalled;
+  t.equal(code, 0, 'exit 0: nothing cut');
+  t.ok(took < 2000 + 5000, `exited within the drain timeout plus the flush bound (${Math.round(took)} ms)`);
+  const dropped = logged(/rollout webhooks/);
+  t.match(dropped, [{ dropped: 200, msg: /^shutdown: 200 rollout webhooks still queued after \d+ ms were dropped$/ }], 'one line with the count');
+  t.ok((dropped[0]!.boundMs as number) <= 2000 - 600, 'the bound is what the drain left of --drain-timeout');
 });
 
 for (const responseBuffering of [true, false]) {

@@ -276,3 +276,40 @@ t.test('a URL that is not http(s) is refused at construction, without echoing it
   t.throws(() => setup(['not a url?token=s3cret']), new InputError('not a URL', 'webhook 1'));
   t.throws(() => setup(['http://127.0.0.1/', 'ftp://u:s3cret@example.com/x?k=s3cret']), new InputError('ftp://example.com/… is not http or https', 'webhook 2'));
 });
+
+t.test('close(): what is still queued at the bound is dropped, counted "shutdown", said in one line', async (t) => {
+  // Accepts and never answers; the POST timeout (5 s) is far beyond the bound.
+  const silent = await startUpstream('silent', () => {});
+  t.teardown(() => silent.close());
+  const other = await startUpstream('other', () => {});
+  t.teardown(() => other.close());
+  const n = setup([silent.url, other.url]);
+  for (let i = 0; i < 5; i++) n.notifier.send(event(`step-${i}`));
+  await until(() => silent.seen.length === 1 && other.seen.length === 1);
+  const started = performance.now();
+  t.equal(await n.notifier.close(200), 10, 'five events for each of two URLs');
+  const took = performance.now() - started;
+  t.ok(took >= 190 && took < 1500, `closed at the bound, not the POST timeout (${Math.round(took)} ms)`);
+  t.equal(await n.count('shutdown'), 10);
+  t.equal(await n.total(), 10, 'the aborted POSTs are not counted again as errors');
+  t.match(n.lines(), [{ level: 40, dropped: 10, boundMs: 200, msg: 'shutdown: 10 rollout webhooks still queued after 200 ms were dropped' }]);
+  t.equal(n.lines().length, 1, 'one line');
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(silent.seen.length + other.seen.length, 2, 'the waiting ones are never sent');
+});
+
+t.test('close(): with everything delivered in time, nothing is dropped or said, and it does not wait for the bound', async (t) => {
+  const hook = await heldReceiver(t);
+  const n = setup([hook.up.url]);
+  n.notifier.send(event('a'));
+  n.notifier.send(event('b'));
+  await until(() => hook.held.length === 1);
+  setTimeout(hook.release, 100);
+  const started = performance.now();
+  t.equal(await n.notifier.close(10_000), 0);
+  t.ok(performance.now() - started < 2000, 'returned once delivered');
+  t.strictSame(bodies(hook.up).map((e) => e.action), ['a', 'b']);
+  t.equal(await n.total(), 0);
+  t.strictSame(n.logged, []);
+  t.equal(await setup([]).notifier.close(0), 0, 'no URLs: nothing to drop');
+});

@@ -1,9 +1,12 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
+import { NotWritten, notSaved, RETRY_MAX_MS, type RetryTimers } from '../src/common/atomic-file.js';
 import { formatSnapshot, readSnapshot, SnapshotWriter } from '../src/weights/state-file.js';
+import { fill, smallTmpfs } from './helpers/files.js';
+import { until } from './helpers/wait.js';
 import type { HistoryEntry, Snapshot } from '../src/weights/shares.js';
 
 const UPSTREAMS = ['drum', 'fastapi', 'shadow'];
@@ -35,10 +38,30 @@ function snapshot(version: number, entries = Math.min(version, 5)): Snapshot {
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** Collects onError's errors. */
-function errorSink(): { errors: Error[]; onError: (err: Error) => void } {
-  const errors: Error[] = [];
-  return { errors, onError: (err) => errors.push(err) };
+/** Collects onError's errors, and the wait before each is tried again. */
+function errorSink(): { errors: NotWritten[]; retries: (number | undefined)[]; onError: (err: NotWritten, retryInMs: number | undefined) => void } {
+  const errors: NotWritten[] = [];
+  const retries: (number | undefined)[] = [];
+  return { errors, retries, onError: (err, retryInMs) => void (errors.push(err), retries.push(retryInMs)) };
+}
+
+/** Timers the test fires by hand. */
+function heldTimers() {
+  const waiting = new Map<number, { fn: () => void; ms: number }>();
+  let ids = 0;
+  return {
+    timers: {
+      setTimeout: (fn: () => void, ms: number) => (waiting.set(++ids, { fn, ms }), ids),
+      clearTimeout: (id: unknown) => void waiting.delete(id as number),
+    } satisfies RetryTimers,
+    /** The waits set and not yet fired or cleared. */
+    waits: () => [...waiting.values()].map((w) => w.ms),
+    fire(): void {
+      const [id, w] = [...waiting][0]!;
+      waiting.delete(id);
+      w.fn();
+    },
+  };
 }
 
 t.test('a saved snapshot reads back as it was, in the documented layout', async (t) => {
@@ -274,12 +297,12 @@ t.test('a write error goes to onError, and a later save succeeds once the cause 
   const sub = join(dir, 'sub');
   const path = join(sub, 'state.json');
   const { errors, onError } = errorSink();
-  const writer = new SnapshotWriter(path, onError);
+  const writer = new SnapshotWriter(path, onError, heldTimers().timers);
   rmSync(sub, { recursive: true });
   t.doesNotThrow(() => writer.save(snapshot(1)));
   await writer.flush();
   t.equal(errors.length, 1);
-  t.match(errors[0], { code: 'ENOENT' });
+  t.match(errors[0], { cause: { code: 'ENOENT' } });
   mkdirSync(sub);
   writer.save(snapshot(2));
   await writer.flush();
@@ -290,10 +313,174 @@ t.test('a write error goes to onError, and a later save succeeds once the cause 
 t.test('a failed rename goes to onError and leaves no temp file', async (t) => {
   const dir = t.testdir({ 'state.json': { 'in-the-way': 'x' } });
   const { errors, onError } = errorSink();
-  const writer = new SnapshotWriter(join(dir, 'state.json'), onError);
+  const writer = new SnapshotWriter(join(dir, 'state.json'), onError, heldTimers().timers);
   writer.save(snapshot(1));
   await writer.flush();
   t.equal(errors.length, 1);
-  t.match(errors[0], { syscall: 'rename' });
+  t.match(errors[0], { cause: { syscall: 'rename' } });
   t.same(readdirSync(dir), ['state.json']);
+});
+
+// ---------------------------------------------------------------------------------------------
+// A write that fails: retried, said, and (trySave) refused. Tests run as root, for whom no mode
+// bits make a directory unwritable: a parent that is a regular file (ENOTDIR) fails for anyone.
+
+/** A path whose parent is a regular file (ENOTDIR), and a way to make it a directory. */
+function blocked(t: Test): { path: string; unblock: () => void } {
+  const dir = t.testdir({ data: 'a file where the directory should be' });
+  return {
+    path: join(dir, 'data', 'state.json'),
+    unblock: () => {
+      rmSync(join(dir, 'data'));
+      mkdirSync(join(dir, 'data'));
+    },
+  };
+}
+
+t.test('a failed write is retried after 0.5 s, then twice as long each time up to 30 s, until it is on disk; failure says why meanwhile', async (t) => {
+  const { path, unblock } = blocked(t);
+  const { errors, retries, onError } = errorSink();
+  const held = heldTimers();
+  const writer = new SnapshotWriter(path, onError, held.timers);
+  writer.save(snapshot(1));
+  const err = await writer.flush();
+  t.match(err, { name: 'NotWritten', message: new RegExp(`^the state file ${escape(path)} cannot be written \\(ENOTDIR: not a directory`), path, cause: { code: 'ENOTDIR' } });
+  t.equal(writer.failure, err, 'behind, and why');
+  t.same(notSaved([writer, undefined]), [`${err!.message}; retrying`]);
+  for (let i = 1; i < 9; i++) {
+    t.same(held.waits(), [retries.at(-1)], 'one retry waiting');
+    held.fire();
+    await until(() => errors.length === i + 1);
+  }
+  t.same(retries, [500, 1000, 2000, 4000, 8000, 16_000, RETRY_MAX_MS, RETRY_MAX_MS, RETRY_MAX_MS]);
+  unblock();
+  held.fire();
+  await until(() => writer.failure === undefined);
+  t.same(readSnapshot(path, UPSTREAMS), snapshot(1));
+  t.same(held.waits(), [], 'no retry after it is written');
+  t.same(notSaved([writer]), []);
+  t.equal(await writer.flush(), undefined);
+
+  // The backoff starts again at 0.5 s after a success.
+  rmSync(join(path, '..'), { recursive: true });
+  writer.save(snapshot(2));
+  await writer.flush();
+  t.equal(retries.at(-1), 500);
+});
+
+t.test('a newer save is written at once, not after the backoff; flush() waits for its write', async (t) => {
+  const { path, unblock } = blocked(t);
+  const { retries, onError } = errorSink();
+  const held = heldTimers();
+  const writer = new SnapshotWriter(path, onError, held.timers);
+  writer.save(snapshot(1));
+  await writer.flush();
+  held.fire();
+  await until(() => retries.length === 2);
+  t.same(held.waits(), [1000]);
+  unblock();
+  writer.save(snapshot(2));
+  t.same(held.waits(), [], 'the wait cut short');
+  t.equal(await writer.flush(), undefined);
+  t.same(readSnapshot(path, UPSTREAMS), snapshot(2));
+});
+
+t.test('a save while a write fails is written next, at once, instead of the one that failed', async (t) => {
+  const { path, unblock } = blocked(t);
+  const { retries, onError } = errorSink();
+  const held = heldTimers();
+  // The directory comes back as soon as the first write has failed.
+  const writer = new SnapshotWriter(path, (err, retryInMs) => (onError(err, retryInMs), unblock()), held.timers);
+  writer.save(snapshot(1));
+  writer.save(snapshot(2)); // while the first is being written (and failing)
+  t.equal(await writer.flush(), undefined);
+  t.same(retries, [0], 'the failed one said, with nothing to wait for');
+  t.same(readSnapshot(path, UPSTREAMS), snapshot(2));
+  t.same(held.waits(), []);
+});
+
+t.test('close(): what is not on disk gets one last write, and no retries after', async (t) => {
+  const { path, unblock } = blocked(t);
+  const { retries, onError } = errorSink();
+  const held = heldTimers();
+  const writer = new SnapshotWriter(path, onError, held.timers);
+  writer.save(snapshot(1));
+  await writer.flush();
+  await writer.close();
+  t.same(retries, [500, undefined], 'tried once more, then given up');
+  t.same(held.waits(), []);
+  t.match(writer.failure, { cause: { code: 'ENOTDIR' } });
+
+  const again = new SnapshotWriter(path, onError, held.timers);
+  again.save(snapshot(2));
+  await again.flush();
+  unblock();
+  await again.close();
+  t.same(readSnapshot(path, UPSTREAMS), snapshot(2), 'the last write can succeed');
+  t.equal(again.failure, undefined);
+  await again.close();
+  t.same(held.waits(), []);
+});
+
+t.test('trySave: written once; on disk it stands for the values saved before it, whose retries stop', async (t) => {
+  const { path, unblock } = blocked(t);
+  const { errors, retries, onError } = errorSink();
+  const held = heldTimers();
+  const writer = new SnapshotWriter(path, onError, held.timers);
+  writer.save(snapshot(1));
+  await writer.flush();
+  t.same(held.waits(), [500]);
+
+  await t.rejects(writer.trySave(snapshot(2)), { name: 'NotWritten', cause: { code: 'ENOTDIR' } });
+  t.same(retries, [500, undefined], 'said and counted, not retried');
+  t.same(held.waits(), [500], "the saved one's retry still waits");
+  t.match(writer.failure, { cause: { code: 'ENOTDIR' } });
+
+  unblock();
+  await writer.trySave(snapshot(2));
+  t.same(readSnapshot(path, UPSTREAMS), snapshot(2));
+  t.same(held.waits(), [], 'the older value is not written over it');
+  t.equal(writer.failure, undefined);
+  t.equal(await writer.flush(), undefined);
+  t.equal(errors.length, 2);
+});
+
+t.test('trySave: a value saved after it, before its turn, makes it stale: not written', async (t) => {
+  const path = join(t.testdir(), 'state.json');
+  const writer = new SnapshotWriter(path, (err) => t.fail(err.message), heldTimers().timers);
+  writer.save(snapshot(1)); // being written
+  const tried = writer.trySave(snapshot(2)); // waits its turn
+  writer.save(snapshot(3)); // newer, and written first
+  await tried;
+  await writer.flush();
+  t.same(readSnapshot(path, UPSTREAMS), snapshot(3));
+
+  // One saved while the trial is being written is written after it.
+  const during = writer.trySave(snapshot(4));
+  writer.save(snapshot(5));
+  await during;
+  await writer.flush();
+  t.same(readSnapshot(path, UPSTREAMS), snapshot(5));
+});
+
+const tmpfs = smallTmpfs(t);
+t.test('on a full filesystem (a 64 KiB tmpfs, filled): ENOSPC, said, retried, and on disk once there is room', { skip: tmpfs.skip }, async (t) => {
+  const mnt = tmpfs.dir!;
+  const path = join(mnt, 'state.json');
+  const { errors, onError } = errorSink();
+  const held = heldTimers();
+  const writer = new SnapshotWriter(path, onError, held.timers);
+  writer.save(snapshot(1));
+  t.equal(await writer.flush(), undefined);
+  fill(mnt);
+  writer.save(snapshot(2));
+  t.match(await writer.flush(), { cause: { code: 'ENOSPC' }, message: /cannot be written \(ENOSPC: no space left on device/ });
+  await t.rejects(writer.trySave(snapshot(3)), { cause: { code: 'ENOSPC' } });
+  t.same(readdirSync(mnt).sort(), ['filler', 'state.json'], 'no temp file left');
+  t.same(readSnapshot(path, UPSTREAMS), snapshot(1), 'the file is still whole, at the last value written');
+  rmSync(join(mnt, 'filler'));
+  held.fire();
+  await until(() => writer.failure === undefined);
+  t.same(readSnapshot(path, UPSTREAMS), snapshot(2));
+  t.equal(errors.length, 2);
 });

@@ -1,14 +1,19 @@
 import type { FastifyInstance } from 'fastify';
 import { MetricsUnavailable, type Metrics } from '../observe/metrics.js';
 
-/** /healthz (the process), /readyz (some upstream answers), /metrics (all or nothing with workers). */
-export function healthRoutes(app: FastifyInstance, deps: { probe: () => Promise<Record<string, boolean>>; metrics: Pick<Metrics, 'registry' | 'text'> }): void {
+/** /healthz (the process), /readyz (some upstream answers, and what is live is on disk), /metrics (all or nothing with workers). */
+export function healthRoutes(
+  app: FastifyInstance,
+  deps: { probe: () => Promise<Record<string, boolean>>; notSaved: () => readonly string[]; metrics: Pick<Metrics, 'registry' | 'text'> },
+): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_req, reply) => {
     const answering = await deps.probe();
-    const ready = Object.values(answering).some(Boolean);
-    return reply.code(ready ? 200 : 503).send({ ready, upstreams: answering });
+    // Weights that would be lost in a restart are not ready: the operator must hear of it.
+    const notSaved = deps.notSaved();
+    const ready = Object.values(answering).some(Boolean) && notSaved.length === 0;
+    return reply.code(ready ? 200 : 503).send({ ready, upstreams: answering, ...(notSaved.length === 0 ? {} : { notSaved }) });
   });
 
   app.get('/metrics', async (_req, reply) => {

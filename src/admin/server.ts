@@ -34,6 +34,8 @@ export interface AdminDeps {
   readonly recording?: Recording;
   /** Whether each upstream answers, for /readyz. */
   readonly probe: () => Promise<Record<string, boolean>>;
+  /** Why what is live is not on disk (a state file that cannot be written), for /readyz; none when it is. */
+  readonly notSaved: () => readonly string[];
   readonly metrics: Pick<Metrics, 'registry' | 'text'>;
   readonly log: Logger;
   /** The canary controller, when there is one (two upstreams or more). */

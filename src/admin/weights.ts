@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { InputError } from '../common/input-error.js';
-import { applyWeights, rolledBack, type Share } from '../weights/shares.js';
-import type { ChangeMeta, WeightStore, WeightView } from '../weights/store.js';
+import { NotWritten } from '../common/atomic-file.js';
+import { applyWeights, percentages, rolledBack, type Share } from '../weights/shares.js';
+import type { ChangeMeta, ChangeResult, WeightStore, WeightView } from '../weights/store.js';
 import { objectBody, optionalBody, REASON } from './schema.js';
 
 const VERSION = { type: 'integer', minimum: 0, description: 'the version GET /weights gave, e.g. 3' } as const;
@@ -37,13 +38,32 @@ export function weightsRoutes(app: FastifyInstance, deps: { store: WeightStore; 
     return view;
   };
 
-  /** A weight write; 409 naming the version in force when the writer's is stale. */
-  const write = (reply: FastifyReply, shares: readonly Share[], meta: ChangeMeta, expectVersion: number | undefined): FastifyReply | WeightView => {
-    if (store.change(shares, meta, { expectVersion }) === 'conflict') {
+  /**
+   * A weight write, applied only once the state file has it: 503 naming the cause when it
+   * cannot be written. Every canary to 0% is the exception, safety first: applied at once, and
+   * answered with a warning while it is not yet on disk. 409 naming the version in force when
+   * the writer's is stale.
+   */
+  const write = async (reply: FastifyReply, shares: readonly Share[], meta: ChangeMeta, expectVersion: number | undefined): Promise<FastifyReply | (WeightView & { warning?: string })> => {
+    const toBaseline = Object.entries(percentages(upstreams, shares)).every(([name, percent]) => name === upstreams[0] || percent === 0);
+    let result: ChangeResult;
+    try {
+      result = toBaseline ? store.change(shares, meta, { expectVersion }) : await store.changeSaved(shares, meta, { expectVersion });
+    } catch (err) {
+      if (!(err instanceof NotWritten)) throw err;
       const { version } = store.state;
-      return reply.code(409).send({ error: 'conflict', message: `weights are at version ${version}, not ${expectVersion}`, version });
+      return reply.code(503).send({ error: 'not_saved', message: `not applied: ${err.message}; the weights stay at version ${version}`, version });
     }
-    return weights(reply);
+    if (result === 'conflict') {
+      const { version } = store.state;
+      const message = expectVersion === undefined
+        ? `the weights changed (now version ${version}) while this change was being saved; it was not applied, send it again`
+        : `weights are at version ${version}, not ${expectVersion}`;
+      return reply.code(409).send({ error: 'conflict', message, version });
+    }
+    const view = weights(reply);
+    const unsaved = toBaseline ? await store.saved() : undefined;
+    return unsaved === undefined ? view : { ...view, warning: `applied, but not yet durable: ${unsaved.message}; retrying, and /readyz answers 503 until it is on disk` };
   };
 
   app.get('/weights', async (_req, reply) => weights(reply));

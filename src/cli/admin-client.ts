@@ -43,6 +43,9 @@ export async function callAdmin(opts: ClientOptions, method: 'GET' | 'PUT' | 'PO
   const json = parseJson(text);
   if (status >= 200 && status < 300) {
     console.log(json === undefined ? text : JSON.stringify(json, null, 2));
+    // E.g. a rollback applied but not yet on disk: for the person, not only inside the JSON.
+    const warning = (json as { warning?: unknown } | undefined)?.warning;
+    if (typeof warning === 'string') console.error(`drum-splitter: warning: ${warning}`);
     return EXIT.ok;
   }
   const message = (json as { message?: unknown } | undefined)?.message;

@@ -6,6 +6,7 @@ import { Gauge } from 'prom-client';
 import { request } from 'undici';
 import { guardedTokens } from '../admin/auth.js';
 import { createAdmin } from '../admin/server.js';
+import { notSaved } from '../common/atomic-file.js';
 import { InputError } from '../common/input-error.js';
 import { createLogger } from '../common/log.js';
 import type { Config, RawSettings } from '../config/config.js';
@@ -15,7 +16,7 @@ import type { RolloutController } from '../rollout/controller.js';
 import { runRollout } from '../rollout/run.js';
 import { readSavedRollout, rolloutStatePath } from '../rollout/saved.js';
 import { applyWeights } from '../weights/shares.js';
-import { SnapshotWriter } from '../weights/state-file.js';
+import { reportWriteFailure, SnapshotWriter, stateWriteFailures } from '../weights/state-file.js';
 import { WeightStore } from '../weights/store.js';
 import { CONTROLLER_ADMIN } from './options.js';
 import { PrometheusEvidence } from './prometheus.js';
@@ -80,13 +81,14 @@ export async function startController(settings: ControllerSettings, opts: { env:
   const upstreams = config.upstreams.map((u) => u.name);
   const tokens = guardedTokens(env, config.adminTokenFile, config.admin.host, "the controller's admin API");
 
-  const writer = config.state === undefined ? undefined : new SnapshotWriter(config.state, (err) => log.error({ err: err.message }, 'cannot write the state file'));
-  const store = new WeightStore(upstreams, snapshot, { now: () => new Date(), log, persist: (s) => writer?.save(s) });
+  const metrics = createMetrics();
+  const registers = [metrics.registry];
+  const stateFailures = stateWriteFailures(metrics.registry);
+  const writer = config.state === undefined ? undefined : new SnapshotWriter(config.state, reportWriteFailure(log, stateFailures, 'state'));
+  const store = new WeightStore(upstreams, snapshot, { now: () => new Date(), log, persist: writer });
   const saved = config.state === undefined ? undefined : readSavedRollout(rolloutStatePath(config.state), plan);
   if (!restored) writer?.save(snapshot);
 
-  const metrics = createMetrics();
-  const registers = [metrics.registry];
   const fleet = new Fleet({
     targets, token: settings.token ?? env.DRUM_SPLITTER_ADMIN_TOKEN, timeoutMs: TIMEOUT_MS, now: Date.now, log,
     // Renewed every interval; three missed ones (a controller gone) free the replicas. The pod's name and port say whose.
@@ -144,7 +146,7 @@ export async function startController(settings: ControllerSettings, opts: { env:
   let ticking = false;
   let closed = false;
   const rollout = runRollout(plan, {
-    store, upstreams, evidence, log, saved, statePath: config.state, registry: metrics.registry,
+    store, upstreams, evidence, log, saved, statePath: config.state, registry: metrics.registry, stateFailures,
     setInterval: (check, ms) =>
       setInterval(() => {
         if (ticking) return;
@@ -166,6 +168,7 @@ export async function startController(settings: ControllerSettings, opts: { env:
     log,
     rollout: rollout.controller,
     rolloutExtra: () => ({ fleet: { prometheus: prometheus.href, replicas: fleet.replicas } }),
+    notSaved: () => notSaved([writer, rollout.file]),
   });
   await admin.listen({ host: config.admin.host, port: config.admin.port });
   const adminAddress = admin.server.address() as AddressInfo;
@@ -182,11 +185,13 @@ export async function startController(settings: ControllerSettings, opts: { env:
     rollout: rollout.controller,
     fleet,
     async close() {
+      const started = Date.now();
       closed = true;
-      await rollout.stop();
+      rollout.stop();
+      // The admin API and the replicas first, as serve drains before its webhooks.
       await admin.close();
       await reconciling;
-      await writer?.flush();
+      await Promise.all([rollout.close(config.drainTimeoutMs - (Date.now() - started)), writer?.close()]);
     },
   };
 }

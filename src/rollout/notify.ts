@@ -20,8 +20,8 @@ export interface RolloutEvent {
   readonly [key: string]: unknown;
 }
 
-/** Why an event did not reach a webhook: a full queue, a non-2xx answer, or no answer at all. */
-export type NotifyFailure = 'queue_full' | 'status' | 'error';
+/** Why an event did not reach a webhook: a full queue, a non-2xx answer, no answer at all, or still queued when shutdown's bound passed. */
+export type NotifyFailure = 'queue_full' | 'status' | 'error' | 'shutdown';
 
 export interface NotifierDeps {
   readonly log: Logger;
@@ -47,6 +47,8 @@ class Lane {
   tail: Promise<void> = Promise.resolve();
   /** Accepted and not yet settled: the one in flight and those waiting behind it. */
   private pending = 0;
+  /** Aborts the POST in flight once shutdown gives up on this lane; those waiting then are not sent. */
+  private readonly dropped = new AbortController();
 
   constructor(
     private readonly url: string,
@@ -71,6 +73,8 @@ class Lane {
    * than a missing one, and a failure is counted for alerting instead.
    */
   private async deliver(action: string, body: string): Promise<void> {
+    // Counted as dropped, all at once, by drop().
+    if (this.dropped.signal.aborted) return;
     const timeoutMs = this.deps.timeoutMs;
     let status: number;
     try {
@@ -81,17 +85,23 @@ class Lane {
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         // The undici timeouts leave out connecting; this bounds the whole exchange.
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.dropped.signal]),
       });
       status = res.statusCode;
       // Read to the end so the connection can be reused; what it says does not matter, and
       // dump() never rejects.
       await res.body.dump();
     } catch (err) {
-      this.fail(action, 'error', { error: (err as Error).message });
+      if (!this.dropped.signal.aborted) this.fail(action, 'error', { error: (err as Error).message });
       return;
     }
     if (status < 200 || status > 299) this.fail(action, 'status', { status });
+  }
+
+  /** Gives up on what is in flight and waiting; returns how many events that is. */
+  drop(): number {
+    this.dropped.abort();
+    return this.pending;
   }
 
   fail(action: string, reason: NotifyFailure, detail: Record<string, unknown>): void {
@@ -102,10 +112,12 @@ class Lane {
 
 export class Notifier {
   private readonly lanes: readonly Lane[];
+  private readonly deps: Required<NotifierDeps>;
 
   /** Throws an InputError for a URL that is not http(s): better at startup than on every event. */
   constructor(urls: readonly string[], deps: NotifierDeps) {
     const full: Required<NotifierDeps> = { timeoutMs: 5000, maxQueue: 100, ...deps };
+    this.deps = full;
     this.lanes = urls.map((raw, i) => {
       let url: URL;
       try {
@@ -135,8 +147,28 @@ export class Notifier {
     for (const lane of this.lanes) lane.push(event.action, body);
   }
 
-  /** Resolves when everything queued so far has been sent or has failed (for shutdown and tests). */
+  /** Resolves when everything queued so far has been sent or has failed. */
   async flush(): Promise<void> {
     await Promise.all(this.lanes.map((lane) => lane.tail));
+  }
+
+  /**
+   * For shutdown: lets what is queued go for up to `boundMs`, then drops the rest — the POSTs in
+   * flight aborted, those waiting never sent — counts each as "shutdown" and says how many in one
+   * line. A receiver that accepts and never answers would otherwise hold the exit for 5 s an event.
+   * Returns the number dropped; send() is not to be called after it.
+   */
+  async close(boundMs: number): Promise<number> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.flush(), new Promise((resolve) => (timer = setTimeout(resolve, boundMs)))]);
+    clearTimeout(timer);
+    const dropped = this.lanes.reduce((n, lane) => n + lane.drop(), 0);
+    if (dropped > 0) {
+      this.deps.failures.inc({ reason: 'shutdown' }, dropped);
+      this.deps.log.warn({ dropped, boundMs }, `shutdown: ${dropped} rollout webhooks still queued after ${boundMs} ms were dropped`);
+      // The aborted POSTs settle at once.
+      await this.flush();
+    }
+    return dropped;
   }
 }

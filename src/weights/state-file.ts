@@ -1,4 +1,6 @@
-import { AtomicFile, readKept } from '../common/atomic-file.js';
+import type { Logger } from 'pino';
+import { Counter, type Registry } from 'prom-client';
+import { AtomicFile, readKept, type NotWritten, type RetryTimers } from '../common/atomic-file.js';
 import { InputError } from '../common/input-error.js';
 import { checkShares, type Share, type HistoryEntry, type Percentages, type RecordedSource, type Snapshot, type WeightState } from './shares.js';
 
@@ -131,10 +133,23 @@ export function formatSnapshot(snapshot: Snapshot): string {
   return `${JSON.stringify({ format: STATE_FORMAT, state: snapshot.state, history: snapshot.history }, null, 2)}\n`;
 }
 
+/** drum_state_write_failures_total: failed writes of the --state file (file="state") and the rollout's (file="rollout"). */
+export function stateWriteFailures(registry: Registry): Counter<'file'> {
+  return new Counter({ name: 'drum_state_write_failures_total', help: 'Failed writes of the state file and the rollout state, by file.', labelNames: ['file'], registers: [registry] });
+}
+
+/** onError for such a file: each failed write counted and logged, with when it is tried again. */
+export function reportWriteFailure(log: Logger, failures: Counter<'file'>, file: 'state' | 'rollout'): (err: NotWritten, retryInMs: number | undefined) => void {
+  return (err, retryInMs) => {
+    failures.inc({ file });
+    log.error({ err: err.cause.message, file: err.path, retryInMs: retryInMs ?? null }, `cannot write ${err.what}`);
+  };
+}
+
 /** The --state file's writer: every accepted change, atomically (see AtomicFile). */
 export class SnapshotWriter extends AtomicFile<Snapshot> {
-  constructor(path: string, onError: (err: Error) => void) {
-    super(path, formatSnapshot, onError);
+  constructor(path: string, onError: (err: NotWritten, retryInMs: number | undefined) => void, timers?: RetryTimers) {
+    super(path, { what: 'the state file', format: formatSnapshot, onError, ...(timers === undefined ? {} : { timers }) });
   }
 
   override save(snapshot: Snapshot): void {

@@ -20,6 +20,16 @@ export type WeightListener = (snapshot: Snapshot) => void;
 /** What change() did: applied it, found it changed nothing, or refused it for a stale version. */
 export type ChangeResult = 'changed' | 'unchanged' | 'conflict';
 
+/** Where the store keeps its snapshots (the --state file: SnapshotWriter). */
+export interface SnapshotSaver {
+  /** Latest wins; kept trying until it is on disk. */
+  save(snapshot: Snapshot): void;
+  /** Once, now: resolves when it is on disk (or a later save made it stale), rejects if it cannot be. */
+  trySave(snapshot: Snapshot): Promise<void>;
+  /** After the latest save's write: undefined if it is on disk, else why not. */
+  flush(): Promise<Error | undefined>;
+}
+
 export interface ChangeMeta {
   readonly source: Source;
   readonly who: string;
@@ -34,11 +44,13 @@ export class WeightStore {
   #state: WeightState;
   readonly #history: HistoryEntry[];
   readonly #listeners = new Set<WeightListener>();
+  /** The last changeSaved() in turn: they go one at a time. */
+  #saving: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly upstreams: readonly string[],
     snapshot: Snapshot,
-    private readonly deps: { now: () => Date; log: Logger; persist?: (snapshot: Snapshot) => void },
+    private readonly deps: { now: () => Date; log: Logger; persist?: SnapshotSaver | undefined },
   ) {
     this.#state = snapshot.state;
     this.#history = [...snapshot.history];
@@ -76,21 +88,70 @@ export class WeightStore {
    * nothing). With `expectVersion`, only if the weights are still at that version: a writer
    * that decided on an older view is refused ('conflict') before anything else, even if its
    * change would be none. 'unchanged', recording nothing, when the split would stay as it is.
+   * The new snapshot is then saved (and retried until it is on disk): the change stands either way.
    */
   change(shares: readonly Share[], meta: ChangeMeta, opts: { expectVersion?: number | undefined } = {}): ChangeResult {
+    const refused = this.#refused(shares, opts.expectVersion);
+    if (refused !== undefined) return refused;
+    const next = this.#next(shares, meta);
+    this.deps.persist?.save(next);
+    this.#commit(next, meta);
+    return 'changed';
+  }
+
+  /**
+   * change() for a writer that must not be told "done" unless the change survives a restart:
+   * the new snapshot is written first and the change applied only once it is on disk. Rejects
+   * with the write's error, nothing changed. 'conflict' also when the weights changed meanwhile
+   * (a rollout decision, the config file). One at a time, in the order called.
+   */
+  changeSaved(shares: readonly Share[], meta: ChangeMeta, opts: { expectVersion?: number | undefined } = {}): Promise<ChangeResult> {
+    const turn = this.#saving.then(async (): Promise<ChangeResult> => {
+      const persist = this.deps.persist;
+      if (persist === undefined) return this.change(shares, meta, opts);
+      const refused = this.#refused(shares, opts.expectVersion);
+      if (refused !== undefined) return refused;
+      const next = this.#next(shares, meta);
+      await persist.trySave(next);
+      if (next.state.version !== this.#state.version + 1) return 'conflict';
+      this.#commit(next, meta);
+      return 'changed';
+    });
+    this.#saving = turn.catch(() => {});
+    return turn;
+  }
+
+  /** After the latest change's write: undefined if it is on disk (or there is no state file), else why not. */
+  async saved(): Promise<Error | undefined> {
+    return this.deps.persist?.flush();
+  }
+
+  #refused(shares: readonly Share[], expectVersion: number | undefined): ChangeResult | undefined {
     checkShares(shares, this.upstreams, 'weights');
-    if (opts.expectVersion !== undefined && opts.expectVersion !== this.#state.version) return 'conflict';
+    if (expectVersion !== undefined && expectVersion !== this.#state.version) return 'conflict';
     if (sameShares(this.#state.shares, shares)) return 'unchanged';
-    const from = percentages(this.upstreams, this.#state.shares);
-    const to = percentages(this.upstreams, shares);
+    return undefined;
+  }
+
+  /** The snapshot after the change: a new state, the history with its entry (kept to the limit). */
+  #next(shares: readonly Share[], meta: ChangeMeta): Snapshot {
     const at = this.deps.now().toISOString();
     const version = this.#state.version + 1;
-    this.#state = { shares: [...shares], version, updatedAt: at, source: meta.source };
-    this.#history.push({ at, version, source: meta.source, who: meta.who, reason: meta.reason ?? null, from, to });
+    const entry: HistoryEntry = {
+      at, version, source: meta.source, who: meta.who, reason: meta.reason ?? null,
+      from: percentages(this.upstreams, this.#state.shares), to: percentages(this.upstreams, shares),
+    };
+    return { state: { shares: [...shares], version, updatedAt: at, source: meta.source }, history: [...this.#history, entry].slice(-HISTORY_LIMIT) };
+  }
+
+  #commit(next: Snapshot, meta: ChangeMeta): void {
+    this.#state = next.state;
+    const entry = next.history.at(-1)!;
+    this.#history.push(entry);
     if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
+    const { version, from, to } = entry;
     this.deps.log.info({ version, source: meta.source, who: meta.who, reason: meta.reason, from, to }, 'weights changed');
     const snapshot = { state: this.#state, history: this.#history };
-    this.deps.persist?.(snapshot);
     for (const listener of this.#listeners) {
       try {
         listener(snapshot);
@@ -98,6 +159,5 @@ export class WeightStore {
         this.deps.log.error({ err: (err as Error).message, version }, 'a weights listener failed');
       }
     }
-    return 'changed';
   }
 }
