@@ -279,9 +279,10 @@ t.test('GET/PUT /shadow: the switch, with the token, and clear refusals', async 
   t.equal(anonymous.status, 401, 'a write needs the token');
 });
 
-t.test('the shadow log: 0600, a full queue dropped and said, a failing disk said; an unwritable place refused at start', async (t) => {
+t.test('the shadow log: 0600, a full queue dropped and said, a failing disk said once a minute; an unwritable place refused at start', async (t) => {
   const said: string[] = [];
-  const log = pino({ level: 'info' }, { write: (line: string) => void said.push((JSON.parse(line) as { msg: string }).msg) });
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void (lines.push(line), said.push((JSON.parse(line) as { msg: string }).msg)) });
   const file = join(mkdtempSync(join(tmpdir(), 'shadow-log-')), 'm.jsonl');
   const writer = new ShadowLog(file, log);
   const line = { method: 'POST', body_hex: 'ab'.repeat(3_000_000) } as unknown as ShadowLine;
@@ -291,10 +292,24 @@ t.test('the shadow log: 0600, a full queue dropped and said, a failing disk said
   t.same(said, ['the shadow log cannot keep up; mismatch lines are being dropped', 'shadow log lines dropped (the disk could not keep up)']);
 
   said.length = 0;
-  const full = new ShadowLog('/dev/full', log);
+  const clock = { now: 0 };
+  const full = new ShadowLog('/dev/full', log, () => clock.now);
   full.write(line);
   await until(() => said.length > 0);
   t.same(said, ['cannot write the shadow log']);
+  // Once a minute, as the recorder's: a full disk is one line, not one per mismatch.
+  const small = { method: 'POST' } as unknown as ShadowLine;
+  for (let i = 0; i < 5; i++) {
+    clock.now += 1000;
+    full.write(small);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  t.same(said, ['cannot write the shadow log'], 'the errors within the minute are not logged');
+  clock.now += 60_000;
+  full.write(small);
+  await until(() => said.length > 1);
+  t.match(JSON.parse(lines.at(-1)!), { msg: 'cannot write the shadow log', file: '/dev/full', errors_not_logged: 5 });
+
 
   await t.rejects(
     startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', shadowLog: '/nonexistent/dir/m.jsonl' } }, { env: {}, log: silentLog }),

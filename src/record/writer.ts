@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import sonicBoom from 'sonic-boom';
+import { Throttled } from '../common/log.js';
 import type { RecordLine } from './line.js';
 
 // sonic-boom is CommonJS: Node gives ESM only its default export (module.exports, the class,
@@ -82,8 +83,6 @@ function serialize(l: RecordLine): string {
 
 /** After a failed write, lines are dropped (write_error) for this long before the file is tried again. */
 const RETRY_MS = 1000;
-/** A write error is logged at most once per this interval; the others are counted in the next log line. */
-const LOG_EVERY_MS = 60_000;
 
 const fstatAsync = promisify(fstat);
 const ftruncateAsync = promisify(ftruncate);
@@ -286,7 +285,6 @@ export class RecordWriter {
   private readonly maxBufferBytes: number;
   private readonly rotateBytes: number;
   private readonly metrics: RecorderMetrics;
-  private readonly log: Logger;
   private readonly now: () => number;
   private index: number;
   /** Bytes in the current file, counting lines accepted for it. */
@@ -296,8 +294,8 @@ export class RecordWriter {
   private pendingBytes = 0;
   /** While the current file is failed: no new file before this time (Infinity while cleaning up). */
   private retryAt = 0;
-  private lastLogAt = -Infinity;
-  private unlogged = 0;
+  /** Write errors, logged at most once a minute; the others are counted in the next log line. */
+  private readonly errors: Throttled;
   private closed = false;
 
   constructor(opts: { path: string; maxBufferBytes: number; rotateBytes?: number; metrics: RecorderMetrics; log: Logger; now?: () => number }) {
@@ -305,8 +303,8 @@ export class RecordWriter {
     this.maxBufferBytes = opts.maxBufferBytes;
     this.rotateBytes = opts.rotateBytes ?? Infinity;
     this.metrics = opts.metrics;
-    this.log = opts.log;
     this.now = opts.now ?? Date.now;
+    this.errors = new Throttled(opts.log, 'error', this.now);
     ({ index: this.index, bytes: this.fileBytes } = startingFile(this.path));
   }
 
@@ -318,7 +316,7 @@ export class RecordWriter {
       json = serialize(line);
     } catch (err) {
       this.metrics.errors.inc();
-      this.report(err as Error, 'recorder: a record could not be serialized; it is dropped');
+      this.errors.write({ err }, 'recorder: a record could not be serialized; it is dropped');
       return this.drop('write_error');
     }
     // An empty queue takes any line, so a body near the cap is recorded whatever the bound.
@@ -361,7 +359,7 @@ export class RecordWriter {
         this.fileBytes -= lostBytes;
       }
       this.retryAt = Infinity;
-      this.report(err, 'recorder: writing the record file failed; records are dropped until it works again', { file: sink.path, lost: lostLines });
+      this.errors.write({ err, file: sink.path, lost: lostLines }, 'recorder: writing the record file failed; records are dropped until it works again');
     },
     recovered: () => {
       this.retryAt = this.now() + RETRY_MS;
@@ -373,7 +371,7 @@ export class RecordWriter {
     const why = sink.gone();
     if (why === undefined) return;
     this.metrics.errors.inc();
-    this.report(why, 'recorder: the record file was removed or replaced; records go to a new file at its path', { file: sink.path });
+    this.errors.write({ err: why, file: sink.path }, 'recorder: the record file was removed or replaced; records go to a new file at its path');
     sink.end();
     this.sink = undefined;
     ({ index: this.index, bytes: this.fileBytes } = continueAt(this.path, this.index));
@@ -390,17 +388,5 @@ export class RecordWriter {
   private drop(reason: DropReason): false {
     this.metrics.dropped.inc({ reason });
     return false;
-  }
-
-  /** Logs at most once per LOG_EVERY_MS; the errors in between are counted in the next line. */
-  private report(err: Error, message: string, fields: object = {}): void {
-    const now = this.now();
-    if (now - this.lastLogAt < LOG_EVERY_MS) {
-      this.unlogged++;
-      return;
-    }
-    this.log.error({ err, ...fields, errors_not_logged: this.unlogged }, message);
-    this.lastLogAt = now;
-    this.unlogged = 0;
   }
 }
