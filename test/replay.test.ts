@@ -9,6 +9,7 @@ import { replayCommand } from '../src/replay/command.js';
 import { REPLAY_OPTIONS, REPLAY_USAGE } from '../src/replay/options.js';
 import type { Report } from '../src/replay/report.js';
 import { freePort, startUpstream, type TestUpstream, type UpstreamHandler } from './helpers/net.js';
+import { mode } from './helpers/files.js';
 import { until } from './helpers/wait.js';
 
 // `drum-splitter replay` in-process against real upstreams on 127.0.0.1.
@@ -182,6 +183,19 @@ t.test('identical backends: every request matches, the seed summary keys, exit 0
     t.equal(ping!.method, 'GET');
     t.equal(ping!.url, '/ping?verbose=1');
   }
+});
+
+t.test('the reports are 0600, as the recordings are: an existing one is made so', async (t) => {
+  const [b, c] = await pair(t, drum(), drum());
+  const rec = await file('private.jsonl', ours('GET', '/ping'));
+  const output = join(dir, 'private-out.json');
+  const html = join(dir, 'private-out.html');
+  await writeFile(output, 'old', { mode: 0o644 });
+  const { code, stderr } = await replay({ baseline: b.url, canary: c.url, output, html }, [rec]);
+  t.equal(code, 0);
+  t.equal(mode(output), 0o600, 'the JSON report, which existed as 0644');
+  t.equal(mode(html), 0o600, 'the HTML report, new');
+  t.notOk(stderr.some((l) => l.includes('cannot be made private')), 'nothing to say');
 });
 
 t.test('a canary that answers differently: mismatches counted and described, exit 1', async (t) => {

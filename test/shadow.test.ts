@@ -1,8 +1,8 @@
 /** The live shadow: copies of the baseline's requests to the shadow upstream, compared, on real sockets. */
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startApp, type RunningApp } from '../src/app.js';
 import type { RawSettings } from '../src/config/config.js';
@@ -310,6 +310,13 @@ t.test('the shadow log: 0600, a full queue dropped and said, a failing disk said
   await until(() => said.length > 1);
   t.match(JSON.parse(lines.at(-1)!), { msg: 'cannot write the shadow log', file: '/dev/full', errors_not_logged: 5 });
 
+  // An existing file someone opened up is made 0600 before the first line.
+  const open = join(dirname(file), 'open.jsonl');
+  writeFileSync(open, '', { mode: 0o644 });
+  const reopened = new ShadowLog(open, log);
+  reopened.write(small);
+  await reopened.close();
+  t.equal(statSync(open).mode & 0o777, 0o600);
 
   await t.rejects(
     startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', shadowLog: '/nonexistent/dir/m.jsonl' } }, { env: {}, log: silentLog }),

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import sonicBoom from 'sonic-boom';
 import { Throttled } from '../common/log.js';
+import { PRIVATE, privateOnOpen } from '../common/private-file.js';
 import type { RecordLine } from './line.js';
 
 // sonic-boom is CommonJS: Node gives ESM only its default export (module.exports, the class,
@@ -121,9 +122,11 @@ class Sink {
     readonly path: string,
     private readonly owner: SinkOwner,
     batchBytes: number,
+    log: Logger,
   ) {
     this.done = new Promise((resolve) => (this.settle = resolve));
-    this.boom = new SonicBoom({ dest: path, append: true, mode: 0o600, minLength: batchBytes, maxWrite: 4 * BATCH_BYTES });
+    this.boom = new SonicBoom({ dest: path, append: true, mode: PRIVATE, minLength: batchBytes, maxWrite: 4 * BATCH_BYTES });
+    privateOnOpen(this.boom, path, log);
     // Not sonic-boom's periodicFlush: its timer outlives a file that failed to open, and flushes to fd -1.
     const timer = setInterval(() => this.flush(), FLUSH_MS).unref();
     this.boom.on('write', (n: number) => this.onWrite(n));
@@ -256,7 +259,8 @@ const fileName = (path: string, index: number): string => (index === 0 ? path : 
 
 /**
  * Appends RecordLines to a JSONL file with sonic-boom (asynchronous writes; the request path
- * only serializes and hands the line over). Files are created with mode 0600.
+ * only serializes and hands the line over). Files are 0600, an existing one made so before it is
+ * written to.
  *
  * - Bound: `maxBufferBytes` caps the bytes of lines accepted but not yet taken by the OS. A line
  *   that would pass it is dropped (reason "queue_full"), unless nothing is waiting: a line longer
@@ -285,6 +289,7 @@ export class RecordWriter {
   private readonly maxBufferBytes: number;
   private readonly rotateBytes: number;
   private readonly metrics: RecorderMetrics;
+  private readonly log: Logger;
   private readonly now: () => number;
   private index: number;
   /** Bytes in the current file, counting lines accepted for it. */
@@ -303,6 +308,7 @@ export class RecordWriter {
     this.maxBufferBytes = opts.maxBufferBytes;
     this.rotateBytes = opts.rotateBytes ?? Infinity;
     this.metrics = opts.metrics;
+    this.log = opts.log;
     this.now = opts.now ?? Date.now;
     this.errors = new Throttled(opts.log, 'error', this.now);
     ({ index: this.index, bytes: this.fileBytes } = startingFile(this.path));
@@ -379,7 +385,7 @@ export class RecordWriter {
 
   private open(): Sink {
     // A queue smaller than two batches would fill before its first write.
-    const sink = new Sink(fileName(this.path, this.index), this.owner, Math.min(BATCH_BYTES, Math.floor(this.maxBufferBytes / 2)));
+    const sink = new Sink(fileName(this.path, this.index), this.owner, Math.min(BATCH_BYTES, Math.floor(this.maxBufferBytes / 2)), this.log);
     this.sinks.add(sink);
     void sink.done.then(() => this.sinks.delete(sink));
     return sink;

@@ -1,10 +1,11 @@
 import { constants } from 'node:fs';
-import { access, writeFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Pool } from 'undici';
 import { checkIgnorePaths } from '../compare/answers.js';
 import { drumMemory, readMemInfo, type DrumMemory } from '../observe/health.js';
 import { InputError } from '../common/input-error.js';
+import { writePrivate } from '../common/private-file.js';
 import { parseDuration } from '../common/units.js';
 import { renderHtml } from './html.js';
 import { readRecords } from './input.js';
@@ -134,8 +135,9 @@ export async function replayCommand(values: Record<string, unknown>, positionals
   const after = await Promise.all([memoryOf(baseline, timeoutMs), memoryOf(canary, timeoutMs)]);
   const memory = { flask: { before: before[0], after: after[0] }, fastapi: { before: before[1], after: after[1] } };
   const report = buildReport(rows, skipped, stop.signal.aborted, memory);
-  await writeFile(output, `${JSON.stringify(report, null, 2)}\n`);
-  if (html !== undefined) await writeFile(html, renderHtml(report, { baseline: baseline.href, canary: canary.href, at }));
+  // Private as the recordings are: it has their paths and parts of the answers.
+  await writePrivate(output, `${JSON.stringify(report, null, 2)}\n`, line);
+  if (html !== undefined) await writePrivate(html, renderHtml(report, { baseline: baseline.href, canary: canary.href, at }), line);
   print(`${JSON.stringify(report.summary, null, 2)}\n`);
   const failed = report.criteria.filter((c) => !c.pass);
   for (const c of report.criteria) line(`replay: ${c.pass ? 'pass' : 'FAIL'} ${c.name}: ${c.value ?? c.note} (threshold ${c.threshold})`);
