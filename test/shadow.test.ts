@@ -148,7 +148,46 @@ t.test('a slow, failing or absent shadow changes nothing for the client', async 
     await settled(a, 2);
     t.match((await view(a)).counts, { error: 1, dropped: 1, match: 0 });
     t.equal(await metric(a, 'drum_shadow_requests_total{result="error"}'), 1);
+    t.equal(await metric(a, 'drum_shadow_errors_total{reason="unreachable"}'), 1);
     t.equal(await metric(a, 'drum_shadow_dropped_total{reason="down"}'), 1);
+  });
+
+  t.test('reset: counted as an error (failed)', async (t) => {
+    const a = await app(t, { shadowSample: '1' }, { fastapi: (_req, res) => res.destroy() });
+    t.equal((await predict(a, 1)).status, 200);
+    await settled(a, 1);
+    t.match((await view(a)).counts, { error: 1 });
+    t.equal(await metric(a, 'drum_shadow_errors_total{reason="failed"}'), 1);
+    t.equal(await metric(a, 'drum_shadow_errors_total{reason="timeout"}'), 0);
+  });
+
+  t.test('trickling a byte a second: cut at --shadow-timeout (the whole copy), its slot freed; later copies still sent and compared', async (t) => {
+    // Never idle for --timeout (1.5 s), so only a limit on the whole copy ends it.
+    let calls = 0;
+    const trickle: UpstreamHandler = (req, res, body) => {
+      if (!req.url!.startsWith('/predict') || ++calls > 2) return model()(req, res, body);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{');
+      const tick = setInterval(() => res.write(' '), 1000);
+      res.on('close', () => clearInterval(tick));
+    };
+    const a = await app(t, { shadowSample: '1', shadowMaxInflight: '2', timeout: '1500ms' }, { fastapi: trickle });
+    t.equal((await a.shadow.view()).timeoutMs, 1500, 'the default: --timeout, under 10 s');
+    const start = Date.now();
+    t.equal((await predict(a, 1)).status, 200);
+    t.equal((await predict(a, 2)).status, 200);
+    t.equal((await view(a)).inflight, 2, 'both slots taken');
+    await until(async () => (await view(a)).counts.error === 2, 5000);
+    t.ok(Date.now() - start >= 1400, `cut after ${Date.now() - start} ms, at --shadow-timeout`);
+    t.match(await view(a), { inflight: 0, counts: { error: 2, dropped: 0 } }, 'the slots are free');
+    t.equal(await metric(a, 'drum_shadow_errors_total{reason="timeout"}'), 2);
+
+    t.equal((await predict(a, 3)).status, 200);
+    t.equal((await predict(a, 4)).status, 200);
+    await settled(a, 4);
+    t.match((await view(a)).counts, { match: 2, error: 2, dropped: 0 });
+    t.equal(await metric(a, 'drum_shadow_dropped_total{reason="inflight"}'), 0, 'none dropped for want of a slot');
+    t.equal(traffic(a.fastapi).length, 4, 'every copy was sent');
   });
 
   t.test('silent: shutdown does not wait for it; the copy cut is dropped', async (t) => {
@@ -330,9 +369,11 @@ t.test('the pause after an unreachable shadow, on an injected clock: one attempt
   let now = 0;
   const target = createBackend({ name: 'fastapi', url: new URL(`http://127.0.0.1:${await freePort()}`) }, 1000);
   t.teardown(() => target.pool.close());
+  const said: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => void said.push(JSON.parse(l) as Record<string, unknown>) });
   const shadow = new Shadow(
-    { upstream: 'fastapi', sampleRate: 1, paths: ['/predict/'], maxInflight: 8, maxBody: 1000, log: undefined, ignore: [] },
-    { baseline: 'flask', target, metrics: createShadowMetrics(registry), log: silentLog, timeoutMs: 1000, redact: [], report: (r) => results.push(r), now: () => now },
+    { upstream: 'fastapi', sampleRate: 1, paths: ['/predict/'], maxInflight: 8, maxBody: 1000, timeoutMs: 1000, log: undefined, ignore: [] },
+    { baseline: 'flask', target, metrics: createShadowMetrics(registry), log, redact: [], report: (r) => results.push(r), now: () => now },
   );
   const req = { method: 'POST', rawHeaders: ['Content-Length', '2'], headers: { 'content-length': '2' } } as unknown as IncomingMessage;
   /** One exchange of the baseline, answered whole, and its copy's result (the `n`th). */
@@ -360,4 +401,5 @@ t.test('the pause after an unreachable shadow, on an injected clock: one attempt
   t.same(results, ['error', 'dropped', 'error'], 'after it: tried again');
   shadow.ended({ id: 3, serverType: 'flask', upstream: 'flask', status: 200, sentStatus: 200, origin: 'upstream', method: 'POST', url: '/predict/', client: '', seconds: 0, clientGone: false, bytes: 0, requestComplete: true });
   t.same(results, ['error', 'dropped', 'error', 'dropped'], 'one taken before the refusal, ended after: dropped, not sent');
+  t.match(said, [{ level: 40, msg: /shadow copies get no answer/, shadow: 'fastapi', reason: 'unreachable', errors_not_logged: 0 }], 'two errors within a minute: said once');
 });
