@@ -10,7 +10,7 @@ import { createShadowMetrics, DOWN_PAUSE_MS, Shadow, type ShadowLine, type Shado
 import { createBackend } from '../src/proxy/forward.js';
 import { Registry } from 'prom-client';
 import { ShadowLog } from '../src/shadow/log.js';
-import { readRecords } from '../src/replay/input.js';
+import { openRecordings, type ReplayRecord } from '../src/replay/input.js';
 import { pino } from 'pino';
 import { freePort, send, silentLog, startUpstream, type Reply, type TestUpstream, type UpstreamHandler } from './helpers/net.js';
 import { until } from './helpers/wait.js';
@@ -101,9 +101,12 @@ t.test('copies of the baseline requests go to the shadow, marked; the client get
     differences: [{ path: '$.y', baseline: 1, canary: 2, kind: 'changed' }],
   });
   t.equal(lines[0]!.headers.authorization, '[REDACTED]', 'the log redacts as the recording does');
-  const { records, skipped } = await readRecords([log], true);
+  const recordings = await openRecordings([log], true);
+  const records: ReplayRecord[] = [];
+  for await (const r of recordings.records()) records.push(r);
+  await recordings.close();
   t.same(records.map((r) => Buffer.from(r.body).toString()), ['{"x":1}', '{"x":3}'], 'and drum-splitter replay takes the log as its input');
-  t.same(skipped.counts, { malformed: 0, truncated: 0 });
+  t.same(recordings.skipped.counts, { malformed: 0, truncated: 0 });
 });
 
 t.test('only the baseline share, only the shadow paths, only the sampled share', async (t) => {

@@ -8,7 +8,7 @@ import { InputError } from '../common/input-error.js';
 import { writePrivate } from '../common/private-file.js';
 import { parseDuration } from '../common/units.js';
 import { renderHtml } from './html.js';
-import { readRecords } from './input.js';
+import { openRecordings } from './input.js';
 import { judge } from './judge.js';
 import { createProgress } from './progress.js';
 import { buildReport, type ResultRow } from './report.js';
@@ -94,9 +94,11 @@ export async function replayCommand(values: Record<string, unknown>, positionals
   if (html !== undefined && resolve(html) === resolve(output)) throw new InputError(`--html ${html} is the --output file`);
   const at = new Date().toISOString();
 
-  const { records, skipped } = await readRecords(files, values.strict === true);
+  // Read through once for the count and what is skipped; the records are read again as they are sent.
+  const recordings = await openRecordings(files, values.strict === true);
+  const { skipped } = recordings;
   const skips = skipped.counts.malformed + skipped.counts.truncated;
-  line(`replay: loaded ${records.length} requests for replay from ${files.length} file(s)${skips ? `, skipped ${skips} (${skipped.counts.malformed} malformed, ${skipped.counts.truncated} truncated)` : ''}`);
+  line(`replay: loaded ${recordings.count} requests for replay from ${files.length} file(s)${skips ? `, skipped ${skips} (${skipped.counts.malformed} malformed, ${skipped.counts.truncated} truncated)` : ''}`);
 
   const stop = new AbortController();
   const onSigint = (): void => {
@@ -105,7 +107,7 @@ export async function replayCommand(values: Record<string, unknown>, positionals
   };
   // Once: a second Ctrl-C ends the process the usual way.
   process.once('SIGINT', onSigint);
-  const progress = createProgress(records.length, {
+  const progress = createProgress(recordings.count, {
     tty: deps.stderrIsTTY ?? process.stderr.isTTY === true,
     stream: deps.barStream ?? process.stderr,
     line,
@@ -113,7 +115,7 @@ export async function replayCommand(values: Record<string, unknown>, positionals
   const before = await Promise.all([memoryOf(baseline, timeoutMs), memoryOf(canary, timeoutMs)]);
   let rows: ResultRow[];
   try {
-    rows = await replayRecords(records, {
+    rows = await replayRecords(recordings.records(), {
       baseline,
       canary,
       concurrency,
@@ -130,6 +132,7 @@ export async function replayCommand(values: Record<string, unknown>, positionals
   } finally {
     progress.stop();
     process.off('SIGINT', onSigint);
+    await recordings.close();
   }
 
   const after = await Promise.all([memoryOf(baseline, timeoutMs), memoryOf(canary, timeoutMs)]);
