@@ -48,7 +48,7 @@ t.test('privateOnOpen: a sonic-boom file is 0600 before its first line; a refusa
     boom.once('close', r);
     boom.end();
   });
-  t.same(modes, [0o600], 'made 0600 before the line was written');
+  t.same(modes, [0o600], 'made 0600 when opened, by its first write');
   t.equal(readFileSync(file, 'utf8'), 'line\n');
   t.same(said, []);
 
