@@ -369,7 +369,14 @@ t.test('a file with bad values fails in buildConfig naming the setting', async (
 
 t.test('shadow settings: defaults, and each bad value named', async (t) => {
   const c = buildConfig({});
-  t.same(c.shadow, { upstream: 'fastapi', sampleRate: 0, paths: c.record.paths, maxInflight: 64, maxBody: 1_000_000, log: undefined, ignore: [] }, 'off, to the canary, on the record paths');
+  t.same(
+    c.shadow,
+    { upstream: 'fastapi', sampleRate: 0, paths: c.record.paths, maxInflight: 64, maxBody: 1_000_000, timeoutMs: 10_000, log: undefined, ignore: [] },
+    'off, to the canary, on the record paths, 10 s at most for a copy',
+  );
+  t.equal(buildConfig({ timeout: '2s' }).shadow.timeoutMs, 2000, 'the lesser of --timeout and 10 s');
+  t.equal(buildConfig({ timeout: '2s', shadowTimeout: '30s' }).shadow.timeoutMs, 30_000, 'or what --shadow-timeout says');
+  t.equal(buildConfig({ shadowTimeout: '24d' }).shadow.timeoutMs, 24 * 86_400_000, 'as long as a timer holds');
   const three = ['a=http://127.0.0.1:1', 'b=http://127.0.0.1:2', 'c=http://127.0.0.1:3'];
   t.match(buildConfig({ upstreams: three, shadow: 'c', shadowSample: '0.25', shadowPaths: '/x,/y', shadowMaxInflight: '8', shadowMaxBody: '2KB', shadowIgnore: ['$.t', '$..id'] }).shadow, {
     upstream: 'c',
@@ -392,6 +399,9 @@ t.test('shadow settings: defaults, and each bad value named', async (t) => {
     [{ shadowPaths: [] }, 'shadowPaths', /at least one path/],
     [{ shadowIgnore: '$.a[' }, 'shadowIgnore', /./],
     [{ shadowLog: '' }, 'shadowLog', /must be a file path/],
+    [{ shadowTimeout: 'soon' }, 'shadowTimeout', /is not a duration/],
+    [{ shadowTimeout: '0s' }, 'shadowTimeout', /is not a duration/],
+    [{ shadowTimeout: '25d' }, 'shadowTimeout', /"25d" is longer than the most a timer holds, 24d/],
   ];
   for (const [raw, field, message] of bad) t.throws(() => buildConfig(raw), { name: 'InputError', field, message }, JSON.stringify(raw));
 });

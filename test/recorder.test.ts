@@ -1,6 +1,6 @@
 /** The request recorder's file writer and helpers, on real files (t.testdir), /dev/full and a size-limited child. */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -280,11 +280,14 @@ t.test('close() flushes: every accepted line is in the file, in order, mode 0600
   await writer.close();
   t.equal(readLines(t, file).length, n, 'a second close() is harmless');
 
-  // Appending: a second writer continues the file.
+  // Appending: a second writer continues the file, and makes it 0600 if someone opened it up.
+  chmodSync(file, 0o644);
   const again = harness({ path: file });
   again.writer.write(record(n));
   await again.writer.close();
   t.equal(readLines(t, file).length, n + 1);
+  t.equal(mode(file), 0o600, 'an existing 0644 file is made 0600');
+  t.same(again.logs, [], 'and nothing to say about it');
 });
 
 t.test('batches: a few lines wait in memory up to FLUSH_MS, a full batch goes at once', async (t) => {

@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -6,9 +7,12 @@ import t, { type Test } from 'tap';
 import { InputError } from '../src/common/input-error.js';
 import type { RecordLine } from '../src/record/line.js';
 import { replayCommand } from '../src/replay/command.js';
+import { openRecordings } from '../src/replay/input.js';
 import { REPLAY_OPTIONS, REPLAY_USAGE } from '../src/replay/options.js';
 import type { Report } from '../src/replay/report.js';
-import { freePort, startUpstream, type TestUpstream, type UpstreamHandler } from './helpers/net.js';
+import { freePort, spawnBuiltCli, startUpstream, type TestUpstream, type UpstreamHandler } from './helpers/net.js';
+import { statusBytes } from './helpers/rss.js';
+import { mode } from './helpers/files.js';
 import { until } from './helpers/wait.js';
 
 // `drum-splitter replay` in-process against real upstreams on 127.0.0.1.
@@ -112,6 +116,15 @@ async function pair(t: Test, baseline: UpstreamHandler, canary: UpstreamHandler)
   return [b, c];
 }
 
+/**
+ * The most the replay process may reach replaying a 1 GiB recording: a third of the file. What it
+ * holds is ten records in flight (~15 MB, about 5 MB left after a full collection); the rest is
+ * Node itself (~45 MB) and V8's slack between collections, which every 512 KB line read (as a
+ * string, and its body_hex as another) feeds: 230-280 MiB measured at V8's defaults on Node 24.
+ * Reading the file whole took more than the file, and failed past ~512 MiB.
+ */
+const PEAK = 384 * 2 ** 20;
+
 const SUMMARY_KEYS = ['total_requests', 'errors', 'response_mismatches', 'match_rate', 'flask_latency', 'fastapi_latency', 'latency_improvement'];
 const SEED_RESULT_KEYS = ['path', 'flask_status', 'fastapi_status', 'flask_latency_ms', 'fastapi_latency_ms', 'diff', 'error'];
 
@@ -182,6 +195,19 @@ t.test('identical backends: every request matches, the seed summary keys, exit 0
     t.equal(ping!.method, 'GET');
     t.equal(ping!.url, '/ping?verbose=1');
   }
+});
+
+t.test('the reports are 0600, as the recordings are: an existing one is made so', async (t) => {
+  const [b, c] = await pair(t, drum(), drum());
+  const rec = await file('private.jsonl', ours('GET', '/ping'));
+  const output = join(dir, 'private-out.json');
+  const html = join(dir, 'private-out.html');
+  await writeFile(output, 'old', { mode: 0o644 });
+  const { code, stderr } = await replay({ baseline: b.url, canary: c.url, output, html }, [rec]);
+  t.equal(code, 0);
+  t.equal(mode(output), 0o600, 'the JSON report, which existed as 0644');
+  t.equal(mode(html), 0o600, 'the HTML report, new');
+  t.notOk(stderr.some((l) => l.includes('cannot be made private')), 'nothing to say');
 });
 
 t.test('a canary that answers differently: mismatches counted and described, exit 1', async (t) => {
@@ -282,6 +308,72 @@ t.test('malformed and truncated lines are skipped and counted; --strict stops at
   await t.rejects(replayCommand({ baseline: b.url, canary: c.url, strict: true }, [rec]), new InputError(`${rec}:2: not JSON (--strict stops at a malformed line)`));
   await t.rejects(replayCommand({ baseline: b.url, canary: c.url }, [join(dir, 'missing.jsonl')]), { name: 'InputError', message: /cannot read .*missing\.jsonl/ });
   await t.rejects(replayCommand({ baseline: b.url, canary: c.url }, [dir]), { name: 'InputError', message: /cannot read/ });
+});
+
+t.test('recordings read line by line: a last line without a newline, one over the limit, the files as first read', async (t) => {
+  const long = JSON.stringify({ method: 'GET', path: `/${'x'.repeat(1000)}` });
+  const rec = join(dir, 'lines.jsonl');
+  await writeFile(rec, `${ours('GET', '/a')}\n${long}\n\n${ours('GET', '/b')}`);
+  const blankEnd = join(dir, 'blank-end.jsonl');
+  await writeFile(blankEnd, `${ours('GET', '/c')}\n  `);
+  const empty = join(dir, 'empty-file.jsonl');
+  await writeFile(empty, '');
+  const recordings = await openRecordings([rec, empty, blankEnd], false, 400);
+  t.equal(recordings.count, 3);
+  t.strictSame(recordings.skipped, { counts: { malformed: 1, truncated: 0 }, first: [{ source: `${rec}:2`, reason: 'malformed', detail: 'longer than 400 bytes' }] });
+  // What is added or changed after the count is not read: the files as they were, up to where they ended.
+  await writeFile(blankEnd, `${ours('GET', '/d')}\n`, { flag: 'a' });
+  await rm(rec);
+  await writeFile(rec, `${ours('GET', '/other')}\n`);
+  const read: string[] = [];
+  for await (const r of recordings.records()) read.push(`${r.path} ${r.source}`);
+  t.strictSame(read, [`/a ${rec}:1`, `/b ${rec}:4`, `/c ${blankEnd}:1`]);
+  await recordings.close();
+
+  await t.rejects(openRecordings([rec, blankEnd], true, 100), new InputError(`${rec}:1: longer than 100 bytes (--strict stops at a malformed line)`));
+});
+
+t.test('a recording over 1 GiB: replayed whole, the replay process holding a few records at a time', async (t) => {
+  // 2,200 records of 256 KB bodies: the old replay read it whole into one string, past V8's longest (~512 MiB).
+  const big = join(dir, 'big.jsonl');
+  const line = `${ours('POST', '/predictUnstructured/', Buffer.alloc(256 * 1024, 7), { headers: { 'Content-Type': 'application/octet-stream' } })}\n`;
+  const block = Buffer.from(line.repeat(100));
+  const handle = await open(big, 'w');
+  for (let written = 0; written <= 2 ** 30; written += block.length) await handle.write(block);
+  await handle.close();
+  const { size } = statSync(big);
+  t.teardown(() => rm(big, { force: true }));
+  t.ok(size > 2 ** 30, `${size} bytes`);
+  const records = Math.round(size / line.length);
+
+  // Small answers, whatever was sent: the replay holds the requests, not what comes back.
+  const small: UpstreamHandler = (req, res) => {
+    req.resume();
+    req.on('end', () => res.end('{"predictions":[1]}'));
+  };
+  const b = await startUpstream('flask', small, { readBody: false });
+  const c = await startUpstream('fastapi', small, { readBody: false });
+  t.teardown(() => Promise.all([b.close(), c.close()]));
+  const output = join(dir, 'big-out.json');
+  // The built CLI in a process of its own, as a user runs it; its peak from the kernel's high-water mark.
+  const child = spawnBuiltCli(['replay', '--baseline', b.url, '--canary', c.url, '--output', output, big]);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d));
+  let peak = 0;
+  const sample = setInterval(() => {
+    try {
+      peak = statusBytes(child.pid!, 'VmHWM');
+    } catch {
+      // Exited (a zombie has no memory lines): the last sample stands.
+    }
+  }, 25);
+  const code = await new Promise<number | null>((r) => child.on('exit', (exit) => (clearInterval(sample), r(exit))));
+  t.equal(code, 0, stderr);
+  t.match(stderr, new RegExp(`loaded ${records} requests`));
+  const report = JSON.parse(await readFile(output, 'utf8')) as Report;
+  t.equal(report.summary.total_requests, records, 'every record replayed');
+  t.equal(report.summary.match_rate, '100.00%');
+  t.ok(peak > 0 && peak < PEAK, `peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB for a ${(size / 2 ** 30).toFixed(2)} GiB recording`);
 });
 
 t.test('nothing to replay: a report that says so, exit 1', async (t) => {

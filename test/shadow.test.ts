@@ -1,8 +1,8 @@
 /** The live shadow: copies of the baseline's requests to the shadow upstream, compared, on real sockets. */
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startApp, type RunningApp } from '../src/app.js';
 import type { RawSettings } from '../src/config/config.js';
@@ -10,7 +10,7 @@ import { createShadowMetrics, DOWN_PAUSE_MS, Shadow, type ShadowLine, type Shado
 import { createBackend } from '../src/proxy/forward.js';
 import { Registry } from 'prom-client';
 import { ShadowLog } from '../src/shadow/log.js';
-import { readRecords } from '../src/replay/input.js';
+import { openRecordings, type ReplayRecord } from '../src/replay/input.js';
 import { pino } from 'pino';
 import { freePort, send, silentLog, startUpstream, type Reply, type TestUpstream, type UpstreamHandler } from './helpers/net.js';
 import { until } from './helpers/wait.js';
@@ -101,9 +101,12 @@ t.test('copies of the baseline requests go to the shadow, marked; the client get
     differences: [{ path: '$.y', baseline: 1, canary: 2, kind: 'changed' }],
   });
   t.equal(lines[0]!.headers.authorization, '[REDACTED]', 'the log redacts as the recording does');
-  const { records, skipped } = await readRecords([log], true);
+  const recordings = await openRecordings([log], true);
+  const records: ReplayRecord[] = [];
+  for await (const r of recordings.records()) records.push(r);
+  await recordings.close();
   t.same(records.map((r) => Buffer.from(r.body).toString()), ['{"x":1}', '{"x":3}'], 'and drum-splitter replay takes the log as its input');
-  t.same(skipped.counts, { malformed: 0, truncated: 0 });
+  t.same(recordings.skipped.counts, { malformed: 0, truncated: 0 });
 });
 
 t.test('only the baseline share, only the shadow paths, only the sampled share', async (t) => {
@@ -148,7 +151,46 @@ t.test('a slow, failing or absent shadow changes nothing for the client', async 
     await settled(a, 2);
     t.match((await view(a)).counts, { error: 1, dropped: 1, match: 0 });
     t.equal(await metric(a, 'drum_shadow_requests_total{result="error"}'), 1);
+    t.equal(await metric(a, 'drum_shadow_errors_total{reason="unreachable"}'), 1);
     t.equal(await metric(a, 'drum_shadow_dropped_total{reason="down"}'), 1);
+  });
+
+  t.test('reset: counted as an error (failed)', async (t) => {
+    const a = await app(t, { shadowSample: '1' }, { fastapi: (_req, res) => res.destroy() });
+    t.equal((await predict(a, 1)).status, 200);
+    await settled(a, 1);
+    t.match((await view(a)).counts, { error: 1 });
+    t.equal(await metric(a, 'drum_shadow_errors_total{reason="failed"}'), 1);
+    t.equal(await metric(a, 'drum_shadow_errors_total{reason="timeout"}'), 0);
+  });
+
+  t.test('trickling a byte a second: cut at --shadow-timeout (the whole copy), its slot freed; later copies still sent and compared', async (t) => {
+    // Never idle for --timeout (1.5 s), so only a limit on the whole copy ends it.
+    let calls = 0;
+    const trickle: UpstreamHandler = (req, res, body) => {
+      if (!req.url!.startsWith('/predict') || ++calls > 2) return model()(req, res, body);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{');
+      const tick = setInterval(() => res.write(' '), 1000);
+      res.on('close', () => clearInterval(tick));
+    };
+    const a = await app(t, { shadowSample: '1', shadowMaxInflight: '2', timeout: '1500ms' }, { fastapi: trickle });
+    t.equal((await a.shadow.view()).timeoutMs, 1500, 'the default: --timeout, under 10 s');
+    const start = Date.now();
+    t.equal((await predict(a, 1)).status, 200);
+    t.equal((await predict(a, 2)).status, 200);
+    t.equal((await view(a)).inflight, 2, 'both slots taken');
+    await until(async () => (await view(a)).counts.error === 2, 5000);
+    t.ok(Date.now() - start >= 1400, `cut after ${Date.now() - start} ms, at --shadow-timeout`);
+    t.match(await view(a), { inflight: 0, counts: { error: 2, dropped: 0 } }, 'the slots are free');
+    t.equal(await metric(a, 'drum_shadow_errors_total{reason="timeout"}'), 2);
+
+    t.equal((await predict(a, 3)).status, 200);
+    t.equal((await predict(a, 4)).status, 200);
+    await settled(a, 4);
+    t.match((await view(a)).counts, { match: 2, error: 2, dropped: 0 });
+    t.equal(await metric(a, 'drum_shadow_dropped_total{reason="inflight"}'), 0, 'none dropped for want of a slot');
+    t.equal(traffic(a.fastapi).length, 4, 'every copy was sent');
   });
 
   t.test('silent: shutdown does not wait for it; the copy cut is dropped', async (t) => {
@@ -279,9 +321,10 @@ t.test('GET/PUT /shadow: the switch, with the token, and clear refusals', async 
   t.equal(anonymous.status, 401, 'a write needs the token');
 });
 
-t.test('the shadow log: 0600, a full queue dropped and said, a failing disk said; an unwritable place refused at start', async (t) => {
+t.test('the shadow log: 0600, a full queue dropped and said, a failing disk said once a minute; an unwritable place refused at start', async (t) => {
   const said: string[] = [];
-  const log = pino({ level: 'info' }, { write: (line: string) => void said.push((JSON.parse(line) as { msg: string }).msg) });
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void (lines.push(line), said.push((JSON.parse(line) as { msg: string }).msg)) });
   const file = join(mkdtempSync(join(tmpdir(), 'shadow-log-')), 'm.jsonl');
   const writer = new ShadowLog(file, log);
   const line = { method: 'POST', body_hex: 'ab'.repeat(3_000_000) } as unknown as ShadowLine;
@@ -291,10 +334,31 @@ t.test('the shadow log: 0600, a full queue dropped and said, a failing disk said
   t.same(said, ['the shadow log cannot keep up; mismatch lines are being dropped', 'shadow log lines dropped (the disk could not keep up)']);
 
   said.length = 0;
-  const full = new ShadowLog('/dev/full', log);
+  const clock = { now: 0 };
+  const full = new ShadowLog('/dev/full', log, () => clock.now);
   full.write(line);
   await until(() => said.length > 0);
   t.same(said, ['cannot write the shadow log']);
+  // Once a minute, as the recorder's: a full disk is one line, not one per mismatch.
+  const small = { method: 'POST' } as unknown as ShadowLine;
+  for (let i = 0; i < 5; i++) {
+    clock.now += 1000;
+    full.write(small);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  t.same(said, ['cannot write the shadow log'], 'the errors within the minute are not logged');
+  clock.now += 60_000;
+  full.write(small);
+  await until(() => said.length > 1);
+  t.match(JSON.parse(lines.at(-1)!), { msg: 'cannot write the shadow log', file: '/dev/full', errors_not_logged: 5 });
+
+  // An existing file someone opened up is made 0600 before the first line.
+  const open = join(dirname(file), 'open.jsonl');
+  writeFileSync(open, '', { mode: 0o644 });
+  const reopened = new ShadowLog(open, log);
+  reopened.write(small);
+  await reopened.close();
+  t.equal(statSync(open).mode & 0o777, 0o600);
 
   await t.rejects(
     startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', shadowLog: '/nonexistent/dir/m.jsonl' } }, { env: {}, log: silentLog }),
@@ -308,9 +372,11 @@ t.test('the pause after an unreachable shadow, on an injected clock: one attempt
   let now = 0;
   const target = createBackend({ name: 'fastapi', url: new URL(`http://127.0.0.1:${await freePort()}`) }, 1000);
   t.teardown(() => target.pool.close());
+  const said: Record<string, unknown>[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => void said.push(JSON.parse(l) as Record<string, unknown>) });
   const shadow = new Shadow(
-    { upstream: 'fastapi', sampleRate: 1, paths: ['/predict/'], maxInflight: 8, maxBody: 1000, log: undefined, ignore: [] },
-    { baseline: 'flask', target, metrics: createShadowMetrics(registry), log: silentLog, timeoutMs: 1000, redact: [], report: (r) => results.push(r), now: () => now },
+    { upstream: 'fastapi', sampleRate: 1, paths: ['/predict/'], maxInflight: 8, maxBody: 1000, timeoutMs: 1000, log: undefined, ignore: [] },
+    { baseline: 'flask', target, metrics: createShadowMetrics(registry), log, redact: [], report: (r) => results.push(r), now: () => now },
   );
   const req = { method: 'POST', rawHeaders: ['Content-Length', '2'], headers: { 'content-length': '2' } } as unknown as IncomingMessage;
   /** One exchange of the baseline, answered whole, and its copy's result (the `n`th). */
@@ -338,4 +404,5 @@ t.test('the pause after an unreachable shadow, on an injected clock: one attempt
   t.same(results, ['error', 'dropped', 'error'], 'after it: tried again');
   shadow.ended({ id: 3, serverType: 'flask', upstream: 'flask', status: 200, sentStatus: 200, origin: 'upstream', method: 'POST', url: '/predict/', client: '', seconds: 0, clientGone: false, bytes: 0, requestComplete: true });
   t.same(results, ['error', 'dropped', 'error', 'dropped'], 'one taken before the refusal, ended after: dropped, not sent');
+  t.match(said, [{ level: 40, msg: /shadow copies get no answer/, shadow: 'fastapi', reason: 'unreachable', errors_not_logged: 0 }], 'two errors within a minute: said once');
 });

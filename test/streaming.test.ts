@@ -3,11 +3,12 @@
  * by sampling its resident set size from /proc while a large body passes.
  */
 import { once } from 'node:events';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'node:http';
 import t, { type Test } from 'tap';
 import { freePort, spawnBuiltCli, startUpstream, waitForLine } from './helpers/net.js';
+import { rssOf, watchRss } from './helpers/rss.js';
 
 const MiB = 2 ** 20;
 /**
@@ -18,23 +19,6 @@ const MiB = 2 ** 20;
  */
 const GROWTH = 100 * MiB;
 const PEAK_GROWTH = 150 * MiB;
-
-function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
-}
-
-/** Samples a process's RSS every 25 ms until stopped; resolves to the peak. */
-function watchRss(pid: number): { stop(): number } {
-  let peak = rssOf(pid);
-  const timer = setInterval(() => (peak = Math.max(peak, rssOf(pid))), 25);
-  return {
-    stop() {
-      clearInterval(timer);
-      return Math.max(peak, rssOf(pid));
-    },
-  };
-}
 
 async function upload(url: string, total: number): Promise<string> {
   const chunk = Buffer.alloc(MiB, 7);

@@ -51,7 +51,12 @@ export const DEFAULTS = {
   recordQueue: '64MB', // three of the longest lines the default cap allows (hex: 2 bytes a byte)
   shadowMaxInflight: 64,
   shadowMaxBody: '1MB', // with 64 in flight, at most 192 MB of bodies held (request and two answers each)
+  // A copy is for comparing, not for serving: one slower than this holds a slot for nothing.
+  shadowTimeoutMs: 10_000,
 } as const;
+
+/** The longest delay a timer takes (2^31 - 1 ms, about 24.8 days); a longer one would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -154,7 +159,7 @@ function parseList(value: unknown, field: string): string[] {
   return (items as string[]).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
 }
 
-function shadowSettings(raw: RawSettings, upstreams: readonly Upstream[], recordPaths: readonly string[]): ShadowSettings {
+function shadowSettings(raw: RawSettings, upstreams: readonly Upstream[], recordPaths: readonly string[], timeoutMs: number): ShadowSettings {
   const names = upstreams.map((u) => u.name);
   const sampleRate = parseRate(raw.shadowSample ?? 0, 'shadowSample');
   let upstream: string | undefined;
@@ -176,9 +181,17 @@ function shadowSettings(raw: RawSettings, upstreams: readonly Upstream[], record
     paths,
     maxInflight: positiveInteger(raw.shadowMaxInflight ?? DEFAULTS.shadowMaxInflight, 'shadowMaxInflight'),
     maxBody: positiveSize(raw.shadowMaxBody ?? DEFAULTS.shadowMaxBody, 'shadowMaxBody'),
+    timeoutMs: raw.shadowTimeout === undefined ? Math.min(timeoutMs, DEFAULTS.shadowTimeoutMs) : shadowTimeout(raw.shadowTimeout),
     log,
     ignore,
   };
+}
+
+/** --shadow-timeout: a duration a timer can hold. */
+function shadowTimeout(value: unknown): number {
+  const ms = parseDuration(value, 'shadowTimeout');
+  if (ms > MAX_TIMER_MS) throw new InputError(`"${String(value)}" is longer than the most a timer holds, 24d`, 'shadowTimeout');
+  return ms;
 }
 
 /** Routes, e.g. the record paths: at least one, each starting with /. */
@@ -350,7 +363,7 @@ export function buildConfig(raw: RawSettings): Config {
     pollIntervalMs: parseDuration(raw.pollInterval ?? DEFAULTS.pollInterval, 'pollInterval'),
     metricsOnTraffic,
     record,
-    shadow: shadowSettings(raw, upstreams, record.paths),
+    shadow: shadowSettings(raw, upstreams, record.paths, timeoutMs),
     workers: parseWorkers(raw.workers ?? 1, metricsOnTraffic),
     rollout: raw.rollout === undefined && upstreams.length < 2 ? undefined : parsePlan(raw.rollout, upstreams.map((u) => u.name)),
   };

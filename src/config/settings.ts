@@ -122,6 +122,10 @@ export const SETTINGS = [
     key: 'shadowMaxBody', flag: 'shadow-max-body', kind: 'value', arg: 'SIZE',
     help: ['body bytes kept per side of a copy; a copy with a larger', 'request or answer is dropped (default 1MB)'],
   },
+  {
+    key: 'shadowTimeout', flag: 'shadow-timeout', kind: 'value', arg: 'DURATION',
+    help: ["a copy's whole limit, from sending it to the answer's last", 'byte; past it the copy is an error (timeout) and its slot', 'freed (default: --timeout, at most 10s)'],
+  },
   { key: 'shadowLog', flag: 'shadow-log', kind: 'value', arg: 'FILE', help: ['write each mismatch (request, both answers, diff) as JSONL, 0600'] },
   { key: 'shadowIgnore', flag: 'shadow-ignore', kind: 'list', arg: 'LIST', help: ['JSON paths whose differences do not count, comma-separated'] },
 ] as const satisfies readonly Setting[];

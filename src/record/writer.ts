@@ -4,6 +4,8 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import sonicBoom from 'sonic-boom';
+import { Throttled } from '../common/log.js';
+import { PRIVATE, privateOnOpen } from '../common/private-file.js';
 import type { RecordLine } from './line.js';
 
 // sonic-boom is CommonJS: Node gives ESM only its default export (module.exports, the class,
@@ -82,8 +84,6 @@ function serialize(l: RecordLine): string {
 
 /** After a failed write, lines are dropped (write_error) for this long before the file is tried again. */
 const RETRY_MS = 1000;
-/** A write error is logged at most once per this interval; the others are counted in the next log line. */
-const LOG_EVERY_MS = 60_000;
 
 const fstatAsync = promisify(fstat);
 const ftruncateAsync = promisify(ftruncate);
@@ -122,9 +122,11 @@ class Sink {
     readonly path: string,
     private readonly owner: SinkOwner,
     batchBytes: number,
+    log: Logger,
   ) {
     this.done = new Promise((resolve) => (this.settle = resolve));
-    this.boom = new SonicBoom({ dest: path, append: true, mode: 0o600, minLength: batchBytes, maxWrite: 4 * BATCH_BYTES });
+    this.boom = new SonicBoom({ dest: path, append: true, mode: PRIVATE, minLength: batchBytes, maxWrite: 4 * BATCH_BYTES });
+    privateOnOpen(this.boom, path, log);
     // Not sonic-boom's periodicFlush: its timer outlives a file that failed to open, and flushes to fd -1.
     const timer = setInterval(() => this.flush(), FLUSH_MS).unref();
     this.boom.on('write', (n: number) => this.onWrite(n));
@@ -257,7 +259,8 @@ const fileName = (path: string, index: number): string => (index === 0 ? path : 
 
 /**
  * Appends RecordLines to a JSONL file with sonic-boom (asynchronous writes; the request path
- * only serializes and hands the line over). Files are created with mode 0600.
+ * only serializes and hands the line over). Files are 0600, an existing one made so before it is
+ * written to.
  *
  * - Bound: `maxBufferBytes` caps the bytes of lines accepted but not yet taken by the OS. A line
  *   that would pass it is dropped (reason "queue_full"), unless nothing is waiting: a line longer
@@ -296,8 +299,8 @@ export class RecordWriter {
   private pendingBytes = 0;
   /** While the current file is failed: no new file before this time (Infinity while cleaning up). */
   private retryAt = 0;
-  private lastLogAt = -Infinity;
-  private unlogged = 0;
+  /** Write errors, logged at most once a minute; the others are counted in the next log line. */
+  private readonly errors: Throttled;
   private closed = false;
 
   constructor(opts: { path: string; maxBufferBytes: number; rotateBytes?: number; metrics: RecorderMetrics; log: Logger; now?: () => number }) {
@@ -307,6 +310,7 @@ export class RecordWriter {
     this.metrics = opts.metrics;
     this.log = opts.log;
     this.now = opts.now ?? Date.now;
+    this.errors = new Throttled(opts.log, 'error', this.now);
     ({ index: this.index, bytes: this.fileBytes } = startingFile(this.path));
   }
 
@@ -318,7 +322,7 @@ export class RecordWriter {
       json = serialize(line);
     } catch (err) {
       this.metrics.errors.inc();
-      this.report(err as Error, 'recorder: a record could not be serialized; it is dropped');
+      this.errors.write({ err }, 'recorder: a record could not be serialized; it is dropped');
       return this.drop('write_error');
     }
     // An empty queue takes any line, so a body near the cap is recorded whatever the bound.
@@ -361,7 +365,7 @@ export class RecordWriter {
         this.fileBytes -= lostBytes;
       }
       this.retryAt = Infinity;
-      this.report(err, 'recorder: writing the record file failed; records are dropped until it works again', { file: sink.path, lost: lostLines });
+      this.errors.write({ err, file: sink.path, lost: lostLines }, 'recorder: writing the record file failed; records are dropped until it works again');
     },
     recovered: () => {
       this.retryAt = this.now() + RETRY_MS;
@@ -373,7 +377,7 @@ export class RecordWriter {
     const why = sink.gone();
     if (why === undefined) return;
     this.metrics.errors.inc();
-    this.report(why, 'recorder: the record file was removed or replaced; records go to a new file at its path', { file: sink.path });
+    this.errors.write({ err: why, file: sink.path }, 'recorder: the record file was removed or replaced; records go to a new file at its path');
     sink.end();
     this.sink = undefined;
     ({ index: this.index, bytes: this.fileBytes } = continueAt(this.path, this.index));
@@ -381,7 +385,7 @@ export class RecordWriter {
 
   private open(): Sink {
     // A queue smaller than two batches would fill before its first write.
-    const sink = new Sink(fileName(this.path, this.index), this.owner, Math.min(BATCH_BYTES, Math.floor(this.maxBufferBytes / 2)));
+    const sink = new Sink(fileName(this.path, this.index), this.owner, Math.min(BATCH_BYTES, Math.floor(this.maxBufferBytes / 2)), this.log);
     this.sinks.add(sink);
     void sink.done.then(() => this.sinks.delete(sink));
     return sink;
@@ -390,17 +394,5 @@ export class RecordWriter {
   private drop(reason: DropReason): false {
     this.metrics.dropped.inc({ reason });
     return false;
-  }
-
-  /** Logs at most once per LOG_EVERY_MS; the errors in between are counted in the next line. */
-  private report(err: Error, message: string, fields: object = {}): void {
-    const now = this.now();
-    if (now - this.lastLogAt < LOG_EVERY_MS) {
-      this.unlogged++;
-      return;
-    }
-    this.log.error({ err, ...fields, errors_not_logged: this.unlogged }, message);
-    this.lastLogAt = now;
-    this.unlogged = 0;
   }
 }

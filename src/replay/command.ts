@@ -1,13 +1,14 @@
 import { constants } from 'node:fs';
-import { access, writeFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Pool } from 'undici';
 import { checkIgnorePaths } from '../compare/answers.js';
 import { drumMemory, readMemInfo, type DrumMemory } from '../observe/health.js';
 import { InputError } from '../common/input-error.js';
+import { writePrivate } from '../common/private-file.js';
 import { parseDuration } from '../common/units.js';
 import { renderHtml } from './html.js';
-import { readRecords } from './input.js';
+import { openRecordings } from './input.js';
 import { judge } from './judge.js';
 import { createProgress } from './progress.js';
 import { buildReport, type ResultRow } from './report.js';
@@ -93,9 +94,11 @@ export async function replayCommand(values: Record<string, unknown>, positionals
   if (html !== undefined && resolve(html) === resolve(output)) throw new InputError(`--html ${html} is the --output file`);
   const at = new Date().toISOString();
 
-  const { records, skipped } = await readRecords(files, values.strict === true);
+  // Read through once for the count and what is skipped; the records are read again as they are sent.
+  const recordings = await openRecordings(files, values.strict === true);
+  const { skipped } = recordings;
   const skips = skipped.counts.malformed + skipped.counts.truncated;
-  line(`replay: loaded ${records.length} requests for replay from ${files.length} file(s)${skips ? `, skipped ${skips} (${skipped.counts.malformed} malformed, ${skipped.counts.truncated} truncated)` : ''}`);
+  line(`replay: loaded ${recordings.count} requests for replay from ${files.length} file(s)${skips ? `, skipped ${skips} (${skipped.counts.malformed} malformed, ${skipped.counts.truncated} truncated)` : ''}`);
 
   const stop = new AbortController();
   const onSigint = (): void => {
@@ -104,7 +107,7 @@ export async function replayCommand(values: Record<string, unknown>, positionals
   };
   // Once: a second Ctrl-C ends the process the usual way.
   process.once('SIGINT', onSigint);
-  const progress = createProgress(records.length, {
+  const progress = createProgress(recordings.count, {
     tty: deps.stderrIsTTY ?? process.stderr.isTTY === true,
     stream: deps.barStream ?? process.stderr,
     line,
@@ -112,7 +115,7 @@ export async function replayCommand(values: Record<string, unknown>, positionals
   const before = await Promise.all([memoryOf(baseline, timeoutMs), memoryOf(canary, timeoutMs)]);
   let rows: ResultRow[];
   try {
-    rows = await replayRecords(records, {
+    rows = await replayRecords(recordings.records(), {
       baseline,
       canary,
       concurrency,
@@ -129,13 +132,15 @@ export async function replayCommand(values: Record<string, unknown>, positionals
   } finally {
     progress.stop();
     process.off('SIGINT', onSigint);
+    await recordings.close();
   }
 
   const after = await Promise.all([memoryOf(baseline, timeoutMs), memoryOf(canary, timeoutMs)]);
   const memory = { flask: { before: before[0], after: after[0] }, fastapi: { before: before[1], after: after[1] } };
   const report = buildReport(rows, skipped, stop.signal.aborted, memory);
-  await writeFile(output, `${JSON.stringify(report, null, 2)}\n`);
-  if (html !== undefined) await writeFile(html, renderHtml(report, { baseline: baseline.href, canary: canary.href, at }));
+  // Private as the recordings are: it has their paths and parts of the answers.
+  await writePrivate(output, `${JSON.stringify(report, null, 2)}\n`, line);
+  if (html !== undefined) await writePrivate(html, renderHtml(report, { baseline: baseline.href, canary: canary.href, at }), line);
   print(`${JSON.stringify(report.summary, null, 2)}\n`);
   const failed = report.criteria.filter((c) => !c.pass);
   for (const c of report.criteria) line(`replay: ${c.pass ? 'pass' : 'FAIL'} ${c.name}: ${c.value ?? c.note} (threshold ${c.threshold})`);

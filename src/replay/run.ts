@@ -71,26 +71,29 @@ async function send(target: Target, record: ReplayRecord, timeoutMs: number, sto
 
 /**
  * Sends every record to both backends at once, `concurrency` records at a time, each record
- * started no sooner than its slot at `rate`. Resolves with onExchange's value for each finished
- * exchange, in record order; a failed send is part of its exchange, never a rejection.
+ * started no sooner than its slot at `rate`. Records are taken from `records` as a worker is
+ * free for one, so at most `concurrency` are held. Resolves with onExchange's value for each
+ * finished exchange, in record order; a failed send is part of its exchange, never a rejection.
  */
-export async function replayRecords<T>(records: readonly ReplayRecord[], opts: RunOptions<T>): Promise<T[]> {
+export async function replayRecords<T>(records: AsyncGenerator<ReplayRecord>, opts: RunOptions<T>): Promise<T[]> {
   const baseline = new Target(opts.baseline, opts.concurrency);
   const canary = new Target(opts.canary, opts.concurrency);
-  const done: { value: T }[] = new Array(records.length);
+  const done: { value: T }[] = [];
   const { signal, timeoutMs } = opts;
   const interval = opts.rate === undefined ? 0 : 1000 / opts.rate;
   const t0 = performance.now();
   let next = 0;
 
   const worker = async (): Promise<void> => {
-    while (!signal.aborted && next < records.length) {
+    while (!signal.aborted) {
+      const taken = await records.next();
+      if (taken.done === true) return;
       const i = next++;
+      const record = taken.value;
       const wait = t0 + i * interval - performance.now();
       // Rejects when interrupted; the loop's condition then ends the worker.
       if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
       if (signal.aborted) return;
-      const record = records[i]!;
       const [b, c] = await Promise.all([send(baseline, record, timeoutMs, signal), send(canary, record, timeoutMs, signal)]);
       // Sent after the first answer, not beside it, so a timestamp in the answer has moved on.
       const again = opts.noiseCheck && b.answer && c.answer ? await send(baseline, record, timeoutMs, signal) : undefined;
@@ -101,9 +104,10 @@ export async function replayRecords<T>(records: readonly ReplayRecord[], opts: R
   };
 
   try {
-    await Promise.all(Array.from({ length: Math.min(opts.concurrency, records.length) }, worker));
+    await Promise.all(Array.from({ length: opts.concurrency }, worker));
   } finally {
-    await Promise.all([baseline.pool.destroy(), canary.pool.destroy()]);
+    // Interrupted: the records not taken are not read.
+    await Promise.all([baseline.pool.destroy(), canary.pool.destroy(), records.return(undefined)]);
   }
   // Holes are records not done when interrupted; filter skips them.
   return done.filter(() => true).map((d) => d.value);

@@ -5,9 +5,10 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { compareAnswers, type Answer, type Comparison } from '../compare/answers.js';
 import { endToEnd } from '../common/headers.js';
 import { InputError } from '../common/input-error.js';
+import { Throttled } from '../common/log.js';
 import { DURATION_BUCKETS } from '../observe/metrics.js';
 import type { Outcome } from '../observe/outcomes.js';
-import { createBackend, dispatch, type AnswerSink, type Backend } from '../proxy/forward.js';
+import { createBackend, dispatch, type AnswerSink, type Backend, type Call } from '../proxy/forward.js';
 import type { ProxyConfig } from '../proxy/options.js';
 import { ShadowLog } from './log.js';
 import type { ShadowCopy, Shadowing } from '../proxy/handler.js';
@@ -36,6 +37,8 @@ export interface ShadowSettings {
   readonly maxInflight: number;
   /** Body bytes kept per side (request, each answer); a copy with a larger one is dropped. */
   readonly maxBody: number;
+  /** A copy's whole limit, from sending it to the last byte of its answer; past it the copy is an error (timeout). */
+  readonly timeoutMs: number;
   /** Where mismatches are written (JSONL, 0600); undefined = counted only. */
   readonly log: string | undefined;
   /** JSON paths whose differences do not count (documented differences), as replay's --ignore. */
@@ -52,6 +55,13 @@ const RESULTS: readonly ShadowResult[] = ['match', 'mismatch', 'error', 'dropped
 export type DropReason = 'inflight' | 'body' | 'incomplete' | 'down';
 const DROP_REASONS: readonly DropReason[] = ['inflight', 'body', 'incomplete', 'down'];
 
+/**
+ * Why a copy got no answer: --shadow-timeout passed, the shadow could not be reached (refused,
+ * not resolved), or the call failed otherwise (reset, closed, a broken answer).
+ */
+export type ErrorReason = 'timeout' | 'unreachable' | 'failed';
+const ERROR_REASONS: readonly ErrorReason[] = ['timeout', 'unreachable', 'failed'];
+
 /** After a copy cannot connect, copies are dropped for this long: a dead shadow costs no connection attempt per request. */
 export const DOWN_PAUSE_MS = 1000;
 /** The errors that say the shadow is not there, rather than slow or failing one request. */
@@ -60,6 +70,7 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOU
 export interface ShadowMetrics {
   readonly results: Counter<'result'>;
   readonly dropped: Counter<'reason'>;
+  readonly errors: Counter<'reason'>;
   /** Both sides of every pair that was compared, by upstream: their latencies side by side. */
   readonly duration: Histogram<'server_type'>;
 }
@@ -68,13 +79,19 @@ export function createShadowMetrics(registry: Registry): ShadowMetrics {
   const metrics: ShadowMetrics = {
     results: new Counter({
       name: 'drum_shadow_requests_total',
-      help: 'Shadow copies by result: match, mismatch (answers differ), error (the shadow gave no answer), dropped (not sent or not compared; see drum_shadow_dropped_total).',
+      help: 'Shadow copies by result: match, mismatch (answers differ), error (the shadow gave no answer; see drum_shadow_errors_total), dropped (not sent or not compared; see drum_shadow_dropped_total).',
       labelNames: ['result'],
       registers: [registry],
     }),
     dropped: new Counter({
       name: 'drum_shadow_dropped_total',
       help: 'Shadow copies dropped, by reason: inflight (--shadow-max-inflight reached), body (a body over --shadow-max-body), incomplete (the primary exchange did not end whole, or the process stopped first), down (the shadow refused a connection in the last second).',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    errors: new Counter({
+      name: 'drum_shadow_errors_total',
+      help: 'Shadow copies that got no answer (result="error"), by reason: timeout (--shadow-timeout passed), unreachable (the shadow refused a connection or could not be reached), failed (reset, closed, or a broken answer).',
       labelNames: ['reason'],
       registers: [registry],
     }),
@@ -88,6 +105,7 @@ export function createShadowMetrics(registry: Registry): ShadowMetrics {
   };
   for (const result of RESULTS) metrics.results.inc({ result }, 0);
   for (const reason of DROP_REASONS) metrics.dropped.inc({ reason }, 0);
+  for (const reason of ERROR_REASONS) metrics.errors.inc({ reason }, 0);
   return metrics;
 }
 
@@ -126,6 +144,7 @@ export interface ShadowView {
   readonly paths: readonly string[];
   readonly maxInflight: number;
   readonly maxBody: number;
+  readonly timeoutMs: number;
   readonly log: string | null;
   readonly ignore: readonly string[];
   /** Copies in flight in this process now. */
@@ -210,15 +229,20 @@ function collect(limit: number, call: { abort(err: Error): void }, done: (answer
 
 class BodyOverLimit extends Error {}
 
+class DeadlinePassed extends Error {
+  constructor(ms: number) {
+    super(`no whole answer within --shadow-timeout (${ms} ms)`);
+  }
+}
+
 export interface ShadowDeps {
   /** The baseline's name: only its requests are copied. */
   readonly baseline: string;
   /** The shadow upstream with a pool of its own, so copies never take the primary's connections. */
   readonly target: Backend | undefined;
   readonly metrics: ShadowMetrics;
+  /** Where failing copies are said, once a minute. */
   readonly log: Logger;
-  /** Limit for the shadow's answer, as for the primary's. */
-  readonly timeoutMs: number;
   /** Lower-case header names written as "[REDACTED]" in the log's request. */
   readonly redact: readonly string[];
   readonly report: ShadowReport;
@@ -251,6 +275,7 @@ export class Shadow implements Shadowing {
   readonly #counts: Record<ShadowResult, number> = { match: 0, mismatch: 0, error: 0, dropped: 0 };
   readonly #sending = new Set<Promise<void>>();
   #closing = false;
+  readonly #errors: Throttled;
 
   constructor(settings: ShadowSettings, deps: ShadowDeps) {
     this.#settings = settings;
@@ -260,6 +285,7 @@ export class Shadow implements Shadowing {
     this.#wanted = recordable(settings.paths);
     this.#redact = new Set(deps.redact);
     this.#now = deps.now ?? (() => performance.now());
+    this.#errors = new Throttled(deps.log, 'warn', this.#now);
   }
 
   copy(id: number, req: IncomingMessage, path: string, uri: string, upstream: string, bodyLength: number): ShadowCopy | undefined {
@@ -289,7 +315,8 @@ export class Shadow implements Shadowing {
   }
 
   #send(copy: Copy, primaryMs: number): Promise<void> {
-    const { target, timeoutMs } = this.#deps;
+    const { target } = this.#deps;
+    const { maxBody, timeoutMs } = this.#settings;
     const body = copy.body.bytes();
     const headers = endToEnd(copy.headers as string[], FRAMING);
     // A request that had a body (even an empty one) has its length; one without (a GET) has none.
@@ -297,20 +324,41 @@ export class Shadow implements Shadowing {
     headers.push(SHADOW_HEADER, '1');
     const start = performance.now();
     return new Promise((resolve) => {
-      dispatch(target!, { method: copy.method, path: copy.path, headers, body: body.length === 0 ? null : body, timeoutMs }, (call) =>
-        collect(this.#settings.maxBody, call, (answer, err) => {
-          const shadowMs = performance.now() - start;
-          if (answer !== undefined) this.#compare(copy, answer, primaryMs, shadowMs);
-          else if (err instanceof BodyOverLimit) this.#done(copy, 'dropped', 'body');
-          else if (this.#closing) this.#done(copy, 'dropped', 'incomplete');
-          else {
-            if (UNREACHABLE.has((err as NodeJS.ErrnoException).code!)) this.#downUntil = this.#now() + DOWN_PAUSE_MS;
-            this.#done(copy, 'error');
-          }
-          resolve();
-        }),
-      );
+      let call!: Call;
+      let settled = false;
+      const settle = (answer: Answer | undefined, err: Error | undefined): void => {
+        if (settled) return; // the deadline came first, and the call's abort reports too
+        settled = true;
+        clearTimeout(deadline);
+        const shadowMs = performance.now() - start;
+        if (answer !== undefined) this.#compare(copy, answer, primaryMs, shadowMs);
+        else if (err instanceof BodyOverLimit) this.#done(copy, 'dropped', 'body');
+        else if (this.#closing) this.#done(copy, 'dropped', 'incomplete');
+        else this.#failed(copy, err!);
+        resolve();
+      };
+      // One limit for the whole copy. undici's are per wait (for the head, between two chunks),
+      // which an answer trickling in a byte a second never reaches: they are off (0). The copy is
+      // settled here, not when the abort reaches it (a call still connecting hears it only then).
+      const deadline = setTimeout(() => {
+        const err = new DeadlinePassed(timeoutMs);
+        call.abort(err);
+        settle(undefined, err);
+      }, timeoutMs);
+      dispatch(target!, { method: copy.method, path: copy.path, headers, body: body.length === 0 ? null : body, timeoutMs: 0 }, (c) => {
+        call = c;
+        return collect(maxBody, c, settle);
+      });
     });
+  }
+
+  /** A copy that got no answer: an error, by reason, said once a minute; an unreachable shadow is left alone a moment. */
+  #failed(copy: Copy, err: Error): void {
+    const code = (err as NodeJS.ErrnoException).code!;
+    const reason: ErrorReason = err instanceof DeadlinePassed ? 'timeout' : UNREACHABLE.has(code) ? 'unreachable' : 'failed';
+    if (reason === 'unreachable') this.#downUntil = this.#now() + DOWN_PAUSE_MS;
+    this.#errors.write({ shadow: this.#deps.target!.name, reason, err: err.message }, 'shadow copies get no answer (drum_shadow_errors_total)');
+    this.#done(copy, 'error', reason);
   }
 
   #compare(copy: Copy, answer: Answer, primaryMs: number, shadowMs: number): void {
@@ -343,16 +391,16 @@ export class Shadow implements Shadowing {
   }
 
   /** A copy is finished: its bodies freed, its result counted and reported. */
-  #done(copy: Copy, result: ShadowResult, reason?: DropReason, line?: ShadowLine): void {
+  #done(copy: Copy, result: ShadowResult, reason?: DropReason | ErrorReason, line?: ShadowLine): void {
     copy.release();
     this.#inflight--;
     this.#result(result, reason, line);
   }
 
-  #result(result: ShadowResult, reason: DropReason | undefined, line: ShadowLine | undefined): void {
+  #result(result: ShadowResult, reason: DropReason | ErrorReason | undefined, line: ShadowLine | undefined): void {
     const { metrics, report } = this.#deps;
     metrics.results.inc({ result });
-    if (reason !== undefined) metrics.dropped.inc({ reason });
+    if (reason !== undefined) (result === 'error' ? metrics.errors : metrics.dropped).inc({ reason });
     report(result, line);
   }
 
@@ -384,6 +432,7 @@ export class Shadow implements Shadowing {
       paths: s.paths,
       maxInflight: s.maxInflight,
       maxBody: s.maxBody,
+      timeoutMs: s.timeoutMs,
       log: s.log ?? null,
       ignore: s.ignore,
       inflight: this.#inflight,
@@ -417,7 +466,7 @@ export interface RunningShadow {
  * results instead of this process counting them and writing the log.
  */
 export function startShadow(
-  config: Pick<ProxyConfig, 'upstreams' | 'upstreamKeepAliveMs' | 'timeoutMs' | 'record'> & { readonly shadow: ShadowSettings },
+  config: Pick<ProxyConfig, 'upstreams' | 'upstreamKeepAliveMs' | 'record'> & { readonly shadow: ShadowSettings },
   deps: { registry: Registry; log: Logger; report?: ShadowReport; onChange?: () => void },
 ): RunningShadow {
   const settings = config.shadow;
@@ -434,7 +483,6 @@ export function startShadow(
     target,
     metrics: createShadowMetrics(deps.registry),
     log,
-    timeoutMs: config.timeoutMs,
     redact: config.record.redact,
     report: deps.report ?? finished,
     ...(deps.onChange === undefined ? {} : { onChange: deps.onChange }),
