@@ -31,8 +31,8 @@ const PLAN: RolloutPlan = parsePlan(
 );
 
 /** A controller with its world: a clock moved by hand, traffic and polls fed in by the test. */
-function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt?: number } = {}) {
-  let now = 1_700_000_000_000;
+function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt?: number; startAt?: number } = {}) {
+  let now = opts.startAt ?? 1_700_000_000_000;
   const plan = opts.plan ?? PLAN;
   const canaryAt = opts.canaryAt ?? 0;
   const at = new Date(now).toISOString();
@@ -206,6 +206,43 @@ t.test('restored from the saved state, it carries on; a change made while it was
   t.equal(resumed.controller.decisions.length, 1, 'the decision log came back');
   const moved = rig(t, { saved, canaryAt: 30 });
   t.match(moved.controller.view(), { phase: 'paused', weight: 30, note: /a change while stopped/ });
+});
+
+t.test('stopped while reducing: the wait still left is waited after the restart', async (t) => {
+  const first = rig(t, { canaryAt: 0 });
+  first.controller.command('start', 'alice', null);
+  for (let i = 0; i < 3; i++) first.minute();
+  first.minute({ slow: 2 });
+  t.match(first.controller.view(), { phase: 'reducing', weight: 25 });
+  first.minute({ slow: 2 });
+  t.equal(first.canary(), 25, 'a minute of the two-minute wait');
+  // Stopped after that check, and down for an hour: a minute of the wait is left. (The time from
+  // the last check to the stop is not known watched either: as for a hold, it does not count.)
+  first.controller.stop();
+  const resumed = rig(t, { saved: first.saves.at(-1)!, canaryAt: 25, startAt: first.now() + 60 * MIN });
+  t.match(resumed.controller.view(), { phase: 'reducing', weight: 25, reduceAt: new Date(resumed.now() + MIN).toISOString() });
+  resumed.advance(MIN / 2);
+  resumed.controller.check();
+  t.match(resumed.controller.view(), { phase: 'reducing', weight: 25 }, 'half a minute on (and the hour before it) is not the minute left');
+  resumed.minute({ slow: 2 });
+  t.equal(resumed.canary(), 5, 'judged once the minute has passed with the process watching: still slow, 25% → 5%');
+});
+
+t.test('no saved rollout and a canary above 0%: unmanaged, at its weight; a person moves it, start takes it over', async (t) => {
+  const r = rig(t, { canaryAt: 20 });
+  t.match(r.controller.view(), { phase: 'unmanaged', weight: 20, step: null, nextCheckAt: null, note: /no rollout watches it/ });
+  t.equal(r.controller.check(), undefined, 'nothing is checked');
+  t.match(await r.registry.getSingleMetricAsString('drum_rollout_state'), /drum_rollout_state\{state="unmanaged"\} 1/);
+  r.store.change([['fastapi', 3000]], { source: 'admin', who: 'carol', reason: null });
+  t.match(r.controller.view(), { phase: 'unmanaged', weight: 30 });
+  t.same(r.controller.decisions, [], 'not a decision of the rollout');
+  r.controller.command('start', 'alice', null);
+  t.match(r.controller.view(), { phase: 'running', weight: 5, note: null });
+  t.equal(r.canary(), 5);
+  const zero = rig(t, { canaryAt: 20 });
+  zero.store.change([], { source: 'admin', who: 'carol', reason: null });
+  t.match(zero.controller.view(), { phase: 'idle', weight: 0, note: null }, 'at 0%: nothing left unmanaged');
+  t.match(rig(t, { canaryAt: 0 }).controller.view(), { phase: 'idle' });
 });
 
 t.test('memory: a leak or an OOM rolls back at once; a fat canary is reduced; no /stats/ is unavailable, not a failure', async (t) => {
