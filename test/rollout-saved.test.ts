@@ -93,8 +93,8 @@ t.test('anything else stops start-up with one line naming the file and the entry
       thrown = err;
     }
     t.match(thrown, { name: 'InputError', field: '--state', message }, name);
-    t.match((thrown as Error).message, /^--state: rollout state \S+ .*(fix or remove it|remove it to start over)$/, `${name}: one line naming the file`);
-    t.notMatch((thrown as Error).message, /\n/);
+    t.match(String((thrown as Error | undefined)?.message), /^--state: rollout state \S+ .*(fix or remove it|remove it to start over)$/, `${name}: one line naming the file`);
+    t.notMatch(String((thrown as Error | undefined)?.message), /\n/);
   }
   t.throws(() => readSavedRollout(dir, plan), { name: 'InputError', message: /cannot be read/ }, 'a directory');
 });
