@@ -135,7 +135,7 @@ t.test('a rollout file with entries that are no decisions stops start-up; remove
   const file = join(dir, 'state.rollout.json');
   const saved = JSON.parse(readFileSync(file, 'utf8')) as object;
   writeFileSync(file, JSON.stringify({ ...saved, decisions: [null, 5, 'x', { action: 7 }] }));
-  const refused = await runCli(['serve', '--config', join(dir, 'drum.yaml'), '--state', state, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  const refused = await runCli(['serve', '--config', join(dir, 'drum.yaml'), '--state', state, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {}, 15_000);
   t.match(refused, { code: 2, stderr: `drum-splitter: --state: rollout state ${file} is corrupt: decisions[0] must be an object; fix or remove it\n` }, 'one line naming the file and the entry');
 
   // Removed, as that line suggests: the canary is still at 5%, and nothing watches it — said.
