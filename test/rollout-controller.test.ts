@@ -1,4 +1,5 @@
 /** The canary controller on an injected clock: real store, real outcome stream, real metrics; whole plans in milliseconds. */
+import { pino, type Logger } from 'pino';
 import { Counter, Registry } from 'prom-client';
 import t, { type Test } from 'tap';
 import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
@@ -31,7 +32,7 @@ const PLAN: RolloutPlan = parsePlan(
 );
 
 /** A controller with its world: a clock moved by hand, traffic and polls fed in by the test. */
-function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt?: number; startAt?: number } = {}) {
+function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt?: number; startAt?: number; log?: Logger; stateless?: boolean } = {}) {
   let now = opts.startAt ?? 1_700_000_000_000;
   const plan = opts.plan ?? PLAN;
   const canaryAt = opts.canaryAt ?? 0;
@@ -68,12 +69,12 @@ function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt
     }),
     registry,
     notifier: new Notifier([], { log: silentLog, failures: new Counter({ name: 'n_total', help: 'n', labelNames: ['reason'], registers: [] }) }),
-    log: silentLog,
+    log: opts.log ?? silentLog,
     now: () => now,
     setInterval: () => ++ticks,
     clearInterval: () => undefined,
     saved: opts.saved,
-    save: (s) => saves.push(s),
+    ...(opts.stateless === true ? {} : { save: (s: SavedRollout) => saves.push(s) }),
   });
   controller.start();
   t.teardown(() => controller.stop());
@@ -229,7 +230,12 @@ t.test('stopped while reducing: the wait still left is waited after the restart'
 });
 
 t.test('no saved rollout and a canary above 0%: unmanaged, at its weight; a person moves it, start takes it over', async (t) => {
-  const r = rig(t, { canaryAt: 20 });
+  const lines: { level: number; msg: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { level: number; msg: string }) });
+  const r = rig(t, { canaryAt: 20, log });
+  t.match(lines, [{ level: 40, msg: 'rollout: fastapi is at 20% with no saved rollout state: unmanaged, nothing watches it; start the rollout, or set its weight' }], 'where it is kept (--state): a warning');
+  rig(t, { canaryAt: 20, log, stateless: true });
+  t.match(lines[1], { level: 30, msg: /fastapi is at 20% with no saved rollout state/ }, 'without --state, static weights: said at info');
   t.match(r.controller.view(), { phase: 'unmanaged', weight: 20, step: null, nextCheckAt: null, note: /no rollout watches it/ });
   t.equal(r.controller.check(), undefined, 'nothing is checked');
   t.match(await r.registry.getSingleMetricAsString('drum_rollout_state'), /drum_rollout_state\{state="unmanaged"\} 1/);

@@ -133,7 +133,12 @@ export class RolloutController {
       }
     }, deps.plan.intervalMs);
     if (this.#state.phase === 'unmanaged') {
-      deps.log.warn({ canary: deps.plan.canary, weight: this.#state.weight }, `rollout: ${deps.plan.canary} is at ${this.#state.weight}% with no saved rollout state: unmanaged, nothing watches it; start the rollout, or set its weight`);
+      // Where the rollout is kept (--state), its file was removed or never written while the canary took traffic: a warning.
+      // Without, this is how static weights start.
+      deps.log[deps.save === undefined ? 'info' : 'warn'](
+        { canary: deps.plan.canary, weight: this.#state.weight },
+        `rollout: ${deps.plan.canary} is at ${this.#state.weight}% with no saved rollout state: unmanaged, nothing watches it; start the rollout, or set its weight`,
+      );
     }
     if (ACTIVE.has(this.#state.phase)) {
       deps.log.info({ phase: this.#state.phase, weight: this.#state.weight, step: this.#state.step, heldMs: this.#state.heldMs }, 'rollout resumed from the saved state');
