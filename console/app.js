@@ -287,12 +287,22 @@
   }
 
   // ---- rollout ----------------------------------------------------------------------------
+  /** Why an entry of GET /rollout/decisions cannot be drawn as a decision; null when it can. */
+  function notDecision(d) {
+    if (d === null || typeof d !== 'object' || Array.isArray(d)) return `not a decision: ${JSON.stringify(d)?.slice(0, 40)}`;
+    for (const key of ['action', 'at', 'text', 'who']) if (typeof d[key] !== 'string') return `its ${key} is not text`;
+    for (const key of ['from', 'to']) if (typeof d[key] !== 'number') return `its ${key} is not a number`;
+    if (d.reason !== null && typeof d.reason !== 'string') return 'its reason is not text';
+    return null;
+  }
+
+  /** Draws the rollout; returns what it could not draw, for the status line. */
   function renderRollout(r, decisions) {
     $('rollout-none').hidden = r !== null;
     $('rollout-body').hidden = r === null;
     $('judged').hidden = r === null;
-    if (r === null) return;
-    $('rollout-phase').replaceChildren(el('span', { class: 'phase' }, r.phase.replace(/_/g, ' ')), r.controller ? ` — run by the fleet controller ${r.controller.controller} (${r.controller.who})` : '');
+    if (r === null) return [];
+    $('rollout-phase').replaceChildren(el('span', { class: `phase s-${r.phase}` }, r.phase.replace(/_/g, ' ')), r.controller ? ` — run by the fleet controller ${r.controller.controller} (${r.controller.who})` : '');
     $('rollout-weight').replaceChildren(el('span', { class: 'c-canary' }, r.plan.canary), ` at ${pct(r.weight)} (baseline `, el('span', { class: 'c-baseline' }, r.plan.baseline), ')');
     $('rollout-step').textContent = r.step === null
       ? dash
@@ -318,16 +328,35 @@
       el('tr', {}, el('td', {}, c.check), el('td', { class: `s-${c.status}` }, c.status), el('td', { 'data-label': 'value' }, num(c.value)),
         el('td', { 'data-label': 'step limit' }, num(c.limit)), el('td', { 'data-label': 'rollback at' }, num(c.rollbackLimit)), el('td', {}, c.text))));
 
-    // Newest first; the API keeps 1,000, a page needs fewer.
-    const shown = (decisions ?? []).slice(-200).reverse();
-    $('decisions').tBodies[0].replaceChildren(...shown.map((d) =>
-      el('tr', { 'data-action': d.action },
+    // Newest first; the API keeps 1,000, a page needs fewer. An entry that is no decision is
+    // left out and named: the rest is still drawn.
+    if (decisions !== undefined && !Array.isArray(decisions)) {
+      $('decisions').tBodies[0].replaceChildren();
+      return [`/rollout/decisions: not drawn (not a list: ${JSON.stringify(decisions).slice(0, 40)})`];
+    }
+    const list = decisions ?? [];
+    const from = Math.max(0, list.length - 200);
+    const skipped = [];
+    const rows = [];
+    for (let i = list.length - 1; i >= from; i--) {
+      const d = list[i];
+      const why = notDecision(d);
+      if (why !== null) {
+        skipped.push(`entry ${i}: ${why}`);
+        continue;
+      }
+      rows.push(el('tr', { 'data-action': d.action },
         el('td', { title: d.at }, clock(d.at)),
         el('td', { class: `s-${d.action}` }, d.action.replace(/_/g, ' ')),
         el('td', {}, `${pct(d.from)} → ${pct(d.to)}`),
         el('td', { 'data-label': 'by' }, d.who),
         el('td', { 'data-label': 'reason' }, d.reason ?? ''),
-        el('td', {}, d.text))));
+        el('td', {}, d.text)));
+    }
+    $('decisions').tBodies[0].replaceChildren(...rows);
+    if (skipped.length === 0) return [];
+    const named = skipped.slice(0, 3).join('; ') + (skipped.length > 3 ? `; and ${skipped.length - 3} more` : '');
+    return [`/rollout/decisions: ${skipped.length} of ${list.length - from} not drawn (${named})`];
   }
 
   for (const button of document.querySelectorAll('#rollout-form button[data-command]')) {
@@ -427,9 +456,16 @@
         baseline ??= s.baseline;
         canary ??= s.upstreams.find((n) => n !== s.baseline) ?? null;
       }
-      const parts = [[w, renderWeights], [s, renderSeries], [rec, renderRecording], [sh, renderShadow]];
-      for (const [value, render] of parts) if (value !== undefined) render(value);
-      if (r !== undefined) renderRollout(r, d?.decisions);
+      // Each part drawn on its own: one the page cannot draw is named, the others still shown.
+      const parts = [['/weights', w, renderWeights], ['/series', s, renderSeries], ['/recording', rec, renderRecording], ['/shadow', sh, renderShadow], ['/rollout', r, (v) => renderRollout(v, d?.decisions)]];
+      for (const [path, value, render] of parts) {
+        if (value === undefined) continue;
+        try {
+          problems.push(...(render(value) ?? []));
+        } catch (err) {
+          problems.push(`${path}: not drawn (${err.message})`);
+        }
+      }
     } catch (err) {
       problems.push(err.message);
     } finally {

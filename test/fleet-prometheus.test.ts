@@ -2,18 +2,34 @@
  * The fleet's evidence from Prometheus: the queries, and the checks' verdicts on answers a real
  * Prometheus gave (test/fixtures/prometheus/answers.json, recorded by record.mjs beside it).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { pino } from 'pino';
 import t from 'tap';
+import { startApp } from '../src/app.js';
+import { readConfigFile } from '../src/config/config.js';
+import { startController } from '../src/fleet/app.js';
 import { evidenceFromAnswers, fleetQueries, parseAnswer, PrometheusEvidence, type Sample } from '../src/fleet/prometheus.js';
 import { judge } from '../src/rollout/checks.js';
 import { DEFAULT_ROLLBACK, DEFAULT_STEPS, parsePlan } from '../src/rollout/plan.js';
-import { freePort } from './helpers/net.js';
+import { freePort, silentLog, startUpstream } from './helpers/net.js';
+import { until } from './helpers/wait.js';
 
 type Answer = { status: string; data: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } };
-const recorded = JSON.parse(readFileSync(new URL('./fixtures/prometheus/answers.json', import.meta.url), 'utf8')) as Record<'quiet' | 'traffic', Record<string, Answer>> & { error: unknown; matrix: unknown };
+/** Odd: the same queries made to answer NaN, +Inf, -Inf or negative numbers (see record.mjs). */
+type Odd = 'NaN' | '+Inf' | '-Inf' | 'negative';
+const recorded = JSON.parse(readFileSync(new URL('./fixtures/prometheus/answers.json', import.meta.url), 'utf8')) as Record<'quiet' | 'traffic', Record<string, Answer>> & {
+  odd: Record<Odd, Record<string, Answer>>;
+  error: unknown;
+  matrix: unknown;
+};
+/** The traffic's answers with fastapi's own taken from flask's: a canary as healthy as its baseline, so a pass. */
+const healthy: Record<string, Answer> = {
+  ...recorded.traffic,
+  ...Object.fromEntries(['requests', 'errors', 'latency', 'rss'].map((what) => [`${what}:fastapi`, recorded.traffic[`${what}:flask`]!])),
+};
 const plan = parsePlan({ canary: 'fastapi', interval: '1s', window: '20s', minRequests: 200 }, ['flask', 'fastapi']);
 const samples = (answers: Record<string, Answer>): Record<string, Sample[]> => Object.fromEntries(Object.entries(answers).map(([k, a]) => [k, parseAnswer(a)]));
 
@@ -46,12 +62,12 @@ t.test('verdicts on recorded answers', async (t) => {
   const step = DEFAULT_STEPS[0]!;
   // Traffic: flask healthy; fastapi failing 1 in 20 and slower — both replicas' counts summed.
   const traffic = evidenceFromAnswers(plan, samples(recorded.traffic), undefined);
-  t.ok(Math.abs(traffic.baseline.requests - 5695.86) < 0.01 && traffic.baseline.errors === 0, 'flask: its count, no 5xx series means no errors');
-  t.ok(Math.abs(traffic.canary.errors / traffic.canary.requests - 0.0497) < 0.001, 'fastapi: ~5% errors');
+  t.ok(Math.abs(traffic.baseline.requests - 7427.70) < 0.01 && traffic.baseline.errors === 0, 'flask: its count, no 5xx series means no errors');
+  t.ok(Math.abs(traffic.canary.errors / traffic.canary.requests - 0.05) < 0.001, 'fastapi: ~5% errors');
   t.same(traffic.memory, { canaryRss: 130 * 2 ** 20, baselineRss: 100 * 2 ** 20, canaryGrowthPerHour: undefined, canaryOom: undefined });
   t.equal(traffic.canaryDownMs, 0);
   const verdict = judge(traffic, step, DEFAULT_ROLLBACK, plan.minRequests);
-  t.match(verdict, { action: 'rollback', text: /canary error rate 4\.97% \(95 of 1,918\) over 1%/ });
+  t.match(verdict, { action: 'rollback', text: /canary error rate 5% \(121 of 2,414\) over 1%/ });
   t.match(verdict.checks.find((c) => c.check === 'p99'), { status: 'reduce', text: /canary p99 .* vs baseline .*Mann–Whitney p=/ }, 'slower, and significantly so, from the buckets');
   t.match(verdict.checks.find((c) => c.check === 'memory'), { status: 'ok', text: /canary RSS 130 MB vs baseline 100 MB \(\+30%\)/ }, 'under the first step\'s 50%');
   t.match(verdict.checks.find((c) => c.check === 'oom'), { status: 'unavailable' });
@@ -61,6 +77,39 @@ t.test('verdicts on recorded answers', async (t) => {
   t.match(quiet, { action: 'inconclusive', text: /0 canary requests, fewer than 200/ });
   t.match(judge(evidenceFromAnswers(plan, {}, 0.5), step, DEFAULT_ROLLBACK, plan.minRequests), { action: 'rollback', text: /RSS growing 50% per hour/ }, 'the growth is passed through');
   t.equal(evidenceFromAnswers(plan, { down: [{ metric: {}, value: 31 }] }, undefined).canaryDownMs, 31_000, 'down seconds as ms');
+});
+
+t.test('answers that are no measurement (NaN, +Inf, -Inf, negative): inconclusive and said, never a pass', async (t) => {
+  const step = DEFAULT_STEPS[0]!;
+  const judged = (answers: Record<string, Answer>) => judge(evidenceFromAnswers(plan, samples(answers), undefined), step, DEFAULT_ROLLBACK, plan.minRequests);
+  t.match(judged(healthy), { action: 'pass' }, 'the healthy answers pass');
+  // Prometheus's spelling, as the verdict says it.
+  const spelt: Record<Odd, string> = { NaN: 'NaN', '+Inf': '\\+Inf', '-Inf': '-Inf', negative: '-\\d[\\d.e+]*' };
+  // Each answer made odd on its own, the others healthy: the check that reads it says so.
+  const table: [key: string, says: (x: string) => string][] = [
+    ['requests:fastapi', (x) => `error rate unavailable \\(not a measurement: canary requests ${x}\\)`],
+    ['errors:fastapi', (x) => `error rate unavailable \\(not a measurement: canary errors ${x}\\)`],
+    ['latency:fastapi', (x) => `p99 unavailable \\(not a measurement: a canary latency ${x}\\)`],
+    ['requests:flask', (x) => `p99 unavailable \\(not a measurement: baseline requests ${x}\\)`],
+    ['latency:flask', (x) => `p99 unavailable \\(not a measurement: a baseline latency ${x}\\)`],
+    ['rss:fastapi', (x) => `memory unavailable \\(not a measurement: canary RSS ${x}\\)`],
+    ['rss:flask', (x) => `memory unavailable \\(not a measurement: baseline RSS ${x}\\)`],
+    // A canary whose silence is not a number is not a canary that answers.
+    ['down', (x) => `/ping unavailable \\(not a measurement: canary silent for ${x} s\\)`],
+  ];
+  for (const odd of Object.keys(recorded.odd) as Odd[]) {
+    for (const [key, says] of table) {
+      t.match(judged({ ...healthy, [key]: recorded.odd[odd][key]! }), { action: 'inconclusive', text: new RegExp(says(spelt[odd])) }, `${key} answered ${odd}`);
+    }
+    // Every query answered so (the issue's reproduction with NaN): nothing passes, all of it said.
+    const all = judged(recorded.odd[odd]);
+    t.match(all, { action: 'inconclusive', text: /^error rate unavailable .*; p99 unavailable .*; memory unavailable .*; \/ping unavailable / }, `every answer ${odd}`);
+    t.same(all.checks.filter((c) => c.status === 'ok').map((c) => c.check), [], `${odd}: no check reads it as ok`);
+  }
+  // An odd canary count does not hide a rollback the other numbers show.
+  t.match(judged({ ...recorded.traffic, down: recorded.odd.NaN.down! }), { action: 'rollback', text: /^canary error rate [\d.]+% \([\d,]+ of [\d,]+\) over 1%$/ });
+  t.same(parseAnswer(recorded.odd['+Inf'].down), [{ metric: {}, value: Infinity }], '+Inf is read as Infinity, not as NaN');
+  t.same(parseAnswer(recorded.odd['-Inf'].down), [{ metric: {}, value: -Infinity }]);
 });
 
 /** A stand-in Prometheus on a real socket: answers each query from the recording, or as told. */
@@ -124,4 +173,31 @@ t.test('PrometheusEvidence: nobody listening', async (t) => {
   const source = new PrometheusEvidence({ url: `http://127.0.0.1:${port}`, plan, timeoutMs: 500, log: pino({ level: 'silent' }) });
   await source.refresh(Date.now());
   t.match(source.gather(), { unavailable: new RegExp(`Prometheus at http://127.0.0.1:${port}: .*ECONNREFUSED`) });
+});
+
+t.test('through the rollout: a canary is not promoted on NaN answers, and is on numbers', async (t) => {
+  const TOKEN = 'fleet-prometheus-token-0123456789';
+  const [flask, fastapi] = await Promise.all([startUpstream('flask'), startUpstream('fastapi')]);
+  const replica = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`] } }, { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog });
+  t.teardown(() => Promise.all([replica.close(), flask.close(), fastapi.close()]));
+  // Each query answered from the set in use, whatever its window.
+  let answers = recorded.odd.NaN;
+  const windowless = (q: string): string => q.replace(/\[\d+s\]/, '[]');
+  const keyOf = new Map(Object.entries(fleetQueries(plan, 1)).map(([k, q]) => [windowless(q), k]));
+  const prom = await fakePrometheus((q) => ({ body: JSON.stringify(answers[keyOf.get(windowless(q))!]) }));
+  t.teardown(() => prom.close());
+  const path = join(t.testdir({}), 'drum.yaml');
+  const steps = [{ weight: 5, hold: '300ms' }, { weight: 50, hold: '1h' }];
+  writeFileSync(path, JSON.stringify({ upstreams: { flask: flask.url, fastapi: fastapi.url }, rollout: { interval: '100ms', window: '1s', minRequests: 200, steps } }));
+  const c = await startController({ file: readConfigFile(path), prometheus: prom.url, proxies: [`http://127.0.0.1:${replica.adminAddress.port}`], admin: '127.0.0.1:0', token: TOKEN }, { env: {}, log: silentLog });
+  t.teardown(() => c.close());
+  c.rollout.command('start', 'test', null);
+  // Ten checks (nine queries each), over three times the hold.
+  await until(() => prom.queries.length >= 90, 10_000);
+  t.match(c.rollout.view(), { phase: 'running', weight: 5, step: { index: 0, heldMs: 0 }, lastVerdict: { action: 'inconclusive', text: /^error rate unavailable \(not a measurement: canary requests NaN, canary errors NaN\);.*\/ping unavailable/ } });
+  t.equal(replica.store.view().weights.fastapi, 5, 'the replica holds 5%');
+  answers = healthy;
+  await until(() => c.rollout.view().weight === 50, 5000);
+  await until(() => replica.store.view().weights.fastapi === 50, 5000);
+  t.same(c.rollout.decisions.map((d) => d.action), ['start', 'promote'], 'promoted once the answers are numbers');
 });

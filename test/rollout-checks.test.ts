@@ -8,9 +8,11 @@ import {
   p99Check,
   pingCheck,
   rssGrowthCheck,
+  type CheckResult,
   type MemoryEvidence,
   type SideStats,
 } from '../src/rollout/checks.js';
+import { RssHistory } from '../src/rollout/evidence.js';
 import { DEFAULT_ROLLBACK, DEFAULT_STEPS } from '../src/rollout/plan.js';
 import { ExchangeWindow } from '../src/rollout/window.js';
 
@@ -130,6 +132,39 @@ t.test('judge: the most severe status decides, with the deciding checks as its t
   const worst = judge({ ...base, canary: side(500, 50, spread(500, 0.3)), canaryDownMs: 60_000 }, step, DEFAULT_ROLLBACK, 200);
   t.match(worst, { action: 'rollback', text: /error rate 10% .*; canary has not answered \/ping/ }, 'every immediate trigger named, the reduction not');
   t.same(judge({ ...base, canary: side(500, 50, spread(500, 0.3)), unavailable: 'Prometheus unreachable' }, step, DEFAULT_ROLLBACK, 200), { action: 'inconclusive', checks: [], text: 'Prometheus unreachable' }, 'no numbers: inconclusive, whatever they would have said');
+});
+
+t.test('numbers that are no measurement (NaN, ±Inf, below zero), from Prometheus or our own polls: inconclusive and said, never ok', async (t) => {
+  const [step, rollback, min] = [0.001, 0.01, 200];
+  const fine = { canaryRss: 100 * MiB, baselineRss: 100 * MiB, canaryGrowthPerHour: 0, canaryOom: false };
+  for (const [x, spelt] of [[NaN, 'NaN'], [Infinity, '+Inf'], [-Infinity, '-Inf'], [-1, '-1']] as const) {
+    const results: [string, CheckResult, string][] = [
+      ['canary requests', errorRateCheck(side(x, 0), step, rollback, min), `error rate unavailable (not a measurement: canary requests ${spelt})`],
+      ['canary errors', errorRateCheck(side(10_000, x), step, rollback, min), `error rate unavailable (not a measurement: canary errors ${spelt})`],
+      ['both', errorRateCheck(side(x, x), step, rollback, min), `error rate unavailable (not a measurement: canary requests ${spelt}, canary errors ${spelt})`],
+      ['a canary latency', p99Check(side(2000, 0, [...spread(1999, 0.1), x]), side(2000, 0, spread(2000, 0.1)), 0.2, 0.5, min), `p99 unavailable (not a measurement: a canary latency ${spelt})`],
+      ['a bucket count', p99Check({ requests: 300, errors: 0, latencies: { histogram: [{ le: 0.1, count: x }, { le: Infinity, count: 300 }] } }, { requests: 300, errors: 0, latencies: { histogram: [{ le: 0.1, count: 150 }, { le: Infinity, count: 300 }] } }, 0.2, 0.5, min), `p99 unavailable (not a measurement: a canary latency ${spelt})`],
+      ['baseline requests', p99Check(side(2000, 0, spread(2000, 0.1)), side(x, 0, spread(2000, 0.1)), 0.2, 0.5, min), `p99 unavailable (not a measurement: baseline requests ${spelt})`],
+      ['canary RSS', memoryCheck({ ...fine, canaryRss: x }, 0.3, 0.5), `memory unavailable (not a measurement: canary RSS ${spelt})`],
+      ['baseline RSS', memoryCheck({ ...fine, baselineRss: x }, 0.3, 0.5), `memory unavailable (not a measurement: baseline RSS ${spelt})`],
+      ['silence', pingCheck(x * 1000, 30_000), `/ping unavailable (not a measurement: canary silent for ${spelt} s)`],
+    ];
+    for (const [name, result, text] of results) t.match(result, { status: 'inconclusive', value: null, text }, `${name} ${spelt}`);
+  }
+  const base = { baseline: side(5000, 0, spread(5000, 0.1)), canary: side(500, 0, spread(500, 0.1)), memory: fine, canaryDownMs: 0 };
+  t.match(judge({ ...base, canaryDownMs: NaN }, DEFAULT_STEPS[2]!, DEFAULT_ROLLBACK, min), { action: 'inconclusive', text: '/ping unavailable (not a measurement: canary silent for NaN s)' }, 'a NaN silence is no pass');
+  t.match(judge({ ...base, memory: { ...fine, canaryRss: -1 } }, DEFAULT_STEPS[2]!, DEFAULT_ROLLBACK, min), { action: 'inconclusive' }, 'a DRUM reporting a negative drum_rss');
+  t.match(judge({ ...base, canary: side(500, 50), canaryDownMs: NaN }, DEFAULT_STEPS[2]!, DEFAULT_ROLLBACK, min), { action: 'rollback', text: /^canary error rate 10%/ }, 'one unknown does not hide a rollback the rest shows');
+});
+
+t.test('the RSS history leaves out sizes that are no measurement', async (t) => {
+  const h = new RssHistory();
+  const at = (min: number): number => min * 60_000;
+  for (const [min, rss] of [[0, 100], [5, NaN], [10, 110], [12, Infinity], [15, -5], [20, 120]] as const) h.add(at(min), rss * MiB);
+  t.ok(Math.abs(h.growthPerHour(at(20))! - 0.6) < 1e-9, 'the three sizes alone: +20 MB in 20 min over 100 MB, 60% an hour');
+  const none = new RssHistory();
+  for (const min of [0, 10, 20]) none.add(at(min), NaN);
+  t.equal(none.growthPerHour(at(20)), undefined, 'nothing to fit');
 });
 
 t.test('the window: exact counts, a bounded uniform latency sample per bucket, old buckets leave', async (t) => {

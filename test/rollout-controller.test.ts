@@ -1,4 +1,5 @@
 /** The canary controller on an injected clock: real store, real outcome stream, real metrics; whole plans in milliseconds. */
+import { pino, type Logger } from 'pino';
 import { Counter, Registry } from 'prom-client';
 import t, { type Test } from 'tap';
 import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
@@ -31,8 +32,8 @@ const PLAN: RolloutPlan = parsePlan(
 );
 
 /** A controller with its world: a clock moved by hand, traffic and polls fed in by the test. */
-function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt?: number } = {}) {
-  let now = 1_700_000_000_000;
+function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt?: number; startAt?: number; log?: Logger; stateless?: boolean } = {}) {
+  let now = opts.startAt ?? 1_700_000_000_000;
   const plan = opts.plan ?? PLAN;
   const canaryAt = opts.canaryAt ?? 0;
   const at = new Date(now).toISOString();
@@ -68,12 +69,12 @@ function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt
     }),
     registry,
     notifier: new Notifier([], { log: silentLog, failures: new Counter({ name: 'n_total', help: 'n', labelNames: ['reason'], registers: [] }) }),
-    log: silentLog,
+    log: opts.log ?? silentLog,
     now: () => now,
     setInterval: () => ++ticks,
     clearInterval: () => undefined,
     saved: opts.saved,
-    save: (s) => saves.push(s),
+    ...(opts.stateless === true ? {} : { save: (s: SavedRollout) => saves.push(s) }),
   });
   controller.start();
   t.teardown(() => controller.stop());
@@ -206,6 +207,48 @@ t.test('restored from the saved state, it carries on; a change made while it was
   t.equal(resumed.controller.decisions.length, 1, 'the decision log came back');
   const moved = rig(t, { saved, canaryAt: 30 });
   t.match(moved.controller.view(), { phase: 'paused', weight: 30, note: /a change while stopped/ });
+});
+
+t.test('stopped while reducing: the wait still left is waited after the restart', async (t) => {
+  const first = rig(t, { canaryAt: 0 });
+  first.controller.command('start', 'alice', null);
+  for (let i = 0; i < 3; i++) first.minute();
+  first.minute({ slow: 2 });
+  t.match(first.controller.view(), { phase: 'reducing', weight: 25 });
+  first.minute({ slow: 2 });
+  t.equal(first.canary(), 25, 'a minute of the two-minute wait');
+  // Stopped after that check, and down for an hour: a minute of the wait is left. (The time from
+  // the last check to the stop is not known watched either: as for a hold, it does not count.)
+  first.controller.stop();
+  const resumed = rig(t, { saved: first.saves.at(-1)!, canaryAt: 25, startAt: first.now() + 60 * MIN });
+  t.match(resumed.controller.view(), { phase: 'reducing', weight: 25, reduceAt: new Date(resumed.now() + MIN).toISOString() });
+  resumed.advance(MIN / 2);
+  resumed.controller.check();
+  t.match(resumed.controller.view(), { phase: 'reducing', weight: 25 }, 'half a minute on (and the hour before it) is not the minute left');
+  resumed.minute({ slow: 2 });
+  t.equal(resumed.canary(), 5, 'judged once the minute has passed with the process watching: still slow, 25% → 5%');
+});
+
+t.test('no saved rollout and a canary above 0%: unmanaged, at its weight; a person moves it, start takes it over', async (t) => {
+  const lines: { level: number; msg: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { level: number; msg: string }) });
+  const r = rig(t, { canaryAt: 20, log });
+  t.match(lines, [{ level: 40, msg: 'rollout: fastapi is at 20% with no saved rollout state: unmanaged, nothing watches it; start the rollout, or set its weight' }], 'where it is kept (--state): a warning');
+  rig(t, { canaryAt: 20, log, stateless: true });
+  t.match(lines[1], { level: 30, msg: /fastapi is at 20% with no saved rollout state/ }, 'without --state, static weights: said at info');
+  t.match(r.controller.view(), { phase: 'unmanaged', weight: 20, step: null, nextCheckAt: null, note: /no rollout watches it/ });
+  t.equal(r.controller.check(), undefined, 'nothing is checked');
+  t.match(await r.registry.getSingleMetricAsString('drum_rollout_state'), /drum_rollout_state\{state="unmanaged"\} 1/);
+  r.store.change([['fastapi', 3000]], { source: 'admin', who: 'carol', reason: null });
+  t.match(r.controller.view(), { phase: 'unmanaged', weight: 30 });
+  t.same(r.controller.decisions, [], 'not a decision of the rollout');
+  r.controller.command('start', 'alice', null);
+  t.match(r.controller.view(), { phase: 'running', weight: 5, note: null });
+  t.equal(r.canary(), 5);
+  const zero = rig(t, { canaryAt: 20 });
+  zero.store.change([], { source: 'admin', who: 'carol', reason: null });
+  t.match(zero.controller.view(), { phase: 'idle', weight: 0, note: null }, 'at 0%: nothing left unmanaged');
+  t.match(rig(t, { canaryAt: 0 }).controller.view(), { phase: 'idle' });
 });
 
 t.test('memory: a leak or an OOM rolls back at once; a fat canary is reduced; no /stats/ is unavailable, not a failure', async (t) => {

@@ -2,8 +2,9 @@
  * The rollout end to end, on short real durations: the whole app in-process, real upstreams on
  * 127.0.0.1, real traffic through the proxy, the admin API and the rollout CLI.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { startApp, type RunningApp } from '../src/app.js';
@@ -26,7 +27,7 @@ interface World {
  * The app with a rollout plan of short holds, and a client sending a steady stream of
  * predictions on many paths (so each weight sends its share of them to the canary).
  */
-async function world(t: Test, canary: UpstreamHandler, rollout: Record<string, unknown>, extra: { state?: string; dir?: string } = {}): Promise<World> {
+async function world(t: Test, canary: UpstreamHandler, rollout: Record<string, unknown>, extra: { state?: string; dir?: string; log?: Logger } = {}): Promise<World> {
   const flask = await startUpstream('flask', behaving(2));
   const fastapi = await startUpstream('fastapi', canary);
   const dir = extra.dir ?? t.testdir({});
@@ -34,7 +35,7 @@ async function world(t: Test, canary: UpstreamHandler, rollout: Record<string, u
   writeFileSync(path, JSON.stringify({ upstreams: { flask: flask.url, fastapi: fastapi.url }, rollout }));
   const app = await startApp(
     { file: { path, settings: readConfigFile(path) }, flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', ...(extra.state === undefined ? {} : { state: extra.state }) } },
-    { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog },
+    { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: extra.log ?? silentLog },
   );
   const target = `http://127.0.0.1:${app.proxy.address.port}`;
   const traffic = steadyTraffic((i) => `${target}/predict/${i % 500}`);
@@ -124,6 +125,31 @@ t.test('a restart resumes the rollout from the --state file', async (t) => {
   t.equal(second.app.store.view().weights.fastapi, 5, 'the weights came back with it');
   t.match(await call(`${second.admin}/rollout/start`, 'POST'), { status: 409, json: { message: /already running/ } });
   t.equal(second.app.rollout!.decisions.length, 1);
+});
+
+t.test('a rollout file with entries that are no decisions stops start-up; removed, the canary left at its weight is unmanaged, said at warn', async (t) => {
+  const dir = t.testdir({});
+  const state = join(dir, 'state.json');
+  const plan = { ...FAST, steps: [{ weight: 5, hold: '1h' }, { weight: 20, hold: '1h' }] };
+  const first = await world(t, behaving(2), plan, { state, dir });
+  await call(`${first.admin}/rollout/start`, 'POST');
+  await first.stop();
+  const file = join(dir, 'state.rollout.json');
+  const saved = JSON.parse(readFileSync(file, 'utf8')) as object;
+  writeFileSync(file, JSON.stringify({ ...saved, decisions: [null, 5, 'x', { action: 7 }] }));
+  const refused = await runCli(['serve', '--config', join(dir, 'drum.yaml'), '--state', state, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {}, 15_000);
+  t.match(refused, { code: 2, stderr: `drum-splitter: --state: rollout state ${file} is corrupt: decisions[0] must be an object; fix or remove it\n` }, 'one line naming the file and the entry');
+
+  // Removed, as that line suggests: the canary is still at 5%, and nothing watches it — said.
+  rmSync(file);
+  const lines: { level: number; msg: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { level: number; msg: string }) });
+  const second = await world(t, behaving(2), plan, { state, dir, log });
+  t.match(await call(`${second.admin}/rollout`), { json: { phase: 'unmanaged', weight: 5, step: null, weights: { fastapi: 5 }, note: /no rollout watches it/ } });
+  t.match(lines.filter((l) => l.level === 40), [{ msg: 'rollout: fastapi is at 5% with no saved rollout state: unmanaged, nothing watches it; start the rollout, or set its weight' }]);
+  t.match(await call(`${second.admin}/rollout/abort`, 'POST'), { status: 409, json: { message: 'nothing to abort: the rollout is unmanaged' } });
+  t.match(await call(`${second.admin}/weights`, 'PUT', { weights: { fastapi: 0 } }), { status: 200 });
+  t.match(await call(`${second.admin}/rollout`), { json: { phase: 'idle', weight: 0 } }, 'at 0%: nothing unmanaged left');
 });
 
 t.test('rollout CLI commands in-process: each maps to its call; bad usage is an InputError; a 409 is exit 2', async (t) => {

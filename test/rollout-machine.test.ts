@@ -1,7 +1,7 @@
 /** The rollout's state machine: pure transitions, on an injected clock. */
 import t from 'tap';
 import type { Verdict, VerdictAction } from '../src/rollout/checks.js';
-import { INITIAL, onCheck, onCommand, onManualChange, reducedWeight, stepAt, type Command, type RolloutState, type Transition } from '../src/rollout/machine.js';
+import { INITIAL, onCheck, onCommand, onManualChange, onStartup, reducedWeight, stepAt, type Command, type RolloutState, type Transition } from '../src/rollout/machine.js';
 import { parsePlan, type RolloutPlan } from '../src/rollout/plan.js';
 
 const UPSTREAMS = ['flask', 'fastapi'];
@@ -173,4 +173,39 @@ t.test('a manual weight change pauses a running rollout; the person wins', async
   t.match(onManualChange(tr.state, 30, 'bob'), { action: 'pause', state: { phase: 'paused', weight: 30 }, text: /weights changed by bob: canary 20% → 30%; the rollout stays paused/ }, 'already paused: the change is still a decision, with who made it');
   t.same(onManualChange(running, 5, 'alice'), { state: running }, 'the same weight: no change');
   t.same(onManualChange(INITIAL, 50, 'alice'), { state: INITIAL }, 'no rollout: nothing to pause');
+});
+
+t.test('at start-up: time stopped counts toward neither a hold nor a reduction wait; no saved state and a canary above 0% is unmanaged', async (t) => {
+  const reducing: RolloutState = { ...INITIAL, phase: 'reducing', step: 0, weight: 5, heldMs: 0, lastCheckAt: 10 * MIN, reduceAt: 13 * MIN, note: 'p99' };
+  const running: RolloutState = { ...INITIAL, phase: 'running', step: 0, weight: 5, heldMs: 4 * MIN, lastCheckAt: 10 * MIN };
+  const never: RolloutState = { ...running, lastCheckAt: null };
+  const complete: RolloutState = { ...INITIAL, phase: 'complete', step: 3, weight: 100, lastCheckAt: 10 * MIN, note: 'done' };
+  const table: [name: string, saved: RolloutState | undefined, canary: number, now: number, expected: object][] = [
+    ['reducing, stopped an hour: the 3 minutes left are still to wait', reducing, 5, 70 * MIN, { phase: 'reducing', lastCheckAt: 70 * MIN, reduceAt: 73 * MIN }],
+    ['reducing, restarted at once', reducing, 5, 10 * MIN, { reduceAt: 13 * MIN }],
+    ['reducing, a clock gone back: nothing added', reducing, 5, 9 * MIN, { lastCheckAt: 9 * MIN, reduceAt: 13 * MIN }],
+    ['running: the hour is not held', running, 5, 70 * MIN, { phase: 'running', heldMs: 4 * MIN, lastCheckAt: 70 * MIN, reduceAt: null }],
+    ['running, never checked', never, 5, 70 * MIN, { lastCheckAt: 70 * MIN, reduceAt: null }],
+    ['an ended rollout is as saved', complete, 100, 70 * MIN, complete],
+    ['saved idle, the canary set by hand: as saved', INITIAL, 20, 70 * MIN, INITIAL],
+    ['no saved state, the canary at 0%: idle', undefined, 0, 70 * MIN, INITIAL],
+    ['no saved state, the canary at 20%: unmanaged', undefined, 20, 70 * MIN, { phase: 'unmanaged', step: -1, weight: 20, heldMs: 0, lastCheckAt: null, reduceAt: null, note: /no rollout watches it/ }],
+    ['saved unmanaged: as the canary is now', { ...INITIAL, phase: 'unmanaged', weight: 20 }, 35, 70 * MIN, { phase: 'unmanaged', weight: 35 }],
+    ['saved unmanaged, the canary at 0% now: idle', { ...INITIAL, phase: 'unmanaged', weight: 20 }, 0, 70 * MIN, INITIAL],
+  ];
+  for (const [name, saved, canary, now, expected] of table) t.match(onStartup(saved, canary, now), expected, name);
+  const later = onCheck(plan, onStartup(reducing, 5, 70 * MIN), verdict('reduce'), 72 * MIN);
+  t.equal(later.action, undefined, 'two minutes after the restart the reduced canary is still waited for');
+  t.match(onCheck(plan, later.state, verdict('reduce'), 73 * MIN), { action: 'rollback', weight: 0 }, 'then judged: at 5% the next reduction is 0%');
+});
+
+t.test('unmanaged: its weight follows a person; at 0% it is idle; start takes it over, the other commands are refused', async (t) => {
+  const unmanaged = onStartup(undefined, 20, 0);
+  t.same(onManualChange(unmanaged, 30, 'alice'), { state: { ...unmanaged, weight: 30 } }, 'no decision: the rollout decided nothing');
+  t.same(onManualChange(unmanaged, 0, 'alice'), { state: INITIAL });
+  t.match(onCheck(plan, unmanaged, verdict('rollback'), MIN), { state: unmanaged }, 'nothing judged');
+  t.match(onCommand(plan, unmanaged, 'start', MIN), { weight: 5, action: 'start', state: { phase: 'running', step: 0, weight: 5, note: null } }, 'the first step, from the weight it had');
+  for (const command of ['pause', 'resume', 'approve', 'abort'] as const) {
+    t.throws(() => onCommand(plan, unmanaged, command, MIN), { name: 'NotNow', message: /the rollout is unmanaged/ }, command);
+  }
 });

@@ -22,26 +22,79 @@ t.test('written and read back; none yet is undefined', async (t) => {
   t.same(readSavedRollout(path, plan), saved);
 });
 
-t.test('anything else stops start-up with one line naming the file', async (t) => {
+/** A decision as the controller writes it, with the checks it was made on. */
+const decision = {
+  at: '2026-01-02T03:04:05.000Z', action: 'promote', text: '5% held with every check passing → canary to 50%', from: 5, to: 50, phase: 'running', step: 1, who: 'rollout', reason: null,
+  checks: [{ check: 'p99', status: 'ok', value: null, limit: 0.2, rollbackLimit: 0.5, text: 'p99: …', canaryP99: 0.1 }],
+};
+
+t.test('decisions are read entry by entry; words a newer version writes are kept', async (t) => {
   const dir = t.testdir({});
   const path = join(dir, 'state.rollout.json');
+  const { checks: _, ...plain } = decision;
+  const newer = { ...decision, action: 'canary_swap', phase: 'shadowing' };
+  const saved = { format: 1 as const, state: { ...INITIAL, phase: 'running' as const, step: 1, weight: 50 }, decisions: [decision, plain, newer] };
+  writeFileSync(path, JSON.stringify(saved));
+  t.same(readSavedRollout(path, plan), saved);
+});
+
+t.test('anything else stops start-up with one line naming the file and the entry', async (t) => {
+  const dir = t.testdir({});
+  const path = join(dir, 'state.rollout.json');
+  const file = (state: object, decisions: unknown[] = []): string => JSON.stringify({ format: 1, state: { ...INITIAL, ...state }, decisions });
+  const entry = (change: object): string => file({}, [decision, { ...decision, ...change }]);
   const cases: [string, string, RegExp][] = [
-    ['not JSON', '{"format": 1,', /is not JSON/],
-    ['null', 'null', /is not a drum-splitter rollout state/],
-    ['another format', JSON.stringify({ format: 2, state: INITIAL, decisions: [] }), /is not a drum-splitter rollout state/],
-    ['an unknown phase', JSON.stringify({ format: 1, state: { ...INITIAL, phase: 'flying' }, decisions: [] }), /is not a drum-splitter rollout state/],
-    ['a step beyond the plan', JSON.stringify({ format: 1, state: { ...INITIAL, phase: 'running', step: 2, weight: 50 }, decisions: [] }), /is running at step 3, which the plan \(2 steps\) cannot continue/],
-    ['awaiting approval at the last step', JSON.stringify({ format: 1, state: { ...INITIAL, phase: 'awaiting_approval', step: 1, weight: 50 }, decisions: [] }), /is awaiting_approval at step 2, which the plan/],
-    ['running at no step', JSON.stringify({ format: 1, state: { ...INITIAL, phase: 'running', step: -1 }, decisions: [] }), /is not a drum-splitter rollout state/],
-    ['no time held', JSON.stringify({ format: 1, state: { ...INITIAL, heldMs: 'x' }, decisions: [] }), /is not a drum-splitter rollout state/],
-    ['a negative time held', JSON.stringify({ format: 1, state: { ...INITIAL, heldMs: -1 }, decisions: [] }), /is not a drum-splitter rollout state/],
-    ['a check time that is not a time', JSON.stringify({ format: 1, state: { ...INITIAL, lastCheckAt: 'now' }, decisions: [] }), /is not a drum-splitter rollout state/],
-    ['reducing with no time to check again', JSON.stringify({ format: 1, state: { ...INITIAL, phase: 'reducing', step: 0, weight: 5 }, decisions: [] }), /is not a drum-splitter rollout state/],
-    ['decisions not a list', JSON.stringify({ format: 1, state: INITIAL, decisions: {} }), /is not a drum-splitter rollout state/],
+    ['not JSON', '{"format": 1,', /is corrupt: not JSON \(/],
+    ['null', 'null', /is corrupt: the file must be an object/],
+    ['another format', JSON.stringify({ format: 2, state: INITIAL, decisions: [] }), /is corrupt: format is 2, this version reads format 1/],
+    ['no state', JSON.stringify({ format: 1, decisions: [] }), /is corrupt: state must be an object/],
+    ['an unknown phase', file({ phase: 'flying' }), /is corrupt: state\.phase must be one of idle, unmanaged, running, .*, got "flying"/],
+    ['a step beyond the plan', file({ phase: 'running', step: 2, weight: 50 }), /is running at step 3, which the plan \(2 steps\) cannot continue/],
+    ['awaiting approval at the last step', file({ phase: 'awaiting_approval', step: 1, weight: 50 }), /is awaiting_approval at step 2, which the plan/],
+    ['running at no step', file({ phase: 'running', step: -1 }), /is corrupt: state\.step must be a whole number, 0 or more/],
+    ['a fractional step', file({ step: 0.5 }), /is corrupt: state\.step must be a whole number, -1 or more/],
+    ['a weight over 100%', file({ weight: 101 }), /is corrupt: state\.weight must be a number from 0 to 100/],
+    ['no time held', file({ heldMs: 'x' }), /is corrupt: state\.heldMs must be a number, 0 or more/],
+    ['a negative time held', file({ heldMs: -1 }), /is corrupt: state\.heldMs must be a number, 0 or more/],
+    ['a check time that is not a time', file({ lastCheckAt: 'now' }), /is corrupt: state\.lastCheckAt must be a number, 0 or more/],
+    ['reducing with no time to check again', file({ phase: 'reducing', step: 0, weight: 5 }), /is corrupt: state\.reduceAt must be a time while reducing/],
+    ['a note that is not text', file({ note: 5 }), /is corrupt: state\.note must be a string or null/],
+    ['decisions not a list', JSON.stringify({ format: 1, state: INITIAL, decisions: {} }), /is corrupt: decisions must be an array/],
+    // The issue's file: the first entry that is not a decision is named.
+    ['null, 5, "x", {"action": 7}', file({}, [null, 5, 'x', { action: 7 }]), /is corrupt: decisions\[0\] must be an object/],
+    ['a number', file({}, [decision, 5]), /is corrupt: decisions\[1\] must be an object/],
+    ['a string', file({}, [decision, 'x']), /is corrupt: decisions\[1\] must be an object/],
+    ['an action that is a number', file({}, [decision, { action: 7 }]), /is corrupt: decisions\[1\]\.action must be a lower-case word such as promote or rollback, got 7/],
+    ['an action that is not a word', entry({ action: 'Roll back!' }), /decisions\[1\]\.action must be a lower-case word .*, got "Roll back!"/],
+    ['no time', entry({ at: undefined }), /decisions\[1\]\.at must be a string/],
+    ['a time that is not one', entry({ at: 'yesterday' }), /decisions\[1\]\.at must be a time, got "yesterday"/],
+    ['no text', entry({ text: null }), /decisions\[1\]\.text must be a string/],
+    ['a weight that is text', entry({ from: '5' }), /decisions\[1\]\.from must be a number from 0 to 100/],
+    ['a weight below 0', entry({ to: -1 }), /decisions\[1\]\.to must be a number from 0 to 100/],
+    ['a phase that is not a word', entry({ phase: 3 }), /decisions\[1\]\.phase must be a lower-case word such as running or paused, got 3/],
+    ['a step below -1', entry({ step: -2 }), /decisions\[1\]\.step must be a whole number, -1 or more/],
+    ['no one', entry({ who: 1 }), /decisions\[1\]\.who must be a string/],
+    ['a reason that is not text', entry({ reason: ['x'] }), /decisions\[1\]\.reason must be a string or null/],
+    ['checks not a list', entry({ checks: 'ok' }), /decisions\[1\]\.checks must be an array/],
+    ['a check that is not one', entry({ checks: [null] }), /decisions\[1\]\.checks\[0\] must be an object/],
+    ['a check with no name', entry({ checks: [{ ...decision.checks[0], check: 1 }] }), /decisions\[1\]\.checks\[0\]\.check must be a string/],
+    ['a check with no status', entry({ checks: [{ ...decision.checks[0], status: null }] }), /decisions\[1\]\.checks\[0\]\.status must be a string/],
+    ['a check with no text', entry({ checks: [{ ...decision.checks[0], text: 2 }] }), /decisions\[1\]\.checks\[0\]\.text must be a string/],
+    ['a value that is text', entry({ checks: [{ ...decision.checks[0], value: 'NaN' }] }), /decisions\[1\]\.checks\[0\]\.value must be a number/],
+    ['a limit that is text', entry({ checks: [{ ...decision.checks[0], limit: '1%' }] }), /decisions\[1\]\.checks\[0\]\.limit must be a number/],
+    ['no rollback limit', entry({ checks: [{ ...decision.checks[0], rollbackLimit: null }] }), /decisions\[1\]\.checks\[0\]\.rollbackLimit must be a number/],
   ];
   for (const [name, text, message] of cases) {
     writeFileSync(path, text);
-    t.throws(() => readSavedRollout(path, plan), { name: 'InputError', field: '--state', message }, name);
+    let thrown: unknown;
+    try {
+      readSavedRollout(path, plan);
+    } catch (err) {
+      thrown = err;
+    }
+    t.match(thrown, { name: 'InputError', field: '--state', message }, name);
+    t.match(String((thrown as Error | undefined)?.message), /^--state: rollout state \S+ .*(fix or remove it|remove it to start over)$/, `${name}: one line naming the file`);
+    t.notMatch(String((thrown as Error | undefined)?.message), /\n/);
   }
   t.throws(() => readSavedRollout(dir, plan), { name: 'InputError', message: /cannot be read/ }, 'a directory');
 });

@@ -55,7 +55,9 @@ function side(answers: Readonly<Record<string, readonly Sample[]>>, name: string
 /**
  * Evidence from the answers to fleetQueries. A query without series counts as nothing seen: no
  * requests (so too few: inconclusive, never a promotion), no memory (that check unavailable).
- * DRUM's container limit is not exported, so the OOM check is unavailable here.
+ * NaN, ±Inf and negative values are passed on as they are: the checks take them for no
+ * measurement (inconclusive), where a stand-in such as 0 would pass. DRUM's container limit is
+ * not exported, so the OOM check is unavailable here.
  */
 export function evidenceFromAnswers(
   plan: Pick<RolloutPlan, 'baseline' | 'canary'>,
@@ -82,8 +84,11 @@ export function parseAnswer(body: unknown): Sample[] {
   const a = body as QueryAnswer;
   if (a?.status !== 'success') throw new Error(`Prometheus answered an error: ${a?.error ?? JSON.stringify(body).slice(0, 200)}`);
   if (a.data?.resultType !== 'vector' || !Array.isArray(a.data.result)) throw new Error(`Prometheus answered a ${String(a.data?.resultType)}, not a vector`);
-  return a.data.result.map((r) => ({ metric: r.metric ?? {}, value: Number(r.value?.[1]) }));
+  return a.data.result.map((r) => ({ metric: r.metric ?? {}, value: float(r.value?.[1]) }));
 }
+
+/** A sample's value as Prometheus writes it (Go's float format: "NaN", "+Inf", "-Inf" too); NaN for none. */
+const float = (text: string | undefined): number => (text === '+Inf' ? Infinity : text === '-Inf' ? -Infinity : Number(text));
 
 export interface PrometheusOptions {
   /** Prometheus's base URL, e.g. http://prometheus:9090. */

@@ -49,8 +49,9 @@ export type CheckName = 'error_rate' | 'p99' | 'memory' | 'rss_growth' | 'oom' |
 
 /**
  * A check's verdict. ok: within the step's criteria; miss: outside them, no rollback trigger;
- * reduce / rollback: a rollback trigger; inconclusive: too few samples to say; unavailable: no
- * data at all (an upstream that is not DRUM has no /stats/).
+ * reduce / rollback: a rollback trigger; inconclusive: cannot say — too few samples, or a number
+ * that is no measurement (NaN, ±Inf, below zero); unavailable: no data at all (an upstream that
+ * is not DRUM has no /stats/).
  */
 export type CheckStatus = 'ok' | 'miss' | 'reduce' | 'rollback' | 'inconclusive' | 'unavailable';
 
@@ -71,7 +72,7 @@ export interface CheckResult {
 /**
  * What the checks add up to, most severe first: rollback (canary to 0% now), reduce (the
  * gradual reduction), miss (criteria missed: hold, the hold starts again), inconclusive (too
- * few requests: hold, the time does not count), pass.
+ * few requests, or numbers that are no measurement: hold, the time does not count), pass.
  */
 export type VerdictAction = 'rollback' | 'reduce' | 'inconclusive' | 'miss' | 'pass';
 
@@ -84,6 +85,32 @@ export interface Verdict {
 
 /** A latency increase counts as a regression only when the canary is also significantly slower. */
 export const SIGNIFICANCE = 0.01;
+
+/**
+ * A count, a size or a time: finite and not below zero. Prometheus answers NaN and ±Inf as
+ * readily as numbers (0/0, a broken exporter), and every comparison with NaN is false: such a
+ * value, taken as evidence, reads as neither too few nor over the limit — a pass.
+ */
+export const isMeasure = (x: number): boolean => Number.isFinite(x) && x >= 0;
+
+/** Written as Prometheus writes it. */
+const spell = (x: number): string => (Number.isNaN(x) ? 'NaN' : x === Infinity ? '+Inf' : x === -Infinity ? '-Inf' : String(x));
+
+/**
+ * The named inputs that are not measures, said for the verdict ("canary requests NaN"); undefined
+ * when every one is. A check with any makes no judgement: inconclusive, never a pass.
+ */
+function notMeasures(inputs: Readonly<Record<string, number | undefined>>): string | undefined {
+  const bad = Object.entries(inputs).filter(([, v]) => v !== undefined && !isMeasure(v));
+  return bad.length === 0 ? undefined : bad.map(([name, v]) => `${name} ${spell(v!)}`).join(', ');
+}
+
+const noEvidence = (what: string, bad: string): string => `${what} unavailable (not a measurement: ${bad})`;
+
+/** The first latency (or cumulative bucket count) that is not a measure. */
+function badLatency(l: Latencies): number | undefined {
+  return 'histogram' in l ? l.histogram.find((b) => !isMeasure(b.count))?.count : l.find((x) => !isMeasure(x));
+}
 
 const pct = (x: number, digits = 2): string => `${(x * 100).toFixed(digits).replace(/\.?0+$/, '')}%`;
 // Counts from Prometheus are fractional (increase() extrapolates): shown whole.
@@ -98,6 +125,8 @@ const ms = (seconds: number): string => `${(seconds * 1000).toFixed(1)} ms`;
  */
 export function errorRateCheck(canary: SideStats, step: number, rollback: number, minRequests: number): CheckResult {
   const { requests: n, errors } = canary;
+  const bad = notMeasures({ 'canary requests': n, 'canary errors': errors });
+  if (bad !== undefined) return { check: 'error_rate', value: null, limit: step, rollbackLimit: rollback, status: 'inconclusive', text: noEvidence('error rate', bad) };
   const rate = n === 0 ? 0 : errors / n;
   const base = { check: 'error_rate' as const, value: n === 0 ? null : rate, limit: step, rollbackLimit: rollback, n, errors };
   const measured = `canary error rate ${pct(rate)} (${num(errors)} of ${num(n)})`;
@@ -115,8 +144,10 @@ export function errorRateCheck(canary: SideStats, step: number, rollback: number
  * noise of a small canary sample does not roll it back.
  */
 export function p99Check(canary: SideStats, baseline: SideStats, step: number, rollback: number, minRequests: number): CheckResult {
-  const n = Math.min(count(canary.latencies), count(baseline.latencies));
   const base = { check: 'p99' as const, limit: step, rollbackLimit: rollback };
+  const bad = notMeasures({ 'canary requests': canary.requests, 'baseline requests': baseline.requests, 'a canary latency': badLatency(canary.latencies), 'a baseline latency': badLatency(baseline.latencies) });
+  if (bad !== undefined) return { ...base, value: null, status: 'inconclusive', text: noEvidence('p99', bad) };
+  const n = Math.min(count(canary.latencies), count(baseline.latencies));
   // At 100% nothing is left to compare with; the absolute checks still judge the canary.
   if (baseline.requests === 0 && canary.requests >= minRequests) {
     return { ...base, value: null, status: 'unavailable', text: 'p99: the baseline takes no traffic to compare with' };
@@ -141,6 +172,8 @@ export function p99Check(canary: SideStats, baseline: SideStats, step: number, r
 export function memoryCheck(memory: MemoryEvidence, step: number, rollback: number): CheckResult {
   const base = { check: 'memory' as const, limit: step, rollbackLimit: rollback };
   const { canaryRss: c, baselineRss: b } = memory;
+  const bad = notMeasures({ 'canary RSS': c, 'baseline RSS': b });
+  if (bad !== undefined) return { ...base, value: null, status: 'inconclusive', text: noEvidence('memory', bad) };
   if (c === undefined || b === undefined || b <= 0) return { ...base, value: null, status: 'unavailable', text: 'memory: no DRUM /stats/ from both upstreams' };
   const increase = c / b - 1;
   const measured = `canary RSS ${Math.round(c / 2 ** 20)} MB vs baseline ${Math.round(b / 2 ** 20)} MB (${increase >= 0 ? '+' : ''}${pct(increase, 1)})`;
@@ -169,6 +202,8 @@ export function oomCheck(memory: MemoryEvidence): CheckResult {
 
 /** Deadlock: no answer to /ping for the timeout (immediate rollback). */
 export function pingCheck(downMs: number, timeoutMs: number): CheckResult {
+  // Not a time: whether the canary answers is unknown, which must not read as "it answers".
+  if (!isMeasure(downMs)) return { check: 'ping', value: null, limit: null, rollbackLimit: timeoutMs / 1000, status: 'inconclusive', text: noEvidence('/ping', `canary silent for ${spell(downMs / 1000)} s`) };
   const base = { check: 'ping' as const, value: downMs / 1000, limit: null, rollbackLimit: timeoutMs / 1000 };
   if (downMs >= timeoutMs) return { ...base, status: 'rollback', text: `canary has not answered /ping for ${Math.round(downMs / 1000)} s (limit ${timeoutMs / 1000} s)` };
   return { ...base, status: 'ok', text: downMs === 0 ? 'canary answers /ping' : `canary silent for ${Math.round(downMs / 1000)} s` };

@@ -4,7 +4,7 @@ import { applyWeights, percentages } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
 import { judge, type CheckName, type CheckResult, type Verdict } from './checks.js';
 import type { EvidenceSource } from './evidence.js';
-import { ACTIVE, INITIAL, NotNow, onCheck, onCommand, onManualChange, PHASES, type Command, type DecisionAction, type RolloutState, type Transition } from './machine.js';
+import { ACTIVE, NotNow, onCheck, onCommand, onManualChange, onStartup, PHASES, type Command, type DecisionAction, type RolloutState, type Transition } from './machine.js';
 import type { Notifier } from './notify.js';
 import { describePlan, type RolloutPlan } from './plan.js';
 
@@ -93,7 +93,7 @@ export class RolloutController {
   readonly #metrics: { step: Gauge; state: Gauge<'state'>; check: Gauge<'check'>; decisions: Counter<'action'> };
 
   constructor(private readonly deps: ControllerDeps) {
-    this.#state = deps.saved?.state ?? INITIAL;
+    this.#state = onStartup(deps.saved?.state, this.#canaryPercent(), deps.now());
     this.#decisions = [...(deps.saved?.decisions ?? [])];
     const registers = [deps.registry];
     const self = this;
@@ -132,9 +132,15 @@ export class RolloutController {
         deps.log.error({ err: (err as Error).message, phase: this.#state.phase, step: this.#state.step }, 'rollout: the check could not be carried out; holding');
       }
     }, deps.plan.intervalMs);
+    if (this.#state.phase === 'unmanaged') {
+      // Where the rollout is kept (--state), its file was removed or never written while the canary took traffic: a warning.
+      // Without, this is how static weights start.
+      deps.log[deps.save === undefined ? 'info' : 'warn'](
+        { canary: deps.plan.canary, weight: this.#state.weight },
+        `rollout: ${deps.plan.canary} is at ${this.#state.weight}% with no saved rollout state: unmanaged, nothing watches it; start the rollout, or set its weight`,
+      );
+    }
     if (ACTIVE.has(this.#state.phase)) {
-      // Time spent stopped was not watched: it does not count toward the hold.
-      this.#state = { ...this.#state, lastCheckAt: deps.now() };
       deps.log.info({ phase: this.#state.phase, weight: this.#state.weight, step: this.#state.step, heldMs: this.#state.heldMs }, 'rollout resumed from the saved state');
       // The weights may have moved while we were down; the person's change wins, as live.
       this.#apply(onManualChange(this.#state, this.#canaryPercent(), 'a change while stopped'), 'restart', null);

@@ -1,7 +1,7 @@
 import type { Outcomes } from '../observe/outcomes.js';
 import type { DrumMemory } from '../observe/health.js';
 import type { PollSample } from '../observe/poller.js';
-import type { Evidence, MemoryEvidence } from './checks.js';
+import { isMeasure, type Evidence, type MemoryEvidence } from './checks.js';
 import type { RolloutPlan } from './plan.js';
 import { growthPerHour } from './stats.js';
 import { ExchangeWindow } from './window.js';
@@ -29,8 +29,9 @@ const SAMPLE_PER_BUCKET = 4000;
 export class RssHistory {
   readonly #points: [number, number][] = [];
 
+  /** A size that is not one (NaN, ±Inf, negative: see isMeasure) is left out: one would make the fit NaN. */
   add(at: number, rss: number): void {
-    this.#points.push([at, rss]);
+    if (isMeasure(rss)) this.#points.push([at, rss]);
   }
 
   /** Growth per hour over the last hour; undefined until a quarter of an hour of points, or one restart's noise reads as a leak. */

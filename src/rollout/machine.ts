@@ -2,15 +2,17 @@ import type { Verdict } from './checks.js';
 import { formatDuration, type RolloutPlan } from './plan.js';
 
 /**
- * idle: never started. running: at a step, accumulating its hold. awaiting_approval: the
- * step's hold is done and a person must approve the next. reducing: stepping the canary down,
- * waiting `reductionWait` between reductions. paused: a person (or a recovery during a
- * reduction) stopped it; the weight stays. Then the ends: complete (the last step held),
- * rolled_back (the checks sent the canary to 0%), aborted (a person did).
+ * idle: never started. unmanaged: never started (no saved rollout state: the file removed, or
+ * never written), yet the canary takes traffic — nothing watches it. running: at a step,
+ * accumulating its hold. awaiting_approval: the step's hold is done and a person must approve
+ * the next. reducing: stepping the canary down, waiting `reductionWait` between reductions.
+ * paused: a person (or a recovery during a reduction) stopped it; the weight stays. Then the
+ * ends: complete (the last step held), rolled_back (the checks sent the canary to 0%), aborted
+ * (a person did).
  */
-export type Phase = 'idle' | 'running' | 'awaiting_approval' | 'reducing' | 'paused' | 'complete' | 'rolled_back' | 'aborted';
+export type Phase = 'idle' | 'unmanaged' | 'running' | 'awaiting_approval' | 'reducing' | 'paused' | 'complete' | 'rolled_back' | 'aborted';
 
-export const PHASES: readonly Phase[] = ['idle', 'running', 'awaiting_approval', 'reducing', 'paused', 'complete', 'rolled_back', 'aborted'];
+export const PHASES: readonly Phase[] = ['idle', 'unmanaged', 'running', 'awaiting_approval', 'reducing', 'paused', 'complete', 'rolled_back', 'aborted'];
 
 /** Phases in which the rollout owns the weight and the watchdog acts. */
 export const ACTIVE: ReadonlySet<Phase> = new Set(['running', 'awaiting_approval', 'reducing', 'paused']);
@@ -19,7 +21,7 @@ export interface RolloutState {
   readonly phase: Phase;
   /** Index into the plan's steps; -1 before the first start. */
   readonly step: number;
-  /** The canary's percent as the rollout last set it (or found it). */
+  /** The canary's percent as the rollout last set it (or found it; unmanaged: as it is). */
   readonly weight: number;
   /** Conclusive, passing time held at this step, in ms. */
   readonly heldMs: number;
@@ -79,6 +81,24 @@ export function stepAt(plan: RolloutPlan, weight: number): number {
 }
 
 const fmt = (weight: number): string => `${weight}%`;
+
+const UNMANAGED_NOTE = 'the canary takes traffic and no rollout watches it (no saved rollout state); start the rollout, or set its weight';
+
+/**
+ * The state a controller starts from: the saved one, or none. Time spent stopped was not watched,
+ * so it counts neither toward a hold (lastCheckAt moves to now) nor toward a reduction's wait
+ * (reduceAt moves by as much; the last check is the last time known watched). Without a saved
+ * state, a canary above 0% is unmanaged.
+ */
+export function onStartup(saved: RolloutState | undefined, canaryWeight: number, now: number): RolloutState {
+  if (saved === undefined || saved.phase === 'unmanaged') return unmanaged(canaryWeight);
+  if (!ACTIVE.has(saved.phase)) return saved;
+  const stopped = saved.lastCheckAt === null ? 0 : Math.max(0, now - saved.lastCheckAt);
+  return { ...saved, lastCheckAt: now, reduceAt: saved.reduceAt === null ? null : saved.reduceAt + stopped };
+}
+
+/** Nobody's canary at `weight`: unmanaged above 0%, else simply idle. */
+const unmanaged = (weight: number): RolloutState => (weight > 0 ? { ...INITIAL, phase: 'unmanaged', weight, note: UNMANAGED_NOTE } : INITIAL);
 
 /** A check of the window, every interval. */
 export function onCheck(plan: RolloutPlan, state: RolloutState, verdict: Verdict, now: number): Transition {
@@ -189,6 +209,8 @@ export function onCommand(plan: RolloutPlan, state: RolloutState, command: Comma
 
 /** Someone else changed the canary's weight (admin, file, environment): the person wins, the rollout pauses. */
 export function onManualChange(state: RolloutState, weight: number, who: string): Transition {
+  // Nobody's canary: the weight shown follows it; at 0% there is nothing left unmanaged.
+  if (state.phase === 'unmanaged') return { state: unmanaged(weight) };
   if (!ACTIVE.has(state.phase) || weight === state.weight) return { state };
   const text = `weights changed by ${who}: canary ${fmt(state.weight)} → ${fmt(weight)}; the rollout ${state.phase === 'paused' ? 'stays paused' : 'pauses'} (resume to continue from there)`;
   return { state: { ...state, phase: 'paused', weight, reduceAt: null, note: text }, action: 'pause', text };

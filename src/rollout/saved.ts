@@ -1,7 +1,9 @@
 import { readKept } from '../common/atomic-file.js';
 import { InputError } from '../common/input-error.js';
-import type { SavedRollout } from './controller.js';
-import { ACTIVE, PHASES } from './machine.js';
+import { array, Corrupt, formatted, number, object, string, stringOrNull, word } from '../common/json-shape.js';
+import type { CheckResult } from './checks.js';
+import type { Decision, SavedRollout } from './controller.js';
+import { ACTIVE, PHASES, type DecisionAction, type Phase, type RolloutState } from './machine.js';
 import type { RolloutPlan } from './plan.js';
 
 /** The rollout's own state file, beside the --state file: /data/state.json → /data/state.rollout.json. */
@@ -13,35 +15,81 @@ export function formatSavedRollout(saved: SavedRollout): string {
   return `${JSON.stringify(saved, null, 2)}\n`;
 }
 
+const time = (value: unknown, where: string): number | null => (value === null ? null : number(value, where, 0));
+const percent = (value: unknown, where: string): number => number(value, where, 0, 100);
+const integer = (value: unknown, where: string, min: number): number => {
+  if (!Number.isSafeInteger(value) || (value as number) < min) throw new Corrupt(`${where} must be a whole number, ${min} or more`);
+  return value as number;
+};
+
+function rolloutState(value: unknown): RolloutState {
+  const st = object(value, 'state');
+  const phase = st['phase'] as Phase;
+  if (!PHASES.includes(phase)) throw new Corrupt(`state.phase must be one of ${PHASES.join(', ')}, got ${JSON.stringify(phase)}`);
+  const state: RolloutState = {
+    phase,
+    // An active rollout is at a step; one never started is at -1.
+    step: integer(st['step'], 'state.step', ACTIVE.has(phase) ? 0 : -1),
+    weight: percent(st['weight'], 'state.weight'),
+    heldMs: number(st['heldMs'], 'state.heldMs', 0),
+    lastCheckAt: time(st['lastCheckAt'], 'state.lastCheckAt'),
+    reduceAt: time(st['reduceAt'], 'state.reduceAt'),
+    note: stringOrNull(st['note'], 'state.note'),
+  };
+  if (phase === 'reducing' && state.reduceAt === null) throw new Corrupt('state.reduceAt must be a time while reducing');
+  return state;
+}
+
+/** The checks a decision was made on: shown as they were, so only their shape is checked. */
+function check(value: unknown, where: string): CheckResult {
+  const c = object(value, where);
+  string(c['check'], `${where}.check`);
+  string(c['status'], `${where}.status`);
+  string(c['text'], `${where}.text`);
+  // JSON has no Infinity: an infinite increase was written as null.
+  for (const key of ['value', 'limit']) if (c[key] !== null) number(c[key], `${where}.${key}`);
+  number(c['rollbackLimit'], `${where}.rollbackLimit`);
+  return c as CheckResult;
+}
+
+function decision(value: unknown, i: number): Decision {
+  const where = `decisions[${i}]`;
+  const d = object(value, where);
+  // Words a newer version decides (or a phase it has) are kept as written, as the state file keeps sources.
+  const action = word(d['action'], `${where}.action`, 'promote or rollback') as DecisionAction;
+  const at = string(d['at'], `${where}.at`);
+  if (Number.isNaN(Date.parse(at))) throw new Corrupt(`${where}.at must be a time, got ${JSON.stringify(at)}`);
+  return {
+    at,
+    action,
+    text: string(d['text'], `${where}.text`),
+    from: percent(d['from'], `${where}.from`),
+    to: percent(d['to'], `${where}.to`),
+    phase: word(d['phase'], `${where}.phase`, 'running or paused') as Phase,
+    step: integer(d['step'], `${where}.step`, -1),
+    who: string(d['who'], `${where}.who`),
+    reason: stringOrNull(d['reason'], `${where}.reason`),
+    ...(d['checks'] === undefined ? {} : { checks: array(d['checks'], `${where}.checks`).map((c, j) => check(c, `${where}.checks[${j}]`)) }),
+  };
+}
+
 /**
- * The saved rollout; undefined if there is none yet. A file that cannot be read, is not ours, or
- * is at a step the plan no longer has stops start-up (never a silent restart of the rollout).
+ * The saved rollout; undefined if there is none yet. A file that cannot be read, is not ours,
+ * has an entry that is not what we write (each checked, the decisions too, as the state file's
+ * are), or is at a step the plan no longer has stops start-up with one line naming the entry —
+ * never a silent restart of the rollout.
  */
 export function readSavedRollout(path: string, plan: RolloutPlan): SavedRollout | undefined {
   const text = readKept(path, 'rollout state');
   if (text === undefined) return undefined;
   let saved: SavedRollout;
   try {
-    saved = JSON.parse(text) as SavedRollout;
+    const file = formatted(text, 1);
+    saved = { format: 1, state: rolloutState(file['state']), decisions: array(file['decisions'], 'decisions').map(decision) };
   } catch (err) {
-    throw new InputError(`rollout state ${path} is not JSON (${(err as Error).message}); fix or remove it`, '--state');
+    throw new InputError(`rollout state ${path} is corrupt: ${(err as Error).message}; fix or remove it`, '--state');
   }
-  const s = saved?.state;
-  // JSON has no NaN or Infinity: a number is a time.
-  const time = (v: unknown): boolean => v === null || typeof v === 'number';
-  const shaped =
-    saved?.format === 1 &&
-    PHASES.includes(s?.phase) &&
-    Number.isInteger(s.step) &&
-    s.step >= (ACTIVE.has(s.phase) ? 0 : -1) &&
-    typeof s.weight === 'number' &&
-    typeof s.heldMs === 'number' &&
-    s.heldMs >= 0 &&
-    time(s.lastCheckAt) &&
-    time(s.reduceAt) &&
-    (s.phase !== 'reducing' || s.reduceAt !== null) &&
-    Array.isArray(saved.decisions);
-  if (!shaped) throw new InputError(`rollout state ${path} is not a drum-splitter rollout state (format 1); fix or remove it`, '--state');
+  const s = saved.state;
   const last = s.phase === 'awaiting_approval' ? plan.steps.length - 2 : plan.steps.length - 1;
   if (s.step > last) {
     throw new InputError(`rollout state ${path} is ${s.phase} at step ${s.step + 1}, which the plan (${plan.steps.length} steps) cannot continue; remove it to start over`, '--state');

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { AtomicFile, readKept, type NotWritten, type RetryTimers } from '../common/atomic-file.js';
 import { InputError } from '../common/input-error.js';
+import { array, Corrupt, formatted, number, object, string, stringOrNull, word } from '../common/json-shape.js';
 import { checkShares, type Share, type HistoryEntry, type Percentages, type RecordedSource, type Snapshot, type WeightState } from './shares.js';
 
 /**
@@ -10,50 +11,17 @@ import { checkShares, type Share, type HistoryEntry, type Percentages, type Reco
  */
 export const STATE_FORMAT = 1;
 
-/**
- * A source is ours (startup, env, file, admin) or any lower-case word: a newer version may
- * record sources this one does not know ("controller"), and its state file must still load,
- * the word kept as written. Ours are such words too, so the one pattern says both.
- */
-const SOURCE = /^[a-z][a-z0-9-]{0,39}$/;
-
-/** A problem found while checking the file's shape, reported as `state file X is corrupt: ...`. */
-class Corrupt extends Error {}
-
-type Obj = Record<string, unknown>;
-
-function object(value: unknown, where: string): Obj {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Corrupt(`${where} must be an object`);
-  return value as Obj;
-}
-
-function array(value: unknown, where: string): unknown[] {
-  if (!Array.isArray(value)) throw new Corrupt(`${where} must be an array`);
-  return value;
-}
-
-function string(value: unknown, where: string): string {
-  if (typeof value !== 'string') throw new Corrupt(`${where} must be a string`);
-  return value;
-}
-
 function version(value: unknown, where: string): number {
   if (!Number.isSafeInteger(value) || (value as number) < 1) throw new Corrupt(`${where} must be a positive integer`);
   return value as number;
 }
 
-function source(value: unknown, where: string): RecordedSource {
-  if (typeof value !== 'string' || !SOURCE.test(value)) {
-    throw new Corrupt(`${where} must be a lower-case word such as admin or file, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
+/** A source is ours (startup, env, file, admin) or any word a newer version records ("controller"), kept as written. */
+const source = (value: unknown, where: string): RecordedSource => word(value, where, 'admin or file');
 
 function percentages(value: unknown, where: string): Percentages {
   const obj = object(value, where);
-  for (const [name, percent] of Object.entries(obj)) {
-    if (typeof percent !== 'number' || !Number.isFinite(percent)) throw new Corrupt(`${where}.${name} must be a number`);
-  }
+  for (const [name, percent] of Object.entries(obj)) number(percent, `${where}.${name}`);
   return obj as Percentages;
 }
 
@@ -77,30 +45,19 @@ function shares(value: unknown, upstreams: readonly string[]): Share[] {
 function historyEntry(value: unknown, i: number): HistoryEntry {
   const where = `history[${i}]`;
   const entry = object(value, where);
-  const reason = entry['reason'];
-  if (reason !== null && typeof reason !== 'string') throw new Corrupt(`${where}.reason must be a string or null`);
   return {
     at: string(entry['at'], `${where}.at`),
     version: version(entry['version'], `${where}.version`),
     source: source(entry['source'], `${where}.source`),
     who: string(entry['who'], `${where}.who`),
-    reason,
+    reason: stringOrNull(entry['reason'], `${where}.reason`),
     from: percentages(entry['from'], `${where}.from`),
     to: percentages(entry['to'], `${where}.to`),
   };
 }
 
 function parseSnapshot(text: string, upstreams: readonly string[]): Snapshot {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new Corrupt(`not JSON (${(err as Error).message})`);
-  }
-  const file = object(parsed, 'the file');
-  if (file['format'] !== STATE_FORMAT) {
-    throw new Corrupt(`format is ${JSON.stringify(file['format'])}, this version reads format ${STATE_FORMAT}`);
-  }
+  const file = formatted(text, STATE_FORMAT);
   const st = object(file['state'], 'state');
   const state: WeightState = {
     shares: shares(st['shares'], upstreams),
