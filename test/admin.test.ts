@@ -256,7 +256,8 @@ t.test('no cross-site writes: without a token, a write from another origin is re
   const unchanged = (when: string): void => {
     t.same(a.store.view().weights, { flask: 95, fastapi: 5 }, `${when}: the weights unchanged`);
     t.equal(a.store.history.length, 1, `${when}: no history entry`);
-    t.equal(a.rollout!.state.phase, 'idle', `${when}: no rollout`);
+    // The canary at 5% with no rollout started is unmanaged; a forged start would have made it running.
+    t.equal(a.rollout!.state.phase, 'unmanaged', `${when}: no rollout`);
     t.same([a.proxy.recording.view().enabled, a.shadow.enabled], [false, false], `${when}: recording and shadow off`);
   };
 

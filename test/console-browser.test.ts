@@ -306,13 +306,14 @@ t.test('without a token: a page on another loopback origin cannot write (no-cors
   t.same(reached.sort(), forged.sort(), 'what reached the admin API, and its answers');
   t.same(w.app.store.view().weights, { flask: 90, fastapi: 10 }, 'the weights unchanged');
   t.equal(w.app.store.history.length, 1, 'no history entry');
-  t.equal(w.app.rollout!.state.phase, 'idle', 'no rollout started');
+  // A canary at 10% with no rollout started: unmanaged, as before the forged requests.
+  t.equal(w.app.rollout!.state.phase, 'unmanaged', 'no rollout started');
 
   // The console, on the admin's own origin: any word as the token, and its writes are taken.
   const { page: console_, problems } = await openPage(t);
   await console_.evaluateOnNewDocument(() => sessionStorage.setItem('drum-splitter.token', 'anything'));
   await console_.goto(`${w.admin}/`);
-  await console_.waitForFunction(() => document.querySelector('#rollout-phase')?.textContent === 'idle');
+  await console_.waitForFunction(() => document.querySelector('#rollout-phase')?.textContent === 'unmanaged');
   await console_.click('#rollback');
   await console_.waitForSelector('dialog#confirm[open]');
   await console_.click('#confirm-ok');
