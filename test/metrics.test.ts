@@ -198,6 +198,17 @@ t.test('UpstreamPoller: listeners hear each poll; one that throws is logged and 
   await backend.pool.close();
 });
 
+t.test('UpstreamPoller: an upstream that never answered /ping has been down since the poller started', async (t) => {
+  const port = await freePort(); // nothing listens there
+  const backend = createBackend({ name: 'fastapi', url: new URL(`http://127.0.0.1:${port}`) }, 1000);
+  let now = 1_000;
+  const poller = new UpstreamPoller([backend], createMetrics(), { intervalMs: 60_000, timeoutMs: 500, now: () => now, log: pino({ level: 'silent' }) });
+  now = 4_000;
+  await poller.pollAll();
+  t.equal(poller.downMs('fastapi'), 3_000);
+  await backend.pool.close();
+});
+
 t.test('methodLabel keeps the method label bounded', async (t) => {
   for (const [method, want] of [['GET', 'GET'], ['POST', 'POST'], ['PATCH', 'PATCH'], ['BREW', 'other'], ['get', 'other'], [undefined, 'other']] as const) {
     t.equal(methodLabel(method), want, String(method));

@@ -122,6 +122,13 @@ t.test('a narrow range is linear; all 0 ms still draws', async (t) => {
   t.equal(zero.match(/<path /g)?.length, 2);
 });
 
+t.test('200,000 requests: the page is drawn (a spread of every latency overflowed the stack)', async (t) => {
+  const many = Array.from({ length: 200_000 }, (_, i) => row({ flask_latency_ms: 1 + (i % 97), fastapi_latency_ms: 2 + (i % 89), source: `rec.jsonl:${i + 1}` }));
+  const html = renderHtml(buildReport(many, noSkips, false, noMemory), meta);
+  t.match(html, /<svg/);
+  t.match(html, /baseline p99/);
+});
+
 t.test(`at most ${MAX_MISMATCHES} mismatches listed`, async (t) => {
   const many = Array.from({ length: MAX_MISMATCHES + 1 }, (_, i) => row({ method: 'POST', diff: 'd', source: `rec.jsonl:${i + 1}` }));
   const html = renderHtml(buildReport(many, noSkips, false, noMemory), meta);

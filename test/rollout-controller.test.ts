@@ -5,7 +5,7 @@ import t, { type Test } from 'tap';
 import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
 import { LocalEvidence } from '../src/rollout/evidence.js';
 import type { PollSample } from '../src/observe/poller.js';
-import { RolloutController, type SavedRollout } from '../src/rollout/controller.js';
+import { DECISIONS_LIMIT, RolloutController, type SavedRollout } from '../src/rollout/controller.js';
 import { Notifier } from '../src/rollout/notify.js';
 import { parsePlan, type RolloutPlan } from '../src/rollout/plan.js';
 import { WeightStore } from '../src/weights/store.js';
@@ -207,6 +207,18 @@ t.test('restored from the saved state, it carries on; a change made while it was
   t.equal(resumed.controller.decisions.length, 1, 'the decision log came back');
   const moved = rig(t, { saved, canaryAt: 30 });
   t.match(moved.controller.view(), { phase: 'paused', weight: 30, note: /a change while stopped/ });
+});
+
+t.test(`the decision log keeps the last ${DECISIONS_LIMIT}`, async (t) => {
+  const first = rig(t);
+  first.controller.command('start', 'alice', null);
+  const one = first.controller.decisions[0]!;
+  const full = { ...first.saves.at(-1)!, decisions: Array.from({ length: DECISIONS_LIMIT }, (_, i) => ({ ...one, text: `old ${i}` })) };
+  const r = rig(t, { saved: full, canaryAt: 1 });
+  r.controller.command('abort', 'bob', null);
+  t.equal(r.controller.decisions.length, DECISIONS_LIMIT);
+  t.not(r.controller.decisions[0]!.text, 'old 0', 'the oldest went');
+  t.equal(r.controller.decisions.at(-1)!.action, 'abort', 'the newest came');
 });
 
 t.test('stopped while reducing: the wait still left is waited after the restart', async (t) => {

@@ -236,7 +236,7 @@ export class RolloutController {
       const shares = applyWeights(upstreams, store.state.shares, { [plan.canary]: t.weight }, 'rollout');
       // Set before the store tells its subscribers, so our own change is not taken for a person's.
       this.#state = t.state;
-      store.change(shares, { source: ROLLOUT_SOURCE, who: who === 'rollout' ? 'rollout' : `rollout (${who})`, reason: t.text ?? null });
+      store.change(shares, { source: ROLLOUT_SOURCE, who: who === 'rollout' ? 'rollout' : `rollout (${who})`, reason: t.text });
       this.deps.evidence.reset(this.deps.now());
     }
     this.#state = t.state;
@@ -244,7 +244,7 @@ export class RolloutController {
       const decision: Decision = {
         at: new Date(this.deps.now()).toISOString(),
         action: t.action,
-        text: t.text!,
+        text: t.text,
         from,
         to: t.state.weight,
         phase: t.state.phase,

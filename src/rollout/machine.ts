@@ -36,14 +36,19 @@ export interface RolloutState {
 export const INITIAL: RolloutState = { phase: 'idle', step: -1, weight: 0, heldMs: 0, lastCheckAt: null, reduceAt: null, note: null };
 
 /** What the controller must do: set the canary's weight, and tell people. */
-export interface Transition {
-  readonly state: RolloutState;
-  /** The canary's new percent, when it changes. */
-  readonly weight?: number;
-  /** What happened, when something did: the decision log's action. */
-  readonly action?: DecisionAction;
-  readonly text?: string;
-}
+/** The machine's answer: the new state and, when something happened, its decision — a changed weight always has one. */
+export type Transition =
+  | { readonly state: RolloutState; readonly weight?: undefined; readonly action?: undefined; readonly text?: undefined }
+  | {
+      readonly state: RolloutState;
+      /** The canary's new percent, when it changes. */
+      readonly weight?: number;
+      /** What happened: the decision log's action. */
+      readonly action: DecisionAction;
+      readonly text: string;
+    };
+/** A transition that decided something. */
+type Decided = Extract<Transition, { readonly text: string }>;
 
 export type DecisionAction =
   | 'start'
@@ -147,13 +152,13 @@ export function onCheck(plan: RolloutPlan, state: RolloutState, verdict: Verdict
   return promote(plan, checked, `${fmt(step.weight)} held with every check passing`);
 }
 
-function promote(plan: RolloutPlan, state: RolloutState, why: string): Transition {
+function promote(plan: RolloutPlan, state: RolloutState, why: string): Decided {
   const step = state.step + 1;
   const weight = plan.steps[step]!.weight;
   return { state: { ...state, phase: 'running', step, weight, heldMs: 0, note: null }, weight, action: 'promote', text: `${why} → canary to ${fmt(weight)}` };
 }
 
-function reduce(plan: RolloutPlan, state: RolloutState, verdict: Verdict, now: number): Transition {
+function reduce(plan: RolloutPlan, state: RolloutState, verdict: Verdict, now: number): Decided {
   const weight = reducedWeight(state.weight);
   if (weight === 0) {
     return { state: { ...state, phase: 'rolled_back', weight: 0, reduceAt: null, note: verdict.text }, weight: 0, action: 'rollback', text: `${verdict.text} → canary to 0%` };
