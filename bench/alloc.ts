@@ -20,6 +20,7 @@ import { Pool } from 'undici';
 import { BUILT, DRUM_SPLITTER_CLI, REQUEST_BODY, REQUEST_PATH, UPSTREAM_BODY, drumSplitterArgs, envInt, machineLine, reportGate, signed } from './common.js';
 import { freePort, waitReady } from './proc.js';
 import type { AllocCounts } from './alloc-probe.js';
+import { cpuSeconds } from './usage.js';
 
 export const PROBE = `${BUILT}bench/alloc-probe.js`;
 /** Recording's code, as the built CLI's profile names it. */
@@ -34,6 +35,8 @@ export interface AllocTarget {
   /** Run once it answers, before the warm-up: e.g. start a rollout over its admin API. */
   prepare?(): Promise<void>;
   readonly nodeArgs?: readonly string[];
+  /** More environment for the target (it gets only PATH, HOME and TMPDIR of this process's). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface AllocOptions {
@@ -51,6 +54,8 @@ export interface AllocResult {
   readonly collections: number;
   readonly scavenges: number;
   readonly pauseUsPerRequest: number;
+  /** The target's CPU time (user + kernel, from /proc) over the measured requests, µs a request: noisy here, unlike the bytes. */
+  readonly cpuUsPerRequest: number;
 }
 
 /** The near-free upstream: a fixed JSON answer, the request body read and dropped. */
@@ -88,7 +93,7 @@ export async function allocationPerRequest(target: AllocTarget, opts: AllocOptio
   // An environment of its own: a test runner's NODE_OPTIONS and coverage hooks change what V8 allocates.
   const env = Object.fromEntries(['PATH', 'HOME', 'TMPDIR'].flatMap((k) => (process.env[k] === undefined ? [] : [[k, process.env[k]]])));
   const child = spawn(opts.node ?? process.execPath, [...(target.nodeArgs ?? []), '--import', pathToFileURL(PROBE).href, target.script, ...target.args(port, up.url)], {
-    env: { ...env, DRUM_ALLOC_PROBE: counts, NODE_ENV: 'production' },
+    env: { ...env, ...target.env, DRUM_ALLOC_PROBE: counts, NODE_ENV: 'production' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -113,7 +118,9 @@ export async function allocationPerRequest(target: AllocTarget, opts: AllocOptio
     await target.prepare?.();
     await send(pool, opts.warmup, opts.connections);
     const before = await read();
+    const cpuBefore = cpuSeconds([child.pid!]);
     await send(pool, opts.requests, opts.connections);
+    const cpuAfter = cpuSeconds([child.pid!]);
     const after = await read();
     const per = (k: keyof AllocCounts): number => (after[k] - before[k]) / opts.requests;
     return {
@@ -122,6 +129,7 @@ export async function allocationPerRequest(target: AllocTarget, opts: AllocOptio
       collections: after.collections - before.collections,
       scavenges: after.scavenges - before.scavenges,
       pauseUsPerRequest: per('pauseUs'),
+      cpuUsPerRequest: (1e6 * (cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system)) / opts.requests,
     };
   } finally {
     await pool.close();

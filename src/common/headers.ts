@@ -14,47 +14,78 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /**
- * Header names lower-cased, remembered: the same few names come on every request and answer
- * ("Content-Type"), and lower-casing each anew was a string a header. Bounded, so a client's
- * made-up names cannot grow it; past the bound a name is lower-cased each time.
+ * Lower-case names to drop, by length: most names a request or answer carries are passed over
+ * after one array read, and the rest compared letter by letter, without making a lower-cased copy
+ * of every name (a string a header, on every exchange).
  */
-const LOWER = new Map<string, string>();
-const LOWER_MAX = 512;
+type NameFilter = readonly (readonly string[] | undefined)[];
 
-export function lowerName(name: string): string {
-  let lower = LOWER.get(name);
-  if (lower === undefined) {
-    lower = name.toLowerCase();
-    if (LOWER.size < LOWER_MAX) LOWER.set(name, lower);
-  }
-  return lower;
+function compile(names: Iterable<string>): NameFilter {
+  const byLength: string[][] = [];
+  for (const name of names) (byLength[name.length] ??= []).push(name);
+  return byLength;
 }
 
-/** Names listed in the Connection header are hop-by-hop for this message too. */
-function connectionTokens(raw: readonly string[]): Set<string> | undefined {
-  let tokens: Set<string> | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    // Lower-casing only names of the right length: every request has a few headers and rarely this one.
-    if (raw[i]!.length !== 10 || lowerName(raw[i]!) !== 'connection') continue;
-    tokens ??= new Set();
-    for (const t of raw[i + 1]!.split(',')) tokens.add(t.trim().toLowerCase());
+/** Whether header name `name`, in any case, is `lower`, of the same length. */
+function sameName(name: string, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    let c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** The name in `filter` that `name` is, lower-case; undefined for a name to keep. */
+function matched(filter: NameFilter, name: string): string | undefined {
+  const candidates = filter[name.length];
+  if (candidates === undefined) return undefined;
+  for (const lower of candidates) if (sameName(name, lower)) return lower;
+  return undefined;
+}
+
+const HOP_FILTER = compile(HOP_BY_HOP);
+const FILTERS = new WeakMap<ReadonlySet<string>, NameFilter>();
+
+function filterFor(drop: ReadonlySet<string> | undefined): NameFilter {
+  if (drop === undefined) return HOP_FILTER;
+  let filter = FILTERS.get(drop);
+  if (filter === undefined) FILTERS.set(drop, (filter = compile([...HOP_BY_HOP, ...drop])));
+  return filter;
+}
+
+/**
+ * The names a Connection header lists, added to `into`: hop-by-hop for this message too. Nearly
+ * every message says just "keep-alive" or "close", both dropped anyway: nothing is made for those.
+ */
+function connectionTokens(value: string, into: Set<string> | undefined): Set<string> | undefined {
+  if ((value.length === 10 && sameName(value, 'keep-alive')) || (value.length === 5 && sameName(value, 'close'))) return into;
+  let tokens = into;
+  for (const t of value.split(',')) {
+    const name = t.trim().toLowerCase();
+    if (!HOP_BY_HOP.has(name)) (tokens ??= new Set()).add(name);
   }
   return tokens;
 }
 
 /**
- * Copies raw headers minus hop-by-hop ones and those in `drop` (lower-case names).
- * Returns the kept pairs, flat.
+ * Copies raw headers minus hop-by-hop ones, those a Connection header lists, and those in `drop`
+ * (lower-case names). Returns the kept pairs, flat.
  */
 export function endToEnd(raw: readonly string[], drop?: ReadonlySet<string>): string[] {
-  const listed = connectionTokens(raw);
+  const filter = filterFor(drop);
   const out: string[] = [];
+  let listed: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const lower = lowerName(raw[i]!);
-    if (HOP_BY_HOP.has(lower) || listed?.has(lower) || drop?.has(lower)) continue;
-    out.push(raw[i]!, raw[i + 1]!);
+    const hit = matched(filter, raw[i]!);
+    if (hit === undefined) out.push(raw[i]!, raw[i + 1]!);
+    else if (hit === 'connection') listed = connectionTokens(raw[i + 1]!, listed);
   }
-  return out;
+  if (listed === undefined) return out;
+  // Rare: the Connection header names more fields to drop, maybe some already kept.
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) if (!listed.has(out[i]!.toLowerCase())) kept.push(out[i]!, out[i + 1]!);
+  return kept;
 }
 
 const FORWARDED = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'] as const;

@@ -353,7 +353,7 @@ class ClientSink implements AnswerSink {
     private readonly opts: ClientAnswer,
     private readonly onFailure: (failure: ForwardFailure, err: Error, midBody: boolean) => void,
   ) {
-    res.once('close', this.#onClientGone);
+    res.on('close', this.#onClientGone); // once: 'close' comes once
   }
 
   head(status: number, statusText: string, headers: string[], upstream: Resumable): void {

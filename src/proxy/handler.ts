@@ -253,7 +253,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
   function observe(ex: Exchange): void {
     ex.slot = live.length;
     live.push(ex);
-    ex.res.once('close', () => {
+    // 'close' comes once: on(), without once()'s wrapper, on every exchange.
+    ex.res.on('close', () => {
       const last = live.pop()!;
       if (last !== ex) {
         live[ex.slot] = last;
@@ -375,14 +376,11 @@ export function createProxy(deps: ProxyDeps): Proxy {
       ex.shadow?.body.add(chunk);
       chunks.push(chunk);
     };
+    // A client that leaves first never gets 'end'; its listeners go with it.
     const onEnd = (): void => {
-      req.off('close', onClose);
       if (!ex.res.destroyed) forwardTo(ex, backend, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, ex.bodyLength), ex.bodyLength);
     };
-    const onClose = (): void => {
-      req.off('data', onData).off('end', onEnd);
-    };
-    req.on('data', onData).once('end', onEnd).once('close', onClose);
+    req.on('data', onData).on('end', onEnd);
   }
 
   /** Answers for a failed forward; a failure in the middle of the answer's body cuts the connection. */
