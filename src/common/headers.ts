@@ -26,8 +26,9 @@ function compile(names: Iterable<string>): NameFilter {
   return byLength;
 }
 
-/** Whether header name `name`, in any case, is `lower`, of the same length. */
-function sameName(name: string, lower: string): boolean {
+/** Whether header name (or token) `name`, in any case, is `lower`: no lower-cased copy made. */
+export function sameName(name: string, lower: string): boolean {
+  if (name.length !== lower.length) return false;
   for (let i = 0; i < lower.length; i++) {
     let c = name.charCodeAt(i);
     if (c >= 65 && c <= 90) c += 32;
@@ -59,7 +60,7 @@ function filterFor(drop: ReadonlySet<string> | undefined): NameFilter {
  * every message says just "keep-alive" or "close", both dropped anyway: nothing is made for those.
  */
 function connectionTokens(value: string, into: Set<string> | undefined): Set<string> | undefined {
-  if ((value.length === 10 && sameName(value, 'keep-alive')) || (value.length === 5 && sameName(value, 'close'))) return into;
+  if (sameName(value, 'keep-alive') || sameName(value, 'close')) return into;
   let tokens = into;
   for (const t of value.split(',')) {
     const name = t.trim().toLowerCase();

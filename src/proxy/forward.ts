@@ -324,36 +324,41 @@ export interface ClientAnswer {
  * upstream is never kept waiting; otherwise the upstream is paused until the client drains.
  * `onFailure` is called at most once: before the answer started (the proxy answers with an
  * error) or in the middle of its body (`midBody`; the proxy cuts the connection, as nginx does).
- * A client that leaves aborts the call and calls nothing.
+ * Its owner, who hears the response close anyway, tells it so (`closed()`): a client that left
+ * before the answer was whole aborts the call, and nothing else is called.
  */
+export interface ClientSink extends AnswerSink {
+  closed(): void;
+}
+
 export function toClient(
   res: ServerResponse,
   call: Call,
   opts: ClientAnswer,
   onFailure: (failure: ForwardFailure, err: Error, midBody: boolean) => void,
-): AnswerSink {
-  return new ClientSink(res, call, opts, onFailure);
+): ClientSink {
+  return new ResponseSink(res, call, opts, onFailure);
 }
 
-class ClientSink implements AnswerSink {
+class ResponseSink implements ClientSink {
   #overflow: Overflow | undefined;
   #failed = false;
   #complete = false;
   #upstream: Resumable | undefined;
   /** Paused until the client drains (unbuffered answers only). */
   #waiting = false;
-  readonly #onClientGone = (): void => {
-    this.#overflow?.close();
-    if (!this.#complete) this.call.abort(new Error('client went away'));
-  };
 
   constructor(
     private readonly res: ServerResponse,
     private readonly call: Call,
     private readonly opts: ClientAnswer,
     private readonly onFailure: (failure: ForwardFailure, err: Error, midBody: boolean) => void,
-  ) {
-    res.on('close', this.#onClientGone); // once: 'close' comes once
+  ) {}
+
+  closed(): void {
+    if (this.#failed) return;
+    this.#overflow?.close();
+    if (!this.#complete) this.call.abort(new Error('client went away'));
   }
 
   head(status: number, statusText: string, headers: string[], upstream: Resumable): void {
@@ -390,7 +395,6 @@ class ClientSink implements AnswerSink {
   end(): void {
     this.#complete = true;
     if (this.#overflow !== undefined) return this.#overflow.end();
-    this.res.off('close', this.#onClientGone);
     this.res.end();
   }
 
@@ -403,7 +407,6 @@ class ClientSink implements AnswerSink {
     const { res } = this;
     if (this.#failed || res.destroyed) return;
     this.#failed = true;
-    res.off('close', this.#onClientGone);
     this.onFailure(classifyFailure(err), err, res.headersSent);
   }
 

@@ -3,7 +3,7 @@ import { isIP, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from './options.js';
-import { FORWARDED_HEADERS, upstreamRequestHeaders } from '../common/headers.js';
+import { FORWARDED_HEADERS, sameName, upstreamRequestHeaders } from '../common/headers.js';
 import { compileKey, type RequestFacts } from './key.js';
 import { parseHost, parsePath } from './nginx-uri.js';
 import { sendError } from './errors.js';
@@ -12,7 +12,7 @@ import { NO_UPSTREAM, refused, type Outcome, type Outcomes } from '../observe/ou
 import { hashKey, pickByHash, type SplitTable } from './split.js';
 import type { PendingRecord, Recording } from '../record/recording.js';
 import { BufferFailed, SpillFile } from './spill.js';
-import { BodyTooLarge, classifyFailure, dispatch, tapped, toClient, type Backend, type ClientAnswer, type ForwardBody, type ForwardFailure, type Tap } from './forward.js';
+import { BodyTooLarge, classifyFailure, dispatch, tapped, toClient, type Backend, type ClientAnswer, type ClientSink, type ForwardBody, type ForwardFailure, type Tap } from './forward.js';
 
 export const UPSTREAM_HEADER = 'X-Drum-Splitter-Upstream';
 
@@ -101,6 +101,8 @@ interface Exchange {
   spill: SpillFile | undefined;
   /** Its index in the list of exchanges in flight. */
   slot: number;
+  /** The client's response as the upstream's answer goes to it, told when the response closes. */
+  client: ClientSink | undefined;
 }
 
 /** Node reports IPv4 peers of a dual-stack socket as ::ffff:a.b.c.d; nginx as a.b.c.d. */
@@ -155,7 +157,7 @@ const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/i;
 /** How many times a header occurs in Node's flat rawHeaders list. */
 function occurrences(raw: readonly string[], lowerName: string): number {
   let n = 0;
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === lowerName.length && raw[i]!.toLowerCase() === lowerName) n++;
+  for (let i = 0; i < raw.length; i += 2) if (sameName(raw[i]!, lowerName)) n++;
   return n;
 }
 
@@ -246,6 +248,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       bytes: 0,
       spill: undefined,
       slot: -1,
+      client: undefined,
     };
   }
 
@@ -255,6 +258,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     live.push(ex);
     // 'close' comes once: on(), without once()'s wrapper, on every exchange.
     ex.res.on('close', () => {
+      ex.client?.closed();
       const last = live.pop()!;
       if (last !== ex) {
         live[ex.slot] = last;
@@ -409,9 +413,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
     if (bufferedLength !== undefined) headers.push('Content-Length', String(bufferedLength));
     const delivery = deliveries.get(backend.name)!;
     ex.shadow?.sending(headers);
-    dispatch(backend, { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs }, (call) =>
-      tapped(toClient(res, call, delivery, (failure, err, midBody) => refuse(ex, failure, err, midBody)), new AnswerTap(ex)),
-    );
+    dispatch(backend, { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs }, (call) => {
+      ex.client = toClient(res, call, delivery, (failure, err, midBody) => refuse(ex, failure, err, midBody));
+      return tapped(ex.client, new AnswerTap(ex));
+    });
   }
 
   /** Stage 5 buffered, then stage 6. */
