@@ -1,7 +1,7 @@
 // `npm run bench` (not CI; about an hour here): every bench in turn — throughput, latency, memory
 // and the heap settings, allocation, Node versions, how cost grows, a 10-minute soak — each
 // printing its own tables, then the gates they judged in one table (docs/performance.md,
-// Targets). Their environment variables pass through (BENCH_DURATION, BENCH_ROUNDS, …); each
+// Gates). Their environment variables pass through (BENCH_DURATION, BENCH_ROUNDS, …); each
 // runs alone too (`npm run bench:throughput`, …).
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';

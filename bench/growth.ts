@@ -1,4 +1,4 @@
-// `npm run bench:growth` (issue 15): how drum-splitter's cost grows next to nginx split_clients'.
+// `npm run bench:growth`: how drum-splitter's cost grows next to nginx split_clients'.
 // For each point of a series — the request body's size (1 KB to 10 MB), the number of keep-alive
 // connections (32 to 10,000), request and response buffering on and off — wrk drives drum-splitter
 // (defaults, bench/common.ts) and nginx split_clients (bench/nginx.ts) one after the other in front

@@ -56,7 +56,7 @@ const RSS_GATE = 1.25;
 const HEAP_VARIANTS: readonly { name: string; node: readonly string[]; bareNode?: readonly string[]; note?: string }[] = [
   { name: 'V8 defaults', node: ['--allocation-site-pretenuring', '--heap-growing-percent=0', '--max-semi-space-size=0', '--wasm-tier-up', '--wasm-dynamic-tiering'], note: 'each names its default' },
   { name: SERVES, node: [], bareNode: SERVE_HEAP_FLAGS, note: `drum-splitter: no flag; the bare proxy: \`${SERVE_HEAP_FLAGS.join(' ')}\`` },
-  { name: 'issue 15 settings', node: ['--allocation-site-pretenuring', '--heap-growing-percent=50', '--max-semi-space-size=8', '--no-wasm-tier-up', '--no-wasm-dynamic-tiering'], note: 'what serve applied before: semi-spaces capped at 8 MB, a full collection at 50% growth, llhttp kept in Liftoff' },
+  { name: 'RSS-capped (before)', node: ['--allocation-site-pretenuring', '--heap-growing-percent=50', '--max-semi-space-size=8', '--no-wasm-tier-up', '--no-wasm-dynamic-tiering'], note: 'what serve applied before: semi-spaces capped at 8 MB, a full collection at 50% growth, llhttp kept in Liftoff' },
   { name: 'semi-spaces 16 MB', node: ['--allocation-site-pretenuring', '--heap-growing-percent=0', '--max-semi-space-size=16', '--wasm-tier-up', '--wasm-dynamic-tiering'] },
   { name: 'semi-spaces 8 MB', node: ['--allocation-site-pretenuring', '--heap-growing-percent=0', '--max-semi-space-size=8', '--wasm-tier-up', '--wasm-dynamic-tiering'] },
   { name: 'semi-spaces 8 MB, no pretenuring', node: ['--no-allocation-site-pretenuring', '--heap-growing-percent=0', '--max-semi-space-size=8', '--wasm-tier-up', '--wasm-dynamic-tiering'] },

@@ -74,7 +74,7 @@ function table(rows: Row[]): string {
       const b = cpuOf(base);
       return cpu && b ? [`CPU/req vs ${what} ${change(cpu, b)}`] : [];
     };
-    // Issue 15, target 3: the features' CPU over the floor, under V8's defaults and under serve's heap settings.
+    // The features gate: the features' CPU over the floor, under V8's defaults and under serve's heap settings.
     if (r.name === DRUM_SPLITTER_ROW || r.name === ROLLOUT_ROW) return [...over(BARE_ROW, 'bare'), ...over(BARE_HEAP_ROW, 'bare with its heap settings')].join(', ');
     if (!r.name.startsWith(RECORDING_ROW) || !r.result || !off) return '';
     const cpuVsOff = cpu && offCpu ? `, CPU/req ${change(cpu, offCpu)}` : '';
