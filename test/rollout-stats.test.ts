@@ -1,5 +1,5 @@
 import t from 'tap';
-import { growthPerHour, histogramQuantile, mannWhitneyGreater, mannWhitneyGreaterBinned, quantile, slope, type HistogramBucket } from '../src/rollout/stats.js';
+import { binomialAtLeast, fisherGreater, growthPerHour, histogramQuantile, mannWhitneyGreater, mannWhitneyGreaterBinned, quantile, slope, type HistogramBucket } from '../src/rollout/stats.js';
 
 const range = <T>(n: number, f: (i: number) => T): T[] => Array.from({ length: n }, (_, i) => f(i));
 const oneTo = (n: number): number[] => range(n, (i) => i + 1);
@@ -218,4 +218,47 @@ t.test('growthPerHour: relative to the fitted start', async (t) => {
     if (Number.isNaN(want)) t.ok(Number.isNaN(got), `${name}: NaN`);
     else t.ok(Math.abs(got - want) <= 1e-9, `${name}: ${got} ≈ ${want}`);
   }
+});
+
+// scipy 1.17.1: binomtest(k, n, p, alternative='greater').pvalue
+t.test('binomialAtLeast: the exact one-sided binomial test, as scipy computes it', async (t) => {
+  const table: [k: number, n: number, p: number, expected: number][] = [
+    [1, 27, 0.01, 0.23765728565289623], // one error in 27 says little: no immediate rollback at 1%
+    [5, 100, 0.01, 0.0034323215877545207], // five in 100 does
+    [3, 200, 0.01, 0.3233213054643432],
+    [20, 1000, 0.01, 0.003288359787727457],
+    [0, 10, 0.1, 1],
+    [2, 200, 0.001, 0.017457510966081852],
+    [10, 10, 0.5, 0.0009765625],
+    [7, 5000, 0.001, 0.23774335854749404],
+    [3, 1000, 0.01, 0.9973205680062085], // at or below the mean: one minus the lower tail
+    [9, 1000, 0.01, 0.6683127368008389],
+    [1, 200, 0.01, 0.8660203251420381],
+    [60, 10000, 0.01, 0.9999941895317661], // the lower tail summed only as far as it counts
+    [60, 5000, 0.01, 0.09117523546410738],
+  ];
+  for (const [k, n, p, expected] of table) t.ok(Math.abs(binomialAtLeast(k, n, p) - expected) <= 1e-9 * Math.max(expected, 1e-12), `P(X ≥ ${k} | ${n}, ${p})`);
+  t.equal(binomialAtLeast(11, 10, 0.5), 0, 'more events than trials');
+  t.equal(binomialAtLeast(3, 10, 0), 0, 'a rate of 0 makes no event');
+  t.equal(binomialAtLeast(3, 10, 1), 1, 'a rate of 1 makes every one');
+  t.equal(binomialAtLeast(4.6, 100.4, 0.01), binomialAtLeast(5, 100, 0.01), "Prometheus's fractional counts are rounded");
+  t.ok(binomialAtLeast(5000, 100000, 0.01) < 1e-300 || binomialAtLeast(5000, 100000, 0.01) === 0, 'a far tail underflows to 0, not NaN');
+});
+
+// scipy 1.17.1: fisher_exact([[a, n1 - a], [b, n2 - b]], alternative='greater')[1]
+t.test('fisherGreater: the one-sided Fisher exact test, as scipy computes it', async (t) => {
+  const table: [a: number, n1: number, b: number, n2: number, expected: number][] = [
+    [1, 27, 3, 1000, 0.1012279434879561],
+    [5, 100, 1, 2000, 1.2832142005539904e-6],
+    [0, 50, 5, 1000, 1],
+    [2, 200, 600, 200000, 0.12209754082410601], // the canary at the baseline's 0.3%: not worse
+    [40, 10000, 200, 190000, 2.5955685566225405e-11],
+    [1, 1, 0, 1, 0.5],
+    [3, 10, 3, 10, 0.6857585139318885],
+    [52, 10500, 20, 200000, 2.0002178998265523e-51],
+  ];
+  for (const [a, n1, b, n2, expected] of table) t.ok(Math.abs(fisherGreater(a, n1, b, n2) - expected) <= 1e-9 * expected, `${a}/${n1} vs ${b}/${n2}`);
+  t.equal(fisherGreater(0, 100, 0, 1000), 1, 'no errors anywhere: no evidence');
+  t.equal(fisherGreater(3, 100, 0, 0), 1, 'no baseline: nothing to compare with');
+  t.ok(fisherGreater(100000, 200000, 100000, 200000) > 0.49, 'a tail of 100,000 terms, summed without spreading them into a call');
 });

@@ -1,7 +1,8 @@
 /**
  * Pure statistics for the canary controller, which compares a baseline and a canary backend:
- * latency quantiles, a one-sided Mann–Whitney U test (is the canary slower?) and a least-squares
- * growth rate (is the canary's RSS climbing?). Inputs must not contain NaN.
+ * latency quantiles, a one-sided Mann–Whitney U test (is the canary slower?), exact tests on
+ * error counts (is the canary's rate over a limit? worse than the baseline's?) and a
+ * least-squares growth rate (is the canary's RSS climbing?). Inputs must not contain NaN.
  */
 
 /**
@@ -219,4 +220,83 @@ export function growthPerHour(points: readonly (readonly [ms: number, value: num
   const { slope: perMs, atFirst } = fit(points);
   // NaN > 0 is false, so a missing fit falls through to NaN with a non-positive start.
   return atFirst > 0 ? (perMs * 3_600_000) / atFirst : NaN;
+}
+
+// ln Γ(x) for x ≥ 1 by Lanczos' approximation (g = 7, nine terms; the coefficients are Paul
+// Godfrey's), about 15 significant digits: enough for the log-factorials of the exact tests.
+const LANCZOS = [
+  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905,
+  -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+];
+const HALF_LN_2PI = 0.91893853320467274;
+
+function lnGamma(x: number): number {
+  const z = x - 1;
+  let a = LANCZOS[0]!;
+  for (let i = 1; i < LANCZOS.length; i++) a += LANCZOS[i]! / (z + i);
+  const t = z + 7.5;
+  return HALF_LN_2PI + (z + 0.5) * Math.log(t) - t + Math.log(a);
+}
+
+const lnChoose = (n: number, k: number): number => lnGamma(n + 1) - lnGamma(k + 1) - lnGamma(n - k + 1);
+
+/** Σ exp(terms), the terms given as logs, without overflow or underflow of the largest. */
+function sumExp(logs: readonly number[]): number {
+  let top = -Infinity;
+  for (const l of logs) if (l > top) top = l; // not Math.max(...logs): a long tail is more arguments than a call takes
+  let sum = 0;
+  for (const l of logs) sum += Math.exp(l - top);
+  return Math.exp(top) * sum;
+}
+
+/**
+ * P(X ≥ k) for X ~ Binomial(n, p): the one-sided exact test of "the rate is above p" having seen
+ * k events in n trials (scipy.stats.binomtest(k, n, p, alternative='greater').pvalue). Below
+ * SIGNIFICANCE it says the rate is over p with that confidence — equivalently, the one-sided
+ * Clopper–Pearson lower bound of k/n is above p. Counts are rounded (Prometheus's are fractional).
+ */
+export function binomialAtLeast(k: number, n: number, p: number): number {
+  k = Math.round(k);
+  n = Math.round(n);
+  if (k <= 0) return 1;
+  if (k > n || p <= 0) return 0;
+  if (p >= 1) return 1;
+  const lnP = Math.log(p);
+  const lnQ = Math.log1p(-p);
+  const term = (x: number): number => lnChoose(n, x) + x * lnP + (n - x) * lnQ;
+  // Sum the shorter tail: above the mean the terms fall away fast, so stop once they no longer count.
+  if (k > n * p) {
+    const logs: number[] = [];
+    for (let x = k; x <= n; x++) {
+      const t = term(x);
+      logs.push(t);
+      if (t < logs[0]! - 40) break;
+    }
+    return Math.min(1, sumExp(logs));
+  }
+  const below: number[] = [];
+  for (let x = k - 1; x >= 0; x--) {
+    const t = term(x);
+    below.push(t);
+    if (t < below[0]! - 40) break;
+  }
+  return Math.max(0, 1 - sumExp(below));
+}
+
+/**
+ * One-sided Fisher's exact test of "the canary's error rate is above the baseline's": with
+ * `errors` of `requests` on each side and the margins fixed, the probability that the canary
+ * holds at least as many of all the errors as it did (hypergeometric upper tail; scipy's
+ * fisher_exact([[ce, cn − ce], [be, bn − be]], alternative='greater')). Counts are rounded.
+ */
+export function fisherGreater(canaryErrors: number, canaryRequests: number, baselineErrors: number, baselineRequests: number): number {
+  const a = Math.round(canaryErrors);
+  const n1 = Math.round(canaryRequests);
+  const n = n1 + Math.round(baselineRequests);
+  const k = a + Math.round(baselineErrors);
+  if (k === 0 || n1 === 0 || n1 === n) return 1;
+  const whole = lnChoose(n, n1);
+  const logs: number[] = [];
+  for (let x = a; x <= Math.min(k, n1); x++) logs.push(lnChoose(k, x) + lnChoose(n - k, n1 - x) - whole);
+  return Math.min(1, sumExp(logs));
 }
