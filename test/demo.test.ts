@@ -166,7 +166,7 @@ t.test('demo --rollout: the canary is promoted, turns slow at 50%, is reduced st
   const decisions = r.stdout.split('\n').filter((l) => /^\s+\+\s*[\d.]+s/.test(l)).map((l) => /\+\s*[\d.]+s\s+(\S+)\s+(\d+)% →\s+(\d+)%/.exec(l)!.slice(1));
   t.same(decisions.slice(0, 3), [['start', '0', '5'], ['promote', '5', '25'], ['promote', '25', '50']]);
   const after = decisions.slice(3);
-  t.ok(after.length >= 1 && after.every(([action]) => ['reduce', 'rollback', 'recovered', 'hold'].includes(action!)), JSON.stringify(after));
+  t.ok(after.length >= 1 && after.every(([action]) => ['suspect', 'reduce', 'rollback', 'recovered', 'hold'].includes(action!)), JSON.stringify(after));
   t.same(after.at(-1), ['rollback', after.at(-1)![1], '0'], 'it ends at 0%');
   t.match(r.stdout, /canary p99 [\d.]+ ms vs baseline [\d.]+ ms .* over \+50%/);
   t.match(r.stdout, /ended rolled_back at 0%/);

@@ -66,22 +66,22 @@ t.test('verdicts on recorded answers', async (t) => {
   t.ok(Math.abs(traffic.canary.errors / traffic.canary.requests - 0.05) < 0.001, 'fastapi: ~5% errors');
   t.same(traffic.memory, { canaryRss: 130 * 2 ** 20, baselineRss: 100 * 2 ** 20, canaryGrowthPerHour: undefined, canaryOom: undefined });
   t.equal(traffic.canaryDownMs, 0);
-  const verdict = judge(traffic, step, DEFAULT_ROLLBACK, plan.minRequests);
+  const verdict = judge(traffic, step, DEFAULT_ROLLBACK, { minRequests: plan.minRequests, minP99Difference: 0 });
   t.match(verdict, { action: 'rollback', text: /canary error rate 5% \(121 of 2,414\) over 1%/ });
   t.match(verdict.checks.find((c) => c.check === 'p99'), { status: 'reduce', text: /canary p99 .* vs baseline .*Mann–Whitney p=/ }, 'slower, and significantly so, from the buckets');
   t.match(verdict.checks.find((c) => c.check === 'memory'), { status: 'ok', text: /canary RSS 130 MB vs baseline 100 MB \(\+30%\)/ }, 'under the first step\'s 50%');
   t.match(verdict.checks.find((c) => c.check === 'oom'), { status: 'unavailable' });
 
   // Before any traffic, the counting queries have no series: inconclusive, never a pass.
-  const quiet = judge(evidenceFromAnswers(plan, samples(recorded.quiet), undefined), step, DEFAULT_ROLLBACK, plan.minRequests);
+  const quiet = judge(evidenceFromAnswers(plan, samples(recorded.quiet), undefined), step, DEFAULT_ROLLBACK, { minRequests: plan.minRequests, minP99Difference: 0 });
   t.match(quiet, { action: 'inconclusive', text: /0 canary requests, fewer than 200/ });
-  t.match(judge(evidenceFromAnswers(plan, {}, 0.5), step, DEFAULT_ROLLBACK, plan.minRequests), { action: 'rollback', text: /RSS growing 50% per hour/ }, 'the growth is passed through');
+  t.match(judge(evidenceFromAnswers(plan, {}, 0.5), step, DEFAULT_ROLLBACK, { minRequests: plan.minRequests, minP99Difference: 0 }), { action: 'rollback', text: /RSS growing 50% per hour/ }, 'the growth is passed through');
   t.equal(evidenceFromAnswers(plan, { down: [{ metric: {}, value: 31 }] }, undefined).canaryDownMs, 31_000, 'down seconds as ms');
 });
 
 t.test('answers that are no measurement (NaN, +Inf, -Inf, negative): inconclusive and said, never a pass', async (t) => {
   const step = DEFAULT_STEPS[0]!;
-  const judged = (answers: Record<string, Answer>) => judge(evidenceFromAnswers(plan, samples(answers), undefined), step, DEFAULT_ROLLBACK, plan.minRequests);
+  const judged = (answers: Record<string, Answer>) => judge(evidenceFromAnswers(plan, samples(answers), undefined), step, DEFAULT_ROLLBACK, { minRequests: plan.minRequests, minP99Difference: 0 });
   t.match(judged(healthy), { action: 'pass' }, 'the healthy answers pass');
   // Prometheus's spelling, as the verdict says it.
   const spelt: Record<Odd, string> = { NaN: 'NaN', '+Inf': '\\+Inf', '-Inf': '-Inf', negative: '-\\d[\\d.e+]*' };
@@ -145,14 +145,14 @@ t.test('PrometheusEvidence: refresh, then the check reads it; an outage is incon
   source.reset(at - 20_000);
   await source.refresh(at);
   t.ok(prom.queries.every((q) => q.includes('[20s]') || !q.includes('[')), 'the window is the step so far');
-  t.match(judge(source.gather(), DEFAULT_STEPS[0]!, DEFAULT_ROLLBACK, 200), { action: 'rollback' });
+  t.match(judge(source.gather(), DEFAULT_STEPS[0]!, DEFAULT_ROLLBACK, { minRequests: 200, minP99Difference: 0 }), { action: 'rollback' });
 
   for (const [m, why] of [['error', /Prometheus answered an error: invalid parameter/], ['html', /HTTP 502, not JSON: <html>bad gateway/]] as const) {
     mode = m;
     await source.refresh(at + 1000);
     await source.refresh(at + 2000);
     t.match(source.gather(), { unavailable: why });
-    t.match(judge(source.gather(), DEFAULT_STEPS[0]!, DEFAULT_ROLLBACK, 200), { action: 'inconclusive', checks: [] });
+    t.match(judge(source.gather(), DEFAULT_STEPS[0]!, DEFAULT_ROLLBACK, { minRequests: 200, minP99Difference: 0 }), { action: 'inconclusive', checks: [] });
   }
   t.equal(lines.filter((l) => /Prometheus unreachable or failing/.test(l.msg)).length, 1, 'said once for the whole outage');
   mode = 'ok';

@@ -18,6 +18,9 @@ const MiB = 2 ** 20;
 
 const PLAN: RolloutPlan = parsePlan(
   {
+    // Every check acts: settle and confirm have their own tests (rollout-machine).
+    settle: 0,
+    confirm: 1,
     interval: '1m',
     window: '5m',
     minRequests: 50,
@@ -162,7 +165,7 @@ t.test('a canary answering 5% errors is at 0% at the first check', async (t) => 
   const verdict = r.minute({ errors: 5 });
   t.match(verdict, { action: 'rollback' });
   t.equal(r.canary(), 0);
-  t.match(r.controller.decisions.at(-1), { action: 'rollback', from: 5, to: 0, text: /canary error rate 5% \(5 of 100\) over 1% → canary to 0% at once/ });
+  t.match(r.controller.decisions.at(-1), { action: 'rollback', from: 5, to: 0, text: /canary error rate 5% \(5 of 100\) over 1% with 99% confidence \(exact binomial test p=0\.0034\) → canary to 0% at once/ });
   t.equal(r.controller.view().phase, 'rolled_back');
 });
 
@@ -321,7 +324,7 @@ t.test('a step the weights cannot take (another canary holds too much): refused,
   const upstreams = ['flask', 'fastapi', 'canary2'];
   const at = new Date(0).toISOString();
   const store = new WeightStore(upstreams, { state: { shares: [['canary2', 6000]], version: 1, updatedAt: at, source: 'startup' }, history: [] }, { now: () => new Date(0), log: silentLog });
-  const plan = parsePlan({ interval: '1m', minRequests: 1, steps: [{ weight: 10, hold: '1m' }, { weight: 50, hold: '1m' }] }, upstreams);
+  const plan = parsePlan({ interval: '1m', minRequests: 1, settle: 0, confirm: 1, steps: [{ weight: 10, hold: '1m' }, { weight: 50, hold: '1m' }] }, upstreams);
   let tick: () => void = () => undefined;
   const lines: { msg: string; err?: string }[] = [];
   const log = (await import('pino')).pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
@@ -360,4 +363,45 @@ t.test("a fleet controller's claim: this process's own rollout cannot start whil
   r.controller.command('start', 'alice', null);
   t.throws(() => r.controller.claim({ controller: 'c', who: 'controller', ttlMs: 1000 }), { name: 'NotNow', message: 'an in-proxy rollout is running here; abort it before a fleet controller takes over' });
   t.equal(r.controller.view().controller, null);
+});
+
+t.test('with the default settle and confirm: the settling minute and a suspicion start fresh windows; GET /rollout says both', async (t) => {
+  const plan: RolloutPlan = { ...PLAN, settle: 1, confirm: 2 };
+  const r = rig(t, { plan });
+  r.controller.command('start', 'alice', null);
+  t.match(r.controller.view(), { plan: { settle: 1, confirm: 2, minP99DifferenceMs: 5 }, settling: 1, strikes: 0 });
+  // The settling minute: a canary slow and failing at once is not judged on it (the change itself).
+  r.traffic('flask', 200, () => 0.01);
+  r.traffic('fastapi', 100, () => 0.5, (i) => (i < 3 ? 500 : 200));
+  r.advance(MIN);
+  r.controller.check();
+  t.match(r.controller.view(), { phase: 'running', weight: 5, settling: 0 }, 'no decision on the settling minute');
+  t.equal(r.controller.decisions.length, 1);
+  // Its exchanges are gone: the next window holds only what came after it.
+  t.match(r.minute(), { action: 'pass' }, 'the slow settling minute is not in the first judged window');
+
+  const failing = rig(t, { plan });
+  failing.controller.command('start', 'alice', null);
+  t.match(failing.minute({ errors: 5 }), { action: 'inconclusive', checks: [], text: 'settling after a weight change: not judged (1 check left)' }, 'the settling minute: not judged');
+  t.equal(failing.canary(), 5);
+  t.match(failing.minute({ errors: 5 }), { action: 'rollback' }, '5% errors: at 0% on the first judged window, the second interval after the start');
+  t.equal(failing.canary(), 0);
+  const patient = rig(t, { plan: { ...plan, settle: 2 } });
+  patient.controller.command('start', 'alice', null);
+  t.match(patient.minute(), { text: 'settling after a weight change: not judged (2 checks left)' });
+
+  const slow = rig(t, { plan, canaryAt: 0 });
+  slow.controller.command('start', 'alice', null);
+  slow.minute();
+  slow.minute();
+  t.match(slow.minute({ slow: 3 }), { action: 'reduce' });
+  t.match(slow.controller.view(), { weight: 5, strikes: 1 });
+  t.match(slow.controller.decisions.at(-1), { action: 'suspect', to: 5, text: /unconfirmed \(1 of 2 windows in a row\)/ });
+  // The confirming window is fresh: one fast minute after the suspicion passes, whatever the slow one before it said.
+  t.match(slow.minute(), { action: 'pass' });
+  t.match(slow.controller.view(), { weight: 5, strikes: 0 });
+  slow.minute({ slow: 3 });
+  slow.minute({ slow: 3 });
+  t.equal(slow.canary(), 0, 'two slow windows in a row: 5% reduces to 0%');
+  t.match(slow.controller.decisions.at(-1), { action: 'rollback', text: /failing 2 windows in a row/ });
 });

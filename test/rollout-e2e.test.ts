@@ -79,20 +79,23 @@ t.test('a healthy canary goes 10 → 50 → 100 and completes; the CLI and the A
   t.match(metrics, /drum_rollout_decisions_total\{action="promote"\} 2/);
 });
 
-t.test('a canary answering 5% errors is at 0% within two intervals of starting', async (t) => {
+t.test('a canary answering 5% errors is at 0% as soon as that is conclusive', async (t) => {
   const w = await world(t, behaving(2, 20), { ...FAST, steps: [{ weight: 50, hold: '1h' }], rollback: { maxErrorRate: 0.01 } });
   await call(`${w.admin}/rollout/start`, 'POST', { reason: 'e2e' });
   const started = Date.now();
   await until(() => w.app.rollout!.state.phase === 'rolled_back', 10_000);
   t.equal(w.app.store.view().weights.fastapi, 0);
   const decision = w.app.rollout!.decisions.at(-1)!;
-  t.match(decision, { action: 'rollback', from: 50, to: 0, text: /canary error rate [\d.]+% \(\d+ of \d+\) over 1%/ });
+  t.match(decision, { action: 'rollback', from: 50, to: 0, text: /canary error rate [\d.]+% \(\d+ of \d+\) over 1% with 99% confidence \(exact binomial test p=/ });
+  // ~160 canary requests a second here, 8 errors: a handful of intervals. At a real rate (35 a second at 5% of 700,
+  // 30 s intervals) the first judged window is conclusive: the controller's and the bench's tests show that.
   t.ok(Date.now() - started < 10_000, `rolled back ${Date.now() - started} ms after the start`);
-  t.ok(new Date(decision.at).getTime() - started <= 2 * 150 + 300, 'by the second check (with slack for a loaded machine)');
+  t.ok(w.app.rollout!.decisions.every((d) => d.action === 'start' || d.action === 'rollback'), 'nothing before it: no suspicion needed for an immediate trigger');
 });
 
 t.test('a canary twice as slow is reduced step by step to 0%', async (t) => {
-  const w = await world(t, behaving(8), { ...FAST, window: '2s', minRequests: 20, steps: [{ weight: 60, hold: '1h' }], rollback: { maxP99Increase: 0.5, reductionWait: '300ms' } });
+  // 20 ms against 2: far over the 5 ms floor whatever the machine's load adds to either.
+  const w = await world(t, behaving(20), { ...FAST, window: '2s', minRequests: 20, steps: [{ weight: 60, hold: '1h' }], rollback: { maxP99Increase: 0.5, reductionWait: '300ms' } });
   await call(`${w.admin}/rollout/start`, 'POST');
   await until(() => w.app.rollout!.state.phase === 'rolled_back', 20_000);
   const decisions = w.app.rollout!.decisions;
@@ -100,8 +103,9 @@ t.test('a canary twice as slow is reduced step by step to 0%', async (t) => {
   t.same(path, [60, 50, 25, 5, 0], 'the seed reduction: 60 → 50 → 25 → 5 → 0');
   // Between reductions a window may miss the step's criterion only ("hold"), come out not significantly slower ("recovered") or
   // be too small to judge ("pause"); paused, the canary is still reduced at the next regression.
-  t.ok(decisions.every((d) => ['start', 'hold', 'reduce', 'recovered', 'pause', 'rollback'].includes(d.action)), decisions.map((d) => d.action).join(' '));
-  t.match(decisions.find((d) => d.action === 'reduce'), { text: /canary p99 .* over \+50%/ });
+  t.ok(decisions.every((d) => ['start', 'suspect', 'hold', 'reduce', 'recovered', 'pause', 'rollback'].includes(d.action)), decisions.map((d) => d.action).join(' '));
+  t.match(decisions.find((d) => d.action === 'reduce'), { text: /canary p99 .* over \+50% \(failing 2 windows in a row\)/ });
+  t.match(decisions[decisions.findIndex((d) => d.action === 'reduce') - 1], { action: 'suspect', text: /unconfirmed \(1 of 2 windows in a row\)/ }, 'each reduction confirmed on a second window');
 });
 
 t.test('a manual weight change pauses the rollout; resume carries on from the step under it', async (t) => {

@@ -9,6 +9,9 @@ const MIN = 60_000;
 /** Three steps, one needing approval; holds of 10 minutes, checks every minute, reductions waiting 5 minutes. */
 const plan: RolloutPlan = parsePlan(
   {
+    // The machine as it was before settle and confirm; both have their own tests below.
+    settle: 0,
+    confirm: 1,
     interval: '1m',
     window: '5m',
     steps: [
@@ -208,4 +211,64 @@ t.test('unmanaged: its weight follows a person; at 0% it is idle; start takes it
   for (const command of ['pause', 'resume', 'approve', 'abort'] as const) {
     t.throws(() => onCommand(plan, unmanaged, command, MIN), { name: 'NotNow', message: /the rollout is unmanaged/ }, command);
   }
+});
+
+/** The same plan with the defaults: one settling check after each change, two failing windows in a row to act. */
+const careful: RolloutPlan = { ...plan, settle: 1, confirm: 2 };
+
+function runCareful(state: RolloutState, start: number, verdicts: readonly VerdictAction[]): { state: RolloutState; transitions: Transition[]; now: number } {
+  const transitions: Transition[] = [];
+  let now = start;
+  for (const v of verdicts) {
+    now += MIN;
+    const tr = onCheck(careful, state, verdict(v, `${v} window`), now);
+    transitions.push(tr);
+    state = tr.state;
+  }
+  return { state, transitions, now };
+}
+
+t.test('settle: the first check after every weight change is skipped, on a fresh window, and not held', async (t) => {
+  const start = onCommand(careful, INITIAL, 'start', 0);
+  t.match(start.state, { settling: 1, strikes: 0 });
+  // A rollback verdict at the first check is the change itself talking: skipped.
+  const first = runCareful(start.state, 0, ['rollback']);
+  t.same(first.transitions[0], { state: { ...start.state, lastCheckAt: MIN, settling: 0 }, fresh: true }, 'no verdict, no decision, the window starts again');
+  const held = runCareful(first.state, first.now, Array(10).fill('pass'));
+  t.match(held.transitions.at(-1), { action: 'promote', weight: 30 }, 'ten passing minutes after the settling one');
+  t.equal(held.state.settling, 1, 'the promotion settles again');
+  t.equal(runCareful(held.state, held.now, ['pass']).state.heldMs, 0, 'the settling minute is not held');
+  const reduced = runCareful(held.state, held.now, ['pass', 'reduce', 'reduce']);
+  t.match(reduced.transitions.at(-1), { action: 'reduce', weight: 25, state: { settling: 1, strikes: 0 } }, 'a reduction settles too');
+  const resumed = onCommand(careful, { ...reduced.state, phase: 'paused', weight: 20 }, 'resume', reduced.now);
+  t.match(resumed, { weight: 5, state: { settling: 1 } }, 'set by hand to 20%, it resumes at the 5% step: a change');
+  t.equal(onCommand(careful, { ...held.state, phase: 'paused', settling: 0, strikes: 1 }, 'resume', held.now).state.settling, 0, 'resumed at its own weight: nothing moved, nothing to settle; the strike forgotten');
+});
+
+t.test('confirm: a gradual trigger or a miss acts on the second failing window in a row, the first logged as a suspicion', async (t) => {
+  const ready = runCareful(onCommand(careful, INITIAL, 'start', 0).state, 0, ['pass', 'pass', 'pass']).state;
+  t.match(ready, { settling: 0, heldMs: 2 * MIN });
+  const once = runCareful(ready, 3 * MIN, ['reduce']);
+  t.match(once.transitions[0], { fresh: true, action: 'suspect', text: 'reduce window: unconfirmed (1 of 2 windows in a row); judged again on fresh exchanges', state: { strikes: 1, weight: 5, heldMs: 2 * MIN } });
+  t.equal(once.transitions[0]!.weight, undefined, 'nothing moves on one window');
+  t.match(runCareful(once.state, once.now, ['pass']).state, { strikes: 0, heldMs: 3 * MIN }, 'a passing window clears the suspicion, and the hold goes on');
+  t.match(runCareful(once.state, once.now, ['inconclusive']).state, { strikes: 1 }, 'an inconclusive one neither clears nor confirms it');
+  const twice = runCareful(once.state, once.now, ['reduce']);
+  t.match(twice.transitions[0], { action: 'rollback', weight: 0, text: 'reduce window (failing 2 windows in a row) → canary to 0%' }, 'confirmed: 5% reduces to 0%');
+
+  const missed = runCareful(ready, 3 * MIN, ['miss', 'miss', 'miss']);
+  t.match(missed.transitions.map((x) => x.action), ['suspect', 'hold', undefined], 'a miss suspected, confirmed (the hold starts again), then nothing new to say');
+  t.match(missed.transitions[1], { text: 'miss window (failing 2 windows in a row): the hold at 5% starts again', state: { heldMs: 0 } });
+  t.equal(missed.transitions[2]!.fresh, undefined, 'once confirmed, a failing run needs no fresh window');
+  const mixed = runCareful(ready, 3 * MIN, ['miss', 'reduce']);
+  t.match(mixed.transitions[1], { action: 'rollback', text: /failing 2 windows in a row/ }, 'a miss then a reduction: two failing windows, the worse acts');
+  t.match(runCareful(ready, 3 * MIN, ['rollback']).transitions[0], { action: 'rollback', text: 'rollback window → canary to 0% at once' }, 'an immediate trigger needs no confirmation');
+
+  const paused = { ...ready, phase: 'paused' as const };
+  t.match(runCareful(paused, 3 * MIN, ['miss']).transitions[0], { state: { strikes: 0 } }, 'a paused canary: a miss is not acted on, not counted');
+  t.match(runCareful(paused, 3 * MIN, ['reduce']).transitions[0], { action: 'suspect' }, 'a gradual trigger is, a paused canary still taking traffic');
+  const waiting = { ...ready, phase: 'awaiting_approval' as const };
+  const unready = runCareful(waiting, 3 * MIN, ['miss', 'miss']);
+  t.match(unready.transitions.map((x) => x.action), ['suspect', 'hold']);
+  t.match(unready.state, { phase: 'running', heldMs: 0 });
 });

@@ -59,11 +59,14 @@ t.test('no rollout section, an empty one or YAML nulls: every default', async (t
     intervalMs: 30_000,
     windowMs: 300_000,
     minRequests: 200,
+    settle: 1,
+    confirm: 2,
+    minP99DifferenceMs: 5,
     steps: DEFAULT_STEPS,
     rollback: DEFAULT_ROLLBACK,
     notify: [],
   };
-  const nulls = { canary: null, interval: null, window: null, minRequests: null, steps: null, rollback: null, notify: null };
+  const nulls = { canary: null, interval: null, window: null, minRequests: null, settle: null, confirm: null, minP99Difference: null, steps: null, rollback: null, notify: null };
   for (const raw of [undefined, null, {}, nulls]) t.strictSame(parsePlan(raw, UPSTREAMS), want, JSON.stringify(raw));
   t.equal(parsePlan(undefined, ['a', 'b', 'c']).canary, 'b', 'the canary is the first upstream after the baseline');
 });
@@ -75,6 +78,9 @@ t.test('every setting given', async (t) => {
       interval: '10s',
       window: 60,
       minRequests: '50',
+      settle: 2,
+      confirm: '3',
+      minP99Difference: '20ms',
       steps: [{ weight: '2.5%', hold: '1h', maxErrorRate: 0.002, maxP99Increase: 1.5, maxMemoryIncrease: 2, approve: true }],
       rollback: { maxErrorRate: 0.05, maxP99Increase: 0.4, maxMemoryIncrease: 0.6, pingTimeout: '5s', maxRssGrowthPerHour: 0.2, reductionWait: '1m' },
       notify: ['https://hooks.example/T1/B2', 'http://10.0.0.1:9000/alert'],
@@ -87,12 +93,18 @@ t.test('every setting given', async (t) => {
     intervalMs: 10_000,
     windowMs: 60_000,
     minRequests: 50,
+    settle: 2,
+    confirm: 3,
+    minP99DifferenceMs: 20,
     steps: [{ weight: 2.5, holdMs: H, approve: true, maxErrorRate: 0.002, maxP99Increase: 1.5, maxMemoryIncrease: 2 }],
     rollback: { maxErrorRate: 0.05, maxP99Increase: 0.4, maxMemoryIncrease: 0.6, pingTimeoutMs: 5000, maxRssGrowthPerHour: 0.2, reductionWaitMs: 60_000 },
     notify: ['https://hooks.example/T1/B2', 'http://10.0.0.1:9000/alert'],
   });
   t.equal(parsePlan({ window: '30s' }, UPSTREAMS).windowMs, 30_000, 'a window as long as the interval is enough');
   t.equal(parsePlan({ minRequests: 1 }, UPSTREAMS).minRequests, 1);
+  t.equal(parsePlan({ settle: 0 }, UPSTREAMS).settle, 0, 'no settling: the first check after a change judges');
+  t.equal(parsePlan({ minP99Difference: 0 }, UPSTREAMS).minP99DifferenceMs, 0, 'no floor: significance and the relative criterion alone');
+  t.equal(parsePlan({ minP99Difference: '0' }, UPSTREAMS).minP99DifferenceMs, 0);
 });
 
 t.test('weights: numbers or text, with or without %, up to two decimals, rising to at most 100', async (t) => {
@@ -131,7 +143,11 @@ t.test('each mistake: an InputError naming the field and saying what is wrong', 
     // The section and its keys.
     ['not a mapping', 'yes', 'rollout', 'must be a mapping of KEY: VALUE'],
     ['a list', [], 'rollout', 'must be a mapping of KEY: VALUE'],
-    ['unknown key', { stpes: [] }, 'rollout', 'unknown key "stpes"; known: canary, interval, window, minRequests, steps, rollback, notify'],
+    ['unknown key', { stpes: [] }, 'rollout', 'unknown key "stpes"; known: canary, interval, window, minRequests, settle, confirm, minP99Difference, steps, rollback, notify'],
+    ['settle negative', { settle: -1 }, 'rollout.settle', '"-1" is not a whole number'],
+    ['settle fraction', { settle: 0.5 }, 'rollout.settle', '"0.5" is not a whole number'],
+    ['confirm zero', { confirm: 0 }, 'rollout.confirm', '"0" is not a whole number above 0'],
+    ['minP99Difference not a duration', { minP99Difference: 'fast' }, 'rollout.minP99Difference', '"fast" is not a duration such as 120s, 500ms, 15m, 48h or 7d'],
     // The canary.
     ['canary not an upstream', { canary: 'django' }, 'rollout.canary', '"django" is not an upstream; they are: flask, fastapi'],
     ['canary not a name', { canary: 1 }, 'rollout.canary', '"1" is not an upstream; they are: flask, fastapi'],

@@ -6,7 +6,7 @@ import { INITIAL } from '../src/rollout/machine.js';
 import { parsePlan } from '../src/rollout/plan.js';
 import { formatSavedRollout, readSavedRollout, rolloutStatePath } from '../src/rollout/saved.js';
 
-const plan = parsePlan({ steps: [{ weight: 5, hold: '1h' }, { weight: 50, hold: '1h' }] }, ['flask', 'fastapi']);
+const plan = parsePlan({ settle: 0, confirm: 1, steps: [{ weight: 5, hold: '1h' }, { weight: 50, hold: '1h' }] }, ['flask', 'fastapi']);
 
 t.test('beside the state file', async (t) => {
   t.equal(rolloutStatePath('/data/state.json'), '/data/state.rollout.json');
@@ -20,6 +20,12 @@ t.test('written and read back; none yet is undefined', async (t) => {
   const saved = { format: 1 as const, state: { ...INITIAL, phase: 'running' as const, step: 1, weight: 50 }, decisions: [] };
   writeFileSync(path, formatSavedRollout(saved));
   t.same(readSavedRollout(path, plan), saved);
+  // Written before settle and confirm existed: nothing to skip, nothing failed yet.
+  const { settling: _s, strikes: _k, ...older } = { ...saved.state, settling: 1, strikes: 1 };
+  writeFileSync(path, JSON.stringify({ format: 1, state: older, decisions: [] }));
+  t.same(readSavedRollout(path, plan)!.state, { ...older, settling: 0, strikes: 0 });
+  writeFileSync(path, formatSavedRollout({ ...saved, state: { ...saved.state, settling: 1, strikes: 2 } }));
+  t.match(readSavedRollout(path, plan)!.state, { settling: 1, strikes: 2 });
 });
 
 /** A decision as the controller writes it, with the checks it was made on. */
@@ -56,6 +62,8 @@ t.test('anything else stops start-up with one line naming the file and the entry
     ['a weight over 100%', file({ weight: 101 }), /is corrupt: state\.weight must be a number from 0 to 100/],
     ['no time held', file({ heldMs: 'x' }), /is corrupt: state\.heldMs must be a number, 0 or more/],
     ['a negative time held', file({ heldMs: -1 }), /is corrupt: state\.heldMs must be a number, 0 or more/],
+    ['settling a fraction of a check', file({ settling: 0.5 }), /is corrupt: state\.settling must be a whole number, 0 or more/],
+    ['negative strikes', file({ strikes: -1 }), /is corrupt: state\.strikes must be a whole number, 0 or more/],
     ['a check time that is not a time', file({ lastCheckAt: 'now' }), /is corrupt: state\.lastCheckAt must be a number, 0 or more/],
     ['reducing with no time to check again', file({ phase: 'reducing', step: 0, weight: 5 }), /is corrupt: state\.reduceAt must be a time while reducing/],
     ['a note that is not text', file({ note: 5 }), /is corrupt: state\.note must be a string or null/],

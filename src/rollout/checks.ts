@@ -1,5 +1,5 @@
 import type { RollbackThresholds, StepCriteria } from './plan.js';
-import { histogramQuantile, mannWhitneyGreater, mannWhitneyGreaterBinned, quantile, type HistogramBucket, type MannWhitney } from './stats.js';
+import { binomialAtLeast, fisherGreater, histogramQuantile, mannWhitneyGreater, mannWhitneyGreaterBinned, quantile, type HistogramBucket, type MannWhitney } from './stats.js';
 
 /**
  * Latencies in seconds: a sample, ascending (the proxy's own window), or a histogram's cumulative
@@ -83,7 +83,7 @@ export interface Verdict {
   readonly text: string;
 }
 
-/** A latency increase counts as a regression only when the canary is also significantly slower. */
+/** A difference counts against the canary only at this significance (one-sided). */
 export const SIGNIFICANCE = 0.01;
 
 /**
@@ -117,33 +117,55 @@ const pct = (x: number, digits = 2): string => `${(x * 100).toFixed(digits).repl
 const num = (n: number): string => Math.round(n).toLocaleString('en-US');
 const ms = (seconds: number): string => `${(seconds * 1000).toFixed(1)} ms`;
 
+const pValue = (p: number): string => (p < 1e-4 ? p.toExponential(1) : p.toPrecision(2));
+const rateOf = (side: SideStats): string => `${pct(side.requests === 0 ? 0 : side.errors / side.requests)} (${num(side.errors)} of ${num(side.requests)})`;
+
 /**
- * Error rate: 5xx over requests. The immediate trigger fires on a full sample over the rollback
- * limit, or, with fewer requests, once the errors alone put the rate over it for any sample of
- * `minRequests` (3 errors when the limit is 1% of 200): a canary failing hard is not kept at its
- * share for want of traffic. The step's criterion needs a full sample.
+ * Error rate: 5xx over requests, judged by exact tests so that one unlucky request decides
+ * nothing. The immediate trigger fires once the canary's rate is over the rollback limit with
+ * 99% confidence (a one-sided exact binomial test: 5 errors in 100 fire at 1%, 1 in 27 does not),
+ * however few requests there are — a canary failing hard is not kept for want of traffic. The
+ * step's criterion needs a full sample, a rate not under it, and a canary worse than the
+ * baseline in the same window (one-sided Fisher exact test): a canary erring exactly as the
+ * baseline does is not the canary's fault. At 100% there is no baseline; the rate must then be
+ * over the criterion with the same confidence.
  */
-export function errorRateCheck(canary: SideStats, step: number, rollback: number, minRequests: number): CheckResult {
+export function errorRateCheck(canary: SideStats, baseline: SideStats, step: number, rollback: number, minRequests: number): CheckResult {
   const { requests: n, errors } = canary;
-  const bad = notMeasures({ 'canary requests': n, 'canary errors': errors });
+  const bad = notMeasures({ 'canary requests': n, 'canary errors': errors, 'baseline requests': baseline.requests, 'baseline errors': baseline.errors });
   if (bad !== undefined) return { check: 'error_rate', value: null, limit: step, rollbackLimit: rollback, status: 'inconclusive', text: noEvidence('error rate', bad) };
   const rate = n === 0 ? 0 : errors / n;
   const base = { check: 'error_rate' as const, value: n === 0 ? null : rate, limit: step, rollbackLimit: rollback, n, errors };
-  const measured = `canary error rate ${pct(rate)} (${num(errors)} of ${num(n)})`;
-  if (n >= minRequests ? rate > rollback : errors > rollback * minRequests) {
-    return { ...base, status: 'rollback', text: `${measured} over ${pct(rollback)}` };
+  const measured = `canary error rate ${rateOf(canary)}`;
+  const overRollback = binomialAtLeast(errors, n, rollback);
+  if (overRollback < SIGNIFICANCE) {
+    return { ...base, p: overRollback, status: 'rollback', text: `${measured} over ${pct(rollback)} with 99% confidence (exact binomial test p=${pValue(overRollback)})` };
   }
   if (n < minRequests) return { ...base, status: 'inconclusive', text: `${num(n)} canary requests, fewer than ${num(minRequests)}` };
-  if (rate >= step) return { ...base, status: 'miss', text: `${measured} not under ${pct(step)}` };
-  return { ...base, status: 'ok', text: `${measured} under ${pct(step)}` };
+  if (rate < step) return { ...base, status: 'ok', text: `${measured} under ${pct(step)}` };
+  if (baseline.requests === 0) {
+    const p = binomialAtLeast(errors, n, step);
+    if (p < SIGNIFICANCE) return { ...base, p, status: 'miss', text: `${measured} over ${pct(step)} with 99% confidence (exact binomial test p=${pValue(p)}; no baseline traffic)` };
+    return { ...base, p, status: 'ok', text: `${measured} not under ${pct(step)}, but not significantly over it (exact binomial test p=${pValue(p)}; no baseline traffic)` };
+  }
+  const p = fisherGreater(errors, n, baseline.errors, baseline.requests);
+  const versus = `the baseline's ${rateOf(baseline)}; Fisher exact test p=${pValue(p)}`;
+  if (p < SIGNIFICANCE) return { ...base, p, status: 'miss', text: `${measured} not under ${pct(step)}, and worse than ${versus}` };
+  return { ...base, p, status: 'ok', text: `${measured} not under ${pct(step)}, but not worse than ${versus}` };
 }
 
 /**
  * p99 of each side from its own samples; the increase is canary/baseline − 1. It counts against
- * the canary only if a one-sided Mann–Whitney U test finds the canary slower (p < 0.01), so the
- * noise of a small canary sample does not roll it back.
+ * the canary only if it is both significant and large enough to matter: a one-sided Mann–Whitney
+ * U test finds the canary slower (p < 0.01), and its p99 is over the baseline's by the criterion
+ * and by at least `minDifference` seconds. The test takes a window's samples as independent,
+ * which they are not quite — a pause of the process or of the machine slows a run of
+ * consecutive requests together, and the test then credits them as many separate observations —
+ * so a chance difference of a few milliseconds can come out "significant"; the absolute floor
+ * keeps such a difference from counting, and the controller's confirmation (a second window of
+ * fresh exchanges) keeps one unlucky window from acting.
  */
-export function p99Check(canary: SideStats, baseline: SideStats, step: number, rollback: number, minRequests: number): CheckResult {
+export function p99Check(canary: SideStats, baseline: SideStats, step: number, rollback: number, minRequests: number, minDifference: number): CheckResult {
   const base = { check: 'p99' as const, limit: step, rollbackLimit: rollback };
   const bad = notMeasures({ 'canary requests': canary.requests, 'baseline requests': baseline.requests, 'a canary latency': badLatency(canary.latencies), 'a baseline latency': badLatency(baseline.latencies) });
   if (bad !== undefined) return { ...base, value: null, status: 'inconclusive', text: noEvidence('p99', bad) };
@@ -158,14 +180,17 @@ export function p99Check(canary: SideStats, baseline: SideStats, step: number, r
   const c = p99Of(canary.latencies);
   const b = p99Of(baseline.latencies);
   const increase = b > 0 ? c / b - 1 : c > 0 ? Infinity : 0;
+  const difference = c - b;
   const test = slowerTest(canary.latencies, baseline.latencies);
-  const measured = `canary p99 ${ms(c)} vs baseline ${ms(b)} (${increase >= 0 ? '+' : ''}${pct(increase, 1)}, Mann–Whitney p=${test.p.toPrecision(2)}, n=${num(count(canary.latencies))}/${num(count(baseline.latencies))})`;
-  const extra = { value: increase, canaryP99: c, baselineP99: b, p: test.p };
-  const slower = test.p < SIGNIFICANCE;
-  if (slower && increase > rollback) return { ...base, ...extra, status: 'reduce', text: `${measured} over +${pct(rollback, 1)}` };
-  if (slower && increase >= step) return { ...base, ...extra, status: 'miss', text: `${measured} not under +${pct(step, 1)}` };
-  const why = increase >= step ? `; not significant, so not a regression` : '';
-  return { ...base, ...extra, status: 'ok', text: `${measured}${why}` };
+  const sign = (x: number): string => (x >= 0 ? '+' : '');
+  const measured = `canary p99 ${ms(c)} vs baseline ${ms(b)} (${sign(increase)}${pct(increase, 1)}, ${sign(difference)}${ms(difference)}; Mann–Whitney p=${pValue(test.p)}, n=${num(count(canary.latencies))}/${num(count(baseline.latencies))})`;
+  const extra = { value: increase, canaryP99: c, baselineP99: b, difference, p: test.p };
+  const counts = test.p < SIGNIFICANCE && difference >= minDifference;
+  if (counts && increase > rollback) return { ...base, ...extra, status: 'reduce', text: `${measured} over +${pct(rollback, 1)}` };
+  if (counts && increase >= step) return { ...base, ...extra, status: 'miss', text: `${measured} not under +${pct(step, 1)}` };
+  if (increase < step) return { ...base, ...extra, status: 'ok', text: measured };
+  const why = test.p >= SIGNIFICANCE ? 'not significant' : `under the ${ms(minDifference)} floor`;
+  return { ...base, ...extra, status: 'ok', text: `${measured}; ${why}, so not a regression` };
 }
 
 /** DRUM's drum_rss, canary over baseline. */
@@ -212,12 +237,21 @@ export function pingCheck(downMs: number, timeoutMs: number): CheckResult {
 // A measured miss outranks a check that could not measure: an inconclusive p99 must not hide an error rate over the criterion.
 const SEVERITY = ['rollback', 'reduce', 'miss', 'inconclusive'] as const satisfies readonly CheckStatus[];
 
+/** What every check needs besides the step's criteria and the rollback thresholds. */
+export interface JudgeOptions {
+  /** Requests each side needs before a step criterion or the p99 is judged. */
+  readonly minRequests: number;
+  /** The smallest p99 difference, in seconds, that counts as a regression. */
+  readonly minP99Difference: number;
+}
+
 /** Every check over one window, and what they add up to (the most severe status any check has). */
-export function judge(e: Evidence, step: StepCriteria, rollback: RollbackThresholds, minRequests: number): Verdict {
+export function judge(e: Evidence, step: StepCriteria, rollback: RollbackThresholds, opts: JudgeOptions): Verdict {
   if (e.unavailable !== undefined) return { action: 'inconclusive', checks: [], text: e.unavailable };
+  const { minRequests } = opts;
   const checks = [
-    errorRateCheck(e.canary, step.maxErrorRate, rollback.maxErrorRate, minRequests),
-    p99Check(e.canary, e.baseline, step.maxP99Increase, rollback.maxP99Increase, minRequests),
+    errorRateCheck(e.canary, e.baseline, step.maxErrorRate, rollback.maxErrorRate, minRequests),
+    p99Check(e.canary, e.baseline, step.maxP99Increase, rollback.maxP99Increase, minRequests, opts.minP99Difference),
     memoryCheck(e.memory, step.maxMemoryIncrease, rollback.maxMemoryIncrease),
     rssGrowthCheck(e.memory, rollback.maxRssGrowthPerHour),
     oomCheck(e.memory),

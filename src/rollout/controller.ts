@@ -36,7 +36,21 @@ export interface SavedRollout {
 }
 
 export interface RolloutView {
-  readonly plan: { readonly canary: string; readonly baseline: string; readonly steps: string; readonly intervalMs: number; readonly windowMs: number; readonly minRequests: number };
+  readonly plan: {
+    readonly canary: string;
+    readonly baseline: string;
+    readonly steps: string;
+    readonly intervalMs: number;
+    readonly windowMs: number;
+    readonly minRequests: number;
+    readonly settle: number;
+    readonly confirm: number;
+    readonly minP99DifferenceMs: number;
+  };
+  /** Checks still skipped after the last weight change (settle). */
+  readonly settling: number;
+  /** Failing windows in a row so far, toward the plan's confirm. */
+  readonly strikes: number;
   readonly phase: RolloutState['phase'];
   readonly step: { readonly index: number; readonly of: number; readonly weight: number; readonly holdMs: number; readonly heldMs: number; readonly approve: boolean } | null;
   readonly weight: number;
@@ -159,7 +173,11 @@ export class RolloutController {
     if (!ACTIVE.has(this.#state.phase)) return undefined;
     const at = now();
     const step = plan.steps[Math.max(0, this.#state.step)]!;
-    const verdict = judge(this.deps.evidence.gather(at), step, plan.rollback, plan.minRequests);
+    const { settling } = this.#state;
+    const verdict: Verdict =
+      settling > 0
+        ? { action: 'inconclusive', checks: [], text: `settling after a weight change: not judged (${settling} check${settling === 1 ? '' : 's'} left)` }
+        : judge(this.deps.evidence.gather(at), step, plan.rollback, { minRequests: plan.minRequests, minP99Difference: plan.minP99DifferenceMs / 1000 });
     this.#verdict = { ...verdict, at: new Date(at).toISOString() };
     for (const c of verdict.checks) {
       if (c.value !== null && Number.isFinite(c.value)) this.#metrics.check.set({ check: c.check satisfies CheckName }, c.value);
@@ -203,7 +221,19 @@ export class RolloutController {
     const claim = this.#claimNow();
     const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
     return {
-      plan: { canary: plan.canary, baseline: plan.baseline, steps: describePlan(plan), intervalMs: plan.intervalMs, windowMs: plan.windowMs, minRequests: plan.minRequests },
+      plan: {
+        canary: plan.canary,
+        baseline: plan.baseline,
+        steps: describePlan(plan),
+        intervalMs: plan.intervalMs,
+        windowMs: plan.windowMs,
+        minRequests: plan.minRequests,
+        settle: plan.settle,
+        confirm: plan.confirm,
+        minP99DifferenceMs: plan.minP99DifferenceMs,
+      },
+      settling: ACTIVE.has(s.phase) && s.settling > 0 ? s.settling : 0,
+      strikes: s.strikes,
       phase: s.phase,
       step: step === undefined ? null : { index: s.step, of: plan.steps.length, weight: step.weight, holdMs: step.holdMs, heldMs: s.heldMs, approve: step.approve },
       weight: s.weight,
@@ -237,6 +267,8 @@ export class RolloutController {
       // Set before the store tells its subscribers, so our own change is not taken for a person's.
       this.#state = t.state;
       store.change(shares, { source: ROLLOUT_SOURCE, who: who === 'rollout' ? 'rollout' : `rollout (${who})`, reason: t.text });
+      this.deps.evidence.reset(this.deps.now());
+    } else if (t.fresh === true) {
       this.deps.evidence.reset(this.deps.now());
     }
     this.#state = t.state;

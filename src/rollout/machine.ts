@@ -31,16 +31,25 @@ export interface RolloutState {
   readonly reduceAt: number | null;
   /** Why it is paused, awaiting approval or ended, for people. */
   readonly note: string | null;
+  /** Checks still to skip after the last weight change (the plan's `settle`). */
+  readonly settling: number;
+  /** Consecutive failing windows so far (a gradual trigger or a miss), toward the plan's `confirm`. */
+  readonly strikes: number;
 }
 
-export const INITIAL: RolloutState = { phase: 'idle', step: -1, weight: 0, heldMs: 0, lastCheckAt: null, reduceAt: null, note: null };
+export const INITIAL: RolloutState = { phase: 'idle', step: -1, weight: 0, heldMs: 0, lastCheckAt: null, reduceAt: null, note: null, settling: 0, strikes: 0 };
 
-/** What the controller must do: set the canary's weight, and tell people. */
-/** The machine's answer: the new state and, when something happened, its decision — a changed weight always has one. */
+/**
+ * The machine's answer: the new state and, when something happened, its decision — a changed
+ * weight always has one. `fresh`: the next window must hold only exchanges from now on (a skipped
+ * settling check, or a failing window to be confirmed on new evidence); a changed weight always
+ * starts a fresh window.
+ */
 export type Transition =
-  | { readonly state: RolloutState; readonly weight?: undefined; readonly action?: undefined; readonly text?: undefined }
+  | { readonly state: RolloutState; readonly weight?: undefined; readonly action?: undefined; readonly text?: undefined; readonly fresh?: boolean }
   | {
       readonly state: RolloutState;
+      readonly fresh?: boolean;
       /** The canary's new percent, when it changes. */
       readonly weight?: number;
       /** What happened: the decision log's action. */
@@ -62,7 +71,8 @@ export type DecisionAction =
   | 'resume'
   | 'abort'
   | 'complete'
-  | 'hold';
+  | 'hold'
+  | 'suspect';
 
 /**
  * The seed's gradual reduction (ROLLBACK_PLAN.md): over 50% → 50, 25–50 → 25, 10–25 → 5,
@@ -105,48 +115,74 @@ export function onStartup(saved: RolloutState | undefined, canaryWeight: number,
 /** Nobody's canary at `weight`: unmanaged above 0%, else simply idle. */
 const unmanaged = (weight: number): RolloutState => (weight > 0 ? { ...INITIAL, phase: 'unmanaged', weight, note: UNMANAGED_NOTE } : INITIAL);
 
-/** A check of the window, every interval. */
+/** A weight change: the next `settle` checks are skipped, and nothing failed yet at the new weight. */
+const moved = (plan: RolloutPlan, state: RolloutState): RolloutState => ({ ...state, settling: plan.settle, strikes: 0 });
+
+/**
+ * A check of the window, every interval. Right after a weight change the check is skipped
+ * (`settle`). The immediate triggers act on one window; a gradual trigger or a step's miss acts
+ * only when `confirm` windows in a row fail, each after the one before on fresh exchanges — the
+ * first is logged as a suspicion.
+ */
 export function onCheck(plan: RolloutPlan, state: RolloutState, verdict: Verdict, now: number): Transition {
   if (!ACTIVE.has(state.phase)) return { state };
   const elapsed = state.lastCheckAt === null ? 0 : Math.max(0, now - state.lastCheckAt);
   const checked = { ...state, lastCheckAt: now };
+  // What the first interval after a change measures is partly the change: not judged, not held.
+  if (state.settling > 0) return { state: { ...checked, settling: state.settling - 1 }, fresh: true };
   // The immediate triggers act in every active phase: a paused canary still takes traffic.
   if (verdict.action === 'rollback') {
     return { state: { ...checked, phase: 'rolled_back', weight: 0, reduceAt: null, note: verdict.text }, weight: 0, action: 'rollback', text: `${verdict.text} → canary to 0% at once` };
   }
-  if (state.phase === 'reducing') {
-    if (now < state.reduceAt!) return { state: checked };
-    if (verdict.action === 'inconclusive') {
-      // Judged again once the reduced canary has a full sample; one that never gets one within a window is left to a person.
-      if (now < state.reduceAt! + plan.windowMs) return { state: checked };
-      const note = `cannot judge the canary reduced to ${fmt(state.weight)} (${verdict.text}); paused there, resume to continue`;
-      return { state: { ...checked, phase: 'paused', reduceAt: null, note }, action: 'pause', text: note };
+  if (state.phase === 'reducing' && now < state.reduceAt!) return { state: checked };
+  // A paused canary still takes traffic: a gradual trigger acts on it too; a miss does not.
+  const failing = verdict.action === 'reduce' || (verdict.action === 'miss' && (state.phase === 'running' || state.phase === 'awaiting_approval'));
+  if (failing) {
+    const strikes = state.strikes + 1;
+    if (strikes < plan.confirm) {
+      const text = `${verdict.text}: unconfirmed (${strikes} of ${plan.confirm} windows in a row); judged again on fresh exchanges`;
+      return { state: { ...checked, strikes }, fresh: true, action: 'suspect', text };
     }
-    if (verdict.action === 'reduce') return reduce(plan, checked, verdict, now);
-    const note = `recovered at ${fmt(state.weight)} after a reduction (${verdict.text}); resume to continue`;
-    return { state: { ...checked, phase: 'paused', reduceAt: null, note }, action: 'recovered', text: note };
+    const confirmed = plan.confirm > 1 ? `${verdict.text} (failing ${strikes} windows in a row)` : verdict.text;
+    return failed(plan, { ...checked, strikes }, { ...verdict, text: confirmed }, now);
   }
+  return judged(plan, verdict.action === 'inconclusive' ? checked : { ...checked, strikes: 0 }, verdict, now, elapsed);
+}
+
+/** A confirmed failing window: reduce, or (a miss) the hold starts again. */
+function failed(plan: RolloutPlan, checked: RolloutState, verdict: Verdict, now: number): Transition {
   if (verdict.action === 'reduce') return reduce(plan, checked, verdict, now);
-  if (state.phase === 'awaiting_approval' && verdict.action === 'miss') {
-    const text = `${verdict.text}: no longer ready for approval; the hold at ${fmt(state.weight)} starts again`;
+  if (checked.phase === 'awaiting_approval') {
+    const text = `${verdict.text}: no longer ready for approval; the hold at ${fmt(checked.weight)} starts again`;
     return { state: { ...checked, phase: 'running', heldMs: 0, note: null }, action: 'hold', text };
   }
-  if (state.phase !== 'running') return { state: checked };
-  if (verdict.action === 'inconclusive') return { state: checked };
-  if (verdict.action === 'miss') {
-    const changed = state.heldMs > 0;
-    const next = { ...checked, heldMs: 0 };
-    return changed ? { state: next, action: 'hold', text: `${verdict.text}: the hold at ${fmt(state.weight)} starts again` } : { state: next };
+  // Said once: a canary that keeps missing at a hold already back at zero changes nothing.
+  if (checked.heldMs === 0) return { state: checked };
+  return { state: { ...checked, heldMs: 0 }, action: 'hold', text: `${verdict.text}: the hold at ${fmt(checked.weight)} starts again` };
+}
+
+/** A window that does not fail: a reduced canary recovers (or cannot be judged), a running one holds on. */
+function judged(plan: RolloutPlan, checked: RolloutState, verdict: Verdict, now: number, elapsed: number): Transition {
+  if (checked.phase === 'reducing') {
+    if (verdict.action === 'inconclusive') {
+      // Judged again once the reduced canary has a full sample; one that never gets one within a window is left to a person.
+      if (now < checked.reduceAt! + plan.windowMs) return { state: checked };
+      const note = `cannot judge the canary reduced to ${fmt(checked.weight)} (${verdict.text}); paused there, resume to continue`;
+      return { state: { ...checked, phase: 'paused', reduceAt: null, note }, action: 'pause', text: note };
+    }
+    const note = `recovered at ${fmt(checked.weight)} after a reduction (${verdict.text}); resume to continue`;
+    return { state: { ...checked, phase: 'paused', reduceAt: null, note }, action: 'recovered', text: note };
   }
-  const heldMs = state.heldMs + elapsed;
-  const step = plan.steps[state.step]!;
+  if (checked.phase !== 'running' || verdict.action === 'inconclusive') return { state: checked };
+  const heldMs = checked.heldMs + elapsed;
+  const step = plan.steps[checked.step]!;
   if (heldMs < step.holdMs) return { state: { ...checked, heldMs } };
-  if (state.step === plan.steps.length - 1) {
+  if (checked.step === plan.steps.length - 1) {
     const text = `${fmt(step.weight)} held for its whole hold with every check passing: rollout complete`;
     return { state: { ...checked, heldMs, phase: 'complete', note: text }, action: 'complete', text };
   }
   if (step.approve) {
-    const text = `${fmt(step.weight)} held with every check passing; waiting for approval to go to ${fmt(plan.steps[state.step + 1]!.weight)}`;
+    const text = `${fmt(step.weight)} held with every check passing; waiting for approval to go to ${fmt(plan.steps[checked.step + 1]!.weight)}`;
     return { state: { ...checked, heldMs, phase: 'awaiting_approval', note: text }, action: 'await_approval', text };
   }
   return promote(plan, checked, `${fmt(step.weight)} held with every check passing`);
@@ -155,7 +191,7 @@ export function onCheck(plan: RolloutPlan, state: RolloutState, verdict: Verdict
 function promote(plan: RolloutPlan, state: RolloutState, why: string): Decided {
   const step = state.step + 1;
   const weight = plan.steps[step]!.weight;
-  return { state: { ...state, phase: 'running', step, weight, heldMs: 0, note: null }, weight, action: 'promote', text: `${why} → canary to ${fmt(weight)}` };
+  return { state: { ...moved(plan, state), phase: 'running', step, weight, heldMs: 0, note: null }, weight, action: 'promote', text: `${why} → canary to ${fmt(weight)}` };
 }
 
 function reduce(plan: RolloutPlan, state: RolloutState, verdict: Verdict, now: number): Decided {
@@ -163,7 +199,7 @@ function reduce(plan: RolloutPlan, state: RolloutState, verdict: Verdict, now: n
   if (weight === 0) {
     return { state: { ...state, phase: 'rolled_back', weight: 0, reduceAt: null, note: verdict.text }, weight: 0, action: 'rollback', text: `${verdict.text} → canary to 0%` };
   }
-  const next = { ...state, phase: 'reducing' as const, step: stepAt(plan, weight), weight, heldMs: 0, reduceAt: now + plan.rollback.reductionWaitMs, note: verdict.text };
+  const next = { ...moved(plan, state), phase: 'reducing' as const, step: stepAt(plan, weight), weight, heldMs: 0, reduceAt: now + plan.rollback.reductionWaitMs, note: verdict.text };
   return { state: next, weight, action: 'reduce', text: `${verdict.text} → canary reduced to ${fmt(weight)}, checked again in ${formatDuration(plan.rollback.reductionWaitMs)}` };
 }
 
@@ -184,7 +220,7 @@ export function onCommand(plan: RolloutPlan, state: RolloutState, command: Comma
       if (ACTIVE.has(phase)) throw new NotNow(`the rollout is already ${phase}; abort it first to start again`);
       const weight = plan.steps[0]!.weight;
       const text = `rollout started → canary to ${fmt(weight)}`;
-      return { state: { ...INITIAL, phase: 'running', step: 0, weight, lastCheckAt: now }, weight, action: 'start', text };
+      return { state: { ...moved(plan, INITIAL), phase: 'running', step: 0, weight, lastCheckAt: now }, weight, action: 'start', text };
     }
     case 'pause': {
       if (phase !== 'running' && phase !== 'awaiting_approval' && phase !== 'reducing') throw new NotNow(`nothing to pause: the rollout is ${phase}`);
@@ -198,7 +234,8 @@ export function onCommand(plan: RolloutPlan, state: RolloutState, command: Comma
       const text = `resumed at ${fmt(weight)}${weight === state.weight ? '' : ` (the step at or under ${fmt(state.weight)}, or the first)`}`;
       // Back on the step it was paused at, the time already held stands.
       const heldMs = step === state.step && weight === state.weight ? state.heldMs : 0;
-      return { state: { ...state, phase: 'running', step, weight, heldMs, lastCheckAt: now, note: null }, ...(weight === state.weight ? {} : { weight }), action: 'resume', text };
+      const resumed = weight === state.weight ? { ...state, strikes: 0 } : moved(plan, state);
+      return { state: { ...resumed, phase: 'running', step, weight, heldMs, lastCheckAt: now, note: null }, ...(weight === state.weight ? {} : { weight }), action: 'resume', text };
     }
     case 'approve': {
       if (phase !== 'awaiting_approval') throw new NotNow(`nothing waits for approval: the rollout is ${phase}`);

@@ -41,6 +41,12 @@ export interface RolloutPlan {
   readonly intervalMs: number;
   readonly windowMs: number;
   readonly minRequests: number;
+  /** Checks skipped after every weight change: the first interval measures the change itself (new connections, a cold canary). */
+  readonly settle: number;
+  /** Consecutive failing windows a gradual trigger or a step's miss needs before it acts; the immediate triggers act on one. */
+  readonly confirm: number;
+  /** The smallest p99 difference that counts as a regression, in ms. */
+  readonly minP99DifferenceMs: number;
   readonly steps: readonly RolloutStep[];
   readonly rollback: RollbackThresholds;
   readonly notify: readonly string[];
@@ -96,8 +102,13 @@ export const DEFAULT_ROLLBACK: RollbackThresholds = Object.freeze({
 const DEFAULT_INTERVAL = '30s';
 const DEFAULT_WINDOW = '5m'; // the seed's evaluation_window
 const DEFAULT_MIN_REQUESTS = 200;
+const DEFAULT_SETTLE = 1;
+const DEFAULT_CONFIRM = 2;
+// Chosen from bench:verdicts' identical servers: a 5 s window's chance p99 difference reached
+// several ms on a busy 2-core machine (docs/verdicts in the README's rollout section).
+const DEFAULT_MIN_P99_DIFFERENCE = '5ms';
 
-const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'steps', 'rollback', 'notify'];
+const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'settle', 'confirm', 'minP99Difference', 'steps', 'rollback', 'notify'];
 const STEP_KEYS = ['weight', 'hold', 'maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'approve'];
 const ROLLBACK_KEYS = ['maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'pingTimeout', 'maxRssGrowthPerHour', 'reductionWait'];
 
@@ -124,6 +135,9 @@ export function parsePlan(raw: unknown, upstreams: readonly string[]): RolloutPl
     intervalMs,
     windowMs,
     minRequests: positiveInteger(r.minRequests ?? DEFAULT_MIN_REQUESTS, 'rollout.minRequests'),
+    settle: wholeNumber(r.settle ?? DEFAULT_SETTLE, 'rollout.settle', 0),
+    confirm: positiveInteger(r.confirm ?? DEFAULT_CONFIRM, 'rollout.confirm'),
+    minP99DifferenceMs: r.minP99Difference === 0 || r.minP99Difference === '0' ? 0 : parseDuration(r.minP99Difference ?? DEFAULT_MIN_P99_DIFFERENCE, 'rollout.minP99Difference'),
     steps: r.steps == null ? DEFAULT_STEPS : parseSteps(r.steps),
     rollback: parseRollback(r.rollback ?? {}),
     notify: parseNotify(r.notify ?? []),
@@ -161,11 +175,13 @@ function parseCanary(value: unknown, upstreams: readonly string[]): string {
   return value;
 }
 
-function positiveInteger(value: unknown, field: string): number {
+function wholeNumber(value: unknown, field: string, min: number): number {
   const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw new InputError(`"${String(value)}" is not a whole number above 0`, field);
+  if (!Number.isSafeInteger(n) || n < min) throw new InputError(`"${String(value)}" is not a whole number${min === 0 ? '' : ' above 0'}`, field);
   return n;
 }
+
+const positiveInteger = (value: unknown, field: string): number => wholeNumber(value, field, 1);
 
 function parseSteps(value: unknown): RolloutStep[] {
   if (!Array.isArray(value) || value.length === 0) {

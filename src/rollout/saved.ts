@@ -35,6 +35,9 @@ function rolloutState(value: unknown): RolloutState {
     lastCheckAt: time(st['lastCheckAt'], 'state.lastCheckAt'),
     reduceAt: time(st['reduceAt'], 'state.reduceAt'),
     note: stringOrNull(st['note'], 'state.note'),
+    // Absent from files written before settle and confirm: nothing to skip, nothing failed.
+    settling: st['settling'] === undefined ? 0 : integer(st['settling'], 'state.settling', 0),
+    strikes: st['strikes'] === undefined ? 0 : integer(st['strikes'], 'state.strikes', 0),
   };
   if (phase === 'reducing' && state.reduceAt === null) throw new Corrupt('state.reduceAt must be a time while reducing');
   return state;
