@@ -207,6 +207,6 @@ t.test('the admin API over a state file the test holds: a change by another writ
   const broken = put({ fastapi: 30 });
   await until(() => trials.length === 2);
   trials[1]!.failed(new Error('a bug, not a disk'));
-  t.match(await broken, { status: 500, json: { message: 'a bug, not a disk' } }, 'not taken for a write that failed');
+  t.match(await broken, { status: 500, json: { error: 'internal_error', message: 'a bug, not a disk' } }, 'not taken for a write that failed');
   t.equal(store.state.version, 2);
 });

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { MetricsUnavailable, type Metrics } from '../observe/metrics.js';
+import { replyError } from './errors.js';
 
 /** /healthz (the process), /readyz (some upstream answers, and what is live is on disk), /metrics (all or nothing with workers). */
 export function healthRoutes(
@@ -22,7 +23,7 @@ export function healthRoutes(
       text = await deps.metrics.text();
     } catch (err) {
       // Part of the workers' counts would look to Prometheus like a counter reset: better none.
-      if (err instanceof MetricsUnavailable) return reply.code(503).send({ error: 'metrics_unavailable', message: err.message, workers: err.missing });
+      if (err instanceof MetricsUnavailable) return replyError(reply, 'metrics_unavailable', err.message, { workers: err.missing });
       throw err;
     }
     return reply.type(deps.metrics.registry.contentType).send(text);

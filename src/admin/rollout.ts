@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { NotNow, type RolloutController } from '../rollout/controller.js';
 import type { Command } from '../rollout/machine.js';
 import { objectBody, optionalBody, REASON } from './schema.js';
+import { replyError } from './errors.js';
 
 const COMMANDS: readonly Command[] = ['start', 'pause', 'resume', 'approve', 'abort'];
 const COMMAND_BODY = objectBody({ reason: REASON });
@@ -22,7 +23,7 @@ export function rolloutRoutes(app: FastifyInstance, deps: { rollout: RolloutCont
 
   const conflict = (reply: FastifyReply, err: unknown) => {
     if (!(err instanceof NotNow)) throw err;
-    return reply.code(409).send({ error: 'conflict', message: err.message, phase: rollout.state.phase });
+    return replyError(reply, 'conflict', err.message, { phase: rollout.state.phase });
   };
 
   app.put<{ Body: { controller: string; ttlSeconds: number } }>('/rollout/controller', { schema: { body: CLAIM_BODY }, config: { write: true } }, async (req, reply) => {

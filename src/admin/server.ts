@@ -1,5 +1,6 @@
 import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { answerParserError } from '../common/errors.js';
 import { InputError } from '../common/input-error.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { SeriesView } from '../observe/series.js';
@@ -7,6 +8,7 @@ import type { Recording } from '../record/recording.js';
 import type { WeightStore } from '../weights/store.js';
 import { loopbackHost, otherOrigin, whoIs, type Tokens } from './auth.js';
 import { CONSOLE_CSP, consoleRoutes } from './console.js';
+import { replyError } from './errors.js';
 import { healthRoutes } from './health.js';
 import { rolloutRoutes } from './rollout.js';
 import { switchRoutes } from './switch.js';
@@ -58,25 +60,21 @@ function authorize(tokens: Tokens) {
     const anonymous = tokens.size === 0;
     if (anonymous && !loopbackHost(req.headers.host)) {
       const message = `without a token, the admin API answers only a loopback Host (localhost, 127.0.0.1, [::1]), not "${req.headers.host ?? ''}"; set DRUM_SPLITTER_ADMIN_TOKEN to reach it by another name`;
-      return reply.code(403).send({ error: 'forbidden', message });
+      return replyError(reply, 'forbidden', message);
     }
     if (req.routeOptions.config.write !== true) return;
     const who = whoIs(tokens, req.headers.authorization);
     if (who === undefined) {
-      return reply
-        .code(401)
-        .header('www-authenticate', 'Bearer realm="drum-splitter"')
-        .send({ error: 'unauthorized', message: 'a write needs Authorization: Bearer <token>' });
+      return replyError(reply.header('www-authenticate', 'Bearer realm="drum-splitter"'), 'unauthorized');
     }
     const other = anonymous ? otherOrigin(req.headers, req.protocol) : undefined;
     if (other !== undefined) {
       const message = `without a token, a write from another web page (${other}) is refused; use the console on this address, or a client that sends no Origin (curl, drum-splitter weights|rollout), or set DRUM_SPLITTER_ADMIN_TOKEN and send Authorization: Bearer <token>`;
-      return reply.code(403).send({ error: 'forbidden', message });
+      return replyError(reply, 'forbidden', message);
     }
     // JSON only, a body-less write too: a browser cannot send that from another origin without asking first (a CORS preflight, which gets no yes).
     if (req.mediaType !== 'application/json') {
-      const message = 'send Content-Type: application/json with a JSON body ({} when there is nothing to say)';
-      return reply.code(415).send({ error: 'unsupported_media_type', message, field: 'content-type' });
+      return replyError(reply, 'unsupported_media_type', undefined, { field: 'content-type' });
     }
     req.who = who;
     return undefined;
@@ -87,26 +85,32 @@ function authorize(tokens: Tokens) {
 export function createAdmin(deps: AdminDeps): FastifyInstance {
   // forceCloseConnections: closing the admin API cuts its connections; otherwise one a browser or Prometheus
   // keeps open (idle, or opened ahead and never used) holds shutdown for minutes.
-  const app = fastify({ logger: false, forceCloseConnections: true, bodyLimit: BODY_LIMIT, ajv: { customOptions: AJV_OPTIONS }, schemaErrorFormatter: (errors) => schemaError(errors) });
+  // Requests fastify's router or Node's parser refuse get the catalog's names too, not fastify's own answers.
+  const app = fastify({
+    logger: false,
+    forceCloseConnections: true,
+    bodyLimit: BODY_LIMIT,
+    ajv: { customOptions: AJV_OPTIONS },
+    schemaErrorFormatter: (errors) => schemaError(errors),
+    frameworkErrors: (err, _req, reply) => void replyError(reply, 'bad_request', err.message),
+    clientErrorHandler: (err, socket) => void answerParserError(err, socket),
+  });
   app.decorateRequest('who', '');
   // Every answer, errors and 404s included: the console's policy (none but our files run, no framing) and no type sniffing.
   app.addHook('onRequest', async (_req, reply) => void reply.header('content-security-policy', CONSOLE_CSP).header('x-content-type-options', 'nosniff'));
   app.addHook('onRequest', authorize(deps.tokens));
 
   app.setErrorHandler((err: Error, _req, reply) => {
-    if (err instanceof InputError) {
-      return reply.code(400).send({ error: 'invalid', message: err.message, field: err.field });
-    }
-    // fastify's own: 413 body too large, 400 malformed or empty JSON (authorize already sent any other type away).
-    const { statusCode = 500, code = 'error' } = err as { statusCode?: number; code?: string };
-    if (statusCode === 413) {
-      return reply.code(413).send({ error: 'payload_too_large', message: `body is too large (over ${BODY_LIMIT} bytes)`, field: 'body' });
-    }
-    if (statusCode >= 500) deps.log.error({ err }, 'admin request failed');
-    return reply.code(statusCode).send({ error: code, message: err.message, ...(statusCode < 500 ? { field: 'body' } : {}) });
+    if (err instanceof InputError) return replyError(reply, 'invalid', err.message, { field: err.field });
+    // fastify's own: 413 body too large; 400 malformed, empty or short JSON (authorize already sent any other type away).
+    const { statusCode = 500 } = err as { statusCode?: number };
+    if (statusCode === 413) return replyError(reply, 'payload_too_large', `body is too large (over ${BODY_LIMIT} bytes)`, { field: 'body' });
+    if (statusCode < 500) return replyError(reply, 'invalid', err.message, { field: 'body' });
+    deps.log.error({ err }, 'admin request failed');
+    return replyError(reply, 'internal_error', err.message);
   });
   app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ error: 'not_found', message: `no ${req.method} ${req.url}; see GET / (the console), /weights, /history, /recording, /shadow, /rollout, /series, /healthz, /readyz, /metrics` }),
+    replyError(reply, 'not_found', `no ${req.method} ${req.url}; see GET / (the console), /weights, /history, /recording, /shadow, /rollout, /series, /healthz, /readyz, /metrics`),
   );
 
   void app.register(async (scope) => weightsRoutes(scope, deps));

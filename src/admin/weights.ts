@@ -4,6 +4,7 @@ import { NotWritten } from '../common/atomic-file.js';
 import { applyWeights, percentages, rolledBack, type Share } from '../weights/shares.js';
 import type { ChangeMeta, ChangeResult, WeightStore, WeightView } from '../weights/store.js';
 import { objectBody, optionalBody, REASON } from './schema.js';
+import { replyError } from './errors.js';
 
 const VERSION = { type: 'integer', minimum: 0, description: 'the version GET /weights gave, e.g. 3' } as const;
 const PUT_WEIGHTS = objectBody(
@@ -52,14 +53,14 @@ export function weightsRoutes(app: FastifyInstance, deps: { store: WeightStore; 
     } catch (err) {
       if (!(err instanceof NotWritten)) throw err;
       const { version } = store.state;
-      return reply.code(503).send({ error: 'not_saved', message: `not applied: ${err.message}; the weights stay at version ${version}`, version });
+      return replyError(reply, 'not_saved', `not applied: ${err.message}; the weights stay at version ${version}`, { version });
     }
     if (result === 'conflict') {
       const { version } = store.state;
       const message = expectVersion === undefined
         ? `the weights changed (now version ${version}) while this change was being saved; it was not applied, send it again`
         : `weights are at version ${version}, not ${expectVersion}`;
-      return reply.code(409).send({ error: 'conflict', message, version });
+      return replyError(reply, 'conflict', message, { version });
     }
     const view = weights(reply);
     const unsaved = toBaseline ? await store.saved() : undefined;

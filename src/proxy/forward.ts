@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import type { ProxyConfig, Upstream } from './options.js';
 import { endToEnd } from '../common/headers.js';
+import type { ErrorName } from '../common/errors.js';
 import { BufferFailed, SpillFile } from './spill.js';
 
 export { BufferFailed };
@@ -43,7 +44,8 @@ export type Blame = 'upstream' | 'client' | 'proxy';
 
 /** Why a forward failed, as the client will be told. */
 export interface ForwardFailure {
-  readonly status: 400 | 413 | 500 | 502 | 504;
+  /** What the client is answered; its status is the exchange's. */
+  readonly error: ErrorName;
   readonly reason: string;
   readonly blame: Blame;
 }
@@ -58,16 +60,16 @@ const REFUSED = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ER
 
 /** Maps a failed forward to what the client hears (nginx's 502/504 split) and whose fault it is. */
 export function classifyFailure(err: Error): ForwardFailure {
-  if (err instanceof BodyTooLarge) return { status: 413, reason: err.message, blame: 'client' };
-  if (err instanceof BufferFailed) return { status: 500, reason: err.message, blame: 'proxy' };
+  if (err instanceof BodyTooLarge) return { error: 'payload_too_large', reason: err.message, blame: 'client' };
+  if (err instanceof BufferFailed) return { error: 'buffer_failed', reason: err.message, blame: 'proxy' };
   const code = (err as { code?: string }).code ?? '';
-  if (REFUSED.has(code)) return { status: 400, reason: `request cannot be forwarded: ${err.message}`, blame: 'client' };
-  if (TIMEOUTS.has(code)) return { status: 504, reason: 'upstream timed out', blame: 'upstream' };
-  if (code === 'ECONNREFUSED') return { status: 502, reason: 'upstream refused the connection', blame: 'upstream' };
+  if (REFUSED.has(code)) return { error: 'bad_request', reason: `request cannot be forwarded: ${err.message}`, blame: 'client' };
+  if (TIMEOUTS.has(code)) return { error: 'gateway_timeout', reason: 'upstream timed out', blame: 'upstream' };
+  if (code === 'ECONNREFUSED') return { error: 'bad_gateway', reason: 'upstream refused the connection', blame: 'upstream' };
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
-    return { status: 502, reason: 'upstream closed the connection', blame: 'upstream' };
+    return { error: 'bad_gateway', reason: 'upstream closed the connection', blame: 'upstream' };
   }
-  return { status: 502, reason: `upstream failed: ${code || err.message}`, blame: 'upstream' };
+  return { error: 'bad_gateway', reason: `upstream failed: ${code || err.message}`, blame: 'upstream' };
 }
 
 /** A streamed body, one in memory (sent with its Content-Length), or none. */

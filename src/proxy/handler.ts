@@ -3,10 +3,10 @@ import { isIP, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from './options.js';
+import { ERRORS, sendError, type ErrorName } from '../common/errors.js';
 import { FORWARDED_HEADERS, sameName, upstreamRequestHeaders } from '../common/headers.js';
 import { compileKey, type RequestFacts } from './key.js';
 import { parseHost, parsePath } from './nginx-uri.js';
-import { sendError } from './errors.js';
 import type { Metrics } from '../observe/metrics.js';
 import { NO_UPSTREAM, refused, type Outcome, type Outcomes } from '../observe/outcomes.js';
 import { hashKey, pickByHash, type SplitTable } from './split.js';
@@ -143,15 +143,6 @@ class AnswerTap implements Tap {
   }
 }
 
-/** The `error` field of our JSON answer for each failure status. */
-const ERROR_NAMES: Record<ForwardFailure['status'], string> = {
-  400: 'bad_request',
-  413: 'payload_too_large',
-  500: 'buffer_failed',
-  502: 'bad_gateway',
-  504: 'gateway_timeout',
-};
-
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/i;
 
 /** How many times a header occurs in Node's flat rawHeaders list. */
@@ -161,17 +152,17 @@ function occurrences(raw: readonly string[], lowerName: string): number {
   return n;
 }
 
-/** A refusal before any upstream is involved: [status, error, message]. */
-type Refusal = readonly [400 | 431, string, string];
+/** A refusal before any upstream is involved: [error, message]. */
+type Refusal = readonly [ErrorName, string];
 
 /** Why a request cannot be taken as it stands, or undefined. The request's fault in every case. */
 export function refusal(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVersion'>, host: string | undefined): Refusal | undefined {
   if (req.rawHeaders.length > 2 * MAX_HEADERS) {
-    return [431, 'too_many_headers', `${req.rawHeaders.length / 2} request headers; at most ${MAX_HEADERS} are taken`];
+    return ['too_many_headers', `${req.rawHeaders.length / 2} request headers; at most ${MAX_HEADERS} are taken`];
   }
-  if (host === undefined && req.httpVersion === '1.1') return [400, 'bad_request', 'an HTTP/1.1 request needs a Host header'];
+  if (host === undefined && req.httpVersion === '1.1') return ['bad_request', 'an HTTP/1.1 request needs a Host header'];
   // undici would refuse to send it; nginx refuses it too ("client sent duplicate host header").
-  if (host !== undefined && occurrences(req.rawHeaders, 'host') > 1) return [400, 'bad_request', 'the request has more than one Host header'];
+  if (host !== undefined && occurrences(req.rawHeaders, 'host') > 1) return ['bad_request', 'the request has more than one Host header'];
   return undefined;
 }
 
@@ -205,10 +196,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
   let exchanges = 0;
 
   /** The one way drum-splitter answers for itself: marks the exchange answered, whose fault it was, and replies. */
-  function answer(ex: Exchange, failure: ForwardFailure, error: string, extra: Record<string, unknown> = {}): void {
+  function answer(ex: Exchange, failure: ForwardFailure, extra: Record<string, unknown> = {}): void {
     ex.failure = failure;
     // An unread body would be taken as the next request: the connection goes with the answer.
-    ex.bytes = sendError(ex.res, failure.status, error, failure.reason, extra, !ex.req.complete);
+    ex.bytes = sendError(ex.res, failure.error, failure.reason, extra, !ex.req.complete);
   }
 
   /** Stage 1: what nginx would see — $uri, $args, $host, $remote_addr — or a reason to refuse. */
@@ -220,14 +211,14 @@ export function createProxy(deps: ProxyDeps): Proxy {
     if (refused !== undefined) return refused;
     if (!target.startsWith('/')) {
       const m = ABSOLUTE_FORM.exec(target);
-      if (m === null) return [400, 'bad_request', `request target "${target}" is not a path or an absolute URL`];
+      if (m === null) return ['bad_request', `request target "${target}" is not a path or an absolute URL`];
       hostValue = m[1];
       path = m[2]!.startsWith('/') ? m[2]! : `/${m[2]!}`;
     }
     const parsed = parsePath(path);
-    if (parsed === null) return [400, 'bad_request', `request target "${target}" is malformed or climbs above the root`];
+    if (parsed === null) return ['bad_request', `request target "${target}" is malformed or climbs above the root`];
     const host = hostValue === undefined ? '' : parseHost(hostValue);
-    if (host === null) return [400, 'bad_request', `Host "${hostValue}" is not a valid host name`];
+    if (host === null) return ['bad_request', `Host "${hostValue}" is not a valid host name`];
     const clientAddr = plainAddress(req.socket.remoteAddress);
     const remoteAddr = (config.trustProxy ? forwardedFor(req.headers['x-forwarded-for'] as string | undefined) : undefined) ?? clientAddr;
     const length = req.headers['content-length'];
@@ -268,7 +259,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const finished = ex.res.writableFinished;
       const { failure, backend } = ex;
       // A body cut by the upstream is its failure (502/504), not a client that left (499, nginx's code).
-      const status = failure !== undefined ? failure.status : finished ? ex.res.statusCode : 499;
+      const status = failure !== undefined ? ERRORS[failure.error].status : finished ? ex.res.statusCode : 499;
       // Only an upstream's own failure counts against it; the client's and ours count as no upstream's.
       const serverType = backend !== undefined && (failure === undefined || failure.blame === 'upstream') ? backend.name : NO_UPSTREAM;
       const seconds = (performance.now() - ex.started) / 1000;
@@ -286,7 +277,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   function admitBody(ex: Exchange): boolean {
     if (ex.bodyLength <= config.bodyLimit) return true;
     const reason = `request body of ${ex.bodyLength} bytes is over the limit of ${config.bodyLimit}`;
-    answer(ex, { status: 413, reason, blame: 'client' }, 'payload_too_large');
+    answer(ex, { error: 'payload_too_large', reason, blame: 'client' });
     return false;
   }
 
@@ -297,7 +288,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     if (typeof forced === 'string') {
       if (!backends.has(forced)) {
         const reason = `${config.overrideHeader}: "${forced}" is not an upstream`;
-        answer(ex, { status: 400, reason, blame: 'client' }, 'unknown_upstream', { upstreams: [...backends.keys()] });
+        answer(ex, { error: 'unknown_upstream', reason, blame: 'client' }, { upstreams: [...backends.keys()] });
         return undefined;
       }
       name = forced;
@@ -391,12 +382,12 @@ export function createProxy(deps: ProxyDeps): Proxy {
   function refuse(ex: Exchange, failure: ForwardFailure, err: Error, midBody = false): void {
     const { req, res } = ex;
     const upstream = ex.backend!.name;
-    if (failure.status !== 413) {
-      const fields = { upstream, err: err.message, url: req.url, status: failure.status, blame: failure.blame };
+    if (failure.error !== 'payload_too_large') {
+      const fields = { upstream, err: err.message, url: req.url, status: ERRORS[failure.error].status, blame: failure.blame };
       if (failure.blame === 'client') log.info(fields, failure.reason);
       else log.warn(fields, midBody ? `${failure.reason} in the middle of the answer; connection cut` : failure.reason);
     }
-    if (!midBody) return answer(ex, failure, ERROR_NAMES[failure.status], { upstream });
+    if (!midBody) return answer(ex, failure, { upstream });
     ex.failure = failure;
     res.destroy();
   }
@@ -428,9 +419,9 @@ export function createProxy(deps: ProxyDeps): Proxy {
   function handle(req: IncomingMessage, res: ServerResponse): void {
     const ex = readRequest(req, res);
     if (!('req' in ex)) {
-      const [status, error, message] = ex;
-      const bytes = sendError(res, status, error, message, {}, !req.complete);
-      outcomes.publish(refused(status, req.method, req.url, plainAddress(req.socket.remoteAddress), bytes));
+      const [error, message] = ex;
+      const bytes = sendError(res, error, message, {}, !req.complete);
+      outcomes.publish(refused(ERRORS[error].status, req.method, req.url, plainAddress(req.socket.remoteAddress), bytes));
       return;
     }
     observe(ex);

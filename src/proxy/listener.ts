@@ -2,6 +2,7 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { answerParserError, ERRORS, sendRawError } from '../common/errors.js';
 import { InputError } from '../common/input-error.js';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from './options.js';
@@ -36,36 +37,8 @@ export interface RunningProxy {
   close(graceMs?: number): Promise<number>;
 }
 
-/** The status for a request Node's parser rejected, by its error code. */
-export function malformedStatus(code: string | undefined): readonly [number, string] {
-  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'Request Header Fields Too Large'];
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'Request Timeout'];
-  return [400, 'Bad Request'];
-}
-
-/** Answers on a raw socket, in JSON like our other errors, and closes it; returns the body's length. */
-function rawAnswer(socket: Duplex, status: number, text: string, message: string): number {
-  const body = JSON.stringify({ error: 'bad_request', message });
-  const length = Buffer.byteLength(body);
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n${body}`);
-  return length;
-}
-
-/** Answers a request refused before it was one (Node's parser, CONNECT), and publishes its outcome. */
-function refuseRaw(outcomes: Outcomes, socket: Duplex, status: number, text: string, message: string, method?: string): void {
-  const bytes = rawAnswer(socket, status, text, message);
-  outcomes.publish(refused(status, method, undefined, plainAddress((socket as { remoteAddress?: string }).remoteAddress), bytes));
-}
-
-/** Answers a request Node's parser rejected; a socket already gone just goes. */
-function rejectMalformed(err: NodeJS.ErrnoException, socket: Duplex, outcomes: Outcomes): void {
-  if (!socket.writable || err.code === 'ECONNRESET') {
-    socket.destroy();
-    return;
-  }
-  const [status, text] = malformedStatus(err.code);
-  refuseRaw(outcomes, socket, status, text, `malformed request: ${err.code}`);
-}
+/** The client of a request refused on its socket, before it was one. */
+const clientOf = (socket: Duplex): string => plainAddress((socket as { remoteAddress?: string }).remoteAddress);
 
 /** A writable directory for spill files, or an InputError saying why not. */
 function checkBufferDir(dir: string): void {
@@ -121,10 +94,15 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
   // Node drops headers past this count silently (Content-Length among them); the proxy answers 431 instead.
   server.maxHeadersCount = 0;
   server.setTimeout(config.timeoutMs + 10_000);
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => rejectMalformed(err, socket, outcomes));
+  // Requests refused before they were one are answered in JSON too, and counted.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const answered = answerParserError(err, socket);
+    if (answered !== undefined) outcomes.publish(refused(answered.status, undefined, undefined, clientOf(socket), answered.bytes));
+  });
   // Without a listener Node drops a CONNECT's socket without a word; a canary proxy is no tunnel.
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    refuseRaw(outcomes, socket, 400, 'Bad Request', `${req.method} is not proxied`, req.method);
+    const bytes = sendRawError(socket, 'bad_request', `${req.method} is not proxied`);
+    outcomes.publish(refused(ERRORS.bad_request.status, req.method, undefined, clientOf(socket), bytes));
   });
 
   await new Promise<void>((resolve, reject) => {
