@@ -4,7 +4,9 @@ import { pino } from 'pino';
 import t from 'tap';
 import { startApp } from '../src/app.js';
 import { createMetrics, methodLabel } from '../src/observe/metrics.js';
+import { describeIdentity } from '../src/observe/health.js';
 import { UpstreamPoller, type PollSample } from '../src/observe/poller.js';
+import { createStandin } from '../src/cli/standin.js';
 import { createBackend } from '../src/proxy/forward.js';
 import { freePort, rawExchange, send, silentLog, startUpstream } from './helpers/net.js';
 
@@ -186,15 +188,16 @@ t.test('UpstreamPoller: listeners hear each poll; one that throws is logged and 
   t.same(
     heard.sort((a, b) => a.kind.localeCompare(b.kind)),
     [
+      { upstream: 'flask', at: 5, kind: 'info', identity: undefined },
       { upstream: 'flask', at: 5, kind: 'ping', answered: true },
       { upstream: 'flask', at: 5, kind: 'stats', memory: { rss: 2 * 2 ** 20, containerMaxUsed: 3 * 2 ** 20, containerLimit: 4 * 2 ** 20 } },
     ],
   );
-  t.match(lines, [{ msg: 'a poll listener failed', err: 'listener broke' }, { msg: 'a poll listener failed' }]);
+  t.match(lines, [{ msg: 'a poll listener failed', err: 'listener broke' }, { msg: 'a poll listener failed' }, { msg: 'a poll listener failed' }]);
   t.equal(poller.downMs('flask'), 0, 'it answers');
   off();
   await poller.pollAll();
-  t.equal(heard.length, 2, 'unsubscribed: heard nothing more');
+  t.equal(heard.length, 3, 'unsubscribed: heard nothing more');
   await backend.pool.close();
 });
 
@@ -207,6 +210,30 @@ t.test('UpstreamPoller: an upstream that never answered /ping has been down sinc
   await poller.pollAll();
   t.equal(poller.downMs('fastapi'), 3_000);
   await backend.pool.close();
+});
+
+t.test("UpstreamPoller: which server and model a DRUM upstream is, from its /info/; nothing from one that is not DRUM", async (t) => {
+  const drum = createStandin('fastapi');
+  const drumUrl = await drum.listen({ host: '127.0.0.1', port: 0 });
+  const plain = await startUpstream('plain', drumLike(null));
+  t.teardown(async () => {
+    await drum.close();
+    await plain.close();
+  });
+  const backends = [createBackend({ name: 'fastapi', url: new URL(drumUrl) }, 1000), createBackend({ name: 'plain', url: new URL(plain.url) }, 1000)];
+  const poller = new UpstreamPoller(backends, createMetrics(), { intervalMs: 60_000, timeoutMs: 500, now: () => 5, log: silentLog });
+  const identities = new Map<string, string | undefined>();
+  poller.subscribe((s) => {
+    if (s.kind === 'info') identities.set(s.upstream, s.identity);
+  });
+  await poller.pollAll();
+  const identity = identities.get('fastapi')!;
+  t.same(JSON.parse(identity), ['fastapi', 'stand-in', 'python', { name: 'fastapi stand-in', targetType: 'regression' }]);
+  t.equal(describeIdentity(identity), 'fastapi stand-in fastapi stand-in');
+  t.ok(identities.has('plain') && identities.get('plain') === undefined, 'an upstream whose /info/ names no server or model has no identity');
+  t.equal(describeIdentity(JSON.stringify([null, null, null, null])), '[null,null,null,null]', 'nothing to name: the text itself');
+  t.equal(describeIdentity(JSON.stringify(['flask', '1.16', 'python', { name: 7 }])), 'flask 1.16', 'a model name that is not text is left out');
+  for (const b of backends) await b.pool.close();
 });
 
 t.test('methodLabel keeps the method label bounded', async (t) => {

@@ -405,3 +405,22 @@ t.test('with the default settle and confirm: the settling minute and a suspicion
   t.equal(slow.canary(), 0, 'two slow windows in a row: 5% reduces to 0%');
   t.match(slow.controller.decisions.at(-1), { action: 'rollback', text: /failing 2 windows in a row/ });
 });
+
+t.test("the canary's /info/ from the polls: a new version at a step restarts the hold, said in the decision log", async (t) => {
+  const r = rig(t, { plan: { ...PLAN, steps: [{ ...PLAN.steps[0]!, holdMs: 10 * MIN }, ...PLAN.steps.slice(1)] } });
+  const info = (upstream: string, identity: string | undefined): void => r.poll({ upstream, at: r.now(), kind: 'info', identity });
+  const v1 = JSON.stringify(['fastapi', '1.16.5', 'python', { name: 'm' }]);
+  r.controller.command('start', 'alice', null);
+  info('fastapi', v1);
+  r.minute();
+  r.minute();
+  t.match(r.controller.view(), { step: { heldMs: 2 * MIN } });
+  info('flask', JSON.stringify(['flask', '9', 'python', null]));
+  info('fastapi', undefined);
+  r.minute();
+  t.match(r.controller.view(), { step: { heldMs: 3 * MIN } }, "the baseline's identity and an unreadable /info/ change nothing");
+  info('fastapi', JSON.stringify(['fastapi', '1.16.6', 'python', { name: 'm' }]));
+  r.minute();
+  t.match(r.controller.view(), { weight: 5, step: { heldMs: 0 } });
+  t.match(r.controller.decisions.at(-1), { action: 'hold', from: 5, to: 5, text: 'the canary changed (fastapi 1.16.5 m → fastapi 1.16.6 m, from its /info/): the hold at 5% starts again' });
+});

@@ -272,3 +272,28 @@ t.test('confirm: a gradual trigger or a miss acts on the second failing window i
   t.match(unready.transitions.map((x) => x.action), ['suspect', 'hold']);
   t.match(unready.state, { phase: 'running', heldMs: 0 });
 });
+
+t.test("a canary whose /info/ changes at a step (a new image behind the same URL) starts its hold again", async (t) => {
+  const v1 = JSON.stringify(['fastapi', '1.16.5', 'python', { name: 'churn' }]);
+  const v2 = JSON.stringify(['fastapi', '1.16.6', 'python', { name: 'churn' }]);
+  let state = onCommand(careful, INITIAL, 'start', 0).state;
+  state = onCheck(careful, state, verdict('pass'), MIN, v1).state;
+  t.match(state, { canary: v1, heldMs: 0 }, 'first seen: recorded, nothing said');
+  state = onCheck(careful, state, verdict('pass'), 2 * MIN, v1).state;
+  state = onCheck(careful, state, verdict('pass'), 3 * MIN).state;
+  t.match(state, { canary: v1, heldMs: 2 * MIN }, 'an /info/ not read this time: the last known stands');
+  state = onCheck(careful, state, verdict('pass'), 4 * MIN, v1).state;
+  t.equal(state.heldMs, 3 * MIN);
+  const changed = onCheck(careful, state, verdict('pass'), 5 * MIN, v2);
+  t.match(changed, {
+    action: 'hold',
+    fresh: true,
+    text: 'the canary changed (fastapi 1.16.5 churn → fastapi 1.16.6 churn, from its /info/): the hold at 5% starts again',
+    state: { phase: 'running', heldMs: 0, canary: v2, settling: 1 },
+  });
+  t.equal(changed.weight, undefined, 'the weight stays');
+  const waiting = onCheck(careful, { ...state, phase: 'awaiting_approval' }, verdict('pass'), 5 * MIN, v2);
+  t.match(waiting, { action: 'hold', state: { phase: 'running', heldMs: 0 } }, 'a step waiting for approval is no longer ready');
+  t.match(onCheck(careful, { ...state, phase: 'paused' }, verdict('pass'), 5 * MIN, v2), { action: undefined, state: { canary: v2, phase: 'paused' } }, 'paused: the new identity noted, nothing held to restart');
+  t.match(onCheck(careful, state, verdict('rollback'), 5 * MIN, v2), { action: 'rollback' }, 'an immediate trigger still comes first');
+});

@@ -21,11 +21,11 @@ t.test('written and read back; none yet is undefined', async (t) => {
   writeFileSync(path, formatSavedRollout(saved));
   t.same(readSavedRollout(path, plan), saved);
   // Written before settle and confirm existed: nothing to skip, nothing failed yet.
-  const { settling: _s, strikes: _k, ...older } = { ...saved.state, settling: 1, strikes: 1 };
+  const { settling: _s, strikes: _k, canary: _c, ...older } = saved.state;
   writeFileSync(path, JSON.stringify({ format: 1, state: older, decisions: [] }));
-  t.same(readSavedRollout(path, plan)!.state, { ...older, settling: 0, strikes: 0 });
-  writeFileSync(path, formatSavedRollout({ ...saved, state: { ...saved.state, settling: 1, strikes: 2 } }));
-  t.match(readSavedRollout(path, plan)!.state, { settling: 1, strikes: 2 });
+  t.same(readSavedRollout(path, plan)!.state, { ...older, settling: 0, strikes: 0, canary: null });
+  writeFileSync(path, formatSavedRollout({ ...saved, state: { ...saved.state, settling: 1, strikes: 2, canary: '["fastapi"]' } }));
+  t.match(readSavedRollout(path, plan)!.state, { settling: 1, strikes: 2, canary: '["fastapi"]' });
 });
 
 /** A decision as the controller writes it, with the checks it was made on. */
@@ -64,6 +64,7 @@ t.test('anything else stops start-up with one line naming the file and the entry
     ['a negative time held', file({ heldMs: -1 }), /is corrupt: state\.heldMs must be a number, 0 or more/],
     ['settling a fraction of a check', file({ settling: 0.5 }), /is corrupt: state\.settling must be a whole number, 0 or more/],
     ['negative strikes', file({ strikes: -1 }), /is corrupt: state\.strikes must be a whole number, 0 or more/],
+    ['a canary identity that is no text', file({ canary: 7 }), /is corrupt: state\.canary must be/],
     ['a check time that is not a time', file({ lastCheckAt: 'now' }), /is corrupt: state\.lastCheckAt must be a number, 0 or more/],
     ['reducing with no time to check again', file({ phase: 'reducing', step: 0, weight: 5 }), /is corrupt: state\.reduceAt must be a time while reducing/],
     ['a note that is not text', file({ note: 5 }), /is corrupt: state\.note must be a string or null/],

@@ -50,15 +50,12 @@ export interface DrumMemory {
   readonly containerLimit: number | undefined;
 }
 
-/**
- * DRUM's GET /stats/ `mem_info` (values in MB), reading at most STATS_LIMIT bytes; undefined
- * when the upstream is unreachable, answers otherwise than 200, or is not DRUM.
- */
-export async function readMemInfo(b: Backend, timeoutMs: number): Promise<Record<string, unknown> | undefined> {
+/** GET `path`'s JSON within `timeoutMs`, reading at most STATS_LIMIT bytes; undefined when unreachable, not 200, too big or not JSON. */
+async function readSmallJson(b: Backend, path: string, timeoutMs: number): Promise<unknown> {
   try {
     const res = await b.pool.request({
       method: 'GET',
-      path: `${b.basePath}/stats/`,
+      path: b.basePath + path,
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
       signal: AbortSignal.timeout(timeoutMs),
@@ -73,12 +70,43 @@ export async function readMemInfo(b: Backend, timeoutMs: number): Promise<Record
       }
       chunks.push(chunk);
     }
-    const parsed = res.statusCode === 200 ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { mem_info?: unknown }) : undefined;
-    return parsed?.mem_info !== null && typeof parsed?.mem_info === 'object' ? (parsed.mem_info as Record<string, unknown>) : undefined;
+    return res.statusCode === 200 ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown) : undefined;
   } catch {
     // unreachable, timed out, or not JSON
     return undefined;
   }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * DRUM's GET /stats/ `mem_info` (values in MB); undefined when the upstream is unreachable,
+ * answers otherwise than 200, or is not DRUM.
+ */
+export async function readMemInfo(b: Backend, timeoutMs: number): Promise<Record<string, unknown> | undefined> {
+  const parsed = await readSmallJson(b, '/stats/', timeoutMs);
+  return isObject(parsed) && isObject(parsed.mem_info) ? parsed.mem_info : undefined;
+}
+
+/** The fields of DRUM's /info/ that say which server and model answer: a change in any is a new canary. */
+const IDENTITY_FIELDS = ['drumServer', 'drumVersion', 'language', 'modelMetadata'] as const;
+
+/**
+ * Which server and model an upstream is, from DRUM's GET /info/: its identity fields as one JSON
+ * text (keys in a fixed order, so equal answers give equal texts); undefined when there is no
+ * usable /info/ (unreachable, or not DRUM).
+ */
+export async function readIdentity(b: Backend, timeoutMs: number): Promise<string | undefined> {
+  const info = await readSmallJson(b, '/info/', timeoutMs);
+  if (!isObject(info) || !IDENTITY_FIELDS.some((f) => info[f] !== undefined)) return undefined;
+  return JSON.stringify(IDENTITY_FIELDS.map((f) => info[f] ?? null));
+}
+
+/** An identity as people read it: "fastapi 1.16.6 my-model". */
+export function describeIdentity(identity: string): string {
+  const [server, version, , metadata] = JSON.parse(identity) as unknown[];
+  const model = isObject(metadata) && typeof metadata.name === 'string' ? metadata.name : undefined;
+  return [server, version, model].filter((x) => typeof x === 'string' && x !== '').join(' ') || identity;
 }
 
 /** A mem_info field in MB, if it is a number. */

@@ -1,16 +1,20 @@
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
-import { drumMemory, getStatus, memoryMb, MiB, readMemInfo, type Backend, type DrumMemory } from './health.js';
+import { drumMemory, getStatus, memoryMb, MiB, readIdentity, readMemInfo, type Backend, type DrumMemory } from './health.js';
 import type { Metrics } from './metrics.js';
 
 
 /** DRUM's /stats/ memory fields (reported in MB) and the `type` label each becomes. */
 const MEMORY_FIELDS = [['drum_rss', 'rss'], ['container_used', 'container_used']] as const;
 
-/** One poll of one upstream: whether it answered /ping, or what /stats/ said (undefined: no usable /stats/). */
+/**
+ * One poll of one upstream: whether it answered /ping, what /stats/ said (undefined: no usable
+ * /stats/), or which server and model /info/ names (undefined: no usable /info/).
+ */
 export type PollSample =
   | { readonly upstream: string; readonly at: number; readonly kind: 'ping'; readonly answered: boolean }
-  | { readonly upstream: string; readonly at: number; readonly kind: 'stats'; readonly memory: DrumMemory | undefined };
+  | { readonly upstream: string; readonly at: number; readonly kind: 'stats'; readonly memory: DrumMemory | undefined }
+  | { readonly upstream: string; readonly at: number; readonly kind: 'info'; readonly identity: string | undefined };
 
 export interface PollerOptions {
   readonly intervalMs: number;
@@ -21,7 +25,8 @@ export interface PollerOptions {
 }
 
 /**
- * Polls every upstream's GET /ping (health) and DRUM's GET /stats/ (memory) and exports
+ * Polls every upstream's GET /ping (health), DRUM's GET /stats/ (memory) and GET /info/ (which
+ * server and model answer: the rollout restarts a hold when the canary's changes) and exports
  * drum_upstream_up, drum_upstream_down_seconds and drum_memory_bytes — the seed's
  * "no response to /ping > 30 s" and memory triggers read these. An upstream without a usable
  * /stats/ (not DRUM) simply has no memory series, and is logged once.
@@ -93,7 +98,7 @@ export class UpstreamPoller {
 
   /** One round over every upstream; resolves when all answered or timed out. */
   async pollAll(): Promise<void> {
-    await Promise.all(this.#backends.map((b) => Promise.all([this.#ping(b), this.#stats(b)])));
+    await Promise.all(this.#backends.map((b) => Promise.all([this.#ping(b), this.#stats(b), this.#info(b)])));
   }
 
   async #ping(b: Backend): Promise<void> {
@@ -128,5 +133,10 @@ export class UpstreamPoller {
       this.#noStats.delete(b.name);
     }
     this.#tell({ upstream: b.name, at: this.opts.now(), kind: 'stats', memory });
+  }
+
+  async #info(b: Backend): Promise<void> {
+    const identity = await readIdentity(b, this.opts.timeoutMs);
+    this.#tell({ upstream: b.name, at: this.opts.now(), kind: 'info', identity });
   }
 }

@@ -90,7 +90,7 @@ export class Series {
       outcomes.subscribe((o) => this.#sides.get(o.serverType)?.add(o.status, o.seconds, random)),
       poller.subscribe((s) => {
         if (s.kind === 'ping') this.#ping.set(s.upstream, s.answered);
-        else if (s.memory !== undefined) this.#rss.set(s.upstream, s.memory.rss);
+        else if (s.kind === 'stats' && s.memory !== undefined) this.#rss.set(s.upstream, s.memory.rss);
       }),
     );
   }

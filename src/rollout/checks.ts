@@ -41,6 +41,8 @@ export interface Evidence {
   readonly memory: MemoryEvidence;
   /** How long the canary has not answered /ping, in ms; 0 while it answers. */
   readonly canaryDownMs: number;
+  /** Which server and model the canary is, from DRUM's /info/; undefined where unknown. */
+  readonly canaryIdentity?: string | undefined;
   /** Why there are no numbers this time (Prometheus unreachable, say): the verdict is inconclusive. */
   readonly unavailable?: string;
 }

@@ -174,15 +174,16 @@ export class RolloutController {
     const at = now();
     const step = plan.steps[Math.max(0, this.#state.step)]!;
     const { settling } = this.#state;
+    const evidence = settling > 0 ? undefined : this.deps.evidence.gather(at);
     const verdict: Verdict =
-      settling > 0
+      evidence === undefined
         ? { action: 'inconclusive', checks: [], text: `settling after a weight change: not judged (${settling} check${settling === 1 ? '' : 's'} left)` }
-        : judge(this.deps.evidence.gather(at), step, plan.rollback, { minRequests: plan.minRequests, minP99Difference: plan.minP99DifferenceMs / 1000 });
+        : judge(evidence, step, plan.rollback, { minRequests: plan.minRequests, minP99Difference: plan.minP99DifferenceMs / 1000 });
     this.#verdict = { ...verdict, at: new Date(at).toISOString() };
     for (const c of verdict.checks) {
       if (c.value !== null && Number.isFinite(c.value)) this.#metrics.check.set({ check: c.check satisfies CheckName }, c.value);
     }
-    this.#apply(onCheck(plan, this.#state, verdict, at), 'rollout', null, verdict.checks);
+    this.#apply(onCheck(plan, this.#state, verdict, at, evidence?.canaryIdentity), 'rollout', null, verdict.checks);
     return verdict;
   }
 

@@ -48,6 +48,8 @@ export class LocalEvidence implements EvidenceSource {
   /** Each upstream's last DRUM memory. */
   readonly #memory = new Map<string, DrumMemory | undefined>();
   readonly #rss = new RssHistory();
+  /** The canary's last /info/ identity. */
+  #identity: string | undefined;
   readonly #unsubscribe: (() => void)[] = [];
 
   constructor(
@@ -90,10 +92,18 @@ export class LocalEvidence implements EvidenceSource {
       canaryGrowthPerHour: this.#rss.growthPerHour(at),
       canaryOom: canary?.containerLimit === undefined || canary.containerMaxUsed === undefined ? undefined : canary.containerMaxUsed >= canary.containerLimit,
     };
-    return { baseline: this.#window.stats(plan.baseline, at), canary: this.#window.stats(plan.canary, at), memory, canaryDownMs: poller.downMs(plan.canary) };
+    return {
+      baseline: this.#window.stats(plan.baseline, at),
+      canary: this.#window.stats(plan.canary, at),
+      memory,
+      canaryDownMs: poller.downMs(plan.canary),
+      canaryIdentity: this.#identity,
+    };
   }
 
   #polled(sample: PollSample): void {
+    // An /info/ that cannot be read says nothing about a change: the last known identity stands.
+    if (sample.kind === 'info' && sample.upstream === this.deps.plan.canary && sample.identity !== undefined) this.#identity = sample.identity;
     if (sample.kind !== 'stats') return;
     this.#memory.set(sample.upstream, sample.memory);
     if (sample.upstream === this.deps.plan.canary && sample.memory !== undefined) this.#rss.add(sample.at, sample.memory.rss);

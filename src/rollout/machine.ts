@@ -1,3 +1,4 @@
+import { describeIdentity } from '../observe/health.js';
 import type { Verdict } from './checks.js';
 import { formatDuration, type RolloutPlan } from './plan.js';
 
@@ -35,9 +36,11 @@ export interface RolloutState {
   readonly settling: number;
   /** Consecutive failing windows so far (a gradual trigger or a miss), toward the plan's `confirm`. */
   readonly strikes: number;
+  /** Which server and model the canary was at the last check (DRUM's /info/); null before it is known. */
+  readonly canary: string | null;
 }
 
-export const INITIAL: RolloutState = { phase: 'idle', step: -1, weight: 0, heldMs: 0, lastCheckAt: null, reduceAt: null, note: null, settling: 0, strikes: 0 };
+export const INITIAL: RolloutState = { phase: 'idle', step: -1, weight: 0, heldMs: 0, lastCheckAt: null, reduceAt: null, note: null, settling: 0, strikes: 0, canary: null };
 
 /**
  * The machine's answer: the new state and, when something happened, its decision — a changed
@@ -122,17 +125,23 @@ const moved = (plan: RolloutPlan, state: RolloutState): RolloutState => ({ ...st
  * A check of the window, every interval. Right after a weight change the check is skipped
  * (`settle`). The immediate triggers act on one window; a gradual trigger or a step's miss acts
  * only when `confirm` windows in a row fail, each after the one before on fresh exchanges — the
- * first is logged as a suspicion.
+ * first is logged as a suspicion. `identity` is which server and model the canary is now
+ * (DRUM's /info/, when known): a different one at a step restarts its hold — the time was
+ * earned by another version.
  */
-export function onCheck(plan: RolloutPlan, state: RolloutState, verdict: Verdict, now: number): Transition {
+export function onCheck(plan: RolloutPlan, state: RolloutState, verdict: Verdict, now: number, identity?: string): Transition {
   if (!ACTIVE.has(state.phase)) return { state };
   const elapsed = state.lastCheckAt === null ? 0 : Math.max(0, now - state.lastCheckAt);
-  const checked = { ...state, lastCheckAt: now };
+  const checked = { ...state, lastCheckAt: now, canary: identity ?? state.canary };
   // What the first interval after a change measures is partly the change: not judged, not held.
   if (state.settling > 0) return { state: { ...checked, settling: state.settling - 1 }, fresh: true };
   // The immediate triggers act in every active phase: a paused canary still takes traffic.
   if (verdict.action === 'rollback') {
     return { state: { ...checked, phase: 'rolled_back', weight: 0, reduceAt: null, note: verdict.text }, weight: 0, action: 'rollback', text: `${verdict.text} → canary to 0% at once` };
+  }
+  if (state.canary !== null && checked.canary !== state.canary && (state.phase === 'running' || state.phase === 'awaiting_approval')) {
+    const text = `the canary changed (${describeIdentity(state.canary)} → ${describeIdentity(checked.canary!)}, from its /info/): the hold at ${fmt(state.weight)} starts again`;
+    return { state: { ...moved(plan, checked), phase: 'running', heldMs: 0, note: null }, fresh: true, action: 'hold', text };
   }
   if (state.phase === 'reducing' && now < state.reduceAt!) return { state: checked };
   // A paused canary still takes traffic: a gradual trigger acts on it too; a miss does not.

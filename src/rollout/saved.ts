@@ -38,6 +38,7 @@ function rolloutState(value: unknown): RolloutState {
     // Absent from files written before settle and confirm: nothing to skip, nothing failed.
     settling: st['settling'] === undefined ? 0 : integer(st['settling'], 'state.settling', 0),
     strikes: st['strikes'] === undefined ? 0 : integer(st['strikes'], 'state.strikes', 0),
+    canary: st['canary'] === undefined ? null : stringOrNull(st['canary'], 'state.canary'),
   };
   if (phase === 'reducing' && state.reduceAt === null) throw new Corrupt('state.reduceAt must be a time while reducing');
   return state;
