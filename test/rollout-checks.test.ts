@@ -48,6 +48,7 @@ t.test('error rate: the immediate trigger over 1% with 99% confidence, the step 
   t.match(errorRateCheck(side(10_000, 10), clean, step, rollback, min).text, /and worse than the baseline's 0% \(0 of 100,000\); Fisher exact test p=/);
   t.match(errorRateCheck(side(10_000, 12), side(0, 0), step, rollback, min).text, /not significantly over it \(exact binomial test p=0.\d+; no baseline traffic\)/);
   t.equal(errorRateCheck(side(0, 0), clean, step, rollback, min).value, null);
+  t.equal(errorRateCheck(side(2_000, 6), side(40_000, 120), step, rollback, min).text, "canary error rate 0.3% (6 of 2,000) not under 0.1%, but not worse than the baseline's 0.3% (120 of 40,000); Fisher exact test p=0.56", "the README's example");
 });
 
 t.test('p99: the increase counts only when the canary is significantly slower', async (t) => {
