@@ -138,7 +138,7 @@ export async function startWorkers(
   /** Requests the workers cut at their drain timeout, as they report it when they stop. */
   let cut = 0;
   // The whole process's outcomes: every worker's, as they send them. Counters come from /metrics, not from these.
-  const outcomes = new Outcomes();
+  const outcomes = new Outcomes({ log, errors: metrics.subscriberErrors });
   const onMessage = (_worker: Worker, msg: ToPrimary): void => {
     if (msg.drum === 'record') recording.write(msg.line);
     else if (msg.drum === 'shadow') deps.shadow.finished(msg.result, msg.line);
@@ -376,7 +376,7 @@ export function batchOutcomes(source: Outcomes, send: (batch: readonly Outcome[]
     batch = [];
     send(out);
   };
-  source.subscribe((o) => {
+  source.subscribe('to-primary', (o) => {
     batch.push(o);
     if (batch.length >= max) flush();
     else timer ??= setTimeout(flush, flushMs).unref();

@@ -45,7 +45,7 @@ const servedBy = async (url: string): Promise<string> => String((await send(url)
 t.test('GET /weights, PUT /weights, POST /rollback, GET /history — and traffic follows', async (t) => {
   const a = await app(t);
   const heard: string[] = [];
-  a.store.subscribe(({ state }) => heard.push(`v${state.version} ${state.source} ${JSON.stringify(state.shares)}`));
+  a.store.subscribe('test', ({ state }) => heard.push(`v${state.version} ${state.source} ${JSON.stringify(state.shares)}`));
   const moving = pathBetween(5, 10);
   const start = body(await send(`${a.admin_}/weights`));
   t.match(start, { weights: { flask: 95, fastapi: 5 }, version: 1, source: 'startup', updatedAt: String });
@@ -114,7 +114,7 @@ t.test('bad input → 400/413/415 JSON naming the field; the state is unchanged'
 t.test('compare-and-set: a write naming a stale version (body or If-Match) gets 409 and changes nothing', async (t) => {
   const a = await app(t);
   const heard: number[] = [];
-  a.store.subscribe(({ state }) => heard.push(state.version));
+  a.store.subscribe('test', ({ state }) => heard.push(state.version));
   const etag = async (): Promise<string | undefined> => (await send(`${a.admin_}/weights`)).headers.etag as string | undefined;
   t.equal(await etag(), '"1"', 'GET /weights has the version as its ETag');
 

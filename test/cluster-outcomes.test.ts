@@ -9,7 +9,7 @@ import { batchOutcomes, startWorkers } from '../src/cluster.js';
 import { buildConfig } from '../src/config/config.js';
 import { createMetrics } from '../src/observe/metrics.js';
 import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
-import { send, silentLog, startUpstream } from './helpers/net.js';
+import { quietLists, send, silentLog, startUpstream } from './helpers/net.js';
 import { startShadow, type ShadowLine } from '../src/shadow/shadow.js';
 import { until } from './helpers/wait.js';
 
@@ -18,7 +18,7 @@ const WORKER_EXEC_ARGV = process.execArgv.filter((a) => !a.includes('/@tapjs/moc
 const outcome = (status: number): Outcome => ({ id: 1, serverType: 'a', upstream: 'a', status, sentStatus: status, origin: 'upstream', method: 'GET', url: '/', client: '', seconds: 0, clientGone: false, bytes: 2, requestComplete: true });
 
 t.test('batchOutcomes: one message per batch, when it is full or a moment after its first outcome, or when asked', async (t) => {
-  const bus = new Outcomes();
+  const bus = new Outcomes(quietLists);
   const sent: number[][] = [];
   const flush = batchOutcomes(bus, (b) => sent.push(b.map((o) => o.status)), 30, 3);
   for (const s of [1, 2, 3, 4]) bus.publish(outcome(s));
@@ -46,7 +46,7 @@ t.test('two real workers: the primary publishes every exchange of both, once', a
   const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [], shadow: startShadow(config, { registry: metrics.registry, log: silentLog }) });
   t.teardown(() => plane.close());
   const seen: Outcome[] = [];
-  plane.outcomes.subscribe((o) => seen.push(o));
+  plane.outcomes.subscribe('test', (o) => seen.push(o));
   const n = 40;
   const url = `http://127.0.0.1:${plane.address.port}`;
   const replies = await Promise.all(Array.from({ length: n }, (_, i) => send(`${url}/predict/?i=${i}`)));

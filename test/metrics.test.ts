@@ -7,6 +7,7 @@ import { createMetrics, methodLabel } from '../src/observe/metrics.js';
 import { UpstreamPoller, type PollSample } from '../src/observe/poller.js';
 import { createBackend } from '../src/proxy/forward.js';
 import { freePort, rawExchange, send, silentLog, startUpstream } from './helpers/net.js';
+import { metricSum } from './helpers/metrics.js';
 
 const MiB = 1024 * 1024;
 
@@ -170,18 +171,19 @@ t.test('UpstreamPoller: an oversized /stats/ is not read whole, and gives no mem
   await backend.pool.close();
 });
 
-t.test('UpstreamPoller: listeners hear each poll; one that throws is logged and the others still hear', async (t) => {
+t.test('UpstreamPoller: listeners hear each poll; one that throws is logged (once a minute), counted, and the others still hear', async (t) => {
   const up = await startUpstream('flask', drumLike('{"mem_info": {"drum_rss": 2, "container_max_used": 3, "container_limit": 4}}'));
   t.teardown(() => up.close());
   const lines: { msg: string; err?: string }[] = [];
   const log = pino({ level: 'error' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
   const backend = createBackend({ name: 'flask', url: new URL(up.url) }, 1000);
-  const poller = new UpstreamPoller([backend], createMetrics(), { intervalMs: 60_000, timeoutMs: 500, now: () => 5, log });
+  const metrics = createMetrics();
+  const poller = new UpstreamPoller([backend], metrics, { intervalMs: 60_000, timeoutMs: 500, now: () => 5, log });
   const heard: PollSample[] = [];
-  poller.subscribe(() => {
+  poller.subscribe('broken', () => {
     throw new Error('listener broke');
   });
-  const off = poller.subscribe((s) => heard.push(s));
+  const off = poller.subscribe('test', (s) => heard.push(s));
   await poller.pollAll();
   t.same(
     heard.sort((a, b) => a.kind.localeCompare(b.kind)),
@@ -190,7 +192,10 @@ t.test('UpstreamPoller: listeners hear each poll; one that throws is logged and 
       { upstream: 'flask', at: 5, kind: 'stats', memory: { rss: 2 * 2 ** 20, containerMaxUsed: 3 * 2 ** 20, containerLimit: 4 * 2 ** 20 } },
     ],
   );
-  t.match(lines, [{ msg: 'a poll listener failed', err: 'listener broke' }, { msg: 'a poll listener failed' }]);
+  // Two polls, two failures, one line: the clock (5) stands still within the minute.
+  t.match(lines, [{ msg: 'a subscriber failed (drum_subscriber_errors_total)', subscriber: 'polls/broken', err: 'listener broke', errors_not_logged: 0 }]);
+  t.equal(lines.length, 1);
+  t.equal(await metricSum(metrics.registry, 'drum_subscriber_errors_total', { subscriber: 'polls/broken' }), 2, 'each counted');
   t.equal(poller.downMs('flask'), 0, 'it answers');
   off();
   await poller.pollAll();

@@ -7,7 +7,7 @@ import { consoleAssets, consoleRoutes } from '../src/admin/console.js';
 import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
 import type { PollSample } from '../src/observe/poller.js';
 import { Series } from '../src/observe/series.js';
-import { send, silentLog, startUpstream } from './helpers/net.js';
+import { quietLists, send, silentLog, startUpstream } from './helpers/net.js';
 
 const outcome = (serverType: string, status: number, seconds: number): Outcome => ({
   id: 1, serverType, upstream: serverType, status, sentStatus: status, origin: 'upstream', method: 'POST', url: '/predict/', client: '', seconds, clientGone: false, bytes: 1, requestComplete: true,
@@ -15,10 +15,10 @@ const outcome = (serverType: string, status: number, seconds: number): Outcome =
 
 function rig() {
   let now = Date.parse('2026-11-30T00:00:00Z');
-  const outcomes = new Outcomes();
+  const outcomes = new Outcomes(quietLists);
   const polls = new Set<(s: PollSample) => void>();
   const series = new Series({ upstreams: ['flask', 'fastapi'], intervalMs: 10_000, now: () => now, random: () => 0.5 });
-  series.listen(outcomes, { subscribe: (l) => (polls.add(l), () => polls.delete(l)) });
+  series.listen(outcomes, { subscribe: (_name, l) => (polls.add(l), () => polls.delete(l)) });
   return { series, outcomes, poll: (s: PollSample) => polls.forEach((l) => l(s)), advance: (ms: number) => (now += ms), polls };
 }
 

@@ -18,7 +18,7 @@ import { createMetrics } from '../src/observe/metrics.js';
 import { WeightStore, type SnapshotSaver } from '../src/weights/store.js';
 import { fill, smallTmpfs } from './helpers/files.js';
 import { sampleSum } from './helpers/metrics.js';
-import { runCli, silentLog, startUpstream } from './helpers/net.js';
+import { quietLists, runCli, silentLog, startUpstream } from './helpers/net.js';
 import { until } from './helpers/wait.js';
 
 const flask = await startUpstream('flask');
@@ -190,7 +190,7 @@ t.test('the admin API over a state file the test holds: a change by another writ
     trySave: () => new Promise((written, failed) => trials.push({ written, failed })),
     flush: async () => undefined,
   };
-  const store = new WeightStore(['flask', 'fastapi'], { state: { shares: [['fastapi', 500]], version: 1, updatedAt: at, source: 'startup' }, history: [] }, { now: () => new Date(at), log: silentLog, persist: saver });
+  const store = new WeightStore(['flask', 'fastapi'], { state: { shares: [['fastapi', 500]], version: 1, updatedAt: at, source: 'startup' }, history: [] }, { now: () => new Date(at), log: silentLog, subscriberErrors: quietLists.errors, persist: saver });
   const admin = createAdmin({ store, upstreams: ['flask', 'fastapi'], tokens: new Map(), probe: async () => ({ flask: true }), notSaved: () => [], metrics: createMetrics(), log: silentLog });
   await admin.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(() => admin.close());

@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric, type MetricValueWithName } from 'prom-client';
 import { NO_UPSTREAM, type Outcome } from './outcomes.js';
 import { createRecorderMetrics, type RecorderMetrics } from '../record/writer.js';
+import { createSubscriberErrors } from '../common/subscribers.js';
 
 /** Model serving: from a 1 ms cached answer to a 30 s batch prediction. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -61,6 +62,8 @@ export interface Metrics {
   /** Exchanges being forwarded now, by upstream; drum_requests_in_flight reads it at each scrape. */
   readonly forwarding: Map<string, number>;
   readonly recorder: RecorderMetrics;
+  /** drum_subscriber_errors_total, which every subscriber list of the process counts in. */
+  readonly subscriberErrors: Counter<'subscriber'>;
   /** drum_requests_total and drum_request_duration_seconds for one outcome. */
   count(outcome: Outcome): void;
   /** The text exposition: this registry's, or (with --workers) every process's, aggregated. */
@@ -117,6 +120,7 @@ export function createMetrics(): Metrics {
     }),
     forwarding,
     recorder: createRecorderMetrics(registry),
+    subscriberErrors: createSubscriberErrors(registry),
     count(o) {
       let server = serverIndex.get(o.serverType);
       if (server === undefined) serverIndex.set(o.serverType, (server = serverTypes.push(o.serverType) - 1));

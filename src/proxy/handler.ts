@@ -178,7 +178,7 @@ export function refusal(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVersion'>
 export function createProxy(deps: ProxyDeps): Proxy {
   const { config, routes, backends, log, metrics, recording, outcomes, shadow } = deps;
   if (config.accessLog) {
-    outcomes.subscribe((o) => log.info({ method: o.method, url: o.url, client: o.client, upstream: o.upstream, status: o.status, ms: Math.round(o.seconds * 10000) / 10 }, 'request'));
+    outcomes.subscribe('access-log', (o) => log.info({ method: o.method, url: o.url, client: o.client, upstream: o.upstream, status: o.status, ms: Math.round(o.seconds * 10000) / 10 }, 'request'));
   }
   const splitKey = compileKey(config.key);
   const dropHeaders = new Set<string>(FORWARDED_HEADERS);

@@ -96,11 +96,11 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
   if (config.upstreams.some((u) => u.requestBuffering || u.responseBuffering)) checkBufferDir(config.buffer.dir);
   const backends = createBackends(config);
   const recording = new Recording(config.record, { metrics: metrics.recorder, log, ...(opts.recordSink === undefined ? {} : { sink: opts.recordSink }) });
-  const outcomes = new Outcomes();
-  outcomes.subscribe((outcome) => metrics.count(outcome));
-  outcomes.subscribe((outcome) => recording.ended(outcome));
+  const outcomes = new Outcomes({ log, errors: metrics.subscriberErrors });
+  outcomes.subscribe('metrics', (outcome) => metrics.count(outcome));
+  outcomes.subscribe('recording', (outcome) => recording.ended(outcome));
   const { shadow } = opts;
-  if (shadow !== undefined) outcomes.subscribe((outcome) => shadow.ended(outcome));
+  if (shadow !== undefined) outcomes.subscribe('shadow', (outcome) => shadow.ended(outcome));
   const proxy = createProxy({ config, routes, backends, log, metrics, recording, outcomes, ...(shadow === undefined ? {} : { shadow }) });
   const server = createServer(
     {
