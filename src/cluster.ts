@@ -13,7 +13,7 @@ import { Recording, type RecordSink } from './record/recording.js';
 import { startProxy, type RunningProxy } from './proxy/listener.js';
 import type { Share } from './weights/shares.js';
 import { closeBackends, createBackends } from './proxy/forward.js';
-import { startShadow, type RunningShadow, type ShadowLine, type ShadowResult } from './shadow/shadow.js';
+import { startShadow, type RunningShadow, type Shadow, type ShadowLine, type ShadowResult } from './shadow/shadow.js';
 
 /**
  * --workers N: the primary keeps the one copy of everything that must be one — weights and
@@ -24,7 +24,7 @@ import { startShadow, type RunningShadow, type ShadowLine, type ShadowResult } f
  */
 
 /** What a worker needs to be in step: the split, and the recording's and the shadow's switches. */
-interface WorkerState {
+export interface WorkerState {
   readonly shares: readonly Share[];
   readonly recording: { readonly enabled: boolean; readonly sampleRate: number };
   readonly shadow: { readonly enabled: boolean; readonly sampleRate: number };
@@ -330,13 +330,7 @@ export async function runWorker(): Promise<void> {
     setImmediate(() => process.exit(1));
     throw err;
   }
-  const apply = (s: WorkerState): void => {
-    proxy.setShares(s.shares);
-    proxy.recording.enabled = s.recording.enabled;
-    proxy.recording.sampleRate = s.recording.sampleRate;
-    shadow.shadow.enabled = s.shadow.enabled;
-    shadow.shadow.sampleRate = s.shadow.sampleRate;
-  };
+  const apply = (s: WorkerState): void => applyState(proxy, shadow.shadow, s);
   apply(initial);
 
   const flush = batchOutcomes(proxy.outcomes, (batch) => process.send!({ drum: 'outcomes', batch } satisfies ToPrimary));
@@ -358,6 +352,16 @@ export async function runWorker(): Promise<void> {
   process.on('SIGTERM', () => {});
   // Without a primary there is no one to stop us, and no one to take records.
   process.once('disconnect', () => void proxy.close().then(() => process.exit(0)));
+}
+
+/**
+ * A worker takes the primary's state: the split, and each switch through its change(), the one
+ * way a switch changes. The primary's own change() passed the same check on the same config.
+ */
+export function applyState(proxy: Pick<RunningProxy, 'setShares' | 'recording'>, shadow: Pick<Shadow, 'change'>, s: WorkerState): void {
+  proxy.setShares(s.shares);
+  proxy.recording.change(s.recording);
+  shadow.change(s.shadow);
 }
 
 /**
