@@ -99,7 +99,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
   try {
     if (config.workers > 1) {
       const workers = await startWorkers(config, { log, metrics, shares: () => store.state.shares, shadow });
-      tellWorkers = workers.sync;
+      tellWorkers = () => workers.setShares(store.state.shares);
       proxy = workers;
     } else {
       proxy = await startProxy(config, log, { shares: store.state.shares, metrics, shadow: shadow.shadow });

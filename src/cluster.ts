@@ -33,7 +33,7 @@ export interface WorkerState {
 type ToWorker =
   | { readonly drum: 'state'; readonly state: WorkerState }
   | { readonly drum: 'metrics'; readonly id: number }
-  | { readonly drum: 'stop' };
+  | { readonly drum: 'stop'; readonly graceMs: number };
 
 /** One process's metrics, as AggregatorRegistry takes them. */
 type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
@@ -67,12 +67,13 @@ const METRICS_TIMEOUT_MS = 5000;
 /** A worker sends its outcomes at most this long after they happen, or once this many wait. */
 const OUTCOME_FLUSH_MS = 100;
 const OUTCOME_BATCH = 256;
-/** How long a stopping worker may take past its drain timeout before it is killed. */
+/** How long a stopping worker may take past its grace before it is killed. */
 const STOP_GRACE_MS = 5000;
 
 /**
- * The traffic side as the primary sees it: what startProxy gives in a single process
- * (setShares tells every worker of the new split).
+ * The traffic side as the primary sees it: what startProxy gives in a single process. With
+ * workers, setShares sends each the whole state: the split (the `shares` startWorkers reads,
+ * the same ones), and the recording's and the shadow's switches.
  */
 export type TrafficPlane = Pick<RunningProxy, 'address' | 'backends' | 'recording' | 'metrics' | 'outcomes' | 'close' | 'setShares'>;
 
@@ -108,7 +109,7 @@ export function configFromJSON(json: ConfigJSON): Config {
 export async function startWorkers(
   config: Config,
   deps: { log: Logger; metrics: Metrics; shares: () => readonly Share[]; shadow: RunningShadow },
-): Promise<TrafficPlane & { sync(): void }> {
+): Promise<TrafficPlane> {
   const { log, metrics } = deps;
   const { shadow } = deps.shadow;
   const state = (): WorkerState => ({
@@ -194,11 +195,12 @@ export async function startWorkers(
   });
   for (let i = 0; i < config.workers; i++) fork();
 
-  async function stop(): Promise<number> {
+  /** Each worker drains for up to `graceMs` (as RunningProxy.close does), then cuts the rest. */
+  async function stop(graceMs: number): Promise<number> {
     stopping = true;
     const exits = [...running].map(([w, exited]) => {
-      const timer = setTimeout(() => w.kill('SIGKILL'), config.drainTimeoutMs + STOP_GRACE_MS);
-      if (w.isConnected()) tell(w, { drum: 'stop' });
+      const timer = setTimeout(() => w.kill('SIGKILL'), graceMs + STOP_GRACE_MS);
+      if (w.isConnected()) tell(w, { drum: 'stop', graceMs });
       return exited.then(() => clearTimeout(timer));
     });
     await Promise.all(exits);
@@ -215,7 +217,7 @@ export async function startWorkers(
   try {
     address = await listening;
   } catch (err) {
-    await stop();
+    await stop(config.drainTimeoutMs);
     throw err;
   }
   // From now on a worker that dies is replaced.
@@ -256,8 +258,7 @@ export async function startWorkers(
     metrics: { ...metrics, text },
     outcomes,
     setShares: () => broadcast({ drum: 'state', state: state() }),
-    sync: () => broadcast({ drum: 'state', state: state() }),
-    close: () => (closing ??= stop()),
+    close: (graceMs = config.drainTimeoutMs) => (closing ??= stop(graceMs)),
   };
 }
 
@@ -334,8 +335,8 @@ export async function runWorker(): Promise<void> {
   apply(initial);
 
   const flush = batchOutcomes(proxy.outcomes, (batch) => process.send!({ drum: 'outcomes', batch } satisfies ToPrimary));
-  const stop = (): void => {
-    void proxy.close().then(async (cut) => {
+  const stop = (graceMs: number): void => {
+    void proxy.close(graceMs).then(async (cut) => {
       await shadow.close(); // its last results go before 'stopped'
       flush(); // before 'stopped': the channel keeps their order
       process.send!({ drum: 'stopped', cut } satisfies ToPrimary, undefined, undefined, () => process.disconnect());
@@ -345,7 +346,7 @@ export async function runWorker(): Promise<void> {
     if (msg.drum === 'state') apply(msg.state);
     else if (msg.drum === 'metrics') {
       void metrics.registry.getMetricsAsJSON().then((m) => process.send!({ drum: 'metrics', id: msg.id, metrics: m } satisfies ToPrimary));
-    } else stop();
+    } else stop(msg.graceMs);
   });
   // The primary decides when to stop (a terminal's Ctrl-C reaches every process in the group).
   process.on('SIGINT', () => {});

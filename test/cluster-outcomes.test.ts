@@ -57,6 +57,22 @@ t.test('two real workers: the primary publishes every exchange of both, once', a
   t.ok(seen.every((o) => o.serverType === 'flask' && o.status === 200));
 });
 
+t.test('two real workers: close(graceMs) drains for that long, not for the drain timeout', async (t) => {
+  const hung = await startUpstream('hung', () => {}); // never answers
+  t.teardown(() => hung.close());
+  cluster.setupPrimary({ exec: fileURLToPath(new URL('../src/cli/main.ts', import.meta.url)), args: ['serve'], execArgv: WORKER_EXEC_ARGV, silent: true });
+  const config = buildConfig({ listen: '127.0.0.1:0', upstreams: [`flask=${hung.url}`], workers: 2, pollInterval: '1h', logLevel: 'silent', timeout: '60s', drainTimeout: '30s' });
+  const metrics = createMetrics();
+  const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [], shadow: startShadow(config, { registry: metrics.registry, log: silentLog }) });
+  t.teardown(() => plane.close());
+  const answer = send(`http://127.0.0.1:${plane.address.port}/predict/`).catch((err: Error) => err);
+  await until(() => hung.seen.length === 1);
+  const started = Date.now();
+  t.equal(await plane.close(100), 1, 'the request in flight was cut');
+  t.ok(Date.now() - started < 5000, `stopped after ${Date.now() - started} ms, not after the 30 s drain timeout`);
+  t.type(await answer, Error, 'its connection cut');
+});
+
 t.test('two real workers with a shadow: each copies, the primary counts and logs, and a switch reaches both', async (t) => {
   const flask = await startUpstream('flask', (_req, res, body) => res.end(body));
   const fastapi = await startUpstream('fastapi', (_req, res, body) => res.end(body.toString() === '7' ? 'seven' : body));
@@ -73,7 +89,7 @@ t.test('two real workers with a shadow: each copies, the primary counts and logs
     shadowLog: log,
   });
   const metrics = createMetrics();
-  const shadow = startShadow(config, { registry: metrics.registry, log: silentLog, onChange: () => plane.sync() });
+  const shadow = startShadow(config, { registry: metrics.registry, log: silentLog, onChange: () => plane.setShares([]) });
   const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [], shadow });
   t.teardown(() => plane.close());
   const url = `http://127.0.0.1:${plane.address.port}/predict/`;
