@@ -214,6 +214,17 @@ t.test('UpstreamPoller: an upstream that never answered /ping has been down sinc
   await backend.pool.close();
 });
 
+t.test('drum_requests_in_flight: what is forwarded now, by upstream, as the handler tells it', async (t) => {
+  const metrics = createMetrics();
+  metrics.forwardStarted('flask');
+  metrics.forwardStarted('flask');
+  metrics.forwardStarted('fastapi');
+  metrics.forwardEnded('flask');
+  metrics.forwardEnded('fastapi');
+  t.equal(await metricSum(metrics.registry, 'drum_requests_in_flight', { server_type: 'flask' }), 1);
+  t.equal(await metricSum(metrics.registry, 'drum_requests_in_flight', { server_type: 'fastapi' }), 0);
+});
+
 t.test('methodLabel keeps the method label bounded', async (t) => {
   for (const [method, want] of [['GET', 'GET'], ['POST', 'POST'], ['PATCH', 'PATCH'], ['BREW', 'other'], ['get', 'other'], [undefined, 'other']] as const) {
     t.equal(methodLabel(method), want, String(method));

@@ -59,8 +59,9 @@ export interface Metrics {
   readonly requests: Counter<'server_type' | 'status' | 'method' | 'origin'>;
   readonly duration: DurationHistogram;
   readonly inFlight: Gauge<'server_type'>;
-  /** Exchanges being forwarded now, by upstream; drum_requests_in_flight reads it at each scrape. */
-  readonly forwarding: Map<string, number>;
+  /** An exchange is forwarded to `upstream` from now until forwardEnded (drum_requests_in_flight). */
+  forwardStarted(upstream: string): void;
+  forwardEnded(upstream: string): void;
   readonly recorder: RecorderMetrics;
   /** drum_subscriber_errors_total, which every subscriber list of the process counts in. */
   readonly subscriberErrors: Counter<'subscriber'>;
@@ -80,6 +81,7 @@ export function createMetrics(): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'drum_splitter_' });
   // Per-request counts are kept in Maps and handed to prom-client when it is read: its inc()
   // hashes a label object each call, and four labels a request were a tenth of our features' CPU.
+  /** Exchanges being forwarded now, by upstream; drum_requests_in_flight reads it at each scrape. */
   const forwarding = new Map<string, number>();
   /**
    * drum_requests_total's increments since it was last read, by a number that packs its labels
@@ -118,7 +120,12 @@ export function createMetrics(): Metrics {
         for (const [server_type, n] of forwarding) this.set({ server_type }, n);
       },
     }),
-    forwarding,
+    forwardStarted(upstream) {
+      forwarding.set(upstream, (forwarding.get(upstream) ?? 0) + 1);
+    },
+    forwardEnded(upstream) {
+      forwarding.set(upstream, forwarding.get(upstream)! - 1);
+    },
     recorder: createRecorderMetrics(registry),
     subscriberErrors: createSubscriberErrors(registry),
     count(o) {

@@ -273,7 +273,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const serverType = backend !== undefined && (failure === undefined || failure.blame === 'upstream') ? backend.name : NO_UPSTREAM;
       const seconds = (performance.now() - ex.started) / 1000;
       const origin = failure !== undefined || !finished ? 'proxy' : 'upstream';
-      if (backend !== undefined) metrics.forwarding.set(backend.name, metrics.forwarding.get(backend.name)! - 1);
+      if (backend !== undefined) metrics.forwardEnded(backend.name);
       const { method, url, complete: requestComplete } = ex.req;
       const clientGone = !finished && failure === undefined;
       const sentStatus = ex.res.headersSent ? ex.res.statusCode : 0;
@@ -438,7 +438,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const backend = chooseBackend(ex);
     if (backend === undefined) return;
     ex.backend = backend;
-    metrics.forwarding.set(backend.name, (metrics.forwarding.get(backend.name) ?? 0) + 1);
+    metrics.forwardStarted(backend.name);
     if (recording.wants(ex.facts.uri)) ex.record = recording.start(ex.id, req, ex.path, ex.bodyLength);
     if (shadow !== undefined) ex.shadow = shadow.copy(ex.id, req, ex.path, ex.facts.uri, backend.name, ex.bodyLength);
     // A body to buffer takes a detour; everything else goes on in this tick.
