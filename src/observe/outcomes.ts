@@ -38,7 +38,7 @@ export interface Outcome {
 }
 
 /** The outcome of a request refused before any upstream was chosen: ours, at once, counted against none. */
-export function refused(status: number, method: string | undefined, url: string | undefined, client: string, bytes: number): Outcome {
+export function refusedOutcome(status: number, method: string | undefined, url: string | undefined, client: string, bytes: number): Outcome {
   return { id: 0, serverType: NO_UPSTREAM, upstream: undefined, status, sentStatus: status, origin: 'proxy', method, url, client, seconds: 0, clientGone: false, bytes, requestComplete: false };
 }
 

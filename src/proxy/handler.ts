@@ -8,7 +8,7 @@ import { compileKey, type RequestFacts } from './key.js';
 import { parseHost, parsePath } from './nginx-uri.js';
 import { sendError } from './errors.js';
 import type { Metrics } from '../observe/metrics.js';
-import { NO_UPSTREAM, refused, type Outcome, type Outcomes } from '../observe/outcomes.js';
+import { NO_UPSTREAM, refusedOutcome, type Outcome, type Outcomes } from '../observe/outcomes.js';
 import { hashKey, pickByHash, type SplitTable } from './split.js';
 import type { PendingRecord, Recording } from '../record/recording.js';
 import { BufferFailed, SpillFile } from './spill.js';
@@ -164,8 +164,8 @@ function occurrences(raw: readonly string[], lowerName: string): number {
 /** A refusal before any upstream is involved: [status, error, message]. */
 type Refusal = readonly [400 | 431, string, string];
 
-/** Why a request cannot be taken as it stands, or undefined. The request's fault in every case. */
-export function refusal(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVersion'>, host: string | undefined): Refusal | undefined {
+/** What is wrong with the request's headers (too many, no Host, two), or undefined. The request's fault in every case. */
+export function headerFault(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVersion'>, host: string | undefined): Refusal | undefined {
   if (req.rawHeaders.length > 2 * MAX_HEADERS) {
     return [431, 'too_many_headers', `${req.rawHeaders.length / 2} request headers; at most ${MAX_HEADERS} are taken`];
   }
@@ -216,8 +216,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const target = req.url!; // always set on a server's request
     let path = target;
     let hostValue = req.headers.host;
-    const refused = refusal(req, hostValue);
-    if (refused !== undefined) return refused;
+    const fault = headerFault(req, hostValue);
+    if (fault !== undefined) return fault;
     if (!target.startsWith('/')) {
       const m = ABSOLUTE_FORM.exec(target);
       if (m === null) return [400, 'bad_request', `request target "${target}" is not a path or an absolute URL`];
@@ -354,7 +354,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       whole = true;
     } catch (err) {
       // Over the limit or our disk: say so. The client gone: nothing to answer.
-      if (err instanceof BodyTooLarge || err instanceof BufferFailed) refuse(ex, classifyFailure(err), err);
+      if (err instanceof BodyTooLarge || err instanceof BufferFailed) answerFailedForward(ex, classifyFailure(err), err);
     }
     const spill = ex.spill;
     if (!whole || ex.res.destroyed) {
@@ -388,7 +388,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   }
 
   /** Answers for a failed forward; a failure in the middle of the answer's body cuts the connection. */
-  function refuse(ex: Exchange, failure: ForwardFailure, err: Error, midBody = false): void {
+  function answerFailedForward(ex: Exchange, failure: ForwardFailure, err: Error, midBody = false): void {
     const { req, res } = ex;
     const upstream = ex.backend!.name;
     if (failure.status !== 413) {
@@ -414,7 +414,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const delivery = deliveries.get(backend.name)!;
     ex.shadow?.sending(headers);
     dispatch(backend, { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs }, (call) => {
-      ex.client = toClient(res, call, delivery, (failure, err, midBody) => refuse(ex, failure, err, midBody));
+      ex.client = toClient(res, call, delivery, (failure, err, midBody) => answerFailedForward(ex, failure, err, midBody));
       return tapped(ex.client, new AnswerTap(ex));
     });
   }
@@ -430,7 +430,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     if (!('req' in ex)) {
       const [status, error, message] = ex;
       const bytes = sendError(res, status, error, message, {}, !req.complete);
-      outcomes.publish(refused(status, req.method, req.url, plainAddress(req.socket.remoteAddress), bytes));
+      outcomes.publish(refusedOutcome(status, req.method, req.url, plainAddress(req.socket.remoteAddress), bytes));
       return;
     }
     observe(ex);

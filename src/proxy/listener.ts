@@ -6,7 +6,7 @@ import { InputError } from '../common/input-error.js';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from './options.js';
 import { createMetrics, sendMetrics, type Metrics } from '../observe/metrics.js';
-import { Outcomes, refused } from '../observe/outcomes.js';
+import { Outcomes, refusedOutcome } from '../observe/outcomes.js';
 import { createProxy, plainAddress, type Routes, type Shadowing } from './handler.js';
 import { Recording, type RecordSink } from '../record/recording.js';
 import { compileSplit } from './split.js';
@@ -51,10 +51,10 @@ function rawAnswer(socket: Duplex, status: number, text: string, message: string
   return length;
 }
 
-/** Answers a request refused before it was one (Node's parser, CONNECT), and publishes its outcome. */
-function refuseRaw(outcomes: Outcomes, socket: Duplex, status: number, text: string, message: string, method?: string): void {
+/** Answers on the socket a request refused before it was one (Node's parser, CONNECT), and publishes its outcome. */
+function answerOnSocket(outcomes: Outcomes, socket: Duplex, status: number, text: string, message: string, method?: string): void {
   const bytes = rawAnswer(socket, status, text, message);
-  outcomes.publish(refused(status, method, undefined, plainAddress((socket as { remoteAddress?: string }).remoteAddress), bytes));
+  outcomes.publish(refusedOutcome(status, method, undefined, plainAddress((socket as { remoteAddress?: string }).remoteAddress), bytes));
 }
 
 /** Answers a request Node's parser rejected; a socket already gone just goes. */
@@ -64,7 +64,7 @@ function rejectMalformed(err: NodeJS.ErrnoException, socket: Duplex, outcomes: O
     return;
   }
   const [status, text] = malformedStatus(err.code);
-  refuseRaw(outcomes, socket, status, text, `malformed request: ${err.code}`);
+  answerOnSocket(outcomes, socket, status, text, `malformed request: ${err.code}`);
 }
 
 /** A writable directory for spill files, or an InputError saying why not. */
@@ -124,7 +124,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => rejectMalformed(err, socket, outcomes));
   // Without a listener Node drops a CONNECT's socket without a word; a canary proxy is no tunnel.
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    refuseRaw(outcomes, socket, 400, 'Bad Request', `${req.method} is not proxied`, req.method);
+    answerOnSocket(outcomes, socket, 400, 'Bad Request', `${req.method} is not proxied`, req.method);
   });
 
   await new Promise<void>((resolve, reject) => {
