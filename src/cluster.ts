@@ -103,8 +103,6 @@ export function configFromJSON(json: ConfigJSON): Config {
   };
 }
 
-/** /metrics cannot be summed: some workers did not send their counts in time. */
-
 /** Primary: forks `config.workers` workers and resolves once every one is listening. */
 export async function startWorkers(
   config: Config,
