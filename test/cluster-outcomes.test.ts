@@ -11,7 +11,7 @@ import { createMetrics } from '../src/observe/metrics.js';
 import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
 import { quietLists, send, silentLog, startUpstream } from './helpers/net.js';
 import { startShadow, type ShadowLine } from '../src/shadow/shadow.js';
-import { until } from './helpers/wait.js';
+import { sleep, until } from './helpers/wait.js';
 
 const WORKER_EXEC_ARGV = process.execArgv.filter((a) => !a.includes('/@tapjs/mock/'));
 
@@ -23,7 +23,7 @@ t.test('batchOutcomes: one message per batch, when it is full or a moment after 
   const flush = batchOutcomes(bus, (b) => sent.push(b.map((o) => o.status)), 30, 3);
   for (const s of [1, 2, 3, 4]) bus.publish(outcome(s));
   t.same(sent, [[1, 2, 3]], 'full: sent at once');
-  await new Promise((r) => setTimeout(r, 60));
+  await until(() => sent.length === 2);
   t.same(sent, [[1, 2, 3], [4]], 'the rest a moment later');
   bus.publish(outcome(5));
   flush();
@@ -102,7 +102,7 @@ t.test('two real workers with a shadow: each copies, the primary counts and logs
   t.equal(copies.length, n);
 
   shadow.shadow.change({ enabled: false });
-  await new Promise((r) => setTimeout(r, 200)); // the message to the workers
+  await sleep(200); // the message to the workers
   await Promise.all(Array.from({ length: 4 }, () => send(url, { method: 'POST', body: 'x', headers: { connection: 'close' } })));
   await plane.close();
   await shadow.close();

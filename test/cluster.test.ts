@@ -17,8 +17,7 @@ import { createRecorderMetrics } from '../src/record/writer.js';
 import type { RecordLine } from '../src/record/line.js';
 import { sampleSum } from './helpers/metrics.js';
 import { send, silentLog, spawnCli, startUpstream, waitForLine } from './helpers/net.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { sleep, until } from './helpers/wait.js';
 
 /** The pids of a process's children (the workers of a primary). */
 function children(pid: number): number[] {
@@ -219,15 +218,19 @@ t.test('workers: records past the queue bound are dropped and counted where they
   const port = /:(\d+)$/.exec(listening.listen)![1];
   const replies = await Promise.all(Array.from({ length: n }, () => send(`http://[::1]:${port}/predict/`, { method: 'POST', body })));
   t.ok(replies.every((r) => r.status === 200), 'traffic unaffected');
-  await sleep(500);
-  const metrics = (await send(`http://${listening.admin}/metrics`)).body.toString();
-  const records = sampleSum(metrics, 'drum_recorder_records_total');
-  const dropped = sampleSum(metrics, 'drum_recorder_dropped_total', { reason: 'queue_full' });
-  t.ok(dropped > 0, `some dropped (${dropped})`);
-  t.equal(records + dropped, n, 'every sampled request is a record or a counted drop');
+  let metrics = '';
+  const records = (): number => sampleSum(metrics, 'drum_recorder_records_total');
+  const dropped = (): number => sampleSum(metrics, 'drum_recorder_dropped_total', { reason: 'queue_full' });
+  // Every worker's records reach the primary, or are counted as dropped where they were.
+  await until(async () => {
+    metrics = (await send(`http://${listening.admin}/metrics`)).body.toString();
+    return records() + dropped() >= n;
+  });
+  t.ok(dropped() > 0, `some dropped (${dropped()})`);
+  t.equal(records() + dropped(), n, 'every sampled request is a record or a counted drop, once');
   child.kill('SIGTERM');
   t.equal(await exited, 0);
-  t.equal(readFileSync(file, 'utf8').split('\n').length - 1, records, 'the file has the records counted');
+  t.equal(readFileSync(file, 'utf8').split('\n').length - 1, records(), 'the file has the records counted');
 });
 
 t.test('admin /metrics: 503 when the workers cannot all be counted; any other failure is a 500', async (t) => {

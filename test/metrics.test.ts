@@ -8,6 +8,7 @@ import { UpstreamPoller, type PollSample } from '../src/observe/poller.js';
 import { createBackend } from '../src/proxy/forward.js';
 import { freePort, rawExchange, send, silentLog, startUpstream } from './helpers/net.js';
 import { metricSum } from './helpers/metrics.js';
+import { until } from './helpers/wait.js';
 
 const MiB = 1024 * 1024;
 
@@ -70,11 +71,8 @@ t.test('known traffic, one upstream down: counts, histograms, memory and health'
     text = r.body.toString();
     return parsePrometheus(text);
   };
-  let m = await scrape();
-  for (let waited = 0; series(m, 'drum_upstream_up').length < 3 && waited < 5000; waited += 50) {
-    await new Promise((r) => setTimeout(r, 50));
-    m = await scrape();
-  }
+  let m: Families = [];
+  await until(async () => series((m = await scrape()), 'drum_upstream_up').length === 3);
 
   const requests: [Record<string, string>, number][] = [
     [{ server_type: 'flask', status: '200', method: 'GET', origin: 'upstream' }, 7],

@@ -34,7 +34,7 @@ t.test('every exchange publishes exactly one outcome, and the counters are built
   t.equal(bad.status, 502);
   await rawExchange(proxy.address.port, 'GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n');
   await rawExchange(proxy.address.port, 'BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n');
-  await new Promise((r) => setTimeout(r, 20));
+  await until(() => seen.length >= 4);
   t.match(seen, [
     { id: 1, serverType: 'flask', upstream: 'flask', status: 200, sentStatus: 200, origin: 'upstream', method: 'POST', url: '/predict/', client: '127.0.0.1', clientGone: false, bytes: ok.body.length, requestComplete: true },
     { id: 2, serverType: 'fastapi', upstream: 'fastapi', status: 502, sentStatus: 502, origin: 'proxy', method: 'GET', url: '/ping', bytes: bad.body.length },
