@@ -355,7 +355,7 @@ export async function runWorker(): Promise<void> {
 
 /**
  * A worker takes the primary's state: the split, and each switch through its change(), the one
- * way a switch changes. The primary's own change() passed the same check on the same config.
+ * way a switch changes (the primary's own change() has passed it already, on the same config).
  */
 export function applyState(proxy: Pick<RunningProxy, 'setShares' | 'recording'>, shadow: Pick<Shadow, 'change'>, s: WorkerState): void {
   proxy.setShares(s.shares);
