@@ -76,7 +76,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
   // The state file is written by the store itself, before any listener hears: keeping a
   // decision across restarts is part of accepting it, so no listener (its order, its failure,
   // its unsubscribing) may skip it. Listeners are for those who follow the weights.
-  const store = new WeightStore(upstreams, snapshot, { now, log, persist: writer });
+  const store = new WeightStore(upstreams, snapshot, { now, log, subscriberErrors: metrics.subscriberErrors, persist: writer });
   // Read before anything listens: a rollout state that does not fit the plan stops start-up.
   const savedRollout = config.rollout === undefined || config.state === undefined ? undefined : readSavedRollout(rolloutStatePath(config.state), config.rollout);
   if (!restored) writer?.save(snapshot);
@@ -99,7 +99,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
   try {
     if (config.workers > 1) {
       const workers = await startWorkers(config, { log, metrics, shares: () => store.state.shares, shadow });
-      tellWorkers = workers.sync;
+      tellWorkers = () => workers.setShares(store.state.shares);
       proxy = workers;
     } else {
       proxy = await startProxy(config, log, { shares: store.state.shares, metrics, shadow: shadow.shadow });
@@ -108,7 +108,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
     await shadow.close();
     throw err;
   }
-  store.subscribe((s) => proxy.setShares(s.state.shares));
+  store.subscribe('split', (s) => proxy.setShares(s.state.shares));
   const poller = new UpstreamPoller(proxy.backends.values(), metrics, { intervalMs: config.pollIntervalMs, timeoutMs: PROBE_TIMEOUT_MS, now: Date.now, log });
   const seriesMs = opts.seriesIntervalMs ?? SERIES_INTERVAL_MS;
   const series = new Series({ upstreams, intervalMs: seriesMs, now: Date.now, random: Math.random });

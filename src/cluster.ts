@@ -13,7 +13,7 @@ import { Recording, type RecordSink } from './record/recording.js';
 import { startProxy, type RunningProxy } from './proxy/listener.js';
 import type { Share } from './weights/shares.js';
 import { closeBackends, createBackends } from './proxy/forward.js';
-import { startShadow, type RunningShadow, type ShadowLine, type ShadowResult } from './shadow/shadow.js';
+import { startShadow, type RunningShadow, type Shadow, type ShadowLine, type ShadowResult } from './shadow/shadow.js';
 
 /**
  * --workers N: the primary keeps the one copy of everything that must be one — weights and
@@ -24,7 +24,7 @@ import { startShadow, type RunningShadow, type ShadowLine, type ShadowResult } f
  */
 
 /** What a worker needs to be in step: the split, and the recording's and the shadow's switches. */
-interface WorkerState {
+export interface WorkerState {
   readonly shares: readonly Share[];
   readonly recording: { readonly enabled: boolean; readonly sampleRate: number };
   readonly shadow: { readonly enabled: boolean; readonly sampleRate: number };
@@ -33,7 +33,7 @@ interface WorkerState {
 type ToWorker =
   | { readonly drum: 'state'; readonly state: WorkerState }
   | { readonly drum: 'metrics'; readonly id: number }
-  | { readonly drum: 'stop' };
+  | { readonly drum: 'stop'; readonly graceMs: number };
 
 /** One process's metrics, as AggregatorRegistry takes them. */
 type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
@@ -67,12 +67,13 @@ const METRICS_TIMEOUT_MS = 5000;
 /** A worker sends its outcomes at most this long after they happen, or once this many wait. */
 const OUTCOME_FLUSH_MS = 100;
 const OUTCOME_BATCH = 256;
-/** How long a stopping worker may take past its drain timeout before it is killed. */
+/** How long a stopping worker may take past its grace before it is killed. */
 const STOP_GRACE_MS = 5000;
 
 /**
- * The traffic side as the primary sees it: what startProxy gives in a single process
- * (setShares tells every worker of the new split).
+ * The traffic side as the primary sees it: what startProxy gives in a single process. With
+ * workers, setShares sends each the whole state: the split (the `shares` startWorkers reads,
+ * the same ones), and the recording's and the shadow's switches.
  */
 export type TrafficPlane = Pick<RunningProxy, 'address' | 'backends' | 'recording' | 'metrics' | 'outcomes' | 'close' | 'setShares'>;
 
@@ -102,13 +103,11 @@ export function configFromJSON(json: ConfigJSON): Config {
   };
 }
 
-/** /metrics cannot be summed: some workers did not send their counts in time. */
-
 /** Primary: forks `config.workers` workers and resolves once every one is listening. */
 export async function startWorkers(
   config: Config,
   deps: { log: Logger; metrics: Metrics; shares: () => readonly Share[]; shadow: RunningShadow },
-): Promise<TrafficPlane & { sync(): void }> {
+): Promise<TrafficPlane> {
   const { log, metrics } = deps;
   const { shadow } = deps.shadow;
   const state = (): WorkerState => ({
@@ -138,7 +137,7 @@ export async function startWorkers(
   /** Requests the workers cut at their drain timeout, as they report it when they stop. */
   let cut = 0;
   // The whole process's outcomes: every worker's, as they send them. Counters come from /metrics, not from these.
-  const outcomes = new Outcomes();
+  const outcomes = new Outcomes({ log, errors: metrics.subscriberErrors });
   const onMessage = (_worker: Worker, msg: ToPrimary): void => {
     if (msg.drum === 'record') recording.write(msg.line);
     else if (msg.drum === 'shadow') deps.shadow.finished(msg.result, msg.line);
@@ -194,11 +193,12 @@ export async function startWorkers(
   });
   for (let i = 0; i < config.workers; i++) fork();
 
-  async function stop(): Promise<number> {
+  /** Each worker drains for up to `graceMs` (as RunningProxy.close does), then cuts the rest. */
+  async function stop(graceMs: number): Promise<number> {
     stopping = true;
     const exits = [...running].map(([w, exited]) => {
-      const timer = setTimeout(() => w.kill('SIGKILL'), config.drainTimeoutMs + STOP_GRACE_MS);
-      if (w.isConnected()) tell(w, { drum: 'stop' });
+      const timer = setTimeout(() => w.kill('SIGKILL'), graceMs + STOP_GRACE_MS);
+      if (w.isConnected()) tell(w, { drum: 'stop', graceMs });
       return exited.then(() => clearTimeout(timer));
     });
     await Promise.all(exits);
@@ -215,7 +215,7 @@ export async function startWorkers(
   try {
     address = await listening;
   } catch (err) {
-    await stop();
+    await stop(config.drainTimeoutMs);
     throw err;
   }
   // From now on a worker that dies is replaced.
@@ -256,8 +256,7 @@ export async function startWorkers(
     metrics: { ...metrics, text },
     outcomes,
     setShares: () => broadcast({ drum: 'state', state: state() }),
-    sync: () => broadcast({ drum: 'state', state: state() }),
-    close: () => (closing ??= stop()),
+    close: (graceMs = config.drainTimeoutMs) => (closing ??= stop(graceMs)),
   };
 }
 
@@ -330,18 +329,12 @@ export async function runWorker(): Promise<void> {
     setImmediate(() => process.exit(1));
     throw err;
   }
-  const apply = (s: WorkerState): void => {
-    proxy.setShares(s.shares);
-    proxy.recording.enabled = s.recording.enabled;
-    proxy.recording.sampleRate = s.recording.sampleRate;
-    shadow.shadow.enabled = s.shadow.enabled;
-    shadow.shadow.sampleRate = s.shadow.sampleRate;
-  };
+  const apply = (s: WorkerState): void => applyState(proxy, shadow.shadow, s);
   apply(initial);
 
   const flush = batchOutcomes(proxy.outcomes, (batch) => process.send!({ drum: 'outcomes', batch } satisfies ToPrimary));
-  const stop = (): void => {
-    void proxy.close().then(async (cut) => {
+  const stop = (graceMs: number): void => {
+    void proxy.close(graceMs).then(async (cut) => {
       await shadow.close(); // its last results go before 'stopped'
       flush(); // before 'stopped': the channel keeps their order
       process.send!({ drum: 'stopped', cut } satisfies ToPrimary, undefined, undefined, () => process.disconnect());
@@ -351,13 +344,23 @@ export async function runWorker(): Promise<void> {
     if (msg.drum === 'state') apply(msg.state);
     else if (msg.drum === 'metrics') {
       void metrics.registry.getMetricsAsJSON().then((m) => process.send!({ drum: 'metrics', id: msg.id, metrics: m } satisfies ToPrimary));
-    } else stop();
+    } else stop(msg.graceMs);
   });
   // The primary decides when to stop (a terminal's Ctrl-C reaches every process in the group).
   process.on('SIGINT', () => {});
   process.on('SIGTERM', () => {});
   // Without a primary there is no one to stop us, and no one to take records.
   process.once('disconnect', () => void proxy.close().then(() => process.exit(0)));
+}
+
+/**
+ * A worker takes the primary's state: the split, and each switch through its change(), the one
+ * way a switch changes (the primary's own change() has passed it already, on the same config).
+ */
+export function applyState(proxy: Pick<RunningProxy, 'setShares' | 'recording'>, shadow: Pick<Shadow, 'change'>, s: WorkerState): void {
+  proxy.setShares(s.shares);
+  proxy.recording.change(s.recording);
+  shadow.change(s.shadow);
 }
 
 /**
@@ -376,7 +379,7 @@ export function batchOutcomes(source: Outcomes, send: (batch: readonly Outcome[]
     batch = [];
     send(out);
   };
-  source.subscribe((o) => {
+  source.subscribe('to-primary', (o) => {
     batch.push(o);
     if (batch.length >= max) flush();
     else timer ??= setTimeout(flush, flushMs).unref();

@@ -3,29 +3,22 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { CONSOLE_CSP } from '../src/admin/console.js';
-import { startApp, type RunningApp } from '../src/app.js';
+import { startApp } from '../src/app.js';
 import type { RawSettings } from '../src/config/config.js';
 import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
 import type { Share } from '../src/weights/shares.js';
+import { startTestApp, type TestApp } from './helpers/app.js';
 import { freePort, rawExchange, send, silentLog, startUpstream, type Reply } from './helpers/net.js';
 
 const TOKEN = 'ops-token-0123456789';
 
-async function app(t: Test, settings: RawSettings = {}, env: NodeJS.ProcessEnv = {}): Promise<RunningApp & { admin_: string; traffic: string }> {
-  const flask = await startUpstream('flask');
-  const fastapi = await startUpstream('fastapi');
-  const running = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=5'], ...settings } },
-    { env, log: silentLog },
-  );
-  t.teardown(async () => {
-    await running.close();
-    await Promise.all([flask.close(), fastapi.close()]);
-  });
-  return Object.assign(running, {
-    admin_: `http://127.0.0.1:${running.adminAddress.port}`,
-    traffic: `http://127.0.0.1:${running.proxy.address.port}`,
-  });
-}
+const flask = await startUpstream('flask');
+const fastapi = await startUpstream('fastapi');
+t.teardown(() => Promise.all([flask.close(), fastapi.close()]));
+
+/** The app over the two upstreams at 5% to fastapi, unless `settings` say otherwise. */
+const app = (t: Test, settings: RawSettings = {}, env: NodeJS.ProcessEnv = {}): Promise<TestApp> =>
+  startTestApp(t, { upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=5'], ...settings }, { env });
 
 const body = (r: Reply): Record<string, unknown> => JSON.parse(r.body.toString()) as Record<string, unknown>;
 const put = (url: string, json: unknown, headers: Record<string, string> = {}): Promise<Reply> =>
@@ -45,27 +38,27 @@ const servedBy = async (url: string): Promise<string> => String((await send(url)
 t.test('GET /weights, PUT /weights, POST /rollback, GET /history — and traffic follows', async (t) => {
   const a = await app(t);
   const heard: string[] = [];
-  a.store.subscribe(({ state }) => heard.push(`v${state.version} ${state.source} ${JSON.stringify(state.shares)}`));
+  a.store.subscribe('test', ({ state }) => heard.push(`v${state.version} ${state.source} ${JSON.stringify(state.shares)}`));
   const moving = pathBetween(5, 10);
-  const start = body(await send(`${a.admin_}/weights`));
+  const start = body(await send(`${a.adminUrl}/weights`));
   t.match(start, { weights: { flask: 95, fastapi: 5 }, version: 1, source: 'startup', updatedAt: String });
   t.equal(await servedBy(a.traffic + moving), 'flask');
 
-  const changed = await put(`${a.admin_}/weights`, { weights: { fastapi: 10 }, reason: 'canary step 2' });
+  const changed = await put(`${a.adminUrl}/weights`, { weights: { fastapi: 10 }, reason: 'canary step 2' });
   t.equal(changed.status, 200);
   t.match(body(changed), { weights: { flask: 90, fastapi: 10 }, version: 2, source: 'admin' });
   t.equal(await servedBy(a.traffic + moving), 'fastapi', 'the next request follows the new split');
 
-  const same = await put(`${a.admin_}/weights`, { weights: { flask: 90, fastapi: 10 } });
+  const same = await put(`${a.adminUrl}/weights`, { weights: { flask: 90, fastapi: 10 } });
   t.match(body(same), { version: 2 }, 'sending back what GET shows changes nothing');
 
-  const back = await send(`${a.admin_}/rollback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+  const back = await send(`${a.adminUrl}/rollback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
   t.match(body(back), { weights: { flask: 100, fastapi: 0 }, version: 3 });
   t.equal(await servedBy(a.traffic + moving), 'flask');
 
   t.same(heard, ['v2 admin [["fastapi",1000]]', 'v3 admin [["fastapi",0]]'], 'a subscriber heard each change, not the one that changed nothing');
 
-  const { history } = body(await send(`${a.admin_}/history`)) as { history: Record<string, unknown>[] };
+  const { history } = body(await send(`${a.adminUrl}/history`)) as { history: Record<string, unknown>[] };
   t.match(history, [
     { version: 1, source: 'startup', who: 'startup', to: { flask: 95, fastapi: 5 } },
     { version: 2, source: 'admin', who: 'anonymous', reason: 'canary step 2', from: { fastapi: 5 }, to: { fastapi: 10 } },
@@ -91,7 +84,7 @@ t.test('bad input → 400/413/415 JSON naming the field; the state is unchanged'
     ['body not an object', [1, 2], 400, { field: 'body' }],
   ];
   for (const [name, json, status, want] of cases) {
-    const r = await put(`${a.admin_}/weights`, json);
+    const r = await put(`${a.adminUrl}/weights`, json);
     t.equal(r.status, status, name);
     t.match(body(r), { error: 'invalid', ...want }, name);
   }
@@ -103,43 +96,43 @@ t.test('bad input → 400/413/415 JSON naming the field; the state is unchanged'
     ['oversized', { 'content-type': 'application/json' }, JSON.stringify({ weights: { fastapi: 1 }, reason: 'x'.repeat(70_000) }), 413, /too large/i],
   ];
   for (const [name, headers, text, status, message] of raw) {
-    const r = await send(`${a.admin_}/weights`, { method: 'PUT', headers, body: text });
+    const r = await send(`${a.adminUrl}/weights`, { method: 'PUT', headers, body: text });
     t.equal(r.status, status, name);
     t.match(body(r), { message }, name);
   }
-  t.match(body(await send(`${a.admin_}/weights`)), { version: 1, weights: { flask: 10, fastapi: 60, canary2: 30 } }, 'nothing changed');
-  t.equal((await send(`${a.admin_}/nope`)).status, 404);
+  t.match(body(await send(`${a.adminUrl}/weights`)), { version: 1, weights: { flask: 10, fastapi: 60, canary2: 30 } }, 'nothing changed');
+  t.equal((await send(`${a.adminUrl}/nope`)).status, 404);
 });
 
 t.test('compare-and-set: a write naming a stale version (body or If-Match) gets 409 and changes nothing', async (t) => {
   const a = await app(t);
   const heard: number[] = [];
-  a.store.subscribe(({ state }) => heard.push(state.version));
-  const etag = async (): Promise<string | undefined> => (await send(`${a.admin_}/weights`)).headers.etag as string | undefined;
+  a.store.subscribe('test', ({ state }) => heard.push(state.version));
+  const etag = async (): Promise<string | undefined> => (await send(`${a.adminUrl}/weights`)).headers.etag as string | undefined;
   t.equal(await etag(), '"1"', 'GET /weights has the version as its ETag');
 
-  const byBody = await put(`${a.admin_}/weights`, { weights: { fastapi: 10 }, version: 1 });
+  const byBody = await put(`${a.adminUrl}/weights`, { weights: { fastapi: 10 }, version: 1 });
   t.match([byBody.status, byBody.headers.etag, body(byBody)], [200, '"2"', { version: 2, weights: { fastapi: 10 } }]);
-  const stale = await put(`${a.admin_}/weights`, { weights: { fastapi: 50 }, version: 1 });
+  const stale = await put(`${a.adminUrl}/weights`, { weights: { fastapi: 50 }, version: 1 });
   t.equal(stale.status, 409);
   t.same(body(stale), { error: 'conflict', message: 'weights are at version 2, not 1', version: 2 });
-  const staleNoop = await put(`${a.admin_}/weights`, { weights: { fastapi: 10 } }, { 'if-match': '"1"' });
+  const staleNoop = await put(`${a.adminUrl}/weights`, { weights: { fastapi: 10 } }, { 'if-match': '"1"' });
   t.match([staleNoop.status, body(staleNoop)], [409, { version: 2 }], 'stale is stale, even when the change would be none');
 
-  const quoted = await put(`${a.admin_}/weights`, { weights: { fastapi: 20 } }, { 'if-match': await etag() as string });
+  const quoted = await put(`${a.adminUrl}/weights`, { weights: { fastapi: 20 } }, { 'if-match': await etag() as string });
   t.match([quoted.status, body(quoted)], [200, { version: 3, weights: { fastapi: 20 } }], 'If-Match with the ETag as GET gave it');
-  const bare = await put(`${a.admin_}/weights`, { weights: { fastapi: 30 }, version: 3 }, { 'if-match': '3' });
+  const bare = await put(`${a.adminUrl}/weights`, { weights: { fastapi: 30 }, version: 3 }, { 'if-match': '3' });
   t.match([bare.status, body(bare)], [200, { version: 4 }], 'a bare number, and the body agreeing');
-  const same = await put(`${a.admin_}/weights`, { weights: { fastapi: 30 } }, { 'if-match': '4' });
+  const same = await put(`${a.adminUrl}/weights`, { weights: { fastapi: 30 } }, { 'if-match': '4' });
   t.match([same.status, same.headers.etag, body(same)], [200, '"4"', { version: 4 }], 'no change at the current version: 200, same version');
 
-  const staleRollback = await send(`${a.admin_}/rollback`, { method: 'POST', headers: { 'if-match': '"3"', 'content-type': 'application/json' }, body: '{}' });
+  const staleRollback = await send(`${a.adminUrl}/rollback`, { method: 'POST', headers: { 'if-match': '"3"', 'content-type': 'application/json' }, body: '{}' });
   t.match([staleRollback.status, body(staleRollback)], [409, { error: 'conflict', message: 'weights are at version 4, not 3', version: 4 }]);
-  const rollback = await send(`${a.admin_}/rollback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"version": 4}' });
+  const rollback = await send(`${a.adminUrl}/rollback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"version": 4}' });
   t.match([rollback.status, rollback.headers.etag, body(rollback)], [200, '"5"', { version: 5, weights: { fastapi: 0 } }]);
 
   t.same(heard, [2, 3, 4, 5], 'refused writes told nobody');
-  t.match(body(await send(`${a.admin_}/weights`)), { version: 5, weights: { flask: 100, fastapi: 0 } });
+  t.match(body(await send(`${a.adminUrl}/weights`)), { version: 5, weights: { flask: 100, fastapi: 0 } });
 });
 
 t.test('a malformed or contradictory version is a 400 naming it', async (t) => {
@@ -155,28 +148,28 @@ t.test('a malformed or contradictory version is a 400 naming it', async (t) => {
     ['version null', { weights: { fastapi: 7 }, version: null }, {}, 'version', /must be the version/],
   ];
   for (const [name, json, headers, field, message] of cases) {
-    const r = await put(`${a.admin_}/weights`, json, headers);
+    const r = await put(`${a.adminUrl}/weights`, json, headers);
     t.equal(r.status, 400, name);
     t.match(body(r), { error: 'invalid', field, message }, name);
   }
-  const rollback = await send(`${a.admin_}/rollback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"version": "x"}' });
+  const rollback = await send(`${a.adminUrl}/rollback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"version": "x"}' });
   t.match([rollback.status, body(rollback)], [400, { field: 'version' }]);
-  t.match(body(await send(`${a.admin_}/weights`)), { version: 1, weights: { fastapi: 5 } }, 'nothing changed');
+  t.match(body(await send(`${a.adminUrl}/weights`)), { version: 1, weights: { fastapi: 5 } }, 'nothing changed');
 });
 
 t.test('writes need the bearer token when one is set; reads do not', async (t) => {
   const dir = t.testdir({ tokens: `# ops team\nalice:${TOKEN}-alice\n\nrobot:${TOKEN}-robot\n` });
   const a = await app(t, { adminTokenFile: join(dir, 'tokens') }, { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
-  t.equal((await send(`${a.admin_}/weights`)).status, 200);
-  const none = await put(`${a.admin_}/weights`, { weights: { fastapi: 7 } });
+  t.equal((await send(`${a.adminUrl}/weights`)).status, 200);
+  const none = await put(`${a.adminUrl}/weights`, { weights: { fastapi: 7 } });
   t.equal(none.status, 401);
   t.equal(none.headers['www-authenticate'], 'Bearer realm="drum-splitter"');
-  t.equal((await put(`${a.admin_}/weights`, { weights: { fastapi: 7 } }, { authorization: 'Bearer wrong-token-000000000' })).status, 401);
-  t.equal((await send(`${a.admin_}/rollback`, { method: 'POST' })).status, 401);
-  t.equal((await put(`${a.admin_}/weights`, { weights: { fastapi: 7 } }, { authorization: `Bearer ${TOKEN}-alice` })).status, 200);
-  t.equal((await put(`${a.admin_}/weights`, { weights: { fastapi: 8 } }, { authorization: `Bearer ${TOKEN}` })).status, 200);
-  t.equal((await send(`${a.admin_}/rollback`, { method: 'POST', headers: { authorization: `bearer ${TOKEN}-robot`, 'content-type': 'application/json' }, body: '{"reason":"p99 regression"}' })).status, 200);
-  const { history } = body(await send(`${a.admin_}/history`)) as { history: { who: string; reason: string }[] };
+  t.equal((await put(`${a.adminUrl}/weights`, { weights: { fastapi: 7 } }, { authorization: 'Bearer wrong-token-000000000' })).status, 401);
+  t.equal((await send(`${a.adminUrl}/rollback`, { method: 'POST' })).status, 401);
+  t.equal((await put(`${a.adminUrl}/weights`, { weights: { fastapi: 7 } }, { authorization: `Bearer ${TOKEN}-alice` })).status, 200);
+  t.equal((await put(`${a.adminUrl}/weights`, { weights: { fastapi: 8 } }, { authorization: `Bearer ${TOKEN}` })).status, 200);
+  t.equal((await send(`${a.adminUrl}/rollback`, { method: 'POST', headers: { authorization: `bearer ${TOKEN}-robot`, 'content-type': 'application/json' }, body: '{"reason":"p99 regression"}' })).status, 200);
+  const { history } = body(await send(`${a.adminUrl}/history`)) as { history: { who: string; reason: string }[] };
   t.same(history.slice(1).map((h) => [h.who, h.reason]), [['alice', null], ['admin', null], ['robot', 'p99 regression']]);
 });
 
@@ -191,11 +184,8 @@ t.test('an admin API off loopback without a token refuses to start', async (t) =
 t.test('/healthz, and /readyz while at least one upstream answers', async (t) => {
   const flask = await startUpstream('flask');
   const dead = await freePort();
-  const a = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=http://127.0.0.1:${dead}`] } },
-    { env: {}, log: silentLog },
-  );
-  t.teardown(() => a.close());
-  const base = `http://127.0.0.1:${a.adminAddress.port}`;
+  const a = await startTestApp(t, { upstreams: [`flask=${flask.url}`, `fastapi=http://127.0.0.1:${dead}`] });
+  const base = a.adminUrl;
   t.same(body(await send(`${base}/healthz`)), { status: 'ok' });
   const ready = await send(`${base}/readyz`);
   t.equal(ready.status, 200);
@@ -226,33 +216,33 @@ t.test('an admin port already taken: start-up fails and the traffic port is let 
 
 t.test('without a token, only a loopback Host (DNS rebinding), for reads of names, reasons and paths too; with a token, any Host', async (t) => {
   const open = await app(t);
-  const rebound = await put(`${open.admin_}/weights`, { weights: { fastapi: 50 } }, { host: 'attacker.example:9901' });
+  const rebound = await put(`${open.adminUrl}/weights`, { weights: { fastapi: 50 } }, { host: 'attacker.example:9901' });
   t.equal(rebound.status, 403);
   t.match(body(rebound), { error: 'forbidden', message: /loopback Host .*not "attacker\.example:9901"/ });
   t.equal(open.store.view().weights.fastapi, 5, 'nothing changed');
-  t.equal((await put(`${open.admin_}/weights`, { weights: { fastapi: 6 } }, { host: 'localhost:9901' })).status, 200, 'localhost is loopback');
-  const port = Number(new URL(open.admin_).port);
+  t.equal((await put(`${open.adminUrl}/weights`, { weights: { fastapi: 6 } }, { host: 'localhost:9901' })).status, 200, 'localhost is loopback');
+  const port = Number(new URL(open.adminUrl).port);
   const hostless = await rawExchange(port, 'POST /rollback HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}');
   t.match(hostless, /^HTTP\/1\.1 403 [^]*not \\"\\"/, 'no Host at all (HTTP/1.0) is no loopback Host either');
 
   // A rebinding page could read token names and reasons (/history, the decision log), the recording's path, the metrics.
   const reads = ['/history', '/recording', '/shadow', '/rollout', '/rollout/decisions', '/metrics', '/weights', '/series', '/readyz', '/', '/nope'];
   for (const path of reads) {
-    const r = await send(`${open.admin_}${path}`, { headers: { host: 'attacker.example' } });
+    const r = await send(`${open.adminUrl}${path}`, { headers: { host: 'attacker.example' } });
     t.equal(r.status, 403, `GET ${path} with a rebinding Host`);
     t.match(body(r), { error: 'forbidden', message: /answers only a loopback Host .*not "attacker\.example"; set DRUM_SPLITTER_ADMIN_TOKEN/ }, path);
-    t.equal((await send(`${open.admin_}${path}`)).status, path === '/nope' ? 404 : 200, `GET ${path} with a loopback Host`);
+    t.equal((await send(`${open.adminUrl}${path}`)).status, path === '/nope' ? 404 : 200, `GET ${path} with a loopback Host`);
   }
 
   const guarded = await app(t, {}, { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
-  const remote = await put(`${guarded.admin_}/weights`, { weights: { fastapi: 7 } }, { host: 'drum-splitter.internal:9901', authorization: `Bearer ${TOKEN}` });
+  const remote = await put(`${guarded.adminUrl}/weights`, { weights: { fastapi: 7 } }, { host: 'drum-splitter.internal:9901', authorization: `Bearer ${TOKEN}` });
   t.equal(remote.status, 200, 'a token is what counts then');
-  for (const path of reads.slice(0, 4)) t.equal((await send(`${guarded.admin_}${path}`, { headers: { host: 'drum-splitter.internal:9901' } })).status, 200, `GET ${path} by another name, a token configured`);
+  for (const path of reads.slice(0, 4)) t.equal((await send(`${guarded.adminUrl}${path}`, { headers: { host: 'drum-splitter.internal:9901' } })).status, 200, `GET ${path} by another name, a token configured`);
 });
 
 t.test('no cross-site writes: without a token, a write from another origin is refused; every write needs Content-Type: application/json', async (t) => {
   const a = await app(t);
-  const own = a.admin_;
+  const own = a.adminUrl;
   const unchanged = (when: string): void => {
     t.same(a.store.view().weights, { flask: 95, fastapi: 5 }, `${when}: the weights unchanged`);
     t.equal(a.store.history.length, 1, `${when}: no history entry`);
@@ -310,24 +300,24 @@ t.test('no cross-site writes: without a token, a write from another origin is re
 
   // With a token, the token is what counts; the content type still must be JSON.
   const guarded = await app(t, {}, { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
-  const withToken = await send(`${guarded.admin_}/rollback`, { method: 'POST', headers: { origin: 'http://evil.example', 'sec-fetch-site': 'cross-site', authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
+  const withToken = await send(`${guarded.adminUrl}/rollback`, { method: 'POST', headers: { origin: 'http://evil.example', 'sec-fetch-site': 'cross-site', authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
   t.equal(withToken.status, 200, 'a valid token from anywhere');
-  t.equal((await send(`${guarded.admin_}/rollback`, { method: 'POST', headers: { origin: 'http://evil.example' } })).status, 401, 'no token');
-  t.equal((await send(`${guarded.admin_}/rollback`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })).status, 415, 'a token, no content type');
+  t.equal((await send(`${guarded.adminUrl}/rollback`, { method: 'POST', headers: { origin: 'http://evil.example' } })).status, 401, 'no token');
+  t.equal((await send(`${guarded.adminUrl}/rollback`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } })).status, 415, 'a token, no content type');
 });
 
 t.test('every admin answer carries nosniff and the CSP: JSON, text, errors, 404s, refusals', async (t) => {
   const open = await app(t);
   const guarded = await app(t, {}, { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN });
   const answers: [string, Promise<Reply>, number][] = [
-    ['GET /weights', send(`${open.admin_}/weights`), 200],
-    ['GET /metrics', send(`${open.admin_}/metrics`), 200],
-    ['GET /', send(`${open.admin_}/`), 200],
-    ['a 404', send(`${open.admin_}/nope<script>`), 404],
-    ['a 400', put(`${open.admin_}/weights`, { weights: { fastapi: 'x' } }), 400],
-    ['a 415', send(`${open.admin_}/rollback`, { method: 'POST' }), 415],
-    ['a 403', send(`${open.admin_}/weights`, { headers: { host: 'attacker.example' } }), 403],
-    ['a 401', send(`${guarded.admin_}/rollback`, { method: 'POST' }), 401],
+    ['GET /weights', send(`${open.adminUrl}/weights`), 200],
+    ['GET /metrics', send(`${open.adminUrl}/metrics`), 200],
+    ['GET /', send(`${open.adminUrl}/`), 200],
+    ['a 404', send(`${open.adminUrl}/nope<script>`), 404],
+    ['a 400', put(`${open.adminUrl}/weights`, { weights: { fastapi: 'x' } }), 400],
+    ['a 415', send(`${open.adminUrl}/rollback`, { method: 'POST' }), 415],
+    ['a 403', send(`${open.adminUrl}/weights`, { headers: { host: 'attacker.example' } }), 403],
+    ['a 401', send(`${guarded.adminUrl}/rollback`, { method: 'POST' }), 401],
   ];
   for (const [name, pending, status] of answers) {
     const r = await pending;

@@ -6,18 +6,10 @@ import t from 'tap';
 import { startApp } from '../src/app.js';
 import { readConfigFile, type RawSettings } from '../src/config/config.js';
 import { send, silentLog } from './helpers/net.js';
+import { sleep, until } from './helpers/wait.js';
 
 const UPSTREAMS = ['flask=http://127.0.0.1:1', 'fastapi=http://127.0.0.1:1'];
 const base = { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: UPSTREAMS };
-
-/** Waits until `check` holds, polling; fails after `ms`. */
-async function until(check: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 t.test('start-up weights: config, then the state file, then the MLOPS variables', async (t) => {
   const dir = t.testdir();
@@ -120,7 +112,7 @@ t.test('the watched config file (a ConfigMap): changes apply, bad edits do not, 
   await send(`${admin}/weights`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"weights":{"fastapi":20}}' });
   t.equal(fastapi(), 20);
   swap(dir, yaml('fastapi: 10', '# a comment\n'), 'v5', 'v4');
-  await new Promise((r) => setTimeout(r, 600));
+  await sleep(600);
   t.equal(fastapi(), 20, "an edit that leaves the file's weights as they were changes nothing");
   // Changing the file's weights applies them: the last change wins, whichever its source.
   swap(dir, yaml('fastapi: 15'), 'v6', 'v5');

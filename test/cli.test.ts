@@ -11,6 +11,7 @@ import { CONTROLLER_OPTIONS } from '../src/fleet/options.js';
 import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
 import { assertInputError, logLines, serveCli, type Served } from './helpers/cli.js';
 import { limiter, runCli, send, startUpstream, type CliResult, type Reply } from './helpers/net.js';
+import { until } from './helpers/wait.js';
 
 // Every CLI run is a fresh Node process under tap's TypeScript loader (over a second of CPU
 // each), so the runs are started together, a few at a time, and the subtests await them.
@@ -247,9 +248,7 @@ t.test('serve with every flag: each one takes effect', async (t) => {
   t.equal(slow.status, 504, 'an upstream that takes 1.5 s is over --timeout 500ms');
 
   // --access-log: a JSON line per request, written as each exchange closes.
-  for (let waited = 0; logLines(started.allFlags, 'request').length < 8 && waited < 3000; waited += 50) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await until(() => logLines(started.allFlags, 'request').length >= 8, 3000);
   const logged = logLines(started.allFlags, 'request');
   t.match(logged, [
     { method: 'GET', url: '/predict/', upstream: 'flask', status: 200 },

@@ -9,21 +9,21 @@ import { batchOutcomes, startWorkers } from '../src/cluster.js';
 import { buildConfig } from '../src/config/config.js';
 import { createMetrics } from '../src/observe/metrics.js';
 import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
-import { send, silentLog, startUpstream } from './helpers/net.js';
+import { quietLists, send, silentLog, startUpstream } from './helpers/net.js';
 import { startShadow, type ShadowLine } from '../src/shadow/shadow.js';
-import { until } from './helpers/wait.js';
+import { sleep, until } from './helpers/wait.js';
 
 const WORKER_EXEC_ARGV = process.execArgv.filter((a) => !a.includes('/@tapjs/mock/'));
 
 const outcome = (status: number): Outcome => ({ id: 1, serverType: 'a', upstream: 'a', status, sentStatus: status, origin: 'upstream', method: 'GET', url: '/', client: '', seconds: 0, clientGone: false, bytes: 2, requestComplete: true });
 
 t.test('batchOutcomes: one message per batch, when it is full or a moment after its first outcome, or when asked', async (t) => {
-  const bus = new Outcomes();
+  const bus = new Outcomes(quietLists);
   const sent: number[][] = [];
   const flush = batchOutcomes(bus, (b) => sent.push(b.map((o) => o.status)), 30, 3);
   for (const s of [1, 2, 3, 4]) bus.publish(outcome(s));
   t.same(sent, [[1, 2, 3]], 'full: sent at once');
-  await new Promise((r) => setTimeout(r, 60));
+  await until(() => sent.length === 2);
   t.same(sent, [[1, 2, 3], [4]], 'the rest a moment later');
   bus.publish(outcome(5));
   flush();
@@ -46,7 +46,7 @@ t.test('two real workers: the primary publishes every exchange of both, once', a
   const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [], shadow: startShadow(config, { registry: metrics.registry, log: silentLog }) });
   t.teardown(() => plane.close());
   const seen: Outcome[] = [];
-  plane.outcomes.subscribe((o) => seen.push(o));
+  plane.outcomes.subscribe('test', (o) => seen.push(o));
   const n = 40;
   const url = `http://127.0.0.1:${plane.address.port}`;
   const replies = await Promise.all(Array.from({ length: n }, (_, i) => send(`${url}/predict/?i=${i}`)));
@@ -55,6 +55,22 @@ t.test('two real workers: the primary publishes every exchange of both, once', a
   t.equal(seen.length, n, 'every exchange once, the last ones flushed before the workers stopped');
   t.same(new Set(seen.map((o) => o.url)).size, n);
   t.ok(seen.every((o) => o.serverType === 'flask' && o.status === 200));
+});
+
+t.test('two real workers: close(graceMs) drains for that long, not for the drain timeout', async (t) => {
+  const hung = await startUpstream('hung', () => {}); // never answers
+  t.teardown(() => hung.close());
+  cluster.setupPrimary({ exec: fileURLToPath(new URL('../src/cli/main.ts', import.meta.url)), args: ['serve'], execArgv: WORKER_EXEC_ARGV, silent: true });
+  const config = buildConfig({ listen: '127.0.0.1:0', upstreams: [`flask=${hung.url}`], workers: 2, pollInterval: '1h', logLevel: 'silent', timeout: '60s', drainTimeout: '30s' });
+  const metrics = createMetrics();
+  const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [], shadow: startShadow(config, { registry: metrics.registry, log: silentLog }) });
+  t.teardown(() => plane.close());
+  const answer = send(`http://127.0.0.1:${plane.address.port}/predict/`).catch((err: Error) => err);
+  await until(() => hung.seen.length === 1);
+  const started = Date.now();
+  t.equal(await plane.close(100), 1, 'the request in flight was cut');
+  t.ok(Date.now() - started < 5000, `stopped after ${Date.now() - started} ms, not after the 30 s drain timeout`);
+  t.type(await answer, Error, 'its connection cut');
 });
 
 t.test('two real workers with a shadow: each copies, the primary counts and logs, and a switch reaches both', async (t) => {
@@ -73,7 +89,7 @@ t.test('two real workers with a shadow: each copies, the primary counts and logs
     shadowLog: log,
   });
   const metrics = createMetrics();
-  const shadow = startShadow(config, { registry: metrics.registry, log: silentLog, onChange: () => plane.sync() });
+  const shadow = startShadow(config, { registry: metrics.registry, log: silentLog, onChange: () => plane.setShares([]) });
   const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [], shadow });
   t.teardown(() => plane.close());
   const url = `http://127.0.0.1:${plane.address.port}/predict/`;
@@ -86,7 +102,7 @@ t.test('two real workers with a shadow: each copies, the primary counts and logs
   t.equal(copies.length, n);
 
   shadow.shadow.change({ enabled: false });
-  await new Promise((r) => setTimeout(r, 200)); // the message to the workers
+  await sleep(200); // the message to the workers
   await Promise.all(Array.from({ length: 4 }, () => send(url, { method: 'POST', body: 'x', headers: { connection: 'close' } })));
   await plane.close();
   await shadow.close();

@@ -4,20 +4,20 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import type { Shadow } from '../src/shadow/shadow.js';
+import { startShadow, type Shadow } from '../src/shadow/shadow.js';
 import { Registry } from 'prom-client';
 import { createAdmin } from '../src/admin/server.js';
-import { configFromJSON, configToJSON, PrimarySink, type ToPrimary } from '../src/cluster.js';
+import { applyState, configFromJSON, configToJSON, PrimarySink, type ToPrimary, type WorkerState } from '../src/cluster.js';
 import { MetricsUnavailable, createMetrics } from '../src/observe/metrics.js';
-import type { Recording } from '../src/record/recording.js';
+import { Recording } from '../src/record/recording.js';
 import type { WeightStore } from '../src/weights/store.js';
+import type { Share } from '../src/weights/shares.js';
 import { buildConfig } from '../src/config/config.js';
 import { createRecorderMetrics } from '../src/record/writer.js';
 import type { RecordLine } from '../src/record/line.js';
 import { sampleSum } from './helpers/metrics.js';
 import { send, silentLog, spawnCli, startUpstream, waitForLine } from './helpers/net.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+import { sleep, until } from './helpers/wait.js';
 
 /** The pids of a process's children (the workers of a primary). */
 function children(pid: number): number[] {
@@ -218,15 +218,19 @@ t.test('workers: records past the queue bound are dropped and counted where they
   const port = /:(\d+)$/.exec(listening.listen)![1];
   const replies = await Promise.all(Array.from({ length: n }, () => send(`http://[::1]:${port}/predict/`, { method: 'POST', body })));
   t.ok(replies.every((r) => r.status === 200), 'traffic unaffected');
-  await sleep(500);
-  const metrics = (await send(`http://${listening.admin}/metrics`)).body.toString();
-  const records = sampleSum(metrics, 'drum_recorder_records_total');
-  const dropped = sampleSum(metrics, 'drum_recorder_dropped_total', { reason: 'queue_full' });
-  t.ok(dropped > 0, `some dropped (${dropped})`);
-  t.equal(records + dropped, n, 'every sampled request is a record or a counted drop');
+  let metrics = '';
+  const records = (): number => sampleSum(metrics, 'drum_recorder_records_total');
+  const dropped = (): number => sampleSum(metrics, 'drum_recorder_dropped_total', { reason: 'queue_full' });
+  // Every worker's records reach the primary, or are counted as dropped where they were.
+  await until(async () => {
+    metrics = (await send(`http://${listening.admin}/metrics`)).body.toString();
+    return records() + dropped() >= n;
+  });
+  t.ok(dropped() > 0, `some dropped (${dropped()})`);
+  t.equal(records() + dropped(), n, 'every sampled request is a record or a counted drop, once');
   child.kill('SIGTERM');
   t.equal(await exited, 0);
-  t.equal(readFileSync(file, 'utf8').split('\n').length - 1, records, 'the file has the records counted');
+  t.equal(readFileSync(file, 'utf8').split('\n').length - 1, records(), 'the file has the records counted');
 });
 
 t.test('admin /metrics: 503 when the workers cannot all be counted; any other failure is a 500', async (t) => {
@@ -259,6 +263,29 @@ t.test('configToJSON / configFromJSON: what a worker starts with is the primary\
   for (const raw of [{}, { upstreams: ['flask=http://127.0.0.1:8080'] }]) {
     t.same(configFromJSON(JSON.parse(JSON.stringify(configToJSON(buildConfig(raw)))) as ReturnType<typeof configToJSON>), buildConfig(raw), 'undefined settings stay undefined');
   }
+});
+
+t.test("applyState: a worker's switches go through change(), the check and the hook the admin API's do", async (t) => {
+  const registry = new Registry();
+  const recording = new Recording(buildConfig({}).record, { metrics: createRecorderMetrics(registry), log: silentLog, sink: { write: () => true, close: async () => {} } });
+  const shares: (readonly Share[])[] = [];
+  const proxy = { setShares: (s: readonly Share[]) => void shares.push(s), recording };
+  let told = 0;
+  const state = (shadow: WorkerState['shadow']): WorkerState => ({ shares: [['fastapi', 500]], recording: { enabled: true, sampleRate: 0.25 }, shadow });
+  const two = buildConfig({ upstreams: ['flask=http://127.0.0.1:1', 'fastapi=http://127.0.0.1:2'] });
+  const shadow = startShadow(two, { registry, log: silentLog, onChange: () => told++ });
+  t.teardown(() => shadow.close());
+  applyState(proxy, shadow.shadow, state({ enabled: true, sampleRate: 0.5 }));
+  t.same(shares, [[['fastapi', 500]]]);
+  t.match(recording.view(), { enabled: true, sampleRate: 0.25 });
+  t.match(shadow.shadow.view(), { enabled: true, sampleRate: 0.5 });
+  t.equal(told, 1, 'the shadow changed through change(), which told its hook');
+  t.throws(() => applyState(proxy, shadow.shadow, state({ enabled: true, sampleRate: 0 })), { name: 'InputError', field: 'sampleRate' }, 'on at a rate of 0: refused as PUT /shadow refuses it');
+  t.match(shadow.shadow.view(), { enabled: true, sampleRate: 0.5 }, 'unchanged');
+  const one = startShadow(buildConfig({ upstreams: ['flask=http://127.0.0.1:1'] }), { registry: new Registry(), log: silentLog });
+  t.throws(() => applyState(proxy, one.shadow, state({ enabled: true, sampleRate: 1 })), { name: 'InputError', field: 'enabled' }, 'no shadow upstream: refused');
+  t.equal(one.shadow.enabled, false);
+  await one.close();
 });
 
 t.test('PrimarySink: a bound on the bytes on their way to the primary; a failed send is counted', async (t) => {

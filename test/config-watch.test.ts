@@ -1,10 +1,10 @@
 import { mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import type { RawSettings } from '../src/config/config.js';
 import { watchConfig } from '../src/config/watch.js';
 import type { InputError } from '../src/common/input-error.js';
+import { sleep, within } from './helpers/wait.js';
 
 const DEBOUNCE = 50;
 const A = 'weights:\n  fastapi: 10%\n';
@@ -13,15 +13,6 @@ const C = 'weights:\n  fastapi: 30%\n';
 const settingsOf = (pct: number) => ({ settings: { weights: { fastapi: `${pct}%` } } });
 
 type Call = { settings: RawSettings } | { error: InputError };
-
-/** Resolves with `p`, or rejects once `ms` have passed without it. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** watchConfig on `path`, recording its callbacks; closed when the test ends. */
 function watched(t: Test, path: string, opts: { debounceMs?: number } = { debounceMs: DEBOUNCE }) {

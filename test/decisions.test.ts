@@ -1,7 +1,7 @@
 /** Small pure decisions on the request path, as tables. */
 import t from 'tap';
 import { ERRORS, type ErrorName } from '../src/common/errors.js';
-import { MAX_HEADERS, plainAddress, refusal } from '../src/proxy/handler.js';
+import { headerFault, MAX_HEADERS, plainAddress } from '../src/proxy/handler.js';
 import { BodyTooLarge, BufferFailed, classifyFailure, type Blame } from '../src/proxy/forward.js';
 
 const withCode = (code: string | undefined, message = 'x'): Error => Object.assign(new Error(message), { code });
@@ -34,7 +34,7 @@ t.test('classifyFailure: what the client hears for each failure, and whose fault
   }
 });
 
-t.test('refusal: requests refused before an upstream is chosen', async (t) => {
+t.test('headerFault: requests refused for their headers before an upstream is chosen', async (t) => {
   const raw = (...pairs: string[]): string[] => pairs;
   const many = Array.from({ length: 2 * (MAX_HEADERS + 1) }, (_, i) => (i % 2 === 0 ? `X-${i}` : '1'));
   const cases: [string[], string, string | undefined, ErrorName | undefined][] = [
@@ -47,7 +47,7 @@ t.test('refusal: requests refused before an upstream is chosen', async (t) => {
     [many, '1.1', 'h', 'too_many_headers'],
   ];
   for (const [rawHeaders, httpVersion, host, name] of cases) {
-    t.equal(refusal({ rawHeaders, httpVersion }, host)?.[0], name, `${rawHeaders.length / 2} headers, HTTP/${httpVersion}, Host ${host}`);
+    t.equal(headerFault({ rawHeaders, httpVersion }, host)?.[0], name, `${rawHeaders.length / 2} headers, HTTP/${httpVersion}, Host ${host}`);
   }
 });
 

@@ -4,6 +4,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import t from 'tap';
 import { freePort, rawExchange, send, startTestProxy, startUpstream } from './helpers/net.js';
+import { sleep, until } from './helpers/wait.js';
 
 const json = (b: Buffer): Record<string, unknown> => JSON.parse(b.toString()) as Record<string, unknown>;
 
@@ -137,7 +138,7 @@ for (const requestBuffering of [true, false]) {
       setTimeout(() => req.write(Buffer.alloc(600)), 50);
     });
     t.equal(status, 413);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     if (requestBuffering) t.equal(reached, 0, 'the upstream was never contacted: the body is read before connecting');
     else t.ok(upstreamAborted, 'the partial upstream request was aborted, not completed');
   });
@@ -197,10 +198,10 @@ for (const requestBuffering of [true, false]) {
     await once(socket, 'connect');
     socket.write('POST /predict/ HTTP/1.1\r\nHost: h\r\nContent-Length: 10000000\r\n\r\n');
     socket.write(Buffer.alloc(1_000_000));
-    await new Promise((r) => setTimeout(r, 100));
-    if (requestBuffering) t.equal(readdirSync(bufferDir).length, 1, 'the body so far waits in a spill file');
+    // The body so far is on its way: in a spill file, or streaming to the upstream.
+    await until(() => (requestBuffering ? readdirSync(bufferDir).length === 1 : reached === 1));
     socket.destroy();
-    await new Promise((r) => setTimeout(r, 200));
+    await until(() => (requestBuffering ? readdirSync(bufferDir).length === 0 : upstreamClosed === 1));
     if (requestBuffering) {
       t.equal(reached, 0, 'the upstream was never contacted');
       t.same(readdirSync(bufferDir), [], 'the spill file is removed');
@@ -225,9 +226,9 @@ t.test('buffered: a client that leaves in the middle of a small announced body: 
   const socket = connect(proxy.address.port, '127.0.0.1');
   await once(socket, 'connect');
   socket.write('POST /predict/ HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\nsepal_length,');
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
   socket.destroy();
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   t.equal(upstream.seen.length, 0);
   t.equal(proxy.backends.get('flask')!.pool.stats.running, 0, 'no request running in the pool');
   t.equal((await send(`${proxy.url}/predict/`, { method: 'POST', body: 'a,b\n1,2\n' })).status, 200, 'still serving');
@@ -259,7 +260,7 @@ t.test('a client that aborts mid-download: upstream response torn down', async (
     });
     req.end();
   });
-  await new Promise((r) => setTimeout(r, 200));
+  await until(() => upstreamGone);
   t.ok(upstreamGone, 'the upstream stream was closed');
   t.equal(proxy.backends.get('flask')!.pool.stats.running, 0);
   t.equal((await send(`${proxy.url}/ping`)).status, 200, 'still serving');

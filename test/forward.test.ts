@@ -8,6 +8,7 @@ import { UPSTREAM_HEADER } from '../src/proxy/handler.js';
 import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
 import { closeBackends, createBackend, dispatch } from '../src/proxy/forward.js';
 import { rawExchange, send, startTestProxy, startUpstream, type TestUpstream } from './helpers/net.js';
+import { sleep, until } from './helpers/wait.js';
 
 async function oneUpstream(t: Test, handler?: Parameters<typeof startUpstream>[1], settings = {}) {
   const upstream = await startUpstream('flask', handler);
@@ -194,7 +195,7 @@ t.test('idle upstream connections are let go after upstreamKeepAlive', async (t)
   const sockets = new Set<number>();
   upstream.server.on('connection', (s) => sockets.add(s.remotePort!));
   await send(`${proxy.url}/ping`);
-  await new Promise((r) => setTimeout(r, 400));
+  await sleep(400); // past the 150 ms keep-alive
   await send(`${proxy.url}/ping`);
   t.equal(sockets.size, 2, 'a new connection after the idle timeout, never a stale one');
 });
@@ -278,11 +279,11 @@ t.test('--access-log writes one JSON line per request, 499 for a client gone ear
   gone.on('error', () => {});
   gone.end();
   setTimeout(() => gone.destroy(), 50);
-  await new Promise((r) => setTimeout(r, 500));
-  const requests = lines.filter((l) => l.msg === 'request');
-  t.match(requests[0], { method: 'POST', url: '/predict/?a=1', client: '127.0.0.1', upstream: 'flask', status: 200, ms: Number });
-  t.match(requests[1], { url: '/slow', status: 499 });
-  t.equal(requests.length, 2);
+  const requests = (): Record<string, unknown>[] => lines.filter((l) => l.msg === 'request');
+  await until(() => requests().length >= 2);
+  t.match(requests()[0], { method: 'POST', url: '/predict/?a=1', client: '127.0.0.1', upstream: 'flask', status: 200, ms: Number });
+  t.match(requests()[1], { url: '/slow', status: 499 });
+  t.equal(requests().length, 2);
 });
 
 t.test('103 Early Hints from the upstream are dropped; the final response passes', async (t) => {

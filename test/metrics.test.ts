@@ -9,6 +9,8 @@ import { UpstreamPoller, type PollSample } from '../src/observe/poller.js';
 import { createStandin } from '../src/cli/standin.js';
 import { createBackend } from '../src/proxy/forward.js';
 import { freePort, rawExchange, send, silentLog, startUpstream } from './helpers/net.js';
+import { metricSum } from './helpers/metrics.js';
+import { until } from './helpers/wait.js';
 
 const MiB = 1024 * 1024;
 
@@ -71,11 +73,8 @@ t.test('known traffic, one upstream down: counts, histograms, memory and health'
     text = r.body.toString();
     return parsePrometheus(text);
   };
-  let m = await scrape();
-  for (let waited = 0; series(m, 'drum_upstream_up').length < 3 && waited < 5000; waited += 50) {
-    await new Promise((r) => setTimeout(r, 50));
-    m = await scrape();
-  }
+  let m: Families = [];
+  await until(async () => series((m = await scrape()), 'drum_upstream_up').length === 3);
 
   const requests: [Record<string, string>, number][] = [
     [{ server_type: 'flask', status: '200', method: 'GET', origin: 'upstream' }, 7],
@@ -172,18 +171,19 @@ t.test('UpstreamPoller: an oversized /stats/ is not read whole, and gives no mem
   await backend.pool.close();
 });
 
-t.test('UpstreamPoller: listeners hear each poll; one that throws is logged and the others still hear', async (t) => {
+t.test('UpstreamPoller: listeners hear each poll; one that throws is logged (once a minute), counted, and the others still hear', async (t) => {
   const up = await startUpstream('flask', drumLike('{"mem_info": {"drum_rss": 2, "container_max_used": 3, "container_limit": 4}}'));
   t.teardown(() => up.close());
   const lines: { msg: string; err?: string }[] = [];
   const log = pino({ level: 'error' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
   const backend = createBackend({ name: 'flask', url: new URL(up.url) }, 1000);
-  const poller = new UpstreamPoller([backend], createMetrics(), { intervalMs: 60_000, timeoutMs: 500, now: () => 5, log });
+  const metrics = createMetrics();
+  const poller = new UpstreamPoller([backend], metrics, { intervalMs: 60_000, timeoutMs: 500, now: () => 5, log });
   const heard: PollSample[] = [];
-  poller.subscribe(() => {
+  poller.subscribe('broken', () => {
     throw new Error('listener broke');
   });
-  const off = poller.subscribe((s) => heard.push(s));
+  const off = poller.subscribe('test', (s) => heard.push(s));
   await poller.pollAll();
   t.same(
     heard.sort((a, b) => a.kind.localeCompare(b.kind)),
@@ -193,7 +193,10 @@ t.test('UpstreamPoller: listeners hear each poll; one that throws is logged and 
       { upstream: 'flask', at: 5, kind: 'stats', memory: { rss: 2 * 2 ** 20, containerMaxUsed: 3 * 2 ** 20, containerLimit: 4 * 2 ** 20 } },
     ],
   );
-  t.match(lines, [{ msg: 'a poll listener failed', err: 'listener broke' }, { msg: 'a poll listener failed' }, { msg: 'a poll listener failed' }]);
+  // Three polls (/ping, /stats/, /info/), three failures, one line: the clock (5) stands still within the minute.
+  t.match(lines, [{ msg: 'a subscriber failed (drum_subscriber_errors_total)', subscriber: 'polls/broken', err: 'listener broke', errors_not_logged: 0 }]);
+  t.equal(lines.length, 1);
+  t.equal(await metricSum(metrics.registry, 'drum_subscriber_errors_total', { subscriber: 'polls/broken' }), 3, 'each counted');
   t.equal(poller.downMs('flask'), 0, 'it answers');
   off();
   await poller.pollAll();
@@ -223,7 +226,7 @@ t.test("UpstreamPoller: which server and model a DRUM upstream is, from its /inf
   const backends = [createBackend({ name: 'fastapi', url: new URL(drumUrl) }, 1000), createBackend({ name: 'plain', url: new URL(plain.url) }, 1000)];
   const poller = new UpstreamPoller(backends, createMetrics(), { intervalMs: 60_000, timeoutMs: 500, now: () => 5, log: silentLog });
   const identities = new Map<string, string | undefined>();
-  poller.subscribe((s) => {
+  poller.subscribe('identities', (s) => {
     if (s.kind === 'info') identities.set(s.upstream, s.identity);
   });
   await poller.pollAll();
@@ -234,6 +237,17 @@ t.test("UpstreamPoller: which server and model a DRUM upstream is, from its /inf
   t.equal(describeIdentity(JSON.stringify([null, null, null, null])), '[null,null,null,null]', 'nothing to name: the text itself');
   t.equal(describeIdentity(JSON.stringify(['flask', '1.16', 'python', { name: 7 }])), 'flask 1.16', 'a model name that is not text is left out');
   for (const b of backends) await b.pool.close();
+});
+
+t.test('drum_requests_in_flight: what is forwarded now, by upstream, as the handler tells it', async (t) => {
+  const metrics = createMetrics();
+  metrics.forwardStarted('flask');
+  metrics.forwardStarted('flask');
+  metrics.forwardStarted('fastapi');
+  metrics.forwardEnded('flask');
+  metrics.forwardEnded('fastapi');
+  t.equal(await metricSum(metrics.registry, 'drum_requests_in_flight', { server_type: 'flask' }), 1);
+  t.equal(await metricSum(metrics.registry, 'drum_requests_in_flight', { server_type: 'fastapi' }), 0);
 });
 
 t.test('methodLabel keeps the method label bounded', async (t) => {

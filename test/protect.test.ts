@@ -13,10 +13,8 @@ import { buildConfig, type RawSettings } from '../src/config/config.js';
 import { startProxy } from '../src/proxy/listener.js';
 import { MAX_HEADERS } from '../src/proxy/handler.js';
 import { sampleSum } from './helpers/metrics.js';
-import { until } from './helpers/wait.js';
+import { sleep, until } from './helpers/wait.js';
 import { freePort, rawExchange, send, silentLog, spawnCli, startUpstream, waitForLine, type UpstreamHandler } from './helpers/net.js';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A pino logger whose lines land in `lines`. */
 function capturedLog(): { log: Logger; lines: Record<string, unknown>[] } {
@@ -69,7 +67,7 @@ t.test('an upstream that dies or stalls mid-body: its 502/504, logged, not a cli
         }).end();
       });
       t.same(got, { bytes: 1000, complete: false }, `${mode} ${path}: what came is passed on, then the connection is cut`);
-      await sleep(20);
+      await until(async () => (await counted({ server_type: 'flask', status, origin: 'proxy' })) >= 1);
       t.equal(await counted({ server_type: 'flask', status, origin: 'proxy' }), 1, `${mode} ${path}: counted as flask's ${status}`);
       t.match(lines, [{ level: 40, upstream: 'flask', status: Number(status), msg: `${reason} in the middle of the answer; connection cut` }], `${mode} ${path}: logged`);
       lines.length = 0;
@@ -225,7 +223,7 @@ t.test('SIGTERM drains: idle connections closed, requests in flight answered wit
   const { child, port, exited, logged } = await serve(t, upstream.url);
   const idle = await idleConnection(port);
   const inFlight = send(`http://127.0.0.1:${port}/slow`, { agent: false, headers: { connection: 'keep-alive' } });
-  await sleep(200);
+  await until(() => upstream.seen.some((r) => r.url === '/slow')); // in flight
   const signalled = performance.now();
   child.kill('SIGTERM');
   await idle.closed;
@@ -246,7 +244,7 @@ t.test('SIGTERM past --drain-timeout: the rest are cut, said in the log and the 
       .on('error', (err) => resolve(err.message))
       .end();
   });
-  await sleep(200);
+  await until(() => upstream.seen.some((r) => r.url === '/slow')); // in flight
   const signalled = performance.now();
   child.kill('SIGTERM');
   t.equal(await cut, 'socket hang up', 'the request still in flight is cut');
@@ -278,7 +276,7 @@ t.test('SIGTERM with 200 webhook events queued for a receiver that never answers
   t.strictSame([...statuses], [200], 'every command taken');
   await until(() => held.length === 2, 5000);
   const inFlight = send(`http://127.0.0.1:${port}/slow`, { agent: false });
-  await sleep(200);
+  await until(() => upstream.seen.some((r) => r.url === '/slow')); // in flight
   const signalled = performance.now();
   child.kill('SIGTERM');
   const refused = (): Promise<boolean> =>
@@ -345,7 +343,7 @@ t.test('a held answer whose file is damaged: cut, counted as ours, never as the 
     }).end();
   });
   t.equal(download.complete, false, `cut after ${download.bytes} bytes`);
-  await sleep(20);
+  await until(async () => (await counted({ server_type: 'none', status: '500', origin: 'proxy' })) >= 1);
   t.equal(await counted({ server_type: 'none', status: '500', origin: 'proxy' }), 1);
 });
 
@@ -376,7 +374,7 @@ t.test('the buffer directory gone at run time: our 500 (or a cut answer), counte
     }).end();
   });
   t.equal(download.complete, false, 'a slow reader\'s answer that cannot be held is cut');
-  await sleep(20);
+  await until(async () => (await counted({ server_type: 'none', status: '500', origin: 'proxy' })) >= 2);
   t.equal(await counted({ server_type: 'none', status: '500', origin: 'proxy' }), 2);
   t.equal(await counted({ server_type: 'flask' }), 0, 'nothing against flask');
   t.match(lines, [{ level: 40, blame: 'proxy' }, { level: 40, blame: 'proxy', msg: /cannot hold the answer for a slow client/ }]);

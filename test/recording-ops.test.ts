@@ -9,17 +9,18 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import t, { type Test } from 'tap';
-import { startApp, type RunningApp } from '../src/app.js';
+import { startApp } from '../src/app.js';
 import { buildConfig, parseConfigText, type RawSettings } from '../src/config/config.js';
 import { type RecordSettings, DEFAULT_RECORD_PATHS } from '../src/record/policy.js';
 import { DEFAULT_REDACT } from '../src/record/line.js';
 import { recordFromEnv, SEED_RECORD_FILE } from '../src/config/env.js';
 import { startProxy, type RunningProxy } from '../src/proxy/listener.js';
 import { assertInputError, logLines, serveCli, type Served } from './helpers/cli.js';
+import { startTestApp, type TestApp } from './helpers/app.js';
 import { mode, readLines } from './helpers/files.js';
 import { metricSum } from './helpers/metrics.js';
 import { runCli, send, silentLog, startUpstream, type CliResult, type Reply } from './helpers/net.js';
-import { until } from './helpers/wait.js';
+import { sleep, until } from './helpers/wait.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -204,7 +205,7 @@ t.test('writing to /dev/full: traffic unaffected, errors counted, logged once', 
   await batch(0, 30);
   await until(async () => (await errors()) >= 1);
   // Past the writer's 1 s pause after a failure: the file is tried (and fails) again.
-  await new Promise((r) => setTimeout(r, 1100));
+  await sleep(1100);
   await batch(30, 30);
   await until(async () => (await errors()) >= 2);
   await proxy.stop();
@@ -375,17 +376,9 @@ t.test('rotation through the proxy: FILE, FILE.1, ... each within 4 KB, every re
 
 const TOKEN = 'recording-ops-token-0123456789';
 
-async function app(t: Test, settings: RawSettings, env: NodeJS.ProcessEnv = {}, log: Logger = silentLog): Promise<RunningApp & { adminUrl: string; traffic: string; stop: () => Promise<unknown> }> {
-  const upstream = await echoUpstream(t);
-  const running = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${upstream}`], ...settings } }, { env, log });
-  const stop = once(() => running.close());
-  t.teardown(stop);
-  return Object.assign(running, {
-    adminUrl: `http://127.0.0.1:${running.adminAddress.port}`,
-    traffic: `http://127.0.0.1:${running.proxy.address.port}`,
-    stop,
-  });
-}
+/** The app over an echo upstream of its own. */
+const app = async (t: Test, settings: RawSettings, env: NodeJS.ProcessEnv = {}, log: Logger = silentLog): Promise<TestApp> =>
+  startTestApp(t, { upstreams: [`flask=${await echoUpstream(t)}`], ...settings }, { env, log });
 
 const json = (r: Reply): Record<string, unknown> => JSON.parse(r.body.toString()) as Record<string, unknown>;
 const putRecording = (admin: string, body: unknown, headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` }): Promise<Reply> =>
@@ -455,7 +448,7 @@ t.test('admin API: GET /recording, PUT /recording switches what the proxy record
   t.equal(changes.length, 4, 'each accepted change is logged');
   t.match(changes[0], { who: 'admin', reason: 'pause for the incident', from: { enabled: true, sampleRate: 1 }, to: { enabled: false, sampleRate: 1 } });
 
-  await a.stop();
+  await a.close();
   const lines = readLines<Line>(t, file);
   t.same(
     lines.map((l) => /phase=(\w)/.exec(l.path)![1]),
@@ -543,7 +536,7 @@ t.test('startApp applies DRUM_RECORD_*: off keeps the file, so it can be switche
   const on = await putRecording(a.adminUrl, { enabled: true, sampleRate: 1 }, {}); // no tokens: loopback writes are anonymous
   t.equal(on.status, 200, 'switched on at runtime: the file was kept');
   t.equal((await post(a.traffic, '/predict/', 0, 10)).status, 200);
-  await a.stop();
+  await a.close();
   t.equal(readLines<Line>(t, file).length, 1);
 });
 

@@ -15,7 +15,7 @@ import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
 import { readLines } from './helpers/files.js';
 import { metricSum } from './helpers/metrics.js';
 import { freePort, rawExchange, send, startTestProxy, startUpstream, type Reply, type TestUpstream, type UpstreamHandler } from './helpers/net.js';
-import { until } from './helpers/wait.js';
+import { sleep, until, within } from './helpers/wait.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -25,15 +25,7 @@ const FIELD_ORDER = ['timestamp', 'method', 'path', 'headers', 'body_hex', 'cont
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const ALL_BYTES = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const unhex = (s: string | undefined): Buffer => Buffer.from(s ?? '', 'hex');
-
-/** Rejects if `p` has not settled within `ms`, so a missing event fails the test instead of hanging it. */
-function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** The one line whose path is `path`; fails the test if there is not exactly one. */
 function lineFor(t: Test, lines: readonly RecordLine[], path: string): RecordLine {

@@ -10,7 +10,7 @@ import { Notifier } from '../src/rollout/notify.js';
 import { parsePlan, type RolloutPlan } from '../src/rollout/plan.js';
 import { WeightStore } from '../src/weights/store.js';
 import { sampleSum } from './helpers/metrics.js';
-import { silentLog } from './helpers/net.js';
+import { quietLists, silentLog } from './helpers/net.js';
 
 const UPSTREAMS = ['flask', 'fastapi'];
 const MIN = 60_000;
@@ -46,9 +46,9 @@ function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt
       state: { shares: [['fastapi', canaryAt * 100]], version: 1, updatedAt: at, source: 'startup' },
       history: [{ at, version: 1, source: 'startup', who: 'startup', reason: null, from: {}, to: {} }],
     },
-    { now: () => new Date(now), log: silentLog },
+    { now: () => new Date(now), log: silentLog, subscriberErrors: quietLists.errors },
   );
-  const outcomes = new Outcomes();
+  const outcomes = new Outcomes(quietLists);
   const pollListeners = new Set<(s: PollSample) => void>();
   const down = new Map<string, number>();
   const registry = new Registry();
@@ -62,7 +62,7 @@ function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt
       plan,
       outcomes,
       poller: {
-        subscribe: (l) => {
+        subscribe: (_name, l) => {
           pollListeners.add(l);
           return () => pollListeners.delete(l);
         },
@@ -323,12 +323,12 @@ t.test('too few canary requests: inconclusive, the hold does not advance', async
 t.test('a step the weights cannot take (another canary holds too much): refused, nothing changes, the tick logs it', async (t) => {
   const upstreams = ['flask', 'fastapi', 'canary2'];
   const at = new Date(0).toISOString();
-  const store = new WeightStore(upstreams, { state: { shares: [['canary2', 6000]], version: 1, updatedAt: at, source: 'startup' }, history: [] }, { now: () => new Date(0), log: silentLog });
+  const store = new WeightStore(upstreams, { state: { shares: [['canary2', 6000]], version: 1, updatedAt: at, source: 'startup' }, history: [] }, { now: () => new Date(0), log: silentLog, subscriberErrors: quietLists.errors });
   const plan = parsePlan({ interval: '1m', minRequests: 1, settle: 0, confirm: 1, steps: [{ weight: 10, hold: '1m' }, { weight: 50, hold: '1m' }] }, upstreams);
   let tick: () => void = () => undefined;
   const lines: { msg: string; err?: string }[] = [];
   const log = (await import('pino')).pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
-  const outcomes = new Outcomes();
+  const outcomes = new Outcomes(quietLists);
   let now = 0;
   const controller = new RolloutController({
     plan, store, upstreams, registry: new Registry(), log,

@@ -7,7 +7,8 @@ import { consoleAssets, consoleRoutes } from '../src/admin/console.js';
 import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
 import type { PollSample } from '../src/observe/poller.js';
 import { Series } from '../src/observe/series.js';
-import { send, silentLog, startUpstream } from './helpers/net.js';
+import { quietLists, send, silentLog, startUpstream } from './helpers/net.js';
+import { until } from './helpers/wait.js';
 
 const outcome = (serverType: string, status: number, seconds: number): Outcome => ({
   id: 1, serverType, upstream: serverType, status, sentStatus: status, origin: 'upstream', method: 'POST', url: '/predict/', client: '', seconds, clientGone: false, bytes: 1, requestComplete: true,
@@ -15,10 +16,10 @@ const outcome = (serverType: string, status: number, seconds: number): Outcome =
 
 function rig() {
   let now = Date.parse('2026-11-30T00:00:00Z');
-  const outcomes = new Outcomes();
+  const outcomes = new Outcomes(quietLists);
   const polls = new Set<(s: PollSample) => void>();
   const series = new Series({ upstreams: ['flask', 'fastapi'], intervalMs: 10_000, now: () => now, random: () => 0.5 });
-  series.listen(outcomes, { subscribe: (l) => (polls.add(l), () => polls.delete(l)) });
+  series.listen(outcomes, { subscribe: (_name, l) => (polls.add(l), () => polls.delete(l)) });
   return { series, outcomes, poll: (s: PollSample) => polls.forEach((l) => l(s)), advance: (ms: number) => (now += ms), polls };
 }
 
@@ -81,8 +82,13 @@ t.test('in the app: GET /series shows the traffic, a point per interval', async 
   const app = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', overrideHeader: 'X-To', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`] } }, { env: {}, log: silentLog, seriesIntervalMs: 100 });
   t.teardown(() => Promise.all([app.close(), flask.close(), fastapi.close()]));
   for (let i = 0; i < 20; i++) await send(`http://127.0.0.1:${app.proxy.address.port}/predict/`, { headers: { 'x-to': i % 2 === 0 ? 'flask' : 'fastapi' } });
-  await new Promise((r) => setTimeout(r, 250));
-  const view = (await (await request(`http://127.0.0.1:${app.adminAddress.port}/series`)).body.json()) as { samples: { upstreams: Record<string, { rps: number }> }[] };
+  type View = { samples: { upstreams: Record<string, { rps: number }> }[] };
+  let view: View = { samples: [] };
   const total = (name: string): number => view.samples.reduce((n, s) => n + s.upstreams[name]!.rps * 0.1, 0);
+  // Once the interval with the last request has ended.
+  await until(async () => {
+    view = (await (await request(`http://127.0.0.1:${app.adminAddress.port}/series`)).body.json()) as View;
+    return Math.round(total('flask') + total('fastapi')) >= 20;
+  });
   t.same([Math.round(total('flask')), Math.round(total('fastapi'))], [10, 10], 'every request in some interval');
 });

@@ -14,6 +14,7 @@ import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { freePort, send, spawnBuiltCli, waitForLine } from './helpers/net.js';
+import { sleep, until } from './helpers/wait.js';
 
 /** Debian's gunicorn (run by /usr/bin/python3) first, as CI installs it; else one on PATH. */
 function findGunicorn(): string | undefined {
@@ -55,16 +56,11 @@ function stop(child: ChildProcess, signal: NodeJS.Signals, graceMs = 5_000): Pro
 }
 
 async function waitForPing(url: string, stderr: () => string): Promise<void> {
-  const until = Date.now() + 15_000;
-  for (;;) {
-    try {
-      if ((await send(`${url}/ping`)).status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > until) throw new Error(`gunicorn did not answer /ping in 15 s; stderr: ${stderr()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  // Refused until it listens.
+  const answers = async (): Promise<boolean> => (await send(`${url}/ping`).catch(() => undefined))?.status === 200;
+  await until(answers, 15_000, 100).catch(() => {
+    throw new Error(`gunicorn did not answer /ping in 15 s; stderr: ${stderr()}`);
+  });
 }
 
 interface Phase {
@@ -151,7 +147,7 @@ t.test(
       clearInterval(dribble);
       for (const s of sockets) s.destroy();
     });
-    await new Promise((r) => setTimeout(r, 1500)); // the attackers' connections in place
+    await sleep(1500); // the attackers' connections in place
 
     const attacked = await normalTraffic(url, N, PHASE_DEADLINE_MS);
     t.same(attacked.outcomes, { 200: N }, 'under the attack every request still gets 200', { proxyLog, exitCode: proxy.exitCode });

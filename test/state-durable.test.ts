@@ -12,13 +12,13 @@ import t, { type Test } from 'tap';
 import { request } from 'undici';
 import type { AddressInfo } from 'node:net';
 import { createAdmin } from '../src/admin/server.js';
-import { startApp, type RunningApp } from '../src/app.js';
 import { readConfigFile } from '../src/config/config.js';
 import { createMetrics } from '../src/observe/metrics.js';
 import { WeightStore, type SnapshotSaver } from '../src/weights/store.js';
+import { startTestApp } from './helpers/app.js';
 import { fill, smallTmpfs } from './helpers/files.js';
 import { sampleSum } from './helpers/metrics.js';
-import { runCli, silentLog, startUpstream } from './helpers/net.js';
+import { quietLists, runCli, silentLog, startUpstream } from './helpers/net.js';
 import { until } from './helpers/wait.js';
 
 const flask = await startUpstream('flask');
@@ -34,22 +34,13 @@ interface Answer {
 async function app(t: Test, state: string, extra: Record<string, unknown> = {}, config?: string, env: NodeJS.ProcessEnv = {}) {
   const lines: Record<string, any>[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, any>) });
-  const running: RunningApp = await startApp(
-    {
-      flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=50'], state, pollInterval: '1h', ...extra },
-      ...(config === undefined ? {} : { file: { path: config, settings: readConfigFile(config) } }),
-    },
-    { env, log },
+  const running = await startTestApp(
+    t,
+    { upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=50'], state, pollInterval: '1h', ...extra },
+    { env, log, ...(config === undefined ? {} : { file: { path: config, settings: readConfigFile(config) } }) },
   );
-  let closed = false;
-  const close = async (): Promise<void> => {
-    if (closed) return;
-    closed = true;
-    await running.close();
-  };
-  t.teardown(close);
   const call = async (method: 'GET' | 'PUT' | 'POST', path: string, body?: unknown): Promise<Answer> => {
-    const res = await request(`http://127.0.0.1:${running.adminAddress.port}${path}`, {
+    const res = await request(`${running.adminUrl}${path}`, {
       method,
       ...(method === 'GET' ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body ?? {}) }),
     });
@@ -57,7 +48,7 @@ async function app(t: Test, state: string, extra: Record<string, unknown> = {}, 
     return { status: res.statusCode, json: res.headers['content-type']?.toString().startsWith('application/json') ? (JSON.parse(text) as Record<string, any>) : { text } };
   };
   const failures = async (file: string): Promise<number> => sampleSum((await call('GET', '/metrics')).json.text as string, 'drum_state_write_failures_total', { file });
-  return { app: running, lines, call, failures, close };
+  return { app: running, lines, call, failures, close: running.close };
 }
 
 /** What the state file on disk says the canary gets; undefined before it is written. */
@@ -190,7 +181,7 @@ t.test('the admin API over a state file the test holds: a change by another writ
     trySave: () => new Promise((written, failed) => trials.push({ written, failed })),
     flush: async () => undefined,
   };
-  const store = new WeightStore(['flask', 'fastapi'], { state: { shares: [['fastapi', 500]], version: 1, updatedAt: at, source: 'startup' }, history: [] }, { now: () => new Date(at), log: silentLog, persist: saver });
+  const store = new WeightStore(['flask', 'fastapi'], { state: { shares: [['fastapi', 500]], version: 1, updatedAt: at, source: 'startup' }, history: [] }, { now: () => new Date(at), log: silentLog, subscriberErrors: quietLists.errors, persist: saver });
   const admin = createAdmin({ store, upstreams: ['flask', 'fastapi'], tokens: new Map(), probe: async () => ({ flask: true }), notSaved: () => [], metrics: createMetrics(), log: silentLog });
   await admin.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(() => admin.close());

@@ -1,12 +1,11 @@
 import t, { type Test } from 'tap';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { NotWritten, notSaved, RETRY_MAX_MS, type RetryTimers } from '../src/common/atomic-file.js';
 import { formatSnapshot, readSnapshot, SnapshotWriter } from '../src/weights/state-file.js';
 import { fill, smallTmpfs } from './helpers/files.js';
-import { until } from './helpers/wait.js';
+import { sleep, until } from './helpers/wait.js';
 import type { HistoryEntry, Snapshot } from '../src/weights/shares.js';
 
 const UPSTREAMS = ['drum', 'fastapi', 'shadow'];
@@ -224,7 +223,7 @@ t.test('a reader polling during 200 saves always sees a whole file; no temp file
     });
     reader.on('error', reject);
   });
-  while (messages.length === 0) await sleep(1);
+  await until(() => messages.length > 0);
   for (let version = 1001; version <= 1200; version++) {
     writer.save(snapshot(version, 1000)); // not awaited: saves pile up while writes run
     await new Promise(setImmediate);

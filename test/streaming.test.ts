@@ -9,6 +9,7 @@ import { request } from 'node:http';
 import t, { type Test } from 'tap';
 import { freePort, spawnBuiltCli, startUpstream, waitForLine } from './helpers/net.js';
 import { rssOf, watchRss } from './helpers/rss.js';
+import { sleep, until } from './helpers/wait.js';
 
 const MiB = 2 ** 20;
 /**
@@ -117,8 +118,8 @@ t.test('a slow client: the proxy takes the whole answer at once into a 0600 temp
   let spill = { files: 0, mode: 0, growth: 0 };
   const got = await stallingClient(proxy.url, async () => {
     // The upstream is done long before the client reads a byte: no worker of its is held.
-    for (let i = 0; i < 300 && state.written < total; i++) await new Promise((r) => setTimeout(r, 50));
-    await new Promise((r) => setTimeout(r, 200));
+    await until(() => state.written >= total, 15_000, 50);
+    await sleep(200);
     const files = readdirSync(bufferDir);
     spill = { files: files.length, mode: files.length === 1 ? statSync(join(bufferDir, files[0]!)).mode & 0o777 : 0, growth: rssOf(proxy.pid) - baseline };
   });
@@ -129,7 +130,7 @@ t.test('a slow client: the proxy takes the whole answer at once into a 0600 temp
   t.equal(spill.mode, 0o600, 'readable by the proxy only');
   t.ok(spill.growth < GROWTH, `RSS grew ${(spill.growth / MiB).toFixed(1)} MB while holding ${total / MiB} MB for the client`);
   t.ok(growth < PEAK_GROWTH, `peak RSS growth over the whole transfer: ${(growth / MiB).toFixed(1)} MB`);
-  for (let i = 0; i < 40 && readdirSync(bufferDir).length > 0; i++) await new Promise((r) => setTimeout(r, 25));
+  await until(() => readdirSync(bufferDir).length === 0, 1000);
   t.same(readdirSync(bufferDir), [], 'the temp file is removed when the exchange ends');
 });
 
@@ -141,7 +142,7 @@ t.test('--no-response-buffering: a slow client slows the upstream down, and the 
   const watch = watchRss(proxy.pid);
   let stalled = { upstreamWrote: 0, growth: 0 };
   const got = await stallingClient(proxy.url, async () => {
-    await new Promise((r) => setTimeout(r, 1400));
+    await sleep(1400);
     stalled = { upstreamWrote: state.written, growth: rssOf(proxy.pid) - baseline };
   });
   const growth = watch.stop() - baseline;

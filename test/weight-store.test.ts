@@ -4,7 +4,7 @@ import t from 'tap';
 import { HISTORY_LIMIT, WeightStore, type SnapshotSaver } from '../src/weights/store.js';
 import { until } from './helpers/wait.js';
 import type { Snapshot } from '../src/weights/shares.js';
-import { silentLog } from './helpers/net.js';
+import { quietLists, silentLog } from './helpers/net.js';
 
 const UPSTREAMS = ['flask', 'fastapi'];
 const AT = '2025-01-01T00:00:00.000Z';
@@ -14,7 +14,7 @@ const start: Snapshot = {
 };
 /** A store whose saves go to `save` (none: no state file). */
 const store = (save?: (s: Snapshot) => void, log = silentLog): WeightStore =>
-  new WeightStore(UPSTREAMS, start, { now: () => new Date(AT), log, persist: save === undefined ? undefined : { save, trySave: async () => {}, flush: async () => undefined } });
+  new WeightStore(UPSTREAMS, start, { now: () => new Date(AT), log, subscriberErrors: quietLists.errors, persist: save === undefined ? undefined : { save, trySave: async () => {}, flush: async () => undefined } });
 
 /** A state file in memory whose trySave the test settles: each one waits in `trials`. */
 function heldSaver() {
@@ -40,9 +40,9 @@ t.test('subscribe: every accepted change, after persisting, in order; unsubscrib
   const heard: string[] = [];
   const s = store((snap) => heard.push(`persist v${snap.state.version}`));
   const first = (snap: Snapshot): void => void heard.push(`first v${snap.state.version} ${snap.history.at(-1)!.who}`);
-  const unsubscribe = s.subscribe(first);
-  const again = s.subscribe(first);
-  s.subscribe((snap) => heard.push(`second v${snap.state.version} ${snap.state.shares[0]![1]}`));
+  const unsubscribe = s.subscribe('first', first);
+  const again = s.subscribe('first', first);
+  s.subscribe('second', (snap) => heard.push(`second v${snap.state.version} ${snap.state.shares[0]![1]}`));
   s.change([['fastapi', 1000]], { source: 'admin', who: 'alice' });
   s.change([['fastapi', 1000]], { source: 'admin', who: 'bob' }); // no change: nobody hears
   unsubscribe();
@@ -59,14 +59,14 @@ t.test('a listener that throws is logged; the change stands and the others still
   const lines: { msg: string; err?: string; version?: number }[] = [];
   const s = store(undefined, pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) }));
   const heard: number[] = [];
-  s.subscribe(() => {
+  s.subscribe('broken', () => {
     throw new Error('worker channel closed');
   });
-  s.subscribe((snap) => heard.push(snap.state.version));
+  s.subscribe('test', (snap) => heard.push(snap.state.version));
   t.equal(s.change([['fastapi', 700]], { source: 'admin', who: 'x' }), 'changed');
   t.same(heard, [2]);
   t.equal(s.state.version, 2);
-  t.match(lines.find((l) => l.msg === 'a weights listener failed'), { err: 'worker channel closed', version: 2 });
+  t.match(lines.find((l) => l.msg === 'a subscriber failed (drum_subscriber_errors_total)'), { subscriber: 'weights/broken', err: 'worker channel closed' });
 });
 
 t.test('change with expectVersion: only at that version; a conflict changes nothing and tells nobody', async (t) => {
@@ -91,9 +91,9 @@ t.test('the audit trail keeps the last HISTORY_LIMIT changes', async (t) => {
 
 t.test('changeSaved: applied only once its snapshot is on disk; a failed write changes nothing', async (t) => {
   const { saver, trials, saved } = heldSaver();
-  const s = new WeightStore(UPSTREAMS, start, { now: () => new Date(AT), log: silentLog, persist: saver });
+  const s = new WeightStore(UPSTREAMS, start, { now: () => new Date(AT), log: silentLog, subscriberErrors: quietLists.errors, persist: saver });
   const heard: number[] = [];
-  s.subscribe((snap) => heard.push(snap.state.version));
+  s.subscribe('test', (snap) => heard.push(snap.state.version));
   const alice = { source: 'admin', who: 'alice', reason: 'step 2' } as const;
 
   const first = s.changeSaved([['fastapi', 1000]], alice);
@@ -118,7 +118,7 @@ t.test('changeSaved: applied only once its snapshot is on disk; a failed write c
 
 t.test('changeSaved: one at a time; a change by another writer while it is written makes it a conflict', async (t) => {
   const { saver, trials, saved } = heldSaver();
-  const s = new WeightStore(UPSTREAMS, start, { now: () => new Date(AT), log: silentLog, persist: saver });
+  const s = new WeightStore(UPSTREAMS, start, { now: () => new Date(AT), log: silentLog, subscriberErrors: quietLists.errors, persist: saver });
   const alice = { source: 'admin', who: 'alice' } as const;
   const a = s.changeSaved([['fastapi', 1000]], alice);
   const b = s.changeSaved([['fastapi', 2000]], { source: 'admin', who: 'bob' });

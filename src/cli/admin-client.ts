@@ -1,5 +1,6 @@
 import { request } from 'undici';
 import { baseUrl } from '../common/base-url.js';
+import { parseJson } from '../common/json-shape.js';
 
 /** Exit codes of the admin clients (weights, rollout): what a script can branch on. */
 export const EXIT = { ok: 0, unreachable: 1, rejected: 2, unauthorized: 3 } as const;
@@ -52,12 +53,4 @@ export async function callAdmin(opts: ClientOptions, method: 'GET' | 'PUT' | 'PO
   console.error(`drum-splitter: ${status} from ${base}${path}: ${typeof message === 'string' ? message : text}`);
   if (status === 401) return EXIT.unauthorized;
   return status >= 500 ? EXIT.unreachable : EXIT.rejected;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }

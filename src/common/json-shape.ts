@@ -3,6 +3,15 @@
  * ("history[2].at must be a string"), for the one line that refuses the file.
  */
 
+/** The value of JSON `text`, or undefined when it is not JSON (no JSON value is undefined). */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A problem with the file's shape; the caller says which file. */
 export class Corrupt extends Error {}
 

@@ -1,4 +1,5 @@
 import { InputError } from '../common/input-error.js';
+import { parseJson } from '../common/json-shape.js';
 
 /**
  * Compares two HTTP answers to the same request, the baseline's and the canary's, as the seed's
@@ -361,14 +362,6 @@ function decode(body: Uint8Array): string | undefined {
   }
 }
 
-function parseJson(text: string): { value: Json } | undefined {
-  try {
-    return { value: JSON.parse(text) as Json };
-  } catch {
-    return undefined;
-  }
-}
-
 /** Compares the bodies, emitting differences; returns how they were compared. */
 function compareBodies(a: Uint8Array, b: Uint8Array, digits: number, emit: Emit): Comparison['kind'] {
   const ta = decode(a);
@@ -386,8 +379,8 @@ function compareBodies(a: Uint8Array, b: Uint8Array, digits: number, emit: Emit)
   }
   const ja = parseJson(ta);
   const jb = parseJson(tb);
-  if (ja && jb) {
-    new JsonWalker(digits, emit).values(ja.value, jb.value, []);
+  if (ja !== undefined && jb !== undefined) {
+    new JsonWalker(digits, emit).values(ja as Json, jb as Json, []);
     return 'json';
   }
   if (ta !== tb) emit({ path: '$', baseline: ta, canary: tb, kind: 'changed' }, []);

@@ -85,7 +85,7 @@ export async function startController(settings: ControllerSettings, opts: { env:
   const registers = [metrics.registry];
   const stateFailures = stateWriteFailures(metrics.registry);
   const writer = config.state === undefined ? undefined : new SnapshotWriter(config.state, reportWriteFailure(log, stateFailures, 'state'));
-  const store = new WeightStore(upstreams, snapshot, { now: () => new Date(), log, persist: writer });
+  const store = new WeightStore(upstreams, snapshot, { now: () => new Date(), log, subscriberErrors: metrics.subscriberErrors, persist: writer });
   const saved = config.state === undefined ? undefined : readSavedRollout(rolloutStatePath(config.state), plan);
   if (!restored) writer?.save(snapshot);
 
@@ -157,7 +157,7 @@ export async function startController(settings: ControllerSettings, opts: { env:
           .finally(() => (ticking = false));
       }, ms).unref(),
   });
-  store.subscribe(() => void reconcile());
+  store.subscribe('fleet', () => void reconcile());
 
   const admin = createAdmin({
     store,

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { request } from 'undici';
 import { baseUrl } from '../common/base-url.js';
 import { InputError } from '../common/input-error.js';
+import { parseJson } from '../common/json-shape.js';
 
 /** Where the replicas' admin APIs are, asked again at every reconcile. */
 export interface ReplicaTargets {
@@ -96,15 +97,15 @@ interface Read {
   readonly source: unknown;
 }
 /** How a replica's handling ended, before the URL and time are added. */
-type Outcome = Pick<ReplicaReport, 'status' | 'detail'>;
+type Verdict = Pick<ReplicaReport, 'status' | 'detail'>;
 /** An HTTP answer, its body parsed if it is JSON. */
 interface Reply {
   readonly code: number;
   readonly json: unknown;
   readonly text: string;
 }
-/** An answer, or the error that kept us from getting one. */
-type Answer = Reply | { readonly error: string };
+/** A call's reply, or the error that kept us from getting one. */
+type CallResult = Reply | { readonly error: string };
 
 /** A PUT that another writer beat to it, or whose result another writer replaced, is tried this many times in all. */
 const ATTEMPTS = 2;
@@ -140,8 +141,8 @@ export class Fleet {
     const urls = await this.#opts.targets.list();
     const reports = await Promise.all(
       urls.map(async (url): Promise<ReplicaReport> => {
-        const { before, outcome } = await this.#bring(url, desired, reason);
-        return { url, ...outcome, weights: before, at: new Date(this.#opts.now()).toISOString() };
+        const { before, verdict } = await this.#bring(url, desired, reason);
+        return { url, ...verdict, weights: before, at: new Date(this.#opts.now()).toISOString() };
       }),
     );
     const previous = this.#reports;
@@ -156,14 +157,14 @@ export class Fleet {
   }
 
   /** One replica: read, and while it differs, write with the version read and read back. */
-  async #bring(url: string, desired: Readonly<Weights>, reason: string): Promise<{ before: Weights | null; outcome: Outcome }> {
+  async #bring(url: string, desired: Readonly<Weights>, reason: string): Promise<{ before: Weights | null; verdict: Verdict }> {
     const refused = await this.#claim(url);
-    if (refused !== undefined) return { before: null, outcome: refused };
+    if (refused !== undefined) return { before: null, verdict: refused };
     const first = await this.#read(url);
-    if (!('weights' in first)) return { before: null, outcome: first };
+    if (!('weights' in first)) return { before: null, verdict: first };
     const before = first.weights;
     let current: Read = first;
-    const done = (outcome: Outcome) => ({ before, outcome });
+    const done = (verdict: Verdict) => ({ before, verdict });
     for (let attempt = 1; ; attempt++) {
       const missing = Object.keys(desired).filter((name) => !(name in current.weights));
       if (missing.length > 0) {
@@ -204,7 +205,7 @@ export class Fleet {
   }
 
   /** The claim renewed, or why the replica refuses it. A replica with no rollout (one upstream, a 404) has nothing to claim. */
-  async #claim(url: string): Promise<Outcome | undefined> {
+  async #claim(url: string): Promise<Verdict | undefined> {
     const { claim } = this.#opts;
     if (claim === undefined) return undefined;
     const answer = await this.#call(url, 'PUT', claim, '/rollout/controller');
@@ -214,7 +215,7 @@ export class Fleet {
   }
 
   /** GET /weights: the replica's weights and version, or why not. */
-  async #read(url: string): Promise<Read | Outcome> {
+  async #read(url: string): Promise<Read | Verdict> {
     const answer = await this.#call(url, 'GET');
     const failed = this.#failure(answer);
     if (failed !== undefined) return failed;
@@ -231,7 +232,7 @@ export class Fleet {
    * absence) is the problem; 5xx and no answer: try again later; other 4xx: it refuses these
    * weights, and a person has to look.
    */
-  #failure(answer: Answer): Outcome | undefined {
+  #failure(answer: CallResult): Verdict | undefined {
     if ('error' in answer) return { status: 'unreachable', detail: answer.error };
     const { code } = answer;
     if (code >= 200 && code < 300) return undefined;
@@ -243,7 +244,7 @@ export class Fleet {
     return { status: code >= 500 ? 'unreachable' : 'rejected', detail: `${code}: ${oneLine(answer)}` };
   }
 
-  async #call(url: string, method: 'GET' | 'PUT', body?: unknown, path = '/weights'): Promise<Answer> {
+  async #call(url: string, method: 'GET' | 'PUT', body?: unknown, path = '/weights'): Promise<CallResult> {
     const { token, timeoutMs } = this.#opts;
     try {
       const res = await request(`${url}${path}`, {
@@ -312,12 +313,4 @@ function oneLine(answer: Reply): string {
   const text = typeof message === 'string' ? message : answer.text;
   const line = text.replace(/\s+/g, ' ').trim();
   return line.length > 200 ? `${line.slice(0, 200)}…` : line;
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }

@@ -2,6 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric, type MetricValueWithName } from 'prom-client';
 import { NO_UPSTREAM, type Outcome } from './outcomes.js';
 import { createRecorderMetrics, type RecorderMetrics } from '../record/writer.js';
+import { createSubscriberErrors } from '../common/subscribers.js';
 
 /** Model serving: from a 1 ms cached answer to a 30 s batch prediction. */
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -58,9 +59,12 @@ export interface Metrics {
   readonly requests: Counter<'server_type' | 'status' | 'method' | 'origin'>;
   readonly duration: DurationHistogram;
   readonly inFlight: Gauge<'server_type'>;
-  /** Exchanges being forwarded now, by upstream; drum_requests_in_flight reads it at each scrape. */
-  readonly forwarding: Map<string, number>;
+  /** An exchange is forwarded to `upstream` from now until forwardEnded (drum_requests_in_flight). */
+  forwardStarted(upstream: string): void;
+  forwardEnded(upstream: string): void;
   readonly recorder: RecorderMetrics;
+  /** drum_subscriber_errors_total, which every subscriber list of the process counts in. */
+  readonly subscriberErrors: Counter<'subscriber'>;
   /** drum_requests_total and drum_request_duration_seconds for one outcome. */
   count(outcome: Outcome): void;
   /** The text exposition: this registry's, or (with --workers) every process's, aggregated. */
@@ -77,6 +81,7 @@ export function createMetrics(): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'drum_splitter_' });
   // Per-request counts are kept in Maps and handed to prom-client when it is read: its inc()
   // hashes a label object each call, and four labels a request were a tenth of our features' CPU.
+  /** Exchanges being forwarded now, by upstream; drum_requests_in_flight reads it at each scrape. */
   const forwarding = new Map<string, number>();
   /**
    * drum_requests_total's increments since it was last read, by a number that packs its labels
@@ -115,8 +120,14 @@ export function createMetrics(): Metrics {
         for (const [server_type, n] of forwarding) this.set({ server_type }, n);
       },
     }),
-    forwarding,
+    forwardStarted(upstream) {
+      forwarding.set(upstream, (forwarding.get(upstream) ?? 0) + 1);
+    },
+    forwardEnded(upstream) {
+      forwarding.set(upstream, forwarding.get(upstream)! - 1);
+    },
     recorder: createRecorderMetrics(registry),
+    subscriberErrors: createSubscriberErrors(registry),
     count(o) {
       let server = serverIndex.get(o.serverType);
       if (server === undefined) serverIndex.set(o.serverType, (server = serverTypes.push(o.serverType) - 1));

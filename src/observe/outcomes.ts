@@ -1,3 +1,5 @@
+import { Subscribers, type SubscriberDeps } from '../common/subscribers.js';
+
 /** Who wrote the answer: the upstream, or drum-splitter itself (its 502, 504, 413, 400, 431, 499). */
 export type Origin = 'upstream' | 'proxy';
 
@@ -36,25 +38,17 @@ export interface Outcome {
 }
 
 /** The outcome of a request refused before any upstream was chosen: ours, at once, counted against none. */
-export function refused(status: number, method: string | undefined, url: string | undefined, client: string, bytes: number): Outcome {
+export function refusedOutcome(status: number, method: string | undefined, url: string | undefined, client: string, bytes: number): Outcome {
   return { id: 0, serverType: NO_UPSTREAM, upstream: undefined, status, sentStatus: status, origin: 'proxy', method, url, client, seconds: 0, clientGone: false, bytes, requestComplete: false };
 }
 
-export type OutcomeListener = (outcome: Outcome) => void;
-
-/** A small typed publish/subscribe for outcomes; one per proxy, so in-process proxies stay apart. */
-export class Outcomes {
-  #listeners: readonly OutcomeListener[] = [];
-
-  /** Adds a listener; returns the function that removes it. */
-  subscribe(listener: OutcomeListener): () => void {
-    this.#listeners = [...this.#listeners, listener];
-    return () => {
-      this.#listeners = this.#listeners.filter((l) => l !== listener);
-    };
-  }
-
-  publish(outcome: Outcome): void {
-    for (const listener of this.#listeners) listener(outcome);
+/**
+ * Every exchange's outcome, as it ends; one list per proxy, so in-process proxies stay apart.
+ * Published from the response's 'close': a subscriber that throws is logged and counted, never
+ * thrown into the request path.
+ */
+export class Outcomes extends Subscribers<Outcome> {
+  constructor(deps: SubscriberDeps) {
+    super('outcomes', deps);
   }
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Gauge } from 'prom-client';
+import { Subscribers } from '../common/subscribers.js';
 import { drumMemory, getStatus, memoryMb, MiB, readIdentity, readMemInfo, type Backend, type DrumMemory } from './health.js';
 import type { Metrics } from './metrics.js';
 
@@ -39,11 +40,13 @@ export class UpstreamPoller {
   readonly #lastAnswered = new Map<string, number>();
   readonly #answering = new Set<string>();
   readonly #noStats = new Set<string>();
-  readonly #listeners = new Set<(sample: PollSample) => void>();
+  readonly #listeners: Subscribers<PollSample>;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(backends: Iterable<Backend>, metrics: Metrics, private readonly opts: PollerOptions) {
     this.#backends = [...backends];
+    // A listener's fault must not stop the polling (pollAll's promise is not awaited): Subscribers logs and counts it.
+    this.#listeners = new Subscribers('polls', { log: opts.log, errors: metrics.subscriberErrors, now: opts.now });
     const started = opts.now();
     for (const b of this.#backends) this.#lastAnswered.set(b.name, started);
     const registers = [metrics.registry];
@@ -73,11 +76,8 @@ export class UpstreamPoller {
   }
 
   /** Hears every poll's result (the rollout's watchdog does); returns the function that unsubscribes. */
-  subscribe(listener: (sample: PollSample) => void): () => void {
-    this.#listeners.add(listener);
-    return () => {
-      this.#listeners.delete(listener);
-    };
+  subscribe(name: string, listener: (sample: PollSample) => void): () => void {
+    return this.#listeners.subscribe(name, listener);
   }
 
   /** How long `upstream` (one of the polled) has not answered /ping, in ms (since the start if never); 0 while it answers. */
@@ -85,16 +85,6 @@ export class UpstreamPoller {
     return this.#answering.has(upstream) ? 0 : this.opts.now() - this.#lastAnswered.get(upstream)!;
   }
 
-  #tell(sample: PollSample): void {
-    for (const listener of this.#listeners) {
-      try {
-        listener(sample);
-      } catch (err) {
-        // A listener's fault must not stop the polling (pollAll's promise is not awaited).
-        this.opts.log.error({ err: (err as Error).message, upstream: sample.upstream }, 'a poll listener failed');
-      }
-    }
-  }
 
   /** One round over every upstream; resolves when all answered or timed out. */
   async pollAll(): Promise<void> {
@@ -115,7 +105,7 @@ export class UpstreamPoller {
     } else {
       this.#answering.delete(b.name);
     }
-    this.#tell({ upstream: b.name, at: this.opts.now(), kind: 'ping', answered });
+    this.#listeners.publish({ upstream: b.name, at: this.opts.now(), kind: 'ping', answered });
   }
 
   async #stats(b: Backend): Promise<void> {
@@ -132,11 +122,11 @@ export class UpstreamPoller {
     } else if (memory !== undefined) {
       this.#noStats.delete(b.name);
     }
-    this.#tell({ upstream: b.name, at: this.opts.now(), kind: 'stats', memory });
+    this.#listeners.publish({ upstream: b.name, at: this.opts.now(), kind: 'stats', memory });
   }
 
   async #info(b: Backend): Promise<void> {
     const identity = await readIdentity(b, this.opts.timeoutMs);
-    this.#tell({ upstream: b.name, at: this.opts.now(), kind: 'info', identity });
+    this.#listeners.publish({ upstream: b.name, at: this.opts.now(), kind: 'info', identity });
   }
 }

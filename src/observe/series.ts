@@ -1,4 +1,5 @@
-import type { Outcomes } from './outcomes.js';
+import type { Subscribable } from '../common/subscribers.js';
+import type { Outcome } from './outcomes.js';
 import type { PollSample } from './poller.js';
 
 /** One upstream over one interval; null where there is nothing to say (no requests, no /stats/). */
@@ -84,11 +85,11 @@ export class Series {
   }
 
   /** Hears the exchanges and the polls. */
-  listen(outcomes: Outcomes, poller: { subscribe(listener: (sample: PollSample) => void): () => void }): void {
+  listen(outcomes: Subscribable<Outcome>, poller: Subscribable<PollSample>): void {
     const { random } = this.opts;
     this.#unsubscribe.push(
-      outcomes.subscribe((o) => this.#sides.get(o.serverType)?.add(o.status, o.seconds, random)),
-      poller.subscribe((s) => {
+      outcomes.subscribe('series', (o) => this.#sides.get(o.serverType)?.add(o.status, o.seconds, random)),
+      poller.subscribe('series', (s) => {
         if (s.kind === 'ping') this.#ping.set(s.upstream, s.answered);
         else if (s.kind === 'stats' && s.memory !== undefined) this.#rss.set(s.upstream, s.memory.rss);
       }),

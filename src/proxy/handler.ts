@@ -8,7 +8,7 @@ import { FORWARDED_HEADERS, sameName, upstreamRequestHeaders } from '../common/h
 import { compileKey, type RequestFacts } from './key.js';
 import { parseHost, parsePath } from './nginx-uri.js';
 import type { Metrics } from '../observe/metrics.js';
-import { NO_UPSTREAM, refused, type Outcome, type Outcomes } from '../observe/outcomes.js';
+import { NO_UPSTREAM, refusedOutcome, type Outcome, type Outcomes } from '../observe/outcomes.js';
 import { hashKey, pickByHash, type SplitTable } from './split.js';
 import type { PendingRecord, Recording } from '../record/recording.js';
 import { BufferFailed, SpillFile } from './spill.js';
@@ -155,8 +155,8 @@ function occurrences(raw: readonly string[], lowerName: string): number {
 /** A refusal before any upstream is involved: [error, message]. */
 type Refusal = readonly [ErrorName, string];
 
-/** Why a request cannot be taken as it stands, or undefined. The request's fault in every case. */
-export function refusal(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVersion'>, host: string | undefined): Refusal | undefined {
+/** What is wrong with the request's headers (too many, no Host, two), or undefined. The request's fault in every case. */
+export function headerFault(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVersion'>, host: string | undefined): Refusal | undefined {
   if (req.rawHeaders.length > 2 * MAX_HEADERS) {
     return ['too_many_headers', `${req.rawHeaders.length / 2} request headers; at most ${MAX_HEADERS} are taken`];
   }
@@ -169,7 +169,7 @@ export function refusal(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVersion'>
 export function createProxy(deps: ProxyDeps): Proxy {
   const { config, routes, backends, log, metrics, recording, outcomes, shadow } = deps;
   if (config.accessLog) {
-    outcomes.subscribe((o) => log.info({ method: o.method, url: o.url, client: o.client, upstream: o.upstream, status: o.status, ms: Math.round(o.seconds * 10000) / 10 }, 'request'));
+    outcomes.subscribe('access-log', (o) => log.info({ method: o.method, url: o.url, client: o.client, upstream: o.upstream, status: o.status, ms: Math.round(o.seconds * 10000) / 10 }, 'request'));
   }
   const splitKey = compileKey(config.key);
   const dropHeaders = new Set<string>(FORWARDED_HEADERS);
@@ -207,8 +207,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const target = req.url!; // always set on a server's request
     let path = target;
     let hostValue = req.headers.host;
-    const refused = refusal(req, hostValue);
-    if (refused !== undefined) return refused;
+    const fault = headerFault(req, hostValue);
+    if (fault !== undefined) return fault;
     if (!target.startsWith('/')) {
       const m = ABSOLUTE_FORM.exec(target);
       if (m === null) return ['bad_request', `request target "${target}" is not a path or an absolute URL`];
@@ -264,7 +264,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const serverType = backend !== undefined && (failure === undefined || failure.blame === 'upstream') ? backend.name : NO_UPSTREAM;
       const seconds = (performance.now() - ex.started) / 1000;
       const origin = failure !== undefined || !finished ? 'proxy' : 'upstream';
-      if (backend !== undefined) metrics.forwarding.set(backend.name, metrics.forwarding.get(backend.name)! - 1);
+      if (backend !== undefined) metrics.forwardEnded(backend.name);
       const { method, url, complete: requestComplete } = ex.req;
       const clientGone = !finished && failure === undefined;
       const sentStatus = ex.res.headersSent ? ex.res.statusCode : 0;
@@ -345,7 +345,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       whole = true;
     } catch (err) {
       // Over the limit or our disk: say so. The client gone: nothing to answer.
-      if (err instanceof BodyTooLarge || err instanceof BufferFailed) refuse(ex, classifyFailure(err), err);
+      if (err instanceof BodyTooLarge || err instanceof BufferFailed) answerFailedForward(ex, classifyFailure(err), err);
     }
     const spill = ex.spill;
     if (!whole || ex.res.destroyed) {
@@ -379,7 +379,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   }
 
   /** Answers for a failed forward; a failure in the middle of the answer's body cuts the connection. */
-  function refuse(ex: Exchange, failure: ForwardFailure, err: Error, midBody = false): void {
+  function answerFailedForward(ex: Exchange, failure: ForwardFailure, err: Error, midBody = false): void {
     const { req, res } = ex;
     const upstream = ex.backend!.name;
     if (failure.error !== 'payload_too_large') {
@@ -405,7 +405,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const delivery = deliveries.get(backend.name)!;
     ex.shadow?.sending(headers);
     dispatch(backend, { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs }, (call) => {
-      ex.client = toClient(res, call, delivery, (failure, err, midBody) => refuse(ex, failure, err, midBody));
+      ex.client = toClient(res, call, delivery, (failure, err, midBody) => answerFailedForward(ex, failure, err, midBody));
       return tapped(ex.client, new AnswerTap(ex));
     });
   }
@@ -421,7 +421,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     if (!('req' in ex)) {
       const [error, message] = ex;
       const bytes = sendError(res, error, message, {}, !req.complete);
-      outcomes.publish(refused(ERRORS[error].status, req.method, req.url, plainAddress(req.socket.remoteAddress), bytes));
+      outcomes.publish(refusedOutcome(ERRORS[error].status, req.method, req.url, plainAddress(req.socket.remoteAddress), bytes));
       return;
     }
     observe(ex);
@@ -429,7 +429,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const backend = chooseBackend(ex);
     if (backend === undefined) return;
     ex.backend = backend;
-    metrics.forwarding.set(backend.name, (metrics.forwarding.get(backend.name) ?? 0) + 1);
+    metrics.forwardStarted(backend.name);
     if (recording.wants(ex.facts.uri)) ex.record = recording.start(ex.id, req, ex.path, ex.bodyLength);
     if (shadow !== undefined) ex.shadow = shadow.copy(ex.id, req, ex.path, ex.facts.uri, backend.name, ex.bodyLength);
     // A body to buffer takes a detour; everything else goes on in this tick.

@@ -7,7 +7,7 @@ import { InputError } from '../common/input-error.js';
 import type { Logger } from 'pino';
 import type { ProxyConfig } from './options.js';
 import { createMetrics, sendMetrics, type Metrics } from '../observe/metrics.js';
-import { Outcomes, refused } from '../observe/outcomes.js';
+import { Outcomes, refusedOutcome } from '../observe/outcomes.js';
 import { createProxy, plainAddress, type Routes, type Shadowing } from './handler.js';
 import { Recording, type RecordSink } from '../record/recording.js';
 import { compileSplit } from './split.js';
@@ -69,11 +69,11 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
   if (config.upstreams.some((u) => u.requestBuffering || u.responseBuffering)) checkBufferDir(config.buffer.dir);
   const backends = createBackends(config);
   const recording = new Recording(config.record, { metrics: metrics.recorder, log, ...(opts.recordSink === undefined ? {} : { sink: opts.recordSink }) });
-  const outcomes = new Outcomes();
-  outcomes.subscribe((outcome) => metrics.count(outcome));
-  outcomes.subscribe((outcome) => recording.ended(outcome));
+  const outcomes = new Outcomes({ log, errors: metrics.subscriberErrors });
+  outcomes.subscribe('metrics', (outcome) => metrics.count(outcome));
+  outcomes.subscribe('recording', (outcome) => recording.ended(outcome));
   const { shadow } = opts;
-  if (shadow !== undefined) outcomes.subscribe((outcome) => shadow.ended(outcome));
+  if (shadow !== undefined) outcomes.subscribe('shadow', (outcome) => shadow.ended(outcome));
   const proxy = createProxy({ config, routes, backends, log, metrics, recording, outcomes, ...(shadow === undefined ? {} : { shadow }) });
   const server = createServer(
     {
@@ -97,12 +97,12 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
   // Requests refused before they were one are answered in JSON too, and counted.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const answered = answerParserError(err, socket);
-    if (answered !== undefined) outcomes.publish(refused(answered.status, undefined, undefined, clientOf(socket), answered.bytes));
+    if (answered !== undefined) outcomes.publish(refusedOutcome(answered.status, undefined, undefined, clientOf(socket), answered.bytes));
   });
   // Without a listener Node drops a CONNECT's socket without a word; a canary proxy is no tunnel.
   server.on('connect', (req: IncomingMessage, socket: Duplex) => {
     const bytes = sendRawError(socket, 'bad_request', `${req.method} is not proxied`);
-    outcomes.publish(refused(ERRORS.bad_request.status, req.method, undefined, clientOf(socket), bytes));
+    outcomes.publish(refusedOutcome(ERRORS.bad_request.status, req.method, undefined, clientOf(socket), bytes));
   });
 
   await new Promise<void>((resolve, reject) => {

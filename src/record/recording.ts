@@ -122,8 +122,9 @@ export interface RecordingView {
  * sampled, and the writer their lines go to.
  */
 export class Recording {
-  enabled: boolean;
-  sampleRate: number;
+  /** Changed only by change() (and close()), which checks the change and tells onChange. */
+  #enabled: boolean;
+  #sampleRate: number;
   readonly #settings: RecordSettings;
   readonly #redact: ReadonlySet<string>;
   readonly #sink: RecordSink | undefined;
@@ -145,8 +146,8 @@ export class Recording {
   ) {
     if (settings.file !== undefined && deps.sink === undefined) checkWritableDir(settings.file, 'record', 'create it, or pass --record FILE');
     this.#settings = settings;
-    this.enabled = settings.enabled;
-    this.sampleRate = settings.sampleRate;
+    this.#enabled = settings.enabled;
+    this.#sampleRate = settings.sampleRate;
     this.#redact = new Set(settings.redact);
     this.#random = deps.random ?? Math.random;
     this.#recordable = recordable(settings.paths);
@@ -160,6 +161,14 @@ export class Recording {
         : new RecordWriter({ path: settings.file, maxBufferBytes: settings.queueBytes, rotateBytes: settings.rotateBytes, metrics: deps.metrics, log: deps.log }));
   }
 
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
+  get sampleRate(): number {
+    return this.#sampleRate;
+  }
+
   get file(): string | undefined {
     return this.#settings.file;
   }
@@ -170,7 +179,7 @@ export class Recording {
 
   /** Whether this request is recorded: recording on, a recorded route ($uri, decoded as the upstream's router sees it), and sampled. */
   wants(uri: string): boolean {
-    return this.enabled && this.#recordable(uri) && sampled(this.sampleRate, this.#random);
+    return this.#enabled && this.#recordable(uri) && sampled(this.#sampleRate, this.#random);
   }
 
   /** Bytes of bodies held for records in flight now. */
@@ -269,19 +278,19 @@ export class Recording {
     if (patch.enabled === true && this.#sink === undefined) {
       throw new InputError('recording has no file; start drum-splitter with --record FILE', 'enabled');
     }
-    if (patch.enabled !== undefined) this.enabled = patch.enabled;
-    if (patch.sampleRate !== undefined) this.sampleRate = patch.sampleRate;
+    if (patch.enabled !== undefined) this.#enabled = patch.enabled;
+    if (patch.sampleRate !== undefined) this.#sampleRate = patch.sampleRate;
     this.#onChange?.(this.view());
   }
 
   view(): RecordingView {
     const s = this.#settings;
-    return { enabled: this.enabled, file: s.file ?? null, sampleRate: this.sampleRate, paths: s.paths, maxBody: s.maxBody, responses: s.responses, redact: s.redact };
+    return { enabled: this.#enabled, file: s.file ?? null, sampleRate: this.#sampleRate, paths: s.paths, maxBody: s.maxBody, responses: s.responses, redact: s.redact };
   }
 
   /** Writes every queued line and closes the file. */
   async close(): Promise<void> {
-    this.enabled = false;
+    this.#enabled = false;
     await this.#sink?.close();
   }
 }

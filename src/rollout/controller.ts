@@ -132,7 +132,7 @@ export class RolloutController {
     const { deps } = this;
     deps.evidence.start(() => ACTIVE.has(this.#state.phase));
     this.#unsubscribe.push(
-      deps.store.subscribe((snapshot) => {
+      deps.store.subscribe('rollout', (snapshot) => {
         const last = snapshot.history.at(-1)!;
         if (last.source !== ROLLOUT_SOURCE) this.#apply(onManualChange(this.#state, this.#canaryPercent(), last.who), last.who, last.reason);
       }),

@@ -1,4 +1,5 @@
-import type { Outcomes } from '../observe/outcomes.js';
+import type { Subscribable } from '../common/subscribers.js';
+import type { Outcome } from '../observe/outcomes.js';
 import type { DrumMemory } from '../observe/health.js';
 import type { PollSample } from '../observe/poller.js';
 import { isMeasure, type Evidence, type MemoryEvidence } from './checks.js';
@@ -55,9 +56,9 @@ export class LocalEvidence implements EvidenceSource {
   constructor(
     private readonly deps: {
       readonly plan: RolloutPlan;
-      readonly outcomes: Outcomes;
+      readonly outcomes: Subscribable<Outcome>;
       /** Upstream polls (/ping, /stats/) and how long one has been silent. */
-      readonly poller: { subscribe(listener: (sample: PollSample) => void): () => void; downMs(upstream: string): number };
+      readonly poller: Subscribable<PollSample> & { downMs(upstream: string): number };
       readonly now: () => number;
     },
   ) {
@@ -68,10 +69,10 @@ export class LocalEvidence implements EvidenceSource {
     const { deps } = this;
     this.#unsubscribe.push(
       // Only while it judges: an idle controller costs the request path one Set lookup.
-      deps.outcomes.subscribe((o) => {
+      deps.outcomes.subscribe('rollout', (o) => {
         if (judging()) this.#window.add(o, deps.now());
       }),
-      deps.poller.subscribe((s) => this.#polled(s)),
+      deps.poller.subscribe('rollout', (s) => this.#polled(s)),
     );
   }
 

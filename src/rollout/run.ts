@@ -1,4 +1,3 @@
-import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { AtomicFile } from '../common/atomic-file.js';
 import { reportWriteFailure } from '../weights/state-file.js';
@@ -37,7 +36,6 @@ export function runRollout(
     readonly stateFailures: Counter<'file'>;
     /** The check timer; default: setInterval, unref'd. */
     readonly setInterval?: ControllerDeps['setInterval'];
-    readonly log: Logger;
   },
 ): RunningRollout {
   const { log, registry, statePath } = deps;

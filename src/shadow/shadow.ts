@@ -259,8 +259,9 @@ export interface ShadowDeps {
  * results go to `report`.
  */
 export class Shadow implements Shadowing {
-  enabled: boolean;
-  sampleRate: number;
+  /** Changed only by change() (and close()), which checks the change and tells onChange. */
+  #enabled: boolean;
+  #sampleRate: number;
   readonly #settings: ShadowSettings;
   readonly #deps: ShadowDeps;
   readonly #wanted: (path: string) => boolean;
@@ -280,16 +281,24 @@ export class Shadow implements Shadowing {
   constructor(settings: ShadowSettings, deps: ShadowDeps) {
     this.#settings = settings;
     this.#deps = deps;
-    this.enabled = settings.sampleRate > 0 && settings.upstream !== undefined;
-    this.sampleRate = settings.sampleRate;
+    this.#enabled = settings.sampleRate > 0 && settings.upstream !== undefined;
+    this.#sampleRate = settings.sampleRate;
     this.#wanted = recordable(settings.paths);
     this.#redact = new Set(deps.redact);
     this.#now = deps.now ?? (() => performance.now());
     this.#errors = new Throttled(deps.log, 'warn', this.#now);
   }
 
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
+  get sampleRate(): number {
+    return this.#sampleRate;
+  }
+
   copy(id: number, req: IncomingMessage, path: string, uri: string, upstream: string, bodyLength: number): ShadowCopy | undefined {
-    if (!this.enabled || upstream !== this.#deps.baseline || !this.#wanted(uri) || !sampled(this.sampleRate, this.#deps.random)) return undefined;
+    if (!this.#enabled || upstream !== this.#deps.baseline || !this.#wanted(uri) || !sampled(this.#sampleRate, this.#deps.random)) return undefined;
     if (this.#inflight >= this.#settings.maxInflight) return this.#drop('inflight');
     if (this.#now() < this.#downUntil) return this.#drop('down');
     if (bodyLength > this.#settings.maxBody) return this.#drop('body');
@@ -414,11 +423,11 @@ export class Shadow implements Shadowing {
     if (this.#settings.upstream === undefined && patch.enabled === true) {
       throw new InputError('there is no upstream to shadow to: start drum-splitter with a second upstream', 'enabled');
     }
-    const enabled = patch.enabled ?? this.enabled;
-    const rate = patch.sampleRate ?? this.sampleRate;
+    const enabled = patch.enabled ?? this.#enabled;
+    const rate = patch.sampleRate ?? this.#sampleRate;
     if (enabled && !(rate > 0)) throw new InputError('the shadow needs a sample rate above 0 to be on, e.g. {"enabled": true, "sampleRate": 0.1}; to stop it, send {"enabled": false}', 'sampleRate');
-    this.enabled = enabled;
-    this.sampleRate = rate;
+    this.#enabled = enabled;
+    this.#sampleRate = rate;
     this.#deps.onChange?.();
   }
 
@@ -426,8 +435,8 @@ export class Shadow implements Shadowing {
     const s = this.#settings;
     const { match, mismatch } = this.#counts;
     return {
-      enabled: this.enabled,
-      sampleRate: this.sampleRate,
+      enabled: this.#enabled,
+      sampleRate: this.#sampleRate,
       upstream: s.upstream ?? null,
       paths: s.paths,
       maxInflight: s.maxInflight,
@@ -446,7 +455,7 @@ export class Shadow implements Shadowing {
    * count as dropped ("incomplete"). Resolves once every copy is accounted for.
    */
   async close(): Promise<void> {
-    this.enabled = false;
+    this.#enabled = false;
     this.#closing = true;
     await this.#deps.target?.pool.destroy();
     await Promise.all(this.#sending);

@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
+import { Subscribers } from '../common/subscribers.js';
 import { checkShares, percentages, sameShares, type HistoryEntry, type Percentages, type RecordedSource, type Share, type Snapshot, type Source, type WeightState } from './shares.js';
 
 /** The last this many changes are kept in the audit trail (and the state file). */
@@ -43,15 +45,16 @@ export interface ChangeMeta {
 export class WeightStore {
   #state: WeightState;
   readonly #history: HistoryEntry[];
-  readonly #listeners = new Set<WeightListener>();
+  readonly #listeners: Subscribers<Snapshot>;
   /** The last changeSaved() in turn: they go one at a time. */
   #saving: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly upstreams: readonly string[],
     snapshot: Snapshot,
-    private readonly deps: { now: () => Date; log: Logger; persist?: SnapshotSaver | undefined },
+    private readonly deps: { now: () => Date; log: Logger; subscriberErrors: Counter<'subscriber'>; persist?: SnapshotSaver | undefined },
   ) {
+    this.#listeners = new Subscribers('weights', { log: deps.log, errors: deps.subscriberErrors });
     this.#state = snapshot.state;
     this.#history = [...snapshot.history];
   }
@@ -65,17 +68,12 @@ export class WeightStore {
   }
 
   /**
-   * Calls `listener` after every accepted change, once `persist` has it, synchronously and in
-   * the order subscribed. A listener that throws is logged: the change stands, the caller
-   * and the other listeners carry on. Returns the function that unsubscribes.
+   * Calls `listener` after every accepted change, once `persist` has it, as a Subscribers list
+   * does: a listener that throws is logged and counted; the change stands, the caller and the
+   * other listeners carry on. Returns the function that unsubscribes.
    */
-  subscribe(listener: WeightListener): () => void {
-    // Our own wrapper, so that one function subscribed twice is two subscriptions.
-    const own: WeightListener = (snapshot) => listener(snapshot);
-    this.#listeners.add(own);
-    return () => {
-      this.#listeners.delete(own);
-    };
+  subscribe(name: string, listener: WeightListener): () => void {
+    return this.#listeners.subscribe(name, listener);
   }
 
   view(): WeightView {
@@ -151,13 +149,6 @@ export class WeightStore {
     if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
     const { version, from, to } = entry;
     this.deps.log.info({ version, source: meta.source, who: meta.who, reason: meta.reason, from, to }, 'weights changed');
-    const snapshot = { state: this.#state, history: this.#history };
-    for (const listener of this.#listeners) {
-      try {
-        listener(snapshot);
-      } catch (err) {
-        this.deps.log.error({ err: (err as Error).message, version }, 'a weights listener failed');
-      }
-    }
+    this.#listeners.publish({ state: this.#state, history: this.#history });
   }
 }

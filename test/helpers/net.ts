@@ -3,6 +3,8 @@ import { createServer, request, type IncomingMessage, type RequestOptions, type 
 import { connect, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { createSubscriberErrors, type SubscriberDeps } from '../../src/common/subscribers.js';
 import { Agent, request as undiciRequest } from 'undici';
 import { buildConfig, type RawSettings } from '../../src/config/config.js';
 import { startProxy, type RunningProxy } from '../../src/proxy/listener.js';
@@ -53,6 +55,9 @@ export async function startUpstream(name: string, handler?: UpstreamHandler, opt
 }
 
 export const silentLog = pino({ level: 'silent' });
+
+/** For a subscriber list a test makes on its own: silent, counting into a registry no one reads. */
+export const quietLists: SubscriberDeps = { log: silentLog, errors: createSubscriberErrors(new Registry()) };
 
 /** Starts the proxy in-process on an ephemeral loopback port. */
 export async function startTestProxy(settings: RawSettings): Promise<RunningProxy & { url: string }> {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import { request } from 'undici';
 import { freePort } from './net.js';
+import { until } from './wait.js';
 
 export const PROMETHEUS = process.env.PROMETHEUS ?? 'prometheus';
 /** Why a test is skipped, or false when Prometheus is installed. */
@@ -45,13 +46,11 @@ export async function startPrometheus(t: Test, targets: readonly string[]): Prom
     const body = (await res.body.json()) as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
     return Object.fromEntries(body.data.result.map((r) => [r.metric[label] ?? '', Number(r.value[1])]));
   };
+  /** The query's answer once `ok` holds, or the last one after 30 s (the caller's checks then say what is wrong). */
   const eventually = async (q: string, ok: (r: Record<string, number>) => boolean): Promise<Record<string, number>> => {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const r = await query(q).catch(() => ({}));
-      if (ok(r) || Date.now() > deadline) return r;
-      await new Promise((res) => setTimeout(res, 250));
-    }
+    let r: Record<string, number> = {};
+    await until(async () => ok((r = await query(q).catch(() => ({})))), 30_000, 250).catch(() => {});
+    return r;
   };
   return { url, query, eventually };
 }
