@@ -6,7 +6,7 @@
 import { InputError } from './input-error.js';
 
 /** How a flag is given: a value, a repeatable value, a switch, or a switch that turns a setting off. */
-export type FlagKind = 'value' | 'list' | 'switch' | 'off';
+type FlagKind = 'value' | 'list' | 'switch' | 'off';
 
 export interface Flag {
   /** The flag, without its dashes. */
@@ -40,7 +40,7 @@ export interface Command {
 /** Flag values by flag name: a string, a list for 'list' flags, true for a switch given. */
 export type FlagValues = Readonly<Record<string, string | readonly string[] | true>>;
 
-export interface Parsed {
+interface Parsed {
   /** The flags given, and only those: a default is the caller's to apply (see withDefaults). */
   readonly values: FlagValues;
   readonly positionals: readonly string[];
@@ -117,18 +117,13 @@ export function withDefaults<T>(flags: readonly Flag[], values: Readonly<Record<
   return { ...Object.fromEntries(flags.flatMap((f) => (f.default === undefined ? [] : [[f.flag, f.default]]))), ...values };
 }
 
-/** The default as its help states it: a list's items joined by ", ". */
-export function shownDefault(value: string | readonly string[]): string {
-  return typeof value === 'string' ? value : value.join(', ');
-}
-
 /** Where each flag's help starts, and how wide it may run: 80 columns in all. */
 const COLUMN = 29;
 const WIDTH = 80 - COLUMN;
 
-/** A flag's help with its default, "(default X)", at the end. */
+/** A flag's help with its default at the end, "(default X)"; a list's items joined by ", ". */
 function helpWithDefault({ help, default: value }: Pick<Flag, 'help' | 'default'>): string {
-  return value === undefined ? help : `${help} (default ${shownDefault(value)})`;
+  return value === undefined ? help : `${help} (default ${typeof value === 'string' ? value : value.join(', ')})`;
 }
 
 /** Usage lines for `--NAME ARG   help`, the help wrapped in a column from 29 to 80. */
