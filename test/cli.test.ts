@@ -5,9 +5,8 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { buildConfig } from '../src/config/config.js';
-import { allOptions } from '../src/config/settings.js';
-import { REPLAY_OPTIONS } from '../src/replay/options.js';
-import { CONTROLLER_OPTIONS } from '../src/fleet/options.js';
+import { COMMANDS, GLOBAL_HELP } from '../src/cli/commands.js';
+import { helpPage } from '../src/common/flags.js';
 import { compileSplit, hashKey, pickByHash } from '../src/proxy/split.js';
 import { assertInputError, logLines, serveCli, type Served } from './helpers/cli.js';
 import { limiter, runCli, send, startUpstream, type CliResult, type Reply } from './helpers/net.js';
@@ -20,11 +19,6 @@ const slot = limiter(3);
 
 /** runCli, at most three at a time. */
 const run = (args: string[]): Promise<CliResult> => slot(() => runCli(args));
-
-/** The options the CLI declares, read from its source: [name, type] in declared order. */
-function declaredOptions(): [string, 'boolean' | 'string'][] {
-  return Object.entries({ ...allOptions(), ...REPLAY_OPTIONS, ...CONTROLLER_OPTIONS }).map(([name, o]): [string, 'boolean' | 'string'] => [name, o.type]);
-}
 
 /** `serve ARGS`, at most three CLIs at a time. */
 const serve = (args: string[]): Served => serveCli(t, args, {}, slot);
@@ -105,10 +99,14 @@ async function startAll() {
 
   const runs = {
     help: run(['--help']),
+    serveHelp: run(['serve', '--help']),
+    helpServe: run(['help', 'serve']),
     version: run(['--version']),
+    serveVersion: run(['serve', '--version']),
     none: run([]),
     unknownCommand: run(['frobnicate']),
     unknownFlag: run(['serve', '--bogus']),
+    flagFirst: run(['--listen', '127.0.0.1:0', 'serve']),
     missingValue: run(['serve', '--listen']),
     extra: run(['serve', 'extra']),
     badUrl: run(['serve', '--upstream', 'flask=ftp://127.0.0.1/']),
@@ -130,49 +128,48 @@ t.before(async () => {
   started = await startAll();
 });
 
-t.test('--help documents every option, on stdout, exit 0', async (t) => {
-  const r = await started.runs.help;
-  t.equal(r.code, 0);
-  t.equal(r.stderr, '');
-  const options = declaredOptions();
-  for (const [name, type] of options) {
-    if (name === 'help' || name === 'version') {
-      t.match(r.stdout, `--${name}`, `--${name} is mentioned`);
-    } else if (type === 'string') {
-      t.match(r.stdout, new RegExp(`^ +--${name} [A-Z]`, 'm'), `--${name} is documented with its value`);
-    } else {
-      t.match(r.stdout, new RegExp(`^ +--${name} {2,}\\w`, 'm'), `--${name} is documented`);
-    }
-  }
-  const mentioned = new Set([...r.stdout.matchAll(/--([a-z-]+)/g)].map((m) => m[1]!));
-  t.same([...mentioned].filter((m) => !options.some(([n]) => n === m)), [], 'and mentions no option that does not exist');
+t.test('--help: the commands, a line each; serve --help (or help serve): its options, on stdout, exit 0', async (t) => {
+  const [help, serveHelp, helpServe] = await Promise.all([started.runs.help, started.runs.serveHelp, started.runs.helpServe]);
+  t.same(help, { code: 0, stdout: `${GLOBAL_HELP}\n`, stderr: '' });
+  for (const c of COMMANDS) t.match(help.stdout, new RegExp(`^  ${c.name} +\\w`, 'm'), `${c.name} is listed`);
+  const serve = COMMANDS.find((c) => c.name === 'serve')!;
+  t.same(serveHelp, { code: 0, stdout: `${helpPage(serve)}\n`, stderr: '' });
+  t.same(helpServe, serveHelp, 'help serve prints the same page');
 
-  // The defaults it states are the ones serve really uses.
+  // The defaults it states are the ones serve really uses (every one: cli-flags.test.ts).
   const d = buildConfig({});
-  t.match(r.stdout, `default ${d.listen.host}:${d.listen.port}`);
-  for (const u of d.upstreams) t.match(r.stdout, `${u.name}=${u.url.origin}`, `default upstream ${u.name}`);
-  t.match(r.stdout, `default ${d.key}`);
-  t.match(r.stdout, `default ${d.logLevel}`);
+  const text = serveHelp.stdout.replace(/\s+/g, ' ');
+  t.match(text, `default ${d.listen.host}:${d.listen.port}`);
+  for (const u of d.upstreams) t.match(text, `${u.name}=${u.url.origin}`, `default upstream ${u.name}`);
+  t.match(text, `default ${d.key}`);
+  t.match(text, `default ${d.logLevel}`);
 });
 
-t.test('--version prints package.json\'s version', async (t) => {
+t.test('--version prints package.json\'s version, before a command or after it', async (t) => {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   t.same(await started.runs.version, { code: 0, stdout: `${pkg.version}\n`, stderr: '' });
+  t.same(await started.runs.serveVersion, { code: 0, stdout: `${pkg.version}\n`, stderr: '' });
 });
 
-t.test('no command: usage on stdout, exit 2', async (t) => {
+t.test('no command: the list of commands on stdout, exit 2', async (t) => {
   const [none, help] = await Promise.all([started.runs.none, started.runs.help]);
   t.equal(none.code, 2);
   t.equal(none.stderr, '');
-  t.equal(none.stdout, help.stdout, 'the same usage as --help');
+  t.equal(none.stdout, help.stdout, 'the same page as --help');
 });
 
 t.test('bad input: exit 2 and one line saying what is wrong', async (t) => {
+  // The command line itself: the line names the command and its --help.
+  const usage: [keyof typeof started.runs, string][] = [
+    ['unknownCommand', 'drum-splitter: unknown command "frobnicate"; commands: serve, controller, replay, weights, rollout, check, demo (see drum-splitter --help)'],
+    ['unknownFlag', 'drum-splitter serve: unknown option --bogus (see drum-splitter serve --help)'],
+    ['flagFirst', 'drum-splitter: unknown option --listen before the command (see drum-splitter --help)'],
+    ['missingValue', 'drum-splitter serve: --listen needs a value, HOST:PORT (see drum-splitter serve --help)'],
+    ['extra', 'drum-splitter serve: unexpected argument "extra" (see drum-splitter serve --help)'],
+  ];
+  for (const [run, line] of usage) t.same(await started.runs[run], { code: 2, stdout: '', stderr: `${line}\n` }, run);
+  // A value, the config file, the environment: the line names the setting.
   const cases: [keyof typeof started.runs, RegExp][] = [
-    ['unknownCommand', /unknown command "frobnicate"/],
-    ['unknownFlag', /Unknown option '--bogus'/],
-    ['missingValue', /--listen.*argument missing/],
-    ['extra', /unexpected argument "extra"/],
     ['badUrl', /upstreams\.flask: "ftp:\/\/127\.0\.0\.1\/" must be an http:\/\/ or https:\/\/ URL/],
     ['over100', /weights: weights add up to 100\.01%, over 100%/],
     ['unknownSetting', /--config: unknown setting "weight" in .*unknown\.yaml/],
@@ -180,10 +177,10 @@ t.test('bad input: exit 2 and one line saying what is wrong', async (t) => {
   ];
   for (const [run, message] of cases) assertInputError(t, await started.runs[run], message, run);
 
-  // The unknown-setting error lists the settings a file may hold: --help documents the same ones.
+  // The unknown-setting error lists the settings a file may hold: serve --help documents the same ones.
   const known = /known: ([\w, ]+)/.exec((await started.runs.unknownSetting).stderr)![1]!.split(', ');
-  const listed = /YAML file with these settings \(([^)]+)\)/.exec((await started.runs.help).stdout.replace(/\s+/g, ' '))![1]!.split(', ');
-  t.same(listed, known, 'the config keys in --help are the ones a file may use');
+  const listed = /YAML file with these settings \(([^)]+)\)/.exec((await started.runs.serveHelp).stdout.replace(/\s+/g, ' '))![1]!.split(', ');
+  t.same(listed, known, 'the config keys in serve --help are the ones a file may use');
 });
 
 t.test('a proxy that cannot start: exit 1 and one line', async (t) => {

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { replayCommand } from '../src/replay/command.js';
-import { REPLAY_OPTIONS, REPLAY_USAGE } from '../src/replay/options.js';
+import { helpPage } from '../src/common/flags.js';
+import { REPLAY_COMMAND, REPLAY_FLAGS } from '../src/replay/options.js';
 import { escape, MAX_MISMATCHES, renderHtml } from '../src/replay/html.js';
 import { buildReport, type ResultRow } from '../src/replay/report.js';
 import { startUpstream, type UpstreamHandler } from './helpers/net.js';
@@ -138,8 +139,8 @@ t.test(`at most ${MAX_MISMATCHES} mismatches listed`, async (t) => {
 });
 
 t.test('--html end to end', async (t) => {
-  t.equal(REPLAY_OPTIONS.html.type, 'string');
-  t.ok(REPLAY_USAGE.some((l) => /^\s+--html FILE/m.test(l)));
+  t.match(REPLAY_FLAGS.find((f) => f.flag === 'html'), { kind: 'value' });
+  t.match(helpPage(REPLAY_COMMAND), /^\s+--html FILE/m);
   // Both answer alike after a steady 40 ms, so the page's verdicts all pass.
   const slow: UpstreamHandler = (req, res) => {
     res.setHeader('content-type', 'application/json');

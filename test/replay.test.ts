@@ -8,7 +8,8 @@ import { InputError } from '../src/common/input-error.js';
 import type { RecordLine } from '../src/record/line.js';
 import { replayCommand } from '../src/replay/command.js';
 import { openRecordings } from '../src/replay/input.js';
-import { REPLAY_OPTIONS, REPLAY_USAGE } from '../src/replay/options.js';
+import { helpPage } from '../src/common/flags.js';
+import { REPLAY_COMMAND, REPLAY_FLAGS } from '../src/replay/options.js';
 import type { Report } from '../src/replay/report.js';
 import { freePort, spawnBuiltCli, startUpstream, type TestUpstream, type UpstreamHandler } from './helpers/net.js';
 import { statusBytes } from './helpers/rss.js';
@@ -129,9 +130,9 @@ const SUMMARY_KEYS = ['total_requests', 'errors', 'response_mismatches', 'match_
 const SEED_RESULT_KEYS = ['path', 'flask_status', 'fastapi_status', 'flask_latency_ms', 'fastapi_latency_ms', 'diff', 'error'];
 
 t.test('the flags and usage main.ts wires in', async (t) => {
-  t.equal(REPLAY_OPTIONS['requests-file'].multiple, true);
-  t.equal(REPLAY_OPTIONS['noise-check'].type, 'boolean');
-  t.ok(REPLAY_USAGE.some((l) => l.includes('--flask-url')));
+  t.match(REPLAY_FLAGS.find((f) => f.flag === 'requests-file'), { kind: 'list' });
+  t.match(REPLAY_FLAGS.find((f) => f.flag === 'noise-check'), { kind: 'switch' });
+  t.match(helpPage(REPLAY_COMMAND), /^ +--flask-url URL/m);
 });
 
 t.test('identical backends: every request matches, the seed summary keys, exit 0', async (t) => {
@@ -458,16 +459,16 @@ t.test("the seed middleware's lines: no id or status, Content-Type only in conte
   t.equal(report.results[0]!.kind, 'json');
 });
 
-t.test('bad usage is an InputError', async (t) => {
+t.test('bad usage is an InputError: a UsageError when a flag or the recording is missing', async (t) => {
   const rec = await file('usage.jsonl', ours('GET', '/ping'));
   const ok = { baseline: 'http://127.0.0.1:1', canary: 'http://127.0.0.1:1' };
   const cases: [Record<string, unknown>, string[], RegExp][] = [
-    [{ canary: ok.canary }, [rec], /needs --baseline URL \(or --flask-url URL\)/],
-    [{ baseline: ok.baseline }, [rec], /needs --canary URL \(or --fastapi-url URL\)/],
-    [{ ...ok, 'flask-url': 'http://127.0.0.1:2' }, [rec], /--flask-url and --baseline name the same backend/],
+    [{ canary: ok.canary }, [rec], /^needs --baseline URL \(or --flask-url URL\)$/],
+    [{ baseline: ok.baseline }, [rec], /^needs --canary URL \(or --fastapi-url URL\)$/],
+    [{ ...ok, 'flask-url': 'http://127.0.0.1:2' }, [rec], /^--flask-url and --baseline name the same backend/],
     [{ ...ok, baseline: 'nope' }, [rec], /^--baseline: "nope" is not a URL/],
     [{ ...ok, canary: 'ftp://x/' }, [rec], /^--canary: "ftp:\/\/x\/" is not an http\(s\) URL/],
-    [ok, [], /needs a recording/],
+    [ok, [], /^needs a recording/],
     [{ ...ok, concurrency: '0' }, [rec], /^--concurrency: "0" is not a positive whole number/],
     [{ ...ok, concurrency: '1.5' }, [rec], /^--concurrency/],
     [{ ...ok, rate: 'x' }, [rec], /^--rate: "x" is not a positive number/],
@@ -477,7 +478,8 @@ t.test('bad usage is an InputError', async (t) => {
     [{ ...ok, output: join(dir, 'no', 'such', 'out.json') }, [rec], /^--output: cannot write/],
   ];
   for (const [values, positionals, message] of cases) {
-    await t.rejects(replayCommand(values, positionals, { stderr: () => undefined }), { name: 'InputError', message }, message.source);
+    const name = /needs|same backend/.test(message.source) ? 'UsageError' : 'InputError';
+    await t.rejects(replayCommand(values, positionals, { stderr: () => undefined }), { name, message }, message.source);
   }
   // The seed's and our spelling together are fine when they agree.
   const [b, c] = await pair(t, drum(), drum());

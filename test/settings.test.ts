@@ -1,6 +1,6 @@
 /** The one table of serve's settings, and what is derived from it. */
 import t from 'tap';
-import { COMMAND_FLAGS, FILE_ONLY, SETTING_KEYS, SETTINGS, settingsFromFlags, usageLines, wrapped } from '../src/config/settings.js';
+import { FILE_ONLY, SERVE_FLAGS, SETTING_DEFAULTS, SETTING_KEYS, SETTINGS, settingsFromFlags } from '../src/config/settings.js';
 
 t.test('flags map to settings by the table: values, lists, switches, and switches that turn a setting off', async (t) => {
   t.same(
@@ -14,12 +14,10 @@ t.test('each setting once: unique keys and flags, every one a flag of serve and 
   t.equal(new Set(SETTING_KEYS).size, SETTINGS.length + FILE_ONLY.length, 'a key each, file-only ones included');
   t.ok(FILE_ONLY.every((key) => !SETTINGS.some((s) => (s.key as string) === key)), 'a file-only key has no flag');
   t.equal(new Set(SETTINGS.map((s) => s.flag)).size, SETTINGS.length);
-  t.same(Object.keys(COMMAND_FLAGS.serve!).sort(), [...SETTINGS.map((s) => s.flag), 'config'].sort());
+  t.same(SERVE_FLAGS.map((f) => f.flag).sort(), [...SETTINGS.map((s) => s.flag), 'config'].sort());
 });
 
-t.test('usage lines and wrapping', async (t) => {
-  t.equal(usageLines([{ flag: 'x', arg: 'N', help: ['one', 'two'] }]), `  --x N${' '.repeat(22)}one\n${' '.repeat(29)}two`);
-  t.equal(usageLines([{ flag: 'a-very-long-flag-name', arg: 'SIZE', help: ['h'] }]), '  --a-very-long-flag-name SIZE h', 'a long flag keeps one space');
-  t.same(wrapped(['alpha', 'beta', 'gamma'], 12), ['alpha, beta,', 'gamma']);
-  t.same(wrapped([], 10), []);
+t.test("the defaults buildConfig applies are the table's, by key", async (t) => {
+  t.match(SETTING_DEFAULTS, { listen: '0.0.0.0:8000', timeout: '120s', logLevel: 'info', workers: '1' });
+  t.same(Object.keys(SETTING_DEFAULTS), SETTINGS.flatMap((s) => ('default' in s ? [s.key] : [])));
 });

@@ -1,3 +1,4 @@
+import { UsageError } from '../common/flags.js';
 import { InputError } from '../common/input-error.js';
 import { buildConfig, checkSettingKey, parseConfigDocument, readConfigText, type Config } from '../config/config.js';
 import { describePlan } from '../rollout/plan.js';
@@ -17,7 +18,7 @@ type Judge = (settings: Mapping) => void;
 
 /** Checks each file; a line each on stdout when good, a line per problem on stderr; 0 if all are good, else 2. */
 export function checkCommand(files: readonly string[]): number {
-  if (files.length === 0) throw new InputError('check needs --config FILE (repeatable)');
+  if (files.length === 0) throw new UsageError('check', 'needs --config FILE (repeatable)');
   let code = 0;
   for (const file of files) {
     const result = checkFile(file);

@@ -4,13 +4,13 @@ import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { InputError } from '../common/input-error.js';
 import { parseDuration, parseSize } from '../common/units.js';
-import { SETTING_KEYS, type RawSettings, type SettingKey } from './settings.js';
+import { SETTING_DEFAULTS as DEFAULTS, SETTING_KEYS, type RawSettings, type SettingKey } from './settings.js';
 
 export type { RawSettings };
-import { DEFAULT_KEY, compileKey } from '../proxy/key.js';
+import { compileKey } from '../proxy/key.js';
 import { parsePlan, type RolloutPlan } from '../rollout/plan.js';
 import { parsePercent } from '../common/percent.js';
-import { DEFAULT_RECORD_PATHS, parseRate, type RecordSettings } from '../record/policy.js';
+import { parseRate, type RecordSettings } from '../record/policy.js';
 import type { HostPort, ProxyConfig, Upstream } from '../proxy/options.js';
 import { DEFAULT_REDACT } from '../record/line.js';
 import { checkShares, type Share } from '../weights/shares.js';
@@ -34,26 +34,8 @@ export interface Config extends ProxyConfig {
   readonly shadow: ShadowSettings;
 }
 
-export const DEFAULTS = {
-  listen: '0.0.0.0:8000',
-  // The seed's addresses: Flask/Gunicorn on 8080, FastAPI/Uvicorn on 8081.
-  upstreams: [['flask', 'http://127.0.0.1:8080'], ['fastapi', 'http://127.0.0.1:8081']],
-  timeout: '120s', // gunicorn's default worker timeout
-  bodyLimit: '100MB',
-  bufferMemory: '64KB', // per exchange and direction; nginx's proxy buffers are 8 × 8 KB
-  // gunicorn closes idle keep-alive connections after 2 s; reusing one it is closing fails
-  // the request, and we never retry, so we let go of idle connections first.
-  upstreamKeepAlive: '1s',
-  admin: '127.0.0.1:9901',
-  pollInterval: '15s',
-  recordSample: 0.01, // the seed's DRUM_RECORD_SAMPLE_RATE
-  recordMaxBody: '10MB',
-  recordQueue: '64MB', // three of the longest lines the default cap allows (hex: 2 bytes a byte)
-  shadowMaxInflight: 64,
-  shadowMaxBody: '1MB', // with 64 in flight, at most 192 MB of bodies held (request and two answers each)
-  // A copy is for comparing, not for serving: one slower than this holds a slot for nothing.
-  shadowTimeoutMs: 10_000,
-} as const;
+/** A copy is for comparing, not for serving: one slower than this holds a slot for nothing. */
+const SHADOW_TIMEOUT_MAX_MS = 10_000;
 
 /** The longest delay a timer takes (2^31 - 1 ms, about 24.8 days); a longer one would fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -161,7 +143,7 @@ function parseList(value: unknown, field: string): string[] {
 
 function shadowSettings(raw: RawSettings, upstreams: readonly Upstream[], recordPaths: readonly string[], timeoutMs: number): ShadowSettings {
   const names = upstreams.map((u) => u.name);
-  const sampleRate = parseRate(raw.shadowSample ?? 0, 'shadowSample');
+  const sampleRate = parseRate(raw.shadowSample ?? DEFAULTS.shadowSample, 'shadowSample');
   let upstream: string | undefined;
   if (raw.shadow !== undefined) {
     upstream = String(raw.shadow);
@@ -181,7 +163,7 @@ function shadowSettings(raw: RawSettings, upstreams: readonly Upstream[], record
     paths,
     maxInflight: positiveInteger(raw.shadowMaxInflight ?? DEFAULTS.shadowMaxInflight, 'shadowMaxInflight'),
     maxBody: positiveSize(raw.shadowMaxBody ?? DEFAULTS.shadowMaxBody, 'shadowMaxBody'),
-    timeoutMs: raw.shadowTimeout === undefined ? Math.min(timeoutMs, DEFAULTS.shadowTimeoutMs) : shadowTimeout(raw.shadowTimeout),
+    timeoutMs: raw.shadowTimeout === undefined ? Math.min(timeoutMs, SHADOW_TIMEOUT_MAX_MS) : shadowTimeout(raw.shadowTimeout),
     log,
     ignore,
   };
@@ -205,7 +187,7 @@ function pathList(value: unknown, field: string): string[] {
 
 function recordSettings(raw: RawSettings): RecordSettings {
   const file = optionalPath(raw.record, 'record');
-  const paths = pathList(raw.recordPaths ?? [...DEFAULT_RECORD_PATHS], 'recordPaths');
+  const paths = pathList(raw.recordPaths ?? DEFAULTS.recordPaths, 'recordPaths');
   const extra = raw.recordRedact === undefined ? [] : parseList(raw.recordRedact, 'recordRedact').map((n) => parseHeaderName(n, 'recordRedact'));
   // Dropping the default list must be said explicitly; an empty or edited list does not do it.
   const redact = parseBoolean(raw.recordNoRedact ?? false, 'recordNoRedact') ? extra : [...DEFAULT_REDACT, ...extra];
@@ -323,10 +305,10 @@ export function buildConfig(raw: RawSettings): Config {
   const weights: Share[] = pairs(raw.weights ?? [], 'weights').map(([name, value]) => [name, parsePercent(value, `weights.${name}`)]);
   checkShares(weights, [...names], 'weights');
 
-  const key = String(raw.key ?? DEFAULT_KEY);
+  const key = String(raw.key ?? DEFAULTS.key);
   compileKey(key);
 
-  const logLevel = String(raw.logLevel ?? 'info');
+  const logLevel = String(raw.logLevel ?? DEFAULTS.logLevel);
   if (!LOG_LEVELS.includes(logLevel)) {
     throw new InputError(`"${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`, 'logLevel');
   }
@@ -364,7 +346,7 @@ export function buildConfig(raw: RawSettings): Config {
     metricsOnTraffic,
     record,
     shadow: shadowSettings(raw, upstreams, record.paths, timeoutMs),
-    workers: parseWorkers(raw.workers ?? 1, metricsOnTraffic),
+    workers: parseWorkers(raw.workers ?? DEFAULTS.workers, metricsOnTraffic),
     rollout: raw.rollout === undefined && upstreams.length < 2 ? undefined : parsePlan(raw.rollout, upstreams.map((u) => u.name)),
   };
 }

@@ -4,12 +4,14 @@ import { dirname, resolve } from 'node:path';
 import { Pool } from 'undici';
 import { checkIgnorePaths } from '../compare/answers.js';
 import { drumMemory, readMemInfo, type DrumMemory } from '../observe/health.js';
+import { UsageError, withDefaults } from '../common/flags.js';
 import { InputError } from '../common/input-error.js';
 import { writePrivate } from '../common/private-file.js';
 import { parseDuration } from '../common/units.js';
 import { renderHtml } from './html.js';
 import { openRecordings } from './input.js';
 import { judge } from './judge.js';
+import { REPLAY_FLAGS } from './options.js';
 import { createProgress } from './progress.js';
 import { buildReport, type ResultRow } from './report.js';
 import { replayRecords } from './run.js';
@@ -35,14 +37,12 @@ export interface ReplayDeps {
   readonly barStream?: NodeJS.WritableStream;
 }
 
-const DEFAULT_OUTPUT = 'shadow_test_results.json';
-
 /** One of two spellings of a flag; both only if they agree. */
 function either(values: Record<string, unknown>, seed: string, ours: string): string {
   const [a, b] = [values[seed] as string | undefined, values[ours] as string | undefined];
-  if (a !== undefined && b !== undefined && a !== b) throw new InputError(`--${seed} and --${ours} name the same backend; give one`);
+  if (a !== undefined && b !== undefined && a !== b) throw new UsageError('replay', `--${seed} and --${ours} name the same backend; give one`);
   const value = a ?? b;
-  if (value === undefined) throw new InputError(`replay needs --${ours} URL (or --${seed} URL)`);
+  if (value === undefined) throw new UsageError('replay', `needs --${ours} URL (or --${seed} URL)`);
   let url: URL;
   try {
     url = new URL(value);
@@ -53,8 +53,7 @@ function either(values: Record<string, unknown>, seed: string, ours: string): st
   return value;
 }
 
-function positive(value: unknown, flag: string, integer: boolean): number | undefined {
-  if (value === undefined) return undefined;
+function positive(value: unknown, flag: string, integer: boolean): number {
   const n = Number(value);
   if (!(n > 0) || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
     throw new InputError(`"${String(value)}" is not a positive ${integer ? 'whole ' : ''}number`, flag);
@@ -64,21 +63,23 @@ function positive(value: unknown, flag: string, integer: boolean): number | unde
 
 /**
  * `drum-splitter replay`: reads the recordings, sends each request to both backends, writes
- * the report to --output and resolves to the exit code. Bad usage throws InputError.
+ * the report to --output and resolves to the exit code. `given` holds the flags given, by name;
+ * the others take their table's defaults. Bad usage throws InputError.
  */
-export async function replayCommand(values: Record<string, unknown>, positionals: string[], deps: ReplayDeps = {}): Promise<number> {
+export async function replayCommand(given: Record<string, unknown>, positionals: readonly string[], deps: ReplayDeps = {}): Promise<number> {
+  const values = withDefaults(REPLAY_FLAGS, given);
   const line = deps.stderr ?? ((text: string) => process.stderr.write(`${text}\n`));
   const print = deps.stdout ?? ((text: string) => process.stdout.write(text));
   const baseline = new URL(either(values, 'flask-url', 'baseline'));
   const canary = new URL(either(values, 'fastapi-url', 'canary'));
   const files = [...((values['requests-file'] as string[] | undefined) ?? []), ...positionals];
-  if (files.length === 0) throw new InputError('replay needs a recording: --requests-file FILE or FILE arguments');
-  const concurrency = positive(values.concurrency, '--concurrency', true) ?? 10;
-  const rate = positive(values.rate, '--rate', false);
-  const timeoutMs = parseDuration(values.timeout ?? '30s', '--timeout');
+  if (files.length === 0) throw new UsageError('replay', 'needs a recording: --requests-file FILE or FILE arguments');
+  const concurrency = positive(values.concurrency, '--concurrency', true);
+  const rate = values.rate === undefined ? undefined : positive(values.rate, '--rate', false);
+  const timeoutMs = parseDuration(values.timeout, '--timeout');
   const ignore = (values.ignore as string[] | undefined) ?? [];
   checkIgnorePaths(ignore, '--ignore');
-  const output = (values.output as string | undefined) ?? DEFAULT_OUTPUT;
+  const output = values.output as string;
   const html = values.html as string | undefined;
   // Checked before the replay, which may take long, rather than failing at its end.
   for (const [flag, target] of [['--output', output], ['--html', html]] as const) {

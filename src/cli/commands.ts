@@ -1,0 +1,99 @@
+// Every command's table and help, without its code: main.ts loads a command's code only when it runs.
+import { COMMON_FLAGS, wrapped, type Command, type Flag } from '../common/flags.js';
+import { SERVE_FLAGS, SETTING_DEFAULTS } from '../config/settings.js';
+import { CONTROLLER_COMMAND } from '../fleet/options.js';
+import { REPLAY_COMMAND } from '../replay/options.js';
+
+const SERVE: Command = {
+  name: 'serve',
+  summary: 'run the proxy',
+  usage: ['[options]'],
+  about: 'A --config file takes the same settings; flags win, setting by setting.',
+  flags: SERVE_FLAGS,
+  takesArguments: false,
+  notes: [
+    'Environment (at start; wins over flags, the config file and the state file):',
+    '  MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE=NAME',
+    '      100% to that upstream',
+    '  MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_CANARY_PERCENT=N',
+    "      the canary's share (plain or DRUM JSON)",
+    '  DRUM_RECORD_REQUESTS=true|false',
+    '      recording on or off; on without --record, it writes',
+    '      /var/log/drum/recorded_requests.jsonl',
+    '  DRUM_RECORD_SAMPLE_RATE=RATE',
+    '      the recorded share, 0..1',
+    '',
+    ...wrapped('Exit codes: 0 stopped cleanly, 1 could not run (e.g. address in use), 2 bad flag, config or environment, 3 stopped but cut requests still in flight at --drain-timeout.', 80),
+  ],
+};
+
+/** The admin API clients' flags; --admin is the old spelling of --admin-url there, still taken (with a warning). */
+export const ADMIN_CLIENT_FLAGS = [
+  // serve's admin API, where it listens by default.
+  { flag: 'admin-url', kind: 'value', arg: 'URL', default: `http://${SETTING_DEFAULTS.admin}`, help: 'the admin API; HOST:PORT works too' },
+  { flag: 'token', kind: 'value', arg: 'TOKEN', help: 'bearer token for writes (default: DRUM_SPLITTER_ADMIN_TOKEN)' },
+  { flag: 'reason', kind: 'value', arg: 'TEXT', help: 'why, for the audit trail (set, rollback, rollout commands)' },
+  { flag: 'admin', kind: 'value', arg: 'URL', help: 'the old spelling of --admin-url (with a warning)' },
+] as const satisfies readonly Flag[];
+
+/** The admin API clients' exit codes; `rejected` what a 4xx other than 401 means for the command. */
+const clientExits = (rejected: string): string[] => wrapped(`Exit codes: 0 done, 1 admin API unreachable or failing, 2 bad usage or ${rejected}, 3 unauthorized.`, 80);
+
+const WEIGHTS: Command = {
+  name: 'weights',
+  summary: 'the live split: get, set, rollback, history',
+  usage: ['get|history [options]', 'set NAME=PERCENT... [options]', 'rollback [options]'],
+  about: 'get: the live split; history: its audit trail; set: change it (the baseline takes the rest); rollback: every canary to 0%, at once.',
+  flags: ADMIN_CLIENT_FLAGS,
+  takesArguments: true,
+  notes: clientExits('request rejected'),
+};
+
+const ROLLOUT: Command = {
+  name: 'rollout',
+  summary: 'the canary controller: status, start, pause, abort...',
+  usage: ['status|decisions [options]', 'start|pause|resume|approve|abort [options]'],
+  about: 'status: where the rollout is; decisions: why, each with its numbers; the others: what they say.',
+  flags: ADMIN_CLIENT_FLAGS,
+  takesArguments: true,
+  notes: clientExits('request rejected (or not possible now, a 409)'),
+};
+
+const CHECK: Command = {
+  name: 'check',
+  summary: 'validate config files as serve reads them, starting nothing',
+  usage: ['--config FILE [--config FILE...]'],
+  flags: [{ flag: 'config', kind: 'list', arg: 'FILE', help: 'a config file (repeatable): its settings and rollout plan' }],
+  takesArguments: false,
+  notes: ['Exit codes: 0 every file good, 2 a problem (a line for each).'],
+};
+
+const DEMO: Command = {
+  name: 'demo',
+  summary: 'two DRUM stand-ins behind the proxy at 5%, or a rollout',
+  usage: ['[--listen HOST:PORT]', '--rollout [--listen HOST:PORT]'],
+  about:
+    'Two built-in DRUM stand-ins behind the proxy at 5%: the split, recording, live shadow and replay; it keeps serving. ' +
+    'With --rollout, a whole rollout in half a minute: the canary is promoted, turns slow, and is reduced step by step and rolled back.',
+  flags: [
+    { flag: 'listen', kind: 'value', arg: 'HOST:PORT', default: '127.0.0.1:8000', help: 'the proxy' },
+    { flag: 'rollout', kind: 'switch', help: 'a whole rollout instead of the split' },
+  ],
+  takesArguments: false,
+};
+
+/** Every command, in the order the global --help lists them. */
+export const COMMANDS: readonly Command[] = [SERVE, CONTROLLER_COMMAND, REPLAY_COMMAND, WEIGHTS, ROLLOUT, CHECK, DEMO].map((c) => ({ ...c, flags: [...c.flags, ...COMMON_FLAGS] }));
+
+/** `drum-splitter --help`: a line for each command. */
+export const GLOBAL_HELP = [
+  'drum-splitter: canary traffic splitter for DRUM model servers',
+  '',
+  'Usage: drum-splitter COMMAND [options]',
+  '',
+  'Commands:',
+  ...COMMANDS.map((c) => `  ${c.name.padEnd(12)}${c.summary}`),
+  '',
+  'drum-splitter COMMAND --help: its options.',
+  'drum-splitter --version: the version.',
+].join('\n');
