@@ -9,10 +9,11 @@
 // detections on faulty ones, each rate with its 95% interval, a row for each judge, then the
 // issue's gates. Markdown to stdout, progress to stderr; exit 1 when a gate fails.
 // Env: BENCH_REPEATS (20), BENCH_SCENARIOS (comma list of names; default all), BENCH_CONCURRENCY
-// (4 runs at once), and the judge's settings, written into the plan when set: BENCH_SETTLE,
-// BENCH_CONFIRM (whole numbers), BENCH_P99_FLOOR (a duration, e.g. 5ms).
+// (3 runs at once), and the judge's settings, written into the plan when set: BENCH_SETTLE,
+// BENCH_CONFIRM (whole numbers), BENCH_P99_FLOOR (a duration, e.g. 5ms); BENCH_JSON=FILE also
+// writes every run as seen (verdicts, decisions, the client's intervals), for a closer look.
 import { existsSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stepAt } from '../src/rollout/machine.js';
@@ -30,12 +31,15 @@ import { configFile, INTERVAL_MS, MODEL_LATENCY, SCENARIOS, WINDOW_MS, type Judg
 const STANDIN = fileURLToPath(new URL('./verdicts-standin.js', import.meta.url));
 const BASELINE = 'flask';
 const CANARY = 'fastapi';
-/** Client addresses the load cycles through: at 1%, ~10 of them hash to the canary. */
-const CLIENTS = 1000;
-/** Checks a healthy run lasts: the plan's two holds and a few inconclusive checks after each change. */
-const HEALTHY_CHECKS = 12;
-/** Checks after a fault starts within which each judge must act, or it missed it. */
-const FAULTY_CAP = 10;
+/**
+ * Client addresses the load cycles through: at 1%, ~6 of them hash to the canary; at 200 a
+ * second each comes back within 3 s, inside the proxy's keep-alive, so its connection is reused.
+ */
+const CLIENTS = 600;
+/** Checks a healthy run lasts: the plan's two holds and an inconclusive check or two after each change. */
+const HEALTHY_CHECKS = 10;
+/** Checks after a fault shows within which each judge must act, or it missed it: the reference needs 5. */
+const FAULTY_CAP = 8;
 const POLL_MS = 100;
 const WARMUP_MS = 500;
 /** The issue's default settle and confirm, for the gates' bound when the plan does not say. */
@@ -45,9 +49,10 @@ const TERMINAL = new Set(['complete', 'rolled_back', 'aborted', 'idle']);
 
 interface RolloutView {
   phase: string;
-  weight: number;
+  /** The live split (the rollout's own `weight` stays where it left the canary). */
+  weights: Record<string, number>;
   plan: Record<string, unknown>;
-  lastVerdict: { at: string; action: string } | null;
+  lastVerdict: { at: string; action: string; text: string } | null;
 }
 
 interface Judged {
@@ -71,6 +76,10 @@ interface RunResult {
   readonly unseenChecks: number;
   /** GET /rollout's plan: where settle and confirm show once the rollout has them. */
   readonly planView: Record<string, unknown>;
+  /** The controller's words for its strongest action on the canary, if it took one. */
+  readonly said: string | null;
+  /** Everything seen, for BENCH_JSON: the controller's verdicts and decisions, the client's intervals with the weight in force. */
+  readonly raw: { readonly verdicts: readonly unknown[]; readonly decisions: readonly unknown[]; readonly intervals: readonly (IntervalObs & { weight: number })[] };
 }
 
 const admin = (port: number, path: string): string => `http://127.0.0.1:${port}${path}`;
@@ -95,14 +104,15 @@ async function runOnce(s: Scenario, logDir: string, knobs: JudgeKnobs, tag: stri
   try {
     const start = (name: string, spec: StandinSpec): Promise<unknown> =>
       startNode(logDir, `${tag}-${name}`, STANDIN, [JSON.stringify(spec)], spec.controlPort).then((c) => children.push(c));
+    const file = join(logDir, `${tag}.yaml`);
+    writeFileSync(file, JSON.stringify(configFile(s, `http://127.0.0.1:${bPort}`, `http://127.0.0.1:${cPort}`, knobs)));
+    // All at once: the proxy needs its upstreams only for the load, which starts when all answer.
     await Promise.all([
       start('baseline', standin(BASELINE, bPort!, bCtl!, s.baseline)),
       start('canary', standin(CANARY, cPort!, cCtl!, s.canary)),
       ...(s.coldCanary ? [start('canary-fresh', standin(CANARY, cPort!, freshCtl!, s.canary, false))] : []),
+      startNode(logDir, `${tag}-proxy`, DRUM_SPLITTER_CLI, ['serve', '--config', file, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`], port!).then((c) => children.push(c)),
     ]);
-    const file = join(logDir, `${tag}.yaml`);
-    writeFileSync(file, JSON.stringify(configFile(s, `http://127.0.0.1:${bPort}`, `http://127.0.0.1:${cPort}`, knobs)));
-    children.push(await startNode(logDir, `${tag}-proxy`, DRUM_SPLITTER_CLI, ['serve', '--config', file, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${adminPort}`], port!));
     const plan = parsePlan(configFile(s, '', '', {}).rollout, [BASELINE, CANARY]);
 
     const load = new FixedRateLoad(`http://127.0.0.1:${port}/predict/`, s.plan.rate, CLIENTS);
@@ -125,9 +135,9 @@ async function runOnce(s: Scenario, logDir: string, knobs: JudgeKnobs, tag: stri
 
 /** Follows one run to its end (see the stop rule below) and gathers what each judge did. */
 async function watch(s: Scenario, plan: RolloutPlan, load: FixedRateLoad, adminPort: number, swap: { old: number; fresh: number } | undefined): Promise<RunResult> {
-  const verdicts = new Map<string, SeenVerdict>();
+  const verdicts = new Map<string, SeenVerdict & { text: string }>();
   const weights: [number, number][] = [];
-  let decisions: (SeenDecision & { from: number; to: number })[] = [];
+  let decisions: (SeenDecision & { from: number; to: number; text: string })[] = [];
   let view: RolloutView | undefined;
   let startAt = Date.now();
   let swapped = false;
@@ -150,22 +160,29 @@ async function watch(s: Scenario, plan: RolloutPlan, load: FixedRateLoad, adminP
     for (const [at, weight] of weights) if (at <= t) w = weight;
     return w;
   };
+  let judged: { at: number; intervals: IntervalObs[]; events: Event[] } | undefined;
+  /** The reference over the intervals closed so far; judged again only once another has closed. */
   const judgeReference = (b: number[]): { intervals: IntervalObs[]; events: Event[] } => {
+    if (judged !== undefined && judged.at === b.at(-1)) return judged;
     const intervals = intervalsOf(load.exchanges, b, BASELINE, CANARY);
     const checks = intervals.map((iv) => referenceCheck(iv, plan.steps[stepAt(plan, weightAt(iv.end))]!));
-    return { intervals, events: referenceEvents(checks, intervals.map((iv) => iv.end)) };
+    judged = { at: b.at(-1)!, intervals, events: referenceEvents(checks, intervals.map((iv) => iv.end)) };
+    return judged;
   };
   const onset = (): number => startAt + (s.detectableAfterMs ?? 0);
 
   for (;;) {
     await new Promise((r) => setTimeout(r, POLL_MS));
     view = await call<RolloutView>('GET', admin(adminPort, '/rollout'));
-    weights.push([Date.now(), view.weight]);
-    if (view.lastVerdict !== null && !verdicts.has(view.lastVerdict.at)) verdicts.set(view.lastVerdict.at, { at: Date.parse(view.lastVerdict.at), action: view.lastVerdict.action });
-    const all = (await call<{ decisions: { at: string; action: string; from: number; to: number }[] }>('GET', admin(adminPort, '/rollout/decisions'))).decisions;
-    decisions = all.map((d) => ({ ...d, at: Date.parse(d.at) }));
+    weights.push([Date.now(), view.weights[CANARY]!]);
+    // Decisions come with checks (and the start): read again when there is a new one.
+    if (decisions.length === 0 || (view.lastVerdict !== null && !verdicts.has(view.lastVerdict.at))) {
+      const all = (await call<{ decisions: { at: string; action: string; from: number; to: number; text: string }[] }>('GET', admin(adminPort, '/rollout/decisions'))).decisions;
+      decisions = all.map((d) => ({ ...d, at: Date.parse(d.at) }));
+    }
+    if (view.lastVerdict !== null && !verdicts.has(view.lastVerdict.at)) verdicts.set(view.lastVerdict.at, { at: Date.parse(view.lastVerdict.at), action: view.lastVerdict.action, text: view.lastVerdict.text });
     startAt = decisions.find((d) => d.action === 'start')?.at ?? startAt;
-    if (swap !== undefined && !swapped && view.weight > firstWeight) {
+    if (swap !== undefined && !swapped && view.weights[CANARY]! > firstWeight) {
       // The promotion: a fresh process takes the canary's port, the old one drains.
       swapped = true;
       await call('POST', admin(swap.fresh, '/listen'));
@@ -178,7 +195,7 @@ async function watch(s: Scenario, plan: RolloutPlan, load: FixedRateLoad, adminP
     // Once the controller has moved the canary down, it goes back to where it was, so the
     // reference judges the same share to the end of the run.
     const moved = decisions.filter((d) => d.action === 'reduce' || d.action === 'rollback').at(-1);
-    if (moved !== undefined && restoredFor !== String(moved.at) && view.weight < moved.from) {
+    if (moved !== undefined && restoredFor !== String(moved.at) && view.weights[CANARY]! < moved.from) {
       restoredFor = String(moved.at);
       await call('PUT', admin(adminPort, '/weights'), { weights: { [CANARY]: moved.from }, reason: 'bench:verdicts: the reference judges on' });
     }
@@ -205,6 +222,9 @@ async function watch(s: Scenario, plan: RolloutPlan, load: FixedRateLoad, adminP
         return ms.length === 0 ? NaN : ms[Math.ceil(0.99 * ms.length) - 1]!;
       };
       const sorted = [...ctrlEnds].sort((x, y) => x - y);
+      // What the controller said at its strongest action on the canary, for the report.
+      const strongest = decisions.find((d) => (d.action === 'rollback' || d.action === 'reduce') && d.at <= until)
+        ?? [...verdicts.values()].find((v) => v.action === 'miss' && v.at <= until);
       return {
         scenario: s,
         controller: { events: ctrl.filter((e) => e.at <= until), ends: sorted, completed: decisions.some((d) => d.action === 'complete' && d.at <= until) },
@@ -216,6 +236,8 @@ async function watch(s: Scenario, plan: RolloutPlan, load: FixedRateLoad, adminP
         clientFailures: rollout.filter((e) => e.status === 0).length,
         unseenChecks: sorted.filter((t, i) => i > 0 && t - sorted[i - 1]! > 1.5 * INTERVAL_MS).length,
         planView: view.plan,
+        said: strongest === undefined ? null : `${'from' in strongest ? strongest.action : 'hold'}: ${strongest.text}`,
+        raw: { verdicts: [...verdicts.values()], decisions, intervals: ref.intervals.map((i) => ({ ...i, weight: weightAt(i.end) })) },
       };
     }
   }
@@ -242,7 +264,8 @@ const rate = (k: number, n: number): string => {
   const [lo, hi] = wilson(k, n);
   return `${k}/${n} (${pct(lo)}–${pct(hi)})`;
 };
-const ms = (x: number): string => (Number.isFinite(x) ? x.toFixed(1) : '–');
+const fixed = (x: number, digits: number): string => (Number.isFinite(x) ? x.toFixed(digits) : '–');
+const ms = (x: number): string => fixed(x, 1);
 const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
 
 interface Summary { readonly scenario: Scenario; readonly runs: readonly RunResult[]; readonly broken: readonly string[] }
@@ -252,7 +275,7 @@ function healthyTable(sums: readonly Summary[]): string[] {
   const rows: string[][] = [];
   for (const { scenario: s, runs } of sums) {
     const n = runs.length;
-    const common = [median(runs.map((r) => r.canaryPerInterval)).toFixed(0), `${ms(median(runs.map((r) => r.p99.baseline)))} / ${ms(median(runs.map((r) => r.p99.canary)))}`];
+    const common = [fixed(median(runs.map((r) => r.canaryPerInterval)), 0), `${ms(median(runs.map((r) => r.p99.baseline)))} / ${ms(median(runs.map((r) => r.p99.canary)))}`];
     const out = (j: 'controller' | 'reference') => runs.map((r) => healthyOutcome(r[j].events, Infinity));
     const c = out('controller');
     const f = out('reference');
@@ -281,7 +304,7 @@ function faultyTable(sums: readonly Summary[], bounds: { immediate: number; grad
       rows.push([`${s.name}: ${s.what}`, s.expect!, '–', 'not measurable', '', '', '', '']);
       continue;
     }
-    const common = [median(runs.map((r) => r.canaryPerInterval)).toFixed(0), `${median(runs.map((r) => r.p99.canary / r.p99.baseline)).toFixed(2)}×`];
+    const common = [fixed(median(runs.map((r) => r.canaryPerInterval)), 0), `${fixed(median(runs.map((r) => r.p99.canary / r.p99.baseline)), 2)}×`];
     if (s.expect === undefined) {
       // Wrong answers are the shadow's to find; the rollout takes no input from it yet.
       const times = runs.flatMap((r) => (r.shadowAt === null ? [] : [checksSince(r.reference.ends.filter((t) => t <= r.shadowAt!), r.onset) + 1]));
@@ -364,7 +387,7 @@ async function main(): Promise<number> {
   }
   installCleanup();
   const repeats = envInt('BENCH_REPEATS', 20);
-  const concurrency = envInt('BENCH_CONCURRENCY', 4);
+  const concurrency = envInt('BENCH_CONCURRENCY', 3);
   const names = (process.env.BENCH_SCENARIOS ?? '').split(',').map((n) => n.trim()).filter((n) => n !== '');
   const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
   if (unknown.length > 0) throw new Error(`BENCH_SCENARIOS: unknown ${unknown.join(', ')}; the scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`);
@@ -380,6 +403,8 @@ async function main(): Promise<number> {
   const runnable = chosen.filter((s) => s.notMeasurable === undefined);
   const total = runnable.length * repeats;
   const began = Date.now();
+  // The machine may be shared: how busy it was is part of the result.
+  const load0 = loadavg().map((x) => x.toFixed(1)).join(' ');
   let finished = 0;
   const task = (s: Scenario, r: number) => async (): Promise<void> => {
     const tag = `${s.name}-${r}`;
@@ -409,6 +434,10 @@ async function main(): Promise<number> {
   for (let r = 1; r <= repeats; r++) for (const s of runnable.filter((x) => x.noisy)) alone.push(task(s, r));
   await pool(alone, 1);
   const minutes = (Date.now() - began) / 60_000;
+  const json = process.env.BENCH_JSON;
+  if (json !== undefined && json !== '') {
+    writeFileSync(json, JSON.stringify([...results.values()].flat().map((r) => ({ scenario: r.scenario.name, onset: r.onset, shadowAt: r.shadowAt, ...r.raw }))));
+  }
 
   const sums: Summary[] = chosen.map((s) => ({ scenario: s, runs: results.get(s.name)!, broken: broken.get(s.name)! }));
   const planView = sums.flatMap((x) => x.runs).at(0)?.planView ?? {};
@@ -420,7 +449,7 @@ async function main(): Promise<number> {
     gradual: (s ?? DEFAULT_SETTLE) + (c ?? DEFAULT_CONFIRM) + 1,
     how: s === undefined && c === undefined ? `settle and confirm not in this build's plan: the issue's defaults ${DEFAULT_SETTLE} and ${DEFAULT_CONFIRM}` : `settle ${s ?? DEFAULT_SETTLE}, confirm ${c ?? DEFAULT_CONFIRM}`,
   };
-  const env = [`BENCH_REPEATS=${repeats}`, ...(names.length > 0 ? [`BENCH_SCENARIOS=${names.join(',')}`] : []), ...(concurrency !== 4 ? [`BENCH_CONCURRENCY=${concurrency}`] : []),
+  const env = [`BENCH_REPEATS=${repeats}`, ...(names.length > 0 ? [`BENCH_SCENARIOS=${names.join(',')}`] : []), ...(concurrency !== 3 ? [`BENCH_CONCURRENCY=${concurrency}`] : []),
     ...(settle === undefined ? [] : [`BENCH_SETTLE=${settle}`]), ...(confirm === undefined ? [] : [`BENCH_CONFIRM=${confirm}`]), ...(knobs.minP99Difference === undefined ? [] : [`BENCH_P99_FLOOR=${knobs.minP99Difference}`])];
   const command = `${env.join(' ')} npm run bench:verdicts`;
   const healthy = sums.filter((x) => x.scenario.truth === 'healthy');
@@ -433,7 +462,7 @@ async function main(): Promise<number> {
   const nginx = findNginx();
   const sample = configFile(SCENARIOS[0]!, '…', '…', knobs).rollout as Record<string, unknown>;
   process.stdout.write([
-    `command: \`${command}\` (${minutes.toFixed(1)} min, ${concurrency} runs at once)`,
+    `command: \`${command}\` (${minutes.toFixed(1)} min, ${concurrency} runs at once; load average ${load0} at the start, ${loadavg().map((x) => x.toFixed(1)).join(' ')} at the end)`,
     machineLine(nginx === null ? null : nginxVersion(nginx)),
     '',
     `- each run: two stand-in processes (\`bench/verdicts-standin.ts\`: the demo's \`createStandin\`, the same code on both sides, so "identical" is exact; they start in ~0.1 s, so a fresh process per run costs little), each answering a prediction after a lognormal service time fitted to the issue's gunicorn stand-in (p50 ${MODEL_LATENCY.medianMs} ms, p99 ${MODEL_LATENCY.p99Ms} ms), so the baseline's p99 is known by construction and a latency fault of +x% multiplies the canary's every draw by 1 + x (its p99 with it; the proxy's own time dilutes it a little end to end: the last column); then \`drum-splitter serve --config\` with the run's plan (checks every ${INTERVAL_MS / 1000} s over ${WINDOW_MS / 1000} s, ${JSON.stringify(sample.rollback)}${Object.keys(knobs).length > 0 ? `, ${JSON.stringify(knobs)}` : ''}) and \`--poll-interval\` 500ms; the load: POST /predict/ at a fixed rate (open loop), from ${CLIENTS} client addresses (127.0.x.y) in turn`,
@@ -446,6 +475,10 @@ async function main(): Promise<number> {
     '',
     ...(healthy.length > 0 ? ['### Healthy canaries: false actions', '', ...healthyTable(healthy), ''] : []),
     ...(faulty.length > 0 ? ['### Faulty canaries: detections', '', ...faultyTable(faulty, bounds), ''] : []),
+    ...(all.some((r) => r.said !== null) ? ['What the controller said, the first run that acted per scenario:', '', ...sums.flatMap((x) => {
+      const r = x.runs.find((run) => run.said !== null);
+      return r === undefined ? [] : [`- ${x.scenario.name}: ${r.said}`];
+    }), ''] : []),
     ...faulty.filter((x) => x.scenario.notMeasurable !== undefined).map((x) => `- ${x.scenario.name}: not measurable: ${x.scenario.notMeasurable}`),
     ...faulty.filter((x) => x.scenario.expect === undefined).map((x) => `- ${x.scenario.name}: found by the shadow's mismatch count; the rollout does not act on shadow mismatches yet (another issue wires that)`),
     '',
