@@ -123,17 +123,23 @@ export interface Event { readonly at: number; readonly level: 1 | 2 | 3 }
 export interface SeenVerdict { readonly at: number; readonly action: string }
 export interface SeenDecision { readonly at: number; readonly action: string }
 
+/** A decision this soon after a verdict is that check's; one later (its verdict unseen) keeps its own time. */
+const SNAP_MS = 500;
+const DECISION_LEVEL: Readonly<Record<string, Event['level']>> = { hold: LEVEL.hold, reduce: LEVEL.reduce, rollback: LEVEL.rollback };
+
 /**
  * The controller's actions as events: a check's miss holds the step, reduce and rollback
  * decisions move the canary (a gradual trigger at 1–10% is a rollback: the reduction goes to 0%).
+ * A decision is timed by its check (the last verdict at or before it: the weight change takes a
+ * few ms after the verdict), so it counts in that check's interval.
  */
 export function controllerEvents(verdicts: readonly SeenVerdict[], decisions: readonly SeenDecision[]): Event[] {
-  const events: Event[] = [];
-  for (const v of verdicts) if (v.action === 'miss') events.push({ at: v.at, level: LEVEL.hold });
+  const checks = verdicts.map((v) => v.at).sort((a, b) => a - b);
+  const events: Event[] = verdicts.filter((v) => v.action === 'miss').map((v) => ({ at: v.at, level: LEVEL.hold }));
   for (const d of decisions) {
-    if (d.action === 'hold') events.push({ at: d.at, level: LEVEL.hold });
-    if (d.action === 'reduce') events.push({ at: d.at, level: LEVEL.reduce });
-    if (d.action === 'rollback') events.push({ at: d.at, level: LEVEL.rollback });
+    const level = DECISION_LEVEL[d.action];
+    const check = checks.filter((t) => t <= d.at).at(-1);
+    if (level !== undefined) events.push({ at: check !== undefined && d.at - check < SNAP_MS ? check : d.at, level });
   }
   return events.sort((a, b) => a.at - b.at);
 }

@@ -81,10 +81,14 @@ t.test('referenceEvents: each failed check holds; the threshold-th, counted over
 
 t.test('controllerEvents: what the rollout did at each check', async (t) => {
   const events = controllerEvents(
-    [{ at: 1, action: 'inconclusive' }, { at: 2, action: 'miss' }, { at: 3, action: 'pass' }, { at: 4, action: 'reduce' }],
+    [{ at: 1, action: 'inconclusive' }, { at: 2, action: 'miss' }, { at: 3, action: 'pass' }, { at: 4, action: 'reduce' }, { at: 6, action: 'rollback' }],
     [{ at: 0, action: 'start' }, { at: 2, action: 'hold' }, { at: 3, action: 'promote' }, { at: 4, action: 'reduce' }, { at: 6, action: 'rollback' }, { at: 7, action: 'pause' }],
   );
   t.same(events, [{ at: 2, level: LEVEL.hold }, { at: 2, level: LEVEL.hold }, { at: 4, level: LEVEL.reduce }, { at: 6, level: LEVEL.rollback }], 'misses hold; reduce and rollback decisions move the canary; the rest is not an action on the canary');
+  t.same(controllerEvents([{ at: 1000, action: 'pass' }, { at: 2000, action: 'reduce' }], [{ at: 2042, action: 'reduce' }]), [{ at: 2000, level: LEVEL.reduce }],
+    'a decision a few ms after its verdict is timed by that check');
+  t.same(controllerEvents([{ at: 1000, action: 'pass' }], [{ at: 2042, action: 'rollback' }]), [{ at: 2042, level: LEVEL.rollback }],
+    'one whose check the poll did not see keeps its own time');
 });
 
 t.test('healthyOutcome: every action on a healthy canary is a false one, within the run\'s checks', async (t) => {
