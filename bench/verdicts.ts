@@ -17,10 +17,11 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stepAt } from '../src/rollout/machine.js';
+import { quantile } from '../src/rollout/stats.js';
 import { parsePlan, type RolloutPlan } from '../src/rollout/plan.js';
 import { DRUM_SPLITTER_CLI, envInt, machineLine, median, reportGate, startNode, type Gate } from './common.js';
 import { nginxVersion, findNginx } from './nginx.js';
-import { freePort, installCleanup, makeTempDir, startChild, type Child } from './proc.js';
+import { freePort, installCleanup, makeTempDir, startChild } from './proc.js';
 import {
   checksSince, controllerEvents, faultyOutcome, FLAGGER_THRESHOLD, healthyOutcome, intervalsOf, referenceCheck, referenceEvents, wilson,
   type Event, type IntervalObs, type SeenDecision, type SeenVerdict,
@@ -120,10 +121,7 @@ async function runOnce(s: Scenario, logDir: string, knobs: JudgeKnobs, tag: stri
     children.push({ stop: () => load.stop() });
     await new Promise((r) => setTimeout(r, WARMUP_MS));
     if (s.noisy) {
-      for (let i = 0; i < availableParallelism(); i++) {
-        const burner: Child = startChild(process.execPath, ['-e', BURNER], { logDir, name: `${tag}-burner` });
-        children.push(burner);
-      }
+      for (let i = 0; i < availableParallelism(); i++) children.push(startChild(process.execPath, ['-e', BURNER], { logDir, name: `${tag}-burner` }));
     }
     if (s.fault !== undefined) await call('POST', admin(cCtl!, '/faults'), s.fault);
     await call('POST', admin(adminPort!, '/rollout/start'), { reason: `bench:verdicts ${s.name}` });
@@ -212,15 +210,13 @@ async function watch(s: Scenario, plan: RolloutPlan, load: FixedRateLoad, adminP
       done = shadowAt !== null || checksSince(refEnds, onset()) >= FAULTY_CAP;
     } else {
       const over = (ends: readonly number[], events: readonly Event[]): boolean => faultyOutcome(events, s.expect!, onset(), ends).detected || checksSince(ends, onset()) >= FAULTY_CAP;
-      done = over(ctrlEnds, ctrl) && over(refEnds, ref.events);
+      // A rollout that ended (a faulty canary promoted to the end) checks no more.
+      done = (over(ctrlEnds, ctrl) || TERMINAL.has(view.phase)) && over(refEnds, ref.events);
     }
     if (done || Date.now() > deadline) {
       const until = s.truth === 'healthy' ? refEnds[HEALTHY_CHECKS - 1] ?? Infinity : Infinity;
       const rollout = load.exchanges.filter((e) => e.end > startAt);
-      const p99 = (name: string): number => {
-        const ms = rollout.filter((e) => e.upstream === name).map((e) => e.ms).sort((x, y) => x - y);
-        return ms.length === 0 ? NaN : ms[Math.ceil(0.99 * ms.length) - 1]!;
-      };
+      const p99 = (name: string): number => quantile(rollout.filter((e) => e.upstream === name).map((e) => e.ms).sort((x, y) => x - y), 0.99);
       const sorted = [...ctrlEnds].sort((x, y) => x - y);
       // What the controller said at its strongest action on the canary, for the report.
       const strongest = decisions.find((d) => (d.action === 'rollback' || d.action === 'reduce') && d.at <= until)
@@ -360,7 +356,7 @@ function gates(sums: readonly Summary[], bounds: { immediate: number; gradual: n
       const late = d.times.filter((t) => t > bound).length;
       if (d.detected < d.n || late > 0) misses.push(`${x.scenario.name} ${d.detected}/${d.n}${late > 0 ? ` (${late} later than ${bound})` : ''}`);
     }
-    const unmeasured = faulty.filter((x) => x.scenario.notMeasurable !== undefined).map((x) => x.scenario.name);
+    const unmeasured = sums.filter((x) => x.scenario.notMeasurable !== undefined).map((x) => x.scenario.name);
     gateList.push({
       name: 'verdicts: every fault detected, in time',
       bar: `N of N; immediate triggers within ${bounds.immediate} intervals, gradual within settle + confirm + 1 = ${bounds.gradual} (${bounds.how})`,
