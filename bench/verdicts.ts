@@ -12,6 +12,7 @@
 // (3 runs at once), and the judge's settings, written into the plan when set: BENCH_SETTLE,
 // BENCH_CONFIRM (whole numbers), BENCH_P99_FLOOR (a duration, e.g. 5ms); BENCH_JSON=FILE also
 // writes every run as seen (verdicts, decisions, the client's intervals), for a closer look.
+import { spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -53,8 +54,10 @@ interface RolloutView {
   /** The live split (the rollout's own `weight` stays where it left the canary). */
   weights: Record<string, number>;
   plan: Record<string, unknown>;
-  lastVerdict: { at: string; action: string; text: string } | null;
+  lastVerdict: { at: string; action: string; text: string; checks: { check: string; canaryP99?: unknown; baselineP99?: unknown }[] } | null;
 }
+
+interface Sides { readonly baseline: number; readonly canary: number }
 
 interface Judged {
   readonly events: readonly Event[];
@@ -70,7 +73,10 @@ interface RunResult {
   readonly onset: number;
   readonly shadowAt: number | null;
   readonly canaryPerInterval: number;
-  readonly p99: { baseline: number; canary: number };
+  /** End to end, as the client saw each side over the run (ms). */
+  readonly client: { readonly p50: Sides; readonly p99: Sides };
+  /** The canary's p99 over the baseline's in each check that had both, as the rollout measured them (upstream time). */
+  readonly judgeP99Ratios: readonly number[];
   /** Predictions the client got no answer to. */
   readonly clientFailures: number;
   /** Checks the poll did not see (a gap over 1.5 intervals between two): the reference judged one longer interval there. */
@@ -141,6 +147,7 @@ async function watch(s: Scenario, plan: RolloutPlan, load: FixedRateLoad, adminP
   let swapped = false;
   let restoredFor = '';
   let shadowAt: number | null = null;
+  const judgeP99Ratios: number[] = [];
   const firstWeight = s.plan.steps[0]!.weight;
   const deadline = Date.now() + (Math.max(HEALTHY_CHECKS, FAULTY_CAP) + 10) * INTERVAL_MS + (s.detectableAfterMs ?? 0);
 
@@ -178,7 +185,12 @@ async function watch(s: Scenario, plan: RolloutPlan, load: FixedRateLoad, adminP
       const all = (await call<{ decisions: { at: string; action: string; from: number; to: number; text: string }[] }>('GET', admin(adminPort, '/rollout/decisions'))).decisions;
       decisions = all.map((d) => ({ ...d, at: Date.parse(d.at) }));
     }
-    if (view.lastVerdict !== null && !verdicts.has(view.lastVerdict.at)) verdicts.set(view.lastVerdict.at, { at: Date.parse(view.lastVerdict.at), action: view.lastVerdict.action, text: view.lastVerdict.text });
+    if (view.lastVerdict !== null && !verdicts.has(view.lastVerdict.at)) {
+      const v = view.lastVerdict;
+      verdicts.set(v.at, { at: Date.parse(v.at), action: v.action, text: v.text });
+      const p99 = v.checks.find((c) => c.check === 'p99');
+      if (typeof p99?.canaryP99 === 'number' && typeof p99.baselineP99 === 'number' && p99.baselineP99 > 0) judgeP99Ratios.push(p99.canaryP99 / p99.baselineP99);
+    }
     startAt = decisions.find((d) => d.action === 'start')?.at ?? startAt;
     if (swap !== undefined && !swapped && view.weights[CANARY]! > firstWeight) {
       // The promotion: a fresh process takes the canary's port, the old one drains.
@@ -216,7 +228,7 @@ async function watch(s: Scenario, plan: RolloutPlan, load: FixedRateLoad, adminP
     if (done || Date.now() > deadline) {
       const until = s.truth === 'healthy' ? refEnds[HEALTHY_CHECKS - 1] ?? Infinity : Infinity;
       const rollout = load.exchanges.filter((e) => e.end > startAt);
-      const p99 = (name: string): number => quantile(rollout.filter((e) => e.upstream === name).map((e) => e.ms).sort((x, y) => x - y), 0.99);
+      const q = (name: string, p: number): number => quantile(rollout.filter((e) => e.upstream === name).map((e) => e.ms).sort((x, y) => x - y), p);
       const sorted = [...ctrlEnds].sort((x, y) => x - y);
       // What the controller said at its strongest action on the canary, for the report.
       const strongest = decisions.find((d) => (d.action === 'rollback' || d.action === 'reduce') && d.at <= until)
@@ -228,7 +240,8 @@ async function watch(s: Scenario, plan: RolloutPlan, load: FixedRateLoad, adminP
         onset: onset(),
         shadowAt,
         canaryPerInterval: median(ref.intervals.filter((iv) => weightAt(iv.end) > 0).map((iv) => iv.canary.requests)),
-        p99: { baseline: p99(BASELINE), canary: p99(CANARY) },
+        client: { p50: { baseline: q(BASELINE, 0.5), canary: q(CANARY, 0.5) }, p99: { baseline: q(BASELINE, 0.99), canary: q(CANARY, 0.99) } },
+        judgeP99Ratios,
         clientFailures: rollout.filter((e) => e.status === 0).length,
         unseenChecks: sorted.filter((t, i) => i > 0 && t - sorted[i - 1]! > 1.5 * INTERVAL_MS).length,
         planView: view.plan,
@@ -262,22 +275,24 @@ const rate = (k: number, n: number): string => {
 };
 const fixed = (x: number, digits: number): string => (Number.isFinite(x) ? x.toFixed(digits) : '–');
 const ms = (x: number): string => fixed(x, 1);
+const ratio = (xs: readonly number[]): string => (xs.length === 0 ? '–' : `${fixed(median([...xs]), 2)}×`);
 const line = (cells: readonly string[]): string => `| ${cells.join(' | ')} |`;
 
 interface Summary { readonly scenario: Scenario; readonly runs: readonly RunResult[]; readonly broken: readonly string[] }
 
 function healthyTable(sums: readonly Summary[]): string[] {
-  const head = ['scenario', 'judge', 'runs', 'false reductions', 'false rollbacks', 'holds', 'completed', 'canary req / interval', 'client p99 baseline / canary, ms'];
+  const head = ['scenario', 'judge', 'runs', 'false reductions', 'false rollbacks', 'holds', 'completed', 'canary req / interval', 'rollout\'s p99 canary ÷ baseline, median check', 'client p50, p99 ms: baseline / canary'];
   const rows: string[][] = [];
   for (const { scenario: s, runs } of sums) {
     const n = runs.length;
-    const common = [fixed(median(runs.map((r) => r.canaryPerInterval)), 0), `${ms(median(runs.map((r) => r.p99.baseline)))} / ${ms(median(runs.map((r) => r.p99.canary)))}`];
+    const client = (p: 'p50' | 'p99'): string => `${ms(median(runs.map((r) => r.client[p].baseline)))} / ${ms(median(runs.map((r) => r.client[p].canary)))}`;
+    const common = [fixed(median(runs.map((r) => r.canaryPerInterval)), 0), ratio(runs.flatMap((r) => r.judgeP99Ratios)), `${client('p50')}, ${client('p99')}`];
     const out = (j: 'controller' | 'reference') => runs.map((r) => healthyOutcome(r[j].events, Infinity));
     const c = out('controller');
     const f = out('reference');
     rows.push([`${s.name}: ${s.what}`, 'drum-splitter', String(n), rate(c.filter((o) => o.reduce).length, n), rate(c.filter((o) => o.rollback).length, n),
       rate(c.filter((o) => o.hold).length, n), `${runs.filter((r) => r.controller.completed).length}/${n}`, ...common]);
-    rows.push(['', `reference (Flagger, threshold ${FLAGGER_THRESHOLD})`, String(n), '–', rate(f.filter((o) => o.rollback).length, n), rate(f.filter((o) => o.hold).length, n), '–', '', '']);
+    rows.push(['', `reference (Flagger, threshold ${FLAGGER_THRESHOLD})`, String(n), '–', rate(f.filter((o) => o.rollback).length, n), rate(f.filter((o) => o.hold).length, n), '–', '', '', '']);
   }
   return [line(head), line(head.map((_, i) => (i < 2 ? '---' : '---:'))), ...rows.map(line)];
 }
@@ -293,14 +308,14 @@ function detections(runs: readonly RunResult[], judge: 'controller' | 'reference
 const timing = (d: Detection): string => (d.times.length === 0 ? '–' : `${median([...d.times])} / ${Math.max(...d.times)}`);
 
 function faultyTable(sums: readonly Summary[], bounds: { immediate: number; gradual: number }): string[] {
-  const head = ['scenario', 'expected', 'judge', 'detected', 'intervals to detect, median / max', 'bound', 'canary req / interval', 'client p99 canary ÷ baseline'];
+  const head = ['scenario', 'expected', 'judge', 'detected', 'intervals to detect, median / max', 'bound', 'canary req / interval', 'p99 canary ÷ baseline: rollout\'s median check, client'];
   const rows: string[][] = [];
   for (const { scenario: s, runs } of sums) {
     if (s.notMeasurable !== undefined) {
       rows.push([`${s.name}: ${s.what}`, s.expect!, '–', 'not measurable', '', '', '', '']);
       continue;
     }
-    const common = [fixed(median(runs.map((r) => r.canaryPerInterval)), 0), `${fixed(median(runs.map((r) => r.p99.canary / r.p99.baseline)), 2)}×`];
+    const common = [fixed(median(runs.map((r) => r.canaryPerInterval)), 0), `${ratio(runs.flatMap((r) => r.judgeP99Ratios))}, ${ratio(runs.map((r) => r.client.p99.canary / r.client.p99.baseline))}`];
     if (s.expect === undefined) {
       // Wrong answers are the shadow's to find; the rollout takes no input from it yet.
       const times = runs.flatMap((r) => (r.shadowAt === null ? [] : [checksSince(r.reference.ends.filter((t) => t <= r.shadowAt!), r.onset) + 1]));
@@ -394,6 +409,14 @@ async function main(): Promise<number> {
   const knobs: JudgeKnobs = { ...(settle === undefined ? {} : { settle }), ...(confirm === undefined ? {} : { confirm }), ...(floor === undefined || floor === '' ? {} : { minP99Difference: floor }) };
 
   const logDir = makeTempDir('bench-verdicts-');
+  // Every run's plan checked once, as serve would read it: a judge setting this build does not
+  // know (BENCH_SETTLE before the rollout has settle) is one line here, not hundreds of broken runs.
+  for (const s of chosen) {
+    const file = join(logDir, `check-${s.name}.yaml`);
+    writeFileSync(file, JSON.stringify(configFile(s, 'http://127.0.0.1:1', 'http://127.0.0.1:2', knobs)));
+    const r = spawnSync(process.execPath, [DRUM_SPLITTER_CLI, 'check', '--config', file], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`the plan of ${s.name} is refused: ${r.stderr.trim() || r.stdout.trim()}`);
+  }
   const results = new Map<string, RunResult[]>(chosen.map((s) => [s.name, []]));
   const broken = new Map<string, string[]>(chosen.map((s) => [s.name, []]));
   const runnable = chosen.filter((s) => s.notMeasurable === undefined);
@@ -461,7 +484,7 @@ async function main(): Promise<number> {
     `command: \`${command}\` (${minutes.toFixed(1)} min, ${concurrency} runs at once; load average ${load0} at the start, ${loadavg().map((x) => x.toFixed(1)).join(' ')} at the end)`,
     machineLine(nginx === null ? null : nginxVersion(nginx)),
     '',
-    `- each run: two stand-in processes (\`bench/verdicts-standin.ts\`: the demo's \`createStandin\`, the same code on both sides, so "identical" is exact; they start in ~0.1 s, so a fresh process per run costs little), each answering a prediction after a lognormal service time fitted to the issue's gunicorn stand-in (p50 ${MODEL_LATENCY.medianMs} ms, p99 ${MODEL_LATENCY.p99Ms} ms), so the baseline's p99 is known by construction and a latency fault of +x% multiplies the canary's every draw by 1 + x (its p99 with it; the proxy's own time dilutes it a little end to end: the last column); then \`drum-splitter serve --config\` with the run's plan (checks every ${INTERVAL_MS / 1000} s over ${WINDOW_MS / 1000} s, ${JSON.stringify(sample.rollback)}${Object.keys(knobs).length > 0 ? `, ${JSON.stringify(knobs)}` : ''}) and \`--poll-interval\` 500ms; the load: POST /predict/ at a fixed rate (open loop), from ${CLIENTS} client addresses (127.0.x.y) in turn`,
+    `- each run: two stand-in processes (\`bench/verdicts-standin.ts\`: the demo's \`createStandin\`, the same code on both sides, so "identical" is exact; they start in ~0.1 s, so a fresh process per run costs little), each answering a prediction after a lognormal service time fitted to the issue's gunicorn stand-in (p50 ${MODEL_LATENCY.medianMs} ms, p99 ${MODEL_LATENCY.p99Ms} ms), so the baseline's p99 is known by construction and a latency fault of +x% multiplies the canary's every draw by 1 + x (its p99 with it; the proxy's own time, and this machine's scheduling, dilute it end to end: the last column); then \`drum-splitter serve --config\` with the run's plan (checks every ${INTERVAL_MS / 1000} s over ${WINDOW_MS / 1000} s, ${JSON.stringify(sample.rollback)}${Object.keys(knobs).length > 0 ? `, ${JSON.stringify(knobs)}` : ''}) and \`--poll-interval\` 500ms; the load: POST /predict/ at a fixed rate (open loop), from ${CLIENTS} client addresses (127.0.x.y) in turn`,
     `- healthy runs last ${HEALTHY_CHECKS} checks; faulty ones start faulty (the fault set as the rollout starts) and last until each judge has acted, or ${FAULTY_CAP} checks after the fault is visible; once the controller has reduced or rolled back the canary, the bench puts it back, so the reference judges the same share to the end. Holds: runs with a check that missed a criterion; completed: runs that reached the plan's end`,
     `- reference: Flagger's default analysis over the same intervals, from the client's answers (X-Drum-Splitter-Upstream): each interval, the canary's 5xx rate over the step's maxErrorRate, or its p99 over the interval's baseline p99 × (1 + maxP99Increase), or no canary request at all, is a failed check (a hold); at ${FLAGGER_THRESHOLD} failed checks, rollback (\`bench/verdicts-judge.ts\` cites Flagger's code and docs)`,
     `- rates: runs with the action of N, with Wilson's 95% interval; intervals to detect: checks from the fault's start (ping: from the end of pingTimeout) to the one that acted, that one included`,
