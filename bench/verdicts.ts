@@ -83,7 +83,7 @@ interface RunResult {
   readonly unseenChecks: number;
   /** GET /rollout's plan: where settle and confirm show once the rollout has them. */
   readonly planView: Record<string, unknown>;
-  /** The controller's words for its strongest action on the canary, if it took one. */
+  /** The controller's words when it first moved (or held) the canary, if it did. */
   readonly said: string | null;
   /** Everything seen, for BENCH_JSON: the controller's verdicts and decisions, the client's intervals with the weight in force. */
   readonly raw: { readonly verdicts: readonly unknown[]; readonly decisions: readonly unknown[]; readonly intervals: readonly (IntervalObs & { weight: number })[] };
@@ -230,8 +230,8 @@ async function watch(s: Scenario, plan: RolloutPlan, load: FixedRateLoad, adminP
       const rollout = load.exchanges.filter((e) => e.end > startAt);
       const q = (name: string, p: number): number => quantile(rollout.filter((e) => e.upstream === name).map((e) => e.ms).sort((x, y) => x - y), p);
       const sorted = [...ctrlEnds].sort((x, y) => x - y);
-      // What the controller said at its strongest action on the canary, for the report.
-      const strongest = decisions.find((d) => (d.action === 'rollback' || d.action === 'reduce') && d.at <= until)
+      // What the controller said when it first moved the canary (or else first held it), for the report.
+      const first = decisions.find((d) => (d.action === 'rollback' || d.action === 'reduce') && d.at <= until)
         ?? [...verdicts.values()].find((v) => v.action === 'miss' && v.at <= until);
       return {
         scenario: s,
@@ -245,7 +245,7 @@ async function watch(s: Scenario, plan: RolloutPlan, load: FixedRateLoad, adminP
         clientFailures: rollout.filter((e) => e.status === 0).length,
         unseenChecks: sorted.filter((t, i) => i > 0 && t - sorted[i - 1]! > 1.5 * INTERVAL_MS).length,
         planView: view.plan,
-        said: strongest === undefined ? null : `${'from' in strongest ? strongest.action : 'hold'}: ${strongest.text}`,
+        said: first === undefined ? null : `${'from' in first ? first.action : 'hold'}: ${first.text}`,
         raw: { verdicts: [...verdicts.values()], decisions, intervals: ref.intervals.map((i) => ({ ...i, weight: weightAt(i.end) })) },
       };
     }
