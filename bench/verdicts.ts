@@ -466,7 +466,7 @@ async function main(): Promise<number> {
   const bounds = {
     immediate: 2,
     gradual: (s ?? DEFAULT_SETTLE) + (c ?? DEFAULT_CONFIRM) + 1,
-    how: s === undefined && c === undefined ? `settle and confirm not in this build's plan: the issue's defaults ${DEFAULT_SETTLE} and ${DEFAULT_CONFIRM}` : `settle ${s ?? DEFAULT_SETTLE}, confirm ${c ?? DEFAULT_CONFIRM}`,
+    how: s === undefined && c === undefined ? `settle and confirm not in GET /rollout's plan: the issue's defaults ${DEFAULT_SETTLE} and ${DEFAULT_CONFIRM}` : `settle ${s ?? DEFAULT_SETTLE}, confirm ${c ?? DEFAULT_CONFIRM}`,
   };
   const env = [`BENCH_REPEATS=${repeats}`, ...(names.length > 0 ? [`BENCH_SCENARIOS=${names.join(',')}`] : []), ...(concurrency !== 3 ? [`BENCH_CONCURRENCY=${concurrency}`] : []),
     ...(settle === undefined ? [] : [`BENCH_SETTLE=${settle}`]), ...(confirm === undefined ? [] : [`BENCH_CONFIRM=${confirm}`]), ...(knobs.minP99Difference === undefined ? [] : [`BENCH_P99_FLOOR=${knobs.minP99Difference}`])];
