@@ -107,7 +107,7 @@ t.test('answers that are no measurement (NaN, +Inf, -Inf, negative): inconclusiv
     t.same(all.checks.filter((c) => c.status === 'ok').map((c) => c.check), [], `${odd}: no check reads it as ok`);
   }
   // An odd canary count does not hide a rollback the other numbers show.
-  t.match(judged({ ...recorded.traffic, down: recorded.odd.NaN.down! }), { action: 'rollback', text: /^canary error rate [\d.]+% \([\d,]+ of [\d,]+\) over 1%$/ });
+  t.match(judged({ ...recorded.traffic, down: recorded.odd.NaN.down! }), { action: 'rollback', text: /^canary error rate [\d.]+% \([\d,]+ of [\d,]+\) over 1% with 99% confidence \(exact binomial test p=[\d.e-]+\)$/ });
   t.same(parseAnswer(recorded.odd['+Inf'].down), [{ metric: {}, value: Infinity }], '+Inf is read as Infinity, not as NaN');
   t.same(parseAnswer(recorded.odd['-Inf'].down), [{ metric: {}, value: -Infinity }]);
 });
@@ -194,7 +194,7 @@ t.test('through the rollout: a canary is not promoted on NaN answers, and is on 
   c.rollout.command('start', 'test', null);
   // Ten checks (nine queries each), over three times the hold.
   await until(() => prom.queries.length >= 90, 10_000);
-  t.match(c.rollout.view(), { phase: 'running', weight: 5, step: { index: 0, heldMs: 0 }, lastVerdict: { action: 'inconclusive', text: /^error rate unavailable \(not a measurement: canary requests NaN, canary errors NaN\);.*\/ping unavailable/ } });
+  t.match(c.rollout.view(), { phase: 'running', weight: 5, step: { index: 0, heldMs: 0 }, lastVerdict: { action: 'inconclusive', text: /^error rate unavailable \(not a measurement: canary requests NaN, canary errors NaN, baseline requests NaN\);.*\/ping unavailable/ } });
   t.equal(replica.store.view().weights.fastapi, 5, 'the replica holds 5%');
   answers = healthy;
   await until(() => c.rollout.view().weight === 50, 5000);
