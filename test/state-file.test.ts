@@ -3,7 +3,8 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, watc
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
-import { NotWritten, notSaved, RETRY_MAX_MS, type RetryTimers } from '../src/common/atomic-file.js';
+import { NotWritten, notSaved, RETRY_MAX_MS } from '../src/common/atomic-file.js';
+import type { Timers } from '../src/common/timers.js';
 import { formatSnapshot, readSnapshot, SnapshotWriter } from '../src/weights/state-file.js';
 import { fill, smallTmpfs } from './helpers/files.js';
 import { until } from './helpers/wait.js';
@@ -53,7 +54,7 @@ function heldTimers() {
     timers: {
       setTimeout: (fn: () => void, ms: number) => (waiting.set(++ids, { fn, ms }), ids),
       clearTimeout: (id: unknown) => void waiting.delete(id as number),
-    } satisfies RetryTimers,
+    } satisfies Timers,
     /** The waits set and not yet fired or cleared. */
     waits: () => [...waiting.values()].map((w) => w.ms),
     fire(): void {
