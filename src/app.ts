@@ -202,7 +202,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
       poller.stop();
       clearInterval(seriesTimer);
       series.stop();
-      rollout?.stop();
+      await rollout?.stop();
       // The listeners close and the requests in flight drain first: nothing else may hold them.
       const [, cut] = await Promise.all([admin.close(), proxy.close()]);
       await Promise.all([rollout?.close(config.drainTimeoutMs - (Date.now() - started)), writer?.close(), shadow.close()]);

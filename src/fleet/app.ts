@@ -103,7 +103,7 @@ export async function startController(settings: ControllerSettings, opts: { env:
       for (const status of STATUSES) this.set({ status }, fleet.replicas.filter((r) => r.status === status).length);
     },
   });
-  const evidence = new PrometheusEvidence({ url: prometheus.href, plan, timeoutMs: TIMEOUT_MS, log });
+  const evidence = new PrometheusEvidence({ url: prometheus.href, plan, timeoutMs: TIMEOUT_MS, log, now: Date.now });
 
   /** One reconcile at a time; a change meanwhile runs one more after it. */
   let reconciling: Promise<void> | undefined;
@@ -141,22 +141,8 @@ export async function startController(settings: ControllerSettings, opts: { env:
     store.change(applyWeights(upstreams, store.state.shares, canaries), { source: 'file', who: `${url}'s config file`, reason: 'the config file (ConfigMap) changed' });
   };
 
-  // The check waits for Prometheus's answer, then the replicas follow; a tick still running
-  // skips the next, and one that outlives close() stops at its answer.
-  let ticking = false;
-  let closed = false;
-  const rollout = runRollout(plan, {
-    store, upstreams, evidence, log, saved, statePath: config.state, registry: metrics.registry, stateFailures,
-    setInterval: (check, ms) =>
-      setInterval(() => {
-        if (ticking) return;
-        ticking = true;
-        void evidence
-          .refresh(Date.now())
-          .then(() => (closed ? undefined : (check(), reconcile())))
-          .finally(() => (ticking = false));
-      }, ms).unref(),
-  });
+  // Each tick: the check on Prometheus's answer, then the replicas follow (and their claims are renewed).
+  const rollout = runRollout(plan, { store, upstreams, evidence, afterTick: reconcile, log, saved, statePath: config.state, registry: metrics.registry, stateFailures });
   store.subscribe(() => void reconcile());
 
   const admin = createAdmin({
@@ -186,8 +172,7 @@ export async function startController(settings: ControllerSettings, opts: { env:
     fleet,
     async close() {
       const started = Date.now();
-      closed = true;
-      rollout.stop();
+      await rollout.stop();
       // The admin API and the replicas first, as serve drains before its webhooks.
       await admin.close();
       await reconciling;

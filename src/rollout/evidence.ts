@@ -12,13 +12,16 @@ import { ExchangeWindow } from './window.js';
  * (fleet/prometheus.ts).
  */
 export interface EvidenceSource {
-  /** Begins collecting; `judging` says whether a rollout is active (an idle one collects nothing). */
-  start(judging: () => boolean): void;
-  stop(): void;
-  /** What the checks judge, for the window ending at `at`. */
-  gather(at: number): Evidence;
-  /** A new step (or rollout) judges only its own traffic, from `at` on. */
-  reset(at: number): void;
+  /**
+   * What the checks judge, for the window ending at `at`; never rejects (no numbers: say why in
+   * `unavailable`). `stopped` is aborted when the controller stops: a query still out gives up.
+   */
+  gather(at: number, stopped: AbortSignal): Promise<Evidence>;
+  /** A new step (or rollout) judges only its own traffic, from now on. */
+  reset(): void;
+  /** For a source that collects between gathers: begins; `judging` says whether a rollout is active (an idle one collects nothing). */
+  start?(judging: () => boolean): void;
+  stop?(): void;
 }
 
 const HOUR = 3_600_000;
@@ -81,7 +84,8 @@ export class LocalEvidence implements EvidenceSource {
     this.#window.clear();
   }
 
-  gather(at: number): Evidence {
+  /** Already here: resolves at once. */
+  async gather(at: number): Promise<Evidence> {
     const { plan, poller } = this.deps;
     const canary = this.#memory.get(plan.canary);
     const memory: MemoryEvidence = {
