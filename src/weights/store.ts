@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
 import { checkShares, percentages, sameShares, type HistoryEntry, type Percentages, type RecordedSource, type Share, type Snapshot, type Source, type WeightState } from './shares.js';
 
 /** The last this many changes are kept in the audit trail (and the state file). */
@@ -160,4 +161,17 @@ export class WeightStore {
       }
     }
   }
+}
+
+/** drum_split_weight_percent{server_type}: each upstream's share now, read at each scrape. */
+export function splitWeightGauge(store: Pick<WeightStore, 'view'>, registry: Registry): Gauge<'server_type'> {
+  return new Gauge({
+    name: 'drum_split_weight_percent',
+    help: "Each upstream's share of the traffic now, in percent.",
+    labelNames: ['server_type'],
+    registers: [registry],
+    collect() {
+      for (const [name, percent] of Object.entries(store.view().weights)) this.set({ server_type: name }, percent);
+    },
+  });
 }
