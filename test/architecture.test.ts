@@ -6,7 +6,7 @@ import t from 'tap';
 
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 /** Bottom to top; a top-level file (app.ts, cluster.ts) is the layer "." */
-const LAYERS = ['common', 'weights', 'record', 'compare', 'observe', 'proxy', 'shadow', 'rollout', 'config', 'admin', 'replay', 'fleet', '.', 'cli'];
+const LAYERS = ['common', 'weights', 'record', 'compare', 'observe', 'proxy', 'shadow', 'rollout', 'config', 'admin', 'control', 'replay', 'fleet', '.', 'cli'];
 
 const layerOf = (file: string): string => {
   const rel = relative(SRC, file);

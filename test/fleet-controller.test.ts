@@ -146,6 +146,58 @@ t.test('a Prometheus that does not answer: checks do not pile up behind it', asy
   await new Promise((r) => setTimeout(r, 1000));
   t.equal(c.rollout.view().lastVerdict, null, 'no check yet: the first is still waiting for Prometheus');
   t.equal(held.length, 9, 'one round of the nine queries, not a round per interval');
+
+  // Closed while that check waits: its queries are given up at once, and none follow.
+  const given = held.map((res) => new Promise<void>((r) => res.once('close', r)));
+  const closing = performance.now();
+  await c.close();
+  t.ok(performance.now() - closing < 1000, `closed in ${Math.round(performance.now() - closing)} ms, not held by Prometheus`);
+  t.ok(await Promise.race([Promise.all(given).then(() => true), new Promise((r) => setTimeout(r, 1000, false))]), 'its queries were given up');
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal(held.length, 9, 'no check after close');
+  t.equal(c.rollout.view().lastVerdict, null, 'and nothing judged');
+});
+
+t.test('nextCheckAt, with a Prometheus slower than the interval: when the next round of queries is asked', async (t) => {
+  const { createServer } = await import('node:http');
+  const INTERVAL = 400;
+  /** Each round's time (the queries' `time`, ms): what the check gathers for, as it begins. */
+  const rounds: number[] = [];
+  const slow = createServer((req, res) => {
+    const at = Math.round(Number(new URL(req.url!, 'http://x').searchParams.get('time')) * 1000);
+    if (!rounds.includes(at)) rounds.push(at);
+    // One and a half intervals: each check runs past the next boundary, which is skipped.
+    setTimeout(() => res.end(JSON.stringify({ status: 'success', data: { resultType: 'vector', result: [] } })), INTERVAL * 1.5);
+  });
+  await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+  t.teardown(() => slow.close());
+  const file = join(t.testdir({}), 'drum.yaml');
+  writeFileSync(file, JSON.stringify({ upstreams: { flask: flask.url, fastapi: fastapi.url }, rollout: { interval: `${INTERVAL}ms`, window: '10s', steps: [{ weight: 20, hold: '1h' }] } }));
+  const c = await startController(
+    { file: readConfigFile(file), prometheus: `http://127.0.0.1:${(slow.address() as AddressInfo).port}`, proxies: [adminOf(replica)], admin: '127.0.0.1:0', token: TOKEN },
+    { env: {}, log: silentLog },
+  );
+  t.teardown(() => c.close());
+  c.rollout.command('start', 'test', null);
+  const readings: { sent: number; received: number; next: number }[] = [];
+  const until = Date.now() + 8 * INTERVAL;
+  while (Date.now() < until) {
+    const sent = Date.now();
+    const view = (await request(`http://127.0.0.1:${c.adminAddress.port}/rollout`).then((r) => r.body.json())) as { nextCheckAt: string };
+    readings.push({ sent, received: Date.now(), next: Date.parse(view.nextCheckAt) });
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await c.close();
+  t.ok(rounds.length >= 3, `${rounds.length} rounds`);
+  const wrong = readings.filter(({ sent, received, next }) => {
+    // A round began then (the check under way, or the next one), within a timer's lateness.
+    const began = rounds.some((at) => at >= next && at - next < 100);
+    // It is the latest begun when asked, or the next to begin.
+    const stale = rounds.some((at) => at < sent && at > next);
+    const skipped = rounds.some((at) => at > received && at < next);
+    return !began || stale || skipped;
+  });
+  t.same(wrong, [], `every one of ${readings.length} readings true (rounds began at ${rounds.join(', ')})`);
 });
 
 t.test("the controller's admin API without a token: no write from another origin, JSON only, no rebinding Host", async (t) => {

@@ -126,8 +126,9 @@ async function fakePrometheus(answer: (query: string, time: string) => { status?
   return Object.assign(server, { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, queries });
 }
 
-t.test('PrometheusEvidence: refresh, then the check reads it; an outage is inconclusive and said once', async (t) => {
-  const byQuery = new Map(Object.entries(fleetQueries(plan, 20)).map(([k, q]) => [q, recorded.traffic[k]!]));
+t.test('PrometheusEvidence: gather asks for the step so far; an outage is inconclusive and said once', async (t) => {
+  // The step began 10 s ago, in a 20 s window: its queries read those 10 s.
+  const byQuery = new Map(Object.entries(fleetQueries(plan, 10)).map(([k, q]) => [q, recorded.traffic[k]!]));
   let mode: 'ok' | 'error' | 'html' = 'ok';
   const prom = await fakePrometheus((q) => {
     if (mode === 'error') return { status: 400, body: JSON.stringify(recorded.error) };
@@ -137,42 +138,56 @@ t.test('PrometheusEvidence: refresh, then the check reads it; an outage is incon
   t.teardown(() => prom.close());
   const lines: { msg: string }[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
-  const source = new PrometheusEvidence({ url: prom.url, plan, timeoutMs: 2000, log });
-  source.start();
-  t.match(source.gather(), { unavailable: 'no answer from Prometheus for this step yet' });
-
   const at = 1_700_000_000_000;
-  source.reset(at - 20_000);
-  await source.refresh(at);
-  t.ok(prom.queries.every((q) => q.includes('[20s]') || !q.includes('[')), 'the window is the step so far');
-  t.match(judge(source.gather(), DEFAULT_STEPS[0]!, DEFAULT_ROLLBACK, { minRequests: 200, minP99Difference: 0 }), { action: 'rollback' });
+  let now = at - 10_000;
+  const source = new PrometheusEvidence({ url: prom.url, plan, timeoutMs: 2000, log, now: () => now });
+  const running = new AbortController().signal;
+
+  source.reset();
+  now = at;
+  const first = await source.gather(at, running);
+  t.equal(prom.queries.length, 9, 'asked when gathered, each query once');
+  t.ok(prom.queries.every((q) => q.includes('[10s]') || !q.includes('[')), 'the window is the step so far');
+  t.match(judge(first, DEFAULT_STEPS[0]!, DEFAULT_ROLLBACK, { minRequests: 200, minP99Difference: 0 }), { action: 'rollback' });
 
   for (const [m, why] of [['error', /Prometheus answered an error: invalid parameter/], ['html', /HTTP 502, not JSON: <html>bad gateway/]] as const) {
     mode = m;
-    await source.refresh(at + 1000);
-    await source.refresh(at + 2000);
-    t.match(source.gather(), { unavailable: why });
-    t.match(judge(source.gather(), DEFAULT_STEPS[0]!, DEFAULT_ROLLBACK, { minRequests: 200, minP99Difference: 0 }), { action: 'inconclusive', checks: [] });
+    await source.gather(at + 1000, running);
+    const failed = await source.gather(at + 2000, running);
+    t.match(failed, { unavailable: why });
+    t.match(judge(failed, DEFAULT_STEPS[0]!, DEFAULT_ROLLBACK, { minRequests: 200, minP99Difference: 0 }), { action: 'inconclusive', checks: [] });
   }
   t.equal(lines.filter((l) => /Prometheus unreachable or failing/.test(l.msg)).length, 1, 'said once for the whole outage');
   mode = 'ok';
-  await source.refresh(at + 3000);
+  t.equal((await source.gather(at + 3000, running)).unavailable, undefined);
   t.equal(lines.at(-1)!.msg, 'rollout: Prometheus answers again');
-  t.equal(source.gather().unavailable, undefined);
-
-  // A step change while a refresh is on its way: that refresh read the old step and is dropped.
-  const pending = source.refresh(at + 4000);
-  source.reset(at + 4000);
-  await pending;
-  t.match(source.gather(), { unavailable: 'no answer from Prometheus for this step yet' });
-  source.stop();
 });
 
 t.test('PrometheusEvidence: nobody listening', async (t) => {
   const port = await freePort();
-  const source = new PrometheusEvidence({ url: `http://127.0.0.1:${port}`, plan, timeoutMs: 500, log: pino({ level: 'silent' }) });
-  await source.refresh(Date.now());
-  t.match(source.gather(), { unavailable: new RegExp(`Prometheus at http://127.0.0.1:${port}: .*ECONNREFUSED`) });
+  const source = new PrometheusEvidence({ url: `http://127.0.0.1:${port}`, plan, timeoutMs: 500, log: pino({ level: 'silent' }), now: Date.now });
+  t.match(await source.gather(Date.now(), new AbortController().signal), { unavailable: new RegExp(`Prometheus at http://127.0.0.1:${port}: .*ECONNREFUSED`) });
+});
+
+t.test('PrometheusEvidence: a stop while the queries are out ends the gather at once, and is no outage', async (t) => {
+  const held: import('node:http').ServerResponse[] = [];
+  const silent = createServer((_req, res) => void held.push(res));
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const res of held) res.destroy();
+    silent.close();
+  });
+  const lines: { msg: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
+  const source = new PrometheusEvidence({ url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, plan, timeoutMs: 60_000, log, now: Date.now });
+  const stop = new AbortController();
+  const gathered = source.gather(Date.now(), stop.signal);
+  await until(() => held.length === 9);
+  const stopped = performance.now();
+  stop.abort();
+  t.match(await gathered, { unavailable: 'the controller is stopping', canary: { requests: 0 } });
+  t.ok(performance.now() - stopped < 1000, 'not held until the timeout');
+  t.same(lines, [], 'nothing said of Prometheus');
 });
 
 t.test('through the rollout: a canary is not promoted on NaN answers, and is on numbers', async (t) => {

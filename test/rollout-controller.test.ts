@@ -3,12 +3,14 @@ import { pino, type Logger } from 'pino';
 import { Counter, Registry } from 'prom-client';
 import t, { type Test } from 'tap';
 import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
-import { LocalEvidence } from '../src/rollout/evidence.js';
+import { LocalEvidence, type EvidenceSource } from '../src/rollout/evidence.js';
 import type { PollSample } from '../src/observe/poller.js';
+import type { Evidence } from '../src/rollout/checks.js';
 import { DECISIONS_LIMIT, RolloutController, type SavedRollout } from '../src/rollout/controller.js';
 import { Notifier } from '../src/rollout/notify.js';
 import { parsePlan, type RolloutPlan } from '../src/rollout/plan.js';
 import { WeightStore } from '../src/weights/store.js';
+import { ManualClock, settle } from './helpers/clock.js';
 import { sampleSum } from './helpers/metrics.js';
 import { quietLists, silentLog } from './helpers/net.js';
 
@@ -34,31 +36,37 @@ const PLAN: RolloutPlan = parsePlan(
   UPSTREAMS,
 );
 
-/** A controller with its world: a clock moved by hand, traffic and polls fed in by the test. */
-function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt?: number; startAt?: number; log?: Logger; stateless?: boolean } = {}) {
-  let now = opts.startAt ?? 1_700_000_000_000;
+/**
+ * A controller with its world: a clock moved by hand, traffic and polls fed in by the test.
+ * advance() and minute() jump the clock, the loop's timer firing nothing: a test runs each tick
+ * itself. clock.advance() moves it with the loop's timer firing, for the loop's own tests.
+ */
+function rig(
+  t: Test,
+  opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt?: number; startAt?: number; log?: Logger; stateless?: boolean; evidence?: EvidenceSource; afterTick?: () => Promise<void> } = {},
+) {
+  const clock = new ManualClock(opts.startAt ?? 1_700_000_000_000);
   const plan = opts.plan ?? PLAN;
   const canaryAt = opts.canaryAt ?? 0;
-  const at = new Date(now).toISOString();
+  const at = new Date(clock.now).toISOString();
   const store = new WeightStore(
     UPSTREAMS,
     {
       state: { shares: [['fastapi', canaryAt * 100]], version: 1, updatedAt: at, source: 'startup' },
       history: [{ at, version: 1, source: 'startup', who: 'startup', reason: null, from: {}, to: {} }],
     },
-    { now: () => new Date(now), log: silentLog, subscriberErrors: quietLists.errors },
+    { now: () => new Date(clock.now), log: silentLog, subscriberErrors: quietLists.errors },
   );
   const outcomes = new Outcomes(quietLists);
   const pollListeners = new Set<(s: PollSample) => void>();
   const down = new Map<string, number>();
   const registry = new Registry();
   const saves: SavedRollout[] = [];
-  let ticks = 0;
   const controller = new RolloutController({
     plan,
     store,
     upstreams: UPSTREAMS,
-    evidence: new LocalEvidence({
+    evidence: opts.evidence ?? new LocalEvidence({
       plan,
       outcomes,
       poller: {
@@ -68,14 +76,14 @@ function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt
         },
         downMs: (name) => down.get(name) ?? 0,
       },
-      now: () => now,
+      now: () => clock.now,
     }),
     registry,
     notifier: new Notifier([], { log: silentLog, failures: new Counter({ name: 'n_total', help: 'n', labelNames: ['reason'], registers: [] }) }),
     log: opts.log ?? silentLog,
-    now: () => now,
-    setInterval: () => ++ticks,
-    clearInterval: () => undefined,
+    now: () => clock.now,
+    timers: clock,
+    afterTick: opts.afterTick,
     saved: opts.saved,
     ...(opts.stateless === true ? {} : { save: (s: SavedRollout) => saves.push(s) }),
   });
@@ -97,16 +105,17 @@ function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt
     registry,
     saves,
     canary: () => store.view().weights.fastapi,
-    advance: (ms: number) => (now += ms),
-    now: () => now,
+    clock,
+    advance: (ms: number) => (clock.now += ms),
+    now: () => clock.now,
     traffic,
     /** A minute of traffic (both sides alike unless told), then the minute's check. */
     minute(canary: { n?: number; slow?: number; errors?: number } = {}, baseline = 200) {
       traffic('flask', baseline, (i) => 0.01 + (i % 10) / 1000);
       const errors = canary.errors ?? 0;
       traffic('fastapi', canary.n ?? 100, (i) => (0.01 + (i % 10) / 1000) * (canary.slow ?? 1), (i) => (i < errors ? 500 : 200));
-      now += MIN;
-      return controller.check();
+      clock.now += MIN;
+      return controller.tick();
     },
     poll: (sample: PollSample) => {
       for (const l of pollListeners) l(sample);
@@ -118,24 +127,24 @@ function rig(t: Test, opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt
 t.test('a healthy canary: 5% → 50% → approval → 100% → complete, every step in the store and the decision log', async (t) => {
   const r = rig(t);
   t.match(r.controller.view(), { phase: 'idle', nextCheckAt: null });
-  t.equal(r.controller.check(), undefined, 'idle: nothing is checked');
+  t.equal(await r.controller.tick(), undefined, 'idle: nothing is checked');
   r.controller.command('start', 'alice', 'go');
   r.advance(MIN / 2);
   t.equal(r.controller.view().nextCheckAt, new Date(r.now() + MIN / 2).toISOString(), 'the timer fires every interval from the start');
   t.equal(r.canary(), 5);
-  for (let i = 0; i < 3; i++) r.minute();
+  for (let i = 0; i < 3; i++) await r.minute();
   t.equal(r.canary(), 50, 'three passing minutes at 5%: 50%');
-  for (let i = 0; i < 3; i++) r.minute();
+  for (let i = 0; i < 3; i++) await r.minute();
   t.match(r.controller.view(), { phase: 'awaiting_approval', weight: 50, step: { index: 1, of: 3, approve: true } });
-  r.minute();
+  await r.minute();
   t.equal(r.canary(), 50, 'no promotion without approval');
   t.throws(() => r.controller.command('start', 'alice', null), { name: 'NotNow' });
   r.controller.command('approve', 'bob', 'looks good');
   t.equal(r.canary(), 100);
   // At 100% the baseline has no traffic left: p99 cannot be compared, the absolute checks judge.
-  for (let i = 0; i < 2; i++) r.minute({}, 0);
+  for (let i = 0; i < 2; i++) await r.minute({}, 0);
   t.match(r.controller.view(), { phase: 'running', weight: 100, lastVerdict: { action: 'pass', checks: [{}, { check: 'p99', status: 'unavailable' }] } });
-  r.minute({}, 0);
+  await r.minute({}, 0);
   t.equal(r.controller.view().phase, 'complete');
   t.same(
     r.controller.decisions.map((d) => [d.action, d.from, d.to, d.who]),
@@ -162,7 +171,7 @@ t.test('a healthy canary: 5% → 50% → approval → 100% → complete, every s
 t.test('a canary answering 5% errors is at 0% at the first check', async (t) => {
   const r = rig(t);
   r.controller.command('start', 'alice', null);
-  const verdict = r.minute({ errors: 5 });
+  const verdict = await r.minute({ errors: 5 });
   t.match(verdict, { action: 'rollback' });
   t.equal(r.canary(), 0);
   t.match(r.controller.decisions.at(-1), { action: 'rollback', from: 5, to: 0, text: /canary error rate 5% \(5 of 100\) over 1% with 99% confidence \(exact binomial test p=0\.0034\) → canary to 0% at once/ });
@@ -172,17 +181,17 @@ t.test('a canary answering 5% errors is at 0% at the first check', async (t) => 
 t.test('a canary twice as slow is reduced step by step; recovered, it pauses', async (t) => {
   const r = rig(t, { canaryAt: 0 });
   r.controller.command('start', 'alice', null);
-  for (let i = 0; i < 3; i++) r.minute();
+  for (let i = 0; i < 3; i++) await r.minute();
   t.equal(r.canary(), 50);
-  const verdict = r.minute({ slow: 2 });
+  const verdict = await r.minute({ slow: 2 });
   t.match(verdict, { action: 'reduce', checks: [{}, { check: 'p99', status: 'reduce' }] });
   t.equal(r.canary(), 25, '50% → 25%');
-  r.minute({ slow: 2 });
+  await r.minute({ slow: 2 });
   t.equal(r.canary(), 25, 'it waits reductionWait before judging again');
-  r.minute({ slow: 2 });
+  await r.minute({ slow: 2 });
   t.equal(r.canary(), 5, 'still slow: 25% → 5%');
-  r.minute();
-  r.minute();
+  await r.minute();
+  await r.minute();
   t.match(r.controller.view(), { phase: 'paused', weight: 5, note: /recovered at 5%/ });
   r.controller.command('resume', 'alice', null);
   t.match(r.controller.view(), { phase: 'running', weight: 5, step: { index: 0 } });
@@ -194,18 +203,18 @@ t.test('a manual weight change pauses the rollout, and the person wins', async (
   r.store.change([['fastapi', 2000]], { source: 'admin', who: 'carol', reason: 'by hand' });
   t.match(r.controller.view(), { phase: 'paused', weight: 20, note: /weights changed by carol: canary 5% → 20%/ });
   t.match(r.controller.decisions.at(-1), { action: 'pause', who: 'carol', reason: 'by hand' });
-  for (let i = 0; i < 5; i++) r.minute();
+  for (let i = 0; i < 5; i++) await r.minute();
   t.equal(r.canary(), 20, 'paused: no promotion');
 });
 
 t.test('restored from the saved state, it carries on; a change made while it was down pauses it', async (t) => {
   const first = rig(t);
   first.controller.command('start', 'alice', null);
-  first.minute();
+  await first.minute();
   const saved = first.saves.at(-1)!;
   const resumed = rig(t, { saved: { ...saved, state: { ...saved.state, lastCheckAt: 0 } }, canaryAt: 5 });
   t.match(resumed.controller.view(), { phase: 'running', weight: 5 });
-  resumed.minute();
+  await resumed.minute();
   t.equal(resumed.controller.view().step!.heldMs, saved.state.heldMs + MIN, 'the time it was stopped does not count toward the hold');
   t.equal(resumed.controller.decisions.length, 1, 'the decision log came back');
   const moved = rig(t, { saved, canaryAt: 30 });
@@ -227,20 +236,20 @@ t.test(`the decision log keeps the last ${DECISIONS_LIMIT}`, async (t) => {
 t.test('stopped while reducing: the wait still left is waited after the restart', async (t) => {
   const first = rig(t, { canaryAt: 0 });
   first.controller.command('start', 'alice', null);
-  for (let i = 0; i < 3; i++) first.minute();
-  first.minute({ slow: 2 });
+  for (let i = 0; i < 3; i++) await first.minute();
+  await first.minute({ slow: 2 });
   t.match(first.controller.view(), { phase: 'reducing', weight: 25 });
-  first.minute({ slow: 2 });
+  await first.minute({ slow: 2 });
   t.equal(first.canary(), 25, 'a minute of the two-minute wait');
   // Stopped after that check, and down for an hour: a minute of the wait is left. (The time from
   // the last check to the stop is not known watched either: as for a hold, it does not count.)
-  first.controller.stop();
+  await first.controller.stop();
   const resumed = rig(t, { saved: first.saves.at(-1)!, canaryAt: 25, startAt: first.now() + 60 * MIN });
   t.match(resumed.controller.view(), { phase: 'reducing', weight: 25, reduceAt: new Date(resumed.now() + MIN).toISOString() });
   resumed.advance(MIN / 2);
-  resumed.controller.check();
+  await resumed.controller.tick();
   t.match(resumed.controller.view(), { phase: 'reducing', weight: 25 }, 'half a minute on (and the hour before it) is not the minute left');
-  resumed.minute({ slow: 2 });
+  await resumed.minute({ slow: 2 });
   t.equal(resumed.canary(), 5, 'judged once the minute has passed with the process watching: still slow, 25% → 5%');
 });
 
@@ -252,7 +261,7 @@ t.test('no saved rollout and a canary above 0%: unmanaged, at its weight; a pers
   rig(t, { canaryAt: 20, log, stateless: true });
   t.match(lines[1], { level: 30, msg: /fastapi is at 20% with no saved rollout state/ }, 'without --state, static weights: said at info');
   t.match(r.controller.view(), { phase: 'unmanaged', weight: 20, step: null, nextCheckAt: null, note: /no rollout watches it/ });
-  t.equal(r.controller.check(), undefined, 'nothing is checked');
+  t.equal(await r.controller.tick(), undefined, 'nothing is checked');
   t.match(await r.registry.getSingleMetricAsString('drum_rollout_state'), /drum_rollout_state\{state="unmanaged"\} 1/);
   r.store.change([['fastapi', 3000]], { source: 'admin', who: 'carol', reason: null });
   t.match(r.controller.view(), { phase: 'unmanaged', weight: 30 });
@@ -269,25 +278,25 @@ t.test('no saved rollout and a canary above 0%: unmanaged, at its weight; a pers
 t.test('memory: a leak or an OOM rolls back at once; a fat canary is reduced; no /stats/ is unavailable, not a failure', async (t) => {
   const r = rig(t);
   r.controller.command('start', 'alice', null);
-  r.minute();
+  await r.minute();
   t.match(r.controller.view().lastVerdict!.checks, [{}, {}, { check: 'memory', status: 'unavailable' }, { check: 'rss_growth', status: 'unavailable' }, { check: 'oom', status: 'unavailable' }]);
   const stats = (upstream: string, rss: number, extra: { containerMaxUsed?: number; containerLimit?: number } = {}) =>
     r.poll({ upstream, at: r.now(), kind: 'stats', memory: { rss: rss * MiB, containerMaxUsed: extra.containerMaxUsed, containerLimit: extra.containerLimit } });
   stats('flask', 100);
   stats('fastapi', 140);
-  t.match(r.minute(), { action: 'miss', text: /canary RSS 140 MB vs baseline 100 MB \(\+40%\) not under \+30%/ }, 'over the step limit (30%) but not the rollback one (50%): hold');
+  t.match(await r.minute(), { action: 'miss', text: /canary RSS 140 MB vs baseline 100 MB \(\+40%\) not under \+30%/ }, 'over the step limit (30%) but not the rollback one (50%): hold');
 
   const fat = rig(t);
   fat.controller.command('start', 'alice', null);
   fat.poll({ upstream: 'flask', at: fat.now(), kind: 'stats', memory: { rss: 100 * MiB, containerMaxUsed: undefined, containerLimit: undefined } });
   fat.poll({ upstream: 'fastapi', at: fat.now(), kind: 'stats', memory: { rss: 151 * MiB, containerMaxUsed: 100, containerLimit: 200 } });
-  for (let i = 0; i < 3; i++) fat.minute();
+  for (let i = 0; i < 3; i++) await fat.minute();
   t.match(fat.controller.decisions.at(-1), { action: 'rollback', text: /canary RSS 151 MB vs baseline 100 MB/ }, 'at 5%, the gradual reduction is to 0%');
 
   const oom = rig(t);
   oom.controller.command('start', 'alice', null);
   oom.poll({ upstream: 'fastapi', at: oom.now(), kind: 'stats', memory: { rss: 100 * MiB, containerMaxUsed: 512 * MiB, containerLimit: 512 * MiB } });
-  t.match(oom.minute(), { action: 'rollback', text: /container memory limit \(OOM\)/ });
+  t.match(await oom.minute(), { action: 'rollback', text: /container memory limit \(OOM\)/ });
 
   const leak = rig(t);
   leak.controller.command('start', 'alice', null);
@@ -298,7 +307,7 @@ t.test('memory: a leak or an OOM rolls back at once; a fat canary is reduced; no
     leak.poll({ upstream: 'fastapi', at: leak.now(), kind: 'ping', answered: true });
     leak.advance(MIN);
   }
-  t.match(leak.controller.check(), { action: 'rollback', text: /canary RSS growing \d+(\.\d)?% per hour, over 10%/ }, '1 MB a minute on 110 MB an hour ago: over 50% an hour');
+  t.match(await leak.controller.tick(), { action: 'rollback', text: /canary RSS growing \d+(\.\d)?% per hour, over 10%/ }, '1 MB a minute on 110 MB an hour ago: over 50% an hour');
   leak.poll({ upstream: 'fastapi', at: leak.now(), kind: 'stats', memory: undefined });
 });
 
@@ -306,7 +315,7 @@ t.test('a canary silent on /ping past the timeout: to 0% at once', async (t) => 
   const r = rig(t);
   r.controller.command('start', 'alice', null);
   r.setDown('fastapi', 31_000);
-  t.match(r.minute(), { action: 'rollback', text: /has not answered \/ping for 31 s/ });
+  t.match(await r.minute(), { action: 'rollback', text: /has not answered \/ping for 31 s/ });
 });
 
 t.test('too few canary requests: inconclusive, the hold does not advance', async (t) => {
@@ -315,7 +324,7 @@ t.test('too few canary requests: inconclusive, the hold does not advance', async
   r.traffic('fastapi', 500, () => 0.01);
   r.traffic('flask', 500, () => 0.01);
   r.controller.command('start', 'alice', null);
-  for (let i = 0; i < 10; i++) t.match(r.minute({ n: 4 }), { action: 'inconclusive' });
+  for (let i = 0; i < 10; i++) t.match(await r.minute({ n: 4 }), { action: 'inconclusive' });
   t.equal(r.canary(), 5);
   t.equal(r.controller.view().step!.heldMs, 0);
 });
@@ -325,26 +334,23 @@ t.test('a step the weights cannot take (another canary holds too much): refused,
   const at = new Date(0).toISOString();
   const store = new WeightStore(upstreams, { state: { shares: [['canary2', 6000]], version: 1, updatedAt: at, source: 'startup' }, history: [] }, { now: () => new Date(0), log: silentLog, subscriberErrors: quietLists.errors });
   const plan = parsePlan({ interval: '1m', minRequests: 1, settle: 0, confirm: 1, steps: [{ weight: 10, hold: '1m' }, { weight: 50, hold: '1m' }] }, upstreams);
-  let tick: () => void = () => undefined;
   const lines: { msg: string; err?: string }[] = [];
   const log = (await import('pino')).pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
   const outcomes = new Outcomes(quietLists);
-  let now = 0;
+  const clock = new ManualClock(0);
   const controller = new RolloutController({
     plan, store, upstreams, registry: new Registry(), log,
-    evidence: new LocalEvidence({ plan, outcomes, poller: { subscribe: () => () => undefined, downMs: () => 0 }, now: () => now }),
+    evidence: new LocalEvidence({ plan, outcomes, poller: { subscribe: () => () => undefined, downMs: () => 0 }, now: () => clock.now }),
     notifier: new Notifier([], { log, failures: new Counter({ name: 'f_total', help: 'f', labelNames: ['reason'], registers: [] }) }),
-    now: () => now,
-    setInterval: (fn) => (tick = fn),
-    clearInterval: () => undefined,
+    now: () => clock.now,
+    timers: clock,
   });
   controller.start();
   t.teardown(() => controller.stop());
   controller.command('start', 'alice', null);
   t.equal(store.view().weights.fastapi, 10);
   for (const serverType of ['flask', 'fastapi']) for (let i = 0; i < 5; i++) outcomes.publish({ id: i, serverType, upstream: serverType, status: 200, sentStatus: 200, origin: 'upstream', method: 'GET', url: '/', client: '', seconds: 0.01, clientGone: false, bytes: 1, requestComplete: true });
-  now += 60_000;
-  tick();
+  await clock.advance(60_000);
   t.match(controller.state, { phase: 'running', step: 0, weight: 10 }, 'not promoted');
   t.same(store.view().weights, { flask: 30, fastapi: 10, canary2: 60 });
   t.match(lines.at(-1), { msg: 'rollout: the check could not be carried out; holding', err: /over 100%/ });
@@ -371,37 +377,36 @@ t.test('with the default settle and confirm: the settling minute and a suspicion
   r.controller.command('start', 'alice', null);
   t.match(r.controller.view(), { plan: { settle: 1, confirm: 2, minP99DifferenceMs: 5 }, settling: 1, strikes: 0 });
   // The settling minute: a canary slow and failing at once is not judged on it (the change itself).
+  // A slow settling minute (cold connections, say), with errors under the immediate trigger's confidence.
   r.traffic('flask', 200, () => 0.01);
-  r.traffic('fastapi', 100, () => 0.5, (i) => (i < 3 ? 500 : 200));
+  r.traffic('fastapi', 100, () => 0.5, (i) => (i < 2 ? 500 : 200));
   r.advance(MIN);
-  r.controller.check();
+  t.match(await r.controller.tick(), { action: 'inconclusive', text: 'settling after a weight change: only the immediate triggers act (1 check left)', checks: [{ check: 'error_rate' }, { check: 'p99', status: 'reduce' }] });
   t.match(r.controller.view(), { phase: 'running', weight: 5, settling: 0 }, 'no decision on the settling minute');
   t.equal(r.controller.decisions.length, 1);
-  // Its exchanges are gone: the next window holds only what came after it.
-  t.match(r.minute(), { action: 'pass' }, 'the slow settling minute is not in the first judged window');
+  // Its latencies are gone, its counts stay: the first judged window has 2 errors in 200 canary requests.
+  t.match(await r.minute(), { action: 'pass', checks: [{ check: 'error_rate', n: 200, errors: 2 }, { check: 'p99', status: 'ok' }] }, 'the slow settling minute is not in the first judged p99');
 
   const failing = rig(t, { plan });
   failing.controller.command('start', 'alice', null);
-  t.match(failing.minute({ errors: 5 }), { action: 'inconclusive', checks: [], text: 'settling after a weight change: not judged (1 check left)' }, 'the settling minute: not judged');
-  t.equal(failing.canary(), 5);
-  t.match(failing.minute({ errors: 5 }), { action: 'rollback' }, '5% errors: at 0% on the first judged window, the second interval after the start');
+  t.match(await failing.minute({ errors: 5 }), { action: 'rollback' }, '5% errors: at 0% on the settling check, one interval after the start');
   t.equal(failing.canary(), 0);
   const patient = rig(t, { plan: { ...plan, settle: 2 } });
   patient.controller.command('start', 'alice', null);
-  t.match(patient.minute(), { text: 'settling after a weight change: not judged (2 checks left)' });
+  t.match(await patient.minute(), { text: 'settling after a weight change: only the immediate triggers act (2 checks left)' });
 
   const slow = rig(t, { plan, canaryAt: 0 });
   slow.controller.command('start', 'alice', null);
-  slow.minute();
-  slow.minute();
-  t.match(slow.minute({ slow: 3 }), { action: 'reduce' });
+  await slow.minute();
+  await slow.minute();
+  t.match(await slow.minute({ slow: 3 }), { action: 'reduce' });
   t.match(slow.controller.view(), { weight: 5, strikes: 1 });
   t.match(slow.controller.decisions.at(-1), { action: 'suspect', to: 5, text: /unconfirmed \(1 of 2 windows in a row\)/ });
   // The confirming window is fresh: one fast minute after the suspicion passes, whatever the slow one before it said.
-  t.match(slow.minute(), { action: 'pass' });
+  t.match(await slow.minute(), { action: 'pass' });
   t.match(slow.controller.view(), { weight: 5, strikes: 0 });
-  slow.minute({ slow: 3 });
-  slow.minute({ slow: 3 });
+  await slow.minute({ slow: 3 });
+  await slow.minute({ slow: 3 });
   t.equal(slow.canary(), 0, 'two slow windows in a row: 5% reduces to 0%');
   t.match(slow.controller.decisions.at(-1), { action: 'rollback', text: /failing 2 windows in a row/ });
 });
@@ -412,15 +417,120 @@ t.test("the canary's /info/ from the polls: a new version at a step restarts the
   const v1 = JSON.stringify(['fastapi', '1.16.5', 'python', { name: 'm' }]);
   r.controller.command('start', 'alice', null);
   info('fastapi', v1);
-  r.minute();
-  r.minute();
+  await r.minute();
+  await r.minute();
   t.match(r.controller.view(), { step: { heldMs: 2 * MIN } });
   info('flask', JSON.stringify(['flask', '9', 'python', null]));
   info('fastapi', undefined);
-  r.minute();
+  await r.minute();
   t.match(r.controller.view(), { step: { heldMs: 3 * MIN } }, "the baseline's identity and an unreadable /info/ change nothing");
   info('fastapi', JSON.stringify(['fastapi', '1.16.6', 'python', { name: 'm' }]));
-  r.minute();
+  await r.minute();
   t.match(r.controller.view(), { weight: 5, step: { heldMs: 0 } });
   t.match(r.controller.decisions.at(-1), { action: 'hold', from: 5, to: 5, text: 'the canary changed (fastapi 1.16.5 m → fastapi 1.16.6 m, from its /info/): the hold at 5% starts again' });
+});
+
+/** Evidence the test hands over when it likes: each gather waits for answer(), as a slow Prometheus would. */
+function heldEvidence() {
+  const gathers: { at: number; stopped: AbortSignal; answer: (e: Evidence) => void }[] = [];
+  const source: EvidenceSource = {
+    gather: (at, stopped) => new Promise<Evidence>((answer) => gathers.push({ at, stopped, answer })),
+    reset: () => undefined,
+  };
+  return { source, gathers };
+}
+const side = (requests: number, errors: number) => ({ requests, errors, latencies: Array.from({ length: requests }, () => 0.01) });
+const memory = { canaryRss: undefined, baselineRss: undefined, canaryGrowthPerHour: undefined, canaryOom: undefined };
+const PASSING: Evidence = { baseline: side(200, 0), canary: side(100, 0), memory, canaryDownMs: 0 };
+const FAILING: Evidence = { ...PASSING, canary: side(100, 50) };
+
+t.test('the loop: a tick longer than the interval is never run twice at once; nextCheckAt is when the next gather starts', async (t) => {
+  const held = heldEvidence();
+  let after = 0;
+  const r = rig(t, { evidence: held.source, afterTick: async () => void after++ });
+  const t0 = r.now();
+  r.controller.command('start', 'alice', null);
+  t.equal(r.controller.view().nextCheckAt, new Date(t0 + MIN).toISOString());
+  t.same(r.clock.pending(), [t0 + MIN], 'one timer, at the interval');
+
+  await r.clock.advance(MIN);
+  t.same(held.gathers.map((g) => g.at), [t0 + MIN], 'gathered when nextCheckAt said');
+  t.equal(r.controller.view().nextCheckAt, new Date(t0 + MIN).toISOString(), 'a tick under way: the next check is the one that began then');
+  await r.clock.advance(MIN);
+  t.same(r.clock.pending(), [], 'no timer while the tick runs');
+  t.equal(await r.controller.tick(), undefined, 'a tick asked for meanwhile is skipped');
+  t.equal(held.gathers.length, 1, 'still one gather');
+  t.equal(after, 0, 'afterTick waits for its tick');
+
+  await r.clock.advance(MIN / 2);
+  held.gathers[0]!.answer(PASSING);
+  await settle();
+  t.match(r.controller.view(), { lastVerdict: { action: 'pass', at: new Date(t0 + MIN).toISOString() } }, 'judged as of its gather');
+  t.equal(after, 1, 'then afterTick');
+  t.equal(r.controller.view().nextCheckAt, new Date(t0 + 3 * MIN).toISOString(), 'the boundary passed during the tick is skipped');
+  t.same(r.clock.pending(), [t0 + 3 * MIN]);
+  await r.clock.advance(MIN / 2);
+  t.same(held.gathers.map((g) => g.at), [t0 + MIN, t0 + 3 * MIN], 'the next gather began when nextCheckAt said');
+  held.gathers[1]!.answer(PASSING);
+  await settle();
+  t.same(r.clock.pending(), [t0 + 4 * MIN]);
+});
+
+t.test('the loop: idle, it gathers (the fleet keeps its RSS history) and runs afterTick, judging nothing', async (t) => {
+  const held = heldEvidence();
+  let after = 0;
+  const r = rig(t, { evidence: held.source, afterTick: async () => void after++ });
+  await r.clock.advance(MIN);
+  held.gathers[0]!.answer(FAILING);
+  await settle();
+  t.match(r.controller.view(), { phase: 'idle', lastVerdict: null, nextCheckAt: null });
+  t.equal(after, 1);
+  t.same(r.clock.pending(), [r.now() + MIN]);
+});
+
+t.test('the loop: close() during a tick waits for it, decides nothing on its numbers, and no tick starts after', async (t) => {
+  const held = heldEvidence();
+  let after = 0;
+  const r = rig(t, { evidence: held.source, afterTick: async () => void after++ });
+  r.controller.command('start', 'alice', null);
+  await r.clock.advance(MIN);
+  const [gather] = held.gathers;
+  let closed = false;
+  const stopping = r.controller.stop().then(() => (closed = true));
+  await settle();
+  t.ok(gather!.stopped.aborted, 'the gather is told to give up');
+  t.notOk(closed, 'close() waits for the tick under way');
+  t.same(r.clock.pending(), [], 'no timer left');
+  gather!.answer(FAILING);
+  await stopping;
+  t.match(r.controller.view(), { phase: 'running', weight: 5, lastVerdict: null, nextCheckAt: null }, 'a 50% error rate, gathered as it stopped: not acted on');
+  t.equal(after, 0, 'no afterTick once stopped');
+  await r.clock.advance(10 * MIN);
+  t.equal(await r.controller.tick(), undefined);
+  t.equal(held.gathers.length, 1, 'no tick after');
+});
+
+t.test('the loop: a command while the evidence is gathered: those numbers are for a state that is gone, nothing is judged', async (t) => {
+  const held = heldEvidence();
+  const r = rig(t, { evidence: held.source });
+  r.controller.command('start', 'alice', null);
+  const ticked = r.controller.tick();
+  r.controller.command('abort', 'bob', 'no');
+  r.controller.command('start', 'alice', 'again');
+  held.gathers[0]!.answer(FAILING);
+  t.equal(await ticked, undefined);
+  t.match(r.controller.view(), { phase: 'running', weight: 5, lastVerdict: null }, 'the new rollout is not rolled back on the old one\'s numbers');
+  const next = r.controller.tick();
+  held.gathers[1]!.answer(FAILING);
+  t.match(await next, { action: 'rollback' }, 'the next tick judges');
+});
+
+t.test('the loop: afterTick failing is said, and the loop goes on', async (t) => {
+  const lines: { msg: string; err?: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
+  let calls = 0;
+  const r = rig(t, { log, stateless: true, afterTick: async () => { calls++; throw new Error('replicas unreachable'); } });
+  await r.clock.advance(2 * MIN);
+  t.equal(calls, 2);
+  t.match(lines.filter((l) => l.err !== undefined), [{ msg: 'rollout: the work after the check failed', err: 'replicas unreachable' }, { err: 'replicas unreachable' }]);
 });

@@ -228,12 +228,13 @@ function runCareful(state: RolloutState, start: number, verdicts: readonly Verdi
   return { state, transitions, now };
 }
 
-t.test('settle: the first check after every weight change is skipped, on a fresh window, and not held', async (t) => {
+t.test('settle: after every weight change only the immediate triggers act; the latencies start again, the time is not held', async (t) => {
   const start = onCommand(careful, INITIAL, 'start', 0);
   t.match(start.state, { settling: 1, strikes: 0 });
-  // A rollback verdict at the first check is the change itself talking: skipped.
-  const first = runCareful(start.state, 0, ['rollback']);
-  t.same(first.transitions[0], { state: { ...start.state, lastCheckAt: MIN, settling: 0 }, fresh: true }, 'no verdict, no decision, the window starts again');
+  // A reduction at the first check is the change itself talking (cold connections): skipped.
+  const first = runCareful(start.state, 0, ['reduce']);
+  t.same(first.transitions[0], { state: { ...start.state, lastCheckAt: MIN, settling: 0 }, fresh: 'latency' }, 'no decision; the latencies start again, the counts go on');
+  t.match(runCareful(start.state, 0, ['rollback']).transitions[0], { action: 'rollback', weight: 0 }, "an immediate trigger acts while settling: a client's 5xx is no artefact of a cold start");
   const held = runCareful(first.state, first.now, Array(10).fill('pass'));
   t.match(held.transitions.at(-1), { action: 'promote', weight: 30 }, 'ten passing minutes after the settling one');
   t.equal(held.state.settling, 1, 'the promotion settles again');
@@ -249,7 +250,7 @@ t.test('confirm: a gradual trigger or a miss acts on the second failing window i
   const ready = runCareful(onCommand(careful, INITIAL, 'start', 0).state, 0, ['pass', 'pass', 'pass']).state;
   t.match(ready, { settling: 0, heldMs: 2 * MIN });
   const once = runCareful(ready, 3 * MIN, ['reduce']);
-  t.match(once.transitions[0], { fresh: true, action: 'suspect', text: 'reduce window: unconfirmed (1 of 2 windows in a row); judged again on fresh exchanges', state: { strikes: 1, weight: 5, heldMs: 2 * MIN } });
+  t.match(once.transitions[0], { fresh: 'all', action: 'suspect', text: 'reduce window: unconfirmed (1 of 2 windows in a row); judged again on fresh exchanges', state: { strikes: 1, weight: 5, heldMs: 2 * MIN } });
   t.equal(once.transitions[0]!.weight, undefined, 'nothing moves on one window');
   t.match(runCareful(once.state, once.now, ['pass']).state, { strikes: 0, heldMs: 3 * MIN }, 'a passing window clears the suspicion, and the hold goes on');
   t.match(runCareful(once.state, once.now, ['inconclusive']).state, { strikes: 1 }, 'an inconclusive one neither clears nor confirms it');
@@ -287,7 +288,7 @@ t.test("a canary whose /info/ changes at a step (a new image behind the same URL
   const changed = onCheck(careful, state, verdict('pass'), 5 * MIN, v2);
   t.match(changed, {
     action: 'hold',
-    fresh: true,
+    fresh: 'all',
     text: 'the canary changed (fastapi 1.16.5 churn → fastapi 1.16.6 churn, from its /info/): the hold at 5% starts again',
     state: { phase: 'running', heldMs: 0, canary: v2, settling: 1 },
   });

@@ -2,7 +2,8 @@ import t, { type Test } from 'tap';
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { NotWritten, notSaved, RETRY_MAX_MS, type RetryTimers } from '../src/common/atomic-file.js';
+import { NotWritten, notSaved, RETRY_MAX_MS } from '../src/common/atomic-file.js';
+import type { Timers } from '../src/common/timers.js';
 import { formatSnapshot, readSnapshot, SnapshotWriter } from '../src/weights/state-file.js';
 import { fill, smallTmpfs } from './helpers/files.js';
 import { sleep, until } from './helpers/wait.js';
@@ -52,7 +53,7 @@ function heldTimers() {
     timers: {
       setTimeout: (fn: () => void, ms: number) => (waiting.set(++ids, { fn, ms }), ids),
       clearTimeout: (id: unknown) => void waiting.delete(id as number),
-    } satisfies RetryTimers,
+    } satisfies Timers,
     /** The waits set and not yet fired or cleared. */
     waits: () => [...waiting.values()].map((w) => w.ms),
     fire(): void {

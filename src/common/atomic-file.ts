@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { InputError } from './input-error.js';
+import { UNREF_TIMERS, type Timers } from './timers.js';
 
 /**
  * What such a file holds: its text, or undefined if there is none yet. Any other failure stops
@@ -16,18 +17,6 @@ export function readKept(path: string, what: string): string | undefined {
     throw new InputError(`${what} ${path} cannot be read (${(err as Error).message}); fix or remove it`, '--state');
   }
 }
-
-/** The timer a retry waits on; injected in tests. */
-export interface RetryTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(timer: unknown): void;
-}
-
-const REAL_TIMERS: RetryTimers = {
-  // A retry pending must not keep a stopping process alive: close() makes the last attempt.
-  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
-  clearTimeout: (timer) => clearTimeout(timer as NodeJS.Timeout | undefined),
-};
 
 /** A failed write is tried again after 0.5 s, then twice as long each time, at most 30 s apart. */
 export const RETRY_FIRST_MS = 500;
@@ -51,7 +40,8 @@ export interface AtomicFileOptions<T> {
   readonly format: (value: T) => string;
   /** Each failed write, with the wait before it is tried again; undefined when it will not be (trySave, or closed). */
   readonly onError: (err: NotWritten, retryInMs: number | undefined) => void;
-  readonly timers?: RetryTimers;
+  /** The timer a retry waits on; default: the real one, unref'd (close() makes the last attempt). */
+  readonly timers?: Timers;
 }
 
 /** A trySave waiting for its turn; `after` is how many values had been saved when it was asked. */
@@ -87,13 +77,13 @@ export class AtomicFile<T> {
   #running: Promise<void> | undefined;
   readonly #trials: Trial<T>[] = [];
   readonly #waiters: ((err: NotWritten | undefined) => void)[] = [];
-  readonly #timers: RetryTimers;
+  readonly #timers: Timers;
 
   constructor(
     private readonly path: string,
     private readonly opts: AtomicFileOptions<T>,
   ) {
-    this.#timers = opts.timers ?? REAL_TIMERS;
+    this.#timers = opts.timers ?? UNREF_TIMERS;
   }
 
   /** Fire-and-forget, written now; a failure goes to onError and is retried. */

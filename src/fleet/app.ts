@@ -2,25 +2,20 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { Gauge } from 'prom-client';
 import { request } from 'undici';
-import { guardedTokens } from '../admin/auth.js';
-import { createAdmin } from '../admin/server.js';
-import { notSaved } from '../common/atomic-file.js';
 import { InputError } from '../common/input-error.js';
 import { createLogger } from '../common/log.js';
 import type { Config, RawSettings } from '../config/config.js';
 import { resolveStartup } from '../config/startup.js';
-import { createMetrics } from '../observe/metrics.js';
+import { startControlPlane, type Driven } from '../control/plane.js';
+import type { Metrics } from '../observe/metrics.js';
 import type { RolloutController } from '../rollout/controller.js';
-import { runRollout } from '../rollout/run.js';
-import { readSavedRollout, rolloutStatePath } from '../rollout/saved.js';
+import type { RolloutPlan } from '../rollout/plan.js';
 import { applyWeights } from '../weights/shares.js';
-import { reportWriteFailure, SnapshotWriter, stateWriteFailures } from '../weights/state-file.js';
-import { WeightStore } from '../weights/store.js';
+import type { WeightStore } from '../weights/store.js';
 import { CONTROLLER_ADMIN } from './options.js';
 import { PrometheusEvidence } from './prometheus.js';
-import { dnsTargets, Fleet, staticTargets, type ReplicaStatus } from './replicas.js';
+import { dnsTargets, Fleet, replicasGauge, staticTargets, type ReplicaTargets } from './replicas.js';
 
 export interface ControllerSettings {
   /** The replicas' config file, already read: the upstreams and the rollout plan. */
@@ -49,14 +44,13 @@ export interface RunningController {
 }
 
 const TIMEOUT_MS = 5000;
-const STATUSES: readonly ReplicaStatus[] = ['in_sync', 'corrected', 'file_changed', 'unreachable', 'unauthorized', 'rejected'];
 
 /**
  * `drum-splitter controller`: the rollout's controller, checks and state machine as the proxy
  * runs them, fed by Prometheus (the fleet's numbers), its weights applied to every replica. Each
- * interval: ask Prometheus, judge, then bring every replica to the fleet's weights (a replica
- * that restarted or drifted is corrected, and each renews the controller's claim on it). A
- * change of the weights (a decision, a person through this admin API) is applied at once.
+ * tick: ask Prometheus, judge, then bring every replica to the fleet's weights (a replica that
+ * restarted or drifted is corrected, and each renews the controller's claim on it). A change of
+ * the weights (a decision, a person through this admin API) is applied at once.
  */
 export async function startController(settings: ControllerSettings, opts: { env: NodeJS.ProcessEnv; log?: Logger }): Promise<RunningController> {
   const { env } = opts;
@@ -74,36 +68,50 @@ export async function startController(settings: ControllerSettings, opts: { env:
   const { state: _replicasState, ...file } = settings.file;
   const given = { admin: settings.admin ?? CONTROLLER_ADMIN, adminTokenFile: settings.adminTokenFile, state: settings.state, logLevel: settings.logLevel };
   const flags: RawSettings = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
-  const { config, snapshot, restored } = resolveStartup({ file, flags, env: {}, at: new Date().toISOString() });
+  const startup = resolveStartup({ file, flags, env: {}, at: new Date().toISOString() });
+  const { config } = startup;
   const plan = config.rollout;
   if (plan === undefined) throw new InputError('the config names one upstream: there is no canary to roll out', 'upstreams');
   const log = opts.log ?? createLogger(config.logLevel);
+  const plane = await startControlPlane(startup, {
+    env, log, now: () => new Date(), adminName: "the controller's admin API",
+    drive: ({ store, metrics }) => driveFleet(config, plan, { store, metrics, log, prometheus, targets, token: settings.token ?? env.DRUM_SPLITTER_ADMIN_TOKEN }),
+  });
+  const { store, driven: { fleet } } = plane;
+  const adminAddress = plane.adminAddress;
+  log.info({ admin: `${adminAddress.address}:${adminAddress.port}`, prometheus: prometheus.href, weights: store.view().weights, replicas: fleet.replicas.map((r) => `${r.url} ${r.status}`) }, 'controller running');
+  return {
+    config,
+    log,
+    admin: plane.admin,
+    adminAddress,
+    store,
+    // A plan, so a rollout.
+    rollout: plane.rollout!,
+    fleet,
+    async close() {
+      await plane.close();
+    },
+  };
+}
+
+/**
+ * What the controller's weights drive: every replica, brought to them at each tick and at once
+ * on a change; Prometheus is the rollout's evidence.
+ */
+async function driveFleet(
+  config: Config,
+  plan: RolloutPlan,
+  deps: { readonly store: WeightStore; readonly metrics: Metrics; readonly log: Logger; readonly prometheus: URL; readonly targets: ReplicaTargets; readonly token: string | undefined },
+): Promise<Driven & { readonly fleet: Fleet }> {
+  const { store, metrics, log, prometheus } = deps;
   const upstreams = config.upstreams.map((u) => u.name);
-  const tokens = guardedTokens(env, config.adminTokenFile, config.admin.host, "the controller's admin API");
-
-  const metrics = createMetrics();
-  const registers = [metrics.registry];
-  const stateFailures = stateWriteFailures(metrics.registry);
-  const writer = config.state === undefined ? undefined : new SnapshotWriter(config.state, reportWriteFailure(log, stateFailures, 'state'));
-  const store = new WeightStore(upstreams, snapshot, { now: () => new Date(), log, subscriberErrors: metrics.subscriberErrors, persist: writer });
-  const saved = config.state === undefined ? undefined : readSavedRollout(rolloutStatePath(config.state), plan);
-  if (!restored) writer?.save(snapshot);
-
   const fleet = new Fleet({
-    targets, token: settings.token ?? env.DRUM_SPLITTER_ADMIN_TOKEN, timeoutMs: TIMEOUT_MS, now: Date.now, log,
+    targets: deps.targets, token: deps.token, timeoutMs: TIMEOUT_MS, now: Date.now, log,
     // Renewed every interval; three missed ones (a controller gone) free the replicas. The pod's name and port say whose.
     claim: { controller: `http://${hostname()}:${config.admin.port}`, ttlSeconds: Math.min(3600, Math.max(30, Math.ceil((3 * plan.intervalMs) / 1000))) },
   });
-  new Gauge({
-    name: 'drum_fleet_replicas',
-    help: 'Replicas by what the last reconcile found: in_sync, corrected, file_changed, unreachable, unauthorized, rejected.',
-    labelNames: ['status'],
-    registers,
-    collect() {
-      for (const status of STATUSES) this.set({ status }, fleet.replicas.filter((r) => r.status === status).length);
-    },
-  });
-  const evidence = new PrometheusEvidence({ url: prometheus.href, plan, timeoutMs: TIMEOUT_MS, log });
+  replicasGauge(fleet, metrics.registry);
 
   /** One reconcile at a time; a change meanwhile runs one more after it. */
   let reconciling: Promise<void> | undefined;
@@ -140,58 +148,25 @@ export async function startController(settings: ControllerSettings, opts: { env:
     const canaries = Object.fromEntries(upstreams.slice(1).map((name) => [name, weights[name]]));
     store.change(applyWeights(upstreams, store.state.shares, canaries), { source: 'file', who: `${url}'s config file`, reason: 'the config file (ConfigMap) changed' });
   };
-
-  // The check waits for Prometheus's answer, then the replicas follow; a tick still running
-  // skips the next, and one that outlives close() stops at its answer.
-  let ticking = false;
-  let closed = false;
-  const rollout = runRollout(plan, {
-    store, upstreams, evidence, log, saved, statePath: config.state, registry: metrics.registry, stateFailures,
-    setInterval: (check, ms) =>
-      setInterval(() => {
-        if (ticking) return;
-        ticking = true;
-        void evidence
-          .refresh(Date.now())
-          .then(() => (closed ? undefined : (check(), reconcile())))
-          .finally(() => (ticking = false));
-      }, ms).unref(),
-  });
   store.subscribe('fleet', () => void reconcile());
 
-  const admin = createAdmin({
-    store,
-    upstreams,
-    tokens,
-    probe: async () => ({ prometheus: await ready(prometheus) }),
-    metrics,
-    log,
-    rollout: rollout.controller,
-    rolloutExtra: () => ({ fleet: { prometheus: prometheus.href, replicas: fleet.replicas } }),
-    notSaved: () => notSaved([writer, rollout.file]),
-  });
-  await admin.listen({ host: config.admin.host, port: config.admin.port });
-  const adminAddress = admin.server.address() as AddressInfo;
-  rollout.start();
-  // First of all, where the replicas are: a restarted controller reads them before it acts.
-  await reconcile();
-  log.info({ admin: `${adminAddress.address}:${adminAddress.port}`, prometheus: prometheus.href, weights: store.view().weights, replicas: fleet.replicas.map((r) => `${r.url} ${r.status}`) }, 'controller running');
   return {
-    config,
-    log,
-    admin,
-    adminAddress,
-    store,
-    rollout: rollout.controller,
     fleet,
-    async close() {
-      const started = Date.now();
-      closed = true;
-      rollout.stop();
-      // The admin API and the replicas first, as serve drains before its webhooks.
-      await admin.close();
+    evidence: () => new PrometheusEvidence({ url: prometheus.href, plan, timeoutMs: TIMEOUT_MS, log, now: Date.now }),
+    // Each tick: the check on Prometheus's answer, then the replicas follow (and their claims are renewed).
+    afterTick: reconcile,
+    admin: {
+      probe: async () => ({ prometheus: await ready(prometheus) }),
+      metrics,
+      rolloutExtra: () => ({ fleet: { prometheus: prometheus.href, replicas: fleet.replicas } }),
+    },
+    // First of all, where the replicas are: a restarted controller reads them before it acts.
+    begin: reconcile,
+    async close(adminClosed) {
+      // After the admin API: a change it accepted last reaches the replicas.
+      await adminClosed;
       await reconciling;
-      await Promise.all([rollout.close(config.drainTimeoutMs - (Date.now() - started)), writer?.close()]);
+      return 0;
     },
   };
 }

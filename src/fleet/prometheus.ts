@@ -18,14 +18,15 @@ export interface Sample {
 }
 
 /** The queries one check reads, by name; each side's are named `<what>:<upstream>`. */
-export function fleetQueries(plan: Pick<RolloutPlan, 'baseline' | 'canary'>, windowSeconds: number): Record<string, string> {
-  const w = `${Math.max(1, Math.round(windowSeconds))}s`;
+export function fleetQueries(plan: Pick<RolloutPlan, 'baseline' | 'canary'>, windowSeconds: number, latencySeconds = windowSeconds): Record<string, string> {
+  const range = (seconds: number): string => `${Math.max(1, Math.round(seconds))}s`;
+  const w = range(windowSeconds);
   const q: Record<string, string> = {};
   for (const name of [plan.baseline, plan.canary]) {
     const st = `server_type=${JSON.stringify(name)}`;
     q[`requests:${name}`] = `sum(increase(drum_requests_total{${st}}[${w}]))`;
     q[`errors:${name}`] = `sum(increase(drum_requests_total{${st},status=~"5.."}[${w}]))`;
-    q[`latency:${name}`] = `sum by (le) (increase(drum_request_duration_seconds_bucket{${st}}[${w}]))`;
+    q[`latency:${name}`] = `sum by (le) (increase(drum_request_duration_seconds_bucket{${st}}[${range(latencySeconds)}]))`;
     q[`rss:${name}`] = `avg(drum_memory_bytes{type="rss",${st}})`;
   }
   // Every replica must have lost the canary: one replica's network trouble is not the canary's deadlock.
@@ -96,66 +97,58 @@ export interface PrometheusOptions {
   readonly plan: RolloutPlan;
   readonly timeoutMs: number;
   readonly log: Logger;
+  /** The clock reset() reads: a step's window starts then. */
+  readonly now: () => number;
 }
 
 /**
- * The fleet's EvidenceSource. Checks are synchronous, queries are not: refresh() asks Prometheus
- * and keeps the answer, the controller's check then judges it (the fleet's timer runs refresh,
- * then the check). An outage is said once in the log, and in every verdict while it lasts.
+ * The fleet's EvidenceSource: gather() asks Prometheus for the window ending at its time, over
+ * the step so far when that is shorter. An outage is said once in the log, and in every verdict
+ * while it lasts.
  */
 export class PrometheusEvidence implements EvidenceSource {
+  /** When the step began (reset): its window does not reach back before. */
   #since = 0;
-  #last: Evidence | undefined;
+  /** When the latencies' window begins: the step's start, or when it settled. */
+  #latencySince = 0;
   #outage: string | undefined;
-  /** Set by reset(): a refresh that began before it read the previous step's traffic. */
-  #resets = 0;
   readonly #rss = new RssHistory();
 
   constructor(private readonly opts: PrometheusOptions) {}
 
-  start(): void {}
-
-  stop(): void {}
-
-  reset(at: number): void {
-    this.#since = at;
-    this.#last = undefined;
-    this.#resets++;
+  reset(scope?: 'latency'): void {
+    this.#latencySince = this.opts.now();
+    if (scope === undefined) this.#since = this.#latencySince;
   }
 
-  gather(): Evidence {
-    if (this.#outage !== undefined) return { ...NOTHING, unavailable: this.#outage };
-    return this.#last ?? { ...NOTHING, unavailable: 'no answer from Prometheus for this step yet' };
-  }
-
-  /** Queries Prometheus for the window ending at `at` (ms); never rejects. */
-  async refresh(at: number): Promise<void> {
+  async gather(at: number, stopped: AbortSignal): Promise<Evidence> {
     const { plan } = this.opts;
-    const resets = this.#resets;
     const windowMs = Math.min(plan.windowMs, at - this.#since);
-    const queries = Object.entries(fleetQueries(plan, windowMs / 1000));
+    const latencyMs = Math.min(plan.windowMs, at - this.#latencySince);
+    const queries = Object.entries(fleetQueries(plan, windowMs / 1000, latencyMs / 1000));
     let answers: Record<string, Sample[]>;
     try {
-      answers = Object.fromEntries(await Promise.all(queries.map(async ([name, q]) => [name, await this.#query(q, at)] as const)));
+      answers = Object.fromEntries(await Promise.all(queries.map(async ([name, q]) => [name, await this.#query(q, at, stopped)] as const)));
     } catch (err) {
+      // Shutting down: nothing is judged, and Prometheus is not to blame.
+      if (stopped.aborted) return { ...NOTHING, unavailable: 'the controller is stopping' };
       const message = `Prometheus at ${this.opts.url}: ${(err as Error).message}`;
       if (this.#outage === undefined) this.opts.log.warn({ prometheus: this.opts.url, err: (err as Error).message }, 'rollout: Prometheus unreachable or failing; holding the weights until it answers');
       this.#outage = message;
-      return;
+      return { ...NOTHING, unavailable: message };
     }
     if (this.#outage !== undefined) this.opts.log.info({ prometheus: this.opts.url }, 'rollout: Prometheus answers again');
     this.#outage = undefined;
-    if (resets !== this.#resets) return;
     const rss = scalar(answers[`rss:${plan.canary}`]);
     if (rss !== undefined) this.#rss.add(at, rss);
-    this.#last = evidenceFromAnswers(plan, answers, this.#rss.growthPerHour(at));
+    return evidenceFromAnswers(plan, answers, this.#rss.growthPerHour(at));
   }
 
-  async #query(query: string, at: number): Promise<Sample[]> {
+  async #query(query: string, at: number, stopped: AbortSignal): Promise<Sample[]> {
     const url = new URL('/api/v1/query', this.opts.url);
     url.searchParams.set('query', query);
     url.searchParams.set('time', String(at / 1000));
-    const res = await request(url, { headersTimeout: this.opts.timeoutMs, bodyTimeout: this.opts.timeoutMs });
+    const res = await request(url, { headersTimeout: this.opts.timeoutMs, bodyTimeout: this.opts.timeoutMs, signal: stopped });
     const text = await res.body.text();
     let body: unknown;
     try {

@@ -1,6 +1,7 @@
 import { promises as dns, type LookupAddress } from 'node:dns';
 import { isIPv6 } from 'node:net';
 import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
 import { request } from 'undici';
 import { baseUrl } from '../common/base-url.js';
 import { InputError } from '../common/input-error.js';
@@ -60,6 +61,20 @@ export function dnsTargets(nameAndPort: string, lookup: Lookup = (name, opts) =>
  * fleet's, never to undo.
  */
 export type ReplicaStatus = 'in_sync' | 'corrected' | 'file_changed' | 'unreachable' | 'unauthorized' | 'rejected';
+const STATUSES: readonly ReplicaStatus[] = ['in_sync', 'corrected', 'file_changed', 'unreachable', 'unauthorized', 'rejected'];
+
+/** drum_fleet_replicas{status}: the replicas by what the last reconcile found, read at each scrape. */
+export function replicasGauge(fleet: Pick<Fleet, 'replicas'>, registry: Registry): Gauge<'status'> {
+  return new Gauge({
+    name: 'drum_fleet_replicas',
+    help: `Replicas by what the last reconcile found: ${STATUSES.join(', ')}.`,
+    labelNames: ['status'],
+    registers: [registry],
+    collect() {
+      for (const status of STATUSES) this.set({ status }, fleet.replicas.filter((r) => r.status === status).length);
+    },
+  });
+}
 
 export interface ReplicaReport {
   readonly url: string;

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Timers } from '../common/timers.js';
 import { applyWeights, percentages } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
 import { judge, type CheckName, type CheckResult, type Verdict } from './checks.js';
@@ -57,8 +58,9 @@ export interface RolloutView {
   readonly weights: Record<string, number>;
   readonly note: string | null;
   readonly lastVerdict: (Verdict & { readonly at: string }) | null;
-  /** When the next check runs, or a reduction's wait ends (ISO); null when nothing is due. */
+  /** When the next tick gathers its evidence (one under way: when it began) (ISO); null when nothing is judged, or the loop is stopped. */
   readonly nextCheckAt: string | null;
+  /** While reducing: when the reduced canary is judged again (ISO). */
   readonly reduceAt: string | null;
   /** The fleet controller that runs this replica's rollout, while its claim holds; this process's own cannot start. */
   readonly controller: { readonly controller: string; readonly who: string; readonly until: string } | null;
@@ -83,26 +85,34 @@ export interface ControllerDeps {
   readonly notifier: Notifier;
   readonly log: Logger;
   readonly now: () => number;
-  readonly setInterval: (fn: () => void, ms: number) => unknown;
-  readonly clearInterval: (timer: unknown) => void;
+  /** The check loop's timer. */
+  readonly timers: Timers;
+  /** Run at the end of every tick, idle or not, before the next can start: the fleet brings its replicas to the weights. */
+  readonly afterTick?: (() => Promise<void>) | undefined;
   readonly saved?: SavedRollout | undefined;
   readonly save?: (saved: SavedRollout) => void;
 }
 
 /**
- * The canary controller: every interval it judges the window (checks.ts), feeds the verdict to
- * the state machine (machine.ts) and carries out the transition — the weight through the store,
- * a decision record, a log line, metrics, webhooks, the saved state. Commands come from the
- * admin API; a weight change by anyone else pauses it.
+ * The canary controller. Its check loop runs one tick at a time, every interval: gather the
+ * evidence (at once from this process's window, or Prometheus's answer), judge it (checks.ts),
+ * feed the verdict to the state machine (machine.ts), carry out the transition (#apply: the
+ * weight through the store, a decision record, a log line, metrics, webhooks, the saved state),
+ * then afterTick. Commands come from the admin API; a weight change by anyone else pauses it.
  */
 export class RolloutController {
   #state: RolloutState;
   readonly #decisions: Decision[];
   #verdict: (Verdict & { at: string }) | null = null;
   #claim: { controller: string; who: string; until: number } | undefined;
-  #timer: unknown;
-  /** When the check timer started: it fires every interval from then. */
-  #timerStart = 0;
+  /** When the loop started: ticks are due every interval from then. */
+  #loopStart = 0;
+  /** The next tick's timer and when it fires; undefined while none is set. */
+  #next: { timer: unknown; at: number } | undefined;
+  /** The tick under way and when it began. */
+  #running: { at: number; done: Promise<Verdict | undefined> } | undefined;
+  /** Aborted by stop(): a gather still waiting gives up, no tick starts after. */
+  readonly #stopped = new AbortController();
   readonly #unsubscribe: (() => void)[] = [];
   readonly #metrics: { step: Gauge; state: Gauge<'state'>; check: Gauge<'check'>; decisions: Counter<'action'> };
 
@@ -127,25 +137,18 @@ export class RolloutController {
     };
   }
 
-  /** Starts listening and checking; a restored active rollout carries on where it was. */
+  /** Starts listening and the check loop; a restored active rollout carries on where it was. */
   start(): void {
     const { deps } = this;
-    deps.evidence.start(() => ACTIVE.has(this.#state.phase));
+    deps.evidence.start?.(() => ACTIVE.has(this.#state.phase));
     this.#unsubscribe.push(
       deps.store.subscribe('rollout', (snapshot) => {
         const last = snapshot.history.at(-1)!;
         if (last.source !== ROLLOUT_SOURCE) this.#apply(onManualChange(this.#state, this.#canaryPercent(), last.who), last.who, last.reason);
       }),
     );
-    this.#timerStart = deps.now();
-    this.#timer = deps.setInterval(() => {
-      try {
-        this.check();
-      } catch (err) {
-        // E.g. a step the weights cannot take (other canaries' shares leave no room): nothing changed; said every interval until fixed.
-        deps.log.error({ err: (err as Error).message, phase: this.#state.phase, step: this.#state.step }, 'rollout: the check could not be carried out; holding');
-      }
-    }, deps.plan.intervalMs);
+    this.#loopStart = deps.now();
+    this.#arm(this.#loopStart);
     if (this.#state.phase === 'unmanaged') {
       // Where the rollout is kept (--state), its file was removed or never written while the canary took traffic: a warning.
       // Without, this is how static weights start.
@@ -161,29 +164,81 @@ export class RolloutController {
     }
   }
 
-  stop(): void {
-    this.deps.clearInterval(this.#timer);
-    this.deps.evidence.stop();
+  /** Stops the loop: no tick starts after; resolves once the tick under way has ended (a gather still waiting gives up, and decides nothing). */
+  async stop(): Promise<void> {
+    this.#stopped.abort();
+    if (this.#next !== undefined) this.deps.timers.clearTimeout(this.#next.timer);
+    this.#next = undefined;
+    this.deps.evidence.stop?.();
     for (const off of this.#unsubscribe.splice(0)) off();
+    await this.#running?.done;
   }
 
-  /** One check of the window now (the timer's tick). */
-  check(): Verdict | undefined {
-    const { plan, now } = this.deps;
-    if (!ACTIVE.has(this.#state.phase)) return undefined;
-    const at = now();
-    const step = plan.steps[Math.max(0, this.#state.step)]!;
-    const { settling } = this.#state;
-    const evidence = settling > 0 ? undefined : this.deps.evidence.gather(at);
+  /**
+   * Sets the timer for the next tick: the first interval boundary after now, and after `after`
+   * (the boundary just due: a timer may fire a millisecond before the clock reads it). A boundary
+   * passed while a tick ran is skipped.
+   */
+  #arm(after: number): void {
+    if (this.#stopped.signal.aborted) return;
+    const { now, plan, timers } = this.deps;
+    const from = Math.max(now(), after);
+    const at = this.#loopStart + (Math.floor((from - this.#loopStart) / plan.intervalMs) + 1) * plan.intervalMs;
+    const timer = timers.setTimeout(() => {
+      this.#next = undefined;
+      void this.tick().finally(() => this.#arm(at));
+    }, at - now());
+    this.#next = { timer, at };
+  }
+
+  /**
+   * One tick now (the loop's timer calls it): gather → judge → transition → apply, then
+   * afterTick. Skipped (undefined) while another runs, or once stopped. The verdict; undefined
+   * when nothing was judged: idle, or the rollout changed while the evidence was gathered.
+   */
+  async tick(): Promise<Verdict | undefined> {
+    if (this.#running !== undefined || this.#stopped.signal.aborted) return undefined;
+    const at = this.deps.now();
+    const done = this.#tick(at).finally(() => (this.#running = undefined));
+    this.#running = { at, done };
+    return done;
+  }
+
+  async #tick(at: number): Promise<Verdict | undefined> {
+    let verdict: Verdict | undefined;
+    try {
+      verdict = await this.#check(at);
+    } catch (err) {
+      // E.g. a step the weights cannot take (other canaries' shares leave no room): nothing changed; said every interval until fixed.
+      this.deps.log.error({ err: (err as Error).message, phase: this.#state.phase, step: this.#state.step }, 'rollout: the check could not be carried out; holding');
+    }
+    if (!this.#stopped.signal.aborted) {
+      await this.deps.afterTick?.().catch((err: unknown) => this.deps.log.error({ err: (err as Error).message }, 'rollout: the work after the check failed'));
+    }
+    return verdict;
+  }
+
+  /** Gathered idle too: the fleet's RSS history (the leak check's last hour) fills before a rollout starts. */
+  async #check(at: number): Promise<Verdict | undefined> {
+    const { plan } = this.deps;
+    const before = this.#state;
+    const evidence = await this.deps.evidence.gather(at, this.#stopped.signal);
+    // Stopped meanwhile, or the rollout moved (a command, a person's change): these numbers are
+    // for a state that is gone, and a new step judges only its own traffic. The next tick gathers again.
+    if (this.#stopped.signal.aborted || this.#state !== before || !ACTIVE.has(before.phase)) return undefined;
+    const step = plan.steps[Math.max(0, before.step)]!;
+    const judged = judge(evidence, step, plan.rollback, { minRequests: plan.minRequests, minP99Difference: plan.minP99DifferenceMs / 1000 });
+    const { settling } = before;
+    // Settling, only an immediate trigger counts; the rest is shown as what it is.
     const verdict: Verdict =
-      evidence === undefined
-        ? { action: 'inconclusive', checks: [], text: `settling after a weight change: not judged (${settling} check${settling === 1 ? '' : 's'} left)` }
-        : judge(evidence, step, plan.rollback, { minRequests: plan.minRequests, minP99Difference: plan.minP99DifferenceMs / 1000 });
+      settling > 0 && judged.action !== 'rollback'
+        ? { ...judged, action: 'inconclusive', text: `settling after a weight change: only the immediate triggers act (${settling} check${settling === 1 ? '' : 's'} left)` }
+        : judged;
     this.#verdict = { ...verdict, at: new Date(at).toISOString() };
     for (const c of verdict.checks) {
       if (c.value !== null && Number.isFinite(c.value)) this.#metrics.check.set({ check: c.check satisfies CheckName }, c.value);
     }
-    this.#apply(onCheck(plan, this.#state, verdict, at, evidence?.canaryIdentity), 'rollout', null, verdict.checks);
+    this.#apply(onCheck(plan, before, verdict, at, evidence.canaryIdentity), 'rollout', null, verdict.checks);
     return verdict;
   }
 
@@ -194,7 +249,7 @@ export class RolloutController {
       throw new NotNow(`this fleet's rollout is run by the controller at ${claim.controller} (${claim.who}); start it there`);
     }
     const transition = onCommand(this.deps.plan, this.#state, command, this.deps.now());
-    if (command === 'start') this.deps.evidence.reset(this.deps.now());
+    if (command === 'start') this.deps.evidence.reset();
     this.#apply(transition, who, reason);
     return this.view();
   }
@@ -241,7 +296,8 @@ export class RolloutController {
       weights: this.deps.store.view().weights,
       note: s.note,
       lastVerdict: this.#verdict,
-      nextCheckAt: ACTIVE.has(s.phase) ? iso(this.#timerStart + (Math.floor((this.deps.now() - this.#timerStart) / plan.intervalMs) + 1) * plan.intervalMs) : null,
+      // A tick under way (waiting for Prometheus, say) is the next check: it began then.
+      nextCheckAt: ACTIVE.has(s.phase) ? iso(this.#running?.at ?? this.#next?.at ?? null) : null,
       reduceAt: iso(s.reduceAt),
       controller: claim === undefined ? null : { controller: claim.controller, who: claim.who, until: iso(claim.until)! },
     };
@@ -268,9 +324,9 @@ export class RolloutController {
       // Set before the store tells its subscribers, so our own change is not taken for a person's.
       this.#state = t.state;
       store.change(shares, { source: ROLLOUT_SOURCE, who: who === 'rollout' ? 'rollout' : `rollout (${who})`, reason: t.text });
-      this.deps.evidence.reset(this.deps.now());
-    } else if (t.fresh === true) {
-      this.deps.evidence.reset(this.deps.now());
+      this.deps.evidence.reset();
+    } else if (t.fresh !== undefined) {
+      this.deps.evidence.reset(t.fresh === 'latency' ? 'latency' : undefined);
     }
     this.#state = t.state;
     if (t.action !== undefined) {

@@ -13,13 +13,20 @@ import { ExchangeWindow } from './window.js';
  * (fleet/prometheus.ts).
  */
 export interface EvidenceSource {
-  /** Begins collecting; `judging` says whether a rollout is active (an idle one collects nothing). */
-  start(judging: () => boolean): void;
-  stop(): void;
-  /** What the checks judge, for the window ending at `at`. */
-  gather(at: number): Evidence;
-  /** A new step (or rollout) judges only its own traffic, from `at` on. */
-  reset(at: number): void;
+  /**
+   * What the checks judge, for the window ending at `at`; never rejects (no numbers: say why in
+   * `unavailable`). `stopped` is aborted when the controller stops: a query still out gives up.
+   */
+  gather(at: number, stopped: AbortSignal): Promise<Evidence>;
+  /**
+   * A new step (or rollout) judges only its own traffic, from now on; `latency`: only the
+   * latencies start again (a settled change: what the change itself cost is not judged, while
+   * the errors it brought still count).
+   */
+  reset(scope?: 'latency'): void;
+  /** For a source that collects between gathers: begins; `judging` says whether a rollout is active (an idle one collects nothing). */
+  start?(judging: () => boolean): void;
+  stop?(): void;
 }
 
 const HOUR = 3_600_000;
@@ -80,11 +87,13 @@ export class LocalEvidence implements EvidenceSource {
     for (const off of this.#unsubscribe.splice(0)) off();
   }
 
-  reset(): void {
-    this.#window.clear();
+  reset(scope?: 'latency'): void {
+    if (scope === 'latency') this.#window.dropLatencies();
+    else this.#window.clear();
   }
 
-  gather(at: number): Evidence {
+  /** Already here: resolves at once. */
+  async gather(at: number): Promise<Evidence> {
     const { plan, poller } = this.deps;
     const canary = this.#memory.get(plan.canary);
     const memory: MemoryEvidence = {

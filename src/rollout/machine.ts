@@ -43,16 +43,21 @@ export interface RolloutState {
 export const INITIAL: RolloutState = { phase: 'idle', step: -1, weight: 0, heldMs: 0, lastCheckAt: null, reduceAt: null, note: null, settling: 0, strikes: 0, canary: null };
 
 /**
+ * What the next window must leave out: `all` exchanges so far (a failing window is confirmed on
+ * new evidence), or their `latency` samples only (a settled change: its cold connections are not
+ * judged, its errors are).
+ */
+export type Fresh = 'all' | 'latency';
+
+/**
  * The machine's answer: the new state and, when something happened, its decision — a changed
- * weight always has one. `fresh`: the next window must hold only exchanges from now on (a skipped
- * settling check, or a failing window to be confirmed on new evidence); a changed weight always
- * starts a fresh window.
+ * weight always has one, and always starts a fresh window.
  */
 export type Transition =
-  | { readonly state: RolloutState; readonly weight?: undefined; readonly action?: undefined; readonly text?: undefined; readonly fresh?: boolean }
+  | { readonly state: RolloutState; readonly weight?: undefined; readonly action?: undefined; readonly text?: undefined; readonly fresh?: Fresh }
   | {
       readonly state: RolloutState;
-      readonly fresh?: boolean;
+      readonly fresh?: Fresh;
       /** The canary's new percent, when it changes. */
       readonly weight?: number;
       /** What happened: the decision log's action. */
@@ -133,15 +138,16 @@ export function onCheck(plan: RolloutPlan, state: RolloutState, verdict: Verdict
   if (!ACTIVE.has(state.phase)) return { state };
   const elapsed = state.lastCheckAt === null ? 0 : Math.max(0, now - state.lastCheckAt);
   const checked = { ...state, lastCheckAt: now, canary: identity ?? state.canary };
-  // What the first interval after a change measures is partly the change: not judged, not held.
-  if (state.settling > 0) return { state: { ...checked, settling: state.settling - 1 }, fresh: true };
-  // The immediate triggers act in every active phase: a paused canary still takes traffic.
+  // The immediate triggers act in every active phase (a paused canary still takes traffic), and
+  // while settling: a client's 5xx is no artefact of a cold start.
   if (verdict.action === 'rollback') {
     return { state: { ...checked, phase: 'rolled_back', weight: 0, reduceAt: null, note: verdict.text }, weight: 0, action: 'rollback', text: `${verdict.text} → canary to 0% at once` };
   }
+  // What the first interval after a change measures is partly the change: its latencies are not judged, the time not held.
+  if (state.settling > 0) return { state: { ...checked, settling: state.settling - 1 }, fresh: 'latency' };
   if (state.canary !== null && checked.canary !== state.canary && (state.phase === 'running' || state.phase === 'awaiting_approval')) {
     const text = `the canary changed (${describeIdentity(state.canary)} → ${describeIdentity(checked.canary!)}, from its /info/): the hold at ${fmt(state.weight)} starts again`;
-    return { state: { ...moved(plan, checked), phase: 'running', heldMs: 0, note: null }, fresh: true, action: 'hold', text };
+    return { state: { ...moved(plan, checked), phase: 'running', heldMs: 0, note: null }, fresh: 'all', action: 'hold', text };
   }
   if (state.phase === 'reducing' && now < state.reduceAt!) return { state: checked };
   // A paused canary still takes traffic: a gradual trigger acts on it too; a miss does not.
@@ -150,7 +156,7 @@ export function onCheck(plan: RolloutPlan, state: RolloutState, verdict: Verdict
     const strikes = state.strikes + 1;
     if (strikes < plan.confirm) {
       const text = `${verdict.text}: unconfirmed (${strikes} of ${plan.confirm} windows in a row); judged again on fresh exchanges`;
-      return { state: { ...checked, strikes }, fresh: true, action: 'suspect', text };
+      return { state: { ...checked, strikes }, fresh: 'all', action: 'suspect', text };
     }
     const confirmed = plan.confirm > 1 ? `${verdict.text} (failing ${strikes} windows in a row)` : verdict.text;
     return failed(plan, { ...checked, strikes }, { ...verdict, text: confirmed }, now);

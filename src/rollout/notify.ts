@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Counter } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
 import { request } from 'undici';
 import { InputError } from '../common/input-error.js';
 
@@ -22,6 +22,11 @@ export interface RolloutEvent {
 
 /** Why an event did not reach a webhook: a full queue, a non-2xx answer, no answer at all, or still queued when shutdown's bound passed. */
 export type NotifyFailure = 'queue_full' | 'status' | 'error' | 'shutdown';
+
+/** drum_rollout_notify_failures_total: the Notifier's `failures`. */
+export function notifyFailures(registry: Registry): Counter<'reason'> {
+  return new Counter({ name: 'drum_rollout_notify_failures_total', help: 'Rollout webhooks not delivered, by reason.', labelNames: ['reason'], registers: [registry] });
+}
 
 export interface NotifierDeps {
   readonly log: Logger;

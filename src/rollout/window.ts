@@ -72,6 +72,16 @@ export class ExchangeWindow {
     this.#buckets.length = 0;
   }
 
+  /** Forgets the latencies so far and keeps the counts: the window after a settled change. */
+  dropLatencies(): void {
+    for (const bucket of this.#buckets) {
+      for (const side of bucket.sides.values()) {
+        side.sample.length = 0;
+        side.seen = 0;
+      }
+    }
+  }
+
   #expire(now: number): void {
     // A bucket leaves once it ends before the window starts.
     while (this.#buckets.length > 0 && this.#buckets[0]!.start + this.opts.bucketMs <= now - this.opts.windowMs) this.#buckets.shift();

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
-import { AtomicFile, readKept, type NotWritten, type RetryTimers } from '../common/atomic-file.js';
+import { AtomicFile, readKept, type NotWritten } from '../common/atomic-file.js';
+import type { Timers } from '../common/timers.js';
 import { InputError } from '../common/input-error.js';
 import { array, Corrupt, formatted, number, object, string, stringOrNull, word } from '../common/json-shape.js';
 import { checkShares, type Share, type HistoryEntry, type Percentages, type RecordedSource, type Snapshot, type WeightState } from './shares.js';
@@ -105,7 +106,7 @@ export function reportWriteFailure(log: Logger, failures: Counter<'file'>, file:
 
 /** The --state file's writer: every accepted change, atomically (see AtomicFile). */
 export class SnapshotWriter extends AtomicFile<Snapshot> {
-  constructor(path: string, onError: (err: NotWritten, retryInMs: number | undefined) => void, timers?: RetryTimers) {
+  constructor(path: string, onError: (err: NotWritten, retryInMs: number | undefined) => void, timers?: Timers) {
     super(path, { what: 'the state file', format: formatSnapshot, onError, ...(timers === undefined ? {} : { timers }) });
   }
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Counter } from 'prom-client';
+import { Gauge, type Counter, type Registry } from 'prom-client';
 import { Subscribers } from '../common/subscribers.js';
 import { checkShares, percentages, sameShares, type HistoryEntry, type Percentages, type RecordedSource, type Share, type Snapshot, type Source, type WeightState } from './shares.js';
 
@@ -151,4 +151,17 @@ export class WeightStore {
     this.deps.log.info({ version, source: meta.source, who: meta.who, reason: meta.reason, from, to }, 'weights changed');
     this.#listeners.publish({ state: this.#state, history: this.#history });
   }
+}
+
+/** drum_split_weight_percent{server_type}: each upstream's share now, read at each scrape. */
+export function splitWeightGauge(store: Pick<WeightStore, 'view'>, registry: Registry): Gauge<'server_type'> {
+  return new Gauge({
+    name: 'drum_split_weight_percent',
+    help: "Each upstream's share of the traffic now, in percent.",
+    labelNames: ['server_type'],
+    registers: [registry],
+    collect() {
+      for (const [name, percent] of Object.entries(store.view().weights)) this.set({ server_type: name }, percent);
+    },
+  });
 }
