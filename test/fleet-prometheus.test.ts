@@ -149,6 +149,14 @@ t.test('PrometheusEvidence: gather asks for the step so far; an outage is inconc
   t.equal(prom.queries.length, 9, 'asked when gathered, each query once');
   t.ok(prom.queries.every((q) => q.includes('[10s]') || !q.includes('[')), 'the window is the step so far');
   t.match(judge(first, DEFAULT_STEPS[0]!, DEFAULT_ROLLBACK, { minRequests: 200, minP99Difference: 0 }), { action: 'rollback' });
+  // Settled 4 s in: the latencies' window starts then, the counts' stays the step's.
+  now = at - 6_000;
+  source.reset('latency');
+  prom.queries.length = 0;
+  await source.gather(at, running);
+  t.ok(prom.queries.filter((q) => q.includes('_bucket')).every((q) => q.includes('[6s]')), 'latencies since the settling');
+  t.ok(prom.queries.filter((q) => q.includes('drum_requests_total')).every((q) => q.includes('[10s]')), 'counts since the step began');
+  prom.queries.length = 0;
 
   for (const [m, why] of [['error', /Prometheus answered an error: invalid parameter/], ['html', /HTTP 502, not JSON: <html>bad gateway/]] as const) {
     mode = m;
