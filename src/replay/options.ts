@@ -18,6 +18,11 @@ export const REPLAY_OPTIONS = {
   rate: { type: 'string' },
   ignore: { type: 'string', multiple: true },
   'noise-check': { type: 'boolean' },
+  'noise-sample': { type: 'string' },
+  relative: { type: 'string' },
+  absolute: { type: 'string' },
+  repeat: { type: 'string' },
+  'min-p99-difference': { type: 'string' },
   strict: { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
@@ -36,8 +41,14 @@ export const REPLAY_USAGE: readonly string[] = [
     { flag: 'output', arg: 'FILE', help: ['the report (default shadow_test_results.json)'] },
     { flag: 'html', arg: 'FILE', help: ['the report also as one self-contained HTML page (verdicts,', 'latency CDFs, routes, mismatches)'] },
     { flag: 'ignore', arg: 'PATH', help: ['a JSON path whose differences do not count (repeatable)'] },
-    { flag: 'noise-check', help: ['send each request to the baseline twice; fields that differ', 'between those two do not count'] },
+    { flag: 'noise-sample', arg: 'RATE', help: ['share of requests also sent to the baseline a second time,', '0..1 (default 0); a field differing between baseline and', "canary no more often than between the baseline's two answers", 'is noise and does not count'] },
+    { flag: 'noise-check', help: ['the same as --noise-sample 1'] },
+    { flag: 'relative', arg: 'R', help: ['numbers are equal within absolute + relative × |baseline|', '(numpy isclose; default 0)'] },
+    { flag: 'absolute', arg: 'A', help: ['(default 1e-5: the seed compared 5 places)'] },
+    { flag: 'repeat', arg: 'N', help: ['send each request N times (default 1), to both backends', 'each time, for enough latencies to judge a p99 by'] },
+    { flag: 'min-p99-difference', arg: 'DURATION', help: ["a slower canary p99 fails only this far over the baseline's", "too (default 5ms, the rollout's; 0 for none)"] },
     { flag: 'strict', help: ['stop at a malformed line (exit 2) instead of skipping it'] },
   ]),
-  '  Exit: 0 every Phase 1 criterion passes, 1 one fails or Ctrl-C, 2 bad usage',
+  '  Exit: 0 every Phase 1 criterion passes, 1 one fails or Ctrl-C, 2 bad usage, 3 none fails',
+  '  but one is inconclusive (a p99 from fewer than 100 requests a side)',
 ];
