@@ -128,6 +128,12 @@ export const SETTINGS = [
   },
   { key: 'shadowLog', flag: 'shadow-log', kind: 'value', arg: 'FILE', help: ['write each mismatch (request, both answers, diff) as JSONL, 0600'] },
   { key: 'shadowIgnore', flag: 'shadow-ignore', kind: 'list', arg: 'LIST', help: ['JSON paths whose differences do not count, comma-separated'] },
+  {
+    key: 'shadowNoiseSample', flag: 'shadow-noise-sample', kind: 'value', arg: 'RATE',
+    help: ['share of copies also sent to the baseline a second time, 0..1', "(default 0); a field differing no more often than the", "baseline's two answers do is noise and does not count"],
+  },
+  { key: 'shadowRelative', flag: 'shadow-relative', kind: 'value', arg: 'R', help: ['numbers are equal within absolute + relative × |baseline| (0)'] },
+  { key: 'shadowAbsolute', flag: 'shadow-absolute', kind: 'value', arg: 'A', help: ['(default 1e-5: the seed compared 5 places)'] },
 ] as const satisfies readonly Setting[];
 
 /** Settings only a config file gives: structures no flag could carry. */

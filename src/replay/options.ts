@@ -46,7 +46,7 @@ export const REPLAY_USAGE: readonly string[] = [
     { flag: 'relative', arg: 'R', help: ['numbers are equal within absolute + relative × |baseline|', '(numpy isclose; default 0)'] },
     { flag: 'absolute', arg: 'A', help: ['(default 1e-5: the seed compared 5 places)'] },
     { flag: 'repeat', arg: 'N', help: ['send each request N times (default 1), to both backends', 'each time, for enough latencies to judge a p99 by'] },
-    { flag: 'min-p99-difference', arg: 'DURATION', help: ["a slower canary p99 fails only this far over the baseline's", "too (default 5ms, the rollout's; 0 for none)"] },
+    { flag: 'min-p99-difference', arg: 'DUR', help: ["a slower canary p99 fails only this far over the baseline's", "too (default 5ms, the rollout's; 0 for none)"] },
     { flag: 'strict', help: ['stop at a malformed line (exit 2) instead of skipping it'] },
   ]),
   '  Exit: 0 every Phase 1 criterion passes, 1 one fails or Ctrl-C, 2 bad usage, 3 none fails',
