@@ -64,8 +64,8 @@ export interface Observation {
   readonly noise?: readonly string[];
 }
 
-/** A field in the noise report. */
-export interface NoiseField extends FieldJudgement {
+/** A field in the noise report: one that differed in a noise pair, so its rates are all known. */
+export interface NoiseField {
   readonly route: string;
   readonly field: string;
   /** Baseline–canary pairs that differed at the field, of those compared on its route. */
@@ -74,6 +74,11 @@ export interface NoiseField extends FieldJudgement {
   /** Baseline–baseline pairs that differed at the field, of those on its route. */
   readonly noiseDifferences: number;
   readonly noisePairs: number;
+  readonly rate: number;
+  readonly noiseRate: number;
+  readonly relative: number;
+  readonly absolute: number;
+  readonly verdict: FieldJudgement['verdict'];
   /** Pairs whose difference here was not counted against the canary, being noise when they were judged. */
   readonly discounted: number;
 }
@@ -169,7 +174,10 @@ export class NoiseTally {
       routes[route] = { compared: r.compared, noisePairs: r.noisePairs };
       for (const [field, f] of r.fields) {
         if (f.noise === 0) continue;
-        fields.push({ route, field, differences: f.differences, compared: r.compared, noiseDifferences: f.noise, noisePairs: r.noisePairs, ...this.#judge(r, f), discounted: f.discounted });
+        const { rate, noiseRate, relative, absolute, verdict } = this.#judge(r, f);
+        // It differed in a noise pair, so its route has some: none of these is null.
+        const known = { rate, noiseRate: noiseRate!, relative: relative!, absolute: absolute!, verdict };
+        fields.push({ route, field, differences: f.differences, compared: r.compared, noiseDifferences: f.noise, noisePairs: r.noisePairs, ...known, discounted: f.discounted });
       }
     }
     return { thresholds: NOISE_THRESHOLDS, routes, fields, discounted: this.#discounted, untracked: this.#untracked };

@@ -50,7 +50,7 @@ function verdicts(criteria: readonly Criterion[]): string {
 /** The noise sample's fields: which differences were not counted, and why. */
 function noise(report: Report): string {
   const n = report.noise!;
-  const pct = (x: number | null): string => (x === null ? '—' : `${num(x * 100)}%`);
+  const pct = (x: number): string => `${num(x * 100)}%`;
   const rows = n.fields.map(
     (f) =>
       `<tr><td>${escape(f.route)}</td><td><code>${escape(f.field)}</code></td><td>${f.differences} of ${f.compared} (${pct(f.rate)})</td><td>${f.noiseDifferences} of ${f.noisePairs} (${pct(f.noiseRate)})</td><td>${pct(f.relative)}</td><td>${pct(f.absolute)}</td><td>${f.verdict}</td><td>${f.discounted}</td></tr>`,
