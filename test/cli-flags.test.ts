@@ -84,7 +84,7 @@ function optionBlocks(page: string): Map<string, string> {
   const blocks = new Map<string, string>();
   let flag = '';
   for (const line of options.split('\n')) {
-    const m = /^ {2}(?:-\w, )?--([a-z-]+)/.exec(line);
+    const m = /^ {2}(?:-\w, )?--([a-z][a-z0-9-]*)/.exec(line);
     if (m !== null) flag = m[1]!;
     blocks.set(flag, `${blocks.get(flag) ?? ''} ${line.trim()}`.trim());
   }
@@ -105,7 +105,7 @@ for (const command of COMMANDS) {
     for (const f of command.flags) {
       t.match(blocks.get(f.flag), new RegExp(`^(-${f.short ?? ''}, )?--${f.flag}${f.arg === undefined ? ' {2,}\\w' : ` ${f.arg.replace(/[|]/g, '\\|')} `}`), `--${f.flag}`);
     }
-    const mentioned = new Set([...page.matchAll(/(?<![\w-])--([a-z][a-z-]*)/g)].map((m) => m[1]!));
+    const mentioned = new Set([...page.matchAll(/(?<![\w-])--([a-z][a-z0-9-]*)/g)].map((m) => m[1]!));
     t.same([...mentioned].filter((m) => !command.flags.some((f) => f.flag === m)), [], 'it mentions no flag the command does not take');
     t.same(page.split('\n').filter((l) => l.length > 80), [], 'no line over 80 columns');
 

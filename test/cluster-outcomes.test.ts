@@ -73,9 +73,11 @@ t.test('two real workers: close(graceMs) drains for that long, not for the drain
   t.type(await answer, Error, 'its connection cut');
 });
 
-t.test('two real workers with a shadow: each copies, the primary counts and logs, and a switch reaches both', async (t) => {
-  const flask = await startUpstream('flask', (_req, res, body) => res.end(body));
-  const fastapi = await startUpstream('fastapi', (_req, res, body) => res.end(body.toString() === '7' ? 'seven' : body));
+t.test('two real workers with a shadow: each copies, the primary counts and logs, and a switch reaches both; the noise counts come to the primary', async (t) => {
+  // A random "t" in every answer: noise, which each worker's noise sample finds.
+  const answer = (v: string): string => JSON.stringify({ v, t: Math.random() });
+  const flask = await startUpstream('flask', (_req, res, body) => res.end(answer(body.toString())));
+  const fastapi = await startUpstream('fastapi', (_req, res, body) => res.end(answer(body.toString() === '7' ? 'seven' : body.toString())));
   t.teardown(() => Promise.all([flask.close(), fastapi.close()]));
   cluster.setupPrimary({ exec: fileURLToPath(new URL('../src/cli/main.ts', import.meta.url)), args: ['serve'], execArgv: WORKER_EXEC_ARGV, silent: true });
   const log = join(mkdtempSync(join(tmpdir(), 'shadow-workers-')), 'mismatches.jsonl');
@@ -86,6 +88,7 @@ t.test('two real workers with a shadow: each copies, the primary counts and logs
     pollInterval: '1h',
     logLevel: 'silent',
     shadowSample: 1,
+    shadowNoiseSample: 1,
     shadowLog: log,
   });
   const metrics = createMetrics();
@@ -100,6 +103,12 @@ t.test('two real workers with a shadow: each copies, the primary counts and logs
   t.match(shadow.shadow.view().counts, { match: n - 1, mismatch: 1 });
   const copies = fastapi.seen.filter((s) => s.headers['x-drum-splitter-shadow'] === '1');
   t.equal(copies.length, n);
+  t.equal(flask.seen.filter((s) => s.headers['x-drum-splitter-shadow'] === '1').length, n, 'and each to the baseline again');
+  t.match(shadow.shadow.view().noise, {
+    routes: { '/predict/': { compared: n, noisePairs: n } },
+    fields: [{ route: '/predict/', field: '$.t', differences: n, noiseDifferences: n, verdict: 'noise', discounted: n }],
+    discounted: n - 1,
+  });
 
   shadow.shadow.change({ enabled: false });
   await sleep(200); // the message to the workers
@@ -108,5 +117,6 @@ t.test('two real workers with a shadow: each copies, the primary counts and logs
   await shadow.close();
   t.equal(fastapi.seen.length, n, 'no copies once switched off, in either worker');
   const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ShadowLine);
-  t.match(lines, [{ body_hex: Buffer.from('7').toString('hex'), shadow: { body_hex: Buffer.from('seven').toString('hex') } }], 'the mismatch, written once by the primary');
+  t.match(lines, [{ body_hex: Buffer.from('7').toString('hex'), differences: [{ field: '$.v', baseline: '7', canary: 'seven' }] }], 'the mismatch, written once by the primary');
+  t.equal(lines[0]!.differences.length, 1, 'without the noise');
 });

@@ -1,12 +1,13 @@
-/** Baseline vs canary answers: JSON as deepdiff sees it, text, bytes; ignore paths and noise. */
+/** Baseline vs canary answers: JSON as deepdiff sees it, text, bytes; ignore paths, fields, numeric tolerance. */
 import t from 'tap';
 import {
   compareAnswers,
+  DEFAULT_TOLERANCE,
   formatPath,
+  isClose,
   MAX_LISTED,
-  noisyPaths,
   parseIgnorePath,
-  roundNumber,
+  parseTolerance,
   type Answer,
   type CompareOptions,
 } from '../src/compare/answers.js';
@@ -20,59 +21,59 @@ const same = (a: Answer, b: Answer, opts?: CompareOptions): boolean => compareAn
 t.test('equal JSON with keys and lists reordered matches', async (t) => {
   const baseline = text('{"predictions": [0.25, 0.75, 0.5], "meta": {"model": "iris", "labels": ["a", "b"]}}');
   const canary = text('{"meta":{"labels":["b","a"],"model":"iris"},"predictions":[0.5,0.25,0.75]}');
-  t.strictSame(compareAnswers(baseline, canary), { match: true, kind: 'json', differences: [], ignored: 0 });
+  t.strictSame(compareAnswers(baseline, canary), { match: true, kind: 'json', differences: [], ignored: 0, fields: [] });
 });
 
-t.test('floats: rounded to `digits` places after the decimal point, as deepdiff', async (t) => {
-  // /usr/bin/python3 -c "from deepdiff import DeepDiff; print(DeepDiff(0.1234561, 0.1234564, significant_digits=5))"
-  // deepdiff 6.2.2 prints, one run per pair:
-  //   0.1234561 vs 0.1234564   -> {}
-  //   0.12345 vs 0.12346       -> {'values_changed': {'root': {'new_value': 0.12346, 'old_value': 0.12345}}}
-  //   0.123455 vs 0.123454     -> {}   (0.123455 is just under the tie in binary: 0.12345)
-  //   0.015625 vs 0.01562      -> {}   (an exact tie, to even: 0.01562)
-  //   1234.123451 vs 1234.123459 -> {'values_changed': ...}  (places after the point, not significant digits)
-  //   -0.000001 vs 0.000001    -> {}   (-0.00000 is 0.00000)
+t.test('numbers: equal within the tolerance, |canary − baseline| ≤ absolute + relative·|baseline| (numpy isclose)', async (t) => {
+  // The default, absolute 1e-5: what the seed's 5 places took as equal is equal; what they split
+  // at a rounding boundary (0.123454 | 0.123456) is equal too; more than 1e-5 apart is not.
+  // numpy: np.isclose(canary, baseline, rtol=0, atol=1e-5)
   const table: [number, number, boolean][] = [
     [0.1234561, 0.1234564, true],
-    [0.12345, 0.12346, false],
-    [0.123455, 0.123454, true],
-    [0.015625, 0.01562, true],
-    [1234.123451, 1234.123459, false],
+    [0.12345, 0.12346, true],
+    [0.123454, 0.123456, true],
+    [0.12345, 0.123461, false],
+    [1234.123451, 1234.123459, true],
+    [1234.12345, 1234.1235, false],
     [-0.000001, 0.000001, true],
     [1e21, 1e21, true],
-    [1e21, 2e21, false],
+    [1e21, 1e21 + 2 ** 17, false],
+    [0, 1e-5, true],
   ];
-  for (const [a, b, equal] of table) t.equal(same(json({ x: a }), json({ x: b })), equal, `${a} vs ${b}`);
-  t.notOk(same(json([0.11]), json([0.12]), { digits: 2 }));
-  t.ok(same(json([0.111]), json([0.114]), { digits: 2 }));
-  t.ok(same(json(0.4), json(0.1), { digits: 0 }), 'both round to 0');
-  t.throws(() => compareAnswers(json(1), json(1), { digits: 1.5 }), /digits must be a whole number from 0 to 99, not 1.5/);
-  t.throws(() => noisyPaths(json(1), json(1), { digits: 100 }), RangeError);
+  for (const [baseline, canary, equal] of table) {
+    t.equal(same(json({ x: baseline }), json({ x: canary })), equal, `${baseline} vs ${canary}`);
+    t.equal(isClose(baseline, canary, DEFAULT_TOLERANCE), equal);
+  }
+  // Relative: the baseline is the reference, as isclose's b.
+  const relative = { relative: 0.01, absolute: 0 };
+  t.ok(same(json([100]), json([101]), { tolerance: relative }));
+  t.notOk(same(json([100]), json([101.5]), { tolerance: relative }));
+  t.ok(isClose(100, 101, relative));
+  t.notOk(isClose(1, 1.01 + 1e-9, relative), '|b| = 1, so 0.01 is the most');
+  t.ok(isClose(Infinity, Infinity, relative), "JSON's 1e999 on both sides");
+  t.notOk(isClose(Infinity, -Infinity, relative));
+  t.notOk(isClose(1e308, Infinity, relative));
+  t.notOk(same(json([0.5]), json([0.50001]), { tolerance: { relative: 0, absolute: 0 } }), 'exact');
+  // Within the tolerance at any depth and in any order: unequal elements are paired, most alike first.
+  t.ok(same(json({ predictions: [0.25, 0.75], rows: [{ p: 0.1 }] }), json({ predictions: [0.7500001, 0.2500002], rows: [{ p: 0.1000003 }] })));
+  t.ok(same(json([[0.1, 0.9], [0.3, 0.7]]), json([[0.1000001, 0.9], [0.3, 0.6999999]])));
+  t.throws(() => compareAnswers(json(1), json(1), { tolerance: { relative: -1, absolute: 0 } }), /a tolerance is two finite numbers from 0 up, not -1 and 0/);
+  t.throws(() => compareAnswers(json(1), json(1), { tolerance: { relative: 0, absolute: NaN } }), RangeError);
 });
 
-t.test('roundNumber is number_to_string(x, d): ties to even, -0 as 0', async (t) => {
-  // from deepdiff.helper import number_to_string; number_to_string(x, significant_digits=d)
-  const table: [number, number, string][] = [
-    [0.1234561, 5, '0.12346'],
-    [0.123455, 5, '0.12345'],
-    [0.123465, 5, '0.12347'],
-    [0.015625, 5, '0.01562'],
-    [-0.015625, 5, '-0.01562'],
-    [0.046875, 5, '0.04688'],
-    [0.5, 0, '0'],
-    [-0.5, 0, '0'],
-    [1.5, 0, '2'],
-    [2.5, 0, '2'],
-    [9.5, 0, '10'],
-    [0.125, 2, '0.12'],
-    [0.375, 2, '0.38'],
-    [5e-6, 5, '0.00001'],
-    [2.5e-6, 5, '0.00000'],
-    [-1e-7, 5, '0.00000'],
-    [1, 5, '1.00000'],
-    [3e25, 0, '3e+25'],
+t.test('parseTolerance: numbers or strings of them, defaults, a clear error naming the field', async (t) => {
+  const fields = { relative: '--relative', absolute: '--absolute' };
+  t.strictSame(parseTolerance(undefined, undefined, fields), DEFAULT_TOLERANCE);
+  t.strictSame(parseTolerance('1e-6', 0, fields), { relative: 1e-6, absolute: 0 });
+  t.strictSame(parseTolerance(0.5, ' 2 ', fields), { relative: 0.5, absolute: 2 });
+  const bad: [unknown, unknown, RegExp][] = [
+    ['-1', undefined, /^--relative: "-1" is not a number from 0 up, e\.g\. 1e-6$/],
+    ['x', undefined, /^--relative: "x"/],
+    ['', undefined, /^--relative: ""/],
+    [undefined, 'Infinity', /^--absolute: "Infinity"/],
+    [undefined, true, /^--absolute: "true"/],
   ];
-  for (const [x, d, want] of table) t.equal(roundNumber(x, d), want, `${x} at ${d}`);
+  for (const [relative, absolute, message] of bad) t.throws(() => parseTolerance(relative, absolute, fields), { name: 'InputError', message }, String(message));
 });
 
 t.test('lists of objects are compared ignoring order, at any depth', async (t) => {
@@ -81,7 +82,7 @@ t.test('lists of objects are compared ignoring order, at any depth', async (t) =
   t.ok(same(json(a), json(b)));
   // Reordered and changed: reported at the baseline's index of the element it pairs with.
   const changed = compareAnswers(json({ a: [{ x: 1, y: 2 }, { x: 3 }] }), json({ a: [{ x: 3 }, { y: 3, x: 1 }] }));
-  t.strictSame(changed.differences, [{ path: '$.a[0].y', baseline: 2, canary: 3, kind: 'changed' }]);
+  t.strictSame(changed.differences, [{ path: '$.a[0].y', baseline: 2, canary: 3, kind: 'changed', field: '$.a[*].y' }]);
   // Numbers pair with the nearest: 0.1 with 0.15, 0.9 with 0.85.
   t.strictSame(
     compareAnswers(json([0.1, 0.9, 0.5]), json([0.85, 0.5, 0.15])).differences.map((d) => [d.path, d.baseline, d.canary]),
@@ -95,25 +96,25 @@ t.test('lists of objects are compared ignoring order, at any depth', async (t) =
   t.strictSame(rows.differences.map((d) => [d.path, d.canary]), [['$[0].q', 8], ['$[1].q', 9]]);
   // Nested lists pair with the one sharing most elements; a new element there is "added".
   const lists = compareAnswers(json([[1, 2], [7, 8]]), json([[7, 8, 9], [1, 2]]));
-  t.strictSame(lists.differences, [{ path: '$[1][2]', baseline: undefined, canary: 9, kind: 'added' }]);
+  t.strictSame(lists.differences, [{ path: '$[1][2]', baseline: undefined, canary: 9, kind: 'added', field: '$[*][*]' }]);
 });
 
 t.test('lists are multisets: repetitions count (stricter than deepdiff)', async (t) => {
   // deepdiff's ignore_order without report_repetition: DeepDiff([1, 2, 2], [2, 1, 1], ignore_order=True) -> {}
   const r = compareAnswers(json([1, 2, 2]), json([2, 1, 1]));
-  t.strictSame(r.differences, [{ path: '$[2]', baseline: 2, canary: 1, kind: 'changed' }]);
-  t.strictSame(compareAnswers(json([1, 2]), json([1, 2, 2])).differences, [{ path: '$[2]', baseline: undefined, canary: 2, kind: 'added' }]);
+  t.strictSame(r.differences, [{ path: '$[2]', baseline: 2, canary: 1, kind: 'changed', field: '$[*]' }]);
+  t.strictSame(compareAnswers(json([1, 2]), json([1, 2, 2])).differences, [{ path: '$[2]', baseline: undefined, canary: 2, kind: 'added', field: '$[*]' }]);
   t.strictSame(compareAnswers(json(['a', 'b', 'c']), json(['c'])).differences, [
-    { path: '$[0]', baseline: 'a', canary: undefined, kind: 'removed' },
-    { path: '$[1]', baseline: 'b', canary: undefined, kind: 'removed' },
+    { path: '$[0]', baseline: 'a', canary: undefined, kind: 'removed', field: '$[*]' },
+    { path: '$[1]', baseline: 'b', canary: undefined, kind: 'removed', field: '$[*]' },
   ]);
-  t.strictSame(compareAnswers(json(['a', 'b', true]), json(['c', 'a', true])).differences, [{ path: '$[1]', baseline: 'b', canary: 'c', kind: 'changed' }]);
+  t.strictSame(compareAnswers(json(['a', 'b', true]), json(['c', 'a', true])).differences, [{ path: '$[1]', baseline: 'b', canary: 'c', kind: 'changed', field: '$[*]' }]);
   // Equally unlike: the lower canary index pairs first.
   t.strictSame(compareAnswers(json(['a', 'b']), json(['d', 'a', 'c'])).differences, [
-    { path: '$[1]', baseline: 'b', canary: 'd', kind: 'changed' },
-    { path: '$[2]', baseline: undefined, canary: 'c', kind: 'added' },
+    { path: '$[1]', baseline: 'b', canary: 'd', kind: 'changed', field: '$[*]' },
+    { path: '$[2]', baseline: undefined, canary: 'c', kind: 'added', field: '$[*]' },
   ]);
-  t.strictSame(compareAnswers(json([{ a: 1 }]), json(['x'])).differences, [{ path: '$[0]', baseline: { a: 1 }, canary: 'x', kind: 'type' }]);
+  t.strictSame(compareAnswers(json([{ a: 1 }]), json(['x'])).differences, [{ path: '$[0]', baseline: { a: 1 }, canary: 'x', kind: 'type', field: '$[*]' }]);
 });
 
 t.test('types, keys added and removed, odd keys', async (t) => {
@@ -122,14 +123,14 @@ t.test('types, keys added and removed, odd keys', async (t) => {
     json({ same: null, n: '1', s: 'y', b: false, new: 2, 'a key': { "it's": 2 }, o: [], l: {} }),
   );
   t.strictSame(r.differences, [
-    { path: "$['a key']['it\\'s']", baseline: 1, canary: 2, kind: 'changed' },
-    { path: '$.b', baseline: true, canary: false, kind: 'changed' },
-    { path: '$.gone', baseline: 1, canary: undefined, kind: 'removed' },
-    { path: '$.l', baseline: [], canary: {}, kind: 'type' },
-    { path: '$.n', baseline: 1, canary: '1', kind: 'type' },
-    { path: '$.new', baseline: undefined, canary: 2, kind: 'added' },
-    { path: '$.o', baseline: {}, canary: [], kind: 'type' },
-    { path: '$.s', baseline: 'x', canary: 'y', kind: 'changed' },
+    { path: "$['a key']['it\\'s']", baseline: 1, canary: 2, kind: 'changed', field: "$['a key']['it\\'s']" },
+    { path: '$.b', baseline: true, canary: false, kind: 'changed', field: '$.b' },
+    { path: '$.gone', baseline: 1, canary: undefined, kind: 'removed', field: '$.gone' },
+    { path: '$.l', baseline: [], canary: {}, kind: 'type', field: '$.l' },
+    { path: '$.n', baseline: 1, canary: '1', kind: 'type', field: '$.n' },
+    { path: '$.new', baseline: undefined, canary: 2, kind: 'added', field: '$.new' },
+    { path: '$.o', baseline: {}, canary: [], kind: 'type', field: '$.o' },
+    { path: '$.s', baseline: 'x', canary: 'y', kind: 'changed', field: '$.s' },
   ]);
   // "__proto__" and "constructor" are keys like any other.
   t.notOk(same(text('{"__proto__": 1, "constructor": 2}'), text('{"__proto__": 1, "constructor": 3}')));
@@ -140,9 +141,9 @@ t.test('types, keys added and removed, odd keys', async (t) => {
 
 t.test('status: any equal status compares the bodies; a different one is a difference', async (t) => {
   const error = { message: 'Input data is not valid', details: ['column x'] };
-  t.strictSame(compareAnswers(json(error, 500), json(error, 500)), { match: true, kind: 'json', differences: [], ignored: 0 });
+  t.strictSame(compareAnswers(json(error, 500), json(error, 500)), { match: true, kind: 'json', differences: [], ignored: 0, fields: [] });
   const validation = compareAnswers(json({ message: 'field required' }, 422), json({ message: 'value is not a valid float' }, 422));
-  t.strictSame(validation.differences, [{ path: '$.message', baseline: 'field required', canary: 'value is not a valid float', kind: 'changed' }]);
+  t.strictSame(validation.differences, [{ path: '$.message', baseline: 'field required', canary: 'value is not a valid float', kind: 'changed', field: '$.message' }]);
   t.equal(validation.match, false);
   const r = compareAnswers(json({ predictions: [1] }), json({ message: 'Internal Server Error' }, 500));
   t.equal(r.match, false);
@@ -157,14 +158,14 @@ t.test('status: any equal status compares the bodies; a different one is a diffe
 
 t.test('bytes: a non-UTF-8 body is compared byte for byte', async (t) => {
   const png = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0xff, 0x00];
-  t.strictSame(compareAnswers(bytes(png), bytes(png)), { match: true, kind: 'bytes', differences: [], ignored: 0 });
+  t.strictSame(compareAnswers(bytes(png), bytes(png)), { match: true, kind: 'bytes', differences: [], ignored: 0, fields: [] });
   const changed = [...png];
   changed[8] = 0xfe;
   t.strictSame(compareAnswers(bytes(png), bytes(changed)).differences, [
-    { path: '$[byte 8]', baseline: { length: 10, byte: 0xff }, canary: { length: 10, byte: 0xfe }, kind: 'bytes' },
+    { path: '$[byte 8]', baseline: { length: 10, byte: 0xff }, canary: { length: 10, byte: 0xfe }, kind: 'bytes', field: '$' },
   ]);
   t.strictSame(compareAnswers(bytes(png), bytes(png.slice(0, 9))).differences, [
-    { path: '$[byte 9]', baseline: { length: 10, byte: 0 }, canary: { length: 9, byte: null }, kind: 'bytes' },
+    { path: '$[byte 9]', baseline: { length: 10, byte: 0 }, canary: { length: 9, byte: null }, kind: 'bytes', field: '$' },
   ]);
   // One side UTF-8, the other not: bytes too (the reference script raised here).
   const r = compareAnswers(text('{"a": 1}'), bytes([0x7b, 0xc3]));
@@ -173,9 +174,9 @@ t.test('bytes: a non-UTF-8 body is compared byte for byte', async (t) => {
 
 t.test('text: UTF-8 bodies that are not both JSON are compared as strings', async (t) => {
   const csv = 'setosa,versicolor\n0.9,0.1\n0.2,0.8\n';
-  t.strictSame(compareAnswers(text(csv), text(csv)), { match: true, kind: 'text', differences: [], ignored: 0 });
+  t.strictSame(compareAnswers(text(csv), text(csv)), { match: true, kind: 'text', differences: [], ignored: 0, fields: [] });
   const other = 'setosa,versicolor\n0.9,0.1\n0.3,0.7\n';
-  t.strictSame(compareAnswers(text(csv), text(other)).differences, [{ path: '$', baseline: csv, canary: other, kind: 'changed' }]);
+  t.strictSame(compareAnswers(text(csv), text(other)).differences, [{ path: '$', baseline: csv, canary: other, kind: 'changed', field: '$' }]);
   // One JSON, one not: text, unequal.
   t.match(compareAnswers(text('{"a": 1}'), text('a\n1\n')), { match: false, kind: 'text', differences: [{ path: '$', kind: 'changed' }] });
   // A byte order mark is kept, so a body that gains one differs (and is no longer JSON).
@@ -212,7 +213,7 @@ t.test('ignore paths: exact, [*], .., quoted, $status; a place and everything un
   t.notOk(same(json({ a: 1 }), json({ a: 2 }), { ignore: ['$..b'] }));
   t.notOk(same(json({ a: [1] }), json({ a: [2] }), { ignore: ['$.a[1]'] }));
   t.ok(same(json({ a: [[1]] }), json({ a: [[2]] }), { ignore: ['$..[0]'] }));
-  t.strictSame(compareAnswers(json(1), json(1, 422), { ignore: ['$status'] }), { match: true, kind: 'json', differences: [], ignored: 1 });
+  t.strictSame(compareAnswers(json(1), json(1, 422), { ignore: ['$status'] }), { match: true, kind: 'json', differences: [], ignored: 1, fields: [] });
   t.notOk(same(json(1), json(2, 422), { ignore: ['$status'] }), 'the body still counts');
   t.notOk(same(json(1), json(1, 422), { ignore: ['$'] }), '$ is the body, not the status');
   t.ok(same(bytes([0xff, 1]), bytes([0xff, 2]), { ignore: ['$'] }), 'a bytes difference is at $');
@@ -261,22 +262,25 @@ t.test('formatPath writes paths that parse back to themselves', async (t) => {
   }
 });
 
-t.test('noise: differences between two baseline answers are not counted against the canary', async (t) => {
-  const answer = (timestamp: string, label: string, score: number, status = 200) =>
-    json({ predictions: [{ label, score }], meta: { timestamp, model: 'iris' } }, status);
-  const noise = noisyPaths(answer('2024-05-01T10:00:00Z', 'setosa', 0.9), answer('2024-05-01T10:00:01Z', 'setosa', 0.9));
-  t.strictSame([...noise], ['$.meta.timestamp']);
-  t.strictSame(compareAnswers(answer('t1', 'setosa', 0.9), answer('t2', 'setosa', 0.9), { noise }), { match: true, kind: 'json', differences: [], ignored: 1 });
-  const r = compareAnswers(answer('t1', 'setosa', 0.9), answer('t2', 'virginica', 0.9), { noise });
-  t.strictSame(r, { match: false, kind: 'json', differences: [{ path: '$.predictions[0].label', baseline: 'setosa', canary: 'virginica', kind: 'changed' }], ignored: 1 });
-  // A noisy place covers what is under it; noise from the status and from whole bodies.
-  t.ok(same(json({ meta: { a: 1 } }), json({ meta: { a: 2 } }), { noise: new Set(['$.meta']) }));
-  t.strictSame([...noisyPaths(json({ meta: 1 }), json({ meta: { a: 1 } }, 503))], ['$status', '$.meta']);
-  t.ok(same(json(1), json(1, 503), { noise: new Set(['$status']) }));
-  t.strictSame([...noisyPaths(bytes([0xff, 1]), bytes([0xff, 2]))], ['$']);
-  t.strictSame([...noisyPaths(text('a'), text('b'), { digits: 2 })], ['$']);
-  t.strictSame([...noisyPaths(text('[0.111]'), text('[0.112]'), { digits: 2 })], []);
-  t.ok(same(bytes([0xff, 1]), bytes([0xfe, 2]), { noise: new Set(['$']) }));
+t.test('fields: each difference at its place with every index as [*]; all of them, listed or not, each once', async (t) => {
+  const answer = (timestamp: string, labels: string[], status = 200) => json({ predictions: labels.map((label, i) => ({ label, i })), meta: { timestamp } }, status);
+  const r = compareAnswers(answer('t1', ['a', 'b', 'c']), answer('t2', ['x', 'y', 'c'], 503));
+  t.strictSame(r.fields, ['$status', '$.meta.timestamp', '$.predictions[*].label']);
+  t.strictSame(r.differences.map((d) => [d.path, d.field]), [
+    ['$status', '$status'],
+    ['$.meta.timestamp', '$.meta.timestamp'],
+    ['$.predictions[0].label', '$.predictions[*].label'],
+    ['$.predictions[1].label', '$.predictions[*].label'],
+  ]);
+  t.strictSame(compareAnswers(answer('t1', ['a']), answer('t2', ['x']), { ignore: ['$.meta'] }).fields, ['$.predictions[*].label'], 'an ignored difference has no field');
+  t.strictSame(compareAnswers(bytes([0xff, 1]), bytes([0xff, 2])).fields, ['$'], 'bytes: the whole body');
+  t.strictSame(compareAnswers(text('a'), text('b')).fields, ['$'], 'text: the whole body');
+  // A field reads as an ignore path that covers it, and a key looking like an index stays a key.
+  t.strictSame(compareAnswers(json({ '[1]': [1] }), json({ '[1]': [2] })).fields, ["$['[1]'][*]"]);
+  t.ok(same(json({ '[1]': [1] }), json({ '[1]': [2] }), { ignore: ["$['[1]'][*]"] }));
+  const many = compareAnswers(json(Array.from({ length: 60 }, (_, i) => ({ i, v: 'a', [`k${i}`]: 1 }))), json(Array.from({ length: 60 }, (_, i) => ({ i, v: 'b', [`k${i}`]: 1 }))));
+  t.equal(many.differences.length, MAX_LISTED);
+  t.strictSame(many.fields, ['$[*].v'], 'past the listed ones too, once');
 });
 
 t.test('long lists: at most MAX_LISTED differences listed; unmatched elements past the pairing limit pair by position', async (t) => {
@@ -286,8 +290,8 @@ t.test('long lists: at most MAX_LISTED differences listed; unmatched elements pa
   const r = compareAnswers(json(a), json(b));
   t.equal(r.match, false);
   t.equal(r.differences.length, MAX_LISTED);
-  t.strictSame(r.differences[0], { path: '$[0].v', baseline: 'a', canary: 'b', kind: 'changed' });
-  t.strictSame(r.differences[49], { path: '$[49].v', baseline: 'a', canary: 'b', kind: 'changed' });
+  t.strictSame(r.differences[0], { path: '$[0].v', baseline: 'a', canary: 'b', kind: 'changed', field: '$[*].v' });
+  t.strictSame(r.differences[49], { path: '$[49].v', baseline: 'a', canary: 'b', kind: 'changed', field: '$[*].v' });
   // 101 × 101 candidate pairs is over the limit: paired by position, so reversed lists differ by i too.
   const reversed = compareAnswers(json(a), json([...b].reverse()), { ignore: ['$[*].v'] });
   t.match(reversed.differences[0], { path: '$[0].i', baseline: 0, canary: 100 });

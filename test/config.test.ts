@@ -371,21 +371,29 @@ t.test('shadow settings: defaults, and each bad value named', async (t) => {
   const c = buildConfig({});
   t.same(
     c.shadow,
-    { upstream: 'fastapi', sampleRate: 0, paths: c.record.paths, maxInflight: 64, maxBody: 1_000_000, timeoutMs: 10_000, log: undefined, ignore: [] },
-    'off, to the canary, on the record paths, 10 s at most for a copy',
+    { upstream: 'fastapi', sampleRate: 0, paths: c.record.paths, maxInflight: 64, maxBody: 1_000_000, timeoutMs: 10_000, log: undefined, ignore: [], noiseSample: 0, tolerance: { relative: 0, absolute: 1e-5 } },
+    'off, to the canary, on the record paths, 10 s at most for a copy, no noise sample, numbers equal within 1e-5',
   );
   t.equal(buildConfig({ timeout: '2s' }).shadow.timeoutMs, 2000, 'the lesser of --timeout and 10 s');
   t.equal(buildConfig({ timeout: '2s', shadowTimeout: '30s' }).shadow.timeoutMs, 30_000, 'or what --shadow-timeout says');
   t.equal(buildConfig({ shadowTimeout: '24d' }).shadow.timeoutMs, 24 * 86_400_000, 'as long as a timer holds');
   const three = ['a=http://127.0.0.1:1', 'b=http://127.0.0.1:2', 'c=http://127.0.0.1:3'];
-  t.match(buildConfig({ upstreams: three, shadow: 'c', shadowSample: '0.25', shadowPaths: '/x,/y', shadowMaxInflight: '8', shadowMaxBody: '2KB', shadowIgnore: ['$.t', '$..id'] }).shadow, {
-    upstream: 'c',
-    sampleRate: 0.25,
-    paths: ['/x', '/y'],
-    maxInflight: 8,
-    maxBody: 2000,
-    ignore: ['$.t', '$..id'],
-  });
+  t.match(
+    buildConfig({
+      upstreams: three, shadow: 'c', shadowSample: '0.25', shadowPaths: '/x,/y', shadowMaxInflight: '8', shadowMaxBody: '2KB', shadowIgnore: ['$.t', '$..id'],
+      shadowNoiseSample: '0.1', shadowRelative: '1e-6', shadowAbsolute: 0,
+    }).shadow,
+    {
+      upstream: 'c',
+      sampleRate: 0.25,
+      paths: ['/x', '/y'],
+      maxInflight: 8,
+      maxBody: 2000,
+      ignore: ['$.t', '$..id'],
+      noiseSample: 0.1,
+      tolerance: { relative: 1e-6, absolute: 0 },
+    },
+  );
   t.equal(buildConfig({ upstreams: ['a=http://127.0.0.1:1'] }).shadow.upstream, undefined, 'one upstream: nothing to shadow to');
   const bad: [RawSettings, string, RegExp][] = [
     [{ shadow: 'nope' }, 'shadow', /"nope" is not an upstream; upstreams: flask, fastapi/],
@@ -402,6 +410,9 @@ t.test('shadow settings: defaults, and each bad value named', async (t) => {
     [{ shadowTimeout: 'soon' }, 'shadowTimeout', /is not a duration/],
     [{ shadowTimeout: '0s' }, 'shadowTimeout', /is not a duration/],
     [{ shadowTimeout: '25d' }, 'shadowTimeout', /"25d" is longer than the most a timer holds, 24d/],
+    [{ shadowNoiseSample: '2' }, 'shadowNoiseSample', /is not a rate from 0 to 1/],
+    [{ shadowRelative: '-1' }, 'shadowRelative', /"-1" is not a number from 0 up/],
+    [{ shadowAbsolute: 'none' }, 'shadowAbsolute', /"none" is not a number from 0 up/],
   ];
   for (const [raw, field, message] of bad) t.throws(() => buildConfig(raw), { name: 'InputError', field, message }, JSON.stringify(raw));
 });

@@ -7,6 +7,7 @@ import { helpPage } from '../src/common/flags.js';
 import { REPLAY_COMMAND, REPLAY_FLAGS } from '../src/replay/options.js';
 import { escape, MAX_MISMATCHES, renderHtml } from '../src/replay/html.js';
 import { buildReport, type ResultRow } from '../src/replay/report.js';
+import { NoiseTally } from '../src/compare/noise.js';
 import { startUpstream, type UpstreamHandler } from './helpers/net.js';
 
 // The --html page: renderHtml on hand-built reports, then once end to end against real upstreams.
@@ -51,11 +52,11 @@ const rows: Row[] = [
     diff: 'differences at $.a (changed)',
     source: 'rec.jsonl:3',
     differences: [
-      { path: '$.a', kind: 'changed', baseline: '<b>&', canary: 2 },
-      { path: '$.gone', kind: 'removed', baseline: 'x'.repeat(400), canary: undefined },
+      { path: '$.a', kind: 'changed', baseline: '<b>&', canary: 2, field: '$.a' },
+      { path: '$.gone', kind: 'removed', baseline: 'x'.repeat(400), canary: undefined, field: '$.gone' },
     ],
   }),
-  row({ method: 'PUT', path: '/predictUnstructured/', diff: 'Status mismatch: Flask=200, FastAPI=500', fastapi_status: 500, source: 'rec.jsonl:4', differences: [{ path: '$', kind: 'status', baseline: 200, canary: 500 }] }),
+  row({ method: 'PUT', path: '/predictUnstructured/', diff: 'Status mismatch: Flask=200, FastAPI=500', fastapi_status: 500, source: 'rec.jsonl:4', differences: [{ path: '$', kind: 'status', baseline: 200, canary: 500, field: '$status' }] }),
   row({ path: '/ping', error: 'canary: timeout', source: 'rec.jsonl:5' }),
 ];
 
@@ -72,10 +73,15 @@ t.test('a report with mismatches', async (t) => {
   t.match(html, 'http://c/&#60;i&#62;', 'meta escaped');
   t.match(html, /Replay report: <span class="fail">FAIL<\/span>/);
   t.match(html, 'Interrupted');
+  t.strictSame(
+    report.criteria.map((c) => c.verdict),
+    ['fail', 'inconclusive', 'fail', 'not measured'],
+  );
   for (const c of report.criteria) {
-    t.match(html, new RegExp(`<td>${c.name}</td>.*?<td class="${c.pass ? 'pass">PASS' : 'fail">FAIL'}</td>`), c.name);
+    t.match(html, new RegExp(`<td>${c.name}</td>.*?<td><span class="${c.verdict.replace(' ', '-')}">${c.verdict.toUpperCase()}</span></td>`), c.name);
   }
-  t.match(html, 'not measured: no container limits', 'a criterion note');
+  t.match(html, '(no container limits in /stats/)', 'a criterion note');
+  t.notMatch(html, '<h2>Noise</h2>', 'no noise sample, no noise section');
   t.match(html, '<tr><th>lines skipped (malformed / truncated)</th><td>1 / 2</td></tr>');
 
   const svg = /<svg[^]*?<\/svg>/.exec(html)![0];
@@ -104,6 +110,16 @@ t.test('a report with mismatches', async (t) => {
   t.notMatch(renderHtml(report, meta), /https?:\/\//, 'no URL but the ones in meta');
 });
 
+t.test('the noise section: each field that differed between two baseline answers, its rates and verdict', async (t) => {
+  const tally = new NoiseTally();
+  for (let i = 0; i < 10; i++) tally.add({ route: '/predict/', fields: ['$.meta.time', ...(i < 5 ? ['$.p<1>'] : [])], noise: ['$.meta.time', ...(i === 0 ? ['$.p<1>'] : [])] });
+  tally.discount({ route: '/predict/', fields: ['$.meta.time'] }, ['$.meta.time']);
+  const html = renderHtml(buildReport([row({})], noSkips, false, noMemory, { noise: tally.report() }), meta);
+  t.match(html, /<h2>Noise<\/h2>\n<p>Fields that differed between two answers of the baseline\. .* over 20% relative and 0\.03% absolute; .* 1 requests matched only so\.<\/p>/);
+  t.match(html, '<tr><td>/predict/</td><td><code>$.meta.time</code></td><td>10 of 10 (100%)</td><td>10 of 10 (100%)</td><td>0%</td><td>0%</td><td>noise</td><td>1</td></tr>');
+  t.match(html, '<tr><td>/predict/</td><td><code>$.p&#60;1&#62;</code></td><td>5 of 10 (50%)</td><td>1 of 10 (10%)</td><td>66.667%</td><td>40%</td><td>real</td><td>0</td></tr>');
+});
+
 t.test('an empty report', async (t) => {
   const html = renderHtml(buildReport([], noSkips, false, noMemory), meta);
   t.notMatch(html, /NaN|Infinity|undefined/);
@@ -116,7 +132,7 @@ t.test('an empty report', async (t) => {
 t.test('a narrow range is linear; all 0 ms still draws', async (t) => {
   const narrow = renderHtml(buildReport([row({}), row({ flask_latency_ms: 11, fastapi_latency_ms: 13 })], noSkips, false, noMemory), meta);
   t.notMatch(narrow, 'log scale');
-  t.match(narrow, /Replay report: <span class="pass">PASS<\/span>/);
+  t.match(narrow, /Replay report: <span class="inconclusive">INCONCLUSIVE<\/span>/, 'two latencies a side: no p99 to judge by');
   t.equal(narrow.match(/<path /g)?.length, 2);
   const zero = renderHtml(buildReport([row({ flask_latency_ms: 0, fastapi_latency_ms: 0 })], noSkips, false, noMemory), meta);
   t.notMatch(zero, /NaN|Infinity/);
@@ -141,7 +157,7 @@ t.test(`at most ${MAX_MISMATCHES} mismatches listed`, async (t) => {
 t.test('--html end to end', async (t) => {
   t.match(REPLAY_FLAGS.find((f) => f.flag === 'html'), { kind: 'value' });
   t.match(helpPage(REPLAY_COMMAND), /^\s+--html FILE/m);
-  // Both answer alike after a steady 40 ms, so the page's verdicts all pass.
+  // Both answer alike after a steady 40 ms, so the page's verdicts all pass (the p99's from 102 latencies a side).
   const slow: UpstreamHandler = (req, res) => {
     res.setHeader('content-type', 'application/json');
     setTimeout(() => res.end(JSON.stringify({ path: req.url })), 40);
@@ -154,14 +170,15 @@ t.test('--html end to end', async (t) => {
   const output = join(dir, 'out.json');
   const html = join(dir, 'out.html');
   const stderr: string[] = [];
-  const code = await replayCommand({ baseline: b.url, canary: c.url, output, html }, [rec], { stderr: (l) => stderr.push(l), stdout: () => undefined, stderrIsTTY: false });
+  const code = await replayCommand({ baseline: b.url, canary: c.url, output, html, repeat: '34' }, [rec], { stderr: (l) => stderr.push(l), stdout: () => undefined, stderrIsTTY: false });
   t.equal(code, 0, stderr.join('\n'));
   t.match(stderr.at(-1), `report in ${output} and ${html}`);
   const page = await readFile(html, 'utf8');
   t.match(page, /<svg[^]*<path [^]*<path [^]*<\/svg>/);
   t.match(page, `baseline <code>${b.url}/</code>`);
-  t.match(page, '<tr><td>/a</td><td>2</td>');
-  t.match(JSON.parse(await readFile(output, 'utf8')), { summary: { total_requests: 3 } }, 'the JSON still written');
+  t.match(page, '<tr><td>/a</td><td>68</td>');
+  t.match(page, /Replay report: <span class="pass">PASS<\/span>/);
+  t.match(JSON.parse(await readFile(output, 'utf8')), { summary: { total_requests: 102 } }, 'the JSON still written');
 
   // Checked up front, like --output.
   const bad: [Record<string, unknown>, RegExp][] = [

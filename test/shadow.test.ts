@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import t, { type Test } from 'tap';
 import { startApp, type RunningApp } from '../src/app.js';
 import type { RawSettings } from '../src/config/config.js';
+import { DEFAULT_TOLERANCE } from '../src/compare/answers.js';
 import { createShadowMetrics, DOWN_PAUSE_MS, Shadow, type ShadowLine, type ShadowView } from '../src/shadow/shadow.js';
 import { createBackend } from '../src/proxy/forward.js';
 import { Registry } from 'prom-client';
@@ -211,6 +212,58 @@ t.test('a slow, failing or absent shadow changes nothing for the client', async 
   });
 });
 
+/** {"y": x + shift(x), "id": random, "time": ms}: a random id and a timestamp in every answer. */
+const stamped =
+  (shift: (x: number) => number): UpstreamHandler =>
+  (_req, res, body) => {
+    // The app's own /ping and /stats/ polls have no body.
+    const x = body.length === 0 ? 0 : (JSON.parse(body.toString()) as { x: number }).x;
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ y: x + shift(x), id: Math.random().toString(36).slice(2), time: performance.now() }));
+  };
+
+t.test('--shadow-noise-sample: a random id and a timestamp in both answers are noise, not mismatches; GET /shadow says which fields and how much; --shadow-absolute', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'shadow-noise-'));
+  const log = join(dir, 'mismatches.jsonl');
+  // The canary: y off by 1e-4 for even x (within --shadow-absolute 0.001), by 1 for odd x (a real difference).
+  const handlers = { flask: stamped(() => 0), fastapi: stamped((x) => (x % 2 === 1 ? 1 : 1e-4)) };
+  const a = await app(t, { shadowSample: '1', shadowNoiseSample: '1', shadowAbsolute: '0.001', shadowLog: log }, handlers);
+  for (let x = 1; x <= 6; x++) await predict(a, x);
+  await settled(a, 6);
+  const v = await view(a);
+  t.match(v, { noiseSample: 1, tolerance: { relative: 0, absolute: 0.001 }, counts: { match: 3, mismatch: 3 } });
+  t.strictSame(v.noise!.routes, { '/predict/': { compared: 6, noisePairs: 6 } });
+  t.match(v.noise!.fields, [
+    { route: '/predict/', field: '$.id', differences: 6, compared: 6, noiseDifferences: 6, noisePairs: 6, rate: 1, noiseRate: 1, verdict: 'noise', discounted: 6 },
+    { route: '/predict/', field: '$.time', verdict: 'noise', discounted: 6 },
+  ]);
+  t.equal(v.noise!.fields.length, 2);
+  t.equal(v.noise!.discounted, 3, 'the even ones matched only because their differences were noise');
+  const again = traffic(a.flask).filter((s) => s.headers['x-drum-splitter-shadow'] === '1');
+  t.equal(again.length, 6, 'each copy also to the baseline, marked');
+  t.same(again.map((s) => s.body.toString()), traffic(a.fastapi).map((s) => s.body.toString()), 'the same request as the shadow got');
+  await a.close();
+  const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ShadowLine);
+  t.strictSame(lines.map((l) => l.differences.map((d) => d.field)), [['$.y'], ['$.y'], ['$.y']], 'the mismatches, without their noise');
+
+  // The same without a noise sample: every copy differs at the id and the time.
+  const plain = await app(t, { shadowSample: '1', shadowAbsolute: '0.001' }, handlers);
+  for (let x = 1; x <= 4; x++) await predict(plain, x);
+  await settled(plain, 4);
+  t.match(await view(plain), { noiseSample: 0, noise: null, counts: { match: 0, mismatch: 4 } });
+});
+
+t.test('--shadow-noise-sample: a second baseline call that fails leaves no noise pair; the copy is compared as without one', async (t) => {
+  const noisy = stamped(() => 0);
+  const a = await app(t, { shadowSample: '1', shadowNoiseSample: '1' }, {
+    flask: (req, res, body) => (req.headers['x-drum-splitter-shadow'] === '1' ? res.destroy() : noisy(req, res, body)),
+    fastapi: noisy,
+  });
+  await predict(a, 1);
+  await settled(a, 1);
+  t.match(await view(a), { counts: { mismatch: 1 }, noise: { routes: { '/predict/': { compared: 1, noisePairs: 0 } }, fields: [], discounted: 0 } });
+});
+
 t.test('bounded: past --shadow-max-inflight or --shadow-max-body a copy is dropped and counted', async (t) => {
   let release!: () => void;
   const held = new Promise<void>((r) => (release = r));
@@ -375,7 +428,7 @@ t.test('the pause after an unreachable shadow, on an injected clock: one attempt
   const said: Record<string, unknown>[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => void said.push(JSON.parse(l) as Record<string, unknown>) });
   const shadow = new Shadow(
-    { upstream: 'fastapi', sampleRate: 1, paths: ['/predict/'], maxInflight: 8, maxBody: 1000, timeoutMs: 1000, log: undefined, ignore: [] },
+    { upstream: 'fastapi', sampleRate: 1, paths: ['/predict/'], maxInflight: 8, maxBody: 1000, timeoutMs: 1000, log: undefined, ignore: [], noiseSample: 0, tolerance: DEFAULT_TOLERANCE },
     { baseline: 'flask', target, metrics: createShadowMetrics(registry), log, redact: [], report: (r) => results.push(r), now: () => now },
   );
   const req = { method: 'POST', rawHeaders: ['Content-Length', '2'], headers: { 'content-length': '2' } } as unknown as IncomingMessage;

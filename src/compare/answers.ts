@@ -5,7 +5,8 @@ import { parseJson } from '../common/json-shape.js';
  * Compares two HTTP answers to the same request, the baseline's and the canary's, as the seed's
  * scripts/shadow_replay_test.py does with DeepDiff(ignore_order=True, significant_digits=5), with
  * its gaps closed: every status is compared (not only 200), a non-UTF-8 body is compared byte for
- * byte instead of raising, and documented (ignored) and noisy paths do not count.
+ * byte instead of raising, documented (ignored) paths do not count, and numbers are equal within
+ * a tolerance (numpy's isclose) rather than rounded to 5 places.
  */
 
 export interface Answer {
@@ -20,15 +21,32 @@ export interface Difference {
   readonly baseline: unknown;
   readonly canary: unknown;
   readonly kind: 'status' | 'changed' | 'added' | 'removed' | 'type' | 'bytes';
+  /**
+   * The field the difference is at, the same in every answer: its path with each index as `[*]`
+   * ("$.predictions[*].label"), `$status`, or `$` for a whole text or bytes body. What the noise
+   * bookkeeping counts by, and an ignore path as it is.
+   */
+  readonly field: string;
 }
+
+/** Numbers equal within |canary − baseline| ≤ absolute + relative·|baseline|, as numpy's isclose(canary, baseline). */
+export interface Tolerance {
+  readonly relative: number;
+  readonly absolute: number;
+}
+
+/**
+ * The default: every pair of numbers the seed's rounding to 5 places took as equal (which differ
+ * by less than 1e-5) is equal here too, and so are the few it split at a rounding boundary
+ * (0.123454 and 0.123456); no pair it took as different by more than 1e-5 is.
+ */
+export const DEFAULT_TOLERANCE: Tolerance = { relative: 0, absolute: 1e-5 };
 
 export interface CompareOptions {
   /** Paths whose differences are accepted (documented differences), e.g. "$.meta.time", "$.predictions[*].id", "$..timestamp". */
   readonly ignore?: readonly string[];
-  /** Paths found noisy (they differ between two answers of the baseline itself): not counted against the canary. */
-  readonly noise?: ReadonlySet<string>;
-  /** Digits after the decimal point for float equality, as deepdiff's significant_digits (default 5). */
-  readonly digits?: number;
+  /** When two numbers are equal (default DEFAULT_TOLERANCE). */
+  readonly tolerance?: Tolerance;
 }
 
 export interface Comparison {
@@ -36,8 +54,10 @@ export interface Comparison {
   readonly kind: 'json' | 'text' | 'bytes';
   /** The counted differences first found, at most MAX_LISTED. */
   readonly differences: readonly Difference[];
-  /** Differences at ignored or noisy paths. */
+  /** Differences at ignored paths. */
   readonly ignored: number;
+  /** The fields of every counted difference, listed or not, each once, in the order found. */
+  readonly fields: readonly string[];
 }
 
 /** One step of a pattern: a key, an index, any key (`*`) or any index (`[*]`). */
@@ -61,25 +81,24 @@ export interface IgnorePath {
   readonly segments: readonly PatternSegment[];
 }
 
-export const DEFAULT_DIGITS = 5;
 export const MAX_LISTED = 50;
 /** Unmatched array elements are paired by likeness up to this many candidate pairs, by position past it. */
 export const PAIRING_LIMIT = 10_000;
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-/** Where a difference is, for ignore and noise: object keys and array indices; null for the status. */
+/** Where a difference is, for ignore paths and fields: object keys and array indices; null for the status. */
 type Segment = string | number;
 type Place = readonly Segment[] | null;
-type Emit = (difference: Difference, place: Place) => void;
+type Emit = (difference: Omit<Difference, 'field'>, place: Place) => void;
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const IDENT_AT = /[A-Za-z_][A-Za-z0-9_]*/y;
 
-/** `$.a.b[2]`, with `['…']` for a key that is not an identifier. */
-export function formatPath(place: readonly Segment[]): string {
+/** `$.a.b[2]`, with `['…']` for a key that is not an identifier; with `anyIndex`, `$.a.b[*]`. */
+export function formatPath(place: readonly Segment[], anyIndex = false): string {
   let path = '$';
   for (const seg of place) {
-    if (typeof seg === 'number') path += `[${seg}]`;
+    if (typeof seg === 'number') path += anyIndex ? '[*]' : `[${seg}]`;
     else if (IDENT.test(seg)) path += `.${seg}`;
     else path += `['${seg.replace(/[\\']/g, '\\$&')}']`;
   }
@@ -201,53 +220,56 @@ function covers(pattern: IgnorePath, place: Place): boolean {
   return from(0, 0);
 }
 
-/** Whether `place` or a place above it is in the noise set. */
-function noisy(noise: ReadonlySet<string>, place: Place): boolean {
-  if (place === null) return noise.has('$status');
-  for (let k = 0; k <= place.length; k++) if (noise.has(formatPath(place.slice(0, k)))) return true;
-  return false;
+/** Whether two numbers are equal within the tolerance; the baseline's is the reference, as isclose's b. */
+export function isClose(baseline: number, canary: number, tolerance: Tolerance): boolean {
+  if (baseline === canary) return true;
+  // JSON's 1e999 is Infinity: equal only to itself (as in isclose), whatever a relative tolerance of it says.
+  return Number.isFinite(baseline) && Number.isFinite(canary) && Math.abs(canary - baseline) <= tolerance.absolute + tolerance.relative * Math.abs(baseline);
 }
+
+const isToleranceValue = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0;
 
 /**
- * A number as deepdiff's number_to_string(x, significant_digits=d) sees it with the default
- * number_format_notation "f": Python's round(x, d) then '{:.{d}f}', -0 as 0. Both are correctly
- * rounded on the exact binary value, ties to even; JavaScript's toFixed is too but breaks an
- * exact tie away from zero (0.015625 → 0.01563, Python 0.01562), so ties are put right here.
- * From 1e21 up toFixed gives the shortest form ("1e+21", Python every digit): a different
- * string, but equal exactly when Python's are, which is all a key needs.
+ * A tolerance from settings or flags (numbers, or strings of them), each part defaulting to
+ * DEFAULT_TOLERANCE's; a part that is not a finite number ≥ 0 is an InputError for its field.
  */
-export function roundNumber(x: number, digits: number): string {
-  let s = x.toFixed(digits);
-  // An exact tie needs the value to end at digit d+1, i.e. x·2^(d+1) to be whole; toFixed is exact there.
-  if (Math.abs(x) < 1e21 && Number.isInteger(x * 2 ** (digits + 1)) && x.toFixed(digits + 1).endsWith('5')) {
-    const last = Number(s[s.length - 1]);
-    // toFixed took the larger magnitude; an odd last digit means the even one is one below (no borrow).
-    if (last % 2 === 1) s = s.slice(0, -1) + String(last - 1);
-  }
-  return Number(s) === 0 ? s.replace('-', '') : s;
+export function parseTolerance(relative: unknown, absolute: unknown, fields: { readonly relative: string; readonly absolute: string }): Tolerance {
+  const part = (value: unknown, fallback: number, field: string): number => {
+    if (value === undefined) return fallback;
+    const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+    if (!isToleranceValue(n)) throw new InputError(`"${String(value)}" is not a number from 0 up, e.g. 1e-6`, field);
+    return n;
+  };
+  return { relative: part(relative, DEFAULT_TOLERANCE.relative, fields.relative), absolute: part(absolute, DEFAULT_TOLERANCE.absolute, fields.absolute) };
 }
 
-function checkDigits(digits: number): number {
-  if (!Number.isInteger(digits) || digits < 0 || digits > 99) throw new RangeError(`digits must be a whole number from 0 to 99, not ${digits}`);
-  return digits;
+function checkTolerance(tolerance: Tolerance): Tolerance {
+  if (!isToleranceValue(tolerance.relative) || !isToleranceValue(tolerance.absolute)) {
+    throw new RangeError(`a tolerance is two finite numbers from 0 up, not ${tolerance.relative} and ${tolerance.absolute}`);
+  }
+  return tolerance;
 }
 
 type JsonType = 'null' | 'boolean' | 'number' | 'string' | 'array' | 'object';
 const typeOf = (v: Json): JsonType => (v === null ? 'null' : Array.isArray(v) ? 'array' : (typeof v as JsonType));
 
-/** Walks two parsed JSON bodies; arrays are compared as multisets, numbers rounded to `digits`. */
+/**
+ * Walks two parsed JSON bodies; arrays are compared as multisets, numbers within the tolerance.
+ * Exactly equal values are found by key (fast, and across any array order); values equal only
+ * within the tolerance are found when the unmatched elements are paired, most alike first.
+ */
 class JsonWalker {
   private readonly keys = new WeakMap<object, string>();
 
   constructor(
-    private readonly digits: number,
+    private readonly tolerance: Tolerance,
     private readonly emit: Emit,
   ) {}
 
-  /** A canonical key: equal keys ⇔ equal values under this comparison (sorted keys, sorted elements). */
+  /** A canonical key: equal keys ⇔ exactly equal values (sorted keys, sorted elements; -0 is 0). */
   key(v: Json): string {
     if (v === null || typeof v === 'boolean') return String(v);
-    if (typeof v === 'number') return `n${roundNumber(v, this.digits)}`;
+    if (typeof v === 'number') return `n${v}`;
     if (typeof v === 'string') return JSON.stringify(v);
     let k = this.keys.get(v);
     if (k === undefined) {
@@ -262,7 +284,7 @@ class JsonWalker {
   values(a: Json, b: Json, place: readonly Segment[]): void {
     const ta = typeOf(a);
     if (ta !== typeOf(b)) return this.emit({ path: formatPath(place), baseline: a, canary: b, kind: 'type' }, place);
-    if (this.key(a) === this.key(b)) return;
+    if (this.key(a) === this.key(b) || (ta === 'number' && isClose(a as number, b as number, this.tolerance))) return;
     if (ta === 'array') return this.arrays(a as Json[], b as Json[], place);
     if (ta === 'object') return this.objects(a as Record<string, Json>, b as Record<string, Json>, place);
     this.emit({ path: formatPath(place), baseline: a, canary: b, kind: 'changed' }, place);
@@ -363,7 +385,7 @@ function decode(body: Uint8Array): string | undefined {
 }
 
 /** Compares the bodies, emitting differences; returns how they were compared. */
-function compareBodies(a: Uint8Array, b: Uint8Array, digits: number, emit: Emit): Comparison['kind'] {
+function compareBodies(a: Uint8Array, b: Uint8Array, tolerance: Tolerance, emit: Emit): Comparison['kind'] {
   const ta = decode(a);
   const tb = decode(b);
   if (ta === undefined || tb === undefined) {
@@ -372,7 +394,7 @@ function compareBodies(a: Uint8Array, b: Uint8Array, digits: number, emit: Emit)
     while (at < n && a[at] === b[at]) at++;
     if (at < n || a.length !== b.length) {
       const side = (body: Uint8Array) => ({ length: body.length, byte: body[at] ?? null });
-      // Offsets shift from one answer to the next: for ignore and noise a bytes difference is at "$".
+      // Offsets shift from one answer to the next: for ignore and fields a bytes difference is at "$".
       emit({ path: `$[byte ${at}]`, baseline: side(a), canary: side(b), kind: 'bytes' }, []);
     }
     return 'bytes';
@@ -380,14 +402,14 @@ function compareBodies(a: Uint8Array, b: Uint8Array, digits: number, emit: Emit)
   const ja = parseJson(ta);
   const jb = parseJson(tb);
   if (ja !== undefined && jb !== undefined) {
-    new JsonWalker(digits, emit).values(ja as Json, jb as Json, []);
+    new JsonWalker(tolerance, emit).values(ja as Json, jb as Json, []);
     return 'json';
   }
   if (ta !== tb) emit({ path: '$', baseline: ta, canary: tb, kind: 'changed' }, []);
   return 'text';
 }
 
-function statusDifference(a: Answer, b: Answer): Difference | undefined {
+function statusDifference(a: Answer, b: Answer): Omit<Difference, 'field'> | undefined {
   return a.status === b.status ? undefined : { path: '$status', baseline: a.status, canary: b.status, kind: 'status' };
 }
 
@@ -395,41 +417,25 @@ function statusDifference(a: Answer, b: Answer): Difference | undefined {
  * Compares the canary's answer with the baseline's. Statuses that differ are a difference, and the
  * bodies are compared whatever the status (error answers must match too): as JSON when both are
  * UTF-8 JSON, as text when both are UTF-8, else byte for byte. Throws on a malformed ignore path
- * or digits.
+ * or tolerance.
  */
 export function compareAnswers(baseline: Answer, canary: Answer, opts: CompareOptions = {}): Comparison {
-  const digits = checkDigits(opts.digits ?? DEFAULT_DIGITS);
+  const tolerance = checkTolerance(opts.tolerance ?? DEFAULT_TOLERANCE);
   const patterns = (opts.ignore ?? []).map(parseIgnorePath);
-  const noise = opts.noise ?? new Set<string>();
   const differences: Difference[] = [];
-  let counted = 0;
+  const fields = new Set<string>();
   let ignored = 0;
   const emit: Emit = (difference, place) => {
-    if (noisy(noise, place) || patterns.some((p) => covers(p, place))) {
+    if (patterns.some((p) => covers(p, place))) {
       ignored += 1;
       return;
     }
-    counted += 1;
-    if (differences.length < MAX_LISTED) differences.push(difference);
+    const field = place === null ? '$status' : formatPath(place, true);
+    fields.add(field);
+    if (differences.length < MAX_LISTED) differences.push({ ...difference, field });
   };
   const status = statusDifference(baseline, canary);
   if (status) emit(status, null);
-  const kind = compareBodies(baseline.body, canary.body, digits, emit);
-  return { match: counted === 0, kind, differences, ignored };
-}
-
-/**
- * Paths that differ between two answers of the same backend to the same request (Twitter Diffy's
- * noise cancelling), as compareAnswers reports them: `$status`, JSON paths, and `$` for a text or
- * bytes body. Given as `noise`, a difference at such a path or under it is not counted.
- */
-export function noisyPaths(first: Answer, second: Answer, opts: Pick<CompareOptions, 'digits'> = {}): Set<string> {
-  const paths = new Set<string>();
-  const emit: Emit = (_difference, place) => {
-    paths.add(place === null ? '$status' : formatPath(place));
-  };
-  const status = statusDifference(first, second);
-  if (status) emit(status, null);
-  compareBodies(first.body, second.body, checkDigits(opts.digits ?? DEFAULT_DIGITS), emit);
-  return paths;
+  const kind = compareBodies(baseline.body, canary.body, tolerance, emit);
+  return { match: fields.size === 0, kind, differences, ignored, fields: [...fields] };
 }

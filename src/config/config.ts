@@ -15,7 +15,7 @@ import type { HostPort, ProxyConfig, Upstream } from '../proxy/options.js';
 import { DEFAULT_REDACT } from '../record/line.js';
 import { checkShares, type Share } from '../weights/shares.js';
 import type { ShadowSettings } from '../shadow/shadow.js';
-import { checkIgnorePaths } from '../compare/answers.js';
+import { checkIgnorePaths, parseTolerance } from '../compare/answers.js';
 
 /** The whole resolved configuration: the traffic side's, and the process's own. */
 export interface Config extends ProxyConfig {
@@ -157,6 +157,7 @@ function shadowSettings(raw: RawSettings, upstreams: readonly Upstream[], record
   const ignore = raw.shadowIgnore === undefined ? [] : parseList(raw.shadowIgnore, 'shadowIgnore');
   checkIgnorePaths(ignore, 'shadowIgnore');
   const log = optionalPath(raw.shadowLog, 'shadowLog');
+  const noiseSample = parseRate(raw.shadowNoiseSample ?? 0, 'shadowNoiseSample');
   return {
     upstream,
     sampleRate,
@@ -166,6 +167,8 @@ function shadowSettings(raw: RawSettings, upstreams: readonly Upstream[], record
     timeoutMs: raw.shadowTimeout === undefined ? Math.min(timeoutMs, SHADOW_TIMEOUT_MAX_MS) : shadowTimeout(raw.shadowTimeout),
     log,
     ignore,
+    noiseSample,
+    tolerance: parseTolerance(raw.shadowRelative, raw.shadowAbsolute, { relative: 'shadowRelative', absolute: 'shadowAbsolute' }),
   };
 }
 

@@ -131,6 +131,12 @@ export const SETTINGS = [
   },
   { key: 'shadowLog', flag: 'shadow-log', kind: 'value', arg: 'FILE', help: 'write each mismatch (request, both answers, diff) as JSONL, 0600' },
   { key: 'shadowIgnore', flag: 'shadow-ignore', kind: 'list', arg: 'LIST', help: 'JSON paths whose differences do not count, comma-separated' },
+  {
+    key: 'shadowNoiseSample', flag: 'shadow-noise-sample', kind: 'value', arg: 'RATE', default: '0',
+    help: "share of copies also sent to the baseline a second time, 0..1; a field differing no more often than the baseline's two answers do is noise and does not count",
+  },
+  { key: 'shadowRelative', flag: 'shadow-relative', kind: 'value', arg: 'R', default: '0', help: 'numbers are equal within absolute + relative × |baseline|' },
+  { key: 'shadowAbsolute', flag: 'shadow-absolute', kind: 'value', arg: 'A', default: '1e-5', help: 'the absolute part of that tolerance (the seed compared 5 decimal places)' },
 ] as const satisfies readonly Setting[];
 
 /** Settings only a config file gives: structures no flag could carry. */

@@ -2,18 +2,20 @@ import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Pool } from 'undici';
-import { checkIgnorePaths } from '../compare/answers.js';
+import { checkIgnorePaths, parseTolerance } from '../compare/answers.js';
+import { NoiseTally } from '../compare/noise.js';
 import { drumMemory, readMemInfo, type DrumMemory } from '../observe/health.js';
 import { UsageError, withDefaults } from '../common/flags.js';
 import { InputError } from '../common/input-error.js';
 import { writePrivate } from '../common/private-file.js';
 import { parseDuration } from '../common/units.js';
+import { parseRate } from '../record/policy.js';
 import { renderHtml } from './html.js';
 import { openRecordings } from './input.js';
-import { judge } from './judge.js';
+import { judge, withoutNoise, type Judged } from './judge.js';
 import { REPLAY_FLAGS } from './options.js';
 import { createProgress } from './progress.js';
-import { buildReport, type ResultRow } from './report.js';
+import { buildReport, outcome } from './report.js';
 import { replayRecords } from './run.js';
 
 /** A backend's DRUM /stats/ memory now; null when it reports none (not DRUM, or unreachable). */
@@ -61,6 +63,26 @@ function positive(value: unknown, flag: string, integer: boolean): number {
   return n;
 }
 
+/** --noise-sample RATE (default 0), or --noise-check (every exchange); `given`: the flags given, to refuse both. */
+function noiseSample(given: Record<string, unknown>, values: Record<string, unknown>): number {
+  if (given['noise-check'] === true) {
+    if (given['noise-sample'] !== undefined) throw new InputError('--noise-check is --noise-sample 1; give one');
+    return 1;
+  }
+  return parseRate(values['noise-sample'], '--noise-sample');
+}
+
+/** --min-p99-difference: a duration, or 0 for no floor (as rollout.minP99Difference). */
+function minP99Difference(value: unknown): number {
+  return String(value).trim() === '0' ? 0 : parseDuration(value, '--min-p99-difference');
+}
+
+/**
+ * Exit codes: 0 every criterion passes (one not measured aside), 1 one fails or Ctrl-C, 3 none
+ * fails but one is inconclusive; bad usage (an InputError) is main.ts's 2.
+ */
+export const EXIT = { pass: 0, fail: 1, inconclusive: 3 } as const;
+
 /**
  * `drum-splitter replay`: reads the recordings, sends each request to both backends, writes
  * the report to --output and resolves to the exit code. `given` holds the flags given, by name;
@@ -77,6 +99,10 @@ export async function replayCommand(given: Record<string, unknown>, positionals:
   const concurrency = positive(values.concurrency, '--concurrency', true);
   const rate = values.rate === undefined ? undefined : positive(values.rate, '--rate', false);
   const timeoutMs = parseDuration(values.timeout, '--timeout');
+  const repeat = positive(values.repeat, '--repeat', true);
+  const noise = noiseSample(given, values);
+  const minP99DifferenceMs = minP99Difference(values['min-p99-difference']);
+  const tolerance = parseTolerance(values.relative, values.absolute, { relative: '--relative', absolute: '--absolute' });
   const ignore = (values.ignore as string[] | undefined) ?? [];
   checkIgnorePaths(ignore, '--ignore');
   const output = values.output as string;
@@ -99,7 +125,7 @@ export async function replayCommand(given: Record<string, unknown>, positionals:
   const recordings = await openRecordings(files, values.strict === true);
   const { skipped } = recordings;
   const skips = skipped.counts.malformed + skipped.counts.truncated;
-  line(`replay: loaded ${recordings.count} requests for replay from ${files.length} file(s)${skips ? `, skipped ${skips} (${skipped.counts.malformed} malformed, ${skipped.counts.truncated} truncated)` : ''}`);
+  line(`replay: loaded ${recordings.count} requests for replay from ${files.length} file(s)${skips ? `, skipped ${skips} (${skipped.counts.malformed} malformed, ${skipped.counts.truncated} truncated)` : ''}${repeat > 1 ? `, each sent ${repeat} times` : ''}`);
 
   const stop = new AbortController();
   const onSigint = (): void => {
@@ -108,26 +134,28 @@ export async function replayCommand(given: Record<string, unknown>, positionals:
   };
   // Once: a second Ctrl-C ends the process the usual way.
   process.once('SIGINT', onSigint);
-  const progress = createProgress(recordings.count, {
+  const progress = createProgress(recordings.count * repeat, {
     tty: deps.stderrIsTTY ?? process.stderr.isTTY === true,
     stream: deps.barStream ?? process.stderr,
     line,
   });
   const before = await Promise.all([memoryOf(baseline, timeoutMs), memoryOf(canary, timeoutMs)]);
-  let rows: ResultRow[];
+  let judged: Judged[];
   try {
-    rows = await replayRecords(recordings.records(), {
+    judged = await replayRecords(recordings.records(), {
       baseline,
       canary,
       concurrency,
       ...(rate === undefined ? {} : { rate }),
       timeoutMs,
-      noiseCheck: values['noise-check'] === true,
+      noiseSample: noise,
+      repeat,
       signal: stop.signal,
       onExchange: (exchange) => {
-        const row = judge(exchange, ignore);
-        progress.tick(row);
-        return row;
+        const j = judge(exchange, { ignore, tolerance });
+        // The progress counts mismatches before any is found to be noise.
+        progress.tick(j.row);
+        return j;
       },
     });
   } finally {
@@ -136,15 +164,26 @@ export async function replayCommand(given: Record<string, unknown>, positionals:
     await recordings.close();
   }
 
+  // Every exchange counted first: whether a field is noise is known only from all of them.
+  const tally = new NoiseTally();
+  for (const j of judged) if (j.compared !== undefined) tally.add(j.compared.observation);
+  const rows = judged.map((j) => withoutNoise(j, tally));
   const after = await Promise.all([memoryOf(baseline, timeoutMs), memoryOf(canary, timeoutMs)]);
   const memory = { flask: { before: before[0], after: after[0] }, fastapi: { before: before[1], after: after[1] } };
-  const report = buildReport(rows, skipped, stop.signal.aborted, memory);
+  const report = buildReport(rows, skipped, stop.signal.aborted, memory, { minP99DifferenceMs, noise: noise > 0 ? tally.report() : null });
   // Private as the recordings are: it has their paths and parts of the answers.
   await writePrivate(output, `${JSON.stringify(report, null, 2)}\n`, line);
   if (html !== undefined) await writePrivate(html, renderHtml(report, { baseline: baseline.href, canary: canary.href, at }), line);
   print(`${JSON.stringify(report.summary, null, 2)}\n`);
-  const failed = report.criteria.filter((c) => !c.pass);
-  for (const c of report.criteria) line(`replay: ${c.pass ? 'pass' : 'FAIL'} ${c.name}: ${c.value ?? c.note} (threshold ${c.threshold})`);
+  for (const c of report.criteria) {
+    const said = c.value === null ? c.note : `${c.value} (threshold ${c.threshold})${c.note === undefined ? '' : `; ${c.note}`}`;
+    line(`replay: ${c.verdict === 'pass' || c.verdict === 'not measured' ? c.verdict : c.verdict.toUpperCase()} ${c.name}: ${said}`);
+  }
+  if (report.noise !== null) {
+    const noisy = report.noise.fields.filter((f) => f.verdict === 'noise');
+    line(`replay: noise: ${noisy.length === 0 ? 'no field' : noisy.map((f) => `${f.route} ${f.field} (${f.discounted} differences)`).join(', ')} discounted; ${report.noise.discounted} requests matched only so`);
+  }
   line(`replay: ${rows.length} requests, ${report.summary.response_mismatches} mismatches, ${report.summary.errors} errors; report in ${output}${html === undefined ? '' : ` and ${html}`}`);
-  return stop.signal.aborted || failed.length > 0 ? 1 : 0;
+  if (stop.signal.aborted) return EXIT.fail;
+  return EXIT[outcome(report.criteria)];
 }

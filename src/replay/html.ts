@@ -1,4 +1,4 @@
-import type { Criterion, Report } from './report.js';
+import { outcome, type Criterion, type Report } from './report.js';
 
 /**
  * The replay report as one HTML page for a person: verdicts, summary, both backends' latency
@@ -37,12 +37,26 @@ function value(v: unknown): string {
   return text.length > MAX_VALUE ? `${text.slice(0, MAX_VALUE)}…` : text;
 }
 
+/** A verdict as shown, and its CSS class. */
+const shown = (verdict: string): string => `<span class="${verdict.replace(' ', '-')}">${verdict.toUpperCase()}</span>`;
+
 function verdicts(criteria: readonly Criterion[]): string {
-  const rows = criteria.map((c) => {
-    const verdict = c.pass ? 'PASS' : 'FAIL';
-    return `<tr><td>${escape(c.name)}</td><td>${num(c.value)}${c.note === undefined ? '' : ` <small>(${escape(c.note)})</small>`}</td><td>${num(c.threshold)}</td><td class="${verdict.toLowerCase()}">${verdict}</td></tr>`;
-  });
+  const rows = criteria.map(
+    (c) => `<tr><td>${escape(c.name)}</td><td>${num(c.value)}${c.note === undefined ? '' : ` <small>(${escape(c.note)})</small>`}</td><td>${num(c.threshold)}</td><td>${shown(c.verdict)}</td></tr>`,
+  );
   return `<table><tr><th>criterion</th><th>value</th><th>threshold</th><th>verdict</th></tr>${rows.join('')}</table>`;
+}
+
+/** The noise sample's fields: which differences were not counted, and why. */
+function noise(report: Report): string {
+  const n = report.noise!;
+  const pct = (x: number): string => `${num(x * 100)}%`;
+  const rows = n.fields.map(
+    (f) =>
+      `<tr><td>${escape(f.route)}</td><td><code>${escape(f.field)}</code></td><td>${f.differences} of ${f.compared} (${pct(f.rate)})</td><td>${f.noiseDifferences} of ${f.noisePairs} (${pct(f.noiseRate)})</td><td>${pct(f.relative)}</td><td>${pct(f.absolute)}</td><td>${f.verdict}</td><td>${f.discounted}</td></tr>`,
+  );
+  return `<p>Fields that differed between two answers of the baseline. A field is noise unless the canary differs there more often than the baseline from itself by over ${pct(n.thresholds.relative)} relative and ${pct(n.thresholds.absolute)} absolute; differences at noise fields do not count. ${n.discounted} requests matched only so.</p>
+<table><tr><th>route</th><th>field</th><th>baseline vs canary</th><th>baseline vs baseline</th><th>relative</th><th>absolute</th><th>verdict</th><th>not counted</th></tr>${rows.join('')}</table>`;
 }
 
 function summary(report: Report): string {
@@ -173,6 +187,8 @@ th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 code{font:12px ui-monospace,monospace;word-break:break-all}
 .pass{background:#dafbe1;color:#1a7f37;font-weight:bold}
 .fail{background:#ffebe9;color:#cf222e;font-weight:bold}
+.inconclusive{background:#fff8c5;color:#9a6700;font-weight:bold}
+.not-measured{color:#57606a}
 .warn{background:#fff8c5;padding:.5em}
 .mismatch{margin-bottom:1em}
 .mismatch h3{font-size:14px;margin:.5em 0 .2em}
@@ -181,22 +197,23 @@ svg .grid{stroke:#ddd}`;
 
 /** The whole page; pure, so the command writes it and a test reads it. */
 export function renderHtml(report: Report, meta: HtmlMeta): string {
-  const pass = report.criteria.every((c) => c.pass);
+  const verdict = outcome(report.criteria);
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>Replay report: ${pass ? 'PASS' : 'FAIL'}</title>
+<title>Replay report: ${verdict.toUpperCase()}</title>
 <style>${STYLE}</style>
 </head>
 <body>
-<h1>Replay report: <span class="${pass ? 'pass' : 'fail'}">${pass ? 'PASS' : 'FAIL'}</span></h1>
+<h1>Replay report: ${shown(verdict)}</h1>
 <p>Ran ${escape(meta.at)}: baseline <code>${escape(meta.baseline)}</code>, canary <code>${escape(meta.canary)}</code>.</p>
 ${report.interrupted ? '<p class="warn">Interrupted: the report covers only the requests that finished.</p>' : ''}
 <h2>Verdicts</h2>
 ${verdicts(report.criteria)}
 <h2>Summary</h2>
 ${summary(report)}
+${report.noise === null ? '' : `<h2>Noise</h2>\n${noise(report)}`}
 <h2>Latency</h2>
 ${cdfPlot(report)}
 <h2>Routes</h2>

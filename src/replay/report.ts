@@ -1,5 +1,9 @@
 import type { Comparison, Difference } from '../compare/answers.js';
+import type { NoiseReport } from '../compare/noise.js';
 import type { DrumMemory } from '../observe/health.js';
+import { p99Check, SIGNIFICANCE, type SideStats } from '../rollout/checks.js';
+import { DEFAULT_MIN_P99_DIFFERENCE } from '../rollout/plan.js';
+import { parseDuration } from '../common/units.js';
 import type { Skipped } from './input.js';
 
 /**
@@ -49,12 +53,36 @@ export interface Summary {
   readonly latency_improvement: { readonly p50: string; readonly p99: string };
 }
 
+/** A criterion's verdict. inconclusive: too little to judge by; not measured: nothing to judge by (it fails nothing). */
+export type Verdict = 'pass' | 'fail' | 'inconclusive' | 'not measured';
+
 export interface Criterion {
   readonly name: string;
   readonly threshold: number;
   readonly value: number | null;
-  readonly pass: boolean;
+  readonly verdict: Verdict;
+  /** true: pass, false: fail, null: neither (inconclusive or not measured). */
+  readonly pass: boolean | null;
   readonly note?: string;
+  readonly test?: P99Test;
+}
+
+/** How the p99 criterion was judged: the rollout's p99 check (src/rollout/checks.ts), its numbers. */
+export interface P99Test {
+  readonly test: 'one-sided Mann–Whitney U';
+  /** The canary counts as slower only with p below this. */
+  readonly significance: number;
+  /** Latencies on each side (requests without an error). */
+  readonly samples: { readonly baseline: number; readonly canary: number };
+  /** Fewer on a side and the verdict is inconclusive. */
+  readonly min_samples: number;
+  /** A slower p99 counts only this far over the baseline's, besides the 20%. */
+  readonly min_difference_ms: number;
+  /** The rest is null when there were too few samples. */
+  readonly p: number | null;
+  /** Nearest-rank p99s, as the rollout takes them (the summary's are the seed's interpolated ones). */
+  readonly p99_ms: { readonly baseline: number; readonly canary: number } | null;
+  readonly difference_ms: number | null;
 }
 
 export interface RouteStats {
@@ -74,6 +102,8 @@ export interface MemorySides {
 export interface Report {
   readonly summary: Summary;
   readonly criteria: readonly Criterion[];
+  /** The noise sample's bookkeeping (--noise-sample): fields whose differences were noise; null without one. */
+  readonly noise: NoiseReport | null;
   readonly memory: { readonly flask: MemorySides; readonly fastapi: MemorySides };
   readonly routes: Record<string, RouteStats>;
   readonly skipped: Skipped;
@@ -124,40 +154,82 @@ export function summarize(rows: readonly ResultRow[]): Summary {
   };
 }
 
-/** The canary's p99 may be at most this times the baseline's (the seed: "within 20%"). */
-export const P99_RATIO = 1.2;
+/** The canary's p99 may be at most this much over the baseline's (the seed: "within 20%"). */
+export const P99_INCREASE = 0.2;
+
+/**
+ * Fewer latencies a side than this and the p99 criterion is inconclusive: the nearest-rank p99 of
+ * fewer than 100 samples is their maximum, so one slow request would decide it either way.
+ */
+export const MIN_P99_SAMPLES = 100;
+
+/** The rollout's default floor (rollout.minP99Difference), so that replay and rollout judge alike. */
+export const DEFAULT_MIN_P99_DIFFERENCE_MS = parseDuration(DEFAULT_MIN_P99_DIFFERENCE, 'rollout.minP99Difference');
+
+const pass = (ok: boolean): Pick<Criterion, 'verdict' | 'pass'> => ({ verdict: ok ? 'pass' : 'fail', pass: ok });
+
+/**
+ * The seed's "canary p99 within 20% of the baseline's", judged as the rollout judges its p99: the
+ * canary fails only if it is slower by the one-sided Mann–Whitney test (p < 0.01) and its p99 is
+ * over the baseline's by 20% and by at least the floor; with too few samples, inconclusive.
+ */
+export function p99Criterion(flask: readonly number[], fastapi: readonly number[], minDifferenceMs: number): Criterion {
+  const side = (ms: readonly number[]): SideStats => ({ requests: ms.length, errors: 0, latencies: ms.map((x) => x / 1000).sort((a, b) => a - b) });
+  const check = p99Check(side(fastapi), side(flask), P99_INCREASE, Infinity, MIN_P99_SAMPLES, minDifferenceMs / 1000);
+  const judged = check.status === 'ok' || check.status === 'miss';
+  // What the check adds to its result once it has compared the two.
+  const measured = check as typeof check & { p: number; baselineP99: number; canaryP99: number; difference: number };
+  const test: P99Test = {
+    test: 'one-sided Mann–Whitney U',
+    significance: SIGNIFICANCE,
+    samples: { baseline: flask.length, canary: fastapi.length },
+    min_samples: MIN_P99_SAMPLES,
+    min_difference_ms: minDifferenceMs,
+    p: judged ? measured.p : null,
+    p99_ms: judged ? { baseline: measured.baselineP99 * 1000, canary: measured.canaryP99 * 1000 } : null,
+    difference_ms: judged ? measured.difference * 1000 : null,
+  };
+  const base = { name: 'canary_p99_within_20_percent', threshold: 1 + P99_INCREASE, test };
+  if (!judged) {
+    return { ...base, value: null, verdict: 'inconclusive', pass: null, note: `${check.text} (the p99 of fewer than ${MIN_P99_SAMPLES} latencies is their slowest; --repeat N sends each request N times)` };
+  }
+  return { ...base, value: 1 + check.value!, ...pass(check.status === 'ok'), note: check.text };
+}
 
 /**
  * The seed's "No OOM events during replay": a backend whose container_max_used reached its
- * container_limit after the replay. Measured only where DRUM reports both.
+ * container_limit after the replay. Measured only where DRUM reports both; not measured is no pass.
  */
 export function oomCriterion(memory: Report['memory']): Criterion {
   const reported = [memory.flask.after, memory.fastapi.after].filter((m) => m !== null && m.containerLimit !== undefined && m.containerMaxUsed !== undefined);
-  if (reported.length === 0) return { name: 'no_oom', threshold: 0, value: null, pass: true, note: 'not measured: no container limits in /stats/' };
+  if (reported.length === 0) return { name: 'no_oom', threshold: 0, value: null, verdict: 'not measured', pass: null, note: 'no container limits in /stats/' };
   const ooms = reported.filter((m) => m!.containerMaxUsed! >= m!.containerLimit!).length;
-  return { name: 'no_oom', threshold: 0, value: ooms, pass: ooms === 0 };
+  return { name: 'no_oom', threshold: 0, value: ooms, ...pass(ooms === 0) };
 }
 
 /** The seed's Phase 1 success criteria, each with its number. */
-export function criteria(rows: readonly ResultRow[], memory: Report['memory']): Criterion[] {
+export function criteria(rows: readonly ResultRow[], memory: Report['memory'], minP99DifferenceMs = DEFAULT_MIN_P99_DIFFERENCE_MS): Criterion[] {
   const total = rows.length;
   const matched = rows.filter((r) => r.error === null && r.diff === null).length;
   const { flask, fastapi } = latencies(rows);
-  const [b99, c99] = [percentile(flask, 0.99), percentile(fastapi, 0.99)];
   const errorAnswers = rows.filter((r) => r.error === null && (r.flask_status >= 400 || r.fastapi_status >= 400));
   const errorMatched = errorAnswers.filter((r) => r.diff === null).length;
   return [
     total === 0
-      ? { name: 'match_rate', threshold: 1, value: null, pass: false, note: 'no requests replayed' }
-      : { name: 'match_rate', threshold: 1, value: matched / total, pass: matched === total },
-    b99 > 0
-      ? { name: 'canary_p99_within_20_percent', threshold: P99_RATIO, value: c99 / b99, pass: c99 / b99 <= P99_RATIO }
-      : { name: 'canary_p99_within_20_percent', threshold: P99_RATIO, value: null, pass: false, note: 'no baseline latencies' },
+      ? { name: 'match_rate', threshold: 1, value: null, ...pass(false), note: 'no requests replayed' }
+      : { name: 'match_rate', threshold: 1, value: matched / total, ...pass(matched === total) },
+    p99Criterion(flask, fastapi, minP99DifferenceMs),
     errorAnswers.length === 0
-      ? { name: 'error_responses_match', threshold: 1, value: null, pass: true, note: 'no error responses' }
-      : { name: 'error_responses_match', threshold: 1, value: errorMatched / errorAnswers.length, pass: errorMatched === errorAnswers.length },
+      ? { name: 'error_responses_match', threshold: 1, value: null, ...pass(true), note: 'no error responses' }
+      : { name: 'error_responses_match', threshold: 1, value: errorMatched / errorAnswers.length, ...pass(errorMatched === errorAnswers.length) },
     oomCriterion(memory),
   ];
+}
+
+/** What the criteria add up to: fail if one fails, else inconclusive if one is, else pass (not measured fails nothing). */
+export function outcome(criteria: readonly Criterion[]): 'pass' | 'fail' | 'inconclusive' {
+  if (criteria.some((c) => c.verdict === 'fail')) return 'fail';
+  return criteria.some((c) => c.verdict === 'inconclusive') ? 'inconclusive' : 'pass';
 }
 
 /** Per path without query string, in order of first appearance. */
@@ -182,6 +254,21 @@ export function routeStats(rows: readonly ResultRow[]): Record<string, RouteStat
   return out;
 }
 
-export function buildReport(rows: readonly ResultRow[], skipped: Skipped, interrupted: boolean, memory: Report['memory']): Report {
-  return { summary: summarize(rows), criteria: criteria(rows, memory), memory, routes: routeStats(rows), skipped, interrupted, results: rows };
+export interface ReportOptions {
+  /** The p99 floor (--min-p99-difference); default the rollout's. */
+  readonly minP99DifferenceMs?: number;
+  readonly noise?: NoiseReport | null;
+}
+
+export function buildReport(rows: readonly ResultRow[], skipped: Skipped, interrupted: boolean, memory: Report['memory'], opts: ReportOptions = {}): Report {
+  return {
+    summary: summarize(rows),
+    criteria: criteria(rows, memory, opts.minP99DifferenceMs),
+    noise: opts.noise ?? null,
+    memory,
+    routes: routeStats(rows),
+    skipped,
+    interrupted,
+    results: rows,
+  };
 }

@@ -12,12 +12,20 @@ export interface Sent {
   readonly error?: string;
 }
 
-/** One record sent to both backends (and, with the noise check, to the baseline again). */
+/** One record sent to both backends (and, in the noise sample, to the baseline again). */
 export interface Exchange {
   readonly record: ReplayRecord;
   readonly baseline: Sent;
   readonly canary: Sent;
   readonly again?: Sent;
+}
+
+/**
+ * Whether exchange `n` (0-based, in the order started) is in a noise sample of `share`: exactly
+ * that share, spread evenly (0.25: the 4th, 8th, …), so that a replay is the same each time.
+ */
+export function inNoiseSample(n: number, share: number): boolean {
+  return Math.floor((n + 1) * share) > Math.floor(n * share);
 }
 
 export interface RunOptions<T> {
@@ -27,7 +35,10 @@ export interface RunOptions<T> {
   /** Records started per second, overall; undefined for as fast as concurrency allows. */
   readonly rate?: number;
   readonly timeoutMs: number;
-  readonly noiseCheck: boolean;
+  /** The share of exchanges whose baseline is sent the request a second time, 0..1. */
+  readonly noiseSample: number;
+  /** How many times each record is sent (to both backends each time). */
+  readonly repeat: number;
   /** Aborted: start nothing more, cut what is in flight, keep only what finished. */
   readonly signal: AbortSignal;
   /** Called as each exchange finishes; what it returns is what replayRecords collects. */
@@ -70,10 +81,13 @@ async function send(target: Target, record: ReplayRecord, timeoutMs: number, sto
 }
 
 /**
- * Sends every record to both backends at once, `concurrency` records at a time, each record
- * started no sooner than its slot at `rate`. Records are taken from `records` as a worker is
- * free for one, so at most `concurrency` are held. Resolves with onExchange's value for each
- * finished exchange, in record order; a failed send is part of its exchange, never a rejection.
+ * Sends every record to both backends at once, `repeat` times in a row, `concurrency` records at
+ * a time, each exchange started no sooner than its slot at `rate`. Both sends of an exchange start
+ * together, so whatever drifts (the machine's load, a backend warming up) drifts for both; the one
+ * started first alternates from one repeat to the next. Records are taken from `records` as a
+ * worker is free for one, so at most `concurrency` are held. Resolves with onExchange's value for
+ * each finished exchange, in record order and then repeat order; a failed send is part of its
+ * exchange, never a rejection.
  */
 export async function replayRecords<T>(records: AsyncGenerator<ReplayRecord>, opts: RunOptions<T>): Promise<T[]> {
   const baseline = new Target(opts.baseline, opts.concurrency);
@@ -84,22 +98,29 @@ export async function replayRecords<T>(records: AsyncGenerator<ReplayRecord>, op
   const t0 = performance.now();
   let next = 0;
 
+  const exchange = async (record: ReplayRecord, n: number, canaryFirst: boolean): Promise<Exchange> => {
+    const to = (target: Target): Promise<Sent> => send(target, record, timeoutMs, signal);
+    const [b, c] = canaryFirst ? await Promise.all([to(canary), to(baseline)]).then(([cs, bs]) => [bs, cs] as const) : await Promise.all([to(baseline), to(canary)]);
+    // Sent after the first answer, not beside it, so a timestamp in the answer has moved on.
+    const again = b.answer && c.answer && inNoiseSample(n, opts.noiseSample) ? await to(baseline) : undefined;
+    return again === undefined ? { record, baseline: b, canary: c } : { record, baseline: b, canary: c, again };
+  };
+
   const worker = async (): Promise<void> => {
     while (!signal.aborted) {
       const taken = await records.next();
       if (taken.done === true) return;
       const i = next++;
-      const record = taken.value;
-      const wait = t0 + i * interval - performance.now();
-      // Rejects when interrupted; the loop's condition then ends the worker.
-      if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
-      if (signal.aborted) return;
-      const [b, c] = await Promise.all([send(baseline, record, timeoutMs, signal), send(canary, record, timeoutMs, signal)]);
-      // Sent after the first answer, not beside it, so a timestamp in the answer has moved on.
-      const again = opts.noiseCheck && b.answer && c.answer ? await send(baseline, record, timeoutMs, signal) : undefined;
-      if (signal.aborted) return;
-      const exchange: Exchange = again === undefined ? { record, baseline: b, canary: c } : { record, baseline: b, canary: c, again };
-      done[i] = { value: opts.onExchange(exchange) };
+      for (let k = 0; k < opts.repeat; k++) {
+        const n = i * opts.repeat + k;
+        const wait = t0 + n * interval - performance.now();
+        // Rejects when interrupted; the checks below then end the worker.
+        if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
+        if (signal.aborted) return;
+        const e = await exchange(taken.value, n, k % 2 === 1);
+        if (signal.aborted) return;
+        done[n] = { value: opts.onExchange(e) };
+      }
     }
   };
 

@@ -106,7 +106,7 @@ const DEFAULT_SETTLE = 1;
 const DEFAULT_CONFIRM = 2;
 // Chosen from bench:verdicts' identical servers: a 5 s window's chance p99 difference reached
 // several ms on a busy 2-core machine (docs/verdicts in the README's rollout section).
-const DEFAULT_MIN_P99_DIFFERENCE = '5ms';
+export const DEFAULT_MIN_P99_DIFFERENCE = '5ms';
 
 const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'settle', 'confirm', 'minP99Difference', 'steps', 'rollback', 'notify'];
 const STEP_KEYS = ['weight', 'hold', 'maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'approve'];

@@ -2,7 +2,8 @@ import type { IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { compareAnswers, type Answer, type Comparison } from '../compare/answers.js';
+import { compareAnswers, type Answer, type Comparison, type Tolerance } from '../compare/answers.js';
+import { NoiseTally, type NoiseReport, type Observation } from '../compare/noise.js';
 import { endToEnd } from '../common/headers.js';
 import { InputError } from '../common/input-error.js';
 import { Throttled } from '../common/log.js';
@@ -43,6 +44,10 @@ export interface ShadowSettings {
   readonly log: string | undefined;
   /** JSON paths whose differences do not count (documented differences), as replay's --ignore. */
   readonly ignore: readonly string[];
+  /** Share of copies also sent to the baseline a second time, 0..1: fields that differ as often there are noise (replay's --noise-sample). */
+  readonly noiseSample: number;
+  /** When two numbers are equal (replay's --relative, --absolute). */
+  readonly tolerance: Tolerance;
 }
 
 export type ShadowResult = 'match' | 'mismatch' | 'error' | 'dropped';
@@ -134,8 +139,17 @@ export interface ShadowLine {
   readonly differences: Comparison['differences'];
 }
 
-/** Where finished copies are told: counted, and a mismatch's line written (in a --workers worker: sent to the primary). */
-export type ShadowReport = (result: ShadowResult, line: ShadowLine | undefined) => void;
+/** A compared copy as the noise bookkeeping has it: where it differed, and which of those fields were found noise. */
+export interface NoiseJudged {
+  readonly observation: Observation;
+  readonly discounted: readonly string[];
+}
+
+/**
+ * Where finished copies are told: counted, and a mismatch's line written (in a --workers worker:
+ * sent to the primary, with the compared copy's noise bookkeeping, which the primary adds up).
+ */
+export type ShadowReport = (result: ShadowResult, line: ShadowLine | undefined, noise?: NoiseJudged) => void;
 
 export interface ShadowView {
   readonly enabled: boolean;
@@ -147,6 +161,10 @@ export interface ShadowView {
   readonly timeoutMs: number;
   readonly log: string | null;
   readonly ignore: readonly string[];
+  readonly noiseSample: number;
+  readonly tolerance: Tolerance;
+  /** With a noise sample: each field that differed between two answers of the baseline, and whether its differences counted. */
+  readonly noise: NoiseReport | null;
   /** Copies in flight in this process now. */
   readonly inflight: number;
   /** Finished copies since start, by result (every process's). */
@@ -172,6 +190,11 @@ class Copy implements ShadowCopy {
   headers: readonly string[] = [];
   sentAt = 0;
   status = 0;
+
+  /** The path without its query: what noise is counted by. */
+  get route(): string {
+    return this.path.replace(/\?.*$/s, '');
+  }
 
   constructor(
     req: Pick<IncomingMessage, 'method' | 'rawHeaders' | 'headers'>,
@@ -240,6 +263,8 @@ export interface ShadowDeps {
   readonly baseline: string;
   /** The shadow upstream with a pool of its own, so copies never take the primary's connections. */
   readonly target: Backend | undefined;
+  /** The baseline with a pool of its own, for the noise sample's second calls; undefined without one. */
+  readonly again?: Backend | undefined;
   readonly metrics: ShadowMetrics;
   /** Where failing copies are said, once a minute. */
   readonly log: Logger;
@@ -277,6 +302,8 @@ export class Shadow implements Shadowing {
   readonly #sending = new Set<Promise<void>>();
   #closing = false;
   readonly #errors: Throttled;
+  /** This process's copies judge their noise by these counts; the primary's (GET /shadow) hold every process's. */
+  readonly #noise = new NoiseTally();
 
   constructor(settings: ShadowSettings, deps: ShadowDeps) {
     this.#settings = settings;
@@ -323,14 +350,26 @@ export class Shadow implements Shadowing {
     void sent.finally(() => this.#sending.delete(sent));
   }
 
-  #send(copy: Copy, primaryMs: number): Promise<void> {
-    const { target } = this.#deps;
-    const { maxBody, timeoutMs } = this.#settings;
+  async #send(copy: Copy, primaryMs: number): Promise<void> {
+    const { target, again, random } = this.#deps;
     const body = copy.body.bytes();
     const headers = endToEnd(copy.headers as string[], FRAMING);
     // A request that had a body (even an empty one) has its length; one without (a GET) has none.
     if (copy.framed) headers.push('Content-Length', String(body.length));
     headers.push(SHADOW_HEADER, '1');
+    // The baseline's second answer comes at the same time as the shadow's: whatever moves with time moves in both.
+    const second = again !== undefined && sampled(this.#settings.noiseSample, random) ? this.#call(again, copy.method, copy.path, headers, body) : undefined;
+    const { answer, err, ms } = await this.#call(target!, copy.method, copy.path, headers, body);
+    const noise = (await second)?.answer;
+    if (answer !== undefined) this.#compare(copy, answer, primaryMs, ms, noise);
+    else if (err instanceof BodyOverLimit) this.#done(copy, 'dropped', 'body');
+    else if (this.#closing) this.#done(copy, 'dropped', 'incomplete');
+    else this.#failed(copy, err!);
+  }
+
+  /** One call of a copy: the answer, or why there is none; and how long it took. */
+  #call(target: Backend, method: string, path: string, headers: string[], body: Buffer): Promise<{ answer?: Answer; err?: Error; ms: number }> {
+    const { maxBody, timeoutMs } = this.#settings;
     const start = performance.now();
     return new Promise((resolve) => {
       let call!: Call;
@@ -339,12 +378,7 @@ export class Shadow implements Shadowing {
         if (settled) return; // the deadline came first, and the call's abort reports too
         settled = true;
         clearTimeout(deadline);
-        const shadowMs = performance.now() - start;
-        if (answer !== undefined) this.#compare(copy, answer, primaryMs, shadowMs);
-        else if (err instanceof BodyOverLimit) this.#done(copy, 'dropped', 'body');
-        else if (this.#closing) this.#done(copy, 'dropped', 'incomplete');
-        else this.#failed(copy, err!);
-        resolve();
+        resolve(answer === undefined ? { err: err!, ms: performance.now() - start } : { answer, ms: performance.now() - start });
       };
       // One limit for the whole copy. undici's are per wait (for the head, between two chunks),
       // which an answer trickling in a byte a second never reaches: they are off (0). The copy is
@@ -354,7 +388,7 @@ export class Shadow implements Shadowing {
         call.abort(err);
         settle(undefined, err);
       }, timeoutMs);
-      dispatch(target!, { method: copy.method, path: copy.path, headers, body: body.length === 0 ? null : body, timeoutMs: 0 }, (c) => {
+      dispatch(target, { method, path, headers, body: body.length === 0 ? null : body, timeoutMs: 0 }, (c) => {
         call = c;
         return collect(maxBody, c, settle);
       });
@@ -370,13 +404,21 @@ export class Shadow implements Shadowing {
     this.#done(copy, 'error', reason);
   }
 
-  #compare(copy: Copy, answer: Answer, primaryMs: number, shadowMs: number): void {
+  #compare(copy: Copy, answer: Answer, primaryMs: number, shadowMs: number, again: Answer | undefined): void {
     const { metrics, baseline, target } = this.#deps;
     const primary: Answer = { status: copy.status, body: copy.answer.bytes() };
-    const comparison = compareAnswers(primary, answer, { ignore: this.#settings.ignore });
+    const { ignore, tolerance } = this.#settings;
+    const raw = compareAnswers(primary, answer, { ignore, tolerance });
+    // Where the baseline differed from itself. The copy is counted, then judged by the counts of every copy so far.
+    const noise = again === undefined ? undefined : compareAnswers(primary, again, { ignore, tolerance }).fields;
+    const observation: Observation = noise === undefined ? { route: copy.route, fields: raw.fields } : { route: copy.route, fields: raw.fields, noise };
+    this.#noise.add(observation);
+    const { comparison, discounted } = this.#noise.judge(copy.route, raw);
+    this.#noise.discount(observation, discounted);
+    const judged: NoiseJudged = { observation, discounted };
     metrics.duration.observe({ server_type: baseline }, primaryMs / 1000);
     metrics.duration.observe({ server_type: target!.name }, shadowMs / 1000);
-    if (comparison.match) return this.#done(copy, 'match');
+    if (comparison.match) return this.#done(copy, 'match', undefined, undefined, judged);
     const ms = (x: number): number => Math.round(x * 1000) / 1000;
     const line: ShadowLine = {
       timestamp: copy.at,
@@ -390,7 +432,7 @@ export class Shadow implements Shadowing {
       kind: comparison.kind,
       differences: comparison.differences,
     };
-    this.#done(copy, 'mismatch', undefined, line);
+    this.#done(copy, 'mismatch', undefined, line, judged);
   }
 
   /** A copy not taken. */
@@ -400,22 +442,28 @@ export class Shadow implements Shadowing {
   }
 
   /** A copy is finished: its bodies freed, its result counted and reported. */
-  #done(copy: Copy, result: ShadowResult, reason?: DropReason | ErrorReason, line?: ShadowLine): void {
+  #done(copy: Copy, result: ShadowResult, reason?: DropReason | ErrorReason, line?: ShadowLine, noise?: NoiseJudged): void {
     copy.release();
     this.#inflight--;
-    this.#result(result, reason, line);
+    this.#result(result, reason, line, noise);
   }
 
-  #result(result: ShadowResult, reason: DropReason | ErrorReason | undefined, line: ShadowLine | undefined): void {
+  #result(result: ShadowResult, reason: DropReason | ErrorReason | undefined, line: ShadowLine | undefined, noise?: NoiseJudged): void {
     const { metrics, report } = this.#deps;
     metrics.results.inc({ result });
     if (reason !== undefined) (result === 'error' ? metrics.errors : metrics.dropped).inc({ reason });
-    report(result, line);
+    report(result, line, noise);
   }
 
   /** A finished copy, this process's or a worker's: counted for the view. */
   tally(result: ShadowResult): void {
     this.#counts[result]++;
+  }
+
+  /** A worker's compared copy, for the noise counts GET /shadow shows (the primary copies nothing itself). */
+  observe(judged: NoiseJudged): void {
+    this.#noise.add(judged.observation);
+    this.#noise.discount(judged.observation, judged.discounted);
   }
 
   /** Switches the shadow and/or sets its rate; on needs a shadow upstream and a rate above 0. */
@@ -444,6 +492,9 @@ export class Shadow implements Shadowing {
       timeoutMs: s.timeoutMs,
       log: s.log ?? null,
       ignore: s.ignore,
+      noiseSample: s.noiseSample,
+      tolerance: s.tolerance,
+      noise: s.noiseSample > 0 ? this.#noise.report() : null,
       inflight: this.#inflight,
       counts: { ...this.#counts },
       matchRate: match + mismatch === 0 ? null : match / (match + mismatch),
@@ -457,7 +508,7 @@ export class Shadow implements Shadowing {
   async close(): Promise<void> {
     this.#enabled = false;
     this.#closing = true;
-    await this.#deps.target?.pool.destroy();
+    await Promise.all([this.#deps.target?.pool.destroy(), this.#deps.again?.pool.destroy()]);
     await Promise.all(this.#sending);
   }
 }
@@ -482,6 +533,7 @@ export function startShadow(
   const { log } = deps;
   const upstream = config.upstreams.find((u) => u.name === settings.upstream);
   const target = upstream === undefined ? undefined : createBackend(upstream, config.upstreamKeepAliveMs);
+  const again = target === undefined || settings.noiseSample === 0 ? undefined : createBackend(config.upstreams[0]!, config.upstreamKeepAliveMs);
   const file = settings.log === undefined || deps.report !== undefined ? undefined : new ShadowLog(settings.log, log);
   const finished: ShadowReport = (result, line) => {
     shadow.tally(result);
@@ -490,6 +542,7 @@ export function startShadow(
   const shadow: Shadow = new Shadow(settings, {
     baseline: config.upstreams[0]!.name,
     target,
+    again,
     metrics: createShadowMetrics(deps.registry),
     log,
     redact: config.record.redact,
