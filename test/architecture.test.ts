@@ -1,4 +1,4 @@
-/** The rule in the README's Architecture section: a folder imports only from folders below it. */
+/** The rule of docs/architecture.md: a folder imports only from folders below it; and the map names every layer and file. */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,4 +44,18 @@ t.test('the check sees an upward import, and lets a downward or sideways one pas
   t.strictSame(imports(handler, "import { x } from '../app.js';").upward, ['proxy/handler.ts imports app.js']);
   t.strictSame(imports(handler, "const { x } = await import('../app.js');").upward, ['proxy/handler.ts imports app.js'], 'a dynamic import too');
   t.strictSame(imports(handler, "import { x } from './split.js';\nimport { y } from '../weights/shares.js';").upward, []);
+});
+
+t.test('docs/architecture.md: its layers table has every layer, top to bottom, and names every source file', async (t) => {
+  const doc = readFileSync(new URL('../docs/architecture.md', import.meta.url), 'utf8');
+  const rows = [...doc.matchAll(/^\| (\d+) \| (.+?) \| (.+) \|$/gm)];
+  const folder = (cell: string): string => (cell.startsWith('`app.ts`') ? '.' : cell.replaceAll('`', '').replace(/\/$/, ''));
+  t.strictSame(rows.map((r) => folder(r[2]!)), [...LAYERS].reverse(), 'one row a layer, in order');
+  t.strictSame(rows.map((r) => Number(r[1])), rows.map((_, i) => LAYERS.length - 1 - i), 'numbered from the bottom');
+  for (const file of files) {
+    const layer = layerOf(file);
+    const row = rows.find((r) => folder(r[2]!) === layer)!;
+    const name = relative(layer === '.' ? SRC : join(SRC, layer), file);
+    t.ok(row[0].includes(`\`${name}\``), `${relative(SRC, file)} is on the map`);
+  }
 });
