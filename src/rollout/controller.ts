@@ -37,17 +37,8 @@ export interface SavedRollout {
 }
 
 export interface RolloutView {
-  readonly plan: {
-    readonly canary: string;
-    readonly baseline: string;
-    readonly steps: string;
-    readonly intervalMs: number;
-    readonly windowMs: number;
-    readonly minRequests: number;
-    readonly settle: number;
-    readonly confirm: number;
-    readonly minP99DifferenceMs: number;
-  };
+  /** The plan's settings, its steps as one line. */
+  readonly plan: Pick<RolloutPlan, 'canary' | 'baseline' | 'intervalMs' | 'windowMs' | 'minRequests' | 'settle' | 'confirm' | 'minP99DifferenceMs'> & { readonly steps: string };
   /** Checks still skipped after the last weight change (settle). */
   readonly settling: number;
   /** Failing windows in a row so far, toward the plan's confirm. */
