@@ -473,7 +473,7 @@ t.test("the replay's HTML report draws its plot", { skip }, async (t) => {
   // Both alike (the replay passes), each request slower than the last: curves that rise across the plot.
   const answer: UpstreamHandler = (req, res) => {
     res.setHeader('content-type', 'application/json');
-    setTimeout(() => res.end(JSON.stringify({ path: req.url })), 2 * Number(req.url!.slice(2)));
+    setTimeout(() => res.end(JSON.stringify({ path: req.url })), 2 * (Number(req.url!.slice(2)) || 0)); // /stats/ too: at once
   };
   const b = await startUpstream('flask', answer);
   const c = await startUpstream('fastapi', answer);
@@ -481,7 +481,8 @@ t.test("the replay's HTML report draws its plot", { skip }, async (t) => {
   const rec = join(dir, 'rec.jsonl');
   writeFileSync(rec, Array.from({ length: 20 }, (_, i) => `${JSON.stringify({ method: 'GET', path: `/r${i}`, headers: {}, body_hex: '' })}\n`).join(''));
   const html = join(dir, 'report.html');
-  const code = await replayCommand({ baseline: b.url, canary: c.url, output: join(dir, 'report.json'), html }, [rec], { stderr: () => undefined, stdout: () => undefined, stderrIsTTY: false });
+  // Five times each: 100 latencies a side, enough for the p99 to be judged (fewer is inconclusive).
+  const code = await replayCommand({ baseline: b.url, canary: c.url, output: join(dir, 'report.json'), html, repeat: '5' }, [rec], { stderr: () => undefined, stdout: () => undefined, stderrIsTTY: false });
   t.equal(code, 0);
 
   const { page, problems } = await openPage(t);
@@ -495,6 +496,6 @@ t.test("the replay's HTML report draws its plot", { skip }, async (t) => {
   t.same(plot.curves.map((c) => c.stroke), ['#1f6fb4', '#e6550d'], 'baseline and canary curves');
   t.ok(plot.curves.every((c) => c.length > 100 && c.box.width > 50 && c.box.height > 100), `both curves drawn across the plot: ${JSON.stringify(plot.curves)}`);
   t.ok(plot.labels.some((l) => /^baseline p99 /.test(l ?? '')) && plot.labels.some((l) => /^canary p99 /.test(l ?? '')), 'p99 marks labelled');
-  t.match(await page.$eval('h1', (e) => e.textContent), /^Replay report: (PASS|FAIL)$/);
+  t.match(await page.$eval('h1', (e) => e.textContent), /^Replay report: PASS$/);
   t.same(problems, []);
 });
