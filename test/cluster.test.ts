@@ -102,6 +102,17 @@ t.test('two workers: one split, one recording, one /metrics, a clean stop', asyn
   t.equal(sampleSum(metrics, 'drum_split_weight_percent', { server_type: 'fastapi' }), 100, 'the weight gauge once, not per worker');
   t.equal(sampleSum(metrics, 'drum_requests_in_flight'), 0);
 
+  // The shadow switched on in the primary reaches both workers: back on flask, every request is copied to fastapi.
+  await send(`${admin}/weights`, { method: 'PUT', headers: auth, body: JSON.stringify({ weights: { fastapi: 0 } }) });
+  const on = await send(`${admin}/shadow`, { method: 'PUT', headers: auth, body: JSON.stringify({ enabled: true, sampleRate: 1 }) });
+  t.match(JSON.parse(on.body.toString()), { enabled: true, sampleRate: 1 });
+  const copied = fastapi.seen.length;
+  t.same(new Set(await burst(10)), new Set(['flask']));
+  await until(() => fastapi.seen.length - copied === 10);
+  t.ok(fastapi.seen.slice(copied).every((s) => s.headers['x-drum-splitter-shadow'] === '1'), 'ten copies, from whichever worker served each');
+  await send(`${admin}/shadow`, { method: 'PUT', headers: auth, body: JSON.stringify({ enabled: false }) });
+  await send(`${admin}/weights`, { method: 'PUT', headers: auth, body: JSON.stringify({ weights: { fastapi: 100 } }) });
+
   // A worker that dies is replaced; traffic goes on.
   let replaced = waitForLine(child, /"msg":"the new worker is listening"/, 30_000);
   process.kill(workerA!, 'SIGKILL');

@@ -402,6 +402,7 @@ t.test('shadow settings: defaults, and each bad value named', async (t) => {
     [{ shadowSample: '5%' }, 'shadowSample', /is not a rate from 0 to 1/],
     [{ shadowMaxInflight: '0' }, 'shadowMaxInflight', /is not a whole number above 0/],
     [{ shadowMaxInflight: '1.5' }, 'shadowMaxInflight', /is not a whole number above 0/],
+    [{ shadowMaxInflight: 2.5 }, 'shadowMaxInflight', /"2.5" is not a whole number above 0/],
     [{ shadowMaxBody: '0' }, 'shadowMaxBody', /more than 0 bytes/],
     [{ shadowPaths: 'predict' }, 'shadowPaths', /is not a path/],
     [{ shadowPaths: [] }, 'shadowPaths', /at least one path/],
