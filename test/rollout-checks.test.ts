@@ -77,6 +77,10 @@ t.test('p99: the increase counts only when the canary is significantly slower', 
   t.match(p99Check(slower, baseline, 0.2, 0.5, 200, 0.03), { status: 'ok', difference: /./, text: /\+27\.\d ms; Mann–Whitney p=.*; under the 30\.0 ms floor, so not a regression$/ });
   t.match(p99Check(slower, baseline, 0.2, 0.5, 200, 0.02), { status: 'miss' });
   t.match(p99Check(side(2000, 0, spread(2000, 0.2)), baseline, 0.2, 0.5, 200, 0.2), { status: 'ok', text: /under the 200\.0 ms floor/ }, 'twice as slow, but by less than the floor: no reduction either');
+  // Fewer than 100 latencies a side: three times as slow and significant, but a p99 of 60 is the slowest one or so.
+  t.match(p99Check(side(60, 0, spread(60, 0.3)), side(60, 0, spread(60, 0.1)), 0.2, 0.5, 50, 0), { status: 'inconclusive', text: /; fewer than 100 latencies a side, so each p99 is little more than the slowest one: judged again with more$/ });
+  t.match(p99Check(side(60, 0, spread(60, 0.1)), side(60, 0, spread(60, 0.1)), 0.2, 0.5, 50, 0), { status: 'ok' }, 'one that does not look slower passes on as few');
+  t.match(p99Check(side(100, 0, spread(100, 0.3)), side(100, 0, spread(100, 0.1)), 0.2, 0.5, 50, 0), { status: 'reduce' }, 'from 100 a side it counts');
 });
 
 t.test('memory: canary RSS over baseline, the seed 30% step limit and 50% reduction', async (t) => {

@@ -93,19 +93,21 @@ t.test('a canary answering 5% errors is at 0% as soon as that is conclusive', as
   t.ok(w.app.rollout!.decisions.every((d) => d.action === 'start' || d.action === 'rollback'), 'nothing before it: no suspicion needed for an immediate trigger');
 });
 
-t.test('a canary twice as slow is reduced step by step to 0%', async (t) => {
+t.test('a canary twice as slow is reduced step by step; at 5%, too few latencies for a p99: paused there', async (t) => {
   // 20 ms against 2: far over the 5 ms floor whatever the machine's load adds to either.
   const w = await world(t, behaving(20), { ...FAST, window: '2s', minRequests: 20, steps: [{ weight: 60, hold: '1h' }], rollback: { maxP99Increase: 0.5, reductionWait: '300ms' } });
   await call(`${w.admin}/rollout/start`, 'POST');
-  await until(() => w.app.rollout!.state.phase === 'rolled_back', 20_000);
+  await until(() => w.app.rollout!.state.weight === 5 && w.app.rollout!.state.phase === 'paused', 30_000);
   const decisions = w.app.rollout!.decisions;
   const path = decisions.map((d) => d.to).filter((to, i, all) => i === 0 || to !== all[i - 1]);
-  t.same(path, [60, 50, 25, 5, 0], 'the seed reduction: 60 → 50 → 25 → 5 → 0');
+  t.same(path, [60, 50, 25, 5], 'the seed reduction: 60 → 50 → 25 → 5');
   // Between reductions a window may miss the step's criterion only ("hold"), come out not significantly slower ("recovered") or
   // be too small to judge ("pause"); paused, the canary is still reduced at the next regression.
-  t.ok(decisions.every((d) => ['start', 'suspect', 'hold', 'reduce', 'recovered', 'pause', 'rollback'].includes(d.action)), decisions.map((d) => d.action).join(' '));
+  t.ok(decisions.every((d) => ['start', 'suspect', 'hold', 'reduce', 'recovered', 'pause'].includes(d.action)), decisions.map((d) => d.action).join(' '));
   t.match(decisions.find((d) => d.action === 'reduce'), { text: /canary p99 .* over \+50% \(failing 2 windows in a row\)/ });
   t.match(decisions[decisions.findIndex((d) => d.action === 'reduce') - 1], { action: 'suspect', text: /unconfirmed \(1 of 2 windows in a row\)/ }, 'each reduction confirmed on a second window');
+  // At 5% of this traffic a 2 s window holds ~30 canary latencies: slower, but a p99 of so few is the slowest one or so.
+  t.match(w.app.rollout!.view().note, /^cannot judge the canary reduced to 5% \(canary p99 .*fewer than 100 latencies a side, so each p99 is little more than the slowest one: judged again with more\); paused there/);
 });
 
 t.test('a manual weight change pauses the rollout; resume carries on from the step under it', async (t) => {

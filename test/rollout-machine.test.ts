@@ -265,6 +265,11 @@ t.test('confirm: a gradual trigger or a miss acts on the second failing window i
   t.match(mixed.transitions[1], { action: 'rollback', text: /failing 2 windows in a row/ }, 'a miss then a reduction: two failing windows, the worse acts');
   t.match(runCareful(ready, 3 * MIN, ['rollback']).transitions[0], { action: 'rollback', text: 'rollback window → canary to 0% at once' }, 'an immediate trigger needs no confirmation');
 
+  const reducing = { ...ready, phase: 'reducing' as const, weight: 25, reduceAt: 3 * MIN };
+  // The window is 5 minutes: inconclusive for 4 after the suspicion, still waiting; then confirmed.
+  const suspected = runCareful(reducing, 3 * MIN, ['reduce', 'inconclusive', 'inconclusive', 'inconclusive', 'inconclusive', 'reduce']);
+  t.match(suspected.transitions.map((x) => x.action), ['suspect', undefined, undefined, undefined, undefined, 'reduce'], 'a reduced canary suspected waits a whole window for its fresh sample, counted from the suspicion');
+  t.equal(suspected.transitions[0]!.state.reduceAt, 4 * MIN);
   const paused = { ...ready, phase: 'paused' as const };
   t.match(runCareful(paused, 3 * MIN, ['miss']).transitions[0], { state: { strikes: 0 } }, 'a paused canary: a miss is not acted on, not counted');
   t.match(runCareful(paused, 3 * MIN, ['reduce']).transitions[0], { action: 'suspect' }, 'a gradual trigger is, a paused canary still taking traffic');

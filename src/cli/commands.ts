@@ -74,7 +74,7 @@ const DEMO: Command = {
   usage: ['[--listen HOST:PORT]', '--rollout [--listen HOST:PORT]'],
   about:
     'Two built-in DRUM stand-ins behind the proxy at 5%: the split, recording, live shadow and replay; it keeps serving. ' +
-    'With --rollout, a whole rollout in half a minute: the canary is promoted, turns slow, and is reduced step by step and rolled back.',
+    'With --rollout, a whole rollout in under a minute: the canary is promoted, turns slow, and is reduced step by step and rolled back.',
   flags: [
     { flag: 'listen', kind: 'value', arg: 'HOST:PORT', default: '127.0.0.1:8000', help: 'the proxy' },
     { flag: 'rollout', kind: 'switch', help: 'a whole rollout instead of the split' },

@@ -28,7 +28,7 @@ function predict(url: string, localAddress: string): Promise<void> {
 const percent = (n: number): string => `${n}%`.padStart(4);
 
 /**
- * A whole rollout in about half a minute: two DRUM stand-ins, steady traffic from 400 client
+ * A whole rollout in under a minute: two DRUM stand-ins, steady traffic from 400 client
  * addresses, the seed's plan with holds of seconds, and a canary that turns slow partway —
  * the controller promotes it, then reduces it step by step and rolls it back, printing each
  * decision as it makes it. `scale` stretches or shrinks every duration (tests run it faster).
@@ -44,7 +44,8 @@ export async function runRolloutDemo(listen: string, opts: { scale?: number; pri
   const fastapiUrl = await fastapi.listen({ host: '127.0.0.1', port: 0 });
   const rollout = {
     interval: s(1),
-    window: s(5),
+    // At 5% the canary has ~12 predictions a second: a window of 10 s holds the 100 latencies a p99 needs to fail it.
+    window: s(10),
     minRequests: Math.max(10, Math.round(30 * scale)),
     steps: [{ weight: 5, hold: s(6) }, { weight: 25, hold: s(6) }, { weight: 50, hold: s(6) }, { weight: 100, hold: s(6) }],
     rollback: { reductionWait: s(3), pingTimeout: s(30) },
@@ -56,7 +57,7 @@ export async function runRolloutDemo(listen: string, opts: { scale?: number; pri
   const controller = app.rollout!;
   const target = `http://${demoHost(app.config.listen.host)}:${app.proxy.address.port}/predict/`;
   print(`drum-splitter rollout demo: flask stand-in ${flaskUrl}, fastapi stand-in ${fastapiUrl}, proxy ${target}`);
-  print(`plan: ${controller.view().plan.steps}; checks every ${s(1)} over ${s(5)}; reductions ${s(3)} apart`);
+  print(`plan: ${controller.view().plan.steps}; checks every ${s(1)} over ${s(10)}; reductions ${s(3)} apart`);
   print(`the fastapi stand-in turns slow (+25 ms a prediction) once it reaches 50%`);
   print(`watch it in the console: http://127.0.0.1:${app.adminAddress.port}/\n`);
 

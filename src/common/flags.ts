@@ -48,12 +48,12 @@ interface Parsed {
 
 /** A command line the CLI refuses; it prints it naming the command (none: the CLI itself) and its --help. */
 export class UsageError extends InputError {
-  constructor(
-    readonly command: string | undefined,
-    message: string,
-  ) {
+  readonly command: string | undefined;
+
+  constructor(command: string | undefined, message: string) {
     super(message);
     this.name = 'UsageError';
+    this.command = command;
   }
 }
 

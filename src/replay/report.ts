@@ -1,7 +1,7 @@
 import type { Comparison, Difference } from '../compare/answers.js';
 import type { NoiseReport } from '../compare/noise.js';
 import type { DrumMemory } from '../observe/health.js';
-import { p99Check, SIGNIFICANCE, type SideStats } from '../rollout/checks.js';
+import { MIN_P99_SAMPLES, p99Check, SIGNIFICANCE, type SideStats } from '../rollout/checks.js';
 import { DEFAULT_MIN_P99_DIFFERENCE } from '../rollout/plan.js';
 import { parseDuration } from '../common/units.js';
 import type { Skipped } from './input.js';
@@ -158,10 +158,10 @@ export function summarize(rows: readonly ResultRow[]): Summary {
 export const P99_INCREASE = 0.2;
 
 /**
- * Fewer latencies a side than this and the p99 criterion is inconclusive: the nearest-rank p99 of
- * fewer than 100 samples is their maximum, so one slow request would decide it either way.
+ * Fewer latencies a side than the rollout's MIN_P99_SAMPLES and the p99 criterion is
+ * inconclusive: one slow request would decide it either way.
  */
-export const MIN_P99_SAMPLES = 100;
+export { MIN_P99_SAMPLES };
 
 /** The rollout's default floor (rollout.minP99Difference), so that replay and rollout judge alike. */
 export const DEFAULT_MIN_P99_DIFFERENCE_MS = parseDuration(DEFAULT_MIN_P99_DIFFERENCE, 'rollout.minP99Difference');

@@ -85,6 +85,13 @@ export interface Verdict {
   readonly text: string;
 }
 
+/**
+ * Below this many latencies a side, a nearest-rank p99 is the slowest request or close to it: a
+ * canary that looks slower on so few is inconclusive, not a regression (replay's criterion is
+ * inconclusive under the same count).
+ */
+export const MIN_P99_SAMPLES = 100;
+
 /** A difference counts against the canary only at this significance (one-sided). */
 export const SIGNIFICANCE = 0.01;
 
@@ -188,6 +195,10 @@ export function p99Check(canary: SideStats, baseline: SideStats, step: number, r
   const measured = `canary p99 ${ms(c)} vs baseline ${ms(b)} (${sign(increase)}${pct(increase, 1)}, ${sign(difference)}${ms(difference)}; Mann–Whitney p=${pValue(test.p)}, n=${num(count(canary.latencies))}/${num(count(baseline.latencies))})`;
   const extra = { value: increase, canaryP99: c, baselineP99: b, difference, p: test.p };
   const counts = test.p < SIGNIFICANCE && difference >= minDifference;
+  // A slower canary on too few latencies: neither a pass nor a regression yet.
+  if (counts && increase >= step && n < MIN_P99_SAMPLES) {
+    return { ...base, ...extra, status: 'inconclusive', text: `${measured}; fewer than ${MIN_P99_SAMPLES} latencies a side, so each p99 is little more than the slowest one: judged again with more` };
+  }
   if (counts && increase > rollback) return { ...base, ...extra, status: 'reduce', text: `${measured} over +${pct(rollback, 1)}` };
   if (counts && increase >= step) return { ...base, ...extra, status: 'miss', text: `${measured} not under +${pct(step, 1)}` };
   if (increase < step) return { ...base, ...extra, status: 'ok', text: measured };

@@ -156,7 +156,9 @@ export function onCheck(plan: RolloutPlan, state: RolloutState, verdict: Verdict
     const strikes = state.strikes + 1;
     if (strikes < plan.confirm) {
       const text = `${verdict.text}: unconfirmed (${strikes} of ${plan.confirm} windows in a row); judged again on fresh exchanges`;
-      return { state: { ...checked, strikes }, fresh: 'all', action: 'suspect', text };
+      // A reduced canary's wait for a full sample starts again with the fresh window.
+      const suspected = state.phase === 'reducing' ? { ...checked, strikes, reduceAt: now } : { ...checked, strikes };
+      return { state: suspected, fresh: 'all', action: 'suspect', text };
     }
     const confirmed = plan.confirm > 1 ? `${verdict.text} (failing ${strikes} windows in a row)` : verdict.text;
     return failed(plan, { ...checked, strikes }, { ...verdict, text: confirmed }, now);
