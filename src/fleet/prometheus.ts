@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { request } from 'undici';
 import type { Evidence, SideStats } from '../rollout/checks.js';
-import { RssHistory, type EvidenceSource } from '../rollout/evidence.js';
+import { RssHistory, type EvidenceSource, type Fresh } from '../rollout/evidence.js';
 import type { RolloutPlan } from '../rollout/plan.js';
 import type { HistogramBucket } from '../rollout/stats.js';
 
@@ -116,9 +116,9 @@ export class PrometheusEvidence implements EvidenceSource {
 
   constructor(private readonly opts: PrometheusOptions) {}
 
-  reset(scope?: 'latency'): void {
+  reset(scope: Fresh = 'all'): void {
     this.#latencySince = this.opts.now();
-    if (scope === undefined) this.#since = this.#latencySince;
+    if (scope === 'all') this.#since = this.#latencySince;
   }
 
   async gather(at: number, stopped: AbortSignal): Promise<Evidence> {

@@ -10,6 +10,7 @@ import { InputError } from '../common/input-error.js';
 import { writePrivate } from '../common/private-file.js';
 import { parseDuration } from '../common/units.js';
 import { parseRate } from '../record/policy.js';
+import { parseMinP99Difference } from '../rollout/plan.js';
 import { renderHtml } from './html.js';
 import { openRecordings } from './input.js';
 import { judge, withoutNoise, type Judged } from './judge.js';
@@ -72,11 +73,6 @@ function noiseSample(given: Record<string, unknown>, values: Record<string, unkn
   return parseRate(values['noise-sample'], '--noise-sample');
 }
 
-/** --min-p99-difference: a duration, or 0 for no floor (as rollout.minP99Difference). */
-function minP99Difference(value: unknown): number {
-  return String(value).trim() === '0' ? 0 : parseDuration(value, '--min-p99-difference');
-}
-
 /**
  * Exit codes: 0 every criterion passes (one not measured aside), 1 one fails or Ctrl-C, 3 none
  * fails but one is inconclusive; bad usage (an InputError) is main.ts's 2.
@@ -101,7 +97,7 @@ export async function replayCommand(given: Record<string, unknown>, positionals:
   const timeoutMs = parseDuration(values.timeout, '--timeout');
   const repeat = positive(values.repeat, '--repeat', true);
   const noise = noiseSample(given, values);
-  const minP99DifferenceMs = minP99Difference(values['min-p99-difference']);
+  const minP99DifferenceMs = parseMinP99Difference(values['min-p99-difference'], '--min-p99-difference');
   const tolerance = parseTolerance(values.relative, values.absolute, { relative: '--relative', absolute: '--absolute' });
   const ignore = (values.ignore as string[] | undefined) ?? [];
   checkIgnorePaths(ignore, '--ignore');

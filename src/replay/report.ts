@@ -2,8 +2,7 @@ import type { Comparison, Difference } from '../compare/answers.js';
 import type { NoiseReport } from '../compare/noise.js';
 import type { DrumMemory } from '../observe/health.js';
 import { MIN_P99_SAMPLES, p99Check, SIGNIFICANCE, type SideStats } from '../rollout/checks.js';
-import { DEFAULT_MIN_P99_DIFFERENCE } from '../rollout/plan.js';
-import { parseDuration } from '../common/units.js';
+import { DEFAULT_MIN_P99_DIFFERENCE, parseMinP99Difference } from '../rollout/plan.js';
 import type { Skipped } from './input.js';
 
 /**
@@ -164,7 +163,7 @@ export const P99_INCREASE = 0.2;
 export { MIN_P99_SAMPLES };
 
 /** The rollout's default floor (rollout.minP99Difference), so that replay and rollout judge alike. */
-export const DEFAULT_MIN_P99_DIFFERENCE_MS = parseDuration(DEFAULT_MIN_P99_DIFFERENCE, 'rollout.minP99Difference');
+export const DEFAULT_MIN_P99_DIFFERENCE_MS = parseMinP99Difference(DEFAULT_MIN_P99_DIFFERENCE, 'rollout.minP99Difference');
 
 const pass = (ok: boolean): Pick<Criterion, 'verdict' | 'pass'> => ({ verdict: ok ? 'pass' : 'fail', pass: ok });
 

@@ -279,7 +279,7 @@ export class RolloutController {
         confirm: plan.confirm,
         minP99DifferenceMs: plan.minP99DifferenceMs,
       },
-      settling: ACTIVE.has(s.phase) && s.settling > 0 ? s.settling : 0,
+      settling: ACTIVE.has(s.phase) ? s.settling : 0,
       strikes: s.strikes,
       phase: s.phase,
       step: step === undefined ? null : { index: s.step, of: plan.steps.length, weight: step.weight, holdMs: step.holdMs, heldMs: s.heldMs, approve: step.approve },
@@ -317,7 +317,7 @@ export class RolloutController {
       store.change(shares, { source: ROLLOUT_SOURCE, who: who === 'rollout' ? 'rollout' : `rollout (${who})`, reason: t.text });
       this.deps.evidence.reset();
     } else if (t.fresh !== undefined) {
-      this.deps.evidence.reset(t.fresh === 'latency' ? 'latency' : undefined);
+      this.deps.evidence.reset(t.fresh);
     }
     this.#state = t.state;
     if (t.action !== undefined) {

@@ -18,16 +18,19 @@ export interface EvidenceSource {
    * `unavailable`). `stopped` is aborted when the controller stops: a query still out gives up.
    */
   gather(at: number, stopped: AbortSignal): Promise<Evidence>;
-  /**
-   * A new step (or rollout) judges only its own traffic, from now on; `latency`: only the
-   * latencies start again (a settled change: what the change itself cost is not judged, while
-   * the errors it brought still count).
-   */
-  reset(scope?: 'latency'): void;
+  /** A new step (or rollout) judges only its own traffic, from now on: all of it, or only its latencies (see Fresh). */
+  reset(scope?: Fresh): void;
   /** For a source that collects between gathers: begins; `judging` says whether a rollout is active (an idle one collects nothing). */
   start?(judging: () => boolean): void;
   stop?(): void;
 }
+
+/**
+ * What a window starting again leaves out: `all` exchanges so far (a new step; a failing window
+ * confirmed on new evidence), or their `latency` samples only (a settled change: what the change
+ * itself cost is not judged, the errors it brought still count).
+ */
+export type Fresh = 'all' | 'latency';
 
 const HOUR = 3_600_000;
 /** Latency samples kept per bucket and upstream: p99 and the U test over up to ten buckets of these. */
@@ -87,7 +90,7 @@ export class LocalEvidence implements EvidenceSource {
     for (const off of this.#unsubscribe.splice(0)) off();
   }
 
-  reset(scope?: 'latency'): void {
+  reset(scope: Fresh = 'all'): void {
     if (scope === 'latency') this.#window.dropLatencies();
     else this.#window.clear();
   }

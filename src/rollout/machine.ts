@@ -1,5 +1,6 @@
 import { describeIdentity } from '../observe/health.js';
 import type { Verdict } from './checks.js';
+import type { Fresh } from './evidence.js';
 import { formatDuration, type RolloutPlan } from './plan.js';
 
 /**
@@ -43,15 +44,9 @@ export interface RolloutState {
 export const INITIAL: RolloutState = { phase: 'idle', step: -1, weight: 0, heldMs: 0, lastCheckAt: null, reduceAt: null, note: null, settling: 0, strikes: 0, canary: null };
 
 /**
- * What the next window must leave out: `all` exchanges so far (a failing window is confirmed on
- * new evidence), or their `latency` samples only (a settled change: its cold connections are not
- * judged, its errors are).
- */
-export type Fresh = 'all' | 'latency';
-
-/**
  * The machine's answer: the new state and, when something happened, its decision — a changed
- * weight always has one, and always starts a fresh window.
+ * weight always has one, and always starts a fresh window; `fresh`: the next window starts again
+ * without a weight change (after settling, or to confirm a failing window).
  */
 export type Transition =
   | { readonly state: RolloutState; readonly weight?: undefined; readonly action?: undefined; readonly text?: undefined; readonly fresh?: Fresh }

@@ -104,8 +104,8 @@ const DEFAULT_WINDOW = '5m'; // the seed's evaluation_window
 const DEFAULT_MIN_REQUESTS = 200;
 const DEFAULT_SETTLE = 1;
 const DEFAULT_CONFIRM = 2;
-// Chosen from bench:verdicts' identical servers: a 5 s window's chance p99 difference reached
-// several ms on a busy 2-core machine (docs/verdicts in the README's rollout section).
+// Chosen from bench:verdicts' identical servers: a window's chance p99 difference reached
+// several ms on a busy 2-core machine (the README's "How well it decides").
 export const DEFAULT_MIN_P99_DIFFERENCE = '5ms';
 
 const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'settle', 'confirm', 'minP99Difference', 'steps', 'rollback', 'notify'];
@@ -137,7 +137,7 @@ export function parsePlan(raw: unknown, upstreams: readonly string[]): RolloutPl
     minRequests: positiveInteger(r.minRequests ?? DEFAULT_MIN_REQUESTS, 'rollout.minRequests'),
     settle: wholeNumber(r.settle ?? DEFAULT_SETTLE, 'rollout.settle', 0),
     confirm: positiveInteger(r.confirm ?? DEFAULT_CONFIRM, 'rollout.confirm'),
-    minP99DifferenceMs: r.minP99Difference === 0 || r.minP99Difference === '0' ? 0 : parseDuration(r.minP99Difference ?? DEFAULT_MIN_P99_DIFFERENCE, 'rollout.minP99Difference'),
+    minP99DifferenceMs: parseMinP99Difference(r.minP99Difference ?? DEFAULT_MIN_P99_DIFFERENCE, 'rollout.minP99Difference'),
     steps: r.steps == null ? DEFAULT_STEPS : parseSteps(r.steps),
     rollback: parseRollback(r.rollback ?? {}),
     notify: parseNotify(r.notify ?? []),
@@ -173,6 +173,11 @@ function parseCanary(value: unknown, upstreams: readonly string[]): string {
   }
   if (value === upstreams[0]) throw new InputError(`"${value}" is the baseline (the first upstream); the canary must be another`, 'rollout.canary');
   return value;
+}
+
+/** rollout.minP99Difference, and replay's --min-p99-difference: a duration in ms, or 0 for no floor. */
+export function parseMinP99Difference(value: unknown, field: string): number {
+  return String(value).trim() === '0' ? 0 : parseDuration(value, field);
 }
 
 function wholeNumber(value: unknown, field: string, min: number): number {
