@@ -1,5 +1,6 @@
 import { UsageError } from '../common/flags.js';
 import { InputError } from '../common/input-error.js';
+import { isObject } from '../common/json-shape.js';
 import { buildConfig, checkSettingKey, parseConfigDocument, readConfigText, type Config } from '../config/config.js';
 import { describePlan } from '../rollout/plan.js';
 
@@ -92,7 +93,7 @@ function problems(settings: Mapping, judge: Judge, depth: number, inside?: (key:
       continue;
     }
     const nested = inside?.(key, { ...good });
-    found.push(...(nested !== undefined && isMapping(value) ? problems(value, nested, depth + 1) : [err.message]));
+    found.push(...(nested !== undefined && isObject(value) ? problems(value, nested, depth + 1) : [err.message]));
   }
   return found;
 }
@@ -106,8 +107,6 @@ function attempt(run: () => void): InputError | undefined {
     return err as InputError;
   }
 }
-
-const isMapping = (v: unknown): v is Mapping => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 function summary(config: Config): string {
   const upstreams = `${config.upstreams.length} upstream${config.upstreams.length === 1 ? '' : 's'}`;

@@ -17,6 +17,9 @@ export class Corrupt extends Error {}
 
 export type Obj = Record<string, unknown>;
 
+/** A JSON (or YAML) object: not null, not an array. */
+export const isObject = (value: unknown): value is Obj => value !== null && typeof value === 'object' && !Array.isArray(value);
+
 /** The file's object, its `format` checked: another layout is refused, not guessed at. */
 export function formatted(text: string, format: number): Obj {
   let parsed: unknown;
@@ -31,8 +34,8 @@ export function formatted(text: string, format: number): Obj {
 }
 
 export function object(value: unknown, where: string): Obj {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Corrupt(`${where} must be an object`);
-  return value as Obj;
+  if (!isObject(value)) throw new Corrupt(`${where} must be an object`);
+  return value;
 }
 
 export function array(value: unknown, where: string): unknown[] {

@@ -1,3 +1,4 @@
+import { isObject, parseJson } from '../common/json-shape.js';
 import type { Dispatcher } from 'undici';
 
 /** An upstream as polled: its name, path prefix and connection pool (the proxy's Backend is one). */
@@ -70,14 +71,12 @@ async function readSmallJson(b: Backend, path: string, timeoutMs: number): Promi
       }
       chunks.push(chunk);
     }
-    return res.statusCode === 200 ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown) : undefined;
+    return res.statusCode === 200 ? parseJson(Buffer.concat(chunks).toString('utf8')) : undefined;
   } catch {
-    // unreachable, timed out, or not JSON
+    // unreachable or timed out
     return undefined;
   }
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /**
  * DRUM's GET /stats/ `mem_info` (values in MB); undefined when the upstream is unreachable,

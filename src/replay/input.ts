@@ -3,6 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { endToEnd } from '../common/headers.js';
 import { InputError } from '../common/input-error.js';
+import { isObject } from '../common/json-shape.js';
 import { REDACTED } from '../record/line.js';
 
 /** One request to replay, as read from a recording line. */
@@ -53,12 +54,12 @@ export function parseLine(line: string): Parsed {
   } catch {
     return { skip: 'malformed', detail: 'not JSON' };
   }
-  if (typeof d !== 'object' || d === null || Array.isArray(d)) return { skip: 'malformed', detail: 'not a JSON object' };
-  const o = d as Record<string, unknown>;
+  if (!isObject(d)) return { skip: 'malformed', detail: 'not a JSON object' };
+  const o = d;
   if (typeof o.method !== 'string' || o.method === '') return { skip: 'malformed', detail: 'no method' };
   if (typeof o.path !== 'string' || !o.path.startsWith('/')) return { skip: 'malformed', detail: 'no path starting with /' };
   const headers = o.headers ?? {};
-  if (typeof headers !== 'object' || headers === null || Array.isArray(headers) || Object.values(headers).some((v) => typeof v !== 'string')) {
+  if (!isObject(headers) || Object.values(headers).some((v) => typeof v !== 'string')) {
     return { skip: 'malformed', detail: 'headers are not an object of strings' };
   }
   const hex = o.body_hex ?? '';

@@ -1,4 +1,5 @@
 import { InputError } from '../common/input-error.js';
+import { isObject } from '../common/json-shape.js';
 import { parsePercent, toPercent } from '../common/percent.js';
 import { parseDuration } from '../common/units.js';
 
@@ -161,7 +162,7 @@ export function formatDuration(ms: number): string {
 }
 
 function mapping(value: unknown, field: string, known: readonly string[]): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InputError('must be a mapping of KEY: VALUE', field);
+  if (!isObject(value)) throw new InputError('must be a mapping of KEY: VALUE', field);
   const unknown = Object.keys(value).find((k) => !known.includes(k));
   if (unknown !== undefined) throw new InputError(`unknown key "${unknown}"; known: ${known.join(', ')}`, field);
   return value as Record<string, unknown>;

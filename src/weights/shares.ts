@@ -1,4 +1,5 @@
 import { InputError } from '../common/input-error.js';
+import { isObject } from '../common/json-shape.js';
 import { parsePercent, toPercent } from '../common/percent.js';
 
 /** One `split_clients` line: an upstream and its share in hundredths of a percent. */
@@ -88,7 +89,7 @@ export function applyWeights(
   asked: unknown,
   field = 'weights',
 ): Share[] {
-  if (asked === null || typeof asked !== 'object' || Array.isArray(asked)) {
+  if (!isObject(asked)) {
     throw new InputError('must be an object of upstream name to percent, e.g. {"fastapi": 10}', field);
   }
   const baseline = upstreams[0]!;
