@@ -476,6 +476,35 @@ t.test('the loop: a tick longer than the interval is never run twice at once; ne
   t.same(r.clock.pending(), [t0 + 4 * MIN]);
 });
 
+t.test('the loop: a timer that fires before its time waits out the rest; the tick never begins before nextCheckAt', async (t) => {
+  const held = heldEvidence();
+  let now = 1_000_000;
+  const fired: { fn: () => void; ms: number }[] = [];
+  const controller = new RolloutController({
+    plan: PLAN, store: new WeightStore(UPSTREAMS, { state: { shares: [], version: 1, updatedAt: new Date(0).toISOString(), source: 'startup' }, history: [] }, { now: () => new Date(now), log: silentLog, subscriberErrors: quietLists.errors }),
+    upstreams: UPSTREAMS, registry: new Registry(), log: silentLog, evidence: held.source,
+    notifier: new Notifier([], { log: silentLog, failures: new Counter({ name: 'early_total', help: 'f', labelNames: ['reason'], registers: [] }) }),
+    now: () => now,
+    // A timer the test fires itself, early.
+    timers: { setTimeout: (fn, ms) => fired.push({ fn, ms }), clearTimeout: () => undefined },
+  });
+  controller.start();
+  t.teardown(() => controller.stop());
+  controller.command('start', 'alice', null);
+  t.same(fired.map((f) => f.ms), [MIN]);
+  const announced = controller.view().nextCheckAt;
+  now += MIN - 1;
+  fired[0]!.fn();
+  t.same(fired.map((f) => f.ms), [MIN, 1], 'a millisecond early: set again for the millisecond left');
+  t.equal(held.gathers.length, 0, 'no gather yet');
+  t.equal(controller.view().nextCheckAt, announced, 'still announced for then');
+  now += 1;
+  fired[1]!.fn();
+  t.same(held.gathers.map((g) => new Date(g.at).toISOString()), [announced], 'gathered at the time announced');
+  held.gathers[0]!.answer(PASSING);
+  await settle();
+});
+
 t.test('the loop: idle, it gathers (the fleet keeps its RSS history) and runs afterTick, judging nothing', async (t) => {
   const held = heldEvidence();
   let after = 0;

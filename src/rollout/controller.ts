@@ -175,11 +175,18 @@ export class RolloutController {
     const { now, plan, timers } = this.deps;
     const from = Math.max(now(), after);
     const at = this.#loopStart + (Math.floor((from - this.#loopStart) / plan.intervalMs) + 1) * plan.intervalMs;
-    const timer = timers.setTimeout(() => {
+    const fire = (): void => {
+      // Node's timers may fire a millisecond before the clock reads their time: the tick waits for
+      // it, so that it never begins before the nextCheckAt it was announced at.
+      const early = at - now();
+      if (early > 0) {
+        this.#next = { timer: timers.setTimeout(fire, early), at };
+        return;
+      }
       this.#next = undefined;
       void this.tick().finally(() => this.#arm(at));
-    }, at - now());
-    this.#next = { timer, at };
+    };
+    this.#next = { timer: timers.setTimeout(fire, at - now()), at };
   }
 
   /**
