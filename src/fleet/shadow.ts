@@ -48,8 +48,9 @@ export class FleetShadow implements ShadowSwitch {
       return;
     }
     await Promise.all(urls.map(async (url) => {
-      const now = shadowOf(await callReplica(url, 'GET', '/shadow', undefined, this.opts));
-      if (now === undefined) return this.#failed(url, 'GET /shadow did not answer with the shadow switch');
+      const answer = await callReplica(url, 'GET', '/shadow', undefined, this.opts);
+      const now = shadowOf(answer);
+      if (now === undefined) return this.#failed(url, answer);
       if (!this.#before.has(url)) this.#before.set(url, { enabled: now.enabled, sampleRate: now.sampleRate });
       if (!now.enabled || now.sampleRate !== share) await this.#put(url, { enabled: true, sampleRate: share }, 'the rollout\'s shadow phase');
     }));
@@ -58,7 +59,7 @@ export class FleetShadow implements ShadowSwitch {
   async #put(url: string, body: { enabled: boolean; sampleRate: number }, reason: string): Promise<boolean> {
     const answer = await callReplica(url, 'PUT', '/shadow', { ...body, reason }, this.opts);
     if (shadowOf(answer) === undefined) {
-      this.#failed(url, 'error' in answer ? answer.error : `${answer.code}: ${answer.text.slice(0, 200)}`);
+      this.#failed(url, answer);
       return false;
     }
     this.#failing.delete(url);
@@ -66,7 +67,9 @@ export class FleetShadow implements ShadowSwitch {
     return true;
   }
 
-  #failed(url: string, why: string): void {
+  /** A call that did not give the shadow switch: said once a replica until it works. */
+  #failed(url: string, answer: CallResult): void {
+    const why = 'error' in answer ? answer.error : `${answer.code}: ${answer.text.slice(0, 200)}`;
     if (!this.#failing.has(url)) this.opts.log.warn({ replica: url, err: why }, `replica ${url}: cannot switch its live shadow for the shadow phase`);
     this.#failing.add(url);
   }
