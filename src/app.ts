@@ -114,7 +114,11 @@ async function startTraffic(
   return {
     proxy,
     shadow: shadow.shadow,
-    evidence: (plan) => new LocalEvidence({ plan, outcomes: proxy.outcomes, poller, now: Date.now, shadow: { subscribe: (name, fn) => shadowResults.subscribe(name, fn), get enabled() { return shadow.shadow.enabled; } } }),
+    evidence: (plan) => new LocalEvidence({
+      plan, outcomes: proxy.outcomes, poller, now: Date.now,
+      // The shadow's pairs are evidence of the canary only when it copies to the canary.
+      ...(config.shadow.upstream === plan.canary ? { shadow: { subscribe: (name, fn) => shadowResults.subscribe(name, fn), get enabled() { return shadow.shadow.enabled; } } } : {}),
+    }),
     shadowSwitch: new ShadowPhaseSwitch(shadow.shadow, log),
     admin: {
       recording: proxy.recording,

@@ -29,7 +29,7 @@ const predicting = (prediction: () => number): UpstreamHandler => {
   };
 };
 
-async function call(url: string, method: 'GET' | 'POST' = 'GET', body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+async function call(url: string, method: 'GET' | 'POST' | 'PUT' = 'GET', body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   const write = method !== 'GET';
   const res = await request(url, { method, headers: { ...auth, ...(write ? { 'content-type': 'application/json' } : {}) }, body: write ? JSON.stringify(body ?? {}) : undefined });
   return { status: res.statusCode, json: (await res.body.json()) as Record<string, unknown> };
@@ -45,7 +45,7 @@ interface World {
   stop(): Promise<void>;
 }
 
-async function world(t: Test, settings: Record<string, unknown>): Promise<World> {
+async function world(t: Test, settings: Record<string, unknown>, args: string[] = []): Promise<World> {
   let corrupted = false;
   const flask = await startUpstream('flask', predicting(() => 1));
   const fastapi = await startUpstream('fastapi', predicting(() => (corrupted ? 2 : 1)));
@@ -53,7 +53,7 @@ async function world(t: Test, settings: Record<string, unknown>): Promise<World>
   const dir = t.testdir({});
   const path = join(dir, 'drum.yaml');
   writeFileSync(path, JSON.stringify({ upstreams: { flask: flask.url, fastapi: fastapi.url }, ...settings }));
-  const served = serveCli(t, ['--config', path, '--listen', '127.0.0.1:0'], ENV);
+  const served = serveCli(t, ['--config', path, '--listen', '127.0.0.1:0', ...args], ENV);
   const listening = await served.listening;
   const traffic = steadyTraffic((i) => `http://${listening.listen}/predict/?i=${i}`);
   let stopping: Promise<void> | undefined;
@@ -118,6 +118,24 @@ t.test('the shadow phase passes (the noisy field is noise), 10% follows; a canar
   t.match(metrics, /drum_rollout_decisions_total\{action="shadow_pass"\} 1/);
   await w.stop();
   t.match(await w.served.exited(), [0, null], 'serve stops cleanly');
+});
+
+t.test('--workers: the workers copy and compare, the primary judges their pairs; their mismatch rolls back at once', async (t) => {
+  const w = await world(t, { rollout: { ...FAST, steps: [{ shadow: 0.5, hold: '600ms' }, { weight: 10, hold: '60s' }] } }, ['--workers', '2']);
+  const started = await call(`${w.admin}/rollout/start`, 'POST', {});
+  t.match(started, { status: 200, json: { phase: 'running', weight: 0 } });
+  await until(async () => (await call(`${w.admin}/rollout`)).json.weight === 10, 20_000, 50);
+  const decisions = (await call(`${w.admin}/rollout/decisions`)).json.decisions as Record<string, unknown>[];
+  t.match(decisions.map((d) => d.action), ['start', 'shadow_pass']);
+  t.match((await call(`${w.admin}/shadow`)).json, { enabled: false, sampleRate: 0 }, 'off again, as the config had it');
+  // Without a shadow at the canary step there is no mismatch check: switched on by a person, it judges.
+  t.match(await call(`${w.admin}/shadow`, 'PUT', { enabled: true, sampleRate: 0.5 }), { status: 200 });
+  w.corrupt();
+  await until(async () => (await call(`${w.admin}/rollout`)).json.phase === 'rolled_back', 10_000, 20);
+  const last = ((await call(`${w.admin}/rollout/decisions`)).json.decisions as Record<string, unknown>[]).at(-1)!;
+  t.match(last, { action: 'rollback', mismatch: { canary: { body: { text: /"predictions":\[2\]/ } } } });
+  t.match((await call(`${w.admin}/shadow`)).json, { lastMismatch: { canary: { upstream: 'fastapi', body: { text: /"predictions":\[2\]/ } } } }, 'GET /shadow shows it too');
+  await w.stop();
 });
 
 const REPORT = {

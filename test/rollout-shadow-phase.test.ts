@@ -8,6 +8,9 @@ import { ShadowPhaseSwitch } from '../src/rollout/shadow-phase.js';
 import { mismatchSample, SAMPLE_BODY, type ShadowLine } from '../src/shadow/shadow.js';
 import { buildReport } from '../src/replay/report.js';
 import { createLogger } from '../src/common/log.js';
+import { formatSavedRollout, readSavedRollout } from '../src/rollout/saved.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const UPSTREAMS = ['flask', 'fastapi'];
 const MIN = 60_000;
@@ -239,4 +242,22 @@ t.test('ShadowPhaseSwitch: on at the share, put back as it was; a refusal logged
   t.same(changes.slice(-2), [{ enabled: true, sampleRate: 0.2 }, { enabled: true, sampleRate: 0.01 }], "a person's own rate comes back");
   const refusing = new ShadowPhaseSwitch({ enabled: false, sampleRate: 0, change() { throw new Error('no shadow upstream'); } }, createLogger('silent'));
   t.doesNotThrow(() => refusing.set(0.1));
+});
+
+t.test("a decision's mismatch and replay are kept across a restart; a file with them not objects is refused", async (t) => {
+  const path = join(t.testdir({}), 'state.rollout.json');
+  const base = { at: '2026-01-02T03:04:05.000Z', from: 10, to: 0, phase: 'rolled_back' as const, step: 1, who: 'rollout', reason: null };
+  const mismatch = mismatchSample(line(Buffer.from('a\n1\n')));
+  const replay = replayStandIn(PASSING);
+  const saved = {
+    format: 1 as const,
+    state: { ...INITIAL, phase: 'rolled_back' as const, step: 1 },
+    decisions: [{ ...base, action: 'start' as const, text: 'started', replay }, { ...base, action: 'rollback' as const, text: 'prediction mismatch', mismatch }],
+  };
+  writeFileSync(path, formatSavedRollout(saved));
+  t.same(readSavedRollout(path, plan), JSON.parse(JSON.stringify(saved)));
+  writeFileSync(path, formatSavedRollout({ ...saved, decisions: [{ ...saved.decisions[1]!, mismatch: 'a diff' as never }] }));
+  t.throws(() => readSavedRollout(path, plan), { message: /decisions\[0\]\.mismatch/ });
+  writeFileSync(path, formatSavedRollout({ ...saved, decisions: [{ ...saved.decisions[0]!, replay: [] as never }] }));
+  t.throws(() => readSavedRollout(path, plan), { message: /decisions\[0\]\.replay/ });
 });

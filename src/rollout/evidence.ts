@@ -77,7 +77,7 @@ export class LocalEvidence implements EvidenceSource {
       /** Upstream polls (/ping, /stats/) and how long one has been silent. */
       readonly poller: Subscribable<PollSample> & { downMs(upstream: string): number };
       readonly now: () => number;
-      /** The live shadow's finished copies (every process's), and whether it is on now. */
+      /** The live shadow's finished copies (every process's), and whether it is on now; given only when it copies to the canary. */
       readonly shadow?: Subscribable<ShadowFinished> & { readonly enabled: boolean };
     },
   ) {
@@ -106,10 +106,10 @@ export class LocalEvidence implements EvidenceSource {
     }
   }
 
-  /** A compared copy to the canary: both sides into the pairs' window, a mismatch counted and kept. Copies to another upstream say nothing of the canary. */
+  /** A compared copy: both sides into the pairs' window, a mismatch counted and kept (drops and errors have no pair). */
   #shadowed(f: ShadowFinished, now: number): void {
     const { plan } = this.deps;
-    if (f.pair === undefined || f.pair.upstream !== plan.canary) return;
+    if (f.pair === undefined) return;
     this.#pairs.add({ serverType: plan.baseline, status: f.pair.baselineStatus, seconds: f.pair.baselineSeconds }, now);
     this.#pairs.add({ serverType: plan.canary, status: f.pair.shadowStatus, seconds: f.pair.shadowSeconds }, now);
     if (f.result !== 'mismatch') return;

@@ -145,9 +145,8 @@ export interface NoiseJudged {
   readonly discounted: readonly string[];
 }
 
-/** A compared copy's two sides: whom it went to, each status and latency (the rollout's shadow phase judges these). */
+/** A compared copy's two sides: each status and latency (the rollout's shadow phase judges these). */
 export interface ShadowPair {
-  readonly upstream: string;
   readonly baselineStatus: number;
   readonly shadowStatus: number;
   readonly baselineSeconds: number;
@@ -487,7 +486,7 @@ export class Shadow implements Shadowing {
     const judged: NoiseJudged = { observation, discounted };
     metrics.duration.observe({ server_type: baseline }, primaryMs / 1000);
     metrics.duration.observe({ server_type: target!.name }, shadowMs / 1000);
-    const pair: ShadowPair = { upstream: target!.name, baselineStatus: primary.status, shadowStatus: answer.status, baselineSeconds: primaryMs / 1000, shadowSeconds: shadowMs / 1000 };
+    const pair: ShadowPair = { baselineStatus: primary.status, shadowStatus: answer.status, baselineSeconds: primaryMs / 1000, shadowSeconds: shadowMs / 1000 };
     if (comparison.match) return this.#done(copy, 'match', undefined, undefined, judged, pair);
     const ms = (x: number): number => Math.round(x * 1000) / 1000;
     const line: ShadowLine = {
