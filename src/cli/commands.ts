@@ -56,7 +56,7 @@ const ROLLOUT: Command = {
   about: 'status: where the rollout is; decisions: why, each with its numbers; the others: what they say.',
   flags: [
     ...ADMIN_CLIENT_FLAGS,
-    { flag: 'replay-report', kind: 'value', arg: 'FILE', help: "start: a passing drum-splitter replay report (its --output) stands in for the plan's shadow phase" },
+    { flag: 'replay-report', kind: 'value', arg: 'FILE', help: "start: a passing drum-splitter replay report (the JSON file the replay wrote) stands in for the plan's shadow phase" },
   ],
   takesArguments: true,
   notes: clientExits('request rejected (or not possible now, a 409)'),
