@@ -121,10 +121,13 @@ t.test('the shadow phase passes (the noisy field is noise), 10% follows; a canar
 });
 
 t.test('--workers: the workers copy and compare, the primary judges their pairs; their mismatch rolls back at once', async (t) => {
-  const w = await world(t, { rollout: { ...FAST, steps: [{ shadow: 0.5, hold: '600ms' }, { weight: 10, hold: '60s' }] } }, ['--workers', '2']);
+  // The request id a documented difference this time: the ignore list.
+  const w = await world(t, { shadowIgnore: ['$.request_id'], rollout: { ...FAST, steps: [{ shadow: 0.5, hold: '600ms' }, { weight: 10, hold: '60s' }] } }, ['--workers', '2']);
   const started = await call(`${w.admin}/rollout/start`, 'POST', {});
   t.match(started, { status: 200, json: { phase: 'running', weight: 0 } });
-  await until(async () => (await call(`${w.admin}/rollout`)).json.weight === 10, 20_000, 50);
+  await until(async () => (await call(`${w.admin}/rollout`)).json.weight === 10, 20_000, 50).catch(async (err: Error) => {
+    throw new Error(`${err.message}; GET /rollout: ${JSON.stringify((await call(`${w.admin}/rollout`)).json.lastVerdict)}; GET /shadow: ${JSON.stringify((await call(`${w.admin}/shadow`)).json)}`);
+  });
   const decisions = (await call(`${w.admin}/rollout/decisions`)).json.decisions as Record<string, unknown>[];
   t.match(decisions.map((d) => d.action), ['start', 'shadow_pass']);
   t.match((await call(`${w.admin}/shadow`)).json, { enabled: false, sampleRate: 0 }, 'off again, as the config had it');
