@@ -164,7 +164,7 @@ t.test('rollout start --replay-report: a passing report skips the shadow phase, 
   const cases: [string[], RegExp][] = [
     [['--replay-report', failing], /^drum-splitter: 400 from .*\/rollout\/start: replayReport: the replay report is failing \(match_rate fail \(0\.99\)\): only a passing one stands in for the shadow phase\n$/],
     [['--replay-report', file('junk.json', 'not json')], /^drum-splitter: --replay-report: .*junk\.json is not JSON: give the --output file of drum-splitter replay\n$/],
-    [['--replay-report', join(w.dir, 'missing.json')], /^drum-splitter: --replay-report: cannot read .*missing\.json: ENOENT\n$/],
+    [['--replay-report', join(w.dir, 'missing.json')], /^drum-splitter: --replay-report: cannot read .*missing\.json: ENOENT: no such file or directory, open '.*missing\.json'\n$/],
     [['--replay-report', file('list.json', '[1]')], /^drum-splitter: 400 from .*\/rollout\/start: replayReport: must be a drum-splitter replay report's JSON \(its --output file\)\n$/],
   ];
   for (const [args, stderr] of cases) {

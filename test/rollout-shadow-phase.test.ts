@@ -10,6 +10,11 @@ import { buildReport } from '../src/replay/report.js';
 import { createLogger } from '../src/common/log.js';
 import { formatSavedRollout, readSavedRollout } from '../src/rollout/saved.js';
 import { writeFileSync } from 'node:fs';
+import { Subscribers } from '../src/common/subscribers.js';
+import { LocalEvidence } from '../src/rollout/evidence.js';
+import type { ShadowFinished } from '../src/shadow/shadow.js';
+import type { PollSample } from '../src/observe/poller.js';
+import { quietLists } from './helpers/net.js';
 import { join } from 'node:path';
 
 const UPSTREAMS = ['flask', 'fastapi'];
@@ -260,4 +265,43 @@ t.test("a decision's mismatch and replay are kept across a restart; a file with 
   t.throws(() => readSavedRollout(path, plan), { message: /decisions\[0\]\.mismatch/ });
   writeFileSync(path, formatSavedRollout({ ...saved, decisions: [{ ...saved.decisions[0]!, replay: [] as never }] }));
   t.throws(() => readSavedRollout(path, plan), { message: /decisions\[0\]\.replay/ });
+});
+
+t.test("LocalEvidence: the shadow's pairs and mismatches in the window, while it judges; drops and errors are no pairs", async (t) => {
+  let now = 1_000_000;
+  let judging = false;
+  const results = new Subscribers<ShadowFinished>('shadow', quietLists);
+  const shadowState = { enabled: false };
+  const evidence = new LocalEvidence({
+    plan, // interval 1m, window 5m
+    outcomes: new Subscribers('outcomes', quietLists),
+    poller: Object.assign(new Subscribers<PollSample>('polls', quietLists), { downMs: () => 0 }),
+    now: () => now,
+    shadow: { subscribe: (name, fn) => results.subscribe(name, fn), get enabled() { return shadowState.enabled; } },
+  });
+  evidence.start(() => judging);
+  const pair = { baselineStatus: 200, shadowStatus: 200, baselineSeconds: 0.002, shadowSeconds: 0.003 };
+  results.publish({ result: 'match', line: undefined, pair });
+  t.equal((await evidence.gather(now)).shadow, undefined, 'idle: nothing collected; the shadow off and no pairs: no shadow evidence');
+  shadowState.enabled = true;
+  t.match((await evidence.gather(now)).shadow, { compared: 0, mismatches: 0 }, 'on: the mismatch check has its zero');
+  judging = true;
+  results.publish({ result: 'match', line: undefined, pair });
+  results.publish({ result: 'dropped', line: undefined, pair: undefined });
+  results.publish({ result: 'error', line: undefined, pair: undefined });
+  results.publish({ result: 'mismatch', line: line(Buffer.from('a\n1\n')), pair: { ...pair, shadowStatus: 500 } });
+  shadowState.enabled = false;
+  const e = (await evidence.gather(now)).shadow!;
+  t.match(e, { compared: 2, mismatches: 1, baseline: { requests: 2, errors: 0, latencies: [0.002, 0.002] }, canary: { requests: 2, errors: 1, latencies: [0.003, 0.003] }, sample: { canary: { status: 200 } } }, 'off, with pairs in the window: still evidence');
+  now += 5 * MIN + 1;
+  t.match((await evidence.gather(now)).shadow, { compared: 2, mismatches: 1, sample: undefined }, 'its bucket still in the window, the mismatch itself older: counted, not shown');
+  now += MIN;
+  t.equal((await evidence.gather(now)).shadow, undefined, 'a window later: gone');
+  shadowState.enabled = true;
+  results.publish({ result: 'mismatch', line: line(Buffer.from('a\n1\n')), pair });
+  evidence.reset('latency');
+  t.match((await evidence.gather(now)).shadow, { compared: 1, mismatches: 1, baseline: { latencies: [] }, sample: { request: { path: '/predict/' } } }, 'a settled change drops the latencies only');
+  evidence.reset();
+  t.match((await evidence.gather(now)).shadow, { compared: 0, mismatches: 0, sample: undefined }, 'a new step: nothing');
+  evidence.stop();
 });

@@ -25,7 +25,7 @@ function readReport(file: string): unknown {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new InputError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, '--replay-report');
+    throw new InputError(`cannot read ${file}: ${(err as Error).message}`, '--replay-report');
   }
   const json = parseJson(text);
   if (json === undefined) throw new InputError(`${file} is not JSON: give the --output file of drum-splitter replay`, '--replay-report');
