@@ -9,6 +9,7 @@ import { request } from 'undici';
 import { serveCli, type Served } from './helpers/cli.js';
 import { runCli, startUpstream, steadyTraffic, type UpstreamHandler } from './helpers/net.js';
 import { until } from './helpers/wait.js';
+import { startTestApp } from './helpers/app.js';
 
 const TOKEN = 'shadow-e2e-token-0123456789';
 const ENV = { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN };
@@ -203,4 +204,26 @@ t.test('a shadow phase the shadow cannot serve is refused at start-up, one line'
   }));
   const r = await runCli(['serve', '--config', path, '--admin', '127.0.0.1:0', '--listen', '127.0.0.1:0']);
   t.match(r, { code: 2, stderr: /^drum-splitter: .*rollout\.steps\[0\]\.shadow: the shadow phase needs the live shadow to copy to the canary "fastapi", and it copies to "other"; set shadow: fastapi\n$/ });
+});
+
+t.test("a shadow to another upstream says nothing of the canary: no mismatch check, no rollback", async (t) => {
+  const [flask, fastapi, other] = await Promise.all([
+    startUpstream('flask', predicting(() => 1)),
+    startUpstream('fastapi', predicting(() => 1)),
+    startUpstream('other', predicting(() => 3)),
+  ]);
+  t.teardown(() => Promise.all([flask.close(), fastapi.close(), other.close()]));
+  const app = await startTestApp(t, {
+    upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`, `other=${other.url}`],
+    shadow: 'other',
+    shadowSample: 1,
+    rollout: { ...FAST, steps: [{ weight: 10, hold: '60s' }] },
+  });
+  const traffic = steadyTraffic((i) => `${app.traffic}/predict/?i=${i}`);
+  t.teardown(() => traffic.stop());
+  app.rollout!.command('start', 'test', null);
+  await until(() => app.shadow.view().counts.mismatch > 0 && app.rollout!.view().lastVerdict !== null, 10_000, 20);
+  await new Promise((r) => setTimeout(r, 400));
+  t.match(app.rollout!.view(), { phase: 'running', weight: 10 });
+  t.notOk(app.rollout!.view().lastVerdict!.checks.some((c) => c.check === 'mismatch'), "other's differences are not the canary's");
 });

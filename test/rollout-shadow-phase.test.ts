@@ -15,6 +15,7 @@ import { LocalEvidence } from '../src/rollout/evidence.js';
 import type { ShadowFinished } from '../src/shadow/shadow.js';
 import type { PollSample } from '../src/observe/poller.js';
 import { quietLists } from './helpers/net.js';
+import { shadowFromAnswers, shadowQueries } from '../src/fleet/prometheus.js';
 import { join } from 'node:path';
 
 const UPSTREAMS = ['flask', 'fastapi'];
@@ -304,4 +305,28 @@ t.test("LocalEvidence: the shadow's pairs and mismatches in the window, while it
   evidence.reset();
   t.match((await evidence.gather(now)).shadow, { compared: 0, mismatches: 0, sample: undefined }, 'a new step: nothing');
   evidence.stop();
+});
+
+t.test("the fleet's shadow evidence: drum_shadow_* from Prometheus; none compared, none", async (t) => {
+  const names = { baseline: 'flask', canary: 'fastapi' };
+  t.same(shadowQueries(names, 300, 30), {
+    'shadow:compared': 'sum(increase(drum_shadow_requests_total{result=~"match|mismatch"}[300s]))',
+    'shadow:mismatches': 'sum(increase(drum_shadow_requests_total{result="mismatch"}[300s]))',
+    'shadow_latency:flask': 'sum by (le) (increase(drum_shadow_duration_seconds_bucket{server_type="flask"}[30s]))',
+    'shadow_latency:fastapi': 'sum by (le) (increase(drum_shadow_duration_seconds_bucket{server_type="fastapi"}[30s]))',
+  });
+  t.equal(shadowFromAnswers(names, {}), undefined, 'no series: the shadow is off');
+  t.equal(shadowFromAnswers(names, { 'shadow:compared': [{ metric: {}, value: 0 }] }), undefined, 'none compared');
+  t.same(shadowFromAnswers(names, { 'shadow:compared': [{ metric: {}, value: 40.5 }] }), {
+    compared: 40.5,
+    mismatches: 0,
+    baseline: { requests: 40.5, errors: 0, latencies: { histogram: [] } },
+    canary: { requests: 40.5, errors: 0, latencies: { histogram: [] } },
+  }, 'no mismatch series: none; no buckets: an empty histogram');
+  const answers = {
+    'shadow:compared': [{ metric: {}, value: 100 }],
+    'shadow:mismatches': [{ metric: {}, value: 2 }],
+    'shadow_latency:fastapi': [{ metric: { le: '+Inf' }, value: 100 }, { metric: { le: '0.005' }, value: 90 }],
+  };
+  t.match(shadowFromAnswers(names, answers), { mismatches: 2, canary: { latencies: { histogram: [{ le: 0.005, count: 90 }, { le: Infinity, count: 100 }] } } });
 });
