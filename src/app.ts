@@ -12,7 +12,9 @@ import { watchWeights, type ConfigWatcher } from './config/watch.js';
 import { probeUpstreams } from './observe/health.js';
 import type { Metrics } from './observe/metrics.js';
 import { startProxy } from './proxy/listener.js';
-import { startShadow, type Shadow } from './shadow/shadow.js';
+import { startShadow, type Shadow, type ShadowFinished } from './shadow/shadow.js';
+import { ShadowPhaseSwitch } from './rollout/shadow-phase.js';
+import { Subscribers } from './common/subscribers.js';
 import { UpstreamPoller } from './observe/poller.js';
 import { Series } from './observe/series.js';
 import type { WeightStore } from './weights/store.js';
@@ -87,7 +89,9 @@ async function startTraffic(
   const { store, metrics, log, seriesMs } = deps;
   // With --workers, a runtime switch of the shadow is passed on to them once they run.
   let tellWorkers = (): void => {};
-  const shadow = startShadow(config, { registry: metrics.registry, log, onChange: () => tellWorkers() });
+  // Every finished copy (the workers' too), for the rollout's mismatch check and shadow phase.
+  const shadowResults = new Subscribers<ShadowFinished>('shadow', { log, errors: metrics.subscriberErrors });
+  const shadow = startShadow(config, { registry: metrics.registry, log, onChange: () => tellWorkers(), onFinished: (f) => shadowResults.publish(f) });
   let proxy: TrafficPlane;
   try {
     if (config.workers > 1) {
@@ -110,7 +114,12 @@ async function startTraffic(
   return {
     proxy,
     shadow: shadow.shadow,
-    evidence: (plan) => new LocalEvidence({ plan, outcomes: proxy.outcomes, poller, now: Date.now }),
+    evidence: (plan) => new LocalEvidence({
+      plan, outcomes: proxy.outcomes, poller, now: Date.now,
+      // The shadow's pairs are evidence of the canary only when it copies to the canary.
+      ...(config.shadow.upstream === plan.canary ? { shadow: { subscribe: (name, fn) => shadowResults.subscribe(name, fn), get enabled() { return shadow.shadow.enabled; } } } : {}),
+    }),
+    shadowSwitch: new ShadowPhaseSwitch(shadow.shadow, log),
     admin: {
       recording: proxy.recording,
       probe: () => probeUpstreams(proxy.backends.values(), PROBE_TIMEOUT_MS),

@@ -13,7 +13,7 @@ import { Recording, type RecordSink } from './record/recording.js';
 import { startProxy, type RunningProxy } from './proxy/listener.js';
 import type { Share } from './weights/shares.js';
 import { closeBackends, createBackends } from './proxy/forward.js';
-import { startShadow, type NoiseJudged, type RunningShadow, type Shadow, type ShadowLine, type ShadowResult } from './shadow/shadow.js';
+import { startShadow, type NoiseJudged, type RunningShadow, type Shadow, type ShadowLine, type ShadowPair, type ShadowResult } from './shadow/shadow.js';
 
 /**
  * --workers N: the primary keeps the one copy of everything that must be one — weights and
@@ -40,7 +40,7 @@ type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 
 export type ToPrimary =
   | { readonly drum: 'record'; readonly line: RecordLine }
-  | { readonly drum: 'shadow'; readonly result: ShadowResult; readonly line: ShadowLine | undefined; readonly noise: NoiseJudged | undefined }
+  | { readonly drum: 'shadow'; readonly result: ShadowResult; readonly line: ShadowLine | undefined; readonly noise: NoiseJudged | undefined; readonly pair?: ShadowPair | undefined }
   | { readonly drum: 'metrics'; readonly id: number; readonly metrics: WorkerMetrics }
   | { readonly drum: 'outcomes'; readonly batch: readonly Outcome[] }
   | { readonly drum: 'stopped'; readonly cut: number };
@@ -141,7 +141,7 @@ export async function startWorkers(
   const onMessage = (_worker: Worker, msg: ToPrimary): void => {
     if (msg.drum === 'record') recording.write(msg.line);
     else if (msg.drum === 'shadow') {
-      deps.shadow.finished(msg.result, msg.line);
+      deps.shadow.finished(msg.result, msg.line, undefined, msg.pair);
       if (msg.noise !== undefined) shadow.observe(msg.noise);
     }
     else if (msg.drum === 'metrics') pendingMetrics.get(msg.id)?.(msg.metrics);
@@ -317,7 +317,7 @@ export async function runWorker(): Promise<void> {
     log,
     // A copy may finish after the primary has gone (a worker stopping without it): with a
     // callback, the closed channel is its error rather than the process's 'error' event.
-    report: (result, line, noise) => process.send!({ drum: 'shadow', result, line, noise } satisfies ToPrimary, undefined, undefined, () => {}),
+    report: (result, line, noise, pair) => process.send!({ drum: 'shadow', result, line, noise, pair } satisfies ToPrimary, undefined, undefined, () => {}),
   });
   let proxy: RunningProxy;
   try {

@@ -160,12 +160,13 @@ t.test('demo: a failure is reported and the process exits (the stand-ins do not 
   t.match(bad.stderr, /^drum-splitter: listen: "8000" is not HOST:PORT[^\n]*\n$/);
 });
 
-t.test('demo --rollout: the canary is promoted, turns slow at 50%, is reduced step by step and rolled back', async (t) => {
+t.test('demo --rollout: the shadow phase passes, the canary is promoted, turns slow at 50%, is reduced step by step and rolled back', async (t) => {
   const r = await runCli(['demo', '--rollout', '--listen', '127.0.0.1:0'], {}, 120_000);
   t.equal(r.code, 0, r.stderr);
   const decisions = r.stdout.split('\n').filter((l) => /^\s+\+\s*[\d.]+s/.test(l)).map((l) => /\+\s*[\d.]+s\s+(\S+)\s+(\d+)% →\s+(\d+)%/.exec(l)!.slice(1));
-  t.same(decisions.slice(0, 3), [['start', '0', '5'], ['promote', '5', '25'], ['promote', '25', '50']]);
-  const after = decisions.slice(3);
+  t.same(decisions.slice(0, 4), [['start', '0', '0'], ['shadow_pass', '0', '5'], ['promote', '5', '25'], ['promote', '25', '50']]);
+  t.match(r.stdout, /shadow_pass .* shadow 50% held with every check passing → canary to 5%/);
+  const after = decisions.slice(4);
   t.ok(after.length >= 1 && after.every(([action]) => ['suspect', 'reduce', 'rollback', 'recovered', 'hold'].includes(action!)), JSON.stringify(after));
   t.same(after.at(-1), ['rollback', after.at(-1)![1], '0'], 'it ends at 0%');
   t.match(r.stdout, /canary p99 [\d.]+ ms vs baseline [\d.]+ ms .* over \+50%/);

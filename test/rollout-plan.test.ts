@@ -48,6 +48,7 @@ t.test('the default rollback thresholds: the seed rollback triggers', async (t) 
     pingTimeoutMs: 30_000,
     maxRssGrowthPerHour: 0.1,
     reductionWaitMs: 15 * 60_000,
+    maxMismatchRate: 0,
   });
   t.ok(Object.isFrozen(DEFAULT_ROLLBACK));
 });
@@ -82,7 +83,7 @@ t.test('every setting given', async (t) => {
       confirm: '3',
       minP99Difference: '20ms',
       steps: [{ weight: '2.5%', hold: '1h', maxErrorRate: 0.002, maxP99Increase: 1.5, maxMemoryIncrease: 2, approve: true }],
-      rollback: { maxErrorRate: 0.05, maxP99Increase: 0.4, maxMemoryIncrease: 0.6, pingTimeout: '5s', maxRssGrowthPerHour: 0.2, reductionWait: '1m' },
+      rollback: { maxErrorRate: 0.05, maxP99Increase: 0.4, maxMemoryIncrease: 0.6, pingTimeout: '5s', maxRssGrowthPerHour: 0.2, reductionWait: '1m', maxMismatchRate: 0.001 },
       notify: ['https://hooks.example/T1/B2', 'http://10.0.0.1:9000/alert'],
     },
     ['a', 'b', 'c'],
@@ -97,7 +98,7 @@ t.test('every setting given', async (t) => {
     confirm: 3,
     minP99DifferenceMs: 20,
     steps: [{ weight: 2.5, holdMs: H, approve: true, maxErrorRate: 0.002, maxP99Increase: 1.5, maxMemoryIncrease: 2 }],
-    rollback: { maxErrorRate: 0.05, maxP99Increase: 0.4, maxMemoryIncrease: 0.6, pingTimeoutMs: 5000, maxRssGrowthPerHour: 0.2, reductionWaitMs: 60_000 },
+    rollback: { maxMismatchRate: 0.001, maxErrorRate: 0.05, maxP99Increase: 0.4, maxMemoryIncrease: 0.6, pingTimeoutMs: 5000, maxRssGrowthPerHour: 0.2, reductionWaitMs: 60_000 },
     notify: ['https://hooks.example/T1/B2', 'http://10.0.0.1:9000/alert'],
   });
   t.equal(parsePlan({ window: '30s' }, UPSTREAMS).windowMs, 30_000, 'a window as long as the interval is enough');
@@ -143,7 +144,7 @@ t.test('each mistake: an InputError naming the field and saying what is wrong', 
     // The section and its keys.
     ['not a mapping', 'yes', 'rollout', 'must be a mapping of KEY: VALUE'],
     ['a list', [], 'rollout', 'must be a mapping of KEY: VALUE'],
-    ['unknown key', { stpes: [] }, 'rollout', 'unknown key "stpes"; known: canary, interval, window, minRequests, settle, confirm, minP99Difference, steps, rollback, notify'],
+    ['unknown key', { stpes: [] }, 'rollout', 'unknown key "stpes"; known: canary, interval, window, minRequests, settle, confirm, minP99Difference, steps, rollback, notify, maxMismatchRate'],
     ['settle negative', { settle: -1 }, 'rollout.settle', '"-1" is not a whole number'],
     ['settle fraction', { settle: 0.5 }, 'rollout.settle', '"0.5" is not a whole number'],
     ['confirm zero', { confirm: 0 }, 'rollout.confirm', '"0" is not a whole number above 0'],
@@ -165,7 +166,7 @@ t.test('each mistake: an InputError naming the field and saying what is wrong', 
     ['steps not a list', { steps: { weight: 1 } }, 'rollout.steps', 'must be a non-empty list of steps, each { weight, hold, ... }'],
     ['steps empty', { steps: [] }, 'rollout.steps', 'must be a non-empty list of steps, each { weight, hold, ... }'],
     ['step not a mapping', s(5), 'rollout.steps[0]', 'must be a mapping of KEY: VALUE'],
-    ['step unknown key', s({ weight: 1, hold: '1h', wait: '1h' }), 'rollout.steps[0]', 'unknown key "wait"; known: weight, hold, maxErrorRate, maxP99Increase, maxMemoryIncrease, approve'],
+    ['step unknown key', s({ weight: 1, hold: '1h', wait: '1h' }), 'rollout.steps[0]', 'unknown key "wait"; known: weight, hold, maxErrorRate, maxP99Increase, maxMemoryIncrease, approve, shadow'],
     // Weights.
     ['no weight', s({ hold: '1h' }), 'rollout.steps[0].weight', "needs a weight, the canary's percent at this step"],
     ['zero weight', s({ weight: 0, hold: '1h' }), 'rollout.steps[0].weight', 'must be above 0%; the rollout starts from 0% by itself'],
@@ -188,7 +189,7 @@ t.test('each mistake: an InputError naming the field and saying what is wrong', 
     ['approve not a boolean', s({ weight: 1, hold: '1h', approve: 'yes' }), 'rollout.steps[0].approve', '"yes" is not true or false'],
     // Rollback thresholds.
     ['rollback not a mapping', { rollback: 0.01 }, 'rollout.rollback', 'must be a mapping of KEY: VALUE'],
-    ['rollback unknown key', { rollback: { oom: 0 } }, 'rollout.rollback', 'unknown key "oom"; known: maxErrorRate, maxP99Increase, maxMemoryIncrease, pingTimeout, maxRssGrowthPerHour, reductionWait'],
+    ['rollback unknown key', { rollback: { oom: 0 } }, 'rollout.rollback', 'unknown key "oom"; known: maxErrorRate, maxP99Increase, maxMemoryIncrease, pingTimeout, maxRssGrowthPerHour, reductionWait, maxMismatchRate'],
     ['rollback error rate 1.5', { rollback: { maxErrorRate: 1.5 } }, 'rollout.rollback.maxErrorRate', '1.5 is not below 1; an error rate is a fraction, e.g. 0.01 for 1%'],
     ['rollback p99 0', { rollback: { maxP99Increase: 0 } }, 'rollout.rollback.maxP99Increase', '0 is not above 0'],
     ['rollback memory text', { rollback: { maxMemoryIncrease: '50%' } }, 'rollout.rollback.maxMemoryIncrease', '"50%" is not a number, e.g. 0.2 for 20%'],
@@ -200,6 +201,23 @@ t.test('each mistake: an InputError naming the field and saying what is wrong', 
     ['notify not a URL', { notify: ['https://ok.example/', 'slack #canary'] }, 'rollout.notify[1]', '"slack #canary" is not a URL'],
     ['notify not text', { notify: [['https://hooks.example/x']] }, 'rollout.notify[0]', '"https://hooks.example/x" is not a URL'],
     ['notify not http', { notify: ['mailto:oncall@example.com'] }, 'rollout.notify[0]', '"mailto:oncall@example.com" is not an http:// or https:// URL'],
+    // The shadow phase.
+    ['shadow not first', s({ weight: 1, hold: '1h' }, { shadow: 0.1, hold: '1h' }), 'rollout.steps[1].shadow', 'only the first step can be the shadow phase'],
+    ['shadow alone', s({ shadow: 0.1, hold: '1h' }), 'rollout.steps[0].shadow', 'the shadow phase needs a canary step after it, e.g. { weight: 1, hold: 5d }'],
+    ['shadow with a weight', s({ shadow: 0.1, weight: 1, hold: '1h' }, { weight: 1, hold: '1h' }), 'rollout.steps[0].weight', 'a shadow step has no weight: the canary takes 0% while the shadow copies requests to it'],
+    ['shadow 0', s({ shadow: 0, hold: '1h' }, { weight: 1, hold: '1h' }), 'rollout.steps[0].shadow', '"0" is not a share of the baseline\'s requests above 0 and at most 1, e.g. 0.1 for 10%'],
+    ['shadow over 1', s({ shadow: 10, hold: '1h' }, { weight: 1, hold: '1h' }), 'rollout.steps[0].shadow', '"10" is not a share of the baseline\'s requests above 0 and at most 1, e.g. 0.1 for 10%'],
+    ['shadow as text', s({ shadow: '10%', hold: '1h' }, { weight: 1, hold: '1h' }), 'rollout.steps[0].shadow', '"10%" is not a share of the baseline\'s requests above 0 and at most 1, e.g. 0.1 for 10%'],
+    ['shadow without a hold', s({ shadow: 0.1 }, { weight: 1, hold: '1h' }), 'rollout.steps[0].hold', 'needs a hold, how long the shadow phase lasts, e.g. 2d'],
+    ['shadow approve', s({ shadow: 0.1, hold: '1h', approve: 'yes' }, { weight: 1, hold: '1h' }), 'rollout.steps[0].approve', '"yes" is not true or false'],
+    ['shadow p99', s({ shadow: 0.1, hold: '1h', maxP99Increase: '20%' }, { weight: 1, hold: '1h' }), 'rollout.steps[0].maxP99Increase', '"20%" is not a number, e.g. 0.2 for 20%'],
+    ['shadow error rate', s({ shadow: 0.1, hold: '1h', maxErrorRate: 2 }, { weight: 1, hold: '1h' }), 'rollout.steps[0].maxErrorRate', '2 is not below 1; an error rate is a fraction, e.g. 0.01 for 1%'],
+    ['shadow memory', s({ shadow: 0.1, hold: '1h', maxMemoryIncrease: 0 }, { weight: 1, hold: '1h' }), 'rollout.steps[0].maxMemoryIncrease', '0 is not above 0'],
+    // The mismatch trigger.
+    ['mismatch rate negative', { rollback: { maxMismatchRate: -0.1 } }, 'rollout.rollback.maxMismatchRate', '"-0.1" is not a share from 0 (any difference) to below 1, e.g. 0.001'],
+    ['mismatch rate 1', { maxMismatchRate: 1 }, 'rollout.maxMismatchRate', '"1" is not a share from 0 (any difference) to below 1, e.g. 0.001'],
+    ['mismatch rate as text', { maxMismatchRate: '0.1%' }, 'rollout.maxMismatchRate', '"0.1%" is not a share from 0 (any difference) to below 1, e.g. 0.001'],
+    ['mismatch rate twice', { maxMismatchRate: 0.01, rollback: { maxMismatchRate: 0.01 } }, 'rollout.maxMismatchRate', 'given twice: set it once, as rollout.rollback.maxMismatchRate or rollout.maxMismatchRate'],
   ];
   for (const [name, raw, field, message] of cases) {
     t.strictSame(failure(raw), [field, `${field}: ${message}`], name);
@@ -209,6 +227,28 @@ t.test('each mistake: an InputError naming the field and saying what is wrong', 
     ['upstreams', 'upstreams: a rollout needs at least 2 upstreams, the baseline (the first) and a canary; found 1'],
     'one upstream',
   );
+});
+
+t.test('the shadow phase: a first step { shadow, hold, ... }, the canary at 0%, the seed Phase 1 p99 criterion', async (t) => {
+  const plan = parsePlan({ steps: [{ shadow: 0.1, hold: '2d', approve: true }, { weight: 1, hold: '5d' }, { weight: 5, hold: '5d', maxP99Increase: 0.25 }] }, UPSTREAMS);
+  t.strictSame(plan.steps[0], { weight: 0, shadow: 0.1, holdMs: 2 * 24 * H, approve: true, maxErrorRate: 0.001, maxP99Increase: 0.2, maxMemoryIncrease: 0.5 });
+  t.ok(Object.isFrozen(plan.steps[0]));
+  t.strictSame(plan.steps.map(row), [
+    [0, 2 * 24 * H, 0.001, 0.2, 0.5, true],
+    [1, 5 * 24 * H, 0.001, 0.3, 0.5, false], // the seed's 1% criteria, not the shadow phase's
+    [5, 5 * 24 * H, 0.001, 0.25, 0.5, false],
+  ]);
+  const own = parsePlan({ steps: [{ shadow: 1, hold: '1h', maxErrorRate: 0.01, maxP99Increase: 0.1, maxMemoryIncrease: 0.3 }, { weight: 1, hold: '1h' }] }, UPSTREAMS);
+  t.strictSame(own.steps[0], { weight: 0, shadow: 1, holdMs: H, approve: false, maxErrorRate: 0.01, maxP99Increase: 0.1, maxMemoryIncrease: 0.3 });
+  t.equal(describePlan(plan), 'shadow 10% 48h (approve) → 1% 5d → 5% 5d');
+  t.equal(describePlan(own), 'shadow 100% 1h → 1% 1h');
+});
+
+t.test('maxMismatchRate: default 0 (any difference), as rollback.maxMismatchRate or rollout.maxMismatchRate', async (t) => {
+  t.equal(parsePlan(undefined, UPSTREAMS).rollback.maxMismatchRate, 0);
+  t.equal(parsePlan({ rollback: { maxMismatchRate: 0.01 } }, UPSTREAMS).rollback.maxMismatchRate, 0.01);
+  t.equal(parsePlan({ maxMismatchRate: 0.002 }, UPSTREAMS).rollback.maxMismatchRate, 0.002);
+  t.equal(parsePlan({ maxMismatchRate: 0, rollback: { maxMismatchRate: null } }, UPSTREAMS).rollback.maxMismatchRate, 0, 'a YAML null is no value');
 });
 
 t.test('describePlan: the steps in one line, holds in the units a user writes', async (t) => {

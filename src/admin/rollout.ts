@@ -6,6 +6,8 @@ import { replyError } from './errors.js';
 
 const COMMANDS: readonly Command[] = ['start', 'pause', 'resume', 'approve', 'abort'];
 const COMMAND_BODY = objectBody({ reason: REASON });
+// start's: a passing `drum-splitter replay` report may stand in for the shadow phase (checked by the rollout, a 400 naming why).
+const START_BODY = objectBody({ reason: REASON, replayReport: { type: 'object', description: "a drum-splitter replay report's JSON (its --output file)" } });
 const CLAIM_BODY = objectBody(
   {
     controller: { type: 'string', minLength: 1, maxLength: 500, description: 'the controller\'s admin URL or name, 1 to 500 characters' },
@@ -35,15 +37,16 @@ export function rolloutRoutes(app: FastifyInstance, deps: { rollout: RolloutCont
   });
 
   for (const command of COMMANDS) {
-    app.post<{ Body: { reason?: string | null } }>(
+    app.post<{ Body: { reason?: string | null; replayReport?: unknown } }>(
       `/rollout/${command}`,
       {
-        schema: { body: COMMAND_BODY },
+        schema: { body: command === 'start' ? START_BODY : COMMAND_BODY },
         config: { write: true },
         preValidation: optionalBody,
       },
       async (req, reply) => {
         try {
+          if (req.body.replayReport !== undefined) return rollout.startWithReplay(req.body.replayReport, req.who, req.body.reason ?? null);
           return rollout.command(command, req.who, req.body.reason ?? null);
         } catch (err) {
           return conflict(reply, err);

@@ -52,9 +52,12 @@ const WEIGHTS: Command = {
 const ROLLOUT: Command = {
   name: 'rollout',
   summary: 'the canary controller: status, start, pause, abort...',
-  usage: ['status|decisions [options]', 'start|pause|resume|approve|abort [options]'],
+  usage: ['status|decisions [options]', 'start|pause|resume|approve|abort [options]', 'start --replay-report FILE [options]'],
   about: 'status: where the rollout is; decisions: why, each with its numbers; the others: what they say.',
-  flags: ADMIN_CLIENT_FLAGS,
+  flags: [
+    ...ADMIN_CLIENT_FLAGS,
+    { flag: 'replay-report', kind: 'value', arg: 'FILE', help: "start: a passing drum-splitter replay report (the JSON file the replay wrote) stands in for the plan's shadow phase" },
+  ],
   takesArguments: true,
   notes: clientExits('request rejected (or not possible now, a 409)'),
 };
@@ -74,7 +77,7 @@ const DEMO: Command = {
   usage: ['[--listen HOST:PORT]', '--rollout [--listen HOST:PORT]'],
   about:
     'Two built-in DRUM stand-ins behind the proxy at 5%: the split, recording, live shadow and replay; it keeps serving. ' +
-    'With --rollout, a whole rollout in under a minute: the canary is promoted, turns slow, and is reduced step by step and rolled back.',
+    'With --rollout, a whole rollout in under a minute: the shadow phase passes, the canary is promoted, turns slow, and is reduced step by step and rolled back.',
   flags: [
     { flag: 'listen', kind: 'value', arg: 'HOST:PORT', default: '127.0.0.1:8000', help: 'the proxy' },
     { flag: 'rollout', kind: 'switch', help: 'a whole rollout instead of the split' },

@@ -47,7 +47,8 @@ export async function runRolloutDemo(listen: string, opts: { scale?: number; pri
     // At 5% the canary has ~12 predictions a second: a window of 10 s holds the 100 latencies a p99 needs to fail it.
     window: s(10),
     minRequests: Math.max(10, Math.round(30 * scale)),
-    steps: [{ weight: 5, hold: s(6) }, { weight: 25, hold: s(6) }, { weight: 50, hold: s(6) }, { weight: 100, hold: s(6) }],
+    // The seed's Phase 1 first: the canary takes nothing while the shadow copies half the baseline's predictions to it.
+    steps: [{ shadow: 0.5, hold: s(3) }, { weight: 5, hold: s(6) }, { weight: 25, hold: s(6) }, { weight: 50, hold: s(6) }, { weight: 100, hold: s(6) }],
     rollback: { reductionWait: s(3), pingTimeout: s(30) },
   };
   const app = await startApp(
@@ -58,6 +59,7 @@ export async function runRolloutDemo(listen: string, opts: { scale?: number; pri
   const target = `http://${demoHost(app.config.listen.host)}:${app.proxy.address.port}/predict/`;
   print(`drum-splitter rollout demo: flask stand-in ${flaskUrl}, fastapi stand-in ${fastapiUrl}, proxy ${target}`);
   print(`plan: ${controller.view().plan.steps}; checks every ${s(1)} over ${s(10)}; reductions ${s(3)} apart`);
+  print(`the shadow phase first: predictions copied to fastapi and compared, its p99 beside flask's, before it takes any traffic`);
   print(`the fastapi stand-in turns slow (+25 ms a prediction) once it reaches 50%`);
   print(`watch it in the console: http://127.0.0.1:${app.adminAddress.port}/\n`);
 

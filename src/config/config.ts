@@ -320,6 +320,12 @@ export function buildConfig(raw: RawSettings): Config {
   const metricsOnTraffic = parseBoolean(raw.metricsOnTraffic ?? false, 'metricsOnTraffic');
   const timeoutMs = parseDuration(raw.timeout ?? DEFAULTS.timeout, 'timeout');
   const record = recordSettings(raw);
+  const shadow = shadowSettings(raw, upstreams, record.paths, timeoutMs);
+  const rollout = raw.rollout === undefined && upstreams.length < 2 ? undefined : parsePlan(raw.rollout, upstreams.map((u) => u.name));
+  // The shadow phase judges the shadow's pairs: they must be the canary's.
+  if (rollout?.steps[0]!.shadow !== undefined && shadow.upstream !== rollout.canary) {
+    throw new InputError(`the shadow phase needs the live shadow to copy to the canary "${rollout.canary}", and it copies to "${shadow.upstream}"; set shadow: ${rollout.canary}`, 'rollout.steps[0].shadow');
+  }
 
   return {
     listen,
@@ -348,8 +354,8 @@ export function buildConfig(raw: RawSettings): Config {
     pollIntervalMs: parseDuration(raw.pollInterval ?? DEFAULTS.pollInterval, 'pollInterval'),
     metricsOnTraffic,
     record,
-    shadow: shadowSettings(raw, upstreams, record.paths, timeoutMs),
+    shadow,
     workers: parseWorkers(raw.workers ?? DEFAULTS.workers, metricsOnTraffic),
-    rollout: raw.rollout === undefined && upstreams.length < 2 ? undefined : parsePlan(raw.rollout, upstreams.map((u) => u.name)),
+    rollout,
   };
 }

@@ -16,6 +16,7 @@ import type { WeightStore } from '../weights/store.js';
 import { CONTROLLER_ADMIN } from './options.js';
 import { PrometheusEvidence } from './prometheus.js';
 import { dnsTargets, Fleet, replicasGauge, staticTargets, type ReplicaTargets } from './replicas.js';
+import { FleetShadow, replicaMismatch } from './shadow.js';
 
 export interface ControllerSettings {
   /** The replicas' config file, already read: the upstreams and the rollout plan. */
@@ -112,6 +113,10 @@ async function driveFleet(
     claim: { controller: `http://${hostname()}:${config.admin.port}`, ttlSeconds: Math.min(3600, Math.max(30, Math.ceil((3 * plan.intervalMs) / 1000))) },
   });
   replicasGauge(fleet, metrics.registry);
+  const replicaCalls = { token: deps.token, timeoutMs: TIMEOUT_MS };
+  // The shadow phase switches every replica's live shadow; a change is applied at once.
+  const shadows = new FleetShadow({ ...replicaCalls, log, changed: () => void reconcile() });
+  const replicaUrls = (): string[] => fleet.replicas.map((r) => r.url);
 
   /** One reconcile at a time; a change meanwhile runs one more after it. */
   let reconciling: Promise<void> | undefined;
@@ -128,6 +133,7 @@ async function driveFleet(
         const reason = store.history.at(-1)!.reason ?? "the fleet's weights";
         try {
           const reports = await fleet.reconcile(store.view().weights, reason);
+          await shadows.sync(reports.map((r) => r.url));
           // A replica's ConfigMap changed its weights: a person's change (ROLLBACK_PLAN's kubectl
           // patch), taken as the fleet's — which pauses a running rollout — and sent to the rest.
           const edited = reports.find((r) => r.status === 'file_changed');
@@ -152,7 +158,13 @@ async function driveFleet(
 
   return {
     fleet,
-    evidence: () => new PrometheusEvidence({ url: prometheus.href, plan, timeoutMs: TIMEOUT_MS, log, now: Date.now }),
+    evidence: () => new PrometheusEvidence({
+      url: prometheus.href, plan, timeoutMs: TIMEOUT_MS, log, now: Date.now,
+      // The replicas' shadow copies to the canary, and is on: by their config, or for the shadow phase.
+      shadow: config.shadow.upstream === plan.canary && (config.shadow.sampleRate > 0 || plan.steps[0]!.shadow !== undefined),
+      mismatchSample: () => replicaMismatch(replicaUrls(), replicaCalls),
+    }),
+    shadowSwitch: shadows,
     // Each tick: the check on Prometheus's answer, then the replicas follow (and their claims are renewed).
     afterTick: reconcile,
     admin: {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { request } from 'undici';
-import type { Evidence, SideStats } from '../rollout/checks.js';
+import type { Evidence, ShadowEvidence, SideStats } from '../rollout/checks.js';
 import { RssHistory, type EvidenceSource, type Fresh } from '../rollout/evidence.js';
 import type { RolloutPlan } from '../rollout/plan.js';
 import type { HistogramBucket } from '../rollout/stats.js';
@@ -32,6 +32,34 @@ export function fleetQueries(plan: Pick<RolloutPlan, 'baseline' | 'canary'>, win
   // Every replica must have lost the canary: one replica's network trouble is not the canary's deadlock.
   q.down = `min(drum_upstream_down_seconds{server_type=${JSON.stringify(plan.canary)}})`;
   return q;
+}
+
+/**
+ * The replicas' live shadow (drum_shadow_*): its pairs compared and mismatched, each side's
+ * latencies. Only where the shadow copies to the canary: its counters name no shadow upstream.
+ */
+export function shadowQueries(plan: Pick<RolloutPlan, 'baseline' | 'canary'>, windowSeconds: number, latencySeconds = windowSeconds): Record<string, string> {
+  const range = (seconds: number): string => `${Math.max(1, Math.round(seconds))}s`;
+  const q: Record<string, string> = {
+    'shadow:compared': `sum(increase(drum_shadow_requests_total{result=~"match|mismatch"}[${range(windowSeconds)}]))`,
+    'shadow:mismatches': `sum(increase(drum_shadow_requests_total{result="mismatch"}[${range(windowSeconds)}]))`,
+  };
+  for (const name of [plan.baseline, plan.canary]) {
+    q[`shadow_latency:${name}`] = `sum by (le) (increase(drum_shadow_duration_seconds_bucket{server_type=${JSON.stringify(name)}}[${range(latencySeconds)}]))`;
+  }
+  return q;
+}
+
+/**
+ * The shadow's pairs from shadowQueries' answers; undefined when it compared none (off). Each
+ * side's requests are the pairs; their statuses are not exported, so errors are 0: a status that
+ * differs is a mismatch.
+ */
+export function shadowFromAnswers(plan: Pick<RolloutPlan, 'baseline' | 'canary'>, answers: Readonly<Record<string, readonly Sample[]>>): ShadowEvidence | undefined {
+  const compared = scalar(answers['shadow:compared']);
+  if (compared === undefined || compared === 0) return undefined;
+  const pairs = (name: string): SideStats => ({ requests: compared, errors: 0, latencies: { histogram: buckets(answers[`shadow_latency:${name}`] ?? []) } });
+  return { compared, mismatches: scalar(answers['shadow:mismatches']) ?? 0, baseline: pairs(plan.baseline), canary: pairs(plan.canary) };
 }
 
 /** The only value of a one-series answer; undefined with no series (no traffic yet, no scrape). */
@@ -99,6 +127,10 @@ export interface PrometheusOptions {
   readonly log: Logger;
   /** The clock reset() reads: a step's window starts then. */
   readonly now: () => number;
+  /** The replicas' shadow copies to the canary: its pairs are evidence (the shadow phase, the mismatch check). */
+  readonly shadow?: boolean;
+  /** A differing pair to show when the shadow's counters say there are some (the replicas keep them). */
+  readonly mismatchSample?: () => Promise<ShadowEvidence['sample']>;
 }
 
 /**
@@ -125,7 +157,10 @@ export class PrometheusEvidence implements EvidenceSource {
     const { plan } = this.opts;
     const windowMs = Math.min(plan.windowMs, at - this.#since);
     const latencyMs = Math.min(plan.windowMs, at - this.#latencySince);
-    const queries = Object.entries(fleetQueries(plan, windowMs / 1000, latencyMs / 1000));
+    const queries = Object.entries({
+      ...fleetQueries(plan, windowMs / 1000, latencyMs / 1000),
+      ...(this.opts.shadow === true ? shadowQueries(plan, windowMs / 1000, latencyMs / 1000) : {}),
+    });
     let answers: Record<string, Sample[]>;
     try {
       answers = Object.fromEntries(await Promise.all(queries.map(async ([name, q]) => [name, await this.#query(q, at, stopped)] as const)));
@@ -141,7 +176,12 @@ export class PrometheusEvidence implements EvidenceSource {
     this.#outage = undefined;
     const rss = scalar(answers[`rss:${plan.canary}`]);
     if (rss !== undefined) this.#rss.add(at, rss);
-    return evidenceFromAnswers(plan, answers, this.#rss.growthPerHour(at));
+    const evidence = evidenceFromAnswers(plan, answers, this.#rss.growthPerHour(at));
+    const shadow = shadowFromAnswers(plan, answers);
+    if (shadow === undefined) return evidence;
+    // Counts from increase() are fractional: one mismatch may read 0.9.
+    const sample = Math.round(shadow.mismatches) > 0 ? await this.opts.mismatchSample?.() : undefined;
+    return { ...evidence, shadow: { ...shadow, sample } };
   }
 
   async #query(query: string, at: number, stopped: AbortSignal): Promise<Sample[]> {

@@ -114,13 +114,13 @@ interface Read {
 /** How a replica's handling ended, before the URL and time are added. */
 type Verdict = Pick<ReplicaReport, 'status' | 'detail'>;
 /** An HTTP answer, its body parsed if it is JSON. */
-interface Reply {
+export interface Reply {
   readonly code: number;
   readonly json: unknown;
   readonly text: string;
 }
 /** A call's reply, or the error that kept us from getting one. */
-type CallResult = Reply | { readonly error: string };
+export type CallResult = Reply | { readonly error: string };
 
 /** A PUT that another writer beat to it, or whose result another writer replaced, is tried this many times in all. */
 const ATTEMPTS = 2;
@@ -259,29 +259,8 @@ export class Fleet {
     return { status: code >= 500 ? 'unreachable' : 'rejected', detail: `${code}: ${oneLine(answer)}` };
   }
 
-  async #call(url: string, method: 'GET' | 'PUT', body?: unknown, path = '/weights'): Promise<CallResult> {
-    const { token, timeoutMs } = this.#opts;
-    try {
-      const res = await request(`${url}${path}`, {
-        method,
-        headers: {
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-          ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-        // headersTimeout starts once the request is sent: this bounds the connect too (a pod gone without a RST).
-        signal: AbortSignal.timeout(timeoutMs),
-        // A connection per request: a kept-alive one could be closed by a restarting replica just as we reuse it.
-        reset: true,
-      });
-      const text = await res.body.text();
-      return { code: res.statusCode, json: parseJson(text), text };
-    } catch (err) {
-      const e = err as Error;
-      return { error: e.name === 'TimeoutError' ? `${method} ${path}: no answer within ${timeoutMs} ms` : e.message };
-    }
+  #call(url: string, method: 'GET' | 'PUT', body?: unknown, path = '/weights'): Promise<CallResult> {
+    return callReplica(url, method, path, body, this.#opts);
   }
 
   /**
@@ -308,6 +287,32 @@ export class Fleet {
     }
     const what = { unreachable: 'is unreachable', unauthorized: `refuses the ${this.#who}'s writes`, rejected: 'rejects the weights' }[status];
     log.warn(fields, `replica ${url} ${what}: ${detail}`);
+  }
+}
+
+/** One call to a replica's admin API: its answer (JSON parsed), or why there is none. */
+export async function callReplica(url: string, method: 'GET' | 'PUT', path: string, body: unknown, opts: Pick<FleetOptions, 'token' | 'timeoutMs'>): Promise<CallResult> {
+  const { token, timeoutMs } = opts;
+  try {
+    const res = await request(`${url}${path}`, {
+      method,
+      headers: {
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      // headersTimeout starts once the request is sent: this bounds the connect too (a pod gone without a RST).
+      signal: AbortSignal.timeout(timeoutMs),
+      // A connection per request: a kept-alive one could be closed by a restarting replica just as we reuse it.
+      reset: true,
+    });
+    const text = await res.body.text();
+    return { code: res.statusCode, json: parseJson(text), text };
+  } catch (err) {
+    const e = err as Error;
+    return { error: e.name === 'TimeoutError' ? `${method} ${path}: no answer within ${timeoutMs} ms` : e.message };
   }
 }
 

@@ -225,11 +225,8 @@ export function criteria(rows: readonly ResultRow[], memory: Report['memory'], m
   ];
 }
 
-/** What the criteria add up to: fail if one fails, else inconclusive if one is, else pass (not measured fails nothing). */
-export function outcome(criteria: readonly Criterion[]): 'pass' | 'fail' | 'inconclusive' {
-  if (criteria.some((c) => c.verdict === 'fail')) return 'fail';
-  return criteria.some((c) => c.verdict === 'inconclusive') ? 'inconclusive' : 'pass';
-}
+/** What the criteria add up to (the rollout reads a report's by the same rule: rollout start --replay-report). */
+export { replayOutcome as outcome } from '../rollout/replay-report.js';
 
 /** Per path without query string, in order of first appearance. */
 export function routeStats(rows: readonly ResultRow[]): Record<string, RouteStats> {

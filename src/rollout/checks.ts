@@ -1,3 +1,4 @@
+import type { MismatchSample } from '../shadow/shadow.js';
 import type { RollbackThresholds, StepCriteria } from './plan.js';
 import { binomialAtLeast, fisherGreater, histogramQuantile, mannWhitneyGreater, mannWhitneyGreaterBinned, quantile, type HistogramBucket, type MannWhitney } from './stats.js';
 
@@ -45,9 +46,23 @@ export interface Evidence {
   readonly canaryIdentity?: string | undefined;
   /** Why there are no numbers this time (Prometheus unreachable, say): the verdict is inconclusive. */
   readonly unavailable?: string;
+  /** The live shadow's pairs to the canary in the window; undefined while it is off and compared none. */
+  readonly shadow?: ShadowEvidence | undefined;
 }
 
-export type CheckName = 'error_rate' | 'p99' | 'memory' | 'rss_growth' | 'oom' | 'ping';
+/** What the live shadow compared in the window: baseline and canary answering the same requests. */
+export interface ShadowEvidence {
+  /** Pairs compared, and of them those whose answers differ beyond the ignore list and the noise baseline. */
+  readonly compared: number;
+  readonly mismatches: number;
+  /** Each side of the compared pairs (its status, its latency): the shadow phase judges these. */
+  readonly baseline: SideStats;
+  readonly canary: SideStats;
+  /** A differing pair of the window (the last), or where to read one; undefined when none differs. */
+  readonly sample?: MismatchSample | { readonly where: string } | undefined;
+}
+
+export type CheckName = 'error_rate' | 'p99' | 'memory' | 'rss_growth' | 'oom' | 'ping' | 'mismatch';
 
 /**
  * A check's verdict. ok: within the step's criteria; miss: outside them, no rollback trigger;
@@ -247,6 +262,30 @@ export function pingCheck(downMs: number, timeoutMs: number): CheckResult {
   return { ...base, status: 'ok', text: downMs === 0 ? 'canary answers /ping' : `canary silent for ${Math.round(downMs / 1000)} s` };
 }
 
+/**
+ * Data corruption (ROLLBACK_PLAN.md "Critical Triggers": a prediction diff, any difference): the
+ * shadow's pairs whose answers differ beyond the ignore list and the noise baseline — a field
+ * found to be noise is no difference. Immediate rollback once their share is over the limit with
+ * 99% confidence, as the error rate's trigger (exact binomial test); at the default limit 0 one
+ * difference is enough. `minCompared`: pairs needed before it passes (the shadow phase's
+ * criterion); at a canary step it is a trigger only, and passes on any number.
+ */
+export function mismatchCheck(s: ShadowEvidence, rollback: number, minCompared: number): CheckResult {
+  const base = { check: 'mismatch' as const, limit: rollback, rollbackLimit: rollback };
+  const bad = notMeasures({ 'shadow pairs': s.compared, 'shadow mismatches': s.mismatches });
+  if (bad !== undefined) return { ...base, value: null, status: 'inconclusive', text: noEvidence('mismatch', bad) };
+  const { compared, mismatches } = s;
+  const value = compared === 0 ? null : mismatches / compared;
+  const measured = `${num(mismatches)} of ${num(compared)} shadow pairs differ beyond the ignore list and the noise (${pct(value ?? 0)})`;
+  const p = binomialAtLeast(mismatches, compared, rollback);
+  if (p < SIGNIFICANCE) {
+    const confidence = rollback === 0 ? 'any difference' : `over ${pct(rollback)} with 99% confidence (exact binomial test p=${pValue(p)})`;
+    return { ...base, value, p, status: 'rollback', text: `prediction mismatch: ${measured}: ${confidence}`, ...(s.sample === undefined ? {} : { mismatch: s.sample }) };
+  }
+  if (compared < minCompared) return { ...base, value, status: 'inconclusive', text: `${num(compared)} shadow pairs compared, fewer than ${num(minCompared)}` };
+  return { ...base, value, status: 'ok', text: measured };
+}
+
 // A measured miss outranks a check that could not measure: an inconclusive p99 must not hide an error rate over the criterion.
 const SEVERITY = ['rollback', 'reduce', 'miss', 'inconclusive'] as const satisfies readonly CheckStatus[];
 
@@ -256,6 +295,8 @@ export interface JudgeOptions {
   readonly minRequests: number;
   /** The smallest p99 difference, in seconds, that counts as a regression. */
   readonly minP99Difference: number;
+  /** The shadow phase: the mismatch check needs minRequests pairs to pass. */
+  readonly shadowStep?: boolean;
 }
 
 /** Every check over one window, and what they add up to (the most severe status any check has). */
@@ -269,6 +310,7 @@ export function judge(e: Evidence, step: StepCriteria, rollback: RollbackThresho
     rssGrowthCheck(e.memory, rollback.maxRssGrowthPerHour),
     oomCheck(e.memory),
     pingCheck(e.canaryDownMs, rollback.pingTimeoutMs),
+    ...(e.shadow === undefined ? [] : [mismatchCheck(e.shadow, rollback.maxMismatchRate, opts.shadowStep === true ? minRequests : 0)]),
   ];
   for (const status of SEVERITY) {
     const deciding = checks.filter((c) => c.status === status);

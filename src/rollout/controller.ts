@@ -3,11 +3,13 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Timers } from '../common/timers.js';
 import { applyWeights, percentages } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
-import { judge, type CheckName, type CheckResult, type Verdict } from './checks.js';
+import { judge, type CheckName, type CheckResult, type Evidence, type ShadowEvidence, type Verdict } from './checks.js';
 import type { EvidenceSource } from './evidence.js';
-import { ACTIVE, NotNow, onCheck, onCommand, onManualChange, onStartup, PHASES, type Command, type DecisionAction, type RolloutState, type Transition } from './machine.js';
+import { ACTIVE, NotNow, onCheck, onCommand, onManualChange, onReplayStart, onStartup, PHASES, type Command, type DecisionAction, type RolloutState, type Transition } from './machine.js';
 import type { Notifier } from './notify.js';
 import { describePlan, type RolloutPlan } from './plan.js';
+import { replayStandIn, type ReplayStandIn } from './replay-report.js';
+import type { ShadowSwitch } from './shadow-phase.js';
 
 /** The weight store's source for the rollout's own changes. */
 export const ROLLOUT_SOURCE = 'rollout';
@@ -27,6 +29,10 @@ export interface Decision {
   readonly who: string;
   readonly reason: string | null;
   readonly checks?: readonly CheckResult[];
+  /** A rollback on a prediction mismatch: the differing request and both answers (bounded), or where to read them. */
+  readonly mismatch?: unknown;
+  /** A start with a replay report standing in for the shadow phase: its numbers. */
+  readonly replay?: ReplayStandIn;
 }
 
 /** What a restart resumes from (kept next to the --state file). */
@@ -82,6 +88,8 @@ export interface ControllerDeps {
   readonly afterTick?: (() => Promise<void>) | undefined;
   readonly saved?: SavedRollout | undefined;
   readonly save?: (saved: SavedRollout) => void;
+  /** The live shadow, switched on for the shadow phase and back after; undefined where there is none. */
+  readonly shadow?: ShadowSwitch | undefined;
 }
 
 /**
@@ -140,6 +148,8 @@ export class RolloutController {
     );
     this.#loopStart = deps.now();
     this.#arm(this.#loopStart);
+    // A rollout restored in its shadow phase needs the shadow on again.
+    this.#syncShadow();
     if (this.#state.phase === 'unmanaged') {
       // Where the rollout is kept (--state), its file was removed or never written while the canary took traffic: a warning.
       // Without, this is how static weights start.
@@ -225,7 +235,8 @@ export class RolloutController {
     // for a state that is gone, and a new step judges only its own traffic. The next tick gathers again.
     if (this.#stopped.signal.aborted || this.#state !== before || !ACTIVE.has(before.phase)) return undefined;
     const step = plan.steps[Math.max(0, before.step)]!;
-    const judged = judge(evidence, step, plan.rollback, { minRequests: plan.minRequests, minP99Difference: plan.minP99DifferenceMs / 1000 });
+    const shadowStep = step.shadow !== undefined;
+    const judged = judge(shadowStep ? shadowPhaseEvidence(evidence) : evidence, step, plan.rollback, { minRequests: plan.minRequests, minP99Difference: plan.minP99DifferenceMs / 1000, shadowStep });
     const { settling } = before;
     // Settling, only an immediate trigger counts; the rest is shown as what it is.
     const verdict: Verdict =
@@ -240,12 +251,27 @@ export class RolloutController {
     return verdict;
   }
 
+  /**
+   * A start with a `drum-splitter replay` report (its JSON) standing in for the shadow phase: an
+   * InputError (a 400) unless it passes; NotNow (a 409) as for start.
+   */
+  startWithReplay(report: unknown, who: string, reason: string | null): RolloutView {
+    const replay = replayStandIn(report);
+    this.#refuseStartUnderClaim();
+    const transition = onReplayStart(this.deps.plan, this.#state, replay, this.deps.now());
+    this.deps.evidence.reset();
+    this.#apply(transition, who, reason, undefined, { replay });
+    return this.view();
+  }
+
+  #refuseStartUnderClaim(): void {
+    const claim = this.#claimNow();
+    if (claim !== undefined) throw new NotNow(`this fleet's rollout is run by the controller at ${claim.controller} (${claim.who}); start it there`);
+  }
+
   /** A person's command; NotNow (a 409) when it does not fit the state. */
   command(command: Command, who: string, reason: string | null): RolloutView {
-    const claim = this.#claimNow();
-    if (command === 'start' && claim !== undefined) {
-      throw new NotNow(`this fleet's rollout is run by the controller at ${claim.controller} (${claim.who}); start it there`);
-    }
+    if (command === 'start') this.#refuseStartUnderClaim();
     const transition = onCommand(this.deps.plan, this.#state, command, this.deps.now());
     if (command === 'start') this.deps.evidence.reset();
     this.#apply(transition, who, reason);
@@ -289,7 +315,7 @@ export class RolloutController {
       settling: ACTIVE.has(s.phase) ? s.settling : 0,
       strikes: s.strikes,
       phase: s.phase,
-      step: step === undefined ? null : { index: s.step, of: plan.steps.length, weight: step.weight, holdMs: step.holdMs, heldMs: s.heldMs, approve: step.approve },
+      step: step === undefined ? null : { index: s.step, of: plan.steps.length, weight: step.weight, holdMs: step.holdMs, heldMs: s.heldMs, approve: step.approve, ...(step.shadow === undefined ? {} : { shadow: step.shadow }) },
       weight: s.weight,
       weights: this.deps.store.view().weights,
       note: s.note,
@@ -314,7 +340,7 @@ export class RolloutController {
   }
 
   /** Carries out a transition: the weight, then the record, log, metrics, webhooks and saved state. */
-  #apply(t: Transition, who: string, reason: string | null, checks?: readonly CheckResult[]): void {
+  #apply(t: Transition, who: string, reason: string | null, checks?: readonly CheckResult[], extra?: Pick<Decision, 'replay'>): void {
     const from = this.#state.weight;
     const { store, upstreams, plan, log } = this.deps;
     if (t.weight !== undefined && t.weight !== this.#canaryPercent()) {
@@ -339,16 +365,43 @@ export class RolloutController {
         who,
         reason,
         ...(checks === undefined ? {} : { checks }),
+        ...mismatchOf(t, checks),
+        ...extra,
       };
       this.#decisions.push(decision);
       if (this.#decisions.length > DECISIONS_LIMIT) this.#decisions.splice(0, this.#decisions.length - DECISIONS_LIMIT);
       this.#metrics.decisions.inc({ action: t.action });
       const level = t.action === 'rollback' || t.action === 'reduce' ? 'warn' : 'info';
       log[level]({ action: t.action, from, to: t.state.weight, phase: t.state.phase, who, reason }, `rollout: ${t.text}`);
-      this.deps.notifier.send({ action: t.action, text: `drum-splitter rollout (${plan.canary}): ${t.text}`, from, to: t.state.weight, at: decision.at, phase: t.state.phase, who, reason });
+      this.deps.notifier.send({ action: t.action, text: `drum-splitter rollout (${plan.canary}): ${t.text}`, from, to: t.state.weight, at: decision.at, phase: t.state.phase, who, reason, ...mismatchOf(t, checks), ...extra });
     }
     this.deps.save?.({ format: 1, state: this.#state, decisions: this.#decisions });
+    this.#syncShadow();
   }
+
+  /** The live shadow on at the shadow phase's share while the rollout is there (paused too), else back as it was. */
+  #syncShadow(): void {
+    const step = this.deps.plan.steps[this.#state.step];
+    this.deps.shadow?.set(ACTIVE.has(this.#state.phase) && step?.shadow !== undefined ? step.shadow : undefined);
+  }
+}
+
+const NO_PAIRS: ShadowEvidence = { compared: 0, mismatches: 0, baseline: { requests: 0, errors: 0, latencies: [] }, canary: { requests: 0, errors: 0, latencies: [] } };
+
+/**
+ * The shadow phase judges the shadow's pairs: both sides answered the same requests, and the
+ * canary takes no traffic of its own. No pairs (the shadow off) is too few: the hold does not count.
+ */
+function shadowPhaseEvidence(e: Evidence): Evidence {
+  const shadow = e.shadow ?? NO_PAIRS;
+  return { ...e, baseline: shadow.baseline, canary: shadow.canary, shadow };
+}
+
+/** A rollback the mismatch check decided: its differing pair, for the decision and the webhook. */
+function mismatchOf(t: Transition, checks: readonly CheckResult[] | undefined): { mismatch?: unknown } {
+  if (t.action !== 'rollback') return {};
+  const check = checks?.find((c) => c.check === 'mismatch' && c.status === 'rollback');
+  return check?.mismatch === undefined ? {} : { mismatch: check.mismatch };
 }
 
 export { NotNow };

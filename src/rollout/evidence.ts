@@ -2,7 +2,8 @@ import type { Subscribable } from '../common/subscribers.js';
 import type { Outcome } from '../observe/outcomes.js';
 import type { DrumMemory } from '../observe/health.js';
 import type { PollSample } from '../observe/poller.js';
-import { isMeasure, type Evidence, type MemoryEvidence } from './checks.js';
+import { mismatchSample, type MismatchSample, type ShadowFinished } from '../shadow/shadow.js';
+import { isMeasure, type Evidence, type MemoryEvidence, type ShadowEvidence } from './checks.js';
 import type { RolloutPlan } from './plan.js';
 import { growthPerHour } from './stats.js';
 import { ExchangeWindow } from './window.js';
@@ -62,6 +63,12 @@ export class LocalEvidence implements EvidenceSource {
   /** The canary's last /info/ identity. */
   #identity: string | undefined;
   readonly #unsubscribe: (() => void)[] = [];
+  /** The shadow's compared pairs to the canary, each side under its upstream's name. */
+  readonly #pairs: ExchangeWindow;
+  /** Its mismatches, one entry each under the canary's name. */
+  readonly #mismatches: ExchangeWindow;
+  /** The window's last mismatch and when it came. */
+  #lastMismatch: { readonly at: number; readonly sample: MismatchSample } | undefined;
 
   constructor(
     private readonly deps: {
@@ -70,9 +77,14 @@ export class LocalEvidence implements EvidenceSource {
       /** Upstream polls (/ping, /stats/) and how long one has been silent. */
       readonly poller: Subscribable<PollSample> & { downMs(upstream: string): number };
       readonly now: () => number;
+      /** The live shadow's finished copies (every process's), and whether it is on now; given only when it copies to the canary. */
+      readonly shadow?: Subscribable<ShadowFinished> & { readonly enabled: boolean };
     },
   ) {
-    this.#window = new ExchangeWindow({ windowMs: deps.plan.windowMs, bucketMs: deps.plan.intervalMs, samplePerBucket: SAMPLE_PER_BUCKET, random: Math.random });
+    const opts = { windowMs: deps.plan.windowMs, bucketMs: deps.plan.intervalMs, samplePerBucket: SAMPLE_PER_BUCKET, random: Math.random };
+    this.#window = new ExchangeWindow(opts);
+    this.#pairs = new ExchangeWindow(opts);
+    this.#mismatches = new ExchangeWindow({ ...opts, samplePerBucket: 0 });
   }
 
   start(judging: () => boolean): void {
@@ -84,6 +96,36 @@ export class LocalEvidence implements EvidenceSource {
       }),
       deps.poller.subscribe('rollout', (s) => this.#polled(s)),
     );
+    const { shadow } = deps;
+    if (shadow !== undefined) {
+      this.#unsubscribe.push(
+        shadow.subscribe('rollout', (f) => {
+          if (judging()) this.#shadowed(f, deps.now());
+        }),
+      );
+    }
+  }
+
+  /** A compared copy: both sides into the pairs' window, a mismatch counted and kept (drops and errors have no pair). */
+  #shadowed(f: ShadowFinished, now: number): void {
+    const { plan } = this.deps;
+    if (f.pair === undefined) return;
+    this.#pairs.add({ serverType: plan.baseline, status: f.pair.baselineStatus, seconds: f.pair.baselineSeconds }, now);
+    this.#pairs.add({ serverType: plan.canary, status: f.pair.shadowStatus, seconds: f.pair.shadowSeconds }, now);
+    if (f.result !== 'mismatch') return;
+    this.#mismatches.add({ serverType: plan.canary, status: 0, seconds: 0 }, now);
+    this.#lastMismatch = { at: now, sample: mismatchSample(f.line!) };
+  }
+
+  /** The shadow's pairs in the window; undefined while it is off and compared none. */
+  #shadowEvidence(at: number): ShadowEvidence | undefined {
+    const { plan, shadow } = this.deps;
+    const baseline = this.#pairs.stats(plan.baseline, at);
+    if (shadow?.enabled !== true && baseline.requests === 0) return undefined;
+    const mismatches = this.#mismatches.stats(plan.canary, at).requests;
+    const last = this.#lastMismatch;
+    const sample = mismatches > 0 && last !== undefined && last.at > at - plan.windowMs ? last.sample : undefined;
+    return { compared: baseline.requests, mismatches, baseline, canary: this.#pairs.stats(plan.canary, at), sample };
   }
 
   stop(): void {
@@ -91,8 +133,15 @@ export class LocalEvidence implements EvidenceSource {
   }
 
   reset(scope: Fresh = 'all'): void {
-    if (scope === 'latency') this.#window.dropLatencies();
-    else this.#window.clear();
+    if (scope === 'latency') {
+      this.#window.dropLatencies();
+      this.#pairs.dropLatencies();
+    } else {
+      this.#window.clear();
+      this.#pairs.clear();
+      this.#mismatches.clear();
+      this.#lastMismatch = undefined;
+    }
   }
 
   /** Already here: resolves at once. */
@@ -111,6 +160,7 @@ export class LocalEvidence implements EvidenceSource {
       memory,
       canaryDownMs: poller.downMs(plan.canary),
       canaryIdentity: this.#identity,
+      shadow: this.#shadowEvidence(at),
     };
   }
 

@@ -1,7 +1,8 @@
 import { describeIdentity } from '../observe/health.js';
 import type { Verdict } from './checks.js';
 import type { Fresh } from './evidence.js';
-import { formatDuration, type RolloutPlan } from './plan.js';
+import { formatDuration, stepName, type RolloutPlan } from './plan.js';
+import type { ReplayStandIn } from './replay-report.js';
 
 /**
  * idle: never started. unmanaged: never started (no saved rollout state: the file removed, or
@@ -75,7 +76,9 @@ export type DecisionAction =
   | 'abort'
   | 'complete'
   | 'hold'
-  | 'suspect';
+  | 'suspect'
+  /** The shadow phase held with every check passing (or a passing replay report stood in for it): the canary's first step. */
+  | 'shadow_pass';
 
 /**
  * The seed's gradual reduction (ROLLBACK_PLAN.md): over 50% → 50, 25–50 → 25, 10–25 → 5,
@@ -170,7 +173,7 @@ function failed(plan: RolloutPlan, checked: RolloutState, verdict: Verdict, now:
   }
   // Said once: a canary that keeps missing at a hold already back at zero changes nothing.
   if (checked.heldMs === 0) return { state: checked };
-  return { state: { ...checked, heldMs: 0 }, action: 'hold', text: `${verdict.text}: the hold at ${fmt(checked.weight)} starts again` };
+  return { state: { ...checked, heldMs: 0 }, action: 'hold', text: `${verdict.text}: the hold at ${stepName(plan.steps[checked.step]!)} starts again` };
 }
 
 /** A window that does not fail: a reduced canary recovers (or cannot be judged), a running one holds on. */
@@ -194,10 +197,11 @@ function judged(plan: RolloutPlan, checked: RolloutState, verdict: Verdict, now:
     return { state: { ...checked, heldMs, phase: 'complete', note: text }, action: 'complete', text };
   }
   if (step.approve) {
-    const text = `${fmt(step.weight)} held with every check passing; waiting for approval to go to ${fmt(plan.steps[checked.step + 1]!.weight)}`;
+    const text = `${stepName(step)} held with every check passing; waiting for approval to go to ${fmt(plan.steps[checked.step + 1]!.weight)}`;
     return { state: { ...checked, heldMs, phase: 'awaiting_approval', note: text }, action: 'await_approval', text };
   }
-  return promote(plan, checked, `${fmt(step.weight)} held with every check passing`);
+  const passed = promote(plan, checked, `${stepName(step)} held with every check passing`);
+  return step.shadow === undefined ? passed : { ...passed, action: 'shadow_pass' };
 }
 
 function promote(plan: RolloutPlan, state: RolloutState, why: string): Decided {
@@ -230,8 +234,10 @@ export function onCommand(plan: RolloutPlan, state: RolloutState, command: Comma
   switch (command) {
     case 'start': {
       if (ACTIVE.has(phase)) throw new NotNow(`the rollout is already ${phase}; abort it first to start again`);
-      const weight = plan.steps[0]!.weight;
-      const text = `rollout started → canary to ${fmt(weight)}`;
+      const { weight, shadow } = plan.steps[0]!;
+      const text = shadow === undefined
+        ? `rollout started → canary to ${fmt(weight)}`
+        : `rollout started: the shadow phase, ${stepName(plan.steps[0]!).slice('shadow '.length)} of the baseline's requests copied to the canary → canary to 0%`;
       return { state: { ...moved(plan, INITIAL), phase: 'running', step: 0, weight, lastCheckAt: now }, weight, action: 'start', text };
     }
     case 'pause': {
@@ -259,6 +265,18 @@ export function onCommand(plan: RolloutPlan, state: RolloutState, command: Comma
       return { state: { ...state, phase: 'aborted', weight: 0, reduceAt: null, note: text }, weight: 0, action: 'abort', text };
     }
   }
+}
+
+/**
+ * A start with a passing replay report (`rollout start --replay-report`): the report stands in for
+ * the shadow phase, which is skipped — the rollout starts at the first canary step, its decision
+ * the report's numbers. A plan without a shadow phase starts as usual, the report recorded.
+ */
+export function onReplayStart(plan: RolloutPlan, state: RolloutState, replay: ReplayStandIn, now: number): Transition {
+  const started = onCommand(plan, state, 'start', now) as Decided;
+  const numbers = `replay report: ${replay.text}`;
+  if (plan.steps[0]!.shadow === undefined) return { ...started, text: `${started.text} (${numbers})` };
+  return { ...promote(plan, started.state, `rollout started; the shadow phase is passed by the ${numbers}`), action: 'start' };
 }
 
 /** Someone else changed the canary's weight (admin, file, environment): the person wins, the rollout pauses. */

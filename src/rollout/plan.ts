@@ -25,6 +25,11 @@ export interface RolloutStep extends StepCriteria {
   readonly holdMs: number;
   /** A person must approve before the rollout moves past this step (the seed's phase prerequisites). */
   readonly approve: boolean;
+  /**
+   * The shadow phase (the first step only): the share of the baseline's requests the live shadow
+   * copies to the canary, 0 < shadow ≤ 1, while the canary takes 0% (weight 0).
+   */
+  readonly shadow?: number;
 }
 
 export interface RollbackThresholds {
@@ -34,6 +39,8 @@ export interface RollbackThresholds {
   readonly pingTimeoutMs: number; // immediate
   readonly maxRssGrowthPerHour: number; // immediate
   readonly reductionWaitMs: number;
+  /** Shadow pairs whose answers differ (beyond the ignore list and the noise), as a share: over it, immediate. */
+  readonly maxMismatchRate: number;
 }
 
 export interface RolloutPlan {
@@ -98,6 +105,8 @@ export const DEFAULT_ROLLBACK: RollbackThresholds = Object.freeze({
   maxRssGrowthPerHour: 0.1,
   // ROLLBACK_PLAN.md "Gradual Reduction": 15 minutes between reductions.
   reductionWaitMs: 15 * MINUTE,
+  // ROLLBACK_PLAN.md "Critical Triggers": Data Corruption, a prediction diff, "any difference".
+  maxMismatchRate: 0,
 });
 
 const DEFAULT_INTERVAL = '30s';
@@ -109,9 +118,9 @@ const DEFAULT_CONFIRM = 2;
 // several ms on a busy 2-core machine (the README's "How well it decides").
 export const DEFAULT_MIN_P99_DIFFERENCE = '5ms';
 
-const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'settle', 'confirm', 'minP99Difference', 'steps', 'rollback', 'notify'];
-const STEP_KEYS = ['weight', 'hold', 'maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'approve'];
-const ROLLBACK_KEYS = ['maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'pingTimeout', 'maxRssGrowthPerHour', 'reductionWait'];
+const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'settle', 'confirm', 'minP99Difference', 'steps', 'rollback', 'notify', 'maxMismatchRate'];
+const STEP_KEYS = ['weight', 'hold', 'maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'approve', 'shadow'];
+const ROLLBACK_KEYS = ['maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'pingTimeout', 'maxRssGrowthPerHour', 'reductionWait', 'maxMismatchRate'];
 
 /**
  * The plan from the config file's `rollout:` value; undefined or null gives every default.
@@ -140,14 +149,19 @@ export function parsePlan(raw: unknown, upstreams: readonly string[]): RolloutPl
     confirm: positiveInteger(r.confirm ?? DEFAULT_CONFIRM, 'rollout.confirm'),
     minP99DifferenceMs: parseMinP99Difference(r.minP99Difference ?? DEFAULT_MIN_P99_DIFFERENCE, 'rollout.minP99Difference'),
     steps: r.steps == null ? DEFAULT_STEPS : parseSteps(r.steps),
-    rollback: parseRollback(r.rollback ?? {}),
+    rollback: parseRollback(r.rollback ?? {}, r.maxMismatchRate),
     notify: parseNotify(r.notify ?? []),
   };
 }
 
 /** "1% 5d → 5% 5d → 10% 5d (approve) → 25% 48h → …", for logs. */
 export function describePlan(plan: RolloutPlan): string {
-  return plan.steps.map((s) => `${s.weight}% ${formatDuration(s.holdMs)}${s.approve ? ' (approve)' : ''}`).join(' → ');
+  return plan.steps.map((s) => `${stepName(s)} ${formatDuration(s.holdMs)}${s.approve ? ' (approve)' : ''}`).join(' → ');
+}
+
+/** "5%", or "shadow 10%" for the shadow phase (the share copied; the canary takes 0%). */
+export function stepName(step: Pick<RolloutStep, 'weight' | 'shadow'>): string {
+  return step.shadow === undefined ? `${step.weight}%` : `shadow ${toPercent(Math.round(step.shadow * 10_000))}%`;
 }
 
 /**
@@ -200,6 +214,10 @@ function parseSteps(value: unknown): RolloutStep[] {
   for (const [i, item] of value.entries()) {
     const field = `rollout.steps[${i}]`;
     const s = mapping(item, field, STEP_KEYS);
+    if (s.shadow != null) {
+      steps.push(shadowStep(s, field, i, value.length));
+      continue;
+    }
     if (s.weight == null) throw new InputError("needs a weight, the canary's percent at this step", `${field}.weight`);
     // In hundredths, as nginx's split_clients counts, so the comparison is exact.
     const hundredths = parsePercent(s.weight, `${field}.weight`);
@@ -223,10 +241,51 @@ function parseSteps(value: unknown): RolloutStep[] {
   return steps;
 }
 
-function parseRollback(value: unknown): RollbackThresholds {
+/** The seed's Phase 1 criterion: the canary's p99 within 20% of the baseline's. */
+const SHADOW_P99_INCREASE = 0.2;
+
+/**
+ * `{ shadow: 0.1, hold: 2d, approve?, ...criteria }`: the seed's Phase 1 before the canary takes
+ * traffic. First and not last; no weight (the canary takes 0%). Omitted criteria are the seed's
+ * 1% ones, the p99's its Phase 1 "within 20%"; the next step's defaults are not taken from it.
+ */
+function shadowStep(s: Record<string, unknown>, field: string, index: number, count: number): RolloutStep {
+  if (index > 0) throw new InputError('only the first step can be the shadow phase', `${field}.shadow`);
+  if (count < 2) throw new InputError('the shadow phase needs a canary step after it, e.g. { weight: 1, hold: 5d }', `${field}.shadow`);
+  if (s.weight != null) throw new InputError('a shadow step has no weight: the canary takes 0% while the shadow copies requests to it', `${field}.weight`);
+  const share = s.shadow;
+  if (typeof share !== 'number' || !(share > 0 && share <= 1)) {
+    throw new InputError(`"${String(share)}" is not a share of the baseline's requests above 0 and at most 1, e.g. 0.1 for 10%`, `${field}.shadow`);
+  }
+  if (s.hold == null) throw new InputError('needs a hold, how long the shadow phase lasts, e.g. 2d', `${field}.hold`);
+  const approve = s.approve ?? false;
+  if (typeof approve !== 'boolean') throw new InputError(`"${String(approve)}" is not true or false`, `${field}.approve`);
+  return Object.freeze({
+    weight: 0,
+    shadow: share,
+    holdMs: parseDuration(s.hold, `${field}.hold`),
+    approve,
+    maxErrorRate: s.maxErrorRate == null ? AT_1.maxErrorRate : errorRate(s.maxErrorRate, `${field}.maxErrorRate`),
+    maxP99Increase: s.maxP99Increase == null ? SHADOW_P99_INCREASE : increase(s.maxP99Increase, `${field}.maxP99Increase`),
+    maxMemoryIncrease: s.maxMemoryIncrease == null ? AT_1.maxMemoryIncrease : increase(s.maxMemoryIncrease, `${field}.maxMemoryIncrease`),
+  });
+}
+
+/** rollback.maxMismatchRate, also taken as rollout.maxMismatchRate (`top`); given in both places, it must be once. */
+function mismatchRate(inRollback: unknown, top: unknown): number {
+  if (inRollback != null && top != null) throw new InputError('given twice: set it once, as rollout.rollback.maxMismatchRate or rollout.maxMismatchRate', 'rollout.maxMismatchRate');
+  const [value, field] = top != null ? [top, 'rollout.maxMismatchRate'] : [inRollback, 'rollout.rollback.maxMismatchRate'];
+  if (value == null) return DEFAULT_ROLLBACK.maxMismatchRate;
+  // 0 is the default and the seed's "any difference".
+  if (typeof value !== 'number' || !(value >= 0 && value < 1)) throw new InputError(`"${String(value)}" is not a share from 0 (any difference) to below 1, e.g. 0.001`, field);
+  return value;
+}
+
+function parseRollback(value: unknown, topMismatchRate?: unknown): RollbackThresholds {
   const r = mapping(value, 'rollout.rollback', ROLLBACK_KEYS);
   const d = DEFAULT_ROLLBACK;
   return {
+    maxMismatchRate: mismatchRate(r.maxMismatchRate, topMismatchRate),
     maxErrorRate: r.maxErrorRate == null ? d.maxErrorRate : errorRate(r.maxErrorRate, 'rollout.rollback.maxErrorRate'),
     maxP99Increase: r.maxP99Increase == null ? d.maxP99Increase : increase(r.maxP99Increase, 'rollout.rollback.maxP99Increase'),
     maxMemoryIncrease: r.maxMemoryIncrease == null ? d.maxMemoryIncrease : increase(r.maxMemoryIncrease, 'rollout.rollback.maxMemoryIncrease'),

@@ -30,7 +30,7 @@ export interface RunningRollout {
  */
 export function runRollout(
   plan: RolloutPlan,
-  deps: Pick<ControllerDeps, 'store' | 'upstreams' | 'evidence' | 'log' | 'saved' | 'afterTick'> & {
+  deps: Pick<ControllerDeps, 'store' | 'upstreams' | 'evidence' | 'log' | 'saved' | 'afterTick' | 'shadow'> & {
     readonly registry: Registry;
     readonly statePath: string | undefined;
     /** drum_state_write_failures_total, which the --state file's writer counts in too. */
@@ -47,6 +47,7 @@ export function runRollout(
     upstreams: deps.upstreams,
     evidence: deps.evidence,
     afterTick: deps.afterTick,
+    shadow: deps.shadow,
     log,
     saved: deps.saved,
     plan,

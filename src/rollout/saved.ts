@@ -5,6 +5,7 @@ import type { CheckResult } from './checks.js';
 import type { Decision, SavedRollout } from './controller.js';
 import { ACTIVE, PHASES, type DecisionAction, type Phase, type RolloutState } from './machine.js';
 import type { RolloutPlan } from './plan.js';
+import type { ReplayStandIn } from './replay-report.js';
 
 /** The rollout's own state file, beside the --state file: /data/state.json → /data/state.rollout.json. */
 export function rolloutStatePath(statePath: string): string {
@@ -74,6 +75,9 @@ function decision(value: unknown, i: number): Decision {
     who: string(d['who'], `${where}.who`),
     reason: stringOrNull(d['reason'], `${where}.reason`),
     ...(d['checks'] === undefined ? {} : { checks: array(d['checks'], `${where}.checks`).map((c, j) => check(c, `${where}.checks[${j}]`)) }),
+    // Shown as they were: only their shape (an object) is checked.
+    ...(d['mismatch'] === undefined ? {} : { mismatch: object(d['mismatch'], `${where}.mismatch`) }),
+    ...(d['replay'] === undefined ? {} : { replay: object(d['replay'], `${where}.replay`) as unknown as ReplayStandIn }),
   };
 }
 

@@ -145,11 +145,75 @@ export interface NoiseJudged {
   readonly discounted: readonly string[];
 }
 
+/** A compared copy's two sides: each status and latency (the rollout's shadow phase judges these). */
+export interface ShadowPair {
+  readonly baselineStatus: number;
+  readonly shadowStatus: number;
+  readonly baselineSeconds: number;
+  readonly shadowSeconds: number;
+}
+
 /**
  * Where finished copies are told: counted, and a mismatch's line written (in a --workers worker:
- * sent to the primary, with the compared copy's noise bookkeeping, which the primary adds up).
+ * sent to the primary, with the compared copy's noise bookkeeping, which the primary adds up,
+ * and its pair).
  */
-export type ShadowReport = (result: ShadowResult, line: ShadowLine | undefined, noise?: NoiseJudged) => void;
+export type ShadowReport = (result: ShadowResult, line: ShadowLine | undefined, noise?: NoiseJudged, pair?: ShadowPair) => void;
+
+/** A finished copy as the process hears it (every worker's too): the rollout's evidence. */
+export interface ShadowFinished {
+  readonly result: ShadowResult;
+  readonly line: ShadowLine | undefined;
+  /** Compared copies only. */
+  readonly pair: ShadowPair | undefined;
+}
+
+/** Bytes of each body kept in a mismatch sample (the rollout's decision, GET /shadow): a decision stays small. */
+export const SAMPLE_BODY = 2048;
+/** Differences kept in a sample. */
+const SAMPLE_DIFFERENCES = 10;
+
+/** A body as a person reads it: its text when it is UTF-8, else hex; cut at SAMPLE_BODY bytes. */
+export interface SampleBody {
+  readonly text?: string;
+  readonly hex?: string;
+  readonly bytes: number;
+  readonly truncated: boolean;
+}
+
+/** A differing pair, bounded: the request and both answers, and where they differ. */
+export interface MismatchSample {
+  readonly at: string;
+  readonly request: { readonly method: string; readonly path: string; readonly contentType: string; readonly body: SampleBody };
+  readonly baseline: { readonly upstream: string; readonly status: number; readonly body: SampleBody };
+  readonly canary: { readonly upstream: string; readonly status: number; readonly body: SampleBody };
+  readonly kind: Comparison['kind'];
+  readonly differences: Comparison['differences'];
+}
+
+function sampleBody(hex: string): SampleBody {
+  const bytes = Buffer.from(hex, 'hex');
+  const kept = bytes.subarray(0, SAMPLE_BODY);
+  const truncated = bytes.length > SAMPLE_BODY;
+  try {
+    // fatal: a body that is not text (or cut inside a character) is shown as hex.
+    return { text: new TextDecoder('utf-8', { fatal: true }).decode(kept), bytes: bytes.length, truncated };
+  } catch {
+    return { hex: kept.toString('hex'), bytes: bytes.length, truncated };
+  }
+}
+
+/** A shadow log line as a bounded sample. */
+export function mismatchSample(line: ShadowLine): MismatchSample {
+  return {
+    at: new Date(line.timestamp * 1000).toISOString(),
+    request: { method: line.method, path: line.path, contentType: line.content_type, body: sampleBody(line.body_hex) },
+    baseline: { upstream: line.baseline.upstream, status: line.baseline.status, body: sampleBody(line.baseline.body_hex) },
+    canary: { upstream: line.shadow.upstream, status: line.shadow.status, body: sampleBody(line.shadow.body_hex) },
+    kind: line.kind,
+    differences: line.differences.slice(0, SAMPLE_DIFFERENCES),
+  };
+}
 
 export interface ShadowView {
   readonly enabled: boolean;
@@ -171,6 +235,8 @@ export interface ShadowView {
   readonly counts: Readonly<Record<ShadowResult, number>>;
   /** match / (match + mismatch), or null before any comparison. */
   readonly matchRate: number | null;
+  /** The last mismatch (every process's), bounded; null before any. */
+  readonly lastMismatch: MismatchSample | null;
 }
 
 /** The body's framing is the shadow's own: the copy is sent whole, with its length. */
@@ -304,6 +370,8 @@ export class Shadow implements Shadowing {
   readonly #errors: Throttled;
   /** This process's copies judge their noise by these counts; the primary's (GET /shadow) hold every process's. */
   readonly #noise = new NoiseTally();
+  /** Kept as the line; made a sample only when viewed. */
+  #lastMismatch: ShadowLine | undefined;
 
   constructor(settings: ShadowSettings, deps: ShadowDeps) {
     this.#settings = settings;
@@ -418,7 +486,8 @@ export class Shadow implements Shadowing {
     const judged: NoiseJudged = { observation, discounted };
     metrics.duration.observe({ server_type: baseline }, primaryMs / 1000);
     metrics.duration.observe({ server_type: target!.name }, shadowMs / 1000);
-    if (comparison.match) return this.#done(copy, 'match', undefined, undefined, judged);
+    const pair: ShadowPair = { baselineStatus: primary.status, shadowStatus: answer.status, baselineSeconds: primaryMs / 1000, shadowSeconds: shadowMs / 1000 };
+    if (comparison.match) return this.#done(copy, 'match', undefined, undefined, judged, pair);
     const ms = (x: number): number => Math.round(x * 1000) / 1000;
     const line: ShadowLine = {
       timestamp: copy.at,
@@ -432,7 +501,7 @@ export class Shadow implements Shadowing {
       kind: comparison.kind,
       differences: comparison.differences,
     };
-    this.#done(copy, 'mismatch', undefined, line, judged);
+    this.#done(copy, 'mismatch', undefined, line, judged, pair);
   }
 
   /** A copy not taken. */
@@ -442,22 +511,23 @@ export class Shadow implements Shadowing {
   }
 
   /** A copy is finished: its bodies freed, its result counted and reported. */
-  #done(copy: Copy, result: ShadowResult, reason?: DropReason | ErrorReason, line?: ShadowLine, noise?: NoiseJudged): void {
+  #done(copy: Copy, result: ShadowResult, reason?: DropReason | ErrorReason, line?: ShadowLine, noise?: NoiseJudged, pair?: ShadowPair): void {
     copy.release();
     this.#inflight--;
-    this.#result(result, reason, line, noise);
+    this.#result(result, reason, line, noise, pair);
   }
 
-  #result(result: ShadowResult, reason: DropReason | ErrorReason | undefined, line: ShadowLine | undefined, noise?: NoiseJudged): void {
+  #result(result: ShadowResult, reason: DropReason | ErrorReason | undefined, line: ShadowLine | undefined, noise?: NoiseJudged, pair?: ShadowPair): void {
     const { metrics, report } = this.#deps;
     metrics.results.inc({ result });
     if (reason !== undefined) (result === 'error' ? metrics.errors : metrics.dropped).inc({ reason });
-    report(result, line, noise);
+    report(result, line, noise, pair);
   }
 
-  /** A finished copy, this process's or a worker's: counted for the view. */
-  tally(result: ShadowResult): void {
+  /** A finished copy, this process's or a worker's: counted for the view; a mismatch's line kept as the last. */
+  tally(result: ShadowResult, line?: ShadowLine): void {
     this.#counts[result]++;
+    if (line !== undefined) this.#lastMismatch = line;
   }
 
   /** A worker's compared copy, for the noise counts GET /shadow shows (the primary copies nothing itself). */
@@ -498,6 +568,7 @@ export class Shadow implements Shadowing {
       inflight: this.#inflight,
       counts: { ...this.#counts },
       matchRate: match + mismatch === 0 ? null : match / (match + mismatch),
+      lastMismatch: this.#lastMismatch === undefined ? null : mismatchSample(this.#lastMismatch),
     };
   }
 
@@ -527,7 +598,7 @@ export interface RunningShadow {
  */
 export function startShadow(
   config: Pick<ProxyConfig, 'upstreams' | 'upstreamKeepAliveMs' | 'record'> & { readonly shadow: ShadowSettings },
-  deps: { registry: Registry; log: Logger; report?: ShadowReport; onChange?: () => void },
+  deps: { registry: Registry; log: Logger; report?: ShadowReport; onChange?: () => void; onFinished?: (finished: ShadowFinished) => void },
 ): RunningShadow {
   const settings = config.shadow;
   const { log } = deps;
@@ -535,9 +606,10 @@ export function startShadow(
   const target = upstream === undefined ? undefined : createBackend(upstream, config.upstreamKeepAliveMs);
   const again = target === undefined || settings.noiseSample === 0 ? undefined : createBackend(config.upstreams[0]!, config.upstreamKeepAliveMs);
   const file = settings.log === undefined || deps.report !== undefined ? undefined : new ShadowLog(settings.log, log);
-  const finished: ShadowReport = (result, line) => {
-    shadow.tally(result);
+  const finished: ShadowReport = (result, line, _noise, pair) => {
+    shadow.tally(result, line);
     if (line !== undefined) file?.write(line);
+    deps.onFinished?.({ result, line, pair });
   };
   const shadow: Shadow = new Shadow(settings, {
     baseline: config.upstreams[0]!.name,
