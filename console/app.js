@@ -108,8 +108,11 @@
   }
 
   // ---- writes -----------------------------------------------------------------------------
-  /** Sends a write; shows what it did or the API's error in `out`. Resolves to the JSON, or null. */
-  async function write(method, path, body, out, said) {
+  /**
+   * Sends a write; shows what it did or the API's error in `out`. Resolves to the JSON, or null.
+   * `lowering`, when given, takes a 409 saying the write would lower the canary (its `lowers`).
+   */
+  async function write(method, path, body, out, said, lowering) {
     out.className = 'result';
     out.textContent = `${method} ${path}…`;
     let answer = null;
@@ -125,6 +128,9 @@
         out.className = 'result error';
         out.textContent = 'The token was refused (401): check it, or forget it and type it again.';
         showToken('token refused');
+      } else if (res.status === 409 && json.lowers !== undefined && lowering !== undefined) {
+        out.className = 'result';
+        answer = await lowering(json);
       } else if (!res.ok) {
         out.className = 'result error';
         // The API's message already names the field.
@@ -363,7 +369,15 @@
     button.addEventListener('click', async () => {
       const command = button.dataset.command;
       if (command === 'abort' && !(await confirmDialog('Abort the rollout', `${canary ?? 'The canary'} goes to 0% and the rollout ends.`, 'Abort'))) return;
-      await write('POST', `/rollout/${command}`, { reason: reasonOf('rollout-reason') }, $('rollout-result'), (j) => `${command}: now ${j.phase.replace(/_/g, ' ')}, canary at ${pct(j.weight)}.`);
+      const said = (j) => `${command}: now ${j.phase.replace(/_/g, ' ')}, canary at ${pct(j.weight)}.`;
+      // A start that would lower the canary (set by hand, or at 100% after a complete rollout) is refused with `lowers`: asked here, then forced.
+      const lowering = command === 'start' ? async (j) => {
+        const go = await confirmDialog('Start lowers the canary', `${j.message.replace(/; to do so.*$/, '')}. Start anyway?`, `Start at ${pct(j.lowers.to)}`);
+        if (go) return write('POST', '/rollout/start', { reason: reasonOf('rollout-reason'), force: true }, $('rollout-result'), said);
+        $('rollout-result').textContent = `Not started: ${canary ?? 'the canary'} stays at ${pct(j.lowers.from)}.`;
+        return null;
+      } : undefined;
+      await write('POST', `/rollout/${command}`, { reason: reasonOf('rollout-reason') }, $('rollout-result'), said, lowering);
     });
   }
 

@@ -138,7 +138,7 @@ t.test('a healthy canary: 5% → 50% → approval → 100% → complete, every s
   t.match(r.controller.view(), { phase: 'awaiting_approval', weight: 50, step: { index: 1, of: 3, approve: true } });
   await r.minute();
   t.equal(r.canary(), 50, 'no promotion without approval');
-  t.throws(() => r.controller.command('start', 'alice', null), { name: 'NotNow' });
+  await t.rejects(r.controller.command('start', 'alice', null), { name: 'NotNow' });
   r.controller.command('approve', 'bob', 'looks good');
   t.equal(r.canary(), 100);
   // At 100% the baseline has no traffic left: p99 cannot be compared, the absolute checks judge.
@@ -266,7 +266,10 @@ t.test('no saved rollout and a canary above 0%: unmanaged, at its weight; a pers
   r.store.change([['fastapi', 3000]], { source: 'admin', who: 'carol', reason: null });
   t.match(r.controller.view(), { phase: 'unmanaged', weight: 30 });
   t.same(r.controller.decisions, [], 'not a decision of the rollout');
-  r.controller.command('start', 'alice', null);
+  await t.rejects(r.controller.command('start', 'alice', null), { name: 'NotNow', message: /^start would lower the canary from 30% to 5% \(step 1 of 3\); to do so, start with force \(--force\)/, details: { lowers: { from: 30, to: 5, step: 1 } } });
+  t.match(r.controller.view(), { phase: 'unmanaged', weight: 30 }, 'refused: nothing changed');
+  t.equal(r.canary(), 30);
+  await r.controller.command('start', 'alice', null, { force: true });
   t.match(r.controller.view(), { phase: 'running', weight: 5, note: null });
   t.equal(r.canary(), 5);
   const zero = rig(t, { canaryAt: 20 });
@@ -361,9 +364,9 @@ t.test("a fleet controller's claim: this process's own rollout cannot start whil
   t.equal(r.controller.view().controller, null, 'no claim');
   const view = r.controller.claim({ controller: 'http://controller:9902', who: 'controller', ttlMs: 30_000 });
   t.same(view.controller, { controller: 'http://controller:9902', who: 'controller', until: new Date(r.now() + 30_000).toISOString() });
-  t.throws(() => r.controller.command('start', 'alice', null), { name: 'NotNow', message: "this fleet's rollout is run by the controller at http://controller:9902 (controller); start it there" });
+  await t.rejects(r.controller.command('start', 'alice', null), { name: 'NotNow', message: "this fleet's rollout is run by the controller at http://controller:9902 (controller); start it there" });
   r.advance(29_999);
-  t.throws(() => r.controller.command('start', 'alice', null), { name: 'NotNow' }, 'still held a millisecond before it lapses');
+  await t.rejects(r.controller.command('start', 'alice', null), { name: 'NotNow' }, 'still held a millisecond before it lapses');
   r.advance(1);
   t.equal(r.controller.view().controller, null, 'lapsed: the controller stopped renewing it');
   r.controller.command('start', 'alice', null);
