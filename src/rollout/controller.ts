@@ -292,12 +292,12 @@ export class RolloutController {
   /** What a hook is told: the rollout, the step concerned, the weights and the last verdict. */
   #payload(step: number, to: number): Record<string, unknown> {
     const { plan } = this.deps;
-    const s = plan.steps[step];
+    const s = plan.steps[step]!;
     return {
       rollout: { canary: plan.canary, baseline: plan.baseline },
       phase: this.#state.phase,
       dryRun: plan.dryRun,
-      step: s === undefined ? null : { index: step, number: step + 1, of: plan.steps.length, weight: s.weight },
+      step: { index: step, number: step + 1, of: plan.steps.length, weight: s.weight },
       canary: { from: this.#state.weight, to },
       weights: this.deps.store.view().weights,
       lastVerdict: this.#verdict,
