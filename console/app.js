@@ -108,11 +108,8 @@
   }
 
   // ---- writes -----------------------------------------------------------------------------
-  /**
-   * Sends a write; shows what it did or the API's error in `out`. Resolves to the JSON, or null.
-   * `lowering`, when given, takes a 409 saying the write would lower the canary (its `lowers`).
-   */
-  async function write(method, path, body, out, said, lowering) {
+  /** Sends a write; shows what it did or the API's error in `out`. Resolves to the JSON, or null. */
+  async function write(method, path, body, out, said) {
     out.className = 'result';
     out.textContent = `${method} ${path}…`;
     let answer = null;
@@ -128,9 +125,6 @@
         out.className = 'result error';
         out.textContent = 'The token was refused (401): check it, or forget it and type it again.';
         showToken('token refused');
-      } else if (res.status === 409 && json.lowers !== undefined && lowering !== undefined) {
-        out.className = 'result';
-        answer = await lowering(json);
       } else if (!res.ok) {
         out.className = 'result error';
         // The API's message already names the field.
@@ -152,6 +146,9 @@
 
   // ---- split ------------------------------------------------------------------------------
   let weights = null;
+  /** The rollout's phase and its plan's first weight, as last read: Start asks before lowering the canary. */
+  let rolloutPhase = null;
+  let firstStep = null;
   const bars = new Map();
   let barsFor = '';
   let weightDirty = false;
@@ -320,6 +317,9 @@
     $('rollout-note').textContent = r.note ?? dash;
 
     const steps = r.plan.steps.split(' → ');
+    // What Start asks before lowering the canary to.
+    rolloutPhase = r.phase;
+    firstStep = Number.parseFloat(steps[0]);
     const at = r.step?.index ?? -1;
     const live = ACTIVE.has(r.phase);
     $('plan').replaceChildren(...steps.map((text, i) => {
@@ -369,15 +369,19 @@
     button.addEventListener('click', async () => {
       const command = button.dataset.command;
       if (command === 'abort' && !(await confirmDialog('Abort the rollout', `${canary ?? 'The canary'} goes to 0% and the rollout ends.`, 'Abort'))) return;
-      const said = (j) => `${command}: now ${j.phase.replace(/_/g, ' ')}, canary at ${pct(j.weight)}.`;
-      // A start that would lower the canary (set by hand, or at 100% after a complete rollout) is refused with `lowers`: asked here, then forced.
-      const lowering = command === 'start' ? async (j) => {
-        const go = await confirmDialog('Start lowers the canary', `${j.message.replace(/; to do so.*$/, '')}. Start anyway?`, `Start at ${pct(j.lowers.to)}`);
-        if (go) return write('POST', '/rollout/start', { reason: reasonOf('rollout-reason'), force: true }, $('rollout-result'), said);
-        $('rollout-result').textContent = `Not started: ${canary ?? 'the canary'} stays at ${pct(j.lowers.from)}.`;
-        return null;
-      } : undefined;
-      await write('POST', `/rollout/${command}`, { reason: reasonOf('rollout-reason') }, $('rollout-result'), said, lowering);
+      const body = { reason: reasonOf('rollout-reason') };
+      // A start that would lower the canary (set by hand, or at 100% after a complete rollout) is
+      // refused by the API unless forced: asked here first, as the CLI's --force.
+      const current = weights?.weights?.[canary];
+      if (command === 'start' && !ACTIVE.has(rolloutPhase) && firstStep !== null && current > firstStep) {
+        const text = `Start takes ${canary} from ${pct(current)} down to ${pct(firstStep)}, the plan's first step. Start anyway?`;
+        if (!(await confirmDialog('Start lowers the canary', text, `Start at ${pct(firstStep)}`))) {
+          $('rollout-result').textContent = `Not started: ${canary} stays at ${pct(current)}.`;
+          return;
+        }
+        body.force = true;
+      }
+      await write('POST', `/rollout/${command}`, body, $('rollout-result'), (j) => `${command}: now ${j.phase.replace(/_/g, ' ')}, canary at ${pct(j.weight)}.`);
     });
   }
 
