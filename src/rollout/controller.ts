@@ -5,7 +5,7 @@ import { applyWeights, percentages } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
 import { judge, type CheckName, type CheckResult, type Verdict } from './checks.js';
 import type { EvidenceSource } from './evidence.js';
-import { callHook, describeAnswer, gateHooks, type CallHook, type HookAnswer } from './hooks.js';
+import { callHook, describeAnswer, gateHooks, type HookAnswer } from './hooks.js';
 import { ACTIVE, NotNow, onCheck, onCommand, onManualChange, onStartup, PHASES, type Command, type CommandOptions, type DecisionAction, type Gate, type RolloutState, type Transition } from './machine.js';
 import type { Notifier } from './notify.js';
 import { describePlan, type HookEvent, type RolloutPlan } from './plan.js';
@@ -89,8 +89,6 @@ export interface ControllerDeps {
   readonly afterTick?: (() => Promise<void>) | undefined;
   readonly saved?: SavedRollout | undefined;
   readonly save?: (saved: SavedRollout) => void;
-  /** The plan's hooks' POST (hooks.ts); injected in tests. */
-  readonly callHook?: CallHook;
 }
 
 /**
@@ -268,7 +266,7 @@ export class RolloutController {
 
   /** Asks a gate's hooks: the first that does not answer 2xx in time, or undefined when all do. */
   async #ask(gate: Gate, to: number): Promise<{ answer: HookAnswer; held: RolloutState } | undefined> {
-    const answer = await gateHooks(this.deps.callHook ?? callHook, this.deps.plan.hooks, gate.on, this.#payload(gate.step, to));
+    const answer = await gateHooks(this.deps.plan.hooks, gate.on, this.#payload(gate.step, to));
     if (answer === undefined) {
       this.#hookFailure = undefined;
       return undefined;
@@ -285,7 +283,6 @@ export class RolloutController {
     this.#hookFailure = key;
     const state = { ...held, note: text };
     this.#apply(said ? { state } : { state, action: 'hook', text }, who, reason, checks, answer);
-    this.deps.log.warn({ hook: answer }, `rollout: ${text}`);
     return text;
   }
 
@@ -430,7 +427,7 @@ export class RolloutController {
       this.#decisions.push(decision);
       if (this.#decisions.length > DECISIONS_LIMIT) this.#decisions.splice(0, this.#decisions.length - DECISIONS_LIMIT);
       this.#metrics.decisions.inc({ action: t.action });
-      const level = t.action === 'rollback' || t.action === 'reduce' ? 'warn' : 'info';
+      const level = t.action === 'rollback' || t.action === 'reduce' || t.action === 'hook' ? 'warn' : 'info';
       log[level]({ action: t.action, from, to: t.state.weight, phase: t.state.phase, who, reason, ...(plan.dryRun ? { dryRun: true } : {}) }, `rollout: ${text}`);
       this.deps.notifier.send({ action: t.action, text: `drum-splitter rollout (${plan.canary}): ${text}`, from, to: t.state.weight, at: decision.at, phase: t.state.phase, who, reason, ...(plan.dryRun ? { dryRun: true } : {}) });
       if (ENDS.has(t.state.phase) && t.state.phase !== before) this.#tell('post-rollout');
@@ -445,7 +442,7 @@ export class RolloutController {
     if (hooks.length === 0) return;
     const payload = this.#payload(this.#state.step, this.#state.weight);
     for (const hook of hooks) {
-      const told = (this.deps.callHook ?? callHook)(hook, payload).then((answer) => {
+      const told = callHook(hook, payload).then((answer) => {
         if (answer.ok) this.deps.log.info({ hook: answer }, `rollout: ${describeAnswer(answer)}`);
         else this.deps.log.warn({ hook: answer }, `rollout: ${describeAnswer(answer)} (it gates nothing)`);
       });

@@ -21,10 +21,8 @@ export interface HookAnswer {
   readonly ms: number;
 }
 
-export type CallHook = (hook: RolloutHook, payload: Readonly<Record<string, unknown>>) => Promise<HookAnswer>;
-
 /** One POST; never rejects. The whole exchange (the answer's body too) must end within the hook's timeout. */
-export const callHook: CallHook = async (hook, payload) => {
+export async function callHook(hook: RolloutHook, payload: Readonly<Record<string, unknown>>): Promise<HookAnswer> {
   const started = performance.now();
   const answer = (status: number | null, error: string | null): HookAnswer => ({
     hook: hook.name,
@@ -48,13 +46,13 @@ export const callHook: CallHook = async (hook, payload) => {
   } catch (err) {
     return answer(null, timeout.aborted ? `no answer within ${formatDuration(hook.timeoutMs)}` : (err as Error).message);
   }
-};
+}
 
 /** The plan's hooks for `on`, each called in turn; the first that fails, or undefined when all pass (or there are none). */
-export async function gateHooks(call: CallHook, hooks: readonly RolloutHook[], on: readonly HookEvent[], payload: Readonly<Record<string, unknown>>): Promise<HookAnswer | undefined> {
+export async function gateHooks(hooks: readonly RolloutHook[], on: readonly HookEvent[], payload: Readonly<Record<string, unknown>>): Promise<HookAnswer | undefined> {
   for (const event of on) {
     for (const hook of hooks.filter((h) => h.on === event)) {
-      const answer = await call(hook, payload);
+      const answer = await callHook(hook, payload);
       if (!answer.ok) return answer;
     }
   }
