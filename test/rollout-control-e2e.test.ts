@@ -119,7 +119,7 @@ t.test('start over a canary set by hand: refused, then --force or --from-current
   const current = await s.rollout('start', '--from-current');
   t.equal(current.code, 0, current.stderr);
   t.match(JSON.parse(current.stdout), { phase: 'running', weight: 10, step: { index: 1 } }, 'at the step that holds 10%');
-  t.match((await decisions(s)).at(-1), { action: 'start', to: 10, text: "rollout started at step 2 of 3 (the step at or under the canary's 10%, or the first) → canary to 10%" });
+  t.match((await decisions(s)).at(-1), { action: 'start', from: 10, to: 10, text: "rollout started at step 2 of 3 (the step at or under the canary's 10%, or the first) → canary to 10%" });
 
   failing = true;
   await until(async () => (await s.get('/rollout')).phase === 'rolled_back', 20_000);

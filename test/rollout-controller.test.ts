@@ -272,6 +272,7 @@ t.test('no saved rollout and a canary above 0%: unmanaged, at its weight; a pers
   t.equal(r.canary(), 30);
   await r.controller.command('start', 'alice', null, { force: true });
   t.match(r.controller.view(), { phase: 'running', weight: 5, note: null });
+  t.match(r.controller.decisions.at(-1), { action: 'start', from: 30, to: 5 }, 'from the weight the person set');
   t.equal(r.canary(), 5);
   const zero = rig(t, { canaryAt: 20 });
   zero.store.change([], { source: 'admin', who: 'carol', reason: null });

@@ -392,9 +392,10 @@ export class RolloutController {
    * and says each decision as what it would do.
    */
   #apply(t: Transition, who: string, reason: string | null, checks?: readonly CheckResult[], hook?: HookAnswer): void {
-    const from = this.#state.weight;
-    const before = this.#state.phase;
     const { store, upstreams, plan, log } = this.deps;
+    // A move starts from the live weight: after a rollout ended, people may have set another (a dry run's starts from its own).
+    const from = t.weight !== undefined && !plan.dryRun ? this.#canaryPercent() : this.#state.weight;
+    const before = this.#state.phase;
     if (t.weight !== undefined && plan.dryRun) {
       // The machine's state moves as if the weight had: the next step is judged on the traffic the canary has.
       this.deps.evidence.reset();
