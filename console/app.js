@@ -146,6 +146,9 @@
 
   // ---- split ------------------------------------------------------------------------------
   let weights = null;
+  /** The rollout's phase and its plan's first weight, as last read: Start asks before lowering the canary. */
+  let rolloutPhase = null;
+  let firstStep = null;
   const bars = new Map();
   let barsFor = '';
   let weightDirty = false;
@@ -314,6 +317,9 @@
     $('rollout-note').textContent = r.note ?? dash;
 
     const steps = r.plan.steps.split(' → ');
+    // What Start asks before lowering the canary to.
+    rolloutPhase = r.phase;
+    firstStep = Number.parseFloat(steps[0]);
     const at = r.step?.index ?? -1;
     const live = ACTIVE.has(r.phase);
     $('plan').replaceChildren(...steps.map((text, i) => {
@@ -363,7 +369,19 @@
     button.addEventListener('click', async () => {
       const command = button.dataset.command;
       if (command === 'abort' && !(await confirmDialog('Abort the rollout', `${canary ?? 'The canary'} goes to 0% and the rollout ends.`, 'Abort'))) return;
-      await write('POST', `/rollout/${command}`, { reason: reasonOf('rollout-reason') }, $('rollout-result'), (j) => `${command}: now ${j.phase.replace(/_/g, ' ')}, canary at ${pct(j.weight)}.`);
+      const body = { reason: reasonOf('rollout-reason') };
+      // A start that would lower the canary (set by hand, or at 100% after a complete rollout) is
+      // refused by the API unless forced: asked here first, as the CLI's --force.
+      const current = weights?.weights?.[canary];
+      if (command === 'start' && !ACTIVE.has(rolloutPhase) && firstStep !== null && current > firstStep) {
+        const text = `Start takes ${canary} from ${pct(current)} down to ${pct(firstStep)}, the plan's first step. Start anyway?`;
+        if (!(await confirmDialog('Start lowers the canary', text, `Start at ${pct(firstStep)}`))) {
+          $('rollout-result').textContent = `Not started: ${canary} stays at ${pct(current)}.`;
+          return;
+        }
+        body.force = true;
+      }
+      await write('POST', `/rollout/${command}`, body, $('rollout-result'), (j) => `${command}: now ${j.phase.replace(/_/g, ' ')}, canary at ${pct(j.weight)}.`);
     });
   }
 

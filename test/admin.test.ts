@@ -294,7 +294,7 @@ t.test('no cross-site writes: without a token, a write from another origin is re
   t.equal(console_.status, 200, 'the console, same origin');
   t.equal((await put(`${own}/weights`, { weights: { fastapi: 5 } }, { host: `localhost:${port}`, origin: `http://LOCALHOST:${port}` })).status, 200, 'the console opened as localhost');
   t.equal((await put(`${own}/weights`, { weights: { fastapi: 6 } }, { 'sec-fetch-site': 'none' })).status, 200, 'typed by the user');
-  const charset = await send(`${own}/rollout/start`, { method: 'POST', headers: { 'content-type': 'Application/JSON; charset=utf-8' }, body: '{"reason":"script"}' });
+  const charset = await send(`${own}/rollout/start`, { method: 'POST', headers: { 'content-type': 'Application/JSON; charset=utf-8' }, body: '{"reason":"script","force":true}' });
   t.equal(charset.status, 200, 'a script: a JSON type with a charset');
   t.same(a.store.history.slice(1).map((h) => [h.who, h.reason]), [['anonymous', 'rollback'], ['anonymous', null], ['anonymous', null], ['rollout (anonymous)', 'rollout started → canary to 1%']]);
 

@@ -499,3 +499,37 @@ t.test("the replay's HTML report draws its plot", { skip }, async (t) => {
   t.match(await page.$eval('h1', (e) => e.textContent), /^Replay report: PASS$/);
   t.same(problems, []);
 });
+
+t.test('Start asks first when it would lower the canary: one set by hand, or at 100% after a complete rollout', { skip }, async (t) => {
+  const w = await world(t, { weights: ['fastapi=10'], rollout: { interval: '1h', window: '1h', steps: [{ weight: 5, hold: '1h' }, { weight: 50, hold: '1h' }] } });
+  const { page, problems } = await openPage(t);
+  await page.evaluateOnNewDocument((token) => sessionStorage.setItem('drum-splitter.token', token), TOKEN);
+  await page.goto(`${w.admin}/`);
+  await page.waitForFunction(() => document.querySelector('#rollout-phase')?.textContent === 'unmanaged');
+  await page.click('#rollout-form button[data-command="start"]');
+  await page.waitForSelector('dialog#confirm[open]');
+  t.equal(await page.$eval('#confirm-text', (e) => e.textContent), "Start takes fastapi from 10% down to 5%, the plan's first step. Start anyway?");
+  t.equal(await page.$eval('#confirm-ok', (e) => e.textContent), 'Start at 5%');
+  await page.click('#confirm-cancel');
+  await waitForText(page, '#rollout-result', /^Not started: fastapi stays at 10%\.$/);
+  t.equal(w.app.store.view().weights.fastapi, 10, 'cancelled: nothing moved');
+  t.equal(w.app.rollout!.state.phase, 'unmanaged');
+
+  await page.click('#rollout-form button[data-command="start"]');
+  await page.waitForSelector('dialog#confirm[open]');
+  await page.click('#confirm-ok');
+  await waitForText(page, '#rollout-result', /^start: now running, canary at 5%\.$/);
+  t.equal(w.app.store.view().weights.fastapi, 5);
+
+  // The issue's case: complete at 100% (promoted fully past a plan ending at 50%), Start would take it to 5%.
+  await w.app.rollout!.command('promote', WHO, 'ship it', { full: true });
+  await page.waitForFunction(() => document.querySelector('#rollout-phase')?.textContent === 'complete');
+  await page.click('#rollout-form button[data-command="start"]');
+  await page.waitForSelector('dialog#confirm[open]');
+  t.equal(await page.$eval('#confirm-text', (e) => e.textContent), "Start takes fastapi from 100% down to 5%, the plan's first step. Start anyway?");
+  await page.keyboard.press('Escape');
+  await waitForText(page, '#rollout-result', /^Not started: fastapi stays at 100%\.$/);
+  t.equal(w.app.store.view().weights.fastapi, 100);
+  t.same(w.app.rollout!.decisions.map((d) => [d.action, d.to]), [['start', 5], ['promote_full', 100]]);
+  t.same(problems, []);
+});

@@ -12,7 +12,8 @@ import { parsePlan, type RolloutPlan } from '../src/rollout/plan.js';
 import { WeightStore } from '../src/weights/store.js';
 import { ManualClock, settle } from './helpers/clock.js';
 import { sampleSum } from './helpers/metrics.js';
-import { quietLists, silentLog } from './helpers/net.js';
+import { quietLists, silentLog, startUpstream } from './helpers/net.js';
+import { until } from './helpers/wait.js';
 
 const UPSTREAMS = ['flask', 'fastapi'];
 const MIN = 60_000;
@@ -79,7 +80,7 @@ function rig(
       now: () => clock.now,
     }),
     registry,
-    notifier: new Notifier([], { log: silentLog, failures: new Counter({ name: 'n_total', help: 'n', labelNames: ['reason'], registers: [] }) }),
+    notifier: new Notifier(plan.notify, { log: silentLog, failures: new Counter({ name: 'n_total', help: 'n', labelNames: ['reason'], registers: [] }) }),
     log: opts.log ?? silentLog,
     now: () => clock.now,
     timers: clock,
@@ -138,7 +139,7 @@ t.test('a healthy canary: 5% → 50% → approval → 100% → complete, every s
   t.match(r.controller.view(), { phase: 'awaiting_approval', weight: 50, step: { index: 1, of: 3, approve: true } });
   await r.minute();
   t.equal(r.canary(), 50, 'no promotion without approval');
-  t.throws(() => r.controller.command('start', 'alice', null), { name: 'NotNow' });
+  await t.rejects(r.controller.command('start', 'alice', null), { name: 'NotNow' });
   r.controller.command('approve', 'bob', 'looks good');
   t.equal(r.canary(), 100);
   // At 100% the baseline has no traffic left: p99 cannot be compared, the absolute checks judge.
@@ -266,8 +267,12 @@ t.test('no saved rollout and a canary above 0%: unmanaged, at its weight; a pers
   r.store.change([['fastapi', 3000]], { source: 'admin', who: 'carol', reason: null });
   t.match(r.controller.view(), { phase: 'unmanaged', weight: 30 });
   t.same(r.controller.decisions, [], 'not a decision of the rollout');
-  r.controller.command('start', 'alice', null);
+  await t.rejects(r.controller.command('start', 'alice', null), { name: 'NotNow', message: /^start would lower the canary from 30% to 5% \(step 1 of 3\); to do so, start with force \(--force\)/, details: { lowers: { from: 30, to: 5, step: 1 } } });
+  t.match(r.controller.view(), { phase: 'unmanaged', weight: 30 }, 'refused: nothing changed');
+  t.equal(r.canary(), 30);
+  await r.controller.command('start', 'alice', null, { force: true });
   t.match(r.controller.view(), { phase: 'running', weight: 5, note: null });
+  t.match(r.controller.decisions.at(-1), { action: 'start', from: 30, to: 5 }, 'from the weight the person set');
   t.equal(r.canary(), 5);
   const zero = rig(t, { canaryAt: 20 });
   zero.store.change([], { source: 'admin', who: 'carol', reason: null });
@@ -341,7 +346,7 @@ t.test('a step the weights cannot take (another canary holds too much): refused,
   const controller = new RolloutController({
     plan, store, upstreams, registry: new Registry(), log,
     evidence: new LocalEvidence({ plan, outcomes, poller: { subscribe: () => () => undefined, downMs: () => 0 }, now: () => clock.now }),
-    notifier: new Notifier([], { log, failures: new Counter({ name: 'f_total', help: 'f', labelNames: ['reason'], registers: [] }) }),
+    notifier: new Notifier(plan.notify, { log, failures: new Counter({ name: 'f_total', help: 'f', labelNames: ['reason'], registers: [] }) }),
     now: () => clock.now,
     timers: clock,
   });
@@ -361,9 +366,9 @@ t.test("a fleet controller's claim: this process's own rollout cannot start whil
   t.equal(r.controller.view().controller, null, 'no claim');
   const view = r.controller.claim({ controller: 'http://controller:9902', who: 'controller', ttlMs: 30_000 });
   t.same(view.controller, { controller: 'http://controller:9902', who: 'controller', until: new Date(r.now() + 30_000).toISOString() });
-  t.throws(() => r.controller.command('start', 'alice', null), { name: 'NotNow', message: "this fleet's rollout is run by the controller at http://controller:9902 (controller); start it there" });
+  await t.rejects(r.controller.command('start', 'alice', null), { name: 'NotNow', message: "this fleet's rollout is run by the controller at http://controller:9902 (controller); start it there" });
   r.advance(29_999);
-  t.throws(() => r.controller.command('start', 'alice', null), { name: 'NotNow' }, 'still held a millisecond before it lapses');
+  await t.rejects(r.controller.command('start', 'alice', null), { name: 'NotNow' }, 'still held a millisecond before it lapses');
   r.advance(1);
   t.equal(r.controller.view().controller, null, 'lapsed: the controller stopped renewing it');
   r.controller.command('start', 'alice', null);
@@ -562,4 +567,152 @@ t.test('the loop: afterTick failing is said, and the loop goes on', async (t) =>
   await r.clock.advance(2 * MIN);
   t.equal(calls, 2);
   t.match(lines.filter((l) => l.err !== undefined), [{ msg: 'rollout: the work after the check failed', err: 'replicas unreachable' }, { err: 'replicas unreachable' }]);
+});
+
+/** One server for a plan's hooks: each path answers the status set for it (200 unless told), or nothing while `silent`. */
+async function hookServer(t: Test) {
+  const status = new Map<string, number>();
+  const silent = new Set<string>();
+  const before = new Map<string, () => void>();
+  const server = await startUpstream('hooks', (req, res) => {
+    before.get(req.url!)?.();
+    if (silent.has(req.url!)) return;
+    res.statusCode = status.get(req.url!) ?? 200;
+    res.end('{}');
+  });
+  t.teardown(() => server.close());
+  const bodies = (path: string) => server.seen.filter((s) => s.url === path).map((s) => JSON.parse(s.body.toString()) as Record<string, unknown>);
+  return { url: server.url, status, silent, before, bodies, calls: () => server.seen.map((s) => s.url) };
+}
+
+const hooked = (url: string, hooks: { name: string; on: string; path: string; timeout?: string }[], extra: Record<string, unknown> = {}): RolloutPlan =>
+  parsePlan(
+    {
+      settle: 0, confirm: 1, interval: '1m', window: '5m', minRequests: 50,
+      steps: [{ weight: 5, hold: '2m' }, { weight: 50, hold: '2m', approve: true }, { weight: 100, hold: '2m' }],
+      hooks: hooks.map(({ path, ...h }) => ({ ...h, url: `${url}${path}` })),
+      ...extra,
+    },
+    UPSTREAMS,
+  );
+
+t.test('hooks: a pre-step hook that does not answer 2xx holds the step, said once, until it does; confirm-step is asked first', async (t) => {
+  const h = await hookServer(t);
+  const plan = hooked(h.url, [{ name: 'load-test', on: 'pre-step', path: '/pre' }, { name: 'acceptance', on: 'confirm-step', path: '/confirm' }]);
+  const r = rig(t, { plan });
+  await r.controller.command('start', 'alice', 'go');
+  t.equal(r.canary(), 5);
+  t.same(h.calls(), ['/pre'], 'the first step has its pre-step hook; no hold was done before it');
+  t.match(h.bodies('/pre')[0], { hook: 'load-test', on: 'pre-step', rollout: { canary: 'fastapi', baseline: 'flask' }, phase: 'idle', dryRun: false, step: { index: 0, number: 1, of: 3, weight: 5 }, canary: { from: 0, to: 5 }, weights: { flask: 100, fastapi: 0 }, lastVerdict: null });
+  h.status.set('/pre', 503);
+  for (let i = 0; i < 2; i++) await r.minute();
+  t.equal(r.canary(), 5, 'the hold is done, the hook answered 503: no move');
+  t.match(r.controller.view(), { phase: 'running', step: { index: 0, heldMs: 2 * MIN }, note: /^pre-step hook "load-test" answered 503 after \d+ ms: the move to 50% is not made, the canary stays at 5% \(a miss; asked again at the next check\)$/ });
+  t.match(r.controller.decisions.at(-1), { action: 'hook', from: 5, to: 5, phase: 'running', step: 0, who: 'rollout', hook: { hook: 'load-test', on: 'pre-step', ok: false, status: 503, error: null }, checks: [{ check: 'error_rate' }] });
+  t.same(h.calls(), ['/pre', '/confirm', '/pre'], 'confirm-step, then pre-step');
+  t.match(h.bodies('/confirm')[0], { on: 'confirm-step', phase: 'running', step: { index: 1, weight: 50 }, canary: { from: 5, to: 50 }, lastVerdict: { action: 'pass' } });
+  await r.minute();
+  t.equal(r.controller.decisions.filter((d) => d.action === 'hook').length, 1, 'the same answer again: not said again');
+  t.equal(r.controller.view().step!.heldMs, 3 * MIN, 'the hold done is kept (and goes on)');
+  h.status.set('/pre', 500);
+  await r.minute();
+  t.match(r.controller.decisions.at(-1), { action: 'hook', text: /answered 500/ }, 'another answer: said');
+  h.status.delete('/pre');
+  await r.minute();
+  t.equal(r.canary(), 50, 'answered 200: the move is made');
+  t.match(r.controller.decisions.at(-1), { action: 'promote', to: 50 });
+  // The approval is gated as the promotion was; a command refused by a hook is a 409 with the hook's answer.
+  for (let i = 0; i < 2; i++) await r.minute();
+  t.equal(r.controller.view().phase, 'awaiting_approval');
+  h.status.set('/confirm', 409);
+  await t.rejects(r.controller.command('approve', 'bob', 'ok'), { name: 'NotNow', message: /^confirm-step hook "acceptance" answered 409 after \d+ ms: the move to 100% is not made, the canary stays at 50% \(a miss; asked again when the command is given again\)$/, details: { hook: { status: 409 } } });
+  t.match(r.controller.view(), { phase: 'awaiting_approval', weight: 50 });
+  t.match(r.controller.decisions.at(-1), { action: 'hook', who: 'bob', reason: 'ok' });
+  h.status.delete('/confirm');
+  await r.controller.command('approve', 'bob', 'ok');
+  t.equal(r.canary(), 100);
+  t.equal(sampleSum(await r.registry.metrics(), 'drum_rollout_decisions_total', { action: 'hook' }), 3);
+});
+
+t.test('hooks: no answer within the timeout, or none at all, is a failure; a start refused by one starts nothing', async (t) => {
+  const h = await hookServer(t);
+  h.silent.add('/slow');
+  const slow = rig(t, { plan: hooked(h.url, [{ name: 'slow', on: 'pre-step', path: '/slow', timeout: '100ms' }]) });
+  await t.rejects(slow.controller.command('start', 'alice', null), { name: 'NotNow', message: /^pre-step hook "slow" failed \(no answer within 100ms\) after \d+ ms: the move to 5% is not made, the canary stays at 0%/ });
+  t.match(slow.controller.view(), { phase: 'idle', weight: 0 });
+  t.equal(slow.canary(), 0);
+  const gone = rig(t, { plan: hooked('http://127.0.0.1:1', [{ name: 'gone', on: 'pre-step', path: '/x' }]) });
+  await t.rejects(gone.controller.command('start', 'alice', null), { name: 'NotNow', message: /^pre-step hook "gone" failed \(.*ECONNREFUSED.*\) after \d+ ms/ });
+  t.match(gone.controller.decisions, [{ action: 'hook', hook: { status: null, error: /ECONNREFUSED/ } }]);
+});
+
+t.test('hooks: a rollout that moves while its hooks are asked keeps that move', async (t) => {
+  const h = await hookServer(t);
+  const r = rig(t, { plan: hooked(h.url, [{ name: 'pre', on: 'pre-step', path: '/pre' }]) });
+  await r.controller.command('start', 'alice', null);
+  // A person pauses while the promotion's hook is asked: the promotion is dropped.
+  h.before.set('/pre', () => void r.controller.command('pause', 'bob', null));
+  await r.minute();
+  await r.minute();
+  t.match(r.controller.view(), { phase: 'paused', weight: 5 });
+  t.same(r.controller.decisions.map((d) => d.action), ['start', 'pause']);
+  // And a command whose hook is asked while the rollout moves is refused.
+  h.before.set('/pre', () => void r.controller.command('abort', 'bob', null));
+  await t.rejects(r.controller.command('promote', 'carol', 'now', { full: true }), { name: 'NotNow', message: 'the rollout changed while its hooks were asked; read it again' });
+  t.match(r.controller.view(), { phase: 'aborted', weight: 0 });
+});
+
+t.test('hooks: post-rollout when the rollout ends, rollback on a rollback or an abort; their answers gate nothing', async (t) => {
+  const h = await hookServer(t);
+  h.status.set('/rollback', 500);
+  const lines: { level: number; msg: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { level: number; msg: string }) });
+  const plan = hooked(h.url, [{ name: 'report', on: 'post-rollout', path: '/post' }, { name: 'page', on: 'rollback', path: '/rollback' }]);
+  const r = rig(t, { plan, log });
+  await r.controller.command('start', 'alice', null);
+  await r.minute({ errors: 5 });
+  t.match(r.controller.view(), { phase: 'rolled_back', weight: 0 }, 'the failing hook changed nothing');
+  await r.controller.told();
+  t.same(h.calls().sort(), ['/post', '/rollback']);
+  t.match(h.bodies('/post')[0], { on: 'post-rollout', phase: 'rolled_back', step: { index: 0 }, canary: { from: 0, to: 0 }, lastVerdict: { action: 'rollback' } });
+  t.match(lines.find((l) => /rollback hook "page" answered 500/.test(l.msg)), { level: 40, msg: /\(it gates nothing\)$/ });
+  t.match(lines.find((l) => /post-rollout hook "report" answered 200/.test(l.msg)), { level: 30 });
+  await r.controller.command('retry', 'alice', null);
+  await r.controller.command('abort', 'alice', null);
+  await r.controller.told();
+  t.equal(h.calls().length, 4, 'an abort: both again');
+  const done = rig(t, { plan: hooked(h.url, [{ name: 'report', on: 'post-rollout', path: '/post' }], { steps: [{ weight: 100, hold: '1m' }] }) });
+  await done.controller.command('start', 'alice', null);
+  await done.minute({}, 0);
+  await done.controller.told();
+  t.equal(done.controller.view().phase, 'complete');
+  t.match(h.bodies('/post').at(-1), { phase: 'complete' });
+});
+
+t.test('dryRun: every check and decision as usual, said as "would"; the weights never move, and a person\'s change pauses nothing', async (t) => {
+  const notified: Record<string, unknown>[] = [];
+  const sink = await startUpstream('sink', (_req, res, body) => {
+    notified.push(JSON.parse(body.toString()) as Record<string, unknown>);
+    res.end();
+  });
+  t.teardown(() => sink.close());
+  const plan = parsePlan({ settle: 0, confirm: 1, interval: '1m', window: '5m', minRequests: 50, dryRun: true, notify: [sink.url], steps: [{ weight: 5, hold: '2m' }, { weight: 50, hold: '2m' }] }, UPSTREAMS);
+  const r = rig(t, { plan, canaryAt: 20 });
+  t.match(r.controller.view(), { phase: 'unmanaged', plan: { dryRun: true } });
+  await r.controller.command('start', 'alice', null);
+  t.match(r.controller.view(), { phase: 'running', weight: 5, weights: { fastapi: 20 } }, 'no refusal: nothing would be lowered');
+  for (let i = 0; i < 2; i++) await r.minute();
+  t.match(r.controller.view(), { phase: 'running', step: { index: 1 }, weight: 50 }, 'the state moves on');
+  r.store.change([['fastapi', 1000]], { source: 'admin', who: 'carol', reason: null });
+  t.equal(r.controller.view().phase, 'running', 'a person\'s change: the weights are theirs');
+  await r.minute({ errors: 5 });
+  t.match(r.controller.view(), { phase: 'rolled_back', weight: 0 });
+  t.equal(r.canary(), 10, 'the weights never moved');
+  t.same(r.store.history.map((e) => e.source), ['startup', 'admin'], 'the store changed only by the person');
+  t.same(r.controller.decisions.map((d) => [d.action, d.dryRun, d.text.slice(0, 6)]), [['start', true, 'would:'], ['promote', true, 'would:'], ['rollback', true, 'would:']]);
+  await until(() => notified.length === 3);
+  t.match(notified, [{ action: 'start', dryRun: true, text: /^drum-splitter rollout \(fastapi\): would: rollout started → canary to 5%$/ }, { action: 'promote' }, { action: 'rollback' }]);
+  // Restarted at an active step, a dry run does not take the weights for a person's change.
+  const saved = { format: 1 as const, state: { ...r.controller.state, phase: 'running' as const, step: 0, weight: 5, lastCheckAt: r.now() }, decisions: [] };
+  t.match(rig(t, { plan, saved, canaryAt: 30 }).controller.view(), { phase: 'running', weight: 5, weights: { fastapi: 30 } });
 });

@@ -1,7 +1,7 @@
 /** The rollout's state machine: pure transitions, on an injected clock. */
 import t from 'tap';
 import type { Verdict, VerdictAction } from '../src/rollout/checks.js';
-import { INITIAL, onCheck, onCommand, onManualChange, onStartup, reducedWeight, stepAt, type Command, type RolloutState, type Transition } from '../src/rollout/machine.js';
+import { INITIAL, onCheck, onCommand, onManualChange, onStartup, reducedWeight, stepAt, type Command, type CommandOptions, type RolloutState, type Transition } from '../src/rollout/machine.js';
 import { parsePlan, type RolloutPlan } from '../src/rollout/plan.js';
 
 const UPSTREAMS = ['flask', 'fastapi'];
@@ -207,7 +207,8 @@ t.test('unmanaged: its weight follows a person; at 0% it is idle; start takes it
   t.same(onManualChange(unmanaged, 30, 'alice'), { state: { ...unmanaged, weight: 30 } }, 'no decision: the rollout decided nothing');
   t.same(onManualChange(unmanaged, 0, 'alice'), { state: INITIAL });
   t.match(onCheck(plan, unmanaged, verdict('rollback'), MIN), { state: unmanaged }, 'nothing judged');
-  t.match(onCommand(plan, unmanaged, 'start', MIN), { weight: 5, action: 'start', state: { phase: 'running', step: 0, weight: 5, note: null } }, 'the first step, from the weight it had');
+  t.throws(() => onCommand(plan, unmanaged, 'start', MIN), { name: 'NotNow', message: /^start would lower the canary from 20% to 5%/ }, 'the first step is under the weight it had: said');
+  t.match(onCommand(plan, unmanaged, 'start', MIN, { force: true }), { weight: 5, action: 'start', state: { phase: 'running', step: 0, weight: 5, note: null } }, 'forced: the first step, from the weight it had');
   for (const command of ['pause', 'resume', 'approve', 'abort'] as const) {
     t.throws(() => onCommand(plan, unmanaged, command, MIN), { name: 'NotNow', message: /the rollout is unmanaged/ }, command);
   }
@@ -302,4 +303,91 @@ t.test("a canary whose /info/ changes at a step (a new image behind the same URL
   t.match(waiting, { action: 'hold', state: { phase: 'running', heldMs: 0 } }, 'a step waiting for approval is no longer ready');
   t.match(onCheck(careful, { ...state, phase: 'paused' }, verdict('pass'), 5 * MIN, v2), { action: undefined, state: { canary: v2, phase: 'paused' } }, 'paused: the new identity noted, nothing held to restart');
   t.match(onCheck(careful, state, verdict('rollback'), 5 * MIN, v2), { action: 'rollback' }, 'an immediate trigger still comes first');
+});
+
+t.test('start at a step (counted from 1), or at the step under the current weight; lowering a canary needs force', async (t) => {
+  // plan: 5 → 30 (approve) → 60 → 100.
+  const table: [string, RolloutState, CommandOptions, { step: number; weight: number; text: RegExp }][] = [
+    ['the first step', INITIAL, {}, { step: 0, weight: 5, text: /^rollout started → canary to 5%$/ }],
+    ['--at-step 3', INITIAL, { atStep: 3 }, { step: 2, weight: 60, text: /^rollout started at step 3 of 4 → canary to 60%$/ }],
+    ['--at-step 1, as the first', INITIAL, { atStep: 1 }, { step: 0, weight: 5, text: /^rollout started → canary to 5%$/ }],
+    ['--from-current at 40% by hand: the 30% step, down to it', { ...INITIAL, phase: 'unmanaged', weight: 40 }, { fromCurrent: true }, { step: 1, weight: 30, text: /^rollout started at step 2 of 4 \(the step at or under the canary's 40%, or the first\) → canary to 30%$/ }],
+    ['--from-current at 0%: the first step', INITIAL, { fromCurrent: true }, { step: 0, weight: 5, text: /or the first\) → canary to 5%/ }],
+    ['--from-current after a complete rollout: the last step held again', { ...INITIAL, phase: 'complete', step: 3, weight: 100 }, { fromCurrent: true, current: 100 }, { step: 3, weight: 100, text: /step 4 of 4/ }],
+    ['--at-step 2 over a canary at 10% by hand: up, no force needed', { ...INITIAL, phase: 'unmanaged', weight: 10 }, { atStep: 2 }, { step: 1, weight: 30, text: /step 2 of 4/ }],
+    ['forced over a complete rollout at 100%', { ...INITIAL, phase: 'complete', step: 3, weight: 100 }, { force: true }, { step: 0, weight: 5, text: /^rollout started → canary to 5%$/ }],
+    ['a person set 10% after an abort: the weights say so, not the state', { ...INITIAL, phase: 'aborted', weight: 0 }, { current: 10, atStep: 3 }, { step: 2, weight: 60, text: /step 3 of 4/ }],
+  ];
+  for (const [name, state, opts, want] of table) {
+    const tr = onCommand(plan, state, 'start', 7, opts);
+    t.match(tr, { weight: want.weight, action: 'start', text: want.text, state: { phase: 'running', step: want.step, weight: want.weight, heldMs: 0, lastCheckAt: 7 } }, name);
+    t.same(tr.gate, { on: ['pre-step'], held: state, step: want.step }, `${name}: its pre-step hooks first; refused, the state stays`);
+  }
+  const refused: [string, RolloutState, CommandOptions, RegExp, object][] = [
+    ['a canary at 10% by hand, a first step of 5%', { ...INITIAL, phase: 'unmanaged', weight: 10 }, {}, /^start would lower the canary from 10% to 5% \(step 1 of 4\); to do so, start with force \(--force\); to carry on from the canary's weight, start from the current step \(--from-current\)$/, { lowers: { from: 10, to: 5, step: 1 } }],
+    ['a complete rollout at 100%: the issue\'s console Start', { ...INITIAL, phase: 'complete', step: 3, weight: 100 }, {}, /from 100% to 5%/, { lowers: { from: 100, to: 5, step: 1 } }],
+    ['--at-step 2 under a canary at 70% by hand', { ...INITIAL, phase: 'aborted', weight: 0 }, { current: 70, atStep: 2 }, /from 70% to 30% \(step 2 of 4\)/, { lowers: { from: 70, to: 30, step: 2 } }],
+  ];
+  for (const [name, state, opts, message, details] of refused) t.throws(() => onCommand(plan, state, 'start', 7, opts), { name: 'NotNow', message, details }, name);
+  for (const atStep of [0, 5, 1.5, -1]) t.throws(() => onCommand(plan, INITIAL, 'start', 7, { atStep }), { name: 'InputError', field: 'atStep', message: `${atStep} is not a step of the plan: 1 to 4 (5% 10m → 30% 10m (approve) → 60% 10m → 100% 10m)` }, `atStep ${atStep}`);
+  t.throws(() => onCommand(plan, INITIAL, 'start', 7, { atStep: 2, fromCurrent: true }), { name: 'InputError', field: 'fromCurrent', message: 'give a step (atStep) or the current one (fromCurrent), not both' });
+});
+
+t.test('retry after a rollback or an abort: back at the step that failed (kept through the reductions), or at a step', async (t) => {
+  const at60: RolloutState = { ...INITIAL, phase: 'running', step: 2, weight: 60, lastCheckAt: 0 };
+  const immediate = onCheck(plan, at60, verdict('rollback', 'errors'), MIN).state;
+  t.match(immediate, { phase: 'rolled_back', weight: 0, step: 2, failedStep: 2 });
+  // 60 → 50 (the 30% step) → 25 (the 5% step) → 5 → 0: the step that failed stays the 60% one.
+  let state = onCheck(plan, at60, verdict('reduce', 'slow'), MIN).state;
+  t.match(state, { phase: 'reducing', weight: 50, step: 1, failedStep: 2 });
+  for (let i = 2; state.phase === 'reducing'; i++) state = onCheck(plan, state, verdict('reduce', 'slow'), i * 10 * MIN).state;
+  t.match(state, { phase: 'rolled_back', weight: 0, step: 0, failedStep: 2 }, 'reduced to 0%: the step it began at is kept');
+  const aborted = onCommand(plan, { ...at60, phase: 'reducing', weight: 25, step: 0, failedStep: 2, reduceAt: 5 }, 'abort', MIN).state;
+  t.match(aborted, { phase: 'aborted', failedStep: 2 }, 'aborted while reducing: where the reductions began');
+  t.match(onCommand(plan, at60, 'abort', MIN).state, { phase: 'aborted', failedStep: 2 });
+  const table: [string, RolloutState, CommandOptions, number][] = [
+    ['after an immediate rollback', immediate, {}, 2],
+    ['after the reductions', state, {}, 2],
+    ['after an abort', aborted, {}, 2],
+    ['--at-step 1', state, { atStep: 1 }, 0],
+    ['a state saved before failedStep: its step', { ...INITIAL, phase: 'rolled_back', step: 1 }, {}, 1],
+    ['a plan with fewer steps since: its last', { ...INITIAL, phase: 'rolled_back', step: 7, failedStep: 7 }, {}, 3],
+  ];
+  for (const [name, from, opts, step] of table) {
+    const weight = plan.steps[step]!.weight;
+    const tr = onCommand(plan, from, 'retry', 3 * MIN, opts);
+    t.match(tr, { action: 'retry', weight, text: `rollout retried at step ${step + 1} of 4 → canary to ${weight}%`, state: { phase: 'running', step, weight, heldMs: 0, lastCheckAt: 3 * MIN } }, name);
+    t.equal(tr.state.failedStep, undefined, `${name}: a fresh run`);
+    t.match(tr.gate, { on: ['pre-step'], step }, name);
+  }
+  t.throws(() => onCommand(plan, { ...immediate, phase: 'rolled_back' }, 'retry', MIN, { current: 70 }), { name: 'NotNow', message: /^retry would lower the canary from 70% to 60% .*; to do so, retry with force \(--force\); .* or at a step \(--at-step N\)$/ }, 'set by hand since: said, as start');
+  for (const phase of ['idle', 'running', 'paused', 'complete', 'unmanaged'] as const) {
+    t.throws(() => onCommand(plan, { ...at60, phase }, 'retry', MIN), { name: 'NotNow', message: `nothing to retry: the rollout is ${phase}; retry follows a rollback or an abort` }, phase);
+  }
+});
+
+t.test('promote --full: 100% now; a plan ending at 100% holds its last step still watched, one ending below is complete', async (t) => {
+  const short = parsePlan({ settle: 0, confirm: 1, interval: '1m', steps: [{ weight: 5, hold: '10m' }, { weight: 50, hold: '1h' }] }, UPSTREAMS);
+  const awaiting: RolloutState = { ...INITIAL, phase: 'awaiting_approval', step: 1, weight: 30, heldMs: 10 * MIN, lastCheckAt: 0 };
+  const full = onCommand(plan, awaiting, 'promote', MIN, { full: true });
+  t.match(full, { weight: 100, action: 'promote_full', text: "promoted fully at 30% → canary to 100%, the last step's hold (10m) still watched", state: { phase: 'running', step: 3, weight: 100, heldMs: 0, note: null } });
+  t.same(full.gate, { on: ['pre-step'], held: awaiting, step: 3 });
+  const reducing: RolloutState = { ...INITIAL, phase: 'reducing', step: 0, weight: 5, reduceAt: 10 * MIN, lastCheckAt: 0, failedStep: 1 };
+  t.match(onCommand(short, reducing, 'promote', MIN, { full: true }), { weight: 100, state: { phase: 'complete', step: 1, weight: 100, reduceAt: null, note: 'promoted fully at 5% → canary to 100%: rollout complete' } });
+  t.match(onCommand(plan, { ...awaiting, phase: 'paused' }, 'promote', MIN, { full: true }), { weight: 100, state: { phase: 'running' } }, 'paused too');
+  t.throws(() => onCommand(plan, awaiting, 'promote', MIN), { name: 'NotNow', message: 'promote takes full: true (to 100% now); to go on by one step waiting for approval, approve' });
+  for (const phase of ['idle', 'unmanaged', 'complete', 'rolled_back', 'aborted'] as const) {
+    t.throws(() => onCommand(plan, { ...awaiting, phase }, 'promote', MIN, { full: true }), { name: 'NotNow', message: `nothing to promote: the rollout is ${phase}; start it (at a step, if need be) first` }, phase);
+  }
+});
+
+t.test('a promotion after a hold, and an approval, ask confirm-step then pre-step hooks; the state kept if they fail has the hold done', async (t) => {
+  const r = run(started(), 0, Array(10).fill('pass'));
+  const promotion = r.transitions.at(-1)!;
+  t.match(promotion, { action: 'promote', gate: { on: ['confirm-step', 'pre-step'], step: 1, held: { phase: 'running', step: 0, weight: 5, heldMs: 10 * MIN, lastCheckAt: 10 * MIN } } });
+  const awaiting: RolloutState = { ...INITIAL, phase: 'awaiting_approval', step: 1, weight: 30, heldMs: 10 * MIN, lastCheckAt: 0 };
+  t.match(onCommand(plan, awaiting, 'approve', MIN), { action: 'approve', gate: { on: ['confirm-step', 'pre-step'], step: 2, held: { ...awaiting, lastCheckAt: MIN } } });
+  for (const tr of [onCommand(plan, started(), 'pause', MIN), onCheck(plan, { ...INITIAL, phase: 'running', step: 3, weight: 100, lastCheckAt: 0 }, verdict('pass'), 10 * MIN)]) {
+    t.equal(tr.gate, undefined, `${tr.action ?? 'nothing'}: no hooks`);
+  }
 });

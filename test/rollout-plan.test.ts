@@ -66,8 +66,10 @@ t.test('no rollout section, an empty one or YAML nulls: every default', async (t
     steps: DEFAULT_STEPS,
     rollback: DEFAULT_ROLLBACK,
     notify: [],
+    hooks: [],
+    dryRun: false,
   };
-  const nulls = { canary: null, interval: null, window: null, minRequests: null, settle: null, confirm: null, minP99Difference: null, steps: null, rollback: null, notify: null };
+  const nulls = { canary: null, interval: null, window: null, minRequests: null, settle: null, confirm: null, minP99Difference: null, steps: null, rollback: null, notify: null, hooks: null, dryRun: null };
   for (const raw of [undefined, null, {}, nulls]) t.strictSame(parsePlan(raw, UPSTREAMS), want, JSON.stringify(raw));
   t.equal(parsePlan(undefined, ['a', 'b', 'c']).canary, 'b', 'the canary is the first upstream after the baseline');
 });
@@ -85,6 +87,13 @@ t.test('every setting given', async (t) => {
       steps: [{ weight: '2.5%', hold: '1h', maxErrorRate: 0.002, maxP99Increase: 1.5, maxMemoryIncrease: 2, approve: true }],
       rollback: { maxErrorRate: 0.05, maxP99Increase: 0.4, maxMemoryIncrease: 0.6, pingTimeout: '5s', maxRssGrowthPerHour: 0.2, reductionWait: '1m', maxMismatchRate: 0.001 },
       notify: ['https://hooks.example/T1/B2', 'http://10.0.0.1:9000/alert'],
+      hooks: [
+        { name: 'load-test', on: 'pre-step', url: 'http://tests.example/load', timeout: '2m' },
+        { name: 'acceptance', on: 'confirm-step', url: 'https://ci.example/accept' },
+        { name: 'done', on: 'post-rollout', url: 'http://10.0.0.2:8080/done' },
+        { name: 'page', on: 'rollback', url: 'http://10.0.0.2:8080/page', timeout: 1 },
+      ],
+      dryRun: true,
     },
     ['a', 'b', 'c'],
   );
@@ -100,6 +109,13 @@ t.test('every setting given', async (t) => {
     steps: [{ weight: 2.5, holdMs: H, approve: true, maxErrorRate: 0.002, maxP99Increase: 1.5, maxMemoryIncrease: 2 }],
     rollback: { maxMismatchRate: 0.001, maxErrorRate: 0.05, maxP99Increase: 0.4, maxMemoryIncrease: 0.6, pingTimeoutMs: 5000, maxRssGrowthPerHour: 0.2, reductionWaitMs: 60_000 },
     notify: ['https://hooks.example/T1/B2', 'http://10.0.0.1:9000/alert'],
+    hooks: [
+      { name: 'load-test', on: 'pre-step', url: 'http://tests.example/load', timeoutMs: 120_000 },
+      { name: 'acceptance', on: 'confirm-step', url: 'https://ci.example/accept', timeoutMs: 10_000 },
+      { name: 'done', on: 'post-rollout', url: 'http://10.0.0.2:8080/done', timeoutMs: 10_000 },
+      { name: 'page', on: 'rollback', url: 'http://10.0.0.2:8080/page', timeoutMs: 1000 },
+    ],
+    dryRun: true,
   });
   t.equal(parsePlan({ window: '30s' }, UPSTREAMS).windowMs, 30_000, 'a window as long as the interval is enough');
   t.equal(parsePlan({ minRequests: 1 }, UPSTREAMS).minRequests, 1);
@@ -144,7 +160,7 @@ t.test('each mistake: an InputError naming the field and saying what is wrong', 
     // The section and its keys.
     ['not a mapping', 'yes', 'rollout', 'must be a mapping of KEY: VALUE'],
     ['a list', [], 'rollout', 'must be a mapping of KEY: VALUE'],
-    ['unknown key', { stpes: [] }, 'rollout', 'unknown key "stpes"; known: canary, interval, window, minRequests, settle, confirm, minP99Difference, steps, rollback, notify, maxMismatchRate'],
+    ['unknown key', { stpes: [] }, 'rollout', 'unknown key "stpes"; known: canary, interval, window, minRequests, settle, confirm, minP99Difference, steps, rollback, notify, maxMismatchRate, hooks, dryRun'],
     ['settle negative', { settle: -1 }, 'rollout.settle', '"-1" is not a whole number'],
     ['settle fraction', { settle: 0.5 }, 'rollout.settle', '"0.5" is not a whole number'],
     ['confirm zero', { confirm: 0 }, 'rollout.confirm', '"0" is not a whole number above 0'],
@@ -218,6 +234,18 @@ t.test('each mistake: an InputError naming the field and saying what is wrong', 
     ['mismatch rate 1', { maxMismatchRate: 1 }, 'rollout.maxMismatchRate', '"1" is not a share from 0 (any difference) to below 1, e.g. 0.001'],
     ['mismatch rate as text', { maxMismatchRate: '0.1%' }, 'rollout.maxMismatchRate', '"0.1%" is not a share from 0 (any difference) to below 1, e.g. 0.001'],
     ['mismatch rate twice', { maxMismatchRate: 0.01, rollback: { maxMismatchRate: 0.01 } }, 'rollout.maxMismatchRate', 'given twice: set it once, as rollout.rollback.maxMismatchRate or rollout.maxMismatchRate'],
+    // Hooks and the dry run.
+    ['hooks not a list', { hooks: { name: 'x' } }, 'rollout.hooks', 'must be a list of hooks, each { name, on: pre-step|confirm-step|post-rollout|rollback, url, timeout }'],
+    ['a hook not a mapping', { hooks: ['http://x.example/'] }, 'rollout.hooks[0]', 'must be a mapping of KEY: VALUE'],
+    ['a hook with an unknown key', { hooks: [{ name: 'a', on: 'pre-step', url: 'http://x.example/', timout: '1s' }] }, 'rollout.hooks[0]', 'unknown key "timout"; known: name, on, url, timeout'],
+    ['a hook without a name', { hooks: [{ on: 'pre-step', url: 'http://x.example/' }] }, 'rollout.hooks[0].name', 'needs a name, a non-empty string (decisions name the hook by it)'],
+    ['a hook with a blank name', { hooks: [{ name: ' ', on: 'pre-step', url: 'http://x.example/' }] }, 'rollout.hooks[0].name', 'needs a name, a non-empty string (decisions name the hook by it)'],
+    ['a hook on no known event', { hooks: [{ name: 'a', on: 'pre-rollout', url: 'http://x.example/' }] }, 'rollout.hooks[0].on', '"pre-rollout" is not one of pre-step, confirm-step, post-rollout, rollback'],
+    ['a hook without a URL', { hooks: [{ name: 'a', on: 'rollback' }] }, 'rollout.hooks[0].url', '"undefined" is not a URL'],
+    ['a hook not http', { hooks: [{ name: 'a', on: 'rollback', url: 'ftp://x.example/' }] }, 'rollout.hooks[0].url', '"ftp://x.example/" is not an http:// or https:// URL'],
+    ['a hook timeout', { hooks: [{ name: 'a', on: 'rollback', url: 'http://x.example/', timeout: 'soon' }] }, 'rollout.hooks[0].timeout', '"soon" is not a duration such as 120s, 500ms, 15m, 48h or 7d'],
+    ['two hooks of one name', { hooks: [{ name: 'a', on: 'rollback', url: 'http://x.example/' }, { name: 'a', on: 'pre-step', url: 'http://y.example/' }] }, 'rollout.hooks[1].name', '"a" names another hook too; each needs its own name'],
+    ['dryRun not a boolean', { dryRun: 'yes' }, 'rollout.dryRun', '"yes" is not true or false'],
   ];
   for (const [name, raw, field, message] of cases) {
     t.strictSame(failure(raw), [field, `${field}: ${message}`], name);

@@ -42,6 +42,11 @@ t.test('decisions are read entry by entry; words a newer version writes are kept
   const saved = { format: 1 as const, state: { ...INITIAL, phase: 'running' as const, step: 1, weight: 50 }, decisions: [decision, plain, newer] };
   writeFileSync(path, JSON.stringify(saved));
   t.same(readSavedRollout(path, plan), saved);
+  // A dry run's decisions, a hook's answer and the step a rollback began at come back as written.
+  const hook = { hook: 'load-test', on: 'pre-step', url: 'http://127.0.0.1:9/pre', ok: false, status: 503, error: null, ms: 12 };
+  const later = { format: 1 as const, state: { ...INITIAL, phase: 'rolled_back' as const, step: 0, failedStep: 1 }, decisions: [{ ...plain, dryRun: true }, { ...plain, action: 'hook', hook }] };
+  writeFileSync(path, JSON.stringify(later));
+  t.same(readSavedRollout(path, plan), later);
 });
 
 t.test('anything else stops start-up with one line naming the file and the entry', async (t) => {
@@ -58,6 +63,8 @@ t.test('anything else stops start-up with one line naming the file and the entry
     ['a step beyond the plan', file({ phase: 'running', step: 2, weight: 50 }), /is running at step 3, which the plan \(2 steps\) cannot continue/],
     ['awaiting approval at the last step', file({ phase: 'awaiting_approval', step: 1, weight: 50 }), /is awaiting_approval at step 2, which the plan/],
     ['running at no step', file({ phase: 'running', step: -1 }), /is corrupt: state\.step must be a whole number, 0 or more/],
+    ['a failed step that is no step', file({ phase: 'rolled_back', step: 0, failedStep: -1 }), /is corrupt: state\.failedStep must be a whole number, 0 or more/],
+    ['a hook answer that is no object', entry({ hook: 'load-test' }), /is corrupt: decisions\[1\]\.hook must be an object/],
     ['a fractional step', file({ step: 0.5 }), /is corrupt: state\.step must be a whole number, -1 or more/],
     ['a weight over 100%', file({ weight: 101 }), /is corrupt: state\.weight must be a number from 0 to 100/],
     ['no time held', file({ heldMs: 'x' }), /is corrupt: state\.heldMs must be a number, 0 or more/],

@@ -173,7 +173,7 @@ t.test('rollout start --replay-report: a passing report skips the shadow phase, 
     t.match(r, { code: 2, stdout: '', stderr }, args.join(' '));
   }
   const wrongCommand = await runCli(['rollout', 'pause', '--admin-url', w.admin, '--replay-report', failing], ENV);
-  t.match(wrongCommand, { code: 2, stderr: /--replay-report goes with rollout start, not rollout pause\n$/ });
+  t.match(wrongCommand, { code: 2, stderr: /--replay-report goes with rollout start, not pause \(see drum-splitter rollout --help\)\n$/ });
   t.match(await call(`${w.admin}/rollout/start`, 'POST', { replayReport: 'pass' }), { status: 400, json: { error: 'invalid', field: 'replayReport' } }, 'not an object: the schema says so');
   t.match((await call(`${w.admin}/rollout`)).json, { phase: 'idle' }, 'nothing started');
 

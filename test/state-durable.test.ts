@@ -125,7 +125,7 @@ t.test('the rollout state behaves the same: retried, counted as file="rollout", 
   const data = join(dir, 'data');
   const state = join(data, 'state.json');
   const a = await app(t, state, { weights: ['fastapi=0'] }, join(dir, 'drum.yaml'));
-  const started = a.app.rollout!.command('start', 'alice', null);
+  const started = await a.app.rollout!.command('start', 'alice', null);
   t.equal(started.weight, 10);
   await until(() => a.lines.filter((l) => l.msg === 'cannot write the rollout state').length === 0 && onDisk(state) === 10);
   rmSync(data, { recursive: true });

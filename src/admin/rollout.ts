@@ -1,13 +1,33 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { NotNow, type RolloutController } from '../rollout/controller.js';
-import type { Command } from '../rollout/machine.js';
-import { objectBody, optionalBody, REASON } from './schema.js';
+import type { Command, CommandOptions } from '../rollout/machine.js';
+import { MAX_REASON, objectBody, optionalBody, REASON } from './schema.js';
 import { replyError } from './errors.js';
 
-const COMMANDS: readonly Command[] = ['start', 'pause', 'resume', 'approve', 'abort'];
-const COMMAND_BODY = objectBody({ reason: REASON });
-// start's: a passing `drum-splitter replay` report may stand in for the shadow phase (checked by the rollout, a 400 naming why).
-const START_BODY = objectBody({ reason: REASON, replayReport: { type: 'object', description: "a drum-splitter replay report's JSON (its --output file)" } });
+const COMMANDS: readonly Command[] = ['start', 'pause', 'resume', 'approve', 'abort', 'retry', 'promote'];
+const AT_STEP = { type: 'integer', minimum: 1, description: 'a step of the plan counted from 1 (GET /rollout\'s step.index + 1)' } as const;
+const FORCE = { type: 'boolean', description: 'true or false (true: even if it lowers the canary)' } as const;
+/** Each command's body: a reason, and start's, retry's and promote's options. */
+const BODIES: Readonly<Record<Command, object>> = {
+  // start's replayReport: a passing `drum-splitter replay` report may stand in for the shadow phase (checked by the rollout, a 400 naming why).
+  start: objectBody({
+    reason: REASON,
+    atStep: AT_STEP,
+    fromCurrent: { type: 'boolean', description: 'true or false' },
+    force: FORCE,
+    replayReport: { type: 'object', description: "a drum-splitter replay report's JSON (its --output file)" },
+  }),
+  retry: objectBody({ reason: REASON, atStep: AT_STEP, force: FORCE }),
+  // 100% at once is recorded with why.
+  promote: objectBody(
+    { reason: { type: 'string', minLength: 1, maxLength: MAX_REASON, description: `why, a string of 1 to ${MAX_REASON} characters` }, full: { type: 'boolean', const: true, description: 'true (to 100% now)' } },
+    ['full', 'reason'],
+  ),
+  pause: objectBody({ reason: REASON }),
+  resume: objectBody({ reason: REASON }),
+  approve: objectBody({ reason: REASON }),
+  abort: objectBody({ reason: REASON }),
+};
 const CLAIM_BODY = objectBody(
   {
     controller: { type: 'string', minLength: 1, maxLength: 500, description: 'the controller\'s admin URL or name, 1 to 500 characters' },
@@ -16,7 +36,7 @@ const CLAIM_BODY = objectBody(
   ['controller', 'ttlSeconds'],
 );
 
-/** GET /rollout, GET /rollout/decisions, POST /rollout/{start,pause,resume,approve,abort}, PUT /rollout/controller (a fleet controller's claim). */
+/** GET /rollout, GET /rollout/decisions, POST /rollout/{start,pause,resume,approve,abort,retry,promote}, PUT /rollout/controller (a fleet controller's claim). */
 export function rolloutRoutes(app: FastifyInstance, deps: { rollout: RolloutController; extra?: () => Record<string, unknown> }): void {
   const { rollout, extra } = deps;
 
@@ -25,7 +45,7 @@ export function rolloutRoutes(app: FastifyInstance, deps: { rollout: RolloutCont
 
   const conflict = (reply: FastifyReply, err: unknown) => {
     if (!(err instanceof NotNow)) throw err;
-    return replyError(reply, 'conflict', err.message, { phase: rollout.state.phase });
+    return replyError(reply, 'conflict', err.message, { phase: rollout.state.phase, ...err.details });
   };
 
   app.put<{ Body: { controller: string; ttlSeconds: number } }>('/rollout/controller', { schema: { body: CLAIM_BODY }, config: { write: true } }, async (req, reply) => {
@@ -37,17 +57,17 @@ export function rolloutRoutes(app: FastifyInstance, deps: { rollout: RolloutCont
   });
 
   for (const command of COMMANDS) {
-    app.post<{ Body: { reason?: string | null; replayReport?: unknown } }>(
+    app.post<{ Body: { reason?: string | null; replayReport?: unknown } & Omit<CommandOptions, 'current'> }>(
       `/rollout/${command}`,
       {
-        schema: { body: command === 'start' ? START_BODY : COMMAND_BODY },
+        schema: { body: BODIES[command] },
         config: { write: true },
         preValidation: optionalBody,
       },
       async (req, reply) => {
         try {
-          if (req.body.replayReport !== undefined) return rollout.startWithReplay(req.body.replayReport, req.who, req.body.reason ?? null);
-          return rollout.command(command, req.who, req.body.reason ?? null);
+          const { reason, ...opts } = req.body;
+          return await rollout.command(command, req.who, reason ?? null, opts);
         } catch (err) {
           return conflict(reply, err);
         }

@@ -49,15 +49,30 @@ const WEIGHTS: Command = {
   notes: clientExits('request rejected'),
 };
 
+/** rollout's own flags, each for some of its commands (cli/rollout.ts says which). */
+const ROLLOUT_FLAGS = [
+  { flag: 'at-step', kind: 'value', arg: 'N', help: 'start, retry: at step N of the plan, counted from 1 (GET /rollout\'s step.index + 1)' },
+  { flag: 'from-current', kind: 'switch', help: "start: at the step that holds the canary's current weight (the last not above it)" },
+  { flag: 'force', kind: 'switch', help: 'start, retry: even if it lowers the canary (e.g. one set to 10% by hand, to a first step of 1%)' },
+  { flag: 'full', kind: 'switch', help: 'promote: the canary to 100% now (needs --reason)' },
+  { flag: 'replay-report', kind: 'value', arg: 'FILE', help: "start: a passing drum-splitter replay report (the JSON file the replay wrote) stands in for the plan's shadow phase" },
+] as const satisfies readonly Flag[];
+
 const ROLLOUT: Command = {
   name: 'rollout',
   summary: 'the canary controller: status, start, pause, abort...',
-  usage: ['status|decisions [options]', 'start|pause|resume|approve|abort [options]', 'start --replay-report FILE [options]'],
-  about: 'status: where the rollout is; decisions: why, each with its numbers; the others: what they say.',
-  flags: [
-    ...ADMIN_CLIENT_FLAGS,
-    { flag: 'replay-report', kind: 'value', arg: 'FILE', help: "start: a passing drum-splitter replay report (the JSON file the replay wrote) stands in for the plan's shadow phase" },
+  usage: [
+    'status|decisions [options]',
+    'start [--at-step N | --from-current] [--force] [options]',
+    'start --replay-report FILE [options]',
+    'pause|resume|approve|abort [options]',
+    'retry [--at-step N] [--force] [options]',
+    'promote --full --reason TEXT [options]',
   ],
+  about:
+    'status: where the rollout is; decisions: why, each with its numbers; retry: after a rollback or an abort, back at the step that failed; ' +
+    'promote --full: the canary to 100% now; the others: what they say.',
+  flags: [...ADMIN_CLIENT_FLAGS, ...ROLLOUT_FLAGS],
   takesArguments: true,
   notes: clientExits('request rejected (or not possible now, a 409)'),
 };

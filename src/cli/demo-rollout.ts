@@ -80,7 +80,7 @@ export async function runRolloutDemo(listen: string, opts: { scale?: number; pri
     }
     shown = controller.decisions.length;
   };
-  controller.command('start', 'demo', 'the rollout demo');
+  await controller.command('start', 'demo', 'the rollout demo');
   const deadline = started + 120_000 * scale;
   while (!['rolled_back', 'complete', 'aborted', 'paused'].includes(controller.state.phase) && Date.now() < deadline) {
     if (controller.state.weight >= 50 && faults.addedLatencyMs === 0) faults.addedLatencyMs = 25;

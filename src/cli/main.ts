@@ -110,7 +110,7 @@ async function adminClient({ given, values, args: [sub, ...args] }: Run, command
     reason: values.reason as string | undefined,
   };
   if (command === 'weights') return (await import('./weights.js')).weightsCommand(sub, args, client);
-  return (await import('./rollout.js')).rolloutCommand(sub, args, { ...client, replayReport: values['replay-report'] as string | undefined });
+  return (await import('./rollout.js')).rolloutCommand(sub, args, client, given);
 }
 
 /** `demo`: the split demo keeps serving; the rollout demo ends. */

@@ -1,22 +1,46 @@
 import { readFileSync } from 'node:fs';
+import { UsageError, type FlagValues } from '../common/flags.js';
 import { InputError } from '../common/input-error.js';
 import { isObject, parseJson } from '../common/json-shape.js';
 import { callAdmin, type ClientOptions } from './admin-client.js';
 
-const COMMANDS = ['start', 'pause', 'resume', 'approve', 'abort'];
+const COMMANDS = ['start', 'pause', 'resume', 'approve', 'abort', 'retry', 'promote'];
 
-/** `drum-splitter rollout status|decisions|start|pause|resume|approve|abort`: one admin API call each. */
-export async function rolloutCommand(sub: string | undefined, args: readonly string[], opts: ClientOptions & { readonly replayReport?: string | undefined }): Promise<number> {
+/** Which commands take which of the rollout's own flags (commands.ts ROLLOUT_FLAGS). */
+const TAKES: Readonly<Record<string, readonly string[]>> = {
+  'at-step': ['start', 'retry'],
+  'from-current': ['start'],
+  force: ['start', 'retry'],
+  'replay-report': ['start'],
+  full: ['promote'],
+};
+
+/** `drum-splitter rollout status|decisions|start|pause|resume|approve|abort|retry|promote`: one admin API call each. */
+export async function rolloutCommand(sub: string | undefined, args: readonly string[], opts: ClientOptions, flags: FlagValues = {}): Promise<number> {
   if (args.length > 0) throw new InputError(`rollout ${String(sub)} takes no arguments`);
-  if (opts.replayReport !== undefined) {
-    if (sub !== 'start') throw new InputError(`--replay-report goes with rollout start, not rollout ${String(sub)}`);
-    // Read and parsed here; the admin API judges it (passing, whole), as it does a POST's.
-    return callAdmin(opts, 'POST', '/rollout/start', { ...(opts.reason === undefined ? {} : { reason: opts.reason }), replayReport: readReport(opts.replayReport) });
-  }
   if (sub === 'status') return callAdmin(opts, 'GET', '/rollout');
   if (sub === 'decisions') return callAdmin(opts, 'GET', '/rollout/decisions');
-  if (sub !== undefined && COMMANDS.includes(sub)) return callAdmin(opts, 'POST', `/rollout/${sub}`, opts.reason === undefined ? undefined : { reason: opts.reason });
-  throw new InputError(`unknown rollout command "${sub ?? ''}" (status, decisions, ${COMMANDS.join(', ')})`);
+  if (sub === undefined || !COMMANDS.includes(sub)) throw new InputError(`unknown rollout command "${sub ?? ''}" (status, decisions, ${COMMANDS.join(', ')})`);
+  const misplaced = Object.keys(TAKES).find((flag) => flags[flag] !== undefined && !TAKES[flag]!.includes(sub));
+  if (misplaced !== undefined) throw new UsageError('rollout', `--${misplaced} goes with rollout ${TAKES[misplaced]!.join(' or ')}, not ${sub}`);
+  const body: Record<string, unknown> = opts.reason === undefined ? {} : { reason: opts.reason };
+  if (flags['at-step'] !== undefined) body.atStep = stepNumber(flags['at-step'] as string);
+  if (flags['from-current'] === true) body.fromCurrent = true;
+  if (flags.force === true) body.force = true;
+  // Read and parsed here; the admin API judges it (passing, whole), as it does a POST's.
+  if (flags['replay-report'] !== undefined) body.replayReport = readReport(flags['replay-report'] as string);
+  if (sub === 'promote') {
+    if (flags.full !== true) throw new UsageError('rollout', 'rollout promote needs --full (the canary to 100% now); to go one step on, rollout approve');
+    if (opts.reason === undefined) throw new UsageError('rollout', 'rollout promote --full needs --reason TEXT: a full promotion is recorded with why');
+    body.full = true;
+  }
+  return callAdmin(opts, 'POST', `/rollout/${sub}`, Object.keys(body).length === 0 ? undefined : body);
+}
+
+/** --at-step N: a whole number from 1, as GET /rollout's step.index + 1 (the console's "step N of M"). */
+function stepNumber(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError('rollout', `--at-step ${value}: not a step number; steps count from 1 (the console's "step N of M")`);
+  return Number(value);
 }
 
 /** The report file's JSON; one line naming the file when it cannot be read or is not JSON. */

@@ -5,14 +5,17 @@ import { applyWeights, percentages } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
 import { judge, type CheckName, type CheckResult, type Evidence, type ShadowEvidence, type Verdict } from './checks.js';
 import type { EvidenceSource } from './evidence.js';
-import { ACTIVE, NotNow, onCheck, onCommand, onManualChange, onReplayStart, onStartup, PHASES, type Command, type DecisionAction, type RolloutState, type Transition } from './machine.js';
+import { callHook, describeAnswer, gateHooks, type HookAnswer } from './hooks.js';
+import { ACTIVE, NotNow, onCheck, onCommand, onManualChange, onReplayStart, onStartup, PHASES, type Command, type CommandOptions, type DecisionAction, type Gate, type RolloutState, type Transition } from './machine.js';
 import type { Notifier } from './notify.js';
-import { describePlan, type RolloutPlan } from './plan.js';
+import { describePlan, type HookEvent, type RolloutPlan } from './plan.js';
 import { replayStandIn, type ReplayStandIn } from './replay-report.js';
 import type { ShadowSwitch } from './shadow-phase.js';
 
 /** The weight store's source for the rollout's own changes. */
 export const ROLLOUT_SOURCE = 'rollout';
+/** The phases a rollout ends in: its post-rollout hooks are called on entering one. */
+const ENDS: ReadonlySet<RolloutState['phase']> = new Set(['complete', 'rolled_back', 'aborted']);
 /** The last this many decisions are kept (and saved). */
 export const DECISIONS_LIMIT = 1000;
 
@@ -33,6 +36,10 @@ export interface Decision {
   readonly mismatch?: unknown;
   /** A start with a replay report standing in for the shadow phase: its numbers. */
   readonly replay?: ReplayStandIn;
+  /** The plan's dryRun: what the rollout would have done; the weights did not move. */
+  readonly dryRun?: true;
+  /** action hook: the gating hook that did not pass. */
+  readonly hook?: HookAnswer;
 }
 
 /** What a restart resumes from (kept next to the --state file). */
@@ -44,7 +51,7 @@ export interface SavedRollout {
 
 export interface RolloutView {
   /** The plan's settings, its steps as one line. */
-  readonly plan: Pick<RolloutPlan, 'canary' | 'baseline' | 'intervalMs' | 'windowMs' | 'minRequests' | 'settle' | 'confirm' | 'minP99DifferenceMs'> & { readonly steps: string };
+  readonly plan: Pick<RolloutPlan, 'canary' | 'baseline' | 'intervalMs' | 'windowMs' | 'minRequests' | 'settle' | 'confirm' | 'minP99DifferenceMs' | 'dryRun'> & { readonly steps: string };
   /** Checks still skipped after the last weight change (settle). */
   readonly settling: number;
   /** Failing windows in a row so far, toward the plan's confirm. */
@@ -113,6 +120,10 @@ export class RolloutController {
   /** Aborted by stop(): a gather still waiting gives up, no tick starts after. */
   readonly #stopped = new AbortController();
   readonly #unsubscribe: (() => void)[] = [];
+  /** The failing gating hook last said in a decision (its name and outcome): said once until it changes. */
+  #hookFailure: string | undefined;
+  /** post-rollout and rollback hooks still being called. */
+  readonly #told = new Set<Promise<void>>();
   readonly #metrics: { step: Gauge; state: Gauge<'state'>; check: Gauge<'check'>; decisions: Counter<'action'> };
 
   constructor(private readonly deps: ControllerDeps) {
@@ -143,7 +154,8 @@ export class RolloutController {
     this.#unsubscribe.push(
       deps.store.subscribe('rollout', (snapshot) => {
         const last = snapshot.history.at(-1)!;
-        if (last.source !== ROLLOUT_SOURCE) this.#apply(onManualChange(this.#state, this.#canaryPercent(), last.who), last.who, last.reason);
+        // A dry run moves no weight: the weights are the people's, and their changes pause nothing.
+        if (last.source !== ROLLOUT_SOURCE && !deps.plan.dryRun) this.#apply(onManualChange(this.#state, this.#canaryPercent(), last.who), last.who, last.reason);
       }),
     );
     this.#loopStart = deps.now();
@@ -160,8 +172,8 @@ export class RolloutController {
     }
     if (ACTIVE.has(this.#state.phase)) {
       deps.log.info({ phase: this.#state.phase, weight: this.#state.weight, step: this.#state.step, heldMs: this.#state.heldMs }, 'rollout resumed from the saved state');
-      // The weights may have moved while we were down; the person's change wins, as live.
-      this.#apply(onManualChange(this.#state, this.#canaryPercent(), 'a change while stopped'), 'restart', null);
+      // The weights may have moved while we were down; the person's change wins, as live (a dry run's are the people's anyway).
+      if (!deps.plan.dryRun) this.#apply(onManualChange(this.#state, this.#canaryPercent(), 'a change while stopped'), 'restart', null);
     }
   }
 
@@ -247,34 +259,85 @@ export class RolloutController {
     for (const c of verdict.checks) {
       if (c.value !== null && Number.isFinite(c.value)) this.#metrics.check.set({ check: c.check satisfies CheckName }, c.value);
     }
-    this.#apply(onCheck(plan, before, verdict, at, evidence.canaryIdentity), 'rollout', null, verdict.checks);
+    const transition = onCheck(plan, before, verdict, at, evidence.canaryIdentity);
+    const gate = this.#gateOf(transition);
+    const failed = gate === undefined ? undefined : await this.#ask(gate, transition.state.weight);
+    // Moved while the hooks were asked (a command, a person's change): that move stands.
+    if (this.#stopped.signal.aborted || this.#state !== before) return verdict;
+    if (failed === undefined) this.#apply(transition, 'rollout', null, verdict.checks);
+    else this.#holdFor(failed, transition, 'rollout', null, verdict.checks);
     return verdict;
   }
 
+  /** The plan's hooks a move must pass first (its gate), when it has any for it. */
+  #gateOf(t: Transition): Gate | undefined {
+    const gate = t.action === undefined ? undefined : t.gate;
+    return gate !== undefined && this.deps.plan.hooks.some((h) => (gate.on as readonly HookEvent[]).includes(h.on)) ? gate : undefined;
+  }
+
+  /** Asks a gate's hooks: the first that does not answer 2xx in time, or undefined when all do. */
+  async #ask(gate: Gate, to: number): Promise<{ answer: HookAnswer; held: RolloutState } | undefined> {
+    const answer = await gateHooks(this.deps.plan.hooks, gate.on, this.#payload(gate.step, to));
+    if (answer === undefined) {
+      this.#hookFailure = undefined;
+      return undefined;
+    }
+    return { answer, held: gate.held };
+  }
+
+  /** A gating hook did not pass: the move is not made, the canary stays; said once until the hook's answer changes. */
+  #holdFor(failed: { answer: HookAnswer; held: RolloutState }, t: Transition, who: string, reason: string | null, checks?: readonly CheckResult[]): string {
+    const { answer, held } = failed;
+    const text = `${describeAnswer(answer)}: the move to ${t.state.weight}% is not made, the canary stays at ${held.weight}% (a miss; asked again ${who === 'rollout' ? 'at the next check' : 'when the command is given again'})`;
+    const key = `${answer.hook} ${answer.status ?? answer.error}`;
+    const said = this.#hookFailure === key;
+    this.#hookFailure = key;
+    const state = { ...held, note: text };
+    this.#apply(said ? { state } : { state, action: 'hook', text }, who, reason, checks, { hook: answer });
+    return text;
+  }
+
+  /** What a hook is told: the rollout, the step concerned, the weights and the last verdict. */
+  #payload(step: number, to: number): Record<string, unknown> {
+    const { plan } = this.deps;
+    const s = plan.steps[step]!;
+    return {
+      rollout: { canary: plan.canary, baseline: plan.baseline },
+      phase: this.#state.phase,
+      dryRun: plan.dryRun,
+      step: { index: step, number: step + 1, of: plan.steps.length, weight: s.weight },
+      canary: { from: this.#state.weight, to },
+      weights: this.deps.store.view().weights,
+      lastVerdict: this.#verdict,
+    };
+  }
+
   /**
-   * A start with a `drum-splitter replay` report (its JSON) standing in for the shadow phase: an
-   * InputError (a 400) unless it passes; NotNow (a 409) as for start.
+   * A person's command; NotNow (a 409) when it does not fit the state, or when a gating hook
+   * does not pass (the move is not made; a decision says why). A start's `replayReport` (a
+   * `drum-splitter replay` report's JSON) stands in for the shadow phase: an InputError (a 400)
+   * unless it passes.
    */
-  startWithReplay(report: unknown, who: string, reason: string | null): RolloutView {
-    const replay = replayStandIn(report);
-    this.#refuseStartUnderClaim();
-    const transition = onReplayStart(this.deps.plan, this.#state, replay, this.deps.now());
-    this.deps.evidence.reset();
-    this.#apply(transition, who, reason, undefined, { replay });
-    return this.view();
-  }
-
-  #refuseStartUnderClaim(): void {
+  async command(command: Command, who: string, reason: string | null, opts: Omit<CommandOptions, 'current'> & { readonly replayReport?: unknown } = {}): Promise<RolloutView> {
+    const { replayReport, ...options } = opts;
+    const replay = command === 'start' && replayReport !== undefined ? replayStandIn(replayReport) : undefined;
     const claim = this.#claimNow();
-    if (claim !== undefined) throw new NotNow(`this fleet's rollout is run by the controller at ${claim.controller} (${claim.who}); start it there`);
-  }
-
-  /** A person's command; NotNow (a 409) when it does not fit the state. */
-  command(command: Command, who: string, reason: string | null): RolloutView {
-    if (command === 'start') this.#refuseStartUnderClaim();
-    const transition = onCommand(this.deps.plan, this.#state, command, this.deps.now());
-    if (command === 'start') this.deps.evidence.reset();
-    this.#apply(transition, who, reason);
+    const starts = command === 'start' || command === 'retry';
+    if (starts && claim !== undefined) {
+      throw new NotNow(`this fleet's rollout is run by the controller at ${claim.controller} (${claim.who}); ${command} it there`);
+    }
+    const before = this.#state;
+    // A dry run lowers nothing: nothing to refuse.
+    const given = { ...options, current: this.#canaryPercent(), ...(this.deps.plan.dryRun ? { force: true } : {}) };
+    const now = this.deps.now();
+    const transition = replay === undefined ? onCommand(this.deps.plan, before, command, now, given) : onReplayStart(this.deps.plan, before, replay, now, given);
+    // Without hooks to ask, carried out at once (no await): callers that do not wait see it done.
+    const gate = this.#gateOf(transition);
+    const failed = gate === undefined ? undefined : await this.#ask(gate, transition.state.weight);
+    if (this.#state !== before) throw new NotNow('the rollout changed while its hooks were asked; read it again');
+    if (failed !== undefined) throw new NotNow(this.#holdFor(failed, transition, who, reason), { hook: failed.answer });
+    if (starts) this.deps.evidence.reset();
+    this.#apply(transition, who, reason, undefined, replay === undefined ? undefined : { replay });
     return this.view();
   }
 
@@ -311,6 +374,7 @@ export class RolloutController {
         settle: plan.settle,
         confirm: plan.confirm,
         minP99DifferenceMs: plan.minP99DifferenceMs,
+        dryRun: plan.dryRun,
       },
       settling: ACTIVE.has(s.phase) ? s.settling : 0,
       strikes: s.strikes,
@@ -339,11 +403,20 @@ export class RolloutController {
     return percentages(this.deps.upstreams, this.deps.store.state.shares)[this.deps.plan.canary]!;
   }
 
-  /** Carries out a transition: the weight, then the record, log, metrics, webhooks and saved state. */
-  #apply(t: Transition, who: string, reason: string | null, checks?: readonly CheckResult[], extra?: Pick<Decision, 'replay'>): void {
-    const from = this.#state.weight;
+  /**
+   * Carries out a transition: the weight, then the record, log, metrics, webhooks and saved state;
+   * at an end, the post-rollout hooks, at a rollback the rollback ones. A dry run moves no weight
+   * and says each decision as what it would do.
+   */
+  #apply(t: Transition, who: string, reason: string | null, checks?: readonly CheckResult[], extra?: Pick<Decision, 'replay' | 'hook'>): void {
     const { store, upstreams, plan, log } = this.deps;
-    if (t.weight !== undefined && t.weight !== this.#canaryPercent()) {
+    // A move starts from the live weight: after a rollout ended, people may have set another (a dry run's starts from its own).
+    const from = t.weight !== undefined && !plan.dryRun ? this.#canaryPercent() : this.#state.weight;
+    const before = this.#state.phase;
+    if (t.weight !== undefined && plan.dryRun) {
+      // The machine's state moves as if the weight had: the next step is judged on the traffic the canary has.
+      this.deps.evidence.reset();
+    } else if (t.weight !== undefined && t.weight !== this.#canaryPercent()) {
       const shares = applyWeights(upstreams, store.state.shares, { [plan.canary]: t.weight }, 'rollout');
       // Set before the store tells its subscribers, so our own change is not taken for a person's.
       this.#state = t.state;
@@ -354,10 +427,11 @@ export class RolloutController {
     }
     this.#state = t.state;
     if (t.action !== undefined) {
+      const text = plan.dryRun ? `would: ${t.text}` : t.text;
       const decision: Decision = {
         at: new Date(this.deps.now()).toISOString(),
         action: t.action,
-        text: t.text,
+        text,
         from,
         to: t.state.weight,
         phase: t.state.phase,
@@ -367,13 +441,16 @@ export class RolloutController {
         ...(checks === undefined ? {} : { checks }),
         ...mismatchOf(t, checks),
         ...extra,
+        ...(plan.dryRun ? { dryRun: true as const } : {}),
       };
       this.#decisions.push(decision);
       if (this.#decisions.length > DECISIONS_LIMIT) this.#decisions.splice(0, this.#decisions.length - DECISIONS_LIMIT);
       this.#metrics.decisions.inc({ action: t.action });
-      const level = t.action === 'rollback' || t.action === 'reduce' ? 'warn' : 'info';
-      log[level]({ action: t.action, from, to: t.state.weight, phase: t.state.phase, who, reason }, `rollout: ${t.text}`);
-      this.deps.notifier.send({ action: t.action, text: `drum-splitter rollout (${plan.canary}): ${t.text}`, from, to: t.state.weight, at: decision.at, phase: t.state.phase, who, reason, ...mismatchOf(t, checks), ...extra });
+      const level = t.action === 'rollback' || t.action === 'reduce' || t.action === 'hook' ? 'warn' : 'info';
+      log[level]({ action: t.action, from, to: t.state.weight, phase: t.state.phase, who, reason, ...(plan.dryRun ? { dryRun: true } : {}) }, `rollout: ${text}`);
+      this.deps.notifier.send({ action: t.action, text: `drum-splitter rollout (${plan.canary}): ${text}`, from, to: t.state.weight, at: decision.at, phase: t.state.phase, who, reason, ...mismatchOf(t, checks), ...extra, ...(plan.dryRun ? { dryRun: true } : {}) });
+      if (ENDS.has(t.state.phase) && t.state.phase !== before) this.#tell('post-rollout');
+      if (t.action === 'rollback' || t.action === 'abort') this.#tell('rollback');
     }
     this.deps.save?.({ format: 1, state: this.#state, decisions: this.#decisions });
     this.#syncShadow();
@@ -383,6 +460,26 @@ export class RolloutController {
   #syncShadow(): void {
     const step = this.deps.plan.steps[this.#state.step];
     this.deps.shadow?.set(ACTIVE.has(this.#state.phase) && step?.shadow !== undefined ? step.shadow : undefined);
+  }
+
+  /** post-rollout and rollback hooks: told, their answers logged; nothing waits on them. */
+  #tell(on: HookEvent): void {
+    const hooks = this.deps.plan.hooks.filter((h) => h.on === on);
+    if (hooks.length === 0) return;
+    const payload = this.#payload(this.#state.step, this.#state.weight);
+    for (const hook of hooks) {
+      const told = callHook(hook, payload).then((answer) => {
+        if (answer.ok) this.deps.log.info({ hook: answer }, `rollout: ${describeAnswer(answer)}`);
+        else this.deps.log.warn({ hook: answer }, `rollout: ${describeAnswer(answer)} (it gates nothing)`);
+      });
+      this.#told.add(told);
+      void told.finally(() => this.#told.delete(told));
+    }
+  }
+
+  /** Resolves once the post-rollout and rollback hooks called so far have answered (or failed). */
+  async told(): Promise<void> {
+    await Promise.all(this.#told);
   }
 }
 

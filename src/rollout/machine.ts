@@ -1,7 +1,8 @@
 import { describeIdentity } from '../observe/health.js';
 import type { Verdict } from './checks.js';
 import type { Fresh } from './evidence.js';
-import { formatDuration, stepName, type RolloutPlan } from './plan.js';
+import { InputError } from '../common/input-error.js';
+import { describePlan, formatDuration, stepName, type RolloutPlan } from './plan.js';
 import type { ReplayStandIn } from './replay-report.js';
 
 /**
@@ -40,6 +41,8 @@ export interface RolloutState {
   readonly strikes: number;
   /** Which server and model the canary was at the last check (DRUM's /info/); null before it is known. */
   readonly canary: string | null;
+  /** The step a reduction or rollback began at (the one that failed): where `retry` goes back to. Absent before any. */
+  readonly failedStep?: number;
 }
 
 export const INITIAL: RolloutState = { phase: 'idle', step: -1, weight: 0, heldMs: 0, lastCheckAt: null, reduceAt: null, note: null, settling: 0, strikes: 0, canary: null };
@@ -50,7 +53,7 @@ export const INITIAL: RolloutState = { phase: 'idle', step: -1, weight: 0, heldM
  * without a weight change (after settling, or to confirm a failing window).
  */
 export type Transition =
-  | { readonly state: RolloutState; readonly weight?: undefined; readonly action?: undefined; readonly text?: undefined; readonly fresh?: Fresh }
+  | { readonly state: RolloutState; readonly weight?: undefined; readonly action?: undefined; readonly text?: undefined; readonly fresh?: Fresh; readonly gate?: undefined }
   | {
       readonly state: RolloutState;
       readonly fresh?: Fresh;
@@ -59,7 +62,19 @@ export type Transition =
       /** What happened: the decision log's action. */
       readonly action: DecisionAction;
       readonly text: string;
+      /**
+       * The hooks that must answer 2xx before this move is carried out (hooks.ts), the step they
+       * are about, and the state to keep when one does not: the canary stays where it is.
+       */
+      readonly gate?: Gate;
     };
+
+/** A move's hooks: `on` in the order called; `step` the step moved to (pre-step) or whose hold is done (confirm-step). */
+export interface Gate {
+  readonly on: readonly ('confirm-step' | 'pre-step')[];
+  readonly held: RolloutState;
+  readonly step: number;
+}
 /** A transition that decided something. */
 type Decided = Extract<Transition, { readonly text: string }>;
 
@@ -77,6 +92,9 @@ export type DecisionAction =
   | 'complete'
   | 'hold'
   | 'suspect'
+  | 'promote_full'
+  | 'retry'
+  | 'hook'
   /** The shadow phase held with every check passing (or a passing replay report stood in for it): the canary's first step. */
   | 'shadow_pass';
 
@@ -139,7 +157,7 @@ export function onCheck(plan: RolloutPlan, state: RolloutState, verdict: Verdict
   // The immediate triggers act in every active phase (a paused canary still takes traffic), and
   // while settling: a client's 5xx is no artefact of a cold start.
   if (verdict.action === 'rollback') {
-    return { state: { ...checked, phase: 'rolled_back', weight: 0, reduceAt: null, note: verdict.text }, weight: 0, action: 'rollback', text: `${verdict.text} → canary to 0% at once` };
+    return { state: { ...checked, phase: 'rolled_back', weight: 0, reduceAt: null, note: verdict.text, failedStep: failedStep(state) }, weight: 0, action: 'rollback', text: `${verdict.text} → canary to 0% at once` };
   }
   // What the first interval after a change measures is partly the change: its latencies are not judged, the time not held.
   if (state.settling > 0) return { state: { ...checked, settling: state.settling - 1 }, fresh: 'latency' };
@@ -200,45 +218,92 @@ function judged(plan: RolloutPlan, checked: RolloutState, verdict: Verdict, now:
     const text = `${stepName(step)} held with every check passing; waiting for approval to go to ${fmt(plan.steps[checked.step + 1]!.weight)}`;
     return { state: { ...checked, heldMs, phase: 'awaiting_approval', note: text }, action: 'await_approval', text };
   }
-  const passed = promote(plan, checked, `${stepName(step)} held with every check passing`);
+  const passed = promote(plan, { ...checked, heldMs }, `${stepName(step)} held with every check passing`);
   return step.shadow === undefined ? passed : { ...passed, action: 'shadow_pass' };
 }
 
+/** To the next step; its confirm-step and pre-step hooks first, the hold done kept while they do not answer. */
 function promote(plan: RolloutPlan, state: RolloutState, why: string): Decided {
   const step = state.step + 1;
   const weight = plan.steps[step]!.weight;
-  return { state: { ...moved(plan, state), phase: 'running', step, weight, heldMs: 0, note: null }, weight, action: 'promote', text: `${why} → canary to ${fmt(weight)}` };
+  return {
+    state: { ...moved(plan, state), phase: 'running', step, weight, heldMs: 0, note: null },
+    weight,
+    action: 'promote',
+    text: `${why} → canary to ${fmt(weight)}`,
+    gate: { on: ['confirm-step', 'pre-step'], held: state, step },
+  };
 }
+
+/** Where a run of reductions (or a rollback) began: kept through the reductions, for retry. */
+const failedStep = (state: RolloutState): number => (state.phase === 'reducing' && state.failedStep !== undefined ? state.failedStep : state.step);
 
 function reduce(plan: RolloutPlan, state: RolloutState, verdict: Verdict, now: number): Decided {
   const weight = reducedWeight(state.weight);
   if (weight === 0) {
-    return { state: { ...state, phase: 'rolled_back', weight: 0, reduceAt: null, note: verdict.text }, weight: 0, action: 'rollback', text: `${verdict.text} → canary to 0%` };
+    return { state: { ...state, phase: 'rolled_back', weight: 0, reduceAt: null, note: verdict.text, failedStep: failedStep(state) }, weight: 0, action: 'rollback', text: `${verdict.text} → canary to 0%` };
   }
-  const next = { ...moved(plan, state), phase: 'reducing' as const, step: stepAt(plan, weight), weight, heldMs: 0, reduceAt: now + plan.rollback.reductionWaitMs, note: verdict.text };
+  const next = { ...moved(plan, state), phase: 'reducing' as const, step: stepAt(plan, weight), weight, heldMs: 0, reduceAt: now + plan.rollback.reductionWaitMs, note: verdict.text, failedStep: failedStep(state) };
   return { state: next, weight, action: 'reduce', text: `${verdict.text} → canary reduced to ${fmt(weight)}, checked again in ${formatDuration(plan.rollback.reductionWaitMs)}` };
 }
 
 /** A person's command, or the refusal (a 409) when it does not fit the state. */
-export type Command = 'start' | 'pause' | 'resume' | 'approve' | 'abort';
+export type Command = 'start' | 'pause' | 'resume' | 'approve' | 'abort' | 'retry' | 'promote';
 
 export class NotNow extends Error {
-  constructor(message: string) {
+  /** Fields the 409's body carries besides the message, for a client to act on (the console's confirmation). */
+  readonly details: Readonly<Record<string, unknown>>;
+  constructor(message: string, details: Readonly<Record<string, unknown>> = {}) {
     super(message);
     this.name = 'NotNow';
+    this.details = details;
   }
 }
 
-export function onCommand(plan: RolloutPlan, state: RolloutState, command: Command, now: number): Transition {
+/** What start, retry and promote take besides the command. */
+export interface CommandOptions {
+  /** The canary's percent in the weights now (a person may have set it); default: the state's. */
+  readonly current?: number;
+  /** start, retry: the step to go to, counted from 1 (GET /rollout's step.index + 1). */
+  readonly atStep?: number;
+  /** start: the step that holds the canary's current weight, the last not above it. */
+  readonly fromCurrent?: boolean;
+  /** start, retry: even when it lowers the canary. */
+  readonly force?: boolean;
+  /** promote: to 100% now. */
+  readonly full?: boolean;
+}
+
+export function onCommand(plan: RolloutPlan, state: RolloutState, command: Command, now: number, opts: CommandOptions = {}): Transition {
   const { phase } = state;
   switch (command) {
     case 'start': {
       if (ACTIVE.has(phase)) throw new NotNow(`the rollout is already ${phase}; abort it first to start again`);
-      const { weight, shadow } = plan.steps[0]!;
-      const text = shadow === undefined
-        ? `rollout started → canary to ${fmt(weight)}`
-        : `rollout started: the shadow phase, ${stepName(plan.steps[0]!).slice('shadow '.length)} of the baseline's requests copied to the canary → canary to 0%`;
-      return { state: { ...moved(plan, INITIAL), phase: 'running', step: 0, weight, lastCheckAt: now }, weight, action: 'start', text };
+      if (opts.fromCurrent === true && opts.atStep !== undefined) throw new InputError('give a step (atStep) or the current one (fromCurrent), not both', 'fromCurrent');
+      const current = opts.current ?? state.weight;
+      const step = opts.fromCurrent === true ? stepAt(plan, current) : chosenStep(plan, opts.atStep, 0);
+      const at = step === 0 ? '' : ` at step ${step + 1} of ${plan.steps.length}`;
+      const from = opts.fromCurrent === true ? ` (the step at or under the canary's ${fmt(current)}, or the first)` : '';
+      // --from-current asks for the step under the canary: lowering it to that step is what was asked.
+      return begin(plan, state, step, now, 'start', `rollout started${at}${from}`, opts.fromCurrent === true ? { ...opts, force: true } : opts, current);
+    }
+    case 'retry': {
+      if (phase !== 'rolled_back' && phase !== 'aborted') throw new NotNow(`nothing to retry: the rollout is ${phase}; retry follows a rollback or an abort`);
+      // A plan changed since may have fewer steps: its last, then.
+      const step = chosenStep(plan, opts.atStep, Math.min(state.failedStep ?? Math.max(0, state.step), plan.steps.length - 1));
+      return begin(plan, state, step, now, 'retry', `rollout retried at step ${step + 1} of ${plan.steps.length}`, opts, opts.current ?? state.weight);
+    }
+    case 'promote': {
+      if (opts.full !== true) throw new NotNow('promote takes full: true (to 100% now); to go on by one step waiting for approval, approve');
+      if (!ACTIVE.has(phase)) throw new NotNow(`nothing to promote: the rollout is ${phase}; start it (at a step, if need be) first`);
+      const last = plan.steps.length - 1;
+      // A plan ending at 100% keeps watching the canary through its last hold (the seed's week of observation); one ending below has no step left at 100%.
+      const watched = plan.steps[last]!.weight === 100;
+      const text = `promoted fully at ${fmt(state.weight)} → canary to 100%${watched ? `, the last step's hold (${formatDuration(plan.steps[last]!.holdMs)}) still watched` : ': rollout complete'}`;
+      const next: RolloutState = watched
+        ? { ...moved(plan, state), phase: 'running', step: last, weight: 100, heldMs: 0, lastCheckAt: now, reduceAt: null, note: null }
+        : { ...moved(plan, state), phase: 'complete', step: last, weight: 100, lastCheckAt: now, reduceAt: null, note: text };
+      return { state: next, weight: 100, action: 'promote_full', text, gate: { on: ['pre-step'], held: state, step: last } };
     }
     case 'pause': {
       if (phase !== 'running' && phase !== 'awaiting_approval' && phase !== 'reducing') throw new NotNow(`nothing to pause: the rollout is ${phase}`);
@@ -262,7 +327,7 @@ export function onCommand(plan: RolloutPlan, state: RolloutState, command: Comma
     case 'abort': {
       if (!ACTIVE.has(phase)) throw new NotNow(`nothing to abort: the rollout is ${phase}`);
       const text = `aborted at ${fmt(state.weight)} → canary to 0%`;
-      return { state: { ...state, phase: 'aborted', weight: 0, reduceAt: null, note: text }, weight: 0, action: 'abort', text };
+      return { state: { ...state, phase: 'aborted', weight: 0, reduceAt: null, note: text, failedStep: failedStep(state) }, weight: 0, action: 'abort', text };
     }
   }
 }
@@ -272,11 +337,41 @@ export function onCommand(plan: RolloutPlan, state: RolloutState, command: Comma
  * the shadow phase, which is skipped — the rollout starts at the first canary step, its decision
  * the report's numbers. A plan without a shadow phase starts as usual, the report recorded.
  */
-export function onReplayStart(plan: RolloutPlan, state: RolloutState, replay: ReplayStandIn, now: number): Transition {
-  const started = onCommand(plan, state, 'start', now) as Decided;
+export function onReplayStart(plan: RolloutPlan, state: RolloutState, replay: ReplayStandIn, now: number, opts: CommandOptions = {}): Transition {
+  const started = onCommand(plan, state, 'start', now, opts) as Decided;
   const numbers = `replay report: ${replay.text}`;
-  if (plan.steps[0]!.shadow === undefined) return { ...started, text: `${started.text} (${numbers})` };
-  return { ...promote(plan, started.state, `rollout started; the shadow phase is passed by the ${numbers}`), action: 'start' };
+  if (plan.steps[started.state.step]!.shadow === undefined) return { ...started, text: `${started.text} (${numbers})` };
+  // The first canary step's pre-step hooks are asked; there is no shadow hold to confirm.
+  const passed = promote(plan, started.state, `rollout started; the shadow phase is passed by the ${numbers}`);
+  return { ...passed, action: 'start', gate: { on: ['pre-step'], held: state, step: passed.state.step } };
+}
+
+/** A step counted from 1, as people and the console count them; `fallback` (from 0) when none is given. */
+function chosenStep(plan: RolloutPlan, atStep: number | undefined, fallback: number): number {
+  if (atStep === undefined) return fallback;
+  if (!Number.isSafeInteger(atStep) || atStep < 1 || atStep > plan.steps.length) {
+    throw new InputError(`${atStep} is not a step of the plan: 1 to ${plan.steps.length} (${describePlan(plan)})`, 'atStep');
+  }
+  return atStep - 1;
+}
+
+/**
+ * start and retry: running at `step`, its pre-step hooks first. Refused when it would lower a
+ * canary above the step (set by hand, or left at 100% by a complete rollout) unless forced.
+ */
+function begin(plan: RolloutPlan, held: RolloutState, step: number, now: number, action: 'start' | 'retry', said: string, opts: CommandOptions, current: number): Decided {
+  const weight = plan.steps[step]!.weight;
+  if (weight < current && opts.force !== true) {
+    throw new NotNow(
+      `${action} would lower the canary from ${fmt(current)} to ${fmt(weight)} (step ${step + 1} of ${plan.steps.length}); ` +
+        `to do so, ${action} with force (--force); to carry on from the canary's weight, start from the current step (--from-current)${action === 'start' ? '' : ' or at a step (--at-step N)'}`,
+      { lowers: { from: current, to: weight, step: step + 1 } },
+    );
+  }
+  const state: RolloutState = { ...moved(plan, INITIAL), phase: 'running', step, weight, lastCheckAt: now };
+  const { shadow } = plan.steps[step]!;
+  const what = shadow === undefined ? '' : `: the shadow phase, ${stepName(plan.steps[step]!).slice('shadow '.length)} of the baseline's requests copied to the canary`;
+  return { state, weight, action, text: `${said}${what} → canary to ${fmt(weight)}`, gate: { on: ['pre-step'], held, step } };
 }
 
 /** Someone else changed the canary's weight (admin, file, environment): the person wins, the rollout pauses. */

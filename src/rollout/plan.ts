@@ -58,6 +58,22 @@ export interface RolloutPlan {
   readonly steps: readonly RolloutStep[];
   readonly rollback: RollbackThresholds;
   readonly notify: readonly string[];
+  /** Called around the steps (hooks.ts); pre-step and confirm-step ones must answer 2xx before the canary moves. */
+  readonly hooks: readonly RolloutHook[];
+  /** Judge and decide as usual, say each decision as "would …", move no weight. */
+  readonly dryRun: boolean;
+}
+
+/** When a hook is called: before the canary moves to a step, when a step's hold is done (before the promotion), when the rollout ends, on a rollback. */
+export type HookEvent = 'pre-step' | 'confirm-step' | 'post-rollout' | 'rollback';
+export const HOOK_EVENTS: readonly HookEvent[] = ['pre-step', 'confirm-step', 'post-rollout', 'rollback'];
+
+export interface RolloutHook {
+  readonly name: string;
+  readonly on: HookEvent;
+  readonly url: string;
+  /** The whole exchange must be done within it; a hook that takes longer has failed. */
+  readonly timeoutMs: number;
 }
 
 const SECOND = 1000;
@@ -118,7 +134,9 @@ const DEFAULT_CONFIRM = 2;
 // several ms on a busy 2-core machine (the README's "How well it decides").
 export const DEFAULT_MIN_P99_DIFFERENCE = '5ms';
 
-const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'settle', 'confirm', 'minP99Difference', 'steps', 'rollback', 'notify', 'maxMismatchRate'];
+const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'settle', 'confirm', 'minP99Difference', 'steps', 'rollback', 'notify', 'maxMismatchRate', 'hooks', 'dryRun'];
+const HOOK_KEYS = ['name', 'on', 'url', 'timeout'];
+const DEFAULT_HOOK_TIMEOUT = '10s';
 const STEP_KEYS = ['weight', 'hold', 'maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'approve', 'shadow'];
 const ROLLBACK_KEYS = ['maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'pingTimeout', 'maxRssGrowthPerHour', 'reductionWait', 'maxMismatchRate'];
 
@@ -151,6 +169,8 @@ export function parsePlan(raw: unknown, upstreams: readonly string[]): RolloutPl
     steps: r.steps == null ? DEFAULT_STEPS : parseSteps(r.steps),
     rollback: parseRollback(r.rollback ?? {}, r.maxMismatchRate),
     notify: parseNotify(r.notify ?? []),
+    hooks: parseHooks(r.hooks ?? []),
+    dryRun: flag(r.dryRun ?? false, 'rollout.dryRun'),
   };
 }
 
@@ -232,8 +252,7 @@ function parseSteps(value: unknown): RolloutStep[] {
       maxP99Increase: s.maxP99Increase == null ? previous.maxP99Increase : increase(s.maxP99Increase, `${field}.maxP99Increase`),
       maxMemoryIncrease: s.maxMemoryIncrease == null ? previous.maxMemoryIncrease : increase(s.maxMemoryIncrease, `${field}.maxMemoryIncrease`),
     };
-    const approve = s.approve ?? false;
-    if (typeof approve !== 'boolean') throw new InputError(`"${String(approve)}" is not true or false`, `${field}.approve`);
+    const approve = flag(s.approve ?? false, `${field}.approve`);
     steps.push(step(toPercent(hundredths), holdMs, criteria, approve));
     previous = criteria;
     previousHundredths = hundredths;
@@ -319,4 +338,27 @@ function parseNotify(value: unknown): string[] {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InputError(`"${item}" is not an http:// or https:// URL`, field);
     return url.href;
   });
+}
+
+function flag(value: unknown, field: string): boolean {
+  if (typeof value !== 'boolean') throw new InputError(`"${String(value)}" is not true or false`, field);
+  return value;
+}
+
+function parseHooks(value: unknown): RolloutHook[] {
+  if (!Array.isArray(value)) throw new InputError(`must be a list of hooks, each { name, on: ${HOOK_EVENTS.join('|')}, url, timeout }`, 'rollout.hooks');
+  const hooks = value.map((item, i): RolloutHook => {
+    const field = `rollout.hooks[${i}]`;
+    const h = mapping(item, field, HOOK_KEYS);
+    if (typeof h.name !== 'string' || h.name.trim() === '') throw new InputError('needs a name, a non-empty string (decisions name the hook by it)', `${field}.name`);
+    if (!HOOK_EVENTS.includes(h.on as HookEvent)) throw new InputError(`"${String(h.on)}" is not one of ${HOOK_EVENTS.join(', ')}`, `${field}.on`);
+    if (typeof h.url !== 'string' || !URL.canParse(h.url)) throw new InputError(`"${String(h.url)}" is not a URL`, `${field}.url`);
+    const url = new URL(h.url);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InputError(`"${h.url}" is not an http:// or https:// URL`, `${field}.url`);
+    return { name: h.name, on: h.on as HookEvent, url: url.href, timeoutMs: parseDuration(h.timeout ?? DEFAULT_HOOK_TIMEOUT, `${field}.timeout`) };
+  });
+  const names = hooks.map((h) => h.name);
+  const twice = names.findIndex((n, i) => names.indexOf(n) !== i);
+  if (twice !== -1) throw new InputError(`"${names[twice]!}" names another hook too; each needs its own name`, `rollout.hooks[${twice}].name`);
+  return hooks;
 }

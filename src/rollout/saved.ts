@@ -3,6 +3,7 @@ import { InputError } from '../common/input-error.js';
 import { array, Corrupt, formatted, number, object, string, stringOrNull, word } from '../common/json-shape.js';
 import type { CheckResult } from './checks.js';
 import type { Decision, SavedRollout } from './controller.js';
+import type { HookAnswer } from './hooks.js';
 import { ACTIVE, PHASES, type DecisionAction, type Phase, type RolloutState } from './machine.js';
 import type { RolloutPlan } from './plan.js';
 import type { ReplayStandIn } from './replay-report.js';
@@ -40,6 +41,7 @@ function rolloutState(value: unknown): RolloutState {
     settling: st['settling'] === undefined ? 0 : integer(st['settling'], 'state.settling', 0),
     strikes: st['strikes'] === undefined ? 0 : integer(st['strikes'], 'state.strikes', 0),
     canary: st['canary'] === undefined ? null : stringOrNull(st['canary'], 'state.canary'),
+    ...(st['failedStep'] === undefined ? {} : { failedStep: integer(st['failedStep'], 'state.failedStep', 0) }),
   };
   if (phase === 'reducing' && state.reduceAt === null) throw new Corrupt('state.reduceAt must be a time while reducing');
   return state;
@@ -78,6 +80,9 @@ function decision(value: unknown, i: number): Decision {
     // Shown as they were: only their shape (an object) is checked.
     ...(d['mismatch'] === undefined ? {} : { mismatch: object(d['mismatch'], `${where}.mismatch`) }),
     ...(d['replay'] === undefined ? {} : { replay: object(d['replay'], `${where}.replay`) as unknown as ReplayStandIn }),
+    ...(d['dryRun'] === true ? { dryRun: true as const } : {}),
+    // A hook's answer, shown as it was.
+    ...(d['hook'] === undefined ? {} : { hook: object(d['hook'], `${where}.hook`) as unknown as HookAnswer }),
   };
 }
 
