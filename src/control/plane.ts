@@ -10,6 +10,7 @@ import type { RolloutController } from '../rollout/controller.js';
 import type { EvidenceSource } from '../rollout/evidence.js';
 import type { RolloutPlan } from '../rollout/plan.js';
 import { runRollout } from '../rollout/run.js';
+import type { VerifyBaseline } from '../rollout/verify.js';
 import { readSavedRollout, rolloutStatePath } from '../rollout/saved.js';
 import { reportWriteFailure, SnapshotWriter, stateWriteFailures } from '../weights/state-file.js';
 import { splitWeightGauge, WeightStore } from '../weights/store.js';
@@ -20,6 +21,8 @@ export interface Driven {
   readonly evidence: (plan: RolloutPlan) => EvidenceSource;
   /** After every check of the rollout (the fleet: bring the replicas to the weights). */
   readonly afterTick?: () => Promise<void>;
+  /** The baseline's checks after a rollback (rollout/verify.ts), for the plan. */
+  readonly verify?: (plan: RolloutPlan) => VerifyBaseline;
   /** Its part of the admin API. */
   readonly admin: Pick<AdminDeps, 'probe' | 'metrics' | 'recording' | 'shadow' | 'series' | 'rolloutExtra'>;
   /** Once the admin API listens and the rollout runs: what it watches of its own begins. */
@@ -85,7 +88,7 @@ export async function startControlPlane<D extends Driven>(startup: Startup, opts
     ? undefined
     : runRollout(config.rollout, {
       store, upstreams, log, saved, statePath: config.state, registry: metrics.registry, stateFailures,
-      evidence: driven.evidence(config.rollout), afterTick: driven.afterTick,
+      evidence: driven.evidence(config.rollout), afterTick: driven.afterTick, verify: driven.verify?.(config.rollout),
     });
   const admin = createAdmin({ ...driven.admin, store, upstreams, tokens, log, rollout: rollout?.controller, notSaved: () => notSaved([writer, rollout?.file]) });
   try {

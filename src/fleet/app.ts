@@ -11,6 +11,8 @@ import { startControlPlane, type Driven } from '../control/plane.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { RolloutController } from '../rollout/controller.js';
 import type { RolloutPlan } from '../rollout/plan.js';
+import { verifyUrl } from '../rollout/verify.js';
+import { verifyRequestSource } from '../replay/verify-input.js';
 import { applyWeights } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
 import { CONTROLLER_ADMIN } from './options.js';
@@ -155,6 +157,12 @@ async function driveFleet(
     evidence: () => new PrometheusEvidence({ url: prometheus.href, plan, timeoutMs: TIMEOUT_MS, log, now: Date.now }),
     // Each tick: the check on Prometheus's answer, then the replicas follow (and their claims are renewed).
     afterTick: reconcile,
+    // The baseline as the replicas reach it: the config's URL (a Service), not through one replica, whose own proxy may be what failed.
+    verify: (p) => {
+      const requests = verifyRequestSource(p.verify.requests, () => undefined);
+      const baseline = config.upstreams[0]!;
+      return (canaryIdentity, signal) => verifyUrl(baseline.name, baseline.url, { timeoutMs: p.verify.timeoutMs, canaryIdentity, requests, signal });
+    },
     admin: {
       probe: async () => ({ prometheus: await ready(prometheus) }),
       metrics,

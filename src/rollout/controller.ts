@@ -8,6 +8,7 @@ import type { EvidenceSource } from './evidence.js';
 import { ACTIVE, NotNow, onCheck, onCommand, onManualChange, onStartup, PHASES, type Command, type DecisionAction, type RolloutState, type Transition } from './machine.js';
 import type { Notifier } from './notify.js';
 import { describePlan, type RolloutPlan } from './plan.js';
+import { verificationOutcome, type Verification, type VerifyBaseline } from './verify.js';
 
 /** The weight store's source for the rollout's own changes. */
 export const ROLLOUT_SOURCE = 'rollout';
@@ -27,6 +28,8 @@ export interface Decision {
   readonly who: string;
   readonly reason: string | null;
   readonly checks?: readonly CheckResult[];
+  /** A verification of the baseline after a rollback: each item of the seed's checklist. */
+  readonly verification?: Verification;
 }
 
 /** What a restart resumes from (kept next to the --state file). */
@@ -82,6 +85,8 @@ export interface ControllerDeps {
   readonly afterTick?: (() => Promise<void>) | undefined;
   readonly saved?: SavedRollout | undefined;
   readonly save?: (saved: SavedRollout) => void;
+  /** Checks the baseline after the canary is brought to 0% from above (rollout/verify.ts); none when absent. */
+  readonly verify?: VerifyBaseline | undefined;
 }
 
 /**
@@ -105,6 +110,8 @@ export class RolloutController {
   /** Aborted by stop(): a gather still waiting gives up, no tick starts after. */
   readonly #stopped = new AbortController();
   readonly #unsubscribe: (() => void)[] = [];
+  /** Verifications of the baseline under way; stop() waits for them. */
+  readonly #verifying = new Set<Promise<void>>();
   readonly #metrics: { step: Gauge; state: Gauge<'state'>; check: Gauge<'check'>; decisions: Counter<'action'> };
 
   constructor(private readonly deps: ControllerDeps) {
@@ -162,7 +169,7 @@ export class RolloutController {
     this.#next = undefined;
     this.deps.evidence.stop?.();
     for (const off of this.#unsubscribe.splice(0)) off();
-    await this.#running?.done;
+    await Promise.all([this.#running?.done, ...this.#verifying]);
   }
 
   /**
@@ -314,7 +321,7 @@ export class RolloutController {
   }
 
   /** Carries out a transition: the weight, then the record, log, metrics, webhooks and saved state. */
-  #apply(t: Transition, who: string, reason: string | null, checks?: readonly CheckResult[]): void {
+  #apply(t: Transition, who: string, reason: string | null, checks?: readonly CheckResult[], verification?: Verification): void {
     const from = this.#state.weight;
     const { store, upstreams, plan, log } = this.deps;
     if (t.weight !== undefined && t.weight !== this.#canaryPercent()) {
@@ -339,15 +346,34 @@ export class RolloutController {
         who,
         reason,
         ...(checks === undefined ? {} : { checks }),
+        ...(verification === undefined ? {} : { verification }),
       };
       this.#decisions.push(decision);
       if (this.#decisions.length > DECISIONS_LIMIT) this.#decisions.splice(0, this.#decisions.length - DECISIONS_LIMIT);
       this.#metrics.decisions.inc({ action: t.action });
       const level = t.action === 'rollback' || t.action === 'reduce' ? 'warn' : 'info';
       log[level]({ action: t.action, from, to: t.state.weight, phase: t.state.phase, who, reason }, `rollout: ${t.text}`);
-      this.deps.notifier.send({ action: t.action, text: `drum-splitter rollout (${plan.canary}): ${t.text}`, from, to: t.state.weight, at: decision.at, phase: t.state.phase, who, reason });
+      this.deps.notifier.send({ action: t.action, text: `drum-splitter rollout (${plan.canary}): ${t.text}`, from, to: t.state.weight, at: decision.at, phase: t.state.phase, who, reason, ...(verification === undefined ? {} : { verification }) });
     }
     this.deps.save?.({ format: 1, state: this.#state, decisions: this.#decisions });
+    // A rollback, an abort, or a person's weights (already in the store when we hear of them): whichever took the canary to 0%, the baseline now takes all.
+    if (t.action !== undefined && from > 0 && t.state.weight === 0 && this.#canaryPercent() === 0) this.#verifyBaseline();
+  }
+
+  /** The seed's checks of the baseline after a rollback, then their decision: verified or verification_failed, each item in it. */
+  #verifyBaseline(): void {
+    const { verify, plan } = this.deps;
+    if (verify === undefined) return;
+    const run = verify(this.#state.canary, this.#stopped.signal).then(
+      (items) => {
+        if (this.#stopped.signal.aborted) return;
+        const outcome = verificationOutcome(items, `the baseline ${plan.baseline}`);
+        this.#apply({ state: this.#state, action: outcome.action, text: outcome.text }, 'rollout', null, undefined, { items });
+      },
+      (err: unknown) => this.deps.log.error({ err: (err as Error).message }, 'rollout: the verification of the baseline could not run'),
+    );
+    this.#verifying.add(run);
+    void run.finally(() => this.#verifying.delete(run));
   }
 }
 

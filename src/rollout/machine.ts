@@ -75,7 +75,10 @@ export type DecisionAction =
   | 'abort'
   | 'complete'
   | 'hold'
-  | 'suspect';
+  | 'suspect'
+  // The baseline's checks after a rollback (rollout/verify.ts): they change no state.
+  | 'verified'
+  | 'verification_failed';
 
 /**
  * The seed's gradual reduction (ROLLBACK_PLAN.md): over 50% → 50, 25–50 → 25, 10–25 → 5,

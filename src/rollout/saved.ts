@@ -5,6 +5,7 @@ import type { CheckResult } from './checks.js';
 import type { Decision, SavedRollout } from './controller.js';
 import { ACTIVE, PHASES, type DecisionAction, type Phase, type RolloutState } from './machine.js';
 import type { RolloutPlan } from './plan.js';
+import type { Verification } from './verify.js';
 
 /** The rollout's own state file, beside the --state file: /data/state.json → /data/state.rollout.json. */
 export function rolloutStatePath(statePath: string): string {
@@ -56,6 +57,17 @@ function check(value: unknown, where: string): CheckResult {
   return c as CheckResult;
 }
 
+/** A verification's items (rollout/verify.ts), each { name, ok: true|false|null, detail }. */
+function verification(value: unknown, where: string): Verification {
+  const v = object(value, where);
+  const items = array(v['items'], `${where}.items`).map((raw, j) => {
+    const item = object(raw, `${where}.items[${j}]`);
+    if (item['ok'] !== null && typeof item['ok'] !== 'boolean') throw new Corrupt(`${where}.items[${j}].ok must be true, false or null, got ${JSON.stringify(item['ok'])}`);
+    return { name: string(item['name'], `${where}.items[${j}].name`), ok: item['ok'], detail: string(item['detail'], `${where}.items[${j}].detail`) };
+  });
+  return { items };
+}
+
 function decision(value: unknown, i: number): Decision {
   const where = `decisions[${i}]`;
   const d = object(value, where);
@@ -74,6 +86,7 @@ function decision(value: unknown, i: number): Decision {
     who: string(d['who'], `${where}.who`),
     reason: stringOrNull(d['reason'], `${where}.reason`),
     ...(d['checks'] === undefined ? {} : { checks: array(d['checks'], `${where}.checks`).map((c, j) => check(c, `${where}.checks[${j}]`)) }),
+    ...(d['verification'] === undefined ? {} : { verification: verification(d['verification'], `${where}.verification`) }),
   };
 }
 
