@@ -602,6 +602,7 @@ t.test('a rollback: the baseline is verified after it, a decision with each item
   });
   t.same(r.saves.at(-1)!.decisions.at(-1)!.verification, { items: ITEMS }, 'saved with its items');
   t.equal(r.controller.view().phase, 'rolled_back', 'the state is as the rollback left it');
+  t.match(r.controller.view().lastVerification, { action: 'verified', text: /^the baseline flask verified/, items: ITEMS }, 'GET /rollout shows it');
   await notifier.flush();
   const sent = hook.seen.map((s) => JSON.parse(s.body.toString()) as Record<string, unknown>);
   t.match(sent.at(-1), { action: 'verified', from: 0, to: 0, verification: { items: ITEMS } });
@@ -611,6 +612,7 @@ t.test('a rollback: the baseline is verified after it, a decision with each item
 t.test("an abort, or a person's weights to 0%: verified too; failed items fail it; moves that leave the canary traffic verify nothing", async (t) => {
   const v = verifier();
   const r = rig(t, { verify: v.verify });
+  t.equal(r.controller.view().lastVerification, null);
   r.controller.command('start', 'alice', null);
   t.equal(v.calls.length, 0, 'a start verifies nothing');
   r.controller.command('abort', 'alice', 'enough');

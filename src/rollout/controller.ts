@@ -58,6 +58,8 @@ export interface RolloutView {
   readonly reduceAt: string | null;
   /** The fleet controller that runs this replica's rollout, while its claim holds; this process's own cannot start. */
   readonly controller: { readonly controller: string; readonly who: string; readonly until: string } | null;
+  /** The baseline's last verification after a rollback (its decision's); null before any. */
+  readonly lastVerification: Pick<Decision, 'at' | 'action' | 'text'> & Verification | null;
 }
 
 /** A fleet controller's claim on this process (PUT /rollout/controller): one judge per fleet. */
@@ -305,7 +307,13 @@ export class RolloutController {
       nextCheckAt: ACTIVE.has(s.phase) ? iso(this.#running?.at ?? this.#next?.at ?? null) : null,
       reduceAt: iso(s.reduceAt),
       controller: claim === undefined ? null : { controller: claim.controller, who: claim.who, until: iso(claim.until)! },
+      lastVerification: this.#lastVerification(),
     };
+  }
+
+  #lastVerification(): RolloutView['lastVerification'] {
+    const d = [...this.#decisions].reverse().find((x) => x.verification !== undefined);
+    return d === undefined ? null : { at: d.at, action: d.action, text: d.text, items: d.verification!.items };
   }
 
   get decisions(): readonly Decision[] {
