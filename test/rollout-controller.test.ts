@@ -606,6 +606,8 @@ t.test('a rollback: the baseline is verified after it, a decision with each item
   await notifier.flush();
   const sent = hook.seen.map((s) => JSON.parse(s.body.toString()) as Record<string, unknown>);
   t.match(sent.at(-1), { action: 'verified', from: 0, to: 0, verification: { items: ITEMS } });
+  t.notOk('next' in sent.at(-1)!, 'nothing comes next of a rolled-back rollout');
+  t.same(sent[0]!.next, { weight: 50, inMs: 3 * MIN, approve: false }, "the start's notice says what comes next, and when");
   t.equal(sampleSum(await r.registry.metrics(), 'drum_rollout_decisions_total', { action: 'verified' }), 1);
 });
 

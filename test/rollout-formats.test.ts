@@ -1,6 +1,6 @@
 /** Each webhook format, for every action, checked against the service's documented schema (test/fixtures/webhooks/). */
 import t from 'tap';
-import { cut, dedupKey, renderEvent, summaryLines, tone, verificationLines } from '../src/rollout/formats.js';
+import { cut, dedupKey, nextLine, renderEvent, summaryLines, tone, verificationLines } from '../src/rollout/formats.js';
 import type { RolloutEvent } from '../src/rollout/notify.js';
 import type { NotifyTarget } from '../src/rollout/plan.js';
 import { schemaErrors } from './helpers/webhooks.js';
@@ -51,7 +51,7 @@ const EVENTS: RolloutEvent[] = [
   event('verification_failed', { verification: VERIFICATION }),
   event('summary', { summary: SUMMARY }),
   event('rollback', { mismatch: MISMATCH }),
-  event('promote', { reason: 'ship it', who: 'alice', phase: 'running' }),
+  event('promote', { reason: 'ship it', who: 'alice', phase: 'running', next: { weight: 25, inMs: 172_800_000, approve: true } }),
 ];
 
 t.test('every action renders, in every format, valid against the service schema', async (t) => {
@@ -140,6 +140,16 @@ t.test('long text is cut to each limit, still valid', async (t) => {
   t.equal(pd.payload.summary.length, 1024);
   t.equal(cut('ab😀cd', 4), 'ab😀…', 'cut by code points, never inside one');
   t.equal(cut('abc', 3), 'abc');
+});
+
+t.test("the notice of what comes next: every step's notice says it before it comes", async (t) => {
+  t.equal(nextLine({ weight: 25, inMs: 172_800_000, approve: true }), '25% in 48h if every check passes, once a person approves');
+  t.equal(nextLine({ weight: 5, inMs: 1500.4, approve: false }), '5% in 1500ms if every check passes');
+  t.equal(nextLine({ weight: null, inMs: 604_800_000, approve: true }), 'complete in 7d if every check passes');
+  t.equal(nextLine({ weight: 5 }), undefined);
+  t.equal(nextLine(undefined), undefined);
+  const m = renderEvent(TARGETS.slack!, event('promote', { next: { weight: 25, inMs: 60_000, approve: false } }), CTX) as { blocks: { fields?: { text: string }[] }[] };
+  t.match(m.blocks[2]!.fields!.map((f) => f.text), ['*Canary*\nfastapi: 10% → 0%', '*Baseline*\nflask', '*Phase*\nrolled_back', '*By*\nrollout', '*Next*\n25% in 1m if every check passes', '*At*\n2026-12-07T11:00:00.000Z']);
 });
 
 t.test('summary and verification lines: what is not there is left out', async (t) => {

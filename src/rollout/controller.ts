@@ -361,7 +361,11 @@ export class RolloutController {
       this.#metrics.decisions.inc({ action: t.action });
       const level = t.action === 'rollback' || t.action === 'reduce' ? 'warn' : 'info';
       log[level]({ action: t.action, from, to: t.state.weight, phase: t.state.phase, who, reason }, `rollout: ${t.text}`);
-      this.deps.notifier.send({ action: t.action, text: `drum-splitter rollout (${plan.canary}): ${t.text}`, from, to: t.state.weight, at: decision.at, phase: t.state.phase, who, reason, ...(verification === undefined ? {} : { verification }) });
+      const next = upcoming(plan, t.state);
+      this.deps.notifier.send({
+        action: t.action, text: `drum-splitter rollout (${plan.canary}): ${t.text}`, from, to: t.state.weight, at: decision.at, phase: t.state.phase, who, reason,
+        ...(verification === undefined ? {} : { verification }), ...(next === undefined ? {} : { next }),
+      });
     }
     this.deps.save?.({ format: 1, state: this.#state, decisions: this.#decisions });
     // A rollback, an abort, or a person's weights (already in the store when we hear of them): whichever took the canary to 0%, the baseline now takes all.
@@ -383,6 +387,17 @@ export class RolloutController {
     this.#verifying.add(run);
     void run.finally(() => this.#verifying.delete(run));
   }
+}
+
+/**
+ * What a running rollout does next if every check passes, sent with each notice so that people
+ * hear of a step before it comes (CANARY_DEPLOYMENT.md "Before Each Phase"): the next weight (null:
+ * the rollout completes), in how long, and whether a person approves first.
+ */
+export function upcoming(plan: RolloutPlan, state: RolloutState): { weight: number | null; inMs: number; approve: boolean } | undefined {
+  const step = plan.steps[state.step];
+  if (state.phase !== 'running' || step === undefined) return undefined;
+  return { weight: plan.steps[state.step + 1]?.weight ?? null, inMs: Math.max(0, step.holdMs - state.heldMs), approve: step.approve };
 }
 
 export { NotNow };

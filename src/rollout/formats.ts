@@ -1,6 +1,6 @@
 import { isObject } from '../common/json-shape.js';
 import type { RolloutEvent } from './notify.js';
-import type { NotifyTarget } from './plan.js';
+import { formatDuration, type NotifyTarget } from './plan.js';
 
 /**
  * A rollout event as each webhook's service reads it (pure): the generic JSON is the event as it
@@ -77,8 +77,18 @@ function facts(event: RolloutEvent, ctx: EventContext): [string, string][] {
   if (typeof event.phase === 'string') rows.push(['Phase', event.phase]);
   if (typeof event.who === 'string') rows.push(['By', event.who]);
   if (typeof event.reason === 'string' && event.reason !== '') rows.push(['Reason', event.reason]);
+  const next = nextLine(event.next);
+  if (next !== undefined) rows.push(['Next', next]);
   rows.push(['At', event.at]);
   return rows;
+}
+
+/** The controller's `next` (what comes if every check passes): "10% in 5d if every check passes, then a person approves". */
+export function nextLine(next: unknown): string | undefined {
+  if (!isObject(next) || typeof next.inMs !== 'number') return undefined;
+  const what = typeof next.weight === 'number' ? `${next.weight}%` : 'complete';
+  const approve = next.approve === true ? (typeof next.weight === 'number' ? ', once a person approves' : '') : '';
+  return `${what} in ${formatDuration(Math.round(next.inMs))} if every check passes${approve}`;
 }
 
 const ms = (seconds: unknown): string => (typeof seconds === 'number' ? `${Math.round(seconds * 10_000) / 10} ms` : '–');
