@@ -276,12 +276,12 @@ t.test('SIGTERM with webhooks queued for a receiver that never answers: the admi
   t.match(lines, [{ dropped: 50, msg: /^shutdown: 50 rollout webhooks still queued after \d+ ms were dropped$/ }]);
 });
 
-t.test("an abort: the fleet's baseline is verified at the config's URL, each item in the decision", async (t) => {
-  const drum = createStandin('flask');
-  const drumUrl = await drum.listen({ host: '127.0.0.1', port: 0 });
-  t.teardown(() => drum.close());
+t.test("an abort: the fleet's baseline is verified at the config's URL against the canary's /info/ read there, each item in the decision", async (t) => {
+  const [drum, canary] = [createStandin('flask'), createStandin('fastapi')];
+  const [drumUrl, canaryUrl] = await Promise.all([drum.listen({ host: '127.0.0.1', port: 0 }), canary.listen({ host: '127.0.0.1', port: 0 })]);
+  t.teardown(() => Promise.all([drum.close(), canary.close()]));
   const file = join(t.testdir({}), 'drum.yaml');
-  writeFileSync(file, JSON.stringify({ upstreams: { flask: drumUrl, fastapi: fastapi.url }, rollout: { interval: '200ms', window: '2s', minRequests: 1, steps: [{ weight: 20, hold: '1h' }] } }));
+  writeFileSync(file, JSON.stringify({ upstreams: { flask: drumUrl, fastapi: canaryUrl }, rollout: { interval: '200ms', window: '2s', minRequests: 1, steps: [{ weight: 20, hold: '1h' }] } }));
   const c = await startController({ file: readConfigFile(file), prometheus: deadPrometheus, proxies: [adminOf(replica)], admin: '127.0.0.1:0', token: TOKEN }, { env: {}, log: silentLog });
   t.teardown(() => c.close());
   c.rollout.command('start', 'alice', null);
@@ -290,7 +290,7 @@ t.test("an abort: the fleet's baseline is verified at the config's URL, each ite
   t.match(c.rollout.decisions.at(-1)!.verification!.items, [
     { name: 'ping', ok: true },
     { name: 'health', ok: true },
-    { name: 'info', ok: true, detail: /flask stand-in/ },
+    { name: 'info', ok: true, detail: 'GET /info/: flask stand-in flask stand-in (the canary: fastapi stand-in fastapi stand-in)' },
     { name: 'predict_single', ok: null, detail: 'no single-row prediction to replay (no request files given, and no recording)' },
     { name: 'predict_batch', ok: null },
     { name: 'stats', ok: true },

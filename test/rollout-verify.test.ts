@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { createStandin } from '../src/cli/standin.js';
 import { recentRecorded, readRequestFile, verifyRequestSource } from '../src/replay/verify-input.js';
-import { csvRows, pickPredictions, verificationOutcome, verifyUrl, type VerifyItem, type VerifyRequest } from '../src/rollout/verify.js';
+import { csvRows, identityAt, pickPredictions, verificationOutcome, verifyUrl, type VerifyItem, type VerifyRequest } from '../src/rollout/verify.js';
 import { startUpstream } from './helpers/net.js';
 
 const ok = (name: string): VerifyItem => ({ name, ok: true, detail: 'fine' });
@@ -60,6 +60,7 @@ t.test('the checklist against a DRUM stand-in: every item passes, each saying wh
     { detail: /^GET \/stats\/: drum_rss \d+ MiB$/ },
   ]);
 
+  t.equal(await identityAt('flask', new URL(url), 2000), JSON.stringify(['flask', 'stand-in', 'python', { name: 'flask stand-in', targetType: 'regression' }]));
   const same = await verifyUrl('flask', new URL(url), { timeoutMs: 2000, canaryIdentity: JSON.stringify(['flask', 'stand-in', 'python', { name: 'flask stand-in', targetType: 'regression' }]), requests: async () => ({ requests: [], from: '(none)' }) });
   t.match(same[2], { name: 'info', ok: false, detail: "GET /info/ names the canary's server: flask stand-in flask stand-in" }, 'the baseline answering as the canary: the rollback did not reach it');
   t.match(same.slice(3), [{ name: 'predict_single', ok: null, detail: 'no single-row prediction to replay (none)' }, { name: 'predict_batch', ok: null, detail: 'no multi-row CSV prediction to replay (none)' }]);
@@ -86,6 +87,7 @@ t.test('an upstream that is not well: each item fails with what it saw', async (
   ]);
   t.ok(sick.seen.some((s) => s.url === '/base/predict/' && s.body.toString() === 'a\n1\n'), 'the prediction went under the path prefix, body as given');
   const requests = async () => ({ requests: [req('a\n1\n', 'text/csv', 's.csv')], from: 'in s.csv' });
+  t.equal(await identityAt('sick', new URL(sick.url), 200), null, 'no DRUM /info/: no identity');
   const gone = await verifyUrl('gone', new URL('http://127.0.0.1:1/'), { timeoutMs: 500, canaryIdentity: null, requests });
   t.match(gone[3], { name: 'predict_single', ok: false, detail: /^POST \/predict\/: connect ECONNREFUSED .* \(1 row, s\.csv\)$/ });
 });

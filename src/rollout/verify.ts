@@ -162,12 +162,22 @@ export async function verifyUpstream(target: Backend, opts: VerifyOptions): Prom
   return [ping, health, named, ...predicted, memory];
 }
 
-/** The checklist against an upstream at `url` (its path a prefix), over connections of its own, closed after. */
-export async function verifyUrl(name: string, url: URL, opts: VerifyOptions): Promise<VerifyItem[]> {
+/** `use` on an upstream at `url` (its path a prefix), over connections of its own, closed after. */
+async function atUrl<T>(name: string, url: URL, use: (b: Backend) => Promise<T>): Promise<T> {
   const pool = new Pool(url.origin, { connections: 4 });
   try {
-    return await verifyUpstream({ name, basePath: url.pathname.replace(/\/$/, ''), pool }, opts);
+    return await use({ name, basePath: url.pathname.replace(/\/$/, ''), pool });
   } finally {
     await pool.close();
   }
+}
+
+/** The checklist against an upstream at `url`. */
+export function verifyUrl(name: string, url: URL, opts: VerifyOptions): Promise<VerifyItem[]> {
+  return atUrl(name, url, (b) => verifyUpstream(b, opts));
+}
+
+/** An upstream's identity from its /info/ at `url` (null: none readable), for a process that does not poll it. */
+export function identityAt(name: string, url: URL, timeoutMs: number): Promise<string | null> {
+  return atUrl(name, url, async (b) => (await readIdentity(b, timeoutMs)) ?? null);
 }
