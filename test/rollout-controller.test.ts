@@ -613,7 +613,8 @@ t.test('a rollback: the baseline is verified after it, a decision with each item
 
 t.test("an abort, or a person's weights to 0%: verified too; failed items fail it; moves that leave the canary traffic verify nothing", async (t) => {
   const v = verifier();
-  const r = rig(t, { verify: v.verify });
+  const warned: string[] = [];
+  const r = rig(t, { verify: v.verify, log: pino({ level: 'warn' }, { write: (l: string) => warned.push(l) }) });
   t.equal(r.controller.view().lastVerification, null);
   r.controller.command('start', 'alice', null);
   t.equal(v.calls.length, 0, 'a start verifies nothing');
@@ -623,6 +624,7 @@ t.test("an abort, or a person's weights to 0%: verified too; failed items fail i
   v.calls[0]!.answer([{ name: 'health', ok: false, detail: 'GET /health/ → 503' }, ...ITEMS]);
   await until(() => r.controller.decisions.at(-1)!.action === 'verification_failed');
   t.match(r.controller.decisions.at(-1), { text: 'the baseline flask failed its verification after the rollback: health (GET /health/ → 503); skipped: predict_batch', verification: { items: { length: 3 } } });
+  t.match(JSON.parse(warned.at(-1)!), { level: 40, action: 'verification_failed', msg: /^rollout: the baseline flask failed its verification/ }, 'a failed verification is a warning');
 
   r.controller.command('start', 'alice', null);
   r.store.change([['fastapi', 2000]], { source: 'admin', who: 'carol', reason: 'up' });

@@ -359,7 +359,7 @@ export class RolloutController {
       this.#decisions.push(decision);
       if (this.#decisions.length > DECISIONS_LIMIT) this.#decisions.splice(0, this.#decisions.length - DECISIONS_LIMIT);
       this.#metrics.decisions.inc({ action: t.action });
-      const level = t.action === 'rollback' || t.action === 'reduce' ? 'warn' : 'info';
+      const level = t.action === 'rollback' || t.action === 'reduce' || t.action === 'verification_failed' ? 'warn' : 'info';
       log[level]({ action: t.action, from, to: t.state.weight, phase: t.state.phase, who, reason }, `rollout: ${t.text}`);
       const next = upcoming(plan, t.state);
       this.deps.notifier.send({
