@@ -299,6 +299,17 @@
     return null;
   }
 
+  /** A verification's items after a rollback, one line each under its decision: ✔ ok, ✘ failed, – skipped. */
+  function verificationItems(v) {
+    const items = Array.isArray(v?.items) ? v.items.filter((i) => i !== null && typeof i === 'object' && typeof i.name === 'string') : [];
+    if (items.length === 0) return [];
+    const look = (i) => (i.ok === true ? ['✔', 'ok'] : i.ok === false ? ['✘', 'fail'] : ['–', 'skipped']);
+    return [el('ul', { class: 'items' }, ...items.map((i) => {
+      const [mark, status] = look(i);
+      return el('li', { class: `s-${status}` }, `${mark} ${i.name}: ${String(i.detail ?? '')}`);
+    }))];
+  }
+
   /** Draws the rollout; returns what it could not draw, for the status line. */
   function renderRollout(r, decisions) {
     $('rollout-none').hidden = r !== null;
@@ -357,7 +368,7 @@
         el('td', {}, `${pct(d.from)} → ${pct(d.to)}`),
         el('td', { 'data-label': 'by' }, d.who),
         el('td', { 'data-label': 'reason' }, d.reason ?? ''),
-        el('td', {}, d.text)));
+        el('td', {}, d.text, ...verificationItems(d.verification))));
     }
     $('decisions').tBodies[0].replaceChildren(...rows);
     if (skipped.length === 0) return [];

@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { RolloutController } from './rollout/controller.js';
 import { LocalEvidence } from './rollout/evidence.js';
+import { verifyUpstream } from './rollout/verify.js';
+import { verifyRequestSource } from './replay/verify-input.js';
 import { startWorkers, type TrafficPlane } from './cluster.js';
 import type { Config, RawSettings } from './config/config.js';
 import { resolveStartup } from './config/startup.js';
@@ -120,6 +122,11 @@ async function startTraffic(
       ...(config.shadow.upstream === plan.canary ? { shadow: { subscribe: (name, fn) => shadowResults.subscribe(name, fn), get enabled() { return shadow.shadow.enabled; } } } : {}),
     }),
     shadowSwitch: new ShadowPhaseSwitch(shadow.shadow, log),
+    // The baseline as this proxy reaches it; the predictions from the plan's files, else this process's recording.
+    verify: (plan) => {
+      const requests = verifyRequestSource(plan.verify.requests, () => proxy.recording.file);
+      return (canaryIdentity, signal) => verifyUpstream(proxy.backends.get(plan.baseline)!, { timeoutMs: plan.verify.timeoutMs, canaryIdentity, requests, signal });
+    },
     admin: {
       recording: proxy.recording,
       probe: () => probeUpstreams(proxy.backends.values(), PROBE_TIMEOUT_MS),

@@ -381,10 +381,17 @@ t.test("a failing canary's rollback shows in the decision log within seconds", {
   await page.type('#rollout-reason', 'try fastapi');
   await page.click('#rollout-form button[data-command="start"]');
   const started = Date.now();
-  await page.waitForFunction(() => document.querySelector('#decisions tbody tr')?.getAttribute('data-action') === 'rollback', { timeout: 10_000 });
+  await page.waitForFunction(() => document.querySelector('#decisions tbody tr[data-action="rollback"]') !== null, { timeout: 10_000 });
   t.ok(Date.now() - started < 10_000, `in the log ${Date.now() - started} ms after the start`);
+  // The baseline's verification follows the rollback: its decision on top, each item a line under its text.
+  await page.waitForFunction(() => /^verifi/.test(document.querySelector('#decisions tbody tr')?.getAttribute('data-action') ?? ''), { timeout: 10_000 });
   const rows = await page.$$eval('#decisions tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
-  t.match(rows[0], [/\d\d:\d\d:\d\d/, 'rollback', '50% → 0%', 'rollout', '', /canary error rate [\d.]+% \(\d+ of \d+\) over 1%/], 'newest first, with its numbers');
+  t.match(rows[1], [/\d\d:\d\d:\d\d/, 'rollback', '50% → 0%', 'rollout', '', /canary error rate [\d.]+% \(\d+ of \d+\) over 1%/], 'newest first, with its numbers');
+  const items = await page.$$eval('#decisions tbody tr:first-child li', (lis) => lis.map((li) => [li.className, li.textContent]));
+  // The test's baseline answers /ping, /health/ and /stats/ as DRUM does, but its /info/ names no DRUM server.
+  t.match(items.slice(0, 3), [['s-ok', '✔ ping: GET /ping → 200'], ['s-ok', '✔ health: GET /health/ → 200'], ['s-fail', /^✘ info: GET \/info\/: no DRUM server named/]]);
+  t.match(items.at(-1), ['s-ok', /^✔ stats: GET \/stats\/: drum_rss 120 MiB$/]);
+  t.equal(items.length, 6);
   t.match(rows.at(-1), [/./, 'start', '0% → 50%', WHO, 'try fastapi'], 'the start, by the token, with the reason');
   await page.waitForFunction(() => document.querySelector('#rollout-phase')?.textContent === 'rolled back' && document.querySelector('#bars [data-upstream="fastapi"] .pct')?.textContent === '0%');
   t.match(await page.$eval('#verdict', (e) => e.textContent), /^rollback at .*canary error rate/);

@@ -166,9 +166,11 @@ t.test('demo --rollout: the shadow phase passes, the canary is promoted, turns s
   const decisions = r.stdout.split('\n').filter((l) => /^\s+\+\s*[\d.]+s/.test(l)).map((l) => /\+\s*[\d.]+s\s+(\S+)\s+(\d+)% →\s+(\d+)%/.exec(l)!.slice(1));
   t.same(decisions.slice(0, 4), [['start', '0', '0'], ['shadow_pass', '0', '5'], ['promote', '5', '25'], ['promote', '25', '50']]);
   t.match(r.stdout, /shadow_pass .* shadow 50% held with every check passing → canary to 5%/);
-  const after = decisions.slice(4);
+  const after = decisions.slice(4, -1);
   t.ok(after.length >= 1 && after.every(([action]) => ['suspect', 'reduce', 'rollback', 'recovered', 'hold'].includes(action!)), JSON.stringify(after));
   t.same(after.at(-1), ['rollback', after.at(-1)![1], '0'], 'it ends at 0%');
+  t.same(decisions.at(-1), ['verified', '0', '0'], 'the rollback verified');
+  for (const item of ['ping', 'health', 'info', 'predict_single', 'predict_batch', 'stats']) t.match(r.stdout, new RegExp(`^ {8}ok {4}${item} `, 'm'), `${item} shown`);
   t.match(r.stdout, /canary p99 [\d.]+ ms vs baseline [\d.]+ ms .* over \+50%/);
   t.match(r.stdout, /ended rolled_back at 0%/);
 });

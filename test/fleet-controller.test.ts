@@ -10,6 +10,7 @@ import t from 'tap';
 import { request } from 'undici';
 import { startApp } from '../src/app.js';
 import { readConfigFile } from '../src/config/config.js';
+import { createStandin } from '../src/cli/standin.js';
 import { startController } from '../src/fleet/app.js';
 import { freePort, runCli, silentLog, spawnCli, startUpstream, waitForLine } from './helpers/net.js';
 import { until } from './helpers/wait.js';
@@ -273,4 +274,25 @@ t.test('SIGTERM with webhooks queued for a receiver that never answers: the admi
   t.ok(took < 2000 + 5000, `exited within the drain timeout plus the flush bound (${Math.round(took)} ms)`);
   const lines = out.split('\n').filter((l) => l.includes('rollout webhooks')).map((l) => JSON.parse(l) as Record<string, unknown>);
   t.match(lines, [{ dropped: 50, msg: /^shutdown: 50 rollout webhooks still queued after \d+ ms were dropped$/ }]);
+});
+
+t.test("an abort: the fleet's baseline is verified at the config's URL against the canary's /info/ read there, each item in the decision", async (t) => {
+  const [drum, canary] = [createStandin('flask'), createStandin('fastapi')];
+  const [drumUrl, canaryUrl] = await Promise.all([drum.listen({ host: '127.0.0.1', port: 0 }), canary.listen({ host: '127.0.0.1', port: 0 })]);
+  t.teardown(() => Promise.all([drum.close(), canary.close()]));
+  const file = join(t.testdir({}), 'drum.yaml');
+  writeFileSync(file, JSON.stringify({ upstreams: { flask: drumUrl, fastapi: canaryUrl }, rollout: { interval: '200ms', window: '2s', minRequests: 1, steps: [{ weight: 20, hold: '1h' }] } }));
+  const c = await startController({ file: readConfigFile(file), prometheus: deadPrometheus, proxies: [adminOf(replica)], admin: '127.0.0.1:0', token: TOKEN }, { env: {}, log: silentLog });
+  t.teardown(() => c.close());
+  c.rollout.command('start', 'alice', null);
+  c.rollout.command('abort', 'alice', 'verify the fleet');
+  await until(() => c.rollout.decisions.at(-1)!.action === 'verified', 5000);
+  t.match(c.rollout.decisions.at(-1)!.verification!.items, [
+    { name: 'ping', ok: true },
+    { name: 'health', ok: true },
+    { name: 'info', ok: true, detail: 'GET /info/: flask stand-in flask stand-in (the canary: fastapi stand-in fastapi stand-in)' },
+    { name: 'predict_single', ok: null, detail: 'no single-row prediction to replay (no request files given, and no recording)' },
+    { name: 'predict_batch', ok: null },
+    { name: 'stats', ok: true },
+  ]);
 });

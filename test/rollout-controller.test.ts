@@ -9,6 +9,7 @@ import type { Evidence } from '../src/rollout/checks.js';
 import { DECISIONS_LIMIT, RolloutController, type SavedRollout } from '../src/rollout/controller.js';
 import { Notifier } from '../src/rollout/notify.js';
 import { parsePlan, type RolloutPlan } from '../src/rollout/plan.js';
+import type { VerifyBaseline, VerifyItem } from '../src/rollout/verify.js';
 import { WeightStore } from '../src/weights/store.js';
 import { ManualClock, settle } from './helpers/clock.js';
 import { sampleSum } from './helpers/metrics.js';
@@ -44,7 +45,10 @@ const PLAN: RolloutPlan = parsePlan(
  */
 function rig(
   t: Test,
-  opts: { plan?: RolloutPlan; saved?: SavedRollout; canaryAt?: number; startAt?: number; log?: Logger; stateless?: boolean; evidence?: EvidenceSource; afterTick?: () => Promise<void> } = {},
+  opts: {
+    plan?: RolloutPlan; saved?: SavedRollout; canaryAt?: number; startAt?: number; log?: Logger; stateless?: boolean; evidence?: EvidenceSource; afterTick?: () => Promise<void>;
+    verify?: VerifyBaseline; notifier?: Notifier;
+  } = {},
 ) {
   const clock = new ManualClock(opts.startAt ?? 1_700_000_000_000);
   const plan = opts.plan ?? PLAN;
@@ -80,7 +84,8 @@ function rig(
       now: () => clock.now,
     }),
     registry,
-    notifier: new Notifier(plan.notify, { log: silentLog, failures: new Counter({ name: 'n_total', help: 'n', labelNames: ['reason'], registers: [] }) }),
+    notifier: opts.notifier ?? new Notifier(plan.notify, { log: silentLog, failures: new Counter({ name: 'n_total', help: 'n', labelNames: ['reason'], registers: [] }) }),
+    verify: opts.verify,
     log: opts.log ?? silentLog,
     now: () => clock.now,
     timers: clock,
@@ -715,4 +720,93 @@ t.test('dryRun: every check and decision as usual, said as "would"; the weights 
   // Restarted at an active step, a dry run does not take the weights for a person's change.
   const saved = { format: 1 as const, state: { ...r.controller.state, phase: 'running' as const, step: 0, weight: 5, lastCheckAt: r.now() }, decisions: [] };
   t.match(rig(t, { plan, saved, canaryAt: 30 }).controller.view(), { phase: 'running', weight: 5, weights: { fastapi: 30 } });
+});
+
+/** A verification of the baseline the test answers by hand: each call waits for its items. */
+function verifier() {
+  const calls: { canary: string | null; signal: AbortSignal; answer: (items: readonly VerifyItem[]) => void; fail: (err: Error) => void }[] = [];
+  const verify: VerifyBaseline = (canary, signal) => new Promise((answer, fail) => calls.push({ canary, signal, answer, fail }));
+  return { calls, verify };
+}
+const ITEMS: VerifyItem[] = [
+  { name: 'ping', ok: true, detail: 'GET /ping → 200' },
+  { name: 'predict_batch', ok: null, detail: 'no multi-row CSV prediction to replay' },
+];
+
+t.test('a rollback: the baseline is verified after it, a decision with each item, in the log, the saved state and the webhook', async (t) => {
+  const hook = await startUpstream('hook');
+  t.teardown(() => hook.close());
+  const notifier = new Notifier([hook.url], { log: silentLog, failures: new Counter({ name: 'v_total', help: 'v', labelNames: ['reason'], registers: [] }) });
+  const v = verifier();
+  const r = rig(t, { verify: v.verify, notifier });
+  r.controller.command('start', 'alice', null);
+  r.poll({ upstream: 'fastapi', at: r.now(), kind: 'info', identity: '["fastapi","1.0",null,null]' });
+  await r.minute({ errors: 5 });
+  t.equal(r.controller.decisions.at(-1)!.action, 'rollback');
+  t.equal(v.calls.length, 1, 'one verification, started by the rollback');
+  t.equal(v.calls[0]!.canary, '["fastapi","1.0",null,null]', "with the canary's identity, which the baseline's must differ from");
+  v.calls[0]!.answer(ITEMS);
+  await until(() => r.controller.decisions.at(-1)!.action === 'verified');
+  t.match(r.controller.decisions.at(-1), {
+    action: 'verified', from: 0, to: 0, phase: 'rolled_back', who: 'rollout',
+    text: 'the baseline flask verified after the rollback: ping ok; skipped: predict_batch',
+    verification: { items: ITEMS },
+  });
+  t.same(r.saves.at(-1)!.decisions.at(-1)!.verification, { items: ITEMS }, 'saved with its items');
+  t.equal(r.controller.view().phase, 'rolled_back', 'the state is as the rollback left it');
+  t.match(r.controller.view().lastVerification, { action: 'verified', text: /^the baseline flask verified/, items: ITEMS }, 'GET /rollout shows it');
+  await notifier.flush();
+  const sent = hook.seen.map((s) => JSON.parse(s.body.toString()) as Record<string, unknown>);
+  t.match(sent.at(-1), { action: 'verified', from: 0, to: 0, verification: { items: ITEMS } });
+  t.notOk('next' in sent.at(-1)!, 'nothing comes next of a rolled-back rollout');
+  t.same(sent[0]!.next, { weight: 50, inMs: 3 * MIN, approve: false }, "the start's notice says what comes next, and when");
+  t.equal(sampleSum(await r.registry.metrics(), 'drum_rollout_decisions_total', { action: 'verified' }), 1);
+});
+
+t.test("an abort, or a person's weights to 0%: verified too; failed items fail it; moves that leave the canary traffic verify nothing", async (t) => {
+  const v = verifier();
+  const warned: string[] = [];
+  const r = rig(t, { verify: v.verify, log: pino({ level: 'warn' }, { write: (l: string) => warned.push(l) }) });
+  t.equal(r.controller.view().lastVerification, null);
+  r.controller.command('start', 'alice', null);
+  t.equal(v.calls.length, 0, 'a start verifies nothing');
+  r.controller.command('abort', 'alice', 'enough');
+  t.equal(v.calls.length, 1);
+  t.equal(v.calls[0]!.canary, null, 'no /info/ of the canary known');
+  v.calls[0]!.answer([{ name: 'health', ok: false, detail: 'GET /health/ → 503' }, ...ITEMS]);
+  await until(() => r.controller.decisions.at(-1)!.action === 'verification_failed');
+  t.match(r.controller.decisions.at(-1), { text: 'the baseline flask failed its verification after the rollback: health (GET /health/ → 503); skipped: predict_batch', verification: { items: { length: 3 } } });
+  t.match(JSON.parse(warned.at(-1)!), { level: 40, action: 'verification_failed', msg: /^rollout: the baseline flask failed its verification/ }, 'a failed verification is a warning');
+
+  r.controller.command('start', 'alice', null);
+  r.store.change([['fastapi', 2000]], { source: 'admin', who: 'carol', reason: 'up' });
+  t.equal(v.calls.length, 1, "a person's change that leaves the canary traffic: nothing to verify");
+  r.store.change([], { source: 'admin', who: 'carol', reason: 'weights rollback' });
+  t.equal(r.controller.decisions.at(-1)!.action, 'pause');
+  t.equal(v.calls.length, 2, "a person's rollback (the weights to 0%) is verified");
+  v.calls[1]!.answer(ITEMS);
+  await until(() => r.controller.decisions.at(-1)!.action === 'verified');
+});
+
+t.test('a verification that cannot run is logged; stopped meanwhile, it decides nothing and stop() waits for it', async (t) => {
+  const logged: string[] = [];
+  const v = verifier();
+  const r = rig(t, { verify: v.verify, log: pino({ level: 'error' }, { write: (l: string) => logged.push(l) }) });
+  r.controller.command('start', 'alice', null);
+  r.controller.command('abort', 'alice', null);
+  v.calls[0]!.fail(new Error('boom'));
+  await until(() => logged.length === 1);
+  t.match(JSON.parse(logged[0]!), { err: 'boom', msg: 'rollout: the verification of the baseline could not run' });
+  t.equal(r.controller.decisions.at(-1)!.action, 'abort');
+
+  r.controller.command('start', 'alice', null);
+  r.controller.command('abort', 'alice', null);
+  let stopped = false;
+  const stopping = r.controller.stop().then(() => (stopped = true));
+  t.ok(v.calls[1]!.signal.aborted, 'told to give up');
+  await new Promise((resolve) => setImmediate(resolve));
+  t.notOk(stopped, 'stop() waits for the verification');
+  v.calls[1]!.answer(ITEMS);
+  await stopping;
+  t.equal(r.controller.decisions.at(-1)!.action, 'abort', 'no decision after stop');
 });

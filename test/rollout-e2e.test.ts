@@ -85,12 +85,15 @@ t.test('a canary answering 5% errors is at 0% as soon as that is conclusive', as
   const started = Date.now();
   await until(() => w.app.rollout!.state.phase === 'rolled_back', 10_000);
   t.equal(w.app.store.view().weights.fastapi, 0);
-  const decision = w.app.rollout!.decisions.at(-1)!;
+  const decision = w.app.rollout!.decisions.find((d) => d.action === 'rollback')!;
   t.match(decision, { action: 'rollback', from: 50, to: 0, text: /canary error rate [\d.]+% \(\d+ of \d+\) over 1% with 99% confidence \(exact binomial test p=/ });
   // ~160 canary requests a second here, 8 errors: a handful of intervals. At a real rate (35 a second at 5% of 700,
   // 30 s intervals) the first judged window is conclusive: the controller's and the bench's tests show that.
   t.ok(Date.now() - started < 10_000, `rolled back ${Date.now() - started} ms after the start`);
-  t.ok(w.app.rollout!.decisions.every((d) => d.action === 'start' || d.action === 'rollback'), 'nothing before it: no suspicion needed for an immediate trigger');
+  // The baseline's verification follows (this test's upstreams are not DRUM: its /info/ and /stats/ fail it).
+  await until(() => w.app.rollout!.decisions.at(-1)!.action === 'verification_failed', 10_000);
+  t.same(w.app.rollout!.decisions.map((d) => d.action), ['start', 'rollback', 'verification_failed'], 'nothing before it: no suspicion needed for an immediate trigger');
+  t.match(w.app.rollout!.decisions.at(-1)!.verification!.items, [{ name: 'ping', ok: true }, { name: 'health', ok: true }, { name: 'info', ok: false }]);
 });
 
 t.test('a canary twice as slow is reduced step by step; at 5%, too few latencies for a p99: paused there', async (t) => {

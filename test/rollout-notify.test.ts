@@ -5,6 +5,8 @@ import { Counter } from 'prom-client';
 import t, { type Test } from 'tap';
 import { InputError } from '../src/common/input-error.js';
 import { Notifier, type RolloutEvent } from '../src/rollout/notify.js';
+import type { NotifyTarget } from '../src/rollout/plan.js';
+import { schemaErrors } from './helpers/webhooks.js';
 import { freePort, startUpstream, type TestUpstream } from './helpers/net.js';
 import { until } from './helpers/wait.js';
 
@@ -19,7 +21,7 @@ interface LogLine {
 }
 
 /** A notifier with its own counter and a logger into memory. */
-function setup(urls: string[], opts: { timeoutMs?: number; maxQueue?: number } = {}) {
+function setup(urls: (string | NotifyTarget)[], opts: { timeoutMs?: number; maxQueue?: number; context?: { canary: string; baseline: string } } = {}) {
   const logged: string[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => logged.push(l) });
   const failures = new Counter({ name: 'x_total', help: 'x', labelNames: ['reason'], registers: [] });
@@ -270,6 +272,43 @@ t.test('an event that cannot be serialized is counted "error" per URL; send() do
     { url: up.url + '/…', reason: 'error' },
   ]);
   t.notMatch(n.logged.join(''), /s3cret/);
+});
+
+t.test("each target in its own format: Slack blocks, a Teams card, PagerDuty only on incidents, the generic JSON as it is", async (t) => {
+  const [json, slack, teams, pd] = await Promise.all(['json', 'slack', 'teams', 'pd'].map((name) => startUpstream(name)));
+  t.teardown(() => Promise.all([json, slack, teams, pd].map((u) => u!.close())));
+  const key = 'R0123456789abcdef0123456789abcde';
+  const n = setup(
+    [json!.url, { url: slack!.url, format: 'slack' }, { url: teams!.url, format: 'teams' }, { url: pd!.url, format: 'pagerduty', routingKey: key }],
+    { context: { canary: 'fastapi', baseline: 'flask' } },
+  );
+  for (const a of ['start', 'promote', 'rollback', 'verification_failed', 'verified']) n.notifier.send(event(a));
+  await n.notifier.flush();
+  t.strictSame(bodies(json!).map((e) => e.action), ['start', 'promote', 'rollback', 'verification_failed', 'verified']);
+  t.equal(slack!.seen.length, 5);
+  for (const s of slack!.seen) t.same(schemaErrors('slack', JSON.parse(s.body.toString('utf8'))), []);
+  t.equal(teams!.seen.length, 5);
+  for (const s of teams!.seen) t.same(schemaErrors('teams', JSON.parse(s.body.toString('utf8'))), []);
+  const paged = pd!.seen.map((s) => JSON.parse(s.body.toString('utf8')) as { event_action: string; dedup_key: string; routing_key: string });
+  t.same(paged.map((p) => [p.event_action, p.dedup_key]), [
+    ['resolve', 'drum-splitter/fastapi/rollout'],
+    ['trigger', 'drum-splitter/fastapi/rollout'],
+    ['trigger', 'drum-splitter/fastapi/baseline'],
+    ['resolve', 'drum-splitter/fastapi/baseline'],
+  ], 'promote pages nobody');
+  for (const p of paged) t.same(schemaErrors('pagerduty', p), []);
+  t.equal(await n.total(), 0);
+});
+
+t.test('an event a format cannot serialize fails that target only', async (t) => {
+  const [json, pd] = await Promise.all([startUpstream('json'), startUpstream('pd')]);
+  t.teardown(() => Promise.all([json.close(), pd.close()]));
+  const n = setup([json.url, { url: pd.url, format: 'pagerduty', routingKey: 'R0123456789abcdef0123456789abcde' }]);
+  // PagerDuty takes no promote: nothing to serialize there.
+  n.notifier.send(event('promote', { samples: 10n }));
+  await n.notifier.flush();
+  t.equal(await n.count('error'), 1);
+  t.equal(pd.seen.length, 0);
 });
 
 t.test('a URL that is not http(s) is refused at construction, without echoing it', async (t) => {

@@ -68,8 +68,9 @@ t.test('no rollout section, an empty one or YAML nulls: every default', async (t
     notify: [],
     hooks: [],
     dryRun: false,
+    verify: { requests: [], timeoutMs: 10_000 },
   };
-  const nulls = { canary: null, interval: null, window: null, minRequests: null, settle: null, confirm: null, minP99Difference: null, steps: null, rollback: null, notify: null, hooks: null, dryRun: null };
+  const nulls = { canary: null, interval: null, window: null, minRequests: null, settle: null, confirm: null, minP99Difference: null, steps: null, rollback: null, notify: null, hooks: null, dryRun: null, verify: null };
   for (const raw of [undefined, null, {}, nulls]) t.strictSame(parsePlan(raw, UPSTREAMS), want, JSON.stringify(raw));
   t.equal(parsePlan(undefined, ['a', 'b', 'c']).canary, 'b', 'the canary is the first upstream after the baseline');
 });
@@ -86,7 +87,15 @@ t.test('every setting given', async (t) => {
       minP99Difference: '20ms',
       steps: [{ weight: '2.5%', hold: '1h', maxErrorRate: 0.002, maxP99Increase: 1.5, maxMemoryIncrease: 2, approve: true }],
       rollback: { maxErrorRate: 0.05, maxP99Increase: 0.4, maxMemoryIncrease: 0.6, pingTimeout: '5s', maxRssGrowthPerHour: 0.2, reductionWait: '1m', maxMismatchRate: 0.001 },
-      notify: ['https://hooks.example/T1/B2', 'http://10.0.0.1:9000/alert'],
+      notify: [
+        'https://hooks.example/T1/B2',
+        'http://10.0.0.1:9000/alert',
+        { url: 'https://hooks.slack.example/T1/B2/x', format: 'slack' },
+        { url: 'https://teams.example/webhook', format: 'teams' },
+        { url: 'http://10.0.0.1:9000/json' },
+        { format: 'pagerduty', routingKey: 'R0123456789abcdef0123456789abcde' },
+        { url: 'http://127.0.0.1:9/enqueue', format: 'pagerduty', routingKey: 'R0123456789abcdef0123456789abcdf' },
+      ],
       hooks: [
         { name: 'load-test', on: 'pre-step', url: 'http://tests.example/load', timeout: '2m' },
         { name: 'acceptance', on: 'confirm-step', url: 'https://ci.example/accept' },
@@ -94,6 +103,7 @@ t.test('every setting given', async (t) => {
         { name: 'page', on: 'rollback', url: 'http://10.0.0.2:8080/page', timeout: 1 },
       ],
       dryRun: true,
+      verify: { requests: ['single.csv', 'recent.jsonl'], timeout: '3s' },
     },
     ['a', 'b', 'c'],
   );
@@ -108,7 +118,15 @@ t.test('every setting given', async (t) => {
     minP99DifferenceMs: 20,
     steps: [{ weight: 2.5, holdMs: H, approve: true, maxErrorRate: 0.002, maxP99Increase: 1.5, maxMemoryIncrease: 2 }],
     rollback: { maxMismatchRate: 0.001, maxErrorRate: 0.05, maxP99Increase: 0.4, maxMemoryIncrease: 0.6, pingTimeoutMs: 5000, maxRssGrowthPerHour: 0.2, reductionWaitMs: 60_000 },
-    notify: ['https://hooks.example/T1/B2', 'http://10.0.0.1:9000/alert'],
+    notify: [
+      { url: 'https://hooks.example/T1/B2', format: 'json' },
+      { url: 'http://10.0.0.1:9000/alert', format: 'json' },
+      { url: 'https://hooks.slack.example/T1/B2/x', format: 'slack' },
+      { url: 'https://teams.example/webhook', format: 'teams' },
+      { url: 'http://10.0.0.1:9000/json', format: 'json' },
+      { url: 'https://events.pagerduty.com/v2/enqueue', format: 'pagerduty', routingKey: 'R0123456789abcdef0123456789abcde' },
+      { url: 'http://127.0.0.1:9/enqueue', format: 'pagerduty', routingKey: 'R0123456789abcdef0123456789abcdf' },
+    ],
     hooks: [
       { name: 'load-test', on: 'pre-step', url: 'http://tests.example/load', timeoutMs: 120_000 },
       { name: 'acceptance', on: 'confirm-step', url: 'https://ci.example/accept', timeoutMs: 10_000 },
@@ -116,6 +134,7 @@ t.test('every setting given', async (t) => {
       { name: 'page', on: 'rollback', url: 'http://10.0.0.2:8080/page', timeoutMs: 1000 },
     ],
     dryRun: true,
+    verify: { requests: ['single.csv', 'recent.jsonl'], timeoutMs: 3000 },
   });
   t.equal(parsePlan({ window: '30s' }, UPSTREAMS).windowMs, 30_000, 'a window as long as the interval is enough');
   t.equal(parsePlan({ minRequests: 1 }, UPSTREAMS).minRequests, 1);
@@ -160,7 +179,7 @@ t.test('each mistake: an InputError naming the field and saying what is wrong', 
     // The section and its keys.
     ['not a mapping', 'yes', 'rollout', 'must be a mapping of KEY: VALUE'],
     ['a list', [], 'rollout', 'must be a mapping of KEY: VALUE'],
-    ['unknown key', { stpes: [] }, 'rollout', 'unknown key "stpes"; known: canary, interval, window, minRequests, settle, confirm, minP99Difference, steps, rollback, notify, maxMismatchRate, hooks, dryRun'],
+    ['unknown key', { stpes: [] }, 'rollout', 'unknown key "stpes"; known: canary, interval, window, minRequests, settle, confirm, minP99Difference, steps, rollback, notify, maxMismatchRate, hooks, dryRun, verify'],
     ['settle negative', { settle: -1 }, 'rollout.settle', '"-1" is not a whole number'],
     ['settle fraction', { settle: 0.5 }, 'rollout.settle', '"0.5" is not a whole number'],
     ['confirm zero', { confirm: 0 }, 'rollout.confirm', '"0" is not a whole number above 0'],
@@ -213,9 +232,9 @@ t.test('each mistake: an InputError naming the field and saying what is wrong', 
     ['rollback ping timeout', { rollback: { pingTimeout: '30 s!' } }, 'rollout.rollback.pingTimeout', '"30 s!" is not a duration such as 120s, 500ms, 15m, 48h or 7d'],
     ['rollback reduction wait', { rollback: { reductionWait: -15 } }, 'rollout.rollback.reductionWait', '"-15" is not a duration such as 120s, 500ms, 15m, 48h or 7d'],
     // Webhooks.
-    ['notify not a list', { notify: 'https://hooks.example/x' }, 'rollout.notify', 'must be a list of webhook URLs (http or https)'],
+    ['notify not a list', { notify: 'https://hooks.example/x' }, 'rollout.notify', 'must be a list of webhooks: a URL (the generic JSON), or { url, format: json|slack|teams|pagerduty, routingKey }'],
     ['notify not a URL', { notify: ['https://ok.example/', 'slack #canary'] }, 'rollout.notify[1]', '"slack #canary" is not a URL'],
-    ['notify not text', { notify: [['https://hooks.example/x']] }, 'rollout.notify[0]', '"https://hooks.example/x" is not a URL'],
+    ['notify a list in a list', { notify: [['https://hooks.example/x']] }, 'rollout.notify[0]', 'must be a mapping of KEY: VALUE'],
     ['notify not http', { notify: ['mailto:oncall@example.com'] }, 'rollout.notify[0]', '"mailto:oncall@example.com" is not an http:// or https:// URL'],
     // The shadow phase.
     ['shadow not first', s({ weight: 1, hold: '1h' }, { shadow: 0.1, hold: '1h' }), 'rollout.steps[1].shadow', 'only the first step can be the shadow phase'],
@@ -246,6 +265,20 @@ t.test('each mistake: an InputError naming the field and saying what is wrong', 
     ['a hook timeout', { hooks: [{ name: 'a', on: 'rollback', url: 'http://x.example/', timeout: 'soon' }] }, 'rollout.hooks[0].timeout', '"soon" is not a duration such as 120s, 500ms, 15m, 48h or 7d'],
     ['two hooks of one name', { hooks: [{ name: 'a', on: 'rollback', url: 'http://x.example/' }, { name: 'a', on: 'pre-step', url: 'http://y.example/' }] }, 'rollout.hooks[1].name', '"a" names another hook too; each needs its own name'],
     ['dryRun not a boolean', { dryRun: 'yes' }, 'rollout.dryRun', '"yes" is not true or false'],
+    ['notify unknown key', { notify: [{ url: 'https://x.example/', channel: '#c' }] }, 'rollout.notify[0]', 'unknown key "channel"; known: url, format, routingKey'],
+    ['notify unknown format', { notify: [{ url: 'https://x.example/', format: 'discord' }] }, 'rollout.notify[0].format', '"discord" is not one of json, slack, teams, pagerduty'],
+    ['notify no url', { notify: [{ format: 'slack' }] }, 'rollout.notify[0].url', 'needs a url'],
+    ['notify url not text', { notify: [{ url: 5, format: 'teams' }] }, 'rollout.notify[0].url', '"5" is not a URL'],
+    ['notify routingKey off PagerDuty', { notify: [{ url: 'https://x.example/', format: 'slack', routingKey: 'k' }] }, 'rollout.notify[0].routingKey', 'is for format: pagerduty only'],
+    ['notify PagerDuty without key', { notify: [{ format: 'pagerduty' }] }, 'rollout.notify[0].routingKey', "needs PagerDuty's integration key (Events API v2), 32 letters and digits"],
+    ['notify PagerDuty short key', { notify: [{ format: 'pagerduty', routingKey: 'abc' }] }, 'rollout.notify[0].routingKey', "needs PagerDuty's integration key (Events API v2), 32 letters and digits"],
+    ['notify PagerDuty bad url', { notify: [{ format: 'pagerduty', routingKey: 'R0123456789abcdef0123456789abcde', url: 'ftp://x' }] }, 'rollout.notify[0].url', '"ftp://x" is not an http:// or https:// URL'],
+    // Verification after a rollback.
+    ['verify not a mapping', { verify: ['a.csv'] }, 'rollout.verify', 'must be a mapping of KEY: VALUE'],
+    ['verify unknown key', { verify: { request: ['a.csv'] } }, 'rollout.verify', 'unknown key "request"; known: requests, timeout'],
+    ['verify requests not a list', { verify: { requests: 'a.csv' } }, 'rollout.verify.requests', 'must be a list of files: a .jsonl recording, or a body posted to /predict/ (.csv, .json)'],
+    ['verify requests empty name', { verify: { requests: [''] } }, 'rollout.verify.requests', 'must be a list of files: a .jsonl recording, or a body posted to /predict/ (.csv, .json)'],
+    ['verify timeout', { verify: { timeout: 'soon' } }, 'rollout.verify.timeout', '"soon" is not a duration such as 120s, 500ms, 15m, 48h or 7d'],
   ];
   for (const [name, raw, field, message] of cases) {
     t.strictSame(failure(raw), [field, `${field}: ${message}`], name);

@@ -39,7 +39,8 @@ t.test('decisions are read entry by entry; words a newer version writes are kept
   const path = join(dir, 'state.rollout.json');
   const { checks: _, ...plain } = decision;
   const newer = { ...decision, action: 'canary_swap', phase: 'shadowing' };
-  const saved = { format: 1 as const, state: { ...INITIAL, phase: 'running' as const, step: 1, weight: 50 }, decisions: [decision, plain, newer] };
+  const verified = { ...plain, action: 'verified', from: 0, to: 0, verification: { items: [{ name: 'ping', ok: true, detail: '200' }, { name: 'info', ok: false, detail: 'x' }, { name: 'predict_batch', ok: null, detail: 'none' }] } };
+  const saved = { format: 1 as const, state: { ...INITIAL, phase: 'running' as const, step: 1, weight: 50 }, decisions: [decision, plain, newer, verified] };
   writeFileSync(path, JSON.stringify(saved));
   t.same(readSavedRollout(path, plan), saved);
   // A dry run's decisions, a hook's answer and the step a rollback began at come back as written.
@@ -92,6 +93,12 @@ t.test('anything else stops start-up with one line naming the file and the entry
     ['no one', entry({ who: 1 }), /decisions\[1\]\.who must be a string/],
     ['a reason that is not text', entry({ reason: ['x'] }), /decisions\[1\]\.reason must be a string or null/],
     ['checks not a list', entry({ checks: 'ok' }), /decisions\[1\]\.checks must be an array/],
+    ['verification not an object', entry({ verification: [] }), /decisions\[1\]\.verification must be an object/],
+    ['verification items not a list', entry({ verification: { items: {} } }), /decisions\[1\]\.verification\.items must be an array/],
+    ['a verification item not an object', entry({ verification: { items: [1] } }), /decisions\[1\]\.verification\.items\[0\] must be an object/],
+    ['a verification item with ok a word', entry({ verification: { items: [{ name: 'ping', ok: 'yes', detail: '' }] } }), /decisions\[1\]\.verification\.items\[0\]\.ok must be true, false or null, got "yes"/],
+    ['a verification item with no name', entry({ verification: { items: [{ ok: true, detail: '' }] } }), /decisions\[1\]\.verification\.items\[0\]\.name must be a string/],
+    ['a verification item with no detail', entry({ verification: { items: [{ name: 'ping', ok: true }] } }), /decisions\[1\]\.verification\.items\[0\]\.detail must be a string/],
     ['a check that is not one', entry({ checks: [null] }), /decisions\[1\]\.checks\[0\] must be an object/],
     ['a check with no name', entry({ checks: [{ ...decision.checks[0], check: 1 }] }), /decisions\[1\]\.checks\[0\]\.check must be a string/],
     ['a check with no status', entry({ checks: [{ ...decision.checks[0], status: null }] }), /decisions\[1\]\.checks\[0\]\.status must be a string/],

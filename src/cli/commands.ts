@@ -86,6 +86,22 @@ const CHECK: Command = {
   notes: ['Exit codes: 0 every file good, 2 a problem (a line for each).'],
 };
 
+const VERIFY: Command = {
+  name: 'verify',
+  summary: "a rollback's checks of the baseline, against one upstream",
+  usage: ['--upstream URL [--request FILE...] [--timeout DURATION]'],
+  about:
+    "ROLLBACK_PLAN.md's verification after a rollback: /ping and /health/ answer 200, /info/ names a DRUM server, " +
+    'one single and one batch prediction succeed, /stats/ reports memory. A prediction with no request to replay is skipped, which fails nothing.',
+  flags: [
+    { flag: 'upstream', kind: 'value', arg: 'URL', help: 'the DRUM server to check' },
+    { flag: 'request', kind: 'list', arg: 'FILE', help: 'requests to replay (repeatable): a .jsonl recording, or a body posted to /predict/ (.csv, .json)' },
+    { flag: 'timeout', kind: 'value', arg: 'DURATION', default: '10s', help: 'each request at most this long' },
+  ],
+  takesArguments: false,
+  notes: ['Exit codes: 0 verified, 1 an item failed, 2 bad usage.'],
+};
+
 const DEMO: Command = {
   name: 'demo',
   summary: 'two DRUM stand-ins behind the proxy at 5%, or a rollout',
@@ -101,7 +117,7 @@ const DEMO: Command = {
 };
 
 /** Every command, in the order the global --help lists them. */
-export const COMMANDS: readonly Command[] = [SERVE, CONTROLLER_COMMAND, REPLAY_COMMAND, WEIGHTS, ROLLOUT, CHECK, DEMO].map((c) => ({ ...c, flags: [...c.flags, ...COMMON_FLAGS] }));
+export const COMMANDS: readonly Command[] = [SERVE, CONTROLLER_COMMAND, REPLAY_COMMAND, WEIGHTS, ROLLOUT, CHECK, VERIFY, DEMO].map((c) => ({ ...c, flags: [...c.flags, ...COMMON_FLAGS] }));
 
 /** `drum-splitter --help`: a line for each command. */
 export const GLOBAL_HELP = [

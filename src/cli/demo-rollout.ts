@@ -1,10 +1,14 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startApp } from '../app.js';
 import { createLogger } from '../common/log.js';
 import type { Decision } from '../rollout/controller.js';
 import { formatDuration } from '../rollout/plan.js';
 import { demoHost } from './demo.js';
 import { createStandin, type Faults } from './standin.js';
+import { itemLine } from './verify.js';
 
 const CSV = 'x1,x2,x3\n1,2,3\n4,5,6\n';
 const LOAD_LOOPS = 8;
@@ -42,7 +46,11 @@ export async function runRolloutDemo(listen: string, opts: { scale?: number; pri
   const fastapi = createStandin('fastapi', faults);
   const flaskUrl = await flask.listen({ host: '127.0.0.1', port: 0 });
   const fastapiUrl = await fastapi.listen({ host: '127.0.0.1', port: 0 });
+  // The prediction the rollback's verification replays against the baseline: the demo's own batch (its first row the single).
+  const dir = mkdtempSync(join(tmpdir(), 'drum-splitter-demo-'));
+  writeFileSync(join(dir, 'batch.csv'), CSV);
   const rollout = {
+    verify: { requests: [join(dir, 'batch.csv')] },
     interval: s(1),
     // At 5% the canary has ~12 predictions a second: a window of 10 s holds the 100 latencies a p99 needs to fail it.
     window: s(10),
@@ -88,8 +96,16 @@ export async function runRolloutDemo(listen: string, opts: { scale?: number; pri
     await new Promise((r) => setTimeout(r, 100));
   }
   show();
+  if (controller.state.phase === 'rolled_back') {
+    // ROLLBACK_PLAN.md "Verification After Rollback": the controller checks the baseline; its decision lists each item.
+    const until = Date.now() + 30_000 * Math.max(1, scale);
+    while (controller.view().lastVerification === null && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    show();
+    for (const item of controller.view().lastVerification?.items ?? []) print(`        ${itemLine(item).trimStart()}`);
+  }
   loading = false;
   await Promise.all(loops);
+  rmSync(dir, { recursive: true, force: true });
   print(`\nended ${controller.state.phase} at ${controller.state.weight}%; GET /rollout/decisions has each decision with every check's numbers.`);
   const decisions = controller.decisions;
   await app.close();

@@ -132,6 +132,7 @@ const RUN: Readonly<Record<string, (run: Run) => Promise<number>>> = {
   weights: (run) => adminClient(run, 'weights'),
   rollout: (run) => adminClient(run, 'rollout'),
   check: async ({ values }) => (await import('./check.js')).checkCommand((values.config as readonly string[] | undefined) ?? []),
+  verify: async ({ values }) => (await import('./verify.js')).verifyCommand(values),
   demo,
 };
 

@@ -11,6 +11,7 @@ import type { EvidenceSource } from '../rollout/evidence.js';
 import type { RolloutPlan } from '../rollout/plan.js';
 import { runRollout } from '../rollout/run.js';
 import type { ShadowSwitch } from '../rollout/shadow-phase.js';
+import type { VerifyBaseline } from '../rollout/verify.js';
 import { readSavedRollout, rolloutStatePath } from '../rollout/saved.js';
 import { reportWriteFailure, SnapshotWriter, stateWriteFailures } from '../weights/state-file.js';
 import { splitWeightGauge, WeightStore } from '../weights/store.js';
@@ -23,6 +24,8 @@ export interface Driven {
   readonly afterTick?: () => Promise<void>;
   /** The live shadow the rollout switches on for its shadow phase (serve's own, or the replicas'). */
   readonly shadowSwitch?: ShadowSwitch;
+  /** The baseline's checks after a rollback (rollout/verify.ts), for the plan. */
+  readonly verify?: (plan: RolloutPlan) => VerifyBaseline;
   /** Its part of the admin API. */
   readonly admin: Pick<AdminDeps, 'probe' | 'metrics' | 'recording' | 'shadow' | 'series' | 'rolloutExtra'>;
   /** Once the admin API listens and the rollout runs: what it watches of its own begins. */
@@ -88,7 +91,7 @@ export async function startControlPlane<D extends Driven>(startup: Startup, opts
     ? undefined
     : runRollout(config.rollout, {
       store, upstreams, log, saved, statePath: config.state, registry: metrics.registry, stateFailures,
-      evidence: driven.evidence(config.rollout), afterTick: driven.afterTick, shadow: driven.shadowSwitch,
+      evidence: driven.evidence(config.rollout), afterTick: driven.afterTick, shadow: driven.shadowSwitch, verify: driven.verify?.(config.rollout),
     });
   const admin = createAdmin({ ...driven.admin, store, upstreams, tokens, log, rollout: rollout?.controller, notSaved: () => notSaved([writer, rollout?.file]) });
   try {

@@ -11,6 +11,8 @@ import { startControlPlane, type Driven } from '../control/plane.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { RolloutController } from '../rollout/controller.js';
 import type { RolloutPlan } from '../rollout/plan.js';
+import { identityAt, verifyUrl } from '../rollout/verify.js';
+import { verifyRequestSource } from '../replay/verify-input.js';
 import { applyWeights } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
 import { CONTROLLER_ADMIN } from './options.js';
@@ -167,6 +169,16 @@ async function driveFleet(
     shadowSwitch: shadows,
     // Each tick: the check on Prometheus's answer, then the replicas follow (and their claims are renewed).
     afterTick: reconcile,
+    // The baseline as the replicas reach it: the config's URL (a Service), not through one replica, whose own proxy may be what failed.
+    // Prometheus has no /info/: the canary's identity, which the baseline's must differ from, is read at its URL now.
+    verify: (p) => {
+      const requests = verifyRequestSource(p.verify.requests, () => undefined);
+      const [baseline, canary] = [p.baseline, p.canary].map((name) => config.upstreams.find((u) => u.name === name)!);
+      return async (canaryIdentity, signal) => {
+        const identity = canaryIdentity ?? (await identityAt(canary!.name, canary!.url, p.verify.timeoutMs));
+        return verifyUrl(baseline!.name, baseline!.url, { timeoutMs: p.verify.timeoutMs, canaryIdentity: identity, requests, signal });
+      };
+    },
     admin: {
       probe: async () => ({ prometheus: await ready(prometheus) }),
       metrics,

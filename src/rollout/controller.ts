@@ -11,6 +11,7 @@ import type { Notifier } from './notify.js';
 import { describePlan, type HookEvent, type RolloutPlan } from './plan.js';
 import { replayStandIn, type ReplayStandIn } from './replay-report.js';
 import type { ShadowSwitch } from './shadow-phase.js';
+import { verificationOutcome, type Verification, type VerifyBaseline } from './verify.js';
 
 /** The weight store's source for the rollout's own changes. */
 export const ROLLOUT_SOURCE = 'rollout';
@@ -40,6 +41,8 @@ export interface Decision {
   readonly dryRun?: true;
   /** action hook: the gating hook that did not pass. */
   readonly hook?: HookAnswer;
+  /** A verification of the baseline after a rollback: each item of the seed's checklist. */
+  readonly verification?: Verification;
 }
 
 /** What a restart resumes from (kept next to the --state file). */
@@ -68,6 +71,8 @@ export interface RolloutView {
   readonly reduceAt: string | null;
   /** The fleet controller that runs this replica's rollout, while its claim holds; this process's own cannot start. */
   readonly controller: { readonly controller: string; readonly who: string; readonly until: string } | null;
+  /** The baseline's last verification after a rollback (its decision's); null before any. */
+  readonly lastVerification: Pick<Decision, 'at' | 'action' | 'text'> & Verification | null;
 }
 
 /** A fleet controller's claim on this process (PUT /rollout/controller): one judge per fleet. */
@@ -97,6 +102,8 @@ export interface ControllerDeps {
   readonly save?: (saved: SavedRollout) => void;
   /** The live shadow, switched on for the shadow phase and back after; undefined where there is none. */
   readonly shadow?: ShadowSwitch | undefined;
+  /** Checks the baseline after the canary is brought to 0% from above (rollout/verify.ts); none when absent. */
+  readonly verify?: VerifyBaseline | undefined;
 }
 
 /**
@@ -124,6 +131,8 @@ export class RolloutController {
   #hookFailure: string | undefined;
   /** post-rollout and rollback hooks still being called. */
   readonly #told = new Set<Promise<void>>();
+  /** Verifications of the baseline under way; stop() waits for them. */
+  readonly #verifying = new Set<Promise<void>>();
   readonly #metrics: { step: Gauge; state: Gauge<'state'>; check: Gauge<'check'>; decisions: Counter<'action'> };
 
   constructor(private readonly deps: ControllerDeps) {
@@ -184,7 +193,7 @@ export class RolloutController {
     this.#next = undefined;
     this.deps.evidence.stop?.();
     for (const off of this.#unsubscribe.splice(0)) off();
-    await this.#running?.done;
+    await Promise.all([this.#running?.done, ...this.#verifying]);
   }
 
   /**
@@ -388,7 +397,13 @@ export class RolloutController {
       nextCheckAt: ACTIVE.has(s.phase) ? iso(this.#running?.at ?? this.#next?.at ?? null) : null,
       reduceAt: iso(s.reduceAt),
       controller: claim === undefined ? null : { controller: claim.controller, who: claim.who, until: iso(claim.until)! },
+      lastVerification: this.#lastVerification(),
     };
+  }
+
+  #lastVerification(): RolloutView['lastVerification'] {
+    const d = [...this.#decisions].reverse().find((x) => x.verification !== undefined);
+    return d === undefined ? null : { at: d.at, action: d.action, text: d.text, items: d.verification!.items };
   }
 
   get decisions(): readonly Decision[] {
@@ -408,7 +423,7 @@ export class RolloutController {
    * at an end, the post-rollout hooks, at a rollback the rollback ones. A dry run moves no weight
    * and says each decision as what it would do.
    */
-  #apply(t: Transition, who: string, reason: string | null, checks?: readonly CheckResult[], extra?: Pick<Decision, 'replay' | 'hook'>): void {
+  #apply(t: Transition, who: string, reason: string | null, checks?: readonly CheckResult[], extra?: Pick<Decision, 'replay' | 'hook' | 'verification'>): void {
     const { store, upstreams, plan, log } = this.deps;
     // A move starts from the live weight: after a rollout ended, people may have set another (a dry run's starts from its own).
     const from = t.weight !== undefined && !plan.dryRun ? this.#canaryPercent() : this.#state.weight;
@@ -446,20 +461,42 @@ export class RolloutController {
       this.#decisions.push(decision);
       if (this.#decisions.length > DECISIONS_LIMIT) this.#decisions.splice(0, this.#decisions.length - DECISIONS_LIMIT);
       this.#metrics.decisions.inc({ action: t.action });
-      const level = t.action === 'rollback' || t.action === 'reduce' || t.action === 'hook' ? 'warn' : 'info';
+      const level = t.action === 'rollback' || t.action === 'reduce' || t.action === 'hook' || t.action === 'verification_failed' ? 'warn' : 'info';
       log[level]({ action: t.action, from, to: t.state.weight, phase: t.state.phase, who, reason, ...(plan.dryRun ? { dryRun: true } : {}) }, `rollout: ${text}`);
-      this.deps.notifier.send({ action: t.action, text: `drum-splitter rollout (${plan.canary}): ${text}`, from, to: t.state.weight, at: decision.at, phase: t.state.phase, who, reason, ...mismatchOf(t, checks), ...extra, ...(plan.dryRun ? { dryRun: true } : {}) });
+      const next = upcoming(plan, t.state);
+      this.deps.notifier.send({
+        action: t.action, text: `drum-splitter rollout (${plan.canary}): ${text}`, from, to: t.state.weight, at: decision.at, phase: t.state.phase, who, reason,
+        ...mismatchOf(t, checks), ...extra, ...(plan.dryRun ? { dryRun: true } : {}), ...(next === undefined ? {} : { next }),
+      });
       if (ENDS.has(t.state.phase) && t.state.phase !== before) this.#tell('post-rollout');
       if (t.action === 'rollback' || t.action === 'abort') this.#tell('rollback');
     }
     this.deps.save?.({ format: 1, state: this.#state, decisions: this.#decisions });
     this.#syncShadow();
+    // A rollback, an abort, or a person's weights (already in the store when we hear of them): whichever took the canary to 0%, the baseline now takes all.
+    if (t.action !== undefined && from > 0 && t.state.weight === 0 && this.#canaryPercent() === 0) this.#verifyBaseline();
   }
 
   /** The live shadow on at the shadow phase's share while the rollout is there (paused too), else back as it was. */
   #syncShadow(): void {
     const step = this.deps.plan.steps[this.#state.step];
     this.deps.shadow?.set(ACTIVE.has(this.#state.phase) && step?.shadow !== undefined ? step.shadow : undefined);
+  }
+
+  /** The seed's checks of the baseline after a rollback, then their decision: verified or verification_failed, each item in it. */
+  #verifyBaseline(): void {
+    const { verify, plan } = this.deps;
+    if (verify === undefined) return;
+    const run = verify(this.#state.canary, this.#stopped.signal).then(
+      (items) => {
+        if (this.#stopped.signal.aborted) return;
+        const outcome = verificationOutcome(items, `the baseline ${plan.baseline}`);
+        this.#apply({ state: this.#state, action: outcome.action, text: outcome.text }, 'rollout', null, undefined, { verification: { items } });
+      },
+      (err: unknown) => this.deps.log.error({ err: (err as Error).message }, 'rollout: the verification of the baseline could not run'),
+    );
+    this.#verifying.add(run);
+    void run.finally(() => this.#verifying.delete(run));
   }
 
   /** post-rollout and rollback hooks: told, their answers logged; nothing waits on them. */
@@ -499,6 +536,17 @@ function mismatchOf(t: Transition, checks: readonly CheckResult[] | undefined): 
   if (t.action !== 'rollback') return {};
   const check = checks?.find((c) => c.check === 'mismatch' && c.status === 'rollback');
   return check?.mismatch === undefined ? {} : { mismatch: check.mismatch };
+}
+
+/**
+ * What a running rollout does next if every check passes, sent with each notice so that people
+ * hear of a step before it comes (CANARY_DEPLOYMENT.md "Before Each Phase"): the next weight (null:
+ * the rollout completes), in how long, and whether a person approves first.
+ */
+export function upcoming(plan: RolloutPlan, state: RolloutState): { weight: number | null; inMs: number; approve: boolean } | undefined {
+  const step = plan.steps[state.step];
+  if (state.phase !== 'running' || step === undefined) return undefined;
+  return { weight: plan.steps[state.step + 1]?.weight ?? null, inMs: Math.max(0, step.holdMs - state.heldMs), approve: step.approve };
 }
 
 export { NotNow };

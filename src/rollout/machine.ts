@@ -96,7 +96,10 @@ export type DecisionAction =
   | 'retry'
   | 'hook'
   /** The shadow phase held with every check passing (or a passing replay report stood in for it): the canary's first step. */
-  | 'shadow_pass';
+  | 'shadow_pass'
+  // The baseline's checks after a rollback (rollout/verify.ts): they change no state.
+  | 'verified'
+  | 'verification_failed';
 
 /**
  * The seed's gradual reduction (ROLLBACK_PLAN.md): over 50% → 50, 25–50 → 25, 10–25 → 5,

@@ -2,6 +2,8 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { request } from 'undici';
 import { InputError } from '../common/input-error.js';
+import { renderEvent, type EventContext } from './formats.js';
+import type { NotifyTarget } from './plan.js';
 
 /** Webhooks for rollout events: a JSON POST per event to each configured URL, off the controller's path. */
 
@@ -36,6 +38,8 @@ export interface NotifierDeps {
   readonly timeoutMs?: number;
   /** Events waiting per URL behind the one being sent. Default 100. */
   readonly maxQueue?: number;
+  /** The canary and baseline the events are about, for the services' formats. Default: "canary", "baseline". */
+  readonly context?: EventContext;
 }
 
 /**
@@ -56,6 +60,7 @@ class Lane {
   private readonly dropped = new AbortController();
 
   constructor(
+    readonly target: NotifyTarget,
     private readonly url: string,
     private readonly shown: string,
     private readonly deps: Required<NotifierDeps>,
@@ -119,11 +124,13 @@ export class Notifier {
   private readonly lanes: readonly Lane[];
   private readonly deps: Required<NotifierDeps>;
 
-  /** Throws an InputError for a URL that is not http(s): better at startup than on every event. */
-  constructor(urls: readonly string[], deps: NotifierDeps) {
-    const full: Required<NotifierDeps> = { timeoutMs: 5000, maxQueue: 100, ...deps };
+  /** Throws an InputError for a URL that is not http(s): better at startup than on every event. A URL alone gets the generic JSON. */
+  constructor(targets: readonly (string | NotifyTarget)[], deps: NotifierDeps) {
+    const full: Required<NotifierDeps> = { timeoutMs: 5000, maxQueue: 100, context: { canary: 'canary', baseline: 'baseline' }, ...deps };
     this.deps = full;
-    this.lanes = urls.map((raw, i) => {
+    this.lanes = targets.map((given, i) => {
+      const target: NotifyTarget = typeof given === 'string' ? { url: given, format: 'json' } : given;
+      const raw = target.url;
       let url: URL;
       try {
         url = new URL(raw);
@@ -133,23 +140,26 @@ export class Notifier {
       if (url.protocol !== 'http:' && url.protocol !== 'https:') {
         throw new InputError(`${shown(url)} is not http or https`, `webhook ${i + 1}`);
       }
-      return new Lane(raw, shown(url), full);
+      return new Lane(target, raw, shown(url), full);
     });
   }
 
-  /** Queues a POST of the event to every URL; returns at once. */
+  /** Queues a POST of the event to every URL, in each one's format; returns at once. */
   send(event: RolloutEvent): void {
-    if (this.lanes.length === 0) return;
-    let body: string;
-    try {
-      // Slack's incoming webhooks show the top-level "text"; other receivers get every field.
-      body = JSON.stringify(event);
-    } catch (err) {
-      // A BigInt or a cycle among the controller's extra fields: nothing can be sent anywhere.
-      for (const lane of this.lanes) lane.fail(event.action, 'error', { error: (err as Error).message });
-      return;
+    for (const lane of this.lanes) {
+      let body: string;
+      try {
+        const payload = renderEvent(lane.target, event, this.deps.context);
+        // Not an action this service takes (PagerDuty: only incidents opening or closing).
+        if (payload === undefined) continue;
+        body = JSON.stringify(payload);
+      } catch (err) {
+        // A BigInt or a cycle among the controller's extra fields.
+        lane.fail(event.action, 'error', { error: (err as Error).message });
+        continue;
+      }
+      lane.push(event.action, body);
     }
-    for (const lane of this.lanes) lane.push(event.action, body);
   }
 
   /** Resolves when everything queued so far has been sent or has failed. */

@@ -57,7 +57,9 @@ export interface RolloutPlan {
   readonly minP99DifferenceMs: number;
   readonly steps: readonly RolloutStep[];
   readonly rollback: RollbackThresholds;
-  readonly notify: readonly string[];
+  readonly notify: readonly NotifyTarget[];
+  /** What a verification after a rollback replays and how long it waits (rollout/verify.ts). */
+  readonly verify: VerifySettings;
   /** Called around the steps (hooks.ts); pre-step and confirm-step ones must answer 2xx before the canary moves. */
   readonly hooks: readonly RolloutHook[];
   /** Judge and decide as usual, say each decision as "would …", move no weight. */
@@ -73,6 +75,28 @@ export interface RolloutHook {
   readonly on: HookEvent;
   readonly url: string;
   /** The whole exchange must be done within it; a hook that takes longer has failed. */
+  readonly timeoutMs: number;
+}
+
+/** How a webhook's events are written: the generic JSON (the event as it is), or a service's own format (rollout/formats.ts). */
+export type NotifyFormat = 'json' | 'slack' | 'teams' | 'pagerduty';
+export const NOTIFY_FORMATS: readonly NotifyFormat[] = ['json', 'slack', 'teams', 'pagerduty'];
+
+/** One `notify:` entry: a URL alone is the generic JSON. */
+export interface NotifyTarget {
+  readonly url: string;
+  readonly format: NotifyFormat;
+  /** PagerDuty's integration key (Events API v2), sent in each event's body. */
+  readonly routingKey?: string;
+}
+
+/** PagerDuty's Events API v2, where an entry with only a routingKey sends. */
+export const PAGERDUTY_EVENTS_URL = 'https://events.pagerduty.com/v2/enqueue';
+
+export interface VerifySettings {
+  /** Files of requests to replay (a .jsonl recording, or a body posted to /predict/); empty: the --record file's recent predictions. */
+  readonly requests: readonly string[];
+  /** Each request of the verification, at most this long. */
   readonly timeoutMs: number;
 }
 
@@ -134,11 +158,14 @@ const DEFAULT_CONFIRM = 2;
 // several ms on a busy 2-core machine (the README's "How well it decides").
 export const DEFAULT_MIN_P99_DIFFERENCE = '5ms';
 
-const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'settle', 'confirm', 'minP99Difference', 'steps', 'rollback', 'notify', 'maxMismatchRate', 'hooks', 'dryRun'];
+const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'settle', 'confirm', 'minP99Difference', 'steps', 'rollback', 'notify', 'maxMismatchRate', 'hooks', 'dryRun', 'verify'];
 const HOOK_KEYS = ['name', 'on', 'url', 'timeout'];
 const DEFAULT_HOOK_TIMEOUT = '10s';
 const STEP_KEYS = ['weight', 'hold', 'maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'approve', 'shadow'];
 const ROLLBACK_KEYS = ['maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'pingTimeout', 'maxRssGrowthPerHour', 'reductionWait', 'maxMismatchRate'];
+const NOTIFY_KEYS = ['url', 'format', 'routingKey'];
+const VERIFY_KEYS = ['requests', 'timeout'];
+const DEFAULT_VERIFY_TIMEOUT = '10s';
 
 /**
  * The plan from the config file's `rollout:` value; undefined or null gives every default.
@@ -171,6 +198,7 @@ export function parsePlan(raw: unknown, upstreams: readonly string[]): RolloutPl
     notify: parseNotify(r.notify ?? []),
     hooks: parseHooks(r.hooks ?? []),
     dryRun: flag(r.dryRun ?? false, 'rollout.dryRun'),
+    verify: parseVerify(r.verify ?? {}),
   };
 }
 
@@ -329,14 +357,24 @@ function errorRate(value: unknown, field: string): number {
   return n;
 }
 
-function parseNotify(value: unknown): string[] {
-  if (!Array.isArray(value)) throw new InputError('must be a list of webhook URLs (http or https)', 'rollout.notify');
+function parseNotify(value: unknown): NotifyTarget[] {
+  if (!Array.isArray(value)) throw new InputError('must be a list of webhooks: a URL (the generic JSON), or { url, format: json|slack|teams|pagerduty, routingKey }', 'rollout.notify');
   return value.map((item, i) => {
     const field = `rollout.notify[${i}]`;
-    if (typeof item !== 'string' || !URL.canParse(item)) throw new InputError(`"${String(item)}" is not a URL`, field);
-    const url = new URL(item);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InputError(`"${item}" is not an http:// or https:// URL`, field);
-    return url.href;
+    if (typeof item === 'string') return { url: webhookUrl(item, field), format: 'json' };
+    const o = mapping(item, field, NOTIFY_KEYS);
+    const format = o.format ?? 'json';
+    if (!NOTIFY_FORMATS.includes(format as NotifyFormat)) throw new InputError(`"${String(format)}" is not one of ${NOTIFY_FORMATS.join(', ')}`, `${field}.format`);
+    if (format !== 'pagerduty') {
+      if (o.routingKey != null) throw new InputError('is for format: pagerduty only', `${field}.routingKey`);
+      if (o.url == null) throw new InputError('needs a url', `${field}.url`);
+      return { url: webhookUrl(o.url, `${field}.url`), format: format as NotifyFormat };
+    }
+    // PagerDuty's integration keys are 32 characters; a wrong one is refused by PagerDuty only when an incident is due.
+    if (typeof o.routingKey !== 'string' || !/^[A-Za-z0-9]{32}$/.test(o.routingKey)) {
+      throw new InputError("needs PagerDuty's integration key (Events API v2), 32 letters and digits", `${field}.routingKey`);
+    }
+    return { url: webhookUrl(o.url ?? PAGERDUTY_EVENTS_URL, `${field}.url`), format: 'pagerduty', routingKey: o.routingKey };
   });
 }
 
@@ -352,13 +390,26 @@ function parseHooks(value: unknown): RolloutHook[] {
     const h = mapping(item, field, HOOK_KEYS);
     if (typeof h.name !== 'string' || h.name.trim() === '') throw new InputError('needs a name, a non-empty string (decisions name the hook by it)', `${field}.name`);
     if (!HOOK_EVENTS.includes(h.on as HookEvent)) throw new InputError(`"${String(h.on)}" is not one of ${HOOK_EVENTS.join(', ')}`, `${field}.on`);
-    if (typeof h.url !== 'string' || !URL.canParse(h.url)) throw new InputError(`"${String(h.url)}" is not a URL`, `${field}.url`);
-    const url = new URL(h.url);
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InputError(`"${h.url}" is not an http:// or https:// URL`, `${field}.url`);
-    return { name: h.name, on: h.on as HookEvent, url: url.href, timeoutMs: parseDuration(h.timeout ?? DEFAULT_HOOK_TIMEOUT, `${field}.timeout`) };
+    return { name: h.name, on: h.on as HookEvent, url: webhookUrl(h.url, `${field}.url`), timeoutMs: parseDuration(h.timeout ?? DEFAULT_HOOK_TIMEOUT, `${field}.timeout`) };
   });
   const names = hooks.map((h) => h.name);
   const twice = names.findIndex((n, i) => names.indexOf(n) !== i);
   if (twice !== -1) throw new InputError(`"${names[twice]!}" names another hook too; each needs its own name`, `rollout.hooks[${twice}].name`);
   return hooks;
+}
+
+function webhookUrl(item: unknown, field: string): string {
+  if (typeof item !== 'string' || !URL.canParse(item)) throw new InputError(`"${String(item)}" is not a URL`, field);
+  const url = new URL(item);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InputError(`"${item}" is not an http:// or https:// URL`, field);
+  return url.href;
+}
+
+function parseVerify(value: unknown): VerifySettings {
+  const v = mapping(value, 'rollout.verify', VERIFY_KEYS);
+  const requests = v.requests ?? [];
+  if (!Array.isArray(requests) || requests.some((f) => typeof f !== 'string' || f === '')) {
+    throw new InputError('must be a list of files: a .jsonl recording, or a body posted to /predict/ (.csv, .json)', 'rollout.verify.requests');
+  }
+  return { requests: requests as string[], timeoutMs: parseDuration(v.timeout ?? DEFAULT_VERIFY_TIMEOUT, 'rollout.verify.timeout') };
 }

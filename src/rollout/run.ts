@@ -30,7 +30,7 @@ export interface RunningRollout {
  */
 export function runRollout(
   plan: RolloutPlan,
-  deps: Pick<ControllerDeps, 'store' | 'upstreams' | 'evidence' | 'log' | 'saved' | 'afterTick' | 'shadow'> & {
+  deps: Pick<ControllerDeps, 'store' | 'upstreams' | 'evidence' | 'log' | 'saved' | 'afterTick' | 'shadow' | 'verify'> & {
     readonly registry: Registry;
     readonly statePath: string | undefined;
     /** drum_state_write_failures_total, which the --state file's writer counts in too. */
@@ -38,7 +38,7 @@ export function runRollout(
   },
 ): RunningRollout {
   const { log, registry, statePath } = deps;
-  const notifier = new Notifier(plan.notify, { log, failures: notifyFailures(registry) });
+  const notifier = new Notifier(plan.notify, { log, failures: notifyFailures(registry), context: { canary: plan.canary, baseline: plan.baseline } });
   const file = statePath === undefined
     ? undefined
     : new AtomicFile(rolloutStatePath(statePath), { what: 'the rollout state', format: formatSavedRollout, onError: reportWriteFailure(log, deps.stateFailures, 'rollout') });
@@ -48,6 +48,7 @@ export function runRollout(
     evidence: deps.evidence,
     afterTick: deps.afterTick,
     shadow: deps.shadow,
+    verify: deps.verify,
     log,
     saved: deps.saved,
     plan,

@@ -7,6 +7,7 @@ import type { HookAnswer } from './hooks.js';
 import { ACTIVE, PHASES, type DecisionAction, type Phase, type RolloutState } from './machine.js';
 import type { RolloutPlan } from './plan.js';
 import type { ReplayStandIn } from './replay-report.js';
+import type { Verification } from './verify.js';
 
 /** The rollout's own state file, beside the --state file: /data/state.json → /data/state.rollout.json. */
 export function rolloutStatePath(statePath: string): string {
@@ -59,6 +60,17 @@ function check(value: unknown, where: string): CheckResult {
   return c as CheckResult;
 }
 
+/** A verification's items (rollout/verify.ts), each { name, ok: true|false|null, detail }. */
+function verification(value: unknown, where: string): Verification {
+  const v = object(value, where);
+  const items = array(v['items'], `${where}.items`).map((raw, j) => {
+    const item = object(raw, `${where}.items[${j}]`);
+    if (item['ok'] !== null && typeof item['ok'] !== 'boolean') throw new Corrupt(`${where}.items[${j}].ok must be true, false or null, got ${JSON.stringify(item['ok'])}`);
+    return { name: string(item['name'], `${where}.items[${j}].name`), ok: item['ok'], detail: string(item['detail'], `${where}.items[${j}].detail`) };
+  });
+  return { items };
+}
+
 function decision(value: unknown, i: number): Decision {
   const where = `decisions[${i}]`;
   const d = object(value, where);
@@ -83,6 +95,7 @@ function decision(value: unknown, i: number): Decision {
     ...(d['dryRun'] === true ? { dryRun: true as const } : {}),
     // A hook's answer, shown as it was.
     ...(d['hook'] === undefined ? {} : { hook: object(d['hook'], `${where}.hook`) as unknown as HookAnswer }),
+    ...(d['verification'] === undefined ? {} : { verification: verification(d['verification'], `${where}.verification`) }),
   };
 }
 
