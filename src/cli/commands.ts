@@ -52,9 +52,13 @@ const WEIGHTS: Command = {
 const ROLLOUT: Command = {
   name: 'rollout',
   summary: 'the canary controller: status, start, pause, abort...',
-  usage: ['status|decisions [options]', 'start|pause|resume|approve|abort [options]'],
-  about: 'status: where the rollout is; decisions: why, each with its numbers; the others: what they say.',
-  flags: ADMIN_CLIENT_FLAGS,
+  usage: ['status|decisions [options]', 'start|pause|resume|approve|abort [options]', 'report [--html FILE] [--md FILE] [options]'],
+  about: 'status: where the rollout is; decisions: why, each with its numbers; report: the summary report per step, with charts (Markdown on stdout without --html or --md); the others: what they say.',
+  flags: [
+    ...ADMIN_CLIENT_FLAGS,
+    { flag: 'html', kind: 'value', arg: 'FILE', help: 'report: write the self-contained HTML page here' },
+    { flag: 'md', kind: 'value', arg: 'FILE', help: 'report: write the Markdown here' },
+  ],
   takesArguments: true,
   notes: clientExits('request rejected (or not possible now, a 409)'),
 };

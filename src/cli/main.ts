@@ -110,6 +110,7 @@ async function adminClient({ given, values, args: [sub, ...args] }: Run, command
     reason: values.reason as string | undefined,
   };
   if (command === 'weights') return (await import('./weights.js')).weightsCommand(sub, args, client);
+  if (sub === 'report' && args.length === 0) return (await import('./rollout-report.js')).rolloutReportCommand(client, { html: values.html as string | undefined, md: values.md as string | undefined });
   return (await import('./rollout.js')).rolloutCommand(sub, args, client);
 }
 

@@ -9,5 +9,5 @@ export async function rolloutCommand(sub: string | undefined, args: readonly str
   if (sub === 'status') return callAdmin(opts, 'GET', '/rollout');
   if (sub === 'decisions') return callAdmin(opts, 'GET', '/rollout/decisions');
   if (sub !== undefined && COMMANDS.includes(sub)) return callAdmin(opts, 'POST', `/rollout/${sub}`, opts.reason === undefined ? undefined : { reason: opts.reason });
-  throw new InputError(`unknown rollout command "${sub ?? ''}" (status, decisions, ${COMMANDS.join(', ')})`);
+  throw new InputError(`unknown rollout command "${sub ?? ''}" (status, decisions, report, ${COMMANDS.join(', ')})`);
 }

@@ -3,11 +3,14 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Timers } from '../common/timers.js';
 import { applyWeights, percentages } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
-import { judge, type CheckName, type CheckResult, type Verdict } from './checks.js';
+import { judge, type CheckResult, type Verdict } from './checks.js';
+import { gatherCustomChecks } from './custom.js';
 import type { EvidenceSource } from './evidence.js';
+import { EMPTY_LEDGER, ledgerDecided, ledgerReset, ledgerTicked, ledgerTotals, summarize, type Ledger, type UpstreamSummary } from './ledger.js';
 import { ACTIVE, NotNow, onCheck, onCommand, onManualChange, onStartup, PHASES, type Command, type DecisionAction, type RolloutState, type Transition } from './machine.js';
 import type { Notifier } from './notify.js';
-import { describePlan, type RolloutPlan } from './plan.js';
+import { describePlan, formatDuration, type RolloutPlan } from './plan.js';
+import { buildReport, type RolloutReport } from './report.js';
 
 /** The weight store's source for the rollout's own changes. */
 export const ROLLOUT_SOURCE = 'rollout';
@@ -34,6 +37,16 @@ export interface SavedRollout {
   readonly format: 1;
   readonly state: RolloutState;
   readonly decisions: readonly Decision[];
+  /** What each step saw, for the report; absent from files written before it. */
+  readonly ledger?: Ledger;
+}
+
+/** The hourly summary notice's numbers (the notifier event's `summary`). */
+export interface RolloutSummary {
+  readonly step: number;
+  readonly weight: number;
+  readonly heldMs: number;
+  readonly upstreams: Readonly<Record<string, UpstreamSummary>>;
 }
 
 export interface RolloutView {
@@ -82,6 +95,8 @@ export interface ControllerDeps {
   readonly afterTick?: (() => Promise<void>) | undefined;
   readonly saved?: SavedRollout | undefined;
   readonly save?: (saved: SavedRollout) => void;
+  /** A rollout ended (complete, rolled back, aborted): its report, to be written. */
+  readonly onEnd?: (report: RolloutReport) => void;
 }
 
 /**
@@ -106,10 +121,15 @@ export class RolloutController {
   readonly #stopped = new AbortController();
   readonly #unsubscribe: (() => void)[] = [];
   readonly #metrics: { step: Gauge; state: Gauge<'state'>; check: Gauge<'check'>; decisions: Counter<'action'> };
+  #ledger: Ledger;
+  /** The summary notice's timer while a rollout is active, and each upstream's totals at the last notice. */
+  #summary: { timer: unknown; totals: Record<string, { requests: number; errors: number }> } | undefined;
 
   constructor(private readonly deps: ControllerDeps) {
     this.#state = onStartup(deps.saved?.state, this.#canaryPercent(), deps.now());
     this.#decisions = [...(deps.saved?.decisions ?? [])];
+    // The evidence's window does not survive a restart: counting starts again from what it holds next.
+    this.#ledger = ledgerReset(deps.saved?.ledger ?? EMPTY_LEDGER, deps.now());
     const registers = [deps.registry];
     const self = this;
     this.#metrics = {
@@ -160,6 +180,7 @@ export class RolloutController {
     this.#stopped.abort();
     if (this.#next !== undefined) this.deps.timers.clearTimeout(this.#next.timer);
     this.#next = undefined;
+    this.#summaries();
     this.deps.evidence.stop?.();
     for (const off of this.#unsubscribe.splice(0)) off();
     await this.#running?.done;
@@ -220,12 +241,12 @@ export class RolloutController {
   async #check(at: number): Promise<Verdict | undefined> {
     const { plan } = this.deps;
     const before = this.#state;
-    const evidence = await this.deps.evidence.gather(at, this.#stopped.signal);
+    const [evidence, custom] = await Promise.all([this.deps.evidence.gather(at, this.#stopped.signal), this.#custom(at)]);
     // Stopped meanwhile, or the rollout moved (a command, a person's change): these numbers are
     // for a state that is gone, and a new step judges only its own traffic. The next tick gathers again.
     if (this.#stopped.signal.aborted || this.#state !== before || !ACTIVE.has(before.phase)) return undefined;
     const step = plan.steps[Math.max(0, before.step)]!;
-    const judged = judge(evidence, step, plan.rollback, { minRequests: plan.minRequests, minP99Difference: plan.minP99DifferenceMs / 1000 });
+    const judged = judge(evidence, step, plan.rollback, { minRequests: plan.minRequests, minP99Difference: plan.minP99DifferenceMs / 1000 }, custom);
     const { settling } = before;
     // Settling, only an immediate trigger counts; the rest is shown as what it is.
     const verdict: Verdict =
@@ -234,10 +255,55 @@ export class RolloutController {
         : judged;
     this.#verdict = { ...verdict, at: new Date(at).toISOString() };
     for (const c of verdict.checks) {
-      if (c.value !== null && Number.isFinite(c.value)) this.#metrics.check.set({ check: c.check satisfies CheckName }, c.value);
+      if (c.value !== null && Number.isFinite(c.value)) this.#metrics.check.set({ check: c.check }, c.value);
     }
+    this.#ledger = ledgerTicked(this.#ledger, at, evidence, verdict, plan, plan.windowMs);
     this.#apply(onCheck(plan, before, verdict, at, evidence.canaryIdentity), 'rollout', null, verdict.checks);
     return verdict;
+  }
+
+  /** The plan's own checks for the tick at `at` (none: at once). */
+  async #custom(at: number): Promise<CheckResult[]> {
+    const { plan } = this.deps;
+    if (plan.checks.length === 0) return [];
+    const s = this.#state;
+    const context = { canary: plan.canary, baseline: plan.baseline, phase: s.phase, step: s.step, weight: s.weight, heldMs: s.heldMs, at: new Date(at).toISOString(), windowMs: plan.windowMs };
+    const { evidence } = this.deps;
+    return gatherCustomChecks(plan.checks, context, at, this.#stopped.signal, { query: evidence.query?.bind(evidence) });
+  }
+
+  /** The summary report as of now (GET /rollout/report). */
+  report(): RolloutReport {
+    const { plan, now } = this.deps;
+    return buildReport(this.#ledger, { canary: plan.canary, baseline: plan.baseline, phase: this.#state.phase, note: this.#state.note, weight: this.#state.weight }, now());
+  }
+
+  /** The summary notice's timer: set while a rollout is active, cleared when it is not (or the loop stopped). */
+  #summaries(): void {
+    const active = ACTIVE.has(this.#state.phase) && !this.#stopped.signal.aborted;
+    if (active === (this.#summary !== undefined)) return;
+    if (!active) {
+      this.deps.timers.clearTimeout(this.#summary!.timer);
+      this.#summary = undefined;
+      return;
+    }
+    const fire = (): void => {
+      const { totals } = this.#summary!;
+      this.#summary = undefined;
+      this.#sendSummary(totals);
+      this.#summaries();
+    };
+    this.#summary = { timer: this.deps.timers.setTimeout(fire, this.deps.plan.summaryIntervalMs), totals: ledgerTotals(this.#ledger) };
+  }
+
+  /** The summary notice: each upstream's requests and error rate since the last, its latest p50, p99 and RSS; the step and time held. */
+  #sendSummary(before: Record<string, { requests: number; errors: number }>): void {
+    const { plan, now } = this.deps;
+    const s = this.#state;
+    const upstreams = summarize(this.#ledger, before, [plan.canary, plan.baseline]);
+    const summary: RolloutSummary = { step: s.step, weight: s.weight, heldMs: s.heldMs, upstreams };
+    const text = `drum-splitter rollout (${plan.canary}): ${s.phase.replace('_', ' ')} at step ${s.step + 1} of ${plan.steps.length} (${s.weight}%), held ${formatDuration(Math.round(s.heldMs / 1000) * 1000 || 1000)}; ${Object.entries(upstreams).map(([name, u]) => describeUpstream(name, u)).join('; ')}`;
+    this.deps.notifier.send({ action: 'summary', text, from: s.weight, to: s.weight, at: new Date(now()).toISOString(), phase: s.phase, summary });
   }
 
   /** A person's command; NotNow (a 409) when it does not fit the state. */
@@ -325,6 +391,7 @@ export class RolloutController {
       this.deps.evidence.reset();
     } else if (t.fresh !== undefined) {
       this.deps.evidence.reset(t.fresh);
+      if (t.fresh === 'all') this.#ledger = ledgerReset(this.#ledger, this.deps.now());
     }
     this.#state = t.state;
     if (t.action !== undefined) {
@@ -346,9 +413,20 @@ export class RolloutController {
       const level = t.action === 'rollback' || t.action === 'reduce' ? 'warn' : 'info';
       log[level]({ action: t.action, from, to: t.state.weight, phase: t.state.phase, who, reason }, `rollout: ${t.text}`);
       this.deps.notifier.send({ action: t.action, text: `drum-splitter rollout (${plan.canary}): ${t.text}`, from, to: t.state.weight, at: decision.at, phase: t.state.phase, who, reason });
+      const ended = this.#ledger.endedAt;
+      this.#ledger = ledgerDecided(this.#ledger, decision, ACTIVE.has(t.state.phase), this.deps.now());
+      if (ended === null && this.#ledger.endedAt !== null) this.deps.onEnd?.(this.report());
     }
-    this.deps.save?.({ format: 1, state: this.#state, decisions: this.#decisions });
+    this.#summaries();
+    this.deps.save?.({ format: 1, state: this.#state, decisions: this.#decisions, ledger: this.#ledger });
   }
+}
+
+/** "fastapi 1,204 requests, 0.1% errors, p50 12.0 ms, p99 45.0 ms, RSS 300 MB". */
+function describeUpstream(name: string, u: UpstreamSummary): string {
+  const ms = (x: number | null): string => (x === null ? 'unknown' : `${(x * 1000).toFixed(1)} ms`);
+  const errors = u.errorRate === null ? 'no errors measured' : `${(u.errorRate * 100).toFixed(2).replace(/\.?0+$/, '')}% errors`;
+  return `${name} ${u.requests.toLocaleString('en-US')} requests, ${errors}, p50 ${ms(u.p50)}, p99 ${ms(u.p99)}, RSS ${u.rss === null ? 'unknown' : `${Math.round(u.rss / 2 ** 20)} MB`}`;
 }
 
 export { NotNow };

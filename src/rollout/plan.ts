@@ -2,6 +2,7 @@ import { InputError } from '../common/input-error.js';
 import { isObject } from '../common/json-shape.js';
 import { parsePercent, toPercent } from '../common/percent.js';
 import { parseDuration } from '../common/units.js';
+import { parseCustomChecks, type CustomCheck } from './custom.js';
 
 /**
  * The rollout plan: the canary's steps, what each must meet before the next, and when to roll back.
@@ -51,6 +52,10 @@ export interface RolloutPlan {
   readonly steps: readonly RolloutStep[];
   readonly rollback: RollbackThresholds;
   readonly notify: readonly string[];
+  /** Checks of one's own (custom.ts), judged beside the built-in ones. */
+  readonly checks: readonly CustomCheck[];
+  /** How often an active rollout sends its summary notice (the seed's "hourly metric summaries"). */
+  readonly summaryIntervalMs: number;
 }
 
 const SECOND = 1000;
@@ -109,7 +114,9 @@ const DEFAULT_CONFIRM = 2;
 // several ms on a busy 2-core machine (the README's "How well it decides").
 export const DEFAULT_MIN_P99_DIFFERENCE = '5ms';
 
-const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'settle', 'confirm', 'minP99Difference', 'steps', 'rollback', 'notify'];
+const DEFAULT_SUMMARY_INTERVAL = '1h'; // CANARY_DEPLOYMENT.md "Communication Plan": hourly metric summaries
+
+const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'settle', 'confirm', 'minP99Difference', 'steps', 'rollback', 'notify', 'checks', 'summaryInterval'];
 const STEP_KEYS = ['weight', 'hold', 'maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'approve'];
 const ROLLBACK_KEYS = ['maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'pingTimeout', 'maxRssGrowthPerHour', 'reductionWait'];
 
@@ -142,6 +149,8 @@ export function parsePlan(raw: unknown, upstreams: readonly string[]): RolloutPl
     steps: r.steps == null ? DEFAULT_STEPS : parseSteps(r.steps),
     rollback: parseRollback(r.rollback ?? {}),
     notify: parseNotify(r.notify ?? []),
+    checks: parseCustomChecks(r.checks),
+    summaryIntervalMs: parseDuration(r.summaryInterval ?? DEFAULT_SUMMARY_INTERVAL, 'rollout.summaryInterval'),
   };
 }
 
