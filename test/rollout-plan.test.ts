@@ -65,8 +65,10 @@ t.test('no rollout section, an empty one or YAML nulls: every default', async (t
     steps: DEFAULT_STEPS,
     rollback: DEFAULT_ROLLBACK,
     notify: [],
+    checks: [],
+    summaryIntervalMs: 3_600_000,
   };
-  const nulls = { canary: null, interval: null, window: null, minRequests: null, settle: null, confirm: null, minP99Difference: null, steps: null, rollback: null, notify: null };
+  const nulls = { canary: null, interval: null, window: null, minRequests: null, settle: null, confirm: null, minP99Difference: null, steps: null, rollback: null, notify: null, checks: null, summaryInterval: null };
   for (const raw of [undefined, null, {}, nulls]) t.strictSame(parsePlan(raw, UPSTREAMS), want, JSON.stringify(raw));
   t.equal(parsePlan(undefined, ['a', 'b', 'c']).canary, 'b', 'the canary is the first upstream after the baseline');
 });
@@ -84,6 +86,8 @@ t.test('every setting given', async (t) => {
       steps: [{ weight: '2.5%', hold: '1h', maxErrorRate: 0.002, maxP99Increase: 1.5, maxMemoryIncrease: 2, approve: true }],
       rollback: { maxErrorRate: 0.05, maxP99Increase: 0.4, maxMemoryIncrease: 0.6, pingTimeout: '5s', maxRssGrowthPerHour: 0.2, reductionWait: '1m' },
       notify: ['https://hooks.example/T1/B2', 'http://10.0.0.1:9000/alert'],
+      checks: [{ name: 'acceptance', webhook: 'http://tests.example/run' }],
+      summaryInterval: '30m',
     },
     ['a', 'b', 'c'],
   );
@@ -99,6 +103,8 @@ t.test('every setting given', async (t) => {
     steps: [{ weight: 2.5, holdMs: H, approve: true, maxErrorRate: 0.002, maxP99Increase: 1.5, maxMemoryIncrease: 2 }],
     rollback: { maxErrorRate: 0.05, maxP99Increase: 0.4, maxMemoryIncrease: 0.6, pingTimeoutMs: 5000, maxRssGrowthPerHour: 0.2, reductionWaitMs: 60_000 },
     notify: ['https://hooks.example/T1/B2', 'http://10.0.0.1:9000/alert'],
+    checks: [{ name: 'acceptance', on: 'miss', timeoutMs: 5000, kind: 'webhook', webhook: 'http://tests.example/run' }],
+    summaryIntervalMs: 1_800_000,
   });
   t.equal(parsePlan({ window: '30s' }, UPSTREAMS).windowMs, 30_000, 'a window as long as the interval is enough');
   t.equal(parsePlan({ minRequests: 1 }, UPSTREAMS).minRequests, 1);
@@ -143,7 +149,7 @@ t.test('each mistake: an InputError naming the field and saying what is wrong', 
     // The section and its keys.
     ['not a mapping', 'yes', 'rollout', 'must be a mapping of KEY: VALUE'],
     ['a list', [], 'rollout', 'must be a mapping of KEY: VALUE'],
-    ['unknown key', { stpes: [] }, 'rollout', 'unknown key "stpes"; known: canary, interval, window, minRequests, settle, confirm, minP99Difference, steps, rollback, notify'],
+    ['unknown key', { stpes: [] }, 'rollout', 'unknown key "stpes"; known: canary, interval, window, minRequests, settle, confirm, minP99Difference, steps, rollback, notify, checks, summaryInterval'],
     ['settle negative', { settle: -1 }, 'rollout.settle', '"-1" is not a whole number'],
     ['settle fraction', { settle: 0.5 }, 'rollout.settle', '"0.5" is not a whole number'],
     ['confirm zero', { confirm: 0 }, 'rollout.confirm', '"0" is not a whole number above 0'],

@@ -122,8 +122,8 @@ export class RolloutController {
   readonly #unsubscribe: (() => void)[] = [];
   readonly #metrics: { step: Gauge; state: Gauge<'state'>; check: Gauge<'check'>; decisions: Counter<'action'> };
   #ledger: Ledger;
-  /** The summary notice's timer while a rollout is active, and each upstream's totals at the last notice. */
-  #summary: { timer: unknown; totals: Record<string, { requests: number; errors: number }> } | undefined;
+  /** While a rollout is active: when the next summary notice is due, and each upstream's totals at the last. */
+  #summary: { due: number; totals: Record<string, { requests: number; errors: number }> } | undefined;
 
   constructor(private readonly deps: ControllerDeps) {
     this.#state = onStartup(deps.saved?.state, this.#canaryPercent(), deps.now());
@@ -180,7 +180,6 @@ export class RolloutController {
     this.#stopped.abort();
     if (this.#next !== undefined) this.deps.timers.clearTimeout(this.#next.timer);
     this.#next = undefined;
-    this.#summaries();
     this.deps.evidence.stop?.();
     for (const off of this.#unsubscribe.splice(0)) off();
     await this.#running?.done;
@@ -231,6 +230,7 @@ export class RolloutController {
       // E.g. a step the weights cannot take (other canaries' shares leave no room): nothing changed; said every interval until fixed.
       this.deps.log.error({ err: (err as Error).message, phase: this.#state.phase, step: this.#state.step }, 'rollout: the check could not be carried out; holding');
     }
+    this.#summaryDue(at);
     if (!this.#stopped.signal.aborted) {
       await this.deps.afterTick?.().catch((err: unknown) => this.deps.log.error({ err: (err as Error).message }, 'rollout: the work after the check failed'));
     }
@@ -278,22 +278,22 @@ export class RolloutController {
     return buildReport(this.#ledger, { canary: plan.canary, baseline: plan.baseline, phase: this.#state.phase, note: this.#state.note, weight: this.#state.weight }, now());
   }
 
-  /** The summary notice's timer: set while a rollout is active, cleared when it is not (or the loop stopped). */
+  /** The summary notice's clock: it runs while a rollout is active, from when it became so. */
   #summaries(): void {
-    const active = ACTIVE.has(this.#state.phase) && !this.#stopped.signal.aborted;
+    const active = ACTIVE.has(this.#state.phase);
     if (active === (this.#summary !== undefined)) return;
-    if (!active) {
-      this.deps.timers.clearTimeout(this.#summary!.timer);
-      this.#summary = undefined;
-      return;
-    }
-    const fire = (): void => {
-      const { totals } = this.#summary!;
-      this.#summary = undefined;
-      this.#sendSummary(totals);
-      this.#summaries();
-    };
-    this.#summary = { timer: this.deps.timers.setTimeout(fire, this.deps.plan.summaryIntervalMs), totals: ledgerTotals(this.#ledger) };
+    this.#summary = active ? { due: this.deps.now() + this.deps.plan.summaryIntervalMs, totals: ledgerTotals(this.#ledger) } : undefined;
+  }
+
+  /**
+   * At each tick of the loop (idle or not): the summary notice, once it is due. On the loop's
+   * timer, so it goes out at the first tick from its time: within an interval of it.
+   */
+  #summaryDue(at: number): void {
+    const summary = this.#summary;
+    if (summary === undefined || at < summary.due || this.#stopped.signal.aborted) return;
+    this.#sendSummary(summary.totals);
+    this.#summary = { due: summary.due + Math.ceil((at + 1 - summary.due) / this.deps.plan.summaryIntervalMs) * this.deps.plan.summaryIntervalMs, totals: ledgerTotals(this.#ledger) };
   }
 
   /** The summary notice: each upstream's requests and error rate since the last, its latest p50, p99 and RSS; the step and time held. */
@@ -302,7 +302,7 @@ export class RolloutController {
     const s = this.#state;
     const upstreams = summarize(this.#ledger, before, [plan.canary, plan.baseline]);
     const summary: RolloutSummary = { step: s.step, weight: s.weight, heldMs: s.heldMs, upstreams };
-    const text = `drum-splitter rollout (${plan.canary}): ${s.phase.replace('_', ' ')} at step ${s.step + 1} of ${plan.steps.length} (${s.weight}%), held ${formatDuration(Math.round(s.heldMs / 1000) * 1000 || 1000)}; ${Object.entries(upstreams).map(([name, u]) => describeUpstream(name, u)).join('; ')}`;
+    const text = `drum-splitter rollout (${plan.canary}): ${s.phase.replace('_', ' ')} at step ${s.step + 1} of ${plan.steps.length} (${s.weight}%), held ${s.heldMs < 1000 ? '0s' : formatDuration(Math.round(s.heldMs / 1000) * 1000)}; ${Object.entries(upstreams).map(([name, u]) => describeUpstream(name, u)).join('; ')}`;
     this.deps.notifier.send({ action: 'summary', text, from: s.weight, to: s.weight, at: new Date(now()).toISOString(), phase: s.phase, summary });
   }
 
