@@ -1,4 +1,3 @@
-import { writeFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Counter, Registry } from 'prom-client';
 import { AtomicFile } from '../common/atomic-file.js';
@@ -85,8 +84,10 @@ async function writeReport(report: RolloutReport, statePath: string | undefined,
     return;
   }
   const paths = reportPaths(statePath);
+  // Whole or not at all, as the state beside it: a reader never sees half a page. A failure is said once, below.
+  const write = (path: string, text: string): Promise<void> => new AtomicFile<string>(path, { what: 'the rollout report', format: (s) => s, onError: () => {} }).trySave(text);
   try {
-    await Promise.all([writeFile(paths.html, renderReportHtml(report)), writeFile(paths.md, renderMarkdown(report))]);
+    await Promise.all([write(paths.html, renderReportHtml(report)), write(paths.md, renderMarkdown(report))]);
     log.info({ phase: report.phase, ...paths }, 'rollout ended; its report is written');
   } catch (err) {
     log.error({ err: (err as Error).message, ...paths }, 'rollout ended; its report cannot be written');
