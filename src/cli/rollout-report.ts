@@ -13,20 +13,18 @@ export async function rolloutReportCommand(opts: ClientOptions, files: { readonl
       console.error('drum-splitter: the admin API answered GET /rollout/report with no report (a version without it?)');
       return EXIT.unreachable;
     }
-    if (files.html === undefined && files.md === undefined) {
+    const outputs = ([[files.html, renderReportHtml], [files.md, renderMarkdown]] as const).filter(([file]) => file !== undefined);
+    if (outputs.length === 0) {
       process.stdout.write(renderMarkdown(report));
       return EXIT.ok;
     }
     try {
-      await Promise.all([
-        files.html === undefined ? undefined : writeFile(files.html, renderReportHtml(report)),
-        files.md === undefined ? undefined : writeFile(files.md, renderMarkdown(report)),
-      ]);
+      await Promise.all(outputs.map(([file, render]) => writeFile(file!, render(report))));
     } catch (err) {
       console.error(`drum-splitter: the report cannot be written: ${(err as Error).message}`);
       return EXIT.rejected;
     }
-    console.error(`drum-splitter: rollout report (${report.phase}, ${report.steps.length} periods) written to ${[files.html, files.md].filter((f) => f !== undefined).join(' and ')}`);
+    console.error(`drum-splitter: rollout report (${report.phase}, ${report.steps.length} periods) written to ${outputs.map(([file]) => file).join(' and ')}`);
     return EXIT.ok;
   });
 }
