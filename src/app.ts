@@ -6,7 +6,6 @@ import { LocalEvidence } from './rollout/evidence.js';
 import { startWorkers, type TrafficPlane } from './cluster.js';
 import type { Config, RawSettings } from './config/config.js';
 import { resolveStartup } from './config/startup.js';
-import { refuseQueryChecks } from './rollout/custom.js';
 import { createLogger } from './common/log.js';
 import { startControlPlane, type Driven } from './control/plane.js';
 import { watchWeights, type ConfigWatcher } from './config/watch.js';
@@ -60,7 +59,6 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
   const now = opts.now ?? (() => new Date());
   const startup = resolveStartup({ file: settings.file?.settings, flags: settings.flags, env, at: now().toISOString() });
   const { config } = startup;
-  refuseQueryChecks(config.rollout?.checks ?? []);
   const log = opts.log ?? createLogger(config.logLevel);
   const plane = await startControlPlane(startup, { env, log, now, adminName: 'the admin API', drive: ({ store, metrics }) => startTraffic(config, { store, metrics, log, file: settings.file, seriesMs: opts.seriesIntervalMs ?? SERIES_INTERVAL_MS }) });
   const { proxy, shadow } = plane.driven;

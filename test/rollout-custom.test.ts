@@ -1,6 +1,6 @@
 /** Checks of one's own: the plan's `checks`, each answer's judgement (table tests), and gathering them over real sockets. */
 import t from 'tap';
-import { fillQuery, gatherCustomChecks, judgeQuery, judgeWebhook, oneValue, parseCustomChecks, refuseQueryChecks, type CustomCheck, type QueryValue, type WebhookAnswer } from '../src/rollout/custom.js';
+import { cannotRun, fillQuery, gatherCustomChecks, judgeQuery, judgeWebhook, oneValue, parseCustomChecks, type CustomCheck, type QueryValue, type WebhookAnswer } from '../src/rollout/custom.js';
 import { judge } from '../src/rollout/checks.js';
 import { parsePlan } from '../src/rollout/plan.js';
 import { startUpstream } from './helpers/net.js';
@@ -57,10 +57,12 @@ t.test('a bad check is refused, naming its field', async (t) => {
   t.same(parseCustomChecks(null), [], 'YAML null: none');
 });
 
-t.test('serve refuses a query check at start-up, naming it; webhook checks are its own', async (t) => {
+t.test('a plan with a query check runs only where there is Prometheus; webhook checks run anywhere', async (t) => {
   const checks = parseCustomChecks([{ name: 'hook', webhook: 'http://x/' }, { name: 'cpu', query: 'up', max: 1 }]);
-  t.throws(() => refuseQueryChecks(checks), { message: /rollout.checks\[1\].query: "cpu" is a query check: serve has no Prometheus to ask; query checks run in drum-splitter controller/ });
-  t.doesNotThrow(() => refuseQueryChecks(checks.slice(0, 1)));
+  const query = async (): Promise<{ value: number }[]> => [];
+  t.equal(cannotRun(checks, undefined), 'the plan\'s check "cpu" is a PromQL query, and this process has no Prometheus: drum-splitter controller runs this plan');
+  t.equal(cannotRun(checks, query), undefined);
+  t.equal(cannotRun(checks.slice(0, 1), undefined), undefined);
 });
 
 const [hook, rollbackHook] = parseCustomChecks([{ name: 'acceptance', webhook: 'http://x/' }, { name: 'smoke', webhook: 'http://y/', on: 'rollback' }]) as [CustomCheck, CustomCheck];

@@ -148,11 +148,11 @@ t.test('a report that cannot be written beside --state is logged, and the rollou
   t.equal(await post(`${admin}/rollout/start`), 200, 'a new rollout starts');
 });
 
-t.test('serve refuses a query check at start-up: it has no Prometheus', async (t) => {
-  const path = join(t.testdir({}), 'drum.yaml');
-  writeFileSync(path, JSON.stringify({ upstreams: { flask: 'http://127.0.0.1:9', fastapi: 'http://127.0.0.1:9' }, rollout: { checks: [{ name: 'cpu', query: 'up', max: 1 }] } }));
-  const run = await runCli(['serve', '--config', path, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {}, 20_000);
-  t.equal(run.code, 2, run.stderr);
-  t.match(run.stderr, /rollout.checks\[0\].query: "cpu" is a query check: serve has no Prometheus to ask/);
-  t.equal(run.stderr.trim().split('\n').length, 1, 'one line');
+t.test('serve reads a plan with a query check (its fleet controller shares the file), says so once, and will not start it', async (t) => {
+  const { log, lines } = capturing();
+  const { admin } = await serve(t, { checks: [{ name: 'cpu', query: 'up', max: 1 }] }, { log, traffic: false });
+  t.match(lines.filter((l) => /PromQL/.test(String(l.msg))), [{ level: 40, checks: ['cpu'], msg: 'rollout: the plan\'s check "cpu" is a PromQL query, and this process has no Prometheus: drum-splitter controller runs this plan; this process will not start it' }]);
+  const res = await request(`${admin}/rollout/start`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
+  t.equal(res.statusCode, 409);
+  t.match(await res.body.json(), { error: 'conflict', message: /the plan's check "cpu" is a PromQL query/, phase: 'idle' });
 });

@@ -4,7 +4,7 @@ import type { Timers } from '../common/timers.js';
 import { applyWeights, percentages } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
 import { judge, type CheckResult, type Verdict } from './checks.js';
-import { gatherCustomChecks } from './custom.js';
+import { cannotRun, gatherCustomChecks } from './custom.js';
 import type { EvidenceSource } from './evidence.js';
 import { EMPTY_LEDGER, ledgerDecided, ledgerReset, ledgerTicked, ledgerTotals, summarize, type Ledger, type UpstreamSummary } from './ledger.js';
 import { ACTIVE, NotNow, onCheck, onCommand, onManualChange, onStartup, PHASES, type Command, type DecisionAction, type RolloutState, type Transition } from './machine.js';
@@ -160,6 +160,8 @@ export class RolloutController {
     );
     this.#loopStart = deps.now();
     this.#arm(this.#loopStart);
+    const refused = cannotRun(deps.plan.checks, deps.evidence.query);
+    if (refused !== undefined) deps.log.warn({ checks: deps.plan.checks.map((c) => c.name) }, `rollout: ${refused}; this process will not start it`);
     if (this.#state.phase === 'unmanaged') {
       // Where the rollout is kept (--state), its file was removed or never written while the canary took traffic: a warning.
       // Without, this is how static weights start.
@@ -312,6 +314,8 @@ export class RolloutController {
     if (command === 'start' && claim !== undefined) {
       throw new NotNow(`this fleet's rollout is run by the controller at ${claim.controller} (${claim.who}); start it there`);
     }
+    const refused = command === 'start' ? cannotRun(this.deps.plan.checks, this.deps.evidence.query) : undefined;
+    if (refused !== undefined) throw new NotNow(refused);
     const transition = onCommand(this.deps.plan, this.#state, command, this.deps.now());
     if (command === 'start') this.deps.evidence.reset();
     this.#apply(transition, who, reason);

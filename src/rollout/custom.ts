@@ -71,10 +71,14 @@ function finiteNumber(value: unknown, field: string): number {
   return value;
 }
 
-/** serve has no Prometheus: a query check in its plan stops start-up, naming the check. */
-export function refuseQueryChecks(checks: readonly CustomCheck[]): void {
-  const i = checks.findIndex((c) => c.kind === 'query');
-  if (i >= 0) throw new InputError(`"${checks[i]!.name}" is a query check: serve has no Prometheus to ask; query checks run in drum-splitter controller, serve takes webhook checks`, `rollout.checks[${i}].query`);
+/**
+ * Why this process cannot run the plan: a query check where there is no Prometheus (serve);
+ * undefined when it can. serve still reads such a plan — the replicas and their fleet controller
+ * share one config file — but does not start a rollout on it.
+ */
+export function cannotRun(checks: readonly CustomCheck[], query: CustomCheckDeps['query']): string | undefined {
+  const check = query === undefined ? checks.find((c) => c.kind === 'query') : undefined;
+  return check === undefined ? undefined : `the plan's check "${check.name}" is a PromQL query, and this process has no Prometheus: drum-splitter controller runs this plan`;
 }
 
 /** The failing status a check's `on` asks for. */
