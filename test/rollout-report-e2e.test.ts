@@ -3,8 +3,9 @@
  * in-process, real upstreams and a real acceptance webhook on 127.0.0.1, real traffic through the
  * proxy, the admin API, the CLI, and the report's HTML opened in Debian's chromium.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import puppeteer from 'puppeteer-core';
@@ -33,9 +34,16 @@ async function serve(t: Test, rollout: Record<string, unknown>, opts: { state?: 
     await traffic?.stop();
     await app.close();
     await Promise.all([flask.close(), fastapi.close()]);
+    if (opts.state !== undefined) rmSync(dirname(opts.state), { recursive: true, force: true });
   });
   return { app, admin: `http://127.0.0.1:${app.adminAddress.port}` };
 }
+
+/**
+ * A directory for --state, removed by serve's teardown once the app has closed. Not the test's
+ * testdir: serve empties that for its config, and tap removes it while the app may still write.
+ */
+const stateDir = (): string => mkdtempSync(join(tmpdir(), 'drum-report-'));
 
 const post = async (url: string): Promise<number> => (await request(url, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' })).statusCode;
 
@@ -46,12 +54,11 @@ function capturing(): { log: pino.Logger; lines: Record<string, unknown>[] } {
 }
 
 t.test('a failing acceptance webhook holds the step; passing, the rollout completes; its report is written beside --state, served and drawn', async (t) => {
+  const dir = stateDir();
   let passing = false;
   const acceptance = await startUpstream('acceptance', (_req, res) => res.end(JSON.stringify(passing ? { pass: true, value: 0 } : { pass: false, value: 4, why: '4 acceptance tests fail' })));
   t.teardown(() => acceptance.close());
-  const dir = t.testdir({});
-  const state = join(dir, 'state.json');
-  const { app, admin } = await serve(t, { ...FAST, checks: [{ name: 'acceptance', webhook: acceptance.url, timeout: '1s' }], steps: [{ weight: 10, hold: '500ms' }, { weight: 50, hold: '500ms' }] }, { state });
+  const { app, admin } = await serve(t, { ...FAST, checks: [{ name: 'acceptance', webhook: acceptance.url, timeout: '1s' }], steps: [{ weight: 10, hold: '500ms' }, { weight: 50, hold: '500ms' }] }, { state: join(dir, 'state.json') });
   t.equal(await post(`${admin}/rollout/start`), 200);
   await until(() => app.rollout!.view().lastVerdict?.checks.some((c) => c.check === 'acceptance' && c.status === 'miss') === true, 10_000);
   t.match(app.rollout!.view().lastVerdict, { action: /miss|inconclusive/ });
@@ -137,9 +144,8 @@ t.test('an aborted rollout without --state: the report is not written, and the l
 
 t.test('a report that cannot be written beside --state is logged, and the rollout goes on', async (t) => {
   const { log, lines } = capturing();
-  const dir = t.testdir({});
+  const dir = stateDir();
   const { admin } = await serve(t, { ...FAST, steps: [{ weight: 10, hold: '1h' }] }, { log, traffic: false, state: join(dir, 'state.json') });
-  // After serve's own testdir (which empties the test's directory).
   mkdirSync(join(dir, 'state.rollout-report.html'));
   await post(`${admin}/rollout/start`);
   await post(`${admin}/rollout/abort`);
