@@ -2,7 +2,7 @@
 import t from 'tap';
 import type { Evidence, Verdict } from '../src/rollout/checks.js';
 import type { Decision } from '../src/rollout/controller.js';
-import { EMPTY_LEDGER, ledgerDecided, ledgerReset, ledgerStarted, ledgerTicked, ledgerTotals, MAX_POINTS, MAX_STEPS, summarize, type Ledger } from '../src/rollout/ledger.js';
+import { EMPTY_LEDGER, ledgerDecided, ledgerReset, ledgerStarted, ledgerTicked, ledgerTotals, MAX_PERIOD_DECISIONS, MAX_POINTS, MAX_STEPS, summarize, type Ledger } from '../src/rollout/ledger.js';
 import { buildReport, renderMarkdown, renderReportHtml, reportPaths } from '../src/rollout/report.js';
 
 const SIDES = { baseline: 'flask', canary: 'fastapi' };
@@ -118,6 +118,12 @@ t.test('kept bounded: points thinned in their older half, periods cut to the new
   for (let i = 1; i <= MAX_STEPS + 5; i++) m = ledgerDecided(m, decision('pause', 1, 1 + (i % 2), 0, T0 + i), true, T0 + i);
   t.equal(m.steps.length, MAX_STEPS);
   t.equal(m.steps.at(-1)!.startedAt, T0 + MAX_STEPS + 5);
+  let d = ledgerStarted(T0, 0, 1);
+  for (let i = 1; i <= MAX_PERIOD_DECISIONS + 3; i++) d = ledgerDecided(d, decision('suspect', 1, 1, 0, T0 + i), true, T0 + i);
+  t.same([d.steps[0]!.decisions.length, d.steps[0]!.omitted, d.steps[0]!.decisions[0]!.at], [MAX_PERIOD_DECISIONS, 3, new Date(T0 + 4).toISOString()], 'a period keeps its newest decisions, and counts the rest');
+  const r = buildReport(d, { canary: 'fastapi', baseline: 'flask', phase: 'running', note: null, weight: 1 }, T0 + 1000);
+  t.match(renderMarkdown(r), /- \(period 1: 3 earlier decisions not kept\)\n- \*\*/);
+  t.match(renderReportHtml(r), /<ul><li>\(period 1: 3 earlier decisions not kept\)<\/li><li class="decision suspect">/);
 });
 
 t.test('the summary: requests and error rate since the last one, the latest latencies and memory', async (t) => {

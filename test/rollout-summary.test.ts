@@ -178,7 +178,7 @@ t.test('a corrupt ledger in the saved state stops start-up, naming the entry', a
   const dir = t.testdir({});
   const file = join(dir, 'state.rollout.json');
   const state = { phase: 'complete', step: 1, weight: 50, heldMs: 0, lastCheckAt: null, reduceAt: null, note: null };
-  const good = { startedAt: 1, endedAt: 2, points: [{ at: 1, weight: 5, p99Ratio: null, memoryRatio: 1.1, errorRate: 0 }], steps: [{ step: 0, weight: 5, startedAt: 1, endedAt: 2, checks: 1, p99Ratio: { last: null, max: null }, memoryRatio: { last: 1, max: 1 }, upstreams: { fastapi: { requests: 1, errors: 0, p50: null, p99: 0.1, rss: null } }, decisions: [] }] };
+  const good = { startedAt: 1, endedAt: 2, points: [{ at: 1, weight: 5, p99Ratio: null, memoryRatio: 1.1, errorRate: 0 }], steps: [{ step: 0, weight: 5, startedAt: 1, endedAt: 2, checks: 1, p99Ratio: { last: null, max: null }, memoryRatio: { last: 1, max: 1 }, upstreams: { fastapi: { requests: 1, errors: 0, p50: null, p99: 0.1, rss: null } }, decisions: [], omitted: 0 }] };
   writeFileSync(file, JSON.stringify({ format: 1, state, decisions: [], ledger: good }));
   t.match(readSavedRollout(file, plan())!.ledger, { startedAt: 1, steps: [{ weight: 5 }], points: [{ memoryRatio: 1.1 }], window: { lastAt: null } });
   const bad = { ...good, steps: [{ ...good.steps[0], upstreams: { fastapi: { requests: -1 } } }] };

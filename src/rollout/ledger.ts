@@ -43,8 +43,10 @@ export interface LedgerStep {
   /** Canary RSS over baseline RSS. */
   readonly memoryRatio: Ratio;
   readonly checks: number;
-  /** The decisions made during this period (a promotion ends the period it was made in). */
+  /** The decisions made during this period (a promotion ends the period it was made in), the newest MAX_PERIOD_DECISIONS. */
   readonly decisions: readonly Decision[];
+  /** Earlier decisions of this period no longer kept (a canary missing for days: a suspicion every other window). */
+  readonly omitted: number;
 }
 
 /** One tick, for the charts. */
@@ -70,6 +72,8 @@ export interface Ledger {
 export const MAX_POINTS = 2000;
 /** Periods kept: a rollout paused and moved by hand many times still fits. */
 export const MAX_STEPS = 500;
+/** Decisions kept per period: the state file stays small however long a step misses. */
+export const MAX_PERIOD_DECISIONS = 100;
 
 export const EMPTY_LEDGER: Ledger = { startedAt: null, endedAt: null, steps: [], points: [], window: { since: 0, lastAt: null, seen: {} } };
 
@@ -80,7 +84,7 @@ export function ledgerStarted(at: number, step: number, weight: number): Ledger 
   return { startedAt: at, endedAt: null, steps: [open(at, step, weight)], points: [], window: { since: at, lastAt: null, seen: {} } };
 }
 
-const open = (at: number, step: number, weight: number): LedgerStep => ({ step, weight, startedAt: at, endedAt: null, upstreams: {}, p99Ratio: NO_RATIO, memoryRatio: NO_RATIO, checks: 0, decisions: [] });
+const open = (at: number, step: number, weight: number): LedgerStep => ({ step, weight, startedAt: at, endedAt: null, upstreams: {}, p99Ratio: NO_RATIO, memoryRatio: NO_RATIO, checks: 0, decisions: [], omitted: 0 });
 
 /** The evidence's window started again (a new weight, or a failing window confirmed on fresh exchanges). */
 export function ledgerReset(ledger: Ledger, at: number): Ledger {
@@ -176,7 +180,9 @@ export function ledgerDecided(ledger: Ledger, decision: Decision, active: boolea
 
 function withDecision(ledger: Ledger, decision: Decision): Ledger {
   const current = ledger.steps.at(-1)!;
-  return { ...ledger, steps: [...ledger.steps.slice(0, -1), { ...current, decisions: [...current.decisions, decision] }] };
+  const all = [...current.decisions, decision];
+  const over = Math.max(0, all.length - MAX_PERIOD_DECISIONS);
+  return { ...ledger, steps: [...ledger.steps.slice(0, -1), { ...current, decisions: all.slice(over), omitted: current.omitted + over }] };
 }
 
 /** What one upstream did since `before` (the ledger's totals then): for the hourly summary. */

@@ -36,6 +36,8 @@ export interface ReportStep {
   readonly p99Ratio: Ratio;
   readonly memoryRatio: Ratio;
   readonly decisions: readonly Decision[];
+  /** Earlier decisions of the period not kept. */
+  readonly omitted: number;
 }
 
 export interface RolloutReport {
@@ -94,6 +96,7 @@ export function buildReport(ledger: Ledger, meta: { readonly canary: string; rea
       p99Ratio: s.p99Ratio,
       memoryRatio: s.memoryRatio,
       decisions: s.decisions,
+      omitted: s.omitted,
     })),
     points: ledger.points.map((p) => ({ ...p, at: iso(p.at) })),
   };
@@ -149,6 +152,7 @@ export function renderMarkdown(r: RolloutReport): string {
   out.push(mermaidBars('memory ratio, canary over baseline (last of each period)', labels, r.steps.map((s) => s.memoryRatio.last), 'ratio'), '');
   out.push('## Decisions', '');
   r.steps.forEach((s, i) => {
+    if (s.omitted > 0) out.push(`- (period ${i + 1}: ${s.omitted} earlier decisions not kept)`);
     for (const d of s.decisions) {
       out.push(`- **${d.at}** (period ${i + 1}, ${d.from}% → ${d.to}%) \`${d.action}\` by ${cell(d.who)}${d.reason === null ? '' : ` (${cell(d.reason)})`}: ${cell(d.text)}`);
       for (const line of checkLines(d)) out.push(`  - ${cell(line)}`);
@@ -236,13 +240,14 @@ function stepsTable(r: RolloutReport): string {
 }
 
 function decisionsList(r: RolloutReport): string {
-  const items = r.steps.flatMap((s, i) =>
-    s.decisions.map((d) => {
+  const items = r.steps.flatMap((s, i) => [
+    ...(s.omitted > 0 ? [`<li>(period ${i + 1}: ${s.omitted} earlier decisions not kept)</li>`] : []),
+    ...s.decisions.map((d) => {
       const checks = checkLines(d);
       const list = checks.length === 0 ? '' : `<ul>${checks.map((l) => `<li>${escape(l)}</li>`).join('')}</ul>`;
       return `<li class="decision ${escape(d.action)}"><b>${escape(d.at)}</b> (period ${i + 1}, ${d.from}% → ${d.to}%) <code>${escape(d.action)}</code> by ${escape(d.who)}${d.reason === null ? '' : ` (${escape(d.reason)})`}: ${escape(d.text)}${list}</li>`;
     }),
-  );
+  ]);
   return items.length === 0 ? '<p>None.</p>' : `<ul>${items.join('')}</ul>`;
 }
 

@@ -110,6 +110,7 @@ function ledgerStep(value: unknown, i: number): LedgerStep {
     memoryRatio: ratio(s['memoryRatio'], `${where}.memoryRatio`),
     checks: integer(s['checks'], `${where}.checks`, 0),
     decisions: array(s['decisions'], `${where}.decisions`).map((d, j) => decision(d, j, `${where}.decisions`)),
+    omitted: integer(s['omitted'], `${where}.omitted`, 0),
   };
 }
 
