@@ -17,11 +17,13 @@ import { until } from './helpers/wait.js';
 
 const TOKEN = 'fleet-checks-token-0123456789';
 
-t.test('a PromQL check over its max holds the step; a maxIncrease check reads both sides; both beside the built-in checks', { skip: prometheusMissing }, async (t) => {
+t.test('a PromQL check over its max holds the step; a maxIncrease check reads both sides; a webhook check answers too; all beside the built-in checks', { skip: prometheusMissing }, async (t) => {
   const flask = await startUpstream('flask', behaving(2));
   const fastapi = await startUpstream('fastapi', behaving(2));
+  const smoke = await startUpstream('smoke', (_req, res) => res.end('{"pass": true, "value": 1, "why": "smoke tests pass"}'));
   const path = join(t.testdir({}), 'drum.yaml');
   const checks = [
+    { name: 'smoke', webhook: smoke.url },
     // Any canary traffic at all is over this max: the step cannot pass while it takes any.
     { name: 'canary_requests', query: 'sum(increase(drum_requests_total{server_type="{canary}"}[{window}]))', max: 0 },
     // Mean latency, canary over baseline: alike here.
@@ -45,7 +47,7 @@ t.test('a PromQL check over its max holds the step; a maxIncrease check reads bo
     await traffic.stop();
     await controller.close();
     await replica.close();
-    await Promise.all([flask.close(), fastapi.close()]);
+    await Promise.all([flask.close(), fastapi.close(), smoke.close()]);
   });
   const control = `http://127.0.0.1:${controller.adminAddress.port}`;
   const res = await request(`${control}/rollout/start`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
@@ -56,7 +58,9 @@ t.test('a PromQL check over its max holds the step; a maxIncrease check reads bo
   t.match(checkNamed('canary_requests'), { custom: 'query', limit: 0, text: /^canary_requests: [\d.]+ over max 0$/ });
   t.ok(checkNamed('canary_requests')!.value! > 0, `${checkNamed('canary_requests')!.value} canary requests in the window`);
   t.match(checkNamed('mean_latency'), { custom: 'query', limit: 5, canaryValue: Number, baselineValue: Number, text: /^mean_latency: canary [\d.e-]+ vs baseline [\d.e-]+ \([+-][\d.]+%\) within \+500.0%$/ });
-  t.match(controller.rollout.view().lastVerdict!.checks.map((c) => c.check), ['error_rate', 'p99', 'memory', 'rss_growth', 'oom', 'ping', 'canary_requests', 'mean_latency']);
+  t.match(checkNamed('smoke'), { custom: 'webhook', status: 'ok', value: 1, text: 'smoke: passes (value 1, smoke tests pass)' });
+  t.match(JSON.parse(smoke.seen[0]!.body.toString()), { check: 'smoke', canary: 'fastapi', baseline: 'flask', weight: 20 }, 'the controller POSTs the rollout\'s context');
+  t.same(controller.rollout.view().lastVerdict!.checks.map((c) => c.check), ['error_rate', 'p99', 'memory', 'rss_growth', 'oom', 'ping', 'smoke', 'canary_requests', 'mean_latency']);
   await new Promise((r) => setTimeout(r, 3000));
   t.equal(controller.store.view().weights.fastapi, 20, 'held at 20% for twice its hold: the check fails');
   const metrics = await (await request(`${control}/metrics`)).body.text();

@@ -198,6 +198,8 @@ t.test('a custom check: beside the built-in ones in the verdict, the decision an
     r.clock.now += MIN;
     return r.controller.tick();
   };
+  await minute();
+  t.equal(acceptance.seen.length, 0, 'idle: the webhook is not asked');
   r.controller.command('start', 'alice', null);
   await minute();
   t.match(r.controller.view().lastVerdict, { action: 'miss', text: 'acceptance: fails (value 3, 2 of 50 acceptance tests fail)' });

@@ -243,7 +243,8 @@ export class RolloutController {
   async #check(at: number): Promise<Verdict | undefined> {
     const { plan } = this.deps;
     const before = this.#state;
-    const [evidence, custom] = await Promise.all([this.deps.evidence.gather(at, this.#stopped.signal), this.#custom(at)]);
+    // The plan's own checks only while a rollout runs: nobody's webhook is asked about an idle canary.
+    const [evidence, custom] = await Promise.all([this.deps.evidence.gather(at, this.#stopped.signal), ACTIVE.has(before.phase) ? this.#custom(at) : []]);
     // Stopped meanwhile, or the rollout moved (a command, a person's change): these numbers are
     // for a state that is gone, and a new step judges only its own traffic. The next tick gathers again.
     if (this.#stopped.signal.aborted || this.#state !== before || !ACTIVE.has(before.phase)) return undefined;
