@@ -207,7 +207,8 @@ function weightChart(r: RolloutReport): string {
 /** A ratio per period as bars (the last measured, its max marked), with 1× (the baseline) drawn across. */
 function ratioChart(r: RolloutReport, id: string, what: string, pick: (s: ReportStep) => Ratio): string {
   const values = r.steps.map(pick);
-  const top = Math.max(1.5, ...values.map((v) => v.max ?? 0)) * 1.1;
+  // A multiple of 2, so the four gridlines fall on round ratios (0.5× each up to 2×).
+  const top = Math.max(2, Math.ceil((Math.max(...values.map((v) => v.max ?? 0)) * 1.1) / 2) * 2);
   const pw = W - LEFT - RIGHT;
   const ph = H - TOP - BOTTOM;
   const slot = pw / values.length;
