@@ -189,7 +189,7 @@ t.test('rollout CLI commands in-process: each maps to its call; bad usage is an 
     [['start', 'cli'], ['pause', 'cli'], ['resume', 'cli'], ['abort', null]],
   );
   await t.rejects(rolloutCommand('status', ['extra'], opts), { name: 'InputError', message: /takes no arguments/ });
-  await t.rejects(rolloutCommand('launch', [], opts), { name: 'InputError', message: /unknown rollout command "launch" \(status, decisions, start, pause, resume, approve, abort, retry, promote\)/ });
+  await t.rejects(rolloutCommand('launch', [], opts), { name: 'InputError', message: /unknown rollout command "launch" \(status, decisions, report, start, pause, resume, approve, abort, retry, promote\)/ });
   await t.rejects(rolloutCommand(undefined, [], opts), { name: 'InputError', message: /unknown rollout command ""/ });
 });
 

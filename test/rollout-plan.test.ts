@@ -69,8 +69,10 @@ t.test('no rollout section, an empty one or YAML nulls: every default', async (t
     hooks: [],
     dryRun: false,
     verify: { requests: [], timeoutMs: 10_000 },
+    checks: [],
+    summaryIntervalMs: 3_600_000,
   };
-  const nulls = { canary: null, interval: null, window: null, minRequests: null, settle: null, confirm: null, minP99Difference: null, steps: null, rollback: null, notify: null, hooks: null, dryRun: null, verify: null };
+  const nulls = { canary: null, interval: null, window: null, minRequests: null, settle: null, confirm: null, minP99Difference: null, steps: null, rollback: null, notify: null, hooks: null, dryRun: null, verify: null, checks: null, summaryInterval: null };
   for (const raw of [undefined, null, {}, nulls]) t.strictSame(parsePlan(raw, UPSTREAMS), want, JSON.stringify(raw));
   t.equal(parsePlan(undefined, ['a', 'b', 'c']).canary, 'b', 'the canary is the first upstream after the baseline');
 });
@@ -104,6 +106,8 @@ t.test('every setting given', async (t) => {
       ],
       dryRun: true,
       verify: { requests: ['single.csv', 'recent.jsonl'], timeout: '3s' },
+      checks: [{ name: 'acceptance', webhook: 'http://tests.example/run' }],
+      summaryInterval: '30m',
     },
     ['a', 'b', 'c'],
   );
@@ -135,6 +139,8 @@ t.test('every setting given', async (t) => {
     ],
     dryRun: true,
     verify: { requests: ['single.csv', 'recent.jsonl'], timeoutMs: 3000 },
+    checks: [{ name: 'acceptance', on: 'miss', timeoutMs: 5000, kind: 'webhook', webhook: 'http://tests.example/run' }],
+    summaryIntervalMs: 1_800_000,
   });
   t.equal(parsePlan({ window: '30s' }, UPSTREAMS).windowMs, 30_000, 'a window as long as the interval is enough');
   t.equal(parsePlan({ minRequests: 1 }, UPSTREAMS).minRequests, 1);
@@ -179,7 +185,7 @@ t.test('each mistake: an InputError naming the field and saying what is wrong', 
     // The section and its keys.
     ['not a mapping', 'yes', 'rollout', 'must be a mapping of KEY: VALUE'],
     ['a list', [], 'rollout', 'must be a mapping of KEY: VALUE'],
-    ['unknown key', { stpes: [] }, 'rollout', 'unknown key "stpes"; known: canary, interval, window, minRequests, settle, confirm, minP99Difference, steps, rollback, notify, maxMismatchRate, hooks, dryRun, verify'],
+    ['unknown key', { stpes: [] }, 'rollout', 'unknown key "stpes"; known: canary, interval, window, minRequests, settle, confirm, minP99Difference, steps, rollback, notify, maxMismatchRate, hooks, dryRun, verify, checks, summaryInterval'],
     ['settle negative', { settle: -1 }, 'rollout.settle', '"-1" is not a whole number'],
     ['settle fraction', { settle: 0.5 }, 'rollout.settle', '"0.5" is not a whole number'],
     ['confirm zero', { confirm: 0 }, 'rollout.confirm', '"0" is not a whole number above 0'],

@@ -36,12 +36,13 @@ const CLAIM_BODY = objectBody(
   ['controller', 'ttlSeconds'],
 );
 
-/** GET /rollout, GET /rollout/decisions, POST /rollout/{start,pause,resume,approve,abort,retry,promote}, PUT /rollout/controller (a fleet controller's claim). */
+/** GET /rollout, GET /rollout/decisions, GET /rollout/report, POST /rollout/{start,pause,resume,approve,abort,retry,promote}, PUT /rollout/controller (a fleet controller's claim). */
 export function rolloutRoutes(app: FastifyInstance, deps: { rollout: RolloutController; extra?: () => Record<string, unknown> }): void {
   const { rollout, extra } = deps;
 
   app.get('/rollout', async () => ({ ...rollout.view(), ...extra?.() }));
   app.get('/rollout/decisions', async () => ({ decisions: rollout.decisions }));
+  app.get('/rollout/report', async () => rollout.report());
 
   const conflict = (reply: FastifyReply, err: unknown) => {
     if (!(err instanceof NotNow)) throw err;

@@ -18,6 +18,23 @@ export interface ClientOptions {
  * the exit code.
  */
 export async function callAdmin(opts: ClientOptions, method: 'GET' | 'PUT' | 'POST', path: string, body?: unknown): Promise<number> {
+  return askAdmin(opts, method, path, body, (json, text) => {
+    console.log(json === undefined ? text : JSON.stringify(json, null, 2));
+    return EXIT.ok;
+  });
+}
+
+/**
+ * One admin API call, its 2xx answer handed to `answered` (parsed JSON, or undefined, and the
+ * text); its error as one line on stderr. Resolves to the exit code.
+ */
+export async function askAdmin(
+  opts: ClientOptions,
+  method: 'GET' | 'PUT' | 'POST',
+  path: string,
+  body: unknown,
+  answered: (json: unknown, text: string) => number | Promise<number>,
+): Promise<number> {
   const base = baseUrl(opts.admin, '--admin');
   // Every write is JSON, one with nothing to say as {}: the admin API takes no other.
   const sent = method === 'GET' ? undefined : JSON.stringify(body ?? {});
@@ -43,11 +60,11 @@ export async function callAdmin(opts: ClientOptions, method: 'GET' | 'PUT' | 'PO
   }
   const json = parseJson(text);
   if (status >= 200 && status < 300) {
-    console.log(json === undefined ? text : JSON.stringify(json, null, 2));
+    const code = await answered(json, text);
     // E.g. a rollback applied but not yet on disk: for the person, not only inside the JSON.
     const warning = (json as { warning?: unknown } | undefined)?.warning;
     if (typeof warning === 'string') console.error(`drum-splitter: warning: ${warning}`);
-    return EXIT.ok;
+    return code;
   }
   const message = (json as { message?: unknown } | undefined)?.message;
   console.error(`drum-splitter: ${status} from ${base}${path}: ${typeof message === 'string' ? message : text}`);

@@ -55,6 +55,8 @@ const ROLLOUT_FLAGS = [
   { flag: 'from-current', kind: 'switch', help: "start: at the step that holds the canary's current weight (the last not above it)" },
   { flag: 'force', kind: 'switch', help: 'start, retry: even if it lowers the canary (e.g. one set to 10% by hand, to a first step of 1%)' },
   { flag: 'full', kind: 'switch', help: 'promote: the canary to 100% now (needs --reason)' },
+  { flag: 'html', kind: 'value', arg: 'FILE', help: 'report: write the self-contained HTML page here' },
+  { flag: 'md', kind: 'value', arg: 'FILE', help: 'report: write the Markdown here' },
   { flag: 'replay-report', kind: 'value', arg: 'FILE', help: "start: a passing drum-splitter replay report (the JSON file the replay wrote) stands in for the plan's shadow phase" },
 ] as const satisfies readonly Flag[];
 
@@ -68,10 +70,12 @@ const ROLLOUT: Command = {
     'pause|resume|approve|abort [options]',
     'retry [--at-step N] [--force] [options]',
     'promote --full --reason TEXT [options]',
+    'report [--html FILE] [--md FILE] [options]',
   ],
   about:
     'status: where the rollout is; decisions: why, each with its numbers; retry: after a rollback or an abort, back at the step that failed; ' +
-    'promote --full: the canary to 100% now; the others: what they say.',
+    'promote --full: the canary to 100% now; report: the summary report per step, with charts (Markdown on stdout without --html or --md); ' +
+    'the others: what they say.',
   flags: [...ADMIN_CLIENT_FLAGS, ...ROLLOUT_FLAGS],
   takesArguments: true,
   notes: clientExits('request rejected (or not possible now, a 409)'),

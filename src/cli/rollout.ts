@@ -5,6 +5,7 @@ import { isObject, parseJson } from '../common/json-shape.js';
 import { callAdmin, type ClientOptions } from './admin-client.js';
 
 const COMMANDS = ['start', 'pause', 'resume', 'approve', 'abort', 'retry', 'promote'];
+const KNOWN = ['status', 'decisions', 'report', ...COMMANDS];
 
 /** Which commands take which of the rollout's own flags (commands.ts ROLLOUT_FLAGS). */
 const TAKES: Readonly<Record<string, readonly string[]>> = {
@@ -13,16 +14,19 @@ const TAKES: Readonly<Record<string, readonly string[]>> = {
   force: ['start', 'retry'],
   'replay-report': ['start'],
   full: ['promote'],
+  html: ['report'],
+  md: ['report'],
 };
 
 /** `drum-splitter rollout status|decisions|start|pause|resume|approve|abort|retry|promote`: one admin API call each. */
 export async function rolloutCommand(sub: string | undefined, args: readonly string[], opts: ClientOptions, flags: FlagValues = {}): Promise<number> {
   if (args.length > 0) throw new InputError(`rollout ${String(sub)} takes no arguments`);
-  if (sub === 'status') return callAdmin(opts, 'GET', '/rollout');
-  if (sub === 'decisions') return callAdmin(opts, 'GET', '/rollout/decisions');
-  if (sub === undefined || !COMMANDS.includes(sub)) throw new InputError(`unknown rollout command "${sub ?? ''}" (status, decisions, ${COMMANDS.join(', ')})`);
+  if (sub === undefined || !KNOWN.includes(sub)) throw new InputError(`unknown rollout command "${sub ?? ''}" (${KNOWN.join(', ')})`);
   const misplaced = Object.keys(TAKES).find((flag) => flags[flag] !== undefined && !TAKES[flag]!.includes(sub));
   if (misplaced !== undefined) throw new UsageError('rollout', `--${misplaced} goes with rollout ${TAKES[misplaced]!.join(' or ')}, not ${sub}`);
+  if (sub === 'status') return callAdmin(opts, 'GET', '/rollout');
+  if (sub === 'decisions') return callAdmin(opts, 'GET', '/rollout/decisions');
+  if (sub === 'report') return (await import('./rollout-report.js')).rolloutReportCommand(opts, { html: flags.html as string | undefined, md: flags.md as string | undefined });
   const body: Record<string, unknown> = opts.reason === undefined ? {} : { reason: opts.reason };
   if (flags['at-step'] !== undefined) body.atStep = stepNumber(flags['at-step'] as string);
   if (flags['from-current'] === true) body.fromCurrent = true;

@@ -184,6 +184,12 @@ export class PrometheusEvidence implements EvidenceSource {
     return { ...evidence, shadow: { ...shadow, sample } };
   }
 
+  /** A custom check's query, its {window} the one the built-in checks read now. */
+  async query(promql: string, at: number, stopped: AbortSignal): Promise<Sample[]> {
+    const seconds = Math.max(1, Math.round(Math.min(this.opts.plan.windowMs, at - this.#since) / 1000));
+    return this.#query(promql.replaceAll('{window}', `${seconds}s`), at, stopped);
+  }
+
   async #query(query: string, at: number, stopped: AbortSignal): Promise<Sample[]> {
     const url = new URL('/api/v1/query', this.opts.url);
     url.searchParams.set('query', query);

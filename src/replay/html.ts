@@ -1,4 +1,7 @@
+import { escape } from '../common/html.js';
 import { outcome, type Criterion, type Report } from './report.js';
+
+export { escape };
 
 /**
  * The replay report as one HTML page for a person: verdicts, summary, both backends' latency
@@ -20,11 +23,6 @@ const MAX_VALUE = 300;
 
 const BASELINE_COLOUR = '#1f6fb4';
 const CANARY_COLOUR = '#e6550d';
-
-/** Text for HTML content and double- or single-quoted attributes. */
-export function escape(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
 
 /** Up to 3 decimals, without trailing zeros; '—' for no number. */
 function num(n: number | null): string {

@@ -9,7 +9,9 @@ import { binomialAtLeast, fisherGreater, histogramQuantile, mannWhitneyGreater, 
 export type Latencies = readonly number[] | { readonly histogram: readonly HistogramBucket[] };
 
 const count = (l: Latencies): number => ('histogram' in l ? (l.histogram.at(-1)?.count ?? 0) : l.length);
-const p99Of = (l: Latencies): number => ('histogram' in l ? histogramQuantile(l.histogram, 0.99) : quantile(l, 0.99));
+/** A quantile of latencies, either kind; NaN for none. */
+export const latencyQuantile = (l: Latencies, q: number): number => ('histogram' in l ? histogramQuantile(l.histogram, q) : quantile(l, q));
+const p99Of = (l: Latencies): number => latencyQuantile(l, 0.99);
 
 function slowerTest(canary: Latencies, baseline: Latencies): MannWhitney {
   if ('histogram' in canary && 'histogram' in baseline) return mannWhitneyGreaterBinned(canary.histogram, baseline.histogram);
@@ -73,7 +75,8 @@ export type CheckName = 'error_rate' | 'p99' | 'memory' | 'rss_growth' | 'oom' |
 export type CheckStatus = 'ok' | 'miss' | 'reduce' | 'rollback' | 'inconclusive' | 'unavailable';
 
 export interface CheckResult {
-  readonly check: CheckName;
+  /** A built-in check's name, or a custom check's own (the plan's `checks`). */
+  readonly check: CheckName | (string & {});
   readonly status: CheckStatus;
   /** The measured value (a rate, a relative increase, milliseconds); null when there is none. */
   readonly value: number | null;
@@ -299,9 +302,12 @@ export interface JudgeOptions {
   readonly shadowStep?: boolean;
 }
 
-/** Every check over one window, and what they add up to (the most severe status any check has). */
-export function judge(e: Evidence, step: StepCriteria, rollback: RollbackThresholds, opts: JudgeOptions): Verdict {
-  if (e.unavailable !== undefined) return { action: 'inconclusive', checks: [], text: e.unavailable };
+/**
+ * Every check over one window, and what they add up to (the most severe status any check has).
+ * `custom`: the plan's own checks' results (custom.ts), judged beside the built-in ones.
+ */
+export function judge(e: Evidence, step: StepCriteria, rollback: RollbackThresholds, opts: JudgeOptions, custom: readonly CheckResult[] = []): Verdict {
+  if (e.unavailable !== undefined) return { action: 'inconclusive', checks: [...custom], text: e.unavailable };
   const { minRequests } = opts;
   const checks = [
     errorRateCheck(e.canary, e.baseline, step.maxErrorRate, rollback.maxErrorRate, minRequests),
@@ -311,6 +317,7 @@ export function judge(e: Evidence, step: StepCriteria, rollback: RollbackThresho
     oomCheck(e.memory),
     pingCheck(e.canaryDownMs, rollback.pingTimeoutMs),
     ...(e.shadow === undefined ? [] : [mismatchCheck(e.shadow, rollback.maxMismatchRate, opts.shadowStep === true ? minRequests : 0)]),
+    ...custom,
   ];
   for (const status of SEVERITY) {
     const deciding = checks.filter((c) => c.status === status);

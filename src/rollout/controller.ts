@@ -3,12 +3,15 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Timers } from '../common/timers.js';
 import { applyWeights, percentages } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
-import { judge, type CheckName, type CheckResult, type Evidence, type ShadowEvidence, type Verdict } from './checks.js';
+import { judge, type CheckResult, type Evidence, type ShadowEvidence, type Verdict } from './checks.js';
+import { cannotRun, gatherCustomChecks } from './custom.js';
 import type { EvidenceSource } from './evidence.js';
 import { callHook, describeAnswer, gateHooks, type HookAnswer } from './hooks.js';
+import { EMPTY_LEDGER, ledgerDecided, ledgerReset, ledgerTicked, ledgerTotals, summarize, type Ledger, type UpstreamSummary } from './ledger.js';
 import { ACTIVE, NotNow, onCheck, onCommand, onManualChange, onReplayStart, onStartup, PHASES, type Command, type CommandOptions, type DecisionAction, type Gate, type RolloutState, type Transition } from './machine.js';
 import type { Notifier } from './notify.js';
-import { describePlan, type HookEvent, type RolloutPlan } from './plan.js';
+import { describePlan, formatDuration, type HookEvent, type RolloutPlan } from './plan.js';
+import { buildReport, type RolloutReport } from './report.js';
 import { replayStandIn, type ReplayStandIn } from './replay-report.js';
 import type { ShadowSwitch } from './shadow-phase.js';
 import { verificationOutcome, type Verification, type VerifyBaseline } from './verify.js';
@@ -50,6 +53,16 @@ export interface SavedRollout {
   readonly format: 1;
   readonly state: RolloutState;
   readonly decisions: readonly Decision[];
+  /** What each step saw, for the report; absent from files written before it. */
+  readonly ledger?: Ledger;
+}
+
+/** The hourly summary notice's numbers (the notifier event's `summary`). */
+export interface RolloutSummary {
+  readonly step: number;
+  readonly weight: number;
+  readonly heldMs: number;
+  readonly upstreams: Readonly<Record<string, UpstreamSummary>>;
 }
 
 export interface RolloutView {
@@ -104,6 +117,8 @@ export interface ControllerDeps {
   readonly shadow?: ShadowSwitch | undefined;
   /** Checks the baseline after the canary is brought to 0% from above (rollout/verify.ts); none when absent. */
   readonly verify?: VerifyBaseline | undefined;
+  /** A rollout ended (complete, rolled back, aborted): its report, to be written. */
+  readonly onEnd?: (report: RolloutReport) => void;
 }
 
 /**
@@ -134,10 +149,15 @@ export class RolloutController {
   /** Verifications of the baseline under way; stop() waits for them. */
   readonly #verifying = new Set<Promise<void>>();
   readonly #metrics: { step: Gauge; state: Gauge<'state'>; check: Gauge<'check'>; decisions: Counter<'action'> };
+  #ledger: Ledger;
+  /** While a rollout is active: when the next summary notice is due, and each upstream's totals at the last. */
+  #summary: { due: number; totals: Record<string, { requests: number; errors: number }> } | undefined;
 
   constructor(private readonly deps: ControllerDeps) {
     this.#state = onStartup(deps.saved?.state, this.#canaryPercent(), deps.now());
     this.#decisions = [...(deps.saved?.decisions ?? [])];
+    // The evidence's window does not survive a restart: counting starts again from what it holds next.
+    this.#ledger = ledgerReset(deps.saved?.ledger ?? EMPTY_LEDGER, deps.now());
     const registers = [deps.registry];
     const self = this;
     this.#metrics = {
@@ -171,6 +191,8 @@ export class RolloutController {
     this.#arm(this.#loopStart);
     // A rollout restored in its shadow phase needs the shadow on again.
     this.#syncShadow();
+    const refused = cannotRun(deps.plan.checks, deps.evidence.query);
+    if (refused !== undefined) deps.log.warn({ checks: deps.plan.checks.map((c) => c.name) }, `rollout: ${refused}; this process will not start it`);
     if (this.#state.phase === 'unmanaged') {
       // Where the rollout is kept (--state), its file was removed or never written while the canary took traffic: a warning.
       // Without, this is how static weights start.
@@ -241,6 +263,7 @@ export class RolloutController {
       // E.g. a step the weights cannot take (other canaries' shares leave no room): nothing changed; said every interval until fixed.
       this.deps.log.error({ err: (err as Error).message, phase: this.#state.phase, step: this.#state.step }, 'rollout: the check could not be carried out; holding');
     }
+    this.#summaryDue(at);
     if (!this.#stopped.signal.aborted) {
       await this.deps.afterTick?.().catch((err: unknown) => this.deps.log.error({ err: (err as Error).message }, 'rollout: the work after the check failed'));
     }
@@ -251,13 +274,14 @@ export class RolloutController {
   async #check(at: number): Promise<Verdict | undefined> {
     const { plan } = this.deps;
     const before = this.#state;
-    const evidence = await this.deps.evidence.gather(at, this.#stopped.signal);
+    // The plan's own checks only while a rollout runs: nobody's webhook is asked about an idle canary.
+    const [evidence, custom] = await Promise.all([this.deps.evidence.gather(at, this.#stopped.signal), ACTIVE.has(before.phase) ? this.#custom(at) : []]);
     // Stopped meanwhile, or the rollout moved (a command, a person's change): these numbers are
     // for a state that is gone, and a new step judges only its own traffic. The next tick gathers again.
     if (this.#stopped.signal.aborted || this.#state !== before || !ACTIVE.has(before.phase)) return undefined;
     const step = plan.steps[Math.max(0, before.step)]!;
     const shadowStep = step.shadow !== undefined;
-    const judged = judge(shadowStep ? shadowPhaseEvidence(evidence) : evidence, step, plan.rollback, { minRequests: plan.minRequests, minP99Difference: plan.minP99DifferenceMs / 1000, shadowStep });
+    const judged = judge(shadowStep ? shadowPhaseEvidence(evidence) : evidence, step, plan.rollback, { minRequests: plan.minRequests, minP99Difference: plan.minP99DifferenceMs / 1000, shadowStep }, custom);
     const { settling } = before;
     // Settling, only an immediate trigger counts; the rest is shown as what it is.
     const verdict: Verdict =
@@ -266,8 +290,9 @@ export class RolloutController {
         : judged;
     this.#verdict = { ...verdict, at: new Date(at).toISOString() };
     for (const c of verdict.checks) {
-      if (c.value !== null && Number.isFinite(c.value)) this.#metrics.check.set({ check: c.check satisfies CheckName }, c.value);
+      if (c.value !== null && Number.isFinite(c.value)) this.#metrics.check.set({ check: c.check }, c.value);
     }
+    this.#ledger = ledgerTicked(this.#ledger, at, evidence, verdict, plan, plan.windowMs);
     const transition = onCheck(plan, before, verdict, at, evidence.canaryIdentity);
     const gate = this.#gateOf(transition);
     const failed = gate === undefined ? undefined : await this.#ask(gate, transition.state.weight);
@@ -276,6 +301,50 @@ export class RolloutController {
     if (failed === undefined) this.#apply(transition, 'rollout', null, verdict.checks);
     else this.#holdFor(failed, transition, 'rollout', null, verdict.checks);
     return verdict;
+  }
+
+  /** The plan's own checks for the tick at `at` (none: at once). */
+  async #custom(at: number): Promise<CheckResult[]> {
+    const { plan } = this.deps;
+    if (plan.checks.length === 0) return [];
+    const s = this.#state;
+    const context = { canary: plan.canary, baseline: plan.baseline, phase: s.phase, step: s.step, weight: s.weight, heldMs: s.heldMs, at: new Date(at).toISOString(), windowMs: plan.windowMs };
+    const { evidence } = this.deps;
+    return gatherCustomChecks(plan.checks, context, at, this.#stopped.signal, { query: evidence.query?.bind(evidence) });
+  }
+
+  /** The summary report as of now (GET /rollout/report). */
+  report(): RolloutReport {
+    const { plan, now } = this.deps;
+    return buildReport(this.#ledger, { canary: plan.canary, baseline: plan.baseline, phase: this.#state.phase, note: this.#state.note, weight: this.#state.weight }, now());
+  }
+
+  /** The summary notice's clock: it runs while a rollout is active, from when it became so. */
+  #summaries(): void {
+    const active = ACTIVE.has(this.#state.phase);
+    if (active === (this.#summary !== undefined)) return;
+    this.#summary = active ? { due: this.deps.now() + this.deps.plan.summaryIntervalMs, totals: ledgerTotals(this.#ledger) } : undefined;
+  }
+
+  /**
+   * At each tick of the loop (idle or not): the summary notice, once it is due. On the loop's
+   * timer, so it goes out at the first tick from its time: within an interval of it.
+   */
+  #summaryDue(at: number): void {
+    const summary = this.#summary;
+    if (summary === undefined || at < summary.due || this.#stopped.signal.aborted) return;
+    this.#sendSummary(summary.totals);
+    this.#summary = { due: summary.due + Math.ceil((at + 1 - summary.due) / this.deps.plan.summaryIntervalMs) * this.deps.plan.summaryIntervalMs, totals: ledgerTotals(this.#ledger) };
+  }
+
+  /** The summary notice: each upstream's requests and error rate since the last, its latest p50, p99 and RSS; the step and time held. */
+  #sendSummary(before: Record<string, { requests: number; errors: number }>): void {
+    const { plan, now } = this.deps;
+    const s = this.#state;
+    const upstreams = summarize(this.#ledger, before, [plan.canary, plan.baseline]);
+    const summary: RolloutSummary = { step: s.step, weight: s.weight, heldMs: s.heldMs, upstreams };
+    const text = `drum-splitter rollout (${plan.canary}): ${s.phase.replace('_', ' ')} at step ${s.step + 1} of ${plan.steps.length} (${s.weight}%), held ${s.heldMs < 1000 ? '0s' : formatDuration(Math.round(s.heldMs / 1000) * 1000)}; ${Object.entries(upstreams).map(([name, u]) => describeUpstream(name, u)).join('; ')}`;
+    this.deps.notifier.send({ action: 'summary', text, from: s.weight, to: s.weight, at: new Date(now()).toISOString(), phase: s.phase, summary });
   }
 
   /** The plan's hooks a move must pass first (its gate), when it has any for it. */
@@ -335,6 +404,8 @@ export class RolloutController {
     if (starts && claim !== undefined) {
       throw new NotNow(`this fleet's rollout is run by the controller at ${claim.controller} (${claim.who}); ${command} it there`);
     }
+    const refused = starts ? cannotRun(this.deps.plan.checks, this.deps.evidence.query) : undefined;
+    if (refused !== undefined) throw new NotNow(refused);
     const before = this.#state;
     // A dry run lowers nothing: nothing to refuse.
     const given = { ...options, current: this.#canaryPercent(), ...(this.deps.plan.dryRun ? { force: true } : {}) };
@@ -439,6 +510,7 @@ export class RolloutController {
       this.deps.evidence.reset();
     } else if (t.fresh !== undefined) {
       this.deps.evidence.reset(t.fresh);
+      if (t.fresh === 'all') this.#ledger = ledgerReset(this.#ledger, this.deps.now());
     }
     this.#state = t.state;
     if (t.action !== undefined) {
@@ -470,8 +542,14 @@ export class RolloutController {
       });
       if (ENDS.has(t.state.phase) && t.state.phase !== before) this.#tell('post-rollout');
       if (t.action === 'rollback' || t.action === 'abort') this.#tell('rollback');
+      const ended = this.#ledger.endedAt;
+      this.#ledger = ledgerDecided(this.#ledger, decision, ACTIVE.has(t.state.phase), this.deps.now());
+      // Written when the rollout ends, and again once the baseline's verification after it is in.
+      const verification = t.action === 'verified' || t.action === 'verification_failed';
+      if (this.#ledger.endedAt !== null && (ended === null || verification)) this.deps.onEnd?.(this.report());
     }
-    this.deps.save?.({ format: 1, state: this.#state, decisions: this.#decisions });
+    this.#summaries();
+    this.deps.save?.({ format: 1, state: this.#state, decisions: this.#decisions, ledger: this.#ledger });
     this.#syncShadow();
     // A rollback, an abort, or a person's weights (already in the store when we hear of them): whichever took the canary to 0%, the baseline now takes all.
     if (t.action !== undefined && from > 0 && t.state.weight === 0 && this.#canaryPercent() === 0) this.#verifyBaseline();
@@ -547,6 +625,13 @@ export function upcoming(plan: RolloutPlan, state: RolloutState): { weight: numb
   const step = plan.steps[state.step];
   if (state.phase !== 'running' || step === undefined) return undefined;
   return { weight: plan.steps[state.step + 1]?.weight ?? null, inMs: Math.max(0, step.holdMs - state.heldMs), approve: step.approve };
+}
+
+/** "fastapi 1,204 requests, 0.1% errors, p50 12.0 ms, p99 45.0 ms, RSS 300 MB". */
+function describeUpstream(name: string, u: UpstreamSummary): string {
+  const ms = (x: number | null): string => (x === null ? 'unknown' : `${(x * 1000).toFixed(1)} ms`);
+  const errors = u.errorRate === null ? 'no errors measured' : `${(u.errorRate * 100).toFixed(2).replace(/\.?0+$/, '')}% errors`;
+  return `${name} ${u.requests.toLocaleString('en-US')} requests, ${errors}, p50 ${ms(u.p50)}, p99 ${ms(u.p99)}, RSS ${u.rss === null ? 'unknown' : `${Math.round(u.rss / 2 ** 20)} MB`}`;
 }
 
 export { NotNow };

@@ -23,6 +23,8 @@ export interface EvidenceSource {
   reset(scope?: Fresh): void;
   /** For a source that collects between gathers: begins; `judging` says whether a rollout is active (an idle one collects nothing). */
   start?(judging: () => boolean): void;
+  /** A PromQL instant query at `at`, its {window} the step's own window: the plan's query checks (the fleet's Prometheus; serve has none). */
+  query?(promql: string, at: number, stopped: AbortSignal): Promise<readonly { readonly value: number }[]>;
   stop?(): void;
 }
 

@@ -2,6 +2,7 @@ import { InputError } from '../common/input-error.js';
 import { isObject } from '../common/json-shape.js';
 import { parsePercent, toPercent } from '../common/percent.js';
 import { parseDuration } from '../common/units.js';
+import { parseCustomChecks, type CustomCheck } from './custom.js';
 
 /**
  * The rollout plan: the canary's steps, what each must meet before the next, and when to roll back.
@@ -64,6 +65,10 @@ export interface RolloutPlan {
   readonly hooks: readonly RolloutHook[];
   /** Judge and decide as usual, say each decision as "would …", move no weight. */
   readonly dryRun: boolean;
+  /** Checks of one's own (custom.ts), judged beside the built-in ones. */
+  readonly checks: readonly CustomCheck[];
+  /** How often an active rollout sends its summary notice (the seed's "hourly metric summaries"). */
+  readonly summaryIntervalMs: number;
 }
 
 /** When a hook is called: before the canary moves to a step, when a step's hold is done (before the promotion), when the rollout ends, on a rollback. */
@@ -158,7 +163,9 @@ const DEFAULT_CONFIRM = 2;
 // several ms on a busy 2-core machine (the README's "How well it decides").
 export const DEFAULT_MIN_P99_DIFFERENCE = '5ms';
 
-const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'settle', 'confirm', 'minP99Difference', 'steps', 'rollback', 'notify', 'maxMismatchRate', 'hooks', 'dryRun', 'verify'];
+const DEFAULT_SUMMARY_INTERVAL = '1h'; // CANARY_DEPLOYMENT.md "Communication Plan": hourly metric summaries
+
+const PLAN_KEYS = ['canary', 'interval', 'window', 'minRequests', 'settle', 'confirm', 'minP99Difference', 'steps', 'rollback', 'notify', 'maxMismatchRate', 'hooks', 'dryRun', 'verify', 'checks', 'summaryInterval'];
 const HOOK_KEYS = ['name', 'on', 'url', 'timeout'];
 const DEFAULT_HOOK_TIMEOUT = '10s';
 const STEP_KEYS = ['weight', 'hold', 'maxErrorRate', 'maxP99Increase', 'maxMemoryIncrease', 'approve', 'shadow'];
@@ -199,6 +206,8 @@ export function parsePlan(raw: unknown, upstreams: readonly string[]): RolloutPl
     hooks: parseHooks(r.hooks ?? []),
     dryRun: flag(r.dryRun ?? false, 'rollout.dryRun'),
     verify: parseVerify(r.verify ?? {}),
+    checks: parseCustomChecks(r.checks),
+    summaryIntervalMs: parseDuration(r.summaryInterval ?? DEFAULT_SUMMARY_INTERVAL, 'rollout.summaryInterval'),
   };
 }
 

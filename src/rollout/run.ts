@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { Counter, Registry } from 'prom-client';
 import { AtomicFile } from '../common/atomic-file.js';
 import { UNREF_TIMERS } from '../common/timers.js';
@@ -5,6 +6,7 @@ import { reportWriteFailure } from '../weights/state-file.js';
 import { RolloutController, type ControllerDeps, type SavedRollout } from './controller.js';
 import { Notifier, notifyFailures } from './notify.js';
 import { describePlan, type RolloutPlan } from './plan.js';
+import { renderMarkdown, renderReportHtml, reportPaths, type RolloutReport } from './report.js';
 import { formatSavedRollout, rolloutStatePath } from './saved.js';
 
 /** Shutdown gives the webhooks what is left of the drain timeout, at most this long. */
@@ -42,6 +44,7 @@ export function runRollout(
   const file = statePath === undefined
     ? undefined
     : new AtomicFile(rolloutStatePath(statePath), { what: 'the rollout state', format: formatSavedRollout, onError: reportWriteFailure(log, deps.stateFailures, 'rollout') });
+  let writing: Promise<void> = Promise.resolve();
   const controller = new RolloutController({
     store: deps.store,
     upstreams: deps.upstreams,
@@ -56,6 +59,7 @@ export function runRollout(
     notifier,
     now: Date.now,
     timers: UNREF_TIMERS,
+    onEnd: (report) => (writing = writing.then(() => writeReport(report, statePath, log))),
     ...(file === undefined ? {} : { save: (saved: SavedRollout) => file.save(saved) }),
   });
   return {
@@ -67,7 +71,27 @@ export function runRollout(
     },
     stop: () => controller.stop(),
     async close(leftMs) {
-      await Promise.all([notifier.close(Math.min(WEBHOOK_FLUSH_MS, Math.max(0, leftMs))), file?.close()]);
+      await Promise.all([notifier.close(Math.min(WEBHOOK_FLUSH_MS, Math.max(0, leftMs))), file?.close(), writing]);
     },
   };
+}
+
+/**
+ * A rollout that ended: its report beside the --state file (HTML and Markdown). Without --state
+ * there is nowhere of ours to write it: said, with how to get it (rollout report).
+ */
+async function writeReport(report: RolloutReport, statePath: string | undefined, log: Logger): Promise<void> {
+  if (statePath === undefined) {
+    log.info({ phase: report.phase }, 'rollout ended; its report is not written without --state: drum-splitter rollout report --admin-url URL --html FILE --md FILE writes it');
+    return;
+  }
+  const paths = reportPaths(statePath);
+  // Whole or not at all, as the state beside it: a reader never sees half a page. A failure is said once, below.
+  const write = (path: string, text: string): Promise<void> => new AtomicFile<string>(path, { what: 'the rollout report', format: (s) => s, onError: () => {} }).trySave(text);
+  try {
+    await Promise.all([write(paths.html, renderReportHtml(report)), write(paths.md, renderMarkdown(report))]);
+    log.info({ phase: report.phase, ...paths }, 'rollout ended; its report is written');
+  } catch (err) {
+    log.error({ err: (err as Error).message, ...paths }, 'rollout ended; its report cannot be written');
+  }
 }

@@ -4,6 +4,7 @@ import { array, Corrupt, formatted, number, object, string, stringOrNull, word }
 import type { CheckResult } from './checks.js';
 import type { Decision, SavedRollout } from './controller.js';
 import type { HookAnswer } from './hooks.js';
+import type { Ledger, LedgerPoint, LedgerStep, LedgerUpstream, Ratio } from './ledger.js';
 import { ACTIVE, PHASES, type DecisionAction, type Phase, type RolloutState } from './machine.js';
 import type { RolloutPlan } from './plan.js';
 import type { ReplayStandIn } from './replay-report.js';
@@ -71,8 +72,8 @@ function verification(value: unknown, where: string): Verification {
   return { items };
 }
 
-function decision(value: unknown, i: number): Decision {
-  const where = `decisions[${i}]`;
+function decision(value: unknown, i: number, list = 'decisions'): Decision {
+  const where = `${list}[${i}]`;
   const d = object(value, where);
   // Words a newer version decides (or a phase it has) are kept as written, as the state file keeps sources.
   const action = word(d['action'], `${where}.action`, 'promote or rollback') as DecisionAction;
@@ -99,6 +100,66 @@ function decision(value: unknown, i: number): Decision {
   };
 }
 
+const numberOrNull = (value: unknown, where: string): number | null => (value === null ? null : number(value, where));
+
+function ratio(value: unknown, where: string): Ratio {
+  const r = object(value, where);
+  return { last: numberOrNull(r['last'], `${where}.last`), max: numberOrNull(r['max'], `${where}.max`) };
+}
+
+function upstream(value: unknown, where: string): LedgerUpstream {
+  const u = object(value, where);
+  return {
+    requests: number(u['requests'], `${where}.requests`, 0),
+    errors: number(u['errors'], `${where}.errors`, 0),
+    p50: numberOrNull(u['p50'], `${where}.p50`),
+    p99: numberOrNull(u['p99'], `${where}.p99`),
+    rss: numberOrNull(u['rss'], `${where}.rss`),
+  };
+}
+
+function ledgerStep(value: unknown, i: number): LedgerStep {
+  const where = `ledger.steps[${i}]`;
+  const s = object(value, where);
+  const upstreams = object(s['upstreams'], `${where}.upstreams`);
+  return {
+    step: integer(s['step'], `${where}.step`, 0),
+    weight: percent(s['weight'], `${where}.weight`),
+    startedAt: number(s['startedAt'], `${where}.startedAt`, 0),
+    endedAt: time(s['endedAt'], `${where}.endedAt`),
+    upstreams: Object.fromEntries(Object.entries(upstreams).map(([name, u]) => [name, upstream(u, `${where}.upstreams.${name}`)])),
+    p99Ratio: ratio(s['p99Ratio'], `${where}.p99Ratio`),
+    memoryRatio: ratio(s['memoryRatio'], `${where}.memoryRatio`),
+    checks: integer(s['checks'], `${where}.checks`, 0),
+    decisions: array(s['decisions'], `${where}.decisions`).map((d, j) => decision(d, j, `${where}.decisions`)),
+    omitted: integer(s['omitted'], `${where}.omitted`, 0),
+  };
+}
+
+function point(value: unknown, i: number): LedgerPoint {
+  const where = `ledger.points[${i}]`;
+  const p = object(value, where);
+  return {
+    at: number(p['at'], `${where}.at`, 0),
+    weight: percent(p['weight'], `${where}.weight`),
+    p99Ratio: numberOrNull(p['p99Ratio'], `${where}.p99Ratio`),
+    memoryRatio: numberOrNull(p['memoryRatio'], `${where}.memoryRatio`),
+    errorRate: numberOrNull(p['errorRate'], `${where}.errorRate`),
+  };
+}
+
+/** The report's ledger, checked as the rest is; its window is not read back: a restart counts afresh. */
+function ledger(value: unknown): Ledger {
+  const l = object(value, 'ledger');
+  return {
+    startedAt: time(l['startedAt'], 'ledger.startedAt'),
+    endedAt: time(l['endedAt'], 'ledger.endedAt'),
+    steps: array(l['steps'], 'ledger.steps').map(ledgerStep),
+    points: array(l['points'], 'ledger.points').map(point),
+    window: { since: 0, lastAt: null, seen: {} },
+  };
+}
+
 /**
  * The saved rollout; undefined if there is none yet. A file that cannot be read, is not ours,
  * has an entry that is not what we write (each checked, the decisions too, as the state file's
@@ -111,7 +172,8 @@ export function readSavedRollout(path: string, plan: RolloutPlan): SavedRollout 
   let saved: SavedRollout;
   try {
     const file = formatted(text, 1);
-    saved = { format: 1, state: rolloutState(file['state']), decisions: array(file['decisions'], 'decisions').map(decision) };
+    const decisions = array(file['decisions'], 'decisions').map((d, i) => decision(d, i));
+    saved = { format: 1, state: rolloutState(file['state']), decisions, ...(file['ledger'] === undefined ? {} : { ledger: ledger(file['ledger']) }) };
   } catch (err) {
     throw new InputError(`rollout state ${path} is corrupt: ${(err as Error).message}; fix or remove it`, '--state');
   }
