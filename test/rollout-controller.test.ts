@@ -608,6 +608,7 @@ t.test('hooks: a pre-step hook that does not answer 2xx holds the step, said onc
   await r.controller.command('start', 'alice', 'go');
   t.equal(r.canary(), 5);
   t.same(h.calls(), ['/pre'], 'the first step has its pre-step hook; no hold was done before it');
+  t.same(r.controller.view().plan.hooks, [{ name: 'load-test', on: 'pre-step' }, { name: 'acceptance', on: 'confirm-step' }], 'GET /rollout names the hooks, not their URLs');
   t.match(h.bodies('/pre')[0], { hook: 'load-test', on: 'pre-step', rollout: { canary: 'fastapi', baseline: 'flask' }, phase: 'idle', dryRun: false, step: { index: 0, number: 1, of: 3, weight: 5 }, canary: { from: 0, to: 5 }, weights: { flask: 100, fastapi: 0 }, lastVerdict: null });
   h.status.set('/pre', 503);
   for (let i = 0; i < 2; i++) await r.minute();

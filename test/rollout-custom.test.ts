@@ -1,6 +1,7 @@
 /** Checks of one's own: the plan's `checks`, each answer's judgement (table tests), and gathering them over real sockets. */
 import t from 'tap';
-import { cannotRun, fillQuery, gatherCustomChecks, judgeQuery, judgeWebhook, oneValue, parseCustomChecks, type CustomCheck, type QueryValue, type WebhookAnswer } from '../src/rollout/custom.js';
+import { gatherCustomChecks } from '../src/rollout/custom-calls.js';
+import { cannotRun, fillQuery, judgeQuery, judgeWebhook, oneValue, parseCustomChecks, type CustomCheck, type QueryValue, type WebhookAnswer } from '../src/rollout/custom.js';
 import { judge } from '../src/rollout/checks.js';
 import { parsePlan } from '../src/rollout/plan.js';
 import { startUpstream } from './helpers/net.js';

@@ -104,6 +104,8 @@ t.test('decisions: each in the period it was made in; a new weight or step opens
   ]);
   t.equal(l.endedAt, T0 + 5000);
   t.equal(ledgerDecided(l, decision('pause', 0, 0, 0, T0 + 6000), true, T0 + 6000), l, 'after the end: nothing');
+  const verified = ledgerDecided(l, decision('verified', 0, 0, 0, T0 + 6500), false, T0 + 6500);
+  t.same([verified.endedAt, verified.steps.length, verified.steps.at(-1)!.decisions.at(-1)!.action], [T0 + 5000, l.steps.length, 'verified'], "after the end: the baseline's verification, in the last period");
   const again = ledgerDecided(l, decision('start', 0, 5, 0, T0 + 7000), true, T0 + 7000);
   t.same([again.startedAt, again.endedAt, again.steps.length], [T0 + 7000, null, 1], 'a new start: a new ledger');
 });

@@ -6,18 +6,16 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
-import puppeteer from 'puppeteer-core';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { startApp, type RunningApp } from '../src/app.js';
 import { readConfigFile } from '../src/config/config.js';
 import { behaving, runCli, silentLog, startUpstream, steadyTraffic } from './helpers/net.js';
+import { openFile, withoutChromium } from './helpers/chromium.js';
 import { until } from './helpers/wait.js';
 
 const TOKEN = 'report-e2e-token-0123456789';
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const FAST = { interval: '150ms', window: '1s', minRequests: 20 };
 
 async function serve(t: Test, rollout: Record<string, unknown>, opts: { state?: string; log?: pino.Logger; traffic?: boolean } = {}): Promise<{ app: RunningApp; admin: string }> {
@@ -99,18 +97,8 @@ t.test('a failing acceptance webhook holds the step; passing, the rollout comple
   t.match([wrong.code, wrong.stderr], [1, /answered GET \/rollout\/report with no report/]);
 
   // The page in chromium: its charts drawn, nothing logged.
-  t.test('the report renders in chromium', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} not installed (Debian package chromium)` }, async (t) => {
-    const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
-    t.teardown(() => browser.close());
-    const page = await browser.newPage();
-    const problems: string[] = [];
-    page.on('console', (m) => problems.push(`console ${m.type()}: ${m.text()}`));
-    page.on('pageerror', (err) => problems.push(`page error: ${(err as Error).message}`));
-    page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()}`));
-    page.on('request', (r) => {
-      if (!r.url().startsWith('file:')) problems.push(`fetched ${r.url()}`);
-    });
-    await page.goto(pathToFileURL(html).href, { waitUntil: 'load' });
+  t.test('the report renders in chromium', { skip: withoutChromium() }, async (t) => {
+    const { page, problems } = await openFile(t, html);
     const drawn = await page.evaluate(() => {
       const box = (el: Element | null): number => (el === null ? 0 : el.getBoundingClientRect().width * el.getBoundingClientRect().height);
       const line = document.querySelector('#weight-chart path.series') as SVGPathElement | null;

@@ -193,6 +193,7 @@ t.test('a custom check: beside the built-in ones in the verdict, the decision an
   const acceptance = await startUpstream('acceptance', (_req, res) => res.end(answer));
   t.teardown(() => acceptance.close());
   const r = await rig(t, plan({ checks: [{ name: 'acceptance', webhook: acceptance.url }] }));
+  t.same(r.controller.view().plan.checks, ['acceptance'], 'GET /rollout names the checks of one\'s own');
   // Each tick run by hand and awaited: the webhook is real I/O, which the clock does not wait for.
   const minute = (): Promise<unknown> => {
     r.clock.now += MIN;

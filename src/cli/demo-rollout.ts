@@ -15,6 +15,8 @@ const LOAD_LOOPS = 8;
 /** Each loop's pause between predictions: about 250 a second in all, a DRUM pod's kind of load. */
 const PACE_MS = 30;
 const CLIENTS = 400;
+/** What the canary turns into at 50%: slower by this much a prediction, well over a busy machine's own p99, so the demo's checks see it whatever else runs. */
+const SLOW_MS = 50;
 
 /** One prediction from a given local address (a distinct client for the split key); errors are part of the show. */
 function predict(url: string, localAddress: string): Promise<void> {
@@ -68,7 +70,7 @@ export async function runRolloutDemo(listen: string, opts: { scale?: number; pri
   print(`drum-splitter rollout demo: flask stand-in ${flaskUrl}, fastapi stand-in ${fastapiUrl}, proxy ${target}`);
   print(`plan: ${controller.view().plan.steps}; checks every ${s(1)} over ${s(10)}; reductions ${s(3)} apart`);
   print(`the shadow phase first: predictions copied to fastapi and compared, its p99 beside flask's, before it takes any traffic`);
-  print(`the fastapi stand-in turns slow (+25 ms a prediction) once it reaches 50%`);
+  print(`the fastapi stand-in turns slow (+${SLOW_MS} ms a prediction) once it reaches 50%`);
   print(`watch it in the console: http://127.0.0.1:${app.adminAddress.port}/\n`);
 
   let loading = true;
@@ -91,7 +93,7 @@ export async function runRolloutDemo(listen: string, opts: { scale?: number; pri
   await controller.command('start', 'demo', 'the rollout demo');
   const deadline = started + 120_000 * scale;
   while (!['rolled_back', 'complete', 'aborted', 'paused'].includes(controller.state.phase) && Date.now() < deadline) {
-    if (controller.state.weight >= 50 && faults.addedLatencyMs === 0) faults.addedLatencyMs = 25;
+    if (controller.state.weight >= 50 && faults.addedLatencyMs === 0) faults.addedLatencyMs = SLOW_MS;
     show();
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -8,6 +8,8 @@ export interface Faults {
   addedLatencyMs: number;
   /** Megabytes added to the drum_rss its /stats/ reports (both stand-ins share one process). */
   extraMemoryMb: number;
+  /** Added to every prediction: a model that answers, fast and 200, with other numbers (the seed's data corruption). */
+  predictionShift?: number;
 }
 
 export const NO_FAULTS: Readonly<Faults> = Object.freeze({ errorRate: 0, addedLatencyMs: 0, extraMemoryMb: 0 });
@@ -61,7 +63,7 @@ export function createStandin(drumServer: string, faults: Readonly<Faults> = NO_
       // Number('') is 0, so empty cells are dropped first: a missing value is not a number.
       const cells = row.split(',').filter((c) => c.trim() !== '').map(Number).filter((n) => Number.isFinite(n));
       const mean = cells.length === 0 ? 0 : cells.reduce((a, b) => a + b, 0) / cells.length;
-      return Math.round(mean * 1000) / 1000;
+      return Math.round(mean * 1000) / 1000 + (faults.predictionShift ?? 0);
     });
     return { predictions };
   });

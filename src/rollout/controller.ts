@@ -4,7 +4,8 @@ import type { Timers } from '../common/timers.js';
 import { applyWeights, percentages } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
 import { judge, type CheckResult, type Evidence, type ShadowEvidence, type Verdict } from './checks.js';
-import { cannotRun, gatherCustomChecks } from './custom.js';
+import { gatherCustomChecks } from './custom-calls.js';
+import { cannotRun } from './custom.js';
 import type { EvidenceSource } from './evidence.js';
 import { callHook, describeAnswer, gateHooks, type HookAnswer } from './hooks.js';
 import { EMPTY_LEDGER, ledgerDecided, ledgerReset, ledgerTicked, ledgerTotals, summarize, type Ledger, type UpstreamSummary } from './ledger.js';
@@ -67,7 +68,12 @@ export interface RolloutSummary {
 
 export interface RolloutView {
   /** The plan's settings, its steps as one line. */
-  readonly plan: Pick<RolloutPlan, 'canary' | 'baseline' | 'intervalMs' | 'windowMs' | 'minRequests' | 'settle' | 'confirm' | 'minP99DifferenceMs' | 'dryRun'> & { readonly steps: string };
+  readonly plan: Pick<RolloutPlan, 'canary' | 'baseline' | 'intervalMs' | 'windowMs' | 'minRequests' | 'settle' | 'confirm' | 'minP99DifferenceMs' | 'dryRun'> & {
+    readonly steps: string;
+    /** The hooks and checks of one's own by name (their URLs may carry secrets). */
+    readonly hooks: readonly { readonly name: string; readonly on: string }[];
+    readonly checks: readonly string[];
+  };
   /** Checks still skipped after the last weight change (settle). */
   readonly settling: number;
   /** Failing windows in a row so far, toward the plan's confirm. */
@@ -455,6 +461,8 @@ export class RolloutController {
         confirm: plan.confirm,
         minP99DifferenceMs: plan.minP99DifferenceMs,
         dryRun: plan.dryRun,
+        hooks: plan.hooks.map(({ name, on }) => ({ name, on })),
+        checks: plan.checks.map((c) => c.name),
       },
       settling: ACTIVE.has(s.phase) ? s.settling : 0,
       strikes: s.strikes,

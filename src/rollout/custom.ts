@@ -1,4 +1,3 @@
-import { request } from 'undici';
 import { InputError } from '../common/input-error.js';
 import { isObject, parseJson } from '../common/json-shape.js';
 import { parseDuration } from '../common/units.js';
@@ -84,7 +83,7 @@ export function cannotRun(checks: readonly CustomCheck[], query: CustomCheckDeps
 /** The failing status a check's `on` asks for. */
 const failing = (check: CustomCheck): CheckStatus => check.on;
 
-const result = (check: CustomCheck, status: CheckStatus, value: number | null, limit: number | null, text: string, extra: Record<string, unknown> = {}): CheckResult => ({
+export const result = (check: CustomCheck, status: CheckStatus, value: number | null, limit: number | null, text: string, extra: Record<string, unknown> = {}): CheckResult => ({
   check: check.name,
   custom: check.kind,
   status,
@@ -178,46 +177,4 @@ export interface CheckContext {
 export interface CustomCheckDeps {
   /** A PromQL instant query at `at` ({window} set by the source); absent where there is no Prometheus (serve). */
   readonly query?: ((promql: string, at: number, stopped: AbortSignal) => Promise<readonly { readonly value: number }[]>) | undefined;
-}
-
-/** One webhook check: a POST of the context, its answer within the check's timeout. */
-async function askWebhook(check: Extract<CustomCheck, { kind: 'webhook' }>, context: CheckContext, stopped: AbortSignal): Promise<WebhookAnswer> {
-  try {
-    const res = await request(check.webhook, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'user-agent': 'drum-splitter' },
-      body: JSON.stringify({ check: check.name, ...context }),
-      headersTimeout: check.timeoutMs,
-      bodyTimeout: check.timeoutMs,
-      signal: AbortSignal.any([AbortSignal.timeout(check.timeoutMs), stopped]),
-    });
-    return { status: res.statusCode, body: await res.body.text() };
-  } catch (err) {
-    return { error: (err as Error).name === 'TimeoutError' ? `no answer within ${check.timeoutMs} ms` : (err as Error).message };
-  }
-}
-
-/**
- * Every custom check for the tick at `at`, all at once; never rejects (each failure is its own
- * check's inconclusive result).
- */
-export async function gatherCustomChecks(checks: readonly CustomCheck[], context: CheckContext, at: number, stopped: AbortSignal, deps: CustomCheckDeps): Promise<CheckResult[]> {
-  const sides = { canary: context.canary, baseline: context.baseline };
-  return Promise.all(
-    checks.map(async (check) => {
-      if (check.kind === 'webhook') return judgeWebhook(check, await askWebhook(check, context, stopped));
-      const { query } = deps;
-      if (query === undefined) return result(check, 'inconclusive', null, null, 'query checks need Prometheus (drum-splitter controller)');
-      const ask = async (swapped: boolean): Promise<QueryValue> => {
-        try {
-          return oneValue(await query(fillQuery(check.query, sides, swapped), at, stopped));
-        } catch (err) {
-          return { error: (err as Error).message };
-        }
-      };
-      if (check.max !== undefined) return judgeQuery(check, await ask(false));
-      const [canary, baseline] = await Promise.all([ask(false), ask(true)]);
-      return judgeQuery(check, canary, baseline);
-    }),
-  );
 }

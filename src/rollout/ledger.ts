@@ -165,7 +165,9 @@ export function ledgerDecided(ledger: Ledger, decision: Decision, active: boolea
     const started = ledgerStarted(at, decision.step, decision.to);
     return withDecision(started, decision);
   }
-  if (ledger.startedAt === null || ledger.endedAt !== null) return ledger;
+  if (ledger.startedAt === null) return ledger;
+  // After the end, only the baseline's verification that follows a rollback: the report's last word.
+  if (ledger.endedAt !== null) return decision.action === 'verified' || decision.action === 'verification_failed' ? withDecision(ledger, decision) : ledger;
   const recorded = withDecision(ledger, decision);
   const current = recorded.steps.at(-1)!;
   const moved = current.weight !== decision.to || current.step !== decision.step;
