@@ -150,7 +150,10 @@ export function serveTarget(name: string, extra: () => string[] = () => []): All
   return { name, script: DRUM_SPLITTER_CLI, args: (port, up) => [...drumSplitterArgs(port, up), ...extra()] };
 }
 
-/** drum-splitter with an in-proxy rollout running (the seed's plan, first step 1%): every exchange also enters the rollout's window. */
+/**
+ * drum-splitter with an in-proxy rollout running (the seed's plan, first step 1%): every exchange
+ * also enters the rollout's window. Forced: the start lowers the canary from the bench's 5%.
+ */
 export async function rolloutTarget(name: string): Promise<AllocTarget> {
   const admin = await freePort();
   return {
@@ -158,7 +161,7 @@ export async function rolloutTarget(name: string): Promise<AllocTarget> {
     script: DRUM_SPLITTER_CLI,
     args: (port, up) => [...drumSplitterArgs(port, up), '--admin', `127.0.0.1:${admin}`],
     async prepare() {
-      const res = await fetch(`http://127.0.0.1:${admin}/rollout/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"reason":"bench"}' });
+      const res = await fetch(`http://127.0.0.1:${admin}/rollout/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"reason":"bench","force":true}' });
       if (!res.ok) throw new Error(`POST /rollout/start: ${res.status} ${await res.text()}`);
     },
   };

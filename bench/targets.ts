@@ -77,7 +77,7 @@ const rolloutRunning: Target = {
     if (!existsSync(DRUM_SPLITTER_CLI)) throw new Skip('not built (dist/src/cli/main.js missing)');
     const [port, admin] = [await freePort(), await freePort()];
     const started = await startNode(ctx.logDir, 'rollout', DRUM_SPLITTER_CLI, [...drumSplitterArgs(port, ctx.upstreamUrl), '--admin', `127.0.0.1:${admin}`], port);
-    const res = await fetch(`http://127.0.0.1:${admin}/rollout/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"reason":"bench"}' });
+    const res = await fetch(`http://127.0.0.1:${admin}/rollout/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"reason":"bench","force":true}' });
     if (!res.ok) {
       await started.stop();
       throw new Error(`POST /rollout/start: ${res.status} ${await res.text()}`);

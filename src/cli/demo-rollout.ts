@@ -92,18 +92,19 @@ export async function runRolloutDemo(listen: string, opts: { scale?: number; pri
   };
   await controller.command('start', 'demo', 'the rollout demo');
   const deadline = started + 120_000 * scale;
-  while (!['rolled_back', 'complete', 'aborted', 'paused'].includes(controller.state.phase) && Date.now() < deadline) {
+  // A rollback ends the show once the controller has verified the baseline after it (ROLLBACK_PLAN.md "Verification After Rollback").
+  const ended = (): boolean =>
+    ['complete', 'aborted', 'paused'].includes(controller.state.phase) || (controller.state.phase === 'rolled_back' && controller.view().lastVerification !== null);
+  while (!ended() && Date.now() < deadline) {
     if (controller.state.weight >= 50 && faults.addedLatencyMs === 0) faults.addedLatencyMs = SLOW_MS;
     show();
     await new Promise((r) => setTimeout(r, 100));
   }
   show();
-  if (controller.state.phase === 'rolled_back') {
-    // ROLLBACK_PLAN.md "Verification After Rollback": the controller checks the baseline; its decision lists each item.
-    const until = Date.now() + 30_000 * Math.max(1, scale);
-    while (controller.view().lastVerification === null && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
-    show();
-    for (const item of controller.view().lastVerification?.items ?? []) print(`        ${itemLine(item).trimStart()}`);
+  // Each item of the verification under its decision; none within the deadline: the decisions above say what there is.
+  const verification = controller.view().lastVerification;
+  if (verification !== null) {
+    for (const item of verification.items) print(`        ${itemLine(item).trimStart()}`);
   }
   loading = false;
   await Promise.all(loops);
