@@ -66,7 +66,7 @@ t.test('settings: split: { key, hash }, splitHash and --split-hash', async (t) =
 
   const bad: [unknown, RegExp][] = [
     [{ splitHash: 'md5' }, /^splitHash: "md5" is not one of murmur2, md5-mod-100$/],
-    [{ split: { hash: 'sha1' } }, /^splitHash: "sha1" is not one of murmur2, md5-mod-100$/],
+    [{ split: { hash: 'sha1' } }, /^split\.hash: "sha1" is not one of murmur2, md5-mod-100$/],
     [{ split: 'md5-mod-100' }, /^split: must be a mapping: \{ key: TEMPLATE, hash: HASH \}$/],
     [{ split: ['a'] }, /^split: must be a mapping/],
     [{ split: null }, /^split: must be a mapping/],

@@ -285,13 +285,14 @@ export function unfoldSplit(raw: RawSettings): RawSettings {
     const setting = SPLIT_KEYS[name as keyof typeof SPLIT_KEYS] as string | undefined;
     if (setting === undefined) throw new InputError(`unknown key "${name}"; known: ${Object.keys(SPLIT_KEYS).join(', ')}`, 'split');
     if (out[setting] !== undefined) throw new InputError(`split.${name} is another name for ${setting}, which is given too; give one`, 'split');
-    out[setting] = value;
+    // Checked here, where its error can name it as the file does.
+    out[setting] = name === 'hash' ? parseSplitHash(value, 'split.hash') : value;
   }
   return out as RawSettings;
 }
 
-function parseSplitHash(value: unknown): SplitHash {
-  if (!(SPLIT_HASHES as readonly unknown[]).includes(value)) throw new InputError(`"${String(value)}" is not one of ${SPLIT_HASHES.join(', ')}`, 'splitHash');
+function parseSplitHash(value: unknown, field: string): SplitHash {
+  if (!(SPLIT_HASHES as readonly unknown[]).includes(value)) throw new InputError(`"${String(value)}" is not one of ${SPLIT_HASHES.join(', ')}`, field);
   return value as SplitHash;
 }
 
@@ -360,7 +361,7 @@ export function buildConfig(given: RawSettings): Config {
     upstreams,
     weights,
     key,
-    splitHash: parseSplitHash(raw.splitHash ?? DEFAULTS.splitHash),
+    splitHash: parseSplitHash(raw.splitHash ?? DEFAULTS.splitHash, 'splitHash'),
     trustProxy: parseBoolean(raw.trustProxy ?? false, 'trustProxy'),
     upstreamHeader: parseBoolean(raw.upstreamHeader ?? true, 'upstreamHeader'),
     overrideHeader:
