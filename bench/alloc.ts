@@ -4,7 +4,7 @@
 // Repeatable to about a percent here, where CPU time is not: the allocation-budget tests
 // (test/alloc-budget.test.ts) and `npm run bench:alloc` use it.
 // `npm run bench:alloc` prints drum-splitter's rows (defaults, recording 1%, a rollout running,
-// --no-request-buffering) beside the bare node:http + undici proxy's, and the recording gate in
+// --no-request-buffering, --split-hash md5-mod-100) beside the bare node:http + undici proxy's, and the recording gate in
 // the two forms this machine can resolve: bytes a request, and the share of CPU-profile samples
 // in recording code (src/record/, anywhere on the stack) with recording at 1%.
 // Env: BENCH_REQUESTS (20000), BENCH_WARMUP_REQUESTS (20000), BENCH_CONNECTIONS (32); flags: --json FILE.
@@ -150,7 +150,10 @@ export function serveTarget(name: string, extra: () => string[] = () => []): All
   return { name, script: DRUM_SPLITTER_CLI, args: (port, up) => [...drumSplitterArgs(port, up), ...extra()] };
 }
 
-/** drum-splitter with an in-proxy rollout running (the seed's plan, first step 1%): every exchange also enters the rollout's window. */
+/**
+ * drum-splitter with an in-proxy rollout running (the seed's plan, first step 1%): every exchange
+ * also enters the rollout's window. Forced: the start lowers the canary from the bench's 5%.
+ */
 export async function rolloutTarget(name: string): Promise<AllocTarget> {
   const admin = await freePort();
   return {
@@ -158,7 +161,7 @@ export async function rolloutTarget(name: string): Promise<AllocTarget> {
     script: DRUM_SPLITTER_CLI,
     args: (port, up) => [...drumSplitterArgs(port, up), '--admin', `127.0.0.1:${admin}`],
     async prepare() {
-      const res = await fetch(`http://127.0.0.1:${admin}/rollout/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"reason":"bench"}' });
+      const res = await fetch(`http://127.0.0.1:${admin}/rollout/start`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"reason":"bench","force":true}' });
       if (!res.ok) throw new Error(`POST /rollout/start: ${res.status} ${await res.text()}`);
     },
   };
@@ -220,6 +223,8 @@ async function main(): Promise<void> {
     serveTarget('drum-splitter recording 1%', () => ['--record', join(recordDir, 'r.jsonl'), '--record-sample', '0.01']),
     await rolloutTarget('drum-splitter rollout running'),
     serveTarget('drum-splitter --no-request-buffering', () => ['--no-request-buffering']),
+    // The seed's Option B: an MD5 of the key a request instead of murmur2.
+    serveTarget('drum-splitter --split-hash md5-mod-100', () => ['--split-hash', 'md5-mod-100']),
   ];
   const rows: (AllocResult & { name: string })[] = [];
   for (const t of targets) {

@@ -79,6 +79,14 @@ t.test('settings: split: { key, hash }, splitHash and --split-hash', async (t) =
   t.same(unfoldSplit({ key: '$host' }), { key: '$host' }, 'nothing to unfold');
 });
 
+t.test("the example config's Option B lines, uncommented, are the seed's Option B", async (t) => {
+  const example = readFileSync(new URL('../config/drum-splitter.yaml', import.meta.url), 'utf8');
+  const lines = example.split('\n').filter((l) => /^# (split|splitHash): /.test(l)).map((l) => l.slice(2));
+  t.equal(lines.length, 2);
+  for (const line of lines) t.match(buildConfig(parseConfigText(`${line}\n`, 'example')), { splitHash: 'md5-mod-100' }, line);
+  t.equal(buildConfig(parseConfigText(lines[1]!, 'example')).key, '${http_x_datarobot_deployment_id}');
+});
+
 t.test("a file's split: is unfolded before flags are laid over it: --key and --split-hash win", async (t) => {
   const file = parseConfigText('split: { key: "${http_x_datarobot_deployment_id}", hash: md5-mod-100 }\n', 'c.yaml');
   t.same(file, { key: '${http_x_datarobot_deployment_id}', splitHash: 'md5-mod-100' });
