@@ -6,7 +6,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { serveCli } from './helpers/cli.js';
 import { freePort, send, startUpstream, type Reply } from './helpers/net.js';
 
@@ -32,9 +32,9 @@ async function upstreamsOf(traffic: string): Promise<Map<string, string[]>> {
   return seen;
 }
 
-t.test('md5-mod-100 on the deployment header: whole deployments, the ones Python picks', async (t) => {
-  const dir = t.testdir();
-  const config = join(dir, 'drum-splitter.yaml');
+/** `serve --config` with the seed's Option B at 30%, on a free port; its traffic and admin URLs. */
+async function serveOptionB(t: Test, args: string[] = []): Promise<{ traffic: string; admin: string }> {
+  const config = join(t.testdir(), 'drum-splitter.yaml');
   writeFileSync(config, [
     `upstreams: { flask: "${flask.url}", fastapi: "${fastapi.url}" }`,
     'weights: { fastapi: 30 }',
@@ -42,21 +42,26 @@ t.test('md5-mod-100 on the deployment header: whole deployments, the ones Python
     '',
   ].join('\n'));
   const port = await freePort();
-  const s = serveCli(t, ['--config', config, '--listen', `127.0.0.1:${port}`]);
+  const s = serveCli(t, ['--config', config, '--listen', `127.0.0.1:${port}`, ...args]);
   const listening = (await s.listening) as unknown as { admin: string; split: unknown };
   t.same(listening.split, { key: '${http_x_datarobot_deployment_id}', hash: 'md5-mod-100' }, 'the start-up line names the hash');
-  const traffic = `http://127.0.0.1:${port}`;
-  const admin = `http://${listening.admin}`;
+  return { traffic: `http://127.0.0.1:${port}`, admin: `http://${listening.admin}` };
+}
 
-  const at = async (percent: number): Promise<void> => {
-    const seen = await upstreamsOf(traffic);
-    const split = [...seen].filter(([, got]) => new Set(got).size !== 1);
-    t.same(split, [], `${percent}%: each deployment's requests all went to one upstream`);
-    const canary = [...seen].filter(([, got]) => got[0] === 'fastapi').map(([id]) => id);
-    const python = ids.filter(([, bucket]) => bucket < percent).map(([id]) => id);
-    t.same(canary, python, `${percent}%: the canary has exactly the deployments whose int(md5(id), 16) % 100 < ${percent}`);
-    t.ok(canary.length > 0 && canary.length < ids.length, `${percent}%: ${canary.length} of ${ids.length} deployments on the canary`);
-  };
+/** Every id's requests on one upstream, and the canary holding exactly the ids Python puts under `percent`. */
+async function wholeDeployments(t: Test, traffic: string, percent: number): Promise<void> {
+  const seen = await upstreamsOf(traffic);
+  const split = [...seen].filter(([, got]) => new Set(got).size !== 1);
+  t.same(split, [], `${percent}%: each deployment's requests all went to one upstream`);
+  const canary = [...seen].filter(([, got]) => got[0] === 'fastapi').map(([id]) => id);
+  const python = ids.filter(([, bucket]) => bucket < percent).map(([id]) => id);
+  t.same(canary, python, `${percent}%: the canary has exactly the deployments whose int(md5(id), 16) % 100 < ${percent}`);
+  t.ok(canary.length > 0 && canary.length < ids.length, `${percent}%: ${canary.length} of ${ids.length} deployments on the canary`);
+}
+
+t.test('md5-mod-100 on the deployment header: whole deployments, the ones Python picks', async (t) => {
+  const { traffic, admin } = await serveOptionB(t);
+  const at = (percent: number): Promise<void> => wholeDeployments(t, traffic, percent);
 
   await at(30);
   const weights = JSON.parse((await send(`${admin}/weights`)).body.toString()) as Record<string, unknown>;
@@ -70,4 +75,9 @@ t.test('md5-mod-100 on the deployment header: whole deployments, the ones Python
   t.equal(put.status, 200);
   await at(70);
   t.equal(await none(), 'fastapi', 'no header: bucket 66, under 70');
+});
+
+t.test('--workers 2: each worker splits by the same hash', async (t) => {
+  const { traffic } = await serveOptionB(t, ['--workers', '2']);
+  await wholeDeployments(t, traffic, 30);
 });
