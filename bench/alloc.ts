@@ -4,7 +4,7 @@
 // Repeatable to about a percent here, where CPU time is not: the allocation-budget tests
 // (test/alloc-budget.test.ts) and `npm run bench:alloc` use it.
 // `npm run bench:alloc` prints drum-splitter's rows (defaults, recording 1%, a rollout running,
-// --no-request-buffering) beside the bare node:http + undici proxy's, and the recording gate in
+// --no-request-buffering, --split-hash md5-mod-100) beside the bare node:http + undici proxy's, and the recording gate in
 // the two forms this machine can resolve: bytes a request, and the share of CPU-profile samples
 // in recording code (src/record/, anywhere on the stack) with recording at 1%.
 // Env: BENCH_REQUESTS (20000), BENCH_WARMUP_REQUESTS (20000), BENCH_CONNECTIONS (32); flags: --json FILE.
@@ -223,6 +223,8 @@ async function main(): Promise<void> {
     serveTarget('drum-splitter recording 1%', () => ['--record', join(recordDir, 'r.jsonl'), '--record-sample', '0.01']),
     await rolloutTarget('drum-splitter rollout running'),
     serveTarget('drum-splitter --no-request-buffering', () => ['--no-request-buffering']),
+    // The seed's Option B: an MD5 of the key a request instead of murmur2.
+    serveTarget('drum-splitter --split-hash md5-mod-100', () => ['--split-hash', 'md5-mod-100']),
   ];
   const rows: (AllocResult & { name: string })[] = [];
   for (const t of targets) {

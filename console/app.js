@@ -155,6 +155,8 @@
 
   function renderWeights(w) {
     weights = w;
+    // What the weights are applied to: nginx's murmur2 split_clients, or the seed's md5 % 100 (Option B).
+    $('split-by').textContent = w.split ? `by ${w.split.key}, hash ${w.split.hash}` : '';
     const names = Object.keys(w.weights);
     // Built again only when the upstreams or who is baseline and canary change (their colours).
     const key = `${names.join(' ')}|${baseline}|${canary}`;

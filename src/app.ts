@@ -133,6 +133,7 @@ async function startTraffic(
       metrics: proxy.metrics,
       shadow: shadow.shadow,
       series: () => series.view(),
+      split: { key: config.key, hash: config.splitHash },
     },
     begin() {
       poller.start();

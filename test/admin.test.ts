@@ -41,7 +41,7 @@ t.test('GET /weights, PUT /weights, POST /rollback, GET /history — and traffic
   a.store.subscribe('test', ({ state }) => heard.push(`v${state.version} ${state.source} ${JSON.stringify(state.shares)}`));
   const moving = pathBetween(5, 10);
   const start = body(await send(`${a.adminUrl}/weights`));
-  t.match(start, { weights: { flask: 95, fastapi: 5 }, version: 1, source: 'startup', updatedAt: String });
+  t.match(start, { weights: { flask: 95, fastapi: 5 }, version: 1, source: 'startup', updatedAt: String, split: { key: '${remote_addr}${uri}', hash: 'murmur2' } });
   t.equal(await servedBy(a.traffic + moving), 'flask');
 
   const changed = await put(`${a.adminUrl}/weights`, { weights: { fastapi: 10 }, reason: 'canary step 2' });

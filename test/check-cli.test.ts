@@ -19,6 +19,9 @@ const dir = t.testdir({
     '',
   ].join('\n'),
   'one-upstream.yaml': 'upstreams: { flask: "http://drum-flask:8080" }\n',
+  'option-b.yaml': 'upstreams: { flask: "http://a:1" }\nsplit: { key: "${http_x_datarobot_deployment_id}", hash: md5-mod-100 }\n',
+  'option-b-twice.yaml': 'upstreams: { flask: "http://a:1" }\nsplitHash: murmur2\nsplit: { hash: md5-mod-100 }\n',
+  'option-b-bad.yaml': 'upstreams: { flask: "http://a:1" }\nsplit: { hash: md5 }\n',
   'empty.yaml': '',
   // Each fails alone, on the default upstreams: only beside the file's own upstreams are they good.
   'own-names.yaml': 'upstreams: { flask: "http://a:1", gpu: "http://b:1" }\nweights: { gpu: 5 }\nshadow: gpu\nrollout: { canary: gpu }\n',
@@ -61,6 +64,9 @@ function bad(t: Test, r: CliResult, lines: (string | RegExp)[]): void {
 const runs = {
   good: check('--config', file('good.yaml')),
   oneUpstream: check('--config', file('one-upstream.yaml')),
+  optionB: check('--config', file('option-b.yaml')),
+  optionBTwice: check('--config', file('option-b-twice.yaml')),
+  optionBBad: check('--config', file('option-b-bad.yaml')),
   empty: check('--config', file('empty.yaml')),
   ownNames: check('--config', file('own-names.yaml')),
   missing: check('--config', file('missing.yaml')),
@@ -81,8 +87,14 @@ const runs = {
 t.test('a good file: one line on stdout, exit 0', async (t) => {
   t.same(await runs.good, { code: 0, stdout: `drum-splitter: ${file('good.yaml')}: ok (2 upstreams, rollout plan: fastapi 1% 5d → 100% 7d (approve))\n`, stderr: '' });
   t.same(await runs.oneUpstream, { code: 0, stdout: `drum-splitter: ${file('one-upstream.yaml')}: ok (1 upstream, no rollout plan)\n`, stderr: '' });
+  t.same(await runs.optionB, { code: 0, stdout: `drum-splitter: ${file('option-b.yaml')}: ok (1 upstream, split md5-mod-100 on \${http_x_datarobot_deployment_id}, no rollout plan)\n`, stderr: '' }, "the seed's Option B named");
   t.match(await runs.empty, { code: 0, stdout: /: ok \(2 upstreams, rollout plan: fastapi 1% 5d → 5% 5d → 10% 5d \(approve\) → .* → 100% 7d\)\n$/, stderr: '' }, 'an empty file: the defaults, as serve takes them');
   t.match(await runs.ownNames, { code: 0, stdout: /: ok \(2 upstreams, rollout plan: gpu 1% 5d/, stderr: '' }, 'settings naming the file\'s own upstreams');
+});
+
+t.test('split: a setting given both ways, and a hash that is not one', async (t) => {
+  bad(t, await runs.optionBTwice, [`${file('option-b-twice.yaml')}: split: split.hash is another name for splitHash, which is given too; give one`]);
+  bad(t, await runs.optionBBad, [`${file('option-b-bad.yaml')}: split.hash: "md5" is not one of murmur2, md5-mod-100`]);
 });
 
 t.test('a file that cannot be read or parsed: one line, exit 2', async (t) => {

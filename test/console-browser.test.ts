@@ -160,6 +160,7 @@ t.test('the console: live numbers, read-only without a token, the weight changed
   await waitForNumbers(page);
   t.equal(await barText(page, 'flask'), '90%');
   t.equal(await barText(page, 'fastapi'), '10%');
+  t.equal(await page.$eval('#split-by', (e) => e.textContent), 'by ${remote_addr}${uri}${args}, hash murmur2', 'the split names its key and hash');
   for (const u of ['flask', 'fastapi']) {
     t.match(await cell(page, u, 'p50'), /^\d+(\.\d+)? ms$/, `${u} p50`);
     t.match(await cell(page, u, 'p99'), /^\d+(\.\d+)? ms$/, `${u} p99`);

@@ -15,7 +15,7 @@ import { switchRoutes } from './switch.js';
 import type { Shadow } from '../shadow/shadow.js';
 import type { RolloutController } from '../rollout/controller.js';
 import { AJV_OPTIONS, BODY_LIMIT, schemaError } from './schema.js';
-import { weightsRoutes } from './weights.js';
+import { weightsRoutes, type SplitView } from './weights.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -47,6 +47,8 @@ export interface AdminDeps {
   readonly shadow?: Shadow;
   /** The console's samples; with them, GET / serves the console (consoleRoutes). */
   readonly series?: () => SeriesView;
+  /** How this proxy's key picks an upstream, shown beside the weights; a fleet controller has none of its own. */
+  readonly split?: SplitView;
 }
 
 /**

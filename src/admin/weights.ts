@@ -3,6 +3,7 @@ import { InputError } from '../common/input-error.js';
 import { NotWritten } from '../common/atomic-file.js';
 import { applyWeights, percentages, rolledBack, type Share } from '../weights/shares.js';
 import type { ChangeMeta, ChangeResult, WeightStore, WeightView } from '../weights/store.js';
+import type { SplitHash } from '../proxy/split.js';
 import { objectBody, optionalBody, REASON } from './schema.js';
 import { replyError } from './errors.js';
 
@@ -28,15 +29,21 @@ function expectedVersion(inBody: number | undefined, ifMatch: string | undefined
   return inHeader;
 }
 
-/** GET/PUT /weights, POST /rollback, GET /history: the live weights, written with compare-and-set. */
-export function weightsRoutes(app: FastifyInstance, deps: { store: WeightStore; upstreams: readonly string[] }): void {
-  const { store, upstreams } = deps;
+/** What the weights are applied to: the split key and its hash. */
+export interface SplitView {
+  readonly key: string;
+  readonly hash: SplitHash;
+}
 
-  /** The weights, their version also as the ETag that If-Match sends back. */
-  const weights = (reply: FastifyReply): WeightView => {
+/** GET/PUT /weights, POST /rollback, GET /history: the live weights, written with compare-and-set. */
+export function weightsRoutes(app: FastifyInstance, deps: { store: WeightStore; upstreams: readonly string[]; split?: SplitView | undefined }): void {
+  const { store, upstreams, split } = deps;
+
+  /** The weights (and what they split by), their version also as the ETag that If-Match sends back. */
+  const weights = (reply: FastifyReply): WeightView & { split?: SplitView } => {
     const view = store.view();
     void reply.header('etag', `"${view.version}"`);
-    return view;
+    return split === undefined ? view : { ...view, split };
   };
 
   /**

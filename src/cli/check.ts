@@ -111,5 +111,7 @@ function attempt(run: () => void): InputError | undefined {
 function summary(config: Config): string {
   const upstreams = `${config.upstreams.length} upstream${config.upstreams.length === 1 ? '' : 's'}`;
   const plan = config.rollout === undefined ? 'no rollout plan' : `rollout plan: ${config.rollout.canary} ${describePlan(config.rollout)}`;
-  return `${upstreams}, ${plan}`;
+  // nginx's murmur2 is the default and goes unsaid; the seed's Option B is named with its key.
+  const split = config.splitHash === 'murmur2' ? '' : `, split ${config.splitHash} on ${config.key}`;
+  return `${upstreams}${split}, ${plan}`;
 }

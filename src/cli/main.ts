@@ -54,6 +54,7 @@ async function serve({ given }: Run): Promise<number> {
       upstreams: Object.fromEntries(config.upstreams.map((u) => [u.name, u.url.href])),
       baseline: config.upstreams[0]!.name,
       weights: app.store.view().weights,
+      split: { key: config.key, hash: config.splitHash },
       source: app.store.view().source,
       recording: app.proxy.recording.enabled ? { file: app.proxy.recording.file, sampleRate: app.proxy.recording.sampleRate } : 'off',
       workers: config.workers,

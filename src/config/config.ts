@@ -8,6 +8,7 @@ import { SETTING_DEFAULTS as DEFAULTS, SETTING_KEYS, type RawSettings, type Sett
 
 export type { RawSettings };
 import { compileKey } from '../proxy/key.js';
+import { SPLIT_HASHES, type SplitHash } from '../proxy/split.js';
 import { parsePlan, type RolloutPlan } from '../rollout/plan.js';
 import { parsePercent } from '../common/percent.js';
 import { parseRate, type RecordSettings } from '../record/policy.js';
@@ -265,7 +266,34 @@ const yamlParser = (): typeof import('yaml') => (yaml ??= createRequire(import.m
 export function parseConfigText(text: string, path: string): RawSettings {
   const doc = parseConfigDocument(text, path);
   for (const key of Object.keys(doc)) checkSettingKey(key, path);
-  return doc as RawSettings;
+  // Unfolded here, before flags are laid over the file: --key then wins over split.key.
+  return unfoldSplit(doc as RawSettings);
+}
+
+const SPLIT_KEYS = { key: 'key', hash: 'splitHash' } as const;
+
+/**
+ * A file's `split: { key, hash }` as the settings it stands for, `key` and `splitHash`; the
+ * same setting given both ways is refused rather than one silently winning.
+ */
+export function unfoldSplit(raw: RawSettings): RawSettings {
+  const { split, ...rest } = raw;
+  if (split === undefined) return raw;
+  if (split === null || typeof split !== 'object' || Array.isArray(split)) throw new InputError('must be a mapping: { key: TEMPLATE, hash: HASH }', 'split');
+  const out: Record<string, unknown> = rest;
+  for (const [name, value] of Object.entries(split)) {
+    const setting = SPLIT_KEYS[name as keyof typeof SPLIT_KEYS] as string | undefined;
+    if (setting === undefined) throw new InputError(`unknown key "${name}"; known: ${Object.keys(SPLIT_KEYS).join(', ')}`, 'split');
+    if (out[setting] !== undefined) throw new InputError(`split.${name} is another name for ${setting}, which is given too; give one`, 'split');
+    // Checked here, where its error can name it as the file does.
+    out[setting] = name === 'hash' ? parseSplitHash(value, 'split.hash') : value;
+  }
+  return out as RawSettings;
+}
+
+function parseSplitHash(value: unknown, field: string): SplitHash {
+  if (!(SPLIT_HASHES as readonly unknown[]).includes(value)) throw new InputError(`"${String(value)}" is not one of ${SPLIT_HASHES.join(', ')}`, field);
+  return value as SplitHash;
 }
 
 /** A config file's YAML as a mapping, its keys not yet checked (an empty file is an empty mapping). */
@@ -292,7 +320,8 @@ export function checkSettingKey(key: string, path: string): void {
 }
 
 /** Validates raw settings (file merged with flags, flags winning) into a Config. */
-export function buildConfig(raw: RawSettings): Config {
+export function buildConfig(given: RawSettings): Config {
+  const raw = unfoldSplit(given);
   const buffering = {
     request: parseBoolean(raw.requestBuffering ?? true, 'requestBuffering'),
     response: parseBoolean(raw.responseBuffering ?? true, 'responseBuffering'),
@@ -332,6 +361,7 @@ export function buildConfig(raw: RawSettings): Config {
     upstreams,
     weights,
     key,
+    splitHash: parseSplitHash(raw.splitHash ?? DEFAULTS.splitHash, 'splitHash'),
     trustProxy: parseBoolean(raw.trustProxy ?? false, 'trustProxy'),
     upstreamHeader: parseBoolean(raw.upstreamHeader ?? true, 'upstreamHeader'),
     overrideHeader:

@@ -29,6 +29,10 @@ export const SETTINGS = [
     key: 'key', flag: 'key', kind: 'value', arg: 'TEMPLATE', default: DEFAULT_KEY,
     help: 'split key, nginx variables: $remote_addr $uri $request_uri $args $host $arg_NAME $http_NAME $cookie_NAME',
   },
+  {
+    key: 'splitHash', flag: 'split-hash', kind: 'value', arg: 'HASH', default: 'murmur2',
+    help: "how the key picks an upstream: murmur2, nginx's split_clients; md5-mod-100, the seed's Option B (int(md5(key), 16) % 100 < percent: a whole deployment moves together)",
+  },
   { key: 'trustProxy', flag: 'trust-proxy', kind: 'switch', help: 'take $remote_addr from the last X-Forwarded-For entry' },
   { key: 'upstreamHeader', flag: 'no-upstream-header', kind: 'off', help: 'do not add X-Drum-Splitter-Upstream to responses' },
   { key: 'overrideHeader', flag: 'override-header', kind: 'value', arg: 'NAME', help: 'header that forces a request to the upstream it names (off)' },
@@ -143,6 +147,8 @@ export const SETTINGS = [
 export const FILE_ONLY = [
   // The canary controller's plan (src/rollout/plan.ts).
   'rollout',
+  // { key, hash }: another way to write key and splitHash (config.ts: unfoldSplit).
+  'split',
 ] as const;
 
 export type SettingKey = (typeof SETTINGS)[number]['key'] | (typeof FILE_ONLY)[number];

@@ -9,7 +9,7 @@ import { compileKey, type RequestFacts } from './key.js';
 import { parseHost, parsePath } from './nginx-uri.js';
 import type { Metrics } from '../observe/metrics.js';
 import { NO_UPSTREAM, refusedOutcome, type Outcome, type Outcomes } from '../observe/outcomes.js';
-import { hashKey, pickByHash, type SplitTable } from './split.js';
+import { HASH_FUNCTIONS, pickByHash, type SplitTable } from './split.js';
 import type { PendingRecord, Recording } from '../record/recording.js';
 import { BufferFailed, SpillFile } from './spill.js';
 import { BodyTooLarge, classifyFailure, dispatch, tapped, toClient, type Backend, type ClientAnswer, type ClientSink, type ForwardBody, type ForwardFailure, type Tap } from './forward.js';
@@ -172,6 +172,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
     outcomes.subscribe('access-log', (o) => log.info({ method: o.method, url: o.url, client: o.client, upstream: o.upstream, status: o.status, ms: Math.round(o.seconds * 10000) / 10 }, 'request'));
   }
   const splitKey = compileKey(config.key);
+  // The table was compiled for this hash (listener.ts); both follow config.splitHash.
+  const hashKey = HASH_FUNCTIONS[config.splitHash];
   const dropHeaders = new Set<string>(FORWARDED_HEADERS);
   if (config.overrideHeader !== undefined) dropHeaders.add(config.overrideHeader);
   // A buffered body is sent with the Content-Length of what was read, whatever the client said.
@@ -281,7 +283,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     return false;
   }
 
-  /** Stage 4: the tester's override header, else the split_clients bucket of the key. */
+  /** Stage 4: the tester's override header, else the bucket of the key (split_clients', or md5 % 100). */
   function chooseBackend(ex: Exchange): Backend | undefined {
     let name: string | undefined;
     const forced = config.overrideHeader === undefined ? undefined : ex.req.headers[config.overrideHeader];

@@ -64,7 +64,7 @@ export interface ProxyOptions {
 /** Starts the traffic listener. */
 export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOptions = {}): Promise<RunningProxy> {
   const baseline = config.upstreams[0]!.name;
-  const routes: Routes = { table: compileSplit(opts.shares ?? config.weights, baseline) };
+  const routes: Routes = { table: compileSplit(opts.shares ?? config.weights, baseline, config.splitHash) };
   const metrics = opts.metrics ?? createMetrics();
   if (config.upstreams.some((u) => u.requestBuffering || u.responseBuffering)) checkBufferDir(config.buffer.dir);
   const backends = createBackends(config);
@@ -137,7 +137,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
     server,
     address,
     setShares: (shares) => {
-      routes.table = compileSplit(shares, baseline);
+      routes.table = compileSplit(shares, baseline, config.splitHash);
     },
     backends,
     metrics,

@@ -1,5 +1,6 @@
 import type { RecordSettings } from '../record/policy.js';
 import type { Share } from '../weights/shares.js';
+import type { SplitHash } from './split.js';
 
 export interface Upstream {
   readonly name: string;
@@ -29,6 +30,8 @@ export interface ProxyConfig {
   /** Listed shares in hundredths of a percent, in the order given (the split_clients lines). */
   readonly weights: readonly Share[];
   readonly key: string;
+  /** How the key picks its upstream: nginx's murmur2 split_clients, or the seed's md5 % 100. */
+  readonly splitHash: SplitHash;
   /** Take $remote_addr from the last X-Forwarded-For entry, like nginx's realip module. */
   readonly trustProxy: boolean;
   /** Add X-Drum-Splitter-Upstream to every response. */
