@@ -106,6 +106,10 @@ t.test('a certificate without its key, or a key without its certificate, is refu
     const r = await runCli(['serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args], {}, 15_000);
     assertInputError(t, r, message, name);
   }
+  // The same in process: nothing is left listening (the traffic side closes when the admin API cannot start).
+  await t.rejects(startTestProxy({ upstreams: ['flask=https://127.0.0.1:1'], upstreamCa: join(dir, 'missing.pem') }), /upstreams\.flask\.ca: cannot read/);
+  await t.rejects(startTestProxy({ upstreams: { flask: { url: 'https://127.0.0.1:1', ca: join(dir, 'a.ext') } } }), /upstreams\.flask\.ca: .* is not a PEM certificate/);
+  await t.rejects(startTestApp(t, { adminTlsCert: leaf.cert, adminTlsKey: other.key }), /adminTlsCert: .*key values mismatch/);
   // The config file's form: a certificate without its key in YAML is the same refusal.
   t.throws(() => buildConfig({ adminTlsKey: leaf.key }), /adminTlsKey: needs adminTlsCert too/);
   t.throws(() => buildConfig({ upstreams: { flask: { url: 'https://127.0.0.1:1', ca: '' } } }), /upstreams\.flask\.ca: must be a file path/);
