@@ -11,7 +11,7 @@ import t, { type Test } from 'tap';
 import { watchKeyPair, readKeyPair } from '../src/common/tls.js';
 import { buildConfig } from '../src/config/config.js';
 import { startTestApp } from './helpers/app.js';
-import { assertInputError } from './helpers/cli.js';
+import { assertInputError, logLines, serveCli } from './helpers/cli.js';
 import { runCli, startTestProxy } from './helpers/net.js';
 import { until } from './helpers/wait.js';
 
@@ -177,6 +177,30 @@ t.test('traffic and admin over TLS; a rotated Secret is served on new connection
   rmSync(join(secretDir, '..data'));
   await until(() => lines.filter((l) => l.msg === 'TLS certificate change rejected: cannot read it; keeping the served certificate').length === 2, 10_000);
   t.equal(await servedFingerprint(traffic, ca), second.fingerprint, 'still served');
+});
+
+t.test('--workers: every worker serves the rotated certificate', async (t) => {
+  const dir = tempDir(t);
+  const ca = makeCa(dir).cert;
+  const first = makeLeaf(dir, 'first');
+  const second = makeLeaf(dir, 'second');
+  const secret = secretVolume(dir);
+  secret.put(first.cert, first.key);
+  symlinkSync('..data/tls.crt', secret.cert);
+  symlinkSync('..data/tls.key', secret.key);
+  const served = serveCli(t, ['--listen', '127.0.0.1:0', '--workers', '2', '--poll-interval', '1h', '--upstream', 'flask=http://127.0.0.1:1', '--tls-cert', secret.cert, '--tls-key', secret.key]);
+  const port = Number((await served.listening).listen.split(':').pop());
+  // The primary deals new connections to the workers in turn: a few in a row reach both.
+  const fingerprints = async (): Promise<string[]> => {
+    const out: string[] = [];
+    for (let i = 0; i < 6; i++) out.push(await servedFingerprint(port, ca));
+    return [...new Set(out)];
+  };
+  t.same(await fingerprints(), [first.fingerprint]);
+  secret.put(second.cert, second.key);
+  await until(async () => (await fingerprints()).join() === second.fingerprint, 15_000);
+  t.same(await fingerprints(), [second.fingerprint], 'each new connection, whichever worker takes it, gets the renewed certificate');
+  t.equal(logLines(served, 'TLS certificate reloaded').length, 2, 'each worker logs its reload');
 });
 
 t.test('upstream trust: an https upstream signed by a private CA is refused without --upstream-ca (502, the log says certificate) and served with it', async (t) => {
