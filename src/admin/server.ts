@@ -94,7 +94,6 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
   const { tls } = deps;
   // Read before anything listens: a pair that does not load stops start-up.
   const pair = tls === undefined ? undefined : readKeyPair(tls, 'adminTlsCert');
-  // fastify types an https instance apart; the routes and hooks are the same.
   const app = fastify({
     ...(pair === undefined ? {} : { https: secureOptions(pair) }),
     logger: false,
@@ -108,6 +107,7 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
   if (pair !== undefined) {
     let certificates: FilesWatcher | undefined;
     app.addHook('onListen', async () => {
+      // fastify types its server as node:http's whatever the options; with `https` it is node:https's.
       certificates = watchKeyPair(tls!, pair, (next) => (app.server as unknown as TlsServer).setSecureContext(secureOptions(next)), { log: deps.log, listener: 'admin' });
     });
     app.addHook('onClose', async () => certificates?.close());

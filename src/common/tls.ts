@@ -40,10 +40,11 @@ export function readKeyPair(files: KeyPairFiles, field: string): KeyPair {
 }
 
 /**
- * Logs the certificate `served` at start, then serves a rotated pair without a restart: each settled change of the files (a cert-manager
- * Secret's `..data` swap, a rename over them) that loads is handed to `use` (a server's
- * setSecureContext: new connections get it, open ones keep theirs) and logged with the
- * certificate it serves; one that does not load is logged and the served pair kept.
+ * Logs the certificate `served` at start, then serves a rotated pair without a restart: each
+ * settled change of the files (a cert-manager Secret's `..data` swap, a rename over them) that
+ * loads is handed to `use` (a server's setSecureContext: new connections get it, open ones keep
+ * theirs) and logged with the certificate it serves; one that does not load is logged and the
+ * served pair kept.
  */
 export function watchKeyPair(
   files: KeyPairFiles,

@@ -70,6 +70,9 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
   const routes: Routes = { table: compileSplit(opts.shares ?? config.weights, baseline) };
   const metrics = opts.metrics ?? createMetrics();
   if (config.upstreams.some((u) => u.requestBuffering || u.responseBuffering)) checkBufferDir(config.buffer.dir);
+  // Read before anything is opened: a pair that does not load stops start-up.
+  const { tls } = config;
+  const pair = tls === undefined ? undefined : readKeyPair(tls, 'tlsCert');
   const backends = createBackends(config);
   const recording = new Recording(config.record, { metrics: metrics.recorder, log, ...(opts.recordSink === undefined ? {} : { sink: opts.recordSink }) });
   const outcomes = new Outcomes({ log, errors: metrics.subscriberErrors });
@@ -92,9 +95,6 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
         else proxy.handle(req, res);
       }
     : proxy.handle;
-  // The pair is read before anything listens: one that does not load stops start-up.
-  const { tls } = config;
-  const pair = tls === undefined ? undefined : readKeyPair(tls, 'tlsCert');
   const server = pair === undefined ? createServer(options, handle) : createTlsServer({ ...options, ...secureOptions(pair) }, handle);
   // Node drops headers past this count silently (Content-Length among them); the proxy answers 431 instead.
   server.maxHeadersCount = 0;
@@ -118,7 +118,7 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
     });
   });
   const address = server.address() as AddressInfo;
-  const certificates = tls === undefined ? undefined : watchKeyPair(tls, pair!, (next) => (server as TlsServer).setSecureContext(secureOptions(next)), { log, listener: 'traffic' });
+  const certificates = pair === undefined ? undefined : watchKeyPair(tls!, pair, (next) => (server as TlsServer).setSecureContext(secureOptions(next)), { log, listener: 'traffic' });
 
   let closing: Promise<number> | undefined;
   async function close(graceMs: number): Promise<number> {
