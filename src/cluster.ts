@@ -90,16 +90,18 @@ export function configToJSON(config: Config): ConfigJSON {
 
 /** The config again, its settings left unset back as undefined keys, so it is the same object. */
 export function configFromJSON(json: ConfigJSON): Config {
-  const { overrideHeader, adminTokenFile, state, rollout, record, shadow } = json;
+  const { tls, overrideHeader, adminTls, adminTokenFile, state, rollout, record, shadow } = json;
   return {
     ...json,
+    tls,
     overrideHeader,
+    adminTls,
     adminTokenFile,
     state,
     rollout,
     record: { ...record, file: record.file, rotateBytes: record.rotateBytes },
     shadow: { ...shadow, upstream: shadow.upstream, log: shadow.log },
-    upstreams: json.upstreams.map((u) => ({ ...u, url: new URL(u.url) })),
+    upstreams: json.upstreams.map((u) => ({ ...u, url: new URL(u.url), ca: u.ca })),
   };
 }
 

@@ -18,6 +18,11 @@ t.test('classifyFailure: what the client hears for each failure, and whose fault
     [withCode('UND_ERR_BODY_TIMEOUT'), 'gateway_timeout', 504, 'upstream timed out', 'upstream'],
     [withCode('UND_ERR_CONNECT_TIMEOUT'), 'gateway_timeout', 504, 'upstream timed out', 'upstream'],
     [withCode('ECONNREFUSED'), 'bad_gateway', 502, 'upstream refused the connection', 'upstream'],
+    // TLS: the upstream's certificate not trusted, expired, or for another name.
+    [withCode('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate'), 'bad_gateway', 502, "upstream's TLS certificate not accepted: unable to verify the first certificate (its CA: --upstream-ca)", 'upstream'],
+    [withCode('SELF_SIGNED_CERT_IN_CHAIN', 'self-signed certificate in certificate chain'), 'bad_gateway', 502, /^upstream's TLS certificate not accepted: self-signed/, 'upstream'],
+    [withCode('CERT_HAS_EXPIRED', 'certificate has expired'), 'bad_gateway', 502, /^upstream's TLS certificate not accepted: certificate has expired/, 'upstream'],
+    [withCode('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames"), 'bad_gateway', 502, /^upstream's TLS certificate not accepted: Hostname/, 'upstream'],
     [withCode('ECONNRESET'), 'bad_gateway', 502, 'upstream closed the connection', 'upstream'],
     [withCode('UND_ERR_SOCKET'), 'bad_gateway', 502, 'upstream closed the connection', 'upstream'],
     [withCode('EPIPE'), 'bad_gateway', 502, 'upstream closed the connection', 'upstream'],

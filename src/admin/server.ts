@@ -1,6 +1,9 @@
 import { fastify, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import type { Server as TlsServer } from 'node:https';
 import { answerParserError } from '../common/errors.js';
+import type { FilesWatcher } from '../common/watch-files.js';
+import { readKeyPair, secureOptions, watchKeyPair, type KeyPairFiles } from '../common/tls.js';
 import { InputError } from '../common/input-error.js';
 import type { Metrics } from '../observe/metrics.js';
 import type { SeriesView } from '../observe/series.js';
@@ -49,6 +52,8 @@ export interface AdminDeps {
   readonly series?: () => SeriesView;
   /** How this proxy's key picks an upstream, shown beside the weights; a fleet controller has none of its own. */
   readonly split?: SplitView;
+  /** Its certificate and key (--admin-tls-cert): HTTPS, the pair reloaded when the files change. */
+  readonly tls?: KeyPairFiles | undefined;
 }
 
 /**
@@ -88,7 +93,11 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
   // forceCloseConnections: closing the admin API cuts its connections; otherwise one a browser or Prometheus
   // keeps open (idle, or opened ahead and never used) holds shutdown for minutes.
   // Requests fastify's router or Node's parser refuse get the catalog's names too, not fastify's own answers.
+  const { tls } = deps;
+  // Read before anything listens: a pair that does not load stops start-up.
+  const pair = tls === undefined ? undefined : readKeyPair(tls, 'adminTlsCert');
   const app = fastify({
+    ...(pair === undefined ? {} : { https: secureOptions(pair) }),
     logger: false,
     forceCloseConnections: true,
     bodyLimit: BODY_LIMIT,
@@ -97,6 +106,14 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
     frameworkErrors: (err, _req, reply) => void replyError(reply, 'bad_request', err.message),
     clientErrorHandler: (err, socket) => void answerParserError(err, socket),
   });
+  if (pair !== undefined) {
+    let certificates: FilesWatcher | undefined;
+    app.addHook('onListen', async () => {
+      // fastify types its server as node:http's whatever the options; with `https` it is node:https's.
+      certificates = watchKeyPair(tls!, pair, (next) => (app.server as unknown as TlsServer).setSecureContext(secureOptions(next)), { log: deps.log, listener: 'admin' });
+    });
+    app.addHook('onClose', async () => certificates?.close());
+  }
   app.decorateRequest('who', '');
   // Every answer, errors and 404s included: the console's policy (none but our files run, no framing) and no type sniffing.
   app.addHook('onRequest', async (_req, reply) => void reply.header('content-security-policy', CONSOLE_CSP).header('x-content-type-options', 'nosniff'));

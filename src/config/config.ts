@@ -13,6 +13,7 @@ import { parsePlan, type RolloutPlan } from '../rollout/plan.js';
 import { parsePercent } from '../common/percent.js';
 import { parseRate, type RecordSettings } from '../record/policy.js';
 import type { HostPort, ProxyConfig, Upstream } from '../proxy/options.js';
+import type { KeyPairFiles } from '../common/tls.js';
 import { DEFAULT_REDACT } from '../record/line.js';
 import { checkShares, type Share } from '../weights/shares.js';
 import type { ShadowSettings } from '../shadow/shadow.js';
@@ -23,6 +24,8 @@ export interface Config extends ProxyConfig {
   readonly logLevel: string;
   /** The admin API's address, separate from traffic. */
   readonly admin: HostPort;
+  /** The admin API's certificate and key; undefined: plain HTTP. */
+  readonly adminTls: KeyPairFiles | undefined;
   readonly adminTokenFile: string | undefined;
   /** Where the weights and their audit trail persist across restarts; undefined = not kept. */
   readonly state: string | undefined;
@@ -53,23 +56,40 @@ export function parseHostPort(value: unknown, field: string): HostPort {
   return { host: m[1] ?? m[2]!, port };
 }
 
-const UPSTREAM_KEYS = ['url', 'requestBuffering', 'responseBuffering'];
+const UPSTREAM_KEYS = ['url', 'requestBuffering', 'responseBuffering', 'ca'];
 
-/** An upstream: its URL, or in a config file { url, requestBuffering?, responseBuffering? }. */
-function parseUpstream(name: string, value: unknown, buffering: { request: boolean; response: boolean }): Upstream {
+/** What every upstream gets unless its own entry says otherwise: the buffering flags, --upstream-ca. */
+interface UpstreamDefaults {
+  readonly request: boolean;
+  readonly response: boolean;
+  readonly ca: string | undefined;
+}
+
+/** An upstream: its URL, or in a config file { url, requestBuffering?, responseBuffering?, ca? }. */
+function parseUpstream(name: string, value: unknown, defaults: UpstreamDefaults): Upstream {
   const field = `upstreams.${name}`;
   if (value === null || typeof value !== 'object') {
-    return { name, url: parseUpstreamUrl(name, value), requestBuffering: buffering.request, responseBuffering: buffering.response };
+    return { name, url: parseUpstreamUrl(name, value), requestBuffering: defaults.request, responseBuffering: defaults.response, ca: defaults.ca };
   }
   const unknown = Object.keys(value).find((k) => !UPSTREAM_KEYS.includes(k));
   if (unknown !== undefined) throw new InputError(`unknown key "${unknown}"; known: ${UPSTREAM_KEYS.join(', ')}`, field);
-  const v = value as { url?: unknown; requestBuffering?: unknown; responseBuffering?: unknown };
+  const v = value as { url?: unknown; requestBuffering?: unknown; responseBuffering?: unknown; ca?: unknown };
   return {
     name,
     url: parseUpstreamUrl(name, v.url),
-    requestBuffering: parseBoolean(v.requestBuffering ?? buffering.request, `${field}.requestBuffering`),
-    responseBuffering: parseBoolean(v.responseBuffering ?? buffering.response, `${field}.responseBuffering`),
+    requestBuffering: parseBoolean(v.requestBuffering ?? defaults.request, `${field}.requestBuffering`),
+    responseBuffering: parseBoolean(v.responseBuffering ?? defaults.response, `${field}.responseBuffering`),
+    ca: optionalPath(v.ca, `${field}.ca`) ?? defaults.ca,
   };
+}
+
+/** A certificate and its key, both or neither: one alone would serve plain HTTP where TLS was meant. */
+function keyPairFiles(cert: unknown, key: unknown, fields: { readonly cert: string; readonly key: string }): KeyPairFiles | undefined {
+  const files = { cert: optionalPath(cert, fields.cert), key: optionalPath(key, fields.key) };
+  if (files.cert === undefined && files.key === undefined) return undefined;
+  if (files.cert === undefined) throw new InputError(`needs ${fields.cert} too: the certificate for the key`, fields.key);
+  if (files.key === undefined) throw new InputError(`needs ${fields.key} too: the certificate's private key`, fields.cert);
+  return files as KeyPairFiles;
 }
 
 function parseUpstreamUrl(name: string, value: unknown): URL {
@@ -322,11 +342,12 @@ export function checkSettingKey(key: string, path: string): void {
 /** Validates raw settings (file merged with flags, flags winning) into a Config. */
 export function buildConfig(given: RawSettings): Config {
   const raw = unfoldSplit(given);
-  const buffering = {
+  const defaults: UpstreamDefaults = {
     request: parseBoolean(raw.requestBuffering ?? true, 'requestBuffering'),
     response: parseBoolean(raw.responseBuffering ?? true, 'responseBuffering'),
+    ca: optionalPath(raw.upstreamCa, 'upstreamCa'),
   };
-  const upstreams = pairs(raw.upstreams ?? DEFAULTS.upstreams, 'upstreams').map(([name, value]) => parseUpstream(name, value, buffering));
+  const upstreams = pairs(raw.upstreams ?? DEFAULTS.upstreams, 'upstreams').map(([name, value]) => parseUpstream(name, value, defaults));
   const names = new Set<string>();
   for (const { name } of upstreams) {
     if (names.has(name)) throw new InputError(`"${name}" is named twice`, 'upstreams');
@@ -358,6 +379,7 @@ export function buildConfig(given: RawSettings): Config {
 
   return {
     listen,
+    tls: keyPairFiles(raw.tlsCert, raw.tlsKey, { cert: 'tlsCert', key: 'tlsKey' }),
     upstreams,
     weights,
     key,
@@ -379,6 +401,7 @@ export function buildConfig(given: RawSettings): Config {
     accessLog: parseBoolean(raw.accessLog ?? false, 'accessLog'),
     logLevel,
     admin,
+    adminTls: keyPairFiles(raw.adminTlsCert, raw.adminTlsKey, { cert: 'adminTlsCert', key: 'adminTlsKey' }),
     adminTokenFile: optionalPath(raw.adminTokenFile, 'adminTokenFile'),
     state: optionalPath(raw.state, 'state'),
     pollIntervalMs: parseDuration(raw.pollInterval ?? DEFAULTS.pollInterval, 'pollInterval'),

@@ -1,8 +1,7 @@
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
-import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { buildConfig, parseConfigText, type Config, type RawSettings } from './config.js';
 import { InputError } from '../common/input-error.js';
+import { watchFiles } from '../common/watch-files.js';
 import { sameShares, type Share } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
 
@@ -10,33 +9,12 @@ export interface ConfigWatcher {
   close(): void;
 }
 
-/** Whether two reads gave the same: equal bytes, or errors with the same message. */
-const same = (a: Buffer | Error, b: Buffer | Error): boolean =>
-  Buffer.isBuffer(a) ? Buffer.isBuffer(b) && a.equals(b) : !Buffer.isBuffer(b) && a.message === b.message;
-
 /**
- * Watches `path` and calls onSettings with the freshly read settings each time the file's
- * CONTENT changes (compare the bytes read with the last bytes acted on; spurious events and
- * touch/rewrites of identical content call nothing). New content counts only once it has held
- * still: a debounce period after the last event the file is read, and if the bytes differ from
- * the previous read it is read again a period later, until two reads in a row agree. A file
- * written in parts (the upstreams, then the weights) is not applied half-way, where it would
- * move the split for a moment (no weights: all traffic to the baseline). A parse failure of
- * settled content, or a read failure, calls onError with the InputError (or the fs error wrapped
- * in an InputError naming the file) and keeps watching; the next good content calls onSettings
- * again. A file that disappears (e.g. mid-swap) is not an error until it has stayed missing for
- * the debounce period.
- *
- * The watch is on the directory holding `path`, never on the file: editors replace a file by
- * renaming another over it, and Kubernetes updates a ConfigMap volume by pointing the `..data`
- * symlink at a new directory, either of which leaves a watch on the old inode deaf. Any event
- * in the directory (whatever file it names) restarts the debounce; when it runs out the file is
- * read by its path, following symlinks. An in-place edit of a symlink's target in some other
- * directory makes no event here and goes unseen until something in this directory changes.
- *
- * If the directory cannot be watched (it does not exist, or the inotify watch limit is
- * reached), onError is called once, asynchronously, and live reload stays off. Neither the
- * watch nor its timer keeps the process alive.
+ * Watches `path` (watchFiles: settled content, the directory watched, missing for a moment is not
+ * an error) and calls onSettings with the freshly read settings each time its content changes. A
+ * parse failure of settled content, or a read failure, calls onError with the InputError (or the
+ * fs error wrapped in an InputError naming the file) and keeps watching; the next good content
+ * calls onSettings again. A directory that cannot be watched is said once, and live reload is off.
  */
 export function watchConfig(
   path: string,
@@ -44,68 +22,23 @@ export function watchConfig(
   onError: (err: InputError) => void,
   opts: { debounceMs?: number } = {},
 ): ConfigWatcher {
-  const debounceMs = opts.debounceMs ?? 200;
-  const dir = dirname(path);
-  /** What the last content acted on was: the bytes, or the error that stopped the read. */
-  let last = read();
-  /** What the previous read gave: content is settled when a read finds the same. */
-  let previous = last;
-  let timer: NodeJS.Timeout | undefined;
-  let watcher: FSWatcher | undefined;
-  let closed = false;
-
-  function read(): Buffer | NodeJS.ErrnoException {
-    try {
-      return readFileSync(path);
-    } catch (err) {
-      return err as NodeJS.ErrnoException;
-    }
-  }
-
-  function wait(recheck: boolean): void {
-    clearTimeout(timer);
-    timer = setTimeout(check, debounceMs, recheck).unref();
-  }
-
-  /** Runs a debounce period after the last event; a recheck confirms that a file is gone. */
-  function check(recheck: boolean): void {
-    const now = read();
-    const before = previous;
-    previous = now;
-    if (!Buffer.isBuffer(now) && now.code === 'ENOENT' && !recheck) return wait(true);
-    if (same(now, last)) return;
-    // Still being written, maybe: wait for a second read to find the same bytes.
-    if (Buffer.isBuffer(now) && !same(now, before)) return wait(false);
-    last = now;
-    if (!Buffer.isBuffer(now)) return onError(new InputError(`cannot read ${path}: ${now.message}`, '--config'));
-    let settings: RawSettings;
-    try {
-      settings = parseConfigText(now.toString('utf8'), path);
-    } catch (err) {
-      return onError(err as InputError);
-    }
-    onSettings(settings);
-  }
-
-  function close(): void {
-    closed = true;
-    clearTimeout(timer);
-    watcher?.close();
-  }
-
-  function failed(err: Error): void {
-    if (closed) return;
-    close();
-    onError(new InputError(`cannot watch ${dir} for changes to ${path}, live reload is off: ${err.message}`, '--config'));
-  }
-
-  try {
-    watcher = watch(dir, { persistent: false }, () => wait(false)).on('error', failed);
-  } catch (err) {
-    // Reported a tick later so that the caller holds the returned watcher first.
-    queueMicrotask(() => failed(err as Error));
-  }
-  return { close };
+  return watchFiles(
+    [path],
+    ([text]) => {
+      let settings: RawSettings;
+      try {
+        settings = parseConfigText(text!.toString('utf8'), path);
+      } catch (err) {
+        return onError(err as InputError);
+      }
+      onSettings(settings);
+    },
+    (failure) =>
+      onError(new InputError(failure.kind === 'read'
+        ? `cannot read ${path}: ${failure.err.message}`
+        : `cannot watch ${failure.dir} for changes to ${path}, live reload is off: ${failure.err.message}`, '--config')),
+    opts,
+  );
 }
 
 /**

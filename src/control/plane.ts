@@ -93,8 +93,10 @@ export async function startControlPlane<D extends Driven>(startup: Startup, opts
       store, upstreams, log, saved, statePath: config.state, registry: metrics.registry, stateFailures,
       evidence: driven.evidence(config.rollout), afterTick: driven.afterTick, shadow: driven.shadowSwitch, verify: driven.verify?.(config.rollout),
     });
-  const admin = createAdmin({ ...driven.admin, store, upstreams, tokens, log, rollout: rollout?.controller, notSaved: () => notSaved([writer, rollout?.file]) });
+  let admin: FastifyInstance;
   try {
+    // Its certificate (--admin-tls-cert) is read here: one that does not load stops start-up too.
+    admin = createAdmin({ ...driven.admin, store, upstreams, tokens, log, tls: config.adminTls, rollout: rollout?.controller, notSaved: () => notSaved([writer, rollout?.file]) });
     await admin.listen({ host: config.admin.host, port: config.admin.port });
   } catch (err) {
     await driven.close(Promise.resolve());

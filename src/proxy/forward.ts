@@ -1,6 +1,9 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Pool, type Dispatcher } from 'undici';
+import { InputError } from '../common/input-error.js';
 import type { ProxyConfig, Upstream } from './options.js';
 import { endToEnd } from '../common/headers.js';
 import type { ErrorName } from '../common/errors.js';
@@ -17,7 +20,7 @@ export interface Backend {
   readonly pool: Pool;
 }
 
-export function createBackend(upstream: Pick<Upstream, 'name' | 'url'>, keepAliveMs: number): Backend {
+export function createBackend(upstream: Pick<Upstream, 'name' | 'url'> & Partial<Pick<Upstream, 'ca'>>, keepAliveMs: number): Backend {
   return {
     name: upstream.name,
     origin: upstream.url.origin,
@@ -26,8 +29,27 @@ export function createBackend(upstream: Pick<Upstream, 'name' | 'url'>, keepAliv
       keepAliveTimeout: keepAliveMs,
       // An upstream's "Keep-Alive: timeout=N" hint must not stretch our limit.
       keepAliveMaxTimeout: keepAliveMs,
+      // Its own CAs in place of the system's; verified either way.
+      ...(upstream.ca === undefined ? {} : { connect: { ca: readCa(upstream.ca, upstream.name) } }),
     }),
   };
+}
+
+/** An upstream's CA file, read once as its pool is made; one that cannot be read or holds no certificate stops start-up. */
+function readCa(path: string, name: string): string {
+  const field = `upstreams.${name}.ca`;
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InputError(`cannot read ${path}: ${(err as Error).message}`, field);
+  }
+  try {
+    new X509Certificate(pem);
+  } catch (err) {
+    throw new InputError(`${path} is not a PEM certificate: ${(err as Error).message}`, field);
+  }
+  return pem;
 }
 
 /** A pool per configured upstream, by name. */
@@ -56,6 +78,8 @@ export class BodyTooLarge extends Error {
 
 const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 /** undici refuses these before a byte is sent (two Host headers, a body shorter than its Content-Length): the request's fault. */
+/** OpenSSL's verification codes (UNABLE_TO_VERIFY_LEAF_SIGNATURE, SELF_SIGNED_CERT_IN_CHAIN, CERT_HAS_EXPIRED, …) and Node's name check. */
+const UNTRUSTED = /CERT|^UNABLE_TO_/;
 const REFUSED = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH']);
 
 /** Maps a failed forward to what the client hears (nginx's 502/504 split) and whose fault it is. */
@@ -65,6 +89,7 @@ export function classifyFailure(err: Error): ForwardFailure {
   const code = (err as { code?: string }).code ?? '';
   if (REFUSED.has(code)) return { error: 'bad_request', reason: `request cannot be forwarded: ${err.message}`, blame: 'client' };
   if (TIMEOUTS.has(code)) return { error: 'gateway_timeout', reason: 'upstream timed out', blame: 'upstream' };
+  if (UNTRUSTED.test(code)) return { error: 'bad_gateway', reason: `upstream's TLS certificate not accepted: ${err.message} (its CA: --upstream-ca)`, blame: 'upstream' };
   if (code === 'ECONNREFUSED') return { error: 'bad_gateway', reason: 'upstream refused the connection', blame: 'upstream' };
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
     return { error: 'bad_gateway', reason: 'upstream closed the connection', blame: 'upstream' };

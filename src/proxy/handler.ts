@@ -179,6 +179,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
   // A buffered body is sent with the Content-Length of what was read, whatever the client said.
   const dropForBuffered = new Set([...dropHeaders, 'content-length']);
   const settingsOf = new Map(config.upstreams.map((u) => [u.name, u]));
+  // This hop's scheme, for X-Forwarded-Proto.
+  const proto = config.tls === undefined ? 'http' : 'https';
   // Built once per upstream rather than per request: how its answers reach the client, with the header naming it.
   const deliveries = new Map<string, ClientAnswer>(
     [...backends.keys()].map((name) => [
@@ -400,7 +402,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
     const headers = upstreamRequestHeaders(
       req.rawHeaders,
       req.headers,
-      { clientAddr: ex.clientAddr, proto: 'http', host: req.headers.host },
+      { clientAddr: ex.clientAddr, proto, host: req.headers.host },
       bufferedLength === undefined ? dropHeaders : dropForBuffered,
     );
     if (bufferedLength !== undefined) headers.push('Content-Length', String(bufferedLength));

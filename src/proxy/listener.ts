@@ -1,5 +1,6 @@
 import { accessSync, constants, statSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerOptions } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { answerParserError, ERRORS, sendRawError } from '../common/errors.js';
@@ -13,9 +14,11 @@ import { Recording, type RecordSink } from '../record/recording.js';
 import { compileSplit } from './split.js';
 import type { Share } from '../weights/shares.js';
 import { closeBackends, createBackends, type Backend } from './forward.js';
+import { readKeyPair, secureOptions, watchKeyPair } from '../common/tls.js';
 
 export interface RunningProxy {
-  readonly server: Server;
+  /** node:http, or node:https with --tls-cert: HTTP/1.1 either way, the same handler and refusals. */
+  readonly server: Server | TlsServer;
   readonly address: AddressInfo;
   /**
    * Replaces the split: a new table swapped in with one assignment. A request reads the
@@ -67,6 +70,9 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
   const routes: Routes = { table: compileSplit(opts.shares ?? config.weights, baseline, config.splitHash) };
   const metrics = opts.metrics ?? createMetrics();
   if (config.upstreams.some((u) => u.requestBuffering || u.responseBuffering)) checkBufferDir(config.buffer.dir);
+  // Read before anything is opened: a pair that does not load stops start-up.
+  const { tls } = config;
+  const pair = tls === undefined ? undefined : readKeyPair(tls, 'tlsCert');
   const backends = createBackends(config);
   const recording = new Recording(config.record, { metrics: metrics.recorder, log, ...(opts.recordSink === undefined ? {} : { sink: opts.recordSink }) });
   const outcomes = new Outcomes({ log, errors: metrics.subscriberErrors });
@@ -75,22 +81,21 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
   const { shadow } = opts;
   if (shadow !== undefined) outcomes.subscribe('shadow', (outcome) => shadow.ended(outcome));
   const proxy = createProxy({ config, routes, backends, log, metrics, recording, outcomes, ...(shadow === undefined ? {} : { shadow }) });
-  const server = createServer(
-    {
-      // A large upload may take longer than Node's default 300 s for a whole request;
-      // idle clients are cut by the socket timeout below instead.
-      requestTimeout: 0,
-      headersTimeout: 60_000,
-      // Answered by the proxy in JSON, and counted, rather than with Node's bare 400.
-      requireHostHeader: false,
-    },
-    config.metricsOnTraffic
-      ? (req, res) => {
-          if (req.method === 'GET' && req.url === '/metrics') void sendMetrics(metrics, res);
-          else proxy.handle(req, res);
-        }
-      : proxy.handle,
-  );
+  const options: ServerOptions = {
+    // A large upload may take longer than Node's default 300 s for a whole request;
+    // idle clients are cut by the socket timeout below instead.
+    requestTimeout: 0,
+    headersTimeout: 60_000,
+    // Answered by the proxy in JSON, and counted, rather than with Node's bare 400.
+    requireHostHeader: false,
+  };
+  const handle: RequestListener = config.metricsOnTraffic
+    ? (req, res) => {
+        if (req.method === 'GET' && req.url === '/metrics') void sendMetrics(metrics, res);
+        else proxy.handle(req, res);
+      }
+    : proxy.handle;
+  const server = pair === undefined ? createServer(options, handle) : createTlsServer({ ...options, ...secureOptions(pair) }, handle);
   // Node drops headers past this count silently (Content-Length among them); the proxy answers 431 instead.
   server.maxHeadersCount = 0;
   server.setTimeout(config.timeoutMs + 10_000);
@@ -113,10 +118,12 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
     });
   });
   const address = server.address() as AddressInfo;
+  const certificates = pair === undefined ? undefined : watchKeyPair(tls!, pair, (next) => (server as TlsServer).setSecureContext(secureOptions(next)), { log, listener: 'traffic' });
 
   let closing: Promise<number> | undefined;
   async function close(graceMs: number): Promise<number> {
     const drained = proxy.drain();
+    certificates?.close();
     server.close();
     server.closeIdleConnections();
     let timer: NodeJS.Timeout | undefined;

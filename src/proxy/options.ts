@@ -1,6 +1,7 @@
 import type { RecordSettings } from '../record/policy.js';
 import type { Share } from '../weights/shares.js';
 import type { SplitHash } from './split.js';
+import type { KeyPairFiles } from '../common/tls.js';
 
 export interface Upstream {
   readonly name: string;
@@ -9,6 +10,8 @@ export interface Upstream {
   readonly requestBuffering: boolean;
   /** Take the answer as fast as the upstream sends it, holding it for a slow client (proxy_buffering). */
   readonly responseBuffering: boolean;
+  /** A PEM file of the CAs its https certificate must chain to; undefined: the system's trust (Node's roots, NODE_EXTRA_CA_CERTS). */
+  readonly ca: string | undefined;
 }
 
 /** Where bodies wait: per exchange and direction, this much in memory, the rest in a temp file in `dir`. */
@@ -25,6 +28,8 @@ export interface HostPort {
 /** What the traffic side needs of the configuration. */
 export interface ProxyConfig {
   readonly listen: HostPort;
+  /** The traffic listener's certificate and key; undefined: plain HTTP. */
+  readonly tls: KeyPairFiles | undefined;
   /** In the order given; the first is the baseline, which takes whatever the weights leave. */
   readonly upstreams: readonly Upstream[];
   /** Listed shares in hundredths of a percent, in the order given (the split_clients lines). */
