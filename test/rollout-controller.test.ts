@@ -789,6 +789,22 @@ t.test("an abort, or a person's weights to 0%: verified too; failed items fail i
   await until(() => r.controller.decisions.at(-1)!.action === 'verified');
 });
 
+t.test("a start that lands on the shadow phase's 0%, a dry run's would-be abort: no rollback, nothing verified", async (t) => {
+  const v = verifier();
+  const shadowFirst = parsePlan({ settle: 0, confirm: 1, interval: '1m', window: '5m', minRequests: 50, steps: [{ shadow: 0.1, hold: '2m' }, { weight: 5, hold: '2m' }] }, UPSTREAMS);
+  const r = rig(t, { plan: shadowFirst, canaryAt: 10, verify: v.verify });
+  await r.controller.command('start', 'alice', null, { force: true });
+  t.match(r.controller.view(), { phase: 'running', weight: 0, step: { index: 0, shadow: 0.1 } });
+  t.equal(r.canary(), 0);
+  t.equal(v.calls.length, 0, 'a start is no rollback');
+  const dry = parsePlan({ settle: 0, confirm: 1, interval: '1m', window: '5m', minRequests: 50, dryRun: true, steps: [{ weight: 5, hold: '2m' }] }, UPSTREAMS);
+  const d = rig(t, { plan: dry, verify: v.verify });
+  await d.controller.command('start', 'alice', null);
+  await d.controller.command('abort', 'alice', null);
+  t.match(d.controller.decisions.at(-1), { action: 'abort', dryRun: true });
+  t.equal(v.calls.length, 0, "a dry run's would-be abort verifies nothing");
+});
+
 t.test('a verification that cannot run is logged; stopped meanwhile, it decides nothing and stop() waits for it', async (t) => {
   const logged: string[] = [];
   const v = verifier();

@@ -39,6 +39,7 @@ t.test('a bad check is refused, naming its field', async (t) => {
     [[{ webhook: 'http://x/' }], /rollout.checks\[0\].name: "undefined" is not a name/],
     [[{ name: 'Bad-Name', webhook: 'http://x/' }], /rollout.checks\[0\].name: "Bad-Name" is not a name/],
     [[{ name: 'p99', webhook: 'http://x/' }], /rollout.checks\[0\].name: "p99" is a built-in check's name/],
+    [[{ name: 'mismatch', webhook: 'http://x/' }], /rollout.checks\[0\].name: "mismatch" is a built-in check's name/],
     [[{ name: 'a', webhook: 'http://x/' }, { name: 'a', webhook: 'http://y/' }], /rollout.checks\[1\].name: "a" is named twice/],
     [[{ name: 'a', webhook: 'http://x/', on: 'reduce' }], /rollout.checks\[0\].on: "reduce" is not miss or rollback/],
     [[{ name: 'a', webhook: 'http://x/', timeout: 'soon' }], /rollout.checks\[0\].timeout: "soon" is not a duration/],

@@ -93,6 +93,7 @@ t.test('PagerDuty: a trigger on rollback or verification failure, a resolve with
     if (severity !== undefined) t.match(pd, { payload: { severity, source: 'drum-splitter/fastapi', timestamp: '2026-12-07T11:00:00.000Z', class: action } }, action);
     else t.notOk('payload' in pd!, `${action}: a resolve carries no payload`);
   }
+  t.equal(renderEvent(TARGETS.pagerduty!, event('rollback', { dryRun: true }), CTX), undefined, "a dry run's would-be rollback pages nobody");
   const trigger = renderEvent(TARGETS.pagerduty!, event('rollback', { mismatch: MISMATCH }), CTX) as { payload: { custom_details: Record<string, unknown>; component: string } };
   t.same(trigger.payload.custom_details.mismatch, MISMATCH, "the mismatch's request and both answers go in custom_details");
   t.equal(trigger.payload.component, 'fastapi');

@@ -108,6 +108,8 @@ t.test('decisions: each in the period it was made in; a new weight or step opens
   t.same([verified.endedAt, verified.steps.length, verified.steps.at(-1)!.decisions.at(-1)!.action], [T0 + 5000, l.steps.length, 'verified'], "after the end: the baseline's verification, in the last period");
   const again = ledgerDecided(l, decision('start', 0, 5, 0, T0 + 7000), true, T0 + 7000);
   t.same([again.startedAt, again.endedAt, again.steps.length], [T0 + 7000, null, 1], 'a new start: a new ledger');
+  const retried = ledgerDecided(l, decision('retry', 0, 5, 0, T0 + 8000), true, T0 + 8000);
+  t.same([retried.startedAt, retried.endedAt, retried.steps.length, retried.steps[0]!.decisions.map((d) => d.action)], [T0 + 8000, null, 1, ['retry']], 'a retry after the end: a new ledger too');
 });
 
 t.test('kept bounded: points thinned in their older half, periods cut to the newest', async (t) => {

@@ -51,7 +51,7 @@ t.test('start at the shadow phase: the canary at 0%, the shadow share said', asy
   const start = onCommand(plan, INITIAL, 'start', 0);
   t.match(start, { weight: 0, action: 'start', text: "rollout started: the shadow phase, 10% of the baseline's requests copied to the canary → canary to 0%", state: { phase: 'running', step: 0, weight: 0 } });
   t.equal(stepAt(plan, 0), 0, 'a canary at 0% resumes at the shadow phase');
-  t.equal(stepAt(plan, 4), 0);
+  t.equal(stepAt(plan, 4), 1, 'a canary with traffic is at a canary step, the first at least: never the shadow phase');
   t.equal(stepAt(plan, 5), 1);
 });
 
@@ -151,6 +151,11 @@ t.test('onReplayStart: the shadow phase skipped, the report in the start decisio
   t.equal(p.text, `rollout started → canary to 5% (replay report: ${r.text})`);
   const running = onCommand(plan, INITIAL, 'start', 0).state;
   t.throws(() => onReplayStart(plan, running, r, 0), NotNow, 'a running rollout is not started again');
+  // A canary already at the first canary step: the report's start lowers nothing (the shadow phase's 0% is skipped).
+  t.match(onReplayStart(plan, INITIAL, r, 0, { current: 5 }), { action: 'start', weight: 5 });
+  t.throws(() => onReplayStart(plan, INITIAL, r, 0, { current: 20 }), { message: /^start would lower the canary from 20% to 5% \(step 2 of / }, 'above it: refused as any start');
+  t.match(onReplayStart(plan, INITIAL, r, 0, { current: 20, force: true }), { weight: 5 }, 'forced');
+  t.throws(() => onReplayStart(plain, INITIAL, r, 0, { current: 20 }), { message: /^start would lower the canary from 20% to 5% \(step 1 of / }, 'a plan without a shadow phase: at its first step');
 });
 
 const side = (requests: number, latencies: number[] = []): SideStats => ({ requests, errors: 0, latencies });

@@ -212,6 +212,8 @@ export class RolloutController {
       // The weights may have moved while we were down; the person's change wins, as live (a dry run's are the people's anyway).
       if (!deps.plan.dryRun) this.#apply(onManualChange(this.#state, this.#canaryPercent(), 'a change while stopped'), 'restart', null);
     }
+    // A restored active rollout's summaries (a dry run's too, which #apply above does not reach).
+    this.#summaries();
   }
 
   /** Stops the loop: no tick starts after; resolves once the tick under way has ended (a gather still waiting gives up, and decides nothing). */
@@ -516,6 +518,9 @@ export class RolloutController {
       this.#state = t.state;
       store.change(shares, { source: ROLLOUT_SOURCE, who: who === 'rollout' ? 'rollout' : `rollout (${who})`, reason: t.text });
       this.deps.evidence.reset();
+    } else if (t.state.weight !== this.#state.weight) {
+      // A person's weight (the rollout pauses): what came before it is another weight's traffic.
+      this.deps.evidence.reset();
     } else if (t.fresh !== undefined) {
       this.deps.evidence.reset(t.fresh);
       if (t.fresh === 'all') this.#ledger = ledgerReset(this.#ledger, this.deps.now());
@@ -560,7 +565,9 @@ export class RolloutController {
     this.deps.save?.({ format: 1, state: this.#state, decisions: this.#decisions, ledger: this.#ledger });
     this.#syncShadow();
     // A rollback, an abort, or a person's weights (already in the store when we hear of them): whichever took the canary to 0%, the baseline now takes all.
-    if (t.action !== undefined && from > 0 && t.state.weight === 0 && this.#canaryPercent() === 0) this.#verifyBaseline();
+    // Not a start or resume that lands on the shadow phase's 0%, nor a dry run's would-be rollback.
+    const toZero = t.action === 'rollback' || t.action === 'abort' || t.action === 'pause';
+    if (toZero && !plan.dryRun && from > 0 && t.state.weight === 0 && this.#canaryPercent() === 0) this.#verifyBaseline();
   }
 
   /** The live shadow on at the shadow phase's share while the rollout is there (paused too), else back as it was. */

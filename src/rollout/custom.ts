@@ -23,7 +23,7 @@ export type CustomCheck =
   | (Common & { readonly kind: 'query'; readonly query: string; readonly max: number; readonly maxIncrease?: undefined })
   | (Common & { readonly kind: 'query'; readonly query: string; readonly maxIncrease: number; readonly max?: undefined });
 
-const BUILT_IN: readonly CheckName[] = ['error_rate', 'p99', 'memory', 'rss_growth', 'oom', 'ping'];
+const BUILT_IN: readonly CheckName[] = ['error_rate', 'p99', 'memory', 'rss_growth', 'oom', 'ping', 'mismatch'];
 const KEYS = ['name', 'webhook', 'query', 'max', 'maxIncrease', 'timeout', 'on'];
 const DEFAULT_TIMEOUT = '5s';
 

@@ -197,8 +197,10 @@ const RESOLVES: Readonly<Record<string, 'rollout' | 'baseline'>> = {
 /** One key per canary and incident, so a resolve closes what its trigger opened. */
 export const dedupKey = (ctx: EventContext, incident: 'rollout' | 'baseline'): string => cut(`drum-splitter/${ctx.canary}/${incident}`, PAGERDUTY.dedupKey);
 
-/** A PagerDuty Events API v2 event; undefined for the actions that neither open nor close an incident. */
+/** A PagerDuty Events API v2 event; undefined for the actions that neither open nor close an incident, and in a dry run. */
 export function pagerDutyEvent(event: RolloutEvent, ctx: EventContext, routingKey: string): unknown {
+  // A dry run's would-be rollback is nobody's incident.
+  if (event.dryRun === true) return undefined;
   const trigger = TRIGGERS[event.action];
   if (trigger !== undefined) {
     const custom: Record<string, unknown> = Object.fromEntries(facts(event, ctx));

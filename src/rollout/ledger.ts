@@ -161,7 +161,8 @@ function thinned(points: LedgerPoint[]): LedgerPoint[] {
  * next opens; when the rollout ended (`active` false), the ledger ends. A start opens a new ledger.
  */
 export function ledgerDecided(ledger: Ledger, decision: Decision, active: boolean, at: number): Ledger {
-  if (decision.action === 'start') {
+  // A start, or a retry after a rollback: a new rollout, a new ledger.
+  if (decision.action === 'start' || decision.action === 'retry') {
     const started = ledgerStarted(at, decision.step, decision.to);
     return withDecision(started, decision);
   }

@@ -115,9 +115,10 @@ export function reducedWeight(weight: number): number {
 
 /** The step to run at `weight`: the last whose weight is not above it (a reduced canary resumes there). */
 export function stepAt(plan: RolloutPlan, weight: number): number {
-  let found = 0;
+  // A canary taking traffic is at a canary step, the first at least: the shadow phase is where a canary at 0% is.
+  let found = weight > 0 ? plan.steps.findIndex((s) => s.shadow === undefined) : 0;
   plan.steps.forEach((s, i) => {
-    if (s.weight <= weight) found = i;
+    if (s.shadow === undefined && s.weight <= weight) found = i;
   });
   return found;
 }
@@ -341,9 +342,14 @@ export function onCommand(plan: RolloutPlan, state: RolloutState, command: Comma
  * the report's numbers. A plan without a shadow phase starts as usual, the report recorded.
  */
 export function onReplayStart(plan: RolloutPlan, state: RolloutState, replay: ReplayStandIn, now: number, opts: CommandOptions = {}): Transition {
-  const started = onCommand(plan, state, 'start', now, opts) as Decided;
   const numbers = `replay report: ${replay.text}`;
-  if (plan.steps[started.state.step]!.shadow === undefined) return { ...started, text: `${started.text} (${numbers})` };
+  // Where it would start without the report; the shadow phase skipped, whether it lowers the canary is judged at the step after.
+  const started = onCommand(plan, state, 'start', now, { ...opts, force: true }) as Decided;
+  if (plan.steps[started.state.step]!.shadow === undefined) {
+    refuseLowering(plan, 'start', started.state.step, opts.current ?? state.weight, opts.fromCurrent === true ? { ...opts, force: true } : opts);
+    return { ...started, text: `${started.text} (${numbers})` };
+  }
+  refuseLowering(plan, 'start', started.state.step + 1, opts.current ?? state.weight, opts);
   // The first canary step's pre-step hooks are asked; there is no shadow hold to confirm.
   const passed = promote(plan, started.state, `rollout started; the shadow phase is passed by the ${numbers}`);
   return { ...passed, action: 'start', gate: { on: ['pre-step'], held: state, step: passed.state.step } };
@@ -364,17 +370,22 @@ function chosenStep(plan: RolloutPlan, atStep: number | undefined, fallback: num
  */
 function begin(plan: RolloutPlan, held: RolloutState, step: number, now: number, action: 'start' | 'retry', said: string, opts: CommandOptions, current: number): Decided {
   const weight = plan.steps[step]!.weight;
-  if (weight < current && opts.force !== true) {
-    throw new NotNow(
-      `${action} would lower the canary from ${fmt(current)} to ${fmt(weight)} (step ${step + 1} of ${plan.steps.length}); ` +
-        `to do so, ${action} with force (--force); to carry on from the canary's weight, start from the current step (--from-current)${action === 'start' ? '' : ' or at a step (--at-step N)'}`,
-      { lowers: { from: current, to: weight, step: step + 1 } },
-    );
-  }
+  refuseLowering(plan, action, step, current, opts);
   const state: RolloutState = { ...moved(plan, INITIAL), phase: 'running', step, weight, lastCheckAt: now };
   const { shadow } = plan.steps[step]!;
   const what = shadow === undefined ? '' : `: the shadow phase, ${stepName(plan.steps[step]!).slice('shadow '.length)} of the baseline's requests copied to the canary`;
   return { state, weight, action, text: `${said}${what} → canary to ${fmt(weight)}`, gate: { on: ['pre-step'], held, step } };
+}
+
+/** A start or retry that would take the canary below `current` to `step`'s weight: refused unless forced. */
+function refuseLowering(plan: RolloutPlan, action: 'start' | 'retry', step: number, current: number, opts: CommandOptions): void {
+  const weight = plan.steps[step]!.weight;
+  if (weight >= current || opts.force === true) return;
+  throw new NotNow(
+    `${action} would lower the canary from ${fmt(current)} to ${fmt(weight)} (step ${step + 1} of ${plan.steps.length}); ` +
+      `to do so, ${action} with force (--force); to carry on from the canary's weight, start from the current step (--from-current)${action === 'start' ? '' : ' or at a step (--at-step N)'}`,
+    { lowers: { from: current, to: weight, step: step + 1 } },
+  );
 }
 
 /** Someone else changed the canary's weight (admin, file, environment): the person wins, the rollout pauses. */
