@@ -104,7 +104,8 @@ t.test('the shadow phase passes (the noisy field is noise), 10% follows; a canar
   const took = Date.now() - at;
   t.ok(took < 3000, `rolled back within ${took} ms of the first different prediction`);
   decisions = (await call(`${w.admin}/rollout/decisions`)).json.decisions as Record<string, unknown>[];
-  const rollback = decisions.at(-1)!;
+  // The rollback, whether or not the baseline's verification has followed it yet.
+  const rollback = decisions.find((d) => d.action === 'rollback')!;
   t.match(rollback, { action: 'rollback', from: 10, to: 0, text: /^prediction mismatch: \d+ of \d+ shadow pairs differ beyond the ignore list and the noise \([\d.]+%\): any difference → canary to 0% at once$/ });
   t.match(rollback.mismatch, {
     request: { method: 'POST', path: /^\/predict\/\?i=\d+$/, contentType: '', body: { text: 'a\n1\n' } },
@@ -136,7 +137,7 @@ t.test('--workers: the workers copy and compare, the primary judges their pairs;
   t.match(await call(`${w.admin}/shadow`, 'PUT', { enabled: true, sampleRate: 0.5 }), { status: 200 });
   w.corrupt();
   await until(async () => (await call(`${w.admin}/rollout`)).json.phase === 'rolled_back', 10_000, 20);
-  const last = ((await call(`${w.admin}/rollout/decisions`)).json.decisions as Record<string, unknown>[]).at(-1)!;
+  const last = ((await call(`${w.admin}/rollout/decisions`)).json.decisions as Record<string, unknown>[]).find((d) => d.action === 'rollback')!;
   t.match(last, { action: 'rollback', mismatch: { canary: { body: { text: /"predictions":\[2\]/ } } } });
   t.match((await call(`${w.admin}/shadow`)).json, { lastMismatch: { canary: { upstream: 'fastapi', body: { text: /"predictions":\[2\]/ } } } }, 'GET /shadow shows it too');
   await w.stop();

@@ -156,6 +156,7 @@ t.test('onReplayStart: the shadow phase skipped, the report in the start decisio
   t.throws(() => onReplayStart(plan, INITIAL, r, 0, { current: 20 }), { message: /^start would lower the canary from 20% to 5% \(step 2 of / }, 'above it: refused as any start');
   t.match(onReplayStart(plan, INITIAL, r, 0, { current: 20, force: true }), { weight: 5 }, 'forced');
   t.throws(() => onReplayStart(plain, INITIAL, r, 0, { current: 20 }), { message: /^start would lower the canary from 20% to 5% \(step 1 of / }, 'a plan without a shadow phase: at its first step');
+  t.match(onReplayStart(plain, INITIAL, r, 0, { current: 20, fromCurrent: true }), { weight: 5 }, 'from the current step: lowering to it is what was asked');
 });
 
 const side = (requests: number, latencies: number[] = []): SideStats => ({ requests, errors: 0, latencies });

@@ -95,7 +95,7 @@ t.test('a canary, step by step, through the CLI', async (t) => {
   t.equal(set.stderr, '');
   t.match(json(set), { weights: { flask: 90, fastapi: 10 }, version: 2, source: 'admin' }, 'set: the new state');
   t.match(set.view, { weights: { flask: 90, fastapi: 10 }, version: 2 }, 'set: the store agrees');
-  t.strictSame(json(set), JSON.parse(JSON.stringify(set.view)), 'set: it printed the store\'s view');
+  t.strictSame(json(set), { ...JSON.parse(JSON.stringify(set.view)), split: { key: '${remote_addr}${uri}', hash: 'murmur2' } }, "set: it printed the store's view, and how the key picks an upstream");
 
   t.equal(envToken.code, 0, 'the token from DRUM_SPLITTER_ADMIN_TOKEN: exit 0');
   t.match(json(envToken), { weights: { flask: 80, fastapi: 20 }, version: 3 });
