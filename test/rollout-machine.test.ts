@@ -1,11 +1,11 @@
 /** The rollout's state machine: pure transitions, on an injected clock. */
 import t from 'tap';
-import type { Verdict, VerdictAction } from '../src/rollout/checks.js';
+import type { VerdictAction } from '../src/rollout/checks.js';
 import { INITIAL, onCheck, onCommand, onManualChange, onStartup, reducedWeight, stepAt, type Command, type CommandOptions, type RolloutState, type Transition } from '../src/rollout/machine.js';
 import { parsePlan, type RolloutPlan } from '../src/rollout/plan.js';
+import { MIN, runChecks, verdict } from './helpers/machine.js';
 
 const UPSTREAMS = ['flask', 'fastapi'];
-const MIN = 60_000;
 /** Three steps, one needing approval; holds of 10 minutes, checks every minute, reductions waiting 5 minutes. */
 const plan: RolloutPlan = parsePlan(
   {
@@ -25,7 +25,6 @@ const plan: RolloutPlan = parsePlan(
   UPSTREAMS,
 );
 
-const verdict = (action: VerdictAction, text: string = action): Verdict => ({ action, checks: [], text });
 
 t.test('reducedWeight: the seed gradual reduction, every step lowering the weight', async (t) => {
   const table: [number, number][] = [
@@ -39,18 +38,7 @@ t.test('stepAt: the last step not above the weight', async (t) => {
   for (const [weight, step] of table) t.equal(stepAt(plan, weight), step, `${weight}%`);
 });
 
-/** Runs checks every minute from `state` with the verdicts given, returning every transition. */
-function run(state: RolloutState, start: number, verdicts: readonly VerdictAction[]): { state: RolloutState; transitions: Transition[]; now: number } {
-  const transitions: Transition[] = [];
-  let now = start;
-  for (const v of verdicts) {
-    now += MIN;
-    const tr = onCheck(plan, state, verdict(v), now);
-    transitions.push(tr);
-    state = tr.state;
-  }
-  return { state, transitions, now };
-}
+const run = (state: RolloutState, start: number, verdicts: readonly VerdictAction[]) => runChecks(plan, state, verdicts, start);
 
 const started = (now = 0): RolloutState => onCommand(plan, INITIAL, 'start', now).state;
 

@@ -1,7 +1,7 @@
 /** The shadow phase and the mismatch trigger: the plan's first step, its transitions, the check, a replay report standing in. */
 import t from 'tap';
-import { judge, mismatchCheck, type Evidence, type ShadowEvidence, type SideStats, type Verdict, type VerdictAction } from '../src/rollout/checks.js';
-import { INITIAL, NotNow, onCheck, onCommand, onReplayStart, stepAt, type RolloutState } from '../src/rollout/machine.js';
+import { judge, mismatchCheck, type Evidence, type ShadowEvidence, type SideStats } from '../src/rollout/checks.js';
+import { INITIAL, NotNow, onCheck, onCommand, onReplayStart, stepAt } from '../src/rollout/machine.js';
 import { parsePlan } from '../src/rollout/plan.js';
 import { replayOutcome, replayStandIn } from '../src/rollout/replay-report.js';
 import { ShadowPhaseSwitch } from '../src/rollout/shadow-phase.js';
@@ -14,12 +14,12 @@ import { Subscribers } from '../src/common/subscribers.js';
 import { LocalEvidence } from '../src/rollout/evidence.js';
 import type { ShadowFinished } from '../src/shadow/shadow.js';
 import type { PollSample } from '../src/observe/poller.js';
+import { MIN, runChecks, verdict } from './helpers/machine.js';
 import { quietLists } from './helpers/net.js';
 import { shadowFromAnswers, shadowQueries } from '../src/fleet/prometheus.js';
 import { join } from 'node:path';
 
 const UPSTREAMS = ['flask', 'fastapi'];
-const MIN = 60_000;
 const plan = parsePlan(
   {
     settle: 0,
@@ -33,19 +33,7 @@ const plan = parsePlan(
 const approving = parsePlan({ settle: 0, confirm: 1, interval: '1m', window: '5m', steps: [{ shadow: 0.5, hold: '2m', approve: true }, { weight: 1, hold: '2m' }] }, UPSTREAMS);
 const plain = parsePlan({ settle: 0, confirm: 1, interval: '1m', window: '5m', steps: [{ weight: 5, hold: '10m' }, { weight: 50, hold: '10m' }] }, UPSTREAMS);
 
-const verdict = (action: VerdictAction, text: string = action): Verdict => ({ action, checks: [], text });
 
-function run(p: typeof plan, state: RolloutState, verdicts: readonly VerdictAction[], start = 0) {
-  const transitions = [];
-  let now = start;
-  for (const v of verdicts) {
-    now += MIN;
-    const tr = onCheck(p, state, verdict(v), now);
-    transitions.push(tr);
-    state = tr.state;
-  }
-  return { state, transitions, now };
-}
 
 t.test('start at the shadow phase: the canary at 0%, the shadow share said', async (t) => {
   const start = onCommand(plan, INITIAL, 'start', 0);
@@ -57,19 +45,19 @@ t.test('start at the shadow phase: the canary at 0%, the shadow share said', asy
 
 t.test('the shadow phase held with every check passing → shadow_pass to the first canary step', async (t) => {
   const start = onCommand(plan, INITIAL, 'start', 0).state;
-  const { transitions, state } = run(plan, start, Array(10).fill('pass'));
+  const { transitions, state } = runChecks(plan, start, Array(10).fill('pass'));
   t.same(transitions.slice(0, 9).map((tr) => tr.action), Array(9).fill(undefined), 'held for 9 minutes: nothing to say');
   t.match(transitions[9], { action: 'shadow_pass', weight: 5, text: 'shadow 10% held with every check passing → canary to 5%' });
   t.match(state, { phase: 'running', step: 1, weight: 5, heldMs: 0 });
-  const next = run(plan, state, Array(10).fill('pass'), 10 * MIN);
+  const next = runChecks(plan, state, Array(10).fill('pass'), 10 * MIN);
   t.match(next.transitions[9], { action: 'promote', weight: 50 }, 'a canary step after it promotes as ever');
 });
 
 t.test('inconclusive (too few pairs) holds the shadow phase; a miss starts its hold again', async (t) => {
   const start = onCommand(plan, INITIAL, 'start', 0).state;
-  const a = run(plan, start, ['pass', 'pass', 'inconclusive', 'inconclusive']);
+  const a = runChecks(plan, start, ['pass', 'pass', 'inconclusive', 'inconclusive']);
   t.match(a.state, { step: 0, heldMs: 2 * MIN });
-  const b = run(plan, a.state, ['miss'], a.now);
+  const b = runChecks(plan, a.state, ['miss'], a.now);
   t.match(b.transitions[0], { action: 'hold', text: 'miss: the hold at shadow 10% starts again' });
   t.match(b.state, { step: 0, weight: 0, heldMs: 0, phase: 'running' });
 });
@@ -84,7 +72,7 @@ t.test('a rollback verdict at the shadow phase ends the rollout there', async (t
 
 t.test('approve: the shadow phase waits for a person before the first canary step', async (t) => {
   const start = onCommand(approving, INITIAL, 'start', 0).state;
-  const { transitions, state } = run(approving, start, ['pass', 'pass']);
+  const { transitions, state } = runChecks(approving, start, ['pass', 'pass']);
   t.match(transitions[1], { action: 'await_approval', text: 'shadow 50% held with every check passing; waiting for approval to go to 1%' });
   const approved = onCommand(approving, state, 'approve', 3 * MIN);
   t.match(approved, { action: 'approve', weight: 1, state: { step: 1, phase: 'running' } });
