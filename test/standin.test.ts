@@ -1,6 +1,8 @@
 import t from 'tap';
-import { createStandin } from '../src/cli/standin.js';
-import { send, type Reply } from './helpers/net.js';
+import { createStandin, NO_FAULTS, type Faults } from '../src/cli/standin.js';
+import { faultSummary, standinFaults } from '../src/cli/standin-command.js';
+import { assertInputError } from './helpers/cli.js';
+import { runCli, send, spawnCli, waitForLine, type Reply } from './helpers/net.js';
 
 const app = createStandin('fastapi');
 const base = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -123,4 +125,50 @@ t.test('faults: errors at the given rate, added latency, extra memory in /stats/
   await new Promise((r) => setTimeout(r, 50));
   t.notOk(answered, 'still waiting 50 ms in');
   t.equal((await slow).status, 200);
+});
+
+t.test('`drum-splitter standin` serves one stand-in with the faults its flags give, until a signal', async (t) => {
+  const child = spawnCli(['standin', 'fastapi', '--listen', '127.0.0.1:0', '--latency', '40ms', '--error-rate', '1', '--memory-mb', '300']);
+  t.teardown(() => void child.kill('SIGKILL'));
+  const line = await waitForLine(child, /stand-in on/);
+  t.match(line, /^fastapi stand-in on http:\/\/127\.0\.0\.1:\d+ \(\+40 ms a prediction, 100% errors, \+300 MB drum_rss\); Ctrl-C stops it/, 'says where and what faults');
+  const url = /(http:\/\/\S+) /.exec(line)![1]!;
+  t.match(json(await send(`${url}/info/`)), { drumServer: 'fastapi' }, '/info/ names the server given');
+  const started = performance.now();
+  const r = await send(`${url}/predict/`, { method: 'POST', body: 'a,b\n1,2\n' });
+  t.equal(r.status, 500, '--error-rate 1: every prediction fails');
+  t.ok(performance.now() - started >= 40, '--latency delays it');
+  const stats = json(await send(`${url}/stats/`)) as { mem_info: { drum_rss: number } };
+  t.ok(stats.mem_info.drum_rss >= 300, '--memory-mb adds to drum_rss');
+  const exited = new Promise((r) => child.on('close', (code, signal) => r([code, signal])));
+  child.kill('SIGTERM');
+  t.same(await exited, [0, null], 'SIGTERM: exit 0');
+});
+
+t.test('the stand-in command reads its fault flags, naming the flag of a bad one', async (t) => {
+  const cases: [Record<string, unknown>, Faults | RegExp][] = [
+    [{ 'error-rate': '0', 'memory-mb': '0' }, { errorRate: 0, addedLatencyMs: 0, extraMemoryMb: 0 }],
+    [{ 'error-rate': '0.25', 'memory-mb': '512', latency: '1.5s' }, { errorRate: 0.25, addedLatencyMs: 1500, extraMemoryMb: 512 }],
+    [{ 'error-rate': '2', 'memory-mb': '0' }, /error-rate: "2" is not a share between 0 and 1/],
+    [{ 'error-rate': 'x', 'memory-mb': '0' }, /error-rate: "x" is not a share/],
+    [{ 'error-rate': '0', 'memory-mb': '-1' }, /memory-mb: "-1" is not a whole number of megabytes/],
+    [{ 'error-rate': '0', 'memory-mb': '1.5' }, /memory-mb: "1.5" is not a whole number/],
+    [{ 'error-rate': '0', 'memory-mb': '0', latency: 'soon' }, /latency: "soon" is not a duration/],
+  ];
+  for (const [values, expected] of cases) {
+    const name = JSON.stringify(values);
+    if (expected instanceof RegExp) t.throws(() => standinFaults(values), expected, name);
+    else t.same(standinFaults(values), expected, name);
+  }
+  t.equal(faultSummary(NO_FAULTS), '', 'no faults, nothing said');
+  t.equal(faultSummary({ errorRate: 0.1, addedLatencyMs: 0, extraMemoryMb: 0 }), ' (10% errors)');
+});
+
+t.test('`drum-splitter standin` refuses bad usage with one line and exit 2', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['Flask!'], /give one server name: flask or fastapi/],
+    [['flask', '--error-rate', '2'], /error-rate: "2" is not a share between 0 and 1/],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runCli(['standin', ...args])));
+  cases.forEach(([args, message], i) => assertInputError(t, results[i]!, message, args.join(' ')));
 });

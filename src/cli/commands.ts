@@ -120,8 +120,26 @@ const DEMO: Command = {
   takesArguments: false,
 };
 
+const STANDIN: Command = {
+  name: 'standin',
+  summary: 'a DRUM server stand-in (flask or fastapi) to try it with',
+  usage: ['flask|fastapi [--listen HOST:PORT] [fault options]'],
+  about:
+    'Answers like a DRUM server without a model: GET /ping, /health/, /info/ (drumServer names it), /stats/ ' +
+    '(mem_info.drum_rss, the memory the rollout watches); POST /predict/ with a CSV, one prediction a row. ' +
+    'The fault flags make a bad canary, for trying a rollback.',
+  flags: [
+    { flag: 'listen', kind: 'value', arg: 'HOST:PORT', default: '127.0.0.1:8080', help: 'where it answers' },
+    { flag: 'latency', kind: 'value', arg: 'DURATION', help: 'added to every prediction (e.g. 50ms)' },
+    { flag: 'error-rate', kind: 'value', arg: 'R', default: '0', help: 'share of predictions answered 500, 0..1' },
+    { flag: 'memory-mb', kind: 'value', arg: 'N', default: '0', help: 'megabytes added to the drum_rss /stats/ reports' },
+  ],
+  takesArguments: true,
+  notes: ['Exit codes: 0 stopped by a signal, 1 could not listen, 2 bad usage.'],
+};
+
 /** Every command, in the order the global --help lists them. */
-export const COMMANDS: readonly Command[] = [SERVE, CONTROLLER_COMMAND, REPLAY_COMMAND, WEIGHTS, ROLLOUT, CHECK, VERIFY, DEMO].map((c) => ({ ...c, flags: [...c.flags, ...COMMON_FLAGS] }));
+export const COMMANDS: readonly Command[] = [SERVE, CONTROLLER_COMMAND, REPLAY_COMMAND, WEIGHTS, ROLLOUT, CHECK, VERIFY, DEMO, STANDIN].map((c) => ({ ...c, flags: [...c.flags, ...COMMON_FLAGS] }));
 
 /** `drum-splitter --help`: a line for each command. */
 export const GLOBAL_HELP = [

@@ -135,6 +135,7 @@ const RUN: Readonly<Record<string, (run: Run) => Promise<number>>> = {
   check: async ({ values }) => (await import('./check.js')).checkCommand((values.config as readonly string[] | undefined) ?? []),
   verify: async ({ values }) => (await import('./verify.js')).verifyCommand(values),
   demo,
+  standin: async ({ values, args }) => (await import('./standin-command.js')).standinCommand(values, args),
 };
 
 function commandNamed(name: string): Command {
