@@ -2,7 +2,7 @@
  * The README's reference parts that are derived from the code: kept equal to it here, so a new
  * flag or setting cannot be left out of them.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import type { Flag } from '../src/common/flags.js';
 import { SERVE_FLAGS } from '../src/config/settings.js';
@@ -29,4 +29,36 @@ t.test("the README's table of serve's options is every flag of `serve --help`, w
   t.ok(start >= 0 && end > start, 'the table is marked');
   const shown = README.slice(start + '<!-- serve-flags -->'.length, end).trim();
   t.equal(shown, serveFlagsTable(SERVE_FLAGS), 'copy the expected table into the README when this fails');
+});
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens; repeats numbered. */
+export function anchors(markdown: string): Set<string> {
+  const seen = new Map<string, number>();
+  const out = new Set<string>();
+  let fenced = false;
+  for (const line of markdown.split('\n')) {
+    if (line.startsWith('```')) fenced = !fenced;
+    const m = fenced ? null : /^#{1,6} (.*)$/.exec(line);
+    if (m === null) continue;
+    const base = m[1]!.trim().toLowerCase().replace(/[^\p{L}\p{N} _-]/gu, '').replace(/ /g, '-');
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    out.add(n === 0 ? base : `${base}-${n}`);
+  }
+  return out;
+}
+
+t.test('every link in the README and docs/ reaches a file, and a heading where it names one', async (t) => {
+  const root = new URL('../', import.meta.url);
+  const files = ['README.md', ...readdirSync(new URL('docs/', root)).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  for (const file of files) {
+    const text = readFileSync(new URL(file, root), 'utf8');
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/.test(target!)) continue; // http(s), mailto
+      const [path, anchor] = target!.split('#') as [string, string | undefined];
+      const into = path === '' ? new URL(file, root) : new URL(path, new URL(file, root));
+      t.ok(existsSync(into), `${file}: ${target} exists`);
+      if (anchor !== undefined && into.pathname.endsWith('.md')) t.ok(anchors(readFileSync(into, 'utf8')).has(anchor), `${file}: ${target} names a heading`);
+    }
+  }
 });
