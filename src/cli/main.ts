@@ -1,10 +1,13 @@
 #!/usr/bin/env node
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { helpPage, parseFlags, UsageError, withDefaults, type Command, type FlagValues } from '../common/flags.js';
 import { InputError } from '../common/input-error.js';
 import { settingsFromFlags } from '../config/settings.js';
 import { tuneHeap } from '../heap.js';
-import { unsupportedNode } from '../common/node-version.js';
+import { bundledNodePath, unsupportedNode } from '../common/node-version.js';
 import { COMMANDS, GLOBAL_HELP } from './commands.js';
 
 // Each command's code is imported when that command runs (`await import` below), not here: a
@@ -21,13 +24,24 @@ interface Run {
   readonly args: readonly string[];
 }
 
+/** The package's root: two levels up from src/cli/main.ts (run from source), three from dist/src/cli/main.js. */
+const ROOT = ['../../', '../../../'].map((p) => new URL(p, import.meta.url)).find((u) => existsSync(new URL('package.json', u)))!;
+
 function version(): string {
-  // The package root is two levels up from src/cli/main.ts (run from source), three from dist/src/cli/main.js.
-  const path = ['../../package.json', '../../../package.json']
-    .map((p) => new URL(p, import.meta.url))
-    .find((u) => existsSync(u))!;
-  const pkg = JSON.parse(readFileSync(path, 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('package.json', ROOT), 'utf8')) as { version: string };
   return pkg.version;
+}
+
+/**
+ * This command line again under `node`, resolving to its exit code. SIGTERM and SIGHUP are passed
+ * on; SIGINT is not: Ctrl-C reaches both processes from the terminal, and a second SIGINT would
+ * cut the child's graceful stop short.
+ */
+function relaunch(node: string, argv: readonly string[]): Promise<number> {
+  const child = spawn(node, [fileURLToPath(import.meta.url), ...argv], { stdio: 'inherit' });
+  process.on('SIGINT', () => {});
+  for (const signal of ['SIGTERM', 'SIGHUP'] as const) process.on(signal, () => child.kill(signal));
+  return new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? 128 + constants.signals[signal!])));
 }
 
 /** `serve`: runs until a signal. Its defaults are buildConfig's, applied after the config file: it reads the flags given. */
@@ -172,7 +186,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   // Before a command loads undici, which fails on an older Node with a message about its own internals.
   const old = unsupportedNode(process.versions.node);
-  if (old !== undefined) throw new InputError(old);
+  if (old !== undefined) {
+    // Started by an older node (npm link, a global install, `node dist/...`): the Node `npm ci` brought runs it instead.
+    const bundled = bundledNodePath(ROOT, process.platform, process.arch);
+    if (!existsSync(bundled)) throw new InputError(old);
+    return relaunch(fileURLToPath(bundled), argv);
+  }
   return RUN[command.name]!({ given, values: withDefaults(command.flags, given), args: positionals });
 }
 

@@ -8,3 +8,11 @@ export function unsupportedNode(version: string): string | undefined {
   if (major > minMajor || (major === minMajor && minor >= minMinor)) return undefined;
   return `needs Node.js ${NODE_MIN} or newer, this is ${version}; \`npm ci\` installs Node 24 for the project: run it through npm (npm run demo, npx drum-splitter ...) or see the README's "Node.js"`;
 }
+
+/**
+ * Where `npm ci` put the project's own Node (the optional `node-linux-*` package) relative to the
+ * package's root, for this machine's platform and CPU; the caller checks that it exists.
+ */
+export function bundledNodePath(root: URL, platform: string, arch: string): URL {
+  return new URL(`node_modules/node-${platform}-${arch}/bin/node`, root);
+}
