@@ -62,3 +62,28 @@ t.test('every link in the README and docs/ reaches a file, and a heading where i
     }
   }
 });
+
+/** The README's table of contents: each ## and ### heading after Contents, linked. */
+export function contents(markdown: string): string {
+  const slugs = [...anchors(markdown)];
+  const lines: string[] = [];
+  let fenced = false;
+  let index = -1;
+  for (const line of markdown.split('\n')) {
+    if (line.startsWith('```')) fenced = !fenced;
+    const m = fenced ? null : /^(#{1,6}) (.*)$/.exec(line);
+    if (m === null) continue;
+    index++;
+    const title = m[2]!.trim();
+    if (m[1]!.length < 2 || m[1]!.length > 3 || title === 'Contents') continue;
+    lines.push(`${m[1]!.length === 2 ? '' : '  '}- [${title}](#${slugs[index]!})`);
+  }
+  return lines.join('\n');
+}
+
+t.test("the README's contents list every ## and ### heading", async (t) => {
+  const start = README.indexOf('<!-- contents -->');
+  const end = README.indexOf('<!-- /contents -->');
+  t.ok(start >= 0 && end > start, 'the contents are marked');
+  t.equal(README.slice(start + '<!-- contents -->'.length, end).trim(), contents(README), 'copy the expected list into the README when this fails');
+});
