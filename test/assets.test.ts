@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { buildConfig, readConfigFile } from '../src/config/config.js';
+import { SETTING_KEYS } from '../src/config/settings.js';
 import { parsePercent } from '../src/common/percent.js';
 import { compileSplit } from '../src/proxy/split.js';
 import type { Share } from '../src/weights/shares.js';
@@ -21,6 +22,19 @@ t.test('config/drum-splitter.yaml is the seed\'s nginx recipe', async (t) => {
   };
   const shares: Share[] = golden.splits.s1.parts.filter(([p]) => p !== '*').map(([p, n]) => [n, parsePercent(p, n)]);
   t.same(compileSplit(config.weights, config.upstreams[0]!.name), compileSplit(shares, 'flask'));
+});
+
+t.test('config/drum-splitter.yaml shows every setting, and its values are the defaults', async (t) => {
+  const text = readFileSync(`${root}config/drum-splitter.yaml`, 'utf8');
+  for (const key of SETTING_KEYS.filter((k) => k !== 'split')) {
+    t.match(text, new RegExp(`^(# )?${key}:`, 'm'), `${key} is in it, set or commented`);
+  }
+  t.match(text, /^# split: \{ key: /m, 'split (Option B in one place) too');
+  // The file spells the defaults out, and its plan is the default plan: nothing in it surprises.
+  // (Its upstreams and weights are the nginx recipe's, the test above.)
+  const { upstreams: _u, weights: _w, ...fromFile } = buildConfig(readConfigFile(`${root}config/drum-splitter.yaml`));
+  const { upstreams: _du, weights: _dw, ...defaults } = buildConfig({});
+  t.same(fromFile, defaults);
 });
 
 const dockerfile = readFileSync(`${root}Dockerfile`, 'utf8');
