@@ -25,10 +25,8 @@ const MAX_VALUE = 300;
 const BASELINE_COLOUR = '#1f6fb4';
 const CANARY_COLOUR = '#e6550d';
 
-/** Up to 3 decimals, without trailing zeros; '—' for no number. */
-function num(n: number | null): string {
-  return n === null || !Number.isFinite(n) ? '—' : String(Math.round(n * 1000) / 1000);
-}
+/** Up to 3 decimals, without trailing zeros. */
+const num = (n: number): string => String(Math.round(n * 1000) / 1000);
 
 /** A difference's value as JSON, cut to MAX_VALUE; "(absent)" where one side has none. */
 function value(v: unknown): string {
