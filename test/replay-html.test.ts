@@ -5,7 +5,8 @@ import t from 'tap';
 import { replayCommand } from '../src/replay/command.js';
 import { helpPage } from '../src/common/flags.js';
 import { REPLAY_COMMAND, REPLAY_FLAGS } from '../src/replay/options.js';
-import { escape, MAX_MISMATCHES, renderHtml } from '../src/replay/html.js';
+import { escape, linearTicks, logTicks, MAX_GROUPS, renderHtml } from '../src/replay/html.js';
+import { openFile, withoutChromium } from './helpers/chromium.js';
 import { buildReport, type ResultRow } from '../src/replay/report.js';
 import { NoiseTally } from '../src/compare/noise.js';
 import { startUpstream, type UpstreamHandler } from './helpers/net.js';
@@ -80,7 +81,9 @@ t.test('a report with mismatches', async (t) => {
   for (const c of report.criteria) {
     t.match(html, new RegExp(`<td>${c.name}</td>.*?<td><span class="${c.verdict.replace(' ', '-')}">${c.verdict.toUpperCase()}</span></td>`), c.name);
   }
-  t.match(html, '(no container limits in /stats/)', 'a criterion note');
+  t.match(html, '<tr><td>match_rate</td><td>40.0% <small>(2 of 5 requests match)</small></td><td>100%</td>', 'a rate as a percent, beside its criterion');
+  t.match(html, '<tr><td>no_oom</td><td>no container limits in /stats/</td><td>0 backends at their container memory limit</td><td><span class="not-measured">NOT MEASURED</span>');
+  t.match(html, '<p>Criteria: 2 fail (match_rate, error_responses_match), 1 inconclusive (canary_p99_within_20_percent), 1 not measured (no_oom). Not measured is neither');
   t.notMatch(html, '<h2>Noise</h2>', 'no noise sample, no noise section');
   t.match(html, '<tr><th>lines skipped (malformed / truncated)</th><td>1 / 2</td></tr>');
 
@@ -88,20 +91,27 @@ t.test('a report with mismatches', async (t) => {
   t.equal(svg.match(/<path /g)?.length, 2, 'two CDF curves');
   t.match(svg, '#1f6fb4');
   t.match(svg, '#e6550d');
-  t.match(svg, '(log scale)', '1 to 100 ms spans more than 20×');
-  t.match(svg, /baseline p50 .*baseline p99 .*canary p50 .*canary p99/s);
-  t.match(svg, /text-anchor="end" y="\d+" fill="#1f6fb4">baseline p99 /, 'a label in the right half runs leftwards, inside the plot');
-  t.match(svg, />baseline<\/text>.*>canary<\/text>/s, 'legend');
+  t.match(svg, 'latency (ms, log scale)', '1 to 100 ms spans more than 20×; the unit on the axis');
+  t.same([...svg.matchAll(/<text class="tick"[^>]*>([^<]*)</g)].map((m) => m[1]), ['1', '2', '5', '10', '20', '50', '100', '0%', '25%', '50%', '75%', '100%'], 'round ticks');
+  t.same(
+    [...svg.matchAll(/<text class="legend"[^>]*>([^<]*)</g)].map((m) => m[1]),
+    ['baseline', 'p50 10.0 ms', 'p99 97.3 ms', 'canary', 'p50 12.0 ms', 'p99 78.0 ms'],
+    'the legend: each side, its p50 and p99 with units',
+  );
 
   t.match(html, '<tr><td>/predict/</td><td>2</td><td>0</td><td>0</td>');
   t.match(html, '<tr><td>/ping</td><td>1</td><td>0</td><td>1</td>');
   t.match(html, '<tr><td>/x&#60;script&#62;alert(1)&#60;/script&#62;</td><td>1</td><td>1</td>');
   t.notMatch(html, '<script', 'no raw script tag anywhere');
 
-  t.match(html, /<h3>GET <code>\/x&#60;script&#62;alert\(1\)&#60;\/script&#62;\?q=&#34;a&#34;&#38;b=&#39;c&#39;<\/code> <small>rec.jsonl:3 · 200 vs 200<\/small><\/h3>/);
+  t.match(html, '<p>2 requests differed, in 2 ways: each way once, with how many requests and the first of them.</p>');
+  t.match(
+    html,
+    '<h3>1 × GET <code>/x&#60;script&#62;alert(1)&#60;/script&#62;</code> <small>200 vs 200 at $.a (changed), $.gone (removed)</small></h3>\n<p>one request; the first: <code>/x&#60;script&#62;alert(1)&#60;/script&#62;?q=&#34;a&#34;&#38;b=&#39;c&#39;</code> <small>rec.jsonl:3</small></p>',
+  );
   t.match(html, '<tr><td><code>$.a</code></td><td>changed</td><td><code>&#34;&#60;b&#62;&#38;&#34;</code></td><td><code>2</code></td></tr>');
   t.match(html, /<td><code>\$.gone<\/code><\/td><td>removed<\/td><td><code>&#34;x{299}…<\/code><\/td><td><code>\(absent\)<\/code><\/td>/, 'a long value cut');
-  t.match(html, /<h3>PUT <code>\/predictUnstructured\/<\/code> <small>rec.jsonl:4 · 200 vs 500<\/small>/, 'each mismatch with its method');
+  t.match(html, '<h3>1 × PUT <code>/predictUnstructured/</code> <small>200 vs 500 at $status (status)</small></h3>', 'each kind with its method');
   t.notMatch(html, 'rec.jsonl:5', 'an error is not a mismatch');
 
   // Self-contained: nothing fetched, nothing run.
@@ -146,12 +156,91 @@ t.test('200,000 requests: the page is drawn (a spread of every latency overflowe
   t.match(html, /baseline p99/);
 });
 
-t.test(`at most ${MAX_MISMATCHES} mismatches listed`, async (t) => {
-  const many = Array.from({ length: MAX_MISMATCHES + 1 }, (_, i) => row({ method: 'POST', diff: 'd', source: `rec.jsonl:${i + 1}` }));
+t.test(`identical mismatches grouped: one entry a kind, its count, one example; at most ${MAX_GROUPS} kinds`, async (t) => {
+  const changed = (i: number, field: string, canary: number): Row =>
+    row({ diff: 'd', source: `rec.jsonl:${i + 1}`, path: `/predict/?i=${i}`, differences: [{ path: field, kind: 'changed', baseline: 1, canary, field }] });
+  // 300 alike, 3 at another field with two sets of values, then MAX_GROUPS more of one each.
+  const many = [
+    ...Array.from({ length: 300 }, (_, i) => changed(i, '$.a', 2)),
+    ...[5, 6, 5].map((v, i) => changed(300 + i, '$.b', v)),
+    ...Array.from({ length: MAX_GROUPS }, (_, i) => changed(303 + i, `$.c${i}`, 2)),
+  ];
   const html = renderHtml(buildReport(many, noSkips, false, noMemory), meta);
-  t.match(html, `Showing the first ${MAX_MISMATCHES} of ${MAX_MISMATCHES + 1}`);
-  t.equal(html.match(/class="mismatch"/g)?.length, MAX_MISMATCHES);
-  t.notMatch(html, `rec.jsonl:${MAX_MISMATCHES + 1}<`);
+  t.match(html, `<p>${303 + MAX_GROUPS} requests differed, in ${MAX_GROUPS + 2} ways: each way once, with how many requests and the first of them. The first ${MAX_GROUPS} kinds are shown; the JSON report has every request.</p>`);
+  t.equal(html.match(/class="mismatch"/g)?.length, MAX_GROUPS);
+  t.match(html, '<h3>300 × POST <code>/predict/</code> <small>200 vs 200 at $.a (changed)</small></h3>\n<p>300 requests, all with these values; the first: <code>/predict/?i=0</code> <small>rec.jsonl:1</small></p>');
+  t.match(html, '<h3>3 × POST <code>/predict/</code> <small>200 vs 200 at $.b (changed)</small></h3>\n<p>3 requests, with 2 different sets of values; the first: <code>/predict/?i=300</code> <small>rec.jsonl:301</small></p>');
+  t.notMatch(html, 'rec.jsonl:2<', 'the others alike are counted, not listed');
+  t.notMatch(html, `$.c${MAX_GROUPS - 1} `, 'kinds past the limit left out');
+
+  const one = renderHtml(buildReport([changed(0, '$.a', 2), changed(1, '$.a', 2)], noSkips, false, noMemory), meta);
+  t.match(one, '<p>2 requests differed, in 1 way: ');
+});
+
+t.test('every criterion measured: no word about not measured', async (t) => {
+  const memory = { rss: 1, containerMaxUsed: 1, containerLimit: 2 };
+  const measured = { flask: { before: memory, after: memory }, fastapi: { before: memory, after: memory } };
+  const html = renderHtml(buildReport([row({ flask_status: 422, fastapi_status: 422 })], noSkips, false, measured), meta);
+  t.match(html, '<p>Criteria: 3 pass (match_rate, error_responses_match, no_oom), 1 inconclusive (canary_p99_within_20_percent).</p>');
+  t.match(html, '<tr><td>no_oom</td><td>0 at the limit</td><td>0 backends at their container memory limit</td><td><span class="pass">PASS</span>', 'a value without a note');
+  t.notMatch(html, 'Not measured');
+});
+
+t.test('round ticks: 1, 2 or 5 × a power of ten', async (t) => {
+  const linear: [number, number[]][] = [
+    [11.701, [0, 5, 10, 15]],
+    [23.403, [0, 5, 10, 15, 20, 25]],
+    [1, [0, 0.2, 0.4, 0.6, 0.8, 1]],
+    [0.3, [0, 0.1, 0.2, 0.3]],
+    [97, [0, 20, 40, 60, 80, 100]],
+    [4321, [0, 1000, 2000, 3000, 4000, 5000]],
+  ];
+  for (const [hi, want] of linear) t.same(linearTicks(hi).ticks, want, `linear to ${hi}`);
+  const log: [number, number, number[]][] = [
+    [1, 100, [1, 2, 5, 10, 20, 50, 100]],
+    [0.31, 42, [0.2, 0.5, 1, 2, 5, 10, 20, 50]],
+    [3, 250_000, [1, 10, 100, 1000, 10_000, 100_000, 1_000_000]],
+  ];
+  for (const [lo, hi, want] of log) t.same(logTicks(lo, hi), want, `log from ${lo} to ${hi}`);
+});
+
+t.test('in chromium: the ticks, the axes\' names and the legend overlap nothing, each other nor the curves', { skip: withoutChromium() }, async (t) => {
+  // A long tail (a log axis) and a narrow range (linear, the issue's 11.701-style ticks before).
+  const pages = {
+    log: buildReport(rows, noSkips, false, noMemory),
+    linear: buildReport(Array.from({ length: 40 }, (_, i) => row({ flask_latency_ms: 9 + (i % 7) * 0.4, fastapi_latency_ms: 9.5 + (i % 5) * 0.5 })), noSkips, false, noMemory),
+  };
+  const files = Object.entries(pages).map(([name, report]) => {
+    const file = join(dir, `${name}.html`);
+    return [name, file, renderHtml(report, meta)] as const;
+  });
+  for (const [, file, html] of files) await writeFile(file, html);
+  const { page, problems } = await openFile(t, files[0]![1]);
+  for (const [name, file] of files) {
+    await page.goto(`file://${file}`);
+    const drawn = await page.$eval('svg[role="img"]', (svg) => {
+      const box = (e: Element) => {
+        const r = e.getBoundingClientRect();
+        return { left: r.left, right: r.right, top: r.top, bottom: r.bottom, text: e.textContent ?? '' };
+      };
+      return {
+        svg: box(svg),
+        texts: [...svg.querySelectorAll('text')].map(box),
+        ticks: [...svg.querySelectorAll('text.tick')].map((e) => e.textContent),
+        names: [...svg.querySelectorAll('text.axis-name')].map((e) => e.textContent),
+        curves: [...svg.querySelectorAll('path')].map(box),
+      };
+    });
+    type Box = (typeof drawn)['svg'];
+    const overlap = (a: Box, b: Box): boolean => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    t.equal(drawn.curves.length, 2, `${name}: both curves`);
+    const clashes = drawn.texts.flatMap((a, i) => [...drawn.texts.slice(i + 1), ...drawn.curves].filter((b) => overlap(a, b)).map((b) => `${a.text} × ${b.text || 'a curve'}`));
+    t.same(clashes, [], `${name}: no text over another or over a curve`);
+    t.ok(drawn.texts.every((b) => b.left >= drawn.svg.left && b.right <= drawn.svg.right && b.top >= drawn.svg.top && b.bottom <= drawn.svg.bottom), `${name}: every text inside the chart`);
+    t.ok(drawn.ticks.every((l) => /^(\d+(\.\d)?|\d+%)$/.test(l ?? '')), `${name}: round ticks ${drawn.ticks.join(' ')}`);
+    t.match(drawn.names, [/^latency \(ms/, /\(%\)$/], `${name}: the axes named, with their units`);
+  }
+  t.same(problems, []);
 });
 
 t.test('--html end to end', async (t) => {

@@ -181,8 +181,15 @@ t.test('identical backends: every request matches, the seed summary keys; 5 late
   });
   t.equal(report.criteria[3]!.note, 'no container limits in /stats/');
   t.equal(report.noise, null, 'no noise sample');
-  t.ok(stderr.includes('replay: not measured no_oom: no container limits in /stats/'), 'not measured, not a pass');
+  t.ok(stderr.includes('replay: not measured no_oom: no container limits in /stats/ (criterion: 0 backends at their container memory limit)'), 'not measured, not a pass');
   t.ok(stderr.some((l) => l.startsWith('replay: INCONCLUSIVE canary_p99_within_20_percent: p99: 5 canary and 5 baseline requests')));
+  t.ok(stderr.includes('replay: pass match_rate: 100.0% (criterion: 100%); 5 of 5 requests match'), 'a rate as a percent, beside its criterion');
+  t.ok(stderr.includes('replay: pass error_responses_match: 100.0% (criterion: 100%); 1 of 1 error answers match'));
+  t.ok(
+    stderr.includes('replay: INCONCLUSIVE overall; criteria: 2 pass (match_rate, error_responses_match), 1 inconclusive (canary_p99_within_20_percent), 1 not measured (no_oom)'),
+    'what they add up to: not measured is not counted a pass',
+  );
+  t.notOk(stderr.some((l) => l.startsWith('replay: mismatch')), 'no mismatch, no mismatch line');
   t.strictSame(report.memory, { flask: { before: null, after: null }, fastapi: { before: null, after: null } }, 'no DRUM /stats/ here');
   t.strictSame(Object.keys(report.routes), ['/predict/', '/predictUnstructured/', '/ping']);
   t.match(report.routes['/predict/'], { count: 2, mismatches: 0, errors: 0 });
@@ -235,9 +242,21 @@ t.test('a canary that answers differently: mismatches counted and described, exi
     }),
   );
   const rec = await standardFile('differ.jsonl');
-  const { code, report } = await replay({ baseline: b.url, canary: c.url }, [rec]);
+  const { code, report, stderr } = await replay({ baseline: b.url, canary: c.url }, [rec]);
   t.equal(code, 1);
   t.equal(report.summary.response_mismatches, 4);
+  t.ok(stderr.includes(`replay: FAIL match_rate: 20.0% (criterion: 100%); 1 of 5 requests match`), stderr.join('\n'));
+  t.ok(stderr.includes(`replay: FAIL error_responses_match: 0.0% (criterion: 100%); 0 of 1 error answers match`));
+  // Each kind of mismatch once (here each is its own), with a request to look at.
+  t.same(
+    stderr.filter((l) => l.startsWith('replay: mismatch ')),
+    [
+      `replay: mismatch 1 × POST /predict/ 200 vs 200 at $.predictions[*] (changed); e.g. ${rec}:1`,
+      `replay: mismatch 1 × POST /predictUnstructured/ 200 vs 200 at $.a (added), $.b (added), $.c (added), $.d (added), $.e (added), $.f (added), $.x (removed); e.g. ${rec}:2`,
+      `replay: mismatch 1 × POST /predictUnstructured/ 200 vs 200 at $ (bytes); e.g. ${rec}:3`,
+      `replay: mismatch 1 × POST /predict/ 422 vs 500 at $status (status), $.message (changed); e.g. ${rec}:5`,
+    ],
+  );
   t.equal(report.summary.errors, 0);
   t.equal(report.summary.match_rate, '20.00%');
   const diffs = report.results.map((r) => r.diff);
@@ -390,10 +409,33 @@ t.test('a recording over 1 GiB: replayed whole, the replay process holding a few
 
 t.test('nothing to replay: a report that says so, exit 1', async (t) => {
   const rec = await file('empty.jsonl', ours('GET', '/x', '', { body_truncated: true }));
-  const { code, report } = await replay({ baseline: 'http://127.0.0.1:1', canary: 'http://127.0.0.1:1' }, [rec]);
+  const { code, report, stderr } = await replay({ baseline: 'http://127.0.0.1:1', canary: 'http://127.0.0.1:1' }, [rec]);
   t.equal(code, 1);
   t.equal(report.summary.match_rate, 'N/A');
   t.match(report.criteria[0], { name: 'match_rate', value: null, pass: false, note: 'no requests replayed' });
+  t.ok(stderr.includes('replay: FAIL match_rate: no requests replayed (criterion: 100%)'), stderr.join('\n'));
+});
+
+t.test('mismatches that differ alike are one line with their count; past five kinds, how many more', async (t) => {
+  // The canary adds a field to every CSV answer, and answers each /rN with a 500.
+  const canary = drum((path, body) => {
+    if (path.startsWith('/r')) return { status: 500, body: 'down' };
+    const predictions = body.toString().trim().split('\n').slice(1).map(Number);
+    return { status: 200, type: 'application/json', body: JSON.stringify({ predictions, meta: 'fastapi' }) };
+  });
+  const [b, c] = await pair(t, drum(), canary);
+  const csv = (n: number): string => ours('POST', '/predict/', `a\n${n}\n`, { headers: { 'Content-Type': 'text/csv' } });
+  const rec = await file('groups.jsonl', csv(1), csv(1), csv(2), ...Array.from({ length: 6 }, (_, i) => ours('GET', `/r${i}`)));
+  const { code, stderr } = await replay({ baseline: b.url, canary: c.url }, [rec]);
+  t.equal(code, 1);
+  t.same(
+    stderr.filter((l) => l.startsWith('replay: mismatch ') || l.includes('more kinds')),
+    [
+      `replay: mismatch 3 × POST /predict/ 200 vs 200 at $.meta (added), all alike; e.g. ${rec}:1`,
+      ...[0, 1, 2, 3].map((i) => `replay: mismatch 1 × GET /r${i} 200 vs 500 at $status (status), $ (changed); e.g. ${rec}:${4 + i}`),
+      'replay: 2 more kinds of mismatch: the --html page lists every kind, the JSON every request',
+    ],
+  );
 });
 
 t.test('--ignore makes a documented difference pass', async (t) => {
@@ -552,7 +594,10 @@ t.test('a canary slower by more than the floor fails; --min-p99-difference sets 
   t.equal(failed.code, EXIT.fail);
   t.match(failed.report.criteria[1], { verdict: 'fail', pass: false, note: /^canary p99 .* not under \+20%$/, test: { min_difference_ms: 5 } });
   t.ok(failed.report.criteria[1]!.test!.p! < 0.01);
-  t.ok(failed.stderr.some((l) => /^replay: FAIL canary_p99_within_20_percent: [\d.]+ \(threshold 1\.2\); canary p99 /.test(l)));
+  t.ok(
+    failed.stderr.some((l) => /^replay: FAIL canary_p99_within_20_percent: \d+\.\d% of the baseline's p99 \(criterion: at most 120%, unless under 5 ms more or not slower by Mann–Whitney p < 0\.01\); canary p99 /.test(l)),
+    failed.stderr.join('\n'),
+  );
   const floored = await replay({ baseline: b.url, canary: slow.url, repeat: '4', 'min-p99-difference': '1s' }, [rec]);
   t.match(floored.report.criteria[1], { verdict: 'pass', note: /; under the 1000\.0 ms floor, so not a regression$/, test: { min_difference_ms: 1000 } });
   const none = await replay({ baseline: b.url, canary: slow.url, repeat: '4', 'min-p99-difference': '0' }, [rec]);
@@ -661,7 +706,7 @@ t.test('a progress bar on a terminal', async (t) => {
   const { code, stderr } = await replay({ baseline: b.url, canary: c.url }, [rec], { stderrIsTTY: true, barStream: bar });
   t.equal(code, EXIT.inconclusive);
   t.match(drawn, /replay \[.*\] 2\/2 \| 0 mismatches, 0 errors/);
-  t.notOk(stderr.some((l) => l.includes('100%')), 'no plain progress lines');
+  t.notOk(stderr.some((l) => /^replay: \d+% \(/.test(l)), 'no plain progress lines');
 });
 
 t.test('defaults: process stdout/stderr, shadow_test_results.json in the working directory', async (t) => {

@@ -109,13 +109,17 @@ const VERIFY: Command = {
 const DEMO: Command = {
   name: 'demo',
   summary: 'two DRUM stand-ins behind the proxy at 5%, or a rollout',
-  usage: ['[--listen HOST:PORT]', '--rollout [--listen HOST:PORT]'],
+  usage: ['[--listen HOST:PORT] [--admin HOST:PORT] [--keep] [--exit]', '--rollout [options]'],
   about:
-    'Two built-in DRUM stand-ins behind the proxy at 5%: the split, recording, live shadow and replay; it keeps serving. ' +
-    'With --rollout, a whole rollout in under a minute: the shadow phase passes, the canary is promoted, turns slow, and is reduced step by step and rolled back.',
+    'Two built-in DRUM stand-ins behind the proxy at 5%: the split, recording, live shadow and replay. ' +
+    'With --rollout, a whole rollout in under a minute: the shadow phase passes, the canary is promoted, turns slow, and is reduced step by step and rolled back. ' +
+    "Either then serves on (proxy, stand-ins, console) until Ctrl-C; its files, in a drum-splitter-demo-* folder of the system's temp directory, are removed when it ends.",
   flags: [
     { flag: 'listen', kind: 'value', arg: 'HOST:PORT', default: '127.0.0.1:8000', help: 'the proxy' },
+    { flag: 'admin', kind: 'value', arg: 'HOST:PORT', default: '127.0.0.1:0', help: 'the console (the admin API), on loopback: it has no token; port 0 a free one' },
     { flag: 'rollout', kind: 'switch', help: 'a whole rollout instead of the split' },
+    { flag: 'keep', kind: 'switch', help: "keep its files (the recording, the replay's reports) when it ends" },
+    { flag: 'exit', kind: 'switch', help: 'end when the show ends instead of serving on' },
   ],
   takesArguments: false,
 };

@@ -1,12 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApp } from '../app.js';
 import { createLogger } from '../common/log.js';
-import type { Decision } from '../rollout/controller.js';
+import type { HostPort } from '../proxy/options.js';
 import { formatDuration } from '../rollout/plan.js';
-import { demoHost } from './demo.js';
+import { consoleUrl, demoAdmin, demoHost, runShow, type DemoOptions, type DemoSession } from './demo.js';
 import { createStandin, type Faults } from './standin.js';
 import { itemLine } from './verify.js';
 
@@ -37,22 +36,28 @@ const percent = (n: number): string => `${n}%`.padStart(4);
  * A whole rollout in under a minute: two DRUM stand-ins, steady traffic from 400 client
  * addresses, the seed's plan with holds of seconds, and a canary that turns slow partway —
  * the controller promotes it, then reduces it step by step and rolls it back, printing each
- * decision as it makes it. `scale` stretches or shrinks every duration (tests run it faster).
+ * decision as it makes it; then it serves on (without the traffic) until Ctrl-C, or ends with
+ * --exit. `scale` stretches or shrinks every duration.
  */
-export async function runRolloutDemo(listen: string, opts: { scale?: number; print?: (line: string) => void } = {}): Promise<readonly Decision[]> {
-  const scale = opts.scale ?? 1;
-  const print = opts.print ?? ((line: string) => console.log(line));
+export function runRolloutDemo(opts: DemoOptions, more: { scale?: number; print?: (line: string) => void } = {}): Promise<number> {
+  const admin = demoAdmin(opts.admin);
+  const print = more.print ?? ((line: string) => console.log(line));
+  return runShow(opts, print, (session) => rollout(opts, admin, session, more.scale ?? 1));
+}
+
+async function rollout(opts: DemoOptions, admin: HostPort, session: DemoSession, scale: number): Promise<string[]> {
+  const { print } = session;
   const s = (seconds: number): string => formatDuration(Math.round(seconds * scale * 1000));
   const faults: Faults = { errorRate: 0, addedLatencyMs: 0, extraMemoryMb: 0 };
-  const flask = createStandin('flask');
-  const fastapi = createStandin('fastapi', faults);
+  const flask = session.add(createStandin('flask'));
   const flaskUrl = await flask.listen({ host: '127.0.0.1', port: 0 });
+  const fastapi = session.add(createStandin('fastapi', faults));
   const fastapiUrl = await fastapi.listen({ host: '127.0.0.1', port: 0 });
   // The prediction the rollback's verification replays against the baseline: the demo's own batch (its first row the single).
-  const dir = mkdtempSync(join(tmpdir(), 'drum-splitter-demo-'));
-  writeFileSync(join(dir, 'batch.csv'), CSV);
-  const rollout = {
-    verify: { requests: [join(dir, 'batch.csv')] },
+  const batch = join(session.dir, 'batch.csv');
+  writeFileSync(batch, CSV);
+  const plan = {
+    verify: { requests: [batch] },
     interval: s(1),
     // At 5% the canary has ~12 predictions a second: a window of 10 s holds the 100 latencies a p99 needs to fail it.
     window: s(10),
@@ -62,16 +67,19 @@ export async function runRolloutDemo(listen: string, opts: { scale?: number; pri
     rollback: { reductionWait: s(3), pingTimeout: s(30) },
   };
   const app = await startApp(
-    { flags: { listen, admin: '127.0.0.1:0', upstreams: [`flask=${flaskUrl}`, `fastapi=${fastapiUrl}`], pollInterval: s(1), rollout } },
+    { flags: { listen: opts.listen, admin: opts.admin, upstreams: [`flask=${flaskUrl}`, `fastapi=${fastapiUrl}`], pollInterval: s(1), rollout: plan } },
     { env: {}, log: createLogger('error') },
   );
+  session.add({ close: () => app.close() });
   const controller = app.rollout!;
   const target = `http://${demoHost(app.config.listen.host)}:${app.proxy.address.port}/predict/`;
+  const page = consoleUrl(admin.host, app.adminAddress.port);
   print(`drum-splitter rollout demo: flask stand-in ${flaskUrl}, fastapi stand-in ${fastapiUrl}, proxy ${target}`);
   print(`plan: ${controller.view().plan.steps}; checks every ${s(1)} over ${s(10)}; reductions ${s(3)} apart`);
   print(`the shadow phase first: predictions copied to fastapi and compared, its p99 beside flask's, before it takes any traffic`);
   print(`the fastapi stand-in turns slow (+${SLOW_MS} ms a prediction) once it reaches 50%`);
-  print(`watch it in the console: http://127.0.0.1:${app.adminAddress.port}/\n`);
+  print(session.about);
+  print(`watch it in the console: ${page}\n`);
 
   let loading = true;
   const loops = Array.from({ length: LOAD_LOOPS }, async (_, loop) => {
@@ -80,6 +88,13 @@ export async function runRolloutDemo(listen: string, opts: { scale?: number; pri
       await predict(target, `127.0.${1 + Math.floor(c / 250)}.${1 + (c % 250)}`);
       await new Promise((r) => setTimeout(r, PACE_MS));
     }
+  });
+  // Stopped before the servers close, however the demo ends.
+  session.add({
+    close: () => {
+      loading = false;
+      return Promise.all(loops);
+    },
   });
 
   const started = Date.now();
@@ -108,10 +123,11 @@ export async function runRolloutDemo(listen: string, opts: { scale?: number; pri
   }
   loading = false;
   await Promise.all(loops);
-  rmSync(dir, { recursive: true, force: true });
   print(`\nended ${controller.state.phase} at ${controller.state.weight}%; GET /rollout/decisions has each decision with every check's numbers.`);
-  const decisions = controller.decisions;
-  await app.close();
-  await Promise.all([flask.close(), fastapi.close()]);
-  return decisions;
+  return [
+    `\nstill serving, without the demo's traffic: the proxy ${target}, both stand-ins (fastapi still slow), the console ${page}; try:
+  npx drum-splitter rollout decisions --admin-url ${page}
+  curl -s -X POST -H 'Content-Type: text/csv' --data-binary $'a,b\\n1,2\\n' ${target} -i
+Ctrl-C to stop.`,
+  ];
 }

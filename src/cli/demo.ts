@@ -1,10 +1,13 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { loopbackName } from '../admin/auth.js';
 import { InputError } from '../common/input-error.js';
+import { parseHostPort } from '../config/config.js';
+import type { HostPort } from '../proxy/options.js';
 import { createLogger } from '../common/log.js';
 import { UPSTREAM_HEADER } from '../proxy/handler.js';
 import { replayCommand } from '../replay/command.js';
@@ -74,43 +77,133 @@ export function splitReport(
   return lines;
 }
 
-/**
- * Two DRUM stand-ins behind the proxy at 5% to the second, a burst of predictions from
- * many client addresses (127.0.x.y, all loopback), the split that came out, then it keeps
- * serving for curl.
- */
-export async function runDemo(listen: string): Promise<void> {
-  // Everything started so far; closed if a later step fails, or the open servers would
-  // keep the process alive after the error is reported.
-  const running: { close(): Promise<unknown> }[] = [];
-  const closeAll = (): Promise<unknown> => Promise.all(running.map((s) => s.close()));
-  try {
-    await demo(listen, running);
-  } catch (err) {
-    await closeAll();
-    throw err;
-  }
-  const stop = (): void => {
-    void closeAll().then(() => process.exit(0));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+/** The demo's flags, as main.ts reads them. */
+export interface DemoOptions {
+  /** The proxy, HOST:PORT. */
+  readonly listen: string;
+  /** The admin API and its console, HOST:PORT on loopback (port 0: a free one). */
+  readonly admin: string;
+  /** Leave the demo's folder (its recording, reports) when it ends. */
+  readonly keep: boolean;
+  /** End when the show ends, instead of serving on until Ctrl-C. */
+  readonly exit: boolean;
 }
 
-async function demo(listen: string, running: { close(): Promise<unknown> }[]): Promise<void> {
-  const flask = createStandin('flask');
-  const fastapi = createStandin('fastapi');
+/**
+ * The console's address for --admin: on loopback only, since the demo's admin API has no token
+ * and anything that reaches it could steer the proxy. Throws an InputError for any other.
+ */
+export function demoAdmin(value: string): HostPort {
+  const address = parseHostPort(value, 'admin');
+  if (!loopbackName(address.host)) {
+    throw new InputError(`the demo's console has no token, so it listens on loopback only: 127.0.0.1:PORT, [::1]:PORT or localhost:PORT, not "${value}"`, 'admin');
+  }
+  return address;
+}
+
+/** The console's URL, for a browser: an IPv6 address in brackets. */
+export const consoleUrl = (host: string, port: number): string => `http://${isIP(host) === 6 ? `[${host}]` : host}:${port}/`;
+
+interface Closable {
+  close(): Promise<unknown>;
+}
+
+/**
+ * What a demo started, and its folder in the system's temp directory: closed and removed (unless
+ * --keep) once, however the demo ends — Ctrl-C, --exit, an error — so that no open server keeps the
+ * process alive after an error and no drum-splitter-demo-* folder is left behind.
+ */
+export class DemoSession {
+  readonly dir = mkdtempSync(join(tmpdir(), 'drum-splitter-demo-'));
+  readonly #running: Closable[] = [];
+  #ended: Promise<void> | undefined;
+
+  constructor(
+    readonly keep: boolean,
+    readonly print: (line: string) => void,
+  ) {}
+
+  /** Where the demo's files are, and what becomes of them. */
+  get about(): string {
+    return `the demo's files: ${this.dir}, ${this.keep ? 'kept when it ends (--keep)' : 'removed when it ends (--keep keeps them)'}`;
+  }
+
+  /** Something to close at the end (the last started closed first). */
+  add<T extends Closable>(c: T): T {
+    this.#running.push(c);
+    return c;
+  }
+
+  /** Closes everything and removes the folder, or says where it is when kept. Once: later calls wait for the first. */
+  end(): Promise<void> {
+    this.#ended ??= (async () => {
+      for (const c of this.#running.reverse()) await c.close();
+      if (this.keep) this.print(`kept ${this.dir}`);
+      else rmSync(this.dir, { recursive: true, force: true });
+    })();
+    return this.#ended;
+  }
+}
+
+/**
+ * Runs a demo's show in a session: Ctrl-C (or SIGTERM) at any point ends the session and the
+ * process with exit code 0. After the show, with `exit` the session ends and this resolves to 0;
+ * without, the lines the show returned are printed and this resolves to -1 (main.ts's "keeps
+ * running"), the servers up until Ctrl-C. A show that fails ends the session and rethrows.
+ */
+export async function runShow(
+  opts: Pick<DemoOptions, 'keep' | 'exit'>,
+  print: (line: string) => void,
+  show: (session: DemoSession) => Promise<string[]>,
+): Promise<number> {
+  const session = new DemoSession(opts.keep, print);
+  // A show stopped midway fails on the servers closed under it; the exit registered here runs
+  // before the rethrow below, which waits on the same end(), so that failure is never reported.
+  const stop = (): void => void session.end().then(() => process.exit(0));
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  let serving: string[];
+  try {
+    serving = await show(session);
+  } catch (err) {
+    await session.end();
+    throw err;
+  }
+  if (!opts.exit) {
+    for (const line of serving) print(line);
+    return -1;
+  }
+  await session.end();
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
+  return 0;
+}
+
+/**
+ * Two DRUM stand-ins behind the proxy at 5% to the second, a burst of predictions from many
+ * client addresses (127.0.x.y, all loopback), the split that came out, what the live shadow
+ * found, a replay of the recording; then it keeps serving, for curl and the console.
+ */
+export function runDemo(opts: DemoOptions): Promise<number> {
+  const admin = demoAdmin(opts.admin);
+  return runShow(opts, (line) => console.log(line), (session) => demo(opts, admin, session));
+}
+
+/** The replay's criteria that fail by design here: the stand-ins' 422s differ in shape. */
+const BY_DESIGN = /^replay: FAIL (match_rate|error_responses_match)\b/;
+
+async function demo(opts: DemoOptions, admin: HostPort, session: DemoSession): Promise<string[]> {
+  const flask = session.add(createStandin('flask'));
   const flaskUrl = await flask.listen({ host: '127.0.0.1', port: 0 });
-  running.push(flask);
+  const fastapi = session.add(createStandin('fastapi'));
   const fastapiUrl = await fastapi.listen({ host: '127.0.0.1', port: 0 });
-  running.push(fastapi);
-  const recordFile = join(mkdtempSync(join(tmpdir(), 'drum-splitter-demo-')), 'recorded_requests.jsonl');
+  const recordFile = join(session.dir, 'recorded_requests.jsonl');
   // The whole app, as serve runs it: the proxy, and the admin API with the console.
   const app = await startApp(
     {
       flags: {
-        listen,
-        admin: '127.0.0.1:0',
+        listen: opts.listen,
+        admin: opts.admin,
         upstreams: [`flask=${flaskUrl}`, `fastapi=${fastapiUrl}`],
         weights: ['fastapi=5'],
         record: recordFile,
@@ -120,16 +213,18 @@ async function demo(listen: string, running: { close(): Promise<unknown> }[]): P
     },
     { env: {}, log: createLogger('warn') },
   );
-  running.push({ close: () => app.close() });
+  session.add({ close: () => app.close() });
   const { proxy, shadow } = app;
   const host = demoHost(app.config.listen.host);
   const target = `http://${host}:${proxy.address.port}`;
+  const page = consoleUrl(admin.host, app.adminAddress.port);
 
   console.log(`drum-splitter demo: flask stand-in ${flaskUrl}, fastapi stand-in ${fastapiUrl}`);
   console.log(`proxy on ${target}, split_clients "\${remote_addr}\${uri}" { 5% fastapi; * flask; }`);
-  console.log(`console (the admin API's page): http://127.0.0.1:${app.adminAddress.port}/`);
+  console.log(`console (the admin API's page): ${page}`);
   console.log(`recording ${RECORD_SAMPLE * 100}% of predictions to ${recordFile}`);
   console.log(`shadowing ${SHADOW_SAMPLE * 100}% of flask's predictions to fastapi, answers compared`);
+  console.log(session.about);
 
   const served = new Map<string, number>();
   const clientsOn = new Map<string, Set<string>>();
@@ -149,29 +244,31 @@ async function demo(listen: string, running: { close(): Promise<unknown> }[]): P
   await until(() => shadow.view().inflight === 0);
   const { counts } = shadow.view();
   console.log(`\nlive shadow: ${counts.match + counts.mismatch} copies compared, ${counts.match} match, ${counts.mismatch} mismatch`);
+  console.log(`  the mismatches: the CSVs without rows, which both stand-ins answer with a 422, by design in different shapes (flask {"message": ...}, fastapi {"detail": ...})`);
+  // Off once the burst is over: its recording complete for the replay, the shadow's counts as printed.
   shadow.change({ enabled: false });
-
-  // The recording is closed so the replay reads every line; the proxy serves on without it.
   await proxy.recording.close();
-  const dir = dirname(recordFile);
-  const output = join(dir, 'shadow_test_results.json');
-  const html = join(dir, 'shadow_test_results.html');
-  console.log(`\nreplaying the recording against both stand-ins (drum-splitter replay):`);
+  console.log(`\nrecording and shadow now switched off (the console shows both off): the burst is over, its recording complete for the replay`);
+
+  const output = join(session.dir, 'shadow_test_results.json');
+  const html = join(session.dir, 'shadow_test_results.html');
+  console.log(`\nreplaying the recording against both stand-ins (drum-splitter replay); it finds the 422s, so match_rate and error_responses_match FAIL, by design:`);
   const code = await replayCommand({ baseline: flaskUrl, canary: fastapiUrl, 'requests-file': [recordFile], output, html }, [], {
     stdout: () => {},
     // Its verdicts, not its progress lines.
-    stderr: (text) => (/^replay: \d+% /.test(text) ? undefined : console.log(`  ${text}`)),
+    stderr: (text) => (/^replay: \d+% /.test(text) ? undefined : console.log(`  ${text}${BY_DESIGN.test(text) ? '  ← by design' : ''}`)),
     stderrIsTTY: false,
   });
-  console.log(`  exit code ${code}: the fastapi stand-in answers a 422 in FastAPI's shape ({"detail": ...}), flask's is {"message": ...}`);
+  console.log(`  exit code ${code} (1: a criterion failed; here the one difference the stand-ins were given)`);
   console.log(`  open the report: file://${html}`);
-  console.log(`\nstill serving; try:
+  return [
+    `\nstill serving; try:
   curl -s ${target}/info/
   curl -s -X POST -H 'Content-Type: text/csv' --data-binary $'a,b\\n1,2\\n' ${target}/predict/ -i
   wc -l ${recordFile}
-replay the recording again (while this runs), or with the seed's Option A script:
-  drum-splitter replay --baseline ${flaskUrl} --canary ${fastapiUrl} ${recordFile}
-  python3 shadow_replay_test.py --flask-url ${flaskUrl} --fastapi-url ${fastapiUrl} --requests-file ${recordFile}
-watch it, and steer it, in the console: http://127.0.0.1:${app.adminAddress.port}/
-Ctrl-C to stop.`);
+replay the recording again (while this runs):
+  npx drum-splitter replay --baseline ${flaskUrl} --canary ${fastapiUrl} --output ${join(session.dir, 'again.json')} --html ${join(session.dir, 'again.html')} ${recordFile}
+watch it, and steer it, in the console: ${page}
+Ctrl-C to stop.`,
+  ];
 }

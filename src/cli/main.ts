@@ -128,15 +128,11 @@ async function adminClient({ given, values, args: [sub, ...args] }: Run, command
   return (await import('./rollout.js')).rolloutCommand(sub, args, client, given);
 }
 
-/** `demo`: the split demo keeps serving; the rollout demo ends. */
+/** `demo`: the split or a rollout; it serves on after the show until a signal, unless --exit. */
 async function demo({ values }: Run): Promise<number> {
-  const listen = values.listen as string;
-  if (values.rollout === true) {
-    await (await import('./demo-rollout.js')).runRolloutDemo(listen);
-    return 0;
-  }
-  await (await import('./demo.js')).runDemo(listen);
-  return -1;
+  const opts = { listen: values.listen as string, admin: values.admin as string, keep: values.keep === true, exit: values.exit === true };
+  if (values.rollout === true) return (await import('./demo-rollout.js')).runRolloutDemo(opts);
+  return (await import('./demo.js')).runDemo(opts);
 }
 
 /** Each command's code; -1: it keeps running (a server) until a signal. */

@@ -16,7 +16,8 @@ import { openRecordings } from './input.js';
 import { judge, withoutNoise, type Judged } from './judge.js';
 import { REPLAY_FLAGS } from './options.js';
 import { createProgress } from './progress.js';
-import { buildReport, outcome } from './report.js';
+import { buildReport, mismatchGroups, outcome } from './report.js';
+import { criterionLine, groupLine, verdictCounts, verdictWord } from './shown.js';
 import { replayRecords } from './run.js';
 
 /** A backend's DRUM /stats/ memory now; null when it reports none (not DRUM, or unreachable). */
@@ -78,6 +79,9 @@ function noiseSample(given: Record<string, unknown>, values: Record<string, unkn
  * fails but one is inconclusive; bad usage (an InputError) is main.ts's 2.
  */
 export const EXIT = { pass: 0, fail: 1, inconclusive: 3 } as const;
+
+/** Kinds of mismatch given a line each; the HTML page lists them all. */
+const LISTED_GROUPS = 5;
 
 /**
  * `drum-splitter replay`: reads the recordings, sends each request to both backends, writes
@@ -171,10 +175,11 @@ export async function replayCommand(given: Record<string, unknown>, positionals:
   await writePrivate(output, `${JSON.stringify(report, null, 2)}\n`, line);
   if (html !== undefined) await writePrivate(html, renderHtml(report, { baseline: baseline.href, canary: canary.href, at }), line);
   print(`${JSON.stringify(report.summary, null, 2)}\n`);
-  for (const c of report.criteria) {
-    const said = c.value === null ? c.note : `${c.value} (threshold ${c.threshold})${c.note === undefined ? '' : `; ${c.note}`}`;
-    line(`replay: ${c.verdict === 'pass' || c.verdict === 'not measured' ? c.verdict : c.verdict.toUpperCase()} ${c.name}: ${said}`);
-  }
+  for (const c of report.criteria) line(`replay: ${criterionLine(c)}`);
+  line(`replay: ${verdictWord(outcome(report.criteria))} overall; criteria: ${verdictCounts(report.criteria)}`);
+  const groups = mismatchGroups(rows);
+  for (const g of groups.slice(0, LISTED_GROUPS)) line(`replay: mismatch ${groupLine(g)}`);
+  if (groups.length > LISTED_GROUPS) line(`replay: ${groups.length - LISTED_GROUPS} more kinds of mismatch: the --html page lists every kind, the JSON every request`);
   if (report.noise !== null) {
     const noisy = report.noise.fields.filter((f) => f.verdict === 'noise');
     line(`replay: noise: ${noisy.length === 0 ? 'no field' : noisy.map((f) => `${f.route} ${f.field} (${f.discounted} differences)`).join(', ')} discounted; ${report.noise.discounted} requests matched only so`);

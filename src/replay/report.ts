@@ -166,6 +166,8 @@ export { MIN_P99_SAMPLES };
 export const DEFAULT_MIN_P99_DIFFERENCE_MS = parseMinP99Difference(DEFAULT_MIN_P99_DIFFERENCE, 'rollout.minP99Difference');
 
 const pass = (ok: boolean): Pick<Criterion, 'verdict' | 'pass'> => ({ verdict: ok ? 'pass' : 'fail', pass: ok });
+/** Nothing to judge by: said so, and neither a pass nor a fail. */
+const notMeasured = (note: string): Pick<Criterion, 'value' | 'verdict' | 'pass' | 'note'> => ({ value: null, verdict: 'not measured', pass: null, note });
 
 /**
  * The seed's "canary p99 within 20% of the baseline's", judged as the rollout judges its p99: the
@@ -201,7 +203,7 @@ export function p99Criterion(flask: readonly number[], fastapi: readonly number[
  */
 export function oomCriterion(memory: Report['memory']): Criterion {
   const reported = [memory.flask.after, memory.fastapi.after].filter((m) => m !== null && m.containerLimit !== undefined && m.containerMaxUsed !== undefined);
-  if (reported.length === 0) return { name: 'no_oom', threshold: 0, value: null, verdict: 'not measured', pass: null, note: 'no container limits in /stats/' };
+  if (reported.length === 0) return { name: 'no_oom', threshold: 0, ...notMeasured('no container limits in /stats/') };
   const ooms = reported.filter((m) => m!.containerMaxUsed! >= m!.containerLimit!).length;
   return { name: 'no_oom', threshold: 0, value: ooms, ...pass(ooms === 0) };
 }
@@ -216,11 +218,18 @@ export function criteria(rows: readonly ResultRow[], memory: Report['memory'], m
   return [
     total === 0
       ? { name: 'match_rate', threshold: 1, value: null, ...pass(false), note: 'no requests replayed' }
-      : { name: 'match_rate', threshold: 1, value: matched / total, ...pass(matched === total) },
+      : { name: 'match_rate', threshold: 1, value: matched / total, ...pass(matched === total), note: `${matched} of ${total} requests match` },
     p99Criterion(flask, fastapi, minP99DifferenceMs),
+    // No error answer on either side: nothing to compare, which is not a match.
     errorAnswers.length === 0
-      ? { name: 'error_responses_match', threshold: 1, value: null, ...pass(true), note: 'no error responses' }
-      : { name: 'error_responses_match', threshold: 1, value: errorMatched / errorAnswers.length, ...pass(errorMatched === errorAnswers.length) },
+      ? { name: 'error_responses_match', threshold: 1, ...notMeasured('no error answers to compare') }
+      : {
+          name: 'error_responses_match',
+          threshold: 1,
+          value: errorMatched / errorAnswers.length,
+          ...pass(errorMatched === errorAnswers.length),
+          note: `${errorMatched} of ${errorAnswers.length} error answers match`,
+        },
     oomCriterion(memory),
   ];
 }
@@ -267,4 +276,34 @@ export function buildReport(rows: readonly ResultRow[], skipped: Skipped, interr
     interrupted,
     results: rows,
   };
+}
+
+/** Requests that differed in the same way: the same route and method, statuses, and fields differing in the same kind. */
+export interface MismatchGroup {
+  readonly count: number;
+  /** How many different sets of values the differences had among them (1: every one identical). */
+  readonly variants: number;
+  /** The first of them. */
+  readonly example: ResultRow;
+}
+
+/**
+ * The mismatches grouped, most frequent first (ties in order of first appearance): a changed
+ * answer usually changes every request of its kind alike, and one entry with a count reads
+ * better than the same difference listed a hundred times.
+ */
+export function mismatchGroups(rows: readonly ResultRow[]): MismatchGroup[] {
+  const groups = new Map<string, { count: number; values: Set<string>; example: ResultRow }>();
+  for (const r of rows.filter(isMismatch)) {
+    const key = JSON.stringify([r.method, r.route, r.flask_status, r.fastapi_status, r.kind, r.differences.map((d) => [d.field, d.kind])]);
+    const values = JSON.stringify(r.differences.map((d) => [d.path, d.baseline, d.canary]));
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, { count: 1, values: new Set([values]), example: r });
+    else {
+      group.count++;
+      group.values.add(values);
+    }
+  }
+  // Array.prototype.sort is stable: equal counts keep their first appearance's order.
+  return [...groups.values()].map((g) => ({ count: g.count, variants: g.values.size, example: g.example })).sort((a, b) => b.count - a.count);
 }
