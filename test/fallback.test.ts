@@ -63,7 +63,7 @@ interface Rig {
   readonly url: string;
   readonly flask: TestUpstream;
   readonly outcomes: Outcome[];
-  readonly logs: { msg: string; level: number; fallback?: string; reason?: string }[];
+  readonly logs: { msg: string; level: number; upstream?: string; fallback?: string; reason?: string }[];
   metric(name: string, labels: Record<string, string>): Promise<number>;
 }
 
@@ -102,7 +102,7 @@ async function resettingAfterRequest(t: Test, name = 'fastapi'): Promise<TestUps
 const json = (r: Reply): unknown => JSON.parse(r.body.toString());
 
 t.test('a canary that refuses the connection: the baseline answers, with both headers; the canary is charged, the fallback counted', async (t) => {
-  const r = await rig(t, await refusing());
+  const r = await rig(t, await refusing(), { accessLog: true });
   const replies: Reply[] = [];
   for (let i = 0; i < 3; i++) replies.push(await send(`${r.url}/predict/?i=${i}`, { method: 'POST', body: 'a,b\n1,2\n' }));
   for (const reply of replies) {
@@ -122,6 +122,7 @@ t.test('a canary that refuses the connection: the baseline answers, with both he
   t.equal(await r.metric('drum_requests_in_flight', { server_type: 'fastapi' }), 0, 'nothing left in flight on either side');
   t.equal(await r.metric('drum_requests_in_flight', { server_type: 'flask' }), 0);
   t.match(r.logs.filter((l) => l.level === 40), Array(3).fill({ msg: 'upstream refused the connection; sent to the baseline', upstream: 'fastapi', to: 'flask', reason: 'refused' }));
+  t.match(r.logs.filter((l) => l.msg === 'request'), Array(3).fill({ method: 'POST', upstream: 'flask', fallback: 'fastapi', status: 200 }), 'the access log names both');
 });
 
 t.test('--no-upstream-header: the fallback header still names the upstream that failed', async (t) => {
