@@ -110,7 +110,7 @@ t.test('the canary killed at 50% under steady load: 0 failed requests, and the r
   t.equal(app.store.view().weights.fastapi, 50);
 
   // Past the settling check, and just after a check: the next one judges a whole interval of the dead canary.
-  await until(() => rollout.decisions.length === 1 && rollout.view().lastVerdict !== null, 10_000);
+  await until(() => rollout.view().lastVerdict !== null, 10_000);
   const verdictAt = rollout.view().lastVerdict!.at;
   await until(() => rollout.view().lastVerdict!.at !== verdictAt, 5000);
   t.equal(rollout.state.phase, 'running', 'the healthy canary held its step');
