@@ -449,10 +449,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
       bufferedLength === undefined ? dropHeaders : dropForBuffered,
     );
     if (bufferedLength !== undefined) headers.push('Content-Length', String(bufferedLength));
-    const answer = ex.fallback === undefined ? deliveries.get(backend.name)! : fallbackDeliveries.get(ex.fallback.from)!;
+    const clientAnswer = ex.fallback === undefined ? deliveries.get(backend.name)! : fallbackDeliveries.get(ex.fallback.from)!;
     ex.shadow?.sending(headers);
     dispatch(backend, { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs }, (call) => {
-      ex.client = toClient(res, call, answer, (failure, err, at) => forwardFailed(ex, body, bufferedLength, failure, err, at));
+      ex.client = toClient(res, call, clientAnswer, (failure, err, at) => forwardFailed(ex, body, bufferedLength, failure, err, at));
       return tapped(ex.client, new AnswerTap(ex));
     });
   }
