@@ -16,6 +16,7 @@ t.test('config/drum-splitter.yaml is the seed\'s nginx recipe', async (t) => {
   const config = buildConfig(readConfigFile(`${root}config/drum-splitter.yaml`));
   t.same(config.upstreams.map((u) => [u.name, u.url.href]), [['flask', 'http://127.0.0.1:8080/'], ['fastapi', 'http://127.0.0.1:8081/']]);
   t.equal(config.key, '${remote_addr}${uri}');
+  t.equal(config.fallback, 'connect', 'a dead canary costs no client: the default, said in the file');
   // The fixture's s1 split was written to nginx as "1% fastapi; * flask;".
   const golden = JSON.parse(readFileSync(`${root}test/fixtures/nginx-golden.json`, 'utf8')) as {
     splits: { s1: { parts: [string, string][] } };

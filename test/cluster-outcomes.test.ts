@@ -9,7 +9,9 @@ import { batchOutcomes, startWorkers } from '../src/cluster.js';
 import { buildConfig } from '../src/config/config.js';
 import { createMetrics } from '../src/observe/metrics.js';
 import { Outcomes, type Outcome } from '../src/observe/outcomes.js';
-import { quietLists, send, silentLog, startUpstream } from './helpers/net.js';
+import { freePort, quietLists, send, silentLog, startUpstream } from './helpers/net.js';
+import { sampleSum } from './helpers/metrics.js';
+import { LocalEvidence } from '../src/rollout/evidence.js';
 import { startShadow, type ShadowLine } from '../src/shadow/shadow.js';
 import { sleep, until } from './helpers/wait.js';
 
@@ -31,7 +33,7 @@ t.test('batchOutcomes: one message per batch, when it is full or a moment after 
   t.same(sent, [[1, 2, 3], [4], [5]], 'asked: sent now, and nothing twice');
 });
 
-t.test('two real workers: the primary publishes every exchange of both, once', async (t) => {
+t.test('two real workers: the primary publishes every exchange of both, once; with the canary refusing half of them, each carries its failed attempt, which the primary\'s rollout window charges', async (t) => {
   const up = await startUpstream('flask');
   t.teardown(() => up.close());
   // Workers run the real CLI from source, under the same TypeScript loader as this test.
@@ -41,20 +43,31 @@ t.test('two real workers: the primary publishes every exchange of both, once', a
     execArgv: WORKER_EXEC_ARGV,
     silent: true,
   });
-  const config = buildConfig({ listen: '127.0.0.1:0', upstreams: [`flask=${up.url}`], workers: 2, pollInterval: '1h', logLevel: 'silent' });
+  const config = buildConfig({ listen: '127.0.0.1:0', upstreams: [`flask=${up.url}`, `fastapi=http://127.0.0.1:${await freePort()}`], workers: 2, pollInterval: '1h', logLevel: 'silent' });
   const metrics = createMetrics();
-  const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [], shadow: startShadow(config, { registry: metrics.registry, log: silentLog }) });
+  const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [['fastapi', 5000]], shadow: startShadow(config, { registry: metrics.registry, log: silentLog }) });
   t.teardown(() => plane.close());
   const seen: Outcome[] = [];
   plane.outcomes.subscribe('test', (o) => seen.push(o));
+  const evidence = new LocalEvidence({ plan: config.rollout!, outcomes: plane.outcomes, poller: { subscribe: () => () => undefined, downMs: () => 0 }, now: () => 0 });
+  evidence.start(() => true);
+  t.teardown(() => evidence.stop());
   const n = 40;
   const url = `http://127.0.0.1:${plane.address.port}`;
-  const replies = await Promise.all(Array.from({ length: n }, (_, i) => send(`${url}/predict/?i=${i}`)));
-  t.ok(replies.every((r) => r.status === 200));
+  // A new connection each: the primary deals connections to the workers in turn.
+  const replies = await Promise.all(Array.from({ length: n }, (_, i) => send(`${url}/predict/${i}`, { headers: { connection: 'close' } })));
+  t.ok(replies.every((r) => r.status === 200), 'every client had an answer from the baseline');
+  const fellBack = replies.filter((r) => r.headers['x-drum-splitter-fallback'] === 'fastapi').length;
+  t.ok(fellBack > 0 && fellBack < n, `${fellBack} of them after the canary refused`);
+  const text = await plane.metrics.text();
+  t.equal(sampleSum(text, 'drum_fallback_total', { from: 'fastapi', to: 'flask', reason: 'refused' }), fellBack, "both workers' fallbacks, summed");
+  t.equal(sampleSum(text, 'drum_requests_total', { server_type: 'fastapi', status: '502', origin: 'proxy' }), fellBack, 'each charged to the canary');
   await plane.close();
   t.equal(seen.length, n, 'every exchange once, the last ones flushed before the workers stopped');
   t.same(new Set(seen.map((o) => o.url)).size, n);
   t.ok(seen.every((o) => o.serverType === 'flask' && o.status === 200));
+  t.equal(seen.filter((o) => o.fallback?.from === 'fastapi').length, fellBack, 'the failed attempt crossed to the primary with its outcome');
+  t.match(await evidence.gather(0), { canary: { requests: fellBack, errors: fellBack }, baseline: { requests: n, errors: 0 } }, "the primary's window: the canary failed every one it had");
 });
 
 t.test('two real workers: close(graceMs) drains for that long, not for the drain timeout', async (t) => {

@@ -30,14 +30,15 @@ t.test('every exchange publishes exactly one outcome, and the counters are built
   proxy.outcomes.subscribe('test', (o) => seen.push(o));
   const ok = await send(`${proxy.url}/predict/`, { method: 'POST', body: 'a,b\n1,2\n' });
   t.equal(ok.status, 200);
-  const bad = await send(`${proxy.url}/ping`, { headers: { 'x-force': 'fastapi' } });
-  t.equal(bad.status, 502);
+  // fastapi refuses: the baseline answers (--fallback connect), one outcome carrying the failed attempt.
+  const fellBack = await send(`${proxy.url}/ping`, { headers: { 'x-force': 'fastapi' } });
+  t.equal(fellBack.status, 200);
   await rawExchange(proxy.address.port, 'GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n');
   await rawExchange(proxy.address.port, 'BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n');
   await until(() => seen.length >= 4);
   t.match(seen, [
     { id: 1, serverType: 'flask', upstream: 'flask', status: 200, sentStatus: 200, origin: 'upstream', method: 'POST', url: '/predict/', client: '127.0.0.1', clientGone: false, bytes: ok.body.length, requestComplete: true },
-    { id: 2, serverType: 'fastapi', upstream: 'fastapi', status: 502, sentStatus: 502, origin: 'proxy', method: 'GET', url: '/ping', bytes: bad.body.length },
+    { id: 2, serverType: 'flask', upstream: 'flask', status: 200, sentStatus: 200, origin: 'upstream', method: 'GET', url: '/ping', bytes: fellBack.body.length, fallback: { from: 'fastapi', reason: 'refused', status: 502 } },
     { id: 0, serverType: 'none', upstream: undefined, status: 400, origin: 'proxy', method: 'GET', url: '/x' },
     { id: 0, serverType: 'none', upstream: undefined, status: 400, origin: 'proxy', method: undefined, client: '127.0.0.1' },
   ]);
@@ -45,8 +46,9 @@ t.test('every exchange publishes exactly one outcome, and the counters are built
   t.equal(seen.length, 4, 'one each');
   t.ok(seen[0]!.seconds > 0 && seen[0]!.seconds < 5, 'timed');
   const text = await proxy.metrics.text();
-  t.equal(sampleSum(text, 'drum_requests_total'), seen.length, 'drum_requests_total counts exactly the outcomes');
-  t.equal(sampleSum(text, 'drum_request_duration_seconds_count'), 2, 'only the exchanges counted against an upstream are timed');
+  t.equal(sampleSum(text, 'drum_requests_total'), seen.length + 1, 'drum_requests_total counts exactly the outcomes, and the failed attempt one carries');
+  t.equal(sampleSum(text, 'drum_requests_total', { server_type: 'fastapi', status: '502', origin: 'proxy' }), 1, 'the failed attempt, against the upstream that failed');
+  t.equal(sampleSum(text, 'drum_request_duration_seconds_count'), 3, 'only the exchanges counted against an upstream are timed');
 });
 
 t.test('a subscriber that throws during a real exchange: the client has its answer, the other subscribers still hear, it is counted, nothing is uncaught', async (t) => {

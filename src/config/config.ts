@@ -9,6 +9,7 @@ import { SETTING_DEFAULTS as DEFAULTS, SETTING_KEYS, type RawSettings, type Sett
 export type { RawSettings };
 import { compileKey } from '../proxy/key.js';
 import { SPLIT_HASHES, type SplitHash } from '../proxy/split.js';
+import { FALLBACK_MODES, type FallbackMode } from '../proxy/fallback.js';
 import { parsePlan, type RolloutPlan } from '../rollout/plan.js';
 import { parsePercent } from '../common/percent.js';
 import { parseRate, type RecordSettings } from '../record/policy.js';
@@ -311,10 +312,13 @@ export function unfoldSplit(raw: RawSettings): RawSettings {
   return out as RawSettings;
 }
 
-function parseSplitHash(value: unknown, field: string): SplitHash {
-  if (!(SPLIT_HASHES as readonly unknown[]).includes(value)) throw new InputError(`"${String(value)}" is not one of ${SPLIT_HASHES.join(', ')}`, field);
-  return value as SplitHash;
+/** One of `values`, else an error listing them. */
+function oneOf<T extends string>(values: readonly T[], value: unknown, field: string): T {
+  if (!(values as readonly unknown[]).includes(value)) throw new InputError(`"${String(value)}" is not one of ${values.join(', ')}`, field);
+  return value as T;
 }
+
+const parseSplitHash = (value: unknown, field: string): SplitHash => oneOf(SPLIT_HASHES, value, field);
 
 /** A config file's YAML as a mapping, its keys not yet checked (an empty file is an empty mapping). */
 export function parseConfigDocument(text: string, path: string): Record<string, unknown> {
@@ -361,10 +365,7 @@ export function buildConfig(given: RawSettings): Config {
   const key = String(raw.key ?? DEFAULTS.key);
   compileKey(key);
 
-  const logLevel = String(raw.logLevel ?? DEFAULTS.logLevel);
-  if (!LOG_LEVELS.includes(logLevel)) {
-    throw new InputError(`"${logLevel}" is not one of ${LOG_LEVELS.join(', ')}`, 'logLevel');
-  }
+  const logLevel = oneOf(LOG_LEVELS, String(raw.logLevel ?? DEFAULTS.logLevel), 'logLevel');
   const listen = parseAddress(raw.listen ?? DEFAULTS.listen, 'listen');
   const admin = parseAddress(raw.admin ?? DEFAULTS.admin, 'admin');
   const metricsOnTraffic = parseBoolean(raw.metricsOnTraffic ?? false, 'metricsOnTraffic');
@@ -390,6 +391,7 @@ export function buildConfig(given: RawSettings): Config {
       raw.overrideHeader === undefined || raw.overrideHeader === null || raw.overrideHeader === false
         ? undefined
         : parseHeaderName(raw.overrideHeader, 'overrideHeader'),
+    fallback: oneOf<FallbackMode>(FALLBACK_MODES, raw.fallback ?? DEFAULTS.fallback, 'fallback'),
     timeoutMs,
     bodyLimit: parseSize(raw.bodyLimit ?? DEFAULTS.bodyLimit, 'bodyLimit'),
     buffer: {

@@ -43,6 +43,10 @@ export const SETTINGS = [
   { key: 'upstreamHeader', flag: 'no-upstream-header', kind: 'off', help: 'do not add X-Drum-Splitter-Upstream to responses' },
   { key: 'overrideHeader', flag: 'override-header', kind: 'value', arg: 'NAME', help: 'header that forces a request to the upstream it names (off)' },
   // gunicorn's default worker timeout
+  {
+    key: 'fallback', flag: 'fallback', kind: 'value', arg: 'MODE', default: 'connect',
+    help: "when an upstream other than the baseline fails a request, send it to the baseline once: off; connect, if not a byte of it was written (refused, reset while connecting); safe, also a GET/HEAD/OPTIONS with no answer yet",
+  },
   { key: 'timeout', flag: 'timeout', kind: 'value', arg: 'DURATION', default: '120s', help: 'upstream response timeout, e.g. 30s or 2m' },
   { key: 'bodyLimit', flag: 'body-limit', kind: 'value', arg: 'SIZE', default: '100MB', help: 'largest request body, e.g. 1GB' },
   {
@@ -69,7 +73,8 @@ export const SETTINGS = [
   {
     key: 'upstreamKeepAlive', flag: 'upstream-keepalive', kind: 'value', arg: 'DUR',
     // gunicorn closes idle keep-alive connections after 2 s; reusing one it is closing fails
-    // the request, and we never retry, so we let go of idle connections first.
+    // the request once it is written (not sent again, --fallback or not), so we let go of idle
+    // connections first.
     default: '1s',
     help: "idle upstream connection lifetime; keep it below the upstream's own keep-alive, 2s for gunicorn",
   },

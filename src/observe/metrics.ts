@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric, type MetricValueWithName } from 'prom-client';
-import { NO_UPSTREAM, type Outcome } from './outcomes.js';
+import { failedAttempt, NO_UPSTREAM, type Outcome } from './outcomes.js';
 import { createRecorderMetrics, type RecorderMetrics } from '../record/writer.js';
 import { createSubscriberErrors } from '../common/subscribers.js';
 
@@ -59,13 +59,15 @@ export interface Metrics {
   readonly requests: Counter<'server_type' | 'status' | 'method' | 'origin'>;
   readonly duration: DurationHistogram;
   readonly inFlight: Gauge<'server_type'>;
+  /** drum_fallback_total: requests the baseline answered after another upstream failed them. */
+  readonly fallbacks: Counter<'from' | 'to' | 'reason'>;
   /** An exchange is forwarded to `upstream` from now until forwardEnded (drum_requests_in_flight). */
   forwardStarted(upstream: string): void;
   forwardEnded(upstream: string): void;
   readonly recorder: RecorderMetrics;
   /** drum_subscriber_errors_total, which every subscriber list of the process counts in. */
   readonly subscriberErrors: Counter<'subscriber'>;
-  /** drum_requests_total and drum_request_duration_seconds for one outcome. */
+  /** drum_requests_total and drum_request_duration_seconds for one outcome (and its failed attempt, drum_fallback_total, after a fallback). */
   count(outcome: Outcome): void;
   /** The text exposition: this registry's, or (with --workers) every process's, aggregated. */
   text(): Promise<string>;
@@ -92,6 +94,20 @@ export function createMetrics(): Metrics {
   const serverIndex = new Map<string, number>();
   const duration = new DurationHistogram();
   registry.registerMetric(duration as unknown as Metric);
+  const countOne = (o: Outcome): void => {
+    let server = serverIndex.get(o.serverType);
+    if (server === undefined) serverIndex.set(o.serverType, (server = serverTypes.push(o.serverType) - 1));
+    const key = ((server * 1000 + o.status) * 8 + methodIndex(o.method)) * 2 + (o.origin === 'upstream' ? 0 : 1);
+    counted.set(key, (counted.get(key) ?? 0) + 1);
+    // Our own quick refusals would flatter an upstream's latency: only what counts against it is timed.
+    if (o.serverType !== NO_UPSTREAM) duration.observe(o.serverType, o.seconds);
+  };
+  const fallbacks = new Counter({
+    name: 'drum_fallback_total',
+    help: 'Requests sent to the baseline (to) after another upstream (from) failed them, by why (reason); the failure also counts against from in drum_requests_total.',
+    labelNames: ['from', 'to', 'reason'],
+    registers: [registry],
+  });
   return {
     registry,
     requests: new Counter({
@@ -128,13 +144,14 @@ export function createMetrics(): Metrics {
     },
     recorder: createRecorderMetrics(registry),
     subscriberErrors: createSubscriberErrors(registry),
+    fallbacks,
     count(o) {
-      let server = serverIndex.get(o.serverType);
-      if (server === undefined) serverIndex.set(o.serverType, (server = serverTypes.push(o.serverType) - 1));
-      const key = ((server * 1000 + o.status) * 8 + methodIndex(o.method)) * 2 + (o.origin === 'upstream' ? 0 : 1);
-      counted.set(key, (counted.get(key) ?? 0) + 1);
-      // Our own quick refusals would flatter an upstream's latency: only what counts against it is timed.
-      if (o.serverType !== NO_UPSTREAM) duration.observe(o.serverType, o.seconds);
+      countOne(o);
+      const f = o.fallback;
+      if (f === undefined) return;
+      // The upstream that failed is charged as if its failure had been the answer: a dead canary shows as dead.
+      countOne(failedAttempt(o, f));
+      fallbacks.inc({ from: f.from, to: o.upstream, reason: f.reason });
     },
     text: () => registry.metrics(),
   };

@@ -7,6 +7,23 @@ export type Origin = 'upstream' | 'proxy';
 export const NO_UPSTREAM = 'none';
 
 /**
+ * Why a request went to the baseline after another upstream failed it (--fallback): the
+ * connection was refused, reset or closed, it timed out (connecting, or with `safe` waiting
+ * for the answer), or connecting failed otherwise (DNS, TLS).
+ */
+export type FallbackReason = 'refused' | 'reset' | 'timeout' | 'connect_failed';
+
+/** The upstream that failed an exchange before the baseline answered it, and what it is charged with. */
+export interface FailedAttempt {
+  readonly from: string;
+  readonly reason: FallbackReason;
+  /** What its failure would have answered (502, or 504 for a timeout). */
+  readonly status: number;
+  /** From the request's arrival to the failure. */
+  readonly seconds: number;
+}
+
+/**
  * What one exchange came to, published once when it ends. Metrics and the access log are
  * built from these; anything else that judges the backends (rollout windows, shadow
  * comparisons) subscribes the same way rather than reading counters back.
@@ -35,6 +52,20 @@ export interface Outcome {
   readonly bytes: number;
   /** The request's body arrived whole. */
   readonly requestComplete: boolean;
+  /**
+   * Set when `upstream` (the baseline) answered after the split's choice failed: that upstream
+   * is charged with the failure as an exchange of its own (failedAttempt), besides this one.
+   */
+  readonly fallback?: FailedAttempt | undefined;
+}
+
+/**
+ * A fallback's failed attempt as the exchange it charges its upstream with: what metrics, the
+ * rollout's window and the console's series count beside the outcome itself, so a dead canary
+ * shows as dead while its clients are answered by the baseline.
+ */
+export function failedAttempt(o: Outcome, f: FailedAttempt): Outcome {
+  return { ...o, serverType: f.from, upstream: f.from, status: f.status, sentStatus: 0, origin: 'proxy', seconds: f.seconds, bytes: 0, fallback: undefined };
 }
 
 /** The outcome of a request refused before any upstream was chosen: ours, at once, counted against none. */

@@ -81,6 +81,8 @@ const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 
 /** OpenSSL's verification codes (UNABLE_TO_VERIFY_LEAF_SIGNATURE, SELF_SIGNED_CERT_IN_CHAIN, CERT_HAS_EXPIRED, …) and Node's name check. */
 const UNTRUSTED = /CERT|^UNABLE_TO_/;
 const REFUSED = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH']);
+/** The upstream reset or closed the connection (undici's "other side closed" is UND_ERR_SOCKET). */
+export const CLOSED = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE']);
 
 /** Maps a failed forward to what the client hears (nginx's 502/504 split) and whose fault it is. */
 export function classifyFailure(err: Error): ForwardFailure {
@@ -91,9 +93,7 @@ export function classifyFailure(err: Error): ForwardFailure {
   if (TIMEOUTS.has(code)) return { error: 'gateway_timeout', reason: 'upstream timed out', blame: 'upstream' };
   if (UNTRUSTED.test(code)) return { error: 'bad_gateway', reason: `upstream's TLS certificate not accepted: ${err.message} (its CA: --upstream-ca)`, blame: 'upstream' };
   if (code === 'ECONNREFUSED') return { error: 'bad_gateway', reason: 'upstream refused the connection', blame: 'upstream' };
-  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
-    return { error: 'bad_gateway', reason: 'upstream closed the connection', blame: 'upstream' };
-  }
+  if (CLOSED.has(code)) return { error: 'bad_gateway', reason: 'upstream closed the connection', blame: 'upstream' };
   return { error: 'bad_gateway', reason: `upstream failed: ${code || err.message}`, blame: 'upstream' };
 }
 
@@ -203,7 +203,17 @@ class Overflow {
 /** An upstream call in progress, for whatever receives its answer: it can abort the call. */
 export interface Call {
   abort(err: Error): void;
+  /**
+   * undici has begun writing the request to a connection. Until then not a byte of it has been
+   * sent: undici calls onRequestStart just before it writes the request on a socket, and a
+   * request that fails to connect (refused, reset or timed out while connecting, a stale
+   * keep-alive connection found reset while the request waited for it) fails without it.
+   */
+  readonly written: boolean;
 }
+
+/** How far a failed call had come: its request not yet written, written with no answer yet, or its answer begun. */
+export type FailedAt = 'connect' | 'request' | 'answer';
 
 /** What a paused upstream is resumed through (undici's controller for the call). */
 export interface Resumable {
@@ -253,6 +263,10 @@ class UpstreamCall implements Call, Dispatcher.DispatchHandler {
     else this.#controller.abort(err);
   }
 
+  get written(): boolean {
+    return this.#controller !== undefined;
+  }
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
     if (this.#early !== undefined) controller.abort(this.#early);
@@ -278,7 +292,8 @@ class UpstreamCall implements Call, Dispatcher.DispatchHandler {
 
 /**
  * Sends one request to `backend`; its answer goes to the sink `open` makes, given the call so
- * it can abort it. undici does not retry a request that has been sent, and nothing here does.
+ * it can abort it. undici does not retry a request that has been sent; a failed one may go to
+ * the baseline, which is the handler's to decide (fallback.ts).
  */
 export function dispatch(backend: Backend, request: UpstreamRequest, open: (call: Call) => AnswerSink): void {
   backend.pool.dispatch(
@@ -350,7 +365,8 @@ export interface ClientAnswer {
  * `bufferResponse`, what a slow client cannot take yet is held (memory, then a temp file) so the
  * upstream is never kept waiting; otherwise the upstream is paused until the client drains.
  * `onFailure` is called at most once: before the answer started (the proxy answers with an
- * error) or in the middle of its body (`midBody`; the proxy cuts the connection, as nginx does).
+ * error, or sends the request elsewhere) or in the middle of its body (`at` is 'answer'; the
+ * proxy cuts the connection, as nginx does).
  * Its owner, who hears the response close anyway, tells it so (`closed()`): a client that left
  * before the answer was whole aborts the call, and nothing else is called.
  */
@@ -362,7 +378,7 @@ export function toClient(
   res: ServerResponse,
   call: Call,
   opts: ClientAnswer,
-  onFailure: (failure: ForwardFailure, err: Error, midBody: boolean) => void,
+  onFailure: (failure: ForwardFailure, err: Error, at: FailedAt) => void,
 ): ClientSink {
   return new ResponseSink(res, call, opts, onFailure);
 }
@@ -379,7 +395,7 @@ class ResponseSink implements ClientSink {
     private readonly res: ServerResponse,
     private readonly call: Call,
     private readonly opts: ClientAnswer,
-    private readonly onFailure: (failure: ForwardFailure, err: Error, midBody: boolean) => void,
+    private readonly onFailure: (failure: ForwardFailure, err: Error, at: FailedAt) => void,
   ) {}
 
   closed(): void {
@@ -434,7 +450,8 @@ class ResponseSink implements ClientSink {
     const { res } = this;
     if (this.#failed || res.destroyed) return;
     this.#failed = true;
-    this.onFailure(classifyFailure(err), err, res.headersSent);
+    // Headers written count as begun, flushed or not: from then on the client has this answer.
+    this.onFailure(classifyFailure(err), err, res.headersSent ? 'answer' : this.call.written ? 'request' : 'connect');
   }
 
   #holder(): Overflow {

@@ -8,13 +8,16 @@ import { FORWARDED_HEADERS, sameName, upstreamRequestHeaders } from '../common/h
 import { compileKey, type RequestFacts } from './key.js';
 import { parseHost, parsePath } from './nginx-uri.js';
 import type { Metrics } from '../observe/metrics.js';
-import { NO_UPSTREAM, refusedOutcome, type Outcome, type Outcomes } from '../observe/outcomes.js';
+import { NO_UPSTREAM, refusedOutcome, type FailedAttempt, type FallbackReason, type Outcome, type Outcomes } from '../observe/outcomes.js';
 import { HASH_FUNCTIONS, pickByHash, type SplitTable } from './split.js';
 import type { PendingRecord, Recording } from '../record/recording.js';
 import { BufferFailed, SpillFile } from './spill.js';
-import { BodyTooLarge, classifyFailure, dispatch, tapped, toClient, type Backend, type ClientAnswer, type ClientSink, type ForwardBody, type ForwardFailure, type Tap } from './forward.js';
+import { BodyTooLarge, classifyFailure, dispatch, tapped, toClient, type Backend, type ClientAnswer, type ClientSink, type FailedAt, type ForwardBody, type ForwardFailure, type Tap } from './forward.js';
+import { fallbackReason } from './fallback.js';
 
 export const UPSTREAM_HEADER = 'X-Drum-Splitter-Upstream';
+/** On an answer the baseline gave after the split's choice failed: the name of the one that failed. */
+export const FALLBACK_HEADER = 'X-Drum-Splitter-Fallback';
 
 /** More request headers than this get 431: Node would otherwise drop the rest silently, Content-Length among them. */
 export const MAX_HEADERS = 1000;
@@ -103,6 +106,8 @@ interface Exchange {
   slot: number;
   /** The client's response as the upstream's answer goes to it, told when the response closes. */
   client: ClientSink | undefined;
+  /** Set when the split's choice failed and the request went to the baseline (--fallback). */
+  fallback: FailedAttempt | undefined;
 }
 
 /** Node reports IPv4 peers of a dual-stack socket as ::ffff:a.b.c.d; nginx as a.b.c.d. */
@@ -169,7 +174,9 @@ export function headerFault(req: Pick<IncomingMessage, 'rawHeaders' | 'httpVersi
 export function createProxy(deps: ProxyDeps): Proxy {
   const { config, routes, backends, log, metrics, recording, outcomes, shadow } = deps;
   if (config.accessLog) {
-    outcomes.subscribe('access-log', (o) => log.info({ method: o.method, url: o.url, client: o.client, upstream: o.upstream, status: o.status, ms: Math.round(o.seconds * 10000) / 10 }, 'request'));
+    outcomes.subscribe('access-log', (o) =>
+      log.info({ method: o.method, url: o.url, client: o.client, upstream: o.upstream, fallback: o.fallback?.from, status: o.status, ms: Math.round(o.seconds * 10000) / 10 }, 'request'),
+    );
   }
   const splitKey = compileKey(config.key);
   // The table was compiled for this hash (listener.ts); both follow config.splitHash.
@@ -182,12 +189,15 @@ export function createProxy(deps: ProxyDeps): Proxy {
   // This hop's scheme, for X-Forwarded-Proto.
   const proto = config.tls === undefined ? 'http' : 'https';
   // Built once per upstream rather than per request: how its answers reach the client, with the header naming it.
-  const deliveries = new Map<string, ClientAnswer>(
-    [...backends.keys()].map((name) => [
-      name,
-      { responseHeaders: config.upstreamHeader ? [UPSTREAM_HEADER, name] : [], bufferResponse: settingsOf.get(name)!.responseBuffering, buffer: config.buffer },
-    ]),
-  );
+  const delivery = (name: string, extra: readonly string[] = []): ClientAnswer => ({
+    responseHeaders: [...(config.upstreamHeader ? [UPSTREAM_HEADER, name] : []), ...extra],
+    bufferResponse: settingsOf.get(name)!.responseBuffering,
+    buffer: config.buffer,
+  });
+  const deliveries = new Map<string, ClientAnswer>([...backends.keys()].map((name) => [name, delivery(name)]));
+  const baseline = backends.get(config.upstreams[0]!.name)!;
+  // The baseline's answers to requests another upstream failed, by the one that failed.
+  const fallbackDeliveries = new Map<string, ClientAnswer>([...backends.keys()].map((name) => [name, delivery(baseline.name, [FALLBACK_HEADER, name])]));
   /**
    * The exchanges in flight, an array with swap-remove rather than a Set: under steady churn a
    * Set rebuilds its hash table every few dozen adds, and each retired table keeps a link to the
@@ -244,6 +254,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       spill: undefined,
       slot: -1,
       client: undefined,
+      fallback: undefined,
     };
   }
 
@@ -272,7 +283,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const { method, url, complete: requestComplete } = ex.req;
       const clientGone = !finished && failure === undefined;
       const sentStatus = ex.res.headersSent ? ex.res.statusCode : 0;
-      outcomes.publish({ id: ex.id, serverType, upstream: backend?.name, status, sentStatus, origin, method, url, client: ex.clientAddr, seconds, clientGone, bytes: ex.bytes, requestComplete });
+      outcomes.publish({ id: ex.id, serverType, upstream: backend?.name, status, sentStatus, origin, method, url, client: ex.clientAddr, seconds, clientGone, bytes: ex.bytes, requestComplete, fallback: ex.fallback });
       if (draining !== undefined && live.length === 0) draining();
     });
   }
@@ -382,18 +393,50 @@ export function createProxy(deps: ProxyDeps): Proxy {
     req.on('data', onData).on('end', onEnd);
   }
 
-  /** Answers for a failed forward; a failure in the middle of the answer's body cuts the connection. */
-  function answerFailedForward(ex: Exchange, failure: ForwardFailure, err: Error, midBody = false): void {
+  /**
+   * Answers for a failed forward; a failure in the middle of the answer's body cuts the
+   * connection. `unsent` names the fallback a body that could not be sent again missed.
+   */
+  function answerFailedForward(ex: Exchange, failure: ForwardFailure, err: Error, midBody = false, unsent?: FallbackReason): void {
     const { req, res } = ex;
     const upstream = ex.backend!.name;
     if (failure.error !== 'payload_too_large') {
-      const fields = { upstream, err: err.message, url: req.url, status: ERRORS[failure.error].status, blame: failure.blame };
+      const fields = {
+        upstream, err: err.message, url: req.url, status: ERRORS[failure.error].status, blame: failure.blame,
+        ...(unsent === undefined ? {} : { fallback: `${unsent}, not taken: the streamed request body was already read` }),
+      };
       if (failure.blame === 'client') log.info(fields, failure.reason);
       else log.warn(fields, midBody ? `${failure.reason} in the middle of the answer; connection cut` : failure.reason);
     }
     if (!midBody) return answer(ex, failure, { upstream });
     ex.failure = failure;
     res.destroy();
+  }
+
+  /**
+   * Stage 6, when the upstream failed the request: to the baseline once, if --fallback allows
+   * it and the body can be sent again (fallback.ts decides); else the client hears the failure.
+   */
+  function forwardFailed(ex: Exchange, body: ForwardBody, bufferedLength: number | undefined, failure: ForwardFailure, err: Error, at: FailedAt): void {
+    const from = ex.backend!;
+    const reason = from === baseline ? undefined : fallbackReason(config.fallback, { at, code: (err as { code?: string }).code ?? '', blame: failure.blame, method: ex.req.method! });
+    const again = reason === undefined ? undefined : resendable(ex, body, at);
+    if (again === undefined) return answerFailedForward(ex, failure, err, at === 'answer', reason);
+    ex.fallback = { from: from.name, reason: reason!, status: ERRORS[failure.error].status, seconds: (performance.now() - ex.started) / 1000 };
+    log.warn({ upstream: from.name, err: err.message, url: ex.req.url, reason, to: baseline.name }, `${failure.reason}; sent to the baseline`);
+    metrics.forwardEnded(from.name);
+    metrics.forwardStarted(baseline.name);
+    ex.backend = baseline;
+    forwardTo(ex, baseline, again, bufferedLength);
+  }
+
+  /**
+   * The request's body to send again, or undefined if it cannot be: one in memory is, one
+   * spilled is read back from its file again, and a stream only if undici never began on it.
+   */
+  function resendable(ex: Exchange, body: ForwardBody, at: FailedAt): ForwardBody | undefined {
+    if (ex.spill !== undefined) return Readable.from(readBack(ex.spill), { objectMode: false });
+    return body === null || Buffer.isBuffer(body) || at === 'connect' ? body : undefined;
   }
 
   /** Stage 6: send the request upstream and pass the answer back. */
@@ -406,10 +449,10 @@ export function createProxy(deps: ProxyDeps): Proxy {
       bufferedLength === undefined ? dropHeaders : dropForBuffered,
     );
     if (bufferedLength !== undefined) headers.push('Content-Length', String(bufferedLength));
-    const delivery = deliveries.get(backend.name)!;
+    const clientAnswer = ex.fallback === undefined ? deliveries.get(backend.name)! : fallbackDeliveries.get(ex.fallback.from)!;
     ex.shadow?.sending(headers);
     dispatch(backend, { method: req.method!, path: ex.path, headers, body, timeoutMs: config.timeoutMs }, (call) => {
-      ex.client = toClient(res, call, delivery, (failure, err, midBody) => answerFailedForward(ex, failure, err, midBody));
+      ex.client = toClient(res, call, clientAnswer, (failure, err, at) => forwardFailed(ex, body, bufferedLength, failure, err, at));
       return tapped(ex.client, new AnswerTap(ex));
     });
   }
@@ -463,7 +506,11 @@ export function createProxy(deps: ProxyDeps): Proxy {
   };
 }
 
-/** A spilled request body, read back from its file (a failed read is a BufferFailed: ours, not the upstream's). */
+/** A spilled request body, read back from its file, from the start each time (a failed read is a BufferFailed: ours, not the upstream's). */
 async function* readBack(spill: SpillFile): AsyncGenerator<Buffer> {
-  for (let chunk = await spill.read(64 * 1024); chunk !== null; chunk = await spill.read(64 * 1024)) yield chunk;
+  let at = 0;
+  for (let chunk = await spill.readAt(at, 64 * 1024); chunk !== null; chunk = await spill.readAt(at, 64 * 1024)) {
+    at += chunk.length;
+    yield chunk;
+  }
 }

@@ -2,6 +2,7 @@ import type { RecordSettings } from '../record/policy.js';
 import type { Share } from '../weights/shares.js';
 import type { SplitHash } from './split.js';
 import type { KeyPairFiles } from '../common/tls.js';
+import type { FallbackMode } from './fallback.js';
 
 export interface Upstream {
   readonly name: string;
@@ -43,6 +44,8 @@ export interface ProxyConfig {
   readonly upstreamHeader: boolean;
   /** Request header that forces a named upstream; undefined = off. */
   readonly overrideHeader: string | undefined;
+  /** What a request an upstream other than the baseline failed may do: go to the baseline (fallback.ts). */
+  readonly fallback: FallbackMode;
   /** How long an upstream may take to send response headers, or between body chunks. */
   readonly timeoutMs: number;
   /** Largest request body accepted, in bytes. */

@@ -68,20 +68,29 @@ export class SpillFile {
 
   /** Up to `max` bytes from the front, once they are on disk; null when nothing is pending. */
   async read(max: number): Promise<Buffer | null> {
-    if (this.pending === 0) return null;
-    if (this.#written <= this.#read) await this.#writing;
-    const n = Math.min(max, this.#written - this.#read);
+    const buf = await this.readAt(this.#read, max);
+    if (buf !== null) this.#read += buf.length;
+    return buf;
+  }
+
+  /**
+   * Up to `max` bytes from `position`, once they are on disk; null past the end. The front of
+   * the queue stays where it is: a request body is read back this way, as often as it is sent.
+   */
+  async readAt(position: number, max: number): Promise<Buffer | null> {
+    if (position >= this.size) return null;
+    if (this.#written <= position) await this.#writing;
+    const n = Math.min(max, this.#written - position);
     const buf = Buffer.allocUnsafe(n);
     await guarded(this.dir, async () => {
       let got = 0;
       while (got < n) {
-        const { bytesRead } = await this.file.read(buf, got, n - got, this.#read + got);
+        const { bytesRead } = await this.file.read(buf, got, n - got, position + got);
         // The file shrank under us (someone truncated it): the bytes are gone.
         if (bytesRead === 0) throw new Error(`spill file ${this.path} is shorter than what was written to it`);
         got += bytesRead;
       }
     });
-    this.#read += n;
     return buf;
   }
 

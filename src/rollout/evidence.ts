@@ -1,5 +1,5 @@
 import type { Subscribable } from '../common/subscribers.js';
-import type { Outcome } from '../observe/outcomes.js';
+import { failedAttempt, type Outcome } from '../observe/outcomes.js';
 import type { DrumMemory } from '../observe/health.js';
 import type { PollSample } from '../observe/poller.js';
 import { mismatchSample, type MismatchSample, type ShadowFinished } from '../shadow/shadow.js';
@@ -94,7 +94,11 @@ export class LocalEvidence implements EvidenceSource {
     this.#unsubscribe.push(
       // Only while it judges: an idle controller costs the request path one Set lookup.
       deps.outcomes.subscribe('rollout', (o) => {
-        if (judging()) this.#window.add(o, deps.now());
+        if (!judging()) return;
+        const now = deps.now();
+        this.#window.add(o, now);
+        // The upstream a fallback left is judged on its failure, not on the baseline's answer.
+        if (o.fallback !== undefined) this.#window.add(failedAttempt(o, o.fallback), now);
       }),
       deps.poller.subscribe('rollout', (s) => this.#polled(s)),
     );
