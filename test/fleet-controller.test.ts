@@ -229,6 +229,13 @@ t.test("the controller's admin API without a token: no write from another origin
   await history.body.dump();
   t.same(c.store.view(), before, 'nothing changed');
   t.equal(c.rollout.state.phase, 'idle');
+  // The console, on the controller too: GET /about says which server it is and what to read.
+  const page = await request(`${control}/`);
+  t.match({ status: page.statusCode, body: await page.body.text() }, { status: 200, body: /<title>drum-splitter console<\/title>/ });
+  const reads = ['/weights', '/history', '/rollout', '/rollout/decisions'];
+  t.same(await request(`${control}/about`).then((r) => r.body.json()), { server: 'controller', reads });
+  const series = await request(`${control}/series`);
+  t.match({ status: series.statusCode, json: await series.body.json() }, { status: 404, json: { message: `no GET /series; see GET / (the console), ${reads.join(', ')}, /healthz, /readyz, /metrics` } });
   t.match(await post('/rollout/start', { 'content-type': 'application/json' }, '{"reason":"a script"}'), { status: 200, json: { phase: 'running' } });
 });
 

@@ -182,6 +182,7 @@ async function driveFleet(
       };
     },
     admin: {
+      server: 'controller',
       probe: async () => ({ prometheus: await ready(prometheus) }),
       metrics,
       rolloutExtra: () => ({ fleet: { prometheus: prometheus.href, replicas: fleet.replicas } }),
