@@ -384,13 +384,13 @@
     fillTable($('checks'), (v?.checks ?? []).map((c) =>
       // data-label: a phone shows each row as a card, the labels in place of the header.
       el('tr', {}, el('td', {}, c.check), el('td', { class: `s-${c.status}` }, c.status), el('td', { 'data-label': 'value' }, num(c.value)),
-        el('td', { 'data-label': 'step limit' }, num(c.limit)), el('td', { 'data-label': 'rollback at' }, num(c.rollbackLimit)), el('td', {}, c.text))));
+        el('td', { 'data-label': 'step limit' }, num(c.limit)), el('td', { 'data-label': 'rollback at' }, num(c.rollbackLimit)), el('td', {}, c.text))),
+    v === null ? 'none yet' : 'none: the verdict above says why');
     return renderDecisions(decisions);
   }
 
   /** The decision log, newest first; returns what it could not draw, for the status line. */
   function renderDecisions(decisions) {
-
     // Newest first; the API keeps 1,000, a page needs fewer. An entry that is no decision is
     // left out and named: the rest is still drawn.
     if (decisions !== undefined && !Array.isArray(decisions)) {
@@ -452,7 +452,7 @@
     $('rollout-note').textContent = dash;
     $('checks-window').textContent = '';
     $('plan').replaceChildren(...r.plan.steps.split(' → ').map((text) => el('li', {}, text)));
-    fillTable($('checks'), [], "judged on the fleet controller: see its console");
+    fillTable($('checks'), [], 'judged on the fleet controller: see its console');
     return renderDecisions(decisions);
   }
 
@@ -484,7 +484,8 @@
       const shown = changed.length === 0 ? listWeights(e.to) : changed.map((n) => (n in e.from ? `${n} ${pct(e.from[n])} → ${pct(e.to[n])}` : `${n} ${pct(e.to[n])}`)).join(', ');
       return el('tr', { 'data-source': e.source },
         el('td', { title: e.at }, clock(e.at)),
-        el('td', { 'data-label': 'by' }, `${e.who} (${e.source})`),
+        // Who, and through what (admin, file, env) where the name does not say it.
+        el('td', { 'data-label': 'by' }, e.who.includes(e.source) ? e.who : `${e.who} (${e.source})`),
         el('td', {}, shown),
         el('td', { 'data-label': 'reason' }, e.reason ?? ''));
     }));

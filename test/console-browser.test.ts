@@ -666,7 +666,7 @@ t.test("idle, the split set by hand: the live canary weight; Start asks, naming 
   t.same(await rows(page, '#decisions'), [['none yet']], 'no decision yet, said');
   t.match(await rows(page, '#history-table'), [
     [/^\d\d:\d\d:\d\d$/, `${WHO} (admin)`, 'flask 100% → 95%, fastapi 0% → 5%', 'a first look'],
-    [/^\d\d:\d\d:\d\d$/, 'startup (startup)', 'flask 100%, fastapi 0%', 'initial weights'],
+    [/^\d\d:\d\d:\d\d$/, 'startup', 'flask 100%, fastapi 0%', 'initial weights'],
   ], 'the weight history, newest first');
 
   await page.type('#rollout-reason', 'console start');
