@@ -351,7 +351,7 @@
     if (r === null) return [];
     // The canary's live weight: idle, the rollout's own is 0% whoever set the split.
     $('rollout-weight').replaceChildren(el('span', { class: 'c-canary' }, r.plan.canary), ` at ${pct(r.weights[r.plan.canary])} (baseline `, el('span', { class: 'c-baseline' }, r.plan.baseline), ')');
-    const claimed = renderClaim(r.controller);
+    const claimed = renderClaim(r.controller ?? null);
     if (claimed) return renderClaimedRollout(r, decisions);
     $('rollout-phase').replaceChildren(el('span', { class: `phase s-${r.phase}` }, r.phase.replace(/_/g, ' ')));
     $('rollout-step').textContent = r.step === null
