@@ -49,6 +49,12 @@
     return `${left > 0 ? `in ${duration(left)}` : 'now'} (${clock(iso)})`;
   };
 
+  /** A table's rows, or one row saying there are none: bare headers read as a page that failed. */
+  function fillTable(table, rows, none = 'none yet') {
+    const columns = table.tHead.rows[0].cells.length;
+    table.tBodies[0].replaceChildren(...(rows.length > 0 ? rows : [el('tr', { class: 'none' }, el('td', { colspan: columns, class: 'muted' }, none))]));
+  }
+
   // ---- who is who -------------------------------------------------------------------------
   let baseline = null;
   let canary = null;
@@ -108,8 +114,12 @@
   }
 
   // ---- writes -----------------------------------------------------------------------------
-  /** Sends a write; shows what it did or the API's error in `out`. Resolves to the JSON, or null. */
-  async function write(method, path, body, out, said) {
+  /**
+   * Sends a write with the reason typed in `reasonId`; shows what it did or the API's error in
+   * `out`. Resolves to the JSON, or null. Once the server has answered, the reason is cleared: the
+   * next action is not recorded with this one's.
+   */
+  async function write(method, path, body, out, said, reasonId) {
     out.className = 'result';
     out.textContent = `${method} ${path}…`;
     let answer = null;
@@ -118,8 +128,9 @@
         method,
         cache: 'no-store',
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-        body: JSON.stringify(body),
+        body: JSON.stringify({ ...body, reason: reasonOf(reasonId) }),
       });
+      $(reasonId).value = '';
       const json = await res.json().catch(() => ({}));
       if (res.status === 401) {
         out.className = 'result error';
@@ -146,9 +157,10 @@
 
   // ---- split ------------------------------------------------------------------------------
   let weights = null;
-  /** The rollout's phase and its plan's first weight, as last read: Start asks before lowering the canary. */
+  /** The rollout's phase and its plan's first step, as last read: what Start's confirmation says. */
   let rolloutPhase = null;
   let firstStep = null;
+  let firstStepText = '';
   const bars = new Map();
   let barsFor = '';
   let weightDirty = false;
@@ -199,19 +211,31 @@
     const text = `${name} ${pct(from)} → ${pct(to)}` + (baseline ? `; ${baseline} takes the rest: ${pct(weights.weights[baseline])} → ${pct(rest)}` : '');
     if (!(await confirmDialog('Change the split', text, 'Set weight'))) return;
     // Conditional on the weights the dialog showed: if they moved since, the API answers 409.
-    const done = await write('PUT', '/weights', { weights: { [name]: to }, reason: reasonOf('weight-reason'), version: weights.version }, $('weight-result'), (j) => `Done: ${name} is at ${pct(j.weights[name])} (version ${j.version}).`);
+    const done = await write('PUT', '/weights', { weights: { [name]: to }, version: weights.version }, $('weight-result'), (j) => `Done: ${name} is at ${pct(j.weights[name])} (version ${j.version}).`, 'weight-reason');
     if (done) weightDirty = false;
   });
 
   $('rollback').addEventListener('click', async () => {
     const text = `Every upstream but ${baseline ?? 'the baseline'} to 0% at once.`;
     if (!(await confirmDialog('Roll back now', text, 'Roll back'))) return;
-    await write('POST', '/rollback', { reason: reasonOf('weight-reason') }, $('weight-result'), (j) => `Rolled back: ${Object.entries(j.weights).map(([n, p]) => `${n} ${pct(p)}`).join(', ')}.`);
+    await write('POST', '/rollback', {}, $('weight-result'), (j) => `Rolled back: ${Object.entries(j.weights).map(([n, p]) => `${n} ${pct(p)}`).join(', ')}.`, 'weight-reason');
     weightDirty = false;
   });
 
   // ---- backends and charts ----------------------------------------------------------------
   const charts = [];
+
+  /** The narrowest time span a chart shows: one point is a moment in a minute, not a year. */
+  const MIN_SPAN_S = 60;
+  /** The x axis's labels: a clock time, with seconds while the ticks are less than a minute apart. */
+  const tickTime = (t, incr) => new Date(t * 1000).toLocaleTimeString([], { hour12: false, hour: '2-digit', minute: '2-digit', ...(incr < 60 ? { second: '2-digit' } : {}) });
+
+  /** The time axis's range: at least a minute, up to the last point (uPlot widens a single point to a day after it). */
+  function xRange(u, min, max) {
+    const xs = u.data[0];
+    if (xs.length === 1) return [xs[0] - MIN_SPAN_S, xs[0]];
+    return max === null || max - min >= MIN_SPAN_S ? [min, max] : [max - MIN_SPAN_S, max];
+  }
 
   /** One uPlot chart, its width following its box. */
   function chart(box, series, format) {
@@ -219,8 +243,12 @@
       width: Math.max(box.clientWidth, 200),
       height: CHART_HEIGHT,
       series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.colour, width: s.dash ? 1.5 : 2, dash: s.dash, spanGaps: false, value: (_u, v) => (v === null || v === undefined ? dash : format(v)) }))],
-      scales: { y: { range: (_u, _min, max) => [0, max === null || !(max > 0) ? 1 : max * 1.1] } },
-      axes: [{}, { size: 56 }],
+      scales: {
+        x: { time: true, range: xRange },
+        y: { range: (_u, _min, max) => [0, max === null || !(max > 0) ? 1 : max * 1.1] },
+      },
+      // One line per label, a label's width and more apart (uPlot's default packs "3:12am" and a date line 50 px apart).
+      axes: [{ space: 60, values: (_u, ticks, _axis, _space, incr) => ticks.map((t) => tickTime(t, incr)) }, { size: 56 }],
     };
     const plot = new uPlot(opts, [[], ...series.map(() => [])], box);
     new ResizeObserver(() => {
@@ -264,14 +292,17 @@
     renderBackends(s);
   }
 
-  /** A column per upstream (headed in its colour), a row per measure: fits a third of a laptop and a phone. */
+  /**
+   * A column per upstream (headed in its colour), a row per measure: fits a third of a laptop and
+   * a phone. The latencies name their window: the rollout's verdict has its own, longer one.
+   */
   const MEASURES = [
-    ['ping', '/ping'],
-    ['rps', 'req/s', (p) => rps(p.rps)],
-    ['errors', 'errors', (p) => rate(p.errorRate)],
-    ['p50', 'p50', (p) => ms(p.p50)],
-    ['p99', 'p99', (p) => ms(p.p99)],
-    ['rss', 'DRUM RSS', (p) => mb(p.rss)],
+    ['ping', () => '/ping'],
+    ['rps', () => 'req/s', (p) => rps(p.rps)],
+    ['errors', () => 'errors', (p) => rate(p.errorRate)],
+    ['p50', (over) => `p50 (last ${over})`, (p) => ms(p.p50)],
+    ['p99', (over) => `p99 (last ${over})`, (p) => ms(p.p99)],
+    ['rss', () => 'DRUM RSS', (p) => mb(p.rss)],
   ];
 
   function renderBackends(s) {
@@ -281,7 +312,7 @@
     table.tHead.replaceChildren(head);
     const last = s.samples.at(-1)?.upstreams ?? {};
     table.tBodies[0].replaceChildren(...MEASURES.map(([key, label, show]) =>
-      el('tr', {}, el('th', { scope: 'row' }, label), ...s.upstreams.map((name) => {
+      el('tr', {}, el('th', { scope: 'row' }, label(duration(s.intervalMs))), ...s.upstreams.map((name) => {
         const attrs = { 'data-upstream': name, 'data-measure': key };
         if (key !== 'ping') return el('td', attrs, show(last[name] ?? {}));
         // The poller's last GET /ping (every --poll-interval): no probe of our own per refresh.
@@ -318,8 +349,11 @@
     $('rollout-body').hidden = r === null;
     $('judged').hidden = r === null;
     if (r === null) return [];
-    $('rollout-phase').replaceChildren(el('span', { class: `phase s-${r.phase}` }, r.phase.replace(/_/g, ' ')), r.controller ? ` — run by the fleet controller ${r.controller.controller} (${r.controller.who})` : '');
-    $('rollout-weight').replaceChildren(el('span', { class: 'c-canary' }, r.plan.canary), ` at ${pct(r.weight)} (baseline `, el('span', { class: 'c-baseline' }, r.plan.baseline), ')');
+    // The canary's live weight: idle, the rollout's own is 0% whoever set the split.
+    $('rollout-weight').replaceChildren(el('span', { class: 'c-canary' }, r.plan.canary), ` at ${pct(r.weights[r.plan.canary])} (baseline `, el('span', { class: 'c-baseline' }, r.plan.baseline), ')');
+    const claimed = renderClaim(r.controller ?? null);
+    if (claimed) return renderClaimedRollout(r, decisions);
+    $('rollout-phase').replaceChildren(el('span', { class: `phase s-${r.phase}` }, r.phase.replace(/_/g, ' ')));
     $('rollout-step').textContent = r.step === null
       ? dash
       : `${r.step.index + 1} of ${r.step.of}: ${pct(r.step.weight)}, held ${duration(r.step.heldMs)} of ${duration(r.step.holdMs)}${r.step.approve ? ', then a person approves' : ''}`;
@@ -330,9 +364,11 @@
     $('rollout-note').textContent = r.note ?? dash;
 
     const steps = r.plan.steps.split(' → ');
-    // What Start asks before lowering the canary to.
+    // What Start's confirmation names.
     rolloutPhase = r.phase;
-    firstStep = Number.parseFloat(steps[0]);
+    // The shadow phase ("shadow 10% 2d") leaves the canary at 0%.
+    firstStep = steps[0].startsWith('shadow') ? 0 : Number.parseFloat(steps[0]);
+    firstStepText = steps[0];
     const at = r.step?.index ?? -1;
     const live = ACTIVE.has(r.phase);
     $('plan').replaceChildren(...steps.map((text, i) => {
@@ -341,12 +377,20 @@
     }));
 
     const v = r.lastVerdict;
-    $('verdict').replaceChildren(...(v === null ? ['no check yet'] : [el('span', { class: `s-${v.action}` }, v.action), ` at ${clock(v.at)}: ${v.text}`]));
-    $('checks').tBodies[0].replaceChildren(...(v?.checks ?? []).map((c) =>
+    // Its p99 and the rest are over the rollout's window, not the backends table's last interval.
+    const over = `over the rollout's window (the last ${duration(r.plan.windowMs)} at most, since the step began)`;
+    $('checks-window').textContent = over;
+    $('verdict').replaceChildren(...(v === null ? ['no check yet'] : [el('span', { class: `s-${v.action}` }, v.action), ` at ${clock(v.at)} ${over}: ${v.text}`]));
+    fillTable($('checks'), (v?.checks ?? []).map((c) =>
       // data-label: a phone shows each row as a card, the labels in place of the header.
       el('tr', {}, el('td', {}, c.check), el('td', { class: `s-${c.status}` }, c.status), el('td', { 'data-label': 'value' }, num(c.value)),
-        el('td', { 'data-label': 'step limit' }, num(c.limit)), el('td', { 'data-label': 'rollback at' }, num(c.rollbackLimit)), el('td', {}, c.text))));
+        el('td', { 'data-label': 'step limit' }, num(c.limit)), el('td', { 'data-label': 'rollback at' }, num(c.rollbackLimit)), el('td', {}, c.text))),
+    v === null ? 'none yet' : 'none: the verdict above says why');
+    return renderDecisions(decisions);
+  }
 
+  /** The decision log, newest first; returns what it could not draw, for the status line. */
+  function renderDecisions(decisions) {
     // Newest first; the API keeps 1,000, a page needs fewer. An entry that is no decision is
     // left out and named: the rest is still drawn.
     if (decisions !== undefined && !Array.isArray(decisions)) {
@@ -372,29 +416,104 @@
         el('td', { 'data-label': 'reason' }, d.reason ?? ''),
         el('td', {}, d.text, ...verificationItems(d.verification))));
     }
-    $('decisions').tBodies[0].replaceChildren(...rows);
+    fillTable($('decisions'), rows);
     if (skipped.length === 0) return [];
     const named = skipped.slice(0, 3).join('; ') + (skipped.length > 3 ? `; and ${skipped.length - 3} more` : '');
     return [`/rollout/decisions: ${skipped.length} of ${list.length - from} not drawn (${named})`];
   }
 
-  for (const button of document.querySelectorAll('#rollout-form button[data-command]')) {
+  // ---- a replica claimed by a fleet controller ---------------------------------------------
+  const COMMANDS = document.querySelectorAll('#rollout-form button[data-command]');
+
+  /**
+   * Says who runs this replica's rollout, with a link to it, and disables the commands the
+   * replica refuses meanwhile; false when no controller's claim holds.
+   */
+  function renderClaim(claim) {
+    $('rollout-claim').hidden = claim === null;
+    for (const button of COMMANDS) {
+      button.disabled = claim !== null;
+      button.title = claim === null ? '' : 'run on the fleet controller';
+    }
+    if (claim === null) return false;
+    const where = /^https?:\/\//.test(claim.controller) ? el('a', { href: claim.controller }, claim.controller) : claim.controller;
+    $('rollout-claim').replaceChildren(
+      'This replica follows the fleet controller at ', where, ` (token ${claim.who}, claim held until ${clock(claim.until)} and renewed while it runs). `,
+      "The fleet's rollout, its checks and its commands are there. The controller sets this replica's weights at every interval: a change made here is undone.",
+    );
+    return true;
+  }
+
+  /** A claimed replica's rollout panel: its own rollout cannot run, so its own state (idle) is not what happens. */
+  function renderClaimedRollout(r, decisions) {
+    rolloutPhase = r.phase;
+    $('rollout-phase').replaceChildren(el('span', { class: 'phase s-claimed' }, 'run by the fleet controller'));
+    for (const id of ['rollout-step', 'rollout-next', 'verdict']) $(id).textContent = 'on the fleet controller';
+    $('rollout-note').textContent = dash;
+    $('checks-window').textContent = '';
+    $('plan').replaceChildren(...r.plan.steps.split(' → ').map((text) => el('li', {}, text)));
+    fillTable($('checks'), [], 'judged on the fleet controller: see its console');
+    return renderDecisions(decisions);
+  }
+
+  // ---- the fleet's replicas (on a fleet controller) -----------------------------------------
+  const listWeights = (w) => Object.entries(w).map(([n, p]) => `${n} ${pct(p)}`).join(', ');
+
+  /** Each replica's last round, from the controller's GET /rollout (its `fleet`); hidden elsewhere. */
+  function renderFleet(fleet) {
+    $('fleet').hidden = fleet === undefined;
+    if (fleet === undefined) return;
+    $('fleet-about').textContent = `The fleet's numbers come from Prometheus at ${fleet.prometheus}. At every interval, after its check, the controller brings each replica to the fleet's weights; each row is a replica's last round.`;
+    fillTable($('replicas'), fleet.replicas.map((x) => el('tr', { 'data-replica': x.url },
+      // Its own console, which shows the claim.
+      el('td', {}, el('a', { href: `${x.url}/` }, x.url)),
+      el('td', { class: `s-${x.status}`, 'data-label': 'status' }, x.status),
+      el('td', { 'data-label': 'found' }, x.weights === null ? dash : listWeights(x.weights)),
+      el('td', {}, x.detail),
+      el('td', { title: x.at }, clock(x.at)))), 'none listed yet');
+  }
+
+  // ---- the weight history (GET /history) ---------------------------------------------------
+  /** The newest entries a page shows; the API keeps more. */
+  const HISTORY_ROWS = 100;
+
+  function renderHistory(h) {
+    fillTable($('history-table'), h.history.slice(-HISTORY_ROWS).reverse().map((e) => {
+      // What changed, from what (the first entry has no before).
+      const changed = Object.keys(e.to).filter((n) => e.from[n] !== e.to[n]);
+      const shown = changed.length === 0 ? listWeights(e.to) : changed.map((n) => (n in e.from ? `${n} ${pct(e.from[n])} → ${pct(e.to[n])}` : `${n} ${pct(e.to[n])}`)).join(', ');
+      return el('tr', { 'data-source': e.source },
+        el('td', { title: e.at }, clock(e.at)),
+        // Who, and through what (admin, file, env) where the name does not say it.
+        el('td', { 'data-label': 'by' }, e.who.includes(e.source) ? e.who : `${e.who} (${e.source})`),
+        el('td', {}, shown),
+        el('td', { 'data-label': 'reason' }, e.reason ?? ''));
+    }));
+  }
+
+  /** Start, asked first with the weight it sets; the body to send, or null when cancelled. */
+  async function startAsked() {
+    const current = weights?.weights?.[canary];
+    // A start that would lower the canary (set by hand, or at 100% after a complete rollout) is
+    // refused by the API unless forced: asked as such here, as the CLI's --force.
+    const lowers = !ACTIVE.has(rolloutPhase) && current > firstStep;
+    const text = lowers
+      ? `Start takes ${canary} from ${pct(current)} down to ${pct(firstStep)}, the plan's first step. Start anyway?`
+      : `Start takes ${canary} from ${pct(current)} to ${pct(firstStep)}, the plan's first step (${firstStepText}).`;
+    if (!(await confirmDialog(lowers ? 'Start lowers the canary' : 'Start the rollout', text, `Start at ${pct(firstStep)}`))) {
+      $('rollout-result').textContent = `Not started: ${canary} stays at ${pct(current)}.`;
+      return null;
+    }
+    return lowers ? { force: true } : {};
+  }
+
+  for (const button of COMMANDS) {
     button.addEventListener('click', async () => {
       const command = button.dataset.command;
       if (command === 'abort' && !(await confirmDialog('Abort the rollout', `${canary ?? 'The canary'} goes to 0% and the rollout ends.`, 'Abort'))) return;
-      const body = { reason: reasonOf('rollout-reason') };
-      // A start that would lower the canary (set by hand, or at 100% after a complete rollout) is
-      // refused by the API unless forced: asked here first, as the CLI's --force.
-      const current = weights?.weights?.[canary];
-      if (command === 'start' && !ACTIVE.has(rolloutPhase) && firstStep !== null && current > firstStep) {
-        const text = `Start takes ${canary} from ${pct(current)} down to ${pct(firstStep)}, the plan's first step. Start anyway?`;
-        if (!(await confirmDialog('Start lowers the canary', text, `Start at ${pct(firstStep)}`))) {
-          $('rollout-result').textContent = `Not started: ${canary} stays at ${pct(current)}.`;
-          return;
-        }
-        body.force = true;
-      }
-      await write('POST', `/rollout/${command}`, body, $('rollout-result'), (j) => `${command}: now ${j.phase.replace(/_/g, ' ')}, canary at ${pct(j.weight)}.`);
+      const body = command === 'start' ? await startAsked() : {};
+      if (body === null) return;
+      await write('POST', `/rollout/${command}`, body, $('rollout-result'), (j) => `${command}: now ${j.phase.replace(/_/g, ' ')}, canary at ${pct(j.weight)}.`, 'rollout-reason');
     });
   }
 
@@ -430,14 +549,44 @@
     form.addEventListener('input', () => (form.dataset.dirty = 'yes'));
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
-      const body = { enabled: $(`${prefix}-enabled`).checked, sampleRate: Number($(`${prefix}-rate`).value) / 100, reason: reasonOf(`${prefix}-reason`) };
-      const done = await write('PUT', `/${prefix}`, body, $(`${prefix}-result`), (j) => `${prefix} ${j.enabled ? 'on' : 'off'} at ${rate(j.sampleRate)}.`);
+      const body = { enabled: $(`${prefix}-enabled`).checked, sampleRate: Number($(`${prefix}-rate`).value) / 100 };
+      const done = await write('PUT', `/${prefix}`, body, $(`${prefix}-result`), (j) => `${prefix} ${j.enabled ? 'on' : 'off'} at ${rate(j.sampleRate)}.`, `${prefix}-reason`);
       if (done) delete form.dataset.dirty;
     });
   }
 
+  // ---- which server: a proxy, or a fleet controller --------------------------------------
+  /** GET /about, once read: the server's kind and the reads it answers (the page asks for no other). */
+  let about = null;
+
+  function learnServer(a) {
+    const controller = a.server === 'controller';
+    document.body.classList.toggle('controller', controller);
+    $('title').textContent = controller ? 'drum-splitter fleet controller' : 'drum-splitter';
+    document.title = `${$('title').textContent} console`;
+    // No samples and no switches on a controller: their panels are not shown.
+    for (const [id, path] of [['backends', '/series'], ['charts', '/series'], ['recording', '/recording'], ['shadow', '/shadow']]) $(id).hidden = !a.reads.includes(path);
+    return a;
+  }
+
+  // ---- a server that stopped answering ------------------------------------------------------
+  /** When the server last answered, and since when it answers nothing (null while it does). */
+  let answeredAt = null;
+  let silentSince = null;
+
+  /** The page as last drawn is kept, greyed; the /ping it shows would be old news, so it says unknown. */
+  function showSilence() {
+    document.body.classList.add('stale');
+    for (const td of document.querySelectorAll('#backend-table td[data-measure="ping"]')) {
+      td.className = '';
+      td.textContent = 'unknown';
+    }
+    const since = `the server does not answer, since ${clock(new Date(silentSince).toISOString())} (${duration(Date.now() - silentSince)})`;
+    return answeredAt === null ? `${since}: nothing read yet` : `${since}; what is shown is from ${clock(new Date(answeredAt).toISOString())}`;
+  }
+
   // ---- polling ----------------------------------------------------------------------------
-  /** JSON of a read; null for a 404 (no rollout with one upstream, no switches on a controller). */
+  /** JSON of a read; null for a 404. */
   async function read(path) {
     const res = await fetch(path, { cache: 'no-store' });
     if (res.status === 404) return null;
@@ -459,42 +608,65 @@
     }
     busy = true;
     const problems = [];
+    /** Reads the server answered (well or not), and reads nothing answered. */
+    let answered = 0;
+    let unanswered = 0;
     try {
       /** A read's JSON; undefined (and a line in the status) when it failed. */
       const settle = async (path) => {
         try {
-          return await read(path);
+          const json = await read(path);
+          answered++;
+          return json;
         } catch (err) {
+          // fetch's TypeError: no answer at all (the server gone, the network down).
+          if (err instanceof TypeError) unanswered++;
+          else answered++;
           problems.push(err.message.startsWith('/') ? err.message : `${path}: ${err.message}`);
           return undefined;
         }
       };
-      // The weights first: a single upstream has no rollout to ask for (a 404 the browser would log).
-      const w = await settle('/weights');
-      const single = w !== undefined && Object.keys(w.weights).length < 2;
-      const [s, r, d, rec, sh] = await Promise.all([
-        settle('/series'),
-        single ? null : settle('/rollout'),
-        single ? null : settle('/rollout/decisions'),
-        settle('/recording'),
-        settle('/shadow'),
-      ]);
-      if (r !== undefined) {
-        baseline = r?.plan.baseline ?? baseline;
-        canary = r?.plan.canary ?? canary;
+      if (about === null) {
+        const a = await settle('/about');
+        if (a) about = learnServer(a);
       }
-      if (s) {
-        baseline ??= s.baseline;
-        canary ??= s.upstreams.find((n) => n !== s.baseline) ?? null;
-      }
-      // Each part drawn on its own: one the page cannot draw is named, the others still shown.
-      const parts = [['/weights', w, renderWeights], ['/series', s, renderSeries], ['/recording', rec, renderRecording], ['/shadow', sh, renderShadow], ['/rollout', r, (v) => renderRollout(v, d?.decisions)]];
-      for (const [path, value, render] of parts) {
-        if (value === undefined) continue;
-        try {
-          problems.push(...(render(value) ?? []));
-        } catch (err) {
-          problems.push(`${path}: not drawn (${err.message})`);
+      if (about !== null) {
+        // null: not on this server (no rollout with one upstream, no samples or switches on a controller).
+        const readIf = (path) => (about.reads.includes(path) ? settle(path) : null);
+        const [w, h, s, r, d, rec, sh] = await Promise.all([
+          settle('/weights'),
+          settle('/history'),
+          readIf('/series'),
+          readIf('/rollout'),
+          readIf('/rollout/decisions'),
+          readIf('/recording'),
+          readIf('/shadow'),
+        ]);
+        if (r !== undefined) {
+          baseline = r?.plan.baseline ?? baseline;
+          canary = r?.plan.canary ?? canary;
+        }
+        if (s) {
+          baseline ??= s.baseline;
+          canary ??= s.upstreams.find((n) => n !== s.baseline) ?? null;
+        }
+        // Each part drawn on its own: one the page cannot draw is named, the others still shown.
+        const parts = [
+          ['/weights', w, renderWeights],
+          ['/history', h, renderHistory],
+          ['/series', s, (v) => v && renderSeries(v)],
+          ['/recording', rec, renderRecording],
+          ['/shadow', sh, renderShadow],
+          ['/rollout', r, (v) => renderRollout(v, d?.decisions)],
+          ['/rollout', r, (v) => renderFleet(v?.fleet)],
+        ];
+        for (const [path, value, render] of parts) {
+          if (value === undefined) continue;
+          try {
+            problems.push(...(render(value) || []));
+          } catch (err) {
+            problems.push(`${path}: not drawn (${err.message})`);
+          }
         }
       }
     } catch (err) {
@@ -502,7 +674,14 @@
     } finally {
       busy = false;
     }
-    $('updated').textContent = problems.length === 0 ? `live, updated ${clock(new Date().toISOString())}` : `not all read: ${problems.join('; ')}`;
+    const silent = answered === 0 && unanswered > 0;
+    if (silent) silentSince ??= Date.now();
+    else {
+      silentSince = null;
+      answeredAt = Date.now();
+      document.body.classList.remove('stale');
+    }
+    $('updated').textContent = silent ? showSilence() : problems.length === 0 ? `live, updated ${clock(new Date().toISOString())}` : `not all read: ${problems.join('; ')}`;
     $('updated').className = problems.length === 0 ? 'muted' : 'result error';
     if (again) {
       again = false;

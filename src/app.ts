@@ -128,6 +128,7 @@ async function startTraffic(
       return (canaryIdentity, signal) => verifyUpstream(proxy.backends.get(plan.baseline)!, { timeoutMs: plan.verify.timeoutMs, canaryIdentity, requests, signal });
     },
     admin: {
+      server: 'proxy',
       recording: proxy.recording,
       probe: () => probeUpstreams(proxy.backends.values(), PROBE_TIMEOUT_MS),
       metrics: proxy.metrics,

@@ -226,7 +226,7 @@ t.test('without a token, only a loopback Host (DNS rebinding), for reads of name
   t.match(hostless, /^HTTP\/1\.1 403 [^]*not \\"\\"/, 'no Host at all (HTTP/1.0) is no loopback Host either');
 
   // A rebinding page could read token names and reasons (/history, the decision log), the recording's path, the metrics.
-  const reads = ['/history', '/recording', '/shadow', '/rollout', '/rollout/decisions', '/metrics', '/weights', '/series', '/readyz', '/', '/nope'];
+  const reads = ['/history', '/recording', '/shadow', '/rollout', '/rollout/decisions', '/metrics', '/weights', '/series', '/readyz', '/', '/about', '/nope'];
   for (const path of reads) {
     const r = await send(`${open.adminUrl}${path}`, { headers: { host: 'attacker.example' } });
     t.equal(r.status, 403, `GET ${path} with a rebinding Host`);
@@ -325,4 +325,13 @@ t.test('every admin answer carries nosniff and the CSP: JSON, text, errors, 404s
     t.equal(r.headers['x-content-type-options'], 'nosniff', `${name}: nosniff`);
     t.equal(r.headers['content-security-policy'], CONSOLE_CSP, `${name}: the CSP`);
   }
+});
+
+t.test("GET /about: a proxy, and the console's reads it answers; a 404 names them", async (t) => {
+  const two = await app(t);
+  const reads = ['/weights', '/history', '/rollout', '/rollout/decisions', '/series', '/recording', '/shadow'];
+  t.same(body(await send(`${two.adminUrl}/about`)), { server: 'proxy', reads });
+  t.same(body(await send(`${two.adminUrl}/nope`)), { error: 'not_found', message: `no GET /nope; see GET / (the console), ${reads.join(', ')}, /healthz, /readyz, /metrics` });
+  const one = await app(t, { upstreams: [`flask=${flask.url}`], weights: [] });
+  t.same(body(await send(`${one.adminUrl}/about`)), { server: 'proxy', reads: ['/weights', '/history', '/series', '/recording', '/shadow'] }, 'one upstream: no rollout');
 });

@@ -247,7 +247,7 @@ t.test('workers: records past the queue bound are dropped and counted where they
 t.test('admin /metrics: 503 when the workers cannot all be counted; any other failure is a 500', async (t) => {
   const metrics = createMetrics();
   const admin = (text: () => Promise<string>): ReturnType<typeof createAdmin> =>
-    createAdmin({ store: {} as WeightStore, upstreams: [], tokens: new Map(), recording: {} as Recording, shadow: {} as Shadow, probe: async () => ({}), notSaved: () => [], metrics: { ...metrics, text }, log: silentLog });
+    createAdmin({ server: 'proxy', store: {} as WeightStore, upstreams: [], tokens: new Map(), recording: {} as Recording, shadow: {} as Shadow, probe: async () => ({}), notSaved: () => [], metrics: { ...metrics, text }, log: silentLog });
   const silent = await admin(() => Promise.reject(new MetricsUnavailable('2 of 3 workers did not answer within 5000 ms; a smaller sum would read as a counter reset', 2))).inject({ method: 'GET', url: '/metrics' });
   t.equal(silent.statusCode, 503);
   t.same(silent.json(), { error: 'metrics_unavailable', message: '2 of 3 workers did not answer within 5000 ms; a smaller sum would read as a counter reset', workers: 2 });

@@ -15,8 +15,10 @@ import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { startApp, type RunningApp } from '../src/app.js';
 import { readConfigFile } from '../src/config/config.js';
+import { startController } from '../src/fleet/app.js';
 import { replayCommand } from '../src/replay/command.js';
-import { behaving, silentLog, startUpstream, steadyTraffic, type UpstreamHandler } from './helpers/net.js';
+import { behaving, freePort, silentLog, startUpstream, steadyTraffic, type UpstreamHandler } from './helpers/net.js';
+import { healthy, prometheusAnswering } from './helpers/prometheus.js';
 import { until } from './helpers/wait.js';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
@@ -76,6 +78,8 @@ const drum = (rssMb: number, predict: UpstreamHandler): UpstreamHandler => (req,
 interface World {
   app: RunningApp;
   admin: string;
+  /** Closes the app (once; the test's end closes it otherwise). */
+  stop(): Promise<number>;
 }
 
 /**
@@ -104,13 +108,15 @@ async function world(t: Test, opts: { canary?: UpstreamHandler; rollout?: Record
   const target = `http://127.0.0.1:${app.proxy.address.port}`;
   // Paced, so chromium and the tests beside this one keep their CPU.
   const traffic = steadyTraffic((i) => `${target}/predict/?client=${i % 500}`, { headers: { 'content-type': 'text/csv' } });
+  let closed: Promise<number> | undefined;
+  const stop = () => (closed ??= app.close());
   t.teardown(async () => {
     await traffic.stop();
-    await app.close();
+    await stop();
     await Promise.all([flask.close(), fastapi.close()]);
     rmSync(dir, { recursive: true, force: true });
   });
-  return { app, admin: `http://127.0.0.1:${app.adminAddress.port}` };
+  return { app, admin: `http://127.0.0.1:${app.adminAddress.port}`, stop };
 }
 
 async function getJson(url: string): Promise<Record<string, unknown>> {
@@ -144,6 +150,16 @@ async function waitForText(page: Page, selector: string, pattern: RegExp, timeou
     throw new Error(`${selector} did not match ${pattern} within ${timeout} ms; it shows ${JSON.stringify(shown)}`);
   }
   return page.$eval(selector, (e) => e.textContent ?? '');
+}
+
+/** A table's body, a row per line, each cell's text. */
+const rows = (page: Page, table: string): Promise<string[][]> =>
+  page.$$eval(`${table} tbody tr`, (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+
+/** Waits for the confirmation dialog and confirms it. */
+async function confirm(page: Page): Promise<void> {
+  await page.waitForSelector('dialog#confirm[open]');
+  await page.click('#confirm-ok');
 }
 
 /** Whether every control that needs the token is disabled. */
@@ -215,6 +231,7 @@ t.test('the console: live numbers, read-only without a token, the weight changed
   const history = (await getJson(`${w.admin}/history`)).history as { who: string; reason: string | null; to: Record<string, number>; source: string }[];
   t.match(history.at(-1), { who: WHO, reason: 'console e2e', source: 'admin', to: { flask: 80, fastapi: 20 } }, 'the audit trail names the token and the reason');
   t.equal(await page.evaluate(() => document.activeElement?.closest('form')?.id), 'weight-form', 'focus back in the form');
+  t.equal(await page.$eval('#weight-reason', (e) => (e as HTMLInputElement).value), '', 'the reason cleared: the next change says its own');
 
   // Roll back: Escape cancels, and nothing changes.
   await page.click('#rollback');
@@ -267,6 +284,16 @@ t.test('the console: live numbers, read-only without a token, the weight changed
     'console error: Failed to load resource: the server responded with a status of 400 (Bad Request)',
     'console error: Failed to load resource: the server responded with a status of 401 (Unauthorized)',
   ], 'no other console errors, no CSP violations');
+
+  // The latencies say over what: the last interval here, the rollout's window in its verdict.
+  t.same(await page.$$eval('#backend-table tbody th', (ths) => ths.map((th) => th.textContent)), ['/ping', 'req/s', 'errors', 'p50 (last 250 ms)', 'p99 (last 250 ms)', 'DRUM RSS']);
+
+  // The proxy stops: the page says since when nothing answers, and shows no /ping answer from before.
+  await w.stop();
+  await waitForText(page, '#updated', /^the server does not answer, since \d\d:\d\d:\d\d \([\d.]+ (ms|s)\); what is shown is from \d\d:\d\d:\d\d$/, 10_000);
+  t.same(await page.$$eval('#backend-table td[data-measure="ping"]', (tds) => tds.map((td) => [td.textContent, td.className])), [['unknown', ''], ['unknown', '']], 'no green "answers" from old data');
+  t.ok(await page.$eval('body', (b) => b.classList.contains('stale')), 'the page greyed');
+  await waitForText(page, '#updated', /^the server does not answer, since \d\d:\d\d:\d\d \([2-9][\d.]* s\)/, 10_000);
 });
 
 /**
@@ -321,16 +348,95 @@ t.test('without a token: a page on another loopback origin cannot write (no-cors
   await waitForText(console_, '#weight-result', /^Rolled back: flask 100%, fastapi 0%/);
   await console_.type('#rollout-reason', 'from the console');
   await console_.click('#rollout-form button[data-command="start"]');
+  await confirm(console_);
   await waitForText(console_, '#rollout-result', /^start: now running, canary at 50%/);
   t.same(w.app.store.history.slice(1).map((h) => [h.who, h.reason]), [['anonymous', 'rollback'], ['rollout (anonymous)', 'rollout started → canary to 50%']]);
   t.same(problems, []);
 });
 
-t.test("on a 375 px phone: no horizontal scroll; the charts follow the page's width", { skip }, async (t) => {
+interface Drawn {
+  text: string;
+  x: number;
+  width: number;
+  align: string;
+}
+
+/**
+ * Records what is drawn as text on each chart's canvas, the last frame only (uPlot clears the
+ * canvas before each): the axes' labels are no DOM. In window.chartText, by the chart's id.
+ */
+function recordChartText(): void {
+  const frames: Record<string, Drawn[]> = {};
+  (window as unknown as { chartText: typeof frames }).chartText = frames;
+  const proto = CanvasRenderingContext2D.prototype;
+  const { clearRect, fillText } = proto;
+  const chartOf = (ctx: CanvasRenderingContext2D): string | undefined => (ctx.canvas as HTMLCanvasElement).closest('.chart')?.id;
+  proto.clearRect = function (this: CanvasRenderingContext2D, ...args: Parameters<typeof clearRect>) {
+    const id = chartOf(this);
+    if (id !== undefined) frames[id] = [];
+    return clearRect.apply(this, args);
+  };
+  proto.fillText = function (this: CanvasRenderingContext2D, ...args: Parameters<typeof fillText>) {
+    const id = chartOf(this);
+    if (id !== undefined) frames[id]?.push({ text: args[0], x: args[1], width: this.measureText(args[0]).width, align: this.textAlign });
+    return fillText.apply(this, args);
+  };
+}
+
+/** Each chart's time axis as last drawn: its labels (centred under their ticks), left to right. */
+const timeLabels = (page: Page): Promise<Record<string, Drawn[]>> =>
+  page.evaluate(() => {
+    const frames = (window as unknown as { chartText: Record<string, Drawn[]> }).chartText;
+    return Object.fromEntries(Object.entries(frames).map(([id, drawn]) => [id, drawn.filter((d) => d.align === 'center').sort((a, b) => a.x - b.x)]));
+  });
+
+/** Labels that overlap, or come within 4 px of, the next on the axis. */
+const crowded = (labels: Drawn[]): string[] =>
+  labels.slice(1).flatMap((b, i) => {
+    const a = labels[i]!;
+    return a.x + a.width / 2 + 4 > b.x - b.width / 2 ? [`${a.text}|${b.text}`] : [];
+  });
+
+t.test("on a 375 px phone: no horizontal scroll; the charts follow the page's width; one point or an hour, their time axis reads", { skip }, async (t) => {
   const w = await world(t, { weights: ['fastapi=10'] });
   const { page, problems } = await openPage(t, { width: 375, height: 812 });
+  await page.evaluateOnNewDocument(recordChartText);
+  // GET /series as a page opened at start-up sees it (one point), then after an hour: the app's
+  // own samples, the last alone or spread over the hour.
+  let series: 'one point' | 'an hour' = 'one point';
+  await page.setRequestInterception(true);
+  page.on('request', (req) => {
+    void (async () => {
+      if (new URL(req.url()).pathname !== '/series') return req.continue();
+      const real = (await getJson(`${w.admin}/series`)) as { samples: { at: string }[] };
+      const n = real.samples.length;
+      const samples = series === 'one point' ? real.samples.slice(-1) : real.samples.map((p, i) => ({ ...p, at: new Date(Date.now() - ((n - 1 - i) * 3_600_000) / n).toISOString() }));
+      return req.respond({ status: 200, contentType: 'application/json', body: JSON.stringify({ ...real, samples }) });
+    })();
+  });
   await page.goto(`${w.admin}/`);
   await waitForNumbers(page);
+  const readable = async (when: string, pattern: RegExp): Promise<void> => {
+    // The next frames, not those drawn before.
+    await page.evaluate(() => {
+      const frames = (window as unknown as { chartText: Record<string, unknown> }).chartText;
+      for (const id of Object.keys(frames)) delete frames[id];
+    });
+    await page.waitForFunction((source) => {
+      const frames = (window as unknown as { chartText: Record<string, { text: string; align: string }[]> }).chartText;
+      const labels = ['chart-rps', 'chart-errors', 'chart-latency', 'chart-rss'].map((id) => (frames[id] ?? []).filter((d) => d.align === 'center'));
+      return labels.every((l) => l.length > 0 && l.every((d) => new RegExp(source).test(d.text)));
+    }, { timeout: 10_000 }, pattern.source).catch(() => undefined);
+    const axes = await timeLabels(page);
+    t.same(Object.keys(axes).sort(), ['chart-errors', 'chart-latency', 'chart-rps', 'chart-rss'], `${when}: four time axes`);
+    for (const [id, labels] of Object.entries(axes)) {
+      t.ok(labels.length > 0 && labels.every((l) => pattern.test(l.text)), `${when}, ${id}: times of day, ${labels.map((l) => l.text).join(' ')}`);
+      t.same(crowded(labels), [], `${when}, ${id}: no label runs into the next`);
+    }
+  };
+  await readable('one point', /^\d\d:\d\d:\d\d$/);
+  series = 'an hour';
+  await readable('an hour', /^\d\d:\d\d$/);
   const sizes = await page.evaluate(() => ({
     page: document.documentElement.scrollWidth,
     viewport: window.innerWidth,
@@ -348,6 +454,7 @@ t.test("on a 375 px phone: no horizontal scroll; the charts follow the page's wi
     }),
     { timeout: 5000 },
   );
+  await readable('an hour, on a laptop', /^\d\d:\d\d$/);
   t.same(problems, []);
 });
 
@@ -381,6 +488,7 @@ t.test("a failing canary's rollback shows in the decision log within seconds", {
   await page.waitForFunction(() => document.querySelector('#rollout-phase')?.textContent === 'idle');
   await page.type('#rollout-reason', 'try fastapi');
   await page.click('#rollout-form button[data-command="start"]');
+  await confirm(page);
   const started = Date.now();
   await page.waitForFunction(() => document.querySelector('#decisions tbody tr[data-action="rollback"]') !== null, { timeout: 10_000 });
   t.ok(Date.now() - started < 10_000, `in the log ${Date.now() - started} ms after the start`);
@@ -540,4 +648,119 @@ t.test('Start asks first when it would lower the canary: one set by hand, or at 
   t.equal(w.app.store.view().weights.fastapi, 100);
   t.same(w.app.rollout!.decisions.map((d) => [d.action, d.to]), [['start', 5], ['promote_full', 100]]);
   t.same(problems, []);
+});
+
+t.test("idle, the split set by hand: the live canary weight; Start asks, naming the weight it sets; each action's own reason; empty tables say so; the weight history", { skip }, async (t) => {
+  const w = await world(t, { rollout: { interval: '1h', window: '1h', steps: [{ weight: 10, hold: '1h' }, { weight: 50, hold: '1h' }] } });
+  // A person's 5% before any rollout: the rollout stays idle, its own weight 0%.
+  const set = await request(`${w.admin}/weights`, { method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ weights: { fastapi: 5 }, reason: 'a first look' }) });
+  t.equal(set.statusCode, 200);
+  await set.body.dump();
+  t.match(w.app.rollout!.view(), { phase: 'idle', weight: 0 });
+  const { page, problems } = await openPage(t);
+  await page.evaluateOnNewDocument((token) => sessionStorage.setItem('drum-splitter.token', token), TOKEN);
+  await page.goto(`${w.admin}/`);
+  await waitForText(page, '#rollout-phase', /^idle$/);
+  t.equal(await page.$eval('#rollout-weight', (e) => e.textContent), 'fastapi at 5% (baseline flask)', "the split's weight, not the idle rollout's 0%");
+  t.same(await rows(page, '#checks'), [['none yet']], 'no check yet, said');
+  t.same(await rows(page, '#decisions'), [['none yet']], 'no decision yet, said');
+  t.match(await rows(page, '#history-table'), [
+    [/^\d\d:\d\d:\d\d$/, `${WHO} (admin)`, 'flask 100% → 95%, fastapi 0% → 5%', 'a first look'],
+    [/^\d\d:\d\d:\d\d$/, 'startup', 'flask 100%, fastapi 0%', 'initial weights'],
+  ], 'the weight history, newest first');
+
+  await page.type('#rollout-reason', 'console start');
+  await page.click('#rollout-form button[data-command="start"]');
+  await page.waitForSelector('dialog#confirm[open]');
+  t.same(await page.$$eval('#confirm-title, #confirm-text, #confirm-ok', (es) => es.map((e) => e.textContent)), [
+    'Start the rollout',
+    "Start takes fastapi from 5% to 10%, the plan's first step (10% 1h).",
+    'Start at 10%',
+  ]);
+  await page.click('#confirm-ok');
+  await waitForText(page, '#rollout-result', /^start: now running, canary at 10%\.$/);
+  t.equal(await page.$eval('#rollout-reason', (e) => (e as HTMLInputElement).value), '', 'the reason cleared once sent');
+  await page.click('#rollout-form button[data-command="abort"]');
+  await confirm(page);
+  await waitForText(page, '#rollout-result', /^abort: now aborted, canary at 0%\.$/);
+  t.same(w.app.rollout!.decisions.slice(0, 2).map((d) => [d.action, d.reason]), [['start', 'console start'], ['abort', null]], "the abort is not recorded with the start's reason");
+  await page.waitForFunction(() => document.querySelector('#history-table tbody tr td:nth-child(3)')?.textContent === 'flask 90% → 100%, fastapi 10% → 0%');
+  t.same(problems, []);
+});
+
+t.test('the fleet controller serves the console: its weights, rollout and replicas; a claimed replica says so and refuses its own; a stopped controller lets go', { skip }, async (t) => {
+  const flask = await startUpstream('flask', drum(120, behaving(2)));
+  const fastapi = await startUpstream('fastapi', drum(110, behaving(2)));
+  const env = { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN };
+  const replicas = await Promise.all([0, 1].map(() => startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`] } }, { env, log: silentLog })));
+  const [one, two] = replicas.map((r) => `http://127.0.0.1:${r.adminAddress.port}`);
+  const gone = `http://127.0.0.1:${await freePort()}`;
+  // Prometheus answering a canary as healthy as its baseline: the first step's hold passes, then a person approves.
+  const prometheus = await prometheusAnswering({ baseline: 'flask', canary: 'fastapi' }, () => healthy);
+  const path = join(t.testdir({}), 'drum.yaml');
+  writeFileSync(path, JSON.stringify({
+    upstreams: { flask: flask.url, fastapi: fastapi.url },
+    rollout: { interval: '100ms', window: '1s', minRequests: 200, steps: [{ weight: 5, hold: '300ms', approve: true }, { weight: 50, hold: '1h' }] },
+  }));
+  const controller = await startController({ file: readConfigFile(path), prometheus: prometheus.url, proxies: [one!, two!, gone], admin: '127.0.0.1:0', token: TOKEN }, { env, log: silentLog });
+  let stopped: Promise<void> | undefined;
+  const stop = () => (stopped ??= controller.close());
+  t.teardown(async () => {
+    await stop();
+    await Promise.all([...replicas.map((r) => r.close()), flask.close(), fastapi.close(), new Promise((r) => prometheus.close(r))]);
+  });
+
+  const { page, problems } = await openPage(t);
+  await page.evaluateOnNewDocument((token) => sessionStorage.setItem('drum-splitter.token', token), TOKEN);
+  await page.goto(`http://127.0.0.1:${controller.adminAddress.port}/`);
+  await waitForText(page, '#rollout-phase', /^idle$/);
+  t.equal(await page.$eval('#title', (e) => e.textContent), 'drum-splitter fleet controller');
+  t.equal(await page.title(), 'drum-splitter fleet controller console');
+  t.same(await page.$$eval('main > section', (ss) => ss.filter((s) => !(s as HTMLElement).hidden).map((s) => s.id)), ['split', 'rollout', 'fleet', 'judged', 'history'], 'no backends, charts, recording or shadow: a controller has none of its own');
+  t.equal(await barText(page, 'fastapi'), '0%', "the fleet's weights");
+  t.match(await rows(page, '#replicas'), [
+    [one, 'in_sync', 'flask 100%, fastapi 0%', 'at flask=100, fastapi=0', /^\d\d:\d\d:\d\d$/],
+    [two, 'in_sync', 'flask 100%, fastapi 0%', 'at flask=100, fastapi=0', /^\d\d:\d\d:\d\d$/],
+    [gone, 'unreachable', '—', /ECONNREFUSED/, /^\d\d:\d\d:\d\d$/],
+  ], 'each replica with its last round');
+  t.equal(await page.$eval(`#replicas a[href="${one}/"]`, (a) => a.textContent), one, "a link to each replica's console");
+
+  await page.click('#rollout-form button[data-command="start"]');
+  await page.waitForSelector('dialog#confirm[open]');
+  t.equal(await page.$eval('#confirm-text', (e) => e.textContent), "Start takes fastapi from 0% to 5%, the plan's first step (5% 300ms (approve)).");
+  await page.click('#confirm-ok');
+  await waitForText(page, '#rollout-phase', /^awaiting approval$/, 10_000);
+  t.equal(await page.$eval('#rollout-weight', (e) => e.textContent), 'fastapi at 5% (baseline flask)');
+  t.match(await page.$eval('#verdict', (e) => e.textContent), /^pass at \d\d:\d\d:\d\d over the rollout's window \(the last 1 s at most, since the step began\): /);
+
+  // A replica's own console while the fleet's rollout awaits approval: the controller's, not its own idle rollout.
+  const replica = await openPage(t);
+  await replica.page.evaluateOnNewDocument((token) => sessionStorage.setItem('drum-splitter.token', token), TOKEN);
+  await replica.page.goto(`${one}/`);
+  await waitForText(replica.page, '#rollout-phase', /^run by the fleet controller$/);
+  t.equal(await replica.page.$eval('#rollout-weight', (e) => e.textContent), 'fastapi at 5% (baseline flask)', 'the weight the controller set');
+  const claim = replicas[0]!.rollout!.view().controller!;
+  t.match(await replica.page.$eval('#rollout-claim', (e) => (e as HTMLElement).hidden ? null : e.textContent), /^This replica follows the fleet controller at .* \(token admin, claim held until \d\d:\d\d:\d\d and renewed while it runs\)\. The fleet's rollout, its checks and its commands are there\./);
+  t.equal(await replica.page.$eval('#rollout-claim a', (a) => a.getAttribute('href')), claim.controller, 'with a link to the controller');
+  t.same(await replica.page.$$eval('#rollout-form button', (bs) => bs.map((b) => [b.textContent, (b as HTMLButtonElement).disabled])), [
+    ['Start', true], ['Pause', true], ['Resume', true], ['Approve', true], ['Abort…', true],
+  ], 'the commands it would refuse, disabled though the token is set');
+  t.equal(await replica.page.$eval('#weight-form fieldset', (f) => (f as HTMLFieldSetElement).disabled), false, 'its weights can still be set (and are undone: said)');
+  t.same(await rows(replica.page, '#checks'), [['judged on the fleet controller: see its console']]);
+  t.equal(await replica.page.$eval('#verdict', (e) => e.textContent), 'on the fleet controller');
+
+  // Approved on the controller's console: every replica follows.
+  await page.click('#rollout-form button[data-command="approve"]');
+  await waitForText(page, '#rollout-result', /^approve: now running, canary at 50%\.$/);
+  await until(() => replicas.every((r) => r.store.view().weights.fastapi === 50), 5000);
+  await waitForText(replica.page, '#rollout-weight', /^fastapi at 50% /);
+  t.same(problems, []);
+
+  // The controller stops: it lets its replicas go at once, and their consoles say so.
+  await stop();
+  t.same(replicas.map((r) => r.rollout!.view().controller), [null, null], 'released, not left to lapse');
+  await waitForText(replica.page, '#rollout-phase', /^idle$/);
+  t.ok(await replica.page.$eval('#rollout-claim', (e) => (e as HTMLElement).hidden), 'no claim shown');
+  t.ok(await replica.page.$$eval('#rollout-form button', (bs) => bs.every((b) => !(b as HTMLButtonElement).disabled)), 'its own commands back');
+  t.same(replica.problems, []);
 });

@@ -41,14 +41,15 @@ t.test('bad settings: one line saying what is wrong, nothing started', async (t)
 });
 
 t.test('Prometheus unreachable: inconclusive, no weight change, said once; a replica with another token: reported, the other driven', async (t) => {
-  const lines: { msg: string; level: number }[] = [];
+  const lines: { msg: string; level: number; replica?: string; status?: string }[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string; level: number }) });
   const state = join(t.testdir({}), 'controller.json');
   const c = await startController(
     { file: readConfigFile(path), prometheus: deadPrometheus, proxies: [adminOf(replica), adminOf(stranger)], admin: '127.0.0.1:0', token: TOKEN, state },
     { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log },
   );
-  t.teardown(() => c.close());
+  let closed: Promise<void> | undefined;
+  t.teardown(() => (closed ??= c.close()));
   const control = `http://127.0.0.1:${c.adminAddress.port}`;
   const call = async (p: string, method: 'GET' | 'POST' = 'GET', body?: unknown) => {
     const res = await request(`${control}${p}`, { method, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
@@ -64,7 +65,8 @@ t.test('Prometheus unreachable: inconclusive, no weight change, said once; a rep
   t.equal((await call('/rollout')).json.weight, 20, 'held');
 
   const byUrl = Object.fromEntries(view.fleet.replicas.map((r) => [r.url, r]));
-  t.match(byUrl[adminOf(replica)], { status: /^(in_sync|corrected)$/ }, 'the replica with our token is driven');
+  t.match(byUrl[adminOf(replica)], { status: /^(in_sync|promoted)$/ }, 'the replica with our token is driven');
+  t.match(lines.find((l) => l.replica === adminOf(replica)), { status: 'promoted', msg: /set to the fleet's weights: had flask=100, fastapi=0; set to flask=80, fastapi=20/ }, 'the start is a promotion, not a correction');
   t.match(byUrl[adminOf(stranger)], { status: 'unauthorized', detail: /401: the token is not accepted \(misconfigured\)/ });
   t.match((await request(`${adminOf(replica)}/weights`).then((r) => r.body.json())) as object, { weights: { fastapi: 20 } });
   t.match((await request(`${adminOf(replica)}/rollout`).then((r) => r.body.json())) as object, { controller: { controller: /^http:\/\/[^/]+:0$/ } }, 'claimed in the name of the controller\'s host and configured port');
@@ -78,6 +80,15 @@ t.test('Prometheus unreachable: inconclusive, no weight change, said once; a rep
   await res.body.dump();
   await until(async () => ((await request(`${adminOf(replica)}/weights`).then((r) => r.body.json())) as { weights: { fastapi: number } }).weights.fastapi === 7, 3000);
   t.match((await call('/rollout')).json, { phase: 'paused' });
+
+  // Stopped, it lets its replicas go at once; one that never took its token keeps what it had.
+  const said = lines.length;
+  await (closed ??= c.close());
+  t.match((await request(`${adminOf(replica)}/rollout`).then((r) => r.body.json())) as object, { controller: null }, 'released, not left to lapse');
+  t.match(lines.slice(said).filter((l) => /claim/.test(l.msg)), [
+    { level: 40, replica: adminOf(stranger), msg: /: the claim is not released \(401: .*\); it lapses within 30 s$/ },
+    { level: 30, msg: "released the controller's claim on 1 of 2 replicas" },
+  ]);
 });
 
 t.test('a replica running its own rollout refuses the claim; one with other upstreams refuses the weights', async (t) => {
@@ -218,6 +229,13 @@ t.test("the controller's admin API without a token: no write from another origin
   await history.body.dump();
   t.same(c.store.view(), before, 'nothing changed');
   t.equal(c.rollout.state.phase, 'idle');
+  // The console, on the controller too: GET /about says which server it is and what to read.
+  const page = await request(`${control}/`);
+  t.match({ status: page.statusCode, body: await page.body.text() }, { status: 200, body: /<title>drum-splitter console<\/title>/ });
+  const reads = ['/weights', '/history', '/rollout', '/rollout/decisions'];
+  t.same(await request(`${control}/about`).then((r) => r.body.json()), { server: 'controller', reads });
+  const series = await request(`${control}/series`);
+  t.match({ status: series.statusCode, json: await series.body.json() }, { status: 404, json: { message: `no GET /series; see GET / (the console), ${reads.join(', ')}, /healthz, /readyz, /metrics` } });
   t.match(await post('/rollout/start', { 'content-type': 'application/json' }, '{"reason":"a script"}'), { status: 200, json: { phase: 'running' } });
 });
 

@@ -115,8 +115,11 @@ t.test('a healthy canary: the fleet steps up together; a replica restarted with 
   const at = Date.now();
   await until(async () => (await f.canary())[1] === 60, 3000);
   t.comment(`corrected ${Date.now() - at} ms after its restart`);
-  const replicas = (await json(`${f.control}/rollout`)).json.fleet as { replicas: { url: string; status: string }[] };
-  t.ok(replicas.replicas.some((r) => r.status === 'corrected' || r.status === 'in_sync'));
+  // Its report says so once the round that corrected it ends (the round before may have found it restarting).
+  const restarted = `http://127.0.0.1:${f.replicas[1]!.adminAddress.port}`;
+  const statusOf = async (url: string) => ((await json(`${f.control}/rollout`)).json.fleet as { replicas: { url: string; status: string }[] }).replicas.find((r) => r.url === url)?.status;
+  await until(async () => ['corrected', 'in_sync'].includes((await statusOf(restarted))!), 3000);
+  t.pass('the restarted replica reported corrected, then in sync');
   t.match(await json(`http://127.0.0.1:${f.replicas[1]!.adminAddress.port}/rollout`), { json: { controller: { who: 'admin' } } }, 'the restarted replica is claimed again');
 
   // ROLLBACK_PLAN's lever: the ConfigMap edited to 0%. The replicas' watch applies it; the

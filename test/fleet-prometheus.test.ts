@@ -2,8 +2,8 @@
  * The fleet's evidence from Prometheus: the queries, and the checks' verdicts on answers a real
  * Prometheus gave (test/fixtures/prometheus/answers.json, recorded by record.mjs beside it).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -15,21 +15,9 @@ import { evidenceFromAnswers, fleetQueries, parseAnswer, PrometheusEvidence, typ
 import { judge } from '../src/rollout/checks.js';
 import { DEFAULT_ROLLBACK, DEFAULT_STEPS, parsePlan } from '../src/rollout/plan.js';
 import { freePort, silentLog, startUpstream } from './helpers/net.js';
+import { fakePrometheus, healthy, prometheusAnswering, recorded, type Answer, type Odd } from './helpers/prometheus.js';
 import { until } from './helpers/wait.js';
 
-type Answer = { status: string; data: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } };
-/** Odd: the same queries made to answer NaN, +Inf, -Inf or negative numbers (see record.mjs). */
-type Odd = 'NaN' | '+Inf' | '-Inf' | 'negative';
-const recorded = JSON.parse(readFileSync(new URL('./fixtures/prometheus/answers.json', import.meta.url), 'utf8')) as Record<'quiet' | 'traffic', Record<string, Answer>> & {
-  odd: Record<Odd, Record<string, Answer>>;
-  error: unknown;
-  matrix: unknown;
-};
-/** The traffic's answers with fastapi's own taken from flask's: a canary as healthy as its baseline, so a pass. */
-const healthy: Record<string, Answer> = {
-  ...recorded.traffic,
-  ...Object.fromEntries(['requests', 'errors', 'latency', 'rss'].map((what) => [`${what}:fastapi`, recorded.traffic[`${what}:flask`]!])),
-};
 const plan = parsePlan({ canary: 'fastapi', interval: '1s', window: '20s', minRequests: 200 }, ['flask', 'fastapi']);
 const samples = (answers: Record<string, Answer>): Record<string, Sample[]> => Object.fromEntries(Object.entries(answers).map(([k, a]) => [k, parseAnswer(a)]));
 
@@ -112,20 +100,6 @@ t.test('answers that are no measurement (NaN, +Inf, -Inf, negative): inconclusiv
   t.same(parseAnswer(recorded.odd['-Inf'].down), [{ metric: {}, value: -Infinity }]);
 });
 
-/** A stand-in Prometheus on a real socket: answers each query from the recording, or as told. */
-async function fakePrometheus(answer: (query: string, time: string) => { status?: number; body: string }): Promise<Server & { url: string; queries: string[] }> {
-  const queries: string[] = [];
-  const server = createServer((req, res) => {
-    const u = new URL(req.url!, 'http://x');
-    queries.push(u.searchParams.get('query')!);
-    const a = answer(u.searchParams.get('query')!, u.searchParams.get('time')!);
-    res.statusCode = a.status ?? 200;
-    res.end(a.body);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return Object.assign(server, { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, queries });
-}
-
 t.test('PrometheusEvidence: gather asks for the step so far; an outage is inconclusive and said once', async (t) => {
   // The step began 10 s ago, in a 20 s window: its queries read those 10 s.
   const byQuery = new Map(Object.entries(fleetQueries(plan, 10)).map(([k, q]) => [q, recorded.traffic[k]!]));
@@ -203,11 +177,8 @@ t.test('through the rollout: a canary is not promoted on NaN answers, and is on 
   const [flask, fastapi] = await Promise.all([startUpstream('flask'), startUpstream('fastapi')]);
   const replica = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`] } }, { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }, log: silentLog });
   t.teardown(() => Promise.all([replica.close(), flask.close(), fastapi.close()]));
-  // Each query answered from the set in use, whatever its window.
   let answers = recorded.odd.NaN;
-  const windowless = (q: string): string => q.replace(/\[\d+s\]/, '[]');
-  const keyOf = new Map(Object.entries(fleetQueries(plan, 1)).map(([k, q]) => [windowless(q), k]));
-  const prom = await fakePrometheus((q) => ({ body: JSON.stringify(answers[keyOf.get(windowless(q))!]) }));
+  const prom = await prometheusAnswering(plan, () => answers);
   t.teardown(() => prom.close());
   const path = join(t.testdir({}), 'drum.yaml');
   const steps = [{ weight: 5, hold: '300ms' }, { weight: 50, hold: '1h' }];

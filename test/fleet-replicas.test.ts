@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import { startApp, type RunningApp } from '../src/app.js';
-import { dnsTargets, Fleet, staticTargets, type Lookup, type ReplicaReport, type ReplicaTargets } from '../src/fleet/replicas.js';
+import { dnsTargets, Fleet, fleetMove, staticTargets, type Lookup, type ReplicaReport, type ReplicaTargets } from '../src/fleet/replicas.js';
 import { freePort, send, silentLog } from './helpers/net.js';
 
 // Real replicas: whole drum-splitter apps from startApp, their admin APIs on 127.0.0.1, driven
@@ -72,6 +72,7 @@ function fleet(targets: ReplicaTargets, opts: { token?: string | undefined; time
   const { log, lines } = capture();
   const f = new Fleet({
     targets,
+    baseline: 'flask',
     token: 'token' in opts ? opts.token : TOKEN,
     timeoutMs: opts.timeoutMs ?? 2000,
     now: () => clock.now,
@@ -96,8 +97,9 @@ t.test('replicas already at the weights are in sync, and nothing is written', as
     rs.map((r) => ({ url: r.url, status: 'in_sync', weights: { flask: 95, fastapi: 5 }, detail: 'at flask=95, fastapi=5', at: '2031-05-04T12:00:00.000Z' })),
   );
   t.strictSame(f.replicas, reports, 'replicas: the last reports');
+  await f.release();
   for (const r of rs) t.equal((await historyOf(r)).length, 1, 'only the start-up entry: no write');
-  t.strictSame(lines, [], 'nothing to say');
+  t.strictSame(lines, [], 'nothing to say, and no claim to release');
 });
 
 t.test('a replica with other weights is corrected, with who and why in its audit trail', async (t) => {
@@ -130,14 +132,27 @@ t.test('a replica with other weights is corrected, with who and why in its audit
   t.equal(lines.length, 2);
   t.match(lines[1], { level: INFO, replica: c!.url, msg: `replica ${c!.url} restarted with old weights or drifted: had flask=70, fastapi=30; set to flask=95, fastapi=5` });
 
-  // The next step: every replica written, each write logged, none of them a drift.
+  // The next step: every replica written, each write logged, none of them a drift: promoted.
   const step2 = { flask: 90, fastapi: 10 };
-  t.strictSame((await f.reconcile(step2, 'canary step 2')).map((r) => r.status), ['corrected', 'corrected', 'corrected']);
+  t.strictSame((await f.reconcile(step2, 'canary step 2')).map((r) => r.status), ['promoted', 'promoted', 'promoted']);
   t.strictSame(
     lines.slice(2).map((l) => l.msg),
     [a!, b!, c!].map((r) => `replica ${r.url} set to the fleet's weights: had flask=95, fastapi=5; set to flask=90, fastapi=10`),
   );
   for (const r of [a!, b!, c!]) t.strictSame(await weightsOf(r), step2);
+  // A rollback: reduced, not corrected either.
+  t.strictSame((await f.reconcile({ flask: 100, fastapi: 0 }, 'rollback')).map((r) => r.status), ['reduced', 'reduced', 'reduced']);
+});
+
+t.test("a write's status: how the fleet's weights moved, by the baseline's share", async (t) => {
+  const table: [before: Record<string, number>, after: Record<string, number>, status: string | undefined][] = [
+    [{ flask: 95, fastapi: 5 }, { flask: 90, fastapi: 10 }, 'promoted'],
+    [{ flask: 90, fastapi: 10 }, { flask: 100, fastapi: 0 }, 'reduced'],
+    [{ flask: 90, fastapi: 10 }, { flask: 90.004, fastapi: 9.996 }, undefined],
+    [{ flask: 90, a: 10, b: 0 }, { flask: 90, a: 5, b: 5 }, 'updated'],
+    [{ flask: 90, a: 10, b: 0 }, { flask: 89.99, a: 5, b: 5.01 }, 'promoted'],
+  ];
+  for (const [before, after, status] of table) t.equal(fleetMove('flask', before, after), status, `${JSON.stringify(before)} → ${JSON.stringify(after)}`);
 });
 
 t.test('a replica that stops is unreachable, said once; back, it is corrected at the next reconcile', async (t) => {

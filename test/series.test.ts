@@ -64,7 +64,8 @@ t.test('bounded: a uniform sample of latencies, an hour of points; stop() stops 
 t.test('the console routes: our files, uPlot bundled, a 404 for anything else (the CSP: admin.test.ts, on every answer)', async (t) => {
   const dir = t.testdir({ 'index.html': '<!doctype html><title>console</title>', 'app.js': 'void 0;', 'notes.txt': 'not served' });
   const app = fastify();
-  consoleRoutes(app, { series: () => ({ intervalMs: 1, upstreams: ['a'], baseline: 'a', samples: [], ping: { a: true } }), assets: consoleAssets(dir) });
+  const about = { server: 'proxy', reads: ['/weights', '/series'] } as const;
+  consoleRoutes(app, { about, series: () => ({ intervalMs: 1, upstreams: ['a'], baseline: 'a', samples: [], ping: { a: true } }), assets: consoleAssets(dir) });
   t.teardown(() => app.close());
   const page = await app.inject('/');
   t.match(page, { statusCode: 200, body: '<!doctype html><title>console</title>', headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' } });
@@ -73,7 +74,14 @@ t.test('the console routes: our files, uPlot bundled, a 404 for anything else (t
   t.match(await app.inject('/console/vendor/uPlot.min.css'), { statusCode: 200, headers: { 'content-type': 'text/css; charset=utf-8' } });
   for (const path of ['/console/notes.txt', '/console/../package.json', '/console/nothing.js']) t.equal((await app.inject(path)).statusCode, 404, path);
   t.same((await app.inject('/series')).json(), { intervalMs: 1, upstreams: ['a'], baseline: 'a', samples: [], ping: { a: true } });
+  t.same((await app.inject('/about')).json(), about);
   t.notOk(consoleAssets(undefined).has('index.html'), 'no console files: only the vendored ones');
+  // A fleet controller: the same page, no samples of its own.
+  const controller = fastify();
+  consoleRoutes(controller, { about: { server: 'controller', reads: ['/weights'] }, assets: consoleAssets(dir) });
+  t.teardown(() => controller.close());
+  t.equal((await controller.inject('/')).body, '<!doctype html><title>console</title>');
+  t.equal((await controller.inject('/series')).statusCode, 404);
 });
 
 t.test('in the app: GET /series shows the traffic, a point per interval', async (t) => {

@@ -182,7 +182,7 @@ t.test('the admin API over a state file the test holds: a change by another writ
     flush: async () => undefined,
   };
   const store = new WeightStore(['flask', 'fastapi'], { state: { shares: [['fastapi', 500]], version: 1, updatedAt: at, source: 'startup' }, history: [] }, { now: () => new Date(at), log: silentLog, subscriberErrors: quietLists.errors, persist: saver });
-  const admin = createAdmin({ store, upstreams: ['flask', 'fastapi'], tokens: new Map(), probe: async () => ({ flask: true }), notSaved: () => [], metrics: createMetrics(), log: silentLog });
+  const admin = createAdmin({ server: 'proxy', store, upstreams: ['flask', 'fastapi'], tokens: new Map(), probe: async () => ({ flask: true }), notSaved: () => [], metrics: createMetrics(), log: silentLog });
   await admin.listen({ host: '127.0.0.1', port: 0 });
   t.teardown(() => admin.close());
   const put = (weights: Record<string, number>) =>

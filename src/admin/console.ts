@@ -45,8 +45,20 @@ export function consoleAssets(dir: string | undefined): Map<string, Asset> {
   return assets;
 }
 
-/** GET / (the console), GET /console/NAME (its files), GET /series (the last hour, a point per interval). */
-export function consoleRoutes(app: FastifyInstance, deps: { series: () => SeriesView; assets?: Map<string, Asset> }): void {
+/** A proxy (`serve`) or a fleet controller: the one console shows either. */
+export type ServerKind = 'proxy' | 'controller';
+
+/** GET /about: which server the console talks to, and which of its reads this one answers. */
+export interface About {
+  readonly server: ServerKind;
+  readonly reads: readonly string[];
+}
+
+/**
+ * GET / (the console), GET /console/NAME (its files), GET /about (what it may read here), and,
+ * on a proxy, GET /series (the last hour, a point per interval).
+ */
+export function consoleRoutes(app: FastifyInstance, deps: { about: About; series?: () => SeriesView; assets?: Map<string, Asset> }): void {
   const assets = deps.assets ?? consoleAssets(consoleDir());
   const send = (name: string, reply: FastifyReply): FastifyReply | void => {
     const asset = assets.get(name);
@@ -55,5 +67,7 @@ export function consoleRoutes(app: FastifyInstance, deps: { series: () => Series
   };
   app.get('/', async (_req, reply) => send('index.html', reply));
   app.get<{ Params: { '*': string } }>('/console/*', async (req, reply) => send(req.params['*'], reply));
-  app.get('/series', async () => deps.series());
+  app.get('/about', async () => deps.about);
+  const { series } = deps;
+  if (series !== undefined) app.get('/series', async () => series());
 }

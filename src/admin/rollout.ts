@@ -28,15 +28,20 @@ const BODIES: Readonly<Record<Command, object>> = {
   approve: objectBody({ reason: REASON }),
   abort: objectBody({ reason: REASON }),
 };
+const CONTROLLER = { type: 'string', minLength: 1, maxLength: 500, description: 'the controller\'s admin URL or name, 1 to 500 characters' } as const;
 const CLAIM_BODY = objectBody(
   {
-    controller: { type: 'string', minLength: 1, maxLength: 500, description: 'the controller\'s admin URL or name, 1 to 500 characters' },
+    controller: CONTROLLER,
     ttlSeconds: { type: 'number', minimum: 1, maximum: 3600, description: 'a number of seconds from 1 to 3600' },
   },
   ['controller', 'ttlSeconds'],
 );
+const RELEASE_BODY = objectBody({ controller: CONTROLLER }, ['controller']);
 
-/** GET /rollout, GET /rollout/decisions, GET /rollout/report, POST /rollout/{start,pause,resume,approve,abort,retry,promote}, PUT /rollout/controller (a fleet controller's claim). */
+/**
+ * GET /rollout, GET /rollout/decisions, GET /rollout/report, POST /rollout/{start,pause,resume,approve,abort,retry,promote},
+ * PUT /rollout/controller (a fleet controller's claim), DELETE /rollout/controller (its release).
+ */
 export function rolloutRoutes(app: FastifyInstance, deps: { rollout: RolloutController; extra?: () => Record<string, unknown> }): void {
   const { rollout, extra } = deps;
 
@@ -52,6 +57,14 @@ export function rolloutRoutes(app: FastifyInstance, deps: { rollout: RolloutCont
   app.put<{ Body: { controller: string; ttlSeconds: number } }>('/rollout/controller', { schema: { body: CLAIM_BODY }, config: { write: true } }, async (req, reply) => {
     try {
       return rollout.claim({ controller: req.body.controller, who: req.who, ttlMs: req.body.ttlSeconds * 1000 });
+    } catch (err) {
+      return conflict(reply, err);
+    }
+  });
+
+  app.delete<{ Body: { controller: string } }>('/rollout/controller', { schema: { body: RELEASE_BODY }, config: { write: true } }, async (req, reply) => {
+    try {
+      return rollout.release(req.body.controller);
     } catch (err) {
       return conflict(reply, err);
     }

@@ -10,7 +10,7 @@ import type { SeriesView } from '../observe/series.js';
 import type { Recording } from '../record/recording.js';
 import type { WeightStore } from '../weights/store.js';
 import { loopbackHost, otherOrigin, whoIs, type Tokens } from './auth.js';
-import { CONSOLE_CSP, consoleRoutes } from './console.js';
+import { CONSOLE_CSP, consoleRoutes, type ServerKind } from './console.js';
 import { replyError } from './errors.js';
 import { healthRoutes } from './health.js';
 import { rolloutRoutes } from './rollout.js';
@@ -32,6 +32,8 @@ declare module 'fastify' {
 }
 
 export interface AdminDeps {
+  /** Which server this is, for the console (GET /about): a proxy (`serve`) or a fleet controller. */
+  readonly server: ServerKind;
   readonly store: WeightStore;
   readonly upstreams: readonly string[];
   readonly tokens: Tokens;
@@ -48,7 +50,7 @@ export interface AdminDeps {
   /** More for GET /rollout to show: the fleet controller's replicas and Prometheus. */
   readonly rolloutExtra?: () => Record<string, unknown>;
   readonly shadow?: Shadow;
-  /** The console's samples; with them, GET / serves the console (consoleRoutes). */
+  /** The console's samples (GET /series); a fleet controller has none. */
   readonly series?: () => SeriesView;
   /** How this proxy's key picks an upstream, shown beside the weights; a fleet controller has none of its own. */
   readonly split?: SplitView;
@@ -128,17 +130,24 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
     deps.log.error({ err }, 'admin request failed');
     return replyError(reply, 'internal_error', err.message);
   });
+  const { recording, shadow, rollout, rolloutExtra, series } = deps;
+  // What this server answers of what the console reads: it asks for no other (GET /about).
+  const reads = [
+    '/weights', '/history',
+    ...(rollout === undefined ? [] : ['/rollout', '/rollout/decisions']),
+    ...(series === undefined ? [] : ['/series']),
+    ...(recording === undefined ? [] : ['/recording']),
+    ...(shadow === undefined ? [] : ['/shadow']),
+  ];
   app.setNotFoundHandler((req, reply) =>
-    replyError(reply, 'not_found', `no ${req.method} ${req.url}; see GET / (the console), /weights, /history, /recording, /shadow, /rollout, /series, /healthz, /readyz, /metrics`),
+    replyError(reply, 'not_found', `no ${req.method} ${req.url}; see GET / (the console), ${reads.join(', ')}, /healthz, /readyz, /metrics`),
   );
 
   void app.register(async (scope) => weightsRoutes(scope, deps));
-  const { recording, shadow, rollout, rolloutExtra } = deps;
   if (recording !== undefined) void app.register(async (scope) => switchRoutes(scope, { path: '/recording', what: 'recording', subject: recording, log: deps.log }));
   if (shadow !== undefined) void app.register(async (scope) => switchRoutes(scope, { path: '/shadow', what: 'shadow', subject: shadow, log: deps.log }));
   void app.register(async (scope) => healthRoutes(scope, deps));
   if (rollout !== undefined) void app.register(async (scope) => rolloutRoutes(scope, { rollout, ...(rolloutExtra === undefined ? {} : { extra: rolloutExtra }) }));
-  const { series } = deps;
-  if (series !== undefined) void app.register(async (scope) => consoleRoutes(scope, { series }));
+  void app.register(async (scope) => consoleRoutes(scope, { about: { server: deps.server, reads }, ...(series === undefined ? {} : { series }) }));
   return app;
 }

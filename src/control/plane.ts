@@ -27,7 +27,7 @@ export interface Driven {
   /** The baseline's checks after a rollback (rollout/verify.ts), for the plan. */
   readonly verify?: (plan: RolloutPlan) => VerifyBaseline;
   /** Its part of the admin API. */
-  readonly admin: Pick<AdminDeps, 'probe' | 'metrics' | 'recording' | 'shadow' | 'series' | 'rolloutExtra' | 'split'>;
+  readonly admin: Pick<AdminDeps, 'server' | 'probe' | 'metrics' | 'recording' | 'shadow' | 'series' | 'rolloutExtra' | 'split'>;
   /** Once the admin API listens and the rollout runs: what it watches of its own begins. */
   begin(): Promise<void> | void;
   /**

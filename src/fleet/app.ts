@@ -110,7 +110,7 @@ async function driveFleet(
   const { store, metrics, log, prometheus } = deps;
   const upstreams = config.upstreams.map((u) => u.name);
   const fleet = new Fleet({
-    targets: deps.targets, token: deps.token, timeoutMs: TIMEOUT_MS, now: Date.now, log,
+    targets: deps.targets, baseline: plan.baseline, token: deps.token, timeoutMs: TIMEOUT_MS, now: Date.now, log,
     // Renewed every interval; three missed ones (a controller gone) free the replicas. The pod's name and port say whose.
     claim: { controller: `http://${hostname()}:${config.admin.port}`, ttlSeconds: Math.min(3600, Math.max(30, Math.ceil((3 * plan.intervalMs) / 1000))) },
   });
@@ -120,11 +120,13 @@ async function driveFleet(
   const shadows = new FleetShadow({ ...replicaCalls, log, changed: () => void reconcile() });
   const replicaUrls = (): string[] => fleet.replicas.map((r) => r.url);
 
-  /** One reconcile at a time; a change meanwhile runs one more after it. */
+  /** One reconcile at a time; a change meanwhile runs one more after it. None once closing: the claims are released. */
   let reconciling: Promise<void> | undefined;
   let again = false;
   let listingFailed = false;
+  let closing = false;
   const reconcile = (): Promise<void> => {
+    if (closing) return Promise.resolve();
     if (reconciling !== undefined) {
       again = true;
       return reconciling;
@@ -180,6 +182,7 @@ async function driveFleet(
       };
     },
     admin: {
+      server: 'controller',
       probe: async () => ({ prometheus: await ready(prometheus) }),
       metrics,
       rolloutExtra: () => ({ fleet: { prometheus: prometheus.href, replicas: fleet.replicas } }),
@@ -187,9 +190,11 @@ async function driveFleet(
     // First of all, where the replicas are: a restarted controller reads them before it acts.
     begin: reconcile,
     async close(adminClosed) {
-      // After the admin API: a change it accepted last reaches the replicas.
+      // After the admin API: a change it accepted last reaches the replicas. Then the replicas are let go.
       await adminClosed;
+      closing = true;
       await reconciling;
+      await fleet.release();
       return 0;
     },
   };

@@ -56,12 +56,28 @@ export function dnsTargets(nameAndPort: string, lookup: Lookup = (name, opts) =>
 }
 
 /**
- * file_changed: the replica's own config file (the ConfigMap: ROLLBACK_PLAN's `kubectl patch
- * configmap`) set other weights while it ran — a person's change, for the caller to take as the
- * fleet's, never to undo.
+ * promoted, reduced, updated: the replica was written the fleet's new weights (the baseline's
+ * share lower, higher, or the same with the canaries' shares moved) — a routine change.
+ * corrected: it was written weights the fleet already had (restarted with old ones, or drifted),
+ * or found differing at the controller's first reconcile. file_changed: the replica's own config
+ * file (the ConfigMap: ROLLBACK_PLAN's `kubectl patch configmap`) set other weights while it ran
+ * — a person's change, for the caller to take as the fleet's, never to undo.
  */
-export type ReplicaStatus = 'in_sync' | 'corrected' | 'file_changed' | 'unreachable' | 'unauthorized' | 'rejected';
-const STATUSES: readonly ReplicaStatus[] = ['in_sync', 'corrected', 'file_changed', 'unreachable', 'unauthorized', 'rejected'];
+export type ReplicaStatus = 'in_sync' | 'promoted' | 'reduced' | 'updated' | 'corrected' | 'file_changed' | 'unreachable' | 'unauthorized' | 'rejected';
+const STATUSES: readonly ReplicaStatus[] = ['in_sync', 'promoted', 'reduced', 'updated', 'corrected', 'file_changed', 'unreachable', 'unauthorized', 'rejected'];
+/** The statuses of a replica this reconcile wrote to. */
+const written = (s: ReplicaStatus): s is 'promoted' | 'reduced' | 'updated' | 'corrected' => ['promoted', 'reduced', 'updated', 'corrected'].includes(s);
+
+/**
+ * How the fleet's weights moved from `before` to `after`, as a replica written them reports it:
+ * by the baseline's share (the canaries take the rest); undefined when they are the same.
+ */
+export function fleetMove(baseline: string, before: Readonly<Weights>, after: Readonly<Weights>): 'promoted' | 'reduced' | 'updated' | undefined {
+  if (differing(after, before).length === 0) return undefined;
+  const was = Math.round(before[baseline]! * 100);
+  const is = Math.round(after[baseline]! * 100);
+  return is < was ? 'promoted' : is > was ? 'reduced' : 'updated';
+}
 
 /** drum_fleet_replicas{status}: the replicas by what the last reconcile found, read at each scrape. */
 export function replicasGauge(fleet: Pick<Fleet, 'replicas'>, registry: Registry): Gauge<'status'> {
@@ -88,6 +104,8 @@ export interface ReplicaReport {
 
 export interface FleetOptions {
   readonly targets: ReplicaTargets;
+  /** The upstream that takes the rest: whether new weights promote or reduce the canaries. */
+  readonly baseline: string;
   /** Sent as Authorization: Bearer; the replicas' audit trails record its name. */
   readonly token: string | undefined;
   /** The most one request to a replica may take, connecting included. */
@@ -154,14 +172,16 @@ export class Fleet {
    */
   async reconcile(desired: Readonly<Weights>, reason: string): Promise<ReplicaReport[]> {
     const urls = await this.#opts.targets.list();
+    // A write of the weights the fleet already had (or first found) corrects the replica; of new ones, follows the fleet.
+    const write = (this.#desired === undefined ? undefined : fleetMove(this.#opts.baseline, this.#desired, desired)) ?? 'corrected';
     const reports = await Promise.all(
       urls.map(async (url): Promise<ReplicaReport> => {
-        const { before, verdict } = await this.#bring(url, desired, reason);
+        const { before, verdict } = await this.#bring(url, desired, reason, write);
         return { url, ...verdict, weights: before, at: new Date(this.#opts.now()).toISOString() };
       }),
     );
     const previous = this.#reports;
-    const kept = this.#desired !== undefined && differing(desired, this.#desired).length === 0;
+    const kept = write === 'corrected' && this.#desired !== undefined;
     this.#reports = new Map(reports.map((r) => [r.url, r]));
     this.#desired = { ...desired };
     for (const report of reports) this.#tell(report, previous.get(report.url)?.status, kept);
@@ -171,8 +191,8 @@ export class Fleet {
     return reports;
   }
 
-  /** One replica: read, and while it differs, write with the version read and read back. */
-  async #bring(url: string, desired: Readonly<Weights>, reason: string): Promise<{ before: Weights | null; verdict: Verdict }> {
+  /** One replica: read, and while it differs, write with the version read and read back; reported as `write` once it has them. */
+  async #bring(url: string, desired: Readonly<Weights>, reason: string, write: ReplicaStatus): Promise<{ before: Weights | null; verdict: Verdict }> {
     const refused = await this.#claim(url);
     if (refused !== undefined) return { before: null, verdict: refused };
     const first = await this.#read(url);
@@ -212,7 +232,7 @@ export class Fleet {
       if (!('weights' in after)) return done(after);
       if (differing(desired, after.weights).length === 0) {
         const changed = differing(desired, before);
-        return done({ status: 'corrected', detail: `had ${show(before, changed)}; set to ${show(desired, changed)}` });
+        return done({ status: write, detail: `had ${show(before, changed)}; set to ${show(desired, changed)}` });
       }
       // Another writer changed it right after ours: the same as a 409.
       current = after;
@@ -227,6 +247,26 @@ export class Fleet {
     if ('code' in answer && answer.code === 404) return undefined;
     if ('code' in answer && answer.code === 409) return { status: 'rejected', detail: `refuses the ${this.#who}: ${oneLine(answer)}` };
     return this.#failure(answer);
+  }
+
+  /**
+   * Drops the claim on every replica of the last reconcile (DELETE /rollout/controller), for a
+   * controller that stops: their own rollout may start at once, not when the claim lapses. Each
+   * failure is logged and left to the claim's end; resolves once every replica has answered.
+   */
+  async release(): Promise<void> {
+    const { claim, log } = this.#opts;
+    if (claim === undefined) return;
+    const urls = [...this.#reports.keys()];
+    const answers = await Promise.all(urls.map((url) => this.#call(url, 'DELETE', { controller: claim.controller }, '/rollout/controller')));
+    let released = 0;
+    answers.forEach((answer, i) => {
+      // 404: a replica with one upstream has no rollout to claim.
+      if ('code' in answer && (answer.code === 404 || (answer.code >= 200 && answer.code < 300))) return void released++;
+      const why = 'error' in answer ? answer.error : `${answer.code}: ${oneLine(answer)}`;
+      log.warn({ replica: urls[i], who: this.#who }, `replica ${urls[i]}: the claim is not released (${why}); it lapses within ${claim.ttlSeconds} s`);
+    });
+    log.info({ released, of: urls.length, who: this.#who }, `released the ${this.#who}'s claim on ${released} of ${urls.length} replicas`);
   }
 
   /** GET /weights: the replica's weights and version, or why not. */
@@ -259,7 +299,7 @@ export class Fleet {
     return { status: code >= 500 ? 'unreachable' : 'rejected', detail: `${code}: ${oneLine(answer)}` };
   }
 
-  #call(url: string, method: 'GET' | 'PUT', body?: unknown, path = '/weights'): Promise<CallResult> {
+  #call(url: string, method: 'GET' | 'PUT' | 'DELETE', body?: unknown, path = '/weights'): Promise<CallResult> {
     return callReplica(url, method, path, body, this.#opts);
   }
 
@@ -275,14 +315,14 @@ export class Fleet {
       log.warn(fields, `replica ${url}: ${detail}; the fleet takes it (a person's change)`);
       return;
     }
-    if (status === 'corrected') {
+    if (written(status)) {
       log.info(fields, kept ? `replica ${url} restarted with old weights or drifted: ${detail}` : `replica ${url} set to the fleet's weights: ${detail}`);
       return;
     }
     if (status === was) return;
     if (status === 'in_sync') {
-      // The end of an outage or a refusal; after our own correction it goes without saying.
-      if (was !== undefined && was !== 'corrected') log.info(fields, `replica ${url} is in sync again: ${detail}`);
+      // The end of an outage or a refusal; after our own write it goes without saying.
+      if (was !== undefined && !written(was)) log.info(fields, `replica ${url} is in sync again: ${detail}`);
       return;
     }
     const what = { unreachable: 'is unreachable', unauthorized: `refuses the ${this.#who}'s writes`, rejected: 'rejects the weights' }[status];
@@ -291,7 +331,7 @@ export class Fleet {
 }
 
 /** One call to a replica's admin API: its answer (JSON parsed), or why there is none. */
-export async function callReplica(url: string, method: 'GET' | 'PUT', path: string, body: unknown, opts: Pick<FleetOptions, 'token' | 'timeoutMs'>): Promise<CallResult> {
+export async function callReplica(url: string, method: 'GET' | 'PUT' | 'DELETE', path: string, body: unknown, opts: Pick<FleetOptions, 'token' | 'timeoutMs'>): Promise<CallResult> {
   const { token, timeoutMs } = opts;
   try {
     const res = await request(`${url}${path}`, {

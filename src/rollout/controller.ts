@@ -441,6 +441,19 @@ export class RolloutController {
     return this.view();
   }
 
+  /**
+   * A fleet controller that stops lets go at once, not at its claim's end. Only its own claim:
+   * another controller's is refused (NotNow); none held is nothing to do.
+   */
+  release(controller: string): RolloutView {
+    const claim = this.#claimNow();
+    if (claim !== undefined && claim.controller !== controller) {
+      throw new NotNow(`this replica is claimed by the controller at ${claim.controller} (${claim.who}), not ${controller}`);
+    }
+    this.#claim = undefined;
+    return this.view();
+  }
+
   #claimNow(): { controller: string; who: string; until: number } | undefined {
     return this.#claim !== undefined && this.#claim.until > this.deps.now() ? this.#claim : undefined;
   }

@@ -1,10 +1,18 @@
-/** Debian's Prometheus, scraping the given admin listeners every second, for the tests that need a real one. */
+/**
+ * Debian's Prometheus, scraping the given admin listeners every second, for the tests that need a
+ * real one; and a stand-in answering what a real one answered (test/fixtures/prometheus), for
+ * those that need set answers.
+ */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
 import { request } from 'undici';
+import { fleetQueries } from '../../src/fleet/prometheus.js';
+import type { RolloutPlan } from '../../src/rollout/plan.js';
 import { freePort } from './net.js';
 import { until } from './wait.js';
 
@@ -53,4 +61,40 @@ export async function startPrometheus(t: Test, targets: readonly string[]): Prom
     return r;
   };
   return { url, query, eventually };
+}
+
+export type Answer = { status: string; data: { resultType: string; result: { metric: Record<string, string>; value: [number, string] }[] } };
+/** Odd: the same queries made to answer NaN, +Inf, -Inf or negative numbers (see record.mjs). */
+export type Odd = 'NaN' | '+Inf' | '-Inf' | 'negative';
+/** A real Prometheus's answers to the fleet's queries, by query key (test/fixtures/prometheus/record.mjs records them). */
+export const recorded = JSON.parse(readFileSync(new URL('../fixtures/prometheus/answers.json', import.meta.url), 'utf8')) as Record<'quiet' | 'traffic', Record<string, Answer>> & {
+  odd: Record<Odd, Record<string, Answer>>;
+  error: unknown;
+  matrix: unknown;
+};
+/** The traffic's answers with fastapi's own taken from flask's: a canary as healthy as its baseline, so a pass. */
+export const healthy: Record<string, Answer> = {
+  ...recorded.traffic,
+  ...Object.fromEntries(['requests', 'errors', 'latency', 'rss'].map((what) => [`${what}:fastapi`, recorded.traffic[`${what}:flask`]!])),
+};
+
+/** A stand-in Prometheus on a real socket, stopped at the test's end by the caller: answers each query as told. */
+export async function fakePrometheus(answer: (query: string, time: string) => { status?: number; body: string }): Promise<Server & { url: string; queries: string[] }> {
+  const queries: string[] = [];
+  const server = createServer((req, res) => {
+    const u = new URL(req.url!, 'http://x');
+    queries.push(u.searchParams.get('query')!);
+    const a = answer(u.searchParams.get('query')!, u.searchParams.get('time')!);
+    res.statusCode = a.status ?? 200;
+    res.end(a.body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return Object.assign(server, { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, queries });
+}
+
+/** A stand-in answering each of `plan`'s queries, whatever its window, from the set `answers()` gives now. */
+export function prometheusAnswering(plan: Pick<RolloutPlan, 'baseline' | 'canary'>, answers: () => Record<string, Answer>): ReturnType<typeof fakePrometheus> {
+  const windowless = (q: string): string => q.replace(/\[\d+s\]/, '[]');
+  const keyOf = new Map(Object.entries(fleetQueries(plan, 1)).map(([k, q]) => [windowless(q), k]));
+  return fakePrometheus((q) => ({ body: JSON.stringify(answers()[keyOf.get(windowless(q))!]) }));
 }
