@@ -47,6 +47,9 @@ const dir = t.testdir({
   // A plan needs two upstreams: said once, not once for each key of the plan.
   'plan-one-upstream.yaml': 'upstreams: { flask: "http://a:1" }\nrollout: { interval: soon, window: 5m }\n',
   'plan-one-upstream-good.yaml': 'upstreams: { flask: "http://a:1" }\nrollout: { interval: 1s }\n',
+  // flask, the baseline, named with a share it would not get, as PUT /weights refuses it.
+  'baseline-weight.yaml': 'weights: { fastapi: 5, flask: 3 }\n',
+  'baseline-whole.yaml': 'weights: { flask: 95, fastapi: 5 }\n',
 });
 const file = (name: string): string => join(dir, name);
 const unreadable = join(dir, 'a-directory.yaml');
@@ -78,6 +81,7 @@ const runs = {
   planScalar: check('--config', file('plan-scalar.yaml')),
   planOneUpstream: check('--config', file('plan-one-upstream.yaml')),
   planOneUpstreamGood: check('--config', file('plan-one-upstream-good.yaml')),
+  baselineWeight: check('--config', file('baseline-weight.yaml'), '--config', file('baseline-whole.yaml')),
   several: check('--config', file('good.yaml'), '--config', file('missing.yaml'), '--config', file('empty.yaml')),
   none: check(),
   foreign: check('--config', file('good.yaml'), '--listen', '127.0.0.1:0'),
@@ -126,6 +130,13 @@ t.test('every problem of a file, a line each', async (t) => {
   const needsTwo = 'upstreams: a rollout needs at least 2 upstreams, the baseline (the first) and a canary; found 1';
   bad(t, await runs.planOneUpstream, [`${file('plan-one-upstream.yaml')}: ${needsTwo}`]);
   bad(t, await runs.planOneUpstreamGood, [`${file('plan-one-upstream-good.yaml')}: ${needsTwo}`]);
+});
+
+t.test("weights naming the baseline: judged as the admin API judges them", async (t) => {
+  const r = await runs.baselineWeight;
+  t.equal(r.code, 2);
+  t.equal(r.stderr, `drum-splitter: ${file('baseline-weight.yaml')}: weights.flask: flask is the baseline and takes the rest, 95%; leave it out or send 95\n`);
+  t.equal(r.stdout, `drum-splitter: ${file('baseline-whole.yaml')}: ok (2 upstreams, rollout plan: fastapi 1% 5d → 5% 5d → 10% 5d (approve) → 25% 48h → 35% 24h → 50% 72h (approve) → 75% 48h → 90% 5d (approve) → 100% 7d)\n`, 'named with the share it gets: good');
 });
 
 t.test('--config repeated: each file, exit 2 if any is bad', async (t) => {

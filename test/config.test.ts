@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import type { InputError } from '../src/common/input-error.js';
 import { parseDuration, parseSize } from '../src/common/units.js';
 import {
   buildConfig,
@@ -10,6 +11,7 @@ import {
   type Config,
   type RawSettings,
 } from '../src/config/config.js';
+import { applyWeights } from '../src/weights/shares.js';
 
 /** The parts of a Config a user states, in plain values (URLs as hrefs). */
 function plain(c: Config) {
@@ -121,6 +123,8 @@ t.test('weights: shares of named upstreams in listed order, the baseline takes t
     [['fastapi=60', 'canary=40'], [['fastapi', 6000], ['canary', 4000]]],
     [['fastapi=100'], [['fastapi', 10000]]],
     [['flask=30', 'fastapi=70'], [['flask', 3000], ['fastapi', 7000]]],
+    // The baseline named with the share it gets: its line kept in its place, split_clients' order.
+    [{ flask: 95, fastapi: 5 }, [['flask', 9500], ['fastapi', 500]]],
     [[], []],
   ];
   for (const [weights, want] of good) {
@@ -142,6 +146,26 @@ t.test('weights: shares of named upstreams in listed order, the baseline takes t
   for (const [weights, field, message] of bad) {
     t.throws(() => buildConfig({ upstreams, weights }), { name: 'InputError', field, message }, JSON.stringify(weights));
   }
+});
+
+t.test("weights: the baseline named with a share it would not get is refused, in the admin API's words", async (t) => {
+  const upstreams = ['flask=http://h:1', 'fastapi=http://h:2'];
+  const asked = { fastapi: 5, flask: 3 };
+  // What PUT /weights answers for the same weights.
+  const admin = ((): InputError => {
+    try {
+      applyWeights(['flask', 'fastapi'], [], asked);
+    } catch (err) {
+      return err as InputError;
+    }
+    throw new Error('the admin API took them');
+  })();
+  t.same([admin.field, admin.message], ['weights.flask', 'weights.flask: flask is the baseline and takes the rest, 95%; leave it out or send 95']);
+  // A config file's mapping, and the flags' NAME=PERCENT list: the same words.
+  for (const weights of [asked, ['fastapi=5', 'flask=3']]) {
+    t.throws(() => buildConfig({ upstreams, weights }), { name: 'InputError', field: admin.field, message: admin.message }, JSON.stringify(weights));
+  }
+  t.throws(() => buildConfig({ upstreams, weights: { flask: 3 } }), { field: 'weights.flask', message: 'weights.flask: flask is the baseline and takes the rest, 100%; leave it out or send 100' });
 });
 
 t.test('key: any nginx template, checked when the config is built', async (t) => {

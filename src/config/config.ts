@@ -15,7 +15,7 @@ import { parseRate, type RecordSettings } from '../record/policy.js';
 import type { HostPort, ProxyConfig, Upstream } from '../proxy/options.js';
 import type { KeyPairFiles } from '../common/tls.js';
 import { DEFAULT_REDACT } from '../record/line.js';
-import { checkShares, type Share } from '../weights/shares.js';
+import { checkBaselineAsked, checkShares, type Share } from '../weights/shares.js';
 import type { ShadowSettings } from '../shadow/shadow.js';
 import { checkIgnorePaths, parseTolerance } from '../compare/answers.js';
 
@@ -357,6 +357,8 @@ export function buildConfig(given: RawSettings): Config {
 
   const weights: Share[] = pairs(raw.weights ?? [], 'weights').map(([name, value]) => [name, parsePercent(value, `weights.${name}`)]);
   checkShares(weights, [...names], 'weights');
+  // As the admin API judges weights: the baseline's line, if any, must be the share it gets.
+  checkBaselineAsked([...names], weights, weights.find(([name]) => name === upstreams[0]!.name)?.[1], 'weights');
 
   const key = String(raw.key ?? DEFAULTS.key);
   compileKey(key);
