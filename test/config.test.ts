@@ -368,6 +368,42 @@ t.test('readConfigFile: YAML with the same settings', async (t) => {
   }
 });
 
+t.test("a Kubernetes ConfigMap: the config is its one data key's value, read as a file's", async (t) => {
+  const configMap = (data: string, name = 'drum-splitter-config'): string =>
+    `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${data}`;
+  const dir = t.testdir({
+    'cm.yaml': configMap('data:\n  config.yaml: |\n    upstreams: { flask: "http://a:1", gpu: "http://b:1" }\n    weights: { gpu: 5 }\n'),
+    'cm-empty-config.yaml': configMap('data:\n  config.yaml: ""\n'),
+    'cm-two.yaml': configMap('data:\n  config.yaml: "weights: {}"\n  tokens: "x"\n'),
+    'cm-none.yaml': configMap('data: {}\n'),
+    'cm-no-data.yaml': configMap('', 'bare'),
+    'cm-list.yaml': configMap('data: [a, b]\n'),
+    'cm-number.yaml': configMap('data:\n  config.yaml: 5\n'),
+    'cm-not-yaml.yaml': configMap('data:\n  config.yaml: "weights: ["\n'),
+    'cm-unknown.yaml': configMap('data:\n  config.yaml: "weight: 5"\n'),
+    'cm-unnamed.yaml': 'apiVersion: v1\nkind: ConfigMap\n',
+    'deployment.yaml': 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: drum-splitter }\nspec: {}\n',
+  });
+  const at = (file: string): string => join(dir, file);
+  const raw = readConfigFile(at('cm.yaml'));
+  t.same(plain(buildConfig(raw)).weights, [['gpu', 500]], 'the settings of its config.yaml');
+  t.same(readConfigFile(at('cm-empty-config.yaml')), {}, 'an empty config: the defaults, as an empty file');
+
+  const cm = (file: string, name = 'drum-splitter-config'): string => `${at(file)} (ConfigMap ${name}, key config.yaml)`.replace(/[.()[\]]/g, '\\$&');
+  const bad: [string, RegExp][] = [
+    ['cm-two.yaml', /^--config: .*cm-two\.yaml: ConfigMap drum-splitter-config has 2 data keys \(config\.yaml, tokens\) and which holds the config cannot be told; its config is the value of one key, e\.g\. config\.yaml$/],
+    ['cm-none.yaml', /cm-none\.yaml: ConfigMap drum-splitter-config holds no data key; its config is the value of one key/],
+    ['cm-no-data.yaml', /cm-no-data\.yaml: ConfigMap bare holds no data key/],
+    ['cm-unnamed.yaml', /cm-unnamed\.yaml: ConfigMap \(unnamed\) holds no data key/],
+    ['cm-list.yaml', /cm-list\.yaml: the data of ConfigMap drum-splitter-config must be a mapping of KEY: TEXT$/],
+    ['cm-number.yaml', new RegExp(`${cm('cm-number.yaml')} must be text, the config file's YAML`)],
+    ['cm-not-yaml.yaml', new RegExp(`${cm('cm-not-yaml.yaml')} is not valid YAML: `)],
+    ['cm-unknown.yaml', new RegExp(`unknown setting "weight" in ${cm('cm-unknown.yaml')}; known: listen, upstreams,`)],
+    ['deployment.yaml', /deployment\.yaml is a Kubernetes Deployment, not a config file nor a ConfigMap holding one$/],
+  ];
+  for (const [file, message] of bad) t.throws(() => readConfigFile(at(file)), { name: 'InputError', field: '--config', message }, file);
+});
+
 t.test('a file with bad values fails in buildConfig naming the setting', async (t) => {
   const dir = t.testdir({
     'port.yaml': 'listen: 8000\n',

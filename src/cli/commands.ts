@@ -85,7 +85,7 @@ const CHECK: Command = {
   name: 'check',
   summary: 'validate config files as serve reads them, starting nothing',
   usage: ['--config FILE [--config FILE...]'],
-  flags: [{ flag: 'config', kind: 'list', arg: 'FILE', help: 'a config file (repeatable): its settings and rollout plan' }],
+  flags: [{ flag: 'config', kind: 'list', arg: 'FILE', help: 'a config file (repeatable): its settings and rollout plan; or a Kubernetes ConfigMap, its config the value of its one data key' }],
   takesArguments: false,
   notes: ['Exit codes: 0 every file good, 2 a problem (a line for each).'],
 };
