@@ -5,6 +5,7 @@ import { InputError } from '../common/input-error.js';
 import { settingsFromFlags } from '../config/settings.js';
 import { tuneHeap } from '../heap.js';
 import { unsupportedNode } from '../common/node-version.js';
+import type { ClientOptions } from './admin-client.js';
 import { COMMANDS, GLOBAL_HELP } from './commands.js';
 
 // Each command's code is imported when that command runs (`await import` below), not here: a
@@ -102,12 +103,17 @@ async function controller({ values: v }: Run): Promise<number> {
   return -1;
 }
 
-/** `weights` and `rollout`: one admin API call. */
+/** `weights` and `rollout`: admin API calls. */
 async function adminClient({ given, values, args: [sub, ...args] }: Run, command: 'weights' | 'rollout'): Promise<number> {
   if (given.admin !== undefined) console.error(`drum-splitter: warning: --admin URL is the old spelling for ${command}; use --admin-url URL`);
-  const client = {
+  const { TOKEN_ENV } = await import('./admin-client.js');
+  const flag = values.token as string | undefined;
+  // Set but empty is not set, as serve takes it.
+  const fromEnv = process.env[TOKEN_ENV] || undefined;
+  const client: ClientOptions = {
     admin: (given['admin-url'] ?? given.admin ?? values['admin-url']) as string,
-    token: (values.token as string | undefined) ?? process.env.DRUM_SPLITTER_ADMIN_TOKEN,
+    token: flag ?? fromEnv,
+    tokenFrom: flag !== undefined ? '--token' : fromEnv === undefined ? undefined : TOKEN_ENV,
     reason: values.reason as string | undefined,
   };
   if (command === 'weights') return (await import('./weights.js')).weightsCommand(sub, args, client);
