@@ -49,8 +49,17 @@ const WEIGHTS: Command = {
   notes: clientExits('request rejected'),
 };
 
+/** How often --watch looks again by default. */
+export const WATCH_INTERVAL = '2s';
+
+/** --json: the answer as the admin API gave it, for a script; without it, a summary. */
+const JSON_FLAG = { flag: 'json', kind: 'switch', help: 'print the admin API\'s JSON answer as it came, not the summary' } as const satisfies Flag;
+
 /** rollout's own flags, each for some of its commands (cli/rollout.ts says which). */
 const ROLLOUT_FLAGS = [
+  { ...JSON_FLAG, help: `status, decisions: ${JSON_FLAG.help}` },
+  { flag: 'watch', short: 'w', kind: 'switch', help: 'status, decisions: look again every --interval until Ctrl-C (on a terminal, redrawn in place; else each new state printed once)' },
+  { flag: 'interval', kind: 'value', arg: 'DURATION', default: WATCH_INTERVAL, help: 'status, decisions --watch: how often' },
   { flag: 'at-step', kind: 'value', arg: 'N', help: 'start, retry: at step N of the plan, counted from 1 (GET /rollout\'s step.index + 1)' },
   { flag: 'from-current', kind: 'switch', help: "start: at the step that holds the canary's current weight (the last not above it)" },
   { flag: 'force', kind: 'switch', help: 'start, retry: even if it lowers the canary (e.g. one set to 10% by hand, to a first step of 1%)' },
@@ -64,7 +73,7 @@ const ROLLOUT: Command = {
   name: 'rollout',
   summary: 'the canary controller: status, start, pause, abort...',
   usage: [
-    'status|decisions [options]',
+    'status|decisions [--json] [--watch] [options]',
     'start [--at-step N | --from-current] [--force] [options]',
     'start --replay-report FILE [options]',
     'pause|resume|approve|abort [options]',
@@ -73,7 +82,8 @@ const ROLLOUT: Command = {
     'report [--html FILE] [--md FILE] [options]',
   ],
   about:
-    'status: where the rollout is; decisions: why, each with its numbers; retry: after a rollback or an abort, back at the step that failed; ' +
+    'status: where the rollout is (the step, the weights, time held, the next check, the last verdict with each check, the last decisions); ' +
+    'decisions: why, a line each with its numbers; retry: after a rollback or an abort, back at the step that failed; ' +
     'promote --full: the canary to 100% now; report: the summary report per step, with charts (Markdown on stdout without --html or --md); ' +
     'the others: what they say.',
   flags: [...ADMIN_CLIENT_FLAGS, ...ROLLOUT_FLAGS],
