@@ -1,6 +1,7 @@
 /**
  * The CLI that reads, against a real app on 127.0.0.1: `rollout status` and `rollout decisions`
- * as summaries (--json as the API answers, --watch again and again). A few runs are the real CLI as a
+ * as summaries (--json as the API answers, --watch again and again), `recording` and `shadow`
+ * on|off|status, and what a missing and a wrong token are told. A few runs are the real CLI as a
  * child process (the wiring, Ctrl-C); the rest call the commands in-process, with console
  * captured, or the watch with its writer and terminal given.
  */
@@ -11,6 +12,7 @@ import { startApp, type RunningApp } from '../src/app.js';
 import type { ClientOptions } from '../src/cli/admin-client.js';
 import { rolloutCommand } from '../src/cli/rollout.js';
 import { rolloutLook } from '../src/cli/rollout-status.js';
+import { switchCommand } from '../src/cli/switches.js';
 import { watch, type WatchIo } from '../src/cli/watch.js';
 import { freePort, limiter, runCli, spawnCli, startUpstream, type CliResult } from './helpers/net.js';
 import { until, within } from './helpers/wait.js';
@@ -229,4 +231,61 @@ t.test('rollout: --json, --watch and --interval go with status and decisions; --
   await t.rejects(rolloutCommand('status', [], opts, { interval: '1s' }), { name: 'UsageError', message: '--interval goes with --watch' });
   await t.rejects(rolloutCommand('status', [], opts, { watch: true, interval: '10ms' }), { name: 'UsageError', message: '--interval 10ms: at least 100ms' });
   await t.rejects(rolloutCommand('status', [], opts, { watch: true, interval: 'often' }), { name: 'InputError', message: /^--interval: "often" is not a duration/ });
+});
+
+t.test('recording on|off|status: through the admin API, the new state printed, the change logged with its reason', async (t) => {
+  const on = await call(() => switchCommand('recording', 'on', [], { ...opts, reason: 'for replay' }, { sample: '0.25' }));
+  t.same(on, { code: 0, stdout: `recording on: 25% of the requests to ${app.proxy.recording.view().paths.join(', ')}, written to ${join(dir, 'recorded.jsonl')}\n`, stderr: '' });
+  t.match(app.proxy.recording, { enabled: true, sampleRate: 0.25 });
+  t.match(logged.filter((l) => l.msg === 'recording changed').at(-1), { who: 'admin', reason: 'for replay' });
+  const off = await call(() => switchCommand('recording', 'off', [], opts, {}));
+  t.match(off, { code: 0, stdout: /^recording off \(on: 25% of the requests/ });
+  t.equal(app.proxy.recording.enabled, false);
+  const status = await call(() => switchCommand('recording', 'status', [], { ...opts, token: undefined }, {}));
+  t.equal(status.stdout, off.stdout, 'status reads without a token');
+  const json = await call(() => switchCommand('recording', 'status', [], opts, { json: true }));
+  t.match(JSON.parse(json.stdout), { enabled: false, sampleRate: 0.25, file: join(dir, 'recorded.jsonl') });
+});
+
+t.test('shadow on|off|status: copies to the canary, counted', async (t) => {
+  const on = await call(() => switchCommand('shadow', 'on', [], opts, { sample: '0.5' }));
+  t.match(on, { code: 0, stdout: /^shadow on: 50% of the baseline's requests to \/predict\/.* copied to fastapi\ncompared 0: 0 differ; 0 failed, 0 dropped, 0 in flight\n$/ });
+  t.equal(app.shadow!.enabled, true);
+  const off = await call(() => switchCommand('shadow', 'off', [], opts, {}));
+  t.match(off.stdout, /^shadow off \(on: 50% of the baseline's requests/);
+  t.equal(app.shadow!.enabled, false);
+  t.match((await call(() => switchCommand('shadow', 'status', [], opts, {}))).stdout, off.stdout);
+});
+
+t.test('recording and shadow: what the admin API refuses, and bad usage', async (t) => {
+  // The admin API's own refusal, a 400 with its message.
+  failed(t, await call(() => switchCommand('shadow', 'on', [], opts, { sample: '0' })), 2, /^drum-splitter: 400 from .*\/shadow: sampleRate: the shadow needs a sample rate above 0 to be on/);
+  const usage: [string | undefined, string[], Record<string, string | true>, RegExp][] = [
+    ['start', [], {}, /^unknown recording command "start" \(on, off, status\)$/],
+    [undefined, [], {}, /^unknown recording command "" \(on, off, status\)$/],
+    ['on', ['0.5'], {}, /^recording on takes no arguments$/],
+    ['status', [], { sample: '0.5' }, /^--sample goes with recording on, not status$/],
+    ['on', [], { sample: '5%' }, /^--sample: "5%" is not a rate from 0 to 1, e\.g\. 0\.01 for 1%$/],
+    ['on', [], { sample: '2' }, /^--sample: "2" is not a rate from 0 to 1/],
+  ];
+  for (const [sub, args, flags, message] of usage) await t.rejects(switchCommand('recording', sub, args, opts, flags), { message }, `${sub} ${args.join(' ')} ${JSON.stringify(flags)}`);
+  failed(t, await call(() => switchCommand('recording', 'status', [], { ...opts, admin: odd.url }, {})), 1, /answered \/recording with nothing this drum-splitter can read/);
+  failed(t, await call(() => switchCommand('shadow', 'status', [], { ...opts, admin: odd.url }, {})), 1, /answered \/shadow with nothing this drum-splitter can read/);
+});
+
+t.test('a missing token and a wrong one: each told what to do', async (t) => {
+  const [missing, wrongFlag, wrongEnv, emptyEnv, right] = await Promise.all([
+    run(['recording', 'on', '--admin-url', admin]),
+    run(['shadow', 'off', '--token', 'not-the-token-0000000000', '--admin-url', admin]),
+    run(['rollout', 'pause', '--admin-url', admin], { DRUM_SPLITTER_ADMIN_TOKEN: 'not-the-token-0000000000' }),
+    run(['weights', 'rollback', '--admin-url', admin], { DRUM_SPLITTER_ADMIN_TOKEN: '' }),
+    run(['recording', 'status', '--admin-url', admin], { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN }),
+  ]);
+  failed(t, missing, 3, `drum-splitter: 401 from ${admin}/recording: this needs the admin token: give --token TOKEN or set DRUM_SPLITTER_ADMIN_TOKEN`);
+  failed(t, wrongFlag, 3, `drum-splitter: 401 from ${admin}/shadow: the admin API refused the token (from --token): it is not one the admin API was started with`);
+  failed(t, wrongEnv, 3, `drum-splitter: 401 from ${admin}/rollout/pause: the admin API refused the token (from DRUM_SPLITTER_ADMIN_TOKEN): it is not one the admin API was started with`);
+  failed(t, emptyEnv, 3, /this needs the admin token: give --token TOKEN or set DRUM_SPLITTER_ADMIN_TOKEN\n$/);
+  t.match(right, { code: 0, stdout: /^recording off/, stderr: '' }, 'the CLI runs recording');
+  t.equal(app.proxy.recording.enabled, false, 'none of them changed anything');
+  t.equal(app.rollout!.state.phase, 'running');
 });

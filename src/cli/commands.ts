@@ -32,7 +32,7 @@ export const ADMIN_CLIENT_FLAGS = [
   // serve's admin API, where it listens by default.
   { flag: 'admin-url', kind: 'value', arg: 'URL', default: `http://${SETTING_DEFAULTS.admin}`, help: 'the admin API; HOST:PORT works too' },
   { flag: 'token', kind: 'value', arg: 'TOKEN', help: 'bearer token for writes (default: DRUM_SPLITTER_ADMIN_TOKEN)' },
-  { flag: 'reason', kind: 'value', arg: 'TEXT', help: 'why, for the audit trail (set, rollback, rollout commands)' },
+  { flag: 'reason', kind: 'value', arg: 'TEXT', help: 'why, for the audit trail (set, rollback, rollout commands, on, off)' },
   { flag: 'admin', kind: 'value', arg: 'URL', help: 'the old spelling of --admin-url (with a warning)' },
 ] as const satisfies readonly Flag[];
 
@@ -91,6 +91,35 @@ const ROLLOUT: Command = {
   notes: clientExits('request rejected (or not possible now, a 409)'),
 };
 
+/** recording and shadow: a runtime switch of the proxy's, and its sample rate (admin/switch.ts). */
+function switchCommand(name: 'recording' | 'shadow', summary: string, about: string): Command {
+  return {
+    name,
+    summary,
+    usage: ['on [--sample RATE] [options]', 'off|status [options]'],
+    about,
+    flags: [
+      ...ADMIN_CLIENT_FLAGS,
+      { flag: 'sample', kind: 'value', arg: 'RATE', help: 'on: the share sampled, 0..1 (0.05 for 5%); without it, the rate it had' },
+      JSON_FLAG,
+    ],
+    takesArguments: true,
+    notes: clientExits('request rejected'),
+  };
+}
+
+const RECORDING = switchCommand(
+  'recording',
+  "the proxy's request recording: on, off, status",
+  "on: record a sample of the prediction requests to the file serve records to (its record setting); off: stop; status: whether it records, what and where. A change is logged, with the reason given.",
+);
+
+const SHADOW = switchCommand(
+  'shadow',
+  'the live shadow: on, off, status',
+  "on: copy a sample of the baseline's prediction requests to the canary and compare the answers; off: stop; status: what is copied where, and how many answers matched. A change is logged, with the reason given.",
+);
+
 const CHECK: Command = {
   name: 'check',
   summary: 'validate config files as serve reads them, starting nothing',
@@ -131,7 +160,7 @@ const DEMO: Command = {
 };
 
 /** Every command, in the order the global --help lists them. */
-export const COMMANDS: readonly Command[] = [SERVE, CONTROLLER_COMMAND, REPLAY_COMMAND, WEIGHTS, ROLLOUT, CHECK, VERIFY, DEMO].map((c) => ({ ...c, flags: [...c.flags, ...COMMON_FLAGS] }));
+export const COMMANDS: readonly Command[] = [SERVE, CONTROLLER_COMMAND, REPLAY_COMMAND, WEIGHTS, ROLLOUT, RECORDING, SHADOW, CHECK, VERIFY, DEMO].map((c) => ({ ...c, flags: [...c.flags, ...COMMON_FLAGS] }));
 
 /** `drum-splitter --help`: a line for each command. */
 export const GLOBAL_HELP = [

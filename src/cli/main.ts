@@ -103,8 +103,8 @@ async function controller({ values: v }: Run): Promise<number> {
   return -1;
 }
 
-/** `weights` and `rollout`: admin API calls. */
-async function adminClient({ given, values, args: [sub, ...args] }: Run, command: 'weights' | 'rollout'): Promise<number> {
+/** `weights`, `rollout`, `recording` and `shadow`: admin API calls. */
+async function adminClient({ given, values, args: [sub, ...args] }: Run, command: 'weights' | 'rollout' | 'recording' | 'shadow'): Promise<number> {
   if (given.admin !== undefined) console.error(`drum-splitter: warning: --admin URL is the old spelling for ${command}; use --admin-url URL`);
   const { TOKEN_ENV } = await import('./admin-client.js');
   const flag = values.token as string | undefined;
@@ -117,7 +117,8 @@ async function adminClient({ given, values, args: [sub, ...args] }: Run, command
     reason: values.reason as string | undefined,
   };
   if (command === 'weights') return (await import('./weights.js')).weightsCommand(sub, args, client);
-  return (await import('./rollout.js')).rolloutCommand(sub, args, client, given);
+  if (command === 'rollout') return (await import('./rollout.js')).rolloutCommand(sub, args, client, given);
+  return (await import('./switches.js')).switchCommand(command, sub, args, client, given);
 }
 
 /** `demo`: the split demo keeps serving; the rollout demo ends. */
@@ -138,6 +139,8 @@ const RUN: Readonly<Record<string, (run: Run) => Promise<number>>> = {
   replay: async ({ given, args }) => (await import('../replay/command.js')).replayCommand(given, args),
   weights: (run) => adminClient(run, 'weights'),
   rollout: (run) => adminClient(run, 'rollout'),
+  recording: (run) => adminClient(run, 'recording'),
+  shadow: (run) => adminClient(run, 'shadow'),
   check: async ({ values }) => (await import('./check.js')).checkCommand((values.config as readonly string[] | undefined) ?? []),
   verify: async ({ values }) => (await import('./verify.js')).verifyCommand(values),
   demo,
