@@ -180,3 +180,10 @@ t.test('recording and shadow: what is sampled where, and what the copies came to
   t.equal(shadowSummary(switches.shadowNoUpstream!), 'shadow off; with one upstream, there is none to copy to');
   t.equal(shadowSummary({ ...switches.shadowOn!, counts: { match: 0, mismatch: 0, error: 0, dropped: 0 }, matchRate: null }).split('\n')[1], 'compared 0: 0 differ; 0 failed, 0 dropped, 0 in flight', 'no match rate before any comparison');
 });
+
+t.test("the README's examples are what the CLI prints for these answers", async (t) => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const example = (command: string): string | undefined => new RegExp(`\\n\\$ ${command}\\n([^\`]*?)\\n\`\`\`\\n`).exec(readme)?.[1];
+  t.equal(example('drum-splitter rollout status'), status('running').join('\n'));
+  t.equal(example('drum-splitter shadow status'), shadowSummary(switches.shadowOn!));
+});
