@@ -92,7 +92,7 @@ const ROLLOUT: Command = {
 };
 
 /** recording and shadow: a runtime switch of the proxy's, and its sample rate (admin/switch.ts). */
-function switchCommand(name: 'recording' | 'shadow', summary: string, about: string): Command {
+function switchTable(name: 'recording' | 'shadow', summary: string, about: string): Command {
   return {
     name,
     summary,
@@ -108,13 +108,13 @@ function switchCommand(name: 'recording' | 'shadow', summary: string, about: str
   };
 }
 
-const RECORDING = switchCommand(
+const RECORDING = switchTable(
   'recording',
   "the proxy's request recording: on, off, status",
   "on: record a sample of the prediction requests to the file serve records to (its record setting); off: stop; status: whether it records, what and where. A change is logged, with the reason given.",
 );
 
-const SHADOW = switchCommand(
+const SHADOW = switchTable(
   'shadow',
   'the live shadow: on, off, status',
   "on: copy a sample of the baseline's prediction requests to the canary and compare the answers; off: stop; status: what is copied where, and how many answers matched. A change is logged, with the reason given.",
