@@ -107,11 +107,16 @@ t.test('the watched config file (a ConfigMap): changes apply, bad edits do not, 
   swap(dir, yaml('fastapi: 150'), 'v4', 'v3b');
   await until(() => lines.some((l) => /rejected/.test(l.msg) && /over 100%/.test(l.err ?? '')));
   t.equal(fastapi(), 10);
+  // The baseline named with a share it would not get: refused in PUT /weights's words.
+  swap(dir, yaml('fastapi: 5\n  flask: 3'), 'v4b', 'v4');
+  await until(() => lines.some((l) => /rejected/.test(l.msg) && /baseline/.test(l.err ?? '')));
+  t.equal(lines.find((l) => /baseline/.test(l.err ?? ''))!.err, 'weights.flask: flask is the baseline and takes the rest, 95%; leave it out or send 95');
+  t.equal(fastapi(), 10, 'flask is not sent 95% by the back door');
 
   // The admin API changes it; an edit of the file that leaves its weights alone keeps that.
   await send(`${admin}/weights`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{"weights":{"fastapi":20}}' });
   t.equal(fastapi(), 20);
-  swap(dir, yaml('fastapi: 10', '# a comment\n'), 'v5', 'v4');
+  swap(dir, yaml('fastapi: 10', '# a comment\n'), 'v5', 'v4b');
   await sleep(600);
   t.equal(fastapi(), 20, "an edit that leaves the file's weights as they were changes nothing");
   // Changing the file's weights applies them: the last change wins, whichever its source.

@@ -4,6 +4,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 import { limiter, runCli, type CliResult } from './helpers/net.js';
 
@@ -47,6 +48,21 @@ const dir = t.testdir({
   // A plan needs two upstreams: said once, not once for each key of the plan.
   'plan-one-upstream.yaml': 'upstreams: { flask: "http://a:1" }\nrollout: { interval: soon, window: 5m }\n',
   'plan-one-upstream-good.yaml': 'upstreams: { flask: "http://a:1" }\nrollout: { interval: 1s }\n',
+  // A ConfigMap with problems in its config; beside another file with an unknown key, the known ones are listed once.
+  'configmap.yaml': [
+    'apiVersion: v1',
+    'kind: ConfigMap',
+    'metadata: { name: drum-splitter-config }',
+    'data:',
+    '  config.yaml: |',
+    '    weight: { fastapi: 5 }',
+    '    timeout: forever',
+    '',
+  ].join('\n'),
+  'configmap-two.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: { name: two }\ndata: { config.yaml: "", other.yaml: "" }\n',
+  // flask, the baseline, named with a share it would not get, as PUT /weights refuses it.
+  'baseline-weight.yaml': 'weights: { fastapi: 5, flask: 3 }\n',
+  'baseline-whole.yaml': 'weights: { flask: 95, fastapi: 5 }\n',
 });
 const file = (name: string): string => join(dir, name);
 const unreadable = join(dir, 'a-directory.yaml');
@@ -78,6 +94,10 @@ const runs = {
   planScalar: check('--config', file('plan-scalar.yaml')),
   planOneUpstream: check('--config', file('plan-one-upstream.yaml')),
   planOneUpstreamGood: check('--config', file('plan-one-upstream-good.yaml')),
+  // The repository's own ConfigMap: its config read from its data.
+  deployed: check('--config', fileURLToPath(new URL('../deploy/kubernetes/configmap.yaml', import.meta.url))),
+  configMaps: check('--config', file('configmap.yaml'), '--config', file('many.yaml'), '--config', file('configmap-two.yaml')),
+  baselineWeight: check('--config', file('baseline-weight.yaml'), '--config', file('baseline-whole.yaml')),
   several: check('--config', file('good.yaml'), '--config', file('missing.yaml'), '--config', file('empty.yaml')),
   none: check(),
   foreign: check('--config', file('good.yaml'), '--listen', '127.0.0.1:0'),
@@ -107,13 +127,14 @@ t.test('a file that cannot be read or parsed: one line, exit 2', async (t) => {
 t.test('every problem of a file, a line each', async (t) => {
   const at = file('many.yaml');
   bad(t, await runs.many, [
-    `unknown setting "bogus" in ${at}; known: listen, upstreams,`,
+    `${at}: unknown setting "bogus"`,
     `${at}: workers: metricsOnTraffic needs workers: 1`,
     `${at}: listen: "nowhere" is not HOST:PORT`,
     `${at}: timeout: "forever" is not a duration`,
     `${at}: rollout.interval: "soon" is not a duration`,
     `${at}: rollout.steps[1].weight: 1% is not above the step before's 5%`,
     `${at}: rollout.rollback.maxErrorRate: 2 is not below 1`,
+    'known: listen, upstreams, weights, key,',
   ]);
   bad(t, await runs.planTogether, [
     `${file('plan-together.yaml')}: rollout.window: 8m is shorter than the interval 10m`,
@@ -126,6 +147,29 @@ t.test('every problem of a file, a line each', async (t) => {
   const needsTwo = 'upstreams: a rollout needs at least 2 upstreams, the baseline (the first) and a canary; found 1';
   bad(t, await runs.planOneUpstream, [`${file('plan-one-upstream.yaml')}: ${needsTwo}`]);
   bad(t, await runs.planOneUpstreamGood, [`${file('plan-one-upstream-good.yaml')}: ${needsTwo}`]);
+});
+
+t.test("a ConfigMap: its config read from its data, named with its key; the known settings listed once", async (t) => {
+  const deployed = fileURLToPath(new URL('../deploy/kubernetes/configmap.yaml', import.meta.url));
+  t.match(await runs.deployed, { code: 0, stdout: `drum-splitter: ${deployed} (ConfigMap drum-splitter-config, key config.yaml): ok (2 upstreams, rollout plan: fastapi 1% 5d → 5% 5d → 10% 5d (approve) → 25% 48h → 35% 24h → 50% 72h (approve) → 75% 48h → 90% 5d (approve) → 100% 7d)\n`, stderr: '' });
+  const cm = `${file('configmap.yaml')} (ConfigMap drum-splitter-config, key config.yaml)`;
+  const r = await runs.configMaps;
+  bad(t, r, [
+    `${cm}: unknown setting "weight"`,
+    `${cm}: timeout: "forever" is not a duration`,
+    `${file('many.yaml')}: unknown setting "bogus"`,
+    ...Array.from({ length: 6 }, () => new RegExp(`^drum-splitter: ${file('many.yaml').replace(/[.]/g, '\\.')}: `)),
+    `${file('configmap-two.yaml')}: ConfigMap two has 2 data keys (config.yaml, other.yaml) and which holds the config cannot be told; its config is the value of one key, e.g. config.yaml`,
+    /^drum-splitter: known: listen, upstreams, weights, key, [\w, ]+$/,
+  ]);
+  t.equal(r.stderr.split('known: ').length, 2, 'the list of settings, once for two files with unknown keys');
+});
+
+t.test("weights naming the baseline: judged as the admin API judges them", async (t) => {
+  const r = await runs.baselineWeight;
+  t.equal(r.code, 2);
+  t.equal(r.stderr, `drum-splitter: ${file('baseline-weight.yaml')}: weights.flask: flask is the baseline and takes the rest, 95%; leave it out or send 95\n`);
+  t.equal(r.stdout, `drum-splitter: ${file('baseline-whole.yaml')}: ok (2 upstreams, rollout plan: fastapi 1% 5d → 5% 5d → 10% 5d (approve) → 25% 48h → 35% 24h → 50% 72h (approve) → 75% 48h → 90% 5d (approve) → 100% 7d)\n`, 'named with the share it gets: good');
 });
 
 t.test('--config repeated: each file, exit 2 if any is bad', async (t) => {

@@ -62,6 +62,8 @@ async function startAll() {
     // Everything the flags below override is set differently here.
     'overridden.yaml': `listen: 127.0.0.1:1\nlogLevel: silent\nupstreams:\n  flask: ${flask.url}\n  fastapi: ${fastapi.url}\nweights:\n  fastapi: 100\n`,
     'unknown.yaml': 'weight:\n  fastapi: 5\n',
+    // flask, the baseline, named with a share it would not get: PUT /weights refuses it too.
+    'baseline.yaml': 'weights:\n  fastapi: 5\n  flask: 3\n',
   });
 
   // A port that is taken, for "address in use".
@@ -112,6 +114,8 @@ async function startAll() {
     badUrl: run(['serve', '--upstream', 'flask=ftp://127.0.0.1/']),
     over100: run(['serve', '--weight', 'flask=60', '--weight', 'fastapi=40.01']),
     unknownSetting: run(['serve', '--config', join(dir, 'unknown.yaml')]),
+    // Were it taken, serve would run: ephemeral ports, and killed after a while.
+    baselineWeight: slot(() => runCli(['serve', '--config', join(dir, 'baseline.yaml'), '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {}, 20_000)),
     inUse: run(['serve', '--listen', `127.0.0.1:${heldPort}`]),
     // 203.0.113.0/24 is TEST-NET-3 (RFC 5737), never a local address: listen fails, not "in use".
     notLocal: run(['serve', '--listen', '203.0.113.7:8000']),
@@ -161,7 +165,7 @@ t.test('no command: the list of commands on stdout, exit 2', async (t) => {
 t.test('bad input: exit 2 and one line saying what is wrong', async (t) => {
   // The command line itself: the line names the command and its --help.
   const usage: [keyof typeof started.runs, string][] = [
-    ['unknownCommand', 'drum-splitter: unknown command "frobnicate"; commands: serve, controller, replay, weights, rollout, check, verify, demo (see drum-splitter --help)'],
+    ['unknownCommand', 'drum-splitter: unknown command "frobnicate"; commands: serve, controller, replay, weights, rollout, recording, shadow, check, verify, demo (see drum-splitter --help)'],
     ['unknownFlag', 'drum-splitter serve: unknown option --bogus (see drum-splitter serve --help)'],
     ['flagFirst', 'drum-splitter: unknown option --listen before the command (see drum-splitter --help)'],
     ['missingValue', 'drum-splitter serve: --listen needs a value, HOST:PORT (see drum-splitter serve --help)'],
@@ -173,6 +177,7 @@ t.test('bad input: exit 2 and one line saying what is wrong', async (t) => {
     ['badUrl', /upstreams\.flask: "ftp:\/\/127\.0\.0\.1\/" must be an http:\/\/ or https:\/\/ URL/],
     ['over100', /weights: weights add up to 100\.01%, over 100%/],
     ['unknownSetting', /--config: unknown setting "weight" in .*unknown\.yaml/],
+    ['baselineWeight', /^drum-splitter: weights\.flask: flask is the baseline and takes the rest, 95%; leave it out or send 95\n$/],
     ['badEnv', /MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE: "django" is not an upstream \(have: flask, fastapi\)/],
   ];
   for (const [run, message] of cases) assertInputError(t, await started.runs[run], message, run);

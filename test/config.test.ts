@@ -1,6 +1,7 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import type { InputError } from '../src/common/input-error.js';
 import { parseDuration, parseSize } from '../src/common/units.js';
 import {
   buildConfig,
@@ -10,6 +11,7 @@ import {
   type Config,
   type RawSettings,
 } from '../src/config/config.js';
+import { applyWeights } from '../src/weights/shares.js';
 
 /** The parts of a Config a user states, in plain values (URLs as hrefs). */
 function plain(c: Config) {
@@ -121,6 +123,8 @@ t.test('weights: shares of named upstreams in listed order, the baseline takes t
     [['fastapi=60', 'canary=40'], [['fastapi', 6000], ['canary', 4000]]],
     [['fastapi=100'], [['fastapi', 10000]]],
     [['flask=30', 'fastapi=70'], [['flask', 3000], ['fastapi', 7000]]],
+    // The baseline named with the share it gets: its line kept in its place, split_clients' order.
+    [{ flask: 95, fastapi: 5 }, [['flask', 9500], ['fastapi', 500]]],
     [[], []],
   ];
   for (const [weights, want] of good) {
@@ -142,6 +146,26 @@ t.test('weights: shares of named upstreams in listed order, the baseline takes t
   for (const [weights, field, message] of bad) {
     t.throws(() => buildConfig({ upstreams, weights }), { name: 'InputError', field, message }, JSON.stringify(weights));
   }
+});
+
+t.test("weights: the baseline named with a share it would not get is refused, in the admin API's words", async (t) => {
+  const upstreams = ['flask=http://h:1', 'fastapi=http://h:2'];
+  const asked = { fastapi: 5, flask: 3 };
+  // What PUT /weights answers for the same weights.
+  const admin = ((): InputError => {
+    try {
+      applyWeights(['flask', 'fastapi'], [], asked);
+    } catch (err) {
+      return err as InputError;
+    }
+    throw new Error('the admin API took them');
+  })();
+  t.same([admin.field, admin.message], ['weights.flask', 'weights.flask: flask is the baseline and takes the rest, 95%; leave it out or send 95']);
+  // A config file's mapping, and the flags' NAME=PERCENT list: the same words.
+  for (const weights of [asked, ['fastapi=5', 'flask=3']]) {
+    t.throws(() => buildConfig({ upstreams, weights }), { name: 'InputError', field: admin.field, message: admin.message }, JSON.stringify(weights));
+  }
+  t.throws(() => buildConfig({ upstreams, weights: { flask: 3 } }), { field: 'weights.flask', message: 'weights.flask: flask is the baseline and takes the rest, 100%; leave it out or send 100' });
 });
 
 t.test('key: any nginx template, checked when the config is built', async (t) => {
@@ -342,6 +366,42 @@ t.test('readConfigFile: YAML with the same settings', async (t) => {
     t.throws(() => readConfigFile(path), { name: 'InputError', field: '--config', message }, file);
     t.throws(() => readConfigFile(path), { message: /^--config: [^\n]*$/ }, `${file}: one line`);
   }
+});
+
+t.test("a Kubernetes ConfigMap: the config is its one data key's value, read as a file's", async (t) => {
+  const configMap = (data: string, name = 'drum-splitter-config'): string =>
+    `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n${data}`;
+  const dir = t.testdir({
+    'cm.yaml': configMap('data:\n  config.yaml: |\n    upstreams: { flask: "http://a:1", gpu: "http://b:1" }\n    weights: { gpu: 5 }\n'),
+    'cm-empty-config.yaml': configMap('data:\n  config.yaml: ""\n'),
+    'cm-two.yaml': configMap('data:\n  config.yaml: "weights: {}"\n  tokens: "x"\n'),
+    'cm-none.yaml': configMap('data: {}\n'),
+    'cm-no-data.yaml': configMap('', 'bare'),
+    'cm-list.yaml': configMap('data: [a, b]\n'),
+    'cm-number.yaml': configMap('data:\n  config.yaml: 5\n'),
+    'cm-not-yaml.yaml': configMap('data:\n  config.yaml: "weights: ["\n'),
+    'cm-unknown.yaml': configMap('data:\n  config.yaml: "weight: 5"\n'),
+    'cm-unnamed.yaml': 'apiVersion: v1\nkind: ConfigMap\n',
+    'deployment.yaml': 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: drum-splitter }\nspec: {}\n',
+  });
+  const at = (file: string): string => join(dir, file);
+  const raw = readConfigFile(at('cm.yaml'));
+  t.same(plain(buildConfig(raw)).weights, [['gpu', 500]], 'the settings of its config.yaml');
+  t.same(readConfigFile(at('cm-empty-config.yaml')), {}, 'an empty config: the defaults, as an empty file');
+
+  const cm = (file: string, name = 'drum-splitter-config'): string => `${at(file)} (ConfigMap ${name}, key config.yaml)`.replace(/[.()[\]]/g, '\\$&');
+  const bad: [string, RegExp][] = [
+    ['cm-two.yaml', /^--config: .*cm-two\.yaml: ConfigMap drum-splitter-config has 2 data keys \(config\.yaml, tokens\) and which holds the config cannot be told; its config is the value of one key, e\.g\. config\.yaml$/],
+    ['cm-none.yaml', /cm-none\.yaml: ConfigMap drum-splitter-config holds no data key; its config is the value of one key/],
+    ['cm-no-data.yaml', /cm-no-data\.yaml: ConfigMap bare holds no data key/],
+    ['cm-unnamed.yaml', /cm-unnamed\.yaml: ConfigMap \(unnamed\) holds no data key/],
+    ['cm-list.yaml', /cm-list\.yaml: the data of ConfigMap drum-splitter-config must be a mapping of KEY: TEXT$/],
+    ['cm-number.yaml', new RegExp(`${cm('cm-number.yaml')} must be text, the config file's YAML`)],
+    ['cm-not-yaml.yaml', new RegExp(`${cm('cm-not-yaml.yaml')} is not valid YAML: `)],
+    ['cm-unknown.yaml', new RegExp(`unknown setting "weight" in ${cm('cm-unknown.yaml')}; known: listen, upstreams,`)],
+    ['deployment.yaml', /deployment\.yaml is a Kubernetes Deployment, not a config file nor a ConfigMap holding one$/],
+  ];
+  for (const [file, message] of bad) t.throws(() => readConfigFile(at(file)), { name: 'InputError', field: '--config', message }, file);
 });
 
 t.test('a file with bad values fails in buildConfig naming the setting', async (t) => {

@@ -16,7 +16,13 @@ t.test('an upstream that refuses the connection → 502 naming it', async (t) =>
   t.equal(r.status, 502);
   t.equal(r.headers['content-type'], 'application/json; charset=utf-8');
   t.same(json(r.body), { error: 'bad_gateway', message: 'upstream refused the connection', upstream: 'fastapi' });
+  t.equal(r.headers['x-drum-splitter-upstream'], 'fastapi', 'the header names the upstream that failed, as it names one that answers');
   t.equal((await send(`${proxy.url}/ping`)).status, 502, 'still serving');
+  const quiet = await startTestProxy({ upstreams: [`fastapi=http://127.0.0.1:${port}`], upstreamHeader: false });
+  t.teardown(() => quiet.close());
+  const q = await send(`${quiet.url}/predict/`);
+  t.equal(q.status, 502);
+  t.equal(q.headers['x-drum-splitter-upstream'], undefined, '--no-upstream-header: none on our 502 either');
 });
 
 t.test('an upstream that resets the connection → 502, and nothing is retried', async (t) => {
@@ -72,6 +78,7 @@ t.test('an upstream that does not answer in time → 504, once', async (t) => {
   const took = Date.now() - started;
   t.equal(r.status, 504);
   t.same(json(r.body), { error: 'gateway_timeout', message: 'upstream timed out', upstream: 'flask' });
+  t.equal(r.headers['x-drum-splitter-upstream'], 'flask', 'the header names the upstream that timed out');
   t.ok(took >= 280 && took < 3000, `answered after the 300 ms timeout (${took} ms)`);
   t.equal(requests, 1);
 });
@@ -128,16 +135,17 @@ for (const requestBuffering of [true, false]) {
       await proxy.close();
       await upstream.close();
     });
-    const status = await new Promise<number>((resolve, reject) => {
+    const [status, named] = await new Promise<[number, unknown]>((resolve, reject) => {
       const req = request(`${proxy.url}/predict/`, { method: 'POST', agent: false }, (res) => {
         res.resume();
-        resolve(res.statusCode!);
+        resolve([res.statusCode!, res.headers['x-drum-splitter-upstream']]);
       });
       req.on('error', reject);
       req.write(Buffer.alloc(600));
       setTimeout(() => req.write(Buffer.alloc(600)), 50);
     });
     t.equal(status, 413);
+    t.equal(named, undefined, 'the client\'s fault, no upstream failed: no upstream named in the header');
     await sleep(100);
     if (requestBuffering) t.equal(reached, 0, 'the upstream was never contacted: the body is read before connecting');
     else t.ok(upstreamAborted, 'the partial upstream request was aborted, not completed');

@@ -1,12 +1,12 @@
 import { UsageError } from '../common/flags.js';
 import { InputError } from '../common/input-error.js';
 import { isObject } from '../common/json-shape.js';
-import { buildConfig, checkSettingKey, parseConfigDocument, readConfigText, type Config } from '../config/config.js';
+import { buildConfig, isSettingKey, KNOWN_SETTINGS, parseConfigDocument, readConfigText, type Config, type ConfigDocument } from '../config/config.js';
 import { describePlan } from '../rollout/plan.js';
 
 /**
  * `drum-splitter check --config FILE`: a config file judged by the very functions serve reads it
- * with (readConfigText, parseConfigDocument, checkSettingKey, buildConfig and, through it,
+ * with (readConfigText, parseConfigDocument, isSettingKey, buildConfig and, through it,
  * parsePlan), starting nothing. They stop at their first problem; to name every problem of a
  * file, they are asked about parts of it (see problems()). The file alone is judged: flags, the
  * environment and the files it names (tokens, state) are the pod's, not the file's.
@@ -17,43 +17,47 @@ type Mapping = Record<string, unknown>;
 /** A judge throws an InputError at the first problem of what it is given. */
 type Judge = (settings: Mapping) => void;
 
-/** Checks each file; a line each on stdout when good, a line per problem on stderr; 0 if all are good, else 2. */
+/** A file's verdict: its summary when good, with what was read (a ConfigMap's key); else every problem found, each a line naming the file. */
+export type FileVerdict = { readonly source: string; readonly ok: string } | { readonly problems: readonly string[]; readonly unknownKeys: boolean };
+
+/**
+ * Checks each file; a line each on stdout when good, a line per problem on stderr (the settings
+ * a file may hold once, after them all, when a key is unknown); 0 if all are good, else 2.
+ */
 export function checkCommand(files: readonly string[]): number {
   if (files.length === 0) throw new UsageError('check', 'needs --config FILE (repeatable)');
-  let code = 0;
-  for (const file of files) {
-    const result = checkFile(file);
-    if (typeof result === 'string') {
-      console.log(`drum-splitter: ${file}: ok (${result})`);
-    } else {
-      for (const line of result) console.error(`drum-splitter: ${line}`);
-      code = 2;
-    }
+  const verdicts = files.map(checkFile);
+  for (const verdict of verdicts) {
+    if ('ok' in verdict) console.log(`drum-splitter: ${verdict.source}: ok (${verdict.ok})`);
+    else for (const line of verdict.problems) console.error(`drum-splitter: ${line}`);
   }
-  return code;
+  if (verdicts.some((v) => 'unknownKeys' in v && v.unknownKeys)) console.error(`drum-splitter: ${KNOWN_SETTINGS}`);
+  return verdicts.every((v) => 'ok' in v) ? 0 : 2;
 }
 
-/** The file's summary when good; else every problem found, each a line naming the file. */
-export function checkFile(path: string): string | string[] {
-  let doc: Mapping;
+/** A file judged: read, parsed (a ConfigMap's config from its data), each key known, the settings as serve builds them. */
+export function checkFile(path: string): FileVerdict {
+  let doc: ConfigDocument;
   try {
     doc = parseConfigDocument(readConfigText(path), path);
   } catch (err) {
     // Unreadable, not YAML, not a mapping: the message names the file; its "--config: " would add nothing.
     const e = err as InputError;
-    return [e.message.slice(`${e.field!}: `.length)];
+    return { problems: [e.message.slice(`${e.field!}: `.length)], unknownKeys: false };
   }
+  const { settings, source } = doc;
   const known: Mapping = {};
   const found: string[] = [];
-  for (const [key, value] of Object.entries(doc)) {
-    const unknown = attempt(() => checkSettingKey(key, path));
-    if (unknown === undefined) known[key] = value;
-    else found.push(unknown.message.slice('--config: '.length));
+  for (const [key, value] of Object.entries(settings)) {
+    if (isSettingKey(key)) known[key] = value;
+    else found.push(`${source}: unknown setting "${key}"`);
   }
+  const unknownKeys = found.length > 0;
   // The rollout plan's keys are looked into as the settings are: a bad hold and a bad threshold are two lines.
   const inside = (key: string, good: Mapping): Judge | undefined => (key === 'rollout' ? (plan) => buildConfig({ ...good, rollout: plan }) : undefined);
-  found.push(...new Set(problems(known, (settings) => buildConfig(settings), 0, inside).map((p) => `${path}: ${p}`)));
-  return found.length > 0 ? found : summary(buildConfig(known));
+  found.push(...new Set(problems(known, (s) => buildConfig(s), 0, inside).map((p) => `${source}: ${p}`)));
+  if (found.length > 0) return { problems: found, unknownKeys };
+  return { source, ok: summary(buildConfig(known)) };
 }
 
 /**

@@ -32,7 +32,7 @@ export const ADMIN_CLIENT_FLAGS = [
   // serve's admin API, where it listens by default.
   { flag: 'admin-url', kind: 'value', arg: 'URL', default: `http://${SETTING_DEFAULTS.admin}`, help: 'the admin API; HOST:PORT works too' },
   { flag: 'token', kind: 'value', arg: 'TOKEN', help: 'bearer token for writes (default: DRUM_SPLITTER_ADMIN_TOKEN)' },
-  { flag: 'reason', kind: 'value', arg: 'TEXT', help: 'why, for the audit trail (set, rollback, rollout commands)' },
+  { flag: 'reason', kind: 'value', arg: 'TEXT', help: 'why, for the audit trail (set, rollback, rollout commands, on, off)' },
   { flag: 'admin', kind: 'value', arg: 'URL', help: 'the old spelling of --admin-url (with a warning)' },
 ] as const satisfies readonly Flag[];
 
@@ -49,8 +49,17 @@ const WEIGHTS: Command = {
   notes: clientExits('request rejected'),
 };
 
+/** How often --watch looks again by default. */
+export const WATCH_INTERVAL = '2s';
+
+/** --json: the answer as the admin API gave it, for a script; without it, a summary. */
+const JSON_FLAG = { flag: 'json', kind: 'switch', help: 'print the admin API\'s JSON answer as it came, not the summary' } as const satisfies Flag;
+
 /** rollout's own flags, each for some of its commands (cli/rollout.ts says which). */
 const ROLLOUT_FLAGS = [
+  { ...JSON_FLAG, help: `status, decisions: ${JSON_FLAG.help}` },
+  { flag: 'watch', short: 'w', kind: 'switch', help: 'status, decisions: look again every --interval until Ctrl-C (on a terminal, redrawn in place; else each new state printed once)' },
+  { flag: 'interval', kind: 'value', arg: 'DURATION', default: WATCH_INTERVAL, help: 'status, decisions --watch: how often' },
   { flag: 'at-step', kind: 'value', arg: 'N', help: 'start, retry: at step N of the plan, counted from 1 (GET /rollout\'s step.index + 1)' },
   { flag: 'from-current', kind: 'switch', help: "start: at the step that holds the canary's current weight (the last not above it)" },
   { flag: 'force', kind: 'switch', help: 'start, retry: even if it lowers the canary (e.g. one set to 10% by hand, to a first step of 1%)' },
@@ -64,7 +73,7 @@ const ROLLOUT: Command = {
   name: 'rollout',
   summary: 'the canary controller: status, start, pause, abort...',
   usage: [
-    'status|decisions [options]',
+    'status|decisions [--json] [--watch] [options]',
     'start [--at-step N | --from-current] [--force] [options]',
     'start --replay-report FILE [options]',
     'pause|resume|approve|abort [options]',
@@ -73,7 +82,8 @@ const ROLLOUT: Command = {
     'report [--html FILE] [--md FILE] [options]',
   ],
   about:
-    'status: where the rollout is; decisions: why, each with its numbers; retry: after a rollback or an abort, back at the step that failed; ' +
+    'status: where the rollout is (the step, the weights, time held, the next check, the last verdict with each check, the last decisions); ' +
+    'decisions: why, a line each with its numbers; retry: after a rollback or an abort, back at the step that failed; ' +
     'promote --full: the canary to 100% now; report: the summary report per step, with charts (Markdown on stdout without --html or --md); ' +
     'the others: what they say.',
   flags: [...ADMIN_CLIENT_FLAGS, ...ROLLOUT_FLAGS],
@@ -81,11 +91,40 @@ const ROLLOUT: Command = {
   notes: clientExits('request rejected (or not possible now, a 409)'),
 };
 
+/** recording and shadow: a runtime switch of the proxy's, and its sample rate (admin/switch.ts). */
+function switchTable(name: 'recording' | 'shadow', summary: string, about: string): Command {
+  return {
+    name,
+    summary,
+    usage: ['on [--sample RATE] [options]', 'off|status [options]'],
+    about,
+    flags: [
+      ...ADMIN_CLIENT_FLAGS,
+      { flag: 'sample', kind: 'value', arg: 'RATE', help: 'on: the share sampled, 0..1 (0.05 for 5%); without it, the rate it had' },
+      JSON_FLAG,
+    ],
+    takesArguments: true,
+    notes: clientExits('request rejected'),
+  };
+}
+
+const RECORDING = switchTable(
+  'recording',
+  "the proxy's request recording: on, off, status",
+  "on: record a sample of the prediction requests to the file serve records to (its record setting); off: stop; status: whether it records, what and where. A change is logged, with the reason given.",
+);
+
+const SHADOW = switchTable(
+  'shadow',
+  'the live shadow: on, off, status',
+  "on: copy a sample of the baseline's prediction requests to the canary and compare the answers; off: stop; status: what is copied where, and how many answers matched. A change is logged, with the reason given.",
+);
+
 const CHECK: Command = {
   name: 'check',
   summary: 'validate config files as serve reads them, starting nothing',
   usage: ['--config FILE [--config FILE...]'],
-  flags: [{ flag: 'config', kind: 'list', arg: 'FILE', help: 'a config file (repeatable): its settings and rollout plan' }],
+  flags: [{ flag: 'config', kind: 'list', arg: 'FILE', help: 'a config file (repeatable): its settings and rollout plan; or a Kubernetes ConfigMap, its config the value of its one data key' }],
   takesArguments: false,
   notes: ['Exit codes: 0 every file good, 2 a problem (a line for each).'],
 };
@@ -143,7 +182,7 @@ const STANDIN: Command = {
 };
 
 /** Every command, in the order the global --help lists them. */
-export const COMMANDS: readonly Command[] = [SERVE, CONTROLLER_COMMAND, REPLAY_COMMAND, WEIGHTS, ROLLOUT, CHECK, VERIFY, DEMO, STANDIN].map((c) => ({ ...c, flags: [...c.flags, ...COMMON_FLAGS] }));
+export const COMMANDS: readonly Command[] = [SERVE, CONTROLLER_COMMAND, REPLAY_COMMAND, WEIGHTS, ROLLOUT, RECORDING, SHADOW, CHECK, VERIFY, DEMO, STANDIN].map((c) => ({ ...c, flags: [...c.flags, ...COMMON_FLAGS] }));
 
 /** `drum-splitter --help`: a line for each command. */
 export const GLOBAL_HELP = [

@@ -8,6 +8,7 @@ import { InputError } from '../common/input-error.js';
 import { settingsFromFlags } from '../config/settings.js';
 import { tuneHeap } from '../heap.js';
 import { bundledNodePath, unsupportedNode } from '../common/node-version.js';
+import type { ClientOptions } from './admin-client.js';
 import { COMMANDS, GLOBAL_HELP } from './commands.js';
 
 // Each command's code is imported when that command runs (`await import` below), not here: a
@@ -116,16 +117,22 @@ async function controller({ values: v }: Run): Promise<number> {
   return -1;
 }
 
-/** `weights` and `rollout`: one admin API call. */
-async function adminClient({ given, values, args: [sub, ...args] }: Run, command: 'weights' | 'rollout'): Promise<number> {
+/** `weights`, `rollout`, `recording` and `shadow`: admin API calls. */
+async function adminClient({ given, values, args: [sub, ...args] }: Run, command: 'weights' | 'rollout' | 'recording' | 'shadow'): Promise<number> {
   if (given.admin !== undefined) console.error(`drum-splitter: warning: --admin URL is the old spelling for ${command}; use --admin-url URL`);
-  const client = {
+  const { TOKEN_ENV } = await import('./admin-client.js');
+  const flag = values.token as string | undefined;
+  // Set but empty is not set, as serve takes it.
+  const fromEnv = process.env[TOKEN_ENV] || undefined;
+  const client: ClientOptions = {
     admin: (given['admin-url'] ?? given.admin ?? values['admin-url']) as string,
-    token: (values.token as string | undefined) ?? process.env.DRUM_SPLITTER_ADMIN_TOKEN,
+    token: flag ?? fromEnv,
+    tokenFrom: flag !== undefined ? '--token' : fromEnv === undefined ? undefined : TOKEN_ENV,
     reason: values.reason as string | undefined,
   };
   if (command === 'weights') return (await import('./weights.js')).weightsCommand(sub, args, client);
-  return (await import('./rollout.js')).rolloutCommand(sub, args, client, given);
+  if (command === 'rollout') return (await import('./rollout.js')).rolloutCommand(sub, args, client, given);
+  return (await import('./switches.js')).switchCommand(command, sub, args, client, given);
 }
 
 /** `demo`: the split or a rollout; it serves on after the show until a signal, unless --exit. */
@@ -142,6 +149,8 @@ const RUN: Readonly<Record<string, (run: Run) => Promise<number>>> = {
   replay: async ({ given, args }) => (await import('../replay/command.js')).replayCommand(given, args),
   weights: (run) => adminClient(run, 'weights'),
   rollout: (run) => adminClient(run, 'rollout'),
+  recording: (run) => adminClient(run, 'recording'),
+  shadow: (run) => adminClient(run, 'shadow'),
   check: async ({ values }) => (await import('./check.js')).checkCommand((values.config as readonly string[] | undefined) ?? []),
   verify: async ({ values }) => (await import('./verify.js')).verifyCommand(values),
   demo,

@@ -3,6 +3,7 @@ import { UsageError, type FlagValues } from '../common/flags.js';
 import { InputError } from '../common/input-error.js';
 import { isObject, parseJson } from '../common/json-shape.js';
 import { callAdmin, type ClientOptions } from './admin-client.js';
+import { WATCH_INTERVAL } from './commands.js';
 
 const COMMANDS = ['start', 'pause', 'resume', 'approve', 'abort', 'retry', 'promote'];
 const KNOWN = ['status', 'decisions', 'report', ...COMMANDS];
@@ -16,16 +17,26 @@ const TAKES: Readonly<Record<string, readonly string[]>> = {
   full: ['promote'],
   html: ['report'],
   md: ['report'],
+  json: ['status', 'decisions'],
+  watch: ['status', 'decisions'],
+  interval: ['status', 'decisions'],
 };
 
-/** `drum-splitter rollout status|decisions|start|pause|resume|approve|abort|retry|promote`: one admin API call each. */
+/**
+ * `drum-splitter rollout status|decisions|report|start|pause|resume|approve|abort|retry|promote`:
+ * an admin API call each; status and decisions as a summary, --json as the API answers, --watch again and again.
+ */
 export async function rolloutCommand(sub: string | undefined, args: readonly string[], opts: ClientOptions, flags: FlagValues = {}): Promise<number> {
   if (args.length > 0) throw new InputError(`rollout ${String(sub)} takes no arguments`);
   if (sub === undefined || !KNOWN.includes(sub)) throw new InputError(`unknown rollout command "${sub ?? ''}" (${KNOWN.join(', ')})`);
   const misplaced = Object.keys(TAKES).find((flag) => flags[flag] !== undefined && !TAKES[flag]!.includes(sub));
   if (misplaced !== undefined) throw new UsageError('rollout', `--${misplaced} goes with rollout ${TAKES[misplaced]!.join(' or ')}, not ${sub}`);
-  if (sub === 'status') return callAdmin(opts, 'GET', '/rollout');
-  if (sub === 'decisions') return callAdmin(opts, 'GET', '/rollout/decisions');
+  if (sub === 'status' || sub === 'decisions') {
+    if (flags.interval !== undefined && flags.watch !== true) throw new UsageError('rollout', '--interval goes with --watch');
+    const { parseInterval, readRollout } = await import('./rollout-status.js');
+    const intervalMs = parseInterval((flags.interval as string | undefined) ?? WATCH_INTERVAL);
+    return readRollout(sub, opts, { json: flags.json === true, watch: flags.watch === true, intervalMs });
+  }
   if (sub === 'report') return (await import('./rollout-report.js')).rolloutReportCommand(opts, { html: flags.html as string | undefined, md: flags.md as string | undefined });
   const body: Record<string, unknown> = opts.reason === undefined ? {} : { reason: opts.reason };
   if (flags['at-step'] !== undefined) body.atStep = stepNumber(flags['at-step'] as string);

@@ -3,6 +3,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { InputError } from '../common/input-error.js';
+import { isObject } from '../common/json-shape.js';
 import { parseDuration, parseSize } from '../common/units.js';
 import { SETTING_DEFAULTS as DEFAULTS, SETTING_KEYS, type RawSettings, type SettingKey } from './settings.js';
 
@@ -16,7 +17,7 @@ import { parseRate, type RecordSettings } from '../record/policy.js';
 import type { HostPort, ProxyConfig, Upstream } from '../proxy/options.js';
 import type { KeyPairFiles } from '../common/tls.js';
 import { DEFAULT_REDACT } from '../record/line.js';
-import { checkShares, type Share } from '../weights/shares.js';
+import { checkBaselineAsked, checkShares, type Share } from '../weights/shares.js';
 import type { ShadowSettings } from '../shadow/shadow.js';
 import { checkIgnorePaths, parseTolerance } from '../compare/answers.js';
 
@@ -285,10 +286,10 @@ const yamlParser = (): typeof import('yaml') => (yaml ??= createRequire(import.m
 
 /** Parses a config file's text (read from `path`) into raw settings, rejecting unknown keys. */
 export function parseConfigText(text: string, path: string): RawSettings {
-  const doc = parseConfigDocument(text, path);
-  for (const key of Object.keys(doc)) checkSettingKey(key, path);
+  const { settings, source } = parseConfigDocument(text, path);
+  for (const key of Object.keys(settings)) checkSettingKey(key, source);
   // Unfolded here, before flags are laid over the file: --key then wins over split.key.
-  return unfoldSplit(doc as RawSettings);
+  return unfoldSplit(settings as RawSettings);
 }
 
 const SPLIT_KEYS = { key: 'key', hash: 'splitHash' } as const;
@@ -320,27 +321,62 @@ function oneOf<T extends string>(values: readonly T[], value: unknown, field: st
 
 const parseSplitHash = (value: unknown, field: string): SplitHash => oneOf(SPLIT_HASHES, value, field);
 
-/** A config file's YAML as a mapping, its keys not yet checked (an empty file is an empty mapping). */
-export function parseConfigDocument(text: string, path: string): Record<string, unknown> {
+/** A config file's settings, their keys not yet checked, and where they were read, as messages name it. */
+export interface ConfigDocument {
+  readonly settings: Record<string, unknown>;
+  /** The file's path; for a ConfigMap, with the data key the settings are the value of. */
+  readonly source: string;
+}
+
+/**
+ * A config file's YAML as a mapping (an empty file is an empty mapping). A Kubernetes ConfigMap,
+ * the manifest that mounts as the file, stands for the config in its data: the value of its one
+ * key, read the same way (with several, which one is the config cannot be told: refused).
+ */
+export function parseConfigDocument(text: string, path: string): ConfigDocument {
+  const doc = parseYamlMapping(text, path);
+  if (doc.kind === undefined || doc.apiVersion === undefined) return { settings: doc, source: path };
+  const kind = String(doc.kind);
+  if (kind !== 'ConfigMap') throw new InputError(`${path} is a Kubernetes ${kind}, not a config file nor a ConfigMap holding one`, '--config');
+  const name = `ConfigMap ${String((doc.metadata as { name?: unknown } | null | undefined)?.name ?? '(unnamed)')}`;
+  const data = doc.data ?? {};
+  if (!isObject(data)) throw new InputError(`${path}: the data of ${name} must be a mapping of KEY: TEXT`, '--config');
+  const keys = Object.keys(data);
+  if (keys.length !== 1) {
+    const which = keys.length === 0 ? 'holds no data key' : `has ${keys.length} data keys (${keys.join(', ')}) and which holds the config cannot be told`;
+    throw new InputError(`${path}: ${name} ${which}; its config is the value of one key, e.g. config.yaml`, '--config');
+  }
+  const [key] = keys as [string];
+  const value = data[key];
+  const source = `${path} (${name}, key ${key})`;
+  if (typeof value !== 'string') throw new InputError(`${source} must be text, the config file's YAML (data: { ${key}: | ... })`, '--config');
+  return { settings: parseYamlMapping(value, source), source };
+}
+
+function parseYamlMapping(text: string, source: string): Record<string, unknown> {
   const { parse } = yamlParser();
   let doc: unknown;
   try {
     doc = parse(text);
   } catch (err) {
-    throw new InputError(`${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`, '--config');
+    throw new InputError(`${source} is not valid YAML: ${(err as Error).message.split('\n')[0]}`, '--config');
   }
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc)) {
-    throw new InputError(`${path} must hold a mapping of settings`, '--config');
+    throw new InputError(`${source} must hold a mapping of settings`, '--config');
   }
   return doc as Record<string, unknown>;
 }
 
+/** Whether a config file may hold `key`. */
+export const isSettingKey = (key: string): boolean => SETTING_KEYS.includes(key as SettingKey);
+
+/** What an unknown setting's message ends with: the settings a config file may hold. */
+export const KNOWN_SETTINGS = `known: ${SETTING_KEYS.join(', ')}`;
+
 /** Throws unless `key` is a setting a config file may hold. */
-export function checkSettingKey(key: string, path: string): void {
-  if (!SETTING_KEYS.includes(key as SettingKey)) {
-    throw new InputError(`unknown setting "${key}" in ${path}; known: ${SETTING_KEYS.join(', ')}`, '--config');
-  }
+export function checkSettingKey(key: string, source: string): void {
+  if (!isSettingKey(key)) throw new InputError(`unknown setting "${key}" in ${source}; ${KNOWN_SETTINGS}`, '--config');
 }
 
 /** Validates raw settings (file merged with flags, flags winning) into a Config. */
@@ -361,6 +397,8 @@ export function buildConfig(given: RawSettings): Config {
 
   const weights: Share[] = pairs(raw.weights ?? [], 'weights').map(([name, value]) => [name, parsePercent(value, `weights.${name}`)]);
   checkShares(weights, [...names], 'weights');
+  // As the admin API judges weights: the baseline's line, if any, must be the share it gets.
+  checkBaselineAsked([...names], weights, weights.find(([name]) => name === upstreams[0]!.name)?.[1], 'weights');
 
   const key = String(raw.key ?? DEFAULTS.key);
   compileKey(key);

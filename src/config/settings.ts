@@ -40,7 +40,7 @@ export const SETTINGS = [
     help: "PEM CA certificates an https upstream's certificate must chain to, instead of the system's trust (per upstream: config)",
   },
   { key: 'trustProxy', flag: 'trust-proxy', kind: 'switch', help: 'take $remote_addr from the last X-Forwarded-For entry' },
-  { key: 'upstreamHeader', flag: 'no-upstream-header', kind: 'off', help: 'do not add X-Drum-Splitter-Upstream to responses' },
+  { key: 'upstreamHeader', flag: 'no-upstream-header', kind: 'off', help: 'do not add X-Drum-Splitter-Upstream to responses (nor to our 502 and 504)' },
   { key: 'overrideHeader', flag: 'override-header', kind: 'value', arg: 'NAME', help: 'header that forces a request to the upstream it names (off)' },
   // gunicorn's default worker timeout
   {

@@ -408,6 +408,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
       if (failure.blame === 'client') log.info(fields, failure.reason);
       else log.warn(fields, midBody ? `${failure.reason} in the middle of the answer; connection cut` : failure.reason);
     }
+    // A 502 or 504 names the upstream that failed in the header that names the one that answered.
+    if (!midBody && failure.blame === 'upstream' && config.upstreamHeader) res.setHeader(UPSTREAM_HEADER, upstream);
     if (!midBody) return answer(ex, failure, { upstream });
     ex.failure = failure;
     res.destroy();

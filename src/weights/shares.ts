@@ -102,15 +102,22 @@ export function applyWeights(
   }
   const shares = [...next];
   checkShares(shares, upstreams, field);
-  const rest = 10000 - shares.reduce((sum, [, h]) => sum + h, 0);
-  const baselineGets = (next.get(baseline) ?? 0) + rest;
-  if (baselineAsked !== undefined && baselineAsked !== baselineGets) {
-    throw new InputError(
-      `${baseline} is the baseline and takes the rest, ${toPercent(baselineGets)}%; leave it out or send ${toPercent(baselineGets)}`,
-      `${field}.${baseline}`,
-    );
-  }
+  checkBaselineAsked(upstreams, shares, baselineAsked, field);
   return shares;
+}
+
+/**
+ * The baseline takes whatever the shares leave (nginx's `*`): a person may name it only with
+ * the share it gets anyway (so a GET's weights can be sent back as they are), never with a
+ * share it would not get. One rule for every writer of weights: the admin API (applyWeights)
+ * and a config file's or the flags' weights (buildConfig), where its own line is what it asks.
+ */
+export function checkBaselineAsked(upstreams: readonly string[], shares: readonly Share[], asked: number | undefined, field: string): void {
+  const baseline = upstreams[0]!;
+  const gets = percentages(upstreams, shares)[baseline]!;
+  if (asked !== undefined && toPercent(asked) !== gets) {
+    throw new InputError(`${baseline} is the baseline and takes the rest, ${gets}%; leave it out or send ${gets}`, `${field}.${baseline}`);
+  }
 }
 
 /** Rollback: every listed share to 0 — all traffic to the baseline — keeping line order. */
