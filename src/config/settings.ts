@@ -31,7 +31,7 @@ export const SETTINGS = [
   },
   {
     key: 'splitHash', flag: 'split-hash', kind: 'value', arg: 'HASH', default: 'murmur2',
-    help: "how the key picks an upstream: murmur2, nginx's split_clients; md5-mod-100, the seed's Option B (int(md5(key), 16) % 100 < percent: a whole deployment moves together)",
+    help: "how the key picks an upstream: murmur2, nginx's split_clients; md5-mod-100, the runbook's Option B (int(md5(key), 16) % 100 < percent: a whole deployment moves together)",
   },
   { key: 'tlsCert', flag: 'tls-cert', kind: 'value', arg: 'FILE', help: 'serve traffic over TLS with this PEM certificate (its chain after it) and --tls-key; reloaded when the files change' },
   { key: 'tlsKey', flag: 'tls-key', kind: 'value', arg: 'FILE', help: "the traffic certificate's PEM private key" },
@@ -99,7 +99,7 @@ export const SETTINGS = [
   },
   {
     key: 'record', flag: 'record', kind: 'value', arg: 'FILE',
-    help: "record sampled requests to this JSONL file, for the seed's replay script (switchable at runtime: PUT /recording)",
+    help: "record sampled requests to this JSONL file, for drum-splitter replay or the runbook's replay script (switchable at runtime: PUT /recording)",
   },
   // the seed's DRUM_RECORD_SAMPLE_RATE
   { key: 'recordSample', flag: 'record-sample', kind: 'value', arg: 'RATE', default: '0.01', help: 'share of requests recorded, 0..1' },
@@ -153,7 +153,7 @@ export const SETTINGS = [
     help: "share of copies also sent to the baseline a second time, 0..1; a field differing no more often than the baseline's two answers do is noise and does not count",
   },
   { key: 'shadowRelative', flag: 'shadow-relative', kind: 'value', arg: 'R', default: '0', help: 'numbers are equal within absolute + relative × |baseline|' },
-  { key: 'shadowAbsolute', flag: 'shadow-absolute', kind: 'value', arg: 'A', default: '1e-5', help: 'the absolute part of that tolerance (the seed compared 5 decimal places)' },
+  { key: 'shadowAbsolute', flag: 'shadow-absolute', kind: 'value', arg: 'A', default: '1e-5', help: 'the absolute part of that tolerance (the runbook's script compared 5 decimal places)' },
 ] as const satisfies readonly Setting[];
 
 /** Settings only a config file gives: structures no flag could carry. */
