@@ -2,9 +2,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parseDuration, parseSize } from '../src/common/units.js';
+import { parseHeaderName } from '../src/common/headers.js';
 import {
   buildConfig,
-  parseHeaderName,
   parseHostPort,
   readConfigFile,
   type Config,

@@ -3,6 +3,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { InputError } from '../common/input-error.js';
+import { parseHeaderName } from '../common/headers.js';
 import { parseDuration, parseSize } from '../common/units.js';
 import { SETTING_DEFAULTS as DEFAULTS, SETTING_KEYS, type RawSettings, type SettingKey } from './settings.js';
 
@@ -131,13 +132,6 @@ function parseBoolean(value: unknown, field: string): boolean {
   if (value === 'true') return true;
   if (value === 'false') return false;
   throw new InputError(`"${String(value)}" is not true or false`, field);
-}
-
-export function parseHeaderName(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(value)) {
-    throw new InputError(`"${String(value)}" is not an HTTP header name`, field);
-  }
-  return value.toLowerCase();
 }
 
 /** A listening address: HOST:PORT with an IP address (or localhost) for HOST. */
