@@ -17,6 +17,7 @@ import type { HostPort, ProxyConfig, Upstream } from '../proxy/options.js';
 import type { KeyPairFiles } from '../common/tls.js';
 import { DEFAULT_REDACT } from '../record/line.js';
 import { checkShares, type Share } from '../weights/shares.js';
+import { parseRoutes } from '../weights/routes.js';
 import type { ShadowSettings } from '../shadow/shadow.js';
 import { checkIgnorePaths, parseTolerance } from '../compare/answers.js';
 
@@ -376,6 +377,7 @@ export function buildConfig(given: RawSettings): Config {
     tls: keyPairFiles(raw.tlsCert, raw.tlsKey, { cert: 'tlsCert', key: 'tlsKey' }),
     upstreams,
     weights,
+    routes: parseRoutes(raw.routes, [...names]),
     key,
     splitHash: parseSplitHash(raw.splitHash ?? DEFAULTS.splitHash, 'splitHash'),
     trustProxy: parseBoolean(raw.trustProxy ?? false, 'trustProxy'),

@@ -157,6 +157,8 @@ export const FILE_ONLY = [
   'rollout',
   // { key, hash }: another way to write key and splitHash (config.ts: unfoldSplit).
   'split',
+  // Cohort rules, checked before the split (weights/routes.ts).
+  'routes',
 ] as const;
 
 export type SettingKey = (typeof SETTINGS)[number]['key'] | (typeof FILE_ONLY)[number];
