@@ -19,6 +19,7 @@ import type { Shadow } from '../shadow/shadow.js';
 import type { RolloutController } from '../rollout/controller.js';
 import { AJV_OPTIONS, BODY_LIMIT, schemaError } from './schema.js';
 import { weightsRoutes, type SplitView } from './weights.js';
+import { routesRoutes, type RoutesDeps } from './routes.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -52,6 +53,8 @@ export interface AdminDeps {
   readonly series?: () => SeriesView;
   /** How this proxy's key picks an upstream, shown beside the weights; a fleet controller has none of its own. */
   readonly split?: SplitView;
+  /** The cohort rules (GET/PUT /routes); a fleet controller has none of its own. */
+  readonly routes?: RoutesDeps;
   /** Its certificate and key (--admin-tls-cert): HTTPS, the pair reloaded when the files change. */
   readonly tls?: KeyPairFiles | undefined;
 }
@@ -129,11 +132,12 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
     return replyError(reply, 'internal_error', err.message);
   });
   app.setNotFoundHandler((req, reply) =>
-    replyError(reply, 'not_found', `no ${req.method} ${req.url}; see GET / (the console), /weights, /history, /recording, /shadow, /rollout, /series, /healthz, /readyz, /metrics`),
+    replyError(reply, 'not_found', `no ${req.method} ${req.url}; see GET / (the console), /weights, /history, /routes, /recording, /shadow, /rollout, /series, /healthz, /readyz, /metrics`),
   );
 
   void app.register(async (scope) => weightsRoutes(scope, deps));
-  const { recording, shadow, rollout, rolloutExtra } = deps;
+  const { recording, shadow, rollout, rolloutExtra, routes } = deps;
+  if (routes !== undefined) void app.register(async (scope) => routesRoutes(scope, { ...routes, upstreams: deps.upstreams }));
   if (recording !== undefined) void app.register(async (scope) => switchRoutes(scope, { path: '/recording', what: 'recording', subject: recording, log: deps.log }));
   if (shadow !== undefined) void app.register(async (scope) => switchRoutes(scope, { path: '/shadow', what: 'shadow', subject: shadow, log: deps.log }));
   void app.register(async (scope) => healthRoutes(scope, deps));

@@ -88,7 +88,10 @@ export class Series {
   listen(outcomes: Subscribable<Outcome>, poller: Subscribable<PollSample>): void {
     const { random } = this.opts;
     this.#unsubscribe.push(
-      outcomes.subscribe('series', (o) => this.#sides.get(o.serverType)?.add(o.status, o.seconds, random)),
+      // The split's exchanges: those a cohort rule took would make a canary look busier (or worse) than its share.
+      outcomes.subscribe('series', (o) => {
+        if (o.routed !== true) this.#sides.get(o.serverType)?.add(o.status, o.seconds, random);
+      }),
       poller.subscribe('series', (s) => {
         if (s.kind === 'ping') this.#ping.set(s.upstream, s.answered);
         else if (s.kind === 'stats' && s.memory !== undefined) this.#rss.set(s.upstream, s.memory.rss);
