@@ -13,7 +13,8 @@ import { startApp } from '../src/app.js';
 import { readConfigFile } from '../src/config/config.js';
 import { startTestApp, type TestApp } from './helpers/app.js';
 import { sampleSum } from './helpers/metrics.js';
-import { send, silentLog, startUpstream, type TestUpstream } from './helpers/net.js';
+import { serveCli } from './helpers/cli.js';
+import { freePort, send, silentLog, startUpstream, type TestUpstream } from './helpers/net.js';
 import { until } from './helpers/wait.js';
 
 const TOKEN = 'cohort-token-0123456789';
@@ -191,4 +192,27 @@ t.test('the watched config file: an edit of its rules applies (source file); a b
   t.match((await call(app, 'GET', '/routes')).json, { version: 2, routes: [{ upstream: 'canary2' }] }, 'rejected: the rules stay');
   writeFileSync(path, yaml('  - { name: beta, match: { header: { x-beta: "1" } }, upstream: fastapi }\n'));
   await until(async () => (await call(app, 'GET', '/routes')).json.version === 3, 10_000);
+});
+
+t.test('--workers 2: the rules from the file in every worker, a PUT /routes applied in each, the counts of all', async (t) => {
+  const u = await upstreams(t);
+  const config = join(t.testdir(), 'drum-splitter.yaml');
+  writeFileSync(config, `upstreams: { flask: "${u[0]!.url}", fastapi: "${u[1]!.url}", canary2: "${u[2]!.url}" }\nroutes:\n  - { name: beta, match: { header: { x-beta: "1" } }, upstream: fastapi }\n`);
+  const port = await freePort();
+  const served = serveCli(t, ['--config', config, '--listen', `127.0.0.1:${port}`, '--workers', '2']);
+  const listening = (await served.listening) as unknown as { admin: string; routes: string[] };
+  t.same(listening.routes, ['beta → fastapi'], 'the start-up line names the rules');
+  const admin = `http://${listening.admin}`;
+  // A connection each (send: no agent), dealt out to the workers in turn.
+  const answers = async (headers: Record<string, string>): Promise<string[]> =>
+    Promise.all(Array.from({ length: 6 }, async () => String((await send(`http://127.0.0.1:${port}/predict/`, { headers })).headers['x-drum-splitter-upstream'])));
+  t.same(await answers({ 'x-beta': '1' }), Array(6).fill('fastapi'));
+  const put = await request(`${admin}/routes`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ routes: [{ name: 'beta', match: { header: { 'x-beta': '1' } }, upstream: 'canary2' }] }) });
+  t.equal(put.statusCode, 200, await put.body.text());
+  t.same(await answers({ 'x-beta': '1' }), Array(6).fill('canary2'), 'every worker follows the PUT');
+  // Outcomes reach the primary in batches within 100 ms.
+  await until(async () => ((await (await request(`${admin}/routes`)).body.json()) as { routes: { matches: number }[] }).routes[0]!.matches === 12);
+  const metrics = await (await request(`${admin}/metrics`)).body.text();
+  t.equal(sampleSum(metrics, 'drum_route_matches_total', { route: 'beta' }), 12, "every worker's matches, added up");
+  t.equal(sampleSum(metrics, 'drum_requests_total', { route: 'beta', server_type: 'canary2' }), 6);
 });
