@@ -436,6 +436,37 @@
     });
   }
 
+  // ---- cohorts ----------------------------------------------------------------------------
+  /** A condition's value as the rule gives it: "text", or /regex/. */
+  const valueText = (v) => (typeof v === 'string' ? JSON.stringify(v) : `/${v.regex}/`);
+
+  /** A rule's conditions in a line: header x-beta = "1", path starts /v2/, method ~ /^(GET|HEAD)$/. */
+  function conditions(match) {
+    const said = [];
+    const test = (v, exact) => (typeof v === 'string' ? `${exact} ${valueText(v)}` : `~ ${valueText(v)}`);
+    for (const [name, v] of Object.entries(match.header ?? {})) said.push(`header ${name} ${test(v, '=')}`);
+    for (const [name, v] of Object.entries(match.cookie ?? {})) said.push(`cookie ${name} ${test(v, '=')}`);
+    if (match.path !== undefined) said.push(`path ${test(match.path, 'starts')}`);
+    if (match.method !== undefined) said.push(`method ${test(match.method, '=')}`);
+    return said.join(', and ');
+  }
+
+  /** The rules with their counts (GET /routes), and what the rollout's last window left to them (GET /rollout). */
+  function renderCohorts(v, rollout) {
+    $('cohorts').hidden = v === null;
+    if (v === null) return;
+    $('cohorts-state').textContent = v.routes.length === 0
+      ? 'No rules: every request goes through the split.'
+      : `${v.routes.length} rule${v.routes.length === 1 ? '' : 's'}, version ${v.version} (${v.source}, ${clock(v.updatedAt)}).`;
+    $('cohort-table').tBodies[0].replaceChildren(...v.routes.map((r) => el('tr', { 'data-route': r.name },
+      el('th', { scope: 'row' }, r.name),
+      el('td', {}, conditions(r.match)),
+      el('td', {}, r.upstream === undefined ? 'the split' : el('span', { class: `c-${role(r.upstream)}` }, r.upstream)),
+      el('td', { 'data-measure': 'matches' }, String(r.matches)))));
+    const routed = Object.entries(rollout?.lastVerdict?.routed ?? {}).filter(([, n]) => n > 0);
+    $('cohorts-routed').textContent = routed.length === 0 ? '' : `In the rollout's last window the rules took ${routed.map(([name, n]) => `${num(n)} to ${name}`).join(' and ')}: not judged.`;
+  }
+
   // ---- polling ----------------------------------------------------------------------------
   /** JSON of a read; null for a 404 (no rollout with one upstream, no switches on a controller). */
   async function read(path) {
@@ -472,12 +503,13 @@
       // The weights first: a single upstream has no rollout to ask for (a 404 the browser would log).
       const w = await settle('/weights');
       const single = w !== undefined && Object.keys(w.weights).length < 2;
-      const [s, r, d, rec, sh] = await Promise.all([
+      const [s, r, d, rec, sh, routes] = await Promise.all([
         settle('/series'),
         single ? null : settle('/rollout'),
         single ? null : settle('/rollout/decisions'),
         settle('/recording'),
         settle('/shadow'),
+        settle('/routes'),
       ]);
       if (r !== undefined) {
         baseline = r?.plan.baseline ?? baseline;
@@ -488,7 +520,7 @@
         canary ??= s.upstreams.find((n) => n !== s.baseline) ?? null;
       }
       // Each part drawn on its own: one the page cannot draw is named, the others still shown.
-      const parts = [['/weights', w, renderWeights], ['/series', s, renderSeries], ['/recording', rec, renderRecording], ['/shadow', sh, renderShadow], ['/rollout', r, (v) => renderRollout(v, d?.decisions)]];
+      const parts = [['/weights', w, renderWeights], ['/series', s, renderSeries], ['/recording', rec, renderRecording], ['/shadow', sh, renderShadow], ['/rollout', r, (v) => renderRollout(v, d?.decisions)], ['/routes', routes, (v) => renderCohorts(v, r)]];
       for (const [path, value, render] of parts) {
         if (value === undefined) continue;
         try {
