@@ -1,6 +1,8 @@
 /** Cohort rules: their one check (weights/routes.ts) and the matcher the request path runs (proxy/cohorts.ts), as tables. */
+import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import t from 'tap';
+import { buildConfig, parseConfigText } from '../src/config/config.js';
 import { compileRoutes, firstMatch } from '../src/proxy/cohorts.js';
 import { describeRoute, parseRoutes, sameRoutes } from '../src/weights/routes.js';
 
@@ -112,4 +114,20 @@ t.test('firstMatch: every condition must hold; the first rule that matches wins'
   t.equal(firstMatch(routes, 'GET', facts('/', { 'x-beta': '1' })), firstMatch(routes, 'GET', facts('/x', { 'x-beta': '1' })), 'the same rule object each time: nothing made per match');
   t.same(routes.map((r) => r.upstream), ['fastapi', 'canary2', 'fastapi', 'canary2', undefined, 'flask', 'flask', 'flask']);
   t.equal(firstMatch([], 'GET', facts('/')), undefined, 'no rules: the split');
+});
+
+t.test("the README's Cohorts example and the example config's, uncommented: the same rules, and they route as the README says", async (t) => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const fromReadme = /### Cohorts[^]*?```yaml\n([^]*?)```/.exec(readme)![1]!;
+  const example = readFileSync(new URL('../config/drum-splitter.yaml', import.meta.url), 'utf8');
+  const fromExample = example.split('\n').filter((l) => /^# (routes:|  - )/.test(l)).map((l) => l.slice(2)).join('\n');
+  const read = (text: string) => buildConfig(parseConfigText(text, 'example')).routes;
+  const rules = read(fromReadme);
+  t.same(read(fromExample), rules);
+  t.same(rules.map(describeRoute), ['beta → fastapi', 'qa → fastapi', 'acme-predict → split', 'acme → flask']);
+  const routes = compileRoutes(rules);
+  const to = (method: string, uri: string, headers: IncomingHttpHeaders) => firstMatch(routes, method, facts(uri, headers))?.name;
+  t.equal(to('POST', '/predict/', { cookie: 'qa-run=run-12' }), 'qa');
+  t.equal(to('POST', '/predict/', { 'x-customer': 'acme' }), 'acme-predict');
+  t.equal(to('POST', '/info/', { 'x-customer': 'acme' }), 'acme');
 });

@@ -82,7 +82,7 @@ export const SETTINGS = [
   { key: 'adminTlsCert', flag: 'admin-tls-cert', kind: 'value', arg: 'FILE', help: 'serve the admin API over TLS with this PEM certificate and --admin-tls-key; reloaded when the files change' },
   { key: 'adminTlsKey', flag: 'admin-tls-key', kind: 'value', arg: 'FILE', help: "the admin certificate's PEM private key" },
   { key: 'adminTokenFile', flag: 'admin-token-file', kind: 'value', arg: 'FILE', help: 'admin tokens, NAME:TOKEN per line (or DRUM_SPLITTER_ADMIN_TOKEN)' },
-  { key: 'state', flag: 'state', kind: 'value', arg: 'FILE', help: 'keep the weights and their audit trail here across restarts' },
+  { key: 'state', flag: 'state', kind: 'value', arg: 'FILE', help: 'keep the weights, the cohort rules and their audit trails here across restarts (the rules in FILE with .routes.json)' },
   { key: 'pollInterval', flag: 'poll-interval', kind: 'value', arg: 'DURATION', default: '15s', help: "how often upstreams' /ping and /stats/ are read" },
   {
     key: 'metricsOnTraffic', flag: 'metrics-on-traffic', kind: 'switch',
