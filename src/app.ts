@@ -70,7 +70,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
   const startup = resolveStartup({ file: settings.file?.settings, flags: settings.flags, env, at: now().toISOString() });
   const { config } = startup;
   const log = opts.log ?? createLogger(config.logLevel);
-  const plane = await startControlPlane(startup, { env, log, now, adminName: 'the admin API', drive: ({ store, metrics, stateFailures }) => startTraffic(config, { store, metrics, stateFailures, log, file: settings.file, seriesMs: opts.seriesIntervalMs ?? SERIES_INTERVAL_MS, routes: startup, now }) });
+  const plane = await startControlPlane(startup, { env, log, now, adminName: 'the admin API', drive: ({ store, metrics, stateFailures }) => startTraffic(config, { store, metrics, stateFailures, log, file: settings.file, seriesMs: opts.seriesIntervalMs ?? SERIES_INTERVAL_MS, routes: startup.routes, routesRestored: startup.routesRestored, now }) });
   const { proxy, shadow, routes } = plane.driven;
   return {
     config,
@@ -101,12 +101,13 @@ async function startTraffic(
     readonly file: AppSettings['file'];
     readonly seriesMs: number;
     /** The cohort rules to start from (the state file's, else the config's), and whether they were restored. */
-    readonly routes: { readonly routes: RouteSnapshot; readonly routesRestored: boolean };
+    readonly routes: RouteSnapshot;
+    readonly routesRestored: boolean;
     readonly now: () => Date;
   },
 ): Promise<Driven & { readonly proxy: TrafficPlane; readonly shadow: Shadow; readonly routes: RouteStore }> {
-  const { store, metrics, log, seriesMs } = deps;
-  const { routes: routesAtStart, routesRestored } = deps.routes;
+  const { store, metrics, log, seriesMs, routesRestored } = deps;
+  const routesAtStart = deps.routes;
   // The cohort rules' own file beside --state, written as the weights' is (durable or refused).
   const routesFile = config.state === undefined
     ? undefined

@@ -365,8 +365,9 @@ export async function runWorker(): Promise<void> {
 }
 
 /**
- * A worker takes the primary's state: the split, and each switch through its change(), the one
- * way a switch changes (the primary's own change() has passed it already, on the same config).
+ * A worker takes the primary's state: the split, the cohort rules, and each switch through its
+ * change(), the one way a switch changes (the primary's own change() has passed it already, on
+ * the same config).
  */
 export function applyState(proxy: Pick<RunningProxy, 'setShares' | 'setRoutes' | 'recording'>, shadow: Pick<Shadow, 'change'>, s: WorkerState): void {
   proxy.setShares(s.shares);
