@@ -194,6 +194,28 @@ t.test('the watched config file: an edit of its rules applies (source file); a b
   await until(async () => (await call(app, 'GET', '/routes')).json.version === 3, 10_000);
 });
 
+t.test("the rollout judges the split's requests only: a beta cohort failing on the canary rolls nothing back, and GET /rollout counts it", async (t) => {
+  // The canary fails every request of the beta cohort, and answers the split's.
+  const flask = await startUpstream('flask');
+  const fastapi = await startUpstream('fastapi', (req, res) => {
+    res.statusCode = req.headers['x-beta'] === '1' ? 500 : 200;
+    res.end('{"upstream": "fastapi"}');
+  });
+  t.teardown(() => Promise.all([flask.close(), fastapi.close()]));
+  const rollout = { interval: '200ms', window: '30s', minRequests: 10, settle: 0, confirm: 1, steps: [{ weight: 50, hold: '1h' }] };
+  const app = await startTestApp(t, { upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], routes: [RULES[0]], rollout, key: '${uri}' });
+  await app.rollout!.command('start', 'test', null);
+  t.equal(app.store.view().weights.fastapi, 50);
+  // 40 split requests on 40 paths (half to each side, by the key), and 30 the beta rule takes, all failing.
+  await Promise.all(Array.from({ length: 40 }, (_, i) => send(`${app.traffic}/predict/${i}`)));
+  const beta = await Promise.all(Array.from({ length: 30 }, () => send(`${app.traffic}/predict/`, { headers: { 'x-beta': '1' } })));
+  t.same(new Set(beta.map((r) => r.status)), new Set([500]), 'the cohort got the canary\'s failures');
+  await until(() => app.rollout!.view().lastVerdict?.routed?.fastapi === 30, 5000);
+  const view = app.rollout!.view();
+  t.match(view, { phase: 'running', weight: 50, lastVerdict: { routed: { flask: 0, fastapi: 30 } } }, 'not rolled back');
+  t.equal(view.lastVerdict!.checks.find((c) => c.check === 'error_rate')?.status, 'ok', 'the canary\'s error rate from the split\'s requests alone');
+});
+
 t.test('--workers 2: the rules from the file in every worker, a PUT /routes applied in each, the counts of all', async (t) => {
   const u = await upstreams(t);
   const config = join(t.testdir(), 'drum-splitter.yaml');
