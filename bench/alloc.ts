@@ -4,9 +4,10 @@
 // Repeatable to about a percent here, where CPU time is not: the allocation-budget tests
 // (test/alloc-budget.test.ts) and `npm run bench:alloc` use it.
 // `npm run bench:alloc` prints drum-splitter's rows (defaults, recording 1%, a rollout running,
-// --no-request-buffering, --split-hash md5-mod-100) beside the bare node:http + undici proxy's, and the recording gate in
-// the two forms this machine can resolve: bytes a request, and the share of CPU-profile samples
-// in recording code (src/record/, anywhere on the stack) with recording at 1%.
+// --no-request-buffering, --split-hash md5-mod-100, three cohort rules none of the requests
+// match) beside the bare node:http + undici proxy's, and the recording gate in the two forms this
+// machine can resolve: bytes a request, and the share of CPU-profile samples in recording code
+// (src/record/, anywhere on the stack) with recording at 1%.
 // Env: BENCH_REQUESTS (20000), BENCH_WARMUP_REQUESTS (20000), BENCH_CONNECTIONS (32); flags: --json FILE.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -217,6 +218,14 @@ async function main(): Promise<void> {
   };
   const json = process.argv[2] === '--json' ? process.argv[3] : undefined;
   const recordDir = mkdtempSync(join(tmpdir(), 'drum-alloc-rec-'));
+  const routesFile = join(recordDir, 'routes.yaml');
+  writeFileSync(routesFile, [
+    'routes:',
+    '  - { name: beta, match: { header: { x-beta: "1" } }, upstream: fastapi }',
+    '  - { name: qa, match: { cookie: { qa: { regex: "^run-" } } }, upstream: fastapi }',
+    '  - { name: v2, match: { path: /v2/, method: GET }, upstream: flask }',
+    '',
+  ].join('\n'));
   const targets = [
     bareTarget,
     serveTarget('drum-splitter'),
@@ -225,6 +234,8 @@ async function main(): Promise<void> {
     serveTarget('drum-splitter --no-request-buffering', () => ['--no-request-buffering']),
     // The seed's Option B: an MD5 of the key a request instead of murmur2.
     serveTarget('drum-splitter --split-hash md5-mod-100', () => ['--split-hash', 'md5-mod-100']),
+    // Cohort rules none of the predictions match: every rule tested on every request, then the split.
+    serveTarget('drum-splitter 3 cohort rules', () => ['--config', routesFile]),
   ];
   const rows: (AllocResult & { name: string })[] = [];
   for (const t of targets) {

@@ -585,6 +585,37 @@
     return answeredAt === null ? `${since}: nothing read yet` : `${since}; what is shown is from ${clock(new Date(answeredAt).toISOString())}`;
   }
 
+  // ---- cohorts ----------------------------------------------------------------------------
+  /** A condition's value as the rule gives it: "text", or /regex/. */
+  const valueText = (v) => (typeof v === 'string' ? JSON.stringify(v) : `/${v.regex}/`);
+
+  /** A rule's conditions in a line: header x-beta = "1", path starts /v2/, method ~ /^(GET|HEAD)$/. */
+  function conditions(match) {
+    const said = [];
+    const test = (v, exact) => (typeof v === 'string' ? `${exact} ${valueText(v)}` : `~ ${valueText(v)}`);
+    for (const [name, v] of Object.entries(match.header ?? {})) said.push(`header ${name} ${test(v, '=')}`);
+    for (const [name, v] of Object.entries(match.cookie ?? {})) said.push(`cookie ${name} ${test(v, '=')}`);
+    if (match.path !== undefined) said.push(`path ${test(match.path, 'starts')}`);
+    if (match.method !== undefined) said.push(`method ${test(match.method, '=')}`);
+    return said.join(', and ');
+  }
+
+  /** The rules with their counts (GET /routes), and what the rollout's last window left to them (GET /rollout). */
+  function renderCohorts(v, rollout) {
+    $('cohorts').hidden = v === null;
+    if (v === null) return;
+    $('cohorts-state').textContent = v.routes.length === 0
+      ? 'No rules: every request goes through the split.'
+      : `${v.routes.length} rule${v.routes.length === 1 ? '' : 's'}, version ${v.version} (${v.source}, ${clock(v.updatedAt)}).`;
+    $('cohort-table').tBodies[0].replaceChildren(...v.routes.map((r) => el('tr', { 'data-route': r.name },
+      el('th', { scope: 'row' }, r.name),
+      el('td', {}, conditions(r.match)),
+      el('td', {}, r.upstream === undefined ? 'the split' : el('span', { class: `c-${role(r.upstream)}` }, r.upstream)),
+      el('td', { 'data-measure': 'matches' }, String(r.matches)))));
+    const routed = Object.entries(rollout?.lastVerdict?.routed ?? {}).filter(([, n]) => n > 0);
+    $('cohorts-routed').textContent = routed.length === 0 ? '' : `In the rollout's last window the rules took ${routed.map(([name, n]) => `${num(n)} to ${name}`).join(' and ')}: not judged.`;
+  }
+
   // ---- polling ----------------------------------------------------------------------------
   /** JSON of a read; null for a 404. */
   async function read(path) {
@@ -633,7 +664,7 @@
       if (about !== null) {
         // null: not on this server (no rollout with one upstream, no samples or switches on a controller).
         const readIf = (path) => (about.reads.includes(path) ? settle(path) : null);
-        const [w, h, s, r, d, rec, sh] = await Promise.all([
+        const [w, h, s, r, d, rec, sh, routes] = await Promise.all([
           settle('/weights'),
           settle('/history'),
           readIf('/series'),
@@ -641,6 +672,7 @@
           readIf('/rollout/decisions'),
           readIf('/recording'),
           readIf('/shadow'),
+          readIf('/routes'),
         ]);
         if (r !== undefined) {
           baseline = r?.plan.baseline ?? baseline;
@@ -659,6 +691,7 @@
           ['/shadow', sh, renderShadow],
           ['/rollout', r, (v) => renderRollout(v, d?.decisions)],
           ['/rollout', r, (v) => renderFleet(v?.fleet)],
+          ['/routes', routes, (v) => renderCohorts(v, r)],
         ];
         for (const [path, value, render] of parts) {
           if (value === undefined) continue;

@@ -20,6 +20,10 @@ import { Subscribers } from './common/subscribers.js';
 import { UpstreamPoller } from './observe/poller.js';
 import { Series } from './observe/series.js';
 import type { WeightStore } from './weights/store.js';
+import { AtomicFile } from './common/atomic-file.js';
+import type { Counter } from 'prom-client';
+import { formatRouteSnapshot, routesStatePath, RouteStore, type RouteSnapshot } from './weights/route-store.js';
+import { reportWriteFailure } from './weights/state-file.js';
 
 export interface RunningApp {
   /** The configuration the start resolved. */
@@ -30,6 +34,8 @@ export interface RunningApp {
   readonly admin: FastifyInstance;
   readonly adminAddress: AddressInfo;
   readonly store: WeightStore;
+  /** The cohort rules, live. */
+  readonly routes: RouteStore;
   readonly metrics: Metrics;
   /** The canary controller; undefined with a single upstream. */
   readonly rollout: RolloutController | undefined;
@@ -64,8 +70,8 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
   const startup = resolveStartup({ file: settings.file?.settings, flags: settings.flags, env, at: now().toISOString() });
   const { config } = startup;
   const log = opts.log ?? createLogger(config.logLevel);
-  const plane = await startControlPlane(startup, { env, log, now, adminName: 'the admin API', drive: ({ store, metrics }) => startTraffic(config, { store, metrics, log, file: settings.file, seriesMs: opts.seriesIntervalMs ?? SERIES_INTERVAL_MS }) });
-  const { proxy, shadow } = plane.driven;
+  const plane = await startControlPlane(startup, { env, log, now, adminName: 'the admin API', drive: ({ store, metrics, stateFailures }) => startTraffic(config, { store, metrics, stateFailures, log, file: settings.file, seriesMs: opts.seriesIntervalMs ?? SERIES_INTERVAL_MS, routes: startup.routes, routesRestored: startup.routesRestored, now }) });
+  const { proxy, shadow, routes } = plane.driven;
   return {
     config,
     log,
@@ -73,6 +79,7 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
     admin: plane.admin,
     adminAddress: plane.adminAddress,
     store: plane.store,
+    routes,
     metrics: proxy.metrics,
     rollout: plane.rollout,
     shadow,
@@ -86,9 +93,28 @@ export async function startApp(settings: AppSettings, opts: AppOptions): Promise
  */
 async function startTraffic(
   config: Config,
-  deps: { readonly store: WeightStore; readonly metrics: Metrics; readonly log: Logger; readonly file: AppSettings['file']; readonly seriesMs: number },
-): Promise<Driven & { readonly proxy: TrafficPlane; readonly shadow: Shadow }> {
-  const { store, metrics, log, seriesMs } = deps;
+  deps: {
+    readonly store: WeightStore;
+    readonly metrics: Metrics;
+    readonly stateFailures: Counter<'file'>;
+    readonly log: Logger;
+    readonly file: AppSettings['file'];
+    readonly seriesMs: number;
+    /** The cohort rules to start from (the state file's, else the config's), and whether they were restored. */
+    readonly routes: RouteSnapshot;
+    readonly routesRestored: boolean;
+    readonly now: () => Date;
+  },
+): Promise<Driven & { readonly proxy: TrafficPlane; readonly shadow: Shadow; readonly routes: RouteStore }> {
+  const { store, metrics, log, seriesMs, routesRestored } = deps;
+  const routesAtStart = deps.routes;
+  // The cohort rules' own file beside --state, written as the weights' is (durable or refused).
+  const routesFile = config.state === undefined
+    ? undefined
+    : new AtomicFile<RouteSnapshot>(routesStatePath(config.state), { what: 'the cohort rules file', format: formatRouteSnapshot, onError: reportWriteFailure(log, deps.stateFailures, 'routes') });
+  const routes = new RouteStore(config.upstreams.map((u) => u.name), routesAtStart, { now: deps.now, log, subscriberErrors: metrics.subscriberErrors, persist: routesFile });
+  if (!routesRestored) routesFile?.save(routesAtStart);
+  else log.info({ state: routesStatePath(config.state!), version: routesAtStart.state.version }, 'cohort rules restored from the state file');
   // With --workers, a runtime switch of the shadow is passed on to them once they run.
   let tellWorkers = (): void => {};
   // Every finished copy (the workers' too), for the rollout's mismatch check and shadow phase.
@@ -97,17 +123,23 @@ async function startTraffic(
   let proxy: TrafficPlane;
   try {
     if (config.workers > 1) {
-      const workers = await startWorkers(config, { log, metrics, shares: () => store.state.shares, shadow });
+      const workers = await startWorkers(config, { log, metrics, shares: () => store.state.shares, routes: () => routes.state.routes, shadow });
       tellWorkers = () => workers.setShares(store.state.shares);
       proxy = workers;
     } else {
-      proxy = await startProxy(config, log, { shares: store.state.shares, metrics, shadow: shadow.shadow });
+      proxy = await startProxy(config, log, { shares: store.state.shares, routes: routes.state.routes, metrics, shadow: shadow.shadow });
     }
   } catch (err) {
-    await shadow.close();
+    await Promise.all([shadow.close(), routesFile?.close()]);
     throw err;
   }
   store.subscribe('split', (s) => proxy.setShares(s.state.shares));
+  routes.subscribe('proxy', (s) => proxy.setRoutes(s.state.routes));
+  // Each rule's matches since the start, every process's (GET /routes; drum_route_matches_total counts the same).
+  const matches = new Map<string, number>();
+  proxy.outcomes.subscribe('routes', (o) => {
+    if (o.route !== undefined) matches.set(o.route, (matches.get(o.route) ?? 0) + 1);
+  });
   const poller = new UpstreamPoller(proxy.backends.values(), metrics, { intervalMs: config.pollIntervalMs, timeoutMs: PROBE_TIMEOUT_MS, now: Date.now, log });
   const series = new Series({ upstreams: config.upstreams.map((u) => u.name), intervalMs: seriesMs, now: Date.now, random: Math.random });
   series.listen(proxy.outcomes, poller);
@@ -116,6 +148,8 @@ async function startTraffic(
   return {
     proxy,
     shadow: shadow.shadow,
+    routes,
+    files: routesFile === undefined ? [] : [routesFile],
     evidence: (plan) => new LocalEvidence({
       plan, outcomes: proxy.outcomes, poller, now: Date.now,
       // The shadow's pairs are evidence of the canary only when it copies to the canary.
@@ -135,11 +169,12 @@ async function startTraffic(
       shadow: shadow.shadow,
       series: () => series.view(),
       split: { key: config.key, hash: config.splitHash },
+      routes: { store: routes, matches: () => matches },
     },
     begin() {
       poller.start();
       seriesTimer = setInterval(() => series.tick(), seriesMs).unref();
-      if (deps.file !== undefined) watcher = watchWeights(deps.file, config, { store, log });
+      if (deps.file !== undefined) watcher = watchWeights(deps.file, config, { store, routes, log });
     },
     async close() {
       watcher?.close();
@@ -148,7 +183,7 @@ async function startTraffic(
       series.stop();
       // The listeners close and the requests in flight drain first: nothing else may hold them.
       const cut = await proxy.close();
-      await shadow.close();
+      await Promise.all([shadow.close(), routesFile?.close()]);
       return cut;
     },
   };

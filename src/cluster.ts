@@ -12,6 +12,7 @@ import { Outcomes, type Outcome } from './observe/outcomes.js';
 import { Recording, type RecordSink } from './record/recording.js';
 import { startProxy, type RunningProxy } from './proxy/listener.js';
 import type { Share } from './weights/shares.js';
+import type { RouteRule } from './weights/routes.js';
 import { closeBackends, createBackends } from './proxy/forward.js';
 import { startShadow, type NoiseJudged, type RunningShadow, type Shadow, type ShadowLine, type ShadowPair, type ShadowResult } from './shadow/shadow.js';
 
@@ -23,9 +24,10 @@ import { startShadow, type NoiseJudged, type RunningShadow, type Shadow, type Sh
  * /metrics is scraped (aggregated with prom-client's AggregatorRegistry).
  */
 
-/** What a worker needs to be in step: the split, and the recording's and the shadow's switches. */
+/** What a worker needs to be in step: the split, the cohort rules, and the recording's and the shadow's switches. */
 export interface WorkerState {
   readonly shares: readonly Share[];
+  readonly routes: readonly RouteRule[];
   readonly recording: { readonly enabled: boolean; readonly sampleRate: number };
   readonly shadow: { readonly enabled: boolean; readonly sampleRate: number };
 }
@@ -72,10 +74,11 @@ const STOP_GRACE_MS = 5000;
 
 /**
  * The traffic side as the primary sees it: what startProxy gives in a single process. With
- * workers, setShares sends each the whole state: the split (the `shares` startWorkers reads,
- * the same ones), and the recording's and the shadow's switches.
+ * workers, setShares and setRoutes send each the whole state: the split and the rules (the
+ * `shares` and `routes` startWorkers reads, the same ones), and the recording's and the shadow's
+ * switches.
  */
-export type TrafficPlane = Pick<RunningProxy, 'address' | 'backends' | 'recording' | 'metrics' | 'outcomes' | 'close' | 'setShares'>;
+export type TrafficPlane = Pick<RunningProxy, 'address' | 'backends' | 'recording' | 'metrics' | 'outcomes' | 'close' | 'setShares' | 'setRoutes'>;
 
 export function isWorker(): boolean {
   return cluster.isWorker;
@@ -108,12 +111,13 @@ export function configFromJSON(json: ConfigJSON): Config {
 /** Primary: forks `config.workers` workers and resolves once every one is listening. */
 export async function startWorkers(
   config: Config,
-  deps: { log: Logger; metrics: Metrics; shares: () => readonly Share[]; shadow: RunningShadow },
+  deps: { log: Logger; metrics: Metrics; shares: () => readonly Share[]; routes: () => readonly RouteRule[]; shadow: RunningShadow },
 ): Promise<TrafficPlane> {
   const { log, metrics } = deps;
   const { shadow } = deps.shadow;
   const state = (): WorkerState => ({
     shares: deps.shares(),
+    routes: deps.routes(),
     recording: { enabled: recording.enabled, sampleRate: recording.sampleRate },
     shadow: { enabled: shadow.enabled, sampleRate: shadow.sampleRate },
   });
@@ -261,6 +265,7 @@ export async function startWorkers(
     metrics: { ...metrics, text },
     outcomes,
     setShares: () => broadcast({ drum: 'state', state: state() }),
+    setRoutes: () => broadcast({ drum: 'state', state: state() }),
     close: (graceMs = config.drainTimeoutMs) => (closing ??= stop(graceMs)),
   };
 }
@@ -325,6 +330,7 @@ export async function runWorker(): Promise<void> {
   try {
     proxy = await startProxy(config, log, {
       shares: initial.shares,
+      routes: initial.routes,
       metrics,
       recordSink: new PrimarySink(config.record.queueBytes, metrics.recorder, (msg, done) => process.send!(msg, undefined, undefined, done)),
       shadow: shadow.shadow,
@@ -359,11 +365,13 @@ export async function runWorker(): Promise<void> {
 }
 
 /**
- * A worker takes the primary's state: the split, and each switch through its change(), the one
- * way a switch changes (the primary's own change() has passed it already, on the same config).
+ * A worker takes the primary's state: the split, the cohort rules, and each switch through its
+ * change(), the one way a switch changes (the primary's own change() has passed it already, on
+ * the same config).
  */
-export function applyState(proxy: Pick<RunningProxy, 'setShares' | 'recording'>, shadow: Pick<Shadow, 'change'>, s: WorkerState): void {
+export function applyState(proxy: Pick<RunningProxy, 'setShares' | 'setRoutes' | 'recording'>, shadow: Pick<Shadow, 'change'>, s: WorkerState): void {
   proxy.setShares(s.shares);
+  proxy.setRoutes(s.routes);
   proxy.recording.change(s.recording);
   shadow.change(s.shadow);
 }

@@ -23,6 +23,8 @@ const dir = t.testdir({
   'option-b.yaml': 'upstreams: { flask: "http://a:1" }\nsplit: { key: "${http_x_datarobot_deployment_id}", hash: md5-mod-100 }\n',
   'option-b-twice.yaml': 'upstreams: { flask: "http://a:1" }\nsplitHash: murmur2\nsplit: { hash: md5-mod-100 }\n',
   'option-b-bad.yaml': 'upstreams: { flask: "http://a:1" }\nsplit: { hash: md5 }\n',
+  'routes.yaml': 'routes:\n  - { name: beta, match: { header: { x-beta: "1" } }, upstream: fastapi }\n  - { match: { cookie: { qa: { regex: "^run-" } } }, split: true }\n',
+  'routes-bad.yaml': 'routes:\n  - { name: beta, match: { header: { x-beta: { regex: "(" } } }, upstream: fastapi }\n',
   'empty.yaml': '',
   // Each fails alone, on the default upstreams: only beside the file's own upstreams are they good.
   'own-names.yaml': 'upstreams: { flask: "http://a:1", gpu: "http://b:1" }\nweights: { gpu: 5 }\nshadow: gpu\nrollout: { canary: gpu }\n',
@@ -83,6 +85,8 @@ const runs = {
   optionB: check('--config', file('option-b.yaml')),
   optionBTwice: check('--config', file('option-b-twice.yaml')),
   optionBBad: check('--config', file('option-b-bad.yaml')),
+  routes: check('--config', file('routes.yaml')),
+  routesBad: check('--config', file('routes-bad.yaml')),
   empty: check('--config', file('empty.yaml')),
   ownNames: check('--config', file('own-names.yaml')),
   missing: check('--config', file('missing.yaml')),
@@ -115,6 +119,11 @@ t.test('a good file: one line on stdout, exit 0', async (t) => {
 t.test('split: a setting given both ways, and a hash that is not one', async (t) => {
   bad(t, await runs.optionBTwice, [`${file('option-b-twice.yaml')}: split: split.hash is another name for splitHash, which is given too; give one`]);
   bad(t, await runs.optionBBad, [`${file('option-b-bad.yaml')}: split.hash: "md5" is not one of murmur2, md5-mod-100`]);
+});
+
+t.test('cohort rules: named where they send their requests; a bad one is its line', async (t) => {
+  t.match(await runs.routes, { code: 0, stdout: /: ok \(2 upstreams, cohort rules: beta → fastapi, route-2 → split, rollout plan: fastapi 1% 5d/, stderr: '' });
+  bad(t, await runs.routesBad, [`${file('routes-bad.yaml')}: routes[0].match.header.x-beta.regex: not a regular expression: Invalid regular expression: /(/: Unterminated group`]);
 });
 
 t.test('a file that cannot be read or parsed: one line, exit 2', async (t) => {

@@ -45,7 +45,7 @@ t.test('two real workers: the primary publishes every exchange of both, once; wi
   });
   const config = buildConfig({ listen: '127.0.0.1:0', upstreams: [`flask=${up.url}`, `fastapi=http://127.0.0.1:${await freePort()}`], workers: 2, pollInterval: '1h', logLevel: 'silent' });
   const metrics = createMetrics();
-  const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [['fastapi', 5000]], shadow: startShadow(config, { registry: metrics.registry, log: silentLog }) });
+  const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [['fastapi', 5000]], routes: () => [], shadow: startShadow(config, { registry: metrics.registry, log: silentLog }) });
   t.teardown(() => plane.close());
   const seen: Outcome[] = [];
   plane.outcomes.subscribe('test', (o) => seen.push(o));
@@ -76,7 +76,7 @@ t.test('two real workers: close(graceMs) drains for that long, not for the drain
   cluster.setupPrimary({ exec: fileURLToPath(new URL('../src/cli/main.ts', import.meta.url)), args: ['serve'], execArgv: WORKER_EXEC_ARGV, silent: true });
   const config = buildConfig({ listen: '127.0.0.1:0', upstreams: [`flask=${hung.url}`], workers: 2, pollInterval: '1h', logLevel: 'silent', timeout: '60s', drainTimeout: '30s' });
   const metrics = createMetrics();
-  const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [], shadow: startShadow(config, { registry: metrics.registry, log: silentLog }) });
+  const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [], routes: () => [], shadow: startShadow(config, { registry: metrics.registry, log: silentLog }) });
   t.teardown(() => plane.close());
   const answer = send(`http://127.0.0.1:${plane.address.port}/predict/`).catch((err: Error) => err);
   await until(() => hung.seen.length === 1);
@@ -106,7 +106,7 @@ t.test('two real workers with a shadow: each copies, the primary counts and logs
   });
   const metrics = createMetrics();
   const shadow = startShadow(config, { registry: metrics.registry, log: silentLog, onChange: () => plane.setShares([]) });
-  const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [], shadow });
+  const plane = await startWorkers(config, { log: silentLog, metrics, shares: () => [], routes: () => [], shadow });
   t.teardown(() => plane.close());
   const url = `http://127.0.0.1:${plane.address.port}/predict/`;
   // A new connection each: the primary deals connections to the workers in turn.

@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import t from 'tap';
 import type { InputError } from '../src/common/input-error.js';
 import { parseDuration, parseSize } from '../src/common/units.js';
+import { parseHeaderName } from '../src/common/headers.js';
 import {
   buildConfig,
-  parseHeaderName,
   parseHostPort,
   readConfigFile,
   type Config,
@@ -476,4 +476,11 @@ t.test('shadow settings: defaults, and each bad value named', async (t) => {
     [{ shadowAbsolute: 'none' }, 'shadowAbsolute', /"none" is not a number from 0 up/],
   ];
   for (const [raw, field, message] of bad) t.throws(() => buildConfig(raw), { name: 'InputError', field, message }, JSON.stringify(raw));
+});
+
+t.test('routes: the cohort rules, checked against the upstreams as given (flags or file); none by default', async (t) => {
+  t.same(buildConfig({}).routes, []);
+  const routes = [{ match: { header: { 'X-Beta': 1 } }, upstream: 'gpu' }];
+  t.same(buildConfig({ upstreams: ['flask=http://a:1', 'gpu=http://b:1'], routes }).routes, [{ name: 'route-1', match: { header: { 'x-beta': '1' } }, upstream: 'gpu' }]);
+  t.throws(() => buildConfig({ routes }), { name: 'InputError', field: 'routes[0].upstream', message: /"gpu" is not an upstream; upstreams: flask, fastapi/ });
 });

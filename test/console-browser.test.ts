@@ -17,7 +17,7 @@ import { startApp, type RunningApp } from '../src/app.js';
 import { readConfigFile } from '../src/config/config.js';
 import { startController } from '../src/fleet/app.js';
 import { replayCommand } from '../src/replay/command.js';
-import { behaving, freePort, silentLog, startUpstream, steadyTraffic, type UpstreamHandler } from './helpers/net.js';
+import { behaving, freePort, send, silentLog, startUpstream, steadyTraffic, type UpstreamHandler } from './helpers/net.js';
 import { healthy, prometheusAnswering } from './helpers/prometheus.js';
 import { until } from './helpers/wait.js';
 
@@ -80,6 +80,8 @@ interface World {
   admin: string;
   /** Closes the app (once; the test's end closes it otherwise). */
   stop(): Promise<number>;
+  /** The traffic listener's base URL. */
+  traffic: string;
 }
 
 /**
@@ -87,14 +89,14 @@ interface World {
  * clients sending predictions to DRUM's /predict/ with many query strings: the split key takes the
  * query too, so each weight sends its share to the canary, and the recording and shadow see them all.
  */
-async function world(t: Test, opts: { canary?: UpstreamHandler; rollout?: Record<string, unknown>; weights?: string[]; seriesMs?: number; anonymous?: boolean } = {}): Promise<World> {
+async function world(t: Test, opts: { canary?: UpstreamHandler; rollout?: Record<string, unknown>; weights?: string[]; seriesMs?: number; anonymous?: boolean; routes?: unknown[] } = {}): Promise<World> {
   const flask = await startUpstream('flask', drum(120, behaving(2)));
   const fastapi = await startUpstream('fastapi', drum(110, opts.canary ?? behaving(2)));
   // Its own short-named directory: the recording's path shows on the page (and the screenshot).
   const dir = mkdtempSync(join(tmpdir(), 'drum-console-'));
   writeFileSync(join(dir, 'tokens'), `${WHO}:${TOKEN}\n`);
   const path = join(dir, 'drum.yaml');
-  writeFileSync(path, JSON.stringify({ upstreams: { flask: flask.url, fastapi: fastapi.url }, ...(opts.rollout === undefined ? {} : { rollout: opts.rollout }) }));
+  writeFileSync(path, JSON.stringify({ upstreams: { flask: flask.url, fastapi: fastapi.url }, ...(opts.rollout === undefined ? {} : { rollout: opts.rollout }), ...(opts.routes === undefined ? {} : { routes: opts.routes }) }));
   const app = await startApp(
     {
       file: { path, settings: readConfigFile(path) },
@@ -116,7 +118,7 @@ async function world(t: Test, opts: { canary?: UpstreamHandler; rollout?: Record
     await Promise.all([flask.close(), fastapi.close()]);
     rmSync(dir, { recursive: true, force: true });
   });
-  return { app, admin: `http://127.0.0.1:${app.adminAddress.port}`, stop };
+  return { app, admin: `http://127.0.0.1:${app.adminAddress.port}`, traffic: target, stop };
 }
 
 async function getJson(url: string): Promise<Record<string, unknown>> {
@@ -455,6 +457,31 @@ t.test("on a 375 px phone: no horizontal scroll; the charts follow the page's wi
     { timeout: 5000 },
   );
   await readable('an hour, on a laptop', /^\d\d:\d\d$/);
+  t.same(problems, []);
+});
+
+t.test('the Cohorts panel: each rule in order, what it matches, where it sends, its count; a change through the API shows', { skip }, async (t) => {
+  const w = await world(t, {
+    routes: [
+      { name: 'beta', match: { header: { 'x-beta': '1' }, path: '/predict/' }, upstream: 'fastapi' },
+      { name: 'qa', match: { cookie: { qa: { regex: '^run-' } }, method: 'POST' }, split: true },
+    ],
+  });
+  for (let i = 0; i < 3; i++) await send(`${w.traffic}/predict/`, { headers: { 'x-beta': '1' } });
+  const { page, problems } = await openPage(t);
+  await page.goto(`${w.admin}/`);
+  await waitForText(page, '#cohort-table tr[data-route="beta"] td[data-measure="matches"]', /^3$/, 10_000);
+  t.match(await page.$eval('#cohorts-state', (e) => e.textContent), /^2 rules, version 1 \(startup, /);
+  const rows = await page.$$eval('#cohort-table tbody tr', (trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
+  t.same(rows, [
+    ['beta', 'header x-beta = "1", and path starts "/predict/"', 'fastapi', '3'],
+    ['qa', 'cookie qa ~ /^run-/, and method = "POST"', 'the split', '0'],
+  ]);
+  t.equal(await page.$eval('#cohort-table tr[data-route="beta"] td:nth-child(3) span', (e) => getComputedStyle(e).color), 'rgb(230, 85, 13)', 'the canary in its colour');
+  const put = await request(`${w.admin}/routes`, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ routes: [] }) });
+  t.equal(put.statusCode, 200, await put.body.text());
+  await waitForText(page, '#cohorts-state', /^No rules: every request goes through the split\.$/);
+  t.equal(await page.$$eval('#cohort-table tbody tr', (trs) => trs.length), 0);
   t.same(problems, []);
 });
 

@@ -23,13 +23,15 @@ const samples = (answers: Record<string, Answer>): Record<string, Sample[]> => O
 
 t.test("the queries: the seed's, counting over the step's window", async (t) => {
   t.same(fleetQueries({ baseline: 'flask', canary: 'fastapi' }, 300), {
-    'requests:flask': 'sum(increase(drum_requests_total{server_type="flask"}[300s]))',
-    'errors:flask': 'sum(increase(drum_requests_total{server_type="flask",status=~"5.."}[300s]))',
-    'latency:flask': 'sum by (le) (increase(drum_request_duration_seconds_bucket{server_type="flask"}[300s]))',
+    'requests:flask': 'sum(increase(drum_requests_total{server_type="flask",route=""}[300s]))',
+    'errors:flask': 'sum(increase(drum_requests_total{server_type="flask",route="",status=~"5.."}[300s]))',
+    'latency:flask': 'sum by (le) (increase(drum_request_duration_seconds_bucket{server_type="flask",route=""}[300s]))',
+    'routed:flask': 'sum(increase(drum_requests_total{server_type="flask",route!=""}[300s]))',
     'rss:flask': 'avg(drum_memory_bytes{type="rss",server_type="flask"})',
-    'requests:fastapi': 'sum(increase(drum_requests_total{server_type="fastapi"}[300s]))',
-    'errors:fastapi': 'sum(increase(drum_requests_total{server_type="fastapi",status=~"5.."}[300s]))',
-    'latency:fastapi': 'sum by (le) (increase(drum_request_duration_seconds_bucket{server_type="fastapi"}[300s]))',
+    'requests:fastapi': 'sum(increase(drum_requests_total{server_type="fastapi",route=""}[300s]))',
+    'errors:fastapi': 'sum(increase(drum_requests_total{server_type="fastapi",route="",status=~"5.."}[300s]))',
+    'latency:fastapi': 'sum by (le) (increase(drum_request_duration_seconds_bucket{server_type="fastapi",route=""}[300s]))',
+    'routed:fastapi': 'sum(increase(drum_requests_total{server_type="fastapi",route!=""}[300s]))',
     'rss:fastapi': 'avg(drum_memory_bytes{type="rss",server_type="fastapi"})',
     down: 'min(drum_upstream_down_seconds{server_type="fastapi"})',
   });
@@ -65,6 +67,11 @@ t.test('verdicts on recorded answers', async (t) => {
   t.match(quiet, { action: 'inconclusive', text: /0 canary requests, fewer than 200/ });
   t.match(judge(evidenceFromAnswers(plan, {}, 0.5), step, DEFAULT_ROLLBACK, { minRequests: plan.minRequests, minP99Difference: 0 }), { action: 'rollback', text: /RSS growing 50% per hour/ }, 'the growth is passed through');
   t.equal(evidenceFromAnswers(plan, { down: [{ metric: {}, value: 31 }] }, undefined).canaryDownMs, 31_000, 'down seconds as ms');
+});
+
+t.test('requests cohort rules took: counted apart by upstream (route!=""), none without series', async (t) => {
+  t.same(evidenceFromAnswers(plan, samples(recorded.traffic), undefined).routed, { flask: 0, fastapi: 0 });
+  t.same(evidenceFromAnswers(plan, { 'routed:fastapi': [{ metric: {}, value: 12.5 }] }, undefined).routed, { flask: 0, fastapi: 12.5 });
 });
 
 t.test('answers that are no measurement (NaN, +Inf, -Inf, negative): inconclusive and said, never a pass', async (t) => {
@@ -120,7 +127,7 @@ t.test('PrometheusEvidence: gather asks for the step so far; an outage is inconc
   source.reset();
   now = at;
   const first = await source.gather(at, running);
-  t.equal(prom.queries.length, 9, 'asked when gathered, each query once');
+  t.equal(prom.queries.length, 11, 'asked when gathered, each query once');
   t.ok(prom.queries.every((q) => q.includes('[10s]') || !q.includes('[')), 'the window is the step so far');
   t.match(judge(first, DEFAULT_STEPS[0]!, DEFAULT_ROLLBACK, { minRequests: 200, minP99Difference: 0 }), { action: 'rollback' });
   // Settled 4 s in: the latencies' window starts then, the counts' stays the step's.
@@ -164,7 +171,7 @@ t.test('PrometheusEvidence: a stop while the queries are out ends the gather at 
   const source = new PrometheusEvidence({ url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, plan, timeoutMs: 60_000, log, now: Date.now });
   const stop = new AbortController();
   const gathered = source.gather(Date.now(), stop.signal);
-  await until(() => held.length === 9);
+  await until(() => held.length === 11);
   const stopped = performance.now();
   stop.abort();
   t.match(await gathered, { unavailable: 'the controller is stopping', canary: { requests: 0 } });
@@ -186,8 +193,8 @@ t.test('through the rollout: a canary is not promoted on NaN answers, and is on 
   const c = await startController({ file: readConfigFile(path), prometheus: prom.url, proxies: [`http://127.0.0.1:${replica.adminAddress.port}`], admin: '127.0.0.1:0', token: TOKEN }, { env: {}, log: silentLog });
   t.teardown(() => c.close());
   c.rollout.command('start', 'test', null);
-  // Ten checks (nine queries each), over three times the hold.
-  await until(() => prom.queries.length >= 90, 10_000);
+  // Ten checks (eleven queries each), over three times the hold.
+  await until(() => prom.queries.length >= 110, 10_000);
   t.match(c.rollout.view(), { phase: 'running', weight: 5, step: { index: 0, heldMs: 0 }, lastVerdict: { action: 'inconclusive', text: /^error rate unavailable \(not a measurement: canary requests NaN, canary errors NaN, baseline requests NaN\);.*\/ping unavailable/ } });
   t.equal(replica.store.view().weights.fastapi, 5, 'the replica holds 5%');
   answers = healthy;

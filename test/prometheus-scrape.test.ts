@@ -1,11 +1,13 @@
 /**
  * A real Prometheus (Debian's) scrapes drum-splitter and answers the seed's dashboard queries,
- * as written in CANARY_DEPLOYMENT.md, per server_type.
+ * as written in CANARY_DEPLOYMENT.md, per server_type; and the fleet controller's, which leave out
+ * what cohort rules took.
  */
 import t from 'tap';
 import { startApp } from '../src/app.js';
 import { send, silentLog, startUpstream } from './helpers/net.js';
 import { prometheusMissing, startPrometheus } from './helpers/prometheus.js';
+import { fleetQueries } from '../src/fleet/prometheus.js';
 const MiB = 1024 * 1024;
 
 const SEED_QUERIES = {
@@ -24,7 +26,8 @@ const drumLike = (rssMb: number) => (req: { url?: string }, res: { statusCode: n
 t.test('the seed dashboard queries, on a real Prometheus', { skip: prometheusMissing }, async (t) => {
   const flask = await startUpstream('flask', drumLike(100));
   const fastapi = await startUpstream('fastapi', drumLike(150));
-  const app = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', overrideHeader: 'X-To', pollInterval: '500ms', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=5'] } },
+  const app = await startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', overrideHeader: 'X-To', pollInterval: '500ms', upstreams: [`flask=${flask.url}`, `fastapi=${fastapi.url}`], weights: ['fastapi=5'],
+    routes: [{ name: 'beta', match: { header: { 'x-beta': '1' } }, upstream: 'fastapi' }] } },
     { env: {}, log: silentLog },
   );
   const { query, eventually } = await startPrometheus(t, [`127.0.0.1:${app.adminAddress.port}`]);
@@ -36,8 +39,8 @@ t.test('the seed dashboard queries, on a real Prometheus', { skip: prometheusMis
   // Traffic only once Prometheus scrapes the proxy, so it lands across several scrapes.
   await eventually('up{job="drum-splitter"} == 1', (r) => Object.keys(r).length > 0);
 
-  // Traffic for about 6 s: per round 7 good and 3 failing on flask, 5 good on fastapi — so
-  // flask's error rate is 3/10 whatever the timing.
+  // Traffic for about 6 s: per round 7 good and 3 failing on flask, 5 good on fastapi and 5 more
+  // the beta rule takes there — so flask's error rate is 3/10 whatever the timing.
   const traffic = `http://127.0.0.1:${app.proxy.address.port}`;
   const until = Date.now() + 6000;
   while (Date.now() < until) {
@@ -45,6 +48,7 @@ t.test('the seed dashboard queries, on a real Prometheus', { skip: prometheusMis
       ...Array.from({ length: 7 }, () => send(`${traffic}/predict/`, { headers: { 'x-to': 'flask' } })),
       ...Array.from({ length: 3 }, () => send(`${traffic}/fail`, { headers: { 'x-to': 'flask' } })),
       ...Array.from({ length: 5 }, () => send(`${traffic}/predict/`, { method: 'POST', body: 'a,b\n1,2\n', headers: { 'x-to': 'fastapi' } })),
+      ...Array.from({ length: 5 }, () => send(`${traffic}/predict/`, { headers: { 'x-beta': '1' } })),
     ]);
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -60,7 +64,15 @@ t.test('the seed dashboard queries, on a real Prometheus', { skip: prometheusMis
 
   const rate = await query(SEED_QUERIES.rate);
   t.ok(rate.flask! > 0 && rate.fastapi! > 0, `request rate per server_type: ${JSON.stringify(rate)}`);
-  t.ok(Math.abs(rate.flask! / rate.fastapi! - 2) < 0.2, 'flask gets twice the rate of fastapi, as sent');
+  t.ok(Math.abs(rate.flask! / rate.fastapi! - 1) < 0.1, 'flask gets the rate of fastapi, as sent: every request counts, the routed too');
+
+  // The fleet controller's queries: the split's requests (route=""), and apart from them the beta rule's.
+  const fleet = fleetQueries({ baseline: 'flask', canary: 'fastapi' }, 60);
+  const one = async (q: string): Promise<number | undefined> => Object.values(await query(q))[0];
+  const [split, routed, flaskRouted, matched] = await Promise.all([one(fleet['requests:fastapi']!), one(fleet['routed:fastapi']!), one(fleet['routed:flask']!), query('drum_route_matches_total', 'route')]);
+  t.ok(split! > 0 && Math.abs(routed! / split! - 1) < 0.1, `fastapi: the split's ${split} requests judged, the beta rule's ${routed} apart`);
+  t.equal(flaskRouted, undefined, 'no rule took any to flask: no series');
+  t.ok(matched.beta! > 0 && Object.keys(matched).length === 1, `drum_route_matches_total{route="beta"} ${matched.beta}`);
 
   const p99 = await query(SEED_QUERIES.p99);
   for (const s of ['flask', 'fastapi']) t.ok(p99[s]! > 0 && p99[s]! <= 30, `${s} p99 ${p99[s]} s`);

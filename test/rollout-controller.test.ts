@@ -96,11 +96,12 @@ function rig(
   controller.start();
   t.teardown(() => controller.stop());
   let id = 0;
-  const traffic = (serverType: string, n: number, seconds: (i: number) => number, status: (i: number) => number = () => 200): void => {
+  /** `route`: a cohort rule that took these exchanges to `serverType`. */
+  const traffic = (serverType: string, n: number, seconds: (i: number) => number, status: (i: number) => number = () => 200, route?: string): void => {
     for (let i = 0; i < n; i++) {
       const outcome: Outcome = {
         id: ++id, serverType, upstream: serverType, status: status(i), sentStatus: status(i), origin: 'upstream', method: 'POST', url: '/predict/',
-        client: '10.0.0.1', seconds: seconds(i), clientGone: false, bytes: 20, requestComplete: true,
+        client: '10.0.0.1', seconds: seconds(i), clientGone: false, bytes: 20, requestComplete: true, route, routed: route !== undefined,
       };
       outcomes.publish(outcome);
     }
@@ -364,6 +365,19 @@ t.test('a step the weights cannot take (another canary holds too much): refused,
   t.match(controller.state, { phase: 'running', step: 0, weight: 10 }, 'not promoted');
   t.same(store.view().weights, { flask: 30, fastapi: 10, canary2: 60 });
   t.match(lines.at(-1), { msg: 'rollout: the check could not be carried out; holding', err: /over 100%/ });
+});
+
+t.test('exchanges a cohort rule took are not judged: a failing beta cohort on the canary is no rollback, and the verdict counts them', async (t) => {
+  const r = rig(t);
+  r.controller.command('start', 'alice', null);
+  // Every request the beta rule sends the canary fails; the split's are healthy.
+  r.traffic('fastapi', 60, () => 0.5, () => 500, 'beta');
+  r.traffic('flask', 7, () => 0.01, () => 200, 'pinned');
+  const verdict = await r.minute();
+  t.equal(verdict?.checks.find((c) => c.check === 'error_rate')?.status, 'ok', 'the canary judged on the split\'s 100 requests alone');
+  t.not(verdict?.action, 'rollback');
+  t.same(r.controller.view().lastVerdict?.routed, { flask: 7, fastapi: 60 }, 'GET /rollout says how many the rules took in the window');
+  t.equal(r.canary(), 5, 'still at the first step');
 });
 
 t.test("a fleet controller's claim: this process's own rollout cannot start while it holds", async (t) => {

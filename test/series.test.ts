@@ -45,6 +45,16 @@ t.test('a point per interval: rate, error rate, nearest-rank p50 and p99, the la
   t.match(r.series.view().samples[1]!.upstreams.flask, { rps: 0, errorRate: null, rss: 100 * 2 ** 20 }, 'the next interval starts empty; memory stays the last known');
 });
 
+t.test("the split's exchanges only: those a cohort rule took are left out, one it handed on to the split is in", async (t) => {
+  const r = rig();
+  for (let i = 0; i < 10; i++) r.outcomes.publish(outcome('fastapi', 200, 0.01));
+  for (let i = 0; i < 30; i++) r.outcomes.publish({ ...outcome('fastapi', 500, 1), route: 'beta', routed: true });
+  r.outcomes.publish({ ...outcome('fastapi', 200, 0.01), route: 'pinned', routed: false });
+  r.advance(10_000);
+  r.series.tick();
+  t.match(r.series.view().samples[0]!.upstreams.fastapi, { rps: 1.1, errorRate: 0, p99: 0.01 });
+});
+
 t.test('bounded: a uniform sample of latencies, an hour of points; stop() stops listening', async (t) => {
   const r = rig();
   for (let i = 0; i < 5000; i++) r.outcomes.publish(outcome('fastapi', 200, i < 2000 ? 0.01 : 0.02));

@@ -19,6 +19,7 @@ import type { Shadow } from '../shadow/shadow.js';
 import type { RolloutController } from '../rollout/controller.js';
 import { AJV_OPTIONS, BODY_LIMIT, schemaError } from './schema.js';
 import { weightsRoutes, type SplitView } from './weights.js';
+import { routesRoutes, type RoutesDeps } from './routes.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -54,6 +55,8 @@ export interface AdminDeps {
   readonly series?: () => SeriesView;
   /** How this proxy's key picks an upstream, shown beside the weights; a fleet controller has none of its own. */
   readonly split?: SplitView;
+  /** The cohort rules (GET/PUT /routes); a fleet controller has none of its own. */
+  readonly routes?: RoutesDeps;
   /** Its certificate and key (--admin-tls-cert): HTTPS, the pair reloaded when the files change. */
   readonly tls?: KeyPairFiles | undefined;
 }
@@ -130,10 +133,11 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
     deps.log.error({ err }, 'admin request failed');
     return replyError(reply, 'internal_error', err.message);
   });
-  const { recording, shadow, rollout, rolloutExtra, series } = deps;
+  const { recording, shadow, rollout, rolloutExtra, series, routes } = deps;
   // What this server answers of what the console reads: it asks for no other (GET /about).
   const reads = [
     '/weights', '/history',
+    ...(routes === undefined ? [] : ['/routes']),
     ...(rollout === undefined ? [] : ['/rollout', '/rollout/decisions']),
     ...(series === undefined ? [] : ['/series']),
     ...(recording === undefined ? [] : ['/recording']),
@@ -144,6 +148,7 @@ export function createAdmin(deps: AdminDeps): FastifyInstance {
   );
 
   void app.register(async (scope) => weightsRoutes(scope, deps));
+  if (routes !== undefined) void app.register(async (scope) => routesRoutes(scope, { ...routes, upstreams: deps.upstreams }));
   if (recording !== undefined) void app.register(async (scope) => switchRoutes(scope, { path: '/recording', what: 'recording', subject: recording, log: deps.log }));
   if (shadow !== undefined) void app.register(async (scope) => switchRoutes(scope, { path: '/shadow', what: 'shadow', subject: shadow, log: deps.log }));
   void app.register(async (scope) => healthRoutes(scope, deps));

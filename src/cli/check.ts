@@ -3,6 +3,7 @@ import { InputError } from '../common/input-error.js';
 import { isObject } from '../common/json-shape.js';
 import { buildConfig, isSettingKey, KNOWN_SETTINGS, parseConfigDocument, readConfigText, type Config, type ConfigDocument } from '../config/config.js';
 import { describePlan } from '../rollout/plan.js';
+import { describeRoute } from '../weights/routes.js';
 
 /**
  * `drum-splitter check --config FILE`: a config file judged by the very functions serve reads it
@@ -117,5 +118,6 @@ function summary(config: Config): string {
   const plan = config.rollout === undefined ? 'no rollout plan' : `rollout plan: ${config.rollout.canary} ${describePlan(config.rollout)}`;
   // nginx's murmur2 is the default and goes unsaid; the seed's Option B is named with its key.
   const split = config.splitHash === 'murmur2' ? '' : `, split ${config.splitHash} on ${config.key}`;
-  return `${upstreams}${split}, ${plan}`;
+  const routes = config.routes.length === 0 ? '' : `, cohort rules: ${config.routes.map(describeRoute).join(', ')}`;
+  return `${upstreams}${split}${routes}, ${plan}`;
 }

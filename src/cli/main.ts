@@ -54,7 +54,7 @@ async function serve({ given }: Run): Promise<number> {
     await runWorker();
     return -1;
   }
-  const [{ startApp }, { readConfigFile }] = await Promise.all([import('../app.js'), import('../config/config.js')]);
+  const [{ startApp }, { readConfigFile }, { describeRoute }] = await Promise.all([import('../app.js'), import('../config/config.js'), import('../weights/routes.js')]);
   const path = given.config as string | undefined;
   const app = await startApp(
     { flags: settingsFromFlags(given), ...(path === undefined ? {} : { file: { path, settings: readConfigFile(path) } }) },
@@ -70,6 +70,7 @@ async function serve({ given }: Run): Promise<number> {
       baseline: config.upstreams[0]!.name,
       weights: app.store.view().weights,
       split: { key: config.key, hash: config.splitHash },
+      routes: app.routes.state.routes.map(describeRoute),
       source: app.store.view().source,
       recording: app.proxy.recording.enabled ? { file: app.proxy.recording.file, sampleRate: app.proxy.recording.sampleRate } : 'off',
       workers: config.workers,

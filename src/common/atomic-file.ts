@@ -18,6 +18,11 @@ export function readKept(path: string, what: string): string | undefined {
   }
 }
 
+/** A file kept beside the --state file, `ext` its ending: /data/state.json, "rollout.json" → /data/state.rollout.json (/data/drum-state → /data/drum-state.rollout.json). */
+export function besideState(statePath: string, ext: string): string {
+  return `${statePath.endsWith('.json') ? statePath.slice(0, -5) : statePath}.${ext}`;
+}
+
 /** A failed write is tried again after 0.5 s, then twice as long each time, at most 30 s apart. */
 export const RETRY_FIRST_MS = 500;
 export const RETRY_MAX_MS = 30_000;

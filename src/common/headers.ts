@@ -1,9 +1,18 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { InputError } from './input-error.js';
 
 /**
  * Header handling for both directions, on Node's flat raw-header arrays
  * ([name, value, name, value, ...]) so names keep their case and values their bytes.
  */
+
+/** A header name as given (an RFC 9110 token), lower-cased as Node keys them; an InputError for `field` otherwise. */
+export function parseHeaderName(value: unknown, field: string): string {
+  if (typeof value !== 'string' || !/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(value)) {
+    throw new InputError(`"${String(value)}" is not an HTTP header name`, field);
+  }
+  return value.toLowerCase();
+}
 
 /** RFC 9110 §7.6.1 connection-specific fields, plus the legacy ones proxies also drop. */
 const HOP_BY_HOP = new Set([

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { InputError } from '../common/input-error.js';
 import { isObject } from '../common/json-shape.js';
+import { parseHeaderName } from '../common/headers.js';
 import { parseDuration, parseSize } from '../common/units.js';
 import { SETTING_DEFAULTS as DEFAULTS, SETTING_KEYS, type RawSettings, type SettingKey } from './settings.js';
 
@@ -18,6 +19,7 @@ import type { HostPort, ProxyConfig, Upstream } from '../proxy/options.js';
 import type { KeyPairFiles } from '../common/tls.js';
 import { DEFAULT_REDACT } from '../record/line.js';
 import { checkBaselineAsked, checkShares, type Share } from '../weights/shares.js';
+import { parseRoutes } from '../weights/routes.js';
 import type { ShadowSettings } from '../shadow/shadow.js';
 import { checkIgnorePaths, parseTolerance } from '../compare/answers.js';
 
@@ -133,13 +135,6 @@ function parseBoolean(value: unknown, field: string): boolean {
   if (value === 'true') return true;
   if (value === 'false') return false;
   throw new InputError(`"${String(value)}" is not true or false`, field);
-}
-
-export function parseHeaderName(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(value)) {
-    throw new InputError(`"${String(value)}" is not an HTTP header name`, field);
-  }
-  return value.toLowerCase();
 }
 
 /** A listening address: HOST:PORT with an IP address (or localhost) for HOST. */
@@ -421,6 +416,7 @@ export function buildConfig(given: RawSettings): Config {
     tls: keyPairFiles(raw.tlsCert, raw.tlsKey, { cert: 'tlsCert', key: 'tlsKey' }),
     upstreams,
     weights,
+    routes: parseRoutes(raw.routes, [...names]),
     key,
     splitHash: parseSplitHash(raw.splitHash ?? DEFAULTS.splitHash, 'splitHash'),
     trustProxy: parseBoolean(raw.trustProxy ?? false, 'trustProxy'),

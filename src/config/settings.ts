@@ -87,7 +87,7 @@ export const SETTINGS = [
   { key: 'adminTlsCert', flag: 'admin-tls-cert', kind: 'value', arg: 'FILE', help: 'serve the admin API over TLS with this PEM certificate and --admin-tls-key; reloaded when the files change' },
   { key: 'adminTlsKey', flag: 'admin-tls-key', kind: 'value', arg: 'FILE', help: "the admin certificate's PEM private key" },
   { key: 'adminTokenFile', flag: 'admin-token-file', kind: 'value', arg: 'FILE', help: 'admin tokens, NAME:TOKEN per line (or DRUM_SPLITTER_ADMIN_TOKEN)' },
-  { key: 'state', flag: 'state', kind: 'value', arg: 'FILE', help: 'keep the weights and their audit trail here across restarts' },
+  { key: 'state', flag: 'state', kind: 'value', arg: 'FILE', help: 'keep the weights, the cohort rules and their audit trails here across restarts (the rules in FILE with .routes.json)' },
   { key: 'pollInterval', flag: 'poll-interval', kind: 'value', arg: 'DURATION', default: '15s', help: "how often upstreams' /ping and /stats/ are read" },
   {
     key: 'metricsOnTraffic', flag: 'metrics-on-traffic', kind: 'switch',
@@ -153,7 +153,7 @@ export const SETTINGS = [
     help: "share of copies also sent to the baseline a second time, 0..1; a field differing no more often than the baseline's two answers do is noise and does not count",
   },
   { key: 'shadowRelative', flag: 'shadow-relative', kind: 'value', arg: 'R', default: '0', help: 'numbers are equal within absolute + relative × |baseline|' },
-  { key: 'shadowAbsolute', flag: 'shadow-absolute', kind: 'value', arg: 'A', default: '1e-5', help: 'the absolute part of that tolerance (the runbook's script compared 5 decimal places)' },
+  { key: 'shadowAbsolute', flag: 'shadow-absolute', kind: 'value', arg: 'A', default: '1e-5', help: 'the absolute part of that tolerance (the runbook script compared 5 decimal places)' },
 ] as const satisfies readonly Setting[];
 
 /** Settings only a config file gives: structures no flag could carry. */
@@ -162,6 +162,8 @@ export const FILE_ONLY = [
   'rollout',
   // { key, hash }: another way to write key and splitHash (config.ts: unfoldSplit).
   'split',
+  // Cohort rules, checked before the split (weights/routes.ts).
+  'routes',
 ] as const;
 
 export type SettingKey = (typeof SETTINGS)[number]['key'] | (typeof FILE_ONLY)[number];

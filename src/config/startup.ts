@@ -1,5 +1,6 @@
 import { percentages, type Share, type Snapshot } from '../weights/shares.js';
 import { readSnapshot } from '../weights/state-file.js';
+import { readRouteSnapshot, routesStatePath, startRoutes, type RouteSnapshot } from '../weights/route-store.js';
 import { buildConfig, type Config, type RawSettings } from './config.js';
 import { recordFromEnv, sharesFromEnv } from './env.js';
 
@@ -23,6 +24,9 @@ export interface Startup {
   /** The weights to start from: the state file's when there is one, else the config's. */
   readonly snapshot: Snapshot;
   readonly restored: boolean;
+  /** The cohort rules to start from: the state file's (`.routes.json` beside it) when there is one, else the config's. */
+  readonly routes: RouteSnapshot;
+  readonly routesRestored: boolean;
   /** The environment's weights on top, applied as an audited change (source "env"); undefined when it sets none. */
   readonly envChange: { readonly shares: Share[]; readonly reason: string } | undefined;
 }
@@ -30,7 +34,8 @@ export interface Startup {
 /**
  * The start-up precedence, in one place. Settings: defaults < config file < flags. Weights:
  * the config's < the state file's (the latest decision before a restart) < the environment's
- * (the seed's rollback lever). Recording on/off and rate: the config's < the environment's.
+ * (the seed's rollback lever). Cohort rules: the config's < the state file's. Recording on/off
+ * and rate: the config's < the environment's.
  */
 export function resolveStartup(layers: StartupLayers): Startup {
   const built = buildConfig({ ...layers.file, ...layers.flags });
@@ -42,5 +47,13 @@ export function resolveStartup(layers: StartupLayers): Startup {
     state: { shares: config.weights, version: 1, updatedAt: at, source: 'startup' },
     history: [{ at, version: 1, source: 'startup', who: 'startup', reason: 'initial weights', from: {}, to: percentages(upstreams, config.weights) }],
   };
-  return { config, snapshot, restored: stored !== undefined, envChange: sharesFromEnv(layers.env, upstreams, snapshot.state.shares) };
+  const storedRoutes = config.state === undefined ? undefined : readRouteSnapshot(routesStatePath(config.state), upstreams);
+  return {
+    config,
+    snapshot,
+    restored: stored !== undefined,
+    routes: storedRoutes ?? startRoutes(config.routes, at),
+    routesRestored: storedRoutes !== undefined,
+    envChange: sharesFromEnv(layers.env, upstreams, snapshot.state.shares),
+  };
 }

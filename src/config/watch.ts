@@ -4,6 +4,8 @@ import { InputError } from '../common/input-error.js';
 import { watchFiles } from '../common/watch-files.js';
 import { sameShares, type Share } from '../weights/shares.js';
 import type { WeightStore } from '../weights/store.js';
+import { sameRoutes, type RouteRule } from '../weights/routes.js';
+import type { RouteStore } from '../weights/route-store.js';
 
 export interface ConfigWatcher {
   close(): void;
@@ -42,51 +44,60 @@ export function watchConfig(
 }
 
 /**
- * The config file's weights, live: each settled change of `file` (watchConfig) is checked against
- * the running upstreams (which flags may have set) and applied to the store, as a change by
- * "file". Nothing is applied, and the current weights kept, for an empty file (more likely
- * half-written than meant: "no weights" would roll back), changed upstreams (they take effect on
- * restart) or weights that do not fit; each said in the log. An edit that leaves the file's
- * weights as they were applies nothing: a change made since through the admin API stands.
+ * The config file's weights and cohort rules, live: each settled change of `file` (watchConfig) is
+ * checked against the running upstreams (which flags may have set) and applied to the stores, as
+ * a change by "file". Nothing is applied, and the current weights and rules kept, for an empty
+ * file (more likely half-written than meant: "no weights" would roll back), changed upstreams
+ * (they take effect on restart) or a file that does not pass (a weight, a rule); each said in the
+ * log. An edit that leaves the file's weights (or rules) as they were applies none: a change made
+ * since through the admin API stands.
  */
 export function watchWeights(
   file: { readonly path: string; readonly settings: RawSettings },
   running: Config,
-  deps: { readonly store: Pick<WeightStore, 'change'>; readonly log: Logger },
+  deps: { readonly store: Pick<WeightStore, 'change'>; readonly routes?: Pick<RouteStore, 'change'>; readonly log: Logger },
 ): ConfigWatcher {
   const { path } = file;
-  const { store, log } = deps;
+  const { store, routes, log } = deps;
   const nameUrls = (c: Config): string[] => c.upstreams.map((u) => `${u.name}=${u.url.href}`);
   const upstreams = nameUrls(running);
-  const weightsIn = (settings: RawSettings): readonly Share[] => buildConfig({ ...settings, upstreams }).weights;
+  const liveIn = (settings: RawSettings): Pick<Config, 'weights' | 'routes'> => buildConfig({ ...settings, upstreams });
   let fileWeights: readonly Share[] | undefined;
+  let fileRoutes: readonly RouteRule[] | undefined;
   try {
-    fileWeights = weightsIn(file.settings);
+    ({ weights: fileWeights, routes: fileRoutes } = liveIn(file.settings));
   } catch {
     // Valid only with the flags that override it: any valid edit of the file applies.
   }
+  const rejected = 'config file change rejected; keeping the current weights and cohort rules';
   return watchConfig(
     path,
     (settings) => {
       if (Object.keys(settings).length === 0) {
-        log.error({ file: path }, 'config file change rejected: the file is empty; keeping the current weights');
+        log.error({ file: path }, 'config file change rejected: the file is empty; keeping the current weights and cohort rules');
         return;
       }
-      let weights: readonly Share[];
+      let live: Pick<Config, 'weights' | 'routes'>;
       try {
         if (settings.upstreams !== undefined && nameUrls(buildConfig({ upstreams: settings.upstreams })).join(' ') !== upstreams.join(' ')) {
-          log.warn({ file: path }, 'upstreams changed in the config file; they take effect on restart, weights not applied');
+          log.warn({ file: path }, 'upstreams changed in the config file; they take effect on restart, weights and cohort rules not applied');
           return;
         }
-        weights = weightsIn(settings);
+        live = liveIn(settings);
       } catch (err) {
-        log.error({ file: path, err: (err as Error).message }, 'config file change rejected; keeping the current weights');
+        log.error({ file: path, err: (err as Error).message }, rejected);
         return;
       }
-      if (fileWeights !== undefined && sameShares(weights, fileWeights)) return;
-      fileWeights = weights;
-      store.change(weights, { source: 'file', who: path, reason: 'config file changed' });
+      const meta = { source: 'file', who: path, reason: 'config file changed' } as const;
+      if (fileWeights === undefined || !sameShares(live.weights, fileWeights)) {
+        fileWeights = live.weights;
+        store.change(live.weights, meta);
+      }
+      if (routes !== undefined && (fileRoutes === undefined || !sameRoutes(live.routes, fileRoutes))) {
+        fileRoutes = live.routes;
+        routes.change(live.routes, meta);
+      }
     },
-    (err) => log.error({ file: path, err: err.message }, 'config file change rejected; keeping the current weights'),
+    (err) => log.error({ file: path, err: err.message }, rejected),
   );
 }

@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { guardedTokens } from '../admin/auth.js';
 import { createAdmin, type AdminDeps } from '../admin/server.js';
-import { notSaved } from '../common/atomic-file.js';
+import { notSaved, type NotWritten } from '../common/atomic-file.js';
+import type { Counter } from 'prom-client';
 import type { Startup } from '../config/startup.js';
 import { createMetrics, type Metrics } from '../observe/metrics.js';
 import type { RolloutController } from '../rollout/controller.js';
@@ -27,7 +28,9 @@ export interface Driven {
   /** The baseline's checks after a rollback (rollout/verify.ts), for the plan. */
   readonly verify?: (plan: RolloutPlan) => VerifyBaseline;
   /** Its part of the admin API. */
-  readonly admin: Pick<AdminDeps, 'server' | 'probe' | 'metrics' | 'recording' | 'shadow' | 'series' | 'rolloutExtra' | 'split'>;
+  readonly admin: Pick<AdminDeps, 'server' | 'probe' | 'metrics' | 'recording' | 'shadow' | 'series' | 'rolloutExtra' | 'split' | 'routes'>;
+  /** Its own files beside --state (serve's cohort rules), for /readyz: what is live and not on disk. */
+  readonly files?: readonly { readonly failure: NotWritten | undefined }[];
   /** Once the admin API listens and the rollout runs: what it watches of its own begins. */
   begin(): Promise<void> | void;
   /**
@@ -46,7 +49,7 @@ export interface ControlPlaneOptions<D extends Driven> {
   /** The admin API as its token guard's refusal names it: "the admin API". */
   readonly adminName: string;
   /** Starts what the weights drive, once the store holds them; a failure stops start-up, leaving nothing of its own running. */
-  readonly drive: (plane: { readonly store: WeightStore; readonly metrics: Metrics }) => Promise<D>;
+  readonly drive: (plane: { readonly store: WeightStore; readonly metrics: Metrics; readonly stateFailures: Counter<'file'> }) => Promise<D>;
 }
 
 export interface ControlPlane<D extends Driven> {
@@ -86,7 +89,7 @@ export async function startControlPlane<D extends Driven>(startup: Startup, opts
   else log.info({ state: config.state, version: snapshot.state.version }, 'weights restored from the state file');
   if (envChange !== undefined) store.change(envChange.shares, { source: 'env', who: 'environment', reason: envChange.reason });
 
-  const driven = await opts.drive({ store, metrics });
+  const driven = await opts.drive({ store, metrics, stateFailures });
   const rollout = config.rollout === undefined
     ? undefined
     : runRollout(config.rollout, {
@@ -96,7 +99,7 @@ export async function startControlPlane<D extends Driven>(startup: Startup, opts
   let admin: FastifyInstance;
   try {
     // Its certificate (--admin-tls-cert) is read here: one that does not load stops start-up too.
-    admin = createAdmin({ ...driven.admin, store, upstreams, tokens, log, tls: config.adminTls, rollout: rollout?.controller, notSaved: () => notSaved([writer, rollout?.file]) });
+    admin = createAdmin({ ...driven.admin, store, upstreams, tokens, log, tls: config.adminTls, rollout: rollout?.controller, notSaved: () => notSaved([writer, rollout?.file, ...(driven.files ?? [])]) });
     await admin.listen({ host: config.admin.host, port: config.admin.port });
   } catch (err) {
     await driven.close(Promise.resolve());

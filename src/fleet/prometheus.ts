@@ -24,9 +24,12 @@ export function fleetQueries(plan: Pick<RolloutPlan, 'baseline' | 'canary'>, win
   const q: Record<string, string> = {};
   for (const name of [plan.baseline, plan.canary]) {
     const st = `server_type=${JSON.stringify(name)}`;
-    q[`requests:${name}`] = `sum(increase(drum_requests_total{${st}}[${w}]))`;
-    q[`errors:${name}`] = `sum(increase(drum_requests_total{${st},status=~"5.."}[${w}]))`;
-    q[`latency:${name}`] = `sum by (le) (increase(drum_request_duration_seconds_bucket{${st}}[${range(latencySeconds)}]))`;
+    // route="": the split's exchanges only (series without the label); those a cohort rule took carry its name.
+    const split = `${st},route=""`;
+    q[`requests:${name}`] = `sum(increase(drum_requests_total{${split}}[${w}]))`;
+    q[`errors:${name}`] = `sum(increase(drum_requests_total{${split},status=~"5.."}[${w}]))`;
+    q[`latency:${name}`] = `sum by (le) (increase(drum_request_duration_seconds_bucket{${split}}[${range(latencySeconds)}]))`;
+    q[`routed:${name}`] = `sum(increase(drum_requests_total{${st},route!=""}[${w}]))`;
     q[`rss:${name}`] = `avg(drum_memory_bytes{type="rss",${st}})`;
   }
   // Every replica must have lost the canary: one replica's network trouble is not the canary's deadlock.
@@ -98,6 +101,7 @@ export function evidenceFromAnswers(
     canary: side(answers, plan.canary),
     memory: { canaryRss: scalar(answers[`rss:${plan.canary}`]), baselineRss: scalar(answers[`rss:${plan.baseline}`]), canaryGrowthPerHour, canaryOom: undefined },
     canaryDownMs: (scalar(answers.down) ?? 0) * 1000,
+    routed: { [plan.baseline]: scalar(answers[`routed:${plan.baseline}`]) ?? 0, [plan.canary]: scalar(answers[`routed:${plan.canary}`]) ?? 0 },
   };
 }
 

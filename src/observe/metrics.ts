@@ -14,6 +14,9 @@ const OTHER = METHOD_LABELS.length - 1;
 const methodIndex = (method: string | undefined): number => (method === undefined ? OTHER : (METHOD_INDEX.get(method) ?? OTHER));
 export const methodLabel = (method: string | undefined): string => METHOD_LABELS[methodIndex(method)]!;
 
+/** Per upstream: a count per bucket (the last: over every bound), their sum and count. */
+type Sides = Map<string, { buckets: Float64Array; sum: number; count: number }>;
+
 /**
  * drum_request_duration_seconds, counted per upstream in arrays and handed to the registry in
  * prom-client's histogram form when it is read: prom-client's observe() builds and hashes a label
@@ -24,12 +27,20 @@ export class DurationHistogram {
   readonly help = 'Time from request to the end of the response, by upstream.';
   readonly type = 'histogram';
   readonly aggregator = 'sum';
-  /** Per upstream: a count per bucket (the last: over every bound), their sum and count. */
-  readonly #sides = new Map<string, { buckets: Float64Array; sum: number; count: number }>();
+  readonly #sides: Sides = new Map();
+  /** The same for the exchanges a cohort rule took, by rule: under a `route` label, which the split's judges leave out. */
+  readonly #routed = new Map<string, Sides>();
 
-  observe(serverType: string, seconds: number): void {
-    let side = this.#sides.get(serverType);
-    if (side === undefined) this.#sides.set(serverType, (side = { buckets: new Float64Array(DURATION_BUCKETS.length + 1), sum: 0, count: 0 }));
+  /** One exchange's time against `serverType`; `route`: the rule that took it to its upstream, if one did. */
+  observe(serverType: string, seconds: number, route?: string): void {
+    let sides = this.#sides;
+    if (route !== undefined) {
+      const routed = this.#routed.get(route);
+      if (routed === undefined) this.#routed.set(route, (sides = new Map()));
+      else sides = routed;
+    }
+    let side = sides.get(serverType);
+    if (side === undefined) sides.set(serverType, (side = { buckets: new Float64Array(DURATION_BUCKETS.length + 1), sum: 0, count: 0 }));
     let i = 0;
     while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]!) i++;
     side.buckets[i]!++;
@@ -40,23 +51,31 @@ export class DurationHistogram {
   /** What the registry reads of a metric: prom-client's own histograms give the same. */
   async get(): Promise<{ name: string; help: string; type: string; values: MetricValueWithName<string>[]; aggregator: string }> {
     const values: MetricValueWithName<string>[] = [];
-    for (const [server_type, side] of this.#sides) {
-      let cumulative = 0;
-      DURATION_BUCKETS.forEach((le, i) => {
-        cumulative += side.buckets[i]!;
-        values.push({ metricName: `${this.name}_bucket`, labels: { le, server_type }, value: cumulative });
-      });
-      values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf', server_type }, value: side.count });
-      values.push({ metricName: `${this.name}_sum`, labels: { server_type }, value: side.sum });
-      values.push({ metricName: `${this.name}_count`, labels: { server_type }, value: side.count });
-    }
+    const add = (sides: Sides, route: { route: string } | undefined): void => {
+      for (const [server_type, side] of sides) {
+        const labels = { server_type, ...route };
+        let cumulative = 0;
+        DURATION_BUCKETS.forEach((le, i) => {
+          cumulative += side.buckets[i]!;
+          values.push({ metricName: `${this.name}_bucket`, labels: { le, ...labels }, value: cumulative });
+        });
+        values.push({ metricName: `${this.name}_bucket`, labels: { le: '+Inf', ...labels }, value: side.count });
+        values.push({ metricName: `${this.name}_sum`, labels, value: side.sum });
+        values.push({ metricName: `${this.name}_count`, labels, value: side.count });
+      }
+    };
+    add(this.#sides, undefined);
+    for (const [route, sides] of this.#routed) add(sides, { route });
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 }
 
 export interface Metrics {
   readonly registry: Registry;
-  readonly requests: Counter<'server_type' | 'status' | 'method' | 'origin'>;
+  /** drum_requests_total; an exchange a cohort rule took to its upstream also has the rule's name as `route`. */
+  readonly requests: Counter<'server_type' | 'status' | 'method' | 'origin' | 'route'>;
+  /** drum_route_matches_total: requests each cohort rule matched, whatever its target. */
+  readonly routeMatches: Counter<'route'>;
   readonly duration: DurationHistogram;
   readonly inFlight: Gauge<'server_type'>;
   /** drum_fallback_total: requests the baseline answered after another upstream failed them. */
@@ -67,7 +86,7 @@ export interface Metrics {
   readonly recorder: RecorderMetrics;
   /** drum_subscriber_errors_total, which every subscriber list of the process counts in. */
   readonly subscriberErrors: Counter<'subscriber'>;
-  /** drum_requests_total and drum_request_duration_seconds for one outcome (and its failed attempt, drum_fallback_total, after a fallback). */
+  /** drum_requests_total, drum_request_duration_seconds and drum_route_matches_total for one outcome (and its failed attempt, drum_fallback_total, after a fallback). */
   count(outcome: Outcome): void;
   /** The text exposition: this registry's, or (with --workers) every process's, aggregated. */
   text(): Promise<string>;
@@ -90,6 +109,10 @@ export function createMetrics(): Metrics {
    * (no string built a request): upstream's index, status, method's index, origin.
    */
   const counted = new Map<number, number>();
+  /** The same for the exchanges a cohort rule took, by rule. */
+  const countedRouted = new Map<string, Map<number, number>>();
+  /** drum_route_matches_total's increments since it was last read, by rule. */
+  const matched = new Map<string, number>();
   const serverTypes: string[] = [];
   const serverIndex = new Map<string, number>();
   const duration = new DurationHistogram();
@@ -98,9 +121,17 @@ export function createMetrics(): Metrics {
     let server = serverIndex.get(o.serverType);
     if (server === undefined) serverIndex.set(o.serverType, (server = serverTypes.push(o.serverType) - 1));
     const key = ((server * 1000 + o.status) * 8 + methodIndex(o.method)) * 2 + (o.origin === 'upstream' ? 0 : 1);
-    counted.set(key, (counted.get(key) ?? 0) + 1);
+    // Only a rule that took the request labels it: the split's judges select route="".
+    const taken = o.routed === true ? o.route : undefined;
+    let keys = counted;
+    if (taken !== undefined) {
+      const routed = countedRouted.get(taken);
+      if (routed === undefined) countedRouted.set(taken, (keys = new Map()));
+      else keys = routed;
+    }
+    keys.set(key, (keys.get(key) ?? 0) + 1);
     // Our own quick refusals would flatter an upstream's latency: only what counts against it is timed.
-    if (o.serverType !== NO_UPSTREAM) duration.observe(o.serverType, o.seconds);
+    if (o.serverType !== NO_UPSTREAM) duration.observe(o.serverType, o.seconds, taken);
   };
   const fallbacks = new Counter({
     name: 'drum_fallback_total',
@@ -113,17 +144,31 @@ export function createMetrics(): Metrics {
     requests: new Counter({
       name: 'drum_requests_total',
       help: 'Requests by upstream (server_type), HTTP status, method, and who answered (origin).',
-      labelNames: ['server_type', 'status', 'method', 'origin'],
+      labelNames: ['server_type', 'status', 'method', 'origin', 'route'],
       registers: [registry],
       collect() {
-        for (const [key, n] of counted) {
-          const origin = key % 2 === 0 ? 'upstream' : 'proxy';
-          const method = METHOD_LABELS[Math.floor(key / 2) % 8]!;
-          const status = String(Math.floor(key / 16) % 1000);
-          const server_type = serverTypes[Math.floor(key / 16000)]!;
-          this.inc({ server_type, status, method, origin }, n);
-        }
-        counted.clear();
+        const add = (keys: Map<number, number>, route: { route: string } | undefined): void => {
+          for (const [key, n] of keys) {
+            const origin = key % 2 === 0 ? 'upstream' : 'proxy';
+            const method = METHOD_LABELS[Math.floor(key / 2) % 8]!;
+            const status = String(Math.floor(key / 16) % 1000);
+            const server_type = serverTypes[Math.floor(key / 16000)]!;
+            this.inc({ server_type, status, method, origin, ...route }, n);
+          }
+          keys.clear();
+        };
+        add(counted, undefined);
+        for (const [route, keys] of countedRouted) add(keys, { route });
+      },
+    }),
+    routeMatches: new Counter({
+      name: 'drum_route_matches_total',
+      help: 'Requests each cohort rule (routes:) matched, by rule: those it took to its upstream and those it sent on to the split.',
+      labelNames: ['route'],
+      registers: [registry],
+      collect() {
+        for (const [route, n] of matched) this.inc({ route }, n);
+        matched.clear();
       },
     }),
     duration,
@@ -147,6 +192,8 @@ export function createMetrics(): Metrics {
     fallbacks,
     count(o) {
       countOne(o);
+      const { route } = o;
+      if (route !== undefined) matched.set(route, (matched.get(route) ?? 0) + 1);
       const f = o.fallback;
       if (f === undefined) return;
       // The upstream that failed is charged as if its failure had been the answer: a dead canary shows as dead.

@@ -52,6 +52,10 @@ export interface Outcome {
   readonly bytes: number;
   /** The request's body arrived whole. */
   readonly requestComplete: boolean;
+  /** The cohort rule (config routes:) the request matched, by name; undefined when none did. */
+  readonly route?: string | undefined;
+  /** That rule took it to its upstream: not the split's choice, so what judges the split (the rollout, the console's series) leaves it out. */
+  readonly routed?: boolean;
   /**
    * Set when `upstream` (the baseline) answered after the split's choice failed: that upstream
    * is charged with the failure as an exchange of its own (failedAttempt), besides this one.
@@ -70,7 +74,7 @@ export function failedAttempt(o: Outcome, f: FailedAttempt): Outcome {
 
 /** The outcome of a request refused before any upstream was chosen: ours, at once, counted against none. */
 export function refusedOutcome(status: number, method: string | undefined, url: string | undefined, client: string, bytes: number): Outcome {
-  return { id: 0, serverType: NO_UPSTREAM, upstream: undefined, status, sentStatus: status, origin: 'proxy', method, url, client, seconds: 0, clientGone: false, bytes, requestComplete: false };
+  return { id: 0, serverType: NO_UPSTREAM, upstream: undefined, status, sentStatus: status, origin: 'proxy', method, url, client, seconds: 0, clientGone: false, bytes, requestComplete: false, route: undefined, routed: false };
 }
 
 /**

@@ -88,7 +88,9 @@ export class Series {
   listen(outcomes: Subscribable<Outcome>, poller: Subscribable<PollSample>): void {
     const { random } = this.opts;
     this.#unsubscribe.push(
+      // The split's exchanges: those a cohort rule took would make a canary look busier (or worse) than its share.
       outcomes.subscribe('series', (o) => {
+        if (o.routed === true) return;
         this.#sides.get(o.serverType)?.add(o.status, o.seconds, random);
         if (o.fallback !== undefined) this.#sides.get(o.fallback.from)?.add(o.fallback.status, o.fallback.seconds, random);
       }),

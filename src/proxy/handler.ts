@@ -10,6 +10,7 @@ import { parseHost, parsePath } from './nginx-uri.js';
 import type { Metrics } from '../observe/metrics.js';
 import { NO_UPSTREAM, refusedOutcome, type FailedAttempt, type FallbackReason, type Outcome, type Outcomes } from '../observe/outcomes.js';
 import { HASH_FUNCTIONS, pickByHash, type SplitTable } from './split.js';
+import { firstMatch, type CompiledRoute } from './cohorts.js';
 import type { PendingRecord, Recording } from '../record/recording.js';
 import { BufferFailed, SpillFile } from './spill.js';
 import { BodyTooLarge, classifyFailure, dispatch, tapped, toClient, type Backend, type ClientAnswer, type ClientSink, type FailedAt, type ForwardBody, type ForwardFailure, type Tap } from './forward.js';
@@ -44,9 +45,11 @@ export interface Shadowing {
   ended(outcome: Outcome): void;
 }
 
-/** The live split; its table is replaced whole on a weight change, never edited. */
+/** The live routing: the cohort rules, then the split. Each is replaced whole on a change, never edited. */
 export interface Routes {
   table: SplitTable;
+  /** Checked in order before the split (config routes:, PUT /routes); none: every request is the split's. */
+  rules: readonly CompiledRoute[];
 }
 
 export interface ProxyDeps {
@@ -89,6 +92,8 @@ interface Exchange {
   /** Bytes announced by Content-Length, or -1 for a chunked body, 0 for none. */
   readonly bodyLength: number;
   backend: Backend | undefined;
+  /** The cohort rule the request matched, if any. */
+  route: CompiledRoute | undefined;
   /**
    * Set once drum-splitter answered (or cut) the exchange itself: the one "already answered"
    * guard every stage checks, and whose fault it was, for counting.
@@ -175,7 +180,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
   const { config, routes, backends, log, metrics, recording, outcomes, shadow } = deps;
   if (config.accessLog) {
     outcomes.subscribe('access-log', (o) =>
-      log.info({ method: o.method, url: o.url, client: o.client, upstream: o.upstream, fallback: o.fallback?.from, status: o.status, ms: Math.round(o.seconds * 10000) / 10 }, 'request'),
+      log.info({ method: o.method, url: o.url, client: o.client, upstream: o.upstream, route: o.route, fallback: o.fallback?.from, status: o.status, ms: Math.round(o.seconds * 10000) / 10 }, 'request'),
     );
   }
   const splitKey = compileKey(config.key);
@@ -247,6 +252,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       bodyLength: length !== undefined ? Number(length) : req.headers['transfer-encoding'] !== undefined ? -1 : 0,
       // Every field from the start: one object shape for every exchange keeps the stages' property access monomorphic.
       backend: undefined,
+      route: undefined,
       failure: undefined,
       record: undefined,
       shadow: undefined,
@@ -283,7 +289,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const { method, url, complete: requestComplete } = ex.req;
       const clientGone = !finished && failure === undefined;
       const sentStatus = ex.res.headersSent ? ex.res.statusCode : 0;
-      outcomes.publish({ id: ex.id, serverType, upstream: backend?.name, status, sentStatus, origin, method, url, client: ex.clientAddr, seconds, clientGone, bytes: ex.bytes, requestComplete, fallback: ex.fallback });
+      const { route } = ex;
+      outcomes.publish({ id: ex.id, serverType, upstream: backend?.name, status, sentStatus, origin, method, url, client: ex.clientAddr, seconds, clientGone, bytes: ex.bytes, requestComplete, route: route?.name, routed: route?.upstream !== undefined, fallback: ex.fallback });
       if (draining !== undefined && live.length === 0) draining();
     });
   }
@@ -296,7 +303,17 @@ export function createProxy(deps: ProxyDeps): Proxy {
     return false;
   }
 
-  /** Stage 4: the tester's override header, else the bucket of the key (split_clients', or md5 % 100). */
+  /**
+   * Stage 4a, the cohort rules: the first whose conditions all hold (config routes:, PUT /routes),
+   * remembered on the exchange for its outcome; none to check costs one length test.
+   */
+  function cohortOf(ex: Exchange): CompiledRoute | undefined {
+    const { rules } = routes;
+    if (rules.length === 0) return undefined;
+    return (ex.route = firstMatch(rules, ex.req.method!, ex.facts));
+  }
+
+  /** Stage 4: the tester's override header, else a cohort rule's upstream, else the bucket of the key (split_clients', or md5 % 100). */
   function chooseBackend(ex: Exchange): Backend | undefined {
     let name: string | undefined;
     const forced = config.overrideHeader === undefined ? undefined : ex.req.headers[config.overrideHeader];
@@ -308,7 +325,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
       }
       name = forced;
     } else {
-      name = pickByHash(routes.table, hashKey(Buffer.from(splitKey(ex.facts), 'latin1')));
+      name = cohortOf(ex)?.upstream ?? pickByHash(routes.table, hashKey(Buffer.from(splitKey(ex.facts), 'latin1')));
     }
     return backends.get(name!);
   }

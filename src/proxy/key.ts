@@ -45,9 +45,14 @@ export function argValue(args: string, name: string): string {
   return '';
 }
 
-/** $cookie_NAME as nginx parses the Cookie header: pairs split on ';' or ',', name case-insensitive. */
+/** $cookie_NAME as nginx parses the Cookie header: pairs split on ';' or ',', name case-insensitive; '' when absent. */
 export function cookieValue(cookie: string | undefined, name: string): string {
-  if (cookie === undefined) return '';
+  return findCookie(cookie, name) ?? '';
+}
+
+/** A cookie's value as $cookie_NAME finds it; undefined when the header has no such cookie. */
+export function findCookie(cookie: string | undefined, name: string): string | undefined {
+  if (cookie === undefined) return undefined;
   const lowerName = name.toLowerCase();
   let pos = 0;
   while (pos < cookie.length) {
@@ -68,10 +73,11 @@ export function cookieValue(cookie: string | undefined, name: string): string {
     }
     while (cookie[pos] === ' ') pos++;
   }
-  return '';
+  return undefined;
 }
 
-function headerText(value: string | string[] | undefined): string {
+/** A header's value as $http_NAME gives it: repeated values joined with ", ". */
+export function headerText(value: string | string[] | undefined): string {
   if (value === undefined) return '';
   return Array.isArray(value) ? value.join(', ') : value;
 }

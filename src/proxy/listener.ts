@@ -12,6 +12,8 @@ import { Outcomes, refusedOutcome } from '../observe/outcomes.js';
 import { createProxy, plainAddress, type Routes, type Shadowing } from './handler.js';
 import { Recording, type RecordSink } from '../record/recording.js';
 import { compileSplit } from './split.js';
+import { compileRoutes } from './cohorts.js';
+import type { RouteRule } from '../weights/routes.js';
 import type { Share } from '../weights/shares.js';
 import { closeBackends, createBackends, type Backend } from './forward.js';
 import { readKeyPair, secureOptions, watchKeyPair } from '../common/tls.js';
@@ -26,6 +28,8 @@ export interface RunningProxy {
    * forwarded finish where they started. The shares must have passed checkShares.
    */
   setShares(shares: readonly Share[]): void;
+  /** Replaces the cohort rules as setShares replaces the split: compiled, then swapped in with one assignment. The rules must have passed parseRoutes. */
+  setRoutes(rules: readonly RouteRule[]): void;
   readonly backends: ReadonlyMap<string, Backend>;
   readonly metrics: Metrics;
   readonly recording: Recording;
@@ -57,6 +61,8 @@ function checkBufferDir(dir: string): void {
 export interface ProxyOptions {
   /** The split at start (default: the config's weights); setShares changes it. */
   readonly shares?: readonly Share[];
+  /** The cohort rules at start (default: the config's); setRoutes changes them. */
+  readonly routes?: readonly RouteRule[];
   readonly metrics?: Metrics;
   /** Where records go instead of the config's file (a --workers worker sends them to the primary). */
   readonly recordSink?: RecordSink;
@@ -67,7 +73,7 @@ export interface ProxyOptions {
 /** Starts the traffic listener. */
 export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOptions = {}): Promise<RunningProxy> {
   const baseline = config.upstreams[0]!.name;
-  const routes: Routes = { table: compileSplit(opts.shares ?? config.weights, baseline, config.splitHash) };
+  const routes: Routes = { table: compileSplit(opts.shares ?? config.weights, baseline, config.splitHash), rules: compileRoutes(opts.routes ?? config.routes) };
   const metrics = opts.metrics ?? createMetrics();
   if (config.upstreams.some((u) => u.requestBuffering || u.responseBuffering)) checkBufferDir(config.buffer.dir);
   // Read before anything is opened: a pair that does not load stops start-up.
@@ -145,6 +151,9 @@ export async function startProxy(config: ProxyConfig, log: Logger, opts: ProxyOp
     address,
     setShares: (shares) => {
       routes.table = compileSplit(shares, baseline, config.splitHash);
+    },
+    setRoutes: (rules) => {
+      routes.rules = compileRoutes(rules);
     },
     backends,
     metrics,

@@ -3,6 +3,7 @@ import type { Share } from '../weights/shares.js';
 import type { SplitHash } from './split.js';
 import type { KeyPairFiles } from '../common/tls.js';
 import type { FallbackMode } from './fallback.js';
+import type { RouteRule } from '../weights/routes.js';
 
 export interface Upstream {
   readonly name: string;
@@ -35,6 +36,8 @@ export interface ProxyConfig {
   readonly upstreams: readonly Upstream[];
   /** Listed shares in hundredths of a percent, in the order given (the split_clients lines). */
   readonly weights: readonly Share[];
+  /** Cohort rules, checked in order before the split: the config's at start. */
+  readonly routes: readonly RouteRule[];
   readonly key: string;
   /** How the key picks its upstream: nginx's murmur2 split_clients, or the seed's md5 % 100. */
   readonly splitHash: SplitHash;

@@ -5,9 +5,9 @@ import { DEFAULT_MIN_P99_DIFFERENCE } from '../rollout/plan.js';
 
 /** The flags of `drum-splitter replay`; the seed's spellings (--flask-url, --fastapi-url) and ours. */
 export const REPLAY_FLAGS = [
-  { flag: 'baseline', kind: 'value', arg: 'URL', help: 'the baseline (required; the runbook's script calls it --flask-url)' },
+  { flag: 'baseline', kind: 'value', arg: 'URL', help: 'the baseline (required; the runbook script calls it --flask-url)' },
   { flag: 'flask-url', kind: 'value', arg: 'URL', help: 'the same' },
-  { flag: 'canary', kind: 'value', arg: 'URL', help: 'the canary (required; the runbook's script calls it --fastapi-url)' },
+  { flag: 'canary', kind: 'value', arg: 'URL', help: 'the canary (required; the runbook script calls it --fastapi-url)' },
   { flag: 'fastapi-url', kind: 'value', arg: 'URL', help: 'the same' },
   { flag: 'requests-file', kind: 'list', arg: 'FILE', help: 'a recording (repeatable; or FILEs as arguments, e.g. rec.jsonl rec.jsonl.1 rec.jsonl.2)' },
   { flag: 'concurrency', kind: 'value', arg: 'N', default: '10', help: 'requests in flight to each backend' },
@@ -22,7 +22,7 @@ export const REPLAY_FLAGS = [
   },
   { flag: 'noise-check', kind: 'switch', help: 'the same as --noise-sample 1' },
   { flag: 'relative', kind: 'value', arg: 'R', default: '0', help: 'numbers are equal within absolute + relative × |baseline| (numpy isclose)' },
-  { flag: 'absolute', kind: 'value', arg: 'A', default: '1e-5', help: 'the absolute part of that tolerance (the runbook's script compared 5 decimal places)' },
+  { flag: 'absolute', kind: 'value', arg: 'A', default: '1e-5', help: 'the absolute part of that tolerance (the runbook script compared 5 decimal places)' },
   { flag: 'repeat', kind: 'value', arg: 'N', default: '1', help: 'send each request N times, to both backends each time, for enough latencies to judge a p99 by' },
   { flag: 'min-p99-difference', kind: 'value', arg: 'DURATION', default: DEFAULT_MIN_P99_DIFFERENCE, help: "a slower canary p99 fails only this far over the baseline's too (the rollout's floor; 0 for none)" },
   { flag: 'strict', kind: 'switch', help: 'stop at a malformed line (exit 2) instead of skipping it' },

@@ -50,6 +50,11 @@ export interface Evidence {
   readonly unavailable?: string;
   /** The live shadow's pairs to the canary in the window; undefined while it is off and compared none. */
   readonly shadow?: ShadowEvidence | undefined;
+  /**
+   * Requests cohort rules (routes:) took to the baseline and the canary in the window, by upstream:
+   * not the split's, so not judged; counted so that the numbers explain themselves.
+   */
+  readonly routed?: Readonly<Record<string, number>> | undefined;
 }
 
 /** What the live shadow compared in the window: baseline and canary answering the same requests. */

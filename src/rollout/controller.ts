@@ -66,6 +66,9 @@ export interface RolloutSummary {
   readonly upstreams: Readonly<Record<string, UpstreamSummary>>;
 }
 
+/** The last tick's verdict, when it came, and (where the evidence counts them) the requests cohort rules took in its window. */
+export type LastVerdict = Verdict & { readonly at: string; readonly routed?: Evidence['routed'] };
+
 export interface RolloutView {
   /** The plan's settings, its steps as one line. */
   readonly plan: Pick<RolloutPlan, 'canary' | 'baseline' | 'intervalMs' | 'windowMs' | 'minRequests' | 'settle' | 'confirm' | 'minP99DifferenceMs' | 'dryRun'> & {
@@ -83,7 +86,8 @@ export interface RolloutView {
   readonly weight: number;
   readonly weights: Record<string, number>;
   readonly note: string | null;
-  readonly lastVerdict: (Verdict & { readonly at: string }) | null;
+  /** With the requests cohort rules took in its window, by upstream, where the evidence counts them. */
+  readonly lastVerdict: LastVerdict | null;
   /** When the next tick gathers its evidence (one under way: when it began) (ISO); null when nothing is judged, or the loop is stopped. */
   readonly nextCheckAt: string | null;
   /** While reducing: when the reduced canary is judged again (ISO). */
@@ -137,7 +141,7 @@ export interface ControllerDeps {
 export class RolloutController {
   #state: RolloutState;
   readonly #decisions: Decision[];
-  #verdict: (Verdict & { at: string }) | null = null;
+  #verdict: LastVerdict | null = null;
   #claim: { controller: string; who: string; until: number } | undefined;
   /** When the loop started: ticks are due every interval from then. */
   #loopStart = 0;
@@ -296,7 +300,7 @@ export class RolloutController {
       settling > 0 && judged.action !== 'rollback'
         ? { ...judged, action: 'inconclusive', text: `settling after a weight change: only the immediate triggers act (${settling} check${settling === 1 ? '' : 's'} left)` }
         : judged;
-    this.#verdict = { ...verdict, at: new Date(at).toISOString() };
+    this.#verdict = { ...verdict, at: new Date(at).toISOString(), ...(evidence.routed === undefined ? {} : { routed: evidence.routed }) };
     for (const c of verdict.checks) {
       if (c.value !== null && Number.isFinite(c.value)) this.#metrics.check.set({ check: c.check }, c.value);
     }

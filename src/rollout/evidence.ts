@@ -69,6 +69,8 @@ export class LocalEvidence implements EvidenceSource {
   readonly #pairs: ExchangeWindow;
   /** Its mismatches, one entry each under the canary's name. */
   readonly #mismatches: ExchangeWindow;
+  /** The exchanges cohort rules took to their upstreams: counted, not judged. */
+  readonly #routed: ExchangeWindow;
   /** The window's last mismatch and when it came. */
   #lastMismatch: { readonly at: number; readonly sample: MismatchSample } | undefined;
 
@@ -87,18 +89,21 @@ export class LocalEvidence implements EvidenceSource {
     this.#window = new ExchangeWindow(opts);
     this.#pairs = new ExchangeWindow(opts);
     this.#mismatches = new ExchangeWindow({ ...opts, samplePerBucket: 0 });
+    this.#routed = new ExchangeWindow({ ...opts, samplePerBucket: 0 });
   }
 
   start(judging: () => boolean): void {
     const { deps } = this;
     this.#unsubscribe.push(
-      // Only while it judges: an idle controller costs the request path one Set lookup.
+      // Only while it judges: an idle controller costs the request path one Set lookup. The split's
+      // exchanges are judged; those a cohort rule took are only counted.
       deps.outcomes.subscribe('rollout', (o) => {
         if (!judging()) return;
         const now = deps.now();
-        this.#window.add(o, now);
+        const into = o.routed === true ? this.#routed : this.#window;
+        into.add(o, now);
         // The upstream a fallback left is judged on its failure, not on the baseline's answer.
-        if (o.fallback !== undefined) this.#window.add(failedAttempt(o, o.fallback), now);
+        if (o.fallback !== undefined) into.add(failedAttempt(o, o.fallback), now);
       }),
       deps.poller.subscribe('rollout', (s) => this.#polled(s)),
     );
@@ -144,6 +149,7 @@ export class LocalEvidence implements EvidenceSource {
       this.#pairs.dropLatencies();
     } else {
       this.#window.clear();
+      this.#routed.clear();
       this.#pairs.clear();
       this.#mismatches.clear();
       this.#lastMismatch = undefined;
@@ -167,6 +173,7 @@ export class LocalEvidence implements EvidenceSource {
       canaryDownMs: poller.downMs(plan.canary),
       canaryIdentity: this.#identity,
       shadow: this.#shadowEvidence(at),
+      routed: { [plan.baseline]: this.#routed.stats(plan.baseline, at).requests, [plan.canary]: this.#routed.stats(plan.canary, at).requests },
     };
   }
 

@@ -1,3 +1,4 @@
+import { besideState } from '../common/atomic-file.js';
 import { escape } from '../common/html.js';
 import type { Decision } from './controller.js';
 import type { Ledger, Ratio } from './ledger.js';
@@ -61,8 +62,7 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 
 /** Where a rollout's report is written when it ends, beside the --state file: /data/state.json → /data/state.rollout-report.html and .md. */
 export function reportPaths(statePath: string): { readonly html: string; readonly md: string } {
-  const base = statePath.endsWith('.json') ? statePath.slice(0, -5) : statePath;
-  return { html: `${base}.rollout-report.html`, md: `${base}.rollout-report.md` };
+  return { html: besideState(statePath, 'rollout-report.html'), md: besideState(statePath, 'rollout-report.md') };
 }
 
 /** The report from the ledger, as of `now`. */

@@ -1,4 +1,4 @@
-import { readKept } from '../common/atomic-file.js';
+import { besideState, readKept } from '../common/atomic-file.js';
 import { InputError } from '../common/input-error.js';
 import { array, Corrupt, formatted, number, object, string, stringOrNull, word } from '../common/json-shape.js';
 import type { CheckResult } from './checks.js';
@@ -12,7 +12,7 @@ import type { Verification } from './verify.js';
 
 /** The rollout's own state file, beside the --state file: /data/state.json → /data/state.rollout.json. */
 export function rolloutStatePath(statePath: string): string {
-  return statePath.endsWith('.json') ? `${statePath.slice(0, -5)}.rollout.json` : `${statePath}.rollout.json`;
+  return besideState(statePath, 'rollout.json');
 }
 
 export function formatSavedRollout(saved: SavedRollout): string {

@@ -12,13 +12,14 @@ import { checkShares, type Share, type HistoryEntry, type Percentages, type Reco
  */
 export const STATE_FORMAT = 1;
 
-function version(value: unknown, where: string): number {
+/** A version number: a whole number from 1. */
+export function version(value: unknown, where: string): number {
   if (!Number.isSafeInteger(value) || (value as number) < 1) throw new Corrupt(`${where} must be a positive integer`);
   return value as number;
 }
 
 /** A source is ours (startup, env, file, admin) or any word a newer version records ("controller"), kept as written. */
-const source = (value: unknown, where: string): RecordedSource => word(value, where, 'admin or file');
+export const source = (value: unknown, where: string): RecordedSource => word(value, where, 'admin or file');
 
 function percentages(value: unknown, where: string): Percentages {
   const obj = object(value, where);
@@ -91,13 +92,13 @@ export function formatSnapshot(snapshot: Snapshot): string {
   return `${JSON.stringify({ format: STATE_FORMAT, state: snapshot.state, history: snapshot.history }, null, 2)}\n`;
 }
 
-/** drum_state_write_failures_total: failed writes of the --state file (file="state") and the rollout's (file="rollout"). */
+/** drum_state_write_failures_total: failed writes of the --state file (file="state"), the rollout's (file="rollout") and the cohort rules' (file="routes"). */
 export function stateWriteFailures(registry: Registry): Counter<'file'> {
-  return new Counter({ name: 'drum_state_write_failures_total', help: 'Failed writes of the state file and the rollout state, by file.', labelNames: ['file'], registers: [registry] });
+  return new Counter({ name: 'drum_state_write_failures_total', help: 'Failed writes of the state file, the rollout state and the cohort rules, by file.', labelNames: ['file'], registers: [registry] });
 }
 
 /** onError for such a file: each failed write counted and logged, with when it is tried again. */
-export function reportWriteFailure(log: Logger, failures: Counter<'file'>, file: 'state' | 'rollout'): (err: NotWritten, retryInMs: number | undefined) => void {
+export function reportWriteFailure(log: Logger, failures: Counter<'file'>, file: 'state' | 'rollout' | 'routes'): (err: NotWritten, retryInMs: number | undefined) => void {
   return (err, retryInMs) => {
     failures.inc({ file });
     log.error({ err: err.cause.message, file: err.path, retryInMs: retryInMs ?? null }, `cannot write ${err.what}`);

@@ -96,5 +96,7 @@ export async function fakePrometheus(answer: (query: string, time: string) => { 
 export function prometheusAnswering(plan: Pick<RolloutPlan, 'baseline' | 'canary'>, answers: () => Record<string, Answer>): ReturnType<typeof fakePrometheus> {
   const windowless = (q: string): string => q.replace(/\[\d+s\]/, '[]');
   const keyOf = new Map(Object.entries(fleetQueries(plan, 1)).map(([k, q]) => [windowless(q), k]));
-  return fakePrometheus((q) => ({ body: JSON.stringify(answers()[keyOf.get(windowless(q))!]) }));
+  // A query the recording has no answer for (the cohort rules' counts, with no rules) has no series.
+  const none: Answer = { status: 'success', data: { resultType: 'vector', result: [] } };
+  return fakePrometheus((q) => ({ body: JSON.stringify(answers()[keyOf.get(windowless(q))!] ?? none) }));
 }
