@@ -4,8 +4,9 @@
  * GET /routes and /metrics; changed through PUT /routes with the token and the audit trail, the
  * state file and the watched config file; refused, naming the field, when wrong.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
@@ -169,6 +170,17 @@ t.test('with --state the rules survive a restart; a rules file that no longer fi
   });
   writeFileSync(rulesFile, '{"format": 2}');
   await t.rejects(startApp({ flags: { listen: '127.0.0.1:0', admin: '127.0.0.1:0', ...flags(u), state } }, { env: {}, log: silentLog }), { field: '--state', message: /corrupt: format is 2, this version reads format 1/ });
+});
+
+t.test('a start that fails (the traffic port taken) with --state: the rules file written out before the error', async (t) => {
+  const u = await upstreams(t);
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  t.teardown(() => taken.close());
+  const state = join(t.testdir(), 'state.json');
+  const listen = `127.0.0.1:${(taken.address() as AddressInfo).port}`;
+  await t.rejects(startApp({ flags: { listen, admin: '127.0.0.1:0', ...flags(u), state, routes: [RULES[0]] } }, { env: {}, log: silentLog }), { code: 'EADDRINUSE' });
+  t.match(JSON.parse(readFileSync(join(dirname(state), 'state.routes.json'), 'utf8')), { format: 1, state: { version: 1, routes: [{ name: 'beta' }] } });
 });
 
 t.test('the watched config file: an edit of its rules applies (source file); a bad one is rejected and the rules stay', async (t) => {
