@@ -130,7 +130,8 @@
         headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         body: JSON.stringify({ ...body, reason: reasonOf(reasonId) }),
       });
-      $(reasonId).value = '';
+      // Kept after a refusal (a wrong token, a stale version), to send again; cleared once it is recorded.
+      if (res.ok) $(reasonId).value = '';
       const json = await res.json().catch(() => ({}));
       if (res.status === 401) {
         out.className = 'result error';
@@ -607,11 +608,11 @@
     $('cohorts-state').textContent = v.routes.length === 0
       ? 'No rules: every request goes through the split.'
       : `${v.routes.length} rule${v.routes.length === 1 ? '' : 's'}, version ${v.version} (${v.source}, ${clock(v.updatedAt)}).`;
-    $('cohort-table').tBodies[0].replaceChildren(...v.routes.map((r) => el('tr', { 'data-route': r.name },
+    fillTable($('cohort-table'), v.routes.map((r) => el('tr', { 'data-route': r.name },
       el('th', { scope: 'row' }, r.name),
       el('td', {}, conditions(r.match)),
       el('td', {}, r.upstream === undefined ? 'the split' : el('span', { class: `c-${role(r.upstream)}` }, r.upstream)),
-      el('td', { 'data-measure': 'matches' }, String(r.matches)))));
+      el('td', { 'data-measure': 'matches' }, String(r.matches)))), 'no rules');
     const routed = Object.entries(rollout?.lastVerdict?.routed ?? {}).filter(([, n]) => n > 0);
     $('cohorts-routed').textContent = routed.length === 0 ? '' : `In the rollout's last window the rules took ${routed.map(([name, n]) => `${num(n)} to ${name}`).join(' and ')}: not judged.`;
   }

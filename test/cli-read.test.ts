@@ -5,11 +5,12 @@
  * child process (the wiring, Ctrl-C); the rest call the commands in-process, with console
  * captured, or the watch with its writer and terminal given.
  */
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import { startApp, type RunningApp } from '../src/app.js';
-import type { ClientOptions } from '../src/cli/admin-client.js';
+import { requestAdmin, type ClientOptions } from '../src/cli/admin-client.js';
 import { rolloutCommand } from '../src/cli/rollout.js';
 import { rolloutLook } from '../src/cli/rollout-status.js';
 import { switchCommand } from '../src/cli/switches.js';
@@ -288,4 +289,15 @@ t.test('a missing token and a wrong one: each told what to do', async (t) => {
   t.match(right, { code: 0, stdout: /^recording off/, stderr: '' }, 'the CLI runs recording');
   t.equal(app.proxy.recording.enabled, false, 'none of them changed anything');
   t.equal(app.rollout!.state.phase, 'running');
+});
+
+t.test('a call the signal ends reads as unreachable at once: a watch is not held by an admin API that never answers', async (t) => {
+  // Takes connections and never answers.
+  const silent = createNetServer(() => {});
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  t.teardown(() => silent.close());
+  const stop = new AbortController();
+  const asked = requestAdmin({ admin: `127.0.0.1:${(silent.address() as AddressInfo).port}`, token: undefined, reason: undefined, signal: stop.signal }, 'GET', '/rollout');
+  setTimeout(() => stop.abort(), 100);
+  t.match(await within(asked, 2_000, 'the call ending'), { unreachable: /^cannot reach the admin API at http:\/\/127\.0\.0\.1:\d+: / });
 });

@@ -60,6 +60,15 @@ t.test('rollout status while running: the step, weights, time held, next check, 
   ]);
 });
 
+t.test('rollout status says what cohort rules took out of the window, and nothing when they took none', async (t) => {
+  const running = states.running!.rollout;
+  const routed = { ...running, lastVerdict: { ...running.lastVerdict!, routed: { flask: 0, fastapi: 60 } } };
+  t.ok(status('running', routed).includes('not judged    60 to fastapi in the window, taken by cohort rules'));
+  t.notOk(status('running').some((l) => l.startsWith('not judged')));
+  const none = { ...running, lastVerdict: { ...running.lastVerdict!, routed: { flask: 0, fastapi: 0 } } };
+  t.notOk(status('running', none).some((l) => l.startsWith('not judged')));
+});
+
 t.test('rollout status in each phase: what that phase has to say', async (t) => {
   // Each row: the recorded phase, and lines the summary holds, in this order.
   const rows: [string, (string | RegExp)[]][] = [

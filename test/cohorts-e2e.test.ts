@@ -96,6 +96,16 @@ t.test('rules route by header, cookie, path and method, text and regex; the firs
   t.match(text, /^drum_requests_total\{server_type="flask",status="200",method="GET",origin="upstream"\} 4$/m, "the split's own keep their labels as they were");
 });
 
+t.test('the live shadow copies only what the split sent: a customer a rule keeps on the baseline never reaches the canary', async (t) => {
+  const u = await upstreams(t);
+  const app = await startTestApp(t, { ...flags(u), shadowSample: 1, routes: [{ name: 'sensitive', match: { header: { 'x-customer': 'acme' } }, upstream: 'flask' }] });
+  t.equal(await whoAnswers(app, 'POST', '/predict/', { 'x-customer': 'acme' }), 'flask');
+  t.equal(await whoAnswers(app, 'POST', '/predict/'), 'flask');
+  // The split's request is copied to the canary (the shadow's default upstream); the rule's is not.
+  await until(async () => sampleSum(((await call(app, 'GET', '/metrics')).json as { text: string }).text, 'drum_shadow_requests_total', {}) === 1);
+  t.same(u[1]!.seen.map((r) => r.headers['x-customer']), [undefined], 'only the unrouted request copied, and compared');
+});
+
 t.test('PUT /routes: the token, the audit trail, compare-and-set; the next request follows; bad input is a 400 naming the field and changes nothing', async (t) => {
   const u = await upstreams(t);
   const app = await startTestApp(t, { ...flags(u), routes: [RULES[0]] }, { env: { DRUM_SPLITTER_ADMIN_TOKEN: TOKEN } });
@@ -243,10 +253,19 @@ t.test('--workers 2: the rules from the file in every worker, a PUT /routes appl
   t.same(await answers({ 'x-beta': '1' }), Array(6).fill('fastapi'));
   const put = await request(`${admin}/routes`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ routes: [{ name: 'beta', match: { header: { 'x-beta': '1' } }, upstream: 'canary2' }] }) });
   t.equal(put.statusCode, 200, await put.body.text());
-  t.same(await answers({ 'x-beta': '1' }), Array(6).fill('canary2'), 'every worker follows the PUT');
+  // The workers hear of the PUT over IPC, apart from the connections: asked until all six say so.
+  let sent = 6;
+  let toCanary2 = 0;
+  await until(async () => {
+    const got = await answers({ 'x-beta': '1' });
+    sent += got.length;
+    toCanary2 += got.filter((u) => u === 'canary2').length;
+    return got.every((u) => u === 'canary2');
+  }, 5_000, 50);
+  t.pass('every worker follows the PUT');
   // Outcomes reach the primary in batches within 100 ms.
-  await until(async () => ((await (await request(`${admin}/routes`)).body.json()) as { routes: { matches: number }[] }).routes[0]!.matches === 12);
+  await until(async () => ((await (await request(`${admin}/routes`)).body.json()) as { routes: { matches: number }[] }).routes[0]!.matches === sent);
   const metrics = await (await request(`${admin}/metrics`)).body.text();
-  t.equal(sampleSum(metrics, 'drum_route_matches_total', { route: 'beta' }), 12, "every worker's matches, added up");
-  t.equal(sampleSum(metrics, 'drum_requests_total', { route: 'beta', server_type: 'canary2' }), 6);
+  t.equal(sampleSum(metrics, 'drum_route_matches_total', { route: 'beta' }), sent, "every worker's matches, added up");
+  t.equal(sampleSum(metrics, 'drum_requests_total', { route: 'beta', server_type: 'canary2' }), toCanary2);
 });

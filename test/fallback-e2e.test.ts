@@ -129,8 +129,8 @@ t.test('the canary killed at 50% under steady load: 0 failed requests, and the r
   t.ok(traffic.fallbacks > 0, `${traffic.fallbacks} of them the baseline's answers for the dead canary`);
   const decision = rollout.decisions.find((d) => d.action === 'rollback')!;
   t.match(decision, { from: 50, to: 0, text: /^canary error rate [\d.]+% \(\d+ of \d+\) over 1%/ }, "judged on the canary's failures, which no client saw");
-  // The check after the kill is one interval away; a busy machine may run it late.
-  t.ok(rolledBackMs < 2 * INTERVAL_MS, `rolled back ${rolledBackMs} ms after the kill (interval ${INTERVAL_MS} ms)`);
+  // The check after the kill is one interval away; a busy machine may run it late, so three are allowed.
+  t.ok(rolledBackMs < 3 * INTERVAL_MS, `rolled back ${rolledBackMs} ms after the kill (interval ${INTERVAL_MS} ms)`);
   t.equal(app.store.view().weights.fastapi, 0);
 
   const metrics = await (await request(`${admin}/metrics`)).body.text();

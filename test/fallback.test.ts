@@ -143,6 +143,17 @@ t.test('a canary that resets the connection before a byte of the request was wri
   t.equal(await r.metric('drum_requests_total', { server_type: 'fastapi', status: '502' }), 1);
 });
 
+t.test('a request the override header or a cohort rule sent to the canary gets its failure: it asked for that upstream', async (t) => {
+  const r = await rig(t, await refusing(), { overrideHeader: 'x-force', weights: ['fastapi=0'], routes: [{ name: 'qa', match: { header: { 'x-qa': '1' } }, upstream: 'fastapi' }] });
+  for (const headers of [{ 'x-force': 'fastapi' }, { 'x-qa': '1' }]) {
+    const reply = await send(`${r.url}/predict/`, { method: 'POST', body: 'x', headers });
+    t.equal(reply.status, 502, JSON.stringify(headers));
+    t.equal(reply.headers[FALLBACK_HEADER.toLowerCase()], undefined);
+  }
+  t.equal(r.flask.seen.length, 0, 'nothing sent to the baseline');
+  t.equal(await r.metric('drum_fallback_total', {}), 0);
+});
+
 t.test('--fallback off: the failure is the answer, and nothing is counted as a fallback', async (t) => {
   const r = await rig(t, await refusing(), { fallback: 'off' });
   const reply = await send(`${r.url}/predict/`, { method: 'POST', body: 'x' });
@@ -192,6 +203,7 @@ t.test('safe: a GET with no answer within --timeout goes to the baseline, the ca
   t.equal(await r.metric('drum_requests_total', { server_type: 'fastapi', status: '504', origin: 'proxy' }), 1);
   await until(() => r.outcomes.length === 1);
   t.ok(r.outcomes[0]!.fallback!.seconds >= 0.3, 'the failed attempt took the timeout');
+  t.ok(r.outcomes[0]!.seconds < 0.3, `the baseline's answer is timed alone (${r.outcomes[0]!.seconds} s): the wait is the canary's`);
   const post = await send(`${r.url}/predict/`, { method: 'POST', body: 'x' });
   t.equal(post.status, 504, 'a POST is not sent again');
 });

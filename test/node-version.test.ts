@@ -46,6 +46,14 @@ t.test('the CLI started by an older Node runs under the Node npm ci brought (npm
   const exited = new Promise((r) => child.on('exit', (code, signal) => r([code, signal])));
   child.kill('SIGTERM');
   t.same(await exited, [0, null], 'SIGTERM: exit 0');
+
+  // Ctrl-C, as a supervisor or `kill -INT` sends it to the process it started: passed on once, a clean stop.
+  const again = spawn(systemNode!, [cli, 'serve', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => void again.kill('SIGKILL'));
+  await waitForLine(again, /"msg":"listening"/);
+  const stopped = new Promise((r) => again.on('exit', (code, signal) => r([code, signal])));
+  again.kill('SIGINT');
+  t.same(await stopped, [0, null], 'SIGINT: exit 0');
 });
 
 t.test('the CLI under an older Node without the bundled one: exit 2, one line', { skip }, async (t) => {

@@ -15,6 +15,8 @@ export interface ClientOptions {
   /** Where the token came from (--token, or the environment), named when the admin API refuses it. */
   readonly tokenFrom?: '--token' | typeof TOKEN_ENV | undefined;
   readonly reason: string | undefined;
+  /** Ends a call in flight (a --watch's Ctrl-C), which then reads as unreachable. */
+  readonly signal?: AbortSignal;
 }
 
 /** An admin API call's outcome: its status and body (the JSON parsed, or undefined), or why it could not be made. */
@@ -41,6 +43,7 @@ export async function requestAdmin(opts: ClientOptions, method: 'GET' | 'PUT' | 
       body: sent,
       headersTimeout: 10_000,
       bodyTimeout: 10_000,
+      signal: opts.signal,
     });
     const text = await res.body.text();
     return { status: res.statusCode, json: parseJson(text), text };

@@ -260,7 +260,7 @@ async function demo(opts: DemoOptions, admin: HostPort, session: DemoSession): P
     stderrIsTTY: false,
   });
   console.log(`  exit code ${code} (1: a criterion failed; here the one difference the stand-ins were given)`);
-  console.log(`  open the report: file://${html}`);
+  console.log(`  open the report: file://${html} (while the demo runs; ${session.about})`);
   return [
     `\nstill serving; try:
   curl -s ${target}/info/

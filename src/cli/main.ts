@@ -34,14 +34,13 @@ function version(): string {
 }
 
 /**
- * This command line again under `node`, resolving to its exit code. SIGTERM and SIGHUP are passed
- * on; SIGINT is not: Ctrl-C reaches both processes from the terminal, and a second SIGINT would
- * cut the child's graceful stop short.
+ * This command line again under `node`, resolving to its exit code; SIGINT, SIGTERM and SIGHUP
+ * sent to this process are passed on. The child has a process group of its own, so a terminal's
+ * Ctrl-C reaches it once, through this process: twice would cut its graceful stop short.
  */
 function relaunch(node: string, argv: readonly string[]): Promise<number> {
-  const child = spawn(node, [fileURLToPath(import.meta.url), ...argv], { stdio: 'inherit' });
-  process.on('SIGINT', () => {});
-  for (const signal of ['SIGTERM', 'SIGHUP'] as const) process.on(signal, () => child.kill(signal));
+  const child = spawn(node, [fileURLToPath(import.meta.url), ...argv], { stdio: 'inherit', detached: true });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => child.kill(signal));
   return new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? 128 + constants.signals[signal!])));
 }
 

@@ -89,11 +89,12 @@ export function rolloutLook(sub: 'status' | 'decisions', opts: ClientOptions, js
 
 /** `rollout status` and `rollout decisions`: a summary (or --json), once or --watch. */
 export async function readRollout(sub: 'status' | 'decisions', opts: ClientOptions, read: ReadOptions): Promise<number> {
-  const look = rolloutLook(sub, opts, read.json);
   const out = (text: string): void => console.log(text);
   const err = (line: string): void => console.error(line);
-  if (!read.watch) return lookOnce(look, { out, err });
+  if (!read.watch) return lookOnce(rolloutLook(sub, opts, read.json), { out, err });
   const stop = new AbortController();
+  // Ctrl-C also ends a call in flight: an admin API that does not answer would hold the watch for its timeout.
+  const look = rolloutLook(sub, { ...opts, signal: stop.signal }, read.json);
   const interrupt = (): void => stop.abort();
   process.once('SIGINT', interrupt);
   const io: WatchIo = { tty: process.stdout.isTTY === true, rows: process.stdout.rows, out, err, signal: stop.signal };

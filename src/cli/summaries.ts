@@ -127,6 +127,8 @@ export function statusSummary(r: Answer, decisions: readonly Decision[], at: Rea
   const v = r.lastVerdict;
   lines.push(row('last verdict', v === null ? 'none yet' : `${v.action} at ${clock(v.at, at)}: ${v.text}`));
   if (v !== null && v.checks.length > 0) lines.push(...checkLines(v.checks));
+  const routed = Object.entries(v?.routed ?? {}).filter(([, n]) => n > 0);
+  if (routed.length > 0) lines.push(row('not judged', `${routed.map(([name, n]) => `${n} to ${name}`).join(' and ')} in the window, taken by cohort rules`));
   const verification = r.lastVerification;
   if (verification !== null) {
     lines.push(row('verification', `${words(verification.action)} at ${clock(verification.at, at)}`));

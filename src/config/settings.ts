@@ -193,7 +193,7 @@ export const SETTING_DEFAULTS = Object.fromEntries((SETTINGS as readonly Setting
 /** --config: the keys a file may hold, listed. */
 const CONFIG_FLAG: Flag = {
   flag: 'config', kind: 'value', arg: 'FILE',
-  help: `YAML file with these settings (${SETTING_KEYS.join(', ')}); watched, its weights re-applied when they change`,
+  help: `YAML file with these settings (${SETTING_KEYS.join(', ')}); watched, its weights and cohort rules re-applied when they change`,
 };
 
 /** serve's flags: each setting's, --config after the first four. */

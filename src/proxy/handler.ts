@@ -283,7 +283,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
       const status = failure !== undefined ? ERRORS[failure.error].status : finished ? ex.res.statusCode : 499;
       // Only an upstream's own failure counts against it; the client's and ours count as no upstream's.
       const serverType = backend !== undefined && (failure === undefined || failure.blame === 'upstream') ? backend.name : NO_UPSTREAM;
-      const seconds = (performance.now() - ex.started) / 1000;
+      // After a fallback, the answering upstream's own time: the failed attempt's is charged to the one that failed.
+      const seconds = (performance.now() - ex.started) / 1000 - (ex.fallback?.seconds ?? 0);
       const origin = failure !== undefined || !finished ? 'proxy' : 'upstream';
       if (backend !== undefined) metrics.forwardEnded(backend.name);
       const { method, url, complete: requestComplete } = ex.req;
@@ -438,7 +439,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
    */
   function forwardFailed(ex: Exchange, body: ForwardBody, bufferedLength: number | undefined, failure: ForwardFailure, err: Error, at: FailedAt): void {
     const from = ex.backend!;
-    const reason = from === baseline ? undefined : fallbackReason(config.fallback, { at, code: (err as { code?: string }).code ?? '', blame: failure.blame, method: ex.req.method! });
+    const reason = from === baseline || pinned(ex) ? undefined : fallbackReason(config.fallback, { at, code: (err as { code?: string }).code ?? '', blame: failure.blame, method: ex.req.method! });
     const again = reason === undefined ? undefined : resendable(ex, body, at);
     if (again === undefined) return answerFailedForward(ex, failure, err, at === 'answer', reason);
     ex.fallback = { from: from.name, reason: reason!, status: ERRORS[failure.error].status, seconds: (performance.now() - ex.started) / 1000 };
@@ -447,6 +448,11 @@ export function createProxy(deps: ProxyDeps): Proxy {
     metrics.forwardStarted(baseline.name);
     ex.backend = baseline;
     forwardTo(ex, baseline, again, bufferedLength);
+  }
+
+  /** A cohort rule or the override header chose the upstream: its answer, failure included, is what was asked for. */
+  function pinned(ex: Exchange): boolean {
+    return ex.route?.upstream !== undefined || (config.overrideHeader !== undefined && typeof ex.req.headers[config.overrideHeader] === 'string');
   }
 
   /**
@@ -497,7 +503,8 @@ export function createProxy(deps: ProxyDeps): Proxy {
     ex.backend = backend;
     metrics.forwardStarted(backend.name);
     if (recording.wants(ex.facts.uri)) ex.record = recording.start(ex.id, req, ex.path, ex.bodyLength);
-    if (shadow !== undefined) ex.shadow = shadow.copy(ex.id, req, ex.path, ex.facts.uri, backend.name, ex.bodyLength);
+    // What a cohort rule took is not the split's, and not copied: a customer kept on the baseline stays off the canary.
+    if (shadow !== undefined && ex.route?.upstream === undefined) ex.shadow = shadow.copy(ex.id, req, ex.path, ex.facts.uri, backend.name, ex.bodyLength);
     // A body to buffer takes a detour; everything else goes on in this tick.
     if (ex.bodyLength === 0 || !settingsOf.get(backend.name)!.requestBuffering) forwardTo(ex, backend, streamBody(ex), undefined);
     else if (ex.bodyLength > 0 && ex.bodyLength <= config.buffer.memory) holdThenForward(ex, backend);

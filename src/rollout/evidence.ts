@@ -100,10 +100,10 @@ export class LocalEvidence implements EvidenceSource {
       deps.outcomes.subscribe('rollout', (o) => {
         if (!judging()) return;
         const now = deps.now();
-        const into = o.routed === true ? this.#routed : this.#window;
-        into.add(o, now);
+        if (o.routed === true) return this.#routed.add(o, now);
+        this.#window.add(o, now);
         // The upstream a fallback left is judged on its failure, not on the baseline's answer.
-        if (o.fallback !== undefined) into.add(failedAttempt(o, o.fallback), now);
+        if (o.fallback !== undefined) this.#window.add(failedAttempt(o, o.fallback), now);
       }),
       deps.poller.subscribe('rollout', (s) => this.#polled(s)),
     );
