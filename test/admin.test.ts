@@ -329,9 +329,9 @@ t.test('every admin answer carries nosniff and the CSP: JSON, text, errors, 404s
 
 t.test("GET /about: a proxy, and the console's reads it answers; a 404 names them", async (t) => {
   const two = await app(t);
-  const reads = ['/weights', '/history', '/rollout', '/rollout/decisions', '/series', '/recording', '/shadow'];
+  const reads = ['/weights', '/history', '/routes', '/rollout', '/rollout/decisions', '/series', '/recording', '/shadow'];
   t.same(body(await send(`${two.adminUrl}/about`)), { server: 'proxy', reads });
   t.same(body(await send(`${two.adminUrl}/nope`)), { error: 'not_found', message: `no GET /nope; see GET / (the console), ${reads.join(', ')}, /healthz, /readyz, /metrics` });
   const one = await app(t, { upstreams: [`flask=${flask.url}`], weights: [] });
-  t.same(body(await send(`${one.adminUrl}/about`)), { server: 'proxy', reads: ['/weights', '/history', '/series', '/recording', '/shadow'] }, 'one upstream: no rollout');
+  t.same(body(await send(`${one.adminUrl}/about`)), { server: 'proxy', reads: ['/weights', '/history', '/routes', '/series', '/recording', '/shadow'] }, 'one upstream: no rollout');
 });

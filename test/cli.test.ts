@@ -165,7 +165,7 @@ t.test('no command: the list of commands on stdout, exit 2', async (t) => {
 t.test('bad input: exit 2 and one line saying what is wrong', async (t) => {
   // The command line itself: the line names the command and its --help.
   const usage: [keyof typeof started.runs, string][] = [
-    ['unknownCommand', 'drum-splitter: unknown command "frobnicate"; commands: serve, controller, replay, weights, rollout, recording, shadow, check, verify, demo (see drum-splitter --help)'],
+    ['unknownCommand', 'drum-splitter: unknown command "frobnicate"; commands: serve, controller, replay, weights, rollout, recording, shadow, check, verify, demo, standin (see drum-splitter --help)'],
     ['unknownFlag', 'drum-splitter serve: unknown option --bogus (see drum-splitter serve --help)'],
     ['flagFirst', 'drum-splitter: unknown option --listen before the command (see drum-splitter --help)'],
     ['missingValue', 'drum-splitter serve: --listen needs a value, HOST:PORT (see drum-splitter serve --help)'],

@@ -21,7 +21,7 @@ import { metricSum, sampleSum } from './helpers/metrics.js';
 import { until } from './helpers/wait.js';
 
 t.test('fallbackReason: which failures go to the baseline, by mode', async (t) => {
-  const f = (at: FailedForward['at'], code: string, method = 'POST', blame: FailedForward['blame'] = 'upstream'): FailedForward => ({ at, code, blame, method });
+  const f = (at: FailedForward['at'], code: string | undefined, method = 'POST', blame: FailedForward['blame'] = 'upstream'): FailedForward => ({ at, code, blame, method });
   const rows: [FallbackMode, FailedForward, string | undefined, string][] = [
     ['connect', f('connect', 'ECONNREFUSED'), 'refused', 'refused: nothing was written'],
     ['connect', f('connect', 'ECONNRESET'), 'reset', 'reset while connecting (a TLS handshake, a stale keep-alive connection)'],
@@ -30,6 +30,8 @@ t.test('fallbackReason: which failures go to the baseline, by mode', async (t) =
     ['connect', f('connect', 'UND_ERR_CONNECT_TIMEOUT'), 'timeout', 'the connect timed out'],
     ['connect', f('connect', 'ENOTFOUND'), 'connect_failed', 'a name that does not resolve'],
     ['connect', f('connect', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'), 'connect_failed', 'a certificate not trusted'],
+    ['connect', f('connect', undefined), 'connect_failed', 'an error without a code, before a byte was written'],
+    ['safe', f('request', undefined, 'GET'), undefined, 'an error without a code after the request was written'],
     ['connect', f('request', 'ECONNRESET', 'GET'), undefined, 'written: connect leaves even a GET alone'],
     ['connect', f('request', 'ECONNREFUSED'), undefined, 'written, whatever the code'],
     ['connect', f('answer', 'ECONNRESET'), undefined, 'the answer had begun'],

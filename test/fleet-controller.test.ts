@@ -13,7 +13,7 @@ import { readConfigFile } from '../src/config/config.js';
 import { createStandin } from '../src/cli/standin.js';
 import { startController } from '../src/fleet/app.js';
 import { freePort, runCli, silentLog, spawnCli, startUpstream, waitForLine } from './helpers/net.js';
-import { until } from './helpers/wait.js';
+import { sleep, until } from './helpers/wait.js';
 
 const TOKEN = 'fleet-controller-token-0123456789';
 const flask = await startUpstream('flask');
@@ -89,6 +89,10 @@ t.test('Prometheus unreachable: inconclusive, no weight change, said once; a rep
     { level: 40, replica: adminOf(stranger), msg: /: the claim is not released \(401: .*\); it lapses within 30 s$/ },
     { level: 30, msg: "released the controller's claim on 1 of 2 replicas" },
   ]);
+  // Closed, a change of the fleet's weights reaches no replica: they are let go.
+  c.store.change([['fastapi', 1200]], { source: 'admin', who: 'test', reason: 'after the close' });
+  await sleep(200);
+  t.match((await request(`${adminOf(replica)}/weights`).then((r) => r.body.json())) as object, { weights: { fastapi: 7 } }, 'not sent');
 });
 
 t.test('a replica running its own rollout refuses the claim; one with other upstreams refuses the weights', async (t) => {

@@ -144,6 +144,10 @@ t.test('a narrow range is linear; all 0 ms still draws', async (t) => {
   t.notMatch(narrow, 'log scale');
   t.match(narrow, /Replay report: <span class="inconclusive">INCONCLUSIVE<\/span>/, 'two latencies a side: no p99 to judge by');
   t.equal(narrow.match(/<path /g)?.length, 2);
+  t.match(narrow, /p99 13\.0 ms/, 'a latency from 10 ms: one decimal');
+  const slow = renderHtml(buildReport([row({ flask_latency_ms: 250.4, fastapi_latency_ms: 1.234 })], noSkips, false, noMemory), meta);
+  t.match(slow, />p50 250 ms</, 'from 100 ms: whole milliseconds');
+  t.match(slow, />p50 1\.23 ms</, 'under 10 ms: two decimals');
   const zero = renderHtml(buildReport([row({ flask_latency_ms: 0, fastapi_latency_ms: 0 })], noSkips, false, noMemory), meta);
   t.notMatch(zero, /NaN|Infinity/);
   t.equal(zero.match(/<path /g)?.length, 2);

@@ -7,7 +7,7 @@ import { helpPage, parseFlags, UsageError, withDefaults, type Command, type Flag
 import { InputError } from '../common/input-error.js';
 import { settingsFromFlags } from '../config/settings.js';
 import { tuneHeap } from '../heap.js';
-import { bundledNodePath, unsupportedNode } from '../common/node-version.js';
+import { bundledNode, unsupportedNode } from '../common/node-version.js';
 import type { ClientOptions } from './admin-client.js';
 import { COMMANDS, GLOBAL_HELP } from './commands.js';
 
@@ -193,9 +193,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const old = unsupportedNode(process.versions.node);
   if (old !== undefined) {
     // Started by an older node (npm link, a global install, `node dist/...`): the Node `npm ci` brought runs it instead.
-    const bundled = bundledNodePath(ROOT, process.platform, process.arch);
-    if (!existsSync(bundled)) throw new InputError(old);
-    return relaunch(fileURLToPath(bundled), argv);
+    return relaunch(bundledNode(ROOT, process.platform, process.arch, old), argv);
   }
   return RUN[command.name]!({ given, values: withDefaults(command.flags, given), args: positionals });
 }

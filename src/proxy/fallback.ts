@@ -17,8 +17,8 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export interface FailedForward {
   /** How far it had come. */
   readonly at: FailedAt;
-  /** The error's code (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT, ...), '' for none. */
-  readonly code: string;
+  /** The error's code (ECONNREFUSED, UND_ERR_HEADERS_TIMEOUT, ...), if it has one. */
+  readonly code: string | undefined;
   readonly blame: Blame;
   readonly method: string;
 }

@@ -82,7 +82,7 @@ const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 
 const UNTRUSTED = /CERT|^UNABLE_TO_/;
 const REFUSED = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_NOT_SUPPORTED', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH']);
 /** The upstream reset or closed the connection (undici's "other side closed" is UND_ERR_SOCKET). */
-export const CLOSED = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE']);
+export const CLOSED: ReadonlySet<string | undefined> = new Set(['ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE']);
 
 /** Maps a failed forward to what the client hears (nginx's 502/504 split) and whose fault it is. */
 export function classifyFailure(err: Error): ForwardFailure {

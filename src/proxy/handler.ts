@@ -439,7 +439,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
    */
   function forwardFailed(ex: Exchange, body: ForwardBody, bufferedLength: number | undefined, failure: ForwardFailure, err: Error, at: FailedAt): void {
     const from = ex.backend!;
-    const reason = from === baseline || pinned(ex) ? undefined : fallbackReason(config.fallback, { at, code: (err as { code?: string }).code ?? '', blame: failure.blame, method: ex.req.method! });
+    const reason = from === baseline || pinned(ex) ? undefined : fallbackReason(config.fallback, { at, code: (err as { code?: string }).code, blame: failure.blame, method: ex.req.method! });
     const again = reason === undefined ? undefined : resendable(ex, body, at);
     if (again === undefined) return answerFailedForward(ex, failure, err, at === 'answer', reason);
     ex.fallback = { from: from.name, reason: reason!, status: ERRORS[failure.error].status, seconds: (performance.now() - ex.started) / 1000 };
