@@ -21,17 +21,17 @@ t.test('Outcomes: listeners hear each outcome once, until they unsubscribe', asy
 t.test('every exchange publishes exactly one outcome, and the counters are built from them', async (t) => {
   const up = await startUpstream('flask');
   const down = `http://127.0.0.1:${await freePort()}`;
-  const proxy = await startTestProxy({ upstreams: [`flask=${up.url}`, `fastapi=${down}`], overrideHeader: 'X-Force' });
+  const proxy = await startTestProxy({ upstreams: [`flask=${up.url}`, `fastapi=${down}`], weights: ['fastapi=100'], overrideHeader: 'X-Force' });
   t.teardown(async () => {
     await proxy.close(0);
     await up.close();
   });
   const seen: Outcome[] = [];
   proxy.outcomes.subscribe('test', (o) => seen.push(o));
-  const ok = await send(`${proxy.url}/predict/`, { method: 'POST', body: 'a,b\n1,2\n' });
+  const ok = await send(`${proxy.url}/predict/`, { method: 'POST', body: 'a,b\n1,2\n', headers: { 'x-force': 'flask' } });
   t.equal(ok.status, 200);
-  // fastapi refuses: the baseline answers (--fallback connect), one outcome carrying the failed attempt.
-  const fellBack = await send(`${proxy.url}/ping`, { headers: { 'x-force': 'fastapi' } });
+  // The split's fastapi refuses: the baseline answers (--fallback connect), one outcome carrying the failed attempt.
+  const fellBack = await send(`${proxy.url}/ping`);
   t.equal(fellBack.status, 200);
   await rawExchange(proxy.address.port, 'GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n');
   await rawExchange(proxy.address.port, 'BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n');

@@ -6,12 +6,15 @@ import { dirname } from 'node:path';
  * The CLI turns it into one line and exit code 2; the admin API into a 4xx JSON body.
  */
 export class InputError extends Error {
-  constructor(
-    message: string,
-    /** The setting or field at fault, e.g. "weights.fastapi" or "--listen". */
-    readonly field?: string,
-  ) {
+  /**
+   * The setting or field at fault, e.g. "weights.fastapi" or "--listen". Declared, not a class
+   * field: no field initializer, which an older Node that only says it is too old would never run.
+   */
+  declare readonly field: string | undefined;
+
+  constructor(message: string, field?: string) {
     super(field === undefined ? message : `${field}: ${message}`);
+    this.field = field;
     this.name = 'InputError';
   }
 }

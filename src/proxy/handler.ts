@@ -13,12 +13,15 @@ import { HASH_FUNCTIONS, pickByHash, type SplitTable } from './split.js';
 import { firstMatch, type CompiledRoute } from './cohorts.js';
 import type { PendingRecord, Recording } from '../record/recording.js';
 import { BufferFailed, SpillFile } from './spill.js';
-import { BodyTooLarge, classifyFailure, dispatch, tapped, toClient, type Backend, type ClientAnswer, type ClientSink, type FailedAt, type ForwardBody, type ForwardFailure, type Tap } from './forward.js';
+import { BodyTooLarge, classifyFailure, dispatch, tapped, toClient, type Backend, type Blame, type ClientAnswer, type ClientSink, type FailedAt, type ForwardBody, type ForwardFailure, type Tap } from './forward.js';
 import { fallbackReason } from './fallback.js';
 
 export const UPSTREAM_HEADER = 'X-Drum-Splitter-Upstream';
 /** On an answer the baseline gave after the split's choice failed: the name of the one that failed. */
 export const FALLBACK_HEADER = 'X-Drum-Splitter-Fallback';
+
+/** A failed forward's log level by whose fault it was: the client's is no operator's problem. */
+const LOG_LEVEL = { client: 'info', upstream: 'warn', proxy: 'warn' } as const satisfies Record<Blame, 'info' | 'warn'>;
 
 /** More request headers than this get 431: Node would otherwise drop the rest silently, Content-Length among them. */
 export const MAX_HEADERS = 1000;
@@ -423,8 +426,7 @@ export function createProxy(deps: ProxyDeps): Proxy {
         upstream, err: err.message, url: req.url, status: ERRORS[failure.error].status, blame: failure.blame,
         ...(unsent === undefined ? {} : { fallback: `${unsent}, not taken: the streamed request body was already read` }),
       };
-      if (failure.blame === 'client') log.info(fields, failure.reason);
-      else log.warn(fields, midBody ? `${failure.reason} in the middle of the answer; connection cut` : failure.reason);
+      log[LOG_LEVEL[failure.blame]](fields, midBody ? `${failure.reason} in the middle of the answer; connection cut` : failure.reason);
     }
     // A 502 or 504 names the upstream that failed in the header that names the one that answered.
     if (!midBody && failure.blame === 'upstream' && config.upstreamHeader) res.setHeader(UPSTREAM_HEADER, upstream);
