@@ -5,6 +5,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import t from 'tap';
 import type { Flag } from '../src/common/flags.js';
+import { buildConfig, parseConfigText } from '../src/config/config.js';
 import { SERVE_FLAGS } from '../src/config/settings.js';
 
 const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
@@ -86,4 +87,11 @@ t.test("the README's contents list every ## and ### heading", async (t) => {
   const end = README.indexOf('<!-- /contents -->');
   t.ok(start >= 0 && end > start, 'the contents are marked');
   t.equal(README.slice(start + '<!-- contents -->'.length, end).trim(), contents(README), 'copy the expected list into the README when this fails');
+});
+
+t.test("the walkthrough's plan is a config serve takes", async (t) => {
+  const walkthrough = README.slice(README.indexOf('## Walkthrough'));
+  const yaml = /```yaml\n([\s\S]*?)```/.exec(walkthrough)![1]!;
+  const config = buildConfig(parseConfigText(yaml, 'walkthrough.yaml'));
+  t.same(config.rollout?.steps.map((s) => s.weight), [10, 50, 100]);
 });
